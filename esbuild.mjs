@@ -1,0 +1,46 @@
+// Builds the three bundles (extension, helper, webview), the CLI, and the test files.
+//   node esbuild.mjs [--production] [--watch]
+import * as esbuild from 'esbuild';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const production = process.argv.includes('--production');
+const watch = process.argv.includes('--watch');
+const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning', legalComments: 'none' };
+const node = { ...common, platform: 'node', target: 'node20', format: 'cjs' };
+// Native packages are loaded at run time from node_modules, never bundled.
+const nativeExternals = ['usb', 'koffi'];
+
+function testEntries(dir) {
+  if (!fs.existsSync(dir)) return [];
+  const out = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...testEntries(p));
+    else if (/\.test\.ts$/.test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+const builds = [
+  { ...node, entryPoints: { extension: 'extension/src/extension.ts' }, outdir: 'out', external: ['vscode', ...nativeExternals] },
+  { ...node, entryPoints: { server: 'server/src/main.ts', cli: 'server/src/cli.ts' }, outdir: 'out', external: nativeExternals },
+  { ...common, platform: 'browser', target: 'es2022', format: 'iife', entryPoints: { webview: 'webview/src/main.ts' }, outdir: 'out' },
+];
+if (!production) {
+  const tests = [...testEntries('test/unit'), ...testEntries('test/helper')];
+  if (tests.length) {
+    builds.push({ ...node, entryPoints: tests, outdir: 'out/test', outbase: 'test', external: [...nativeExternals, 'vscode'], sourcemap: 'inline' });
+  }
+}
+
+if (watch) {
+  for (const b of builds) await (await esbuild.context(b)).watch();
+  console.log('esbuild: watching');
+} else {
+  const t0 = Date.now();
+  await Promise.all(builds.map((b) => esbuild.build(b)));
+  // The webview toolkit ships as one browser bundle; copy it next to our webview bundle.
+  fs.copyFileSync('node_modules/@vscode/webview-ui-toolkit/dist/toolkit.min.js', 'out/toolkit.min.js');
+  console.log(`esbuild: built ${builds.length} bundles in ${Date.now() - t0} ms`);
+}

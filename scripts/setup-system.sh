@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suites need: Chromium for real VS Code,
+# pcscd + vpcd + vicc + pcsc-tools + opensc for the reference smart card stack,
+# libkrb5-dev for code-server's native build. Run as root (npm run setup:system).
+set -euo pipefail
+PKGS=(chromium pcscd libpcsclite1 libpcsclite-dev pcsc-tools libccid opensc
+      vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome
+      libkrb5-dev curl ca-certificates)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then echo "setup:system: all Debian packages present"; exit 0; fi
+if [ "$(id -u)" != 0 ]; then echo "setup:system: missing ${missing[*]}; run as root: npm run setup:system" >&2; exit 1; fi
+echo "setup:system: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup:system: done"
