@@ -28,7 +28,7 @@ const builds = [
   { ...common, platform: 'browser', target: 'es2022', format: 'iife', entryPoints: { webview: 'webview/src/main.ts' }, outdir: 'out' },
 ];
 if (!production) {
-  const tests = [...testEntries('test/unit'), ...testEntries('test/helper')];
+  const tests = [...testEntries('test/unit'), ...testEntries('test/helper'), ...testEntries('test/refstack')];
   if (tests.length) {
     builds.push({ ...node, entryPoints: tests, outdir: 'out/test', outbase: 'test', external: [...nativeExternals, 'vscode'], sourcemap: 'inline' });
   }

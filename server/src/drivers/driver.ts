@@ -1,0 +1,67 @@
+// The one small interface every source of readers implements (design: Drivers).
+// Drivers do transport only; the reader manager owns naming, the cache, queues,
+// locks and events. Only server/src/manager calls this interface.
+
+export type Protocol = 0 | 1;
+export type PowerMode = 'cold' | 'warm';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+
+/** What a driver reports about one slot (= one reader for clients). */
+export interface SlotDescriptor {
+  /** Stable within the driver, e.g. `sim:0`, `vpcd:35963`, `usb:072f:90cc:serial:1`. */
+  readonly key: string;
+  /** Friendly reader name without the `NN SS` suffix, e.g. `Workbench Simulator`. */
+  readonly name: string;
+  /** Optional `[interface]` part of pcsc-lite's name. */
+  readonly interfaceName?: string;
+  /** Optional `(serial)` part of pcsc-lite's name. */
+  readonly serial?: string;
+  /**
+   * Slots of one physical device share a device key; the manager gives every
+   * device of a driver its own index NN and every slot its SS.
+   */
+  readonly deviceKey: string;
+  readonly slotIndex: number;
+  /** Card present right now (drivers report later changes as events). */
+  readonly cardPresent: boolean;
+  /** Free-form facts shown on the reader (VID:PID, exchange level, features…). */
+  readonly details?: Record<string, string>;
+  /** Set when the reader exists but cannot be used, with the reason and the way out. */
+  readonly unavailable?: string;
+}
+
+/** Events a driver reports; the manager turns them into client events. */
+export interface DriverSink {
+  slotAdded(slot: SlotDescriptor): void;
+  slotRemoved(key: string): void;
+  cardInserted(key: string): void;
+  cardRemoved(key: string): void;
+  log(level: LogLevel, message: string): void;
+}
+
+export interface Driver {
+  /** `simulator`, `vpcd`, `pcsc`, `usb-ccid`. */
+  readonly id: string;
+  /**
+   * Starts transport and plug-and-play listening. Resolves once every slot that
+   * exists right now has been reported through `sink.slotAdded`.
+   */
+  start(sink: DriverSink): Promise<void>;
+  stop(): Promise<void>;
+
+  /** Powers the card and returns its ATR. */
+  powerOn(key: string, mode: PowerMode): Promise<Uint8Array>;
+  powerOff(key: string): Promise<void>;
+  /** Sets the protocol (and its parameters from the ATR) on the reader after power-up. */
+  setProtocol(key: string, protocol: Protocol, atr: Uint8Array): Promise<void>;
+  /**
+   * Sends one command to the card and returns the raw response (data + SW1 SW2).
+   * For T=0 the manager has already made the command a TPDU (case 4 without Le);
+   * the driver just carries bytes.
+   */
+  transmit(key: string, command: Uint8Array, protocol: Protocol): Promise<Uint8Array>;
+  /** Reader-specific control / escape command (SCardControl, PC_to_RDR_Escape). */
+  control(key: string, code: number, data: Uint8Array): Promise<Uint8Array>;
+  /** Optional: mechanical eject. */
+  eject?(key: string): Promise<void>;
+}

@@ -1,0 +1,127 @@
+// The embedded simulator: virtual readers holding the demo card, so everything
+// works with no hardware. A driver like any other (house rule 3); card insertion
+// and removal are its plug-and-play events.
+
+import { ScError } from '../../util/errors';
+import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
+import { CardKind, SimulatedCard } from './card';
+
+export interface SimulatorOptions {
+  /** How many simulator readers (default 1). */
+  readers?: number;
+  /** Which card each reader holds at start (default T=1). */
+  card?: CardKind;
+  /** Start with the card inserted (default true). */
+  inserted?: boolean;
+}
+
+interface SimSlot {
+  key: string;
+  card: SimulatedCard | null;
+  powered: boolean;
+}
+
+export const SIMULATOR_READER_NAME = 'Workbench Simulator';
+
+export class SimulatorDriver implements Driver {
+  readonly id = 'simulator';
+  private sink: DriverSink | null = null;
+  private readonly slots = new Map<string, SimSlot>();
+
+  constructor(private readonly options: SimulatorOptions = {}) {}
+
+  async start(sink: DriverSink): Promise<void> {
+    this.sink = sink;
+    const n = this.options.readers ?? 1;
+    for (let i = 0; i < n; i++) {
+      const key = `sim:${i}`;
+      const slot: SimSlot = {
+        key,
+        card: this.options.inserted === false ? null : new SimulatedCard(this.options.card ?? 'T=1'),
+        powered: false,
+      };
+      this.slots.set(key, slot);
+      sink.slotAdded(this.describe(slot, i));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.sink = null;
+    this.slots.clear();
+  }
+
+  private describe(slot: SimSlot, index: number): SlotDescriptor {
+    return {
+      key: slot.key,
+      name: SIMULATOR_READER_NAME,
+      deviceKey: slot.key,
+      slotIndex: 0,
+      cardPresent: slot.card !== null,
+      details: { transport: 'in process', index: String(index) },
+    };
+  }
+
+  /** The card in a slot, for tests and the CCID device simulator. */
+  cardIn(key: string): SimulatedCard | null {
+    return this.slots.get(key)?.card ?? null;
+  }
+
+  insertCard(key: string, kind: CardKind = this.options.card ?? 'T=1', card?: SimulatedCard): void {
+    const slot = this.slot(key);
+    if (slot.card) throw new ScError('BAD_REQUEST', 'A card is already in this simulator reader; remove it first.');
+    slot.card = card ?? new SimulatedCard(kind);
+    slot.powered = false;
+    this.sink?.cardInserted(key);
+  }
+
+  removeCard(key: string): void {
+    const slot = this.slot(key);
+    if (!slot.card) throw new ScError('NO_CARD', 'There is no card in this simulator reader to remove.');
+    slot.card = null;
+    slot.powered = false;
+    this.sink?.cardRemoved(key);
+  }
+
+  async powerOn(key: string, _mode: PowerMode): Promise<Uint8Array> {
+    const slot = this.slot(key);
+    const card = this.present(slot);
+    slot.powered = true;
+    return card.reset();
+  }
+
+  async powerOff(key: string): Promise<void> {
+    this.slot(key).powered = false;
+  }
+
+  async setProtocol(key: string, protocol: Protocol): Promise<void> {
+    const card = this.present(this.slot(key));
+    if (protocol !== card.protocol) {
+      throw new ScError('PROTOCOL', `The simulator's card speaks T=${card.protocol} only, not T=${protocol}.`);
+    }
+  }
+
+  async transmit(key: string, command: Uint8Array): Promise<Uint8Array> {
+    const slot = this.slot(key);
+    const card = this.present(slot);
+    if (!slot.powered) throw new ScError('PROTOCOL', 'The card is not powered.');
+    return card.process(command);
+  }
+
+  async control(key: string, code: number, _data: Uint8Array): Promise<Uint8Array> {
+    this.slot(key);
+    // CM_IOCTL_GET_FEATURE_REQUEST (PC/SC part 10, code 3400): no features to offer.
+    if (code === 3400) return new Uint8Array(0);
+    throw new ScError('NOT_SUPPORTED', `The simulator reader knows no control code ${code}.`);
+  }
+
+  private slot(key: string): SimSlot {
+    const slot = this.slots.get(key);
+    if (!slot) throw new ScError('NO_READER', `No simulator reader '${key}'.`);
+    return slot;
+  }
+
+  private present(slot: SimSlot): SimulatedCard {
+    if (!slot.card) throw new ScError('NO_CARD', 'No card in the simulator reader. Insert one with "Smart Card: Insert Simulator Card".');
+    return slot.card;
+  }
+}

@@ -1,0 +1,215 @@
+// The helper process: language server for `apdu` and host of the reader
+// manager. Created over any connection, so tests drive it over in-memory streams.
+
+import {
+  type Connection, TextDocumentSyncKind, TextDocuments, ResponseError,
+} from 'vscode-languageserver';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { createDrivers } from '../drivers/registry';
+import { SimulatorDriver } from '../drivers/simulator/driver';
+import { ReaderManager } from '../manager/manager';
+import {
+  AskPinRequest, CancelRunRequest, DriversRequest, EventsNotification, type HelperSettings, LogHistoryRequest,
+  type LogEntry, ReadersChangedNotification, ReadersRequest, RunProgressNotification, RunScriptRequest,
+  SimulatorInsertCardRequest, SimulatorRemoveCardRequest, StartedNotification,
+} from '../protocol';
+import type { Driver } from '../drivers/driver';
+import { allocateRunId, runScript } from '../script/engine';
+import { parseScript } from '../script/parser';
+import type { Script } from '../script/ast';
+import { ScError, asScError } from '../util/errors';
+import * as features from './features';
+import { ask, handle, notify } from './rpc';
+
+export const HELPER_VERSION = '0.1.0';
+
+export interface HelperOptions {
+  /** Drivers to use instead of the ones from settings (tests). */
+  drivers?: Driver[];
+}
+
+export function createHelper(connection: Connection, options: HelperOptions = {}): { manager: () => ReaderManager | null } {
+  const documents = new TextDocuments(TextDocument);
+  const parsed = new Map<string, { version: number; script: Script }>();
+  let manager: ReaderManager | null = null;
+  let started: Promise<ReaderManager> | null = null;
+  const runs = new Map<number, AbortController>();
+
+  const log = (level: string, message: string) => {
+    const line = `[${level}] ${message}`;
+    if (level === 'error') connection.console.error(line);
+    else if (level === 'warn') connection.console.warn(line);
+    else connection.console.log(line);
+  };
+
+  const parse = (doc: TextDocument): Script => {
+    const hit = parsed.get(doc.uri);
+    if (hit && hit.version === doc.version) return hit.script;
+    const script = parseScript(doc.getText());
+    parsed.set(doc.uri, { version: doc.version, script });
+    return script;
+  };
+
+  // Batch log entries: one notification per turn of the event loop, not per APDU.
+  let batch: LogEntry[] = [];
+  let flushScheduled = false;
+  const flush = () => {
+    flushScheduled = false;
+    if (!batch.length) return;
+    const entries = batch;
+    batch = [];
+    notify(connection, EventsNotification, { entries });
+  };
+  let readersScheduled = false;
+
+  async function startManager(settings: HelperSettings): Promise<ReaderManager> {
+    const m = new ReaderManager(options.drivers ?? createDrivers(settings), { log });
+    manager = m;
+    m.onEntry((e) => {
+      batch.push(e);
+      if (!flushScheduled) { flushScheduled = true; setImmediate(flush); }
+    });
+    m.onReadersChanged(() => {
+      if (readersScheduled) return;
+      readersScheduled = true;
+      setImmediate(() => {
+        readersScheduled = false;
+        flush(); // events first, then the cache they changed
+        notify(connection, ReadersChangedNotification, m.list());
+      });
+    });
+    await m.start();
+    flush();
+    const list = m.list();
+    log('info', `reader manager started with ${list.readers.length} reader(s)`);
+    notify(connection, StartedNotification, { ...list, drivers: m.driverStates(), version: HELPER_VERSION });
+    return m;
+  }
+
+  const ready = (): Promise<ReaderManager> => {
+    if (!started) throw new ResponseError(-32002, 'The reader manager has not started yet.');
+    return started;
+  };
+
+  const wrap = <P, R>(fn: (p: P) => Promise<R>) => async (p: P): Promise<R> => {
+    try { return await fn(p); } catch (e) {
+      if (e instanceof ResponseError) throw e;
+      const err = asScError(e);
+      throw new ResponseError(1, err.message, { code: err.code, message: err.message });
+    }
+  };
+
+  let initSettings: HelperSettings = {};
+  connection.onInitialize((params) => {
+    initSettings = (params.initializationOptions ?? {}) as HelperSettings;
+    return {
+      capabilities: {
+        textDocumentSync: TextDocumentSyncKind.Incremental,
+        hoverProvider: true,
+        codeLensProvider: { resolveProvider: false },
+        codeActionProvider: true,
+        documentSymbolProvider: true,
+        completionProvider: { triggerCharacters: ['$'] },
+      },
+      serverInfo: { name: 'smartcard-workbench-helper', version: HELPER_VERSION },
+    };
+  });
+  connection.onInitialized(() => {
+    started = startManager(initSettings);
+    started.catch((e) => log('error', `reader manager failed to start: ${asScError(e).message}`));
+  });
+  connection.onShutdown(async () => {
+    for (const c of runs.values()) c.abort();
+    await manager?.stop();
+  });
+
+  handle(connection, ReadersRequest, wrap(async () => (await ready()).list()));
+  handle(connection, DriversRequest, wrap(async () => (await ready()).driverStates()));
+  handle(connection, LogHistoryRequest, wrap(async (p) => ({ entries: (await ready()).historySince(p?.since) })));
+
+  handle(connection, RunScriptRequest, wrap(async (p) => {
+    const m = await ready();
+    if (typeof p?.text !== 'string') throw new ScError('BAD_REQUEST', 'runScript needs the script text.');
+    if (p.text.length > 10_000_000) throw new ScError('BAD_REQUEST', 'The script is larger than 10 MB.');
+    const runId = allocateRunId();
+    const abort = new AbortController();
+    runs.set(runId, abort);
+    try {
+      return await runScript(parseScript(p.text), {
+        manager: m, runId, signal: abort.signal,
+        ...(p.reader ? { reader: p.reader } : {}),
+        ...(p.uri ? { uri: p.uri } : {}),
+        ...(p.fromLine ? { fromLine: p.fromLine } : {}),
+        ...(p.toLine ? { toLine: p.toLine } : {}),
+        askPin: async (label) => {
+          const answer = await ask(connection, AskPinRequest, { label });
+          if ('cancelled' in answer) throw new ScError('CANCELLED', `PIN entry for "${label}" was cancelled.`);
+          return answer.pin;
+        },
+        onProgress: throttle((done, total, line) => {
+          notify(connection, RunProgressNotification, { runId, done, total, line });
+        }),
+      });
+    } finally {
+      runs.delete(runId);
+    }
+  }));
+
+  handle(connection, CancelRunRequest, wrap(async (p) => {
+    const c = runs.get(p.runId);
+    if (!c) return false;
+    c.abort();
+    return true;
+  }));
+
+  const simulatorSlot = (m: ReaderManager, reader: string) => {
+    const { driver, key } = m.driverOf(m.resolve(reader));
+    if (!(driver instanceof SimulatorDriver)) throw new ScError('BAD_REQUEST', `'${reader}' is not a simulator reader.`);
+    return { driver, key };
+  };
+  handle(connection, SimulatorInsertCardRequest, wrap(async (p) => {
+    const { driver, key } = simulatorSlot(await ready(), p.reader);
+    driver.insertCard(key, p.card);
+  }));
+  handle(connection, SimulatorRemoveCardRequest, wrap(async (p) => {
+    const { driver, key } = simulatorSlot(await ready(), p.reader);
+    driver.removeCard(key);
+  }));
+
+  // Language features.
+  documents.onDidChangeContent((e) => {
+    void connection.sendDiagnostics({ uri: e.document.uri, diagnostics: features.diagnostics(parse(e.document)) });
+  });
+  documents.onDidClose((e) => {
+    parsed.delete(e.document.uri);
+    void connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
+  });
+  const withDoc = <T>(uri: string, fn: (doc: TextDocument, script: Script) => T, empty: T): T => {
+    const doc = documents.get(uri);
+    return doc ? fn(doc, parse(doc)) : empty;
+  };
+  connection.onCodeLens((p) => withDoc(p.textDocument.uri, (_d, s) => features.codeLenses(s, p.textDocument.uri), []));
+  connection.onHover((p) => withDoc(p.textDocument.uri, (_d, s) => features.hover(s, p.position), null));
+  connection.onCodeAction((p) => withDoc(p.textDocument.uri, (_d, s) => features.codeActions(s, p.textDocument.uri, p.range), []));
+  connection.onDocumentSymbol((p) => withDoc(p.textDocument.uri, (_d, s) => features.documentSymbols(s), []));
+  connection.onCompletion(() => features.completions());
+
+  documents.listen(connection);
+  connection.listen();
+  return { manager: () => manager };
+}
+
+/** At most one call per 100 ms, plus the last one. */
+function throttle<A extends unknown[]>(fn: (...a: A) => void): (...a: A) => void {
+  let last = 0;
+  let timer: NodeJS.Timeout | null = null;
+  let pending: A | null = null;
+  return (...a: A) => {
+    const now = Date.now();
+    if (now - last >= 100) { last = now; fn(...a); return; }
+    pending = a;
+    if (!timer) {
+      timer = setTimeout(() => { timer = null; last = Date.now(); if (pending) fn(...pending); }, 100 - (now - last));
+    }
+  };
+}

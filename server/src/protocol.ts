@@ -1,0 +1,203 @@
+// Every message between the extension and the helper, declared once.
+// The extension imports this file only (house rule 1). Bytes are hex strings.
+// The client and the server bundle different vscode-jsonrpc versions, whose
+// message-type classes are not interchangeable; so messages are plain typed
+// descriptors and each side sends them through its own typed wrapper
+// (server: server/src/lsp/rpc.ts; the extension has its twin).
+
+/** A request: method name plus phantom parameter and result types. */
+export interface Request<P, R> { readonly method: string; readonly _types?: [P, R] }
+/** A notification: method name plus a phantom parameter type. */
+export interface Notification<P> { readonly method: string; readonly _types?: P }
+export type ParamsOf<T> = T extends Request<infer P, unknown> ? P : T extends Notification<infer P> ? P : never;
+export type ResultOf<T> = T extends Request<unknown, infer R> ? R : never;
+
+const request = <P, R>(method: string): Request<P, R> => ({ method });
+const notification = <P>(method: string): Notification<P> => ({ method });
+
+// ---------------------------------------------------------------- data
+
+export type ProtocolNumber = 0 | 1;
+export type ShareMode = 'shared' | 'exclusive';
+
+export interface CardInfo {
+  /** ATR as hex, once the card has been powered. */
+  atr?: string;
+  /** Active protocol after power-up. */
+  protocol?: ProtocolNumber;
+  powered: boolean;
+  /** Present but did not answer to reset. */
+  mute?: boolean;
+}
+
+export interface ReaderInfo {
+  /** Unique pcsc-lite style name: `<name> [<interface>] (<serial>) NN SS`. */
+  name: string;
+  /** Driver id: `simulator`, `vpcd`, `pcsc`, `usb-ccid`. */
+  driver: string;
+  slot: number;
+  /** Per-reader event counter (like the upper 16 bits of dwEventState). */
+  eventCount: number;
+  /** null when no card is in the reader. */
+  card: CardInfo | null;
+  /** Open connections and how they hold the reader. */
+  connections: number;
+  exclusive: boolean;
+  inTransaction: boolean;
+  /** Why the reader cannot be used, and what to do about it. */
+  unavailable?: string;
+  details?: Record<string, string>;
+}
+
+export interface ReaderList {
+  readers: ReaderInfo[];
+  /** Bumped on every reader arrival or removal. */
+  readerListCounter: number;
+}
+
+export interface DriverStatus {
+  id: string;
+  state: 'running' | 'failed' | 'disabled';
+  message?: string;
+}
+
+interface EntryBase {
+  /** Monotonic across the helper's life. */
+  seq: number;
+  /** Milliseconds since the epoch. */
+  time: number;
+  reader?: string;
+}
+
+/** One command/response pair as the card saw it. */
+export interface ExchangeEntry extends EntryBase {
+  kind: 'exchange';
+  reader: string;
+  command: string;
+  response: string;
+  /** Status word as 4 hex digits, e.g. `9000`. */
+  sw: string;
+  swMeaning: string;
+  swCategory: 'success' | 'warning' | 'error';
+  durationMs: number;
+  /** Set on exchanges the manager made on its own (T=0 rules). */
+  auto?: 'getResponse' | 'resendWithLe';
+  /** seq of the exchange the script asked for, on automatic steps. */
+  parent?: number;
+  runId?: number;
+  /** 1-based script line. */
+  line?: number;
+}
+
+export interface EventEntry extends EntryBase {
+  kind: 'readerAdded' | 'readerRemoved' | 'cardInserted' | 'cardRemoved' | 'cardPowered' | 'cardUnpowered' | 'cardReset';
+  reader: string;
+  eventCount?: number;
+  atr?: string;
+  protocol?: ProtocolNumber;
+}
+
+export interface ControlEntry extends EntryBase {
+  kind: 'control';
+  reader: string;
+  code: number;
+  command: string;
+  response?: string;
+  error?: string;
+  durationMs: number;
+  runId?: number;
+  line?: number;
+}
+
+export interface ScriptEntry extends EntryBase {
+  kind: 'scriptStarted' | 'scriptEnded' | 'echo';
+  runId: number;
+  file?: string;
+  ok?: boolean;
+  message?: string;
+  line?: number;
+}
+
+export type LogEntry = ExchangeEntry | EventEntry | ControlEntry | ScriptEntry;
+
+export interface ErrorValue {
+  code: string;
+  message: string;
+}
+
+export interface RunScriptParams {
+  /** Script text (the editor's buffer, saved or not). */
+  text: string;
+  /** Where it came from, for messages and the log. */
+  uri?: string;
+  /** Reader name or glob; default: the only reader with a card. */
+  reader?: string;
+  /** Run only these 1-based lines (inclusive); default the whole script. */
+  fromLine?: number;
+  toLine?: number;
+}
+
+export interface LineResult {
+  line: number;
+  sw?: string;
+  ok: boolean;
+  message?: string;
+}
+
+export interface RunScriptResult {
+  runId: number;
+  ok: boolean;
+  reader?: string;
+  commands: number;
+  durationMs: number;
+  /** Per command line, in order. */
+  lines: LineResult[];
+  /** The first failure: a failed expectation, a card error, a syntax error. */
+  failure?: ErrorValue & { line?: number };
+}
+
+// ---------------------------------------------------------------- messages
+
+/** helper → extension, once: the reader cache is filled and every driver has reported. */
+export const StartedNotification = notification<ReaderList & { drivers: DriverStatus[]; version: string }>('smartcard/started');
+
+/** helper → extension: log entries (exchanges and plug-and-play events), batched. */
+export const EventsNotification = notification<{ entries: LogEntry[] }>('smartcard/events');
+
+/** helper → extension: the reader cache changed (sent after the events that changed it). */
+export const ReadersChangedNotification = notification<ReaderList>('smartcard/readersChanged');
+
+/** helper → extension: progress of a running script. */
+export const RunProgressNotification = notification<{ runId: number; done: number; total: number; line: number }>('smartcard/runProgress');
+
+/** extension → helper: the reader cache. */
+export const ReadersRequest = request<Record<string, never>, ReaderList>('smartcard/readers');
+
+/** extension → helper: the state of each driver. */
+export const DriversRequest = request<Record<string, never>, DriverStatus[]>('smartcard/drivers');
+
+/** extension → helper: run a script; resolves when it ends (ok or not). */
+export const RunScriptRequest = request<RunScriptParams, RunScriptResult>('smartcard/runScript');
+
+/** extension → helper: stop a running script between two APDUs. */
+export const CancelRunRequest = request<{ runId: number }, boolean>('smartcard/cancelRun');
+
+/** extension → helper: insert the simulator's demo card into a simulator reader. */
+export const SimulatorInsertCardRequest = request<{ reader: string; card?: 'T=0' | 'T=1' }, void>('smartcard/simulator/insertCard');
+
+/** extension → helper: remove the card from a simulator reader. */
+export const SimulatorRemoveCardRequest = request<{ reader: string }, void>('smartcard/simulator/removeCard');
+
+/** extension → helper: the log entries kept in the helper (for a panel opened late). */
+export const LogHistoryRequest = request<{ since?: number }, { entries: LogEntry[] }>('smartcard/logHistory');
+
+/** helper → extension: ask the user for a PIN with a masked input box. The answer never reaches a log. */
+export const AskPinRequest = request<{ label: string; reader?: string }, { pin: string } | { cancelled: true }>('smartcard/askPin');
+
+/** Settings the extension passes at start-up (initializationOptions) and on change. */
+export interface HelperSettings {
+  simulator?: { enabled?: boolean; card?: 'T=0' | 'T=1'; readers?: number };
+  vpcd?: { enabled?: boolean; ports?: number[] };
+  pcsc?: { enabled?: boolean; library?: string };
+  usbCcid?: { enabled?: boolean };
+}

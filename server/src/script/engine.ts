@@ -1,0 +1,328 @@
+// Runs a parsed script against the reader manager. One run = one connection
+// (shared by default), opened at the first card operation, closed at the end;
+// an open transaction is ended on any exit so the card is left in a known state.
+
+import { describeStatusWord } from '../codecs/sw';
+import type { Connection, ReaderManager } from '../manager/manager';
+import type { ControlEntry, ErrorValue, LineResult, RunScriptResult, ScriptEntry } from '../protocol';
+import { ScError, asScError } from '../util/errors';
+import { concatBytes, toSpacedHex } from '../util/hex';
+import type { HexPart, PinEncoding, Script, Slice, Statement } from './ast';
+import { countCommands } from './ast';
+import { matchExpectation } from './parser';
+
+export interface EngineContext {
+  manager: ReaderManager;
+  /** Reader name or glob; default: the only reader with a card. */
+  reader?: string;
+  uri?: string;
+  signal?: AbortSignal;
+  /** Asks the user for a PIN (masked). The value never reaches a log. */
+  askPin?: (label: string) => Promise<string>;
+  onProgress?: (done: number, total: number, line: number) => void;
+  /** Run only statements on these 1-based lines (inclusive). */
+  fromLine?: number;
+  toLine?: number;
+  runId?: number;
+}
+
+let nextRunId = 1;
+export function allocateRunId(): number { return nextRunId++; }
+
+interface RunState {
+  conn: Connection | null;
+  /** The reader the run last used. */
+  readerName?: string;
+  readerPattern?: string;
+  getResponse: boolean;
+  vars: Map<string, Uint8Array>;
+  data: Uint8Array;
+  sw: Uint8Array;
+  done: number;
+  total: number;
+  lines: LineResult[];
+  inTransaction: number;
+  pinCache: Map<string, string>;
+}
+
+class ExitScript { }
+
+export async function runScript(script: Script, ctx: EngineContext): Promise<RunScriptResult> {
+  const runId = ctx.runId ?? allocateRunId();
+  const t0 = performance.now();
+  const errors = script.diagnostics.filter((d) => d.severity === 'error');
+  const statements = selectLines(script.statements, ctx.fromLine, ctx.toLine);
+  const st: RunState = {
+    conn: null, readerPattern: ctx.reader, getResponse: true, vars: new Map(),
+    data: new Uint8Array(0), sw: new Uint8Array(0), done: 0, total: countCommands(statements),
+    lines: [], inTransaction: 0, pinCache: new Map(),
+  };
+  const { manager } = ctx;
+  manager.emitEntry<ScriptEntry>({ kind: 'scriptStarted', runId, ...(ctx.uri ? { file: ctx.uri } : {}) });
+
+  let failure: (ErrorValue & { line?: number }) | undefined;
+  if (errors.length) {
+    const first = errors[0];
+    failure = { code: 'SCRIPT_SYNTAX', message: `line ${first.span.start.line + 1}: ${first.message}`, line: first.span.start.line + 1 };
+  } else {
+    try {
+      await execBlock(statements, st, ctx, runId);
+    } catch (e) {
+      if (!(e instanceof ExitScript)) {
+        const err = e instanceof LineError ? e.error : asScError(e);
+        const line = e instanceof LineError ? e.line : undefined;
+        failure = { code: err.code, message: line ? `line ${line}: ${err.message}` : err.message, ...(line ? { line } : {}) };
+      }
+    } finally {
+      await cleanUp(st, manager);
+    }
+  }
+  const result: RunScriptResult = {
+    runId, ok: !failure, commands: st.done, durationMs: Math.round(performance.now() - t0),
+    lines: st.lines, ...(st.readerName ? { reader: st.readerName } : {}), ...(failure ? { failure } : {}),
+  };
+  manager.emitEntry<ScriptEntry>({
+    kind: 'scriptEnded', runId, ok: result.ok, ...(ctx.uri ? { file: ctx.uri } : {}),
+    message: failure ? failure.message : `${st.done} command(s) passed`, ...(failure?.line ? { line: failure.line } : {}),
+  });
+  return result;
+}
+
+class LineError extends Error {
+  constructor(readonly line: number, readonly error: ScError) { super(error.message); }
+}
+
+function selectLines(statements: Statement[], from?: number, to?: number): Statement[] {
+  if (from === undefined && to === undefined) return statements;
+  const lo = from ?? 1;
+  const hi = to ?? Number.MAX_SAFE_INTEGER;
+  return statements.filter((s) => s.line >= lo && s.line <= hi);
+}
+
+async function cleanUp(st: RunState, manager: ReaderManager): Promise<void> {
+  const conn = st.conn;
+  st.conn = null;
+  if (!conn) return;
+  try {
+    while (st.inTransaction > 0) { await conn.endTransaction('leave'); st.inTransaction--; }
+  } catch { /* the card or reader is gone: nothing left to end */ }
+  try { await conn.disconnect('leave'); } catch (e) {
+    manager.emitEntry<ScriptEntry>({ kind: 'echo', runId: 0, message: `disconnect: ${asScError(e).message}` });
+  }
+}
+
+async function execBlock(statements: Statement[], st: RunState, ctx: EngineContext, runId: number): Promise<void> {
+  for (const s of statements) {
+    if (ctx.signal?.aborted) throw new LineError(s.line, new ScError('CANCELLED', 'Cancelled by the user before this line; the card was left connected and unchanged.'));
+    try {
+      await execStatement(s, st, ctx, runId);
+    } catch (e) {
+      if (e instanceof ExitScript || e instanceof LineError) throw e;
+      throw new LineError(s.line, asScError(e));
+    }
+  }
+}
+
+async function connection(st: RunState, ctx: EngineContext, opts: { share?: 'shared' | 'exclusive'; protocol?: 0 | 1 } = {}): Promise<Connection> {
+  if (st.conn) return st.conn;
+  const name = ctx.manager.resolve(st.readerPattern);
+  st.conn = await ctx.manager.connect(name, opts);
+  st.readerName = name;
+  return st.conn;
+}
+
+async function execStatement(s: Statement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
+  const { manager } = ctx;
+  switch (s.kind) {
+    case 'apdu': {
+      const conn = await connection(st, ctx);
+      const { bytes, secret } = await materialize(s.parts, st, ctx);
+      const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, ...(secret.length ? { secret } : {}) });
+      st.data = res.response.subarray(0, res.response.length - 2);
+      st.sw = res.response.subarray(res.response.length - 2);
+      st.done++;
+      ctx.onProgress?.(st.done, st.total, s.line);
+      const swHex = toSpacedHex(st.sw);
+      if (s.expect && !matchExpectation(s.expect, res.response)) {
+        const meaning = describeStatusWord(st.sw[0], st.sw[1]).meaning;
+        const got = st.data.length ? `${toSpacedHex(st.data.length > 16 ? st.data.subarray(0, 16) : st.data)}${st.data.length > 16 ? ' …' : ''} ${swHex}` : swHex;
+        const message = `expected ${s.expect.text}, got ${got} (${meaning})`;
+        st.lines.push({ line: s.line, sw: swHex.replace(' ', ''), ok: false, message });
+        throw new LineError(s.line, new ScError('EXPECTATION_FAILED', message));
+      }
+      st.lines.push({ line: s.line, sw: swHex.replace(' ', ''), ok: true });
+      return;
+    }
+    case 'reset': {
+      const conn = await connection(st, ctx);
+      await conn.reset(s.mode);
+      st.pinCache.clear();
+      return;
+    }
+    case 'connect': {
+      if (st.conn) await cleanUp(st, manager);
+      if (s.reader !== undefined) st.readerPattern = s.reader;
+      await connection(st, ctx, { ...(s.share ? { share: s.share } : {}), ...(s.protocol !== undefined ? { protocol: s.protocol } : {}) });
+      return;
+    }
+    case 'disconnect': {
+      const conn = st.conn;
+      if (!conn) return;
+      st.conn = null;
+      st.inTransaction = 0;
+      await conn.disconnect(s.disposition);
+      return;
+    }
+    case 'control': {
+      const conn = await connection(st, ctx);
+      const { bytes } = await materialize(s.parts, st, ctx);
+      const t0 = performance.now();
+      try {
+        const out = await conn.control(s.code, bytes);
+        st.data = out;
+        manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: s.code, command: toHexPlain(bytes), response: toHexPlain(out), durationMs: performance.now() - t0, runId, line: s.line });
+      } catch (e) {
+        manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: s.code, command: toHexPlain(bytes), error: asScError(e).message, durationMs: performance.now() - t0, runId, line: s.line });
+        throw e;
+      }
+      return;
+    }
+    case 'transaction': {
+      const conn = await connection(st, ctx);
+      if (s.action === 'begin') { await conn.beginTransaction(); st.inTransaction++; }
+      else {
+        if (st.inTransaction === 0) throw new ScError('BAD_REQUEST', "'transaction end' without 'transaction begin'");
+        await conn.endTransaction('leave');
+        st.inTransaction--;
+      }
+      return;
+    }
+    case 'wait': {
+      const name = st.conn?.readerName ?? manager.resolve(st.readerPattern ?? undefined);
+      await manager.waitForCard(name, s.what === 'card', s.ms ?? 0, ctx.signal);
+      {
+        // After a removal or a new card, the old connection points at a card that is gone.
+        if (st.conn) { const c = st.conn; st.conn = null; st.inTransaction = 0; await c.disconnect('leave').catch(() => undefined); }
+        st.readerPattern = name;
+        st.pinCache.clear();
+      }
+      return;
+    }
+    case 'delay':
+      await sleep(s.ms, ctx.signal);
+      return;
+    case 'echo':
+      manager.emitEntry<ScriptEntry>({ kind: 'echo', runId, line: s.line, message: interpolate(s.text, st) });
+      return;
+    case 'repeat':
+      for (let i = 0; i < s.count; i++) await execBlock(s.body, st, ctx, runId);
+      return;
+    case 'set':
+      st.getResponse = s.value;
+      return;
+    case 'let': {
+      const { bytes, secret } = await materialize(s.parts, st, ctx);
+      if (secret.length) throw new ScError('BAD_REQUEST', 'A PIN cannot be stored in a variable; put ${pin:"…"} in the command itself.');
+      st.vars.set(s.name, bytes);
+      return;
+    }
+    case 'exit':
+      throw new ExitScript();
+  }
+}
+
+function toHexPlain(b: Uint8Array): string { return toSpacedHex(b).replace(/ /g, ''); }
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
+    const onAbort = () => { clearTimeout(t); reject(new ScError('CANCELLED', 'Cancelled during delay.')); };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Substitutes ${NAME}, $data, $sw in echo text. */
+function interpolate(text: string, st: RunState): string {
+  return text.replace(/\$\{([A-Za-z_]\w*)\}|\$(data|sw)\b/g, (_, name, builtin) => {
+    const v = builtin ? lookup(builtin, st) : st.vars.get(name);
+    return v ? toSpacedHex(v) : `\${${name ?? builtin}}`;
+  });
+}
+
+function lookup(name: string, st: RunState): Uint8Array | undefined {
+  switch (name) {
+    case 'data': return st.data;
+    case 'sw': return st.sw;
+    case 'sw1': return st.sw.subarray(0, 1);
+    case 'sw2': return st.sw.subarray(1, 2);
+    default: return st.vars.get(name);
+  }
+}
+
+function applySlice(b: Uint8Array, s: Slice, name: string): Uint8Array {
+  const norm = (i: number) => (i < 0 ? b.length + i : i);
+  if (s.index !== undefined) {
+    const i = norm(s.index);
+    if (i < 0 || i >= b.length) throw new ScError('BAD_REQUEST', `index ${s.index} is outside ${name} (${b.length} bytes)`);
+    return b.subarray(i, i + 1);
+  }
+  const start = s.start === undefined ? 0 : norm(s.start);
+  const end = s.end === undefined ? b.length : norm(s.end);
+  if (start < 0 || end > b.length || start > end) {
+    throw new ScError('BAD_REQUEST', `slice [${s.start ?? ''}:${s.end ?? ''}] is outside ${name} (${b.length} bytes)`);
+  }
+  return b.subarray(start, end);
+}
+
+/** Builds the bytes of a command; returns where PIN bytes sit so the log can mask them. */
+async function materialize(parts: HexPart[], st: RunState, ctx: EngineContext): Promise<{ bytes: Uint8Array; secret: Array<[number, number]> }> {
+  const chunks: Uint8Array[] = [];
+  const secret: Array<[number, number]> = [];
+  let offset = 0;
+  for (const p of parts) {
+    let b: Uint8Array;
+    if (p.kind === 'hex') b = p.bytes;
+    else if (p.kind === 'var') {
+      const v = lookup(p.name, st);
+      if (!v) throw new ScError('BAD_REQUEST', `\${${p.name}} is not defined; define it with 'let ${p.name} = …' first`);
+      b = p.slice ? applySlice(v, p.slice, p.name) : v;
+    } else {
+      if (!ctx.askPin) throw new ScError('NOT_SUPPORTED', `This script asks for a PIN ("${p.label}") but no PIN prompt is available here.`);
+      let pin = st.pinCache.get(p.label);
+      if (pin === undefined) {
+        pin = await ctx.askPin(p.label);
+        st.pinCache.set(p.label, pin);
+      }
+      b = encodePin(pin, p.encoding, p.padTo, p.fill);
+      secret.push([offset, offset + b.length]);
+    }
+    chunks.push(b);
+    offset += b.length;
+  }
+  return { bytes: concatBytes(...chunks), secret };
+}
+
+/** PIN encodings: ASCII, packed BCD, ISO 9564 format 2 PIN block; optional padding. */
+export function encodePin(pin: string, encoding: PinEncoding, padTo: number | undefined, fill: number): Uint8Array {
+  let out: number[];
+  if (encoding === 'ascii') {
+    out = [...new TextEncoder().encode(pin)];
+  } else {
+    if (!/^\d+$/.test(pin)) throw new ScError('BAD_REQUEST', `A ${encoding === 'bcd' ? 'BCD' : 'format 2'} PIN must be digits only.`);
+    if (encoding === 'bcd') {
+      const digits = pin.length % 2 ? pin + 'F' : pin;
+      out = [];
+      for (let i = 0; i < digits.length; i += 2) out.push(parseInt(digits.substr(i, 2), 16));
+    } else {
+      if (pin.length < 4 || pin.length > 12) throw new ScError('BAD_REQUEST', 'A format 2 PIN block holds 4 to 12 digits.');
+      const nibbles = (pin + 'F'.repeat(14 - pin.length));
+      out = [0x20 | pin.length];
+      for (let i = 0; i < 14; i += 2) out.push(parseInt(nibbles.substr(i, 2), 16));
+    }
+  }
+  if (padTo !== undefined) {
+    if (out.length > padTo) throw new ScError('BAD_REQUEST', `The PIN is longer than the pad length ${padTo}.`);
+    while (out.length < padTo) out.push(fill);
+  }
+  return new Uint8Array(out);
+}

@@ -1,0 +1,482 @@
+// Parser for `.apdu` scripts. Never throws: problems become diagnostics with
+// exact ranges, and statements with errors are left out of the result.
+//
+// Scriptor compatibility (pcsc-tools' scriptor): hex lines with or without
+// spaces, `#` comments, `reset`, `exit`, a trailing `\` continues a line.
+// Scriptor also stops at any line that merely contains "exit" (even in a
+// comment); we warn about that instead of copying it.
+
+import type {
+  Expectation, HexPart, PatternItem, PinEncoding, Pos, Script, ScriptDiagnostic, Slice, Span, Statement,
+} from './ast';
+import { KEYWORDS } from './ast';
+
+/** A logical line: physical lines joined by `\`, with each character's position kept. */
+interface Logical {
+  text: string;
+  pos: Pos[]; // pos[i] = source position of text[i]; pos[text.length] = end
+  line: number; // first physical line, 0-based
+}
+
+export function parseScript(source: string): Script {
+  const diagnostics: ScriptDiagnostic[] = [];
+  const logical = toLogicalLines(source, diagnostics);
+  const top: Statement[] = [];
+  const stack: Array<{ body: Statement[]; repeat?: Extract<Statement, { kind: 'repeat' }> }> = [{ body: top }];
+
+  for (const l of logical) {
+    const st = parseStatement(l, diagnostics);
+    if (!st) continue;
+    if (st === 'end') {
+      if (stack.length === 1) {
+        diagnostics.push(diag(spanOf(l, 0, l.text.length), 'error', "'end' without a matching 'repeat'", 'unmatched-end'));
+      } else {
+        const frame = stack.pop()!;
+        frame.repeat!.span = { start: frame.repeat!.span.start, end: spanOf(l, 0, l.text.length).end };
+      }
+      continue;
+    }
+    stack[stack.length - 1].body.push(st);
+    if (st.kind === 'repeat') stack.push({ body: st.body, repeat: st });
+  }
+  while (stack.length > 1) {
+    const frame = stack.pop()!;
+    diagnostics.push(diag(frame.repeat!.span, 'error', "'repeat' without a matching 'end'", 'unclosed-repeat'));
+  }
+  return { statements: top, diagnostics };
+}
+
+// ------------------------------------------------------------ lines
+
+function toLogicalLines(source: string, diagnostics: ScriptDiagnostic[]): Logical[] {
+  const lines = source.split(/\r?\n/);
+  const out: Logical[] = [];
+  let pending: Logical | null = null;
+  for (let ln = 0; ln < lines.length; ln++) {
+    const raw = lines[ln];
+    const commentAt = findComment(raw);
+    const code = commentAt < 0 ? raw : raw.slice(0, commentAt);
+    checkScriptorExit(raw, ln, commentAt, code, diagnostics);
+    let body = code.replace(/\s+$/, '');
+    const continues = body.endsWith('\\');
+    if (continues) body = body.slice(0, -1);
+    const piece: Logical = { text: body, pos: [], line: ln };
+    for (let i = 0; i <= body.length; i++) piece.pos.push({ line: ln, character: i });
+    if (pending) {
+      // Join with one space so "00 A4 \" + "04 00" stays two tokens.
+      pending.pos.pop();
+      pending.pos.push({ line: ln, character: 0 });
+      pending.text += ' ' + piece.text;
+      pending.pos.push(...piece.pos);
+    } else {
+      pending = piece;
+    }
+    if (!continues) {
+      if (pending.text.trim()) out.push(pending);
+      pending = null;
+    }
+  }
+  if (pending && pending.text.trim()) out.push(pending);
+  return out;
+}
+
+/** Index where a `#` or `//` comment starts, outside double quotes; -1 if none. */
+function findComment(line: string): number {
+  let inString = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '"') inString = !inString;
+    else if (!inString && (c === '#' || (c === '/' && line[i + 1] === '/'))) return i;
+  }
+  return -1;
+}
+
+function checkScriptorExit(raw: string, ln: number, commentAt: number, code: string, diagnostics: ScriptDiagnostic[]): void {
+  const m = /exit/i.exec(raw);
+  if (!m) return;
+  if (/^\s*exit\s*$/i.test(code) && (commentAt < 0 || commentAt > m.index)) return; // a real `exit` statement
+  const span = { start: { line: ln, character: m.index }, end: { line: ln, character: m.index + 4 } };
+  diagnostics.push({
+    span, severity: 'warning', code: 'scriptor-exit',
+    message: "scriptor stops at any line containing 'exit', so under scriptor the script would end here; the workbench carries on.",
+    fix: { title: "Reword 'exit' so scriptor does not stop here", edits: [{ span, newText: m[0][0] + '-' + m[0].slice(1) }] },
+  });
+}
+
+// ------------------------------------------------------------ statements
+
+function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement | 'end' | null {
+  const lead = l.text.length - l.text.trimStart().length;
+  const m = /^[A-Za-z_][\w-]*/.exec(l.text.slice(lead));
+  const word = m ? m[0].toLowerCase() : '';
+  const base = { line: l.line + 1, span: spanOf(l, lead, l.text.trimEnd().length) };
+  const rest = m ? l.text.slice(lead + m[0].length) : '';
+  const restAt = lead + (m ? m[0].length : 0);
+  const args = rest.trim().split(/\s+/).filter(Boolean).map((a) => a.toLowerCase());
+  const err = (message: string, code = 'syntax', from = lead, to = l.text.trimEnd().length) => {
+    diagnostics.push(diag(spanOf(l, from, to), 'error', message, code));
+    return null;
+  };
+  const onlyArgs = (allowed: string[][], usage: string): boolean => {
+    if (args.length > allowed.length) { err(`too many arguments; usage: ${usage}`); return false; }
+    for (let i = 0; i < args.length; i++) {
+      if (!allowed[i].includes(args[i])) { err(`'${args[i]}' is not valid here; usage: ${usage}`); return false; }
+    }
+    return true;
+  };
+
+  if ((KEYWORDS as readonly string[]).includes(word)) {
+    switch (word) {
+      case 'reset':
+        if (!onlyArgs([['cold', 'warm']], 'reset [cold|warm]')) return null;
+        return { ...base, kind: 'reset', mode: args[0] === 'cold' ? 'cold' : 'warm' };
+      case 'exit':
+        if (args.length) return err("'exit' takes no arguments");
+        return { ...base, kind: 'exit' };
+      case 'end':
+        if (args.length) return err("'end' takes no arguments");
+        return 'end';
+      case 'transaction':
+        if (args.length !== 1 || !['begin', 'end'].includes(args[0])) return err('usage: transaction begin|end');
+        return { ...base, kind: 'transaction', action: args[0] as 'begin' | 'end' };
+      case 'disconnect':
+        if (!onlyArgs([['leave', 'reset', 'unpower', 'eject']], 'disconnect [leave|reset|unpower|eject]')) return null;
+        return { ...base, kind: 'disconnect', disposition: (args[0] ?? 'leave') as 'leave' };
+      case 'set':
+        if (args.length !== 2 || args[0] !== 'getresponse' || !['on', 'off'].includes(args[1])) return err('usage: set getresponse on|off');
+        return { ...base, kind: 'set', option: 'getresponse', value: args[1] === 'on' };
+      case 'delay': {
+        const ms = parseNumber(args[0]);
+        if (args.length !== 1 || ms === null) return err('usage: delay <milliseconds>');
+        return { ...base, kind: 'delay', ms };
+      }
+      case 'wait': {
+        if (!args.length || !['card', 'removal'].includes(args[0])) return err('usage: wait card|removal [milliseconds]');
+        const ms = args[1] === undefined ? undefined : parseNumber(args[1]);
+        if (ms === null || args.length > 2) return err('usage: wait card|removal [milliseconds]');
+        return { ...base, kind: 'wait', what: args[0] as 'card', ...(ms !== undefined ? { ms } : {}) };
+      }
+      case 'repeat': {
+        const n = parseNumber(args[0]);
+        if (args.length !== 1 || n === null || n < 1) return err('usage: repeat <count> … end (count ≥ 1)');
+        return { ...base, kind: 'repeat', count: n, body: [] };
+      }
+      case 'echo': {
+        const s = /^\s*"((?:[^"\\]|\\.)*)"\s*$/.exec(rest);
+        if (!s) return err('usage: echo "<text>"');
+        return { ...base, kind: 'echo', text: s[1].replace(/\\(.)/g, '$1') };
+      }
+      case 'connect': {
+        const c = /^\s*(?:"([^"]*)")?\s*(.*)$/.exec(rest)!;
+        const opts = c[2].trim().split(/\s+/).filter(Boolean).map((a) => a.toLowerCase());
+        let protocol: 0 | 1 | undefined;
+        let share: 'shared' | 'exclusive' | undefined;
+        for (const o of opts) {
+          if (o === 't=0' || o === 't=1') protocol = o === 't=0' ? 0 : 1;
+          else if (o === 'shared' || o === 'exclusive') share = o;
+          else return err(`'${o}' is not valid here; usage: connect ["<reader glob>"] [T=0|T=1] [shared|exclusive]`);
+        }
+        return { ...base, kind: 'connect', ...(c[1] !== undefined ? { reader: c[1] } : {}), ...(protocol !== undefined ? { protocol } : {}), ...(share ? { share } : {}) };
+      }
+      case 'control': {
+        const c = /^\s*(\S+)/.exec(rest);
+        const code = c ? parseNumber(c[1]) : null;
+        if (code === null) return err('usage: control <code> [hex data]');
+        const dataAt = restAt + c![0].length;
+        const parts = parseHexParts(l, dataAt, l.text.length, diagnostics);
+        if (!parts) return null;
+        return { ...base, kind: 'control', code, parts };
+      }
+      case 'let': {
+        const c = /^\s*([A-Za-z_]\w*)\s*=\s*/.exec(rest);
+        if (!c) return err('usage: let NAME = <hex>');
+        if (['data', 'sw', 'sw1', 'sw2', 'pin'].includes(c[1].toLowerCase())) return err(`'${c[1]}' is a built-in name; choose another`);
+        const parts = parseHexParts(l, restAt + c[0].length, l.text.length, diagnostics);
+        if (!parts) return null;
+        return { ...base, kind: 'let', name: c[1], parts };
+      }
+    }
+  }
+
+  // Anything else is a command APDU, optionally with an expectation.
+  const arrow = l.text.indexOf('=>');
+  const cmdEnd = arrow < 0 ? l.text.length : arrow;
+  if (word && !/^[0-9a-f]+$/i.test(word) && !l.text.slice(lead).startsWith('$')) {
+    const suggestion = KEYWORDS.find((k) => levenshtein(k, word) <= 2);
+    return err(`unknown command '${m![0]}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, 'unknown-command', lead, lead + m![0].length);
+  }
+  const parts = parseHexParts(l, lead, cmdEnd, diagnostics);
+  if (!parts) return null;
+  if (!parts.length) return err("an expectation '=>' needs a command before it");
+  let expect: Expectation | undefined;
+  if (arrow >= 0) {
+    const e = parseExpectation(l, arrow + 2, l.text.length, diagnostics);
+    if (!e) return null;
+    expect = e;
+  }
+  const literal = parts.every((p) => p.kind === 'hex');
+  if (literal) {
+    const bytes = joinBytes(parts as Array<Extract<HexPart, { kind: 'hex' }>>);
+    const problem = checkApduShape(bytes);
+    if (problem) {
+      diagnostics.push(diag(spanOf(l, lead, cmdEnd), 'error', problem, 'apdu-shape'));
+      return null;
+    }
+  }
+  return { ...base, kind: 'apdu', parts, ...(expect ? { expect } : {}), text: l.text.slice(lead, cmdEnd).trim() };
+}
+
+function joinBytes(parts: Array<{ bytes: Uint8Array }>): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.bytes.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) { out.set(p.bytes, o); o += p.bytes.length; }
+  return out;
+}
+
+/** Structural check of a literal command APDU (ISO 7816-4 §5.1); null when fine. */
+export function checkApduShape(b: Uint8Array): string | null {
+  if (b.length < 4) return `a command APDU needs at least CLA INS P1 P2 (4 bytes); this one has ${b.length}`;
+  if (b.length <= 5) return null; // case 1 or case 2 short
+  const lc = b[4];
+  if (lc !== 0) {
+    const data = b.length - 5;
+    if (data === lc || data === lc + 1) return null;
+    return `Lc is ${hex2(lc)} (${lc}) but ${data} byte(s) follow it; expected ${lc} data bytes, or ${lc + 1} with Le`;
+  }
+  // Extended length: 00 then two bytes.
+  if (b.length === 7) return null; // case 2E
+  const elc = (b[5] << 8) | b[6];
+  if (elc === 0) return 'extended Lc of 0000 is not allowed';
+  const data = b.length - 7;
+  if (data === elc || data === elc + 2) return null;
+  return `extended Lc is ${elc} but ${data} byte(s) follow`;
+}
+
+const hex2 = (n: number) => n.toString(16).toUpperCase().padStart(2, '0');
+
+function parseNumber(s: string | undefined): number | null {
+  if (s === undefined) return null;
+  if (/^0x[0-9a-f]+$/i.test(s)) return parseInt(s.slice(2), 16);
+  if (/^\d+$/.test(s)) return parseInt(s, 10);
+  return null;
+}
+
+// ------------------------------------------------------------ hex, variables, PINs
+
+function parseHexParts(l: Logical, from: number, to: number, diagnostics: ScriptDiagnostic[]): HexPart[] | null {
+  const parts: HexPart[] = [];
+  const t = l.text;
+  let i = from;
+  let ok = true;
+  while (i < to) {
+    const c = t[i];
+    if (c === ' ' || c === '\t' || c === ':') { i++; continue; }
+    if (/[0-9a-fA-F]/.test(c)) {
+      let j = i;
+      while (j < to && /[0-9a-fA-F]/.test(t[j])) j++;
+      if (j < to && /[g-zG-Z_]/.test(t[j])) {
+        let k = j;
+        while (k < to && /\w/.test(t[k])) k++;
+        diagnostics.push(diag(spanOf(l, i, k), 'error', `'${t.slice(i, k)}' is not hex`, 'bad-hex'));
+        ok = false; i = k; continue;
+      }
+      const run = t.slice(i, j);
+      if (run.length % 2) {
+        diagnostics.push(diag(spanOf(l, i, j), 'error', `odd number of hex digits in '${run}'`, 'odd-hex'));
+        ok = false;
+      } else {
+        const bytes = new Uint8Array(run.length / 2);
+        for (let k = 0; k < bytes.length; k++) bytes[k] = parseInt(run.substr(2 * k, 2), 16);
+        parts.push({ kind: 'hex', bytes, span: spanOf(l, i, j) });
+      }
+      i = j;
+      continue;
+    }
+    if (c === '$') {
+      const r = parseVariable(l, i, to, diagnostics);
+      if (!r) { ok = false; i = skipToken(t, i, to); continue; }
+      parts.push(r.part);
+      i = r.end;
+      continue;
+    }
+    let k = i + 1;
+    while (k < to && !/\s/.test(t[k])) k++;
+    diagnostics.push(diag(spanOf(l, i, k), 'error', `unexpected '${t.slice(i, k)}': expected hex bytes, \${NAME}, $data or $sw`, 'bad-hex'));
+    ok = false;
+    i = k;
+  }
+  return ok ? parts : null;
+}
+
+function skipToken(t: string, i: number, to: number): number {
+  let k = i + 1;
+  while (k < to && !/\s/.test(t[k])) k++;
+  return k;
+}
+
+function parseVariable(l: Logical, i: number, to: number, diagnostics: ScriptDiagnostic[]): { part: HexPart; end: number } | null {
+  const t = l.text;
+  if (t[i + 1] === '{') {
+    const close = t.indexOf('}', i + 2);
+    if (close < 0 || close >= to) {
+      diagnostics.push(diag(spanOf(l, i, to), 'error', "'${' without a closing '}'", 'bad-variable'));
+      return null;
+    }
+    const inner = t.slice(i + 2, close);
+    const span = spanOf(l, i, close + 1);
+    const pin = /^pin\s*:\s*"([^"]*)"\s*(?:,(.*))?$/i.exec(inner);
+    if (pin) {
+      const part = parsePinOptions(pin[1], pin[2] ?? '', span, diagnostics);
+      return part ? { part, end: close + 1 } : null;
+    }
+    const v = /^([A-Za-z_]\w*)\s*(\[[^\]]*\])?$/.exec(inner.trim());
+    if (!v) {
+      diagnostics.push(diag(span, 'error', `'\${${inner}}' is not a variable: use \${NAME}, \${NAME[0:4]} or \${pin:"label"}`, 'bad-variable'));
+      return null;
+    }
+    const slice = v[2] ? parseSlice(v[2]) : undefined;
+    if (slice === null) {
+      diagnostics.push(diag(span, 'error', `bad slice '${v[2]}': use [start:end] or [index]`, 'bad-slice'));
+      return null;
+    }
+    return { part: { kind: 'var', name: v[1], ...(slice ? { slice } : {}), span }, end: close + 1 };
+  }
+  const m = /^\$(data|sw1|sw2|sw|[A-Za-z_]\w*)(\[[^\]]*\])?/.exec(t.slice(i, to));
+  if (!m) {
+    diagnostics.push(diag(spanOf(l, i, i + 1), 'error', "'$' must start $data, $sw or ${NAME}", 'bad-variable'));
+    return null;
+  }
+  const span = spanOf(l, i, i + m[0].length);
+  const slice = m[2] ? parseSlice(m[2]) : undefined;
+  if (slice === null) {
+    diagnostics.push(diag(span, 'error', `bad slice '${m[2]}': use [start:end] or [index]`, 'bad-slice'));
+    return null;
+  }
+  return { part: { kind: 'var', name: m[1], ...(slice ? { slice } : {}), span }, end: i + m[0].length };
+}
+
+function parseSlice(s: string): Slice | null {
+  const inner = s.slice(1, -1).trim();
+  const num = (x: string) => (x.trim() === '' ? undefined : /^-?\d+$/.test(x.trim()) ? parseInt(x, 10) : NaN);
+  if (!inner.includes(':')) {
+    const n = num(inner);
+    return n === undefined || Number.isNaN(n) ? null : { index: n };
+  }
+  const [a, b, extra] = inner.split(':');
+  if (extra !== undefined) return null;
+  const start = num(a);
+  const end = num(b);
+  if (Number.isNaN(start) || Number.isNaN(end)) return null;
+  return { ...(start !== undefined ? { start } : {}), ...(end !== undefined ? { end } : {}) };
+}
+
+function parsePinOptions(label: string, opts: string, span: Span, diagnostics: ScriptDiagnostic[]): HexPart | null {
+  let encoding: PinEncoding = 'ascii';
+  let padTo: number | undefined;
+  let fill = 0xff;
+  for (const raw of opts.split(',').map((o) => o.trim()).filter(Boolean)) {
+    const [k, v] = raw.split('=').map((x) => x.trim().toLowerCase());
+    if ((k === 'ascii' || k === 'bcd' || k === 'format2') && v === undefined) encoding = k;
+    else if (k === 'pad' && v && /^\d+$/.test(v) && +v > 0 && +v <= 64) padTo = +v;
+    else if (k === 'fill' && v && /^[0-9a-f]{2}$/.test(v)) fill = parseInt(v, 16);
+    else {
+      diagnostics.push(diag(span, 'error', `unknown PIN option '${raw}': use ascii, bcd, format2, pad=<n>, fill=<hex byte>`, 'bad-pin'));
+      return null;
+    }
+  }
+  if (!label.trim()) {
+    diagnostics.push(diag(span, 'error', 'a PIN placeholder needs a label: ${pin:"User PIN"}', 'bad-pin'));
+    return null;
+  }
+  return { kind: 'pin', label, encoding, ...(padTo ? { padTo } : {}), fill, span };
+}
+
+// ------------------------------------------------------------ expectations
+
+function parseExpectation(l: Logical, from: number, to: number, diagnostics: ScriptDiagnostic[]): Expectation | null {
+  const text = l.text.slice(from, to);
+  const alternatives: PatternItem[][] = [];
+  let start = from;
+  let ok = true;
+  for (const alt of text.split('|')) {
+    const end = start + alt.length;
+    const items: PatternItem[] = [];
+    const re = /\S+/g;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(alt))) {
+      const tok = m[0];
+      const at = start + m.index;
+      if (tok === '*') { items.push({ kind: 'any' }); continue; }
+      if (tok.length % 2 || !/^[0-9a-fA-F?xX]+$/.test(tok)) {
+        diagnostics.push(diag(spanOf(l, at, at + tok.length), 'error',
+          `'${tok}' is not a byte pattern: use hex bytes, ?? for any byte, X or ? for any nibble, * for any bytes`, 'bad-expectation'));
+        ok = false;
+        continue;
+      }
+      for (let k = 0; k < tok.length; k += 2) items.push(bytePattern(tok.substr(k, 2)));
+    }
+    const fixed = items.filter((x) => x.kind === 'byte').length;
+    if (ok && (fixed < 2 || items[items.length - 1].kind !== 'byte' || items[items.length - 2].kind !== 'byte')) {
+      diagnostics.push(diag(spanOf(l, start, end), 'error', 'an expectation ends with the status word, e.g. => 90 00 or => 6F * 90 00', 'bad-expectation'));
+      ok = false;
+    }
+    alternatives.push(items);
+    start = end + 1;
+  }
+  if (!ok) return null;
+  return { alternatives, text: text.trim(), span: spanOf(l, from - 2, to) };
+}
+
+function bytePattern(two: string): PatternItem {
+  let value = 0;
+  let mask = 0;
+  for (const c of two) {
+    value <<= 4; mask <<= 4;
+    if (/[0-9a-fA-F]/.test(c)) { value |= parseInt(c, 16); mask |= 0xf; }
+  }
+  return { kind: 'byte', value, mask };
+}
+
+/** Does a response (data + SW) match one of the expectation's alternatives? */
+export function matchExpectation(e: Expectation, response: Uint8Array): boolean {
+  return e.alternatives.some((alt) => matchFrom(alt, 0, response, 0));
+}
+
+function matchFrom(p: PatternItem[], pi: number, r: Uint8Array, ri: number): boolean {
+  while (pi < p.length) {
+    const item = p[pi];
+    if (item.kind === 'any') {
+      for (let k = ri; k <= r.length; k++) if (matchFrom(p, pi + 1, r, k)) return true;
+      return false;
+    }
+    if (ri >= r.length || (r[ri] & item.mask) !== item.value) return false;
+    pi++; ri++;
+  }
+  return ri === r.length;
+}
+
+// ------------------------------------------------------------ helpers
+
+function spanOf(l: Logical, from: number, to: number): Span {
+  const f = Math.max(0, Math.min(from, l.text.length));
+  const t = Math.max(f, Math.min(to, l.text.length));
+  const end = t > f ? { ...l.pos[t - 1], character: l.pos[t - 1].character + 1 } : l.pos[t];
+  return { start: l.pos[f], end };
+}
+
+function diag(span: Span, severity: ScriptDiagnostic['severity'], message: string, code: string): ScriptDiagnostic {
+  return { span, severity, message, code };
+}
+
+function levenshtein(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return d[a.length][b.length];
+}

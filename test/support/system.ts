@@ -1,0 +1,23 @@
+// Shared by test suites that need system packages (Chromium, pcscd, vicc, pcsc-tools).
+// Outside CI a missing tool skips the suite with the install command; under CI=true it fails.
+import { spawnSync } from 'node:child_process';
+
+export const INSTALL_HINT = 'install it with: sudo npm run setup:system';
+
+export function hasCommand(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Returns a skip reason (string) when something is missing outside CI, or false
+ * when everything is there. Under CI=true a missing command throws.
+ */
+export function requireCommands(...names: string[]): string | false {
+  const missing = names.filter((n) => !hasCommand(n));
+  if (!missing.length) return false;
+  const msg = `missing ${missing.join(', ')}; ${INSTALL_HINT}`;
+  if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: a missing part fails the run)`);
+  return msg;
+}
+
+export const requireCommand = (name: string) => requireCommands(name);
