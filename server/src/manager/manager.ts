@@ -438,7 +438,6 @@ export class ReaderManager {
       r.queue.release();
       this.readersChanged();
     }, this.transactionTimeoutMs);
-    r.transactionTimer.unref?.();
   }
 
   connectionClosed(r: ReaderEntry, conn: Connection): void {

@@ -1,0 +1,112 @@
+// The helper (language server + reader manager) driven over in-memory streams,
+// the way the extension drives it over IPC.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { createConnection } from 'vscode-languageserver/node';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { createHelper } from '../../server/src/lsp/server';
+import {
+  AskPinRequest, EventsNotification, type LogEntry, ReadersChangedNotification, ReadersRequest, RunScriptRequest,
+  SimulatorInsertCardRequest, SimulatorRemoveCardRequest, StartedNotification, type ReaderList, LogHistoryRequest,
+} from '../../server/src/protocol';
+
+let client: MessageConnection;
+const entries: LogEntry[] = [];
+const entryWaiters: Array<() => void> = [];
+let started: Promise<ReaderList>;
+const diagnostics = new Map<string, Array<{ message: string; range: { start: { line: number } } }>>();
+const diagWaiters: Array<() => void> = [];
+
+function until(check: () => boolean, waiters: Array<() => void>): Promise<void> {
+  return new Promise((resolve) => {
+    const poll = () => { if (check()) resolve(); else waiters.push(poll); };
+    poll();
+  });
+}
+
+before(async () => {
+  const toServer = new PassThrough();
+  const toClient = new PassThrough();
+  const serverConn = createConnection(toServer, toClient);
+  createHelper(serverConn);
+  client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
+  started = new Promise((resolve) => client.onNotification(StartedNotification.method, resolve));
+  client.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => {
+    entries.push(...p.entries);
+    for (const w of entryWaiters.splice(0)) w();
+  });
+  client.onNotification('textDocument/publishDiagnostics', (p: { uri: string; diagnostics: never[] }) => {
+    diagnostics.set(p.uri, p.diagnostics);
+    for (const w of diagWaiters.splice(0)) w();
+  });
+  client.onRequest(AskPinRequest.method, () => ({ pin: '1234' }));
+  client.listen();
+  await client.sendRequest('initialize', { processId: null, rootUri: null, capabilities: {}, initializationOptions: { simulator: { card: 'T=0' } } });
+  client.sendNotification('initialized', {});
+});
+
+after(async () => {
+  await client.sendRequest('shutdown');
+  client.dispose();
+});
+
+test('announces started with the reader cache filled', async () => {
+  const list = await started;
+  assert.deepEqual(list.readers.map((r) => r.name), ['Workbench Simulator 00 00']);
+  assert.equal(list.readers[0].card?.powered, false);
+  const again: ReaderList = await client.sendRequest(ReadersRequest.method, {});
+  assert.equal(again.readerListCounter, 1);
+});
+
+test('publishes diagnostics with exact ranges for an opened .apdu document', async () => {
+  const uri = 'file:///tmp/bad.apdu';
+  client.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'apdu', version: 1, text: '00 A4 04 00\n00 B0 0\n' } });
+  await until(() => diagnostics.has(uri), diagWaiters);
+  const d = diagnostics.get(uri)!;
+  assert.equal(d.length, 1);
+  assert.equal(d[0].range.start.line, 1);
+  assert.match(d[0].message, /odd number of hex digits/);
+  const lenses: Array<{ command: { title: string; arguments: unknown[] } }> = await client.sendRequest('textDocument/codeLens', { textDocument: { uri } });
+  assert.deepEqual(lenses.map((l) => l.command.title), ['▶ Run', 'Run line', 'Run to here']);
+  const hover: { contents: { value: string } } = await client.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 0, character: 3 } });
+  assert.match(hover.contents.value, /INS A4/);
+});
+
+test('runs a script on the T=0 card with automatic GET RESPONSE, streaming exchanges', async () => {
+  await started;
+  const result = await client.sendRequest(RunScriptRequest.method, {
+    text: '00 A4 04 00 07 F0 57 42 44 45 4D 4F 00 => 6F * 90 00\n00 20 00 01 04 ${pin:"PIN"} => 90 00', uri: 'file:///x.apdu',
+  }) as { ok: boolean; runId: number; commands: number; failure?: { message: string } };
+  assert.equal(result.ok, true, result.failure?.message);
+  assert.equal(result.commands, 2);
+  await until(() => entries.some((e) => e.kind === 'scriptEnded' && e.runId === result.runId), entryWaiters);
+  const mine = entries.filter((e) => e.kind === 'exchange' && e.runId === result.runId);
+  assert.deepEqual(mine.map((e) => e.kind === 'exchange' && [e.sw, e.auto ?? '']), [['6112', ''], ['9000', 'getResponse'], ['9000', '']]);
+  assert.ok(!JSON.stringify(entries).includes('31323334'), 'the PIN is masked');
+  const history: { entries: LogEntry[] } = await client.sendRequest(LogHistoryRequest.method, {});
+  assert.ok(history.entries.length >= entries.length - 1);
+});
+
+test('a failing script reports the line; bad requests get clear errors', async () => {
+  const result = await client.sendRequest(RunScriptRequest.method, { text: '00 A4 02 0C 02 99 99 => 90 00' }) as { ok: boolean; failure: { line: number; message: string } };
+  assert.equal(result.ok, false);
+  assert.equal(result.failure.line, 1);
+  assert.match(result.failure.message, /6A 82/);
+  await assert.rejects(client.sendRequest(RunScriptRequest.method, { text: 42 }), /needs the script text/);
+  await assert.rejects(client.sendRequest(SimulatorRemoveCardRequest.method, { reader: 'Nope*' }), /No reader matches 'Nope\*'/);
+});
+
+test('removing and inserting the simulator card emits events and a new reader list', async () => {
+  const changed: ReaderList[] = [];
+  client.onNotification(ReadersChangedNotification.method, (p: ReaderList) => changed.push(p));
+  const before = entries.length;
+  await client.sendRequest(SimulatorRemoveCardRequest.method, { reader: 'Workbench Simulator 00 00' });
+  await client.sendRequest(SimulatorInsertCardRequest.method, { reader: 'Workbench*', card: 'T=1' });
+  await until(() => entries.slice(before).filter((e) => e.kind === 'cardRemoved' || e.kind === 'cardInserted').length === 2, entryWaiters);
+  const kinds = entries.slice(before).map((e) => e.kind);
+  assert.deepEqual(kinds.filter((k) => k.startsWith('card')), ['cardRemoved', 'cardInserted']);
+  const list: ReaderList = await client.sendRequest(ReadersRequest.method, {});
+  assert.equal(list.readers[0].eventCount, 2);
+  await assert.rejects(client.sendRequest(SimulatorInsertCardRequest.method, { reader: 'Workbench*' }), /already in this simulator reader/);
+});

@@ -1,0 +1,168 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
+import type { Driver, DriverSink, SlotDescriptor } from '../../../server/src/drivers/driver';
+import { ReaderManager } from '../../../server/src/manager/manager';
+import { readerName } from '../../../server/src/manager/naming';
+import type { ExchangeEntry, LogEntry } from '../../../server/src/protocol';
+import { fromHex, toHex } from '../../../server/src/util/hex';
+
+async function simManager(opts: { card?: 'T=0' | 'T=1'; readers?: number } = {}) {
+  const sim = new SimulatorDriver({ card: opts.card ?? 'T=1', readers: opts.readers ?? 1 });
+  const m = new ReaderManager([sim]);
+  const entries: LogEntry[] = [];
+  m.onEntry((e) => entries.push(e));
+  await m.start();
+  return { m, sim, entries };
+}
+
+test("reader names follow pcsc-lite's rule", () => {
+  assert.equal(readerName({ name: 'Workbench Simulator', slotIndex: 0 }, 0), 'Workbench Simulator 00 00');
+  assert.equal(readerName({ name: 'ACS ACR38U', interfaceName: 'CCID', serial: '1234', slotIndex: 1 }, 10), 'ACS ACR38U [CCID] (1234) 0A 01');
+});
+
+/** A driver whose devices come and go, to test naming and indexes. */
+class PlugDriver implements Driver {
+  readonly id = 'plug';
+  sink!: DriverSink;
+  async start(sink: DriverSink) { this.sink = sink; }
+  async stop() {}
+  add(device: string, slots = 1) {
+    for (let s = 0; s < slots; s++) {
+      const d: SlotDescriptor = { key: `${device}:${s}`, name: 'Plug Reader', deviceKey: device, slotIndex: s, cardPresent: false };
+      this.sink.slotAdded(d);
+    }
+  }
+  async powerOn(): Promise<Uint8Array> { throw new Error('no'); }
+  async powerOff() {}
+  async setProtocol() {}
+  async transmit(): Promise<Uint8Array> { throw new Error('no'); }
+  async control(): Promise<Uint8Array> { return new Uint8Array(0); }
+}
+
+test('one reader per slot; NN is the lowest free device index; names are unique; list counter counts', async () => {
+  const d = new PlugDriver();
+  const m = new ReaderManager([d]);
+  await m.start();
+  d.add('a', 2);
+  d.add('b');
+  assert.deepEqual(m.list().readers.map((r) => r.name), ['Plug Reader 00 00', 'Plug Reader 00 01', 'Plug Reader 01 00']);
+  d.sink.slotRemoved('a:0');
+  d.sink.slotRemoved('a:1');
+  d.add('c');
+  assert.deepEqual(m.list().readers.map((r) => r.name).sort(), ['Plug Reader 00 00', 'Plug Reader 01 00']);
+  assert.equal(m.list().readerListCounter, 6);
+});
+
+test('card insertion and removal bump the per-reader event counter and reach listeners', async () => {
+  const { m, sim, entries } = await simManager();
+  const name = 'Workbench Simulator 00 00';
+  assert.equal(m.reader(name).eventCount, 0);
+  sim.removeCard('sim:0');
+  assert.equal(m.reader(name).card, null);
+  sim.insertCard('sim:0', 'T=0');
+  assert.equal(m.reader(name).eventCount, 2);
+  assert.deepEqual(entries.map((e) => e.kind), ['readerAdded', 'cardInserted', 'cardRemoved', 'cardInserted']);
+});
+
+test('connect powers the card, picks the protocol from the ATR, and caches it', async () => {
+  const { m } = await simManager({ card: 'T=0' });
+  const c = await m.connect(m.resolve());
+  const r = m.reader(c.readerName);
+  assert.equal(r.card?.powered, true);
+  assert.equal(r.card?.protocol, 0);
+  assert.equal(r.card?.atr, '3B6B000080 31E0F7F0574244454D4F'.replace(' ', ''));
+  assert.equal(r.connections, 1);
+  await c.disconnect('unpower');
+  assert.equal(m.reader(c.readerName).card?.powered, false);
+  await assert.rejects(m.connect(c.readerName, { protocol: 1 }), /offers T=0, not T=1/);
+});
+
+test('T=0 rules: case 4 becomes case 3, 61xx fetches GET RESPONSE, 6Cxx resends, steps are logged under the command', async () => {
+  const { m, entries } = await simManager({ card: 'T=0' });
+  const c = await m.connect(m.resolve());
+  const r = await c.transmit(fromHex('00 A4 04 00 07 F0 57 42 44 45 4D 4F 00'));
+  assert.equal(toHex(r.response.subarray(-2)), '9000');
+  assert.equal(r.response[0], 0x6f);
+  assert.deepEqual(r.exchanges.map((e) => [e.command, e.auto ?? null]), [
+    ['00A4040007F0574244454D4F', null],
+    ['00C0000012', 'getResponse'],
+  ]);
+  assert.equal(r.exchanges[1].parent, r.exchanges[0].seq);
+  const six = await c.transmit(fromHex('00 84 00 00 00'));
+  assert.deepEqual(six.exchanges.map((e) => [e.command, e.sw, e.auto ?? null]), [['0084000000', '6C08', null], ['0084000008', '9000', 'resendWithLe']]);
+  assert.equal(six.response.length, 10);
+  // switched off: the script sees the raw 61xx
+  const raw = await c.transmit(fromHex('00 A4 04 00 07 F0 57 42 44 45 4D 4F 00'), { getResponse: false });
+  assert.equal(toHex(raw.response), '6112');
+  assert.equal(entries.filter((e): e is ExchangeEntry => e.kind === 'exchange').length, 5);
+});
+
+test('a removed card invalidates the connection with a clear error', async () => {
+  const { m, sim } = await simManager();
+  const c = await m.connect(m.resolve());
+  sim.removeCard('sim:0');
+  await assert.rejects(c.transmit(fromHex('00 84 00 00 08')), (e: Error & { code?: string }) => e.code === 'CARD_REMOVED' && /removed/.test(e.message));
+  await assert.rejects(m.connect('Workbench Simulator 00 00'), /No card/);
+});
+
+test('exclusive and shared connections exclude each other', async () => {
+  const { m } = await simManager();
+  const name = m.resolve();
+  const a = await m.connect(name);
+  await assert.rejects(m.connect(name, { share: 'exclusive' }), /in use by 1 other/);
+  await a.disconnect();
+  const x = await m.connect(name, { share: 'exclusive' });
+  assert.equal(m.reader(name).exclusive, true);
+  await assert.rejects(m.connect(name), /held exclusively/);
+  await x.disconnect();
+});
+
+test('transactions: other connections wait, and their APDUs never land inside the transaction', async () => {
+  const { m, sim } = await simManager();
+  const name = m.resolve();
+  const card = sim.cardIn('sim:0')!;
+  card.historyLimit = 1000;
+  const a = await m.connect(name);
+  const b = await m.connect(name);
+  await a.beginTransaction();
+  const bDone = b.transmit(fromHex('00 84 00 00 01'));
+  for (let i = 0; i < 5; i++) await a.transmit(fromHex('00 84 00 00 02'));
+  assert.equal(m.reader(name).inTransaction, true);
+  await a.endTransaction();
+  await bDone;
+  const les = card.history.filter((h) => h[1] === 0x84).map((h) => h[4]);
+  assert.deepEqual(les, [2, 2, 2, 2, 2, 1]);
+  await a.disconnect();
+  await b.disconnect();
+});
+
+test('a transaction is released when its owner disconnects, and after the idle time-out', async () => {
+  const sim = new SimulatorDriver();
+  const m = new ReaderManager([sim], { transactionTimeoutMs: 50 });
+  await m.start();
+  const name = m.resolve();
+  const a = await m.connect(name);
+  const b = await m.connect(name);
+  await a.beginTransaction();
+  const waiting = b.transmit(fromHex('00 84 00 00 08'));
+  await a.disconnect();
+  assert.equal((await waiting).sw, 0x9000);
+  await b.beginTransaction();
+  // c's connect waits behind b's idle transaction until the 50 ms time-out releases it
+  const c = await m.connect(name);
+  assert.equal(m.reader(name).inTransaction, false);
+  assert.equal(m.reader(name).connections, 2);
+  await c.disconnect();
+  await b.disconnect();
+});
+
+test('waitForCard resolves on insertion and times out with a clear error', async () => {
+  const { m, sim } = await simManager();
+  const name = m.resolve();
+  sim.removeCard('sim:0');
+  const w = m.waitForCard(name, true, 0);
+  sim.insertCard('sim:0');
+  await w;
+  await assert.rejects(m.waitForCard(name, false, 20), /No card removed from .* within 20 ms/);
+});

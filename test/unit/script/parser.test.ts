@@ -1,0 +1,111 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkApduShape, matchExpectation, parseScript } from '../../../server/src/script/parser';
+import { fromHex } from '../../../server/src/util/hex';
+
+const apdus = (src: string) => parseScript(src).statements.filter((s) => s.kind === 'apdu');
+
+test('hex lines with and without spaces, comments after commands, continuation', () => {
+  const s = parseScript([
+    '# comment',
+    '00A4040007F0574244454D4F // trailing comment',
+    '00 B0 00 00 \\',
+    '   10   # continued',
+    '',
+  ].join('\n'));
+  assert.deepEqual(s.diagnostics, []);
+  const a = s.statements;
+  assert.equal(a.length, 2);
+  assert.equal(a[0].kind, 'apdu');
+  assert.equal(a[0].line, 2);
+  assert.equal(a[1].line, 3);
+  const parts = (a[1] as Extract<typeof a[1], { kind: 'apdu' }>).parts;
+  assert.deepEqual(parts.map((p) => (p.kind === 'hex' ? Buffer.from(p.bytes).toString('hex') : '?')), ['00', 'b0', '00', '00', '10']);
+  // the continued byte keeps its real position (line 3, col 3)
+  assert.deepEqual(parts[4].span.start, { line: 3, character: 3 });
+});
+
+test('odd hex digits and bad characters get exact ranges', () => {
+  const s = parseScript('00 A4 0 00\n00 B0 zz 00');
+  assert.equal(s.statements.length, 0);
+  const [odd, bad] = s.diagnostics;
+  assert.equal(odd.code, 'odd-hex');
+  assert.deepEqual(odd.span, { start: { line: 0, character: 6 }, end: { line: 0, character: 7 } });
+  assert.equal(bad.code, 'bad-hex');
+  assert.match(bad.message, /unexpected 'zz'/);
+});
+
+test('Lc that does not match the data is an error', () => {
+  assert.match(checkApduShape(fromHex('00 A4 04 00 07 F0 57'))!, /Lc is 07 \(7\) but 2 byte/);
+  assert.equal(checkApduShape(fromHex('00 A4 04 00 02 3F 00')), null);
+  assert.equal(checkApduShape(fromHex('00 A4 04 00 02 3F 00 00')), null);
+  assert.equal(checkApduShape(fromHex('00 B0 00 00 00 01 00')), null); // case 2E
+  assert.match(checkApduShape(fromHex('00 A4'))!, /at least CLA INS P1 P2/);
+  const s = parseScript('00 A4 04 00 07 F0 57');
+  assert.equal(s.diagnostics[0].code, 'apdu-shape');
+});
+
+test('expectations: status word, data patterns, wildcards, alternatives', () => {
+  const [a] = apdus('00 A4 04 00 00 => 6F * 90 00 | 61 ?? | 63 C?');
+  assert.equal(a.kind, 'apdu');
+  const e = (a as Extract<typeof a, { kind: 'apdu' }>).expect!;
+  assert.equal(e.alternatives.length, 3);
+  assert.ok(matchExpectation(e, fromHex('6F 02 84 00 90 00')));
+  assert.ok(!matchExpectation(e, fromHex('6E 02 84 00 90 00')));
+  assert.ok(matchExpectation(e, fromHex('61 10')));
+  assert.ok(matchExpectation(e, fromHex('63 C2')));
+  assert.ok(!matchExpectation(e, fromHex('63 00')));
+  assert.ok(!matchExpectation(e, fromHex('90 00')), 'no alternative is a bare 90 00');
+  const bad = parseScript('00 A4 04 00 => 90');
+  assert.equal(bad.diagnostics[0].code, 'bad-expectation');
+});
+
+test('keywords: reset, connect, disconnect, control, transaction, wait, delay, echo, repeat, set, let, exit', () => {
+  const s = parseScript([
+    'reset cold', 'connect "Workbench*" T=1 exclusive', 'control 3400', 'transaction begin',
+    'repeat 3', '  00 B0 00 00 10', 'end', 'transaction end', 'wait removal 500', 'delay 10',
+    'echo "hi $data"', 'set getresponse off', 'let K = 01 02 $data[0:2]', 'disconnect unpower', 'exit',
+  ].join('\n'));
+  assert.deepEqual(s.diagnostics, []);
+  assert.deepEqual(s.statements.map((x) => x.kind), [
+    'reset', 'connect', 'control', 'transaction', 'repeat', 'transaction', 'wait', 'delay', 'echo', 'set', 'let', 'disconnect', 'exit',
+  ]);
+  const connect = s.statements[1] as Extract<typeof s.statements[1], { kind: 'connect' }>;
+  assert.deepEqual([connect.reader, connect.protocol, connect.share], ['Workbench*', 1, 'exclusive']);
+  const rep = s.statements[4] as Extract<typeof s.statements[4], { kind: 'repeat' }>;
+  assert.equal(rep.count, 3);
+  assert.equal(rep.body.length, 1);
+});
+
+test('unknown command suggests the keyword, unmatched end and repeat are errors', () => {
+  const s = parseScript('rest\nend\nrepeat 2\n00 B0 00 00 01');
+  const msgs = s.diagnostics.map((d) => d.message);
+  assert.ok(msgs.some((m) => /unknown command 'rest'; did you mean 'reset'/.test(m)), msgs.join('|'));
+  assert.ok(msgs.some((m) => /'end' without a matching 'repeat'/.test(m)));
+  assert.ok(msgs.some((m) => /'repeat' without a matching 'end'/.test(m)));
+});
+
+test("scriptor's exit quirk: a warning with a quick fix, and a real exit is fine", () => {
+  const s = parseScript('# do not exit here\n00 B0 00 00 01\nexit');
+  assert.equal(s.statements.length, 2);
+  const w = s.diagnostics.filter((d) => d.code === 'scriptor-exit');
+  assert.equal(w.length, 1);
+  assert.equal(w[0].span.start.line, 0);
+  assert.equal(w[0].fix?.edits[0].newText, 'e-xit');
+});
+
+test('PIN placeholders parse with encodings and padding; bad options are errors', () => {
+  const [a] = apdus('00 20 00 01 08 ${pin:"User PIN", bcd, pad=8, fill=FF}');
+  const pin = (a as Extract<typeof a, { kind: 'apdu' }>).parts.find((p) => p.kind === 'pin');
+  assert.deepEqual(pin && { ...pin, span: undefined }, { kind: 'pin', label: 'User PIN', encoding: 'bcd', padTo: 8, fill: 0xff, span: undefined });
+  const bad = parseScript('00 20 00 01 08 ${pin:"X", rot13}');
+  assert.equal(bad.diagnostics[0].code, 'bad-pin');
+});
+
+test('never throws on arbitrary input', () => {
+  const junk = ['${', '$', '=>', '"', '\\', 'repeat', 'let = ', '00 => * | ', '${pin:"', '$data[1:2:3]', '\u0000\uffff'];
+  for (let i = 0; i < 500; i++) {
+    const src = Array.from({ length: 8 }, (_, k) => junk[(i * 7 + k * 13) % junk.length]).join(i % 3 ? ' ' : '\n');
+    assert.doesNotThrow(() => parseScript(src));
+  }
+});
