@@ -49,8 +49,11 @@ export function ensureCodeServer() {
   const node = ensureNode24();
   const dir = path.join(cacheDir(), `code-server-${CODE_SERVER_VERSION}`);
   const entry = path.join(dir, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
-  const marker = path.join(dir, '.complete');
+  const marker = path.join(dir, '.complete-v2');
+  if (!fs.existsSync(marker) && waitForOtherInstall(dir, marker)) return { node: node.bin, entry };
   if (!fs.existsSync(marker)) {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    fs.writeFileSync(`${dir}.lock`, String(process.pid));
     log(`installing code-server ${CODE_SERVER_VERSION} into ${dir} (one time, about 3-5 minutes of native builds)`);
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'package.json'), '{"private":true}');
@@ -59,14 +62,32 @@ export function ensureCodeServer() {
       PATH: `${path.dirname(node.bin)}:${process.env.PATH}`,
       npm_config_nodedir: node.pkg,
       JOBS: '2',
+      // npm 11 skips dependency install scripts unless approved; code-server's
+      // postinstall runs nested npm installs that build VS Code's native modules,
+      // so approve them for this one install into the cache (never for the repo).
+      npm_config_dangerously_allow_all_scripts: 'true',
     };
     const npmCli = findNpmCli();
     run(node.bin, [npmCli, 'install', '--no-audit', '--no-fund', `code-server@${CODE_SERVER_VERSION}`], { cwd: dir, env });
     if (!fs.existsSync(entry)) throw new Error(`code-server installed but ${entry} is missing`);
     fs.writeFileSync(marker, new Date().toISOString());
+    fs.rmSync(`${dir}.lock`, { force: true });
     log('code-server ready');
   }
   return { node: node.bin, entry };
+}
+
+/** If another process is installing (lock file with a live PID), wait for it; true when it finished. */
+function waitForOtherInstall(dir, marker) {
+  const lock = `${dir}.lock`;
+  let pid;
+  try { pid = Number(fs.readFileSync(lock, 'utf8')); } catch { return false; }
+  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  if (!pid || pid === process.pid || !alive()) { fs.rmSync(lock, { force: true }); return false; }
+  log(`waiting for another code-server install (pid ${pid}) to finish`);
+  const sab = new Int32Array(new SharedArrayBuffer(4));
+  while (alive() && !fs.existsSync(marker)) Atomics.wait(sab, 0, 0, 1000);
+  return fs.existsSync(marker);
 }
 
 function findNpmCli() {

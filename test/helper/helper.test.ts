@@ -99,7 +99,7 @@ test('a failing script reports the line; bad requests get clear errors', async (
 
 test('removing and inserting the simulator card emits events and a new reader list', async () => {
   const changed: ReaderList[] = [];
-  client.onNotification(ReadersChangedNotification.method, (p: ReaderList) => changed.push(p));
+  client.onNotification(ReadersChangedNotification.method, (p: ReaderList) => { changed.push(p); });
   const before = entries.length;
   await client.sendRequest(SimulatorRemoveCardRequest.method, { reader: 'Workbench Simulator 00 00' });
   await client.sendRequest(SimulatorInsertCardRequest.method, { reader: 'Workbench*', card: 'T=1' });

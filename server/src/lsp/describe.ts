@@ -1,25 +1,26 @@
-// Hover text for a command line: the decoded header, Lc/Le and data.
+// Hover text for a command line: the decoded header, Lc/Le, and the data as TLV when it parses.
+import { parseCommandApdu } from '../codecs/apdu';
+import { decodeBerTlv, formatTlvTree } from '../codecs/tlv';
 import type { HexPart } from '../script/ast';
-import { toSpacedHex } from '../util/hex';
-
-const h = (n: number) => n.toString(16).toUpperCase().padStart(2, '0');
+import { concatBytes, toSpacedHex } from '../util/hex';
 
 export function describeCommandLines(parts: HexPart[]): string[] {
   if (!parts.every((p) => p.kind === 'hex')) {
-    const names = parts.filter((p) => p.kind !== 'hex').map((p) => (p.kind === 'pin' ? `\${pin:"${p.label}"} (asked when run, never logged)` : `\${${p.name}}`));
+    const names = parts.filter((p) => p.kind !== 'hex').map((p) => (p.kind === 'pin' ? `\${pin:"${p.label}"}: asked when run, never logged` : `\${${p.name}}: filled in at run time`));
     return ['**Command APDU** with values filled in at run time', ...names.map((n) => `- ${n}`)];
   }
-  const b = new Uint8Array(parts.reduce((n, p) => n + (p as { bytes: Uint8Array }).bytes.length, 0));
-  let o = 0;
-  for (const p of parts as Array<{ bytes: Uint8Array }>) { b.set(p.bytes, o); o += p.bytes.length; }
-  if (b.length < 4) return ['**Command APDU**: too short'];
-  const lines = [`**Command APDU** CLA ${h(b[0])} · INS ${h(b[1])} · P1 ${h(b[2])} · P2 ${h(b[3])}`];
-  if (b.length === 5) lines.push(`Case 2: Le ${h(b[4])} (${b[4] || 256} bytes expected)`);
-  else if (b.length > 5 && b[4] !== 0) {
-    const lc = b[4];
-    const data = b.subarray(5, 5 + lc);
-    lines.push(`Case ${b.length === 6 + lc ? 4 : 3}: Lc ${h(lc)} (${lc} bytes)${b.length === 6 + lc ? ` · Le ${h(b[b.length - 1])}` : ''}`);
-    lines.push(`Data: \`${toSpacedHex(data)}\``);
-  } else if (b.length === 4) lines.push('Case 1: no data, no response data');
+  const apdu = parseCommandApdu(concatBytes(...parts.map((p) => (p as { bytes: Uint8Array }).bytes)));
+  const h = (n: number) => n.toString(16).toUpperCase().padStart(2, '0');
+  const lines = [`**${apdu.insName ?? `INS ${h(apdu.ins)}`}**`];
+  lines.push(`CLA ${h(apdu.cla)} · INS ${h(apdu.ins)} · P1 ${h(apdu.p1)} · P2 ${h(apdu.p2)}${apdu.case ? ` · case ${apdu.case}` : ''}`);
+  lines.push(`CLA: ${apdu.claInfo.description}`);
+  if (apdu.lc !== undefined) lines.push(`Lc ${apdu.lc} (${apdu.lc} data byte${apdu.lc === 1 ? '' : 's'})${apdu.extended ? ', extended length' : ''}`);
+  if (apdu.le !== undefined) lines.push(`Le ${apdu.le} (response bytes expected at most)`);
+  if (apdu.data.length) {
+    lines.push(`Data: \`${toSpacedHex(apdu.data)}\``);
+    const tlv = decodeBerTlv(apdu.data);
+    if (tlv.complete && tlv.nodes.length) lines.push('Data as BER-TLV:\n```\n' + formatTlvTree(tlv).join('\n') + '\n```');
+  }
+  for (const e of apdu.errors) lines.push(`⚠ ${e}`);
   return lines;
 }

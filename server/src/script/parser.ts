@@ -10,6 +10,7 @@ import type {
   Expectation, HexPart, PatternItem, PinEncoding, Pos, Script, ScriptDiagnostic, Slice, Span, Statement,
 } from './ast';
 import { KEYWORDS } from './ast';
+import { parseCommandApdu } from '../codecs/apdu';
 
 /** A logical line: physical lines joined by `\`, with each character's position kept. */
 interface Logical {
@@ -217,7 +218,7 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
   const literal = parts.every((p) => p.kind === 'hex');
   if (literal) {
     const bytes = joinBytes(parts as Array<Extract<HexPart, { kind: 'hex' }>>);
-    const problem = checkApduShape(bytes);
+    const problem = parseCommandApdu(bytes).errors[0];
     if (problem) {
       diagnostics.push(diag(spanOf(l, lead, cmdEnd), 'error', problem, 'apdu-shape'));
       return null;
@@ -234,27 +235,6 @@ function joinBytes(parts: Array<{ bytes: Uint8Array }>): Uint8Array {
   for (const p of parts) { out.set(p.bytes, o); o += p.bytes.length; }
   return out;
 }
-
-/** Structural check of a literal command APDU (ISO 7816-4 §5.1); null when fine. */
-export function checkApduShape(b: Uint8Array): string | null {
-  if (b.length < 4) return `a command APDU needs at least CLA INS P1 P2 (4 bytes); this one has ${b.length}`;
-  if (b.length <= 5) return null; // case 1 or case 2 short
-  const lc = b[4];
-  if (lc !== 0) {
-    const data = b.length - 5;
-    if (data === lc || data === lc + 1) return null;
-    return `Lc is ${hex2(lc)} (${lc}) but ${data} byte(s) follow it; expected ${lc} data bytes, or ${lc + 1} with Le`;
-  }
-  // Extended length: 00 then two bytes.
-  if (b.length === 7) return null; // case 2E
-  const elc = (b[5] << 8) | b[6];
-  if (elc === 0) return 'extended Lc of 0000 is not allowed';
-  const data = b.length - 7;
-  if (data === elc || data === elc + 2) return null;
-  return `extended Lc is ${elc} but ${data} byte(s) follow`;
-}
-
-const hex2 = (n: number) => n.toString(16).toUpperCase().padStart(2, '0');
 
 function parseNumber(s: string | undefined): number | null {
   if (s === undefined) return null;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkApduShape, matchExpectation, parseScript } from '../../../server/src/script/parser';
+import { matchExpectation, parseScript } from '../../../server/src/script/parser';
 import { fromHex } from '../../../server/src/util/hex';
 
 const apdus = (src: string) => parseScript(src).statements.filter((s) => s.kind === 'apdu');
@@ -35,14 +35,13 @@ test('odd hex digits and bad characters get exact ranges', () => {
   assert.match(bad.message, /unexpected 'zz'/);
 });
 
-test('Lc that does not match the data is an error', () => {
-  assert.match(checkApduShape(fromHex('00 A4 04 00 07 F0 57'))!, /Lc is 07 \(7\) but 2 byte/);
-  assert.equal(checkApduShape(fromHex('00 A4 04 00 02 3F 00')), null);
-  assert.equal(checkApduShape(fromHex('00 A4 04 00 02 3F 00 00')), null);
-  assert.equal(checkApduShape(fromHex('00 B0 00 00 00 01 00')), null); // case 2E
-  assert.match(checkApduShape(fromHex('00 A4'))!, /at least CLA INS P1 P2/);
-  const s = parseScript('00 A4 04 00 07 F0 57');
+test('Lc that does not match the data is an error on the command', () => {
+  const s = parseScript('00 A4 04 00 07 F0 57\n00 A4 04 00 02 3F 00 00\n00 B0 00 00 00 01 00');
+  assert.equal(s.diagnostics.length, 1);
   assert.equal(s.diagnostics[0].code, 'apdu-shape');
+  assert.match(s.diagnostics[0].message, /Lc is 7 but 2 data bytes follow/);
+  assert.deepEqual(s.diagnostics[0].span, { start: { line: 0, character: 0 }, end: { line: 0, character: 20 } });
+  assert.equal(s.statements.length, 2);
 });
 
 test('expectations: status word, data patterns, wildcards, alternatives', () => {
