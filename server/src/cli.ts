@@ -4,7 +4,7 @@
 //   scard atr HEX [--json]
 //   scard ccid HEX [--json]
 import fs from 'node:fs';
-import { createDrivers } from './drivers/registry';
+import { createDrivers, identifyAtr } from './drivers/registry';
 import { ReaderManager } from './manager/manager';
 import type { HelperSettings, LogEntry } from './protocol';
 import { runScript } from './script/engine';
@@ -13,7 +13,6 @@ import { formatEntry, toJsonLine } from './script/trace';
 import { ScError, asScError } from './util/errors';
 import { fromHex, HexError, toSpacedHex } from './util/hex';
 import { atrToJson, describeAtr, parseAtr } from './codecs/atr';
-import { loadSmartcardList } from './codecs/smartcardList';
 
 const USAGE = `usage:
   scard run FILE [--reader GLOB] [--card T=0|T=1] [--json]   run an APDU script against the simulator (or --vpcd PORT)
@@ -59,6 +58,7 @@ function settingsFrom(args: Args): HelperSettings {
 async function startManager(args: Args): Promise<ReaderManager> {
   const verbose = args.flags.has('verbose');
   const m = new ReaderManager(createDrivers(settingsFrom(args)), {
+    identify: (atr) => identifyAtr(atr),
     log: (level, msg) => { if (verbose || level === 'error' || level === 'warn') process.stderr.write(`[${level}] ${msg}\n`); },
   });
   await m.start();
@@ -170,7 +170,7 @@ async function main(argv: string[]): Promise<number> {
         throw new ScError('BAD_REQUEST', `the ATR is not hex: ${e instanceof HexError ? e.message : String(e)}`);
       }
       const info = parseAtr(atr);
-      const identified = loadSmartcardList().identify(toSpacedHex(atr));
+      const identified = identifyAtr(toSpacedHex(atr));
       if (json) process.stdout.write(JSON.stringify({ ...atrToJson(info), identified }, null, 2) + '\n');
       else {
         process.stdout.write(describeAtr(info).join('\n') + '\n');

@@ -28,6 +28,8 @@ export interface CardInfo {
   powered: boolean;
   /** Present but did not answer to reset. */
   mute?: boolean;
+  /** Card names matching the ATR in pcsc-tools' smartcard_list.txt. */
+  identified?: string[];
 }
 
 export interface ReaderInfo {

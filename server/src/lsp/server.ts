@@ -5,7 +5,7 @@ import {
   type Connection, TextDocumentSyncKind, TextDocuments, ResponseError,
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { createDrivers } from '../drivers/registry';
+import { createDrivers, identifyAtr } from '../drivers/registry';
 import { SimulatorDriver } from '../drivers/simulator/driver';
 import { ReaderManager } from '../manager/manager';
 import {
@@ -63,7 +63,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   let readersScheduled = false;
 
   async function startManager(settings: HelperSettings): Promise<ReaderManager> {
-    const m = new ReaderManager(options.drivers ?? createDrivers(settings), { log });
+    const m = new ReaderManager(options.drivers ?? createDrivers(settings), { log, identify: (atr) => identifyAtr(atr) });
     manager = m;
     m.onEntry((e) => {
       batch.push(e);

@@ -23,6 +23,7 @@ interface CardState {
   atr?: Uint8Array;
   protocol?: Protocol;
   mute?: boolean;
+  identified?: string[];
   /** Bumped on every insertion, so a connection to an old card can tell. */
   generation: number;
 }
@@ -46,6 +47,8 @@ export interface ManagerOptions {
   /** A transaction idle for this long is released (default 30 s, like a sane SCardSvr). */
   transactionTimeoutMs?: number;
   log?: (level: LogLevel, message: string) => void;
+  /** Names a card from its ATR (hex with spaces), e.g. from smartcard_list.txt. */
+  identify?: (atrSpacedHex: string) => string[];
 }
 
 export interface TransmitOptions {
@@ -168,6 +171,7 @@ export class ReaderManager {
       if (r.card.atr) card.atr = toHex(r.card.atr);
       if (r.card.protocol !== undefined) card.protocol = r.card.protocol;
       if (r.card.mute) card.mute = true;
+      if (r.card.identified?.length) card.identified = r.card.identified;
     }
     const conns = [...r.connections];
     return {
@@ -387,6 +391,9 @@ export class ReaderManager {
     r.card.mute = false;
     r.card.atr = atr;
     r.card.protocol = protocol;
+    try { r.card.identified = this.options.identify?.(toHex(atr, ' ')) ?? []; } catch (e) {
+      this.log('warn', `card identification failed: ${asScError(e).message}`);
+    }
     this.emitEntry<EventEntry>({
       kind: mode === 'warm' ? 'cardReset' : 'cardPowered', reader: r.name, eventCount: r.eventCount, atr: toHex(atr), protocol,
     });
