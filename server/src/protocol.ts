@@ -82,8 +82,8 @@ export interface ExchangeEntry extends EntryBase {
   swMeaning: string;
   swCategory: 'success' | 'warning' | 'error';
   durationMs: number;
-  /** Set on exchanges the manager made on its own (T=0 rules). */
-  auto?: 'getResponse' | 'resendWithLe';
+  /** Set on exchanges made automatically (T=0 rules; the PIN retry-counter check before a VERIFY). */
+  auto?: 'getResponse' | 'resendWithLe' | 'retryCounter';
   /** seq of the exchange the script asked for, on automatic steps. */
   parent?: number;
   runId?: number;
@@ -202,4 +202,25 @@ export interface HelperSettings {
   vpcd?: { enabled?: boolean; ports?: number[] };
   pcsc?: { enabled?: boolean; library?: string };
   usbCcid?: { enabled?: boolean };
+  pin?: PinSettings;
 }
+
+export type PinCachePolicy = 'none' | 'run' | 'session';
+
+export interface PinSettings {
+  /** none: ask every time; run: once per script run; session: until idle time-out, card removal or reset. */
+  cache?: PinCachePolicy;
+  /** Session cache: forget a PIN not used for this long (seconds). */
+  idleTimeoutSeconds?: number;
+  /** Read the retry counter before a VERIFY and ask before using the last try. */
+  checkRetries?: boolean;
+}
+
+/** extension → helper: settings changed (only the parts that need no restart). */
+export const SettingsNotification = notification<HelperSettings>('smartcard/settings');
+
+/** extension → helper: forget every cached PIN. Returns how many were forgotten. */
+export const ClearPinCacheRequest = request<Record<string, never>, number>('smartcard/clearPinCache');
+
+/** helper → extension: ask the user to confirm something risky (a VERIFY with one try left). */
+export const ConfirmRequest = request<{ message: string; confirm: string }, { confirmed: boolean }>('smartcard/confirm');

@@ -11,8 +11,10 @@ import { ReaderManager } from '../manager/manager';
 import {
   AskPinRequest, CancelRunRequest, DriversRequest, EventsNotification, type HelperSettings, LogHistoryRequest,
   type LogEntry, ReadersChangedNotification, ReadersRequest, RunProgressNotification, RunScriptRequest,
-  SimulatorInsertCardRequest, SimulatorRemoveCardRequest, StartedNotification,
+  SimulatorInsertCardRequest, SimulatorRemoveCardRequest, StartedNotification, ClearPinCacheRequest, ConfirmRequest,
+  type PinSettings, SettingsNotification,
 } from '../protocol';
+import { SessionPinCache } from '../script/pins';
 import type { Driver } from '../drivers/driver';
 import { allocateRunId, runScript } from '../script/engine';
 import { parseScript } from '../script/parser';
@@ -34,6 +36,13 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   let manager: ReaderManager | null = null;
   let started: Promise<ReaderManager> | null = null;
   const runs = new Map<number, AbortController>();
+  const sessionPins = new SessionPinCache();
+  let pinSettings: PinSettings = {};
+  const applySettings = (settings: HelperSettings) => {
+    pinSettings = { ...pinSettings, ...(settings.pin ?? {}) };
+    sessionPins.setIdleTimeout((pinSettings.idleTimeoutSeconds ?? 300) * 1000);
+    if (pinSettings.cache !== 'session') sessionPins.clear();
+  };
 
   const log = (level: string, message: string) => {
     const line = `[${level}] ${message}`;
@@ -66,6 +75,10 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     const m = new ReaderManager(options.drivers ?? createDrivers(settings), { log, identify: (atr) => identifyAtr(atr) });
     manager = m;
     m.onEntry((e) => {
+      // A card that left, was reset or re-powered takes its cached PINs with it.
+      if (e.kind === 'cardRemoved' || e.kind === 'cardReset' || e.kind === 'cardPowered' || e.kind === 'readerRemoved') {
+        sessionPins.clearReader(e.reader);
+      }
       batch.push(e);
       if (!flushScheduled) { flushScheduled = true; setImmediate(flush); }
     });
@@ -102,6 +115,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   let initSettings: HelperSettings = {};
   connection.onInitialize((params) => {
     initSettings = (params.initializationOptions ?? {}) as HelperSettings;
+    applySettings(initSettings);
     return {
       capabilities: {
         textDocumentSync: TextDocumentSyncKind.Incremental,
@@ -141,6 +155,10 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
         ...(p.uri ? { uri: p.uri } : {}),
         ...(p.fromLine ? { fromLine: p.fromLine } : {}),
         ...(p.toLine ? { toLine: p.toLine } : {}),
+        pinPolicy: pinSettings.cache ?? 'run',
+        sessionPins,
+        checkRetries: pinSettings.checkRetries !== false,
+        confirm: async (message, confirm) => (await ask(connection, ConfirmRequest, { message, confirm })).confirmed === true,
         askPin: async (label) => {
           const answer = await ask(connection, AskPinRequest, { label });
           if ('cancelled' in answer) throw new ScError('CANCELLED', `PIN entry for "${label}" was cancelled.`);
@@ -161,6 +179,9 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     c.abort();
     return true;
   }));
+
+  handle(connection, ClearPinCacheRequest, wrap(async () => sessionPins.clear()));
+  connection.onNotification(SettingsNotification.method, (p: HelperSettings) => applySettings(p ?? {}));
 
   const simulatorSlot = (m: ReaderManager, reader: string) => {
     const { driver, key } = m.driverOf(m.resolve(reader));

@@ -58,6 +58,8 @@ export interface TransmitOptions {
   line?: number;
   /** Byte ranges [start, end) of the command that hold a PIN: logged as `**`. */
   secret?: Array<[number, number]>;
+  /** Marks the command's own exchange as automatic (e.g. the PIN retry-counter check). */
+  auto?: ExchangeEntry['auto'];
 }
 
 export interface TransmitResult {
@@ -518,7 +520,7 @@ export class Connection {
       if (apdu.length === 4) command = concatBytes(apdu, new Uint8Array([0])); // case 1: P3 = 00
       else if (apdu.length > 5 && apdu.length === 6 + apdu[4]) command = apdu.subarray(0, apdu.length - 1); // case 4 → case 3 TPDU
     }
-    const first = await this.manager.exchange(r, command, opts);
+    const first = await this.manager.exchange(r, command, opts, opts.auto);
     const exchanges: ExchangeEntry[] = [first];
     let last = first.raw;
     if (!t0 || !getResponse) return { response: last, sw: swOf(last), exchanges };

@@ -9,6 +9,8 @@ import { ScError, asScError } from '../util/errors';
 import { concatBytes, toSpacedHex } from '../util/hex';
 import type { HexPart, PinEncoding, Script, Slice, Statement } from './ast';
 import { countCommands } from './ast';
+import type { PinCachePolicy } from '../protocol';
+import type { SessionPinCache } from './pins';
 import { matchExpectation } from './parser';
 
 export interface EngineContext {
@@ -19,6 +21,12 @@ export interface EngineContext {
   signal?: AbortSignal;
   /** Asks the user for a PIN (masked). The value never reaches a log. */
   askPin?: (label: string) => Promise<string>;
+  /** How PINs are remembered: none, for this run (default), or in `sessionPins`. */
+  pinPolicy?: PinCachePolicy;
+  sessionPins?: SessionPinCache;
+  /** Asks the user to confirm a risky step; with it, a VERIFY's retry counter is read first. */
+  confirm?: (message: string, confirmLabel: string) => Promise<boolean>;
+  checkRetries?: boolean;
   onProgress?: (done: number, total: number, line: number) => void;
   /** Run only statements on these 1-based lines (inclusive). */
   fromLine?: number;
@@ -136,8 +144,17 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
   switch (s.kind) {
     case 'apdu': {
       const conn = await connection(st, ctx);
+      const pinLabels = s.parts.flatMap((p) => (p.kind === 'pin' ? [p.label] : []));
+      if (pinLabels.length) await checkRetryCounter(s.parts, pinLabels[0], st, ctx, conn, runId, s.line);
       const { bytes, secret } = await materialize(s.parts, st, ctx);
       const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, ...(secret.length ? { secret } : {}) });
+      if (pinLabels.length && (res.response[res.response.length - 2] & 0xf0) === 0x60) {
+        // The card refused: never offer this PIN again.
+        for (const label of pinLabels) {
+          st.pinCache.delete(label);
+          ctx.sessionPins?.forget(conn.readerName, toHexPlain(conn.atr ?? new Uint8Array(0)), label);
+        }
+      }
       st.data = res.response.subarray(0, res.response.length - 2);
       st.sw = res.response.subarray(res.response.length - 2);
       st.done++;
@@ -157,6 +174,7 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
       const conn = await connection(st, ctx);
       await conn.reset(s.mode);
       st.pinCache.clear();
+      ctx.sessionPins?.clearReader(conn.readerName);
       return;
     }
     case 'connect': {
@@ -274,6 +292,31 @@ function applySlice(b: Uint8Array, s: Slice, name: string): Uint8Array {
   return b.subarray(start, end);
 }
 
+/**
+ * Before a VERIFY that carries a PIN: read the retry counter with an empty
+ * VERIFY (ISO 7816-4 §11.5.6), refuse when blocked, ask when one try is left.
+ */
+async function checkRetryCounter(parts: HexPart[], label: string, st: RunState, ctx: EngineContext, conn: Connection, runId: number, line: number): Promise<void> {
+  if (!ctx.confirm || ctx.checkRetries === false) return;
+  const header: number[] = [];
+  for (const p of parts) {
+    if (p.kind === 'pin' || header.length >= 4) break;
+    const b = p.kind === 'hex' ? p.bytes : lookup(p.name, st);
+    if (!b) return;
+    header.push(...b);
+  }
+  if (header.length < 4 || header[1] !== 0x20) return;
+  const res = await conn.transmit(new Uint8Array([header[0], 0x20, header[2], header[3]]), { getResponse: false, runId, line, auto: 'retryCounter' });
+  const sw = res.sw;
+  if (sw === 0x6983 || sw === 0x63c0) {
+    throw new ScError('BAD_REQUEST', `The PIN "${label}" is blocked (no tries left); the VERIFY was not sent.`);
+  }
+  if (sw === 0x63c1) {
+    const ok = await ctx.confirm(`Only 1 try is left for the PIN "${label}" on ${conn.readerName}. A wrong PIN blocks it. Send the VERIFY?`, 'Use the last try');
+    if (!ok) throw new ScError('CANCELLED', `Stopped before the VERIFY: only 1 try left for the PIN "${label}".`);
+  }
+}
+
 /** Builds the bytes of a command; returns where PIN bytes sit so the log can mask them. */
 async function materialize(parts: HexPart[], st: RunState, ctx: EngineContext): Promise<{ bytes: Uint8Array; secret: Array<[number, number]> }> {
   const chunks: Uint8Array[] = [];
@@ -288,10 +331,14 @@ async function materialize(parts: HexPart[], st: RunState, ctx: EngineContext): 
       b = p.slice ? applySlice(v, p.slice, p.name) : v;
     } else {
       if (!ctx.askPin) throw new ScError('NOT_SUPPORTED', `This script asks for a PIN ("${p.label}") but no PIN prompt is available here.`);
-      let pin = st.pinCache.get(p.label);
+      const policy = ctx.pinPolicy ?? 'run';
+      const reader = st.conn?.readerName ?? '';
+      const atr = toHexPlain(st.conn?.atr ?? new Uint8Array(0));
+      let pin = policy === 'none' ? undefined : policy === 'session' ? ctx.sessionPins?.get(reader, atr, p.label) : st.pinCache.get(p.label);
       if (pin === undefined) {
         pin = await ctx.askPin(p.label);
-        st.pinCache.set(p.label, pin);
+        if (policy === 'run') st.pinCache.set(p.label, pin);
+        else if (policy === 'session') ctx.sessionPins?.set(reader, atr, p.label, pin);
       }
       b = encodePin(pin, p.encoding, p.padTo, p.fill);
       secret.push([offset, offset + b.length]);

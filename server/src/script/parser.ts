@@ -50,7 +50,8 @@ export function parseScript(source: string): Script {
 // ------------------------------------------------------------ lines
 
 function toLogicalLines(source: string, diagnostics: ScriptDiagnostic[]): Logical[] {
-  const lines = source.split(/\r?\n/);
+  // Line breaks as LSP counts them: \r\n, \n, or a lone \r.
+  const lines = source.split(/\r\n|\r|\n/);
   const out: Logical[] = [];
   let pending: Logical | null = null;
   for (let ln = 0; ln < lines.length; ln++) {
@@ -64,9 +65,8 @@ function toLogicalLines(source: string, diagnostics: ScriptDiagnostic[]): Logica
     const piece: Logical = { text: body, pos: [], line: ln };
     for (let i = 0; i <= body.length; i++) piece.pos.push({ line: ln, character: i });
     if (pending) {
-      // Join with one space so "00 A4 \" + "04 00" stays two tokens.
-      pending.pos.pop();
-      pending.pos.push({ line: ln, character: 0 });
+      // Join with one space so "00 A4 \" + "04 00" stays two tokens; the space
+      // takes the position of the backslash (pending's end position), a real character.
       pending.text += ' ' + piece.text;
       pending.pos.push(...piece.pos);
     } else {
@@ -421,20 +421,29 @@ function bytePattern(two: string): PatternItem {
 
 /** Does a response (data + SW) match one of the expectation's alternatives? */
 export function matchExpectation(e: Expectation, response: Uint8Array): boolean {
-  return e.alternatives.some((alt) => matchFrom(alt, 0, response, 0));
+  return e.alternatives.some((alt) => matchPattern(alt, response));
 }
 
-function matchFrom(p: PatternItem[], pi: number, r: Uint8Array, ri: number): boolean {
-  while (pi < p.length) {
-    const item = p[pi];
-    if (item.kind === 'any') {
-      for (let k = ri; k <= r.length; k++) if (matchFrom(p, pi + 1, r, k)) return true;
-      return false;
-    }
-    if (ri >= r.length || (r[ri] & item.mask) !== item.value) return false;
-    pi++; ri++;
+const byteMatches = (item: PatternItem, b: number) => item.kind === 'byte' && (b & item.mask) === item.value;
+
+/**
+ * Glob match where `*` is any run of bytes: on a mismatch, go back to the last
+ * `*` and let it take one more byte. O(pattern × response), never exponential.
+ */
+function matchPattern(p: PatternItem[], r: Uint8Array): boolean {
+  let pi = 0;
+  let ri = 0;
+  let star = -1;
+  let starRi = 0;
+  while (ri < r.length) {
+    if (pi < p.length && p[pi].kind === 'any') { star = pi++; starRi = ri; continue; }
+    if (pi < p.length && byteMatches(p[pi], r[ri])) { pi++; ri++; continue; }
+    if (star < 0) return false;
+    pi = star + 1;
+    ri = ++starRi;
   }
-  return ri === r.length;
+  while (pi < p.length && p[pi].kind === 'any') pi++;
+  return pi === p.length;
 }
 
 // ------------------------------------------------------------ helpers

@@ -1,7 +1,7 @@
 // Readable trace of a run: `>`/`<` lines like scriptor and GlobalPlatformPro,
 // with the status word's meaning and the time taken. JSON Lines is one entry a line.
 
-import type { LogEntry } from '../protocol';
+import type { ExchangeEntry, LogEntry } from '../protocol';
 
 function spaced(hex: string): string {
   return hex.replace(/(..)(?=.)/g, '$1 ');
@@ -11,11 +11,17 @@ function ms(n: number): string {
   return n < 10 ? `${n.toFixed(2)} ms` : `${Math.round(n)} ms`;
 }
 
+const AUTO_TAGS: Record<NonNullable<ExchangeEntry['auto']>, string> = {
+  getResponse: 'GET RESPONSE',
+  resendWithLe: 'resent with the Le from 6Cxx',
+  retryCounter: 'PIN retry counter read before VERIFY',
+};
+
 export function formatEntry(e: LogEntry): string[] {
   switch (e.kind) {
     case 'exchange': {
-      const indent = e.auto ? '    ' : '';
-      const tag = e.auto === 'getResponse' ? '  (GET RESPONSE, automatic)' : e.auto === 'resendWithLe' ? '  (resent with Le from 6Cxx, automatic)' : '';
+      const indent = e.auto && e.auto !== 'retryCounter' ? '    ' : '';
+      const tag = e.auto ? `  (${AUTO_TAGS[e.auto]}, automatic)` : '';
       const where = !e.auto && e.line ? `  (line ${e.line})` : '';
       return [
         `${indent}> ${spaced(e.command)}${tag}${where}`,
