@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(chromium pcscd libpcsclite1 libpcsclite-dev pcsc-tools libccid opensc
       vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome
       python3-pyscard hyperfine
+      gcc libc6-dev
       libkrb5-dev curl ca-certificates)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,93 @@
+// PC/SC constants (pcsc-lite pcsclite.h / Windows winscard.h; identical values
+// on every platform unless noted). Names keep the spec's spelling.
+
+export const SCARD_SCOPE_USER = 0;
+export const SCARD_SCOPE_SYSTEM = 2;
+
+export const SCARD_SHARE_EXCLUSIVE = 1;
+export const SCARD_SHARE_SHARED = 2;
+export const SCARD_SHARE_DIRECT = 3;
+
+export const SCARD_PROTOCOL_UNDEFINED = 0;
+export const SCARD_PROTOCOL_T0 = 1;
+export const SCARD_PROTOCOL_T1 = 2;
+/** pcsc-lite's value; Windows uses 0x10000 for RAW (not used here). */
+export const SCARD_PROTOCOL_ANY = SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1;
+
+export const SCARD_LEAVE_CARD = 0;
+export const SCARD_RESET_CARD = 1;
+export const SCARD_UNPOWER_CARD = 2;
+export const SCARD_EJECT_CARD = 3;
+
+/** dwCurrentState / dwEventState bits; the upper 16 bits carry an event counter. */
+export const SCARD_STATE = {
+  UNAWARE: 0x0000,
+  IGNORE: 0x0001,
+  CHANGED: 0x0002,
+  UNKNOWN: 0x0004,
+  UNAVAILABLE: 0x0008,
+  EMPTY: 0x0010,
+  PRESENT: 0x0020,
+  ATRMATCH: 0x0040,
+  EXCLUSIVE: 0x0080,
+  INUSE: 0x0100,
+  MUTE: 0x0200,
+  UNPOWERED: 0x0400,
+} as const;
+
+/** SCardStatus dwState values as pcsc-lite reports them (bit flags there). */
+export const SCARD_STATUS_PRESENT = 0x0004;
+
+export const INFINITE = 0xffffffff;
+
+/** The pseudo-reader whose state changes when readers come and go (PC/SC part 3 / pcsc-lite). */
+export const PNP_NOTIFICATION = '\\\\?PnP?\\Notification';
+
+/** PC/SC part 10: the function number of CM_IOCTL_GET_FEATURE_REQUEST. */
+export const CM_IOCTL_GET_FEATURE_REQUEST = 3400;
+
+/** SCardGetAttrib tags (PC/SC part 3). */
+export const SCARD_ATTR = {
+  VENDOR_NAME: 0x00010100,
+  VENDOR_IFD_TYPE: 0x00010101,
+  VENDOR_IFD_VERSION: 0x00010102,
+  VENDOR_IFD_SERIAL_NO: 0x00010103,
+  ATR_STRING: 0x00090303,
+  MAXINPUT: 0x0007a007,
+} as const;
+
+/** PC/SC part 10 feature tags returned by CM_IOCTL_GET_FEATURE_REQUEST (TLV: tag, 4, control code BE). */
+export const PCSC_FEATURES: Record<number, string> = {
+  0x01: 'VERIFY_PIN_START',
+  0x02: 'VERIFY_PIN_FINISH',
+  0x03: 'MODIFY_PIN_START',
+  0x04: 'MODIFY_PIN_FINISH',
+  0x05: 'GET_KEY_PRESSED',
+  0x06: 'VERIFY_PIN_DIRECT',
+  0x07: 'MODIFY_PIN_DIRECT',
+  0x08: 'MCT_READER_DIRECT',
+  0x09: 'MCT_UNIVERSAL',
+  0x0a: 'IFD_PIN_PROPERTIES',
+  0x0b: 'ABORT',
+  0x0c: 'SET_SPE_MESSAGE',
+  0x0d: 'VERIFY_PIN_DIRECT_APP_ID',
+  0x0e: 'MODIFY_PIN_DIRECT_APP_ID',
+  0x0f: 'WRITE_DISPLAY',
+  0x10: 'GET_KEY',
+  0x11: 'IFD_DISPLAY_PROPERTIES',
+  0x12: 'GET_TLV_PROPERTIES',
+  0x13: 'CCID_ESC_COMMAND',
+  0x20: 'EXECUTE_PACE',
+};
+
+/** Parses the feature list TLVs (tag, length 4, big-endian control code). */
+export function parseFeatureList(data: Uint8Array): { tag: number; name: string; controlCode: number }[] {
+  const out: { tag: number; name: string; controlCode: number }[] = [];
+  for (let i = 0; i + 6 <= data.length; i += 2 + data[i + 1]) {
+    const tag = data[i];
+    if (data[i + 1] !== 4) break;
+    const controlCode = ((data[i + 2] << 24) | (data[i + 3] << 16) | (data[i + 4] << 8) | data[i + 5]) >>> 0;
+    out.push({ tag, name: PCSC_FEATURES[tag] ?? `FEATURE_0x${tag.toString(16)}`, controlCode });
+  }
+  return out;
+}

@@ -1,0 +1,481 @@
+// The pcsc driver: the operating system's PC/SC service (pcscd, Windows Smart
+// Card service, macOS CryptoTokenKit) through transport.ts.
+//
+// Plug and play without polling: one SCardGetStatusChange call, INFINITE, on a
+// koffi worker thread, watches every reader plus the `\\?PnP?\Notification`
+// pseudo-reader; SCardCancel ends it on stop or when the reader list changes.
+// Connections and transmits use a second context, so they never queue behind
+// the waiting call. If the service stops (SCARD_E_NO_SERVICE / SERVICE_STOPPED)
+// every slot is removed and the context is re-established with a back-off;
+// the readers come back when the service does, without restarting the helper.
+
+import { ScError } from '../../util/errors';
+import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
+import {
+  INFINITE,
+  PNP_NOTIFICATION,
+  SCARD_LEAVE_CARD,
+  SCARD_PROTOCOL_T0,
+  SCARD_PROTOCOL_T1,
+  SCARD_RESET_CARD,
+  SCARD_SCOPE_SYSTEM,
+  SCARD_SHARE_DIRECT,
+  SCARD_SHARE_SHARED,
+  SCARD_STATE,
+  SCARD_UNPOWER_CARD,
+  SCARD_EJECT_CARD,
+} from './constants';
+import {
+  isServiceLost,
+  PcscError,
+  pcscErrorName,
+  SCARD_E_CANCELLED,
+  SCARD_E_TIMEOUT,
+  SCARD_E_UNKNOWN_READER,
+  SCARD_F_COMM_ERROR,
+  SCARD_W_REMOVED_CARD,
+  SCARD_W_RESET_CARD,
+  toScError,
+} from './errors';
+import { loadWinscard, type Handle, type ReaderState, type Winscard } from './transport';
+
+export interface PcscOptions {
+  /** Path or name of the PC/SC library (default per platform: libpcsclite.so.1, winscard.dll, PCSC.framework). */
+  library?: string;
+  /** Back-off between attempts to reach the service again after it stopped (ms). */
+  reconnectDelaysMs?: number[];
+  /** Only for tests: a fake winscard. */
+  winscard?: Winscard;
+}
+
+const DEFAULT_RECONNECT_DELAYS = [200, 500, 1000, 2000, 5000];
+/** Without PnP notifications (some platforms), the reader list is re-read this often. */
+const NO_PNP_POLL_MS = 1000;
+
+interface Reader {
+  name: string;
+  /** dwEventState as last seen (without CHANGED), fed back as dwCurrentState. */
+  state: number;
+  present: boolean;
+  handle: Handle | null;
+  protocol: number;
+  inTransaction: boolean;
+  chain: Promise<unknown>;
+}
+
+/**
+ * Splits pcsc-lite's reader name `<name> [<interface>] (<serial>) NN SS` so the
+ * manager can add its own NN SS; the full system name stays in `details`.
+ * Windows names have no such suffix and are kept whole.
+ */
+export function splitReaderName(systemName: string): { name: string; interfaceName?: string; serial?: string; device: string; slot: number } {
+  const m = /^(.*?)(?: \[(.*)\])?(?: \(([^()]*)\))? ([0-9A-F]{2}) ([0-9A-F]{2})$/.exec(systemName);
+  if (!m) return { name: systemName, device: systemName, slot: 0 };
+  return {
+    name: m[1],
+    ...(m[2] ? { interfaceName: m[2] } : {}),
+    ...(m[3] ? { serial: m[3] } : {}),
+    device: systemName.slice(0, -3),
+    slot: parseInt(m[5], 16),
+  };
+}
+
+export function createPcscDriver(options: PcscOptions = {}): PcscDriver {
+  return new PcscDriver(options);
+}
+
+export class PcscDriver implements Driver {
+  readonly id = 'pcsc';
+  private api: Winscard | null = null;
+  private sink: DriverSink | null = null;
+  private monitorCtx: Handle | null = null;
+  private workCtx: Handle | null = null;
+  private readonly readers = new Map<string, Reader>();
+  private pnpState = 0;
+  private pnpSupported = true;
+  private running = false;
+  /** Bumped whenever the service connection is rebuilt, so an old loop ends quietly. */
+  private generation = 0;
+  private monitor: Promise<void> | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryIndex = 0;
+  private readonly delays: number[];
+
+  constructor(private readonly options: PcscOptions = {}) {
+    this.delays = options.reconnectDelaysMs?.length ? options.reconnectDelaysMs : DEFAULT_RECONNECT_DELAYS;
+  }
+
+  async start(sink: DriverSink): Promise<void> {
+    this.sink = sink;
+    this.running = true;
+    try {
+      this.api = this.options.winscard ?? loadWinscard(this.options.library);
+    } catch (e) {
+      this.running = false;
+      throw new ScError('READER_UNAVAILABLE', `The PC/SC library could not be loaded (${(e as Error).message}). On Linux install pcscd and libpcsclite1 (npm run setup:system); on Windows and macOS it is part of the system.`);
+    }
+    if (!(await this.connectService())) this.scheduleReconnect();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    // SCardCancel only wakes a call already waiting in the service; the watcher's
+    // next call may still be on its way to the worker thread, so cancel until it ends.
+    const monitor = this.monitor;
+    let ended = false;
+    monitor?.then(
+      () => (ended = true),
+      () => (ended = true),
+    );
+    while (monitor && !ended) {
+      this.cancelMonitor();
+      await Promise.race([monitor, new Promise((r) => setTimeout(r, 50))]);
+    }
+    this.monitor = null;
+    await this.closeService(false);
+    this.sink = null;
+  }
+
+  // ---- service connection -------------------------------------------------------
+
+  /** Establishes both contexts and reports every reader; false if the service is not there. */
+  private async connectService(): Promise<boolean> {
+    const api = this.api!;
+    try {
+      this.monitorCtx = api.establishContext(SCARD_SCOPE_SYSTEM);
+      this.workCtx = api.establishContext(SCARD_SCOPE_SYSTEM);
+    } catch (e) {
+      this.releaseContexts();
+      const rv = e instanceof PcscError ? e.rv : 0;
+      this.sink?.log(this.retryIndex === 0 ? 'warn' : 'debug', `pcsc: ${toScError(e).message}${isServiceLost(rv) ? ' Waiting for it to start.' : ''}`);
+      return false;
+    }
+    this.retryIndex = 0;
+    this.pnpState = 0;
+    this.sink?.log('info', `pcsc: connected to the PC/SC service (${api.library})`);
+    try {
+      await this.syncReaders();
+    } catch (e) {
+      await this.closeService(true);
+      this.sink?.log('warn', `pcsc: ${toScError(e).message}`);
+      return false;
+    }
+    const generation = ++this.generation;
+    this.monitor = this.watch(generation);
+    return true;
+  }
+
+  private scheduleReconnect(): void {
+    if (!this.running || this.retryTimer) return;
+    const delay = this.delays[Math.min(this.retryIndex, this.delays.length - 1)];
+    this.retryIndex++;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.running) return;
+      void this.connectService().then((ok) => {
+        if (!ok) this.scheduleReconnect();
+      });
+    }, delay);
+  }
+
+  private async serviceLost(error: unknown): Promise<void> {
+    this.sink?.log('warn', `pcsc: ${toScError(error).message} Its readers are removed until it is back.`);
+    await this.closeService(true);
+    this.scheduleReconnect();
+  }
+
+  /** Forgets every reader (reporting removals if asked) and releases the contexts. */
+  private async closeService(report: boolean): Promise<void> {
+    const api = this.api;
+    for (const r of [...this.readers.values()]) {
+      if (r.handle !== null && api) await api.disconnect(r.handle, SCARD_LEAVE_CARD).catch(() => undefined);
+      r.handle = null;
+      this.readers.delete(r.name);
+      if (report) this.sink?.slotRemoved(r.name);
+    }
+    this.releaseContexts();
+  }
+
+  private releaseContexts(): void {
+    for (const ctx of [this.monitorCtx, this.workCtx]) {
+      if (ctx === null) continue;
+      try {
+        this.api?.releaseContext(ctx);
+      } catch {
+        // the service may already be gone; nothing left to release
+      }
+    }
+    this.monitorCtx = null;
+    this.workCtx = null;
+  }
+
+  private cancelMonitor(): void {
+    if (this.monitorCtx === null) return;
+    try {
+      this.api?.cancel(this.monitorCtx);
+    } catch {
+      // a dead context cancels nothing; the loop ends on its own error
+    }
+  }
+
+  // ---- plug and play -------------------------------------------------------------
+
+  /**
+   * Reads the reader list and reports arrivals (with their card state, from a
+   * zero-timeout status query) and removals.
+   */
+  private async syncReaders(): Promise<void> {
+    const api = this.api!;
+    const ctx = this.workCtx;
+    if (ctx === null) return;
+    let names: string[];
+    try {
+      names = api.listReaders(ctx);
+    } catch (e) {
+      if (e instanceof PcscError && isServiceLost(e.rv)) throw e;
+      this.sink?.log('warn', `pcsc: ${toScError(e).message}`);
+      return;
+    }
+    for (const r of [...this.readers.values()]) {
+      if (names.includes(r.name)) continue;
+      this.readers.delete(r.name);
+      if (r.handle !== null) void api.disconnect(r.handle, SCARD_LEAVE_CARD).catch(() => undefined);
+      this.sink?.log('info', `pcsc: reader "${r.name}" removed`);
+      this.sink?.slotRemoved(r.name);
+    }
+    const fresh = names.filter((n) => !this.readers.has(n));
+    if (!fresh.length) return;
+    let states: ReaderState[] = [];
+    try {
+      states = await api.getStatusChange(ctx, 0, fresh.map((reader) => ({ reader, currentState: SCARD_STATE.UNAWARE, eventState: 0, atr: new Uint8Array(0) })));
+    } catch (e) {
+      if (!(e instanceof PcscError) || (e.rv !== SCARD_E_TIMEOUT && e.rv !== SCARD_E_UNKNOWN_READER)) throw e;
+    }
+    for (const name of fresh) {
+      if (this.readers.has(name)) continue;
+      const eventState = states.find((s) => s.reader === name)?.eventState ?? SCARD_STATE.UNAWARE;
+      const reader: Reader = {
+        name,
+        state: eventState & ~SCARD_STATE.CHANGED,
+        present: (eventState & SCARD_STATE.PRESENT) !== 0,
+        handle: null,
+        protocol: 0,
+        inTransaction: false,
+        chain: Promise.resolve(),
+      };
+      this.readers.set(name, reader);
+      this.sink?.log('info', `pcsc: reader "${name}" added${reader.present ? ' with a card' : ''}`);
+      this.sink?.slotAdded(this.describe(reader));
+    }
+  }
+
+  private async watch(generation: number): Promise<void> {
+    const api = this.api!;
+    const alive = () => this.running && generation === this.generation;
+    let unknownReaderInARow = 0;
+    while (alive()) {
+      try {
+        const states: ReaderState[] = [...this.readers.values()].map((r) => ({ reader: r.name, currentState: r.state, eventState: 0, atr: new Uint8Array(0) }));
+        if (this.pnpSupported) states.unshift({ reader: PNP_NOTIFICATION, currentState: this.pnpState, eventState: 0, atr: new Uint8Array(0) });
+        const timeout = this.pnpSupported ? INFINITE : NO_PNP_POLL_MS;
+        const out = await api.getStatusChange(this.monitorCtx!, timeout, states);
+        unknownReaderInARow = 0;
+        if (!alive()) return;
+        let relist = !this.pnpSupported;
+        for (const s of out) {
+          if (s.reader === PNP_NOTIFICATION) {
+            if (s.eventState & SCARD_STATE.UNKNOWN) {
+              this.pnpSupported = false; // no PnP pseudo-reader here: fall back to re-reading the list
+              this.sink?.log('info', 'pcsc: the PC/SC service has no reader arrival notifications; re-reading the reader list every second');
+            }
+            if (s.eventState & SCARD_STATE.CHANGED) relist = true;
+            this.pnpState = s.eventState & ~SCARD_STATE.CHANGED;
+          } else if (s.eventState & (SCARD_STATE.UNKNOWN | SCARD_STATE.UNAVAILABLE)) {
+            relist = true;
+            this.readers.get(s.reader)!.state = s.eventState & ~SCARD_STATE.CHANGED;
+          } else if (s.eventState & SCARD_STATE.CHANGED) {
+            this.applyState(s);
+          }
+        }
+        if (relist) await this.syncReaders();
+      } catch (e) {
+        if (!alive()) return;
+        const rv = e instanceof PcscError ? e.rv : -1;
+        if (rv === SCARD_E_TIMEOUT || rv === SCARD_E_CANCELLED) continue;
+        if (rv === SCARD_E_UNKNOWN_READER && unknownReaderInARow++ < 3) {
+          // a reader left between listing and waiting; if this repeats, the pause below applies
+          await this.syncReaders().catch((e2) => this.sink?.log('warn', `pcsc: ${toScError(e2).message}`));
+          continue;
+        }
+        // pcsc-lite reports a dying service on a waiting call as SCARD_F_COMM_ERROR.
+        if (isServiceLost(rv) || rv === SCARD_F_COMM_ERROR) {
+          await this.serviceLost(e);
+          return;
+        }
+        this.sink?.log('error', `pcsc: watching readers failed: ${toScError(e).message} Retrying in 1 s.`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /** Turns a reader's new dwEventState into card events (the counter catches a quick swap). */
+  private applyState(s: ReaderState): void {
+    const r = this.readers.get(s.reader);
+    if (!r) return;
+    const present = (s.eventState & SCARD_STATE.PRESENT) !== 0;
+    const counterMoved = s.eventState >>> 16 !== r.state >>> 16 && r.state !== SCARD_STATE.UNAWARE;
+    const wasPresent = r.present;
+    r.state = s.eventState & ~SCARD_STATE.CHANGED;
+    r.present = present;
+    if (wasPresent && (!present || counterMoved)) {
+      this.dropHandle(r);
+      this.sink?.cardRemoved(r.name);
+    }
+    if (present && (!wasPresent || counterMoved)) this.sink?.cardInserted(r.name);
+  }
+
+  private dropHandle(r: Reader): void {
+    if (r.handle === null) return;
+    const handle = r.handle;
+    r.handle = null;
+    r.inTransaction = false;
+    void this.api?.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
+  }
+
+  // ---- card access -------------------------------------------------------------
+
+  async powerOn(key: string, mode: PowerMode): Promise<Uint8Array> {
+    return this.serialized(key, async (r, api, ctx) => {
+      const init = mode === 'cold' ? SCARD_UNPOWER_CARD : SCARD_RESET_CARD;
+      if (r.handle !== null) {
+        try {
+          r.protocol = await api.reconnect(r.handle, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
+        } catch (e) {
+          // A removed or foreign-reset card invalidates the handle: start a new connection.
+          if (!(e instanceof PcscError) || ![SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD].includes(e.rv)) throw e;
+          this.dropHandle(r);
+        }
+      }
+      if (r.handle === null) {
+        const c = await api.connect(ctx, r.name, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+        r.handle = c.handle;
+        r.protocol = c.protocol;
+      }
+      return api.status(r.handle).atr;
+    });
+  }
+
+  async powerOff(key: string): Promise<void> {
+    await this.serialized(key, async (r, api) => {
+      if (r.handle === null) return;
+      const handle = r.handle;
+      r.handle = null;
+      r.inTransaction = false;
+      await api.disconnect(handle, SCARD_UNPOWER_CARD);
+    });
+  }
+
+  async eject(key: string): Promise<void> {
+    await this.serialized(key, async (r, api, ctx) => {
+      const handle = r.handle ?? (await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0)).handle;
+      r.handle = null;
+      await api.disconnect(handle, SCARD_EJECT_CARD);
+    });
+  }
+
+  async setProtocol(key: string, protocol: Protocol, _atr: Uint8Array): Promise<void> {
+    await this.serialized(key, async (r, api) => {
+      const handle = this.connected(r);
+      const wanted = protocol === 0 ? SCARD_PROTOCOL_T0 : SCARD_PROTOCOL_T1;
+      if (r.protocol === wanted) return;
+      r.protocol = await api.reconnect(handle, SCARD_SHARE_SHARED, wanted, SCARD_LEAVE_CARD);
+      if (r.protocol !== wanted) throw new ScError('PROTOCOL', `The reader "${r.name}" kept T=${r.protocol === SCARD_PROTOCOL_T0 ? 0 : 1}; the card or reader does not offer T=${protocol}.`);
+    });
+  }
+
+  /** Uses the protocol the service negotiated (the PCI must match it), whatever `protocol` says. */
+  async transmit(key: string, command: Uint8Array, _protocol: Protocol): Promise<Uint8Array> {
+    return this.serialized(key, (r, api) => api.transmit(this.connected(r), r.protocol, command));
+  }
+
+  /**
+   * `code` below 0x10000 is a function number (3400 = CM_IOCTL_GET_FEATURE_REQUEST)
+   * turned into this platform's SCARD_CTL_CODE; larger values are passed as they are.
+   * Without a card connection the reader is opened in direct mode for the call.
+   */
+  async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
+    return this.serialized(key, async (r, api, ctx) => {
+      const ioctl = code < 0x10000 ? api.ctlCode(code) : code;
+      if (r.handle !== null) return api.control(r.handle, ioctl, data);
+      const direct = await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0);
+      try {
+        return await api.control(direct.handle, ioctl, data);
+      } finally {
+        await api.disconnect(direct.handle, SCARD_LEAVE_CARD).catch(() => undefined);
+      }
+    });
+  }
+
+  /** PC/SC transaction: other programs wait until it ends (not part of the Driver interface yet). */
+  async beginTransaction(key: string): Promise<void> {
+    await this.serialized(key, async (r, api) => {
+      await api.beginTransaction(this.connected(r));
+      r.inTransaction = true;
+    });
+  }
+
+  async endTransaction(key: string, disposition: 'leave' | 'reset' | 'unpower' = 'leave'): Promise<void> {
+    await this.serialized(key, async (r, api) => {
+      if (!r.inTransaction) throw new ScError('BAD_REQUEST', `No transaction is open on "${r.name}".`);
+      const d = { leave: SCARD_LEAVE_CARD, reset: SCARD_RESET_CARD, unpower: SCARD_UNPOWER_CARD }[disposition];
+      r.inTransaction = false;
+      await api.endTransaction(this.connected(r), d);
+    });
+  }
+
+  // ---- plumbing -------------------------------------------------------------------
+
+  private connected(r: Reader): Handle {
+    if (r.handle === null) throw new ScError('NO_CARD', `The card in "${r.name}" is not connected; power it on (reset) first.`);
+    return r.handle;
+  }
+
+  private serialized<T>(key: string, op: (r: Reader, api: Winscard, ctx: Handle) => Promise<T>): Promise<T> {
+    const r = this.readers.get(key);
+    if (!r || !this.api || this.workCtx === null) {
+      const why = this.workCtx === null ? ' The PC/SC service is not running.' : '';
+      return Promise.reject(new ScError('NO_READER', `No PC/SC reader "${key}".${why}`));
+    }
+    const api = this.api;
+    const ctx = this.workCtx;
+    const run = r.chain.then(async () => {
+      try {
+        return await op(r, api, ctx);
+      } catch (e) {
+        if (e instanceof PcscError && e.rv === SCARD_W_REMOVED_CARD) this.dropHandle(r);
+        if (e instanceof PcscError && isServiceLost(e.rv)) this.cancelMonitor(); // let the watcher notice at once
+        const err = toScError(e, r.name);
+        this.sink?.log('debug', `pcsc: ${pcscErrorName(e instanceof PcscError ? e.rv : 0)} on "${r.name}"`);
+        throw err;
+      }
+    });
+    r.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private describe(r: Reader): SlotDescriptor {
+    const parts = splitReaderName(r.name);
+    return {
+      key: r.name,
+      name: parts.name,
+      ...(parts.interfaceName ? { interfaceName: parts.interfaceName } : {}),
+      ...(parts.serial ? { serial: parts.serial } : {}),
+      deviceKey: `pcsc:${parts.device}`,
+      slotIndex: parts.slot,
+      cardPresent: r.present,
+      details: { transport: 'PC/SC', 'system reader name': r.name, library: this.api?.library ?? '' },
+    };
+  }
+}

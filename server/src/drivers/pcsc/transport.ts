@@ -1,0 +1,249 @@
+// The winscard API through koffi: the only file of the project that imports
+// koffi (house rule 2). Type sizes differ per platform:
+//   Linux (pcsc-lite)  DWORD = unsigned long, LONG = long (8 bytes on 64-bit), handles = long
+//   macOS PCSC.framework  DWORD/LONG = 32-bit, handles = int32, SCARD_READERSTATE packed
+//   Windows winscard.dll  DWORD/LONG = 32-bit, handles = ULONG_PTR, ANSI `…A` entry points, rgbAtr[36]
+// Calls that can block (status change, connect, transmit, control, transactions)
+// run on koffi's worker threads (`.async`) so the event loop never waits on a card.
+
+import type { LibraryHandle, TypeObject } from 'koffi';
+
+type Koffi = typeof import('koffi');
+import { PcscError, SCARD_E_INSUFFICIENT_BUFFER, SCARD_E_NO_READERS_AVAILABLE, SCARD_S_SUCCESS } from './errors';
+
+export type Handle = number | bigint;
+
+export interface ReaderState {
+  reader: string;
+  /** dwCurrentState going in. */
+  currentState: number;
+  /** dwEventState coming out (the counter in the upper 16 bits). */
+  eventState: number;
+  atr: Uint8Array;
+}
+
+export interface CardStatus {
+  reader: string;
+  state: number;
+  protocol: number;
+  atr: Uint8Array;
+}
+
+export interface Winscard {
+  readonly library: string;
+  /** SCARD_CTL_CODE(fn) for this platform (pcsc-lite 0x42000000 + fn; Windows 0x310000 | fn << 2). */
+  ctlCode(fn: number): number;
+  establishContext(scope: number): Handle;
+  releaseContext(ctx: Handle): void;
+  isValidContext(ctx: Handle): boolean;
+  listReaders(ctx: Handle): string[];
+  getStatusChange(ctx: Handle, timeoutMs: number, states: ReaderState[]): Promise<ReaderState[]>;
+  cancel(ctx: Handle): void;
+  connect(ctx: Handle, reader: string, share: number, protocols: number): Promise<{ handle: Handle; protocol: number }>;
+  reconnect(card: Handle, share: number, protocols: number, initialization: number): Promise<number>;
+  disconnect(card: Handle, disposition: number): Promise<void>;
+  beginTransaction(card: Handle): Promise<void>;
+  endTransaction(card: Handle, disposition: number): Promise<void>;
+  transmit(card: Handle, protocol: number, command: Uint8Array): Promise<Uint8Array>;
+  control(card: Handle, code: number, data: Uint8Array): Promise<Uint8Array>;
+  getAttrib(card: Handle, attr: number): Uint8Array;
+  status(card: Handle): CardStatus;
+}
+
+type Platform = 'linux' | 'darwin' | 'win32';
+
+const DEFAULT_LIBRARY: Record<Platform, string> = {
+  linux: 'libpcsclite.so.1',
+  darwin: '/System/Library/Frameworks/PCSC.framework/PCSC',
+  win32: 'winscard.dll',
+};
+
+/** Big enough for an extended-length response (65536 data bytes + SW). */
+const RECV_BUFFER = 65536 + 2;
+const MAX_ATR = 36;
+
+function unsigned(rv: number | bigint): number {
+  return Number(BigInt.asUintN(32, BigInt(rv)));
+}
+
+function check(fn: string, rv: number | bigint): void {
+  const code = unsigned(rv);
+  if (code !== SCARD_S_SUCCESS) throw new PcscError(code, fn);
+}
+
+type KoffiFunction = ReturnType<LibraryHandle['func']>;
+
+function asyncCall(fn: KoffiFunction, name: string, args: unknown[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fn.async(...args, (err: unknown, rv: number | bigint) => {
+      if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+      try {
+        check(name, rv);
+        resolve();
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+/** Splits a multi-string (names separated by NUL, ended by an empty one). */
+function multiString(buf: Buffer, length: number): string[] {
+  return buf
+    .subarray(0, length)
+    .toString('latin1')
+    .split('\0')
+    .filter((s) => s.length > 0);
+}
+
+/**
+ * Loads koffi and the PC/SC library. koffi is required here, not at module load,
+ * so a platform without its prebuilt binary loses only this driver, not the helper.
+ */
+export function loadWinscard(library?: string): Winscard {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const koffi = require('koffi') as Koffi;
+  const platform = (['linux', 'darwin', 'win32'].includes(process.platform) ? process.platform : 'linux') as Platform;
+  const path = library ?? DEFAULT_LIBRARY[platform];
+  const lib = koffi.load(path);
+  const win = platform === 'win32';
+  const DWORD = platform === 'linux' ? 'unsigned long' : 'uint32_t';
+  const LONG = platform === 'linux' ? 'long' : 'int32_t';
+  const HANDLE = platform === 'linux' ? 'long' : platform === 'win32' ? 'uintptr_t' : 'int32_t';
+  const atrSize = win ? 36 : 33;
+  const stateFields = {
+    szReader: 'const char *',
+    pvUserData: 'void *',
+    dwCurrentState: DWORD,
+    dwEventState: DWORD,
+    cbAtr: DWORD,
+    rgbAtr: koffi.array('uint8_t', atrSize, 'Array'),
+  };
+  const READERSTATE = platform === 'darwin' ? koffi.pack(stateFields) : koffi.struct(stateFields);
+  const IO_REQUEST = koffi.struct({ dwProtocol: DWORD, cbPciLength: DWORD });
+  const pciLength = koffi.sizeof(IO_REQUEST);
+  const outHandle = koffi.out(koffi.pointer(HANDLE));
+  const outDword = koffi.out(koffi.pointer(DWORD));
+  const inoutDword = koffi.inout(koffi.pointer(DWORD));
+  const A = win ? 'A' : '';
+  const f = (name: string, args: (string | TypeObject | ReturnType<Koffi['out']>)[]) => lib.func(name, LONG, args as never);
+
+  const SCardEstablishContext = f('SCardEstablishContext', [DWORD, 'void *', 'void *', outHandle]);
+  const SCardReleaseContext = f('SCardReleaseContext', [HANDLE]);
+  const SCardIsValidContext = f('SCardIsValidContext', [HANDLE]);
+  const SCardListReaders = f(`SCardListReaders${A}`, [HANDLE, 'const char *', 'uint8_t *', inoutDword]);
+  const SCardGetStatusChange = f(`SCardGetStatusChange${A}`, [HANDLE, DWORD, koffi.inout(koffi.pointer(READERSTATE)), DWORD]);
+  const SCardCancel = f('SCardCancel', [HANDLE]);
+  const SCardConnect = f(`SCardConnect${A}`, [HANDLE, 'const char *', DWORD, DWORD, outHandle, outDword]);
+  const SCardReconnect = f('SCardReconnect', [HANDLE, DWORD, DWORD, DWORD, outDword]);
+  const SCardDisconnect = f('SCardDisconnect', [HANDLE, DWORD]);
+  const SCardBeginTransaction = f('SCardBeginTransaction', [HANDLE]);
+  const SCardEndTransaction = f('SCardEndTransaction', [HANDLE, DWORD]);
+  const SCardTransmit = f('SCardTransmit', [HANDLE, koffi.pointer(IO_REQUEST), 'uint8_t *', DWORD, 'void *', 'uint8_t *', inoutDword]);
+  const SCardControl = f('SCardControl', [HANDLE, DWORD, 'uint8_t *', DWORD, 'uint8_t *', DWORD, outDword]);
+  const SCardGetAttrib = f('SCardGetAttrib', [HANDLE, DWORD, 'uint8_t *', inoutDword]);
+  const SCardStatus = f(`SCardStatus${A}`, [HANDLE, 'uint8_t *', inoutDword, outDword, outDword, 'uint8_t *', inoutDword]);
+
+  return {
+    library: path,
+    ctlCode: (fn) => (win ? (0x31 << 16) | (fn << 2) : 0x42000000 + fn),
+
+    establishContext(scope) {
+      const out: Handle[] = [0];
+      check('SCardEstablishContext', SCardEstablishContext(scope, null, null, out));
+      return out[0];
+    },
+    releaseContext(ctx) {
+      check('SCardReleaseContext', SCardReleaseContext(ctx));
+    },
+    isValidContext(ctx) {
+      return unsigned(SCardIsValidContext(ctx)) === SCARD_S_SUCCESS;
+    },
+    listReaders(ctx) {
+      for (;;) {
+        const size = [0];
+        let rv = unsigned(SCardListReaders(ctx, null, null, size));
+        if (rv === SCARD_E_NO_READERS_AVAILABLE) return [];
+        check('SCardListReaders', rv);
+        const buf = Buffer.alloc(Number(size[0]));
+        rv = unsigned(SCardListReaders(ctx, null, buf, size));
+        if (rv === SCARD_E_INSUFFICIENT_BUFFER) continue; // a reader arrived between the two calls
+        if (rv === SCARD_E_NO_READERS_AVAILABLE) return [];
+        check('SCardListReaders', rv);
+        return multiString(buf, Number(size[0]));
+      }
+    },
+    async getStatusChange(ctx, timeoutMs, states) {
+      const native = states.map((s) => ({
+        szReader: s.reader,
+        pvUserData: null,
+        dwCurrentState: s.currentState >>> 0,
+        dwEventState: 0,
+        cbAtr: 0,
+        rgbAtr: new Array<number>(atrSize).fill(0),
+      }));
+      await asyncCall(SCardGetStatusChange, 'SCardGetStatusChange', [ctx, timeoutMs >>> 0, native, native.length]);
+      return native.map((n, i) => ({
+        reader: states[i].reader,
+        currentState: states[i].currentState,
+        eventState: Number(n.dwEventState) >>> 0,
+        atr: Uint8Array.from(n.rgbAtr.slice(0, Math.min(Number(n.cbAtr), atrSize))),
+      }));
+    },
+    cancel(ctx) {
+      check('SCardCancel', SCardCancel(ctx));
+    },
+    async connect(ctx, reader, share, protocols) {
+      const handle: Handle[] = [0];
+      const protocol = [0];
+      await asyncCall(SCardConnect, 'SCardConnect', [ctx, reader, share, protocols, handle, protocol]);
+      return { handle: handle[0], protocol: Number(protocol[0]) };
+    },
+    async reconnect(card, share, protocols, initialization) {
+      const protocol = [0];
+      await asyncCall(SCardReconnect, 'SCardReconnect', [card, share, protocols, initialization, protocol]);
+      return Number(protocol[0]);
+    },
+    disconnect: (card, disposition) => asyncCall(SCardDisconnect, 'SCardDisconnect', [card, disposition]),
+    beginTransaction: (card) => asyncCall(SCardBeginTransaction, 'SCardBeginTransaction', [card]),
+    endTransaction: (card, disposition) => asyncCall(SCardEndTransaction, 'SCardEndTransaction', [card, disposition]),
+    async transmit(card, protocol, command) {
+      const recv = Buffer.alloc(RECV_BUFFER);
+      const length = [RECV_BUFFER];
+      const send = Buffer.from(command);
+      await asyncCall(SCardTransmit, 'SCardTransmit', [card, { dwProtocol: protocol, cbPciLength: pciLength }, send, send.length, null, recv, length]);
+      return new Uint8Array(recv.subarray(0, Number(length[0])));
+    },
+    async control(card, code, data) {
+      const recv = Buffer.alloc(RECV_BUFFER);
+      const returned = [0];
+      const send = Buffer.from(data);
+      await asyncCall(SCardControl, 'SCardControl', [card, code >>> 0, send.length ? send : null, send.length, recv, recv.length, returned]);
+      return new Uint8Array(recv.subarray(0, Number(returned[0])));
+    },
+    getAttrib(card, attr) {
+      const size = [0];
+      check('SCardGetAttrib', SCardGetAttrib(card, attr, null, size));
+      const buf = Buffer.alloc(Number(size[0]));
+      check('SCardGetAttrib', SCardGetAttrib(card, attr, buf, size));
+      return new Uint8Array(buf.subarray(0, Number(size[0])));
+    },
+    status(card) {
+      const nameLength = [0];
+      const state = [0];
+      const protocol = [0];
+      const atrLength = [MAX_ATR];
+      const atr = Buffer.alloc(MAX_ATR);
+      check('SCardStatus', SCardStatus(card, null, nameLength, state, protocol, atr, atrLength));
+      const name = Buffer.alloc(Number(nameLength[0]));
+      atrLength[0] = MAX_ATR;
+      check('SCardStatus', SCardStatus(card, name, nameLength, state, protocol, atr, atrLength));
+      return {
+        reader: multiString(name, Number(nameLength[0]))[0] ?? '',
+        state: Number(state[0]),
+        protocol: Number(protocol[0]),
+        atr: new Uint8Array(atr.subarray(0, Number(atrLength[0]))),
+      };
+    },
+  };
+}

@@ -1,0 +1,171 @@
+// Everything that needs the system's pcscd lives in this one file, so these tests
+// never run concurrently (pcscd's vpcd uses the fixed ports 35963/35964).
+//  - our PC/SC driver through pcscd + vpcd + vicc: readers, card events, transmit,
+//    control, a transaction, and pcscd stopped and started again;
+//  - scriptor through pcscd vs our vpcd driver, both with vicc: same responses.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { requireCommands } from '../support/system';
+import { createPcscDriver, type PcscDriver } from '../../server/src/drivers/pcsc/driver';
+import { parseFeatureList } from '../../server/src/drivers/pcsc/constants';
+import { createVpcdDriver } from '../../server/src/drivers/vpcd/driver';
+import { ScError } from '../../server/src/util/errors';
+import { fromHex, toSpacedHex } from '../../server/src/util/hex';
+import { freePort, loadRefStack, RecordingSink, unlessExited, type RefStack, type StackProcess } from './stack';
+
+const skip = requireCommands('pcscd', 'vicc', 'scriptor');
+const READER0 = 'Virtual PCD 00 00';
+const READER1 = 'Virtual PCD 00 01';
+
+let stack: RefStack;
+let pcscd: StackProcess | null = null;
+let vicc: StackProcess | null = null;
+let driver: PcscDriver;
+let sink: RecordingSink;
+
+before(async () => {
+  if (skip) return;
+  stack = await loadRefStack();
+  pcscd = await stack.startPcscd();
+  sink = new RecordingSink();
+  driver = createPcscDriver({ reconnectDelaysMs: [100, 200, 400] });
+  await driver.start(sink);
+});
+
+after(async () => {
+  await driver?.stop();
+  await vicc?.stop();
+  await pcscd?.stop();
+});
+
+async function insertCard(): Promise<StackProcess> {
+  const inserted = sink.next('cardInserted', READER0);
+  const v = stack.startVicc({ port: stack.VPCD_PORTS[0] });
+  await unlessExited(inserted, v, 'vicc connecting to pcscd');
+  return v;
+}
+
+test('PC/SC driver lists pcscd\'s vpcd readers, split into name and slot', { skip }, () => {
+  const s0 = sink.slots.get(READER0);
+  const s1 = sink.slots.get(READER1);
+  assert.ok(s0 && s1, `slots: ${[...sink.slots.keys()].join(', ')}`);
+  assert.equal(s0.name, 'Virtual PCD');
+  assert.equal(s0.deviceKey, s1.deviceKey);
+  assert.deepEqual([s0.slotIndex, s1.slotIndex], [0, 1]);
+  assert.equal(s0.details?.['system reader name'], READER0);
+  assert.equal(s0.cardPresent, false);
+});
+
+test('PC/SC driver: vicc connecting is a card insertion; power on, transmit, control, transaction', { skip }, async () => {
+  vicc = await insertCard();
+  const atr = await driver.powerOn(READER0, 'cold');
+  assert.equal(toSpacedHex(atr), stack.VICC_ATR);
+  await driver.setProtocol(READER0, 1, atr);
+  assert.equal(toSpacedHex(await driver.transmit(READER0, fromHex('00A40000023F00'), 1)), '61 0C');
+  const fci = await driver.transmit(READER0, fromHex('00C000000C'), 1);
+  assert.equal(toSpacedHex(fci.subarray(12)), '90 00');
+
+  // CM_IOCTL_GET_FEATURE_REQUEST: readers with features answer a TLV list; vpcd has
+  // no IFDHControl and pcscd answers SCARD_E_UNEXPECTED, which must arrive as a clear error.
+  const features = await driver.control(READER0, 3400, new Uint8Array(0)).then(
+    (r) => parseFeatureList(r).map((f) => f.name).join(','),
+    (e: unknown) => e,
+  );
+  if (typeof features !== 'string') {
+    assert.ok(features instanceof ScError, String(features));
+    assert.match(features.message, /SCardControl on "Virtual PCD 00 00": .*\(SCARD_E_[A-Z_]+\)/);
+  }
+
+  await driver.beginTransaction(READER0);
+  const challenge = await driver.transmit(READER0, fromHex('0084000008'), 1);
+  assert.equal(challenge.length, 10);
+  await driver.endTransaction(READER0);
+  await assert.rejects(driver.endTransaction(READER0), (e: unknown) => e instanceof ScError && e.code === 'BAD_REQUEST');
+
+  const warm = await driver.powerOn(READER0, 'warm');
+  assert.equal(toSpacedHex(warm), stack.VICC_ATR);
+});
+
+test('PC/SC driver: no card in the second reader gives NO_CARD with the PC/SC name', { skip }, async () => {
+  await assert.rejects(driver.powerOn(READER1, 'cold'), (e: unknown) => e instanceof ScError && e.code === 'NO_CARD' && /SCARD_E_NO_SMARTCARD/.test(e.message));
+});
+
+test('scriptor through pcscd and our vpcd driver give the same responses to the same script', { skip }, async () => {
+  if (!vicc) vicc = await insertCard();
+  const commands = [
+    '00 A4 00 00 02 3F 00', // SELECT MF, FCI waiting (61 0C)
+    '00 C0 00 00 0C', // GET RESPONSE
+    '00 A4 00 0C 02 3F 00', // SELECT MF, no FCI
+    '00 B0 00 00 04', // READ BINARY with no current EF
+    '00 20 01 00 04 31 32 33 34', // VERIFY with a bad P1 (6A 86)
+    '00 84 00 00 08', // GET CHALLENGE (random data: compare SW and length)
+    '00 CA 01 00 00', // GET DATA
+    '80 CA 9F 7F 00', // a proprietary class
+  ];
+  const random = new Set(['00 84 00 00 08']);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'refstack-scriptor-'));
+  const file = path.join(dir, 'script.txt');
+  fs.writeFileSync(file, commands.join('\n') + '\n');
+  try {
+    const { stdout } = await promisify(execFile)('scriptor', ['-r', READER0, file], { timeout: 20_000 });
+    const viaPcscd = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('< '))
+      .map((l) => l.slice(2).split(' : ')[0].trim());
+    assert.equal(viaPcscd.length, commands.length, 'one response per command from scriptor');
+
+    const port = await freePort();
+    const vpcd = createVpcdDriver({ ports: [port] });
+    const vsink = new RecordingSink();
+    await vpcd.start(vsink);
+    const key = `vpcd:${port}`;
+    const inserted = vsink.next('cardInserted', key);
+    const ownVicc = stack.startVicc({ port, host: '127.0.0.1' });
+    try {
+      await unlessExited(inserted, ownVicc, 'vicc connecting to our vpcd');
+      await vpcd.powerOn(key, 'cold');
+      const viaOurs: string[] = [];
+      for (const c of commands) viaOurs.push(toSpacedHex(await vpcd.transmit(key, fromHex(c), 1)));
+      const shape = (r: string, i: number) => (random.has(commands[i]) ? `${r.split(' ').length} bytes, SW ${r.slice(-5)}` : r);
+      assert.deepEqual(viaOurs.map(shape), viaPcscd.map(shape));
+    } finally {
+      await ownVicc.stop();
+      await vpcd.stop();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('PC/SC driver: killing vicc is a card removal; commands then fail clearly', { skip }, async () => {
+  if (!vicc) vicc = await insertCard();
+  await driver.powerOn(READER0, 'cold');
+  const removed = sink.next('cardRemoved', READER0);
+  await vicc.stop();
+  vicc = null;
+  await removed;
+  await assert.rejects(driver.transmit(READER0, fromHex('0084000008'), 1), (e: unknown) => e instanceof ScError && ['NO_CARD', 'CARD_REMOVED'].includes(e.code));
+});
+
+test('PC/SC driver survives pcscd stopping and starting again', { skip }, async () => {
+  const gone = Promise.all([sink.next('slotRemoved', READER0), sink.next('slotRemoved', READER1)]);
+  await pcscd!.stop();
+  pcscd = null;
+  await gone;
+  assert.equal(sink.slots.size, 0);
+  assert.ok(sink.logs.some((l) => l.level === 'warn' && /SCARD_E_NO_SERVICE|SCARD_F_COMM_ERROR|SCARD_E_SERVICE_STOPPED/.test(l.message)));
+  await assert.rejects(driver.transmit(READER0, fromHex('0084000008'), 1), (e: unknown) => e instanceof ScError && e.code === 'NO_READER');
+
+  const back = Promise.all([sink.next('slotAdded', READER0), sink.next('slotAdded', READER1)]);
+  pcscd = await stack.startPcscd();
+  await back;
+  vicc = await insertCard();
+  const atr = await driver.powerOn(READER0, 'cold');
+  assert.equal(toSpacedHex(atr), stack.VICC_ATR);
+  assert.equal((await driver.transmit(READER0, fromHex('0084000008'), 1)).length, 10);
+});

@@ -1,0 +1,278 @@
+// The PC/SC driver against a fake winscard: plug-and-play from status changes,
+// service loss and return, control codes, name splitting, error words.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createPcscDriver, splitReaderName } from '../../../server/src/drivers/pcsc/driver';
+import { PNP_NOTIFICATION, SCARD_STATE, parseFeatureList } from '../../../server/src/drivers/pcsc/constants';
+import {
+  PcscError,
+  SCARD_E_CANCELLED,
+  SCARD_E_NO_SERVICE,
+  SCARD_E_NO_SMARTCARD,
+  SCARD_E_TIMEOUT,
+  toScError,
+} from '../../../server/src/drivers/pcsc/errors';
+import type { CardStatus, Handle, ReaderState, Winscard } from '../../../server/src/drivers/pcsc/transport';
+import type { DriverSink, LogLevel, SlotDescriptor } from '../../../server/src/drivers/driver';
+import { ScError } from '../../../server/src/util/errors';
+
+const ATR = Uint8Array.of(0x3b, 0x02, 0x14, 0x50);
+
+interface FakeReader {
+  present: boolean;
+  counter: number;
+}
+
+/** A PC/SC service in memory; waiting status-change calls wake on every change. */
+class FakeWinscard implements Winscard {
+  readonly library = 'fake';
+  up = true;
+  readers = new Map<string, FakeReader>();
+  controlCodes: number[] = [];
+  private nextHandle = 1;
+  private waiters: { ctx: Handle; check: () => boolean; reject: (e: Error) => void }[] = [];
+
+  get waiting(): number {
+    return this.waiters.length;
+  }
+  change(): void {
+    for (const w of [...this.waiters]) if (w.check()) this.waiters.splice(this.waiters.indexOf(w), 1);
+  }
+  stopService(): void {
+    this.up = false;
+    for (const w of this.waiters.splice(0)) w.reject(new PcscError(SCARD_E_NO_SERVICE, 'SCardGetStatusChange'));
+  }
+  insert(name: string): void {
+    const r = this.readers.get(name)!;
+    r.present = true;
+    r.counter++;
+    this.change();
+  }
+  remove(name: string): void {
+    const r = this.readers.get(name)!;
+    r.present = false;
+    r.counter++;
+    this.change();
+  }
+
+  ctlCode(fn: number): number {
+    return 0x42000000 + fn;
+  }
+  establishContext(): Handle {
+    if (!this.up) throw new PcscError(SCARD_E_NO_SERVICE, 'SCardEstablishContext');
+    return this.nextHandle++;
+  }
+  releaseContext(): void {}
+  isValidContext(): boolean {
+    return this.up;
+  }
+  listReaders(): string[] {
+    if (!this.up) throw new PcscError(SCARD_E_NO_SERVICE, 'SCardListReaders');
+    return [...this.readers.keys()];
+  }
+  private eventState(name: string): number {
+    if (name === PNP_NOTIFICATION) return this.readers.size << 16;
+    const r = this.readers.get(name);
+    if (!r) return SCARD_STATE.UNKNOWN;
+    return ((r.counter << 16) | (r.present ? SCARD_STATE.PRESENT : SCARD_STATE.EMPTY)) >>> 0;
+  }
+  getStatusChange(ctx: Handle, timeoutMs: number, states: ReaderState[]): Promise<ReaderState[]> {
+    return new Promise((resolve, reject) => {
+      if (!this.up) return reject(new PcscError(SCARD_E_NO_SERVICE, 'SCardGetStatusChange'));
+      const check = () => {
+        const out = states.map((s) => {
+          const now = this.eventState(s.reader);
+          const changed = now !== (s.currentState & ~SCARD_STATE.CHANGED);
+          return { ...s, eventState: changed ? now | SCARD_STATE.CHANGED : now, atr: ATR };
+        });
+        if (!out.some((s) => s.eventState & SCARD_STATE.CHANGED)) return false;
+        resolve(out);
+        return true;
+      };
+      if (check()) return;
+      if (timeoutMs === 0) return reject(new PcscError(SCARD_E_TIMEOUT, 'SCardGetStatusChange'));
+      this.waiters.push({ ctx, check, reject });
+    });
+  }
+  cancel(ctx: Handle): void {
+    for (const w of this.waiters.filter((x) => x.ctx === ctx)) {
+      this.waiters.splice(this.waiters.indexOf(w), 1);
+      w.reject(new PcscError(SCARD_E_CANCELLED, 'SCardGetStatusChange'));
+    }
+  }
+  async connect(_ctx: Handle, reader: string, share: number): Promise<{ handle: Handle; protocol: number }> {
+    if (share !== 3 && !this.readers.get(reader)?.present) throw new PcscError(SCARD_E_NO_SMARTCARD, 'SCardConnect');
+    return { handle: this.nextHandle++, protocol: share === 3 ? 0 : 2 };
+  }
+  async reconnect(): Promise<number> {
+    return 2;
+  }
+  async disconnect(): Promise<void> {}
+  async beginTransaction(): Promise<void> {}
+  async endTransaction(): Promise<void> {}
+  async transmit(_card: Handle, _protocol: number, command: Uint8Array): Promise<Uint8Array> {
+    return Uint8Array.of(command[1], 0x90, 0x00);
+  }
+  async control(_card: Handle, code: number): Promise<Uint8Array> {
+    this.controlCodes.push(code);
+    return Uint8Array.of(0x06, 0x04, 0x42, 0x33, 0x00, 0x06, 0x12, 0x04, 0x42, 0x33, 0x00, 0x12);
+  }
+  getAttrib(): Uint8Array {
+    return new Uint8Array(0);
+  }
+  status(): CardStatus {
+    return { reader: '', state: 0, protocol: 2, atr: ATR };
+  }
+}
+
+class Sink implements DriverSink {
+  slots = new Map<string, SlotDescriptor>();
+  events: string[] = [];
+  logs: { level: LogLevel; message: string }[] = [];
+  private waiters: { what: string; resolve: () => void }[] = [];
+  slotAdded(s: SlotDescriptor): void {
+    this.slots.set(s.key, s);
+    this.fire(`added ${s.key}`);
+  }
+  slotRemoved(key: string): void {
+    this.slots.delete(key);
+    this.fire(`removed ${key}`);
+  }
+  cardInserted(key: string): void {
+    this.fire(`inserted ${key}`);
+  }
+  cardRemoved(key: string): void {
+    this.fire(`card removed ${key}`);
+  }
+  log(level: LogLevel, message: string): void {
+    this.logs.push({ level, message });
+  }
+  next(what: string): Promise<void> {
+    return new Promise((resolve) => this.waiters.push({ what, resolve }));
+  }
+  private fire(what: string): void {
+    this.events.push(what);
+    for (const w of this.waiters.filter((x) => x.what === what)) {
+      this.waiters.splice(this.waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  }
+}
+
+const R0 = 'ACS ACR1252 Dual Reader [ACR1252 Dual Reader PICC] 00 00';
+const R1 = 'ACS ACR1252 Dual Reader [ACR1252 Dual Reader SAM] 00 01';
+
+async function started(): Promise<{ fake: FakeWinscard; sink: Sink; driver: ReturnType<typeof createPcscDriver> }> {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: false, counter: 0 });
+  const sink = new Sink();
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] });
+  await driver.start(sink);
+  return { fake, sink, driver };
+}
+
+/** Resolves once the driver's watcher is blocked in its status-change call. */
+async function watching(fake: FakeWinscard): Promise<void> {
+  while (fake.waiting === 0) await new Promise((r) => setImmediate(r));
+}
+
+test('start reports every reader with its card state before resolving', async () => {
+  const { sink, driver } = await started();
+  assert.deepEqual([...sink.slots.keys()], [R0, R1]);
+  assert.equal(sink.slots.get(R0)!.cardPresent, true);
+  assert.equal(sink.slots.get(R1)!.cardPresent, false);
+  assert.equal(sink.slots.get(R0)!.name, 'ACS ACR1252 Dual Reader');
+  assert.equal(sink.slots.get(R1)!.interfaceName, 'ACR1252 Dual Reader SAM');
+  assert.equal(sink.slots.get(R1)!.slotIndex, 1);
+  await driver.stop();
+});
+
+test('card insertion, removal and a quick swap become events; stop ends the waiting call', async () => {
+  const { fake, sink, driver } = await started();
+  await watching(fake);
+  let ev = sink.next(`inserted ${R1}`);
+  fake.insert(R1);
+  await ev;
+  ev = sink.next(`card removed ${R0}`);
+  fake.remove(R0);
+  await ev;
+  await watching(fake);
+  // Removed and inserted again before the watcher looked: the event counter tells.
+  const removed = sink.next(`card removed ${R1}`);
+  const inserted = sink.next(`inserted ${R1}`);
+  const r = fake.readers.get(R1)!;
+  r.counter += 2;
+  fake.change();
+  await Promise.all([removed, inserted]);
+  await driver.stop();
+  assert.equal(fake.waiting, 0);
+});
+
+test('readers arriving and leaving are slots added and removed', async () => {
+  const { fake, sink, driver } = await started();
+  await watching(fake);
+  const added = sink.next('added Virtual PCD 00 00');
+  fake.readers.set('Virtual PCD 00 00', { present: false, counter: 0 });
+  fake.change();
+  await added;
+  const removed = sink.next(`removed ${R1}`);
+  fake.readers.delete(R1);
+  fake.change();
+  await removed;
+  assert.deepEqual([...sink.slots.keys()].sort(), [R0, 'Virtual PCD 00 00'].sort());
+  await driver.stop();
+});
+
+test('the service stopping removes the readers; its return brings them back', async () => {
+  const { fake, sink, driver } = await started();
+  await driver.powerOn(R0, 'cold');
+  await watching(fake);
+  const gone = Promise.all([sink.next(`removed ${R0}`), sink.next(`removed ${R1}`)]);
+  fake.stopService();
+  await gone;
+  await assert.rejects(driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1), (e: unknown) => e instanceof ScError && e.code === 'NO_READER');
+  const back = Promise.all([sink.next(`added ${R0}`), sink.next(`added ${R1}`)]);
+  fake.up = true;
+  await back;
+  assert.ok(sink.logs.some((l) => l.level === 'warn' && /SCARD_E_NO_SERVICE/.test(l.message)));
+  assert.deepEqual([...(await driver.powerOn(R0, 'cold'))], [...ATR]);
+  await driver.stop();
+});
+
+test('power on, transmit and control; 3400 becomes SCARD_CTL_CODE(3400)', async () => {
+  const { fake, driver } = await started();
+  await assert.rejects(driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1), (e: unknown) => e instanceof ScError && e.code === 'NO_CARD');
+  assert.deepEqual([...(await driver.powerOn(R0, 'cold'))], [...ATR]);
+  assert.deepEqual([...(await driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1))], [0x84, 0x90, 0x00]);
+  const features = parseFeatureList(await driver.control(R1, 3400, new Uint8Array(0)));
+  assert.deepEqual(features.map((f) => f.name), ['VERIFY_PIN_DIRECT', 'GET_TLV_PROPERTIES']);
+  assert.equal(features[0].controlCode, 0x42330006);
+  await driver.control(R0, 0x42330012, new Uint8Array(0));
+  assert.deepEqual(fake.controlCodes, [0x42000000 + 3400, 0x42330012]);
+  await assert.rejects(driver.powerOn(R1, 'cold'), (e: unknown) => e instanceof ScError && e.code === 'NO_CARD' && /insert one/.test(e.message));
+  await driver.stop();
+});
+
+test('pcsc-lite reader names split into name, interface, serial, device and slot', () => {
+  assert.deepEqual(splitReaderName('Virtual PCD 00 01'), { name: 'Virtual PCD', device: 'Virtual PCD 00', slot: 1 });
+  assert.deepEqual(splitReaderName('Gemalto PC Twin Reader (5C1B2E7A) 01 00'), { name: 'Gemalto PC Twin Reader', serial: '5C1B2E7A', device: 'Gemalto PC Twin Reader (5C1B2E7A) 01', slot: 0 });
+  assert.deepEqual(splitReaderName('Identiv uTrust 3700 F CL Reader 0'), { name: 'Identiv uTrust 3700 F CL Reader 0', device: 'Identiv uTrust 3700 F CL Reader 0', slot: 0 });
+});
+
+test('PC/SC return codes become our codes with words that say what to do', () => {
+  const cases: [number, string, RegExp][] = [
+    [0x8010000b, 'SHARING_VIOLATION', /another program/],
+    [0x8010000c, 'NO_CARD', /insert one/],
+    [0x80100069, 'CARD_REMOVED', /removed/],
+    [0x8010001d, 'READER_UNAVAILABLE', /not running; start it/],
+    [0x80100022, 'NOT_SUPPORTED', /does not support/],
+    [0x12345678, 'DRIVER', /0x12345678/],
+  ];
+  for (const [rv, code, words] of cases) {
+    const e = toScError(new PcscError(rv, 'SCardTransmit'), 'Reader 00 00');
+    assert.equal(e.code, code);
+    assert.match(e.message, words);
+    assert.match(e.message, /SCardTransmit on "Reader 00 00"/);
+  }
+});
