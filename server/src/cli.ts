@@ -13,22 +13,27 @@ import { formatEntry, toJsonLine } from './script/trace';
 import { ScError, asScError } from './util/errors';
 import { fromHex, HexError, toSpacedHex } from './util/hex';
 import { atrToJson, describeAtr, parseAtr } from './codecs/atr';
+import { ccidCommand } from './ccid/cli';
 
 const USAGE = `usage:
-  scard run FILE [--reader GLOB] [--card T=0|T=1] [--json]   run an APDU script against the simulator (or --vpcd PORT)
+  scard run FILE [--reader GLOB] [--card T=0|T=1] [--json]   run an APDU script (default: on the simulator)
   scard readers [--watch] [--json]                            list readers; --watch prints events until Ctrl-C
   scard atr HEX [--json]                                      decode an ATR
   scard ccid HEX [--json]                                     decode a CCID class descriptor
 options:
   --vpcd PORT[,PORT]   also listen for vpcd card emulators (vicc) on 127.0.0.1:PORT
+  --pcsc               also use the system PC/SC service (pcscd, Windows Smart Card service)
+  --usb                also drive USB CCID readers directly
   --no-simulator       do not provide the simulator reader
+  --wait-card MS       before running, wait up to MS ms for a card (e.g. an emulator connecting to --vpcd)
+  --verbose            print the reader manager's log on stderr
   --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal`;
 
 interface Args { _: string[]; flags: Map<string, string | true> }
 
 function parseArgs(argv: string[]): Args {
   const out: Args = { _: [], flags: new Map() };
-  const valued = new Set(['reader', 'card', 'vpcd', 'pin-env']);
+  const valued = new Set(['reader', 'card', 'vpcd', 'pin-env', 'wait-card']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a.startsWith('--')) {
@@ -49,9 +54,12 @@ function settingsFrom(args: Args): HelperSettings {
   const vpcd = args.flags.get('vpcd');
   const ports = typeof vpcd === 'string' ? vpcd.split(',').map((p) => Number(p)) : [];
   if (ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) throw new ScError('BAD_REQUEST', '--vpcd takes TCP port numbers, e.g. --vpcd 35963');
+  // The CLI defaults to the simulator alone; other drivers are asked for.
   return {
     simulator: { enabled: !args.flags.has('no-simulator'), ...(card ? { card: card as 'T=0' | 'T=1' } : {}) },
-    ...(ports.length ? { vpcd: { enabled: true, ports } } : {}),
+    vpcd: { enabled: ports.length > 0, ports },
+    pcsc: { enabled: args.flags.has('pcsc') },
+    usbCcid: { enabled: args.flags.has('usb') },
   };
 }
 
@@ -96,18 +104,35 @@ async function cmdRun(args: Args): Promise<number> {
   try { text = fs.readFileSync(file, 'utf8'); } catch (e) {
     throw new ScError('BAD_REQUEST', `cannot read ${file}: ${(e as Error).message}`);
   }
-  const json = args.flags.has('json');
   const script = parseScript(text);
   for (const d of script.diagnostics) {
     process.stderr.write(`${file}:${d.span.start.line + 1}:${d.span.start.character + 1}: ${d.severity}: ${d.message}\n`);
   }
   const m = await startManager(args);
+  try {
+    return await runWith(m, args, file, script);
+  } finally {
+    await m.stop();
+  }
+}
+
+async function runWith(m: ReaderManager, args: Args, file: string, script: ReturnType<typeof parseScript>): Promise<number> {
+  const json = args.flags.has('json');
   const print = (e: LogEntry) => {
     if (json) process.stdout.write(toJsonLine(e) + '\n');
     else if (e.kind !== 'readerAdded' && e.kind !== 'cardInserted') for (const l of formatEntry(e)) process.stdout.write(l + '\n');
   };
   m.onEntry(print);
   const reader = args.flags.get('reader');
+  const waitCard = args.flags.get('wait-card');
+  if (waitCard !== undefined) {
+    const ms = Number(waitCard);
+    if (!Number.isInteger(ms) || ms < 0) throw new ScError('BAD_REQUEST', '--wait-card takes milliseconds, e.g. --wait-card 10000');
+    const names = m.list().readers.map((r) => r.name);
+    if (!names.length) throw new ScError('NO_READER', 'No reader to wait on: add --vpcd PORT, --pcsc or the simulator.');
+    const name = typeof reader === 'string' ? m.resolve(reader) : names[0];
+    await m.waitForCard(name, true, ms);
+  }
   const pinEnv = (args.flags.get('pin-env') as string | undefined) ?? 'SCARD_PIN';
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
@@ -116,7 +141,6 @@ async function cmdRun(args: Args): Promise<number> {
     ...(typeof reader === 'string' ? { reader } : {}),
     askPin: (label) => readPin(label, pinEnv),
   });
-  await m.stop();
   if (!json) {
     if (result.ok) process.stdout.write(`${file}: passed, ${result.commands} command(s) in ${result.durationMs} ms on ${result.reader ?? 'no reader'}\n`);
     else process.stderr.write(`${file}:${result.failure?.line ?? 0}: ${result.failure?.message}\n`);
@@ -127,8 +151,16 @@ async function cmdRun(args: Args): Promise<number> {
 }
 
 async function cmdReaders(args: Args): Promise<number> {
-  const json = args.flags.has('json');
   const m = await startManager(args);
+  try {
+    return await readersWith(m, args);
+  } finally {
+    await m.stop();
+  }
+}
+
+async function readersWith(m: ReaderManager, args: Args): Promise<number> {
+  const json = args.flags.has('json');
   const list = m.list();
   if (json && !args.flags.has('watch')) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
   else if (!json) {
@@ -138,7 +170,7 @@ async function cmdReaders(args: Args): Promise<number> {
       process.stdout.write(`${r.name}  [${r.driver}]  ${r.unavailable ? `unavailable: ${r.unavailable}` : card}\n`);
     }
   }
-  if (!args.flags.has('watch')) { await m.stop(); return 0; }
+  if (!args.flags.has('watch')) return 0;
   if (json) {
     for (const r of list.readers) process.stdout.write(JSON.stringify({ kind: 'reader', ...r }) + '\n');
     process.stdout.write(JSON.stringify({ kind: 'ready', readerListCounter: list.readerListCounter }) + '\n');
@@ -152,7 +184,6 @@ async function cmdReaders(args: Args): Promise<number> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  await m.stop();
   return 0;
 }
 
@@ -176,6 +207,12 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(describeAtr(info).join('\n') + '\n');
         if (identified.length) process.stdout.write(`Possibly identified card:\n  ${identified.join('\n  ')}\n`);
       }
+      return 0;
+    }
+    case 'ccid': {
+      if (!args._[1]) throw new ScError('BAD_REQUEST', 'scard ccid needs the descriptor in hex');
+      const out = ccidCommand(args._.slice(1).join(''));
+      process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       return 0;
     }
     case undefined: case 'help': case '--help':

@@ -64,4 +64,11 @@ export interface Driver {
   control(key: string, code: number, data: Uint8Array): Promise<Uint8Array>;
   /** Optional: mechanical eject. */
   eject?(key: string): Promise<void>;
+  /**
+   * Optional: a transaction on the system side too (SCardBeginTransaction), so
+   * other applications sharing the card wait as well. The manager's own queue
+   * serializes the workbench's clients either way.
+   */
+  beginTransaction?(key: string): Promise<void>;
+  endTransaction?(key: string, disposition: 'leave' | 'reset' | 'unpower'): Promise<void>;
 }

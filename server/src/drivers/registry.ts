@@ -1,15 +1,33 @@
 // Which drivers run, from the settings. The manager gets the list; nothing else
-// constructs drivers.
+// constructs drivers. Defaults: the simulator (so everything works with no
+// hardware), the system PC/SC service (where ordinary users' readers are), and
+// USB CCID (says "USB not available" once where there is no USB). vpcd is off
+// by default: it listens for card emulators on 127.0.0.1:35963, a port a system
+// pcscd with vpcd may already use.
 import type { HelperSettings } from '../protocol';
 import type { Driver } from './driver';
 import { SimulatorDriver } from './simulator/driver';
+import { createVpcdDriver } from './vpcd/driver';
+import { createPcscDriver } from './pcsc/driver';
+import { createUsbCcidDriver } from './usb-ccid/driver';
 import { loadSmartcardList, type SmartcardList } from '../codecs/smartcardList';
+
+export const DEFAULT_VPCD_PORT = 35963;
 
 export function createDrivers(settings: HelperSettings = {}): Driver[] {
   const drivers: Driver[] = [];
   const sim = settings.simulator ?? {};
   if (sim.enabled !== false) {
     drivers.push(new SimulatorDriver({ card: sim.card ?? 'T=1', readers: sim.readers ?? 1 }));
+  }
+  if (settings.vpcd?.enabled === true) {
+    drivers.push(createVpcdDriver({ ports: settings.vpcd.ports?.length ? settings.vpcd.ports : [DEFAULT_VPCD_PORT] }));
+  }
+  if (settings.pcsc?.enabled !== false) {
+    drivers.push(createPcscDriver(settings.pcsc?.library ? { library: settings.pcsc.library } : {}));
+  }
+  if (settings.usbCcid?.enabled !== false) {
+    drivers.push(createUsbCcidDriver());
   }
   return drivers;
 }

@@ -574,6 +574,7 @@ export class Connection {
     return this.op(async () => {
       const q = this.r.queue;
       if (q.owner === this.id) { q.depth++; return; }
+      await this.r.driver.beginTransaction?.(this.r.slot.key);
       q.owner = this.id;
       q.depth = 1;
       this.manager.armTransactionTimer(this.r);
@@ -586,7 +587,11 @@ export class Connection {
       if (q.owner !== this.id) throw new ScError('BAD_REQUEST', 'This connection holds no transaction to end.');
       await this.applyDisposition(disposition);
       if (--q.depth > 0) return;
-      q.release();
+      try {
+        await this.r.driver.endTransaction?.(this.r.slot.key, 'leave');
+      } finally {
+        q.release();
+      }
     });
   }
 
