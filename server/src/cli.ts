@@ -25,6 +25,7 @@ options:
   --pcsc               also use the system PC/SC service (pcscd, Windows Smart Card service)
   --usb                also drive USB CCID readers directly
   --no-simulator       do not provide the simulator reader
+  --simulator-pin PIN  the simulator card's PIN (default 1234)
   --wait-card MS       before running, wait up to MS ms for a card (e.g. an emulator connecting to --vpcd)
   --verbose            print the reader manager's log on stderr
   --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal`;
@@ -33,7 +34,7 @@ interface Args { _: string[]; flags: Map<string, string | true> }
 
 function parseArgs(argv: string[]): Args {
   const out: Args = { _: [], flags: new Map() };
-  const valued = new Set(['reader', 'card', 'vpcd', 'pin-env', 'wait-card']);
+  const valued = new Set(['reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a.startsWith('--')) {
@@ -56,7 +57,11 @@ function settingsFrom(args: Args): HelperSettings {
   if (ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) throw new ScError('BAD_REQUEST', '--vpcd takes TCP port numbers, e.g. --vpcd 35963');
   // The CLI defaults to the simulator alone; other drivers are asked for.
   return {
-    simulator: { enabled: !args.flags.has('no-simulator'), ...(card ? { card: card as 'T=0' | 'T=1' } : {}) },
+    simulator: {
+      enabled: !args.flags.has('no-simulator'),
+      ...(card ? { card: card as 'T=0' | 'T=1' } : {}),
+      ...(typeof args.flags.get('simulator-pin') === 'string' ? { pin: args.flags.get('simulator-pin') as string } : {}),
+    },
     vpcd: { enabled: ports.length > 0, ports },
     pcsc: { enabled: args.flags.has('pcsc') },
     usbCcid: { enabled: args.flags.has('usb') },

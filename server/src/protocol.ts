@@ -198,7 +198,7 @@ export const AskPinRequest = request<{ label: string; reader?: string }, { pin: 
 
 /** Settings the extension passes at start-up (initializationOptions) and on change. */
 export interface HelperSettings {
-  simulator?: { enabled?: boolean; card?: 'T=0' | 'T=1'; readers?: number };
+  simulator?: { enabled?: boolean; card?: 'T=0' | 'T=1'; readers?: number; pin?: string };
   vpcd?: { enabled?: boolean; ports?: number[] };
   pcsc?: { enabled?: boolean; library?: string };
   usbCcid?: { enabled?: boolean };

@@ -95,6 +95,11 @@ test('a failing script reports the line; bad requests get clear errors', async (
   assert.match(result.failure.message, /6A 82/);
   await assert.rejects(client.sendRequest(RunScriptRequest.method, { text: 42 }), /needs the script text/);
   await assert.rejects(client.sendRequest(SimulatorRemoveCardRequest.method, { reader: 'Nope*' }), /No reader matches 'Nope\*'/);
+  await assert.rejects(client.sendRequest(RunScriptRequest.method, { text: '', reader: 42 }), /reader must be a string/);
+  await assert.rejects(client.sendRequest(RunScriptRequest.method, { text: '', fromLine: -3 }), /fromLine must be a line number/);
+  await assert.rejects(client.sendRequest(SimulatorRemoveCardRequest.method, { reader: 'x'.repeat(5000) }), /at most 256 characters/);
+  await assert.rejects(client.sendRequest(SimulatorInsertCardRequest.method, { reader: 'Workbench*', card: 'T=2' }), /card is 'T=0' or 'T=1'/);
+  await assert.rejects(client.sendRequest('smartcard/cancelRun', {}), /needs the runId/);
 });
 
 test('removing and inserting the simulator card emits events and a new reader list', async () => {

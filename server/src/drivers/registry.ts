@@ -18,7 +18,7 @@ export function createDrivers(settings: HelperSettings = {}): Driver[] {
   const drivers: Driver[] = [];
   const sim = settings.simulator ?? {};
   if (sim.enabled !== false) {
-    drivers.push(new SimulatorDriver({ card: sim.card ?? 'T=1', readers: sim.readers ?? 1 }));
+    drivers.push(new SimulatorDriver({ card: sim.card ?? 'T=1', readers: sim.readers ?? 1, ...(sim.pin ? { pin: sim.pin } : {}) }));
   }
   if (settings.vpcd?.enabled === true) {
     drivers.push(createVpcdDriver({ ports: settings.vpcd.ports?.length ? settings.vpcd.ports : [DEFAULT_VPCD_PORT] }));

@@ -145,6 +145,12 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     const m = await ready();
     if (typeof p?.text !== 'string') throw new ScError('BAD_REQUEST', 'runScript needs the script text.');
     if (p.text.length > 10_000_000) throw new ScError('BAD_REQUEST', 'The script is larger than 10 MB.');
+    optionalString(p.reader, 'reader');
+    optionalString(p.uri, 'uri', 4096);
+    for (const k of ['fromLine', 'toLine'] as const) {
+      const v = p[k];
+      if (v !== undefined && v !== null && (!Number.isInteger(v) || v < 1)) throw new ScError('BAD_REQUEST', `${k} must be a line number (1 or more).`);
+    }
     const runId = allocateRunId();
     const abort = new AbortController();
     runs.set(runId, abort);
@@ -174,6 +180,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   }));
 
   handle(connection, CancelRunRequest, wrap(async (p) => {
+    if (!Number.isInteger(p?.runId)) throw new ScError('BAD_REQUEST', 'cancelRun needs the runId of a running script.');
     const c = runs.get(p.runId);
     if (!c) return false;
     c.abort();
@@ -184,11 +191,14 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   connection.onNotification(SettingsNotification.method, (p: HelperSettings) => applySettings(p ?? {}));
 
   const simulatorSlot = (m: ReaderManager, reader: string) => {
+    optionalString(reader, 'reader');
+    if (!reader) throw new ScError('BAD_REQUEST', 'Name the simulator reader.');
     const { driver, key } = m.driverOf(m.resolve(reader));
     if (!(driver instanceof SimulatorDriver)) throw new ScError('BAD_REQUEST', `'${reader}' is not a simulator reader.`);
     return { driver, key };
   };
   handle(connection, SimulatorInsertCardRequest, wrap(async (p) => {
+    if (p.card !== undefined && p.card !== 'T=0' && p.card !== 'T=1') throw new ScError('BAD_REQUEST', "card is 'T=0' or 'T=1'.");
     const { driver, key } = simulatorSlot(await ready(), p.reader);
     driver.insertCard(key, p.card);
   }));
@@ -218,6 +228,11 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   documents.listen(connection);
   connection.listen();
   return { manager: () => manager };
+}
+
+function optionalString(v: unknown, name: string, max = 256): void {
+  if (v === undefined || v === null) return;
+  if (typeof v !== 'string' || v.length > max) throw new ScError('BAD_REQUEST', `${name} must be a string of at most ${max} characters.`);
 }
 
 /** At most one call per 100 ms, plus the last one. */

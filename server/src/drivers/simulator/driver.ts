@@ -13,6 +13,8 @@ export interface SimulatorOptions {
   card?: CardKind;
   /** Start with the card inserted (default true). */
   inserted?: boolean;
+  /** The demo card's PIN as ASCII digits (default 1234). */
+  pin?: string;
 }
 
 interface SimSlot {
@@ -37,7 +39,7 @@ export class SimulatorDriver implements Driver {
       const key = `sim:${i}`;
       const slot: SimSlot = {
         key,
-        card: this.options.inserted === false ? null : new SimulatedCard(this.options.card ?? 'T=1'),
+        card: this.options.inserted === false ? null : this.newCard(this.options.card ?? 'T=1'),
         powered: false,
       };
       this.slots.set(key, slot);
@@ -69,7 +71,7 @@ export class SimulatorDriver implements Driver {
   insertCard(key: string, kind: CardKind = this.options.card ?? 'T=1', card?: SimulatedCard): void {
     const slot = this.slot(key);
     if (slot.card) throw new ScError('BAD_REQUEST', 'A card is already in this simulator reader; remove it first.');
-    slot.card = card ?? new SimulatedCard(kind);
+    slot.card = card ?? this.newCard(kind);
     slot.powered = false;
     this.sink?.cardInserted(key);
   }
@@ -112,6 +114,10 @@ export class SimulatorDriver implements Driver {
     // CM_IOCTL_GET_FEATURE_REQUEST (PC/SC part 10, code 3400): no features to offer.
     if (code === 3400) return new Uint8Array(0);
     throw new ScError('NOT_SUPPORTED', `The simulator reader knows no control code ${code}.`);
+  }
+
+  private newCard(kind: CardKind): SimulatedCard {
+    return this.options.pin === undefined ? new SimulatedCard(kind) : new SimulatedCard(kind, new TextEncoder().encode(this.options.pin));
   }
 
   private slot(key: string): SimSlot {
