@@ -139,11 +139,14 @@ export interface RunScriptParams {
   toLine?: number;
 }
 
+/** One per command line of the script; a line inside `repeat` reports its last run. */
 export interface LineResult {
   line: number;
   sw?: string;
   ok: boolean;
   message?: string;
+  /** How many times the line ran (the sum over lines equals `commands`). */
+  count: number;
 }
 
 export interface RunScriptResult {

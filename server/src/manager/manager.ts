@@ -46,6 +46,8 @@ export interface ManagerOptions {
   historySize?: number;
   /** A transaction idle for this long is released (default 30 s, like a sane SCardSvr). */
   transactionTimeoutMs?: number;
+  /** A card that does not answer one exchange within this long fails it (default 60 s). */
+  exchangeTimeoutMs?: number;
   log?: (level: LogLevel, message: string) => void;
   /** Names a card from its ATR (hex with spaces), e.g. from smartcard_list.txt. */
   identify?: (atrSpacedHex: string) => string[];
@@ -60,6 +62,8 @@ export interface TransmitOptions {
   secret?: Array<[number, number]>;
   /** Marks the command's own exchange as automatic (e.g. the PIN retry-counter check). */
   auto?: ExchangeEntry['auto'];
+  /** Abandons the exchange in flight (the run was cancelled). */
+  signal?: AbortSignal;
 }
 
 export interface TransmitResult {
@@ -85,10 +89,12 @@ export class ReaderManager {
   private readerListCounter = 0;
   private readonly historySize: number;
   private readonly transactionTimeoutMs: number;
+  private readonly exchangeTimeoutMs: number;
 
   constructor(readonly drivers: Driver[], private readonly options: ManagerOptions = {}) {
     this.historySize = options.historySize ?? 10_000;
     this.transactionTimeoutMs = options.transactionTimeoutMs ?? 30_000;
+    this.exchangeTimeoutMs = options.exchangeTimeoutMs ?? 60_000;
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -280,8 +286,7 @@ export class ReaderManager {
     r.removed = true;
     r.card = { present: false, powered: false, generation: r.card.generation + 1 };
     for (const c of [...r.connections]) c.invalidate('READER_UNAVAILABLE', `The reader '${r.name}' was removed.`);
-    if (r.transactionTimer) clearTimeout(r.transactionTimer);
-    r.queue.release();
+    this.transactionEnded(r);
     // Free the device index once no slot of the device is left.
     if (![...this.bySlot.values()].some((o) => o.driver === driver && o.slot.deviceKey === r.slot.deviceKey)) {
       this.deviceIndex.get(driver.id)?.delete(r.slot.deviceKey);
@@ -301,6 +306,8 @@ export class ReaderManager {
     r.card = { present, powered: false, generation: r.card.generation + 1 };
     if (!present) {
       for (const c of [...r.connections]) c.invalidate('CARD_REMOVED', `The card was removed from '${r.name}'.`);
+      // A transaction on a card that is gone protects nothing: let the others in.
+      if (r.queue.owner !== null) this.transactionEnded(r);
     }
     this.log('info', `card ${present ? 'inserted into' : 'removed from'} ${r.name}`);
     this.emitEntry<EventEntry>({ kind: present ? 'cardInserted' : 'cardRemoved', reader: r.name, eventCount: r.eventCount });
@@ -415,7 +422,7 @@ export class ReaderManager {
   /** One exchange with the driver, logged. */
   async exchange(r: ReaderEntry, command: Uint8Array, opts: TransmitOptions, auto?: ExchangeEntry['auto'], parent?: number): Promise<ExchangeEntry & { raw: Uint8Array }> {
     const t0 = performance.now();
-    const raw = await r.driver.transmit(r.slot.key, command, r.card.protocol ?? 1);
+    const raw = await this.withDeadline(r, r.driver.transmit(r.slot.key, command, r.card.protocol ?? 1), opts.signal);
     const durationMs = performance.now() - t0;
     if (raw.length < 2) {
       throw new ScError('PROTOCOL', `The card answered ${raw.length} byte(s); a response needs at least the status word.`);
@@ -436,6 +443,37 @@ export class ReaderManager {
     return Object.assign(entry, { raw });
   }
 
+  /**
+   * Races a driver call with the exchange time-out and the caller's abort signal,
+   * so a silent card or a stuck driver never blocks the reader's queue. The
+   * card's state is then unknown: it is powered up again on next use, and a
+   * late answer from the driver is dropped.
+   */
+  private withDeadline<T>(r: ReaderEntry, p: Promise<T>, signal?: AbortSignal): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const finish = (err: ScError | null, value?: T) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (err) {
+          r.card.powered = false;
+          this.log('warn', `${r.name}: ${err.message}`);
+          this.readersChanged();
+          reject(err);
+        } else resolve(value as T);
+      };
+      const timer = setTimeout(() => finish(new ScError('TIMEOUT',
+        `The card in '${r.name}' did not answer within ${this.exchangeTimeoutMs} ms; it will be powered up again on next use (remove and reinsert it if it stays silent).`)),
+      this.exchangeTimeoutMs);
+      const onAbort = () => finish(new ScError('CANCELLED', `Cancelled while waiting for the card in '${r.name}'; it will be powered up again on next use.`));
+      if (signal?.aborted) { onAbort(); return; }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      p.then((v) => finish(null, v), (e) => { if (!settled) { settled = true; clearTimeout(timer); signal?.removeEventListener('abort', onAbort); reject(e); } });
+    });
+  }
+
   // ------------------------------------------------------------ transactions
 
   armTransactionTimer(r: ReaderEntry): void {
@@ -449,12 +487,16 @@ export class ReaderManager {
     }, this.transactionTimeoutMs);
   }
 
+  /** The transaction ended (or its card went away): stop its idle timer and let the others in. */
+  transactionEnded(r: ReaderEntry): void {
+    if (r.transactionTimer) clearTimeout(r.transactionTimer);
+    r.transactionTimer = undefined;
+    r.queue.release();
+  }
+
   connectionClosed(r: ReaderEntry, conn: Connection): void {
     r.connections.delete(conn);
-    if (r.queue.owner === conn.id) {
-      if (r.transactionTimer) clearTimeout(r.transactionTimer);
-      r.queue.release();
-    }
+    if (r.queue.owner === conn.id) this.transactionEnded(r);
     this.readersChanged();
   }
 }
@@ -584,13 +626,16 @@ export class Connection {
   endTransaction(disposition: Disposition = 'leave'): Promise<void> {
     return this.r.queue.run(this.id, async () => {
       const q = this.r.queue;
-      if (q.owner !== this.id) throw new ScError('BAD_REQUEST', 'This connection holds no transaction to end.');
+      if (q.owner !== this.id) {
+        if (this.closed) return; // the card or reader went away and took the transaction with it
+        throw new ScError('BAD_REQUEST', 'This connection holds no transaction to end.');
+      }
       await this.applyDisposition(disposition);
       if (--q.depth > 0) return;
       try {
         await this.r.driver.endTransaction?.(this.r.slot.key, 'leave');
       } finally {
-        q.release();
+        this.manager.transactionEnded(this.r);
       }
     });
   }

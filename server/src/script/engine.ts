@@ -48,7 +48,8 @@ interface RunState {
   sw: Uint8Array;
   done: number;
   total: number;
-  lines: LineResult[];
+  /** One result per source line (a repeat does not grow it): last status word, a failure sticks. */
+  lines: Map<number, LineResult>;
   inTransaction: number;
   pinCache: Map<string, string>;
 }
@@ -63,7 +64,7 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
   const st: RunState = {
     conn: null, readerPattern: ctx.reader, getResponse: true, vars: new Map(),
     data: new Uint8Array(0), sw: new Uint8Array(0), done: 0, total: countCommands(statements),
-    lines: [], inTransaction: 0, pinCache: new Map(),
+    lines: new Map(), inTransaction: 0, pinCache: new Map(),
   };
   const { manager } = ctx;
   manager.emitEntry<ScriptEntry>({ kind: 'scriptStarted', runId, ...(ctx.uri ? { file: ctx.uri } : {}) });
@@ -87,7 +88,7 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
   }
   const result: RunScriptResult = {
     runId, ok: !failure, commands: st.done, durationMs: Math.round(performance.now() - t0),
-    lines: st.lines, ...(st.readerName ? { reader: st.readerName } : {}), ...(failure ? { failure } : {}),
+    lines: [...st.lines.values()], ...(st.readerName ? { reader: st.readerName } : {}), ...(failure ? { failure } : {}),
   };
   manager.emitEntry<ScriptEntry>({
     kind: 'scriptEnded', runId, ok: result.ok, ...(ctx.uri ? { file: ctx.uri } : {}),
@@ -147,7 +148,7 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
       const pinLabels = s.parts.flatMap((p) => (p.kind === 'pin' ? [p.label] : []));
       if (pinLabels.length) await checkRetryCounter(s.parts, pinLabels[0], st, ctx, conn, runId, s.line);
       const { bytes, secret } = await materialize(s.parts, st, ctx);
-      const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, ...(secret.length ? { secret } : {}) });
+      const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, ...(secret.length ? { secret } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) });
       if (pinLabels.length && (res.response[res.response.length - 2] & 0xf0) === 0x60) {
         // The card refused: never offer this PIN again.
         for (const label of pinLabels) {
@@ -164,10 +165,12 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
         const meaning = describeStatusWord(st.sw[0], st.sw[1]).meaning;
         const got = st.data.length ? `${toSpacedHex(st.data.length > 16 ? st.data.subarray(0, 16) : st.data)}${st.data.length > 16 ? ' …' : ''} ${swHex}` : swHex;
         const message = `expected ${s.expect.text}, got ${got} (${meaning})`;
-        st.lines.push({ line: s.line, sw: swHex.replace(' ', ''), ok: false, message });
+        st.lines.set(s.line, { line: s.line, sw: swHex.replace(' ', ''), ok: false, message, count: (st.lines.get(s.line)?.count ?? 0) + 1 });
         throw new LineError(s.line, new ScError('EXPECTATION_FAILED', message));
       }
-      st.lines.push({ line: s.line, sw: swHex.replace(' ', ''), ok: true });
+      const prev = st.lines.get(s.line);
+      if (prev?.ok === false) prev.count++;
+      else st.lines.set(s.line, { line: s.line, sw: swHex.replace(' ', ''), ok: true, count: (prev?.count ?? 0) + 1 });
       return;
     }
     case 'reset': {
