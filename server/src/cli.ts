@@ -26,6 +26,7 @@ options:
   --usb                also drive USB CCID readers directly
   --no-simulator       do not provide the simulator reader
   --simulator-pin PIN  the simulator card's PIN (default 1234)
+  --pinpad             the simulator reader is a pinpad (VERIFY_PIN_DIRECT; its keypad is the terminal or SCARD_PIN)
   --wait-card MS       before running, wait up to MS ms for a card (e.g. an emulator connecting to --vpcd)
   --verbose            print the reader manager's log on stderr
   --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal`;
@@ -61,6 +62,7 @@ function settingsFrom(args: Args): HelperSettings {
       enabled: !args.flags.has('no-simulator'),
       ...(card ? { card: card as 'T=0' | 'T=1' } : {}),
       ...(typeof args.flags.get('simulator-pin') === 'string' ? { pin: args.flags.get('simulator-pin') as string } : {}),
+      ...(args.flags.has('pinpad') ? { pinpad: true } : {}),
     },
     vpcd: { enabled: ports.length > 0, ports },
     pcsc: { enabled: args.flags.has('pcsc') },
@@ -70,7 +72,8 @@ function settingsFrom(args: Args): HelperSettings {
 
 async function startManager(args: Args): Promise<ReaderManager> {
   const verbose = args.flags.has('verbose');
-  const m = new ReaderManager(createDrivers(settingsFrom(args)), {
+  const pinEnv = (args.flags.get('pin-env') as string | undefined) ?? 'SCARD_PIN';
+  const m = new ReaderManager(createDrivers(settingsFrom(args), { keypad: (prompt) => readPin(prompt, pinEnv) }), {
     identify: (atr) => identifyAtr(atr),
     log: (level, msg) => { if (verbose || level === 'error' || level === 'warn') process.stderr.write(`[${level}] ${msg}\n`); },
   });

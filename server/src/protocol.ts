@@ -48,6 +48,8 @@ export interface ReaderInfo {
   inTransaction: boolean;
   /** Why the reader cannot be used, and what to do about it. */
   unavailable?: string;
+  /** PC/SC part 10 features (e.g. `VERIFY_PIN_DIRECT 0x42330006`), read at the first power-up. */
+  features?: string[];
   details?: Record<string, string>;
 }
 
@@ -201,7 +203,7 @@ export const AskPinRequest = request<{ label: string; reader?: string }, { pin: 
 
 /** Settings the extension passes at start-up (initializationOptions) and on change. */
 export interface HelperSettings {
-  simulator?: { enabled?: boolean; card?: 'T=0' | 'T=1'; readers?: number; pin?: string };
+  simulator?: { enabled?: boolean; card?: 'T=0' | 'T=1'; readers?: number; pin?: string; pinpad?: boolean };
   vpcd?: { enabled?: boolean; ports?: number[] };
   pcsc?: { enabled?: boolean; library?: string };
   usbCcid?: { enabled?: boolean };

@@ -4,3 +4,5 @@ export * from './atr';
 export * from './smartcardList';
 export * from './apdu';
 export * from './tlv';
+export * from './pcscFeatures';
+export * from './pinpad';

@@ -14,11 +14,20 @@ import { loadSmartcardList, type SmartcardList } from '../codecs/smartcardList';
 
 export const DEFAULT_VPCD_PORT = 35963;
 
-export function createDrivers(settings: HelperSettings = {}): Driver[] {
+export interface DriverHooks {
+  /** The simulated pinpad's keypad: asks the user for digits (masked). */
+  keypad?: (prompt: string) => Promise<string>;
+}
+
+export function createDrivers(settings: HelperSettings = {}, hooks: DriverHooks = {}): Driver[] {
   const drivers: Driver[] = [];
   const sim = settings.simulator ?? {};
   if (sim.enabled !== false) {
-    drivers.push(new SimulatorDriver({ card: sim.card ?? 'T=1', readers: sim.readers ?? 1, ...(sim.pin ? { pin: sim.pin } : {}) }));
+    drivers.push(new SimulatorDriver({
+      card: sim.card ?? 'T=1', readers: sim.readers ?? 1,
+      ...(sim.pin ? { pin: sim.pin } : {}),
+      ...(sim.pinpad && hooks.keypad ? { keypad: hooks.keypad } : {}),
+    }));
   }
   if (settings.vpcd?.enabled === true) {
     drivers.push(createVpcdDriver({ ports: settings.vpcd.ports?.length ? settings.vpcd.ports : [DEFAULT_VPCD_PORT] }));

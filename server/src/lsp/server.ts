@@ -72,7 +72,12 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   let readersScheduled = false;
 
   async function startManager(settings: HelperSettings): Promise<ReaderManager> {
-    const m = new ReaderManager(options.drivers ?? createDrivers(settings), { log, identify: (atr) => identifyAtr(atr) });
+    const keypad = async (prompt: string) => {
+      const answer = await ask(connection, AskPinRequest, { label: prompt });
+      if ('cancelled' in answer) throw new ScError('CANCELLED', 'PIN entry on the simulated keypad was cancelled.');
+      return answer.pin;
+    };
+    const m = new ReaderManager(options.drivers ?? createDrivers(settings, { keypad }), { log, identify: (atr) => identifyAtr(atr) });
     manager = m;
     m.onEntry((e) => {
       // A card that left, was reset or re-powered takes its cached PINs with it.

@@ -6,6 +6,7 @@
 
 import { parseAtr } from '../codecs/atr';
 import { describeStatusWord } from '../codecs/sw';
+import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
 import type {
   CardInfo, DriverStatus, EventEntry, ExchangeEntry, LogEntry, ReaderInfo, ReaderList, ShareMode,
 } from '../protocol';
@@ -39,6 +40,8 @@ interface ReaderEntry {
   transactionTimer?: NodeJS.Timeout;
   removed: boolean;
   waiters: Set<() => void>;
+  /** PC/SC part 10 feature list, once read. */
+  features?: Array<{ tag: number; name: string; controlCode: number }>;
 }
 
 export interface ManagerOptions {
@@ -193,6 +196,7 @@ export class ReaderManager {
       inTransaction: r.queue.owner !== null,
       ...(r.slot.unavailable ? { unavailable: r.slot.unavailable } : {}),
       ...(r.slot.details ? { details: r.slot.details } : {}),
+      ...(r.features?.length ? { features: r.features.map((f) => `${f.name} 0x${f.controlCode.toString(16).toUpperCase().padStart(8, '0')}`) } : {}),
     };
   }
 
@@ -396,6 +400,7 @@ export class ReaderManager {
       protocol = offered[0];
     }
     await r.driver.setProtocol(r.slot.key, protocol, atr);
+    if (!r.features) await this.readFeatures(r);
     r.card.powered = true;
     r.card.mute = false;
     r.card.atr = atr;
@@ -417,6 +422,17 @@ export class ReaderManager {
     r.card.protocol = undefined;
     this.emitEntry<EventEntry>({ kind: 'cardUnpowered', reader: r.name, eventCount: r.eventCount });
     this.readersChanged();
+  }
+
+  /** Asks the reader once for its PC/SC part 10 features (CM_IOCTL_GET_FEATURE_REQUEST). */
+  private async readFeatures(r: ReaderEntry): Promise<void> {
+    r.features = [];
+    try {
+      r.features = parseFeatureList(await this.withDeadline(r, r.driver.control(r.slot.key, CM_IOCTL_GET_FEATURE_REQUEST, new Uint8Array(0))));
+      if (r.features.length) this.log('info', `${r.name}: features ${r.features.map((f) => f.name).join(', ')}`);
+    } catch (e) {
+      this.log('debug', `${r.name}: no PC/SC feature list (${asScError(e).message})`);
+    }
   }
 
   /** One exchange with the driver, logged. */

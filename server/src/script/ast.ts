@@ -34,7 +34,8 @@ export type Statement =
   | (Base & { kind: 'repeat'; count: number; body: Statement[] })
   | (Base & { kind: 'set'; option: 'getresponse'; value: boolean })
   | (Base & { kind: 'let'; name: string; parts: HexPart[] })
-  | (Base & { kind: 'exit' });
+  | (Base & { kind: 'exit' })
+  | (Base & { kind: 'pinpad'; parts: HexPart[]; format: 'ascii' | 'bcd' | 'binary'; minDigits: number; maxDigits: number; expect?: Expectation });
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -54,14 +55,14 @@ export interface Script {
 }
 
 export const KEYWORDS = [
-  'reset', 'connect', 'disconnect', 'control', 'transaction', 'wait', 'delay', 'echo', 'repeat', 'end', 'set', 'let', 'exit',
+  'reset', 'connect', 'disconnect', 'control', 'transaction', 'wait', 'delay', 'echo', 'repeat', 'end', 'set', 'let', 'exit', 'verify',
 ] as const;
 
 /** Counts the card commands a statement list will send (repeat bodies multiplied). */
 export function countCommands(statements: Statement[]): number {
   let n = 0;
   for (const s of statements) {
-    if (s.kind === 'apdu') n++;
+    if (s.kind === 'apdu' || s.kind === 'pinpad') n++;
     else if (s.kind === 'repeat') n += s.count * countCommands(s.body);
   }
   return n;

@@ -7,7 +7,9 @@ import type { Connection, ReaderManager } from '../manager/manager';
 import type { ControlEntry, ErrorValue, LineResult, RunScriptResult, ScriptEntry } from '../protocol';
 import { ScError, asScError } from '../util/errors';
 import { concatBytes, toSpacedHex } from '../util/hex';
-import type { HexPart, PinEncoding, Script, Slice, Statement } from './ast';
+import type { Expectation, HexPart, PinEncoding, Script, Slice, Statement } from './ast';
+import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
+import { encodePinVerify } from '../codecs/pinpad';
 import { countCommands } from './ast';
 import type { PinCachePolicy } from '../protocol';
 import type { SessionPinCache } from './pins';
@@ -156,21 +158,21 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
           ctx.sessionPins?.forget(conn.readerName, toHexPlain(conn.atr ?? new Uint8Array(0)), label);
         }
       }
-      st.data = res.response.subarray(0, res.response.length - 2);
-      st.sw = res.response.subarray(res.response.length - 2);
-      st.done++;
-      ctx.onProgress?.(st.done, st.total, s.line);
-      const swHex = toSpacedHex(st.sw);
-      if (s.expect && !matchExpectation(s.expect, res.response)) {
-        const meaning = describeStatusWord(st.sw[0], st.sw[1]).meaning;
-        const got = st.data.length ? `${toSpacedHex(st.data.length > 16 ? st.data.subarray(0, 16) : st.data)}${st.data.length > 16 ? ' …' : ''} ${swHex}` : swHex;
-        const message = `expected ${s.expect.text}, got ${got} (${meaning})`;
-        st.lines.set(s.line, { line: s.line, sw: swHex.replace(' ', ''), ok: false, message, count: (st.lines.get(s.line)?.count ?? 0) + 1 });
-        throw new LineError(s.line, new ScError('EXPECTATION_FAILED', message));
-      }
-      const prev = st.lines.get(s.line);
-      if (prev?.ok === false) prev.count++;
-      else st.lines.set(s.line, { line: s.line, sw: swHex.replace(' ', ''), ok: true, count: (prev?.count ?? 0) + 1 });
+      record(s.line, res.response, s.expect, st, ctx);
+      return;
+    }
+    case 'pinpad': {
+      const conn = await connection(st, ctx);
+      const features = parseFeatureList(await conn.control(CM_IOCTL_GET_FEATURE_REQUEST, new Uint8Array(0)));
+      const verify = features.find((f) => f.name === 'VERIFY_PIN_DIRECT');
+      if (!verify) throw new ScError('NOT_SUPPORTED', `'${conn.readerName}' has no pinpad (no FEATURE_VERIFY_PIN_DIRECT); use \${pin:"…"} to type the PIN in the editor instead.`);
+      const { bytes } = await materialize(s.parts, st, ctx);
+      const structure = encodePinVerify({ timeout: 30, format: s.format, position: 0, minDigits: s.minDigits, maxDigits: s.maxDigits, apdu: bytes });
+      const t0 = performance.now();
+      const out = await conn.control(verify.controlCode, structure);
+      manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: verify.controlCode, command: toHexPlain(structure), response: toHexPlain(out), durationMs: performance.now() - t0, runId, line: s.line });
+      if (out.length < 2) throw new ScError('PROTOCOL', `The pinpad answered ${out.length} byte(s); a status word was expected.`);
+      record(s.line, out, s.expect, st, ctx);
       return;
     }
     case 'reset': {
@@ -250,6 +252,25 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
     case 'exit':
       throw new ExitScript();
   }
+}
+
+/** Keeps a command's response as $data/$sw, counts it, and checks its expectation. */
+function record(line: number, response: Uint8Array, expect: Expectation | undefined, st: RunState, ctx: EngineContext): void {
+  st.data = response.subarray(0, response.length - 2);
+  st.sw = response.subarray(response.length - 2);
+  st.done++;
+  ctx.onProgress?.(st.done, st.total, line);
+  const swHex = toSpacedHex(st.sw);
+  const prev = st.lines.get(line);
+  if (expect && !matchExpectation(expect, response)) {
+    const meaning = describeStatusWord(st.sw[0], st.sw[1]).meaning;
+    const got = st.data.length ? `${toSpacedHex(st.data.length > 16 ? st.data.subarray(0, 16) : st.data)}${st.data.length > 16 ? ' …' : ''} ${swHex}` : swHex;
+    const message = `expected ${expect.text}, got ${got} (${meaning})`;
+    st.lines.set(line, { line, sw: swHex.replace(' ', ''), ok: false, message, count: (prev?.count ?? 0) + 1 });
+    throw new LineError(line, new ScError('EXPECTATION_FAILED', message));
+  }
+  if (prev?.ok === false) prev.count++;
+  else st.lines.set(line, { line, sw: swHex.replace(' ', ''), ok: true, count: (prev?.count ?? 0) + 1 });
 }
 
 function toHexPlain(b: Uint8Array): string { return toSpacedHex(b).replace(/ /g, ''); }

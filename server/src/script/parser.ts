@@ -188,6 +188,38 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
         if (!parts) return null;
         return { ...base, kind: 'control', code, parts };
       }
+      case 'verify': {
+        // verify pinpad <VERIFY APDU with placeholder PIN bytes> [ascii|bcd|binary] [min=N] [max=N] [=> expectation]
+        const usage = 'usage: verify pinpad <APDU with placeholder PIN bytes> [ascii|bcd|binary] [min=N] [max=N] [=> 90 00]';
+        const p = /^\s*pinpad\b/i.exec(rest);
+        if (!p) return err(usage);
+        const arrowAt = l.text.indexOf('=>');
+        const end = arrowAt < 0 ? l.text.length : arrowAt;
+        const from = restAt + p[0].length;
+        const body = l.text.slice(from, end);
+        const opt = /\s(ascii|bcd|binary|min=\S*|max=\S*)(?=\s|$)/i.exec(' ' + body);
+        const hexEnd = opt ? from + opt.index : end;
+        let format: 'ascii' | 'bcd' | 'binary' = 'ascii';
+        let minDigits = 4;
+        let maxDigits = 8;
+        for (const o of (opt ? l.text.slice(hexEnd, end) : '').trim().split(/\s+/).filter(Boolean)) {
+          const [k, v] = o.toLowerCase().split('=');
+          if (k === 'ascii' || k === 'bcd' || k === 'binary') format = k;
+          else if ((k === 'min' || k === 'max') && /^\d+$/.test(v ?? '') && +v >= 1 && +v <= 16) { if (k === 'min') minDigits = +v; else maxDigits = +v; }
+          else return err(`'${o}' is not valid here; ${usage}`);
+        }
+        if (minDigits > maxDigits) return err(`min=${minDigits} is more than max=${maxDigits}`);
+        const parts = parseHexParts(l, from, hexEnd, diagnostics);
+        if (!parts) return null;
+        if (!parts.length || parts.some((x) => x.kind === 'pin')) return err(`${usage} (the keypad supplies the PIN: no \${pin:…} here)`);
+        let expect: Expectation | undefined;
+        if (arrowAt >= 0) {
+          const e = parseExpectation(l, arrowAt + 2, l.text.length, diagnostics);
+          if (!e) return null;
+          expect = e;
+        }
+        return { ...base, kind: 'pinpad', parts, format, minDigits, maxDigits, ...(expect ? { expect } : {}) };
+      }
       case 'let': {
         const c = /^\s*([A-Za-z_]\w*)\s*=\s*/.exec(rest);
         if (!c) return err('usage: let NAME = <hex>');

@@ -5,6 +5,13 @@
 import { ScError } from '../../util/errors';
 import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
 import { CardKind, SimulatedCard } from './card';
+import { CM_IOCTL_GET_FEATURE_REQUEST } from '../../codecs/pcscFeatures';
+import { decodePinVerify } from '../../codecs/pinpad';
+
+function packBcd(digits: string): Uint8Array {
+  const d = digits.length % 2 ? digits + 'F' : digits;
+  return Uint8Array.from({ length: d.length / 2 }, (_, i) => parseInt(d.substr(2 * i, 2), 16));
+}
 
 export interface SimulatorOptions {
   /** How many simulator readers (default 1). */
@@ -15,7 +22,15 @@ export interface SimulatorOptions {
   inserted?: boolean;
   /** The demo card's PIN as ASCII digits (default 1234). */
   pin?: string;
+  /**
+   * Pinpad mode: the reader offers FEATURE_VERIFY_PIN_DIRECT, and this is its
+   * keypad (in the editor, a masked input box standing for the reader's keys).
+   */
+  keypad?: (prompt: string) => Promise<string>;
 }
+
+/** The control code the simulator's pinpad answers VERIFY_PIN_DIRECT on (libccid's numbering). */
+export const SIM_IOCTL_VERIFY_PIN_DIRECT = 0x42330006;
 
 interface SimSlot {
   key: string;
@@ -59,7 +74,7 @@ export class SimulatorDriver implements Driver {
       deviceKey: slot.key,
       slotIndex: 0,
       cardPresent: slot.card !== null,
-      details: { transport: 'in process', index: String(index) },
+      details: { transport: 'in process', index: String(index), ...(this.options.keypad ? { pinpad: 'VERIFY_PIN_DIRECT (simulated keypad)' } : {}) },
     };
   }
 
@@ -109,11 +124,32 @@ export class SimulatorDriver implements Driver {
     return card.process(command);
   }
 
-  async control(key: string, code: number, _data: Uint8Array): Promise<Uint8Array> {
-    this.slot(key);
-    // CM_IOCTL_GET_FEATURE_REQUEST (PC/SC part 10, code 3400): no features to offer.
-    if (code === 3400) return new Uint8Array(0);
-    throw new ScError('NOT_SUPPORTED', `The simulator reader knows no control code ${code}.`);
+  async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
+    const slot = this.slot(key);
+    const keypad = this.options.keypad;
+    // CM_IOCTL_GET_FEATURE_REQUEST (PC/SC part 10): the pinpad's one feature, or none.
+    if (code === CM_IOCTL_GET_FEATURE_REQUEST) {
+      if (!keypad) return new Uint8Array(0);
+      const c = SIM_IOCTL_VERIFY_PIN_DIRECT;
+      return new Uint8Array([0x06, 4, c >>> 24, (c >> 16) & 0xff, (c >> 8) & 0xff, c & 0xff]);
+    }
+    if (code === SIM_IOCTL_VERIFY_PIN_DIRECT && keypad) {
+      const v = decodePinVerify(data);
+      if ('error' in v) throw new ScError('BAD_REQUEST', `VERIFY_PIN_DIRECT: ${v.error}.`);
+      const card = this.present(slot);
+      const digits = await keypad(`Enter the PIN on the reader's keypad (${v.minDigits}-${v.maxDigits} digits)`);
+      if (!/^\d+$/.test(digits) || digits.length < v.minDigits || digits.length > v.maxDigits) {
+        return new Uint8Array([0x64, 0x03]); // PC/SC part 10: wrong PIN length entered
+      }
+      const apdu = v.apdu.slice();
+      const pin = v.format === 'ascii' ? new TextEncoder().encode(digits)
+        : v.format === 'bcd' ? packBcd(digits) : Uint8Array.from(digits, (d) => Number(d));
+      const at = 5 + v.position;
+      if (at + pin.length > apdu.length) return new Uint8Array([0x6b, 0x80]); // invalid parameter: no room for the PIN
+      apdu.set(pin, at);
+      return card.process(apdu);
+    }
+    throw new ScError('NOT_SUPPORTED', `The simulator reader knows no control code ${code}${keypad ? '' : ' (its pinpad mode is off)'}.`);
   }
 
   private newCard(kind: CardKind): SimulatedCard {

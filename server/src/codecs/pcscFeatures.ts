@@ -1,0 +1,41 @@
+// PC/SC part 10 (v2.02.09) §2.2: the feature list a reader returns to
+// CM_IOCTL_GET_FEATURE_REQUEST (SCARD_CTL_CODE(3400)).
+
+/** The function number of CM_IOCTL_GET_FEATURE_REQUEST; drivers map it to their platform's control code. */
+export const CM_IOCTL_GET_FEATURE_REQUEST = 3400;
+
+/** PC/SC part 10 feature tags returned by CM_IOCTL_GET_FEATURE_REQUEST (TLV: tag, 4, control code BE). */
+export const PCSC_FEATURES: Record<number, string> = {
+  0x01: 'VERIFY_PIN_START',
+  0x02: 'VERIFY_PIN_FINISH',
+  0x03: 'MODIFY_PIN_START',
+  0x04: 'MODIFY_PIN_FINISH',
+  0x05: 'GET_KEY_PRESSED',
+  0x06: 'VERIFY_PIN_DIRECT',
+  0x07: 'MODIFY_PIN_DIRECT',
+  0x08: 'MCT_READER_DIRECT',
+  0x09: 'MCT_UNIVERSAL',
+  0x0a: 'IFD_PIN_PROPERTIES',
+  0x0b: 'ABORT',
+  0x0c: 'SET_SPE_MESSAGE',
+  0x0d: 'VERIFY_PIN_DIRECT_APP_ID',
+  0x0e: 'MODIFY_PIN_DIRECT_APP_ID',
+  0x0f: 'WRITE_DISPLAY',
+  0x10: 'GET_KEY',
+  0x11: 'IFD_DISPLAY_PROPERTIES',
+  0x12: 'GET_TLV_PROPERTIES',
+  0x13: 'CCID_ESC_COMMAND',
+  0x20: 'EXECUTE_PACE',
+};
+
+/** Parses the feature list TLVs (tag, length 4, big-endian control code). */
+export function parseFeatureList(data: Uint8Array): { tag: number; name: string; controlCode: number }[] {
+  const out: { tag: number; name: string; controlCode: number }[] = [];
+  for (let i = 0; i + 6 <= data.length; i += 2 + data[i + 1]) {
+    const tag = data[i];
+    if (data[i + 1] !== 4) break;
+    const controlCode = ((data[i + 2] << 24) | (data[i + 3] << 16) | (data[i + 4] << 8) | data[i + 5]) >>> 0;
+    out.push({ tag, name: PCSC_FEATURES[tag] ?? `FEATURE_0x${tag.toString(16)}`, controlCode });
+  }
+  return out;
+}
