@@ -252,7 +252,10 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
     const bytes = joinBytes(parts as Array<Extract<HexPart, { kind: 'hex' }>>);
     const problem = parseCommandApdu(bytes).errors[0];
     if (problem) {
-      diagnostics.push(diag(spanOf(l, lead, cmdEnd), 'error', problem, 'apdu-shape'));
+      const d = diag(spanOf(l, lead, cmdEnd), 'error', problem, 'apdu-shape');
+      const fix = lcFix(parts as Array<Extract<HexPart, { kind: 'hex' }>>, bytes);
+      if (fix) d.fix = fix;
+      diagnostics.push(d);
       return null;
     }
   }
@@ -266,6 +269,24 @@ function joinBytes(parts: Array<{ bytes: Uint8Array }>): Uint8Array {
   let o = 0;
   for (const p of parts) { out.set(p.bytes, o); o += p.bytes.length; }
   return out;
+}
+
+/** Quick fix for a short APDU whose Lc does not match the bytes after it: set Lc to the data length. */
+function lcFix(parts: Array<Extract<HexPart, { kind: 'hex' }>>, bytes: Uint8Array): ScriptDiagnostic['fix'] | undefined {
+  if (bytes.length <= 5 || bytes[4] === 0) return undefined;
+  const after = bytes.length - 5;
+  if (after > 255) return undefined;
+  let offset = 0;
+  for (const p of parts) {
+    if (4 < offset + p.bytes.length) {
+      const at = p.span.start.character + 2 * (4 - offset);
+      const span = { start: { line: p.span.start.line, character: at }, end: { line: p.span.start.line, character: at + 2 } };
+      const hex = after.toString(16).toUpperCase().padStart(2, '0');
+      return { title: `Set Lc to ${hex} (${after} data byte${after === 1 ? '' : 's'})`, edits: [{ span, newText: hex }] };
+    }
+    offset += p.bytes.length;
+  }
+  return undefined;
 }
 
 function parseNumber(s: string | undefined): number | null {

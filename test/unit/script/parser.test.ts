@@ -108,3 +108,12 @@ test('never throws on arbitrary input', () => {
     assert.doesNotThrow(() => parseScript(src));
   }
 });
+
+test('an Lc that does not match gets a quick fix that sets it', () => {
+  const s = parseScript('  00 A4 04 00 07 F0 57 42');
+  const d = s.diagnostics[0];
+  assert.equal(d.code, 'apdu-shape');
+  assert.deepEqual(d.fix, { title: 'Set Lc to 03 (3 data bytes)', edits: [{ span: { start: { line: 0, character: 14 }, end: { line: 0, character: 16 } }, newText: '03' }] });
+  const joined = parseScript('00A4040007F05742');
+  assert.deepEqual(joined.diagnostics[0].fix?.edits[0].span.start, { line: 0, character: 8 });
+});
