@@ -24,12 +24,14 @@ import {
   SCARD_STATE,
   SCARD_UNPOWER_CARD,
   SCARD_EJECT_CARD,
+  SCARD_STATUS_PRESENT,
 } from './constants';
 import {
   isServiceLost,
   PcscError,
   pcscErrorName,
   SCARD_E_CANCELLED,
+  SCARD_E_NO_SMARTCARD,
   SCARD_E_TIMEOUT,
   SCARD_E_UNKNOWN_READER,
   SCARD_F_COMM_ERROR,
@@ -397,7 +399,49 @@ export class PcscDriver implements Driver {
 
   /** Uses the protocol the service negotiated (the PCI must match it), whatever `protocol` says. */
   async transmit(key: string, command: Uint8Array, _protocol: Protocol): Promise<Uint8Array> {
-    return this.serialized(key, (r, api) => api.transmit(this.connected(r), r.protocol, command));
+    return this.serialized(key, async (r, api, ctx) => {
+      const handle = this.connected(r);
+      let out: Uint8Array;
+      try {
+        out = await api.transmit(handle, r.protocol, command);
+      } catch (e) {
+        throw this.explainLoss(r, api, ctx, handle) ?? e;
+      }
+      // pcscd's vpcd reports a card peer that vanished as an empty answer.
+      if (out.length === 0) throw this.explainLoss(r, api, ctx, handle) ?? new ScError('PROTOCOL', `"${r.name}" returned an empty response (no status word).`);
+      return out;
+    });
+  }
+
+  /**
+   * After a failed or empty exchange, say what really happened: the service
+   * stopped, or the card left. PC/SC's own codes for these (a security
+   * violation, an empty answer) send users looking in the wrong place.
+   */
+  private explainLoss(r: Reader, api: Winscard, ctx: Handle, handle: Handle): ScError | null {
+    let valid = true;
+    try { valid = api.isValidContext(ctx); } catch { valid = false; }
+    if (!valid) {
+      this.cancelMonitor();
+      return new ScError('READER_UNAVAILABLE', `The PC/SC service (pcscd / Smart Card service) stopped during the exchange with "${r.name}"; its readers come back when it runs again.`);
+    }
+    try {
+      const st = api.status(handle);
+      if (!(st.state & SCARD_STATUS_PRESENT)) {
+        this.dropHandle(r);
+        return new ScError('CARD_REMOVED', `The card was removed from "${r.name}" during the exchange.`);
+      }
+    } catch (e) {
+      if (e instanceof PcscError && isServiceLost(e.rv)) {
+        this.cancelMonitor();
+        return new ScError('READER_UNAVAILABLE', `The PC/SC service stopped during the exchange with "${r.name}"; its readers come back when it runs again.`);
+      }
+      if (e instanceof PcscError && (e.rv === SCARD_W_REMOVED_CARD || e.rv === SCARD_E_NO_SMARTCARD)) {
+        this.dropHandle(r);
+        return new ScError('CARD_REMOVED', `The card was removed from "${r.name}" during the exchange.`);
+      }
+    }
+    return null;
   }
 
   /**
