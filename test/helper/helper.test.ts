@@ -82,7 +82,7 @@ test('runs a script on the T=0 card with automatic GET RESPONSE, streaming excha
   assert.equal(result.commands, 2);
   await until(() => entries.some((e) => e.kind === 'scriptEnded' && e.runId === result.runId), entryWaiters);
   const mine = entries.filter((e) => e.kind === 'exchange' && e.runId === result.runId);
-  assert.deepEqual(mine.map((e) => e.kind === 'exchange' && [e.sw, e.auto ?? '']), [['6112', ''], ['9000', 'getResponse'], ['9000', '']]);
+  assert.deepEqual(mine.map((e) => e.kind === 'exchange' && [e.sw, e.auto ?? '']), [['6112', ''], ['9000', 'getResponse'], ['63C3', 'retryCounter'], ['9000', '']]);
   assert.ok(!JSON.stringify(entries).includes('31323334'), 'the PIN is masked');
   const history: { entries: LogEntry[] } = await client.sendRequest(LogHistoryRequest.method, {});
   assert.ok(history.entries.length >= entries.length - 1);

@@ -141,12 +141,14 @@ export class ReaderManager {
   }
 
   historySince(since = 0): LogEntry[] {
-    return since ? this.history.filter((e) => e.seq > since) : this.history.slice();
+    const kept = this.history.length > this.historySize ? this.history.slice(-this.historySize) : this.history.slice();
+    return since ? kept.filter((e) => e.seq > since) : kept;
   }
 
   private emit(entry: LogEntry): void {
     this.history.push(entry);
-    if (this.history.length > this.historySize) this.history.splice(0, this.history.length - this.historySize);
+    // Trim in chunks, not per entry: shifting a full array on every APDU was the engine's hot spot.
+    if (this.history.length > this.historySize * 1.5) this.history.splice(0, this.history.length - this.historySize);
     for (const l of this.entryListeners) l(entry);
   }
 

@@ -54,7 +54,12 @@ interface RunState {
   lines: Map<number, LineResult>;
   inTransaction: number;
   pinCache: Map<string, string>;
+  /** Statements since the event loop last turned. */
+  sinceYield: number;
 }
+
+/** Let the event loop turn this often, so events stream live and a cancel is heard. */
+const YIELD_EVERY = 256;
 
 class ExitScript { }
 
@@ -66,7 +71,7 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
   const st: RunState = {
     conn: null, readerPattern: ctx.reader, getResponse: true, vars: new Map(),
     data: new Uint8Array(0), sw: new Uint8Array(0), done: 0, total: countCommands(statements),
-    lines: new Map(), inTransaction: 0, pinCache: new Map(),
+    lines: new Map(), inTransaction: 0, pinCache: new Map(), sinceYield: 0,
   };
   const { manager } = ctx;
   manager.emitEntry<ScriptEntry>({ kind: 'scriptStarted', runId, ...(ctx.uri ? { file: ctx.uri } : {}) });
@@ -124,6 +129,10 @@ async function cleanUp(st: RunState, manager: ReaderManager): Promise<void> {
 
 async function execBlock(statements: Statement[], st: RunState, ctx: EngineContext, runId: number): Promise<void> {
   for (const s of statements) {
+    if (++st.sinceYield >= YIELD_EVERY) {
+      st.sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     if (ctx.signal?.aborted) throw new LineError(s.line, new ScError('CANCELLED', 'Cancelled by the user before this line; the card was left connected and unchanged.'));
     try {
       await execStatement(s, st, ctx, runId);

@@ -208,11 +208,12 @@ export function loadWinscard(library?: string): Winscard {
     beginTransaction: (card) => asyncCall(SCardBeginTransaction, 'SCardBeginTransaction', [card]),
     endTransaction: (card, disposition) => asyncCall(SCardEndTransaction, 'SCardEndTransaction', [card, disposition]),
     async transmit(card, protocol, command) {
-      const recv = Buffer.alloc(RECV_BUFFER);
+      // Not zero-filled (the library writes what it returns), and only the answer is copied out.
+      const recv = Buffer.allocUnsafe(RECV_BUFFER);
       const length = [RECV_BUFFER];
       const send = Buffer.from(command);
       await asyncCall(SCardTransmit, 'SCardTransmit', [card, { dwProtocol: protocol, cbPciLength: pciLength }, send, send.length, null, recv, length]);
-      return new Uint8Array(recv.subarray(0, Number(length[0])));
+      return Uint8Array.prototype.slice.call(recv, 0, Number(length[0]));
     },
     async control(card, code, data) {
       const recv = Buffer.alloc(RECV_BUFFER);

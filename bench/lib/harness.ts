@@ -1,0 +1,157 @@
+// In-process side of the benchmarks, bundled by bench/run.mjs with esbuild.
+// It runs the same reader manager, engine and drivers as `scard run`; the only
+// difference is that it can wait for a vpcd card before the clock starts and
+// can use drivers the CLI does not expose yet (pcsc). Prints JSON on stdout.
+//   harness run (--sim T=0|T=1 | --vpcd PORT | --pcsc) FILE [--print]
+//   harness events PORT            card insertion/removal timestamps (vpcd driver)
+//   harness pcsc-loop READER N HEX our PC/SC driver, transmit loop
+//   harness engine N               engine + simulator in process, N SELECTs
+import fs from 'node:fs';
+import type { Driver, DriverSink } from '../../server/src/drivers/driver';
+import { createPcscDriver } from '../../server/src/drivers/pcsc/driver';
+import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
+import { createVpcdDriver } from '../../server/src/drivers/vpcd/driver';
+import { ReaderManager } from '../../server/src/manager/manager';
+import type { LogEntry } from '../../server/src/protocol';
+import { runScript } from '../../server/src/script/engine';
+import { parseScript } from '../../server/src/script/parser';
+import { formatEntry } from '../../server/src/script/trace';
+import { fromHex } from '../../server/src/util/hex';
+
+const now = (): number => performance.timeOrigin + performance.now();
+const out = (o: object): void => { process.stdout.write(JSON.stringify(o) + '\n'); };
+
+function flag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+function driversFrom(argv: string[]): Driver[] {
+  const sim = flag(argv, '--sim');
+  const vpcd = flag(argv, '--vpcd');
+  if (sim) return [new SimulatorDriver({ card: sim === 'T=0' ? 'T=0' : 'T=1' })];
+  if (vpcd) return [createVpcdDriver({ ports: [Number(vpcd)] })];
+  if (argv.includes('--pcsc')) return [createPcscDriver()];
+  throw new Error('harness run: give --sim, --vpcd PORT or --pcsc');
+}
+
+async function cmdRun(argv: string[]): Promise<void> {
+  const file = argv[argv.length - 1];
+  const script = parseScript(fs.readFileSync(file, 'utf8'));
+  const m = new ReaderManager(driversFrom(argv));
+  await m.start();
+  // Printed like the CLI prints (the trace goes wherever the caller sends stdout).
+  // --print writes each line as the CLI does (one write per line); --print-buffered measures
+  // the proposed change: lines gathered and written once per 64 KiB or per event-loop turn.
+  if (argv.includes('--print')) m.onEntry((e: LogEntry) => { for (const l of formatEntry(e)) process.stdout.write(l + '\n'); });
+  let pending = '';
+  const flush = (): void => { if (pending) { process.stdout.write(pending); pending = ''; } };
+  if (argv.includes('--print-buffered')) {
+    m.onEntry((e: LogEntry) => {
+      const wasEmpty = !pending;
+      for (const l of formatEntry(e)) pending += l + '\n';
+      if (pending.length > 65_536) flush(); else if (wasEmpty) setImmediate(flush);
+    });
+  }
+  const reader = m.list().readers[0]?.name;
+  if (!reader) throw new Error('harness: no reader');
+  process.stderr.write('LISTENING\n');
+  await m.waitForCard(reader, true, 20_000);
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const result = await runScript(script, { manager: m, reader });
+  flush();
+  const wallMs = performance.now() - t0;
+  // CPU time of this process: steadier than wall time on a shared machine.
+  const cpu = process.cpuUsage(cpu0);
+  await m.stop();
+  process.stdout.write('RESULT ' + JSON.stringify({ ok: result.ok, commands: result.commands, durationMs: result.durationMs, wallMs, cpuUs: cpu.user + cpu.system, failure: result.failure }) + '\n');
+}
+
+async function cmdEvents(argv: string[]): Promise<void> {
+  const port = Number(argv[1]);
+  const m = new ReaderManager([createVpcdDriver({ ports: [port] })]);
+  m.onEntry((e) => { if (e.kind === 'cardInserted' || e.kind === 'cardRemoved') out({ kind: e.kind, t: now() }); });
+  await m.start();
+  out({ kind: 'ready' });
+  await new Promise<void>((resolve) => { process.once('SIGTERM', resolve); process.stdin.once('end', resolve); process.stdin.resume(); });
+  await m.stop();
+}
+
+function quietSink(): DriverSink & { inserted: Promise<void> } {
+  let onInsert: () => void = () => undefined;
+  const inserted = new Promise<void>((r) => { onInsert = r; });
+  return {
+    inserted,
+    slotAdded: (s) => { if (s.cardPresent) onInsert(); },
+    slotRemoved: () => undefined,
+    cardInserted: () => onInsert(),
+    cardRemoved: () => undefined,
+    log: () => undefined,
+  };
+}
+
+async function cmdPcscLoop(argv: string[]): Promise<void> {
+  const [, reader, nText, hex] = argv;
+  const n = Number(nText);
+  const apdu = fromHex(hex);
+  const d = createPcscDriver();
+  const sink = quietSink();
+  await d.start(sink);
+  await sink.inserted;
+  await d.powerOn(reader, 'cold');
+  // Driver alone: what the PC/SC row compares with pyscard's transmit loop.
+  let t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) await d.transmit(reader, apdu, 1);
+  const driverMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  await d.stop();
+  // Through the manager (queue, T=0/T=1 rules, log entries), as a script would.
+  const m = new ReaderManager([createPcscDriver()]);
+  await m.start();
+  const name = m.list().readers.find((r) => r.name === reader)?.name;
+  if (!name) throw new Error(`harness: the manager has no reader named ${reader}: ${m.list().readers.map((r) => r.name).join(', ')}`);
+  await m.waitForCard(name, true, 10_000);
+  const conn = await m.connect(name);
+  t0 = performance.now();
+  for (let i = 0; i < n; i++) await conn.transmit(apdu);
+  const managerMs = performance.now() - t0;
+  await conn.disconnect('leave');
+  await m.stop();
+  out({ n, driverMs, managerMs, driverCpuUs: cpu.user + cpu.system });
+}
+
+async function cmdEngine(argv: string[]): Promise<void> {
+  const n = Number(argv[1] ?? 10_000);
+  const script = parseScript(Array.from({ length: n }, () => '00 A4 00 0C 02 3F 00').join('\n'));
+  const m = new ReaderManager([new SimulatorDriver({ card: 'T=1' })]);
+  await m.start();
+  const reader = m.list().readers[0].name;
+  const runs: number[] = [];
+  const cpuUs: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const cpu0 = process.cpuUsage();
+    runs.push((await runScript(script, { manager: m, reader })).durationMs);
+    const cpu = process.cpuUsage(cpu0);
+    cpuUs.push(cpu.user + cpu.system);
+  }
+  await m.stop();
+  out({ n, durationsMs: runs, cpuUs });
+}
+
+const commands: Record<string, (argv: string[]) => Promise<void>> = {
+  run: cmdRun, events: cmdEvents, 'pcsc-loop': cmdPcscLoop, engine: cmdEngine,
+};
+
+const argv = process.argv.slice(2);
+const cmd = commands[argv[0]];
+if (!cmd) {
+  process.stderr.write('usage: harness run|events|pcsc-loop|engine …\n');
+  process.exitCode = 2;
+} else {
+  cmd(argv).then(() => process.exit(0), (e: unknown) => {
+    process.stderr.write(`harness: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}
