@@ -408,7 +408,7 @@ export class PcscDriver implements Driver {
         throw this.explainLoss(r, api, ctx, handle) ?? e;
       }
       // pcscd's vpcd reports a card peer that vanished as an empty answer.
-      if (out.length === 0) throw this.explainLoss(r, api, ctx, handle) ?? new ScError('PROTOCOL', `"${r.name}" returned an empty response (no status word).`);
+      if (out.length === 0) throw this.explainLoss(r, api, ctx, handle) ?? new ScError('PROTOCOL', `"${r.name}" returned an empty response (no status word); the card was probably removed or stopped answering (pcscd notices a removal up to 0.5 s late).`);
       return out;
     });
   }
