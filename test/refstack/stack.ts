@@ -1,10 +1,9 @@
 // Loads scripts/refstack.mjs at run time (it stays an ES module, also used as a CLI)
 // and shares small helpers between the reference stack tests.
 import path from 'node:path';
-import net from 'node:net';
-import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import type { DriverSink, LogLevel, SlotDescriptor } from '../../server/src/drivers/driver';
+export { freePort } from '../support/net';
 
 export interface StackProcess {
   pid: number;
@@ -27,14 +26,6 @@ export async function loadRefStack(): Promise<RefStack> {
   return (await import(url)) as RefStack;
 }
 
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 type EventName = 'slotAdded' | 'slotRemoved' | 'cardInserted' | 'cardRemoved';
 

@@ -10,6 +10,7 @@ import { encodeFrame, FrameDecoder } from '../../../server/src/drivers/vpcd/fram
 import type { Driver, DriverSink, LogLevel, SlotDescriptor } from '../../../server/src/drivers/driver';
 import { ScError } from '../../../server/src/util/errors';
 import { toSpacedHex } from '../../../server/src/util/hex';
+import { freePort } from '../../support/net';
 
 const ATR = Uint8Array.from([0x3b, 0x95, 0x13, 0x81, 0x01, 0x80, 0x73, 0xff, 0x01, 0x00, 0x0b]);
 
@@ -40,14 +41,6 @@ class RecordingSink implements DriverSink {
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** A well-behaved card emulator: answers GET ATR with the ATR and every APDU with its INS + 90 00. */
 async function goodPeer(port: number): Promise<net.Socket> {

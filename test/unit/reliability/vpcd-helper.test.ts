@@ -20,6 +20,7 @@ import {
   EventsNotification, type EventEntry, type LogEntry, type ReaderList, ReadersRequest, type RunScriptResult, RunScriptRequest, StartedNotification,
 } from '../../../server/src/protocol';
 import { settlesWithin } from './support';
+import { freePort } from '../../support/net';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = (globalThis as { gc?: () => void }).gc ?? (vm.runInNewContext('gc') as () => void);
@@ -47,14 +48,6 @@ function untilRaw(check: () => boolean): Promise<void> {
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /** A card emulator; `answer` decides what to do with each frame (default: a good card). */
 async function peer(answer?: (frame: Uint8Array, socket: net.Socket) => void): Promise<net.Socket> {
