@@ -44,6 +44,8 @@ export interface CcidDeviceProfile {
   /** Card kind per slot; null = empty slot. */
   cards: Array<'T=0' | 'T=1' | null>;
   serialNumber?: string;
+  /** What the user types on the pinpad's keypad (readers with bPINSupport). */
+  keypad?: string;
 }
 
 /** The six profiles of the test suite, each named after its real reader. */
@@ -316,12 +318,34 @@ export class SimulatedCcidDevice implements UsbDeviceLike {
         return [ok(m.data.slice().reverse())];
       case M.PC_to_RDR_XfrBlock:
         return this.xfrBlock(slot, m, ok, fail, reply);
+      case M.PC_to_RDR_Secure:
+        return [this.secure(slot, m.data, ok, fail)];
       case M.PC_to_RDR_Abort:
       case M.PC_to_RDR_IccClock:
         return [ok()];
       default:
         return [fail(0)];
     }
+  }
+
+  /**
+   * PIN verification on the keypad (CCID §6.1.11, bPINOperation 00): the
+   * firmware puts the typed digits into the APDU and sends it to the card.
+   */
+  private secure(slot: Slot, d: Uint8Array, ok: (data?: Uint8Array) => Uint8Array, fail: (e: number) => Uint8Array): Uint8Array {
+    if (!(this.descriptor.bPINSupport & 1) || d[0] !== 0x00) return fail(0); // command not supported
+    if (!slot.card || !slot.powered) return fail(0xfe);
+    const digits = this.profile.keypad ?? '1234';
+    const fmt = d[2];
+    const maxDigits = d[5];
+    const minDigits = d[6];
+    if (digits.length < minDigits || digits.length > maxDigits) return ok(Uint8Array.of(0x64, 0x03));
+    const apdu = d.slice(15);
+    const pin = (fmt & 3) === 2 ? new TextEncoder().encode(digits) : Uint8Array.from(digits, (c) => Number(c));
+    const at = 5 + ((fmt >> 3) & 0x0f);
+    if (at + pin.length > apdu.length) return fail(0x1a); // bad PIN position/length in the structure
+    apdu.set(pin, at);
+    return ok(slot.card.process(apdu));
   }
 
   private xfrBlock(

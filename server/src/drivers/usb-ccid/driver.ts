@@ -3,6 +3,7 @@
 // the simulated device; only transport.ts loads the real `usb` package.
 
 import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
+import { decodePinVerify } from '../../codecs/pinpad';
 import { ScError, type ScErrorCode } from '../../util/errors';
 import { concatBytes, toHex } from '../../util/hex';
 import {
@@ -34,6 +35,9 @@ const SCARD_CTL_CODE = (code: number) => 0x42000000 + code; // pcsc-lite on Unix
 const CM_IOCTL_GET_FEATURE_REQUEST = 3400;
 const IOCTL_CCID_ESCAPE = 3500;
 const FEATURE_CCID_ESC_COMMAND = 0x13;
+const FEATURE_VERIFY_PIN_DIRECT = 0x06;
+/** libccid's numbering: SCARD_CTL_CODE(FEATURE_VERIFY_PIN_DIRECT + CLASS2_IOCTL_MAGIC 0x330000). */
+const IOCTL_FEATURE_VERIFY_PIN_DIRECT = SCARD_CTL_CODE(0x330000 + FEATURE_VERIFY_PIN_DIRECT);
 
 const LEVEL_WORDS: Record<ExchangeLevel, string> = {
   character: 'character', tpdu: 'TPDU', shortApdu: 'short APDU', extendedApdu: 'extended APDU',
@@ -573,10 +577,24 @@ class UsbCcidDriver implements Driver {
 
   async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
     const { reader, slot } = this.slot(key);
+    const pinVerify = (reader.descriptor.bPINSupport & 1) !== 0;
     if (code === SCARD_CTL_CODE(CM_IOCTL_GET_FEATURE_REQUEST) || code === CM_IOCTL_GET_FEATURE_REQUEST) {
       // PC/SC part 10 feature list: TLV of tag, length 4, big-endian control code.
-      const c = SCARD_CTL_CODE(IOCTL_CCID_ESCAPE);
-      return Uint8Array.of(FEATURE_CCID_ESC_COMMAND, 4, c >>> 24, (c >> 16) & 0xff, (c >> 8) & 0xff, c & 0xff);
+      const tlv = (tag: number, c: number) => [tag, 4, c >>> 24, (c >> 16) & 0xff, (c >> 8) & 0xff, c & 0xff];
+      return Uint8Array.from([
+        ...tlv(FEATURE_CCID_ESC_COMMAND, SCARD_CTL_CODE(IOCTL_CCID_ESCAPE)),
+        ...(pinVerify ? tlv(FEATURE_VERIFY_PIN_DIRECT, IOCTL_FEATURE_VERIFY_PIN_DIRECT) : []),
+      ]);
+    }
+    if (code === IOCTL_FEATURE_VERIFY_PIN_DIRECT) {
+      if (!pinVerify) throw new ScError('NOT_SUPPORTED', `"${reader.device.productName ?? 'this reader'}" has no PIN pad (bPINSupport has no verify bit).`);
+      const v = decodePinVerify(data);
+      if ('error' in v) throw new ScError('BAD_REQUEST', `VERIFY_PIN_DIRECT: ${v.error}.`);
+      // PC/SC's PIN_VERIFY_STRUCTURE → CCID abPINOperationDataStructure (§6.1.11):
+      // bPINOperation 00, bTimeOut, then bmFormatString … bTeoPrologue, then the APDU
+      // (PC/SC's bTimerOut2 and ulDataLength have no CCID counterpart).
+      const ccid = concatBytes(Uint8Array.of(0x00, data[0]), data.subarray(2, 15), v.apdu);
+      return (await this.command(reader, (seq) => M.secure(slot.index, seq, ccid))).data;
     }
     return (await this.command(reader, (seq) => M.escape(slot.index, seq, data))).data;
   }
