@@ -180,7 +180,7 @@ test('control: PC_to_RDR_Escape carries the data; GET_FEATURE_REQUEST lists the 
   const { sink, driver } = await startWith([new SimulatedCcidDevice(PROFILES.pinpad)]);
   const [slot] = sink.slots.values();
   assert.equal(toHex(await driver.control(slot.key, 0x42000000 + 3500, Uint8Array.of(1, 2, 3))), '030201');
-  assert.equal(toHex(await driver.control(slot.key, 0x42000000 + 3400, new Uint8Array(0))), '1304' + '42000DAC');
+  assert.equal(toHex(await driver.control(slot.key, 0x42000000 + 3400, new Uint8Array(0))), '1304' + '42000DAC' + '0604' + '42330006', 'escape, and VERIFY_PIN_DIRECT on this pinpad');
 });
 
 test('raw trace sees every CCID message both ways', async () => {
