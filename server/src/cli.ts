@@ -24,6 +24,7 @@ options:
   --vpcd PORT[,PORT]   also listen for vpcd card emulators (vicc) on 127.0.0.1:PORT
   --pcsc               also use the system PC/SC service (pcscd, Windows Smart Card service)
   --usb                also drive USB CCID readers directly
+  --ccid-trace         with --usb, print every raw CCID message on stderr
   --no-simulator       do not provide the simulator reader
   --simulator-pin PIN  the simulator card's PIN (default 1234)
   --pinpad             the simulator reader is a pinpad (VERIFY_PIN_DIRECT; its keypad is the terminal or SCARD_PIN)
@@ -66,14 +67,14 @@ function settingsFrom(args: Args): HelperSettings {
     },
     vpcd: { enabled: ports.length > 0, ports },
     pcsc: { enabled: args.flags.has('pcsc') },
-    usbCcid: { enabled: args.flags.has('usb') },
+    usbCcid: { enabled: args.flags.has('usb'), rawTrace: args.flags.has('ccid-trace') },
   };
 }
 
 async function startManager(args: Args): Promise<ReaderManager> {
   const verbose = args.flags.has('verbose');
   const pinEnv = (args.flags.get('pin-env') as string | undefined) ?? 'SCARD_PIN';
-  const m = new ReaderManager(createDrivers(settingsFrom(args), { keypad: (prompt) => readPin(prompt, pinEnv) }), {
+  const m = new ReaderManager(createDrivers(settingsFrom(args), { keypad: (prompt) => readPin(prompt, pinEnv), trace: (line) => process.stderr.write(line + '\n') }), {
     identify: (atr) => identifyAtr(atr),
     log: (level, msg) => { if (verbose || level === 'error' || level === 'warn') process.stderr.write(`[${level}] ${msg}\n`); },
   });

@@ -206,7 +206,7 @@ export interface HelperSettings {
   simulator?: { enabled?: boolean; card?: 'T=0' | 'T=1'; readers?: number; pin?: string; pinpad?: boolean };
   vpcd?: { enabled?: boolean; ports?: number[] };
   pcsc?: { enabled?: boolean; library?: string };
-  usbCcid?: { enabled?: boolean };
+  usbCcid?: { enabled?: boolean; rawTrace?: boolean };
   pin?: PinSettings;
 }
 

@@ -10,6 +10,8 @@ import { SimulatorDriver } from './simulator/driver';
 import { createVpcdDriver } from './vpcd/driver';
 import { createPcscDriver } from './pcsc/driver';
 import { createUsbCcidDriver } from './usb-ccid/driver';
+import { describeMessage } from '../ccid/messages';
+import { toHex } from '../util/hex';
 import { loadSmartcardList, type SmartcardList } from '../codecs/smartcardList';
 
 export const DEFAULT_VPCD_PORT = 35963;
@@ -17,6 +19,8 @@ export const DEFAULT_VPCD_PORT = 35963;
 export interface DriverHooks {
   /** The simulated pinpad's keypad: asks the user for digits (masked). */
   keypad?: (prompt: string) => Promise<string>;
+  /** Where the raw CCID trace goes (the helper's log), when the user asks for it. */
+  trace?: (line: string) => void;
 }
 
 export function createDrivers(settings: HelperSettings = {}, hooks: DriverHooks = {}): Driver[] {
@@ -36,7 +40,10 @@ export function createDrivers(settings: HelperSettings = {}, hooks: DriverHooks 
     drivers.push(createPcscDriver(settings.pcsc?.library ? { library: settings.pcsc.library } : {}));
   }
   if (settings.usbCcid?.enabled !== false) {
-    drivers.push(createUsbCcidDriver());
+    const trace = hooks.trace;
+    drivers.push(createUsbCcidDriver(settings.usbCcid?.rawTrace && trace
+      ? { rawTrace: (dir, bytes) => trace(`CCID ${dir === 'out' ? '>' : '<'} ${describeMessage(bytes)}  ${toHex(bytes)}`) }
+      : {}));
   }
   return drivers;
 }

@@ -77,7 +77,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       if ('cancelled' in answer) throw new ScError('CANCELLED', 'PIN entry on the simulated keypad was cancelled.');
       return answer.pin;
     };
-    const m = new ReaderManager(options.drivers ?? createDrivers(settings, { keypad }), { log, identify: (atr) => identifyAtr(atr) });
+    const m = new ReaderManager(options.drivers ?? createDrivers(settings, { keypad, trace: (line) => log('info', line) }), { log, identify: (atr) => identifyAtr(atr) });
     manager = m;
     m.onEntry((e) => {
       // A card that left, was reset or re-powered takes its cached PINs with it.
