@@ -73,6 +73,23 @@ test('publishes diagnostics with exact ranges for an opened .apdu document', asy
   assert.match(hover.contents.value, /INS A4/);
 });
 
+test('completion, outline and quick fixes come from the helper', async () => {
+  const uri = 'file:///tmp/features.apdu';
+  const text = '# do not exit here\nrepeat 2\n00 A4 04 00 07 F0 57\nend\n00 84 00 00 08 => 90 00\n';
+  client.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'apdu', version: 1, text } });
+  await until(() => diagnostics.has(uri), diagWaiters);
+  const items: Array<{ label: string }> = await client.sendRequest('textDocument/completion', { textDocument: { uri }, position: { line: 4, character: 0 } });
+  for (const l of ['SELECT by AID', 'VERIFY with PIN prompt', 'GET RESPONSE', 'repeat']) assert.ok(items.some((i) => i.label === l), l);
+  const symbols: Array<{ name: string; children?: unknown[] }> = await client.sendRequest('textDocument/documentSymbol', { textDocument: { uri } });
+  assert.deepEqual(symbols.map((x) => x.name), ['repeat 2', '00 84 00 00 08']);
+  const actions: Array<{ title: string; edit: { changes: Record<string, Array<{ newText: string }>> } }> = await client.sendRequest('textDocument/codeAction', {
+    textDocument: { uri }, range: { start: { line: 0, character: 0 }, end: { line: 2, character: 30 } }, context: { diagnostics: [] },
+  });
+  assert.deepEqual(actions.map((a) => a.title).sort(), ["Reword 'exit' so scriptor does not stop here", 'Set Lc to 02 (2 data bytes)']);
+  const lc = actions.find((a) => a.title.startsWith('Set Lc'))!;
+  assert.equal(lc.edit.changes[uri][0].newText, '02');
+});
+
 test('runs a script on the T=0 card with automatic GET RESPONSE, streaming exchanges', async () => {
   await started;
   const result = await client.sendRequest(RunScriptRequest.method, {
