@@ -1,0 +1,267 @@
+// The helper process: a language server for `.apdu` files that is also the reader
+// manager. Started on first use; restarted after a crash by RestartPolicy, not by
+// vscode-languageclient (its handler always answers DoNotRestart).
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import {
+  CloseAction, ErrorAction, LanguageClient, RevealOutputChannelOn, TransportKind,
+  type CloseHandlerResult, type ErrorHandlerResult, type LanguageClientOptions, type ServerOptions,
+} from 'vscode-languageclient/node';
+import {
+  AskPinRequest, EventsNotification, LogHistoryRequest, ReadersChangedNotification, StartedNotification,
+  type DriverStatus, type LogEntry, type ReaderInfo, type Request,
+} from '../../server/src/protocol';
+import { onNotification, onRequest, sendRequest } from './rpc';
+import type { Config } from './config';
+import { RestartPolicy } from './restartPolicy';
+
+export type ManagerState = 'idle' | ActiveState;
+export type ActiveState = 'starting' | 'running' | 'restarting' | 'stopped';
+
+/** Thrown by requests while the helper is down; the message says what to do. */
+export class NotRunningError extends Error {
+  readonly code = 'E_NOT_RUNNING';
+  constructor(detail: string) {
+    super(`The reader manager is not running${detail ? ` (${detail})` : ''}. Run "Smart Card: Restart Reader Manager" to start it.`);
+  }
+}
+
+/** A helper that does not announce itself in this time is reported, not killed. */
+const STARTED_WARNING_MS = 30_000;
+
+export class ReaderManagerClient implements vscode.Disposable {
+  private client: LanguageClient | undefined;
+  private gen = 0;
+  private crashHandledFor = 0;
+  private startedPromise: Promise<void> | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly policy: RestartPolicy;
+  private _state: ManagerState = 'idle';
+  private _readers: ReaderInfo[] = [];
+  private _restartAt: number | undefined;
+  private _lastError: string | undefined;
+  private _drivers: DriverStatus[] = [];
+  private _version: string | undefined;
+
+  private readonly stateEmitter = new vscode.EventEmitter<{ state: ActiveState; message: string }>();
+  private readonly readersEmitter = new vscode.EventEmitter<ReaderInfo[]>();
+  private readonly entriesEmitter = new vscode.EventEmitter<{ entries: LogEntry[]; generation: number; history?: boolean }>();
+  /** State changes, with a sentence for the log. */
+  readonly onDidChangeState = this.stateEmitter.event;
+  readonly onDidChangeReaders = this.readersEmitter.event;
+  /** Log entries from the helper; `generation` counts helper processes. */
+  readonly onEntries = this.entriesEmitter.event;
+
+  constructor(
+    private readonly extensionPath: string,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly config: Config,
+  ) {
+    this.policy = new RestartPolicy(config.restartPolicy);
+  }
+
+  get state(): ManagerState { return this._state; }
+  get readers(): readonly ReaderInfo[] { return this._readers; }
+  /** When an automatic restart is due (ms since the epoch), while `restarting`. */
+  get restartAt(): number | undefined { return this._restartAt; }
+  get lastError(): string | undefined { return this._lastError; }
+  get drivers(): readonly DriverStatus[] { return this._drivers; }
+  get version(): string | undefined { return this._version; }
+  get generation(): number { return this.gen; }
+
+  /** The path of the helper; SMARTCARD_SERVER_MODULE lets tests run a purpose-built one. */
+  get serverModule(): string {
+    return process.env.SMARTCARD_SERVER_MODULE || path.join(this.extensionPath, 'out', 'server.js');
+  }
+
+  updatePolicy(): void {
+    this.policy.setOptions(this.config.restartPolicy);
+  }
+
+  /** Starts the helper if it never ran; resolves once it has sent `smartcard/started`. */
+  start(): Promise<void> {
+    if (this._state === 'running') return Promise.resolve();
+    if (this._state === 'starting' && this.startedPromise) return this.startedPromise;
+    this.clearRestartTimer();
+    const gen = ++this.gen;
+    const client = this.createClient(gen);
+    this.client = client;
+    this._readers = [];
+    this.setState('starting', `Starting the reader manager (${this.serverModule})`);
+    this.startedPromise = new Promise<void>((resolve, reject) => {
+      const warn = setTimeout(() => this.log.warn(`The reader manager has not reported "started" after ${STARTED_WARNING_MS / 1000} s; still waiting`), STARTED_WARNING_MS);
+      const subs: vscode.Disposable[] = [];
+      const done = (err?: Error) => {
+        clearTimeout(warn);
+        subs.forEach((d) => d.dispose());
+        if (err) reject(err); else resolve();
+      };
+      subs.push(this.onDidChangeState(({ state }) => {
+        if (gen !== this.gen) return done(new NotRunningError('it was restarted'));
+        if (state === 'running') done();
+        else if (state === 'restarting' || state === 'stopped') done(new NotRunningError(this._lastError ?? ''));
+      }));
+    });
+    // Nobody may be waiting (start at activation): keep the rejection from being "unhandled".
+    this.startedPromise.catch(() => undefined);
+    client.start().catch((err: unknown) => this.onCrash(gen, `it failed to start: ${errorText(err)}`));
+    return this.startedPromise;
+  }
+
+  /** The running client, starting the helper on first use; throws NotRunningError while it is down. */
+  async ready(): Promise<LanguageClient> {
+    if (this._state === 'idle') await this.start();
+    else if (this._state === 'starting') await this.startedPromise;
+    else if (this._state === 'restarting') {
+      const s = Math.max(0, Math.ceil(((this._restartAt ?? Date.now()) - Date.now()) / 1000));
+      throw new NotRunningError(`it stopped unexpectedly; restarting in ${s} s`);
+    } else if (this._state === 'stopped') throw new NotRunningError(this._lastError ?? 'stopped');
+    if (!this.client || this._state !== 'running') throw new NotRunningError(this._lastError ?? '');
+    return this.client;
+  }
+
+  async request<P, R>(type: Request<P, R>, params: P): Promise<R> {
+    return sendRequest(await this.ready(), type, params);
+  }
+
+  /** "Smart Card: Restart Reader Manager": forget the failures and start again now. */
+  async restart(): Promise<void> {
+    this.policy.reset();
+    this.clearRestartTimer();
+    await this.stopClient();
+    this._state = 'idle';
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    this.clearRestartTimer();
+    await this.stopClient();
+    this._readers = [];
+    this.readersEmitter.fire([]);
+    this.setState('stopped', 'The reader manager was stopped');
+  }
+
+  dispose(): void {
+    this.clearRestartTimer();
+    void this.stopClient();
+    this.stateEmitter.dispose();
+    this.readersEmitter.dispose();
+    this.entriesEmitter.dispose();
+  }
+
+  private createClient(gen: number): LanguageClient {
+    const module = this.serverModule;
+    const serverOptions: ServerOptions = {
+      run: { module, transport: TransportKind.ipc },
+      debug: { module, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6019'] } },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [{ language: 'apdu' }],
+      outputChannel: this.log,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      initializationOptions: this.config.helperOptions,
+      errorHandler: {
+        error: (error, message, count): ErrorHandlerResult => {
+          this.log.error(`Reader manager connection error (${count ?? 0}): ${error.message}${message ? ` ${JSON.stringify(message)}` : ''}`);
+          return { action: ErrorAction.Continue, handled: true };
+        },
+        closed: (): CloseHandlerResult => {
+          this.onCrash(gen, 'the helper process exited');
+          return { action: CloseAction.DoNotRestart, handled: true };
+        },
+      },
+    };
+    const client = new LanguageClient('smartcard', 'Smart Card Reader Manager', serverOptions, clientOptions);
+    onNotification(client, StartedNotification, (p) => {
+      if (gen !== this.gen) return;
+      this._readers = p.readers;
+      this._drivers = p.drivers;
+      this._version = p.version;
+      this.readersEmitter.fire(p.readers);
+      const failed = p.drivers.filter((d) => d.state === 'failed');
+      for (const d of failed) this.log.warn(`Driver ${d.id} failed: ${d.message ?? 'no reason given'}`);
+      this.setState('running', `The reader manager ${p.version} is running: ${plural(p.readers.length, 'reader')}, drivers ${p.drivers.map((d) => `${d.id} ${d.state}`).join(', ')}`);
+      // Entries written before our notification handler saw them (a panel opened late still shows them).
+      sendRequest(client, LogHistoryRequest, {}).then(
+        (h) => { if (gen === this.gen && h.entries.length) this.entriesEmitter.fire({ entries: h.entries, generation: gen, history: true }); },
+        (err: unknown) => this.log.warn(`Could not read the log history: ${errorText(err)}`),
+      );
+    });
+    onNotification(client, ReadersChangedNotification, (p) => {
+      if (gen !== this.gen) return;
+      this._readers = p.readers;
+      this.readersEmitter.fire(p.readers);
+    });
+    onNotification(client, EventsNotification, (p) => {
+      if (gen === this.gen) this.entriesEmitter.fire({ entries: p.entries, generation: gen });
+    });
+    onRequest(client, AskPinRequest, async (p) => {
+      // The PIN goes straight back to the helper; it is never logged (only that one was asked for).
+      this.log.info(`The script asks for "${p.label}"${p.reader ? ` on ${p.reader}` : ''}`);
+      const pin = await vscode.window.showInputBox({
+        title: p.label, prompt: `${p.label}${p.reader ? ` for ${p.reader}` : ''}`, password: true, ignoreFocusOut: true,
+      });
+      return pin === undefined ? { cancelled: true as const } : { pin };
+    });
+    return client;
+  }
+
+  /** A crash of helper `gen` (handled once, even if both closed() and start() report it). */
+  private onCrash(gen: number, reason: string): void {
+    if (gen !== this.gen || this.crashHandledFor === gen) return;
+    this.crashHandledFor = gen;
+    this._lastError = reason;
+    this._readers = [];
+    this.readersEmitter.fire([]);
+    const old = this.client;
+    this.client = undefined;
+    if (old) old.dispose().catch(() => undefined);
+    const decision = this.policy.onCrash();
+    if (decision.action === 'restart') {
+      this._restartAt = Date.now() + decision.delayMs;
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = undefined;
+        this._state = 'idle';
+        this.start().catch(() => undefined);
+      }, decision.delayMs);
+      this.setState('restarting', `The reader manager stopped: ${reason}. Restart ${decision.attempt} in ${decision.delayMs / 1000} s`);
+    } else {
+      this._restartAt = undefined;
+      this.setState('stopped', `The reader manager stopped: ${reason}. It failed ${decision.failures} times; it stays down until you run "Smart Card: Restart Reader Manager"`);
+    }
+  }
+
+  private async stopClient(): Promise<void> {
+    const c = this.client;
+    this.client = undefined;
+    this.gen++; // late notifications and close events of the old helper are ignored
+    if (!c) return;
+    try {
+      if (c.needsStop()) await c.stop(5000);
+    } catch (err) {
+      this.log.warn(`Stopping the reader manager: ${errorText(err)}`);
+    }
+    await c.dispose().catch(() => undefined);
+  }
+
+  private clearRestartTimer(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    this._restartAt = undefined;
+  }
+
+  private setState(state: ActiveState, message: string): void {
+    this._state = state;
+    if (state === 'running') this._lastError = undefined;
+    if (state === 'stopped' || state === 'restarting') this.log.error(message);
+    else this.log.info(message);
+    this.stateEmitter.fire({ state, message });
+  }
+}
+
+export function errorText(err: unknown): string {
+  if (err && typeof err === 'object' && 'message' in err) return String((err as { message: unknown }).message);
+  return String(err);
+}
+
+export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;

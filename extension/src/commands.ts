@@ -1,0 +1,160 @@
+// Command factories, registered once at activation and always present. With the
+// helper down they say so (and offer a restart) instead of failing.
+import * as vscode from 'vscode';
+import {
+  ReadersRequest, RunScriptRequest, SimulatorInsertCardRequest, SimulatorRemoveCardRequest,
+  type ReaderInfo, type RunScriptResult,
+} from '../../server/src/protocol';
+import { NotRunningError, errorText, plural } from './client';
+import type { Ctx } from './ctx';
+import { defaultReader } from './readersModel';
+import type { ReaderNode } from './readersTree';
+
+type Command = (...args: unknown[]) => unknown;
+const RESTART = 'Restart Reader Manager';
+
+/** Shows a failed command in words; nothing is swallowed. */
+function guarded(ctx: Ctx, name: string, fn: Command): Command {
+  return async (...args) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      if (err instanceof NotRunningError) {
+        const pick = await vscode.window.showWarningMessage(err.message, RESTART);
+        if (pick === RESTART) await vscode.commands.executeCommand('smartcard.restartReaderManager');
+        return undefined;
+      }
+      ctx.log.error(`${name}: ${errorText(err)}`);
+      void vscode.window.showErrorMessage(`Smart Card: ${errorText(err)}`);
+      return undefined;
+    }
+  };
+}
+
+const readerOf = (arg: unknown): string | undefined => {
+  if (typeof arg === 'string') return arg;
+  const node = arg as ReaderNode | undefined;
+  return node && typeof node === 'object' && node.reader && typeof node.reader.name === 'string' ? node.reader.name : undefined;
+};
+
+async function pickReader(ctx: Ctx, readers: readonly ReaderInfo[], placeHolder: string): Promise<string | undefined> {
+  if (readers.length === 0) {
+    void vscode.window.showWarningMessage('No smart card reader found. Enable the simulator (setting smartcard.simulator.enabled), start vicc, or plug in a reader.');
+    return undefined;
+  }
+  if (readers.length === 1) return readers[0].name;
+  const items = readers.map((r) => ({
+    label: r.name,
+    description: [r.driver, r.name === ctx.selectedReader ? 'selected' : undefined].filter(Boolean).join(' · '),
+    detail: r.unavailable ?? (r.card ? `card ${r.card.protocol !== undefined ? `T=${r.card.protocol}` : ''}`.trim() : 'no card'),
+  }));
+  return (await vscode.window.showQuickPick(items, { placeHolder }))?.label;
+}
+
+async function simulatorReader(ctx: Ctx, arg: unknown, wantCard: boolean): Promise<string | undefined> {
+  const given = readerOf(arg);
+  if (given) return given;
+  await ctx.manager.ready();
+  const sims = ctx.manager.readers.filter((r) => r.driver === 'simulator' && !!r.card === wantCard);
+  if (sims.length === 0) {
+    const any = ctx.manager.readers.some((r) => r.driver === 'simulator');
+    throw new Error(any ? `No simulator reader ${wantCard ? 'holds a card' : 'is empty'}.` : 'There is no simulator reader. Enable it with the setting smartcard.simulator.enabled.');
+  }
+  return pickReader(ctx, sims, wantCard ? 'Remove the card from which reader?' : 'Insert the card into which reader?');
+}
+
+function scriptDocument(arg: unknown): Thenable<vscode.TextDocument> | vscode.TextDocument | undefined {
+  if (arg instanceof vscode.Uri) return vscode.workspace.openTextDocument(arg);
+  if (typeof arg === 'string') return vscode.workspace.openTextDocument(vscode.Uri.parse(arg, true));
+  const editor = vscode.window.activeTextEditor;
+  return editor && editor.document.languageId === 'apdu' ? editor.document : undefined;
+}
+
+async function revealLine(doc: vscode.TextDocument, line: number): Promise<void> {
+  const l = Math.max(0, Math.min(line - 1, doc.lineCount - 1));
+  const range = doc.lineAt(l).range;
+  await vscode.window.showTextDocument(doc, { selection: range, viewColumn: vscode.ViewColumn.One, preserveFocus: false });
+}
+
+function resultMessage(r: RunScriptResult): string {
+  return `Script passed: ${plural(r.commands, 'command')}${r.reader ? ` on ${r.reader}` : ''} in ${Math.round(r.durationMs)} ms`;
+}
+
+const lineNumber = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : undefined);
+
+/** Arguments come from the palette (none), the editor title (a Uri) or the helper's CodeLens: [uri], [uri, line] or [uri, fromLine, toLine]. */
+async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: unknown): Promise<RunScriptResult | undefined> {
+  const doc = await scriptDocument(uriArg);
+  if (!doc) {
+    void vscode.window.showWarningMessage('Open an .apdu script to run it.');
+    return undefined;
+  }
+  if (!vscode.workspace.isTrusted) {
+    void vscode.window.showWarningMessage('APDU scripts do not run in an untrusted workspace. Trust the workspace to run them.');
+    return undefined;
+  }
+  await ctx.manager.ready();
+  let reader = defaultReader(ctx.manager.readers, ctx.selectedReader);
+  if (!reader) {
+    const withCard = ctx.manager.readers.filter((r) => r.card && !r.unavailable);
+    reader = await pickReader(ctx, withCard.length ? withCard : ctx.manager.readers, 'Run the script on which reader?');
+    if (!reader) return undefined;
+  }
+  // The run is watched in the log: open it, or bring it into view, without taking focus.
+  ctx.panel.show(true);
+  const fromLine = lineNumber(fromArg);
+  const toLine = lineNumber(toArg) ?? fromLine;
+  const name = vscode.workspace.asRelativePath(doc.uri);
+  const result = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Window, title: `Running ${name}` },
+    () => ctx.manager.request(RunScriptRequest, { text: doc.getText(), uri: doc.uri.toString(), reader, fromLine, toLine }),
+  );
+  if (result.ok) {
+    ctx.log.info(`${name}: ${resultMessage(result)}`);
+    void vscode.window.showInformationMessage(resultMessage(result));
+  } else {
+    const f = result.failure;
+    const where = f?.line ? ` at line ${f.line}` : '';
+    const text = `Script failed${where}: ${f?.message ?? 'no reason given'}`;
+    ctx.log.error(`${name}: ${text}`);
+    if (f?.line) await revealLine(doc, f.line);
+    void vscode.window.showErrorMessage(text);
+  }
+  return result;
+}
+
+export function registerCommands(ctx: Ctx): void {
+  const commands: Record<string, Command> = {
+    'smartcard.showLog': () => {
+      ctx.panel.show();
+      if (ctx.manager.state === 'idle') ctx.manager.start().catch(() => undefined);
+    },
+    'smartcard.runScript': (uri, from, to) => runScript(ctx, uri, from, to),
+    'smartcard.selectReader': async (arg) => {
+      let name = readerOf(arg);
+      if (!name) {
+        await ctx.manager.ready();
+        name = await pickReader(ctx, ctx.manager.readers, 'Select the reader scripts run on');
+      }
+      if (name) await ctx.selectReader(name);
+    },
+    'smartcard.insertCard': async (arg) => {
+      const reader = await simulatorReader(ctx, arg, false);
+      if (reader) await ctx.manager.request(SimulatorInsertCardRequest, { reader, card: ctx.config.simulatorCard });
+    },
+    'smartcard.removeCard': async (arg) => {
+      const reader = await simulatorReader(ctx, arg, true);
+      if (reader) await ctx.manager.request(SimulatorRemoveCardRequest, { reader });
+    },
+    'smartcard.refreshReaders': async () => {
+      const list = await ctx.manager.request(ReadersRequest, {});
+      ctx.tree.setReaders(list.readers, ctx.selectedReader);
+    },
+    'smartcard.restartReaderManager': async () => {
+      await ctx.manager.restart();
+    },
+  };
+  for (const [id, fn] of Object.entries(commands)) {
+    ctx.extension.subscriptions.push(vscode.commands.registerCommand(id, guarded(ctx, id, fn)));
+  }
+}

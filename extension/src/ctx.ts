@@ -1,0 +1,85 @@
+// All extension state in one place: the helper client, the reader cache view,
+// the log buffer and panel, the status bar, the selected reader.
+import * as vscode from 'vscode';
+import type { ReaderInfo } from '../../server/src/protocol';
+import { ReaderManagerClient } from './client';
+import { Config } from './config';
+import { LogPanel } from './logPanel';
+import { LogStore } from './logStore';
+import { ReadersTreeProvider } from './readersTree';
+import { StatusBar } from './statusBar';
+
+const SELECTED_READER_KEY = 'smartcard.selectedReader';
+
+export class Ctx {
+  readonly log: vscode.LogOutputChannel;
+  readonly config = new Config();
+  readonly manager: ReaderManagerClient;
+  readonly logStore = new LogStore();
+  readonly panel: LogPanel;
+  readonly tree = new ReadersTreeProvider();
+  readonly treeView: vscode.TreeView<unknown>;
+  readonly status: StatusBar;
+
+  constructor(readonly extension: vscode.ExtensionContext) {
+    const subs = extension.subscriptions;
+    this.log = vscode.window.createOutputChannel('Smart Card', { log: true });
+    subs.push(this.log);
+    this.manager = new ReaderManagerClient(extension.extensionPath, this.log, this.config);
+    subs.push(this.manager);
+    this.panel = new LogPanel(extension.extensionUri, this.logStore, this.log, () => ({
+      state: this.manager.state === 'idle' ? 'stopped' : this.manager.state,
+      readers: this.manager.readers.length,
+      detail: this.manager.lastError,
+    }));
+    subs.push(this.panel);
+    this.treeView = vscode.window.createTreeView('smartcard.readers', { treeDataProvider: this.tree, showCollapseAll: false });
+    subs.push(this.tree, this.treeView);
+    this.status = new StatusBar(this.manager, () => this.selectedReader);
+    subs.push(this.status);
+
+    subs.push(
+      this.manager.onDidChangeState(({ state, message }) => {
+        if (state === 'starting') this.logStore.newGeneration();
+        if (message) this.panel.append([this.logStore.addManager(state, message)]);
+        this.treeView.message = state === 'running' ? undefined
+          : state === 'starting' ? 'Starting the reader manager…'
+          : state === 'restarting' ? 'The reader manager stopped; restarting…'
+          : state === 'stopped' ? 'The reader manager is not running. Run "Smart Card: Restart Reader Manager".'
+          : undefined;
+        this.status.update();
+        this.panel.postState();
+      }),
+      this.manager.onDidChangeReaders((readers) => this.onReaders(readers)),
+      // The client drops entries of helpers that are gone, so these belong to the current generation.
+      this.manager.onEntries(({ entries }) => {
+        const r = this.logStore.addEntries(entries);
+        if (r.reordered) this.panel.resend();
+        else this.panel.append(r.appended);
+      }),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('smartcard.readerManager')) this.manager.updatePolicy();
+        if (this.config.needsHelperRestart(e) && this.manager.state !== 'idle') {
+          this.log.info('A setting the reader manager reads at start changed; restarting it');
+          this.manager.restart().catch(() => undefined);
+        }
+      }),
+    );
+  }
+
+  get selectedReader(): string | undefined {
+    return this.extension.workspaceState.get<string>(SELECTED_READER_KEY);
+  }
+
+  async selectReader(name: string | undefined): Promise<void> {
+    await this.extension.workspaceState.update(SELECTED_READER_KEY, name);
+    this.tree.setReaders(this.manager.readers, name);
+    this.status.update();
+  }
+
+  private onReaders(readers: ReaderInfo[]): void {
+    this.tree.setReaders(readers, this.selectedReader);
+    this.status.update();
+    this.panel.postState();
+  }
+}

@@ -1,0 +1,131 @@
+// The extension's copy of the APDU log, so a panel opened late shows history.
+// Pure (no vscode import): maps the helper's log entries onto the panel's rows.
+import type { LogEntry } from '../../server/src/protocol';
+import type { LogRow, ManagerState } from '../../webview/src/protocol';
+
+/** Sequence numbers restart with each helper process; a generation tells them apart. */
+const GEN = 1e12;
+
+export function entryToRow(e: LogEntry, gen: number, fileOfRun: (runId: number | undefined) => string | undefined): LogRow {
+  const id = `${gen}:${e.seq}`;
+  switch (e.kind) {
+    case 'exchange':
+      return {
+        kind: 'exchange', id, time: e.time, reader: e.reader, command: e.command, response: e.response,
+        sw: e.sw, swMeaning: e.swMeaning, swCategory: e.swCategory, durationMs: e.durationMs,
+        auto: e.auto, parent: e.parent === undefined ? undefined : `${gen}:${e.parent}`, line: e.line, uri: fileOfRun(e.runId),
+      };
+    case 'control':
+      return {
+        kind: 'control', id, time: e.time, reader: e.reader, code: e.code, command: e.command, response: e.response,
+        error: e.error, durationMs: e.durationMs, line: e.line, uri: fileOfRun(e.runId),
+      };
+    case 'scriptStarted':
+    case 'scriptEnded':
+    case 'echo':
+      return { kind: e.kind, id, time: e.time, reader: e.reader, file: e.file, ok: e.ok, message: e.message, line: e.line, uri: e.file ?? fileOfRun(e.runId) };
+    default:
+      return { kind: e.kind, id, time: e.time, reader: e.reader, atr: e.atr, protocol: e.protocol };
+  }
+}
+
+export interface AddResult {
+  /** Rows to append to what the panel shows. */
+  appended: LogRow[];
+  /** Something landed before rows already shown: the panel must be sent everything again. */
+  reordered: boolean;
+}
+
+export class LogStore {
+  private rowsInOrder: LogRow[] = [];
+  private keys: number[] = [];
+  private readonly ids = new Set<string>();
+  private readonly runFiles = new Map<number, string>();
+  private gen = 0;
+  private maxSeq = -1;
+
+  constructor(private readonly capacity = 20_000) {}
+
+  get generation(): number {
+    return this.gen;
+  }
+
+  get size(): number {
+    return this.rowsInOrder.length;
+  }
+
+  /** A new helper process: its sequence numbers start again. */
+  newGeneration(): number {
+    this.gen++;
+    this.maxSeq = -1;
+    this.runFiles.clear();
+    return this.gen;
+  }
+
+  addEntries(entries: readonly LogEntry[]): AddResult {
+    const appended: LogRow[] = [];
+    let reordered = false;
+    for (const e of [...entries].sort((a, b) => a.seq - b.seq)) {
+      if (e.kind === 'scriptStarted' && e.file) this.runFiles.set(e.runId, e.file);
+      const row = entryToRow(e, this.gen, (runId) => (runId === undefined ? undefined : this.runFiles.get(runId)));
+      if (this.ids.has(row.id)) continue;
+      const key = this.gen * GEN + e.seq;
+      if (this.insert(row, key)) appended.push(row);
+      else reordered = true;
+      this.maxSeq = Math.max(this.maxSeq, e.seq);
+    }
+    this.trim();
+    return { appended: reordered ? [] : appended, reordered };
+  }
+
+  /** A row about the reader manager itself; placed after everything of the current generation. */
+  addManager(state: ManagerState, message: string, time = Date.now()): LogRow {
+    const row: LogRow = { kind: 'manager', id: `${this.gen}:m${time}:${this.ids.size}`, time, state, message };
+    const key = this.gen * GEN + this.maxSeq + 0.5;
+    this.insert(row, key);
+    this.trim();
+    return row;
+  }
+
+  rows(): LogRow[] {
+    return [...this.rowsInOrder];
+  }
+
+  clear(): number {
+    const n = this.rowsInOrder.length;
+    this.rowsInOrder = [];
+    this.keys = [];
+    this.ids.clear();
+    return n;
+  }
+
+  /** Returns true when the row went to the end. */
+  private insert(row: LogRow, key: number): boolean {
+    this.ids.add(row.id);
+    const last = this.keys.length ? this.keys[this.keys.length - 1] : -Infinity;
+    if (key >= last) {
+      this.rowsInOrder.push(row);
+      this.keys.push(key);
+      return true;
+    }
+    let lo = 0;
+    let hi = this.keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.keys[mid] <= key) lo = mid + 1;
+      else hi = mid;
+    }
+    this.rowsInOrder.splice(lo, 0, row);
+    this.keys.splice(lo, 0, key);
+    return false;
+  }
+
+  /** Trims in steps of a quarter of the capacity, so a busy log does not copy the buffer on every batch. */
+  private trim(): void {
+    if (this.rowsInOrder.length <= this.capacity + Math.floor(this.capacity / 4)) return;
+    const extra = this.rowsInOrder.length - this.capacity;
+    for (const r of this.rowsInOrder.slice(0, extra)) this.ids.delete(r.id);
+    this.rowsInOrder = this.rowsInOrder.slice(extra);
+    this.keys = this.keys.slice(extra);
+  }
+}

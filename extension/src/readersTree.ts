@@ -1,0 +1,52 @@
+// The "Readers" view: reader → its card (ATR, protocol) or "no card".
+import * as vscode from 'vscode';
+import type { ReaderInfo } from '../../server/src/protocol';
+import { cardText, readerContextValue, readerText } from './readersModel';
+
+export type ReaderNode = { type: 'reader'; reader: ReaderInfo } | { type: 'card'; reader: ReaderInfo };
+
+export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>, vscode.Disposable {
+  private readers: readonly ReaderInfo[] = [];
+  private selected: string | undefined;
+  private readonly changed = new vscode.EventEmitter<ReaderNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+
+  setReaders(readers: readonly ReaderInfo[], selected: string | undefined): void {
+    this.readers = readers;
+    this.selected = selected;
+    this.changed.fire(undefined);
+  }
+
+  getChildren(node?: ReaderNode): ReaderNode[] {
+    if (!node) return this.readers.map((reader) => ({ type: 'reader', reader }));
+    if (node.type === 'reader') return [{ type: 'card', reader: node.reader }];
+    return [];
+  }
+
+  getTreeItem(node: ReaderNode): vscode.TreeItem {
+    const r = node.reader;
+    if (node.type === 'reader') {
+      const t = readerText(r, r.name === this.selected);
+      // The name as id keeps expansion state across refreshes.
+      const item = new vscode.TreeItem(t.label, vscode.TreeItemCollapsibleState.Expanded);
+      item.id = `reader:${r.name}`;
+      item.description = t.description;
+      item.tooltip = t.tooltip;
+      item.contextValue = readerContextValue(r);
+      item.iconPath = new vscode.ThemeIcon(r.unavailable ? 'warning' : r.driver === 'simulator' ? 'vm' : 'plug');
+      return item;
+    }
+    const t = cardText(r);
+    const item = new vscode.TreeItem(t.label, vscode.TreeItemCollapsibleState.None);
+    item.id = `card:${r.name}`;
+    item.description = t.description;
+    item.tooltip = t.tooltip;
+    item.contextValue = r.unavailable ? 'card-unavailable' : r.card ? 'card' : 'card-none';
+    item.iconPath = new vscode.ThemeIcon(r.unavailable ? 'error' : r.card ? 'credit-card' : 'circle-slash');
+    return item;
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+  }
+}

@@ -1,0 +1,212 @@
+// Shared by the real-VS-Code tests: code-server + Debian Chromium driven by playwright-core.
+// Recipe and measurements: ../shared/docs/real-vscode.md. Not a test file itself.
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cacheDir, CODE_SERVER_VERSION, startCodeServer, workbenchUrl } from '../../scripts/code-server.mjs';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const resultsDir = path.join(root, 'test-results');
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+];
+
+/**
+ * Why the suite cannot run (a string: skip outside CI), or false. Under CI=true a
+ * missing part throws, so the run fails instead of passing without testing anything.
+ */
+export function missingPrerequisite() {
+  const missing = [];
+  if (!fs.existsSync(CHROMIUM)) missing.push(`Chromium (${CHROMIUM}; install it with: sudo npm run setup:system)`);
+  // scripts/code-server.mjs writes a `.complete…` marker when its install finished.
+  const csDir = path.join(cacheDir(), `code-server-${CODE_SERVER_VERSION}`);
+  const installed = fs.existsSync(csDir) && fs.readdirSync(csDir).some((f) => f.startsWith('.complete'));
+  if (!process.env.CODE_SERVER_ENTRY && !installed) missing.push(`code-server ${CODE_SERVER_VERSION} (install it with: node scripts/code-server.mjs, about 5 minutes once)`);
+  let playwright = true;
+  try { fs.accessSync(path.join(root, 'node_modules', 'playwright-core')); } catch { playwright = false; }
+  if (!playwright) missing.push('playwright-core (npm ci)');
+  // SMARTCARD_SERVER_MODULE: the extension runs that helper instead of out/server.js (purpose-built test helpers).
+  for (const f of ['out/extension.js', process.env.SMARTCARD_SERVER_MODULE ?? 'out/server.js', 'out/webview.js', 'out/toolkit.min.js']) {
+    if (!fs.existsSync(path.resolve(root, f))) missing.push(`${f} (build it with: npm run build)`);
+  }
+  if (!missing.length) return false;
+  const msg = `real VS Code tests need ${missing.join('; ')}`;
+  if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: a missing part fails the run)`);
+  return msg;
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+/** Console messages of code-server without network; anything else is reported. */
+const HARMLESS = [
+  /vsda/i, /github/i, /gallery/i, /marketplace/i, /ERR_INTERNET_DISCONNECTED|ERR_NAME_NOT_RESOLVED|ERR_CONNECTION_REFUSED|ERR_PROXY/i,
+  /Failed to load resource: the server responded with a status of 404/i, /update\.code\.visualstudio\.com/i,
+  /\[Extension Host\] (?!.*smartcard)/i, /An iframe which has both allow-scripts and allow-same-origin/i,
+  /webWorkerExtensionHost|web worker extension host/i, /Ignoring fetching additional builtin extensions/i,
+  /vscode-unpkg|default.*\.net|openvsx|open-vsx/i, /Not allowed to load local resource/i,
+  /Content Security Policy of your site blocks the use of 'eval'/i,
+];
+export const isHarmless = (text) => HARMLESS.some((re) => re.test(text));
+
+/**
+ * Starts code-server with fresh state under a temp folder, and Chromium on the
+ * workbench with this extension loaded from the working tree.
+ */
+export async function launchWorkbench({ workspace, settings = {}, env = {}, name = 'e2e' }) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `smartcard-${name}-`));
+  const dirs = Object.fromEntries(['userData', 'extensions', 'config', 'data', 'cache', 'profile'].map((d) => [d, path.join(tmp, d)]));
+  for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
+  fs.mkdirSync(path.join(dirs.userData, 'User'), { recursive: true });
+  fs.writeFileSync(path.join(dirs.userData, 'User', 'settings.json'), JSON.stringify({
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'security.workspace.trust.enabled': false,
+    'extensions.autoCheckUpdates': false,
+    'extensions.autoUpdate': false,
+    'telemetry.telemetryLevel': 'off',
+    'window.commandCenter': false,
+    'workbench.enableExperiments': false,
+    'workbench.secondarySideBar.defaultVisibility': 'hidden',
+    'chat.disableAIFeatures': true,
+    'git.enabled': false,
+    ...settings,
+  }, null, 2));
+  const xdg = { XDG_CONFIG_HOME: dirs.config, XDG_DATA_HOME: dirs.data, XDG_CACHE_HOME: dirs.cache };
+  const port = await freePort();
+  const cs = await startCodeServer({ port, workspace, userDataDir: dirs.userData, extensionsDir: dirs.extensions, env: { ...xdg, ...env } });
+  const { chromium } = await import('playwright-core');
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(dirs.profile, {
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 860 }, env: { ...process.env, ...xdg },
+    });
+  } catch (err) {
+    cs.stop();
+    throw err;
+  }
+  const page = context.pages()[0] ?? await context.newPage();
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error' && !isHarmless(m.text())) consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => { if (!isHarmless(String(e))) consoleErrors.push(String(e)); });
+  const url = workbenchUrl(cs.base, workspace, root);
+  await page.goto(url);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  await page.locator('.activitybar').waitFor({ timeout: 30_000 });
+  // The extension's contributions are registered once its view container shows.
+  await page.locator('.activitybar .action-item a[aria-label^="Smart Card"]').waitFor({ timeout: 60_000 });
+  const browserPid = chromiumPid(dirs.profile);
+  return {
+    page, context, cs, tmp, url, consoleErrors,
+    async close() {
+      // Chromium first (it holds connections to code-server), then the code-server process group.
+      await context.close().catch(() => undefined);
+      if (browserPid) { try { process.kill(browserPid, 'SIGKILL'); } catch { /* closed by context.close() */ } }
+      cs.stop();
+      await new Promise((r) => (cs.child.exitCode !== null || cs.child.signalCode !== null ? r() : cs.child.once('exit', r)));
+      fs.rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The PID of the Chromium we launched: our child process whose command line names its profile folder. */
+function chromiumPid(profile) {
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== process.pid) continue;
+      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(profile)) return Number(pid);
+    } catch { /* process ended meanwhile */ }
+  }
+  return undefined;
+}
+
+/** Runs a command from the palette (F1) by its title. */
+export async function runCommand(page, title, timeout = 30_000) {
+  const input = page.locator('.quick-input-widget input');
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+  const deadline = Date.now() + timeout;
+  // The palette lists commands of extensions still being registered late: retry until it shows.
+  for (;;) {
+    await page.keyboard.press('F1');
+    await input.waitFor();
+    await input.fill(`>${title}`);
+    try {
+      await row.waitFor({ timeout: 5000 });
+      break;
+    } catch (err) {
+      await page.keyboard.press('Escape');
+      if (Date.now() > deadline) throw err;
+    }
+  }
+  await input.press('Enter');
+  // The palette is done when it closes, or when the command reuses the widget (an input box).
+  await page.waitForFunction(() => {
+    const w = document.querySelector('.quick-input-widget');
+    const i = w?.querySelector('input');
+    return !w || getComputedStyle(w).display === 'none' || !i || !i.value.startsWith('>');
+  }, undefined, { timeout: 10_000 }).catch(() => undefined);
+}
+
+/**
+ * Waits for a notification matching `re` in the notification center and returns its text.
+ * (code-server 4.139 headless announces notifications without showing toasts, so the center is read.)
+ */
+export async function notification(page, re, timeout = 30_000) {
+  const center = page.locator('.notifications-center');
+  const item = center.locator('.notification-list-item', { hasText: re }).first();
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (!(await center.isVisible())) await runCommand(page, 'Notifications: Show Notifications');
+    try {
+      await item.waitFor({ timeout: Math.max(1000, Math.min(5000, deadline - Date.now())) });
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+  }
+  const text = await item.innerText();
+  // Clearing all also closes the center; the next call then sees only new notifications.
+  await runCommand(page, 'Notifications: Clear All Notifications');
+  if (await center.isVisible()) await page.keyboard.press('Escape');
+  return text;
+}
+
+/** Opens a workspace file with Quick Open (Ctrl+P). */
+export async function openFile(page, name) {
+  await page.keyboard.press('Control+P');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor();
+  await input.fill(name);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
+  await input.press('Enter');
+  await page.locator(`.tabs-container .tab[aria-label*="${name}"]`).first().waitFor();
+  await page.locator('.editor-instance .monaco-editor .view-lines').first().waitFor();
+}
+
+/** The APDU Log's document: the webview is two iframes deep. */
+export function logFrame(page) {
+  return page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+}
+
+export async function screenshot(page, name, { docs = false } = {}) {
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const file = path.join(resultsDir, `${name}.png`);
+  await page.screenshot({ path: file });
+  if (docs) {
+    fs.mkdirSync(path.join(root, 'docs', 'images'), { recursive: true });
+    fs.copyFileSync(file, path.join(root, 'docs', 'images', `${name}.png`));
+  }
+  return file;
+}

@@ -1,0 +1,84 @@
+// Real VS Code (code-server) in Debian's Chromium: the Smart Card view, running a
+// script from the command palette, the APDU Log webview, and simulator card events.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { launchWorkbench, logFrame, missingPrerequisite, notification, openFile, root, runCommand, screenshot } from './support.mjs';
+
+const READER = 'Workbench Simulator 00 00';
+const workspace = process.env.SMARTCARD_E2E_WORKSPACE ?? path.join(root, 'examples');
+const skip = missingPrerequisite();
+let wb;
+
+before(async () => {
+  if (skip) return;
+  wb = await launchWorkbench({ workspace, name: 'workbench' });
+}, { timeout: 120_000 });
+
+after(async () => {
+  // The last state of the page, for reading a failure.
+  if (wb) await screenshot(wb.page, 'workbench-end').catch(() => undefined);
+  await wb?.close();
+});
+
+test('the Smart Card view shows the simulator reader and its card', { skip, timeout: 60_000 }, async () => {
+  const { page } = wb;
+  await page.locator('.activitybar .action-item a[aria-label^="Smart Card"]').click();
+  await page.locator('.monaco-list-row', { hasText: READER }).waitFor({ timeout: 30_000 });
+  // The card row: its ATR and protocol once powered, "card present" before.
+  await page.locator('.monaco-list-row', { hasText: /ATR 3B|card present/ }).waitFor();
+  await page.locator('.statusbar-item', { hasText: /Smart Card: running \(1 reader\)/ }).waitFor();
+});
+
+test('Run APDU Script runs hello.apdu and the APDU Log shows the exchange', { skip, timeout: 60_000 }, async () => {
+  const { page } = wb;
+  await openFile(page, 'hello.apdu');
+  await runCommand(page, 'Smart Card: Run APDU Script');
+  await notification(page, /Script passed: \d+ commands?/);
+  const log = logFrame(page);
+  const exchange = log.locator('[data-kind="exchange"][data-sw="9000"]').first();
+  await exchange.waitFor({ timeout: 30_000 });
+  const text = await exchange.innerText();
+  assert.match(text, />\s+00 A4 04 00/, 'the command is shown as spaced hex');
+  assert.match(text, /90 00/, 'the status word is shown');
+  assert.ok(await log.locator('[data-kind="scriptEnded"][data-ok="true"]').count() >= 1, 'the end of the run is logged');
+  // After a run the card is powered: the tree shows its ATR and protocol.
+  const card = page.locator('.monaco-list-row', { hasText: /ATR 3B/ });
+  await card.waitFor();
+  assert.match(await card.innerText(), /T=1/);
+  await screenshot(page, 'workbench', { docs: true });
+});
+
+test('a failing script names its line and the editor reveals it', { skip, timeout: 60_000 }, async () => {
+  const { page } = wb;
+  await openFile(page, 'fails-on-purpose.apdu');
+  await runCommand(page, 'Smart Card: Run APDU Script');
+  const text = await notification(page, /Script failed at line \d+/);
+  const line = Number(text.match(/Script failed at line (\d+)/)[1]);
+  assert.equal(line, 12, 'examples/fails-on-purpose.apdu documents line 12 as the failing one');
+  // The cursor is put on the failing line (status bar "Ln N, Col 1").
+  await page.locator('.statusbar-item', { hasText: new RegExp(`Ln ${line},`) }).waitFor();
+  await logFrame(page).locator('[data-kind="scriptEnded"][data-ok="false"]').first().waitFor();
+});
+
+test('removing and inserting the simulator card shows in the tree and the log', { skip, timeout: 60_000 }, async () => {
+  const { page } = wb;
+  const log = logFrame(page);
+  const removedBefore = await log.locator('[data-kind="cardRemoved"]').count();
+  await runCommand(page, 'Smart Card: Remove Simulator Card');
+  await page.locator('.monaco-list-row', { hasText: 'no card' }).waitFor({ timeout: 20_000 });
+  await log.locator('[data-kind="cardRemoved"]').nth(removedBefore).waitFor({ timeout: 20_000 });
+  assert.equal(await log.locator(`[data-kind="cardRemoved"][data-reader="${READER}"]`).count(), removedBefore + 1);
+
+  const insertedBefore = await log.locator('[data-kind="cardInserted"]').count();
+  await runCommand(page, 'Smart Card: Insert Simulator Card');
+  await page.locator('.monaco-list-row', { hasText: /ATR 3B|card present/ }).waitFor({ timeout: 20_000 });
+  await log.locator('[data-kind="cardInserted"]').nth(insertedBefore).waitFor({ timeout: 20_000 });
+  assert.equal(await page.locator('.monaco-list-row', { hasText: 'no card' }).count(), 0);
+  await screenshot(page, 'card-events');
+});
+
+test('no unexpected errors in the browser console', { skip }, () => {
+  // The failing script's own error notification is expected.
+  assert.deepEqual(wb.consoleErrors.filter((e) => !/^Script failed at line/.test(e)), []);
+});

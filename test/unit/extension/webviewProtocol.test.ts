@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseWebviewMessage } from '../../../webview/src/protocol';
+import { responseData, rowText, spacedHex } from '../../../webview/src/format';
+
+test('well-formed webview messages pass', () => {
+  assert.deepEqual(parseWebviewMessage({ type: 'ready' }), { ok: true, message: { type: 'ready' } });
+  assert.deepEqual(parseWebviewMessage({ type: 'request', id: 1, method: 'clear', params: {} }), { ok: true, message: { type: 'request', id: 1, method: 'clear', params: {} } });
+  const r = parseWebviewMessage({ type: 'request', id: 2, method: 'revealLine', params: { uri: 'file:///a.apdu', line: 3 } });
+  assert.equal(r.ok, true);
+});
+
+test('anything else is rejected with a reason', () => {
+  const bad: unknown[] = [
+    null, 'ready', [], { type: 'nope' },
+    { type: 'request', id: -1, method: 'clear', params: {} },
+    { type: 'request', id: 1.5, method: 'clear', params: {} },
+    { type: 'request', id: 1, method: 'toString', params: {} },
+    { type: 'request', id: 1, method: 'revealLine', params: { uri: 'file:///a', line: 0 } },
+    { type: 'request', id: 1, method: 'revealLine', params: { uri: 5, line: 1 } },
+    { type: 'request', id: 1, method: 'copy', params: { text: 7 } },
+    { type: 'request', id: 1, method: 'copy', params: [] },
+  ];
+  for (const b of bad) {
+    const r = parseWebviewMessage(b);
+    assert.equal(r.ok, false, JSON.stringify(b));
+    if (!r.ok) assert.ok(r.reason.length > 0);
+  }
+});
+
+test('trace text splits data from the status word', () => {
+  assert.equal(spacedHex('00a4040007'), '00 A4 04 00 07');
+  assert.equal(responseData('6F109000'), '6F10');
+  assert.equal(responseData('9000'), '');
+  const text = rowText({
+    kind: 'exchange', id: '1:1', time: 0, reader: 'R', command: '0084000008', response: '01020304050607089000',
+    sw: '9000', swMeaning: 'Success', swCategory: 'success', durationMs: 1.25, line: 2,
+  });
+  assert.match(text, /> 00 84 00 00 08\n< 01 02 03 04 05 06 07 08 90 00 : Success \(1\.25 ms\)/);
+  assert.match(rowText({ kind: 'cardRemoved', id: '1:2', time: 0, reader: 'R' }), /Card removed: R$/);
+});
+
+test('script files are shown by name', async () => {
+  const { fileName } = await import('../../../webview/src/format');
+  assert.equal(fileName('file:///work/main/examples/hello%20world.apdu'), 'hello world.apdu');
+  assert.equal(fileName('C:\\scripts\\a.apdu'), 'a.apdu');
+});

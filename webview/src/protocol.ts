@@ -1,0 +1,141 @@
+// The one message protocol between the extension and the APDU Log webview.
+// Imported by both sides: no DOM, no vscode, no server imports. The row types are
+// the panel's own view model; the extension maps the helper's log entries onto them.
+
+// ---------------------------------------------------------------- rows
+
+export type SwCategory = 'success' | 'warning' | 'error';
+
+interface RowBase {
+  /** Unique in the panel: helper generation and sequence number, e.g. `1:42`. */
+  id: string;
+  /** Milliseconds since the epoch. */
+  time: number;
+  reader?: string;
+}
+
+/** T=0 rules (61xx, 6Cxx) and the PIN retry-counter check before a VERIFY. */
+export type AutoStep = 'getResponse' | 'resendWithLe' | 'retryCounter';
+
+export interface ExchangeRow extends RowBase {
+  kind: 'exchange';
+  reader: string;
+  /** Hex, no spaces. */
+  command: string;
+  response: string;
+  /** 4 hex digits, e.g. `9000`. */
+  sw: string;
+  swMeaning: string;
+  swCategory: SwCategory;
+  durationMs: number;
+  /** Automatic step made by the reader manager, nested under `parent`. */
+  auto?: AutoStep;
+  parent?: string;
+  /** 1-based script line and the script it came from. */
+  line?: number;
+  uri?: string;
+}
+
+export interface ControlRow extends RowBase {
+  kind: 'control';
+  reader: string;
+  code: number;
+  command: string;
+  response?: string;
+  error?: string;
+  durationMs: number;
+  line?: number;
+  uri?: string;
+}
+
+export type CardEventKind = 'readerAdded' | 'readerRemoved' | 'cardInserted' | 'cardRemoved' | 'cardPowered' | 'cardUnpowered' | 'cardReset';
+
+export interface EventRow extends RowBase {
+  kind: CardEventKind;
+  reader: string;
+  atr?: string;
+  protocol?: 0 | 1;
+}
+
+export interface ScriptRow extends RowBase {
+  kind: 'scriptStarted' | 'scriptEnded' | 'echo';
+  file?: string;
+  ok?: boolean;
+  message?: string;
+  line?: number;
+  uri?: string;
+}
+
+/** The reader manager itself started, crashed or stopped (written by the extension). */
+export interface ManagerRow extends RowBase {
+  kind: 'manager';
+  state: ManagerState;
+  message: string;
+}
+
+export type LogRow = ExchangeRow | ControlRow | EventRow | ScriptRow | ManagerRow;
+
+export type ManagerState = 'starting' | 'running' | 'restarting' | 'stopped';
+
+// ---------------------------------------------------------------- messages
+
+export interface ErrorValue {
+  code: string;
+  message: string;
+}
+
+/** Requests the webview may send, with their parameters and results. */
+export interface WebviewRequests {
+  /** Forget every row (in the extension's buffer too). */
+  clear: { params: Record<string, never>; result: { cleared: number } };
+  /** Open the script a row came from at its line. */
+  revealLine: { params: { uri: string; line: number }; result: void };
+  /** Put text on the clipboard. */
+  copy: { params: { text: string }; result: void };
+}
+export type WebviewRequestMethod = keyof WebviewRequests;
+
+/** webview → extension */
+export type WebviewMessage =
+  | { type: 'ready' }
+  | { [M in WebviewRequestMethod]: { type: 'request'; id: number; method: M; params: WebviewRequests[M]['params'] } }[WebviewRequestMethod];
+
+/** extension → webview */
+export type HostMessage =
+  /** New rows, batched; `reset` replaces everything shown (history after `ready`, or a clear). */
+  | { type: 'rows'; rows: LogRow[]; reset?: boolean }
+  | { type: 'state'; state: ManagerState; readers: number; detail?: string }
+  | { type: 'response'; id: number; result: unknown }
+  | { type: 'error'; id: number; error: ErrorValue };
+
+// ---------------------------------------------------------------- validation
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+
+/** Parameter checks per request, as data. */
+const paramChecks: { [M in WebviewRequestMethod]: (p: Record<string, unknown>) => boolean } = {
+  clear: () => true,
+  revealLine: (p) => typeof p.uri === 'string' && p.uri.length < 4096 && isInt(p.line) && p.line >= 1,
+  copy: (p) => typeof p.text === 'string' && p.text.length < 10_000_000,
+};
+
+/**
+ * A message from the webview, checked field by field; anything else is rejected
+ * with the reason (the webview is untrusted content as far as the host goes).
+ */
+export function parseWebviewMessage(raw: unknown): { ok: true; message: WebviewMessage } | { ok: false; reason: string } {
+  if (!isObject(raw)) return { ok: false, reason: 'message is not an object' };
+  if (raw.type === 'ready') return { ok: true, message: { type: 'ready' } };
+  if (raw.type !== 'request') return { ok: false, reason: `unknown message type ${JSON.stringify(raw.type)}` };
+  if (!isInt(raw.id) || raw.id < 0) return { ok: false, reason: 'request id must be a non-negative integer' };
+  const method = raw.method;
+  if (typeof method !== 'string' || !Object.prototype.hasOwnProperty.call(paramChecks, method)) {
+    return { ok: false, reason: `unknown request ${JSON.stringify(method)}` };
+  }
+  const params = raw.params ?? {};
+  if (!isObject(params) || !paramChecks[method as WebviewRequestMethod](params)) {
+    return { ok: false, reason: `bad parameters for ${method}` };
+  }
+  return { ok: true, message: { type: 'request', id: raw.id, method, params } as WebviewMessage };
+}
