@@ -8,8 +8,8 @@ import {
   type CloseHandlerResult, type ErrorHandlerResult, type LanguageClientOptions, type ServerOptions,
 } from 'vscode-languageclient/node';
 import {
-  AskPinRequest, EventsNotification, LogHistoryRequest, ReadersChangedNotification, StartedNotification,
-  type DriverStatus, type LogEntry, type ReaderInfo, type Request,
+  AskPinRequest, ConfirmRequest, EventsNotification, LogHistoryRequest, ReadersChangedNotification, SettingsNotification, StartedNotification,
+  type DriverStatus, type HelperSettings, type LogEntry, type ReaderInfo, type Request,
 } from '../../server/src/protocol';
 import { onNotification, onRequest, sendRequest } from './rpc';
 import type { Config } from './config';
@@ -125,6 +125,11 @@ export class ReaderManagerClient implements vscode.Disposable {
   }
 
   /** "Smart Card: Restart Reader Manager": forget the failures and start again now. */
+  /** Sends settings that need no restart (the PIN policy) to a running helper. */
+  notifySettings(settings: HelperSettings): void {
+    if (this.client && this._state === 'running') void this.client.sendNotification(SettingsNotification.method, settings);
+  }
+
   async restart(): Promise<void> {
     this.policy.reset();
     this.clearRestartTimer();
@@ -194,6 +199,10 @@ export class ReaderManagerClient implements vscode.Disposable {
     });
     onNotification(client, EventsNotification, (p) => {
       if (gen === this.gen) this.entriesEmitter.fire({ entries: p.entries, generation: gen });
+    });
+    onRequest(client, ConfirmRequest, async (p) => {
+      const choice = await vscode.window.showWarningMessage(p.message, { modal: true }, p.confirm);
+      return { confirmed: choice === p.confirm };
     });
     onRequest(client, AskPinRequest, async (p) => {
       // The PIN goes straight back to the helper; it is never logged (only that one was asked for).

@@ -2,7 +2,7 @@
 // helper down they say so (and offer a restart) instead of failing.
 import * as vscode from 'vscode';
 import {
-  ReadersRequest, RunScriptRequest, SimulatorInsertCardRequest, SimulatorRemoveCardRequest,
+  ReadersRequest, RunScriptRequest, ClearPinCacheRequest, SimulatorInsertCardRequest, SimulatorRemoveCardRequest,
   type ReaderInfo, type RunScriptResult,
 } from '../../server/src/protocol';
 import { NotRunningError, errorText, plural } from './client';
@@ -152,6 +152,10 @@ export function registerCommands(ctx: Ctx): void {
     },
     'smartcard.restartReaderManager': async () => {
       await ctx.manager.restart();
+    },
+    'smartcard.clearPinCache': async () => {
+      const n = await ctx.manager.request(ClearPinCacheRequest, {});
+      void vscode.window.showInformationMessage(n ? `Forgot ${n} cached PIN${n === 1 ? '' : 's'}.` : 'No PIN was cached.');
     },
   };
   for (const [id, fn] of Object.entries(commands)) {

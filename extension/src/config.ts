@@ -1,12 +1,12 @@
 // One reader over the `smartcard.*` settings; knows which ones need a helper restart.
 import * as vscode from 'vscode';
-import type { HelperSettings } from '../../server/src/protocol';
+import type { HelperSettings, PinSettings } from '../../server/src/protocol';
 import { policyOptionsFromSettings, type RestartPolicyOptions } from './restartPolicy';
 
 export const SECTION = 'smartcard';
 
 /** Settings the helper reads once at start. */
-const NEEDS_HELPER_RESTART = ['simulator.enabled', 'simulator.card'];
+const NEEDS_HELPER_RESTART = ['simulator', 'vpcd', 'pcsc', 'usbCcid'];
 
 export class Config {
   private get cfg(): vscode.WorkspaceConfiguration {
@@ -25,9 +25,32 @@ export class Config {
     return policyOptionsFromSettings(this.cfg.get('readerManager.restartDelays'), this.cfg.get('readerManager.resetFailureCountAfter'));
   }
 
+  /** PIN policy: sent at start and again whenever it changes (no restart needed). */
+  get pinSettings(): PinSettings {
+    const cache = this.cfg.get<string>('pin.cache', 'run');
+    return {
+      cache: cache === 'none' || cache === 'session' ? cache : 'run',
+      idleTimeoutSeconds: Math.max(10, this.cfg.get<number>('pin.idleTimeout', 300)),
+      checkRetries: this.cfg.get<boolean>('pin.checkRetries', true),
+    };
+  }
+
   /** Passed to the helper as `initializationOptions`. */
   get helperOptions(): HelperSettings {
-    return { simulator: { enabled: this.simulatorEnabled, card: this.simulatorCard } };
+    const pin = this.cfg.get<string>('simulator.pin', '1234');
+    const ports = this.cfg.get<unknown[]>('vpcd.ports', [35963]).filter((p): p is number => Number.isInteger(p) && (p as number) > 0 && (p as number) < 65536);
+    const library = this.cfg.get<string>('pcsc.library', '');
+    return {
+      simulator: {
+        enabled: this.simulatorEnabled, card: this.simulatorCard,
+        ...(/^[0-9]{4,12}$/.test(pin) ? { pin } : {}),
+        pinpad: this.cfg.get<boolean>('simulator.pinpad', false),
+      },
+      vpcd: { enabled: this.cfg.get<boolean>('vpcd.enabled', false), ports },
+      pcsc: { enabled: this.cfg.get<boolean>('pcsc.enabled', true), ...(library ? { library } : {}) },
+      usbCcid: { enabled: this.cfg.get<boolean>('usbCcid.enabled', true), rawTrace: this.cfg.get<boolean>('usbCcid.rawTrace', false) },
+      pin: this.pinSettings,
+    };
   }
 
   needsHelperRestart(e: vscode.ConfigurationChangeEvent): boolean {

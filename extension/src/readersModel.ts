@@ -29,6 +29,7 @@ export function readerText(r: ReaderInfo, selected: boolean): ItemText {
   if (r.connections) lines.push(`${r.connections} connection(s)${r.exclusive ? ', exclusive' : ''}${r.inTransaction ? ', in a transaction' : ''}`);
   if (r.unavailable) lines.push(r.unavailable);
   for (const [k, v] of Object.entries(r.details ?? {})) lines.push(`${k}: ${v}`);
+  if (r.features?.length) lines.push('PC/SC features:', ...r.features.map((f) => `  ${f}`));
   return { label: r.name, description, tooltip: lines.join('\n') };
 }
 
@@ -40,8 +41,11 @@ export function cardText(r: ReaderInfo): ItemText {
   if (card.mute) return { label: 'mute card', description: 'no answer to reset', tooltip: 'A card is present but did not answer to reset' };
   if (!card.atr) return { label: 'card present', description: card.powered ? 'powered' : 'not powered', tooltip: 'Card present, not powered yet' };
   const proto = protocolName(card.protocol);
-  const description = [proto, card.powered ? 'powered' : 'not powered'].filter(Boolean).join(' · ');
-  return { label: `ATR ${spacedHex(card.atr)}`, description, tooltip: `ATR ${spacedHex(card.atr)}\n${proto ?? 'no protocol yet'}\n${card.powered ? 'powered' : 'not powered'}` };
+  // The card's name from smartcard_list.txt (its first description line), when known.
+  const name = card.identified?.[0];
+  const description = [name, proto, card.powered ? 'powered' : 'not powered'].filter(Boolean).join(' · ');
+  const identified = card.identified?.length ? `\nIdentified (smartcard_list.txt):\n  ${card.identified.join('\n  ')}` : '';
+  return { label: `ATR ${spacedHex(card.atr)}`, description, tooltip: `ATR ${spacedHex(card.atr)}\n${proto ?? 'no protocol yet'}\n${card.powered ? 'powered' : 'not powered'}${identified}` };
 }
 
 /** The reader a script runs on when the user has not picked one. */

@@ -45,3 +45,15 @@ test('the default reader: the selected one, else the only one with a card', () =
   assert.equal(defaultReader([b], undefined), 'B');
   assert.equal(defaultReader([], undefined), undefined);
 });
+
+test('the card row names the identified card; the reader tooltip lists PC/SC features', () => {
+  const r = {
+    name: 'Virtual PCD 00 00', driver: 'vpcd', slot: 0, eventCount: 1, connections: 0, exclusive: false, inTransaction: false,
+    card: { powered: true, protocol: 1 as const, atr: '3B951381018073FF01000B', identified: ['vsmartcard - iso7816 (Other)', 'https://frankmorgner.github.io/vsmartcard/'] },
+    features: ['VERIFY_PIN_DIRECT 0x42330006'],
+  };
+  const c = cardText(r);
+  assert.match(c.description ?? '', /^vsmartcard - iso7816 \(Other\) · T=1 · powered$/);
+  assert.match(c.tooltip, /Identified \(smartcard_list.txt\):\n  vsmartcard - iso7816 \(Other\)\n  https:/);
+  assert.match(readerText(r, false).tooltip, /PC\/SC features:\n  VERIFY_PIN_DIRECT 0x42330006/);
+});
