@@ -34,7 +34,7 @@ function guarded(ctx: Ctx, name: string, fn: Command): Command {
 const readerOf = (arg: unknown): string | undefined => {
   if (typeof arg === 'string') return arg;
   const node = arg as ReaderNode | undefined;
-  return node && typeof node === 'object' && node.reader && typeof node.reader.name === 'string' ? node.reader.name : undefined;
+  return node && typeof node === 'object' && 'reader' in node && node.reader && typeof node.reader.name === 'string' ? node.reader.name : undefined;
 };
 
 async function pickReader(ctx: Ctx, readers: readonly ReaderInfo[], placeHolder: string): Promise<string | undefined> {

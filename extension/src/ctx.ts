@@ -79,7 +79,7 @@ export class Ctx {
   }
 
   private onReaders(readers: ReaderInfo[]): void {
-    this.tree.setReaders(readers, this.selectedReader);
+    this.tree.setReaders(readers, this.selectedReader, this.manager.drivers);
     this.status.update();
     this.panel.postState();
   }

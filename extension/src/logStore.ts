@@ -25,7 +25,7 @@ export function entryToRow(e: LogEntry, gen: number, fileOfRun: (runId: number |
     case 'echo':
       return { kind: e.kind, id, time: e.time, reader: e.reader, file: e.file, ok: e.ok, message: e.message, line: e.line, uri: e.file ?? fileOfRun(e.runId) };
     default:
-      return { kind: e.kind, id, time: e.time, reader: e.reader, atr: e.atr, protocol: e.protocol };
+      return { kind: e.kind, id, time: e.time, reader: e.reader, atr: e.atr, protocol: e.protocol, ...(e.identified?.length ? { card: e.identified[0] } : {}) };
   }
 }
 

@@ -99,6 +99,8 @@ export interface EventEntry extends EntryBase {
   eventCount?: number;
   atr?: string;
   protocol?: ProtocolNumber;
+  /** On power-up: card names matching the ATR in smartcard_list.txt. */
+  identified?: string[];
 }
 
 export interface ControlEntry extends EntryBase {

@@ -135,6 +135,7 @@ function render(r: LogRow): HTMLElement {
       meta.append(span('label', `${l.icon} ${l.text}`), span('reader', r.reader));
       if (r.atr) meta.append(span('atr', `ATR ${spacedHex(r.atr)}`));
       if (r.protocol !== undefined) meta.append(span('protocol', `T=${r.protocol}`));
+      if (r.card) meta.append(span('card', r.card));
       el.append(meta);
     }
   }

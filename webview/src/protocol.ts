@@ -55,6 +55,8 @@ export interface EventRow extends RowBase {
   reader: string;
   atr?: string;
   protocol?: 0 | 1;
+  /** The card's name from smartcard_list.txt (first line of its description). */
+  card?: string;
 }
 
 export interface ScriptRow extends RowBase {

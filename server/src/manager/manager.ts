@@ -412,6 +412,7 @@ export class ReaderManager {
     }
     this.emitEntry<EventEntry>({
       kind: mode === 'warm' ? 'cardReset' : 'cardPowered', reader: r.name, eventCount: r.eventCount, atr: toHex(atr), protocol,
+      ...(r.card.identified?.length ? { identified: r.card.identified } : {}),
     });
     this.readersChanged();
   }

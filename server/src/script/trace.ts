@@ -34,7 +34,7 @@ export function formatEntry(e: LogEntry): string[] {
     case 'readerRemoved': return [`# reader removed: ${e.reader}`];
     case 'cardInserted': return [`# card inserted: ${e.reader}`];
     case 'cardRemoved': return [`# card removed: ${e.reader}`];
-    case 'cardPowered': return [`# card powered: ATR ${spaced(e.atr ?? '')}, T=${e.protocol}`];
+    case 'cardPowered': return [`# card powered: ATR ${spaced(e.atr ?? '')}, T=${e.protocol}${e.identified?.length ? ` (${e.identified[0]})` : ''}`];
     case 'cardReset': return [`> RESET`, `< OK: ${spaced(e.atr ?? '')} (T=${e.protocol})`];
     case 'cardUnpowered': return [`# card powered off: ${e.reader}`];
     case 'echo': return [e.message ?? ''];
