@@ -10,7 +10,11 @@ let wb;
 
 before(async () => {
   if (skip) return;
-  wb = await launchWorkbench({ workspace: path.join(root, 'examples'), name: 'apdu-log', settings: { 'smartcard.simulator.card': 'T=0' } });
+  wb = await launchWorkbench({ workspace: path.join(root, 'examples'), name: 'apdu-log', settings: {
+    'smartcard.simulator.card': 'T=0',
+    // A PC/SC library that does not exist: that driver fails, the others carry on.
+    'smartcard.pcsc.library': '/nonexistent/libpcsclite.so.1',
+  } });
 }, { timeout: 120_000 });
 
 after(async () => {
@@ -82,4 +86,13 @@ test('the filter hides rows that do not match; Clear empties the log', { skip, t
   await log.locator('#clear').click();
   await log.locator('[data-kind="exchange"]').first().waitFor({ state: 'detached' });
   assert.equal(await log.locator('#count').innerText(), '0');
+});
+
+test('a driver that cannot start says why in the tree, and the others carry on', { skip, timeout: 60_000 }, async () => {
+  const { page } = wb;
+  await page.locator('.activitybar .action-item a[aria-label^="Smart Card"]').click();
+  const row = page.locator('.monaco-list-row', { hasText: 'pcsc driver failed' });
+  await row.waitFor({ timeout: 30_000 });
+  assert.match(await row.innerText(), /could not be loaded/);
+  await page.locator('.monaco-list-row', { hasText: 'Workbench Simulator 00 00' }).waitFor();
 });
