@@ -8,8 +8,8 @@ import {
   type CloseHandlerResult, type ErrorHandlerResult, type LanguageClientOptions, type ServerOptions,
 } from 'vscode-languageclient/node';
 import {
-  AskPinRequest, ConfirmRequest, EventsNotification, LogHistoryRequest, ReadersChangedNotification, SettingsNotification, StartedNotification,
-  type DriverStatus, type HelperSettings, type LogEntry, type ReaderInfo, type Request,
+  AskPinRequest, ConfirmRequest, EventsNotification, LogHistoryRequest, ReadersChangedNotification, RunProgressNotification, SettingsNotification, StartedNotification,
+  type DriverStatus, type HelperSettings, type LogEntry, type ParamsOf, type ReaderInfo, type Request,
 } from '../../server/src/protocol';
 import { onNotification, onRequest, sendRequest } from './rpc';
 import type { Config } from './config';
@@ -28,6 +28,8 @@ export class NotRunningError extends Error {
 
 /** A helper that does not announce itself in this time is reported, not killed. */
 const STARTED_WARNING_MS = 30_000;
+
+type RunProgress = ParamsOf<typeof RunProgressNotification>;
 
 export class ReaderManagerClient implements vscode.Disposable {
   private client: LanguageClient | undefined;
@@ -120,16 +122,20 @@ export class ReaderManagerClient implements vscode.Disposable {
     return this.client;
   }
 
-  async request<P, R>(type: Request<P, R>, params: P): Promise<R> {
-    return sendRequest(await this.ready(), type, params);
+  async request<P, R>(type: Request<P, R>, params: P, token?: vscode.CancellationToken): Promise<R> {
+    return sendRequest(await this.ready(), type, params, token);
   }
 
-  /** "Smart Card: Restart Reader Manager": forget the failures and start again now. */
+  private readonly progressEmitter = new vscode.EventEmitter<RunProgress>();
+  /** Progress of running scripts (done/total commands, current line). */
+  readonly onRunProgress = this.progressEmitter.event;
+
   /** Sends settings that need no restart (the PIN policy) to a running helper. */
   notifySettings(settings: HelperSettings): void {
     if (this.client && this._state === 'running') void this.client.sendNotification(SettingsNotification.method, settings);
   }
 
+  /** "Smart Card: Restart Reader Manager": forget the failures and start again now. */
   async restart(): Promise<void> {
     this.policy.reset();
     this.clearRestartTimer();
@@ -152,6 +158,7 @@ export class ReaderManagerClient implements vscode.Disposable {
     this.stateEmitter.dispose();
     this.readersEmitter.dispose();
     this.entriesEmitter.dispose();
+    this.progressEmitter.dispose();
   }
 
   private createClient(gen: number): LanguageClient {
@@ -196,6 +203,9 @@ export class ReaderManagerClient implements vscode.Disposable {
       if (gen !== this.gen) return;
       this._readers = p.readers;
       this.readersEmitter.fire(p.readers);
+    });
+    onNotification(client, RunProgressNotification, (p) => {
+      if (gen === this.gen) this.progressEmitter.fire(p);
     });
     onNotification(client, EventsNotification, (p) => {
       if (gen === this.gen) this.entriesEmitter.fire({ entries: p.entries, generation: gen });

@@ -105,10 +105,40 @@ async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: 
   const fromLine = lineNumber(fromArg);
   const toLine = lineNumber(toArg) ?? fromLine;
   const name = vscode.workspace.asRelativePath(doc.uri);
-  const result = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Window, title: `Running ${name}` },
-    () => ctx.manager.request(RunScriptRequest, { text: doc.getText(), uri: doc.uri.toString(), reader, fromLine, toLine }),
-  );
+  const generation = ctx.manager.generation;
+  const cancel = new vscode.CancellationTokenSource();
+  const request = ctx.manager.request(RunScriptRequest, { text: doc.getText(), uri: doc.uri.toString(), reader, fromLine, toLine }, cancel.token);
+  // A run still going after a second gets a notification with progress and a working Cancel
+  // (it stops between two APDUs and closes the connection: the card stays in a known state).
+  let finished = false;
+  const slow = setTimeout(() => {
+    if (finished) return;
+    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Running ${name}`, cancellable: true }, (progress, token) => {
+      token.onCancellationRequested(() => cancel.cancel());
+      let reported = 0;
+      const sub = ctx.manager.onRunProgress((p) => {
+        const pct = p.total ? (100 * p.done) / p.total : 0;
+        progress.report({ message: `${p.done} of ${p.total} commands, line ${p.line}`, increment: Math.max(0, pct - reported) });
+        reported = Math.max(reported, pct);
+      });
+      return request.then(() => undefined, () => undefined).finally(() => sub.dispose());
+    });
+  }, 1000);
+  let result: RunScriptResult;
+  try {
+    result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `Running ${name}` }, () => request);
+  } catch (err) {
+    // The helper went away under the run: say so plainly (the restart policy brings it back).
+    await new Promise((r) => setTimeout(r, 100));
+    if (ctx.manager.generation !== generation || ctx.manager.state !== 'running') {
+      throw new Error(`The reader manager stopped while ${name} was running, so the script did not finish; it restarts by itself (see the status bar). The APDU Log keeps every exchange up to the stop.`);
+    }
+    throw err;
+  } finally {
+    finished = true;
+    clearTimeout(slow);
+    cancel.dispose();
+  }
   if (result.ok) {
     ctx.log.info(`${name}: ${resultMessage(result)}`);
     void vscode.window.showInformationMessage(resultMessage(result));

@@ -2,6 +2,7 @@
 // script from the command palette, the APDU Log webview, and simulator card events.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { launchWorkbench, logFrame, missingPrerequisite, notification, openFile, root, runCommand, screenshot } from './support.mjs';
 
@@ -82,3 +83,35 @@ test('no unexpected errors in the browser console', { skip }, () => {
   // The failing script's own error notification is expected.
   assert.deepEqual(wb.consoleErrors.filter((e) => !/^Script failed at line/.test(e)), []);
 });
+
+test('the helper killed mid-script: a clear error, the log keeps the exchanges, the helper and its reader come back', { skip, timeout: 90_000 }, async () => {
+  const { page } = wb;
+  const log = logFrame(page);
+  await openFile(page, 'long-run.apdu');
+  await runCommand(page, 'Smart Card: Run APDU Script');
+  // The long run shows a progress notification with Cancel after a second.
+  await notification(page, /Running long-run\.apdu/);
+  const rows = log.locator('[data-kind="exchange"][data-sw="9000"]');
+  const before = await rows.count();
+  await rows.nth(before + 20).waitFor({ timeout: 30_000 });
+  // Kill the helper process (the one serving this workbench's extension).
+  const pids = execFileSync('pgrep', ['-f', `${path.join(root, 'out/server.js')}.*--node-ipc`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  assert.ok(pids.length >= 1, 'the helper process is running');
+  for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
+  const seen = await rows.count();
+  const text = await notification(page, /The reader manager stopped while long-run\.apdu was running/);
+  assert.match(text, /restarts by itself/);
+  // Restarted by the policy (first delay 1 s), with the simulator reader back.
+  await page.locator('.statusbar-item', { hasText: /Smart Card: running \(1 reader\)/ }).waitFor({ timeout: 30_000 });
+  await log.locator('[data-kind="manager"][data-state="restarting"]').first().waitFor();
+  // (Clicking the view's icon while it is shown would close the side bar.)
+  const readerRow = page.locator('.monaco-list-row', { hasText: READER });
+  if (!(await readerRow.isVisible())) await page.locator('.activitybar .action-item a[aria-label^="Smart Card"]').click();
+  await readerRow.waitFor();
+  assert.ok(await rows.count() >= seen, 'every exchange shown before the crash is still in the log');
+  // And the next script works.
+  await openFile(page, 'hello.apdu');
+  await runCommand(page, 'Smart Card: Run APDU Script');
+  await notification(page, /Script passed/);
+});
+

@@ -1,9 +1,9 @@
 // Typed send/handle for the plain message descriptors of ../protocol.ts.
-import type { Connection } from 'vscode-languageserver';
+import type { CancellationToken, Connection } from 'vscode-languageserver';
 import type { Notification, Request } from '../protocol';
 
-export function handle<P, R>(c: Connection, r: Request<P, R>, fn: (p: P) => Promise<R>): void {
-  c.onRequest(r.method, (p: P) => fn(p));
+export function handle<P, R>(c: Connection, r: Request<P, R>, fn: (p: P, token: CancellationToken) => Promise<R>): void {
+  c.onRequest(r.method, (p: P, token: CancellationToken) => fn(p, token));
 }
 
 export function notify<P>(c: Connection, n: Notification<P>, params: P): void {

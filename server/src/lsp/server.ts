@@ -2,7 +2,7 @@
 // manager. Created over any connection, so tests drive it over in-memory streams.
 
 import {
-  type Connection, TextDocumentSyncKind, TextDocuments, ResponseError,
+  type CancellationToken, type Connection, TextDocumentSyncKind, TextDocuments, ResponseError,
 } from 'vscode-languageserver';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { createDrivers, identifyAtr } from '../drivers/registry';
@@ -109,8 +109,8 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     return started;
   };
 
-  const wrap = <P, R>(fn: (p: P) => Promise<R>) => async (p: P): Promise<R> => {
-    try { return await fn(p); } catch (e) {
+  const wrap = <P, R>(fn: (p: P, token: CancellationToken) => Promise<R>) => async (p: P, token: CancellationToken): Promise<R> => {
+    try { return await fn(p, token); } catch (e) {
       if (e instanceof ResponseError) throw e;
       const err = asScError(e);
       throw new ResponseError(1, err.message, { code: err.code, message: err.message });
@@ -146,7 +146,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   handle(connection, DriversRequest, wrap(async () => (await ready()).driverStates()));
   handle(connection, LogHistoryRequest, wrap(async (p) => ({ entries: (await ready()).historySince(p?.since) })));
 
-  handle(connection, RunScriptRequest, wrap(async (p) => {
+  handle(connection, RunScriptRequest, wrap(async (p, token) => {
     const m = await ready();
     if (typeof p?.text !== 'string') throw new ScError('BAD_REQUEST', 'runScript needs the script text.');
     if (p.text.length > 10_000_000) throw new ScError('BAD_REQUEST', 'The script is larger than 10 MB.');
@@ -159,6 +159,8 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     const runId = allocateRunId();
     const abort = new AbortController();
     runs.set(runId, abort);
+    // LSP's $/cancelRequest (the editor's Cancel) stops the run between APDUs, like CancelRunRequest.
+    const onCancel = token?.onCancellationRequested(() => abort.abort());
     try {
       return await runScript(parseScript(p.text), {
         manager: m, runId, signal: abort.signal,
@@ -181,6 +183,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       });
     } finally {
       runs.delete(runId);
+      onCancel?.dispose();
     }
   }));
 
