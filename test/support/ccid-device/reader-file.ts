@@ -3,10 +3,14 @@
 // compare our interpretation with libccid's and the device simulator can take a
 // real reader's profile.
 
-import { readFileSync } from 'node:fs';
+import fs, { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { CcidDescriptor } from '../../../server/src/ccid/descriptor';
 
-export const READERS_DIR = process.env.CCID_READERS_DIR ?? '/work/shared/data/ccid-readers';
+/** shared/ sits beside the repository (CI's fresh clone, a developer's checkout). */
+export const READERS_DIR = process.env.CCID_READERS_DIR
+  ?? [path.resolve(process.cwd(), '..', 'shared', 'data', 'ccid-readers'), '/work/shared/data/ccid-readers'].find((d) => fs.existsSync(d))
+  ?? path.resolve(process.cwd(), '..', 'shared', 'data', 'ccid-readers');
 
 /** What libccid printed as its interpretation of the fields. */
 export interface LibccidSays {
