@@ -4,14 +4,13 @@
 
 import { describeStatusWord } from '../codecs/sw';
 import type { Connection, ReaderManager } from '../manager/manager';
-import type { ControlEntry, ErrorValue, LineResult, RunScriptResult, ScriptEntry } from '../protocol';
+import type { ControlEntry, ErrorValue, LineResult, PinCachePolicy, RunScriptResult, ScriptEntry } from '../protocol';
 import { ScError, asScError } from '../util/errors';
 import { concatBytes, toSpacedHex } from '../util/hex';
 import type { Expectation, HexPart, PinEncoding, Script, Slice, Statement } from './ast';
 import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
 import { encodePinVerify } from '../codecs/pinpad';
 import { countCommands } from './ast';
-import type { PinCachePolicy } from '../protocol';
 import type { SessionPinCache } from './pins';
 import { matchExpectation } from './parser';
 
@@ -90,7 +89,7 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
         failure = { code: err.code, message: line ? `line ${line}: ${err.message}` : err.message, ...(line ? { line } : {}) };
       }
     } finally {
-      await cleanUp(st, manager);
+      await cleanUp(st, manager, runId);
     }
   }
   const result: RunScriptResult = {
@@ -115,7 +114,7 @@ function selectLines(statements: Statement[], from?: number, to?: number): State
   return statements.filter((s) => s.line >= lo && s.line <= hi);
 }
 
-async function cleanUp(st: RunState, manager: ReaderManager): Promise<void> {
+async function cleanUp(st: RunState, manager: ReaderManager, runId: number): Promise<void> {
   const conn = st.conn;
   st.conn = null;
   if (!conn) return;
@@ -123,7 +122,7 @@ async function cleanUp(st: RunState, manager: ReaderManager): Promise<void> {
     while (st.inTransaction > 0) { await conn.endTransaction('leave'); st.inTransaction--; }
   } catch { /* the card or reader is gone: nothing left to end */ }
   try { await conn.disconnect('leave'); } catch (e) {
-    manager.emitEntry<ScriptEntry>({ kind: 'echo', runId: 0, message: `disconnect: ${asScError(e).message}` });
+    manager.emitEntry<ScriptEntry>({ kind: 'echo', runId, message: `disconnect: ${asScError(e).message}` });
   }
 }
 
@@ -133,7 +132,7 @@ async function execBlock(statements: Statement[], st: RunState, ctx: EngineConte
       st.sinceYield = 0;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    if (ctx.signal?.aborted) throw new LineError(s.line, new ScError('CANCELLED', 'Cancelled by the user before this line; the card was left connected and unchanged.'));
+    if (ctx.signal?.aborted) throw new LineError(s.line, new ScError('CANCELLED', 'Cancelled by the user before this line; the connection was closed and the card left as it was (no reset).'));
     try {
       await execStatement(s, st, ctx, runId);
     } catch (e) {
@@ -192,7 +191,7 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
       return;
     }
     case 'connect': {
-      if (st.conn) await cleanUp(st, manager);
+      if (st.conn) await cleanUp(st, manager, runId);
       if (s.reader !== undefined) st.readerPattern = s.reader;
       await connection(st, ctx, { ...(s.share ? { share: s.share } : {}), ...(s.protocol !== undefined ? { protocol: s.protocol } : {}) });
       return;
