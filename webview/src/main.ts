@@ -188,6 +188,27 @@ function add(rows: readonly LogRow[]): void {
   if (followEl.checked !== false) logEl.lastElementChild?.scrollIntoView({ block: 'end' });
 }
 
+// Rows arriving close together are rendered once (one layout and one scroll per
+// frame's worth of messages), and rows the DOM cap would drop at once are never built.
+let queued: LogRow[] = [];
+let renderTimer: ReturnType<typeof setTimeout> | undefined;
+
+function enqueue(rows: readonly LogRow[]): void {
+  for (const r of rows) queued.push(r);
+  renderTimer ??= setTimeout(() => {
+    renderTimer = undefined;
+    const batch = queued.length > MAX_DOM_ROWS ? queued.slice(-MAX_DOM_ROWS) : queued;
+    queued = [];
+    add(batch);
+  }, 16);
+}
+
+function dropQueued(): void {
+  if (renderTimer) clearTimeout(renderTimer);
+  renderTimer = undefined;
+  queued = [];
+}
+
 function reset(rows: readonly LogRow[]): void {
   logEl.replaceChildren();
   byId.clear();
@@ -238,7 +259,7 @@ function showError(err: Error): void {
 window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
   const msg = ev.data;
   switch (msg?.type) {
-    case 'rows': if (msg.reset) reset(msg.rows); else add(msg.rows); break;
+    case 'rows': if (msg.reset) { dropQueued(); reset(msg.rows); } else enqueue(msg.rows); break;
     case 'state':
       stateEl.dataset.state = msg.state;
       stateEl.textContent = `Reader manager: ${msg.state}${msg.state === 'running' ? ` (${msg.readers} reader${msg.readers === 1 ? '' : 's'})` : ''}`;
