@@ -87,13 +87,18 @@ test('vicc killed mid-script on our vpcd driver (3 times): CARD_REMOVED, no hang
 test('through pcscd (PC/SC driver): vicc killed mid-script, then pcscd stopped and started mid-run; clear errors, the next script works', { skip }, async (t) => {
   const pcscd0 = track(await stack.startPcscd());
   let pcscd = pcscd0;
-  const manager = new ReaderManager([createPcscDriver({ reconnectDelaysMs: [100, 200, 400] })]);
+  // The driver's log is kept, to show with a failure (it holds no PIN: these scripts use none).
+  const driverLog: string[] = [];
+  const manager = new ReaderManager([createPcscDriver({ reconnectDelaysMs: [100, 200, 400] })], {
+    log: (level, message) => { driverLog.push(`${new Date().toISOString()} ${level} ${message}`); },
+  });
   await manager.start();
   t.after(async () => { await manager.stop(); await pcscd.stop(); });
   const pcscState = manager.driverStates().find((d) => d.id === 'pcsc');
   assert.equal(pcscState?.state, 'running', pcscState?.message);
   const name = 'Virtual PCD 00 00';
-  await whenReaders(manager, () => manager.list().readers.some((x) => x.name === name), `'${name}' listed by the PC/SC driver`);
+  await whenReaders(manager, () => manager.list().readers.some((x) => x.name === name), `'${name}' listed by the PC/SC driver`)
+    .catch((e: Error) => { throw new Error(`${e.message}\ndriver log:\n${driverLog.join('\n')}`); });
 
   // vicc killed mid-script.
   let vicc = track(stack.startVicc({ port: stack.VPCD_PORTS[0] }));

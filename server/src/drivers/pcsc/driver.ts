@@ -1,9 +1,10 @@
 // The pcsc driver: the operating system's PC/SC service (pcscd, Windows Smart
 // Card service, macOS CryptoTokenKit) through transport.ts.
 //
-// Plug and play without polling: one SCardGetStatusChange call, INFINITE, on a
-// koffi worker thread, watches every reader plus the `\\?PnP?\Notification`
-// pseudo-reader; SCardCancel ends it on stop or when the reader list changes.
+// Plug and play without polling: one SCardGetStatusChange call on a koffi worker
+// thread watches every reader plus the `\\?PnP?\Notification` pseudo-reader
+// (ending every 10 s to re-read the list, a watchdog against a missed arrival);
+// SCardCancel ends it on stop or when the reader list changes.
 // Connections and transmits use a second context, so they never queue behind
 // the waiting call. If the service stops (SCARD_E_NO_SERVICE / SERVICE_STOPPED)
 // every slot is removed and the context is re-established with a back-off;
@@ -12,7 +13,6 @@
 import { ScError } from '../../util/errors';
 import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
 import {
-  INFINITE,
   PNP_NOTIFICATION,
   SCARD_LEAVE_CARD,
   SCARD_PROTOCOL_T0,
@@ -53,6 +53,12 @@ export interface PcscOptions {
 const DEFAULT_RECONNECT_DELAYS = [200, 500, 1000, 2000, 5000];
 /** Without PnP notifications (some platforms), the reader list is re-read this often. */
 const NO_PNP_POLL_MS = 1000;
+/**
+ * With PnP notifications, the wait still ends this often and the list is re-read:
+ * a watchdog against a missed arrival (a notification racing the first wait),
+ * one cheap call per interval, never a busy loop.
+ */
+const PNP_WATCHDOG_MS = 10_000;
 
 interface Reader {
   name: string;
@@ -281,7 +287,7 @@ export class PcscDriver implements Driver {
       try {
         const states: ReaderState[] = [...this.readers.values()].map((r) => ({ reader: r.name, currentState: r.state, eventState: 0, atr: new Uint8Array(0) }));
         if (this.pnpSupported) states.unshift({ reader: PNP_NOTIFICATION, currentState: this.pnpState, eventState: 0, atr: new Uint8Array(0) });
-        const timeout = this.pnpSupported ? INFINITE : NO_PNP_POLL_MS;
+        const timeout = this.pnpSupported ? PNP_WATCHDOG_MS : NO_PNP_POLL_MS;
         const out = await api.getStatusChange(this.monitorCtx!, timeout, states);
         unknownReaderInARow = 0;
         if (!alive()) return;
@@ -305,7 +311,12 @@ export class PcscDriver implements Driver {
       } catch (e) {
         if (!alive()) return;
         const rv = e instanceof PcscError ? e.rv : -1;
-        if (rv === SCARD_E_TIMEOUT || rv === SCARD_E_CANCELLED) continue;
+        if (rv === SCARD_E_CANCELLED) continue;
+        if (rv === SCARD_E_TIMEOUT) {
+          // Nothing changed in the wait: re-read the list (the fallback poll, and the PnP watchdog).
+          await this.syncReaders().catch((e2) => this.sink?.log('warn', `pcsc: ${toScError(e2).message}`));
+          continue;
+        }
         if (rv === SCARD_E_UNKNOWN_READER && unknownReaderInARow++ < 3) {
           // a reader left between listing and waiting; if this repeats, the pause below applies
           await this.syncReaders().catch((e2) => this.sink?.log('warn', `pcsc: ${toScError(e2).message}`));
