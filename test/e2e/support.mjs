@@ -1,11 +1,12 @@
 // Shared by the real-VS-Code tests: code-server + Debian Chromium driven by playwright-core.
 // Recipe and measurements: ../shared/docs/real-vscode.md. Not a test file itself.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheDir, CODE_SERVER_VERSION, startCodeServer, workbenchUrl } from '../../scripts/code-server.mjs';
+import { cacheDir, CODE_SERVER_VERSION, ensureCodeServer, startCodeServer, workbenchUrl } from '../../scripts/code-server.mjs';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -63,7 +64,7 @@ export const isHarmless = (text) => HARMLESS.some((re) => re.test(text));
  * Starts code-server with fresh state under a temp folder, and Chromium on the
  * workbench with this extension loaded from the working tree.
  */
-export async function launchWorkbench({ workspace, settings = {}, env = {}, name = 'e2e' }) {
+export async function launchWorkbench({ workspace, settings = {}, env = {}, name = 'e2e', vsix }) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `smartcard-${name}-`));
   const dirs = Object.fromEntries(['userData', 'extensions', 'config', 'data', 'cache', 'profile'].map((d) => [d, path.join(tmp, d)]));
   for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
@@ -83,6 +84,13 @@ export async function launchWorkbench({ workspace, settings = {}, env = {}, name
     ...settings,
   }, null, 2));
   const xdg = { XDG_CONFIG_HOME: dirs.config, XDG_DATA_HOME: dirs.data, XDG_CACHE_HOME: dirs.cache };
+  if (vsix) {
+    // Installed like a user would (offline, from the file), instead of loaded from the working tree.
+    const { node, entry } = ensureCodeServer();
+    const r = spawnSync(node, [entry, '--extensions-dir', dirs.extensions, '--user-data-dir', dirs.userData, '--install-extension', vsix],
+      { encoding: 'utf8', env: { ...process.env, ...xdg }, timeout: 120_000 });
+    if (r.status !== 0) throw new Error(`installing ${vsix} failed: ${r.stdout}${r.stderr}`);
+  }
   const port = await freePort();
   const cs = await startCodeServer({ port, workspace, userDataDir: dirs.userData, extensionsDir: dirs.extensions, env: { ...xdg, ...env } });
   const { chromium } = await import('playwright-core');
@@ -99,7 +107,7 @@ export async function launchWorkbench({ workspace, settings = {}, env = {}, name
   const consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error' && !isHarmless(m.text())) consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => { if (!isHarmless(String(e))) consoleErrors.push(String(e)); });
-  const url = workbenchUrl(cs.base, workspace, root);
+  const url = vsix ? `${cs.base}/?folder=${encodeURIComponent(workspace)}` : workbenchUrl(cs.base, workspace, root);
   await page.goto(url);
   await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
   await page.locator('.activitybar').waitFor({ timeout: 30_000 });
