@@ -2,12 +2,12 @@
 // helper down they say so (and offer a restart) instead of failing.
 import * as vscode from 'vscode';
 import {
-  ReadersRequest, RunScriptRequest, ClearPinCacheRequest, SimulatorInsertCardRequest, SimulatorRemoveCardRequest,
+  ReadersRequest, RunScriptRequest, ClearPinCacheRequest, DecodeAtrRequest, SimulatorInsertCardRequest, SimulatorRemoveCardRequest,
   type ReaderInfo, type RunScriptResult,
 } from '../../server/src/protocol';
 import { NotRunningError, errorText, plural } from './client';
 import type { Ctx } from './ctx';
-import { defaultReader } from './readersModel';
+import { defaultReader, spacedHex } from './readersModel';
 import type { ReaderNode } from './readersTree';
 
 type Command = (...args: unknown[]) => unknown;
@@ -36,6 +36,12 @@ const readerOf = (arg: unknown): string | undefined => {
   const node = arg as ReaderNode | undefined;
   return node && typeof node === 'object' && 'reader' in node && node.reader && typeof node.reader.name === 'string' ? node.reader.name : undefined;
 };
+
+/** The ATR of the card row (or reader) a menu was opened on, or of the selected reader. */
+function atrOf(ctx: Ctx, arg: unknown): string | undefined {
+  const name = readerOf(arg) ?? ctx.selectedReader;
+  return ctx.manager.readers.find((r) => r.name === name)?.card?.atr;
+}
 
 async function pickReader(ctx: Ctx, readers: readonly ReaderInfo[], placeHolder: string): Promise<string | undefined> {
   if (readers.length === 0) {
@@ -182,6 +188,20 @@ export function registerCommands(ctx: Ctx): void {
     },
     'smartcard.restartReaderManager': async () => {
       await ctx.manager.restart();
+    },
+    'smartcard.copyAtr': async (arg) => {
+      const atr = atrOf(ctx, arg);
+      if (!atr) { void vscode.window.showWarningMessage('No ATR yet: the card has not been powered (run a script or reset it first).'); return; }
+      await vscode.env.clipboard.writeText(spacedHex(atr));
+      void vscode.window.setStatusBarMessage(`Copied ATR ${spacedHex(atr)}`, 3000);
+    },
+    'smartcard.decodeAtr': async (arg) => {
+      let atr = atrOf(ctx, arg);
+      atr ??= await vscode.window.showInputBox({ title: 'Decode ATR', prompt: 'ATR in hex', placeHolder: '3B 8B 81 31 FE 45 …' });
+      if (!atr) return;
+      const { lines, identified } = await ctx.manager.request(DecodeAtrRequest, { atr });
+      const text = [...lines, '', identified.length ? 'Identified (smartcard_list.txt):' : 'Not in smartcard_list.txt.', ...identified.map((l) => `  ${l}`), ''].join('\n');
+      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument({ content: text, language: 'plaintext' }), { preview: true });
     },
     'smartcard.clearPinCache': async () => {
       const n = await ctx.manager.request(ClearPinCacheRequest, {});

@@ -200,6 +200,9 @@ export const SimulatorRemoveCardRequest = request<{ reader: string }, void>('sma
 /** extension → helper: the log entries kept in the helper (for a panel opened late). */
 export const LogHistoryRequest = request<{ since?: number }, { entries: LogEntry[] }>('smartcard/logHistory');
 
+/** extension → helper: an ATR decoded (ISO 7816-3) and identified (smartcard_list.txt), as readable lines. */
+export const DecodeAtrRequest = request<{ atr: string }, { lines: string[]; identified: string[] }>('smartcard/decodeAtr');
+
 /** helper → extension: ask the user for a PIN with a masked input box. The answer never reaches a log. */
 export const AskPinRequest = request<{ label: string; reader?: string }, { pin: string } | { cancelled: true }>('smartcard/askPin');
 

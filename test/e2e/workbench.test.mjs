@@ -84,6 +84,17 @@ test('no unexpected errors in the browser console', { skip }, () => {
   assert.deepEqual(wb.consoleErrors.filter((e) => !/^Script failed at line/.test(e)), []);
 });
 
+test('Decode ATR opens a readable decoding with the card identified', { skip, timeout: 60_000 }, async () => {
+  const { page } = wb;
+  await runCommand(page, 'Smart Card: Decode ATR');
+  const box = page.locator('.quick-input-widget input');
+  await box.waitFor();
+  await box.fill('3B 95 13 81 01 80 73 FF 01 00 0B');
+  await box.press('Enter');
+  await page.locator('.monaco-editor .view-lines', { hasText: /TA1\s=\s13/ }).waitFor({ timeout: 30_000 });
+  await page.locator('.monaco-editor .view-lines', { hasText: /vsmartcard\s-\siso7816/ }).waitFor();
+});
+
 test('the helper killed mid-script: a clear error, the log keeps the exchanges, the helper and its reader come back', { skip, timeout: 90_000 }, async () => {
   const { page } = wb;
   const log = logFrame(page);

@@ -105,6 +105,13 @@ test('runs a script on the T=0 card with automatic GET RESPONSE, streaming excha
   assert.ok(history.entries.length >= entries.length - 1);
 });
 
+test('decodeAtr returns readable lines and the identification', async () => {
+  const r = await client.sendRequest('smartcard/decodeAtr', { atr: '3B 95 13 81 01 80 73 FF 01 00 0B' }) as { lines: string[]; identified: string[] };
+  assert.ok(r.lines.some((l) => /TA1 = 13/.test(l)), r.lines.join('\n'));
+  assert.ok(r.identified.some((l) => /vsmartcard/.test(l)));
+  await assert.rejects(client.sendRequest('smartcard/decodeAtr', { atr: 'zz' }), /not hex/);
+});
+
 test('a failing script reports the line; bad requests get clear errors', async () => {
   const result = await client.sendRequest(RunScriptRequest.method, { text: '00 A4 02 0C 02 99 99 => 90 00' }) as { ok: boolean; failure: { line: number; message: string } };
   assert.equal(result.ok, false);

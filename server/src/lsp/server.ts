@@ -12,9 +12,11 @@ import {
   AskPinRequest, CancelRunRequest, DriversRequest, EventsNotification, type HelperSettings, LogHistoryRequest,
   type LogEntry, ReadersChangedNotification, ReadersRequest, RunProgressNotification, RunScriptRequest,
   SimulatorInsertCardRequest, SimulatorRemoveCardRequest, StartedNotification, ClearPinCacheRequest, ConfirmRequest,
-  type PinSettings, SettingsNotification,
+  type PinSettings, SettingsNotification, DecodeAtrRequest,
 } from '../protocol';
 import { SessionPinCache } from '../script/pins';
+import { describeAtr, parseAtr } from '../codecs/atr';
+import { fromHex, toSpacedHex } from '../util/hex';
 import type { Driver } from '../drivers/driver';
 import { allocateRunId, runScript } from '../script/engine';
 import { parseScript } from '../script/parser';
@@ -195,6 +197,12 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     return true;
   }));
 
+  handle(connection, DecodeAtrRequest, wrap(async (p) => {
+    if (typeof p?.atr !== 'string' || p.atr.length > 200) throw new ScError('BAD_REQUEST', 'decodeAtr needs an ATR in hex (at most 33 bytes).');
+    let atr: Uint8Array;
+    try { atr = fromHex(p.atr); } catch (e) { throw new ScError('BAD_REQUEST', `The ATR is not hex: ${(e as Error).message}`); }
+    return { lines: describeAtr(parseAtr(atr)), identified: identifyAtr(toSpacedHex(atr)) };
+  }));
   handle(connection, ClearPinCacheRequest, wrap(async () => sessionPins.clear()));
   connection.onNotification(SettingsNotification.method, (p: HelperSettings) => applySettings(p ?? {}));
 
