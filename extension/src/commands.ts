@@ -145,6 +145,7 @@ async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: 
     clearTimeout(slow);
     cancel.dispose();
   }
+  ctx.runResults.show(doc, result);
   if (result.ok) {
     ctx.log.info(`${name}: ${resultMessage(result)}`);
     void vscode.window.showInformationMessage(resultMessage(result));

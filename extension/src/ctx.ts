@@ -7,6 +7,7 @@ import { Config } from './config';
 import { LogPanel } from './logPanel';
 import { LogStore } from './logStore';
 import { ReadersTreeProvider } from './readersTree';
+import { RunResults } from './runResults';
 import { StatusBar } from './statusBar';
 
 const SELECTED_READER_KEY = 'smartcard.selectedReader';
@@ -20,6 +21,7 @@ export class Ctx {
   readonly tree = new ReadersTreeProvider();
   readonly treeView: vscode.TreeView<unknown>;
   readonly status: StatusBar;
+  readonly runResults = new RunResults();
 
   constructor(readonly extension: vscode.ExtensionContext) {
     const subs = extension.subscriptions;
@@ -36,7 +38,7 @@ export class Ctx {
     this.treeView = vscode.window.createTreeView('smartcard.readers', { treeDataProvider: this.tree, showCollapseAll: false });
     subs.push(this.tree, this.treeView);
     this.status = new StatusBar(this.manager, () => this.selectedReader);
-    subs.push(this.status);
+    subs.push(this.status, this.runResults);
 
     subs.push(
       this.manager.onDidChangeState(({ state, message }) => {

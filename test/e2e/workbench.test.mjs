@@ -59,6 +59,13 @@ test('a failing script names its line and the editor reveals it', { skip, timeou
   assert.equal(line, 12, 'examples/fails-on-purpose.apdu documents line 12 as the failing one');
   // The cursor is put on the failing line (status bar "Ln N, Col 1").
   await page.locator('.statusbar-item', { hasText: new RegExp(`Ln ${line},`) }).waitFor();
+  // The failed expectation is a diagnostic on its line (one error in the status bar), gone after an edit.
+  await page.locator('.monaco-editor .squiggly-error').first().waitFor({ timeout: 30_000 });
+  await page.locator('.statusbar-item[id="status.problems"]', { hasText: /1/ }).waitFor();
+  await page.keyboard.press('End');
+  await page.keyboard.type(' ');
+  await page.locator('.monaco-editor .squiggly-error').first().waitFor({ state: 'detached', timeout: 30_000 });
+  await page.keyboard.press('Backspace');
   await logFrame(page).locator('[data-kind="scriptEnded"][data-ok="false"]').first().waitFor();
 });
 

@@ -1,0 +1,77 @@
+// After a run: each command line shows its status word and a pass/fail mark at
+// the end of the line, and a failed expectation is a diagnostic on its line.
+// Both go away when the document changes (they describe the text that ran).
+import * as vscode from 'vscode';
+import type { RunScriptResult } from '../../server/src/protocol';
+
+export class RunResults implements vscode.Disposable {
+  private readonly passed = vscode.window.createTextEditorDecorationType({
+    after: { margin: '0 0 0 2em', color: new vscode.ThemeColor('testing.iconPassed') },
+  });
+  private readonly failed = vscode.window.createTextEditorDecorationType({
+    after: { margin: '0 0 0 2em', color: new vscode.ThemeColor('testing.iconFailed') },
+  });
+  private readonly diagnostics = vscode.languages.createDiagnosticCollection('apdu-run');
+  /** Documents with results shown, and what to show in their editors. */
+  private readonly shown = new Map<string, { ok: vscode.DecorationOptions[]; bad: vscode.DecorationOptions[] }>();
+  private readonly subscriptions: vscode.Disposable[] = [];
+
+  constructor() {
+    this.subscriptions.push(
+      vscode.workspace.onDidChangeTextDocument((e) => { if (e.contentChanges.length) this.clear(e.document.uri); }),
+      vscode.workspace.onDidCloseTextDocument((d) => this.clear(d.uri)),
+      vscode.window.onDidChangeVisibleTextEditors((editors) => { for (const ed of editors) this.paint(ed); }),
+    );
+  }
+
+  show(doc: vscode.TextDocument, result: RunScriptResult): void {
+    const ok: vscode.DecorationOptions[] = [];
+    const bad: vscode.DecorationOptions[] = [];
+    const diags: vscode.Diagnostic[] = [];
+    for (const l of result.lines) {
+      if (l.line < 1 || l.line > doc.lineCount) continue;
+      const end = doc.lineAt(l.line - 1).range.end;
+      const sw = l.sw ? `${l.sw.slice(0, 2)} ${l.sw.slice(2)}` : '';
+      const times = l.count > 1 ? ` ×${l.count}` : '';
+      const option: vscode.DecorationOptions = {
+        range: new vscode.Range(end, end),
+        renderOptions: { after: { contentText: `${l.ok ? '✓' : '✗'} ${sw}${times}` } },
+        ...(l.message ? { hoverMessage: l.message } : {}),
+      };
+      (l.ok ? ok : bad).push(option);
+      if (!l.ok && l.message) {
+        const d = new vscode.Diagnostic(doc.lineAt(l.line - 1).range, `Expectation failed: ${l.message}`, vscode.DiagnosticSeverity.Error);
+        d.source = 'apdu run';
+        diags.push(d);
+      }
+    }
+    const f = result.failure;
+    if (f?.line && !diags.length && f.line <= doc.lineCount) {
+      const d = new vscode.Diagnostic(doc.lineAt(f.line - 1).range, f.message, vscode.DiagnosticSeverity.Error);
+      d.source = 'apdu run';
+      diags.push(d);
+    }
+    this.shown.set(doc.uri.toString(), { ok, bad });
+    this.diagnostics.set(doc.uri, diags);
+    for (const ed of vscode.window.visibleTextEditors) this.paint(ed);
+  }
+
+  private paint(editor: vscode.TextEditor): void {
+    const s = this.shown.get(editor.document.uri.toString());
+    editor.setDecorations(this.passed, s?.ok ?? []);
+    editor.setDecorations(this.failed, s?.bad ?? []);
+  }
+
+  private clear(uri: vscode.Uri): void {
+    if (!this.shown.delete(uri.toString())) return;
+    this.diagnostics.delete(uri);
+    for (const ed of vscode.window.visibleTextEditors) if (ed.document.uri.toString() === uri.toString()) this.paint(ed);
+  }
+
+  dispose(): void {
+    for (const s of this.subscriptions) s.dispose();
+    this.passed.dispose();
+    this.failed.dispose();
+    this.diagnostics.dispose();
+  }
+}
