@@ -41,24 +41,29 @@ async function rate(driver, key) {
 }
 
 const rows = [];
+
+/** vicc connects (insertion time), the APDU rate, vicc killed (removal time): one table row. */
+async function measure(label, d, s, key, viccOptions) {
+  const t0 = performance.now();
+  const ins = s.next('cardInserted', key);
+  const vicc = startVicc(viccOptions);
+  await ins;
+  const tIns = performance.now() - t0;
+  const r = await rate(d, key);
+  const rem = s.next('cardRemoved', key);
+  const t1 = performance.now();
+  await vicc.stop();
+  await rem;
+  rows.push([label, r, Math.round(tIns), Math.round(performance.now() - t1)]);
+}
+
 async function viaPcscd(noDelay) {
   const pcscd = await startPcscd({ noDelay, apduLog: false });
   const s = sink();
   const d = createPcscDriver();
   try {
     await d.start(s);
-    const key = 'Virtual PCD 00 00';
-    const t0 = performance.now();
-    const ins = s.next('cardInserted', key);
-    const vicc = startVicc({ port: VPCD_PORTS[0] });
-    await ins;
-    const tIns = performance.now() - t0;
-    const r = await rate(d, key);
-    const rem = s.next('cardRemoved', key);
-    const t1 = performance.now();
-    await vicc.stop();
-    await rem;
-    rows.push([`PC/SC driver → pcscd${noDelay ? ' (TCP_NODELAY preload)' : ' (stock)'} → vpcd → vicc`, r, Math.round(tIns), Math.round(performance.now() - t1)]);
+    await measure(`PC/SC driver → pcscd${noDelay ? ' (TCP_NODELAY preload)' : ' (stock)'} → vpcd → vicc`, d, s, 'Virtual PCD 00 00', { port: VPCD_PORTS[0] });
   } finally {
     await d.stop();
     await pcscd.stop();
@@ -70,19 +75,8 @@ async function direct() {
   const s = sink();
   const d = createVpcdDriver({ ports: [port] });
   await d.start(s);
-  const key = `vpcd:${port}`;
   try {
-    const t0 = performance.now();
-    const ins = s.next('cardInserted', key);
-    const vicc = startVicc({ port, host: '127.0.0.1' });
-    await ins;
-    const tIns = performance.now() - t0;
-    const r = await rate(d, key);
-    const rem = s.next('cardRemoved', key);
-    const t1 = performance.now();
-    await vicc.stop();
-    await rem;
-    rows.push(['vpcd driver → vicc (no pcscd)', r, Math.round(tIns), Math.round(performance.now() - t1)]);
+    await measure('vpcd driver → vicc (no pcscd)', d, s, `vpcd:${port}`, { port, host: '127.0.0.1' });
   } finally {
     await d.stop();
   }
