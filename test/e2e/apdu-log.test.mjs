@@ -63,6 +63,8 @@ test('a script asks for the PIN in a masked input box; the PIN never reaches the
   await box.fill('1234');
   await box.press('Enter');
   await notification(page, /Script passed/);
+  // The panel may sit behind the script's tab since it was reopened: bring it forward.
+  await runCommand(page, 'Smart Card: Show APDU Log');
   const log = logFrame(page);
   const verify = log.locator('[data-kind="exchange"][data-sw="9000"]', { hasText: /00 20 00 01 04/ }).first();
   await verify.waitFor();
