@@ -472,9 +472,19 @@ function bytePattern(two: string): PatternItem {
   return { kind: 'byte', value, mask };
 }
 
-/** Does a response (data + SW) match one of the expectation's alternatives? */
+/**
+ * Does a response (data + SW) match one of the expectation's alternatives?
+ * An alternative that is just a status word (`=> 90 00`) checks only the SW,
+ * whatever data came before it; one with a data pattern checks the whole response.
+ */
 export function matchExpectation(e: Expectation, response: Uint8Array): boolean {
-  return e.alternatives.some((alt) => matchPattern(alt, response));
+  return e.alternatives.some((alt) => (isStatusWordOnly(alt) ? matchStatusWord(alt, response) : matchPattern(alt, response)));
+}
+
+const isStatusWordOnly = (p: PatternItem[]) => p.length === 2 && p[0].kind === 'byte' && p[1].kind === 'byte';
+
+function matchStatusWord(p: PatternItem[], r: Uint8Array): boolean {
+  return r.length >= 2 && byteMatches(p[0], r[r.length - 2]) && byteMatches(p[1], r[r.length - 1]);
 }
 
 const byteMatches = (item: PatternItem, b: number) => item.kind === 'byte' && (b & item.mask) === item.value;

@@ -55,6 +55,14 @@ test('expectations: status word, data patterns, wildcards, alternatives', () => 
   assert.ok(matchExpectation(e, fromHex('63 C2')));
   assert.ok(!matchExpectation(e, fromHex('63 00')));
   assert.ok(!matchExpectation(e, fromHex('90 00')), 'no alternative is a bare 90 00');
+  // A bare status word checks only the SW, whatever data the card sent before it.
+  const [b] = apdus('00 B0 00 00 04 => 90 00 | 62 8?');
+  const sw = (b as Extract<typeof b, { kind: 'apdu' }>).expect!;
+  assert.ok(matchExpectation(sw, fromHex('01 02 03 04 90 00')), 'data before a bare 90 00 is accepted');
+  assert.ok(matchExpectation(sw, fromHex('90 00')));
+  assert.ok(matchExpectation(sw, fromHex('AA 62 82')));
+  assert.ok(!matchExpectation(sw, fromHex('90 00 6A 82')), 'the SW is the last two bytes');
+  assert.ok(!matchExpectation(sw, fromHex('90')), 'one byte is no status word');
   const bad = parseScript('00 A4 04 00 => 90');
   assert.equal(bad.diagnostics[0].code, 'bad-expectation');
 });
