@@ -41,15 +41,23 @@ export function ensureNode24() {
   return { bin, pkg };
 }
 
+const installDir = () => path.join(cacheDir(), `code-server-${CODE_SERVER_VERSION}`);
+const installMarker = () => path.join(installDir(), '.complete-v2');
+
+/** Is code-server installed in the cache (its install ran to the end)? */
+export function codeServerInstalled() {
+  return fs.existsSync(installMarker());
+}
+
 /** Path of code-server's entry.js plus the Node 24 binary that runs it. */
 export function ensureCodeServer() {
   if (process.env.CODE_SERVER_ENTRY) {
     return { node: process.env.CODE_SERVER_NODE ?? process.execPath, entry: process.env.CODE_SERVER_ENTRY };
   }
   const node = ensureNode24();
-  const dir = path.join(cacheDir(), `code-server-${CODE_SERVER_VERSION}`);
+  const dir = installDir();
   const entry = path.join(dir, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
-  const marker = path.join(dir, '.complete-v2');
+  const marker = installMarker();
   if (!fs.existsSync(marker) && waitForOtherInstall(dir, marker)) return { node: node.bin, entry };
   if (!fs.existsSync(marker)) {
     fs.mkdirSync(path.dirname(dir), { recursive: true });

@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheDir, CODE_SERVER_VERSION, ensureCodeServer, startCodeServer, workbenchUrl } from '../../scripts/code-server.mjs';
+import { CODE_SERVER_VERSION, codeServerInstalled, ensureCodeServer, startCodeServer, workbenchUrl } from '../../scripts/code-server.mjs';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -24,10 +24,7 @@ const CHROMIUM_ARGS = [
 export function missingPrerequisite() {
   const missing = [];
   if (!fs.existsSync(CHROMIUM)) missing.push(`Chromium (${CHROMIUM}; install it with: sudo npm run setup:system)`);
-  // scripts/code-server.mjs writes a `.complete…` marker when its install finished.
-  const csDir = path.join(cacheDir(), `code-server-${CODE_SERVER_VERSION}`);
-  const installed = fs.existsSync(csDir) && fs.readdirSync(csDir).some((f) => f.startsWith('.complete'));
-  if (!process.env.CODE_SERVER_ENTRY && !installed) missing.push(`code-server ${CODE_SERVER_VERSION} (install it with: node scripts/code-server.mjs, about 5 minutes once)`);
+  if (!process.env.CODE_SERVER_ENTRY && !codeServerInstalled()) missing.push(`code-server ${CODE_SERVER_VERSION} (install it with: node scripts/code-server.mjs, about 5 minutes once)`);
   let playwright = true;
   try { fs.accessSync(path.join(root, 'node_modules', 'playwright-core')); } catch { playwright = false; }
   if (!playwright) missing.push('playwright-core (npm ci)');
