@@ -113,11 +113,12 @@ function findNpmCli() {
  * Starts code-server on 127.0.0.1:port in its own process group.
  * Returns { child, url, stop() }; stop() kills the group by its id.
  */
-export async function startCodeServer({ port, workspace, userDataDir, extensionsDir, env = {}, quiet = true }) {
+export async function startCodeServer({ port, workspace, userDataDir, extensionsDir, env = {}, quiet = true, workspaceTrust = false }) {
   const { node, entry } = ensureCodeServer();
   const args = [entry,
     '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry', '--disable-update-check',
-    '--disable-workspace-trust', '--disable-getting-started-override',
+    // workspaceTrust: keep VS Code's Workspace Trust on (the security tests open an untrusted folder).
+    ...(workspaceTrust ? [] : ['--disable-workspace-trust']), '--disable-getting-started-override',
     '--extensions-dir', extensionsDir, '--user-data-dir', userDataDir,
     '--vscode-option', 'enable-smoke-test-driver', workspace];
   const child = spawn(node, args, {

@@ -61,7 +61,7 @@ export const isHarmless = (text) => HARMLESS.some((re) => re.test(text));
  * Starts code-server with fresh state under a temp folder, and Chromium on the
  * workbench with this extension loaded from the working tree.
  */
-export async function launchWorkbench({ workspace, settings = {}, env = {}, name = 'e2e', vsix }) {
+export async function launchWorkbench({ workspace, settings = {}, env = {}, name = 'e2e', vsix, workspaceTrust = false }) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `smartcard-${name}-`));
   const dirs = Object.fromEntries(['userData', 'extensions', 'config', 'data', 'cache', 'profile'].map((d) => [d, path.join(tmp, d)]));
   for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
@@ -69,7 +69,10 @@ export async function launchWorkbench({ workspace, settings = {}, env = {}, name
   fs.writeFileSync(path.join(dirs.userData, 'User', 'settings.json'), JSON.stringify({
     'workbench.startupEditor': 'none',
     'workbench.tips.enabled': false,
-    'security.workspace.trust.enabled': false,
+    // workspaceTrust: VS Code's Workspace Trust on, the folder opens untrusted (Restricted Mode) without a startup dialog.
+    ...(workspaceTrust
+      ? { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.banner': 'always' }
+      : { 'security.workspace.trust.enabled': false }),
     'extensions.autoCheckUpdates': false,
     'extensions.autoUpdate': false,
     'telemetry.telemetryLevel': 'off',
@@ -89,7 +92,7 @@ export async function launchWorkbench({ workspace, settings = {}, env = {}, name
     if (r.status !== 0) throw new Error(`installing ${vsix} failed: ${r.stdout}${r.stderr}`);
   }
   const port = await freePort();
-  const cs = await startCodeServer({ port, workspace, userDataDir: dirs.userData, extensionsDir: dirs.extensions, env: { ...xdg, ...env } });
+  const cs = await startCodeServer({ port, workspace, userDataDir: dirs.userData, extensionsDir: dirs.extensions, env: { ...xdg, ...env }, workspaceTrust });
   const { chromium } = await import('playwright-core');
   let context;
   try {
@@ -113,15 +116,39 @@ export async function launchWorkbench({ workspace, settings = {}, env = {}, name
   const browserPid = chromiumPid(dirs.profile);
   return {
     page, context, cs, tmp, url, consoleErrors,
-    async close() {
+    /** `keep: true` leaves the temp folder for the caller to read (and remove) after everything stopped. */
+    async close({ keep = false } = {}) {
       // Chromium first (it holds connections to code-server), then the code-server process group.
       await context.close().catch(() => undefined);
       if (browserPid) { try { process.kill(browserPid, 'SIGKILL'); } catch { /* closed by context.close() */ } }
       cs.stop();
       await new Promise((r) => (cs.child.exitCode !== null || cs.child.signalCode !== null ? r() : cs.child.once('exit', r)));
-      fs.rmSync(tmp, { recursive: true, force: true });
+      if (!keep) fs.rmSync(tmp, { recursive: true, force: true });
+    },
+    /** PIDs of this workbench's helper processes (descendants of its code-server running `module`), not other tests'. */
+    helperPids(module = path.join(root, 'out/server.js')) {
+      return descendants(cs.child.pid).filter((pid) => {
+        try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(module); } catch { return false; }
+      });
     },
   };
+}
+
+/** Every live descendant of `pid` (from /proc). */
+export function descendants(pid) {
+  const children = new Map();
+  for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(p));
+    } catch { /* process ended meanwhile */ }
+  }
+  const out = [];
+  const queue = [...(children.get(pid) ?? [])];
+  while (queue.length) { const p = queue.shift(); out.push(p); queue.push(...(children.get(p) ?? [])); }
+  return out;
 }
 
 /** The PID of the Chromium we launched: our child process whose command line names its profile folder. */
