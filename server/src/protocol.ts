@@ -51,7 +51,21 @@ export interface ReaderInfo {
   /** PC/SC part 10 features (e.g. `VERIFY_PIN_DIRECT 0x42330006`), read at the first power-up. */
   features?: string[];
   details?: Record<string, string>;
+  /** Set while the editor holds a connection (Connect in the Readers view). */
+  editor?: EditorConnection;
+  /** The driver can eject the card (Disconnect with 'eject'). */
+  canEject?: boolean;
 }
+
+/** The editor's own connection to a reader, opened from the Readers view. */
+export interface EditorConnection {
+  share: ShareMode;
+  /** The protocol asked for; undefined = whichever the card offers first. */
+  protocol?: ProtocolNumber;
+}
+
+/** What SCardDisconnect does with the card. */
+export type Disposition = 'leave' | 'reset' | 'unpower' | 'eject';
 
 export interface ReaderList {
   readers: ReaderInfo[];
@@ -202,6 +216,24 @@ export const LogHistoryRequest = request<{ since?: number }, { entries: LogEntry
 
 /** extension → helper: an ATR decoded (ISO 7816-3) and identified (smartcard_list.txt), as readable lines. */
 export const DecodeAtrRequest = request<{ atr: string }, { lines: string[]; identified: string[] }>('smartcard/decodeAtr');
+
+// Reader operations from the Readers view. The reader is named exactly (no glob).
+// Reset, power off and control use the editor's connection when it holds one.
+
+/** extension → helper: open the editor's connection to a reader (powers the card if needed). */
+export const ReaderConnectRequest = request<{ reader: string; share?: ShareMode; protocol?: ProtocolNumber }, ReaderInfo>('smartcard/reader/connect');
+
+/** extension → helper: close the editor's connection, leaving, resetting, unpowering or ejecting the card. */
+export const ReaderDisconnectRequest = request<{ reader: string; disposition?: Disposition }, void>('smartcard/reader/disconnect');
+
+/** extension → helper: cold or warm reset; answers the new ATR (hex). */
+export const ReaderResetRequest = request<{ reader: string; mode?: 'cold' | 'warm' }, { atr: string; protocol?: ProtocolNumber }>('smartcard/reader/reset');
+
+/** extension → helper: remove power from the card. */
+export const ReaderPowerOffRequest = request<{ reader: string }, void>('smartcard/reader/powerOff');
+
+/** extension → helper: a reader control command (SCardControl / PC_to_RDR_Escape); logged as a control entry. */
+export const ReaderControlRequest = request<{ reader: string; code: number; data?: string }, { response: string; durationMs: number }>('smartcard/reader/control');
 
 /** helper → extension: ask the user for a PIN with a masked input box. The answer never reaches a log. */
 export const AskPinRequest = request<{ label: string; reader?: string }, { pin: string } | { cancelled: true }>('smartcard/askPin');

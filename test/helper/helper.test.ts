@@ -54,7 +54,9 @@ after(async () => {
 test('announces started with the reader cache filled', async () => {
   const list = await started;
   assert.deepEqual(list.readers.map((r) => r.name), ['Workbench Simulator 00 00']);
-  assert.equal(list.readers[0].card?.powered, false);
+  // Reader initialization: the card present at start is already powered, its ATR read and identified.
+  assert.equal(list.readers[0].card?.powered, true);
+  assert.match(list.readers[0].card?.atr ?? '', /^3B/);
   const again: ReaderList = await client.sendRequest(ReadersRequest.method, {});
   assert.equal(again.readerListCounter, 1);
 });
@@ -132,9 +134,10 @@ test('removing and inserting the simulator card emits events and a new reader li
   const before = entries.length;
   await client.sendRequest(SimulatorRemoveCardRequest.method, { reader: 'Workbench Simulator 00 00' });
   await client.sendRequest(SimulatorInsertCardRequest.method, { reader: 'Workbench*', card: 'T=1' });
-  await until(() => entries.slice(before).filter((e) => e.kind === 'cardRemoved' || e.kind === 'cardInserted').length === 2, entryWaiters);
+  // The inserted card is initialized (powered up, ATR read) by the manager right away.
+  await until(() => entries.slice(before).filter((e) => e.kind === 'cardRemoved' || e.kind === 'cardInserted' || e.kind === 'cardPowered').length === 3, entryWaiters);
   const kinds = entries.slice(before).map((e) => e.kind);
-  assert.deepEqual(kinds.filter((k) => k.startsWith('card')), ['cardRemoved', 'cardInserted']);
+  assert.deepEqual(kinds.filter((k) => k.startsWith('card')), ['cardRemoved', 'cardInserted', 'cardPowered']);
   const list: ReaderList = await client.sendRequest(ReadersRequest.method, {});
   assert.equal(list.readers[0].eventCount, 2);
   await assert.rejects(client.sendRequest(SimulatorInsertCardRequest.method, { reader: 'Workbench*' }), /already in this simulator reader/);

@@ -7,16 +7,17 @@ import {
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { createDrivers, identifyAtr } from '../drivers/registry';
 import { SimulatorDriver } from '../drivers/simulator/driver';
-import { ReaderManager } from '../manager/manager';
+import { type Connection as CardConnection, ReaderManager } from '../manager/manager';
 import {
   AskPinRequest, CancelRunRequest, DriversRequest, EventsNotification, type HelperSettings, LogHistoryRequest,
   type LogEntry, ReadersChangedNotification, ReadersRequest, RunProgressNotification, RunScriptRequest,
   SimulatorInsertCardRequest, SimulatorRemoveCardRequest, StartedNotification, ClearPinCacheRequest, ConfirmRequest,
-  type PinSettings, SettingsNotification, DecodeAtrRequest,
+  type PinSettings, SettingsNotification, DecodeAtrRequest, type ControlEntry, type ReaderList, type Disposition,
+  ReaderConnectRequest, ReaderDisconnectRequest, ReaderResetRequest, ReaderPowerOffRequest, ReaderControlRequest,
 } from '../protocol';
 import { SessionPinCache } from '../script/pins';
 import { describeAtr, parseAtr } from '../codecs/atr';
-import { fromHex, toSpacedHex } from '../util/hex';
+import { fromHex, toHex, toSpacedHex } from '../util/hex';
 import type { Driver } from '../drivers/driver';
 import { allocateRunId, runScript } from '../script/engine';
 import { parseScript } from '../script/parser';
@@ -30,6 +31,8 @@ export const HELPER_VERSION = '0.1.0';
 export interface HelperOptions {
   /** Drivers to use instead of the ones from settings (tests). */
   drivers?: Driver[];
+  /** Reader initialization on insertion (default on; tests of a script's own exchanges may turn it off). */
+  initializeCards?: boolean;
 }
 
 export function createHelper(connection: Connection, options: HelperOptions = {}): { manager: () => ReaderManager | null } {
@@ -39,6 +42,20 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   let started: Promise<ReaderManager> | null = null;
   const runs = new Map<number, AbortController>();
   const sessionPins = new SessionPinCache();
+  /** The editor's own connections (Connect in the Readers view), by reader name. */
+  const editorConnections = new Map<string, CardConnection>();
+  /** The cache as clients see it: with the editor's connections and what each driver allows. */
+  const decorate = (m: ReaderManager, list: ReaderList): ReaderList => ({
+    ...list,
+    readers: list.readers.map((r) => {
+      const c = editorConnections.get(r.name);
+      return {
+        ...r,
+        ...(c ? { editor: { share: c.share, ...(c.requestedProtocol !== undefined ? { protocol: c.requestedProtocol } : {}) } } : {}),
+        ...(m.canEject(r.name) ? { canEject: true } : {}),
+      };
+    }),
+  });
   let pinSettings: PinSettings = {};
   const applySettings = (settings: HelperSettings) => {
     pinSettings = { ...pinSettings, ...(settings.pin ?? {}) };
@@ -79,12 +96,17 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       if ('cancelled' in answer) throw new ScError('CANCELLED', 'PIN entry on the simulated keypad was cancelled.');
       return answer.pin;
     };
-    const m = new ReaderManager(options.drivers ?? createDrivers(settings, { keypad, trace: (line) => log('info', line) }), { log, identify: (atr) => identifyAtr(atr) });
+    const m = new ReaderManager(options.drivers ?? createDrivers(settings, { keypad, trace: (line) => log('info', line) }), { log, identify: (atr) => identifyAtr(atr), ...(options.initializeCards === false ? { initializeCards: false } : {}) });
     manager = m;
     m.onEntry((e) => {
       // A card that left, was reset or re-powered takes its cached PINs with it.
       if (e.kind === 'cardRemoved' || e.kind === 'cardReset' || e.kind === 'cardPowered' || e.kind === 'readerRemoved') {
         sessionPins.clearReader(e.reader);
+      }
+      // The editor's connection goes with its card or reader (like SCARD_W_REMOVED_CARD).
+      if (e.kind === 'cardRemoved' || e.kind === 'readerRemoved') {
+        const c = editorConnections.get(e.reader);
+        if (c) { editorConnections.delete(e.reader); c.close(); }
       }
       batch.push(e);
       if (!flushScheduled) { flushScheduled = true; setImmediate(flush); }
@@ -95,12 +117,12 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       setImmediate(() => {
         readersScheduled = false;
         flush(); // events first, then the cache they changed
-        notify(connection, ReadersChangedNotification, m.list());
+        notify(connection, ReadersChangedNotification, decorate(m, m.list()));
       });
     });
     await m.start();
     flush();
-    const list = m.list();
+    const list = decorate(m, m.list());
     log('info', `reader manager started with ${list.readers.length} reader(s)`);
     notify(connection, StartedNotification, { ...list, drivers: m.driverStates(), version: HELPER_VERSION });
     return m;
@@ -144,7 +166,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     await manager?.stop();
   });
 
-  handle(connection, ReadersRequest, wrap(async () => (await ready()).list()));
+  handle(connection, ReadersRequest, wrap(async () => { const m = await ready(); return decorate(m, m.list()); }));
   handle(connection, DriversRequest, wrap(async () => (await ready()).driverStates()));
   handle(connection, LogHistoryRequest, wrap(async (p) => ({ entries: (await ready()).historySince(p?.since) })));
 
@@ -221,6 +243,71 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   handle(connection, SimulatorRemoveCardRequest, wrap(async (p) => {
     const { driver, key } = simulatorSlot(await ready(), p.reader);
     driver.removeCard(key);
+  }));
+
+  // Reader operations from the Readers view.
+  const exactReader = (m: ReaderManager, reader: unknown): string => {
+    if (typeof reader !== 'string' || !reader || reader.length > 256) throw new ScError('BAD_REQUEST', 'Name the reader (a string of at most 256 characters).');
+    m.reader(reader); // throws NO_READER with the name
+    return reader;
+  };
+  handle(connection, ReaderConnectRequest, wrap(async (p) => {
+    const m = await ready();
+    const reader = exactReader(m, p?.reader);
+    if (p.share !== undefined && p.share !== 'shared' && p.share !== 'exclusive') throw new ScError('BAD_REQUEST', "share is 'shared' or 'exclusive'.");
+    if (p.protocol !== undefined && p.protocol !== 0 && p.protocol !== 1) throw new ScError('BAD_REQUEST', 'protocol is 0 (T=0) or 1 (T=1).');
+    const held = editorConnections.get(reader);
+    if (held) throw new ScError('BAD_REQUEST', `The editor already holds a ${held.share} connection to '${reader}'; disconnect first.`);
+    const c = await m.connect(reader, { share: p.share ?? 'shared', ...(p.protocol !== undefined ? { protocol: p.protocol } : {}) });
+    editorConnections.set(reader, c);
+    return decorate(m, { readers: [m.reader(reader)], readerListCounter: 0 }).readers[0];
+  }));
+  handle(connection, ReaderDisconnectRequest, wrap(async (p) => {
+    const m = await ready();
+    const reader = exactReader(m, p?.reader);
+    const disposition: Disposition = p.disposition ?? 'leave';
+    if (!['leave', 'reset', 'unpower', 'eject'].includes(disposition)) throw new ScError('BAD_REQUEST', "disposition is 'leave', 'reset', 'unpower' or 'eject'.");
+    const c = editorConnections.get(reader);
+    if (!c) throw new ScError('BAD_REQUEST', `The editor holds no connection to '${reader}'.`);
+    if (disposition === 'eject' && !m.canEject(reader)) throw new ScError('NOT_SUPPORTED', `'${reader}' cannot eject cards; disconnect with leave, reset or unpower.`);
+    editorConnections.delete(reader);
+    await c.disconnect(disposition);
+  }));
+  handle(connection, ReaderResetRequest, wrap(async (p) => {
+    const m = await ready();
+    const reader = exactReader(m, p?.reader);
+    const mode = p.mode ?? 'warm';
+    if (mode !== 'cold' && mode !== 'warm') throw new ScError('BAD_REQUEST', "mode is 'cold' or 'warm'.");
+    const c = editorConnections.get(reader);
+    const atr = c ? await c.reset(mode) : await m.resetCard(reader, mode);
+    const protocol = m.reader(reader).card?.protocol;
+    return { atr: toHex(atr), ...(protocol !== undefined ? { protocol } : {}) };
+  }));
+  handle(connection, ReaderPowerOffRequest, wrap(async (p) => {
+    const m = await ready();
+    const reader = exactReader(m, p?.reader);
+    const c = editorConnections.get(reader);
+    await (c ? c.powerOff() : m.powerOffCard(reader));
+  }));
+  handle(connection, ReaderControlRequest, wrap(async (p) => {
+    const m = await ready();
+    const reader = exactReader(m, p?.reader);
+    if (!Number.isInteger(p.code) || p.code < 0 || p.code > 0xffffffff) throw new ScError('BAD_REQUEST', 'The control code is a whole number from 0 to 0xFFFFFFFF.');
+    if (p.data !== undefined && (typeof p.data !== 'string' || p.data.length > 2 * 65_536)) throw new ScError('BAD_REQUEST', 'The control data is hex of at most 65,536 bytes.');
+    let data: Uint8Array;
+    try { data = fromHex(p.data ?? ''); } catch (e) { throw new ScError('BAD_REQUEST', `The control data is not hex: ${(e as Error).message}`); }
+    const c = editorConnections.get(reader);
+    const t0 = performance.now();
+    const base = { kind: 'control' as const, reader, code: p.code, command: toHex(data) };
+    try {
+      const out = await (c ? c.control(p.code, data) : m.controlDirect(reader, p.code, data));
+      const durationMs = performance.now() - t0;
+      m.emitEntry<ControlEntry>({ ...base, response: toHex(out), durationMs });
+      return { response: toHex(out), durationMs };
+    } catch (e) {
+      m.emitEntry<ControlEntry>({ ...base, error: asScError(e).message, durationMs: performance.now() - t0 });
+      throw e;
+    }
   }));
 
   // Language features.

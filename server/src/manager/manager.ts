@@ -54,6 +54,8 @@ export interface ManagerOptions {
   log?: (level: LogLevel, message: string) => void;
   /** Names a card from its ATR (hex with spaces), e.g. from smartcard_list.txt. */
   identify?: (atrSpacedHex: string) => string[];
+  /** Reader initialization: power up an inserted card, read its ATR, pick the protocol (default true). */
+  initializeCards?: boolean;
 }
 
 export interface TransmitOptions {
@@ -102,7 +104,14 @@ export class ReaderManager {
 
   // ------------------------------------------------------------ lifecycle
 
-  /** Starts every driver; resolves when each has reported its readers or failed. */
+  /** Initializations under way (reader initialization), so start() can include them. */
+  private readonly initializing = new Set<Promise<unknown>>();
+
+  /**
+   * Starts every driver; resolves when each has reported its readers or failed,
+   * and the cards already present have been powered up (at most 2 s more: a slow
+   * card shows its ATR a little later, through the usual change event).
+   */
   async start(): Promise<void> {
     await Promise.all(this.drivers.map(async (driver) => {
       try {
@@ -114,6 +123,11 @@ export class ReaderManager {
         this.log('error', `driver ${driver.id} failed to start: ${err.message}`);
       }
     }));
+    if (this.initializing.size) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled([...this.initializing]), new Promise((r) => { timer = setTimeout(r, 2000); })]);
+      clearTimeout(timer);
+    }
   }
 
   async stop(): Promise<void> {
@@ -268,6 +282,7 @@ export class ReaderManager {
     this.emitEntry<EventEntry>({ kind: 'readerAdded', reader: name, eventCount: r.eventCount });
     if (slot.cardPresent) this.emitEntry<EventEntry>({ kind: 'cardInserted', reader: name, eventCount: r.eventCount });
     this.readersChanged();
+    if (slot.cardPresent) this.initializeCard(r);
   }
 
   /** NN: the lowest index not used by another present device of the same driver. */
@@ -319,6 +334,30 @@ export class ReaderManager {
     this.emitEntry<EventEntry>({ kind: present ? 'cardInserted' : 'cardRemoved', reader: r.name, eventCount: r.eventCount });
     this.wake(r);
     this.readersChanged();
+    if (present) this.initializeCard(r);
+  }
+
+  /**
+   * Reader initialization (design): a card just inserted is powered up, its ATR
+   * read and its protocol chosen, in the reader's queue like any client's
+   * operation, so the cache shows the ATR before anyone connects. A card that
+   * does not answer is marked mute; the next connect tries again.
+   */
+  private initializeCard(r: ReaderEntry): void {
+    if (this.options.initializeCards === false || r.slot.unavailable) return;
+    const generation = r.card.generation;
+    const init = r.queue.run(0, async () => {
+      if (r.removed || !r.card.present || r.card.powered || r.card.generation !== generation) return;
+      await this.withDeadline(r, this.powerUp(r, 'cold'));
+    }).catch((e) => {
+      const err = asScError(e);
+      if (err.code === 'NO_CARD' || err.code === 'CARD_REMOVED' || r.card.generation !== generation) return;
+      if (err.code === 'TIMEOUT') r.card.mute = true;
+      this.log('warn', `${r.name}: the card did not power up: ${err.message}`);
+      this.readersChanged();
+    });
+    this.initializing.add(init);
+    void init.finally(() => this.initializing.delete(init));
   }
 
   private wake(r: ReaderEntry): void {
@@ -370,13 +409,60 @@ export class ReaderManager {
       if (!r.card.present) throw new ScError('NO_CARD', `No card in '${name}'. Insert a card and try again.`);
       if (!r.card.powered) await this.powerUp(r, 'cold', opts.protocol);
       else if (opts.protocol !== undefined && opts.protocol !== r.card.protocol) {
-        throw new ScError('PROTOCOL', `The card in '${name}' is already running T=${r.card.protocol}; disconnect with 'reset' to change to T=${opts.protocol}.`);
+        if (others.length) {
+          throw new ScError('PROTOCOL', `The card in '${name}' is already running T=${r.card.protocol}; disconnect with 'reset' to change to T=${opts.protocol}.`);
+        }
+        // Nobody uses the protocol chosen at initialization (or by an earlier client): power up again with the one asked for.
+        await this.powerDown(r);
+        await this.powerUp(r, 'cold', opts.protocol);
       }
       conn.generation = r.card.generation;
       r.connections.add(conn);
     });
     this.readersChanged();
     return conn;
+  }
+
+  // ------------------------------------------------------------ operations without a connection
+
+  /**
+   * The Readers view's Reset, Power Off and Send Control Command when the editor
+   * holds no connection: one operation in the reader's queue (after any
+   * transaction), refused while another client holds the reader exclusively.
+   */
+  private direct<T>(name: string, fn: (r: ReaderEntry) => Promise<T>): Promise<T> {
+    const r = this.entry(name);
+    if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
+    return r.queue.run(0, async () => {
+      if ([...r.connections].some((c) => c.share === 'exclusive')) {
+        throw new ScError('SHARING_VIOLATION', `'${name}' is held exclusively by another connection.`);
+      }
+      return fn(r);
+    });
+  }
+
+  /** Cold (power off, then on) or warm reset; returns the ATR. */
+  resetCard(name: string, mode: PowerMode): Promise<Uint8Array> {
+    return this.direct(name, async (r) => {
+      if (!r.card.present) throw new ScError('NO_CARD', `No card in '${name}'. Insert a card and try again.`);
+      if (mode === 'cold') await this.powerDown(r);
+      await this.withDeadline(r, this.powerUp(r, r.card.powered ? mode : 'cold'));
+      return r.card.atr!;
+    });
+  }
+
+  powerOffCard(name: string): Promise<void> {
+    return this.direct(name, (r) => this.powerDown(r));
+  }
+
+  /** SCardControl without a connection (like SCARD_SHARE_DIRECT): works with no card in the reader. */
+  controlDirect(name: string, code: number, data: Uint8Array): Promise<Uint8Array> {
+    return this.direct(name, (r) => this.withDeadline(r, r.driver.control(r.slot.key, code, data)));
+  }
+
+  /** The driver can eject cards (Disconnect with 'eject'). */
+  canEject(name: string): boolean {
+    return typeof this.entry(name).driver.eject === 'function';
   }
 
   /** Power up (or reset), read the ATR, choose the protocol and set it on the reader. */
@@ -622,6 +708,11 @@ export class Connection {
       this.generation = this.r.card.generation;
       return this.r.card.atr!;
     });
+  }
+
+  /** Removes power from the card (SCardDisconnect's SCARD_UNPOWER_CARD, keeping the connection). */
+  powerOff(): Promise<void> {
+    return this.op(() => this.manager.powerDown(this.r));
   }
 
   control(code: number, data: Uint8Array): Promise<Uint8Array> {

@@ -105,7 +105,9 @@ before(async () => {
   port = await freePort();
   const toServer = new PassThrough();
   const toClient = new PassThrough();
-  createHelper(createConnection(toServer, toClient), { drivers: [createVpcdDriver({ ports: [port], responseTimeoutMs: RESPONSE_TIMEOUT_MS })] });
+  // These tests aim each misbehaviour at a script's exchange; reader initialization (on by
+  // default, tested in test/unit/manager/initialization.test.ts) would meet it first at insertion.
+  createHelper(createConnection(toServer, toClient), { drivers: [createVpcdDriver({ ports: [port], responseTimeoutMs: RESPONSE_TIMEOUT_MS })], initializeCards: false });
   client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
   const started = new Promise<ReaderList>((resolve) => client.onNotification(StartedNotification.method, resolve));
   client.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => {
