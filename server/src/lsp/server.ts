@@ -24,6 +24,8 @@ import { parseScript } from '../script/parser';
 import type { Script } from '../script/ast';
 import { ScError, asScError } from '../util/errors';
 import * as features from './features';
+import { DecodeExchangeRequest } from '../protocol';
+import { decodeExchange } from './decodeExchange';
 import { ask, handle, notify } from './rpc';
 
 export const HELPER_VERSION = '0.1.0';
@@ -225,6 +227,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     try { atr = fromHex(p.atr); } catch (e) { throw new ScError('BAD_REQUEST', `The ATR is not hex: ${(e as Error).message}`); }
     return { lines: describeAtr(parseAtr(atr)), identified: identifyAtr(toSpacedHex(atr)) };
   }));
+  handle(connection, DecodeExchangeRequest, wrap(async (p) => decodeExchange(p?.command, p?.response)));
   handle(connection, ClearPinCacheRequest, wrap(async () => sessionPins.clear()));
   connection.onNotification(SettingsNotification.method, (p: HelperSettings) => applySettings(p ?? {}));
 
