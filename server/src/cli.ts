@@ -6,10 +6,10 @@
 import fs from 'node:fs';
 import { createDrivers, identifyAtr } from './drivers/registry';
 import { ReaderManager } from './manager/manager';
-import type { HelperSettings, LogEntry } from './protocol';
+import type { HelperSettings } from './protocol';
 import { runScript } from './script/engine';
 import { parseScript } from './script/parser';
-import { formatEntry, toJsonLine } from './script/trace';
+import { BufferedOutput, entryPrinter, formatEntry, toJsonLine } from './script/trace';
 import { ScError, asScError } from './util/errors';
 import { fromHex, HexError, toSpacedHex } from './util/hex';
 import { atrToJson, describeAtr, parseAtr } from './codecs/atr';
@@ -33,6 +33,13 @@ options:
   --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal`;
 
 interface Args { _: string[]; flags: Map<string, string | true> }
+
+/** stdout, buffered (a 10,000-APDU trace is 20,000 lines); flushed before anything goes to stderr. */
+const stdout = new BufferedOutput((text) => process.stdout.write(text));
+function stderr(text: string): void {
+  stdout.flush();
+  process.stderr.write(text);
+}
 
 function parseArgs(argv: string[]): Args {
   const out: Args = { _: [], flags: new Map() };
@@ -74,9 +81,9 @@ function settingsFrom(args: Args): HelperSettings {
 async function startManager(args: Args): Promise<ReaderManager> {
   const verbose = args.flags.has('verbose');
   const pinEnv = (args.flags.get('pin-env') as string | undefined) ?? 'SCARD_PIN';
-  const m = new ReaderManager(createDrivers(settingsFrom(args), { keypad: (prompt) => readPin(prompt, pinEnv), trace: (line) => process.stderr.write(line + '\n') }), {
+  const m = new ReaderManager(createDrivers(settingsFrom(args), { keypad: (prompt) => readPin(prompt, pinEnv), trace: (line) => stderr(line + '\n') }), {
     identify: (atr) => identifyAtr(atr),
-    log: (level, msg) => { if (verbose || level === 'error' || level === 'warn') process.stderr.write(`[${level}] ${msg}\n`); },
+    log: (level, msg) => { if (verbose || level === 'error' || level === 'warn') stderr(`[${level}] ${msg}\n`); },
   });
   await m.start();
   return m;
@@ -89,7 +96,7 @@ function readPin(label: string, envName: string): Promise<string> {
     return Promise.reject(new ScError('BAD_REQUEST', `The script asks for a PIN ("${label}"); run it on a terminal or set ${envName}.`));
   }
   return new Promise((resolve, reject) => {
-    process.stderr.write(`${label}: `);
+    stderr(`${label}: `);
     const stdin = process.stdin;
     stdin.setRawMode(true);
     stdin.resume();
@@ -127,11 +134,7 @@ async function cmdRun(args: Args): Promise<number> {
 
 async function runWith(m: ReaderManager, args: Args, file: string, script: ReturnType<typeof parseScript>): Promise<number> {
   const json = args.flags.has('json');
-  const print = (e: LogEntry) => {
-    if (json) process.stdout.write(toJsonLine(e) + '\n');
-    else if (e.kind !== 'readerAdded' && e.kind !== 'cardInserted') for (const l of formatEntry(e)) process.stdout.write(l + '\n');
-  };
-  m.onEntry(print);
+  m.onEntry(entryPrinter(stdout, json));
   const reader = args.flags.get('reader');
   const waitCard = args.flags.get('wait-card');
   if (waitCard !== undefined) {
@@ -151,11 +154,12 @@ async function runWith(m: ReaderManager, args: Args, file: string, script: Retur
     askPin: (label) => readPin(label, pinEnv),
   });
   if (!json) {
-    if (result.ok) process.stdout.write(`${file}: passed, ${result.commands} command(s) in ${result.durationMs} ms on ${result.reader ?? 'no reader'}\n`);
-    else process.stderr.write(`${file}:${result.failure?.line ?? 0}: ${result.failure?.message}\n`);
+    if (result.ok) stdout.line(`${file}: passed, ${result.commands} command(s) in ${result.durationMs} ms on ${result.reader ?? 'no reader'}`);
+    else stderr(`${file}:${result.failure?.line ?? 0}: ${result.failure?.message}\n`);
   } else {
-    process.stdout.write(JSON.stringify({ kind: 'result', ...result }) + '\n');
+    stdout.line(JSON.stringify({ kind: 'result', ...result }));
   }
+  stdout.flush();
   return result.ok ? 0 : 1;
 }
 
@@ -233,10 +237,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => { stdout.flush(); process.exitCode = code; },
   (e) => {
     const err = asScError(e);
-    process.stderr.write(`scard: ${err.message}\n`);
+    stderr(`scard: ${err.message}\n`);
     if (err.code === 'BAD_REQUEST') process.stderr.write(USAGE + '\n');
     process.exitCode = 2;
   },

@@ -42,6 +42,18 @@ interface ReaderEntry {
   waiters: Set<() => void>;
   /** PC/SC part 10 feature list, once read. */
   features?: Array<{ tag: number; name: string; controlCode: number }>;
+  /** Driver calls racing the exchange time-out (withDeadline); one timer per reader checks them all. */
+  pending?: Set<PendingCall>;
+  deadlineTimer?: NodeJS.Timeout;
+  /** The abort signal this reader listens to (one listener per run, not per exchange). */
+  watchedSignal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+interface PendingCall {
+  deadline: number;
+  signal?: AbortSignal;
+  fail(err: ScError): void;
 }
 
 export interface ManagerOptions {
@@ -524,8 +536,12 @@ export class ReaderManager {
     }
   }
 
-  /** One exchange with the driver, logged. */
-  async exchange(r: ReaderEntry, command: Uint8Array, opts: TransmitOptions, auto?: ExchangeEntry['auto'], parent?: number): Promise<ExchangeEntry & { raw: Uint8Array }> {
+  /**
+   * One exchange with the driver, logged. The hot path of every APDU: the entry
+   * is built once with a fixed shape (no spreads), and the raw answer is returned
+   * beside it, not stored on it (the entry is kept in the history and sent to clients).
+   */
+  async exchange(r: ReaderEntry, command: Uint8Array, opts: TransmitOptions, auto?: ExchangeEntry['auto'], parent?: number): Promise<{ entry: ExchangeEntry; raw: Uint8Array }> {
     const t0 = performance.now();
     const raw = await this.withDeadline(r, r.driver.transmit(r.slot.key, command, r.card.protocol ?? 1), opts.signal);
     const durationMs = performance.now() - t0;
@@ -535,33 +551,38 @@ export class ReaderManager {
     const sw1 = raw[raw.length - 2];
     const sw2 = raw[raw.length - 1];
     const info = describeStatusWord(sw1, sw2);
-    const entry = this.emitEntry<ExchangeEntry>({
+    const entry: ExchangeEntry = {
       kind: 'exchange', reader: r.name,
       command: opts.secret ? maskedHex(command, opts.secret) : toHex(command), response: toHex(raw),
       sw: toHex(raw.subarray(raw.length - 2)), swMeaning: info.meaning, swCategory: info.category,
       durationMs: Math.round(durationMs * 1000) / 1000,
-      ...(auto ? { auto } : {}),
-      ...(parent !== undefined ? { parent } : {}),
-      ...(opts.runId !== undefined ? { runId: opts.runId } : {}),
-      ...(opts.line !== undefined ? { line: opts.line } : {}),
-    });
-    return Object.assign(entry, { raw });
+      seq: ++this.seq, time: Date.now(),
+    };
+    if (auto) entry.auto = auto;
+    if (parent !== undefined) entry.parent = parent;
+    if (opts.runId !== undefined) entry.runId = opts.runId;
+    if (opts.line !== undefined) entry.line = opts.line;
+    this.emit(entry);
+    return { entry, raw };
   }
 
   /**
    * Races a driver call with the exchange time-out and the caller's abort signal,
    * so a silent card or a stuck driver never blocks the reader's queue. The
    * card's state is then unknown: it is powered up again on next use, and a
-   * late answer from the driver is dropped.
+   * late answer from the driver is dropped. Per call only a small record: the
+   * reader has one deadline timer and one abort listener for all its calls.
    */
   private withDeadline<T>(r: ReaderEntry, p: Promise<T>, signal?: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
+      const call: PendingCall = { deadline: performance.now() + this.exchangeTimeoutMs, signal, fail: (err) => finish(err) };
+      const pending = (r.pending ??= new Set());
       const finish = (err: ScError | null, value?: T) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        pending.delete(call);
+        if (pending.size === 0) r.deadlineTimer?.unref(); // nothing to wait for: the timer keeps no process alive
         if (err) {
           r.card.powered = false;
           this.log('warn', `${r.name}: ${err.message}`);
@@ -569,14 +590,48 @@ export class ReaderManager {
           reject(err);
         } else resolve(value as T);
       };
-      const timer = setTimeout(() => finish(new ScError('TIMEOUT',
-        `The card in '${r.name}' did not answer within ${this.exchangeTimeoutMs} ms; it will be powered up again on next use (remove and reinsert it if it stays silent).`)),
-      this.exchangeTimeoutMs);
-      const onAbort = () => finish(new ScError('CANCELLED', `Cancelled while waiting for the card in '${r.name}'; it will be powered up again on next use.`));
-      if (signal?.aborted) { onAbort(); return; }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      p.then((v) => finish(null, v), (e) => { if (!settled) { settled = true; clearTimeout(timer); signal?.removeEventListener('abort', onAbort); reject(e); } });
+      if (signal?.aborted) { finish(this.cancelledError(r)); return; }
+      pending.add(call);
+      if (r.deadlineTimer) r.deadlineTimer.ref();
+      else r.deadlineTimer = setTimeout(() => this.checkDeadlines(r), this.exchangeTimeoutMs);
+      if (signal && r.watchedSignal !== signal) this.watchSignal(r, signal);
+      p.then((v) => finish(null, v), (e) => {
+        if (settled) return;
+        settled = true;
+        pending.delete(call);
+        if (pending.size === 0) r.deadlineTimer?.unref();
+        reject(e);
+      });
     });
+  }
+
+  /** The reader's deadline timer fired: fail the calls that are overdue, wait again for the others. */
+  private checkDeadlines(r: ReaderEntry): void {
+    r.deadlineTimer = undefined;
+    if (!r.pending?.size) return;
+    const now = performance.now();
+    let next = Infinity;
+    for (const call of [...r.pending]) {
+      if (call.deadline <= now + 1) {
+        call.fail(new ScError('TIMEOUT',
+          `The card in '${r.name}' did not answer within ${this.exchangeTimeoutMs} ms; it will be powered up again on next use (remove and reinsert it if it stays silent).`));
+      } else next = Math.min(next, call.deadline);
+    }
+    if (next !== Infinity) r.deadlineTimer = setTimeout(() => this.checkDeadlines(r), next - now);
+  }
+
+  /** Listens to a run's abort signal (instead of the last one) to abandon the reader's calls made under it. */
+  private watchSignal(r: ReaderEntry, signal: AbortSignal): void {
+    if (r.watchedSignal && r.onAbort) r.watchedSignal.removeEventListener('abort', r.onAbort);
+    r.onAbort ??= () => {
+      for (const call of [...(r.pending ?? [])]) if (call.signal?.aborted) call.fail(this.cancelledError(r));
+    };
+    r.watchedSignal = signal;
+    signal.addEventListener('abort', r.onAbort);
+  }
+
+  private cancelledError(r: ReaderEntry): ScError {
+    return new ScError('CANCELLED', `Cancelled while waiting for the card in '${r.name}'; it will be powered up again on next use.`);
   }
 
   // ------------------------------------------------------------ transactions
@@ -650,7 +705,12 @@ export class Connection {
 
   /** SCardTransmit with the T=0 rules applied (case 4, 61xx, 6Cxx), each step logged. */
   transmit(apdu: Uint8Array, opts: TransmitOptions = {}): Promise<TransmitResult> {
-    return this.op(() => this.transmitLocked(apdu, opts));
+    // op() without its async wrapper: this runs for every APDU.
+    return this.r.queue.run(this.id, () => {
+      this.check();
+      if (this.r.queue.owner === this.id) this.manager.armTransactionTimer(this.r);
+      return this.transmitLocked(apdu, opts);
+    });
   }
 
   private async transmitLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
@@ -667,9 +727,9 @@ export class Connection {
       if (apdu.length === 4) command = concatBytes(apdu, new Uint8Array([0])); // case 1: P3 = 00
       else if (apdu.length > 5 && apdu.length === 6 + apdu[4]) command = apdu.subarray(0, apdu.length - 1); // case 4 → case 3 TPDU
     }
-    const first = await this.manager.exchange(r, command, opts, opts.auto);
+    const { entry: first, raw: firstRaw } = await this.manager.exchange(r, command, opts, opts.auto);
     const exchanges: ExchangeEntry[] = [first];
-    let last = first.raw;
+    let last = firstRaw;
     if (!t0 || !getResponse) return { response: last, sw: swOf(last), exchanges };
 
     const parts: Uint8Array[] = [];
@@ -680,7 +740,7 @@ export class Connection {
         // Wrong Le: resend the same case-2 command with the Le the card asked for.
         command = concatBytes(command.subarray(0, 4), new Uint8Array([sw2]));
         const e = await this.manager.exchange(r, command, opts, 'resendWithLe', first.seq);
-        exchanges.push(e);
+        exchanges.push(e.entry);
         last = e.raw;
         continue;
       }
@@ -689,7 +749,7 @@ export class Connection {
         const cla = (apdu[0] & 0x80) === 0 ? apdu[0] & 0x03 : 0x00;
         command = new Uint8Array([cla, 0xc0, 0x00, 0x00, sw2]);
         const e = await this.manager.exchange(r, command, opts, 'getResponse', first.seq);
-        exchanges.push(e);
+        exchanges.push(e.entry);
         last = e.raw;
         continue;
       }

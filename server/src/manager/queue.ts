@@ -17,7 +17,21 @@ export class ReaderQueue {
 
   get pending(): number { return this.waiters.length; }
 
+  /** Ends the running operation and starts the next (made once, not per operation). */
+  private readonly done = (): void => {
+    this.busy = false;
+    this.pump();
+  };
+
   run<T>(conn: number, fn: () => Promise<T>): Promise<T> {
+    if (!this.busy && this.waiters.length === 0 && (this.owner === null || this.owner === conn)) {
+      // Nobody waiting (every APDU of a script): start at once, no waiter, no extra promise.
+      this.busy = true;
+      let p: Promise<T>;
+      try { p = fn(); } catch (e) { p = Promise.reject(e); }
+      p.then(this.done, this.done);
+      return p;
+    }
     return new Promise<T>((resolve, reject) => {
       this.waiters.push({
         conn,

@@ -6,7 +6,7 @@ import { describeStatusWord } from '../codecs/sw';
 import type { Connection, ReaderManager } from '../manager/manager';
 import type { ControlEntry, ErrorValue, LineResult, PinCachePolicy, RunScriptResult, ScriptEntry } from '../protocol';
 import { ScError, asScError } from '../util/errors';
-import { concatBytes, toSpacedHex } from '../util/hex';
+import { concatBytes, toHex, toSpacedHex } from '../util/hex';
 import type { Expectation, HexPart, PinEncoding, Script, Slice, Statement } from './ast';
 import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
 import { encodePinVerify } from '../codecs/pinpad';
@@ -134,7 +134,10 @@ async function execBlock(statements: Statement[], st: RunState, ctx: EngineConte
     }
     if (ctx.signal?.aborted) throw new LineError(s.line, new ScError('CANCELLED', 'Cancelled by the user before this line; the connection was closed and the card left as it was (no reset).'));
     try {
-      await execStatement(s, st, ctx, runId);
+      // The hot path (a plain command) has its own small async function: execStatement's
+      // frame holds every case's locals and was a large part of each APDU's garbage.
+      if (s.kind === 'apdu') await execApdu(s, st, ctx, runId);
+      else await execStatement(s, st, ctx, runId);
     } catch (e) {
       if (e instanceof ExitScript || e instanceof LineError) throw e;
       throw new LineError(s.line, asScError(e));
@@ -150,25 +153,48 @@ async function connection(st: RunState, ctx: EngineContext, opts: { share?: 'sha
   return st.conn;
 }
 
+type ApduStatement = Extract<Statement, { kind: 'apdu' }>;
+
+/** The bytes of a command made of hex literals only, built once per statement (the engine never changes them). */
+const literalBytes = new WeakMap<HexPart[], Uint8Array>();
+
+function literalCommand(parts: HexPart[]): Uint8Array | undefined {
+  const hit = literalBytes.get(parts);
+  if (hit) return hit;
+  for (const p of parts) if (p.kind !== 'hex') return undefined;
+  const bytes = parts.length === 1 ? (parts[0] as { bytes: Uint8Array }).bytes : concatBytes(...parts.map((p) => (p as { bytes: Uint8Array }).bytes));
+  literalBytes.set(parts, bytes);
+  return bytes;
+}
+
+async function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
+  const conn = st.conn ?? await connection(st, ctx);
+  let bytes = literalCommand(s.parts);
+  let secret: Array<[number, number]> | undefined;
+  let pinLabels: string[] | undefined;
+  if (!bytes) {
+    for (const p of s.parts) if (p.kind === 'pin') (pinLabels ??= []).push(p.label);
+    if (pinLabels) await checkRetryCounter(s.parts, pinLabels[0], st, ctx, conn, runId, s.line);
+    const m = await materialize(s.parts, st, ctx);
+    bytes = m.bytes;
+    if (m.secret.length) secret = m.secret;
+  }
+  const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret, signal: ctx.signal });
+  if (pinLabels && (res.response[res.response.length - 2] & 0xf0) === 0x60) {
+    // The card refused: never offer this PIN again.
+    for (const label of pinLabels) {
+      st.pinCache.delete(label);
+      ctx.sessionPins?.forget(conn.readerName, toHexPlain(conn.atr ?? new Uint8Array(0)), label);
+    }
+  }
+  record(s.line, res.response, s.expect, st, ctx);
+}
+
 async function execStatement(s: Statement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
   const { manager } = ctx;
   switch (s.kind) {
-    case 'apdu': {
-      const conn = await connection(st, ctx);
-      const pinLabels = s.parts.flatMap((p) => (p.kind === 'pin' ? [p.label] : []));
-      if (pinLabels.length) await checkRetryCounter(s.parts, pinLabels[0], st, ctx, conn, runId, s.line);
-      const { bytes, secret } = await materialize(s.parts, st, ctx);
-      const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, ...(secret.length ? { secret } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) });
-      if (pinLabels.length && (res.response[res.response.length - 2] & 0xf0) === 0x60) {
-        // The card refused: never offer this PIN again.
-        for (const label of pinLabels) {
-          st.pinCache.delete(label);
-          ctx.sessionPins?.forget(conn.readerName, toHexPlain(conn.atr ?? new Uint8Array(0)), label);
-        }
-      }
-      record(s.line, res.response, s.expect, st, ctx);
-      return;
-    }
+    case 'apdu':
+      return execApdu(s, st, ctx, runId);
     case 'pinpad': {
       const conn = await connection(st, ctx);
       const features = parseFeatureList(await conn.control(CM_IOCTL_GET_FEATURE_REQUEST, new Uint8Array(0)));
@@ -268,17 +294,19 @@ function record(line: number, response: Uint8Array, expect: Expectation | undefi
   st.sw = response.subarray(response.length - 2);
   st.done++;
   ctx.onProgress?.(st.done, st.total, line);
-  const swHex = toSpacedHex(st.sw);
   const prev = st.lines.get(line);
   if (expect && !matchExpectation(expect, response)) {
+    const swHex = toSpacedHex(st.sw);
     const meaning = describeStatusWord(st.sw[0], st.sw[1]).meaning;
     const got = st.data.length ? `${toSpacedHex(st.data.length > 16 ? st.data.subarray(0, 16) : st.data)}${st.data.length > 16 ? ' …' : ''} ${swHex}` : swHex;
     const message = `expected ${expect.text}, got ${got} (${meaning})`;
     st.lines.set(line, { line, sw: swHex.replace(' ', ''), ok: false, message, count: (prev?.count ?? 0) + 1 });
     throw new LineError(line, new ScError('EXPECTATION_FAILED', message));
   }
-  if (prev?.ok === false) prev.count++;
-  else st.lines.set(line, { line, sw: swHex.replace(' ', ''), ok: true, count: (prev?.count ?? 0) + 1 });
+  if (prev?.ok === false) { prev.count++; return; }
+  const sw = toHex(st.sw);
+  if (prev) { prev.sw = sw; prev.count++; } // a line run again (repeat): its last status word and the count
+  else st.lines.set(line, { line, sw, ok: true, count: 1 });
 }
 
 function toHexPlain(b: Uint8Array): string { return toSpacedHex(b).replace(/ /g, ''); }

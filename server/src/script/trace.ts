@@ -4,7 +4,10 @@
 import type { ExchangeEntry, LogEntry } from '../protocol';
 
 function spaced(hex: string): string {
-  return hex.replace(/(..)(?=.)/g, '$1 ');
+  if (hex.length <= 2) return hex;
+  let s = hex.slice(0, 2);
+  for (let i = 2; i < hex.length; i += 2) s += ' ' + hex.slice(i, i + 2);
+  return s;
 }
 
 function ms(n: number): string {
@@ -45,4 +48,40 @@ export function formatEntry(e: LogEntry): string[] {
 
 export function toJsonLine(e: LogEntry): string {
   return JSON.stringify(e);
+}
+
+/**
+ * Output gathered and written in large pieces: one write per 64 KiB or per turn
+ * of the event loop, not two per APDU (each write to a file or pipe is a system
+ * call). `flush()` before anything else reaches the terminal (stderr, a prompt)
+ * and at the end.
+ */
+export class BufferedOutput {
+  private pending = '';
+  private scheduled = false;
+  private readonly flushSoon = (): void => { this.scheduled = false; this.flush(); };
+
+  constructor(private readonly write: (text: string) => void, private readonly limit = 65_536) {}
+
+  line(text: string): void {
+    this.pending += text + '\n';
+    if (this.pending.length >= this.limit) this.flush();
+    else if (!this.scheduled) { this.scheduled = true; setImmediate(this.flushSoon); }
+  }
+
+  flush(): void {
+    if (!this.pending) return;
+    const text = this.pending;
+    this.pending = '';
+    this.write(text);
+  }
+}
+
+/** Prints log entries as the CLI does: trace lines, or JSON Lines with `json`. */
+export function entryPrinter(out: BufferedOutput, json: boolean): (e: LogEntry) => void {
+  if (json) return (e) => out.line(toJsonLine(e));
+  return (e) => {
+    if (e.kind === 'readerAdded' || e.kind === 'cardInserted') return;
+    for (const l of formatEntry(e)) out.line(l);
+  };
 }

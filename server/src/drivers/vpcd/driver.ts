@@ -36,8 +36,12 @@ const FEATURE_REQUEST_CODES = [FEATURE_REQUEST_FUNCTION, 0x42000000 + FEATURE_RE
 interface Waiter {
   resolve(frame: Uint8Array): void;
   reject(e: ScError): void;
-  timer: NodeJS.Timeout;
-  what: string;
+  /** When the request left (performance.now()); the peer's one deadline timer checks it. */
+  sentAt: number;
+  /** The command (its header names it in messages, built only when one is needed), or a name. */
+  what: Uint8Array | string;
+  /** A card command: its answer needs a status word. */
+  apdu: boolean;
 }
 
 interface Peer {
@@ -45,6 +49,11 @@ interface Peer {
   id: string;
   decoder: FrameDecoder;
   waiter: Waiter | null;
+  /**
+   * One timer per peer, not one per request: armed when a request leaves and
+   * none is armed, it re-arms itself for the time left while answers keep coming.
+   */
+  deadline: NodeJS.Timeout | null;
   powered: boolean;
   gone: boolean;
 }
@@ -55,9 +64,16 @@ interface PortSlot {
   index: number;
   server: net.Server | null;
   peer: Peer | null;
-  /** Commands to one card run one after the other, whatever the caller does. */
-  chain: Promise<unknown>;
+  /** Commands to one card run one after the other, whatever the caller does: one runs, the rest wait here. */
+  busy: boolean;
+  backlog: Array<() => void>;
+  /** Starts the next waiting command (made once per slot, not per command). */
+  next: () => void;
   unavailable?: string;
+}
+
+function describeWhat(what: Uint8Array | string): string {
+  return typeof what === 'string' ? what : `APDU ${toSpacedHex(what.subarray(0, 4))}`;
 }
 
 export function createVpcdDriver(options: VpcdOptions): Driver {
@@ -86,7 +102,12 @@ export class VpcdDriver implements Driver {
     const ports = [...new Set(this.options.ports)];
     await Promise.all(
       ports.map(async (port, index) => {
-        const slot: PortSlot = { key: `vpcd:${port}`, port, index, server: null, peer: null, chain: Promise.resolve() };
+        const slot: PortSlot = { key: `vpcd:${port}`, port, index, server: null, peer: null, busy: false, backlog: [], next: () => undefined };
+        slot.next = () => {
+          slot.busy = false;
+          const next = slot.backlog.shift();
+          if (next) next();
+        };
         this.slots.set(slot.key, slot);
         try {
           slot.server = await this.listen(slot);
@@ -127,7 +148,7 @@ export class VpcdDriver implements Driver {
         if (peer.powered) this.send(peer, Uint8Array.of(VPCD_CTRL.POWER_OFF));
         this.send(peer, Uint8Array.of(VPCD_CTRL.POWER_ON));
       }
-      const atr = await this.request(slot, peer, Uint8Array.of(VPCD_CTRL.GET_ATR), 'GET ATR');
+      const atr = await this.request(slot, peer, Uint8Array.of(VPCD_CTRL.GET_ATR), 'GET ATR', false);
       if (atr.length < 2) {
         this.dropPeer(slot, peer, undefined, `sent an ATR of ${atr.length} bytes`);
         throw new ScError('PROTOCOL', `The card emulator on port ${slot.port} sent an invalid ATR (${atr.length} bytes); it was disconnected.`);
@@ -149,18 +170,15 @@ export class VpcdDriver implements Driver {
     this.slot(key);
   }
 
-  async transmit(key: string, command: Uint8Array, _protocol: Protocol): Promise<Uint8Array> {
+  // The hot path of a vpcd exchange: no async function, one promise for the
+  // answer, one write, no timer (the peer's deadline timer is reused).
+  transmit(key: string, command: Uint8Array, _protocol: Protocol): Promise<Uint8Array> {
     // A 1-byte frame would be read as a control code (power off, reset…), not an APDU.
-    if (command.length < 4) throw new ScError('BAD_REQUEST', `A command APDU has at least 4 bytes (CLA INS P1 P2); got ${command.length}.`);
-    if (command.length > MAX_FRAME_BODY) throw new ScError('BAD_REQUEST', `A vpcd command can carry at most ${MAX_FRAME_BODY} bytes; got ${command.length}.`);
-    return this.serialized(key, async (slot, peer) => {
-      if (!peer.powered) throw new ScError('PROTOCOL', 'The card is not powered; power it on (reset) first.');
-      const response = await this.request(slot, peer, command, `APDU ${toSpacedHex(command.subarray(0, 4))}`);
-      if (response.length < 2) {
-        this.dropPeer(slot, peer, undefined, `answered with ${response.length} bytes (no status word)`);
-        throw new ScError('PROTOCOL', `The card emulator on port ${slot.port} answered without a status word; it was disconnected.`);
-      }
-      return response;
+    if (command.length < 4) return Promise.reject(new ScError('BAD_REQUEST', `A command APDU has at least 4 bytes (CLA INS P1 P2); got ${command.length}.`));
+    if (command.length > MAX_FRAME_BODY) return Promise.reject(new ScError('BAD_REQUEST', `A vpcd command can carry at most ${MAX_FRAME_BODY} bytes; got ${command.length}.`));
+    return this.serialized(key, (slot, peer) => {
+      if (!peer.powered) return Promise.reject(new ScError('PROTOCOL', 'The card is not powered; power it on (reset) first.'));
+      return this.request(slot, peer, command, command, true);
     });
   }
 
@@ -198,7 +216,7 @@ export class VpcdDriver implements Driver {
       return;
     }
     socket.setNoDelay(true);
-    const peer: Peer = { socket, id, decoder: new FrameDecoder(), waiter: null, powered: false, gone: false };
+    const peer: Peer = { socket, id, decoder: new FrameDecoder(), waiter: null, deadline: null, powered: false, gone: false };
     slot.peer = peer;
     socket.on('data', (data: Buffer) => this.received(slot, peer, data));
     socket.on('close', (hadError) => {
@@ -216,15 +234,27 @@ export class VpcdDriver implements Driver {
       this.dropPeer(slot, peer, undefined, `sent ${data.length} bytes nobody asked for (${toSpacedHex(data.subarray(0, 8))}${data.length > 8 ? ' …' : ''})`);
       return;
     }
-    const frames = peer.decoder.push(data);
-    if (frames.length === 0) return;
-    if (frames.length > 1 || peer.decoder.pending > 0) {
-      this.dropPeer(slot, peer, undefined, `sent more than one reply to ${waiter.what}`);
-      return;
+    let frame: Uint8Array;
+    if (peer.decoder.pending === 0 && data.length >= 2 && data.length === 2 + ((data[0] << 8) | data[1])) {
+      // The usual case: exactly one whole frame in one read (no decoder, no arrays).
+      frame = new Uint8Array(data.length - 2);
+      frame.set(data.subarray(2));
+    } else {
+      const frames = peer.decoder.push(data);
+      if (frames.length === 0) return;
+      if (frames.length > 1 || peer.decoder.pending > 0) {
+        this.dropPeer(slot, peer, undefined, `sent more than one reply to ${describeWhat(waiter.what)}`);
+        return;
+      }
+      frame = frames[0];
     }
     peer.waiter = null;
-    clearTimeout(waiter.timer);
-    waiter.resolve(frames[0]);
+    if (waiter.apdu && frame.length < 2) {
+      this.dropPeer(slot, peer, undefined, `answered with ${frame.length} bytes (no status word)`);
+      waiter.reject(new ScError('PROTOCOL', `The card emulator on port ${slot.port} answered without a status word; it was disconnected.`));
+      return;
+    }
+    waiter.resolve(frame);
   }
 
   /** Sends one frame in one write; control codes POWER_ON/OFF/RESET get no reply. */
@@ -233,18 +263,30 @@ export class VpcdDriver implements Driver {
     peer.socket.write(encodeFrame(payload));
   }
 
-  private request(slot: PortSlot, peer: Peer, payload: Uint8Array, what: string): Promise<Uint8Array> {
+  private request(slot: PortSlot, peer: Peer, payload: Uint8Array, what: Uint8Array | string, apdu: boolean): Promise<Uint8Array> {
+    if (peer.gone) return Promise.reject(this.removedError());
     return new Promise<Uint8Array>((resolve, reject) => {
-      if (peer.gone) return reject(this.removedError());
-      const timer = setTimeout(() => {
-        const partial = peer.decoder.pending;
-        const declared = peer.decoder.expectedLength();
-        const detail = partial ? `a partial reply (${partial} of ${declared === undefined ? '?' : declared + 2} bytes)` : 'no reply';
-        this.dropPeer(slot, peer, new ScError('TIMEOUT', `The card emulator on port ${slot.port} did not answer ${what} within ${this.timeoutMs} ms (${detail}); it was disconnected. Restart the emulator.`), `${detail} to ${what} after ${this.timeoutMs} ms`);
-      }, this.timeoutMs);
-      peer.waiter = { resolve, reject, timer, what };
+      peer.waiter = { resolve, reject, sentAt: performance.now(), what, apdu };
+      if (peer.deadline === null) peer.deadline = setTimeout(() => this.checkDeadline(slot, peer), this.timeoutMs);
       this.send(peer, payload);
     });
+  }
+
+  /** The peer's deadline timer fired: drop the peer if its request is overdue, else wait for the time left. */
+  private checkDeadline(slot: PortSlot, peer: Peer): void {
+    peer.deadline = null;
+    const waiter = peer.waiter;
+    if (!waiter || peer.gone) return;
+    const left = waiter.sentAt + this.timeoutMs - performance.now();
+    if (left > 1) {
+      peer.deadline = setTimeout(() => this.checkDeadline(slot, peer), left);
+      return;
+    }
+    const what = describeWhat(waiter.what);
+    const partial = peer.decoder.pending;
+    const declared = peer.decoder.expectedLength();
+    const detail = partial ? `a partial reply (${partial} of ${declared === undefined ? '?' : declared + 2} bytes)` : 'no reply';
+    this.dropPeer(slot, peer, new ScError('TIMEOUT', `The card emulator on port ${slot.port} did not answer ${what} within ${this.timeoutMs} ms (${detail}); it was disconnected. Restart the emulator.`), `${detail} to ${what} after ${this.timeoutMs} ms`);
   }
 
   /**
@@ -254,10 +296,12 @@ export class VpcdDriver implements Driver {
   private dropPeer(slot: PortSlot, peer: Peer, error?: ScError, why?: string): void {
     if (peer.gone) return;
     peer.gone = true;
+    if (peer.deadline) clearTimeout(peer.deadline);
+    peer.deadline = null;
     if (peer.waiter) {
-      clearTimeout(peer.waiter.timer);
-      peer.waiter.reject(error ?? this.removedError());
+      const waiter = peer.waiter;
       peer.waiter = null;
+      waiter.reject(error ?? this.removedError());
     }
     peer.decoder.reset();
     peer.socket.destroy();
@@ -273,14 +317,26 @@ export class VpcdDriver implements Driver {
   }
 
   private serialized<T>(key: string, op: (slot: PortSlot, peer: Peer) => Promise<T>): Promise<T> {
-    const slot = this.slot(key);
-    const run = slot.chain.then(() => {
+    let slot: PortSlot;
+    try { slot = this.slot(key); } catch (e) { return Promise.reject(e); }
+    if (slot.busy) {
+      return new Promise<T>((resolve, reject) => { slot.backlog.push(() => this.runSerialized(slot, op).then(resolve, reject)); });
+    }
+    return this.runSerialized(slot, op);
+  }
+
+  private runSerialized<T>(slot: PortSlot, op: (slot: PortSlot, peer: Peer) => Promise<T>): Promise<T> {
+    slot.busy = true;
+    let p: Promise<T>;
+    try {
       const peer = slot.peer;
       if (!peer) throw new ScError('NO_CARD', `No card emulator is connected to port ${slot.port}; start one (vicc -t iso7816 -H ${this.host} -P ${slot.port}).`);
-      return op(slot, peer);
-    });
-    slot.chain = run.catch(() => undefined);
-    return run;
+      p = op(slot, peer);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(slot.next, slot.next);
+    return p;
   }
 
   private slot(key: string): PortSlot {
