@@ -3,11 +3,12 @@
 import * as vscode from 'vscode';
 import {
   ReadersRequest, RunScriptRequest, ClearPinCacheRequest, DecodeAtrRequest, SimulatorInsertCardRequest, SimulatorRemoveCardRequest,
-  type ReaderInfo, type RunScriptResult,
+  ReaderConnectRequest, ReaderDisconnectRequest, ReaderResetRequest, ReaderPowerOffRequest, ReaderControlRequest,
+  type Disposition, type ProtocolNumber, type ReaderInfo, type RunScriptResult, type ShareMode,
 } from '../../server/src/protocol';
 import { NotRunningError, errorText, plural } from './client';
 import type { Ctx } from './ctx';
-import { defaultReader, spacedHex } from './readersModel';
+import { defaultReader, parseControlCode, parseHexInput, spacedHex } from './readersModel';
 import type { ReaderNode } from './readersTree';
 
 type Command = (...args: unknown[]) => unknown;
@@ -67,6 +68,128 @@ async function simulatorReader(ctx: Ctx, arg: unknown, wantCard: boolean): Promi
     throw new Error(any ? `No simulator reader ${wantCard ? 'holds a card' : 'is empty'}.` : 'There is no simulator reader. Enable it with the setting smartcard.simulator.enabled.');
   }
   return pickReader(ctx, sims, wantCard ? 'Remove the card from which reader?' : 'Insert the card into which reader?');
+}
+
+/**
+ * The reader a Readers-view command acts on: the row it was opened on, or one
+ * picked from those that fit (the palette). Starts the helper if needed; with
+ * it down, NotRunningError says so.
+ */
+async function targetReader(ctx: Ctx, arg: unknown, placeHolder: string, fits: (r: ReaderInfo) => boolean, none: string): Promise<string | undefined> {
+  const given = readerOf(arg);
+  if (given) return given;
+  await ctx.manager.ready();
+  const readers = ctx.manager.readers.filter((r) => !r.unavailable && fits(r));
+  if (!readers.length) throw new Error(none);
+  return pickReader(ctx, readers, placeHolder);
+}
+
+const CONNECT_MODES: Array<{ label: string; share: ShareMode; protocol?: ProtocolNumber }> = [
+  { label: 'Shared, any protocol', share: 'shared' },
+  { label: 'Exclusive, any protocol', share: 'exclusive' },
+  { label: 'Shared, T=0', share: 'shared', protocol: 0 },
+  { label: 'Shared, T=1', share: 'shared', protocol: 1 },
+  { label: 'Exclusive, T=0', share: 'exclusive', protocol: 0 },
+  { label: 'Exclusive, T=1', share: 'exclusive', protocol: 1 },
+];
+
+const DISPOSITIONS: Array<{ label: string; disposition: Disposition; detail: string }> = [
+  { label: 'Leave the card', disposition: 'leave', detail: 'SCARD_LEAVE_CARD: the card stays powered as it is' },
+  { label: 'Reset the card', disposition: 'reset', detail: 'SCARD_RESET_CARD: warm reset' },
+  { label: 'Unpower the card', disposition: 'unpower', detail: 'SCARD_UNPOWER_CARD: power off' },
+  { label: 'Eject the card', disposition: 'eject', detail: 'SCARD_EJECT_CARD: the reader ejects it' },
+];
+
+const readerNamed = (ctx: Ctx, name: string): ReaderInfo | undefined => ctx.manager.readers.find((r) => r.name === name);
+
+/** The Readers view's reader operations (each also in the palette, asking which reader). */
+function readerCommands(ctx: Ctx): Record<string, Command> {
+  return {
+    'smartcard.connect': async (arg) => {
+      const reader = await targetReader(ctx, arg, 'Connect to which reader?', (r) => !!r.card && !r.editor, 'No reader holds a card the editor is not already connected to.');
+      if (!reader) return;
+      const mode = await vscode.window.showQuickPick(CONNECT_MODES, { placeHolder: `Connect to ${reader}: share mode and protocol` });
+      if (!mode) return;
+      const info = await ctx.manager.request(ReaderConnectRequest, { reader, share: mode.share, ...(mode.protocol !== undefined ? { protocol: mode.protocol } : {}) });
+      const proto = info.card?.protocol !== undefined ? `, T=${info.card.protocol}` : '';
+      void vscode.window.setStatusBarMessage(`Connected to ${reader} (${mode.share}${proto})`, 5000);
+    },
+    'smartcard.disconnect': async (arg) => {
+      const reader = await targetReader(ctx, arg, 'Disconnect the editor from which reader?', (r) => !!r.editor, 'The editor holds no connection to a reader.');
+      if (!reader) return;
+      const canEject = readerNamed(ctx, reader)?.canEject === true;
+      const pick = await vscode.window.showQuickPick(DISPOSITIONS.filter((d) => d.disposition !== 'eject' || canEject), { placeHolder: `Disconnect from ${reader}: what happens to the card` });
+      if (!pick) return;
+      await ctx.manager.request(ReaderDisconnectRequest, { reader, disposition: pick.disposition });
+      void vscode.window.setStatusBarMessage(`Disconnected from ${reader} (${pick.disposition})`, 5000);
+    },
+    'smartcard.resetCard': async (arg) => {
+      const reader = await targetReader(ctx, arg, 'Reset the card in which reader?', (r) => !!r.card, 'No reader holds a card to reset.');
+      if (!reader) return;
+      const pick = await vscode.window.showQuickPick([
+        { label: 'Warm reset', mode: 'warm' as const, detail: 'RST low while powered: the card restarts, power stays on' },
+        { label: 'Cold reset', mode: 'cold' as const, detail: 'power off, then on' },
+      ], { placeHolder: `Reset the card in ${reader}` });
+      if (!pick) return;
+      const { atr, protocol } = await ctx.manager.request(ReaderResetRequest, { reader, mode: pick.mode });
+      void vscode.window.setStatusBarMessage(`${pick.label}: ATR ${spacedHex(atr)}${protocol !== undefined ? `, T=${protocol}` : ''}`, 5000);
+    },
+    'smartcard.powerOff': async (arg) => {
+      const reader = await targetReader(ctx, arg, 'Power off the card in which reader?', (r) => !!r.card?.powered, 'No reader holds a powered card.');
+      if (!reader) return;
+      await ctx.manager.request(ReaderPowerOffRequest, { reader });
+      void vscode.window.setStatusBarMessage(`Card in ${reader} powered off`, 5000);
+    },
+    'smartcard.sendControl': async (arg) => {
+      const reader = await targetReader(ctx, arg, 'Send a control command to which reader?', () => true, 'No usable reader.');
+      if (!reader) return;
+      const features = readerNamed(ctx, reader)?.features ?? [];
+      const codeText = await vscode.window.showInputBox({
+        title: `Send Control Command to ${reader}`,
+        prompt: `Control code: decimal (3400 = CM_IOCTL_GET_FEATURE_REQUEST), hex (0x42000D48)${features.length ? ` or a PC/SC feature: ${features.map((f) => f.split(' ')[0]).join(', ')}` : ''}`,
+        placeHolder: '3400',
+        validateInput: (v) => { const c = parseControlCode(v, features); return 'error' in c ? c.error : undefined; },
+      });
+      if (codeText === undefined) return;
+      const code = parseControlCode(codeText, features);
+      if ('error' in code) throw new Error(code.error);
+      const dataText = await vscode.window.showInputBox({
+        title: `Send Control Command ${codeText.trim()} to ${reader}`,
+        prompt: 'Data in hex (empty for none)',
+        placeHolder: '',
+        validateInput: (v) => { const d = parseHexInput(v); return 'error' in d ? d.error : undefined; },
+      });
+      if (dataText === undefined) return;
+      const data = parseHexInput(dataText);
+      if ('error' in data) throw new Error(data.error);
+      const { response } = await ctx.manager.request(ReaderControlRequest, { reader, code: code.code, data: data.hex });
+      const shown = response ? spacedHex(response) : 'nothing (0 bytes)';
+      ctx.log.info(`control ${codeText.trim()} on ${reader}: ${shown}`);
+      void vscode.window.showInformationMessage(`Control ${codeText.trim()} on ${reader} answered ${shown}`);
+    },
+  };
+}
+
+/** The examples the walkthrough opens; they ship in the extension's examples/ folder. */
+const EXAMPLES = ['hello.apdu', 'fails-on-purpose.apdu'];
+
+/**
+ * Opens an example: the workspace's own copy when it has one (this repository's
+ * examples folder), else the bundled file's text in an untitled APDU editor, so
+ * the walkthrough works in any workspace and never edits the installed file.
+ */
+async function openExample(ctx: Ctx, arg: unknown): Promise<void> {
+  const name = typeof arg === 'string' ? arg : (await vscode.window.showQuickPick(EXAMPLES, { placeHolder: 'Open which example script?' }));
+  if (!name) return;
+  if (!EXAMPLES.includes(name)) throw new Error(`There is no example named '${name}' (examples: ${EXAMPLES.join(', ')}).`);
+  const found = await vscode.workspace.findFiles(`**/${name}`, '**/node_modules/**', 1);
+  const doc = found.length
+    ? await vscode.workspace.openTextDocument(found[0])
+    : await vscode.workspace.openTextDocument({
+      language: 'apdu',
+      content: new TextDecoder().decode(await vscode.workspace.fs.readFile(vscode.Uri.joinPath(ctx.extension.extensionUri, 'examples', name))),
+    });
+  await vscode.window.showTextDocument(doc, { preview: false, viewColumn: vscode.ViewColumn.One });
 }
 
 function scriptDocument(arg: unknown): Thenable<vscode.TextDocument> | vscode.TextDocument | undefined {
@@ -146,6 +269,8 @@ async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: 
     cancel.dispose();
   }
   ctx.runResults.show(doc, result);
+  // The walkthrough's steps "run a first script" and "see a failed expectation" complete on these.
+  void vscode.commands.executeCommand('setContext', result.ok ? 'smartcard.walkthrough.passed' : 'smartcard.walkthrough.failed', true);
   if (result.ok) {
     ctx.log.info(`${name}: ${resultMessage(result)}`);
     void vscode.window.showInformationMessage(resultMessage(result));
@@ -162,6 +287,8 @@ async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: 
 
 export function registerCommands(ctx: Ctx): void {
   const commands: Record<string, Command> = {
+    ...readerCommands(ctx),
+    'smartcard.openExample': (name) => openExample(ctx, name),
     'smartcard.showLog': () => {
       ctx.panel.show();
       if (ctx.manager.state === 'idle') ctx.manager.start().catch(() => undefined);

@@ -1,7 +1,7 @@
 // All extension state in one place: the helper client, the reader cache view,
 // the log buffer and panel, the status bar, the selected reader.
 import * as vscode from 'vscode';
-import type { ReaderInfo } from '../../server/src/protocol';
+import { DecodeAtrRequest, type ReaderInfo } from '../../server/src/protocol';
 import { ReaderManagerClient } from './client';
 import { Config } from './config';
 import { LogPanel } from './logPanel';
@@ -18,7 +18,7 @@ export class Ctx {
   readonly manager: ReaderManagerClient;
   readonly logStore = new LogStore();
   readonly panel: LogPanel;
-  readonly tree = new ReadersTreeProvider();
+  readonly tree = new ReadersTreeProvider((atr) => this.manager.request(DecodeAtrRequest, { atr }));
   readonly treeView: vscode.TreeView<unknown>;
   readonly status: StatusBar;
   readonly runResults = new RunResults();
@@ -42,7 +42,7 @@ export class Ctx {
 
     subs.push(
       this.manager.onDidChangeState(({ state, message }) => {
-        if (state === 'starting') this.logStore.newGeneration();
+        if (state === 'starting') { this.logStore.newGeneration(); this.tree.clearDecodings(); }
         if (message) this.panel.append([this.logStore.addManager(state, message)]);
         this.treeView.message = state === 'running' ? undefined
           : state === 'starting' ? 'Starting the reader manager…'

@@ -1,67 +1,129 @@
-// The "Readers" view: reader → its card (ATR, protocol) or "no card".
+// The "Readers" view: driver → reader → its card (ATR, protocol, name) and its
+// Details. Texts, states and icons come from readersModel.ts (pure).
 import * as vscode from 'vscode';
 import type { DriverStatus, ReaderInfo } from '../../server/src/protocol';
-import { cardText, readerContextValue, readerText } from './readersModel';
+import {
+  type DriverGroup, STATE_LOOK, cardText, detailRows, driverGroups, groupText, itemContextValue, readerState, readerText, spacedHex,
+} from './readersModel';
 
 export type ReaderNode =
+  | { type: 'group'; group: DriverGroup }
   | { type: 'reader'; reader: ReaderInfo }
   | { type: 'card'; reader: ReaderInfo }
-  | { type: 'driver'; driver: DriverStatus };
+  | { type: 'details'; reader: ReaderInfo }
+  | { type: 'detail'; reader: ReaderInfo; label: string; value: string; index: number };
+
+/** Decodes an ATR into readable lines (the helper's smartcard/decodeAtr). */
+export type AtrDecoder = (atr: string) => Promise<{ lines: string[]; identified: string[] }>;
 
 export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>, vscode.Disposable {
   private readers: readonly ReaderInfo[] = [];
+  private drivers: readonly DriverStatus[] = [];
   private selected: string | undefined;
   private readonly changed = new vscode.EventEmitter<ReaderNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
+  /** Decoded ATRs by hex: an ATR is decoded once per helper. */
+  private readonly decoded = new Map<string, Promise<string>>();
 
-  private failedDrivers: readonly DriverStatus[] = [];
+  constructor(private readonly decode?: AtrDecoder) {}
 
   setReaders(readers: readonly ReaderInfo[], selected: string | undefined, drivers?: readonly DriverStatus[]): void {
     this.readers = readers;
     this.selected = selected;
-    if (drivers) this.failedDrivers = drivers.filter((d) => d.state === 'failed');
+    if (drivers) this.drivers = drivers;
     this.changed.fire(undefined);
   }
 
+  /** A new helper: its decodings may differ (smartcard_list.txt updated). */
+  clearDecodings(): void {
+    this.decoded.clear();
+  }
+
   getChildren(node?: ReaderNode): ReaderNode[] {
-    if (!node) {
-      // A driver that could not start says why, at the top, so its missing readers are explained.
-      return [...this.failedDrivers.map((driver): ReaderNode => ({ type: 'driver', driver })), ...this.readers.map((reader): ReaderNode => ({ type: 'reader', reader }))];
+    if (!node) return driverGroups(this.drivers, this.readers).map((group): ReaderNode => ({ type: 'group', group }));
+    switch (node.type) {
+      case 'group': return node.group.readers.map((reader): ReaderNode => ({ type: 'reader', reader }));
+      case 'reader': return [{ type: 'card', reader: node.reader }, { type: 'details', reader: node.reader }];
+      case 'details': return detailRows(node.reader).map((d, index): ReaderNode => ({ type: 'detail', reader: node.reader, ...d, index }));
+      default: return [];
     }
-    if (node.type === 'reader') return [{ type: 'card', reader: node.reader }];
-    return [];
   }
 
   getTreeItem(node: ReaderNode): vscode.TreeItem {
-    if (node.type === 'driver') {
-      const d = node.driver;
-      const item = new vscode.TreeItem(`${d.id} driver failed`, vscode.TreeItemCollapsibleState.None);
-      item.id = `driver:${d.id}`;
-      item.description = d.message;
-      item.tooltip = `The ${d.id} driver could not start: ${d.message ?? 'no reason given'}\nThe other drivers carry on. Check the smartcard.${d.id === 'usb-ccid' ? 'usbCcid' : d.id}.* settings, then "Smart Card: Restart Reader Manager".`;
-      item.contextValue = 'driver-failed';
-      item.iconPath = new vscode.ThemeIcon('error');
-      return item;
+    switch (node.type) {
+      case 'group': {
+        const t = groupText(node.group);
+        const item = new vscode.TreeItem(t.label, t.failed || !node.group.readers.length ? vscode.TreeItemCollapsibleState.None : vscode.TreeItemCollapsibleState.Expanded);
+        item.id = `driver:${node.group.id}`;
+        item.description = t.description;
+        item.tooltip = t.tooltip;
+        item.contextValue = t.failed ? 'driver failed' : 'driver';
+        item.iconPath = t.failed ? new vscode.ThemeIcon('error', new vscode.ThemeColor('problemsErrorIcon.foreground'))
+          : new vscode.ThemeIcon(node.group.id === 'simulator' ? 'vm' : node.group.id === 'vpcd' ? 'remote' : node.group.id === 'usb-ccid' ? 'circuit-board' : 'server-environment');
+        return item;
+      }
+      case 'reader': {
+        const r = node.reader;
+        const t = readerText(r, r.name === this.selected);
+        // The name as id keeps expansion state across refreshes.
+        const item = new vscode.TreeItem(t.label, vscode.TreeItemCollapsibleState.Expanded);
+        item.id = `reader:${r.name}`;
+        item.description = t.description;
+        item.tooltip = t.tooltip;
+        item.contextValue = itemContextValue('reader', r);
+        const look = STATE_LOOK[readerState(r)];
+        item.iconPath = new vscode.ThemeIcon(look.icon, look.color ? new vscode.ThemeColor(look.color) : undefined);
+        return item;
+      }
+      case 'card': {
+        const r = node.reader;
+        const t = cardText(r);
+        const item = new vscode.TreeItem(t.label, vscode.TreeItemCollapsibleState.None);
+        item.id = `card:${r.name}`;
+        item.description = t.description;
+        item.tooltip = t.tooltip;
+        item.contextValue = itemContextValue('card', r);
+        item.iconPath = new vscode.ThemeIcon(r.unavailable ? 'error' : !r.card ? 'circle-slash' : r.card.mute ? 'mute' : 'credit-card');
+        return item;
+      }
+      case 'details': {
+        const item = new vscode.TreeItem('Details', vscode.TreeItemCollapsibleState.Collapsed);
+        item.id = `details:${node.reader.name}`;
+        item.tooltip = 'Driver, slot, connections, reader facts and PC/SC features';
+        item.contextValue = 'details';
+        item.iconPath = new vscode.ThemeIcon('info');
+        return item;
+      }
+      case 'detail': {
+        const item = new vscode.TreeItem(node.label, vscode.TreeItemCollapsibleState.None);
+        item.id = `detail:${node.reader.name}:${node.index}`;
+        item.description = node.value;
+        item.tooltip = `${node.label}: ${node.value}`;
+        item.contextValue = 'detail';
+        return item;
+      }
     }
-    const r = node.reader;
-    if (node.type === 'reader') {
-      const t = readerText(r, r.name === this.selected);
-      // The name as id keeps expansion state across refreshes.
-      const item = new vscode.TreeItem(t.label, vscode.TreeItemCollapsibleState.Expanded);
-      item.id = `reader:${r.name}`;
-      item.description = t.description;
-      item.tooltip = t.tooltip;
-      item.contextValue = readerContextValue(r);
-      item.iconPath = new vscode.ThemeIcon(r.unavailable ? 'warning' : r.driver === 'simulator' ? 'vm' : 'plug');
-      return item;
+  }
+
+  /** The card row's tooltip gains the decoded ATR when hovered (decoded once per ATR). */
+  async resolveTreeItem(item: vscode.TreeItem, node: ReaderNode, token: vscode.CancellationToken): Promise<vscode.TreeItem> {
+    const atr = node.type === 'card' ? node.reader.card?.atr : undefined;
+    if (!atr || !this.decode) return item;
+    let text = this.decoded.get(atr);
+    if (!text) {
+      const decode = this.decode;
+      text = decode(atr).then(
+        ({ lines, identified }) => [...lines, ...(identified.length ? ['', 'Identified (smartcard_list.txt):', ...identified.map((l) => `  ${l}`)] : [])].join('\n'),
+        (err: unknown) => { this.decoded.delete(atr); return `(decoding failed: ${err instanceof Error ? err.message : String(err)})`; },
+      );
+      this.decoded.set(atr, text);
     }
-    const t = cardText(r);
-    const item = new vscode.TreeItem(t.label, vscode.TreeItemCollapsibleState.None);
-    item.id = `card:${r.name}`;
-    item.description = t.description;
-    item.tooltip = t.tooltip;
-    item.contextValue = r.unavailable ? 'card-unavailable' : r.card ? 'card' : 'card-none';
-    item.iconPath = new vscode.ThemeIcon(r.unavailable ? 'error' : r.card ? 'credit-card' : 'circle-slash');
+    const decoded = await text;
+    if (token.isCancellationRequested) return item;
+    const md = new vscode.MarkdownString();
+    md.appendMarkdown(`**ATR** \`${spacedHex(atr)}\`\n\n`);
+    md.appendCodeblock(decoded, 'text');
+    item.tooltip = md;
     return item;
   }
 

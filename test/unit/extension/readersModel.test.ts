@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ReaderInfo } from '../../../server/src/protocol';
-import { cardText, defaultReader, readerContextValue, readerText } from '../../../extension/src/readersModel';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DriverStatus, ReaderInfo } from '../../../server/src/protocol';
+import {
+  type ReaderState, STATE_LOOK, cardText, defaultReader, detailRows, driverGroups, driverTitle, groupText, itemContextValue,
+  parseControlCode, parseHexInput, readerContextValue, readerState, readerText,
+} from '../../../extension/src/readersModel';
+
+const root = process.cwd();
 
 function reader(name: string, extra: Partial<ReaderInfo> = {}): ReaderInfo {
   return { name, driver: 'simulator', slot: 0, eventCount: 1, card: null, connections: 0, exclusive: false, inTransaction: false, ...extra };
@@ -9,13 +16,91 @@ function reader(name: string, extra: Partial<ReaderInfo> = {}): ReaderInfo {
 const card = { atr: '3B8E800180318066B1840C016E0183009000', protocol: 1 as const, powered: true };
 
 test('contextValue words match the package.json menus', () => {
-  assert.equal(readerContextValue(reader('A', { card })), 'reader-simulator-present');
-  assert.equal(readerContextValue(reader('A')), 'reader-simulator-empty');
-  assert.equal(readerContextValue(reader('B', { driver: 'pcsc', card })), 'reader-present');
-  assert.equal(readerContextValue(reader('C', { driver: 'usb-ccid', unavailable: 'claimed by pcscd' })), 'reader-unavailable');
-  // the `when` clauses: viewItem =~ /simulator-empty/, /simulator-present/, /^reader/
-  assert.match(readerContextValue(reader('A')), /simulator-empty/);
-  assert.doesNotMatch(readerContextValue(reader('B', { driver: 'pcsc' })), /simulator/);
+  assert.equal(readerContextValue(reader('A', { card })), 'reader simulator present powered atr free');
+  assert.equal(readerContextValue(reader('A')), 'reader simulator empty free');
+  assert.equal(readerContextValue(reader('B', { driver: 'pcsc', card })), 'reader present powered atr free');
+  assert.equal(readerContextValue(reader('C', { driver: 'usb-ccid', unavailable: 'claimed by pcscd' })), 'reader unavailable free');
+  assert.equal(itemContextValue('card', reader('D', { driver: 'pcsc', card, editor: { share: 'exclusive' }, canEject: true })), 'card present powered atr editor eject');
+  assert.equal(itemContextValue('card', reader('E', { card: { powered: false, mute: true } })), 'card simulator present mute free');
+});
+
+test('the when clauses of package.json pick the right rows', () => {
+  // Evaluates each view/item/context `when` as VS Code would for our clauses (view == …, viewItem =~ /re/, &&).
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+  const menus: Array<{ command: string; when: string; group?: string }> = pkg.contributes.menus['view/item/context'];
+  const shown = (viewItem: string) => new Set(menus.filter((m) => m.when.split(' && ').every((c) => {
+    if (c === 'view == smartcard.readers') return true;
+    const re = /^viewItem =~ \/(.*)\/$/.exec(c);
+    assert.ok(re, `unexpected clause ${c}`);
+    return new RegExp(re[1]).test(viewItem);
+  })).map((m) => m.command));
+  const powered = shown(readerContextValue(reader('A', { card })));
+  for (const c of ['smartcard.connect', 'smartcard.resetCard', 'smartcard.powerOff', 'smartcard.sendControl', 'smartcard.copyAtr', 'smartcard.decodeAtr', 'smartcard.removeCard', 'smartcard.selectReader']) assert.ok(powered.has(c), c);
+  assert.ok(!powered.has('smartcard.disconnect') && !powered.has('smartcard.insertCard'));
+  const held = shown(itemContextValue('card', reader('A', { card, editor: { share: 'shared' } })));
+  assert.ok(held.has('smartcard.disconnect') && !held.has('smartcard.connect'));
+  assert.ok(!held.has('smartcard.sendControl'), 'control is on reader rows');
+  const empty = shown(readerContextValue(reader('A')));
+  assert.deepEqual([...empty].sort(), ['smartcard.insertCard', 'smartcard.selectReader', 'smartcard.sendControl']);
+  const gone = shown(readerContextValue(reader('C', { driver: 'usb-ccid', unavailable: 'claimed' })));
+  assert.deepEqual([...gone], ['smartcard.selectReader']);
+  // Every menu command is declared.
+  const declared = new Set(pkg.contributes.commands.map((c: { command: string }) => c.command));
+  for (const m of menus) assert.ok(declared.has(m.command), m.command);
+});
+
+test('each reader state has its own icon; the state follows the reader', () => {
+  const looks = Object.values(STATE_LOOK).map((l) => l.icon);
+  assert.equal(new Set(looks).size, looks.length, 'distinct icons');
+  const unpowered = { powered: false };
+  const cases: Array<[Partial<ReaderInfo>, ReaderState, string]> = [
+    [{}, 'empty', 'circle-large-outline'],
+    [{ card: unpowered }, 'present', 'credit-card'],
+    [{ card }, 'powered', 'zap'],
+    [{ card, connections: 1 }, 'inUse', 'plug'],
+    [{ card, connections: 0, inTransaction: true }, 'inUse', 'plug'],
+    [{ card, connections: 1, exclusive: true }, 'exclusive', 'lock'],
+    [{ card: { powered: false, mute: true } }, 'mute', 'mute'],
+    [{ card, unavailable: 'claimed by pcscd' }, 'unavailable', 'warning'],
+  ];
+  for (const [extra, state, icon] of cases) {
+    assert.equal(readerState(reader('A', extra)), state, JSON.stringify(extra));
+    assert.equal(STATE_LOOK[state].icon, icon);
+  }
+  assert.equal(STATE_LOOK.mute.color, 'problemsErrorIcon.foreground');
+});
+
+test('readers are grouped by enabled driver; a failed driver says why on its group', () => {
+  const drivers: DriverStatus[] = [{ id: 'simulator', state: 'running' }, { id: 'pcsc', state: 'failed', message: 'libpcsclite.so.1 not found' }, { id: 'usb-ccid', state: 'disabled' }, { id: 'vpcd', state: 'running' }];
+  const groups = driverGroups(drivers, [reader('S 00 00'), reader('V 00 00', { driver: 'vpcd' }), reader('S 00 01', { slot: 1 })]);
+  assert.deepEqual(groups.map((g) => [g.title, g.readers.map((r) => r.name)]), [['Simulator', ['S 00 00', 'S 00 01']], ['PC/SC', []], ['vpcd', ['V 00 00']]]);
+  const failed = groupText(groups[1]);
+  assert.equal(failed.failed, true);
+  assert.equal(failed.description, 'failed: libpcsclite.so.1 not found');
+  assert.match(failed.tooltip, /smartcard\.pcsc\.\* settings/);
+  assert.equal(groupText(groups[0]).description, '2 readers');
+  assert.equal(driverTitle('usb-ccid'), 'USB CCID');
+});
+
+test('details list driver, slot, connections, reader facts and PC/SC features', () => {
+  const rows = detailRows(reader('P 00 00', { driver: 'pcsc', connections: 2, exclusive: false, inTransaction: true, details: { 'VID:PID': '072F:90CC' }, features: ['VERIFY_PIN_DIRECT 0x42330006'] }));
+  assert.deepEqual(rows.map((r) => `${r.label}=${r.value}`), ['driver=pcsc', 'slot=0', 'events=1', 'connections=2 connections, in a transaction', 'VID:PID=072F:90CC', 'PC/SC feature=VERIFY_PIN_DIRECT (0x42330006)']);
+});
+
+test('control codes: decimal, hex, or a feature the reader announced; clear errors', () => {
+  const f = ['VERIFY_PIN_DIRECT 0x42330006'];
+  assert.deepEqual(parseControlCode('3400'), { code: 3400 });
+  assert.deepEqual(parseControlCode(' 0x42000D48 '), { code: 0x42000d48 });
+  assert.deepEqual(parseControlCode('verify_pin_direct', f), { code: 0x42330006 });
+  assert.match((parseControlCode('MODIFY_PIN_DIRECT', f) as { error: string }).error, /no PC\/SC feature 'MODIFY_PIN_DIRECT' \(it has: VERIFY_PIN_DIRECT\)/);
+  assert.match((parseControlCode('12ab') as { error: string }).error, /not a control code/);
+  assert.match((parseControlCode('') as { error: string }).error, /Enter a control code/);
+  assert.match((parseControlCode('99999999999') as { error: string }).error, /not a control code|32 bits/);
+  assert.match((parseControlCode('0x1FFFFFFFF') as { error: string }).error, /not a control code/);
+  assert.deepEqual(parseHexInput('01 02:0a'), { hex: '01020A' });
+  assert.deepEqual(parseHexInput(''), { hex: '' });
+  assert.match((parseHexInput('0G') as { error: string }).error, /'G' is not a hex digit/);
+  assert.match((parseHexInput('123') as { error: string }).error, /Odd number of hex digits \(3\)/);
 });
 
 test('a card shows its ATR spaced and its protocol', () => {
@@ -30,8 +115,11 @@ test('a card shows its ATR spaced and its protocol', () => {
 test('reader text names the driver and the selection', () => {
   const t = readerText(reader('Workbench Simulator 00 00', { card }), true);
   assert.equal(t.label, 'Workbench Simulator 00 00');
-  assert.equal(t.description, 'simulator · selected');
-  assert.match(t.tooltip, /card present/);
+  assert.equal(t.description, 'powered · selected');
+  assert.match(t.tooltip, /state: powered\ndriver: simulator\nslot: 0/);
+  const held = readerText(reader('B', { card, connections: 1, exclusive: true, editor: { share: 'exclusive', protocol: 1 } }), false);
+  assert.equal(held.description, 'exclusive · editor: exclusive, T=1');
+  assert.match(held.tooltip, /1 connection, exclusive/);
 });
 
 test('the default reader: the selected one, else the only one with a card', () => {
@@ -55,5 +143,5 @@ test('the card row names the identified card; the reader tooltip lists PC/SC fea
   const c = cardText(r);
   assert.match(c.description ?? '', /^vsmartcard - iso7816 \(Other\) · T=1 · powered$/);
   assert.match(c.tooltip, /Identified \(smartcard_list.txt\):\n  vsmartcard - iso7816 \(Other\)\n  https:/);
-  assert.match(readerText(r, false).tooltip, /PC\/SC features:\n  VERIFY_PIN_DIRECT 0x42330006/);
+  assert.ok(detailRows(r).some((d) => d.value === 'VERIFY_PIN_DIRECT (0x42330006)'));
 });
