@@ -44,6 +44,8 @@ export class ReaderManagerClient implements vscode.Disposable {
   private _lastError: string | undefined;
   private _drivers: DriverStatus[] = [];
   private _version: string | undefined;
+  /** Cancels the prompts (PIN boxes) a helper opened, when that helper stops or crashes. */
+  private prompts = new vscode.CancellationTokenSource();
 
   private readonly stateEmitter = new vscode.EventEmitter<{ state: ActiveState; message: string }>();
   private readonly readersEmitter = new vscode.EventEmitter<ReaderInfo[]>();
@@ -159,6 +161,7 @@ export class ReaderManagerClient implements vscode.Disposable {
     this.readersEmitter.dispose();
     this.entriesEmitter.dispose();
     this.progressEmitter.dispose();
+    this.prompts.dispose();
   }
 
   private createClient(gen: number): LanguageClient {
@@ -217,9 +220,10 @@ export class ReaderManagerClient implements vscode.Disposable {
     onRequest(client, AskPinRequest, async (p) => {
       // The PIN goes straight back to the helper; it is never logged (only that one was asked for).
       this.log.info(`The script asks for "${p.label}"${p.reader ? ` on ${p.reader}` : ''}`);
+      // A helper that dies meanwhile takes its prompt with it: no PIN typed into a box nobody reads.
       const pin = await vscode.window.showInputBox({
         title: p.label, prompt: `${p.label}${p.reader ? ` for ${p.reader}` : ''}`, password: true, ignoreFocusOut: true,
-      });
+      }, this.prompts.token);
       return pin === undefined ? { cancelled: true as const } : { pin };
     });
     return client;
@@ -229,6 +233,7 @@ export class ReaderManagerClient implements vscode.Disposable {
   private onCrash(gen: number, reason: string): void {
     if (gen !== this.gen || this.crashHandledFor === gen) return;
     this.crashHandledFor = gen;
+    this.cancelPrompts();
     this._lastError = reason;
     this._readers = [];
     this.readersEmitter.fire([]);
@@ -254,6 +259,7 @@ export class ReaderManagerClient implements vscode.Disposable {
     const c = this.client;
     this.client = undefined;
     this.gen++; // late notifications and close events of the old helper are ignored
+    this.cancelPrompts();
     if (!c) return;
     try {
       if (c.needsStop()) await c.stop(5000);
@@ -261,6 +267,12 @@ export class ReaderManagerClient implements vscode.Disposable {
       this.log.warn(`Stopping the reader manager: ${errorText(err)}`);
     }
     await c.dispose().catch(() => undefined);
+  }
+
+  private cancelPrompts(): void {
+    this.prompts.cancel();
+    this.prompts.dispose();
+    this.prompts = new vscode.CancellationTokenSource();
   }
 
   private clearRestartTimer(): void {

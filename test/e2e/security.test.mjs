@@ -62,6 +62,12 @@ export function findPin(buf, needles = NEEDLES) {
   return hits;
 }
 
+// The simulated card's own PIN is a setting (smartcard.simulator.pin): it sits in settings.json (and
+// VS Code's local history of that file) by the test's own hand. Those occurrences, and only those,
+// are blanked before the search; every one is counted in the report. The wrong PIN has no exception.
+const SIM_SETTING = new RegExp(`"smartcard\\.simulator\\.pin"\\s*:\\s*"${PIN}"`, 'g');
+const excluded = [];
+
 /** Searches every regular file under `dir`; returns counts and the hits (file + form). */
 function scanTree(dir, needles = NEEDLES) {
   const res = { files: 0, bytes: 0, hits: [] };
@@ -76,6 +82,14 @@ function scanTree(dir, needles = NEEDLES) {
         try { buf = fs.readFileSync(p); } catch { continue; }
         res.files++;
         res.bytes += buf.length;
+        if (/settings\.json$|[/\\]History[/\\]/.test(p)) {
+          const text = buf.toString('latin1');
+          const n = (text.match(SIM_SETTING) ?? []).length;
+          if (n) {
+            excluded.push(`${path.relative(dir, p)} (${n})`);
+            buf = Buffer.from(text.replace(SIM_SETTING, '"smartcard.simulator.pin": "…"'), 'latin1');
+          }
+        }
         for (const h of findPin(buf, needles)) res.hits.push(`${path.relative(dir, p)}: ${h}`);
       }
     }
@@ -138,7 +152,11 @@ async function answerPins(page, pins) {
     await box.waitFor({ timeout: 30_000 });
     await box.fill(pin);
     await box.press('Enter');
-    await box.waitFor({ state: 'hidden', timeout: 10_000 });
+    // Accepted: the box hides, or shows empty for the next prompt.
+    await page.waitForFunction(() => {
+      const i = document.querySelector('.quick-input-widget input[type="password"]');
+      return !i || !i.checkVisibility() || i.value === '';
+    }, undefined, { timeout: 10_000 });
   }
 }
 
@@ -164,6 +182,12 @@ async function run(page, file, pins, result) {
 
 async function waitRunning(page) {
   await page.locator('.statusbar-item', { hasText: /Smart Card: running \(1 reader\)/ }).waitFor({ timeout: 60_000 });
+}
+
+/** A modal dialog makes the workbench inert until it is gone: wait for that before using the palette. */
+async function dialogGone(page) {
+  await page.locator('.monaco-dialog-box').waitFor({ state: 'detached', timeout: 10_000 });
+  await page.waitForFunction(() => !document.querySelector('.monaco-dialog-modal-block') && !document.querySelector('[inert]'), undefined, { timeout: 10_000 });
 }
 
 function step(t0, what) { console.log(`# ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`); }
@@ -206,6 +230,7 @@ test('the last try: a modal confirmation before the PIN is asked; Cancel sends n
   assert.equal(await passwordBox(page).isVisible(), false, 'the PIN is not asked before the confirmation');
   await screenshot(page, 'security-last-try');
   await dialog.locator('.monaco-button', { hasText: 'Cancel' }).click();
+  await dialogGone(page);
   const cancelled = await notification(page, /Stopped before the VERIFY/);
   assert.match(cancelled, /only 1 try left for the PIN "User PIN"/);
   await counterReads.nth(readsBefore).waitFor({ timeout: 10_000 });
@@ -218,6 +243,7 @@ test('the last try: a modal confirmation before the PIN is asked; Cancel sends n
   await runCommand(page, 'Smart Card: Run APDU Script');
   await dialog.waitFor({ timeout: 30_000 });
   await dialog.locator('.monaco-button', { hasText: 'Use the last try' }).click();
+  await dialogGone(page);
   await answerPins(page, [PIN]);
   await notification(page, /Script passed/);
   assert.equal(await verifies.count(), sentBefore + 1);
@@ -237,6 +263,164 @@ function scratchWorkspace(name, files) {
   for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), text);
   return dir;
 }
+
+/** Waits for `n` more rows of `locator` than `before`. */
+async function moreRows(locator, before, n, timeout = 30_000) {
+  await locator.nth(before + n - 1).waitFor({ timeout });
+}
+
+/** Kills this workbench's helper (never another test's), waits until it is gone. */
+function killHelper(wb) {
+  const pids = wb.helperPids(TEE);
+  assert.ok(pids.length >= 1, 'the helper process is running');
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  return pids;
+}
+
+test('a PIN reaches no byte written anywhere: editor runs, failures, helper crashes, the CLI, the panel; a planted PIN is found', { skip, timeout: 600_000 }, async () => {
+  const wb = await workbench();
+  const { page } = wb;
+  const t0 = Date.now();
+  const log = logFrame(page);
+  const stopped = (file) => new RegExp(`The reader manager stopped while ${file.replace('.', '\\.')} was running`);
+
+  // 1. Editor runs: the right PIN (cached for the session), a run failing after the VERIFY with the
+  //    PIN in BCD and as a format-2 block, Clear PIN Cache, a wrong PIN, the right PIN again.
+  await run(page, 'verify.apdu', [PIN], /Script passed/);
+  const failed = await run(page, 'fails-after-verify.apdu', [PIN, PIN], /Script failed at line 5/);
+  assert.match(failed, /expected 69 99, got 69 86/);
+  assert.match(await (async () => { await runCommand(page, 'Smart Card: Clear PIN Cache'); return notification(page, /cached PIN/); })(), /Forgot 1 cached PIN\./);
+  assert.match(await run(page, 'verify.apdu', [WRONG], /Script failed at line 2/), /63 C2/);
+  await run(page, 'verify.apdu', [PIN], /Script passed/);
+  step(t0, 'editor runs: right, failing after the VERIFY, wrong, right');
+
+  // 2. The helper killed while a script runs on a cached PIN: a clear error, the helper comes back,
+  //    and the cache went with the old process (the PIN is asked again).
+  await openScript(page, 'pin-long.apdu');
+  await runCommand(page, 'Smart Card: Run APDU Script');
+  const challenges = log.locator('[data-kind="exchange"]', { hasText: /00 84 00 00 08/ });
+  await moreRows(challenges, await challenges.count(), 20);
+  assert.equal(await passwordBox(page).isVisible(), false, 'the session-cached PIN was used, not asked');
+  killHelper(wb);
+  assert.match(await notification(page, stopped('pin-long.apdu')), /restarts by itself/);
+  await waitRunning(page);
+  await run(page, 'verify.apdu', [PIN], /Script passed/);
+  step(t0, 'helper killed mid-run: error, restart, PIN asked again (cache gone)');
+
+  // 3. The helper killed while the PIN prompt is open: the run ends with the same clear error, the
+  //    prompt closes with it, and the next run asks again.
+  await runCommand(page, 'Smart Card: Clear PIN Cache');
+  await notification(page, /Forgot 1 cached PIN\./);
+  await openScript(page, 'verify.apdu');
+  await runCommand(page, 'Smart Card: Run APDU Script');
+  await passwordBox(page).waitFor({ timeout: 30_000 });
+  killHelper(wb);
+  // Seen without the palette (opening it would close the prompt): the helper restarts...
+  await page.locator('.statusbar-item', { hasText: /Smart Card: restarting/ }).waitFor({ timeout: 30_000 }).catch(() => undefined);
+  await waitRunning(page);
+  // ...and its PIN prompt went with it: no box left open for a PIN nobody would read.
+  await passwordBox(page).waitFor({ state: 'hidden', timeout: 10_000 });
+  const crashText = await notification(page, stopped('verify.apdu'));
+  assert.match(crashText, /did not finish/);
+  await run(page, 'verify.apdu', [PIN], /Script passed/);
+  step(t0, 'helper killed at the PIN prompt: error, restart, next run asks');
+
+  // 4. The CLI: text, --json, --verbose; right and wrong PIN; every encoding; a failure after the VERIFY.
+  const cli = [];
+  for (const file of ['verify.apdu', 'fails-after-verify.apdu']) {
+    for (const [pin, flags] of [[PIN, []], [PIN, ['--json']], [PIN, ['--verbose']], [PIN, ['--json', '--verbose']], [WRONG, []], [WRONG, ['--json', '--verbose']]]) {
+      const r = spawnSync(process.execPath, [path.join(root, 'bin', 'scard.js'), 'run', path.join(workspace, file), '--simulator-pin', PIN, ...flags], {
+        env: { ...process.env, SCARD_PIN: pin }, encoding: 'utf8', timeout: 60_000,
+      });
+      const name = `cli-${file.replace('.apdu', '')}-${pin === PIN ? 'right' : 'wrong'}${flags.join('')}`;
+      fs.writeFileSync(path.join(outDir, `${name}.stdout`), r.stdout);
+      fs.writeFileSync(path.join(outDir, `${name}.stderr`), r.stderr);
+      const expectOk = pin === PIN && file === 'verify.apdu';
+      assert.equal(r.status, expectOk ? 0 : 1, `${name}: ${r.stderr}`);
+      assert.match(r.stdout, /\*\* \*\* \*\* \*\*|"\*{16}|\*{16}/, `${name}: the VERIFY shows masked`);
+      cli.push({ name, out: `${r.stdout}\n${r.stderr}` });
+    }
+  }
+  step(t0, `CLI: ${cli.length} runs`);
+
+  // 5. The panel: the webview's DOM (text, attributes, markup) and the workbench's (incl. input values).
+  await runCommand(page, 'Smart Card: Show APDU Log');
+  const masked = log.locator('[data-kind="exchange"]', { hasText: /00 20 00 01 08 \*\* \*\* \*\* \*\* \*\* \*\* \*\* \*\*/ });
+  assert.ok(await masked.count() >= 4, 'the VERIFYs are in the panel, masked');
+  const dom = {
+    'webview: inner frame markup': await log.locator('html').evaluate((e) => e.outerHTML),
+    'webview: inner frame text': await log.locator('body').innerText(),
+    'webview: host frame markup': await page.frameLocator('iframe.webview.ready').locator('html').evaluate((e) => e.outerHTML),
+    'workbench: markup': await page.content(),
+    'workbench: text': await page.locator('body').innerText(),
+    'workbench: input values': await page.evaluate(() => [...document.querySelectorAll('input, textarea')].map((i) => i.value).join('\n')),
+  };
+  await screenshot(page, 'security-panel');
+  step(t0, 'panel read');
+
+  // 6. Everything written: stop code-server and Chromium (logs flushed, storage written), keep their folders.
+  await wb.close({ keep: true });
+  shared = undefined;
+  fs.writeFileSync(path.join(outDir, 'code-server-output.log'), codeServerOutput);
+  const helperOutput = fs.readFileSync(path.join(outDir, 'helper-output.log'), 'latin1');
+  assert.ok((helperOutput.match(/^\[start\]/gm) ?? []).length >= 3, 'the helper output covers the first helper and both restarts');
+  assert.match(helperOutput, /0020000108\*{16}/, 'the helper output holds the masked VERIFYs (the capture works)');
+
+  const places = [];
+  const report = (where, res) => { places.push({ where, ...res }); };
+  const dirs = fs.readdirSync(wb.tmp).map((d) => path.join(wb.tmp, d));
+  for (const d of dirs) report(`code-server/Chromium ${path.basename(d)} folder`, scanTree(d));
+  report('workspace', scanTree(workspace));
+  report('test output (test-results/security: CLI and process output, helper capture)', scanTree(outDir));
+  const shots = fs.readdirSync(resultsDir).filter((f) => f.startsWith('security-')).map((f) => path.join(resultsDir, f));
+  report('screenshots (test-results/security-*.png)', shots.reduce((acc, f) => {
+    const buf = fs.readFileSync(f);
+    return { files: acc.files + 1, bytes: acc.bytes + buf.length, hits: [...acc.hits, ...findPin(buf).map((h) => `${path.basename(f)}: ${h}`)] };
+  }, { files: 0, bytes: 0, hits: [] }));
+  for (const [where, text] of [['code-server stdout/stderr', codeServerOutput], ['helper stdout/stderr/IPC messages', helperOutput],
+    ...cli.map((c) => [`CLI ${c.name} stdout/stderr`, c.out]), ...Object.entries(dom)]) {
+    const buf = Buffer.from(text, 'utf8');
+    report(where, { files: 1, bytes: buf.length, hits: findPin(buf) });
+  }
+  const userData = places.find((p) => p.where.includes('userData'));
+  assert.ok(userData.files > 0);
+  // The extension's output channel (the helper's log as the extension shows it) was among the files searched.
+  const channel = [];
+  const findLogs = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); if (e.isDirectory()) findLogs(p); else if (/Smart Card|smartcard/i.test(e.name)) channel.push(p); } };
+  findLogs(path.join(wb.tmp, 'userData', 'logs'));
+  assert.ok(channel.length >= 1, 'the extension output channel\'s log file exists');
+  assert.ok(channel.some((f) => /0020000108\*{16}|\*\* \*\*/.test(fs.readFileSync(f, 'utf8')) || fs.statSync(f).size > 0), 'the output channel log has content');
+
+  console.log('# searched for the PIN and the wrong PIN (ASCII, hex of the ASCII digits, BCD, format-2 PIN block, UTF-16, base64):');
+  let totalFiles = 0;
+  let totalBytes = 0;
+  for (const p of places) {
+    totalFiles += p.files;
+    totalBytes += p.bytes;
+    console.log(`#   ${p.where}: ${p.files} file(s), ${p.bytes} bytes, ${p.hits.length} hit(s)`);
+  }
+  console.log(`#   the simulator card's PIN setting, blanked before the search: ${excluded.join(', ') || 'none'}`);
+  console.log(`#   total: ${totalFiles} files, ${totalBytes} bytes; output channel logs: ${channel.map((f) => path.relative(wb.tmp, f)).join(', ')}`);
+  const hits = places.flatMap((p) => p.hits.map((h) => `${p.where}: ${h}`));
+
+  // 7. The control: the same search finds a planted PIN in every form, in a file in that tree.
+  const control = path.join(wb.tmp, 'userData', 'control');
+  fs.mkdirSync(control, { recursive: true });
+  const forms = pinForms(PIN);
+  forms.forEach((f, i) => fs.writeFileSync(path.join(control, `planted-${i}.bin`), Buffer.concat([Buffer.from('noise '), f.ci ? Buffer.from(f.bytes.toString('latin1').toUpperCase(), 'latin1') : f.bytes, Buffer.from(' noise')])));
+  // The setting's exception hides only the setting: a PIN elsewhere in a settings.json is found.
+  fs.writeFileSync(path.join(control, 'settings.json'), JSON.stringify({ 'smartcard.simulator.pin': PIN, 'some.other': `x${PIN}` }));
+  const found = scanTree(control);
+  fs.rmSync(wb.tmp, { recursive: true, force: true });
+  assert.equal(found.files, forms.length + 1);
+  assert.ok(found.hits.includes('settings.json: PIN: ASCII (also BCD as hex)'), 'a PIN beside the simulator setting is found');
+  for (let i = 0; i < forms.length; i++) {
+    assert.ok(found.hits.some((h) => h.startsWith(`planted-${i}.bin: PIN: ${forms[i].name}`)), `the control finds the planted ${forms[i].name}`);
+  }
+  console.log(`# control: ${found.hits.length} planted form(s) found in ${found.files} files`);
+  step(t0, 'scanned');
+  assert.deepEqual(hits, [], 'no PIN anywhere');
+});
 
 test('an untrusted workspace: Run APDU Script refuses and says why; after trusting the folder it runs', { skip, timeout: 180_000 }, async () => {
   const ws = scratchWorkspace('trust', { 'hello.apdu': fs.readFileSync(path.join(root, 'examples', 'hello.apdu'), 'utf8') });
