@@ -276,3 +276,62 @@ test('PC/SC return codes become our codes with words that say what to do', () =>
     assert.match(e.message, /SCardTransmit on "Reader 00 00"/);
   }
 });
+
+test('transmit goes synchronous only after 8 fast answers in a row, and back to the worker thread after a slow one or beside another call', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: true, counter: 1 });
+  const paths: string[] = [];
+  let slowSync = false;
+  // A fake clock: every exchange takes 0.1 ms, a slow one 5 ms (timing-independent on a loaded machine).
+  let now = 0;
+  const clock = (): number => now;
+  let holdControl: (() => void) | undefined;
+  const winscard = Object.assign(Object.create(fake) as FakeWinscard, {
+    async transmit(card: Handle, protocol: number, command: Uint8Array): Promise<Uint8Array> {
+      paths.push('async');
+      now += 0.1;
+      return fake.transmit(card, protocol, command);
+    },
+    transmitSync(_card: Handle, _protocol: number, command: Uint8Array): Uint8Array {
+      paths.push('sync');
+      now += slowSync ? 5 : 0.1;
+      return Uint8Array.of(command[1], 0x90, 0x00);
+    },
+    async control(): Promise<Uint8Array> {
+      await new Promise<void>((r) => { holdControl = r; });
+      return new Uint8Array(0);
+    },
+  });
+  const driver = createPcscDriver({ winscard, reconnectDelaysMs: [5], clock });
+  await driver.start(new Sink());
+  await driver.powerOn(R0, 'cold');
+  await driver.powerOn(R1, 'cold');
+  const apdu = Uint8Array.of(0, 0x84, 0, 0, 8);
+  for (let i = 0; i < 10; i++) assert.deepEqual([...(await driver.transmit(R0, apdu, 1))], [0x84, 0x90, 0x00]);
+  assert.deepEqual(paths, [...Array(8).fill('async'), 'sync', 'sync']);
+  // Another reader's call in flight (same service connection): back on the worker thread.
+  paths.length = 0;
+  const control = driver.control(R1, 3400, new Uint8Array(0));
+  await driver.transmit(R0, apdu, 1);
+  holdControl!();
+  await control;
+  await driver.transmit(R0, apdu, 1);
+  assert.deepEqual(paths, ['async', 'sync']);
+  // A slow answer: the next exchanges use the worker thread again until 8 fast ones.
+  paths.length = 0;
+  slowSync = true;
+  await driver.transmit(R0, apdu, 1);
+  slowSync = false;
+  for (let i = 0; i < 9; i++) await driver.transmit(R0, apdu, 1);
+  assert.deepEqual(paths, ['sync', ...Array(8).fill('async'), 'sync']);
+  // Switched off: always the worker thread.
+  const off = createPcscDriver({ winscard, reconnectDelaysMs: [5], syncTransmit: false, clock });
+  await off.start(new Sink());
+  await off.powerOn(R0, 'cold');
+  paths.length = 0;
+  for (let i = 0; i < 10; i++) await off.transmit(R0, apdu, 1);
+  assert.deepEqual(paths, Array(10).fill('async'));
+  await off.stop();
+  await driver.stop();
+});

@@ -48,6 +48,10 @@ export interface PcscOptions {
   reconnectDelaysMs?: number[];
   /** Only for tests: a fake winscard. */
   winscard?: Winscard;
+  /** Transmit on the calling thread while the card answers fast (default true; see SYNC_AFTER_FAST). */
+  syncTransmit?: boolean;
+  /** Only for tests: the clock that times exchanges (ms). */
+  clock?: () => number;
 }
 
 const DEFAULT_RECONNECT_DELAYS = [200, 500, 1000, 2000, 5000];
@@ -59,6 +63,17 @@ const NO_PNP_POLL_MS = 1000;
  * one cheap call per interval, never a busy loop.
  */
 const PNP_WATCHDOG_MS = 10_000;
+/**
+ * A transmit runs on the calling thread (no worker-thread hop, which costs more
+ * than a fast card's whole exchange: 2-5x the CPU) once the card has answered
+ * this many exchanges in a row within FAST_EXCHANGE_MS, and while no other call
+ * of this driver is in flight (they share the service connection). Real readers
+ * take milliseconds per exchange and always use the worker thread; card
+ * emulators behind pcscd answer in tens of microseconds. One slow answer goes
+ * back to the worker thread, so the event loop waits at most for that one.
+ */
+const SYNC_AFTER_FAST = 8;
+const FAST_EXCHANGE_MS = 1;
 
 interface Reader {
   name: string;
@@ -69,6 +84,8 @@ interface Reader {
   protocol: number;
   inTransaction: boolean;
   chain: Promise<unknown>;
+  /** Exchanges in a row answered within FAST_EXCHANGE_MS. */
+  fastInARow: number;
 }
 
 /**
@@ -108,6 +125,8 @@ export class PcscDriver implements Driver {
   private retryTimer: NodeJS.Timeout | null = null;
   private retryIndex = 0;
   private readonly delays: number[];
+  /** Calls of this driver in flight (serialized ones), so a synchronous transmit never waits behind another. */
+  private active = 0;
 
   constructor(private readonly options: PcscOptions = {}) {
     this.delays = options.reconnectDelaysMs?.length ? options.reconnectDelaysMs : DEFAULT_RECONNECT_DELAYS;
@@ -272,6 +291,7 @@ export class PcscDriver implements Driver {
         protocol: 0,
         inTransaction: false,
         chain: Promise.resolve(),
+        fastInARow: 0,
       };
       this.readers.set(name, reader);
       this.sink?.log('info', `pcsc: reader "${name}" added${reader.present ? ' with a card' : ''}`);
@@ -413,11 +433,16 @@ export class PcscDriver implements Driver {
     return this.serialized(key, async (r, api, ctx) => {
       const handle = this.connected(r);
       let out: Uint8Array;
+      const sync = r.fastInARow >= SYNC_AFTER_FAST && this.active === 1 && api.transmitSync !== undefined && this.options.syncTransmit !== false;
+      const clock = this.options.clock ?? performance.now.bind(performance);
+      const t0 = clock();
       try {
-        out = await api.transmit(handle, r.protocol, command);
+        out = sync ? api.transmitSync!(handle, r.protocol, command) : await api.transmit(handle, r.protocol, command);
       } catch (e) {
+        r.fastInARow = 0;
         throw this.explainLoss(r, api, ctx, handle) ?? e;
       }
+      r.fastInARow = clock() - t0 < FAST_EXCHANGE_MS ? r.fastInARow + 1 : 0;
       // pcscd's vpcd reports a card peer that vanished as an empty answer.
       if (out.length === 0) throw this.explainLoss(r, api, ctx, handle) ?? new ScError('PROTOCOL', `"${r.name}" returned an empty response (no status word); the card was probably removed or stopped answering (pcscd notices a removal up to 0.5 s late).`);
       return out;
@@ -506,6 +531,7 @@ export class PcscDriver implements Driver {
     const api = this.api;
     const ctx = this.workCtx;
     const run = r.chain.then(async () => {
+      this.active++;
       try {
         return await op(r, api, ctx);
       } catch (e) {
@@ -514,6 +540,8 @@ export class PcscDriver implements Driver {
         const err = toScError(e, r.name);
         this.sink?.log('debug', `pcsc: ${pcscErrorName(e instanceof PcscError ? e.rv : 0)} on "${r.name}"`);
         throw err;
+      } finally {
+        this.active--;
       }
     });
     r.chain = run.catch(() => undefined);

@@ -45,6 +45,12 @@ export interface Winscard {
   beginTransaction(card: Handle): Promise<void>;
   endTransaction(card: Handle, disposition: number): Promise<void>;
   transmit(card: Handle, protocol: number, command: Uint8Array): Promise<Uint8Array>;
+  /**
+   * The same on the calling thread: no worker-thread hop (which costs more than
+   * a fast card's whole exchange), but it blocks the event loop until the card
+   * answers, so the driver uses it only while the card answers fast.
+   */
+  transmitSync?(card: Handle, protocol: number, command: Uint8Array): Uint8Array;
   control(card: Handle, code: number, data: Uint8Array): Promise<Uint8Array>;
   getAttrib(card: Handle, attr: number): Uint8Array;
   status(card: Handle): CardStatus;
@@ -122,6 +128,21 @@ export function loadWinscard(library?: string): Winscard {
   const READERSTATE = platform === 'darwin' ? koffi.pack(stateFields) : koffi.struct(stateFields);
   const IO_REQUEST = koffi.struct({ dwProtocol: DWORD, cbPciLength: DWORD });
   const pciLength = koffi.sizeof(IO_REQUEST);
+  // The send PCI of each protocol, encoded once (koffi takes a buffer wherever a pointer goes).
+  const pci = new Map<number, Buffer>();
+  const pciFor = (protocol: number): Buffer => {
+    let b = pci.get(protocol);
+    if (!b) {
+      b = Buffer.alloc(pciLength);
+      koffi.encode(b, IO_REQUEST, { dwProtocol: protocol, cbPciLength: pciLength });
+      pci.set(protocol, b);
+    }
+    return b;
+  };
+  // Receive buffers are reused: a fresh 64 KiB buffer per exchange was external memory that made the collector run often.
+  const spare: Buffer[] = [];
+  const takeRecv = (): Buffer => spare.pop() ?? Buffer.allocUnsafe(RECV_BUFFER);
+  const giveRecv = (b: Buffer): void => { if (spare.length < 4) spare.push(b); };
   const outHandle = koffi.out(koffi.pointer(HANDLE));
   const outDword = koffi.out(koffi.pointer(DWORD));
   const inoutDword = koffi.inout(koffi.pointer(DWORD));
@@ -139,7 +160,7 @@ export function loadWinscard(library?: string): Winscard {
   const SCardDisconnect = f('SCardDisconnect', [HANDLE, DWORD]);
   const SCardBeginTransaction = f('SCardBeginTransaction', [HANDLE]);
   const SCardEndTransaction = f('SCardEndTransaction', [HANDLE, DWORD]);
-  const SCardTransmit = f('SCardTransmit', [HANDLE, koffi.pointer(IO_REQUEST), 'uint8_t *', DWORD, 'void *', 'uint8_t *', inoutDword]);
+  const SCardTransmit = f('SCardTransmit', [HANDLE, 'void *', 'uint8_t *', DWORD, 'void *', 'uint8_t *', inoutDword]);
   const SCardControl = f('SCardControl', [HANDLE, DWORD, 'uint8_t *', DWORD, 'uint8_t *', DWORD, outDword]);
   const SCardGetAttrib = f('SCardGetAttrib', [HANDLE, DWORD, 'uint8_t *', inoutDword]);
   const SCardStatus = f(`SCardStatus${A}`, [HANDLE, 'uint8_t *', inoutDword, outDword, outDword, 'uint8_t *', inoutDword]);
@@ -209,11 +230,24 @@ export function loadWinscard(library?: string): Winscard {
     endTransaction: (card, disposition) => asyncCall(SCardEndTransaction, 'SCardEndTransaction', [card, disposition]),
     async transmit(card, protocol, command) {
       // Not zero-filled (the library writes what it returns), and only the answer is copied out.
-      const recv = Buffer.allocUnsafe(RECV_BUFFER);
+      const recv = takeRecv();
       const length = [RECV_BUFFER];
-      const send = Buffer.from(command);
-      await asyncCall(SCardTransmit, 'SCardTransmit', [card, { dwProtocol: protocol, cbPciLength: pciLength }, send, send.length, null, recv, length]);
-      return Uint8Array.prototype.slice.call(recv, 0, Number(length[0]));
+      try {
+        await asyncCall(SCardTransmit, 'SCardTransmit', [card, pciFor(protocol), command, command.length, null, recv, length]);
+        return new Uint8Array(recv.subarray(0, Number(length[0])));
+      } finally {
+        giveRecv(recv);
+      }
+    },
+    transmitSync(card, protocol, command) {
+      const recv = takeRecv();
+      const length = [RECV_BUFFER];
+      try {
+        check('SCardTransmit', SCardTransmit(card, pciFor(protocol), command, command.length, null, recv, length));
+        return new Uint8Array(recv.subarray(0, Number(length[0])));
+      } finally {
+        giveRecv(recv);
+      }
     },
     async control(card, code, data) {
       const recv = Buffer.alloc(RECV_BUFFER);
