@@ -12,10 +12,9 @@ import { createPcscDriver } from '../../server/src/drivers/pcsc/driver';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
 import { createVpcdDriver } from '../../server/src/drivers/vpcd/driver';
 import { ReaderManager } from '../../server/src/manager/manager';
-import type { LogEntry } from '../../server/src/protocol';
 import { runScript } from '../../server/src/script/engine';
 import { parseScript } from '../../server/src/script/parser';
-import { formatEntry } from '../../server/src/script/trace';
+import { BufferedOutput, entryPrinter } from '../../server/src/script/trace';
 import { fromHex } from '../../server/src/util/hex';
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -40,19 +39,10 @@ async function cmdRun(argv: string[]): Promise<void> {
   const script = parseScript(fs.readFileSync(file, 'utf8'));
   const m = new ReaderManager(driversFrom(argv));
   await m.start();
-  // Printed like the CLI prints (the trace goes wherever the caller sends stdout).
-  // --print writes each line as the CLI does (one write per line); --print-buffered measures
-  // the proposed change: lines gathered and written once per 64 KiB or per event-loop turn.
-  if (argv.includes('--print')) m.onEntry((e: LogEntry) => { for (const l of formatEntry(e)) process.stdout.write(l + '\n'); });
-  let pending = '';
-  const flush = (): void => { if (pending) { process.stdout.write(pending); pending = ''; } };
-  if (argv.includes('--print-buffered')) {
-    m.onEntry((e: LogEntry) => {
-      const wasEmpty = !pending;
-      for (const l of formatEntry(e)) pending += l + '\n';
-      if (pending.length > 65_536) flush(); else if (wasEmpty) setImmediate(flush);
-    });
-  }
+  // --print: printed as `scard run` prints (the same buffered trace writer; the trace goes wherever the caller sends stdout).
+  const out = new BufferedOutput((text) => process.stdout.write(text));
+  if (argv.includes('--print')) m.onEntry(entryPrinter(out, false));
+  const flush = (): void => out.flush();
   const reader = m.list().readers[0]?.name;
   if (!reader) throw new Error('harness: no reader');
   process.stderr.write('LISTENING\n');
