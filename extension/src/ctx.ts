@@ -1,10 +1,11 @@
 // All extension state in one place: the helper client, the reader cache view,
 // the log buffer and panel, the status bar, the selected reader.
 import * as vscode from 'vscode';
-import { DecodeAtrRequest, type ReaderInfo } from '../../server/src/protocol';
+import { DecodeExchangeRequest, DecodeAtrRequest, type ReaderInfo } from '../../server/src/protocol';
 import { ReaderManagerClient } from './client';
 import { Config } from './config';
 import { LogPanel } from './logPanel';
+import { LogPersistence } from './logPersist';
 import { LogStore } from './logStore';
 import { ReadersTreeProvider } from './readersTree';
 import { RunResults } from './runResults';
@@ -33,8 +34,16 @@ export class Ctx {
       state: this.manager.state === 'idle' ? 'stopped' : this.manager.state,
       readers: this.manager.readers.length,
       detail: this.manager.lastError,
-    }));
+    }), { decode: (command, response) => this.manager.request(DecodeExchangeRequest, { command, response }) });
     subs.push(this.panel);
+    // The log of the last session (a window reload restarts the extension host and the helper).
+    const storage = extension.storageUri ?? extension.globalStorageUri;
+    if (storage.scheme === 'file') {
+      const persist = new LogPersistence(vscode.Uri.joinPath(storage, 'apdu-log.jsonl').fsPath, this.logStore, (m) => this.log.warn(m));
+      const n = persist.load();
+      if (n) this.log.info(`APDU Log: ${n} row(s) restored from ${persist.file}`);
+      subs.push(persist);
+    }
     this.treeView = vscode.window.createTreeView('smartcard.readers', { treeDataProvider: this.tree, showCollapseAll: false });
     subs.push(this.tree, this.treeView);
     this.status = new StatusBar(this.manager, () => this.selectedReader);

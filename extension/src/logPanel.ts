@@ -2,16 +2,24 @@
 // in batches. Every message from the webview is validated before it is acted on.
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
+import { filterRows } from '../../webview/src/filter';
+import { jsonLines, traceText } from '../../webview/src/format';
 import {
-  parseWebviewMessage, type HostMessage, type LogRow, type ManagerState, type WebviewMessage, type WebviewRequests,
+  parseWebviewMessage, type DecodedExchange, type ExportFormat, type HostMessage, type LogFilter, type LogRow, type ManagerState,
+  type WebviewMessage, type WebviewRequests,
 } from '../../webview/src/protocol';
 import type { LogStore } from './logStore';
 
 /** Coalesce rows arriving close together into one postMessage. */
 const BATCH_MS = 40;
-const MAX_BATCH = 500;
-/** The panel keeps this many rows on the page; older history stays in the extension. */
-const HISTORY_ROWS = 5000;
+const MAX_BATCH = 2000;
+/** The history a panel gets on `ready` goes in messages of this many rows. */
+const HISTORY_CHUNK = 10_000;
+
+export interface LogPanelServices {
+  /** Decodes an exchange in the helper. */
+  decode(command: string, response: string): Promise<DecodedExchange>;
+}
 
 type Handlers = { [M in keyof WebviewRequests]: (params: WebviewRequests[M]['params']) => Promise<WebviewRequests[M]['result']> | WebviewRequests[M]['result'] };
 
@@ -28,6 +36,7 @@ export class LogPanel implements vscode.Disposable {
     private readonly store: LogStore,
     private readonly log: vscode.LogOutputChannel,
     private readonly managerState: () => { state: ManagerState; readers: number; detail?: string },
+    private readonly services: LogPanelServices,
   ) {
     this.handlers = {
       clear: () => {
@@ -42,7 +51,62 @@ export class LogPanel implements vscode.Disposable {
         await vscode.window.showTextDocument(doc, { selection: new vscode.Range(pos, pos), viewColumn: vscode.ViewColumn.One });
       },
       copy: async ({ text }) => { await vscode.env.clipboard.writeText(text); },
+      decode: async ({ id }) => {
+        const row = this.store.get(id);
+        if (!row) throw new Error('That row is no longer in the log.');
+        if (row.kind !== 'exchange') throw new Error('Only exchanges are decoded.');
+        return this.services.decode(row.command, row.response);
+      },
+      export: ({ filter }) => this.exportLog(filter),
     };
+    // From the palette: the whole log, unfiltered.
+    this.disposables.push(vscode.commands.registerCommand('smartcard.exportLog', async () => {
+      try {
+        return await this.exportLog();
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.log.error(`smartcard.exportLog: ${message}`);
+        void vscode.window.showErrorMessage(`Smart Card: the APDU Log could not be exported: ${message}`);
+        return null;
+      }
+    }));
+    // After a window reload VS Code gives the panel back; it gets its content again from the store.
+    this.disposables.push(vscode.window.registerWebviewPanelSerializer(LogPanel.viewType, {
+      deserializeWebviewPanel: async (panel) => { this.adopt(panel); },
+    }));
+  }
+
+  private readonly disposables: vscode.Disposable[] = [];
+
+  /**
+   * Writes the whole log the extension holds (not only what the panel shows) as a text trace
+   * or JSON Lines, with the panel's filter when started from the panel. Asks the format and the file.
+   */
+  async exportLog(filter?: LogFilter): Promise<{ path: string; rows: number } | null> {
+    const formats: (vscode.QuickPickItem & { format: ExportFormat; ext: string })[] = [
+      { label: 'Text trace', description: '> and < lines with timing and the status word\'s meaning', format: 'text', ext: 'txt' },
+      { label: 'JSON Lines', description: 'one row object per line, for tools', format: 'jsonl', ext: 'jsonl' },
+    ];
+    const pick = await vscode.window.showQuickPick(formats, { title: 'Export APDU Log', placeHolder: 'Export the APDU Log as' });
+    if (!pick) return null;
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+    const name = `apdu-log.${pick.ext}`;
+    const uri = await vscode.window.showSaveDialog({
+      title: 'Export APDU Log',
+      saveLabel: 'Export',
+      ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, name) } : {}),
+      filters: pick.format === 'text' ? { 'Text trace': ['txt', 'log'] } : { 'JSON Lines': ['jsonl'] },
+    });
+    if (!uri) return null;
+    const rows = filter ? filterRows(this.store.rows(), filter) : this.store.rows();
+    const text = pick.format === 'text' ? traceText(rows) : jsonLines(rows);
+    await vscode.workspace.fs.writeFile(uri, Buffer.from(text, 'utf8'));
+    const where = uri.scheme === 'file' ? uri.fsPath : uri.toString();
+    this.log.info(`APDU Log: exported ${rows.length} row(s) as ${pick.label} to ${where}`);
+    void vscode.window.showInformationMessage(`APDU Log exported: ${rows.length} row${rows.length === 1 ? '' : 's'} to ${where}`, 'Open').then((a) => {
+      if (a === 'Open') void vscode.window.showTextDocument(uri);
+    });
+    return { path: where, rows: rows.length };
   }
 
   get isOpen(): boolean {
@@ -57,12 +121,22 @@ export class LogPanel implements vscode.Disposable {
       this.panel.reveal(sharesEditorGroup ? vscode.ViewColumn.Beside : undefined, preserveFocus);
       return;
     }
-    const media = vscode.Uri.joinPath(this.extensionUri, 'media');
-    const out = vscode.Uri.joinPath(this.extensionUri, 'out');
     const panel = vscode.window.createWebviewPanel(LogPanel.viewType, 'APDU Log', { viewColumn: vscode.ViewColumn.Beside, preserveFocus }, {
       enableScripts: true,
-      localResourceRoots: [out, media],
+      localResourceRoots: this.roots(),
     });
+    this.adopt(panel);
+  }
+
+  private roots(): vscode.Uri[] {
+    return [vscode.Uri.joinPath(this.extensionUri, 'out'), vscode.Uri.joinPath(this.extensionUri, 'media')];
+  }
+
+  /** A panel we created, or one VS Code restored after a reload. */
+  private adopt(panel: vscode.WebviewPanel): void {
+    if (this.panel && this.panel !== panel) this.panel.dispose();
+    const [out, media] = this.roots();
+    panel.webview.options = { enableScripts: true, localResourceRoots: [out, media] };
     panel.iconPath = vscode.Uri.joinPath(media, 'smartcard.svg');
     this.panel = panel;
     this.ready = false;
@@ -80,7 +154,7 @@ export class LogPanel implements vscode.Disposable {
   /** New rows for the panel (sent in batches). */
   append(rows: readonly LogRow[]): void {
     if (!this.panel || !this.ready || rows.length === 0) return;
-    this.pending.push(...rows);
+    for (const r of rows) this.pending.push(r);
     if (this.pending.length >= MAX_BATCH) this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), BATCH_MS);
   }
@@ -88,8 +162,7 @@ export class LogPanel implements vscode.Disposable {
   /** Everything again (after rows arrived out of order). */
   resend(): void {
     if (!this.panel || !this.ready) return;
-    this.pending = [];
-    this.post({ type: 'rows', rows: this.store.rows().slice(-HISTORY_ROWS), reset: true });
+    this.sendHistory();
   }
 
   postState(): void {
@@ -98,7 +171,16 @@ export class LogPanel implements vscode.Disposable {
 
   dispose(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    for (const d of this.disposables) d.dispose();
     this.panel?.dispose();
+  }
+
+  /** Everything the store holds, replacing what the panel shows, in chunks. */
+  private sendHistory(): void {
+    this.pending = [];
+    const rows = this.store.rows();
+    this.post({ type: 'rows', rows: rows.slice(0, HISTORY_CHUNK), reset: true });
+    for (let i = HISTORY_CHUNK; i < rows.length; i += HISTORY_CHUNK) this.post({ type: 'rows', rows: rows.slice(i, i + HISTORY_CHUNK) });
   }
 
   private flush(): void {
@@ -123,8 +205,7 @@ export class LogPanel implements vscode.Disposable {
     const msg: WebviewMessage = parsed.message;
     if (msg.type === 'ready') {
       this.ready = true;
-      this.pending = [];
-      this.post({ type: 'rows', rows: this.store.rows().slice(-HISTORY_ROWS), reset: true });
+      this.sendHistory();
       this.postState();
       return;
     }
@@ -161,16 +242,27 @@ export class LogPanel implements vscode.Disposable {
 </head>
 <body>
 <header id="toolbar">
-  <vscode-text-field id="filter" aria-label="Filter" placeholder="Filter (hex, reader, SW, text)" size="30"></vscode-text-field>
-  <vscode-checkbox id="follow" checked>Follow</vscode-checkbox>
-  <vscode-checkbox id="showEvents" checked>Events</vscode-checkbox>
-  <vscode-button id="copy" appearance="secondary">Copy</vscode-button>
+  <vscode-text-field id="filter" aria-label="Filter" placeholder="Filter (hex, reader, SW, text)" size="26"></vscode-text-field>
+  <select id="reader" aria-label="Reader" title="Show one reader's rows"><option value="">All readers</option></select>
+  <span class="group" role="group" aria-label="Status words shown">
+    <button class="toggle" id="swSuccess" aria-pressed="true" title="Exchanges that succeeded (90 00, 61 xx)">Success</button>
+    <button class="toggle" id="swWarning" aria-pressed="true" title="Exchanges with a warning (62 xx, 63 xx)">Warning</button>
+    <button class="toggle" id="swError" aria-pressed="true" title="Exchanges that failed (64 xx to 6F xx, and others)">Error</button>
+  </span>
+  <button class="toggle" id="showEvents" aria-pressed="true" title="Plug-and-play and power events">Events</button>
+  <button class="toggle" id="follow" aria-pressed="true" title="Stay at the newest row while rows arrive">Follow</button>
+  <vscode-button id="pause" appearance="secondary" aria-pressed="false" title="Hold the view still; rows keep arriving">Pause</vscode-button>
+  <span id="arrived" hidden></span>
+  <vscode-button id="copy" appearance="secondary" title="Copy the rows shown as a text trace">Copy</vscode-button>
+  <vscode-button id="export" appearance="secondary" title="Export the whole log, with these filters, as a text trace or JSON Lines">Export…</vscode-button>
   <vscode-button id="clear" appearance="secondary">Clear</vscode-button>
   <span id="state" data-state="idle"></span>
   <vscode-badge id="count">0</vscode-badge>
 </header>
-<main id="log" role="log" aria-live="polite"></main>
 <p id="empty">No APDUs yet. Run an <code>.apdu</code> script or insert a card.</p>
+<main id="scroller" tabindex="0" aria-label="APDU Log rows: arrow keys move, Enter expands">
+  <div id="spacer"><div id="log" role="log" aria-live="off"></div></div>
+</main>
 <script nonce="${nonce}" src="${src(out, 'webview.js')}"></script>
 </body>
 </html>`;

@@ -36,15 +36,61 @@ export interface AddResult {
   reordered: boolean;
 }
 
+/** Rows kept: the panel's model and the persisted log hold this many (rows are small objects). */
+export const LOG_CAPACITY = 100_000;
+
 export class LogStore {
   private rowsInOrder: LogRow[] = [];
   private keys: number[] = [];
-  private readonly ids = new Set<string>();
+  private readonly ids = new Map<string, LogRow>();
   private readonly runFiles = new Map<number, string>();
   private gen = 0;
   private maxSeq = -1;
+  /** Rows added since the last `takeUnsaved`, or `rewrite` when the kept rows changed otherwise. */
+  private unsaved: LogRow[] = [];
+  private rewrite = false;
 
-  constructor(private readonly capacity = 20_000) {}
+  /** Called after rows were added, cleared or trimmed (the persisted log listens). */
+  onChanged: (() => void) | undefined;
+
+  constructor(readonly capacity = LOG_CAPACITY) {}
+
+  /** A row by id, while it is kept. */
+  get(id: string): LogRow | undefined {
+    return this.ids.get(id);
+  }
+
+  /**
+   * Rows from an earlier session (persisted), placed before everything; called before the
+   * first helper starts. Generations continue after the restored ones, so ids never collide.
+   */
+  restore(rows: readonly LogRow[]): number {
+    let n = 0;
+    const fresh: LogRow[] = [];
+    for (const r of rows.slice(-this.capacity)) {
+      if (this.ids.has(r.id)) continue;
+      this.ids.set(r.id, r);
+      fresh.push(r);
+      const gen = Number.parseInt(r.id, 10);
+      if (Number.isFinite(gen)) this.gen = Math.max(this.gen, gen);
+      n++;
+    }
+    this.rowsInOrder = [...fresh, ...this.rowsInOrder];
+    this.keys = [...fresh.map((_, i) => i - fresh.length), ...this.keys];
+    return n;
+  }
+
+  /** What to write to the persisted log: everything (`rewrite`) or the rows added since last time. */
+  takeUnsaved(): { rewrite: boolean; rows: LogRow[] } {
+    const out = this.rewrite ? { rewrite: true, rows: this.rows() } : { rewrite: false, rows: this.unsaved };
+    this.unsaved = [];
+    this.rewrite = false;
+    return out;
+  }
+
+  get hasUnsaved(): boolean {
+    return this.rewrite || this.unsaved.length > 0;
+  }
 
   get generation(): number {
     return this.gen;
@@ -74,7 +120,10 @@ export class LogStore {
       else reordered = true;
       this.maxSeq = Math.max(this.maxSeq, e.seq);
     }
+    if (reordered) this.rewrite = true;
+    else for (const r of appended) this.unsaved.push(r);
     this.trim();
+    if (appended.length || reordered) this.onChanged?.();
     return { appended: reordered ? [] : appended, reordered };
   }
 
@@ -82,8 +131,10 @@ export class LogStore {
   addManager(state: ManagerState, message: string, time = Date.now()): LogRow {
     const row: LogRow = { kind: 'manager', id: `${this.gen}:m${time}:${this.ids.size}`, time, state, message };
     const key = this.gen * GEN + this.maxSeq + 0.5;
-    this.insert(row, key);
+    if (this.insert(row, key)) this.unsaved.push(row);
+    else this.rewrite = true;
     this.trim();
+    this.onChanged?.();
     return row;
   }
 
@@ -96,12 +147,15 @@ export class LogStore {
     this.rowsInOrder = [];
     this.keys = [];
     this.ids.clear();
+    this.unsaved = [];
+    this.rewrite = true;
+    this.onChanged?.();
     return n;
   }
 
   /** Returns true when the row went to the end. */
   private insert(row: LogRow, key: number): boolean {
-    this.ids.add(row.id);
+    this.ids.set(row.id, row);
     const last = this.keys.length ? this.keys[this.keys.length - 1] : -Infinity;
     if (key >= last) {
       this.rowsInOrder.push(row);
@@ -127,5 +181,6 @@ export class LogStore {
     for (const r of this.rowsInOrder.slice(0, extra)) this.ids.delete(r.id);
     this.rowsInOrder = this.rowsInOrder.slice(extra);
     this.keys = this.keys.slice(extra);
+    this.rewrite = true;
   }
 }

@@ -70,3 +70,23 @@ export function rowText(r: LogRow): string {
     }
   }
 }
+
+/** The text trace of an export: a header line, then one `rowText` block per row. */
+export function traceText(rows: readonly LogRow[], when = new Date()): string {
+  const head = `# APDU Log exported ${when.toISOString()}: ${rows.length} row${rows.length === 1 ? '' : 's'}`;
+  return `${[head, ...rows.map(rowText)].join('\n')}\n`;
+}
+
+/** JSON Lines: one row object per line, for tools. */
+export function jsonLines(rows: readonly LogRow[]): string {
+  let s = '';
+  for (const r of rows) s += `${JSON.stringify(r)}\n`;
+  return s;
+}
+
+/** Spaced hex cut to `max` bytes with an ellipsis, for a collapsed row (the full text is in its tooltip and expansion). */
+export function shortHex(hex: string, max = 48): { text: string; cut: boolean } {
+  const clean = hex.replace(/\s+/g, '');
+  if (clean.length <= max * 2) return { text: spacedHex(clean), cut: false };
+  return { text: `${spacedHex(clean.slice(0, max * 2))} …`, cut: true };
+}

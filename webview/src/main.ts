@@ -1,23 +1,41 @@
 // The APDU Log panel. Talks only to the extension, through ./protocol.
 // No vscode or host imports here; everything is built with textContent (no HTML from data).
-import { autoLabels, clock, duration, eventLabels, fileName, responseData, rowText, spacedHex } from './format';
-import type { ErrorValue, HostMessage, LogRow, WebviewMessage, WebviewRequestMethod, WebviewRequests } from './protocol';
+//
+// A virtual list: the row model (every row the extension holds) is an array; only the rows
+// in view plus a small overscan are in the DOM, so rendering cost does not grow with the log.
+// Collapsed rows have a fixed height (long hex is cut); expanded rows are measured.
+import { autoLabels, clock, duration, eventLabels, fileName, responseData, rowText, shortHex, spacedHex } from './format';
+import { needleOf, rowPasses, searchText, showAll, textMatches } from './filter';
+import type {
+  DecodedExchange, ErrorValue, HostMessage, LogFilter, LogRow, TlvView, WebviewMessage, WebviewRequestMethod, WebviewRequests,
+} from './protocol';
 
-declare function acquireVsCodeApi(): { postMessage(msg: unknown): void };
+interface VsCodeApi { postMessage(msg: unknown): void; getState(): unknown; setState(s: unknown): void }
+declare function acquireVsCodeApi(): VsCodeApi;
 const host = acquireVsCodeApi();
 
-/** Oldest rows leave the page beyond this (the extension keeps more). */
-const MAX_DOM_ROWS = 5000;
+/** Rows rendered above and below the viewport. */
+const OVERSCAN = 8;
+/** Rows taken from the queue per frame, so a long history never blocks a frame for long. */
+const INGEST_PER_FRAME = 25_000;
 
-const logEl = document.getElementById('log') as HTMLElement;
-const emptyEl = document.getElementById('empty') as HTMLElement;
-const countEl = document.getElementById('count') as HTMLElement;
-const stateEl = document.getElementById('state') as HTMLElement;
-const filterEl = document.getElementById('filter') as HTMLInputElement;
-const followEl = document.getElementById('follow') as HTMLInputElement;
-const eventsEl = document.getElementById('showEvents') as HTMLInputElement;
-const clearEl = document.getElementById('clear') as HTMLElement;
-const copyEl = document.getElementById('copy') as HTMLElement;
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const scroller = $<HTMLElement>('scroller');
+const spacer = $<HTMLElement>('spacer');
+const logEl = $<HTMLElement>('log');
+const emptyEl = $<HTMLElement>('empty');
+const countEl = $<HTMLElement>('count');
+const stateEl = $<HTMLElement>('state');
+const filterEl = $<HTMLInputElement>('filter');
+const readerEl = $<HTMLSelectElement>('reader');
+const followEl = $<HTMLButtonElement>('follow');
+const eventsEl = $<HTMLButtonElement>('showEvents');
+const swEls = { success: $<HTMLButtonElement>('swSuccess'), warning: $<HTMLButtonElement>('swWarning'), error: $<HTMLButtonElement>('swError') };
+const pauseEl = $<HTMLElement>('pause');
+const arrivedEl = $<HTMLElement>('arrived');
+const clearEl = $<HTMLElement>('clear');
+const copyEl = $<HTMLElement>('copy');
+const exportEl = $<HTMLElement>('export');
 
 // ---------------------------------------------------------------- requests
 
@@ -44,13 +62,214 @@ function settle(id: number, result: unknown, error?: ErrorValue): void {
   else p.resolve(result);
 }
 
-// ---------------------------------------------------------------- rendering
+// ---------------------------------------------------------------- state kept across reloads
 
-const byId = new Map<string, HTMLElement>();
-const rowsById = new Map<string, LogRow>();
+interface SavedState { filter: LogFilter; follow: boolean }
+const saved = host.getState() as Partial<SavedState> | undefined;
+const filter: LogFilter = { ...showAll, ...(saved?.filter ?? {}) };
+let follow = saved?.follow ?? true;
+
+function saveState(): void {
+  host.setState({ filter, follow } satisfies SavedState);
+}
+
+// ---------------------------------------------------------------- the model
+
+/** A top-level row and the automatic steps nested under it. */
+interface Item {
+  row: LogRow;
+  kids: LogRow[];
+  /** Measured height in px; undefined until rendered (or after it changed). */
+  h?: number;
+  search?: string;
+}
+
+const items: Item[] = [];
+const itemById = new Map<string, Item>();
+/** Automatic step id → the id of the exchange it belongs to. */
+const kidParent = new Map<string, string>();
 /** Automatic steps that arrived before the exchange they belong to. */
-const orphans = new Map<string, HTMLElement[]>();
+const orphans = new Map<string, LogRow[]>();
+const readersSeen = new Set<string>();
 let exchanges = 0;
+
+const expanded = new Set<string>();
+const decoded = new Map<string, DecodedExchange | Error | 'loading'>();
+
+/** What is shown: the items passing the filter, up to `limit` (the model's length when paused). */
+let view: Item[] = [];
+let viewLimit = 0;
+let paused = false;
+let offsets = new Float64Array(1);
+let offsetsValid = false;
+/** Typical heights, learnt from the first rows measured. */
+const base = { exchange: 40, control: 40, line: 22, kid: 40 };
+const learnt = new Set<string>();
+
+const shapeOf = (r: LogRow): keyof typeof base => (r.kind === 'exchange' ? 'exchange' : r.kind === 'control' ? 'control' : 'line');
+const estimate = (it: Item) => it.h ?? base[shapeOf(it.row)] + it.kids.length * base.kid;
+
+function searchOf(it: Item): string {
+  it.search ??= searchText(it.row);
+  return it.search;
+}
+
+function itemMatches(it: Item, needle: string): boolean {
+  const self = rowPasses(it.row, filter) && (!needle || textMatches(searchOf(it), needle));
+  // An exchange stays visible when one of its automatic steps matches.
+  return self || (needle !== '' && it.kids.some((k) => rowPasses(it.row, filter) && textMatches(searchText(k), needle)));
+}
+
+function rebuildView(): void {
+  const needle = needleOf(filter);
+  const active = needle || filter.reader || !filter.success || !filter.warning || !filter.error || !filter.events;
+  view = [];
+  for (let i = 0; i < viewLimit; i++) if (!active || itemMatches(items[i], needle)) view.push(items[i]);
+  offsetsValid = false;
+  dropRendered();
+}
+
+function extendView(from: number): void {
+  const needle = needleOf(filter);
+  for (let i = from; i < viewLimit; i++) {
+    const it = items[i];
+    if (itemMatches(it, needle)) {
+      view.push(it);
+      if (offsetsValid) {
+        if (offsets.length < view.length + 1) {
+          const next = new Float64Array(Math.max(1024, (view.length + 1) * 2));
+          next.set(offsets);
+          offsets = next;
+        }
+        offsets[view.length] = offsets[view.length - 1] + estimate(it);
+      }
+    }
+  }
+}
+
+function recomputeOffsets(): void {
+  if (offsets.length < view.length + 1) offsets = new Float64Array(Math.max(1024, view.length * 2));
+  offsets[0] = 0;
+  for (let i = 0; i < view.length; i++) offsets[i + 1] = offsets[i] + estimate(view[i]);
+  offsetsValid = true;
+}
+
+/** First index whose bottom is below y. */
+function indexAt(y: number): number {
+  let lo = 0;
+  let hi = view.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (offsets[mid + 1] <= y) lo = mid + 1;
+    else hi = mid;
+  }
+  return Math.min(lo, Math.max(0, view.length - 1));
+}
+
+function addRow(r: LogRow): void {
+  if (r.reader && !readersSeen.has(r.reader)) addReaderOption(r.reader);
+  if (r.kind === 'exchange') exchanges++;
+  const parentId = r.kind === 'exchange' ? r.parent : undefined;
+  if (parentId) {
+    const p = itemById.get(parentId);
+    if (p) { attachKid(p, r); return; }
+    orphans.set(parentId, [...(orphans.get(parentId) ?? []), r]);
+    // Automatic steps whose exchange never came are shown on their own rather than lost.
+    if (orphans.size > 100) flushOrphans(() => true);
+    return;
+  }
+  const it: Item = { row: r, kids: orphans.get(r.id) ?? [] };
+  orphans.delete(r.id);
+  for (const k of it.kids) kidParent.set(k.id, r.id);
+  items.push(it);
+  itemById.set(r.id, it);
+}
+
+function attachKid(p: Item, r: LogRow): void {
+  p.kids.push(r);
+  kidParent.set(r.id, p.row.id);
+  p.search = undefined;
+  changed(p);
+}
+
+function flushOrphans(which: (parentId: string) => boolean): void {
+  for (const [parent, rows] of [...orphans]) {
+    if (!which(parent)) continue;
+    orphans.delete(parent);
+    for (const r of rows) {
+      const it: Item = { row: r, kids: [] };
+      items.push(it);
+      itemById.set(r.id, it);
+    }
+  }
+}
+
+/** Row ids are `generation:seq`; this orders them. */
+function idOrder(id: string): number {
+  const [gen, seq] = id.split(':').map(Number);
+  return (gen || 0) * 1e12 + (seq || 0);
+}
+
+function resetModel(): void {
+  items.length = 0;
+  itemById.clear();
+  kidParent.clear();
+  orphans.clear();
+  expanded.clear();
+  decoded.clear();
+  readersSeen.clear();
+  exchanges = 0;
+  view = [];
+  viewLimit = 0;
+  arrivedWhilePaused = 0;
+  offsetsValid = false;
+  dropRendered();
+  readerEl.replaceChildren(new Option('All readers', ''));
+  if (filter.reader) addReaderOption(filter.reader);
+}
+
+function addReaderOption(name: string): void {
+  readersSeen.add(name);
+  if ([...readerEl.options].some((o) => o.value === name)) return;
+  readerEl.append(new Option(name, name, false, name === filter.reader));
+  if (name === filter.reader) readerEl.value = name;
+}
+
+// ---------------------------------------------------------------- incoming rows, one batch per frame
+
+let queue: LogRow[][] = [];
+let queuedRows = 0;
+let arrivedWhilePaused = 0;
+let resetPending: { firstId?: string } | undefined;
+
+function ingest(): void {
+  let budget = INGEST_PER_FRAME;
+  const before = items.length;
+  while (queue.length && budget > 0) {
+    const batch = queue[0];
+    const take = batch.length <= budget ? batch : batch.splice(0, budget);
+    if (take === batch) queue.shift();
+    for (const r of take) addRow(r);
+    budget -= take.length;
+    queuedRows -= take.length;
+  }
+  if (resetPending && !queue.length) {
+    // Automatic steps whose exchange was cut from the history are shown on their own;
+    // those whose exchange is still to come (a check before its VERIFY) keep waiting.
+    const first = resetPending.firstId;
+    if (first) flushOrphans((parent) => idOrder(parent) < idOrder(first));
+    resetPending = undefined;
+  }
+  if (paused) {
+    arrivedWhilePaused += items.length - before;
+  } else if (items.length !== viewLimit) {
+    const from = viewLimit;
+    viewLimit = items.length;
+    extendView(from);
+  }
+}
+
+// ---------------------------------------------------------------- rendering
 
 function span(cls: string, text: string): HTMLSpanElement {
   const s = document.createElement('span');
@@ -59,7 +278,7 @@ function span(cls: string, text: string): HTMLSpanElement {
   return s;
 }
 
-function line(cls: string, ...children: (Node | string)[]): HTMLDivElement {
+function div(cls: string, ...children: (Node | string)[]): HTMLDivElement {
   const d = document.createElement('div');
   d.className = cls;
   d.append(...children);
@@ -72,22 +291,31 @@ function lineLink(uri: string | undefined, n: number | undefined): HTMLElement |
   if (uri) {
     a.classList.add('link');
     a.title = 'Show this line in the script';
-    a.tabIndex = 0;
-    a.addEventListener('click', () => { request('revealLine', { uri, line: n }).catch(showError); });
+    a.dataset.uri = uri;
+    a.dataset.line = String(n);
   }
   return a;
 }
 
-function render(r: LogRow): HTMLElement {
+function hexSpan(cls: string, hex: string): HTMLSpanElement {
+  const { text, cut } = shortHex(hex);
+  const s = span(cls, text);
+  if (cut) s.title = spacedHex(hex);
+  return s;
+}
+
+function renderRow(r: LogRow, kids: readonly LogRow[]): HTMLElement {
   const el = document.createElement('div');
-  el.className = `row ${r.kind}`;
+  const open = expanded.has(r.id);
+  el.className = `row ${r.kind} ${open ? 'expanded' : 'collapsed'}`;
   el.dataset.kind = r.kind;
   el.dataset.id = r.id;
+  el.tabIndex = -1;
+  el.setAttribute('aria-expanded', String(open));
   if (r.reader) el.dataset.reader = r.reader;
-  const meta = line('meta', span('time', clock(r.time)));
+  const meta = div('meta', span('time', clock(r.time)));
   switch (r.kind) {
     case 'exchange': {
-      exchanges++;
       el.dataset.sw = r.sw.toUpperCase();
       el.classList.add(`sw-${r.swCategory}`);
       if (r.auto) {
@@ -96,20 +324,20 @@ function render(r: LogRow): HTMLElement {
       }
       meta.append(span('reader', r.reader), lineLink(r.uri, r.line), span('duration', duration(r.durationMs)));
       const data = responseData(r.response);
-      // Response data, status word and meaning flow as one text after the `<`.
-      const rsp = span('body', '');
-      if (data) rsp.append(span('hex', spacedHex(data)), ' ');
-      rsp.append(span('sw', spacedHex(r.sw)), ' ', span('meaning', r.swMeaning));
-      el.append(meta, line('cmd', span('dir', '>'), span('body hex', spacedHex(r.command))), line('rsp', span('dir', '<'), rsp));
-      const kids = document.createElement('div');
-      kids.className = 'children';
-      el.append(kids);
-      break;
+      const apdu = div('apdu', span('dir', '>'), ' ', hexSpan('hex cmd', r.command), ' ', span('dir', '<'), ' ');
+      if (data) apdu.append(hexSpan('hex data', data), ' ');
+      apdu.append(span('sw', spacedHex(r.sw)), ' ', span('meaning', r.swMeaning));
+      el.append(meta, apdu);
+      if (open) el.append(exchangeDetails(r));
+      const box = div('children');
+      for (const k of kids) box.append(renderRow(k, []));
+      el.append(box);
+      return el;
     }
     case 'control':
       meta.append(span('reader', r.reader), span('label', `control ${r.code}`), lineLink(r.uri, r.line), span('duration', duration(r.durationMs)));
-      el.append(meta, line('cmd', span('dir', '>'), span('body hex', spacedHex(r.command))),
-        line('rsp', span('dir', '<'), r.error ? span('body error', r.error) : span('body hex', spacedHex(r.response ?? ''))));
+      el.append(meta, div('apdu', span('dir', '>'), ' ', hexSpan('hex cmd', r.command), ' ', span('dir', '<'), ' ',
+        r.error ? span('error', r.error) : hexSpan('hex data', r.response ?? '')));
       break;
     case 'scriptStarted':
       meta.append(span('label', '▶ Script started'), r.file ? Object.assign(span('file', fileName(r.file)), { title: r.file }) : '');
@@ -139,114 +367,238 @@ function render(r: LogRow): HTMLElement {
       el.append(meta);
     }
   }
+  if (open) el.append(div('details', Object.assign(document.createElement('pre'), { textContent: rowText(r) })));
   return el;
 }
 
-function matchesFilter(el: HTMLElement, f: string): boolean {
-  if (!f) return true;
-  const text = (el.textContent ?? '').toLowerCase();
-  return text.includes(f) || text.replace(/\s+/g, '').includes(f.replace(/\s+/g, ''));
+function field(key: string, name: string, ...value: (Node | string)[]): HTMLElement {
+  const d = div('field', span('k', name), span('v', ''));
+  d.dataset.field = key;
+  (d.lastChild as HTMLElement).append(...value);
+  return d;
 }
 
-function add(rows: readonly LogRow[]): void {
-  const f = filterEl.value?.trim().toLowerCase() ?? '';
-  const frag = document.createDocumentFragment();
-  for (const r of rows) {
-    const el = render(r);
-    byId.set(r.id, el);
-    rowsById.set(r.id, r);
-    if (f && !matchesFilter(el, f)) el.hidden = true;
-    const parent = r.kind === 'exchange' && r.parent ? r.parent : undefined;
-    if (parent) {
-      const p = byId.get(parent)?.querySelector(':scope > .children');
-      if (p) p.append(el);
-      else orphans.set(parent, [...(orphans.get(parent) ?? []), el]);
-      continue;
+function tlvTree(nodes: readonly TlvView[]): HTMLElement {
+  const ul = document.createElement('ul');
+  ul.className = 'tlv';
+  for (const n of nodes) {
+    const li = document.createElement('li');
+    li.dataset.tag = n.tag;
+    li.append(span('tag', n.tag), ' ');
+    if (n.name) li.append(span('name', n.name), ' ');
+    li.append(span('len', `(${n.length} byte${n.length === 1 ? '' : 's'})`));
+    if (n.children) li.append(tlvTree(n.children));
+    else if (n.value !== undefined) {
+      li.append(' ', span('hex value', n.value || '(empty)'));
+      if (n.text !== undefined) li.append(' ', span('text', `"${n.text}"`));
     }
-    const waiting = orphans.get(r.id);
-    if (waiting) {
-      el.querySelector(':scope > .children')?.append(...waiting);
-      orphans.delete(r.id);
-    }
-    frag.append(el);
+    ul.append(li);
   }
-  logEl.append(frag);
-  // Automatic steps whose parent never came are shown on their own rather than lost.
-  if (orphans.size > 100) {
-    for (const els of orphans.values()) logEl.append(...els);
-    orphans.clear();
-  }
-  while (logEl.childElementCount > MAX_DOM_ROWS) {
-    const first = logEl.firstElementChild as HTMLElement;
-    for (const e of [first, ...first.querySelectorAll<HTMLElement>('[data-id]')]) {
-      byId.delete(e.dataset.id ?? '');
-      rowsById.delete(e.dataset.id ?? '');
-    }
-    first.remove();
-  }
-  updateCounts();
-  if (followEl.checked !== false) logEl.lastElementChild?.scrollIntoView({ block: 'end' });
+  return ul;
 }
 
-// Rows arriving close together are rendered once (one layout and one scroll per
-// frame's worth of messages), and rows the DOM cap would drop at once are never built.
-let queued: LogRow[] = [];
-let renderTimer: ReturnType<typeof setTimeout> | undefined;
-
-function enqueue(rows: readonly LogRow[]): void {
-  for (const r of rows) queued.push(r);
-  renderTimer ??= setTimeout(() => {
-    renderTimer = undefined;
-    const batch = queued.length > MAX_DOM_ROWS ? queued.slice(-MAX_DOM_ROWS) : queued;
-    queued = [];
-    add(batch);
-  }, 16);
+function exchangeDetails(r: Extract<LogRow, { kind: 'exchange' }>): HTMLElement {
+  const d = div('details');
+  const got = decoded.get(r.id);
+  if (got === undefined || got === 'loading') {
+    d.append(span('pending', 'Decoding…'));
+  } else if (got instanceof Error) {
+    d.append(span('error', `Could not decode: ${got.message}`));
+  } else {
+    const c = got.command;
+    const cmd = div('section command', div('title', c.summary));
+    cmd.append(
+      field('cla', 'CLA', `${c.cla} — ${c.claMeaning.replace(/^CLA [0-9A-F]{2}: /, '')}`),
+      field('ins', 'INS', `${c.ins}${c.insName ? ` — ${c.insName}` : ''}`),
+      field('p1', 'P1', c.p1),
+      field('p2', 'P2', c.p2),
+    );
+    if (c.lc !== undefined) cmd.append(field('lc', 'Lc', `${c.lc}${c.extended ? ' (extended)' : ''}`));
+    if (c.data) cmd.append(field('data', 'Data', span('hex', c.data)));
+    if (c.dataTlv) cmd.append(field('dataTlv', 'Data as TLV', tlvTree(c.dataTlv)));
+    if (c.le !== undefined) cmd.append(field('le', 'Le', String(c.le)));
+    cmd.append(field('case', 'Case', c.case ? `case ${c.case}` : 'does not fit an ISO 7816-4 case'));
+    for (const e of c.errors) cmd.append(div('error', `⚠ ${e}`));
+    const s = got.response;
+    const rsp = div('section response', div('title', 'Response'));
+    if (s.data) rsp.append(field('rdata', 'Data', span('hex', s.data)));
+    if (s.tlv) rsp.append(field('tlv', 'TLV', tlvTree(s.tlv)));
+    else if (s.tlvError) rsp.append(field('tlv', 'TLV', span('note', s.tlvError)));
+    const extra = s.retries !== undefined ? ` (${s.retries} tries left)` : s.available !== undefined ? ` (${s.available || 256} bytes available)` : s.correctLe !== undefined ? ` (Le should be ${s.correctLe || 256})` : '';
+    rsp.append(field('sw', 'SW', span(`sw sw-${s.swCategory}`, spacedHex(s.sw)), ` — ${s.swMeaning}${extra}`));
+    d.append(cmd, rsp);
+  }
+  d.append(div('section timing', field('timing', 'Timing', `${duration(r.durationMs)} at ${clock(r.time)} on ${r.reader}${r.line ? `, script line ${r.line}` : ''}`)));
+  return d;
 }
 
-function dropQueued(): void {
-  if (renderTimer) clearTimeout(renderTimer);
-  renderTimer = undefined;
-  queued = [];
-}
+// ---------------------------------------------------------------- layout, one per frame
 
-function reset(rows: readonly LogRow[]): void {
+const rendered = new Map<string, HTMLElement>();
+let first = 0;
+let last = -1;
+let expectedTop = 0;
+let frameScheduled = false;
+let focusWanted = false;
+let activeId: string | undefined;
+
+function dropRendered(): void {
+  rendered.clear();
   logEl.replaceChildren();
-  byId.clear();
-  rowsById.clear();
-  orphans.clear();
-  exchanges = 0;
-  add(rows);
-  // Automatic steps whose parent was cut from the history are shown on their own;
-  // those whose parent is still to come (a check before its VERIFY) keep waiting.
-  const first = rows.find((r) => r.kind !== 'manager');
-  if (first) {
-    for (const [parent, els] of orphans) {
-      if (idOrder(parent) < idOrder(first.id)) {
-        logEl.prepend(...els);
-        orphans.delete(parent);
-      }
-    }
-  }
+  first = 0;
+  last = -1;
+}
+
+function changed(it: Item): void {
+  it.h = undefined;
+  offsetsValid = false;
+  rendered.delete(it.row.id);
+  schedule();
+}
+
+function schedule(): void {
+  if (frameScheduled) return;
+  frameScheduled = true;
+  // requestAnimationFrame, with a timer for when frames are throttled (a panel in the background).
+  const run = () => { if (frameScheduled) { frameScheduled = false; frame(); } };
+  requestAnimationFrame(run);
+  setTimeout(run, 50);
+}
+
+function setScrollTop(y: number): void {
+  scroller.scrollTop = y;
+  expectedTop = scroller.scrollTop;
+}
+
+function frame(): void {
+  if (queue.length) ingest();
+  if (queue.length) schedule();
+  if (!offsetsValid) recomputeOffsets();
+  layout();
   updateCounts();
 }
 
-/** Row ids are `generation:seq`; this orders them. */
-function idOrder(id: string): number {
-  const [gen, seq] = id.split(':').map(Number);
-  return (gen || 0) * 1e12 + (seq || 0);
+function layout(): void {
+  // An anchor keeps the row at the top of the view in place while heights above it are learnt.
+  const anchor = view.length ? indexAt(scroller.scrollTop) : 0;
+  const anchorDelta = view.length ? scroller.scrollTop - offsets[anchor] : 0;
+  for (let pass = 0; pass < 3; pass++) {
+    spacer.style.height = `${offsets[view.length]}px`;
+    if (follow && !paused) setScrollTop(offsets[view.length]);
+    else if (pass > 0 && view.length) setScrollTop(offsets[anchor] + anchorDelta);
+    const top = scroller.scrollTop;
+    const height = scroller.clientHeight || 600;
+    const start = Math.max(0, indexAt(top) - OVERSCAN);
+    const end = view.length ? Math.min(view.length - 1, indexAt(top + height) + OVERSCAN) : -1;
+    renderRange(start, end);
+    if (!measure()) break;
+    recomputeOffsets();
+  }
+  if (focusWanted && activeId) {
+    focusWanted = false;
+    rendered.get(activeId)?.focus({ preventScroll: true });
+  }
+}
+
+function renderRange(start: number, end: number): void {
+  const keep = new Set<string>();
+  const els: HTMLElement[] = [];
+  for (let i = start; i <= end; i++) {
+    const it = view[i];
+    let el = rendered.get(it.row.id);
+    if (!el) {
+      el = renderRow(it.row, it.kids);
+      rendered.set(it.row.id, el);
+    }
+    el.classList.toggle('active', it.row.id === activeId);
+    keep.add(it.row.id);
+    els.push(el);
+  }
+  for (const id of rendered.keys()) if (!keep.has(id)) rendered.delete(id);
+  if (start !== first || end !== last || logEl.childElementCount !== els.length || els.some((e, i) => logEl.children[i] !== e)) {
+    logEl.replaceChildren(...els);
+  }
+  first = start;
+  last = end;
+  logEl.style.transform = `translateY(${view.length ? offsets[start] : 0}px)`;
+}
+
+/** Reads the heights of the rendered rows; true when one differs from what the offsets assumed. */
+function measure(): boolean {
+  let differs = false;
+  for (let i = first; i <= last; i++) {
+    const it = view[i];
+    const el = rendered.get(it.row.id);
+    if (!el) continue;
+    const h = el.offsetHeight;
+    if (!h) continue;
+    const shape = shapeOf(it.row);
+    if (!expanded.has(it.row.id) && !it.kids.length && !learnt.has(shape)) {
+      learnt.add(shape);
+      if (base[shape] !== h) { base[shape] = h; differs = true; }
+    }
+    if (Math.abs(offsets[i + 1] - offsets[i] - h) > 0.5) differs = true;
+    it.h = h;
+  }
+  return differs;
 }
 
 function updateCounts(): void {
   countEl.textContent = String(exchanges);
-  countEl.title = `${exchanges} exchange(s)`;
-  emptyEl.hidden = logEl.childElementCount > 0;
+  countEl.title = `${exchanges} exchange(s); ${view.length} row(s) shown of ${items.length}`;
+  emptyEl.hidden = items.length > 0 || queuedRows > 0;
+  arrivedEl.hidden = !paused;
+  arrivedEl.textContent = `Paused: ${arrivedWhilePaused} new row${arrivedWhilePaused === 1 ? '' : 's'}`;
 }
 
-function applyFilter(): void {
-  const f = filterEl.value?.trim().toLowerCase() ?? '';
-  for (const el of byId.values()) el.hidden = !matchesFilter(el, f);
-  // A parent stays visible when one of its automatic steps matches.
-  for (const el of byId.values()) if (!el.hidden) for (let p = el.parentElement?.closest<HTMLElement>('.row'); p; p = p.parentElement?.closest<HTMLElement>('.row')) p.hidden = false;
+// ---------------------------------------------------------------- interaction
+
+function toggle(id: string): void {
+  const top = kidParent.get(id) ?? id;
+  const it = itemById.get(top);
+  if (!it) return;
+  const row = id === top ? it.row : it.kids.find((k) => k.id === id);
+  if (!row) return;
+  if (expanded.has(id)) expanded.delete(id);
+  else {
+    expanded.add(id);
+    if (row.kind === 'exchange' && !decoded.has(id)) {
+      decoded.set(id, 'loading');
+      request('decode', { id }).then(
+        (d) => { decoded.set(id, d); changed(it); },
+        (e: Error) => { decoded.set(id, e); changed(it); },
+      );
+    }
+  }
+  activeId = top;
+  changed(it);
+}
+
+function setFollow(on: boolean): void {
+  follow = on;
+  followEl.setAttribute('aria-pressed', String(on));
+  saveState();
+  schedule();
+}
+
+function setPaused(on: boolean): void {
+  if (paused === on) return;
+  paused = on;
+  pauseEl.textContent = on ? 'Resume' : 'Pause';
+  pauseEl.setAttribute('aria-pressed', String(on));
+  if (!on) {
+    arrivedWhilePaused = 0;
+    const from = viewLimit;
+    viewLimit = items.length;
+    extendView(from);
+  }
+  schedule();
+}
+
+function filterChanged(): void {
+  saveState();
+  rebuildView();
+  schedule();
 }
 
 function showError(err: Error): void {
@@ -254,12 +606,38 @@ function showError(err: Error): void {
   stateEl.dataset.state = 'error';
 }
 
+function moveActive(to: (index: number) => number): void {
+  if (!view.length) return;
+  const cur = activeId ? view.findIndex((it) => it.row.id === activeId) : -1;
+  const next = Math.max(0, Math.min(view.length - 1, to(cur < 0 ? indexAt(scroller.scrollTop) : cur)));
+  activeId = view[next].row.id;
+  // Bring it into view.
+  const top = offsets[next];
+  const bottom = offsets[next + 1];
+  if (top < scroller.scrollTop) setScrollTop(top);
+  else if (bottom > scroller.scrollTop + scroller.clientHeight) setScrollTop(bottom - scroller.clientHeight);
+  if (next !== view.length - 1 && follow) setFollow(false);
+  focusWanted = true;
+  schedule();
+}
+
 // ---------------------------------------------------------------- wiring
 
 window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
   const msg = ev.data;
   switch (msg?.type) {
-    case 'rows': if (msg.reset) { dropQueued(); reset(msg.rows); } else enqueue(msg.rows); break;
+    case 'rows':
+      if (msg.reset) {
+        queue = [];
+        queuedRows = 0;
+        resetModel();
+        resetPending = { firstId: msg.rows.find((r) => r.kind !== 'manager')?.id };
+      } else if (resetPending && !resetPending.firstId) {
+        resetPending.firstId = msg.rows.find((r) => r.kind !== 'manager')?.id;
+      }
+      if (msg.rows.length) { queue.push(msg.rows); queuedRows += msg.rows.length; }
+      schedule();
+      break;
     case 'state':
       stateEl.dataset.state = msg.state;
       stateEl.textContent = `Reader manager: ${msg.state}${msg.state === 'running' ? ` (${msg.readers} reader${msg.readers === 1 ? '' : 's'})` : ''}`;
@@ -270,17 +648,87 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
   }
 });
 
-filterEl.addEventListener('input', applyFilter);
-eventsEl.addEventListener('change', () => document.body.classList.toggle('hide-events', !eventsEl.checked));
+scroller.addEventListener('scroll', () => {
+  // A scroll the user made (not ours): follow while at the bottom, stop following above it.
+  if (Math.abs(scroller.scrollTop - expectedTop) > 1) {
+    expectedTop = scroller.scrollTop;
+    const atBottom = scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 4;
+    if (atBottom !== follow) setFollow(atBottom);
+  }
+  schedule();
+}, { passive: true });
+new ResizeObserver(() => schedule()).observe(scroller);
+
+logEl.addEventListener('click', (ev) => {
+  const target = ev.target as HTMLElement;
+  const link = target.closest<HTMLElement>('.link');
+  if (link?.dataset.uri) {
+    request('revealLine', { uri: link.dataset.uri, line: Number(link.dataset.line) }).catch(showError);
+    return;
+  }
+  if (target.closest('.details') || !(window.getSelection()?.isCollapsed ?? true)) return;
+  const row = target.closest<HTMLElement>('.row');
+  if (row?.dataset.id) toggle(row.dataset.id);
+});
+
+scroller.addEventListener('keydown', (ev) => {
+  const page = Math.max(1, Math.floor(scroller.clientHeight / base.exchange) - 1);
+  switch (ev.key) {
+    case 'ArrowDown': moveActive((i) => i + 1); break;
+    case 'ArrowUp': moveActive((i) => i - 1); break;
+    case 'PageDown': moveActive((i) => i + page); break;
+    case 'PageUp': moveActive((i) => i - page); break;
+    case 'Home': moveActive(() => 0); break;
+    case 'End': moveActive(() => view.length - 1); setFollow(true); break;
+    case 'Enter':
+    case ' ': {
+      const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>('.row');
+      const id = focused?.dataset.id ?? activeId;
+      if (!id) return;
+      toggle(id);
+      focusWanted = true;
+      break;
+    }
+    default: return;
+  }
+  ev.preventDefault();
+});
+
+filterEl.setAttribute('value', filter.text); // before the toolkit upgrades the element
+filterEl.addEventListener('input', () => { filter.text = (filterEl.value ?? '').toString(); filterChanged(); });
+readerEl.addEventListener('change', () => { filter.reader = readerEl.value; filterChanged(); });
+const pressed = (el: HTMLElement, on: boolean) => el.setAttribute('aria-pressed', String(on));
+for (const [key, el] of Object.entries(swEls) as [keyof typeof swEls, HTMLButtonElement][]) {
+  pressed(el, filter[key]);
+  el.addEventListener('click', () => { filter[key] = !filter[key]; pressed(el, filter[key]); filterChanged(); });
+}
+pressed(eventsEl, filter.events);
+eventsEl.addEventListener('click', () => { filter.events = !filter.events; pressed(eventsEl, filter.events); filterChanged(); });
+pressed(followEl, follow);
+followEl.addEventListener('click', () => setFollow(!follow));
+pauseEl.addEventListener('click', () => setPaused(!paused));
 clearEl.addEventListener('click', () => { request('clear', {}).catch(showError); });
-// Copy the visible rows as a readable trace (document order, automatic steps under their parent).
+// Copy the rows shown as a readable trace (automatic steps under their exchange).
 copyEl.addEventListener('click', () => {
-  const text = [...logEl.querySelectorAll<HTMLElement>('.row')]
-    .filter((el) => !el.hidden && !el.closest('[hidden]') && rowsById.has(el.dataset.id ?? ''))
-    .map((el) => rowText(rowsById.get(el.dataset.id ?? '') as LogRow))
-    .join('\n');
+  const text = view.flatMap((it) => [it.row, ...it.kids]).map(rowText).join('\n');
   request('copy', { text }).catch(showError);
 });
+exportEl.addEventListener('click', () => {
+  request('export', { filter: { ...filter } }).then((r) => {
+    if (!r) return;
+    stateEl.dataset.state = 'info';
+    stateEl.textContent = `Exported ${r.rows} row${r.rows === 1 ? '' : 's'} to ${r.path}`;
+  }, showError);
+});
+
+/** For tests and the benchmark: what the model holds, without reading the DOM. */
+Object.assign(window, { apduLog: {
+  rows: () => items.reduce((n, it) => n + 1 + it.kids.length, 0) + [...orphans.values()].reduce((n, o) => n + o.length, 0),
+  shown: () => view.length,
+  pending: () => queuedRows,
+  /** How many rows of this kind whose trace text contains `text`. */
+  count: (kind: string, text = '') => items.flatMap((it) => [it.row, ...it.kids]).filter((r) => r.kind === kind && rowText(r).includes(text)).length,
+} });
 
 updateCounts();
 post({ type: 'ready' });

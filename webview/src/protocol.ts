@@ -79,6 +79,50 @@ export type LogRow = ExchangeRow | ControlRow | EventRow | ScriptRow | ManagerRo
 
 export type ManagerState = 'starting' | 'running' | 'restarting' | 'stopped';
 
+// ---------------------------------------------------------------- decoding
+
+/** One BER-TLV data object; `value` (spaced hex) on primitive objects. */
+export interface TlvView {
+  tag: string;
+  name?: string;
+  length: number;
+  value?: string;
+  text?: string;
+  children?: TlvView[];
+}
+
+/** An exchange decoded by the helper, shown when its row is expanded. PIN bytes stay `**`. */
+export interface DecodedExchange {
+  command: {
+    cla: string; claMeaning: string; ins: string; insName?: string; p1: string; p2: string;
+    summary: string; case?: string; extended: boolean; lc?: number; le?: number;
+    data?: string; dataTlv?: TlvView[]; errors: string[];
+  };
+  response: {
+    data?: string; tlv?: TlvView[]; tlvError?: string;
+    sw: string; swMeaning: string; swCategory: SwCategory;
+    retries?: number; available?: number; correctLe?: number;
+  };
+}
+
+// ---------------------------------------------------------------- filters
+
+/** What the panel shows; also what an export from the panel writes (see ./filter). */
+export interface LogFilter {
+  /** Free text: hex with or without spaces, reader, SW, meaning. */
+  text: string;
+  /** One reader's rows only; '' for all. */
+  reader: string;
+  /** Status-word classes of the exchanges shown. */
+  success: boolean;
+  warning: boolean;
+  error: boolean;
+  /** Plug-and-play and power events. */
+  events: boolean;
+}
+
+export type ExportFormat = 'text' | 'jsonl';
+
 // ---------------------------------------------------------------- messages
 
 export interface ErrorValue {
@@ -94,6 +138,10 @@ export interface WebviewRequests {
   revealLine: { params: { uri: string; line: number }; result: void };
   /** Put text on the clipboard. */
   copy: { params: { text: string }; result: void };
+  /** Decode one exchange (the helper does it), for an expanded row. */
+  decode: { params: { id: string }; result: DecodedExchange };
+  /** Export the extension's whole log, with the panel's filter; asks the format and the file. */
+  export: { params: { filter: LogFilter }; result: { path: string; rows: number } | null };
 }
 export type WebviewRequestMethod = keyof WebviewRequests;
 
@@ -120,7 +168,15 @@ const paramChecks: { [M in WebviewRequestMethod]: (p: Record<string, unknown>) =
   clear: () => true,
   revealLine: (p) => typeof p.uri === 'string' && p.uri.length < 4096 && isInt(p.line) && p.line >= 1,
   copy: (p) => typeof p.text === 'string' && p.text.length < 10_000_000,
+  decode: (p) => typeof p.id === 'string' && p.id.length > 0 && p.id.length < 100,
+  export: (p) => isFilter(p.filter),
 };
+
+/** A filter as the webview sends it, checked field by field. */
+export function isFilter(v: unknown): v is LogFilter {
+  return isObject(v) && typeof v.text === 'string' && v.text.length < 10_000 && typeof v.reader === 'string' && v.reader.length < 1000
+    && typeof v.success === 'boolean' && typeof v.warning === 'boolean' && typeof v.error === 'boolean' && typeof v.events === 'boolean';
+}
 
 /**
  * A message from the webview, checked field by field; anything else is rejected
