@@ -42,8 +42,8 @@ interface ReaderEntry {
   waiters: Set<() => void>;
   /** PC/SC part 10 feature list, once read. */
   features?: Array<{ tag: number; name: string; controlCode: number }>;
-  /** Driver calls racing the exchange time-out (withDeadline); one timer per reader checks them all. */
-  pending?: Set<PendingCall>;
+  /** Driver calls racing the exchange time-out (withDeadline); one timer per reader checks them all. Usually 0 or 1. */
+  pending?: PendingCall[];
   deadlineTimer?: NodeJS.Timeout;
   /** The abort signal this reader listens to (one listener per run, not per exchange). */
   watchedSignal?: AbortSignal;
@@ -551,10 +551,11 @@ export class ReaderManager {
     const sw1 = raw[raw.length - 2];
     const sw2 = raw[raw.length - 1];
     const info = describeStatusWord(sw1, sw2);
+    const response = toHex(raw);
     const entry: ExchangeEntry = {
       kind: 'exchange', reader: r.name,
-      command: opts.secret ? maskedHex(command, opts.secret) : toHex(command), response: toHex(raw),
-      sw: toHex(raw.subarray(raw.length - 2)), swMeaning: info.meaning, swCategory: info.category,
+      command: opts.secret ? maskedHex(command, opts.secret) : toHex(command), response,
+      sw: response.slice(-4), swMeaning: info.meaning, swCategory: info.category,
       durationMs: Math.round(durationMs * 1000) / 1000,
       seq: ++this.seq, time: Date.now(),
     };
@@ -577,12 +578,12 @@ export class ReaderManager {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const call: PendingCall = { deadline: performance.now() + this.exchangeTimeoutMs, signal, fail: (err) => finish(err) };
-      const pending = (r.pending ??= new Set());
+      const pending = (r.pending ??= []);
       const finish = (err: ScError | null, value?: T) => {
         if (settled) return;
         settled = true;
-        pending.delete(call);
-        if (pending.size === 0) r.deadlineTimer?.unref(); // nothing to wait for: the timer keeps no process alive
+        unlist(pending, call);
+        if (pending.length === 0) r.deadlineTimer?.unref(); // nothing to wait for: the timer keeps no process alive
         if (err) {
           r.card.powered = false;
           this.log('warn', `${r.name}: ${err.message}`);
@@ -591,15 +592,15 @@ export class ReaderManager {
         } else resolve(value as T);
       };
       if (signal?.aborted) { finish(this.cancelledError(r)); return; }
-      pending.add(call);
+      pending.push(call);
       if (r.deadlineTimer) r.deadlineTimer.ref();
       else r.deadlineTimer = setTimeout(() => this.checkDeadlines(r), this.exchangeTimeoutMs);
       if (signal && r.watchedSignal !== signal) this.watchSignal(r, signal);
       p.then((v) => finish(null, v), (e) => {
         if (settled) return;
         settled = true;
-        pending.delete(call);
-        if (pending.size === 0) r.deadlineTimer?.unref();
+        unlist(pending, call);
+        if (pending.length === 0) r.deadlineTimer?.unref();
         reject(e);
       });
     });
@@ -608,7 +609,7 @@ export class ReaderManager {
   /** The reader's deadline timer fired: fail the calls that are overdue, wait again for the others. */
   private checkDeadlines(r: ReaderEntry): void {
     r.deadlineTimer = undefined;
-    if (!r.pending?.size) return;
+    if (!r.pending?.length) return;
     const now = performance.now();
     let next = Infinity;
     for (const call of [...r.pending]) {
@@ -832,6 +833,14 @@ export class Connection {
         return;
     }
   }
+}
+
+/** Removes an item from a small unordered list without allocating. */
+function unlist<T>(list: T[], item: T): void {
+  const i = list.indexOf(item);
+  if (i < 0) return;
+  list[i] = list[list.length - 1];
+  list.pop();
 }
 
 function swOf(response: Uint8Array): number {

@@ -6,7 +6,7 @@ import { describeStatusWord } from '../codecs/sw';
 import type { Connection, ReaderManager } from '../manager/manager';
 import type { ControlEntry, ErrorValue, LineResult, PinCachePolicy, RunScriptResult, ScriptEntry } from '../protocol';
 import { ScError, asScError } from '../util/errors';
-import { concatBytes, toHex, toSpacedHex } from '../util/hex';
+import { concatBytes, toSpacedHex } from '../util/hex';
 import type { Expectation, HexPart, PinEncoding, Script, Slice, Statement } from './ast';
 import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
 import { encodePinVerify } from '../codecs/pinpad';
@@ -45,8 +45,10 @@ interface RunState {
   readerPattern?: string;
   getResponse: boolean;
   vars: Map<string, Uint8Array>;
-  data: Uint8Array;
-  sw: Uint8Array;
+  /** The last answer with its status word ($data and $sw are cut from it when a script asks). */
+  response: Uint8Array;
+  /** $data after a `control` statement (its output has no status word). */
+  controlData?: Uint8Array;
   done: number;
   total: number;
   /** One result per source line (a repeat does not grow it): last status word, a failure sticks. */
@@ -69,7 +71,7 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
   const statements = selectLines(script.statements, ctx.fromLine, ctx.toLine);
   const st: RunState = {
     conn: null, readerPattern: ctx.reader, getResponse: true, vars: new Map(),
-    data: new Uint8Array(0), sw: new Uint8Array(0), done: 0, total: countCommands(statements),
+    response: new Uint8Array(0), done: 0, total: countCommands(statements),
     lines: new Map(), inTransaction: 0, pinCache: new Map(), sinceYield: 0,
   };
   const { manager } = ctx;
@@ -236,7 +238,7 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
       const t0 = performance.now();
       try {
         const out = await conn.control(s.code, bytes);
-        st.data = out;
+        st.controlData = out;
         manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: s.code, command: toHexPlain(bytes), response: toHexPlain(out), durationMs: performance.now() - t0, runId, line: s.line });
       } catch (e) {
         manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: s.code, command: toHexPlain(bytes), error: asScError(e).message, durationMs: performance.now() - t0, runId, line: s.line });
@@ -290,23 +292,35 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
 
 /** Keeps a command's response as $data/$sw, counts it, and checks its expectation. */
 function record(line: number, response: Uint8Array, expect: Expectation | undefined, st: RunState, ctx: EngineContext): void {
-  st.data = response.subarray(0, response.length - 2);
-  st.sw = response.subarray(response.length - 2);
+  st.response = response;
+  st.controlData = undefined;
   st.done++;
   ctx.onProgress?.(st.done, st.total, line);
   const prev = st.lines.get(line);
   if (expect && !matchExpectation(expect, response)) {
-    const swHex = toSpacedHex(st.sw);
-    const meaning = describeStatusWord(st.sw[0], st.sw[1]).meaning;
-    const got = st.data.length ? `${toSpacedHex(st.data.length > 16 ? st.data.subarray(0, 16) : st.data)}${st.data.length > 16 ? ' …' : ''} ${swHex}` : swHex;
+    const data = dataOf(st);
+    const sw = swOf(st);
+    const swHex = toSpacedHex(sw);
+    const meaning = describeStatusWord(sw[0], sw[1]).meaning;
+    const got = data.length ? `${toSpacedHex(data.length > 16 ? data.subarray(0, 16) : data)}${data.length > 16 ? ' …' : ''} ${swHex}` : swHex;
     const message = `expected ${expect.text}, got ${got} (${meaning})`;
     st.lines.set(line, { line, sw: swHex.replace(' ', ''), ok: false, message, count: (prev?.count ?? 0) + 1 });
     throw new LineError(line, new ScError('EXPECTATION_FAILED', message));
   }
   if (prev?.ok === false) { prev.count++; return; }
-  const sw = toHex(st.sw);
+  const sw = response.length >= 2 ? HEX2[response[response.length - 2]] + HEX2[response[response.length - 1]] : '';
   if (prev) { prev.sw = sw; prev.count++; } // a line run again (repeat): its last status word and the count
   else st.lines.set(line, { line, sw, ok: true, count: 1 });
+}
+
+const HEX2 = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, '0'));
+
+function dataOf(st: RunState): Uint8Array {
+  return st.controlData ?? st.response.subarray(0, Math.max(0, st.response.length - 2));
+}
+
+function swOf(st: RunState): Uint8Array {
+  return st.response.subarray(Math.max(0, st.response.length - 2));
 }
 
 function toHexPlain(b: Uint8Array): string { return toSpacedHex(b).replace(/ /g, ''); }
@@ -329,10 +343,10 @@ function interpolate(text: string, st: RunState): string {
 
 function lookup(name: string, st: RunState): Uint8Array | undefined {
   switch (name) {
-    case 'data': return st.data;
-    case 'sw': return st.sw;
-    case 'sw1': return st.sw.subarray(0, 1);
-    case 'sw2': return st.sw.subarray(1, 2);
+    case 'data': return dataOf(st);
+    case 'sw': return swOf(st);
+    case 'sw1': return swOf(st).subarray(0, 1);
+    case 'sw2': return swOf(st).subarray(1, 2);
     default: return st.vars.get(name);
   }
 }

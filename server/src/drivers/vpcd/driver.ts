@@ -236,9 +236,9 @@ export class VpcdDriver implements Driver {
     }
     let frame: Uint8Array;
     if (peer.decoder.pending === 0 && data.length >= 2 && data.length === 2 + ((data[0] << 8) | data[1])) {
-      // The usual case: exactly one whole frame in one read (no decoder, no arrays).
-      frame = new Uint8Array(data.length - 2);
-      frame.set(data.subarray(2));
+      // The usual case: exactly one whole frame in one read (no decoder, no arrays, no copy:
+      // a plain view on the read's own memory, which Node never reuses once JavaScript holds it).
+      frame = new Uint8Array(data.buffer, data.byteOffset + 2, data.length - 2);
     } else {
       const frames = peer.decoder.push(data);
       if (frames.length === 0) return;
