@@ -44,6 +44,11 @@ test('commands say the reader manager is not running', { skip, timeout: 60_000 }
   await runCommand(page, 'Smart Card: Refresh Readers');
   const text = await notification(page, /The reader manager is not running/);
   assert.match(text, /Restart Reader Manager/);
+  // The Readers view's operations from the palette say so too, before asking for a reader.
+  for (const title of ['Smart Card: Connect…', 'Smart Card: Power Off Card', 'Smart Card: Send Control Command…']) {
+    await runCommand(page, title);
+    assert.match(await notification(page, /The reader manager is not running/), /Restart Reader Manager/, title);
+  }
 });
 
 test('Restart Reader Manager starts it again with a fresh failure count', { skip, timeout: 60_000 }, async () => {
