@@ -2,7 +2,6 @@
 // script from the command palette, the APDU Log webview, and simulator card events.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { launchWorkbench, logFrame, missingPrerequisite, notification, openFile, root, runCommand, screenshot } from './support.mjs';
 
@@ -112,8 +111,8 @@ test('the helper killed mid-script: a clear error, the log keeps the exchanges, 
   const rows = log.locator('[data-kind="exchange"][data-sw="9000"]');
   const before = await rows.count();
   await rows.nth(before + 20).waitFor({ timeout: 30_000 });
-  // Kill the helper process (the one serving this workbench's extension).
-  const pids = execFileSync('pgrep', ['-f', `${path.join(root, 'out/server.js')}.*--node-ipc`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  // Kill the helper process serving this workbench's extension (not another test's: e2e files run side by side).
+  const pids = wb.helperPids();
   assert.ok(pids.length >= 1, 'the helper process is running');
   for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
   const seen = await rows.count();
