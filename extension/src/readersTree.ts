@@ -81,7 +81,8 @@ export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>,
         const item = new vscode.TreeItem(t.label, vscode.TreeItemCollapsibleState.None);
         item.id = `card:${r.name}`;
         item.description = t.description;
-        item.tooltip = t.tooltip;
+        // VS Code resolves only what is undefined: with an ATR to decode, the tooltip comes from resolveTreeItem.
+        if (!(r.card?.atr && this.decode)) item.tooltip = t.tooltip;
         item.contextValue = itemContextValue('card', r);
         item.iconPath = new vscode.ThemeIcon(r.unavailable ? 'error' : !r.card ? 'circle-slash' : r.card.mute ? 'mute' : 'credit-card');
         return item;
@@ -107,8 +108,8 @@ export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>,
 
   /** The card row's tooltip gains the decoded ATR when hovered (decoded once per ATR). */
   async resolveTreeItem(item: vscode.TreeItem, node: ReaderNode, token: vscode.CancellationToken): Promise<vscode.TreeItem> {
-    const atr = node.type === 'card' ? node.reader.card?.atr : undefined;
-    if (!atr || !this.decode) return item;
+    if (node.type !== 'card' || !node.reader.card?.atr || !this.decode) return item;
+    const atr = node.reader.card.atr;
     let text = this.decoded.get(atr);
     if (!text) {
       const decode = this.decode;
@@ -121,7 +122,8 @@ export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>,
     const decoded = await text;
     if (token.isCancellationRequested) return item;
     const md = new vscode.MarkdownString();
-    md.appendMarkdown(`**ATR** \`${spacedHex(atr)}\`\n\n`);
+    md.appendCodeblock(cardText(node.reader).tooltip, 'text');
+    md.appendMarkdown(`**Decoded ATR** (\`${spacedHex(atr)}\`)\n\n`);
     md.appendCodeblock(decoded, 'text');
     item.tooltip = md;
     return item;

@@ -74,6 +74,10 @@ test('the tree groups readers by driver and shows the card\'s ATR right after st
   await row(page, /ATR 3B/, 3).waitFor({ timeout: 30_000 });
   console.log(`# ATR shown ${Date.now() - t0} ms after the workbench launch began`);
   assert.match(await cardRow(page).innerText(), /T=1/);
+  // Its tooltip: the ATR decoded by the helper (smartcard/decodeAtr).
+  await cardRow(page).hover();
+  await page.locator('.monaco-hover, .workbench-hover', { hasText: /TS = 3B: direct convention/ }).first().waitFor({ timeout: 30_000 });
+  await page.mouse.move(700, 600);
   await readerLooks(page, 'zap', /^powered/);
   // The empty vpcd reader: the empty icon and "no card".
   await row(page, 'Virtual PCD 00 00', 2).locator('.codicon-circle-large-outline').waitFor();
