@@ -83,6 +83,7 @@ async function startManager(args: Args): Promise<ReaderManager> {
   const pinEnv = (args.flags.get('pin-env') as string | undefined) ?? 'SCARD_PIN';
   const m = new ReaderManager(createDrivers(settingsFrom(args), { keypad: (prompt) => readPin(prompt, pinEnv), trace: (line) => stderr(line + '\n') }), {
     identify: (atr) => identifyAtr(atr),
+    historySize: 0, // no client connects later: entries are printed and dropped (they die young, the collector's cheap case)
     log: (level, msg) => { if (verbose || level === 'error' || level === 'warn') stderr(`[${level}] ${msg}\n`); },
   });
   await m.start();

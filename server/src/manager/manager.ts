@@ -57,7 +57,7 @@ interface PendingCall {
 }
 
 export interface ManagerOptions {
-  /** Log entries kept for clients that connect late (default 10,000). */
+  /** Log entries kept for clients that connect late (default 10,000; 0 keeps none, as `scard` does). */
   historySize?: number;
   /** A transaction idle for this long is released (default 30 s, like a sane SCardSvr). */
   transactionTimeoutMs?: number;
@@ -172,9 +172,11 @@ export class ReaderManager {
   }
 
   private emit(entry: LogEntry): void {
-    this.history.push(entry);
-    // Trim in chunks, not per entry: shifting a full array on every APDU was the engine's hot spot.
-    if (this.history.length > this.historySize * 1.5) this.history.splice(0, this.history.length - this.historySize);
+    if (this.historySize > 0) {
+      this.history.push(entry);
+      // Trim in chunks, not per entry: shifting a full array on every APDU was the engine's hot spot.
+      if (this.history.length > this.historySize * 1.5) this.history.splice(0, this.history.length - this.historySize);
+    }
     for (const l of this.entryListeners) l(entry);
   }
 

@@ -161,6 +161,7 @@ type ApduStatement = Extract<Statement, { kind: 'apdu' }>;
 const literalBytes = new WeakMap<HexPart[], Uint8Array>();
 
 function literalCommand(parts: HexPart[]): Uint8Array | undefined {
+  if (parts.length === 1) return parts[0].kind === 'hex' ? parts[0].bytes : undefined; // the usual line: nothing to build or cache
   const hit = literalBytes.get(parts);
   if (hit) return hit;
   for (const p of parts) if (p.kind !== 'hex') return undefined;

@@ -51,11 +51,14 @@ export function toJsonLine(e: LogEntry): string {
 }
 
 /**
- * Output gathered and written in large pieces: one write per 64 KiB or per turn
- * of the event loop, not two per APDU (each write to a file or pipe is a system
- * call). `flush()` before anything else reaches the terminal (stderr, a prompt)
- * and at the end.
+ * Output gathered and written in large pieces: one write per 64 KiB or 20 ms,
+ * not two per APDU (each write to a file or pipe is a system call; with a card
+ * answering over a socket every APDU is its own turn of the event loop, so
+ * "once per turn" would still be one write per APDU). `flush()` before anything
+ * else reaches the terminal (stderr, a prompt) and at the end.
  */
+const FLUSH_MS = 20;
+
 export class BufferedOutput {
   private pending = '';
   private scheduled = false;
@@ -66,7 +69,7 @@ export class BufferedOutput {
   line(text: string): void {
     this.pending += text + '\n';
     if (this.pending.length >= this.limit) this.flush();
-    else if (!this.scheduled) { this.scheduled = true; setImmediate(this.flushSoon); }
+    else if (!this.scheduled) { this.scheduled = true; setTimeout(this.flushSoon, FLUSH_MS); }
   }
 
   flush(): void {
