@@ -85,8 +85,23 @@ test('the tree groups readers by driver and shows the card\'s ATR right after st
   await row(page, 'Details', 3).click();
   await row(page, 'PC/SC feature', 4).waitFor();
   assert.match(await row(page, 'PC/SC feature', 4).innerText(), /VERIFY_PIN_DIRECT/);
-  await row(page, 'Details', 3).click();
+  // A wider side bar for the picture in docs/editor.md (drag the sash between side bar and editor).
+  const side = await page.locator('.part.sidebar').boundingBox();
+  const sashes = await page.locator('.monaco-sash.vertical').all();
+  let sash;
+  for (const l of sashes) {
+    const box = await l.boundingBox();
+    if (side && box && Math.abs(box.x - (side.x + side.width)) < 8 && box.height > side.height / 2) sash = box;
+  }
+  if (sash) {
+    await page.mouse.move(sash.x + sash.width / 2, sash.y + sash.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(sash.x + 300, sash.y + sash.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await page.mouse.move(1000, 700);
+  }
   await screenshot(page, 'readers-tree', { docs: true });
+  await row(page, 'Details', 3).click();
 });
 
 test('Remove and Insert from the reader\'s menu change the icon and description', { skip, timeout: 90_000 }, async () => {
@@ -109,7 +124,9 @@ test('Connect exclusive shows the exclusive state; Disconnect clears it', { skip
   await pick(page, 'hello.apdu');
   await page.locator('.tabs-container .tab[aria-label*="hello.apdu"]').first().waitFor();
   await runCommand(page, 'Smart Card: Run APDU Script');
-  assert.match(await notification(page, /Script failed/), /held exclusively|exclusive/);
+  let failed;
+  try { failed = await notification(page, /Script failed/); } catch (err) { await screenshot(page, 'tree-connect-failure'); throw err; }
+  assert.match(failed, /held exclusively|exclusive/);
   await contextMenu(page, readerRow(page), 'Disconnect…');
   await pick(page, 'Leave the card');
   await readerLooks(page, 'zap', /^powered/);
