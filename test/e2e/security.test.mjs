@@ -1,8 +1,9 @@
 // Security in real VS Code (code-server + Chromium):
 // - a PIN never reaches any byte written anywhere: PIN scripts run through every path (editor runs
 //   with right and wrong PINs, a run failing after the VERIFY, the helper killed mid-run and at the
-//   PIN prompt, the CLI in text, JSON and verbose), then every file code-server, Chromium, the
-//   extension and the helper wrote, the workspace, the test's own output, the processes' stdout and
+//   PIN prompt, the CLI in text, JSON and verbose, the panel with a VERIFY decoded, the log exported
+//   as text and JSON Lines), then every file code-server, Chromium, the extension and the helper wrote
+//   (the persisted APDU Log included), the workspace, the test's own output, the processes' stdout and
 //   stderr, the helper's messages to the extension and the webview DOM are searched for the PIN in
 //   each encoding `${pin}` supports (a control proves the search finds a planted PIN);
 // - the last try of a PIN is confirmed in a modal dialog before the PIN is asked;
@@ -185,6 +186,38 @@ async function waitRunning(page) {
   await page.locator('.statusbar-item', { hasText: /Smart Card: running \(1 reader\)/ }).waitFor({ timeout: 60_000 });
 }
 
+/**
+ * How many rows of a kind whose trace text holds `text` the panel's model has (its list renders
+ * only the rows in view), once there are at least `atLeast` (or when `timeout` ms have passed).
+ */
+function modelCount(log, kind, text, atLeast = 0, timeout = 30_000) {
+  return log.locator('body').evaluate(async (_, [k, t, n, ms]) => {
+    const end = Date.now() + ms;
+    while (window.apduLog.count(k, t) < n && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    return window.apduLog.count(k, t);
+  }, [kind, text, atLeast, timeout]);
+}
+
+/** Smart Card: Export APDU Log in a format, to `file` (code-server's save dialog is a path in a quick input). */
+async function exportLog(page, format, file) {
+  await runCommand(page, 'Smart Card: Export APDU Log');
+  const pick = page.locator('.quick-input-list .monaco-list-row', { hasText: format }).first();
+  await pick.waitFor();
+  await pick.click();
+  await page.waitForFunction(() => /apdu-log\.(txt|jsonl)/.test(document.querySelector('.quick-input-widget input')?.value ?? ''), undefined, { timeout: 20_000 });
+  const input = page.locator('.quick-input-widget input');
+  await input.fill(file);
+  // The dialog reads the folder as the path is typed and may ignore an Enter meanwhile: press it
+  // again while the dialog still shows our path.
+  for (let i = 0; i < 5; i++) {
+    await input.press('Enter');
+    const closed = await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 3000 }).then(() => true, () => false);
+    if (closed || (await input.inputValue().catch(() => '')) !== file) break;
+  }
+  assert.ok((await notification(page, /APDU Log exported/, 30_000)).includes(file));
+  return fs.readFileSync(file, 'utf8');
+}
+
 /** A modal dialog makes the workbench inert until it is gone: wait for that before using the palette. */
 async function dialogGone(page) {
   await page.locator('.monaco-dialog-box').waitFor({ state: 'detached', timeout: 10_000 });
@@ -213,13 +246,10 @@ test('the last try: a modal confirmation before the PIN is asked; Cancel sends n
   step(t0, 'one try left');
 
   const log = logFrame(page);
-  const verifies = log.locator('[data-kind="exchange"]', { hasText: /00 20 00 01 08/ });
-  const counterReads = log.locator('[data-kind="exchange"][data-auto="retryCounter"]');
-  // The panel may sit behind the script's tab: bring it forward before reading it.
-  await runCommand(page, 'Smart Card: Show APDU Log');
-  await verifies.nth(1).waitFor({ timeout: 10_000 });
-  const sentBefore = await verifies.count();
-  const readsBefore = await counterReads.count();
+  const VERIFY = '00 20 00 01 08';
+  const COUNTER = 'PIN retry counter check';
+  const sentBefore = await modelCount(log, 'exchange', VERIFY, 2);
+  const readsBefore = await modelCount(log, 'exchange', COUNTER, 2);
   assert.equal(sentBefore, 2, 'the two wrong VERIFYs are in the log');
 
   // Cancel: no PIN prompt, no VERIFY sent, the counter unchanged.
@@ -234,8 +264,8 @@ test('the last try: a modal confirmation before the PIN is asked; Cancel sends n
   await dialogGone(page);
   const cancelled = await notification(page, /Stopped before the VERIFY/);
   assert.match(cancelled, /only 1 try left for the PIN "User PIN"/);
-  await counterReads.nth(readsBefore).waitFor({ timeout: 10_000 });
-  assert.equal(await verifies.count(), sentBefore, 'no VERIFY with a PIN reached the card');
+  assert.equal(await modelCount(log, 'exchange', COUNTER, readsBefore + 1), readsBefore + 1, 'the counter was read');
+  assert.equal(await modelCount(log, 'exchange', VERIFY), sentBefore, 'no VERIFY with a PIN reached the card');
   await run(page, 'tries-1.apdu', [], /Script passed/);
   step(t0, 'cancelled: nothing sent, still one try');
 
@@ -247,7 +277,7 @@ test('the last try: a modal confirmation before the PIN is asked; Cancel sends n
   await dialogGone(page);
   await answerPins(page, [PIN]);
   await notification(page, /Script passed/);
-  assert.equal(await verifies.count(), sentBefore + 1);
+  assert.equal(await modelCount(log, 'exchange', VERIFY, sentBefore + 1), sentBefore + 1);
   step(t0, 'confirmed: verified');
 
   // Leave a fresh card (3 tries, no cached PIN) for the next test.
@@ -265,11 +295,6 @@ function scratchWorkspace(name, files) {
   return dir;
 }
 
-/** Waits for `n` more rows of `locator` than `before`. */
-async function moreRows(locator, before, n, timeout = 30_000) {
-  await locator.nth(before + n - 1).waitFor({ timeout });
-}
-
 /** Kills this workbench's helper (never another test's), waits until it is gone. */
 function killHelper(wb) {
   const pids = wb.helperPids(TEE);
@@ -278,7 +303,7 @@ function killHelper(wb) {
   return pids;
 }
 
-test('a PIN reaches no byte written anywhere: editor runs, failures, helper crashes, the CLI, the panel; a planted PIN is found', { skip, timeout: 300_000 }, async () => {
+test('a PIN reaches no byte written anywhere: editor runs, failures, helper crashes, the CLI, the panel, export; a planted PIN is found', { skip, timeout: 300_000 }, async () => {
   const wb = await workbench();
   const { page } = wb;
   const t0 = Date.now();
@@ -299,8 +324,9 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
   //    and the cache went with the old process (the PIN is asked again).
   await openScript(page, 'pin-long.apdu');
   await runCommand(page, 'Smart Card: Run APDU Script');
-  const challenges = log.locator('[data-kind="exchange"]', { hasText: /00 84 00 00 08/ });
-  await moreRows(challenges, await challenges.count(), 20);
+  const before = await modelCount(log, 'exchange', '00 84 00 00 08');
+  const during = await modelCount(log, 'exchange', '00 84 00 00 08', before + 20);
+  assert.ok(during >= before + 20, `the long run is under way (${before} → ${during} GET CHALLENGEs, ${await modelCount(log, 'exchange', '')} exchanges in the panel)`);
   assert.equal(await passwordBox(page).isVisible(), false, 'the session-cached PIN was used, not asked');
   killHelper(wb);
   assert.match(await notification(page, stopped('pin-long.apdu')), /restarts by itself/);
@@ -344,10 +370,30 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
   }
   step(t0, `CLI: ${cli.length} runs`);
 
-  // 5. The panel: the webview's DOM (text, attributes, markup) and the workbench's (incl. input values).
+  // 5. The panel: a VERIFY expanded into the helper's decoding, then the webview's DOM (text,
+  //    attributes, markup) and the workbench's (incl. input values).
   await runCommand(page, 'Smart Card: Show APDU Log');
-  const masked = log.locator('[data-kind="exchange"]', { hasText: /00 20 00 01 08 \*\* \*\* \*\* \*\* \*\* \*\* \*\* \*\*/ });
-  assert.ok(await masked.count() >= 4, 'the VERIFYs are in the panel, masked');
+  const MASKED = '00 20 00 01 08 ** ** ** ** ** ** ** **';
+  // 4 in step 1, 2 in step 2, 1 in step 3 (the run killed at the prompt sent none); and the BCD and format-2 commands.
+  assert.ok(await modelCount(log, 'exchange', MASKED, 7) >= 7, 'the VERIFYs are in the panel, masked');
+  assert.equal(await modelCount(log, 'exchange', '00 2C 00 81 08 ** ** ** ** ** ** ** **', 2), 2, 'the BCD and format-2 PINs are in the panel, masked');
+  const verifyRow = log.locator('[data-kind="exchange"]', { hasText: MASKED }).last();
+  await verifyRow.waitFor({ timeout: 10_000 });
+  await verifyRow.locator('.apdu').click();
+  const decoded = verifyRow.locator(':scope > .details [data-field="ins"]');
+  await decoded.waitFor({ timeout: 30_000 });
+  assert.match(await decoded.innerText(), /20 — VERIFY/);
+  const decodedData = await verifyRow.locator(':scope > .details').innerText();
+  assert.match(decodedData, /\*\*/, 'the decoding shows the PIN bytes masked');
+
+  // 6. Export: the whole log as a text trace and as JSON Lines (into the test's output folder, searched below).
+  const exported = {
+    text: await exportLog(page, 'Text trace', path.join(outDir, 'export.txt')),
+    jsonl: await exportLog(page, 'JSON Lines', path.join(outDir, 'export.jsonl')),
+  };
+  assert.ok(exported.text.includes(`> ${MASKED}`), 'the text export holds the masked VERIFYs');
+  assert.match(exported.jsonl, /0020000108\*{16}|00 20 00 01 08( \*\*){8}/, 'the JSONL export holds the masked VERIFYs');
+  step(t0, 'exported as text and JSON Lines');
   const dom = {
     'webview: inner frame markup': await log.locator('html').evaluate((e) => e.outerHTML),
     'webview: inner frame text': await log.locator('body').innerText(),
@@ -359,8 +405,19 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
   await screenshot(page, 'security-panel');
   step(t0, 'panel read');
 
-  // 6. Everything written: stop code-server and Chromium (logs flushed, storage written), keep their folders.
+  // The log persisted in the extension's storage (written a second after the last row) is searched too.
+  const storage = path.join(wb.tmp, 'userData', 'User');
+  const persisted = () => { const f = []; const w = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); if (e.isDirectory()) w(p); else if (e.name === 'apdu-log.jsonl') f.push(p); } }; w(storage); return f; };
+  const persistDeadline = Date.now() + 20_000;
+  const holdsMasked = (f) => /0020000108\*{16}|00 20 00 01 08( \*\*){8}/.test(fs.readFileSync(f, 'utf8'));
+  while (!persisted().some(holdsMasked) && Date.now() < persistDeadline) {
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
+  // 7. Everything written: stop code-server and Chromium (logs flushed, storage written), keep their folders.
   await wb.close({ keep: true });
+  const persistedLogs = persisted();
+  assert.ok(persistedLogs.some(holdsMasked), 'the persisted APDU Log (extension storage) holds the masked VERIFYs');
   shared = undefined;
   fs.writeFileSync(path.join(outDir, 'code-server-output.log'), codeServerOutput);
   const helperOutput = fs.readFileSync(path.join(outDir, 'helper-output.log'), 'latin1');
@@ -410,10 +467,10 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
     console.log(`#   ${p.where}: ${p.files} file(s), ${p.bytes} bytes, ${p.hits.length} hit(s)`);
   }
   console.log(`#   the simulator card's PIN setting, blanked before the search: ${excluded.join(', ') || 'none'}`);
-  console.log(`#   total: ${totalFiles} files, ${totalBytes} bytes; output channel logs: ${channel.map((f) => path.relative(wb.tmp, f)).join(', ')}`);
+  console.log(`#   total: ${totalFiles} files, ${totalBytes} bytes; output channel logs: ${channel.map((f) => path.relative(wb.tmp, f)).join(', ')}; persisted APDU Log: ${persistedLogs.map((f) => path.relative(wb.tmp, f)).join(', ')}; exports: export.txt, export.jsonl`);
   const hits = places.flatMap((p) => p.hits.map((h) => `${p.where}: ${h}`));
 
-  // 7. The control: the same search finds a planted PIN in every form, in a file in that tree.
+  // 8. The control: the same search finds a planted PIN in every form, in a file in that tree.
   const control = path.join(wb.tmp, 'userData', 'control');
   fs.mkdirSync(control, { recursive: true });
   const forms = pinForms(PIN);
