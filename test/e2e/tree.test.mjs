@@ -123,10 +123,11 @@ test('Connect exclusive shows the exclusive state; Disconnect clears it', { skip
   await runCommand(page, 'Smart Card: Open Example Script');
   await pick(page, 'hello.apdu');
   await page.locator('.tabs-container .tab[aria-label*="hello.apdu"]').first().waitFor();
+  const ends = logFrame(page).locator('[data-kind="scriptEnded"][data-ok="false"]');
+  const endsBefore = await ends.count();
   await runCommand(page, 'Smart Card: Run APDU Script');
-  let failed;
-  try { failed = await notification(page, /Script failed/); } catch (err) { await screenshot(page, 'tree-connect-failure'); throw err; }
-  assert.match(failed, /held exclusively|exclusive/);
+  await ends.nth(endsBefore).waitFor({ timeout: 60_000 });
+  assert.match(await ends.nth(endsBefore).innerText(), /held exclusively|exclusive/);
   await contextMenu(page, readerRow(page), 'Disconnect…');
   await pick(page, 'Leave the card');
   await readerLooks(page, 'zap', /^powered/);
