@@ -3,7 +3,7 @@
 // median and the range, the ratio against the reference tool and whether the
 // target is met. Nothing here asserts: a benchmark prints (house rule 9).
 //   npm run bench                     all rows, 5 runs each (~3-4 min)
-//   node bench/run.mjs --reps 3 --only engine,vicc,fast,pcsc,events,helper,editor
+//   node bench/run.mjs --reps 3 --only engine,vicc,fast,pcsc,events,helper,editor,panel
 // Writes bench/RESULTS.md. Needs root (the private pcscd runs in its own mount
 // namespace), pcscd, vicc, pcsc-tools and python3-pyscard for the comparisons.
 import * as esbuild from 'esbuild';
@@ -22,7 +22,7 @@ process.chdir(root);
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
 const REPS = Number(opt('--reps', '5'));
-const ONLY = opt('--only', 'engine,vicc,fast,pcsc,events,helper,editor').split(',');
+const ONLY = opt('--only', 'engine,vicc,fast,pcsc,events,helper,editor,panel').split(',');
 const N = 10_000;
 const APDU = '00A4000C023F00'; // SELECT MF, no answer data: every card here (simulator, vicc, fast peer) says 90 00
 const OUR_PORT = 36_980; // our vpcd driver; the private pcscd's vpcd uses PCSCD_PORT and PCSCD_PORT + 1
@@ -477,7 +477,8 @@ async function benchEditor() {
       if (!/passed/i.test(text)) throw new Error(`the run did not pass: ${text.slice(0, 200)}`);
       process.stdout.write(`    editor: run ${i + 1}: ${Math.round(times.at(-1))} ms (${text.trim().replace(/\s+/g, ' ').slice(0, 90)})\n`);
     }
-    shown = await support.logFrame(page).locator('[data-kind="exchange"]').count();
+    // The panel's model (its DOM holds only the rows in view).
+    shown = await support.logFrame(page).locator('body').evaluate(() => window.apduLog.count('exchange'));
   } finally {
     await wb.close();
     fs.rmSync(workspace, { recursive: true, force: true });
@@ -486,6 +487,52 @@ async function benchEditor() {
     what: `editor: 10,000-APDU script run from code-server, APDU Log open (${shown.toLocaleString('en-US')} exchanges in the panel afterwards)`, lowerIsBetter: true,
     ours: { label: 'Enter on "Run APDU Script" → "passed" notification', unit: 'ms', values: times }, target: { max: 3000 }, targetText: '< 3 s with the panel live',
   });
+}
+
+/**
+ * The APDU Log with 100,000 real rows (test/e2e/panel-perf.mjs, shared with the e2e test): a
+ * `repeat 100000` script run from the editor fills it; then, per run, the panel is closed and
+ * opened again (time until its newest row shows) and scrolled from top to bottom one jump per
+ * frame inside the webview (requestAnimationFrame deltas). Uses out/ as built.
+ */
+async function benchPanel() {
+  const support = await import('../test/e2e/support.mjs');
+  const perf = await import('../test/e2e/panel-perf.mjs');
+  const missing = support.missingPrerequisite();
+  if (missing) throw new Error(`skipped: ${missing}`);
+  const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'scard-bench-panel-'));
+  const n = 100_000;
+  const script = perf.writeScript(workspace, n);
+  const wb = await support.launchWorkbench({ workspace, name: 'bench-panel', settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false } });
+  const render = [];
+  const maxFrame = [];
+  const p95Frame = [];
+  let filled;
+  let dom = 0;
+  try {
+    const { page } = wb;
+    filled = await perf.fill(page, script, n);
+    process.stdout.write(`    panel: ${n.toLocaleString('en-US')} rows: all in the panel ${Math.round(filled.inPanelMs)} ms after Run\n`);
+    for (let i = 0; i < REPS; i++) {
+      render.push(await perf.reopen(page));
+      const s = await perf.scrollThrough(page);
+      maxFrame.push(s.maxFrameMs);
+      p95Frame.push(s.p95FrameMs);
+      dom = s.domRows;
+      if (!s.bottom.some((t) => t.includes(perf.LAST)) || !s.top.some((t) => t.includes(perf.FIRST))) throw new Error('the rows at the ends were not shown after scrolling');
+      process.stdout.write(`    panel: run ${i + 1}: render ${Math.round(render.at(-1))} ms, ${s.frames} frames, max ${s.maxFrameMs.toFixed(1)} ms, p95 ${s.p95FrameMs.toFixed(1)} ms, ${s.longTasks} long task(s), own code per frame mean ${s.ownMeanMs.toFixed(1)} ms / max ${s.ownMaxMs.toFixed(1)} ms, ${s.domRows} rows in the DOM\n`);
+    }
+  } finally {
+    await wb.close();
+    fs.rmSync(workspace, { recursive: true, force: true });
+  }
+  const rows100k = '100,000-row APDU Log in code-server';
+  addRow({ what: `panel: ${rows100k}, reopened (whole history sent again) until the newest row shows`, lowerIsBetter: true,
+    ours: { label: 'Show APDU Log → newest row on screen', unit: 'ms', values: render }, target: {}, targetText: '— (information)' });
+  addRow({ what: `panel: ${rows100k}, scrolled top to bottom one jump per frame (${dom} rows in the DOM)`, lowerIsBetter: true,
+    ours: { label: 'longest frame (requestAnimationFrame delta)', unit: 'ms', values: maxFrame }, target: { max: 50 }, targetText: 'no frame over 50 ms' });
+  addRow({ what: `panel: ${rows100k}, same scroll`, lowerIsBetter: true,
+    ours: { label: 'p95 frame', unit: 'ms', values: p95Frame }, target: {}, targetText: '— (information)' });
 }
 
 // ---- main ----------------------------------------------------------------------------
@@ -527,6 +574,7 @@ async function main() {
     }
     await guarded('helper', () => benchHelper(b), ['helper start, RSS', '< 300 ms, < 80 MB, no growth']);
     await guarded('editor', () => benchEditor(), ['editor: 10,000-APDU script from code-server, panel open', '< 3 s with the panel live']);
+    await guarded('panel', () => benchPanel(), ['panel: 100,000-row APDU Log, scrolled top to bottom', 'no frame over 50 ms']);
   } finally {
     await pcscd?.stop();
     await stopAll();
@@ -564,14 +612,13 @@ ${missing.length ? `\nMissing tools (rows skipped): ${missing.join(', ')}\n` : '
 \`\`\`
 npm run setup:system   # pcscd, vicc, pcsc-tools, python3-pyscard (root)
 npm run build          # the editor row runs the extension from out/
-npm run bench          # or: node bench/run.mjs --reps 5 --only engine,vicc,fast,pcsc,events,helper,editor
+npm run bench          # or: node bench/run.mjs --reps 5 --only engine,vicc,fast,pcsc,events,helper,editor,panel
 \`\`\`
 
 ## Results
 
 ${table}
 
-Not measured here: the panel's render/scroll of 100,000 entries (webview frame times).
 `;
   fs.writeFileSync(path.join(root, 'bench', 'RESULTS.md'), md);
   console.log('bench: wrote bench/RESULTS.md');

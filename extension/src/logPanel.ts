@@ -200,6 +200,9 @@ export class LogPanel implements vscode.Disposable {
     const parsed = parseWebviewMessage(raw);
     if (!parsed.ok) {
       this.log.warn(`APDU Log: ignored a message from the webview: ${parsed.reason}`);
+      // A request that cannot be read still gets an answer, so the panel never waits forever.
+      const id = (raw as { id?: unknown } | null)?.id;
+      if (typeof id === 'number' && Number.isInteger(id) && id >= 0) this.post({ type: 'error', id, error: { code: 'E_BAD_MESSAGE', message: `The APDU Log sent a request the extension cannot read: ${parsed.reason}.` } });
       return;
     }
     const msg: WebviewMessage = parsed.message;

@@ -221,6 +221,8 @@ function resetModel(): void {
   exchanges = 0;
   view = [];
   viewLimit = 0;
+  // Everything is sent again (a clear, or the panel shown again): the pause ends with it.
+  if (paused) setPaused(false);
   arrivedWhilePaused = 0;
   offsetsValid = false;
   dropRendered();
@@ -470,12 +472,20 @@ function setScrollTop(y: number): void {
   expectedTop = scroller.scrollTop;
 }
 
+/** Time spent in our own per-frame work (for the benchmark: what is ours and what is the browser's). */
+const work = { frames: 0, totalMs: 0, maxMs: 0 };
+
 function frame(): void {
+  const t0 = performance.now();
   if (queue.length) ingest();
   if (queue.length) schedule();
   if (!offsetsValid) recomputeOffsets();
   layout();
   updateCounts();
+  const ms = performance.now() - t0;
+  work.frames++;
+  work.totalMs += ms;
+  work.maxMs = Math.max(work.maxMs, ms);
 }
 
 function layout(): void {
@@ -483,7 +493,8 @@ function layout(): void {
   const anchor = view.length ? indexAt(scroller.scrollTop) : 0;
   const anchorDelta = view.length ? scroller.scrollTop - offsets[anchor] : 0;
   for (let pass = 0; pass < 3; pass++) {
-    spacer.style.height = `${offsets[view.length]}px`;
+    const total = `${offsets[view.length]}px`;
+    if (spacer.style.height !== total) spacer.style.height = total;
     if (follow && !paused) setScrollTop(offsets[view.length]);
     else if (pass > 0 && view.length) setScrollTop(offsets[anchor] + anchorDelta);
     const top = scroller.scrollTop;
@@ -520,7 +531,8 @@ function renderRange(start: number, end: number): void {
   }
   first = start;
   last = end;
-  logEl.style.transform = `translateY(${view.length ? offsets[start] : 0}px)`;
+  const shift = `translateY(${view.length ? offsets[start] : 0}px)`;
+  if (logEl.style.transform !== shift) logEl.style.transform = shift;
 }
 
 /** Reads the heights of the rendered rows; true when one differs from what the offsets assumed. */
@@ -543,7 +555,13 @@ function measure(): boolean {
   return differs;
 }
 
+/** Toolbar text, written only when it changes (most frames change nothing there). */
+let shownCounts = '';
+
 function updateCounts(): void {
+  const key = `${exchanges}/${view.length}/${items.length}/${queuedRows > 0}/${paused}/${arrivedWhilePaused}`;
+  if (key === shownCounts) return;
+  shownCounts = key;
   countEl.textContent = String(exchanges);
   countEl.title = `${exchanges} exchange(s); ${view.length} row(s) shown of ${items.length}`;
   emptyEl.hidden = items.length > 0 || queuedRows > 0;
@@ -711,6 +729,10 @@ clearEl.addEventListener('click', () => { request('clear', {}).catch(showError);
 // Copy the rows shown as a readable trace (automatic steps under their exchange).
 copyEl.addEventListener('click', () => {
   const text = view.flatMap((it) => [it.row, ...it.kids]).map(rowText).join('\n');
+  if (text.length >= 10_000_000) {
+    showError(new Error('Too many rows to copy: filter them first, or use Export… to write them to a file.'));
+    return;
+  }
   request('copy', { text }).catch(showError);
 });
 exportEl.addEventListener('click', () => {
@@ -726,6 +748,8 @@ Object.assign(window, { apduLog: {
   rows: () => items.reduce((n, it) => n + 1 + it.kids.length, 0) + [...orphans.values()].reduce((n, o) => n + o.length, 0),
   shown: () => view.length,
   pending: () => queuedRows,
+  /** Our own work per frame since the last call (ms), then reset. */
+  work: () => { const w = { ...work }; work.frames = 0; work.totalMs = 0; work.maxMs = 0; return w; },
   /** How many rows of this kind whose trace text contains `text`. */
   count: (kind: string, text = '') => items.flatMap((it) => [it.row, ...it.kids]).filter((r) => r.kind === kind && rowText(r).includes(text)).length,
 } });
