@@ -100,7 +100,10 @@ test('bad parameters get clear errors', async () => {
   await assert.rejects(client.sendRequest(ReaderConnectRequest.method, { reader: READER, share: 'direct' }), /share is 'shared' or 'exclusive'/);
   await assert.rejects(client.sendRequest(ReaderConnectRequest.method, { reader: READER, protocol: 2 }), /protocol is 0 \(T=0\) or 1 \(T=1\)/);
   await assert.rejects(client.sendRequest(ReaderResetRequest.method, { reader: READER, mode: 'hot' }), /mode is 'cold' or 'warm'/);
-  await client.sendRequest(ReaderConnectRequest.method, { reader: READER });
+  // Two Connects at once: one connection, the other is refused.
+  const both = await Promise.allSettled([client.sendRequest(ReaderConnectRequest.method, { reader: READER }), client.sendRequest(ReaderConnectRequest.method, { reader: READER })]);
+  assert.deepEqual(both.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+  assert.equal((await reader()).connections, 1);
   await assert.rejects(client.sendRequest(ReaderDisconnectRequest.method, { reader: READER, disposition: 'eject' }), /cannot eject cards/);
   await assert.rejects(client.sendRequest(ReaderDisconnectRequest.method, { reader: READER, disposition: 'drop' }), /disposition is/);
   await client.sendRequest(ReaderDisconnectRequest.method, { reader: READER });

@@ -46,6 +46,8 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   const sessionPins = new SessionPinCache();
   /** The editor's own connections (Connect in the Readers view), by reader name. */
   const editorConnections = new Map<string, CardConnection>();
+  /** Readers a Connect is under way on, so two at once cannot both open a connection. */
+  const editorConnecting = new Set<string>();
   /** The cache as clients see it: with the editor's connections and what each driver allows. */
   const decorate = (m: ReaderManager, list: ReaderList): ReaderList => ({
     ...list,
@@ -261,7 +263,14 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     if (p.protocol !== undefined && p.protocol !== 0 && p.protocol !== 1) throw new ScError('BAD_REQUEST', 'protocol is 0 (T=0) or 1 (T=1).');
     const held = editorConnections.get(reader);
     if (held) throw new ScError('BAD_REQUEST', `The editor already holds a ${held.share} connection to '${reader}'; disconnect first.`);
-    const c = await m.connect(reader, { share: p.share ?? 'shared', ...(p.protocol !== undefined ? { protocol: p.protocol } : {}) });
+    if (editorConnecting.has(reader)) throw new ScError('BAD_REQUEST', `The editor is already connecting to '${reader}'.`);
+    editorConnecting.add(reader);
+    let c: CardConnection;
+    try {
+      c = await m.connect(reader, { share: p.share ?? 'shared', ...(p.protocol !== undefined ? { protocol: p.protocol } : {}) });
+    } finally {
+      editorConnecting.delete(reader);
+    }
     editorConnections.set(reader, c);
     return decorate(m, { readers: [m.reader(reader)], readerListCounter: 0 }).readers[0];
   }));
