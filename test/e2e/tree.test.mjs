@@ -114,7 +114,7 @@ test('Remove and Insert from the reader\'s menu change the icon and description'
   await readerLooks(page, 'zap', /^powered/);
 });
 
-test('Connect exclusive shows the exclusive state; Disconnect clears it', { skip, timeout: 90_000 }, async () => {
+test('Connect exclusive shows the exclusive state, shared shows in use; Disconnect clears them', { skip, timeout: 90_000 }, async () => {
   const { page } = wb;
   await contextMenu(page, cardRow(page), 'Connect…');
   await pick(page, 'Exclusive, any protocol');
@@ -133,6 +133,13 @@ test('Connect exclusive shows the exclusive state; Disconnect clears it', { skip
   await readerLooks(page, 'zap', /^powered/);
   const text = await readerRow(page).innerText();
   assert.doesNotMatch(text, /editor/);
+  // A shared connection on T=1 shows "in use".
+  await contextMenu(page, cardRow(page), 'Connect…');
+  await pick(page, 'Shared, T=1');
+  await readerLooks(page, 'plug', /in use · editor: shared, T=1/);
+  await contextMenu(page, cardRow(page), 'Disconnect…');
+  await pick(page, 'Leave the card');
+  await readerLooks(page, 'zap', /^powered/);
 });
 
 test('Reset and Power Off act on the card: tree and APDU Log event rows', { skip, timeout: 90_000 }, async () => {
