@@ -416,77 +416,80 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
 
   // 7. Everything written: stop code-server and Chromium (logs flushed, storage written), keep their folders.
   await wb.close({ keep: true });
-  const persistedLogs = persisted();
-  assert.ok(persistedLogs.some(holdsMasked), 'the persisted APDU Log (extension storage) holds the masked VERIFYs');
   shared = undefined;
-  fs.writeFileSync(path.join(outDir, 'code-server-output.log'), codeServerOutput);
-  const helperOutput = fs.readFileSync(path.join(outDir, 'helper-output.log'), 'latin1');
-  assert.ok((helperOutput.match(/^\[start\]/gm) ?? []).length >= 3, 'the helper output covers the first helper and both restarts');
-  assert.match(helperOutput, /0020000108\*{16}/, 'the helper output holds the masked VERIFYs (the capture works)');
+  try {
+    const persistedLogs = persisted();
+    assert.ok(persistedLogs.some(holdsMasked), 'the persisted APDU Log (extension storage) holds the masked VERIFYs');
+    fs.writeFileSync(path.join(outDir, 'code-server-output.log'), codeServerOutput);
+    const helperOutput = fs.readFileSync(path.join(outDir, 'helper-output.log'), 'latin1');
+    assert.ok((helperOutput.match(/^\[start\]/gm) ?? []).length >= 3, 'the helper output covers the first helper and both restarts');
+    assert.match(helperOutput, /0020000108\*{16}/, 'the helper output holds the masked VERIFYs (the capture works)');
 
-  const places = [];
-  const report = (where, res) => { places.push({ where, ...res }); };
-  const dirs = fs.readdirSync(wb.tmp).map((d) => path.join(wb.tmp, d));
-  const userData = path.join(wb.tmp, 'userData');
-  const parts = [
-    ['VS Code logs (code-server, extension host, output channels)', path.join(userData, 'logs')],
-    ['extension and webview storage (globalStorage)', path.join(userData, 'User', 'globalStorage')],
-    ['extension and webview storage (workspaceStorage)', path.join(userData, 'User', 'workspaceStorage')],
-  ];
-  for (const [where, d] of parts) report(`code-server user data: ${where}`, scanTree(d));
-  report('code-server user data: the rest (settings, history, machine state)', scanTree(userData, NEEDLES, parts.map(([, d]) => d)));
-  for (const d of dirs.filter((x) => x !== userData)) report(`${path.basename(d) === 'profile' ? 'Chromium' : 'code-server'} ${path.basename(d)} folder`, scanTree(d));
-  report('workspace', scanTree(workspace));
-  report('test output (test-results/security: CLI and process output, helper capture)', scanTree(outDir));
-  const shots = fs.readdirSync(resultsDir).filter((f) => f.startsWith('security-')).map((f) => path.join(resultsDir, f));
-  report('screenshots (test-results/security-*.png)', shots.reduce((acc, f) => {
-    const buf = fs.readFileSync(f);
-    return { files: acc.files + 1, bytes: acc.bytes + buf.length, hits: [...acc.hits, ...findPin(buf).map((h) => `${path.basename(f)}: ${h}`)] };
-  }, { files: 0, bytes: 0, hits: [] }));
-  for (const [where, text] of [['code-server stdout/stderr', codeServerOutput], ['helper stdout/stderr/IPC messages', helperOutput],
-    ...cli.map((c) => [`CLI ${c.name} stdout/stderr`, c.out]), ...Object.entries(dom)]) {
-    const buf = Buffer.from(text, 'utf8');
-    report(where, { files: 1, bytes: buf.length, hits: findPin(buf) });
-  }
-  // (In code-server the workbench's and extensions' memento state lives in Chromium's IndexedDB, in
-  // the profile folder; globalStorage/workspaceStorage hold only what extensions write as files.)
-  for (const p of places.filter((x) => /logs|profile/.test(x.where))) assert.ok(p.files > 0, `${p.where} holds files`);
-  // The extension's output channel (the helper's log as the extension shows it) was among the files searched.
-  const channel = [];
-  const findLogs = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); if (e.isDirectory()) findLogs(p); else if (/Smart Card|smartcard/i.test(e.name)) channel.push(p); } };
-  findLogs(path.join(wb.tmp, 'userData', 'logs'));
-  assert.ok(channel.length >= 1, 'the extension output channel\'s log file exists');
-  assert.ok(channel.some((f) => /The script asks for "User PIN"/.test(fs.readFileSync(f, 'utf8'))), 'the output channel log holds the PIN prompts (by label)');
+    const places = [];
+    const report = (where, res) => { places.push({ where, ...res }); };
+    const dirs = fs.readdirSync(wb.tmp).map((d) => path.join(wb.tmp, d));
+    const userData = path.join(wb.tmp, 'userData');
+    const parts = [
+      ['VS Code logs (code-server, extension host, output channels)', path.join(userData, 'logs')],
+      ['extension and webview storage (globalStorage)', path.join(userData, 'User', 'globalStorage')],
+      ['extension and webview storage (workspaceStorage)', path.join(userData, 'User', 'workspaceStorage')],
+    ];
+    for (const [where, d] of parts) report(`code-server user data: ${where}`, scanTree(d));
+    report('code-server user data: the rest (settings, history, machine state)', scanTree(userData, NEEDLES, parts.map(([, d]) => d)));
+    for (const d of dirs.filter((x) => x !== userData)) report(`${path.basename(d) === 'profile' ? 'Chromium' : 'code-server'} ${path.basename(d)} folder`, scanTree(d));
+    report('workspace', scanTree(workspace));
+    report('test output (test-results/security: CLI and process output, helper capture)', scanTree(outDir));
+    const shots = fs.readdirSync(resultsDir).filter((f) => f.startsWith('security-')).map((f) => path.join(resultsDir, f));
+    report('screenshots (test-results/security-*.png)', shots.reduce((acc, f) => {
+      const buf = fs.readFileSync(f);
+      return { files: acc.files + 1, bytes: acc.bytes + buf.length, hits: [...acc.hits, ...findPin(buf).map((h) => `${path.basename(f)}: ${h}`)] };
+    }, { files: 0, bytes: 0, hits: [] }));
+    for (const [where, text] of [['code-server stdout/stderr', codeServerOutput], ['helper stdout/stderr/IPC messages', helperOutput],
+      ...cli.map((c) => [`CLI ${c.name} stdout/stderr`, c.out]), ...Object.entries(dom)]) {
+      const buf = Buffer.from(text, 'utf8');
+      report(where, { files: 1, bytes: buf.length, hits: findPin(buf) });
+    }
+    // (In code-server the workbench's and extensions' memento state lives in Chromium's IndexedDB, in
+    // the profile folder; globalStorage/workspaceStorage hold only what extensions write as files.)
+    for (const p of places.filter((x) => /logs|profile/.test(x.where))) assert.ok(p.files > 0, `${p.where} holds files`);
+    // The extension's output channel (the helper's log as the extension shows it) was among the files searched.
+    const channel = [];
+    const findLogs = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); if (e.isDirectory()) findLogs(p); else if (/Smart Card|smartcard/i.test(e.name)) channel.push(p); } };
+    findLogs(path.join(wb.tmp, 'userData', 'logs'));
+    assert.ok(channel.length >= 1, 'the extension output channel\'s log file exists');
+    assert.ok(channel.some((f) => /The script asks for "User PIN"/.test(fs.readFileSync(f, 'utf8'))), 'the output channel log holds the PIN prompts (by label)');
 
-  console.log('# searched for the PIN and the wrong PIN (ASCII, hex of the ASCII digits, BCD, format-2 PIN block, UTF-16, base64):');
-  let totalFiles = 0;
-  let totalBytes = 0;
-  for (const p of places) {
-    totalFiles += p.files;
-    totalBytes += p.bytes;
-    console.log(`#   ${p.where}: ${p.files} file(s), ${p.bytes} bytes, ${p.hits.length} hit(s)`);
-  }
-  console.log(`#   the simulator card's PIN setting, blanked before the search: ${excluded.join(', ') || 'none'}`);
-  console.log(`#   total: ${totalFiles} files, ${totalBytes} bytes; output channel logs: ${channel.map((f) => path.relative(wb.tmp, f)).join(', ')}; persisted APDU Log: ${persistedLogs.map((f) => path.relative(wb.tmp, f)).join(', ')}; exports: export.txt, export.jsonl`);
-  const hits = places.flatMap((p) => p.hits.map((h) => `${p.where}: ${h}`));
+    console.log('# searched for the PIN and the wrong PIN (ASCII, hex of the ASCII digits, BCD, format-2 PIN block, UTF-16, base64):');
+    let totalFiles = 0;
+    let totalBytes = 0;
+    for (const p of places) {
+      totalFiles += p.files;
+      totalBytes += p.bytes;
+      console.log(`#   ${p.where}: ${p.files} file(s), ${p.bytes} bytes, ${p.hits.length} hit(s)`);
+    }
+    console.log(`#   the simulator card's PIN setting, blanked before the search: ${excluded.join(', ') || 'none'}`);
+    console.log(`#   total: ${totalFiles} files, ${totalBytes} bytes; output channel logs: ${channel.map((f) => path.relative(wb.tmp, f)).join(', ')}; persisted APDU Log: ${persistedLogs.map((f) => path.relative(wb.tmp, f)).join(', ')}; exports: export.txt, export.jsonl`);
+    const hits = places.flatMap((p) => p.hits.map((h) => `${p.where}: ${h}`));
 
-  // 8. The control: the same search finds a planted PIN in every form, in a file in that tree.
-  const control = path.join(wb.tmp, 'userData', 'control');
-  fs.mkdirSync(control, { recursive: true });
-  const forms = pinForms(PIN);
-  forms.forEach((f, i) => fs.writeFileSync(path.join(control, `planted-${i}.bin`), Buffer.concat([Buffer.from('noise '), f.ci ? Buffer.from(f.bytes.toString('latin1').toUpperCase(), 'latin1') : f.bytes, Buffer.from(' noise')])));
-  // The setting's exception hides only the setting: a PIN elsewhere in a settings.json is found.
-  fs.writeFileSync(path.join(control, 'settings.json'), JSON.stringify({ 'smartcard.simulator.pin': PIN, 'some.other': `x${PIN}` }));
-  const found = scanTree(control);
-  fs.rmSync(wb.tmp, { recursive: true, force: true });
-  assert.equal(found.files, forms.length + 1);
-  assert.ok(found.hits.includes('settings.json: PIN: ASCII (also BCD as hex)'), 'a PIN beside the simulator setting is found');
-  for (let i = 0; i < forms.length; i++) {
-    assert.ok(found.hits.some((h) => h.startsWith(`planted-${i}.bin: PIN: ${forms[i].name}`)), `the control finds the planted ${forms[i].name}`);
+    // 8. The control: the same search finds a planted PIN in every form, in a file in that tree.
+    const control = path.join(wb.tmp, 'userData', 'control');
+    fs.mkdirSync(control, { recursive: true });
+    const forms = pinForms(PIN);
+    forms.forEach((f, i) => fs.writeFileSync(path.join(control, `planted-${i}.bin`), Buffer.concat([Buffer.from('noise '), f.ci ? Buffer.from(f.bytes.toString('latin1').toUpperCase(), 'latin1') : f.bytes, Buffer.from(' noise')])));
+    // The setting's exception hides only the setting: a PIN elsewhere in a settings.json is found.
+    fs.writeFileSync(path.join(control, 'settings.json'), JSON.stringify({ 'smartcard.simulator.pin': PIN, 'some.other': `x${PIN}` }));
+    const found = scanTree(control);
+    assert.equal(found.files, forms.length + 1);
+    assert.ok(found.hits.includes('settings.json: PIN: ASCII (also BCD as hex)'), 'a PIN beside the simulator setting is found');
+    for (let i = 0; i < forms.length; i++) {
+      assert.ok(found.hits.some((h) => h.startsWith(`planted-${i}.bin: PIN: ${forms[i].name}`)), `the control finds the planted ${forms[i].name}`);
+    }
+    console.log(`# control: ${found.hits.length} planted form(s) found in ${found.files} files`);
+    step(t0, 'scanned');
+    assert.deepEqual(hits, [], 'no PIN anywhere');
+  } finally {
+    fs.rmSync(wb.tmp, { recursive: true, force: true });
   }
-  console.log(`# control: ${found.hits.length} planted form(s) found in ${found.files} files`);
-  step(t0, 'scanned');
-  assert.deepEqual(hits, [], 'no PIN anywhere');
 });
 
 test('an untrusted workspace: Run APDU Script refuses and says why; after trusting the folder it runs', { skip, timeout: 180_000 }, async () => {
