@@ -442,6 +442,7 @@ async function benchEditor() {
   fs.copyFileSync(path.join(CACHE, 'scripts', '10k.apdu'), path.join(workspace, 'bench10k.apdu'));
   const wb = await support.launchWorkbench({ workspace, name: 'bench-editor' });
   const times = [];
+  const notifiedTimes = [];
   let shown = 0;
   try {
     const { page } = wb;
@@ -461,21 +462,33 @@ async function benchEditor() {
       await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Smart Card: Run APDU Script' }).first().waitFor();
       const items = center.locator('.notification-list-item');
       const seen = new Set(await items.allInnerTexts()); // a notification left from a run before is not this run's
+      const panel = support.logFrame(page).locator('body');
+      const endedBefore = await panel.evaluate(() => window.apduLog.count('scriptEnded'));
       const t0 = performance.now();
       await input.press('Enter');
+      // Done when the run's end row is in the panel with every row before it (checked inside the webview).
+      const inPanel = panel.evaluate((_, n) => new Promise((resolve, reject) => {
+        const start = Date.now();
+        const check = () => {
+          if (window.apduLog.pending() === 0 && window.apduLog.count('scriptEnded') > n) resolve(window.apduLog.count('scriptEnded', 'script passed'));
+          else if (Date.now() - start > 60_000) reject(new Error('no end of the run in the APDU Log within 60 s'));
+          else setTimeout(check, 10);
+        };
+        check();
+      }), endedBefore).then((passed) => ({ ms: performance.now() - t0, passed }));
       let text;
       while (!text) {
         text = (await items.allInnerTexts()).find((t) => !seen.has(t) && /passed|failed|error/i.test(t));
-        if (!text && performance.now() - t0 > 60_000) {
-          const shot = await support.screenshot(page, 'bench-editor-timeout').catch(() => '');
-          throw new Error(`run ${i + 1}: no new notification within 60 s (showing: ${JSON.stringify(await items.allInnerTexts())}; screenshot ${shot})`);
-        }
+        if (!text && performance.now() - t0 > 60_000) break;
         if (!text) await sleep(10);
       }
-      times.push(performance.now() - t0);
+      const notified = performance.now() - t0;
+      const shown = await inPanel;
+      times.push(shown.ms);
+      if (text) notifiedTimes.push(notified);
       if (process.env.BENCH_DEBUG) await support.screenshot(page, `bench-editor-${i}`);
-      if (!/passed/i.test(text)) throw new Error(`the run did not pass: ${text.slice(0, 200)}`);
-      process.stdout.write(`    editor: run ${i + 1}: ${Math.round(times.at(-1))} ms (${text.trim().replace(/\s+/g, ' ').slice(0, 90)})\n`);
+      if (text ? !/passed/i.test(text) : !shown.passed) throw new Error(`the run did not pass: ${(text ?? 'no notification').slice(0, 200)}`);
+      process.stdout.write(`    editor: run ${i + 1}: ${Math.round(shown.ms)} ms to the end row in the panel; notification ${text ? `after ${Math.round(notified)} ms (${text.trim().replace(/\s+/g, ' ').slice(0, 90)})` : 'not seen within 60 s (headless code-server may announce it without listing it)'}\n`);
     }
     // The panel's model (its DOM holds only the rows in view).
     shown = await support.logFrame(page).locator('body').evaluate(() => window.apduLog.count('exchange'));
@@ -485,8 +498,12 @@ async function benchEditor() {
   }
   addRow({
     what: `editor: 10,000-APDU script run from code-server, APDU Log open (${shown.toLocaleString('en-US')} exchanges in the panel afterwards)`, lowerIsBetter: true,
-    ours: { label: 'Enter on "Run APDU Script" → "passed" notification', unit: 'ms', values: times }, target: { max: 3000 }, targetText: '< 3 s with the panel live',
+    ours: { label: 'Enter on "Run APDU Script" → the run\'s end row in the panel (every exchange in it)', unit: 'ms', values: times }, target: { max: 3000 }, targetText: '< 3 s with the panel live',
   });
+  if (notifiedTimes.length) {
+    addRow({ what: 'editor: same runs, until the "passed" notification is listed', lowerIsBetter: true,
+      ours: { label: 'Enter → notification', unit: 'ms', values: notifiedTimes }, target: {}, targetText: '— (information)' });
+  }
 }
 
 /**

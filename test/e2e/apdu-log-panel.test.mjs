@@ -97,7 +97,7 @@ test('an exchange expands into its decoded command, response TLV, status word an
   const log = logFrame(page);
   const select = topRows(log).filter({ hasText: '00 A4 04 00 07 F0 57 42 44 45 4D 4F' }).last();
   await select.waitFor();
-  await select.locator('.apdu').click();
+  await select.locator(':scope > .apdu').click();
   const details = select.locator(':scope > .details');
   await details.locator('[data-field="ins"]').waitFor();
   assert.match(await details.locator('[data-field="ins"]').innerText(), /A4 — SELECT/);

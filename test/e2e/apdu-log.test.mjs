@@ -69,8 +69,15 @@ test('a script asks for the PIN in a masked input box; the PIN never reaches the
   const verify = log.locator('[data-kind="exchange"][data-sw="9000"]', { hasText: /00 20 00 01 04/ }).first();
   await verify.waitFor();
   assert.match(await verify.innerText(), /\*\*/, 'the PIN bytes are masked');
+  // Expanded, the decoded VERIFY shows the data masked too (the helper decodes what was logged).
+  await verify.locator(':scope > .apdu').click();
+  const data = verify.locator(':scope > .details [data-field="data"]');
+  await data.waitFor();
+  assert.match(await data.innerText(), /\*\* \*\* \*\* \*\*/);
+  assert.match(await verify.locator(':scope > .details [data-field="ins"]').innerText(), /20 — VERIFY/);
   const all = await log.locator('#log').innerText();
   assert.doesNotMatch(all.replace(/\s+/g, ''), /0020000104(31323334|1234)/, 'the PIN is not in the panel');
+  assert.doesNotMatch(all, /31 32 33 34/, 'nor its ASCII bytes in the expanded row');
 });
 
 test('the filter hides rows that do not match; Clear empties the log', { skip, timeout: 60_000 }, async () => {

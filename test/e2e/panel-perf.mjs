@@ -31,7 +31,12 @@ export async function waitInPanel(log, fn, arg, timeout = 300_000) {
 
 /** Runs the script from the editor with the panel open; returns the time from Enter to the panel holding every row. */
 export async function fill(page, scriptName, n = 100_000) {
-  await openFile(page, scriptName);
+  // Quick Open right after start-up can meet a closing (inert) quick input: try again once.
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
+  await openFile(page, scriptName).catch(async () => {
+    await page.keyboard.press('Escape');
+    await openFile(page, scriptName);
+  });
   await runCommand(page, 'Smart Card: Show APDU Log');
   const log = logFrame(page);
   await log.locator('#scroller').waitFor({ timeout: 30_000 });

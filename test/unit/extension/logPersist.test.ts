@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,8 +13,13 @@ const exchange = (seq: number): ExchangeEntry => ({
   sw: '9000', swMeaning: 'Normal processing', swCategory: 'success', durationMs: 1,
 });
 
+const dirs: string[] = [];
+after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
+
 function tmpFile(): string {
-  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'scard-logpersist-')), 'sub', 'apdu-log.jsonl');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scard-logpersist-'));
+  dirs.push(dir);
+  return path.join(dir, 'sub', 'apdu-log.jsonl');
 }
 
 test('rows are written in batches and read back by the next session, after its own generations', async () => {
