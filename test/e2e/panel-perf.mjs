@@ -16,6 +16,17 @@ export function writeScript(dir, n = 100_000) {
   return path.basename(file);
 }
 
+/** runCommand, once the quick input of the command before has closed (a closing one is inert); tried again once. */
+async function command(page, title) {
+  const widget = page.locator('.quick-input-widget');
+  await widget.waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
+  await runCommand(page, title).catch(async () => {
+    await page.keyboard.press('Escape');
+    await widget.waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
+    await runCommand(page, title);
+  });
+}
+
 /** `fn(body, arg)` evaluated in the webview. */
 const model = (log, fn, arg) => log.locator('body').evaluate(fn, arg);
 
@@ -37,12 +48,12 @@ export async function fill(page, scriptName, n = 100_000) {
     await page.keyboard.press('Escape');
     await openFile(page, scriptName);
   });
-  await runCommand(page, 'Smart Card: Show APDU Log');
+  await command(page, 'Smart Card: Show APDU Log');
   const log = logFrame(page);
   await log.locator('#scroller').waitFor({ timeout: 30_000 });
   await page.locator('.tabs-container .tab', { hasText: scriptName }).first().click();
   const t0 = performance.now();
-  await runCommand(page, 'Smart Card: Run APDU Script');
+  await command(page, 'Smart Card: Run APDU Script');
   // The panel's model tells when every row is in (and whether the run passed); no sleeping.
   await waitInPanel(log, (_, [last, want]) => window.apduLog.pending() === 0 && window.apduLog.count('echo', last) > 0
     && window.apduLog.count('scriptEnded') > 0 && window.apduLog.count('exchange') >= want, [LAST, n]);
@@ -55,10 +66,10 @@ export async function fill(page, scriptName, n = 100_000) {
 export async function reopen(page) {
   const log = logFrame(page);
   await page.locator('.tabs-container .tab', { hasText: 'APDU Log' }).click();
-  await runCommand(page, 'View: Close Editor');
+  await command(page, 'View: Close Editor');
   await page.locator('.tabs-container .tab', { hasText: 'APDU Log' }).waitFor({ state: 'detached' });
   const t0 = performance.now();
-  await runCommand(page, 'Smart Card: Show APDU Log');
+  await command(page, 'Smart Card: Show APDU Log');
   await log.locator('#log > .row[data-kind="echo"]', { hasText: LAST }).waitFor({ timeout: 120_000 });
   return performance.now() - t0;
 }
