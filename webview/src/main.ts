@@ -327,7 +327,89 @@ function hexSpan(cls: string, hex: string): HTMLSpanElement {
   return s;
 }
 
-function renderRow(r: LogRow, kids: readonly LogRow[]): HTMLElement {
+// Collapsed exchanges without automatic steps are nearly every row of a long run. Their
+// elements are reused as rows scroll out of view, so scrolling builds almost no DOM: the
+// garbage it made otherwise brought the browser's major collections (over the workbench's
+// heap too — code-server serves webviews from the workbench's origin) into the scroll.
+interface ExchangeSkeleton {
+  el: HTMLElement;
+  time: HTMLSpanElement; auto: HTMLSpanElement; reader: HTMLSpanElement; line: HTMLSpanElement; duration: HTMLSpanElement;
+  cmd: HTMLSpanElement; data: HTMLSpanElement; dataGap: Text; sw: HTMLSpanElement; meaning: HTMLSpanElement;
+}
+const skeletonPool: ExchangeSkeleton[] = [];
+const skeletonOf = new WeakMap<HTMLElement, ExchangeSkeleton>();
+const POOL_MAX = 256;
+
+function newSkeleton(): ExchangeSkeleton {
+  const s: ExchangeSkeleton = {
+    el: document.createElement('div'),
+    time: span('time', ''), auto: span('auto', ''), reader: span('reader', ''), line: span('line', ''), duration: span('duration', ''),
+    cmd: span('hex cmd', ''), data: span('hex data', ''), dataGap: document.createTextNode(''), sw: span('sw', ''), meaning: span('meaning', ''),
+  };
+  s.el.tabIndex = -1;
+  s.el.append(
+    div('meta', s.time, s.auto, s.reader, s.line, s.duration),
+    div('apdu', span('dir', '>'), ' ', s.cmd, ' ', span('dir', '<'), ' ', s.data, s.dataGap, s.sw, ' ', s.meaning),
+    div('children'),
+  );
+  skeletonOf.set(s.el, s);
+  return s;
+}
+
+function setHex(el: HTMLSpanElement, hex: string): void {
+  const { text, cut } = shortHex(hex);
+  el.textContent = text;
+  if (cut) el.title = spacedHex(hex);
+  else el.removeAttribute('title');
+}
+
+/** The same row renderRow builds for a collapsed exchange without automatic steps, in a reused element. */
+function plainExchange(r: Extract<LogRow, { kind: 'exchange' }>): HTMLElement {
+  const s = skeletonPool.pop() ?? newSkeleton();
+  const el = s.el;
+  el.className = `row exchange collapsed sw-${r.swCategory}`;
+  el.setAttribute('aria-expanded', 'false');
+  el.dataset.kind = 'exchange';
+  el.dataset.id = r.id;
+  el.dataset.sw = r.sw.toUpperCase();
+  if (r.reader) el.dataset.reader = r.reader; else delete el.dataset.reader;
+  if (r.auto) el.dataset.auto = r.auto; else delete el.dataset.auto;
+  s.time.textContent = clock(r.time);
+  s.auto.hidden = !r.auto;
+  s.auto.textContent = r.auto ? `↳ ${autoLabels[r.auto]}` : '';
+  s.reader.textContent = r.reader;
+  s.line.hidden = !r.line;
+  s.line.textContent = r.line ? `line ${r.line}` : '';
+  const link = !!(r.line && r.uri);
+  s.line.className = link ? 'line link' : 'line';
+  if (link) {
+    s.line.title = 'Show this line in the script';
+    s.line.dataset.uri = r.uri;
+    s.line.dataset.line = String(r.line);
+  } else {
+    s.line.removeAttribute('title');
+    delete s.line.dataset.uri;
+    delete s.line.dataset.line;
+  }
+  s.duration.textContent = duration(r.durationMs);
+  setHex(s.cmd, r.command);
+  const data = responseData(r.response);
+  s.data.hidden = !data;
+  setHex(s.data, data);
+  s.dataGap.data = data ? ' ' : '';
+  s.sw.textContent = spacedHex(r.sw);
+  s.meaning.textContent = r.swMeaning;
+  return el;
+}
+
+/** A row element leaving the view: a reusable one goes back to the pool. */
+function release(el: HTMLElement): void {
+  const s = skeletonOf.get(el);
+  if (s && skeletonPool.length < POOL_MAX) skeletonPool.push(s);
+}
+
+function renderRow(r: LogRow, kids: readonly LogRow[], top = false): HTMLElement {
+  if (top && r.kind === 'exchange' && !kids.length && !expanded.has(r.id)) return plainExchange(r);
   const el = document.createElement('div');
   const open = expanded.has(r.id);
   el.className = `row ${r.kind} ${open ? 'expanded' : 'collapsed'}`;
@@ -539,14 +621,18 @@ function renderRange(start: number, end: number): void {
     const it = view[i];
     let el = rendered.get(it.row.id);
     if (!el) {
-      el = renderRow(it.row, it.kids);
+      el = renderRow(it.row, it.kids, true);
       rendered.set(it.row.id, el);
     }
     el.classList.toggle('active', it.row.id === activeId);
     keep.add(it.row.id);
     els.push(el);
   }
-  for (const id of rendered.keys()) if (!keep.has(id)) rendered.delete(id);
+  for (const [id, el] of rendered) {
+    if (keep.has(id)) continue;
+    rendered.delete(id);
+    release(el);
+  }
   if (start !== first || end !== last || logEl.childElementCount !== els.length || els.some((e, i) => logEl.children[i] !== e)) {
     logEl.replaceChildren(...els);
   }
