@@ -54,7 +54,10 @@ export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>,
       case 'group': {
         const t = groupText(node.group);
         const item = new vscode.TreeItem(t.label, t.failed || !node.group.readers.length ? vscode.TreeItemCollapsibleState.None : vscode.TreeItemCollapsibleState.Expanded);
-        item.id = `driver:${node.group.id}`;
+        // An empty group (a leaf, e.g. while the helper restarts) has its own id, so the group
+        // that comes back with readers is a new item and opens expanded, whatever state VS Code
+        // kept for the leaf.
+        item.id = `driver:${node.group.id}${node.group.readers.length ? '' : ':empty'}`;
         item.description = t.description;
         item.tooltip = t.tooltip;
         item.contextValue = t.failed ? 'driver failed' : 'driver';

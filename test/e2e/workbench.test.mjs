@@ -125,10 +125,9 @@ test('the helper killed mid-script: a clear error, the log keeps the exchanges, 
   // Restarted by the policy (first delay 1 s), with the simulator reader back.
   await page.locator('.statusbar-item', { hasText: /Smart Card: running \(1 reader\)/ }).waitFor({ timeout: 30_000 });
   await log.locator('[data-kind="manager"][data-state="restarting"]').first().waitFor();
-  // (Clicking the view's icon while it is shown would close the side bar.)
-  const readerRow = page.locator('.monaco-list-row', { hasText: READER });
-  if (!(await readerRow.isVisible())) await page.locator('.activitybar .action-item a[aria-label^="Smart Card"]').click();
-  await readerRow.waitFor();
+  // The view's own focus command (clicking the view's icon while it is shown would close the side bar).
+  await runCommand(page, 'Focus on Readers View');
+  await page.locator('.monaco-list-row', { hasText: READER }).waitFor();
   assert.ok(await count() >= seen, 'every exchange shown before the crash is still in the log');
   // And the next script works.
   await openFile(page, 'hello.apdu');
