@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, launchWorkbench, logFrame, missingPrerequisite, notification, openFile, root, runCommand, screenshot } from './support.mjs';
+import { answerExport, freePort, launchWorkbench, logFrame, missingPrerequisite, notification, openFile, root, runCommand, screenshot } from './support.mjs';
 
 const skip = missingPrerequisite();
 const SIM = 'Workbench Simulator';
@@ -65,18 +65,11 @@ async function runScript(page, file, expect = /Script passed/) {
   return notification(page, expect, 60_000);
 }
 
-/** The format quick pick, then the save dialog (code-server's simple dialog: a path in a quick input). */
+/** The format quick pick, then the save dialog; the notification must say where. */
 async function exportAs(page, format, file) {
-  const pick = page.locator('.quick-input-list .monaco-list-row', { hasText: format }).first();
-  await pick.waitFor();
-  await pick.click();
-  await page.waitForFunction(() => /apdu-log\.(txt|jsonl)/.test(document.querySelector('.quick-input-widget input')?.value ?? ''), undefined, { timeout: 20_000 });
-  const input = page.locator('.quick-input-widget input');
-  await input.fill(file);
-  await input.press('Enter');
-  const text = await notification(page, /APDU Log exported/, 30_000);
-  assert.ok(text.includes(file), `the notification says where: ${text}`);
-  return fs.readFileSync(file, 'utf8');
+  const { note, text } = await answerExport(page, format, file);
+  assert.ok(note.includes(file), `the notification says where: ${note}`);
+  return text;
 }
 
 /** Waits until the panel's row model (not only the DOM) holds a row of this kind with this text. */

@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchWorkbench, logFrame, missingPrerequisite, notification, openFile, resultsDir, root, runCommand, screenshot } from './support.mjs';
+import { answerExport, launchWorkbench, logFrame, missingPrerequisite, notification, openFile, resultsDir, root, runCommand, screenshot } from './support.mjs';
 
 const skip = missingPrerequisite();
 const READER = 'Workbench Simulator 00 00';
@@ -198,24 +198,12 @@ function modelCount(log, kind, text, atLeast = 0, timeout = 30_000) {
   }, [kind, text, atLeast, timeout]);
 }
 
-/** Smart Card: Export APDU Log in a format, to `file` (code-server's save dialog is a path in a quick input). */
+/** Smart Card: Export APDU Log in a format, to `file`. */
 async function exportLog(page, format, file) {
   await runCommand(page, 'Smart Card: Export APDU Log');
-  const pick = page.locator('.quick-input-list .monaco-list-row', { hasText: format }).first();
-  await pick.waitFor();
-  await pick.click();
-  await page.waitForFunction(() => /apdu-log\.(txt|jsonl)/.test(document.querySelector('.quick-input-widget input')?.value ?? ''), undefined, { timeout: 20_000 });
-  const input = page.locator('.quick-input-widget input');
-  await input.fill(file);
-  // The dialog reads the folder as the path is typed and may ignore an Enter meanwhile: press it
-  // again while the dialog still shows our path.
-  for (let i = 0; i < 5; i++) {
-    await input.press('Enter');
-    const closed = await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 3000 }).then(() => true, () => false);
-    if (closed || (await input.inputValue().catch(() => '')) !== file) break;
-  }
-  assert.ok((await notification(page, /APDU Log exported/, 30_000)).includes(file));
-  return fs.readFileSync(file, 'utf8');
+  const { note, text } = await answerExport(page, format, file);
+  assert.ok(note.includes(file));
+  return text;
 }
 
 /** A modal dialog makes the workbench inert until it is gone: wait for that before using the palette. */

@@ -242,3 +242,26 @@ export async function screenshot(page, name, { docs = false } = {}) {
   }
   return file;
 }
+
+/**
+ * Answers "Export APDU Log"'s questions once it was started (panel button or palette): the
+ * format, then the file in code-server's simple save dialog (a path in a quick input).
+ * Returns the notification that says where, and the file's text.
+ */
+export async function answerExport(page, format, file) {
+  const pick = page.locator('.quick-input-list .monaco-list-row', { hasText: format }).first();
+  await pick.waitFor();
+  await pick.click();
+  await page.waitForFunction(() => /apdu-log\.(txt|jsonl)/.test(document.querySelector('.quick-input-widget input')?.value ?? ''), undefined, { timeout: 20_000 });
+  const input = page.locator('.quick-input-widget input');
+  await input.fill(file);
+  // The dialog reads the folder as the path is typed and may ignore an Enter meanwhile: press it
+  // again while the dialog still shows our path.
+  for (let i = 0; i < 5; i++) {
+    await input.press('Enter');
+    const closed = await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 3000 }).then(() => true, () => false);
+    if (closed || (await input.inputValue().catch(() => '')) !== file) break;
+  }
+  const note = await notification(page, /APDU Log exported/, 30_000);
+  return { note, text: fs.readFileSync(file, 'utf8') };
+}
