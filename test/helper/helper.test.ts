@@ -2,15 +2,14 @@
 // the way the extension drives it over IPC.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
-import { createConnection } from 'vscode-languageserver/node';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
-import { createHelper } from '../../server/src/lsp/server';
+import type { MessageConnection } from 'vscode-jsonrpc/node';
 import {
   AskPinRequest, EventsNotification, type LogEntry, ReadersChangedNotification, ReadersRequest, RunScriptRequest,
-  SimulatorInsertCardRequest, SimulatorRemoveCardRequest, StartedNotification, type ReaderList, LogHistoryRequest,
+  SimulatorInsertCardRequest, SimulatorRemoveCardRequest, type ReaderList, LogHistoryRequest,
 } from '../../server/src/protocol';
+import { startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
 
+let helper: MemoryHelper;
 let client: MessageConnection;
 const entries: LogEntry[] = [];
 const entryWaiters: Array<() => void> = [];
@@ -26,30 +25,25 @@ function until(check: () => boolean, waiters: Array<() => void>): Promise<void> 
 }
 
 before(async () => {
-  const toServer = new PassThrough();
-  const toClient = new PassThrough();
-  const serverConn = createConnection(toServer, toClient);
-  createHelper(serverConn);
-  client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
-  started = new Promise((resolve) => client.onNotification(StartedNotification.method, resolve));
-  client.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => {
-    entries.push(...p.entries);
-    for (const w of entryWaiters.splice(0)) w();
+  helper = await startMemoryHelper({
+    initializationOptions: { simulator: { card: 'T=0' } },
+    handlers: (c) => {
+      c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => {
+        entries.push(...p.entries);
+        for (const w of entryWaiters.splice(0)) w();
+      });
+      c.onNotification('textDocument/publishDiagnostics', (p: { uri: string; diagnostics: never[] }) => {
+        diagnostics.set(p.uri, p.diagnostics);
+        for (const w of diagWaiters.splice(0)) w();
+      });
+      c.onRequest(AskPinRequest.method, () => ({ pin: '1234' }));
+    },
   });
-  client.onNotification('textDocument/publishDiagnostics', (p: { uri: string; diagnostics: never[] }) => {
-    diagnostics.set(p.uri, p.diagnostics);
-    for (const w of diagWaiters.splice(0)) w();
-  });
-  client.onRequest(AskPinRequest.method, () => ({ pin: '1234' }));
-  client.listen();
-  await client.sendRequest('initialize', { processId: null, rootUri: null, capabilities: {}, initializationOptions: { simulator: { card: 'T=0' } } });
-  client.sendNotification('initialized', {});
+  client = helper.client;
+  started = Promise.resolve(helper.started);
 });
 
-after(async () => {
-  await client.sendRequest('shutdown');
-  client.dispose();
-});
+after(() => helper.stop());
 
 test('announces started with the reader cache filled', async () => {
   const list = await started;

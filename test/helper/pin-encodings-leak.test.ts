@@ -9,31 +9,15 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { createConnection } from 'vscode-languageserver/node';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
-import { createHelper } from '../../server/src/lsp/server';
-import { encodePin } from '../../server/src/script/engine';
-import { AskPinRequest, ClearPinCacheRequest, LogHistoryRequest, RunScriptRequest, StartedNotification } from '../../server/src/protocol';
+import { AskPinRequest, ClearPinCacheRequest, LogHistoryRequest, RunScriptRequest } from '../../server/src/protocol';
+import { startMemoryHelper } from '../support/memoryHelper';
+import { noPinAssertion, pinForms as forms } from '../support/pinForms';
 
 const PIN = '73915862';
 const WRONG = '46028157';
 
-/** Every text form of a PIN in each encoding: hex plain and spaced, upper and lower case, and ASCII. */
-function forms(pin: string): string[] {
-  const out = new Set<string>([pin]);
-  for (const enc of ['ascii', 'bcd', 'format2'] as const) {
-    const hex = Buffer.from(encodePin(pin, enc, undefined, 0xff)).toString('hex');
-    for (const h of [hex, hex.toUpperCase()]) { out.add(h); out.add(h.match(/../g)!.join(' ')); }
-  }
-  return [...out];
-}
-const NEEDLES = [...forms(PIN), ...forms(WRONG)];
-
-function assertNoPin(haystack: string, where: string): void {
-  for (const n of NEEDLES) assert.ok(!haystack.includes(n), `${where} holds a PIN form (${n.length} characters)`);
-}
+const assertNoPin = noPinAssertion(PIN, WRONG);
 
 test('the search finds each form it looks for (control)', () => {
   for (const n of forms(PIN)) assert.throws(() => assertNoPin(`noise ${n} noise`, 'control'), /holds a PIN form/);
@@ -72,21 +56,15 @@ test('CLI: ASCII, BCD and format-2 PINs, text/JSON/verbose, right and wrong PIN,
 });
 
 test('helper: PINs in every encoding, the session cache and Clear PIN Cache: no PIN in any message sent or in the log history', async () => {
-  const toServer = new PassThrough();
-  const toClient = new PassThrough();
-  let wire = '';
-  toClient.on('data', (d: Buffer) => { wire += d.toString('utf8'); });
-  createHelper(createConnection(toServer, toClient), { drivers: [new SimulatorDriver({ pin: PIN })] });
-  const client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
-  const started = new Promise((r) => client.onNotification(StartedNotification.method, r));
   const asked: string[] = [];
   let answer = PIN;
-  client.onRequest(AskPinRequest.method, (p: { label: string }) => { asked.push(p.label); return { pin: answer }; });
-  client.listen();
+  const helper = await startMemoryHelper({
+    helper: { drivers: [new SimulatorDriver({ pin: PIN })] },
+    initializationOptions: { pin: { cache: 'session' } },
+    handlers: (c) => c.onRequest(AskPinRequest.method, (p: { label: string }) => { asked.push(p.label); return { pin: answer }; }),
+  });
+  const { client } = helper;
   try {
-    await client.sendRequest('initialize', { processId: null, rootUri: null, capabilities: {}, initializationOptions: { pin: { cache: 'session' } } });
-    client.sendNotification('initialized', {});
-    await started;
     const first = await client.sendRequest(RunScriptRequest.method, { text: SCRIPT }) as { ok: boolean; failure?: { message: string; line?: number } };
     assert.equal(first.ok, false);
     assert.equal(first.failure?.line, 5, 'fails after the VERIFY');
@@ -101,10 +79,9 @@ test('helper: PINs in every encoding, the session cache and Clear PIN Cache: no 
     const history = await client.sendRequest(LogHistoryRequest.method, {});
     assertNoPin(JSON.stringify(history), 'log history');
     await new Promise((r) => setImmediate(r));
-    assert.ok(wire.includes('"command":"002C008108****************"'), 'the BCD and format-2 commands are on the wire, masked');
-    assertNoPin(wire, 'helper → client messages');
+    assert.ok(helper.wire().includes('"command":"002C008108****************"'), 'the BCD and format-2 commands are on the wire, masked');
+    assertNoPin(helper.wire(), 'helper → client messages');
   } finally {
-    await client.sendRequest('shutdown');
-    client.dispose();
+    await helper.stop();
   }
 });

@@ -7,24 +7,15 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { createConnection } from 'vscode-languageserver/node';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
-import { createHelper } from '../../server/src/lsp/server';
-import { AskPinRequest, LogHistoryRequest, RunScriptRequest, StartedNotification } from '../../server/src/protocol';
+import { AskPinRequest, LogHistoryRequest, RunScriptRequest } from '../../server/src/protocol';
+import { startMemoryHelper } from '../support/memoryHelper';
+import { noPinAssertion } from '../support/pinForms';
 
 const PIN = '739182';
 const WRONG = '846295';
-const forms = (pin: string) => {
-  const ascii = Buffer.from(pin, 'ascii').toString('hex').toUpperCase();
-  return [pin, ascii, ascii.match(/../g)!.join(' '), ascii.toLowerCase(), pin.match(/../g)!.join(' ')];
-};
-const NEEDLES = [...forms(PIN), ...forms(WRONG)];
-
-function assertNoPin(haystack: string, where: string) {
-  for (const n of NEEDLES) assert.ok(!haystack.includes(n), `${where} contains a PIN form '${n.length > 2 ? n.slice(0, 2) + '…' : n}'`);
-}
+// ASCII, hex (plain, spaced, both cases), BCD and the format-2 block: the earlier list here is a part of it.
+const assertNoPin = noPinAssertion(PIN, WRONG);
 
 const SCRIPT = [
   '00 A4 04 0C 07 F0 57 42 44 45 4D 4F => 90 00',
@@ -56,20 +47,14 @@ test('CLI: text and JSON traces, success and a refused PIN, show no PIN', () => 
 });
 
 test('helper: every message it sends, the log history and results show no PIN', async () => {
-  const toServer = new PassThrough();
-  const toClient = new PassThrough();
-  let wire = '';
-  toClient.on('data', (d) => { wire += d.toString('utf8'); });
-  createHelper(createConnection(toServer, toClient), { drivers: [new SimulatorDriver({ pin: PIN })] });
-  const client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
-  const started = new Promise((r) => client.onNotification(StartedNotification.method, r));
   const answers = [PIN, WRONG];
-  client.onRequest(AskPinRequest.method, () => ({ pin: answers.shift() ?? PIN }));
-  client.listen();
+  const helper = await startMemoryHelper({
+    helper: { drivers: [new SimulatorDriver({ pin: PIN })] },
+    initializationOptions: { pin: { cache: 'none' } },
+    handlers: (c) => c.onRequest(AskPinRequest.method, () => ({ pin: answers.shift() ?? PIN })),
+  });
+  const { client } = helper;
   try {
-    await client.sendRequest('initialize', { processId: null, rootUri: null, capabilities: {}, initializationOptions: { pin: { cache: 'none' } } });
-    client.sendNotification('initialized', {});
-    await started;
     const ok = await client.sendRequest(RunScriptRequest.method, { text: SCRIPT }) as { ok: boolean };
     assert.equal(ok.ok, true);
     const bad = await client.sendRequest(RunScriptRequest.method, { text: SCRIPT }) as { ok: boolean; failure: { message: string } };
@@ -81,10 +66,9 @@ test('helper: every message it sends, the log history and results show no PIN', 
     const history = await client.sendRequest(LogHistoryRequest.method, {});
     assertNoPin(JSON.stringify(history), 'log history');
     await new Promise((r) => setImmediate(r));
-    assert.ok(wire.includes('"command":"0020000106************"'), 'masked VERIFY on the wire');
-    assertNoPin(wire, 'helper → extension messages');
+    assert.ok(helper.wire().includes('"command":"0020000106************"'), 'masked VERIFY on the wire');
+    assertNoPin(helper.wire(), 'helper → extension messages');
   } finally {
-    await client.sendRequest('shutdown');
-    client.dispose();
+    await helper.stop();
   }
 });

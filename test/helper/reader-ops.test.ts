@@ -2,18 +2,17 @@
 // the editor's connection, reset, power off, control; parameters validated.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
-import { createConnection } from 'vscode-languageserver/node';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
-import { createHelper } from '../../server/src/lsp/server';
+import type { MessageConnection } from 'vscode-jsonrpc/node';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
 import {
   type ControlEntry, EventsNotification, type LogEntry, type ReaderInfo, type ReaderList, ReadersChangedNotification, ReadersRequest,
   ReaderConnectRequest, ReaderControlRequest, ReaderDisconnectRequest, ReaderPowerOffRequest, ReaderResetRequest,
-  RunScriptRequest, type RunScriptResult, SimulatorRemoveCardRequest, SimulatorInsertCardRequest, StartedNotification,
+  RunScriptRequest, type RunScriptResult, SimulatorRemoveCardRequest, SimulatorInsertCardRequest,
 } from '../../server/src/protocol';
+import { startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
 
 const READER = 'Workbench Simulator 00 00';
+let helper: MemoryHelper;
 let client: MessageConnection;
 const entries: LogEntry[] = [];
 const lists: ReaderList[] = [];
@@ -25,24 +24,18 @@ const until = (check: () => boolean): Promise<void> => new Promise((resolve) => 
 const reader = async (): Promise<ReaderInfo> => ((await client.sendRequest(ReadersRequest.method, {})) as ReaderList).readers[0];
 
 before(async () => {
-  const toServer = new PassThrough();
-  const toClient = new PassThrough();
-  createHelper(createConnection(toServer, toClient), { drivers: [new SimulatorDriver({ card: 'T=1', keypad: async () => '1234' })] });
-  client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
-  const started = new Promise((resolve) => client.onNotification(StartedNotification.method, resolve));
-  client.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => { entries.push(...p.entries); for (const w of waiters.splice(0)) w(); });
-  client.onNotification(ReadersChangedNotification.method, (p: ReaderList) => { lists.push(p); for (const w of waiters.splice(0)) w(); });
-  client.onNotification('window/logMessage', () => undefined);
-  client.listen();
-  await client.sendRequest('initialize', { processId: null, rootUri: null, capabilities: {}, initializationOptions: {} });
-  client.sendNotification('initialized', {});
-  await started;
+  helper = await startMemoryHelper({
+    helper: { drivers: [new SimulatorDriver({ card: 'T=1', keypad: async () => '1234' })] },
+    handlers: (c) => {
+      c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => { entries.push(...p.entries); for (const w of waiters.splice(0)) w(); });
+      c.onNotification(ReadersChangedNotification.method, (p: ReaderList) => { lists.push(p); for (const w of waiters.splice(0)) w(); });
+      c.onNotification('window/logMessage', () => undefined);
+    },
+  });
+  client = helper.client;
 });
 
-after(async () => {
-  await client.sendRequest('shutdown');
-  client.dispose();
-});
+after(() => helper.stop());
 
 test('connect exclusive: the reader shows the editor connection; a script is refused; disconnect clears it', async () => {
   const info = await client.sendRequest(ReaderConnectRequest.method, { reader: READER, share: 'exclusive', protocol: 1 }) as ReaderInfo;

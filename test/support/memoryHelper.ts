@@ -1,0 +1,47 @@
+// The helper (language server + reader manager) over in-memory streams, the way the
+// extension drives it over IPC: one copy of the wiring for every helper-tier test.
+import { PassThrough } from 'node:stream';
+import { createConnection } from 'vscode-languageserver/node';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { createHelper, type HelperOptions } from '../../server/src/lsp/server';
+import { type ParamsOf, StartedNotification } from '../../server/src/protocol';
+
+export interface MemoryHelper {
+  client: MessageConnection;
+  /** What the helper announced once its reader cache was filled. */
+  started: ParamsOf<typeof StartedNotification>;
+  /** Every byte the helper has sent to the client so far (for leak searches). */
+  wire(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a helper, registers the test's handlers (before the connection listens, so no
+ * early notification is missed), initializes it and waits for `smartcard/started`.
+ */
+export async function startMemoryHelper(options: {
+  helper?: HelperOptions;
+  initializationOptions?: unknown;
+  handlers?: (client: MessageConnection) => void;
+} = {}): Promise<MemoryHelper> {
+  const toServer = new PassThrough();
+  const toClient = new PassThrough();
+  let wire = '';
+  toClient.on('data', (d: Buffer) => { wire += d.toString('utf8'); });
+  createHelper(createConnection(toServer, toClient), options.helper);
+  const client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
+  const started = new Promise<ParamsOf<typeof StartedNotification>>((resolve) => client.onNotification(StartedNotification.method, resolve));
+  options.handlers?.(client);
+  client.listen();
+  await client.sendRequest('initialize', { processId: null, rootUri: null, capabilities: {}, initializationOptions: options.initializationOptions ?? {} });
+  client.sendNotification('initialized', {});
+  return {
+    client,
+    started: await started,
+    wire: () => wire,
+    async stop() {
+      await client.sendRequest('shutdown');
+      client.dispose();
+    },
+  };
+}
