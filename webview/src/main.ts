@@ -327,32 +327,37 @@ function hexSpan(cls: string, hex: string): HTMLSpanElement {
   return s;
 }
 
-// Collapsed exchanges without automatic steps are nearly every row of a long run. Their
-// elements are reused as rows scroll out of view, so scrolling builds almost no DOM: the
-// garbage it made otherwise brought the browser's major collections (over the workbench's
-// heap too — code-server serves webviews from the workbench's origin) into the scroll.
+// An exchange row is built from a skeleton and filled in. Collapsed exchanges without
+// automatic steps are nearly every row of a long run: their skeletons are reused as rows
+// scroll out of view, so scrolling builds almost no DOM: the garbage it made otherwise
+// brought the browser's major collections (over the workbench's heap too — code-server
+// serves webviews from the workbench's origin) into the scroll.
 interface ExchangeSkeleton {
   el: HTMLElement;
   time: HTMLSpanElement; auto: HTMLSpanElement; reader: HTMLSpanElement; line: HTMLSpanElement; duration: HTMLSpanElement;
   cmd: HTMLSpanElement; data: HTMLSpanElement; dataGap: Text; sw: HTMLSpanElement; meaning: HTMLSpanElement;
+  /** The automatic steps' box; an expanded row's details go just before it. */
+  children: HTMLDivElement;
 }
 const skeletonPool: ExchangeSkeleton[] = [];
 const skeletonOf = new WeakMap<HTMLElement, ExchangeSkeleton>();
 const POOL_MAX = 256;
 
-function newSkeleton(): ExchangeSkeleton {
+/** A new skeleton; only a `reusable` one (a plain collapsed row) may go back to the pool. */
+function newSkeleton(reusable: boolean): ExchangeSkeleton {
   const s: ExchangeSkeleton = {
     el: document.createElement('div'),
     time: span('time', ''), auto: span('auto', ''), reader: span('reader', ''), line: span('line', ''), duration: span('duration', ''),
     cmd: span('hex cmd', ''), data: span('hex data', ''), dataGap: document.createTextNode(''), sw: span('sw', ''), meaning: span('meaning', ''),
+    children: div('children'),
   };
   s.el.tabIndex = -1;
   s.el.append(
     div('meta', s.time, s.auto, s.reader, s.line, s.duration),
     div('apdu', span('dir', '>'), ' ', s.cmd, ' ', span('dir', '<'), ' ', s.data, s.dataGap, s.sw, ' ', s.meaning),
-    div('children'),
+    s.children,
   );
-  skeletonOf.set(s.el, s);
+  if (reusable) skeletonOf.set(s.el, s);
   return s;
 }
 
@@ -363,12 +368,16 @@ function setHex(el: HTMLSpanElement, hex: string): void {
   else el.removeAttribute('title');
 }
 
-/** The same row renderRow builds for a collapsed exchange without automatic steps, in a reused element. */
-function plainExchange(r: Extract<LogRow, { kind: 'exchange' }>): HTMLElement {
-  const s = skeletonPool.pop() ?? newSkeleton();
+/**
+ * An exchange row: a top-level collapsed one without automatic steps in a reused skeleton,
+ * any other (expanded, with steps, or a step itself) in a new one with its details and steps.
+ */
+function exchangeRow(r: Extract<LogRow, { kind: 'exchange' }>, kids: readonly LogRow[], top: boolean): HTMLElement {
+  const open = expanded.has(r.id);
+  const s = top && !open && !kids.length ? skeletonPool.pop() ?? newSkeleton(true) : newSkeleton(false);
   const el = s.el;
-  el.className = `row exchange collapsed sw-${r.swCategory}`;
-  el.setAttribute('aria-expanded', 'false');
+  el.className = `row exchange ${open ? 'expanded' : 'collapsed'} sw-${r.swCategory}`;
+  el.setAttribute('aria-expanded', String(open));
   el.dataset.kind = 'exchange';
   el.dataset.id = r.id;
   el.dataset.sw = r.sw.toUpperCase();
@@ -399,6 +408,8 @@ function plainExchange(r: Extract<LogRow, { kind: 'exchange' }>): HTMLElement {
   s.dataGap.data = data ? ' ' : '';
   s.sw.textContent = spacedHex(r.sw);
   s.meaning.textContent = r.swMeaning;
+  if (open) el.insertBefore(exchangeDetails(r), s.children);
+  for (const k of kids) s.children.append(renderRow(k, []));
   return el;
 }
 
@@ -409,7 +420,7 @@ function release(el: HTMLElement): void {
 }
 
 function renderRow(r: LogRow, kids: readonly LogRow[], top = false): HTMLElement {
-  if (top && r.kind === 'exchange' && !kids.length && !expanded.has(r.id)) return plainExchange(r);
+  if (r.kind === 'exchange') return exchangeRow(r, kids, top);
   const el = document.createElement('div');
   const open = expanded.has(r.id);
   el.className = `row ${r.kind} ${open ? 'expanded' : 'collapsed'}`;
@@ -420,25 +431,6 @@ function renderRow(r: LogRow, kids: readonly LogRow[], top = false): HTMLElement
   if (r.reader) el.dataset.reader = r.reader;
   const meta = div('meta', span('time', clock(r.time)));
   switch (r.kind) {
-    case 'exchange': {
-      el.dataset.sw = r.sw.toUpperCase();
-      el.classList.add(`sw-${r.swCategory}`);
-      if (r.auto) {
-        el.dataset.auto = r.auto;
-        meta.append(span('auto', `↳ ${autoLabels[r.auto]}`));
-      }
-      meta.append(span('reader', r.reader), lineLink(r.uri, r.line), span('duration', duration(r.durationMs)));
-      const data = responseData(r.response);
-      const apdu = div('apdu', span('dir', '>'), ' ', hexSpan('hex cmd', r.command), ' ', span('dir', '<'), ' ');
-      if (data) apdu.append(hexSpan('hex data', data), ' ');
-      apdu.append(span('sw', spacedHex(r.sw)), ' ', span('meaning', r.swMeaning));
-      el.append(meta, apdu);
-      if (open) el.append(exchangeDetails(r));
-      const box = div('children');
-      for (const k of kids) box.append(renderRow(k, []));
-      el.append(box);
-      return el;
-    }
     case 'control':
       meta.append(span('reader', r.reader), span('label', `control ${r.code}`), lineLink(r.uri, r.line), span('duration', duration(r.durationMs)));
       el.append(meta, div('apdu', span('dir', '>'), ' ', hexSpan('hex cmd', r.command), ' ', span('dir', '<'), ' ',
