@@ -6,11 +6,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheDir, CODE_SERVER_VERSION, ensureCodeServer, startCodeServer, workbenchUrl } from './code-server.mjs';
+import { cacheDir, CODE_SERVER_VERSION, codeServerInstalled, ensureCodeServer, formatElapsed, startCodeServer, workbenchUrl } from './code-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const started = Date.now();
+const tty = process.stdout.isTTY;
+const paint = (code, text) => (tty ? `\u001b[${code}m${text}\u001b[0m` : text);
 
-function step(msg) { console.log(`\u001b[36m›\u001b[0m ${msg}`); }
+function step(msg) { console.log(`${paint(36, '›')} ${msg} ${paint(2, `(+${formatElapsed(Date.now() - started)})`)}`); }
 
 function portFree(port) {
   return new Promise((resolve) => {
@@ -32,8 +35,15 @@ step('building the extension, helper and webview (node esbuild.mjs)');
 const build = spawnSync(process.execPath, ['esbuild.mjs'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) { console.error('build failed; fix the errors above and run npm start again'); process.exit(1); }
 
-step(`checking code-server ${CODE_SERVER_VERSION} (the first run installs it into ${cacheDir()}, about 3-5 minutes)`);
-ensureCodeServer();
+step(codeServerInstalled()
+  ? `code-server ${CODE_SERVER_VERSION} is installed in ${cacheDir()}`
+  : `installing Node 24 and code-server ${CODE_SERVER_VERSION} into ${cacheDir()} (first run only, about 3-5 minutes)`);
+try {
+  await ensureCodeServer();
+} catch (err) {
+  console.error(`\ncode-server could not be installed: ${err.message}\nFix that and run npm start again; later starts reuse the cache.`);
+  process.exit(1);
+}
 
 // Fresh editor state per run: settings, open editors and extension state do not leak between runs.
 const runDir = path.join(cacheDir(), 'runs', `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
@@ -62,10 +72,11 @@ step('starting code-server on 127.0.0.1');
 const cs = await startCodeServer({ port, workspace, userDataDir, extensionsDir, quiet: false });
 const url = workbenchUrl(cs.base, workspace, root);
 
+step(`ready in ${formatElapsed(Date.now() - started)}`);
 console.log(`
   Smart Card Workbench is served at:
 
-    \u001b[1m${url}\u001b[0m
+    ${paint(1, url)}
 
   (plain ${cs.base}/ opens VS Code without loading the extension from this folder)
   Open the "Smart Card" view in the activity bar; Ctrl-C stops the server.

@@ -8,8 +8,10 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { finished } from 'node:stream/promises';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
+import { codeServerInstalled, ensureCodeServer } from './code-server.mjs';
 
 const ALL = ['unit', 'helper', 'refstack', 'e2e'];
 const wanted = process.argv.slice(2).filter((a) => ALL.includes(a));
@@ -50,6 +52,16 @@ for (const tier of tiers) {
   const list = tier === 'e2e' ? files('test/e2e', '.test.mjs') : files(path.join('out/test', tier), '.test.js');
   if (!list.length) continue;
   const missing = (SYSTEM[tier] ?? []).filter((c) => !has(c));
+  // Real VS Code: what npm can install (Node 24, code-server) is installed here, into the
+  // same cache as npm start; only Debian packages can be missing, and they are named.
+  if (tier === 'e2e' && !missing.length && !codeServerInstalled()) {
+    console.log('\n# ---- e2e needs code-server: installing Node 24 and code-server into the cache (first run only, about 3-5 minutes)');
+    try {
+      await ensureCodeServer();
+    } catch (err) {
+      missing.push(err.message);
+    }
+  }
   if (missing.length) {
     const msg = `${tier}: missing ${missing.join(', ')}; install with: sudo npm run setup:system`;
     if (CI) {
@@ -74,11 +86,11 @@ for (const tier of tiers) {
     totals.failed++;
     failures.push(`${tier}: ${d.name}${d.file ? ` (${path.relative('.', d.file)})` : ''}`);
   });
-  await new Promise((resolve, reject) => {
-    stream.compose(spec).pipe(process.stdout, { end: false });
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
+  // The tier's report, its summary included, is written out before the next tier starts:
+  // wait for the reporter's end, not the test stream's (the reporter lags behind it).
+  const report = stream.compose(spec);
+  report.pipe(process.stdout, { end: false });
+  await finished(report);
 }
 
 // A file that crashes before defining tests shows up as a failed top-level entry.
