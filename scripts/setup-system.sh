@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suites need: Chromium for real VS Code,
 # pcscd + vpcd + vicc + pcsc-tools + opensc for the reference smart card stack,
-# libkrb5-dev for code-server's native build. Run as root (npm run setup:system).
+# make, g++, python3 and libkrb5-dev for code-server's native build. Run as root (npm run setup:system).
 set -euo pipefail
 PKGS=(chromium pcscd libpcsclite1 libpcsclite-dev pcsc-tools libccid opensc
       vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome
       python3-pyscard hyperfine
-      gcc libc6-dev
+      gcc g++ make python3 libc6-dev
       libkrb5-dev curl ca-certificates)
 missing=()
 for p in "${PKGS[@]}"; do
