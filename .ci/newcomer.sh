@@ -68,7 +68,9 @@ port=$(echo "$url" | sed -E 's#http://127\.0\.0\.1:([0-9]+)/.*#\1#')
 if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/healthz"; then fail "port $port still answers after Ctrl-C"; fi
 say "npm start stopped on Ctrl-C and left no process behind; port $port is closed"
 [ "$check" -eq 0 ] || fail "the browser check against npm start's URL failed"
-[ "$status" -eq 0 ] || fail "npm start exited with $status on Ctrl-C"
+# 130 = ended by SIGINT after stopping what it started (what a shell expects of Ctrl-C).
+[ "$status" -eq 130 ] || fail "npm start exited with $status on Ctrl-C (expected 130)"
+grep -aq 'SIGINT: stopping code-server' "$log" || fail "npm start did not say it stopped code-server"
 
 if $start_only; then cd / && rm -rf "$work"; say "npm start from nothing: passed"; exit 0; fi
 

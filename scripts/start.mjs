@@ -72,7 +72,7 @@ step('starting code-server on 127.0.0.1');
 const cs = await startCodeServer({ port, workspace, userDataDir, extensionsDir, quiet: false });
 const url = workbenchUrl(cs.base, workspace, root);
 
-step(`ready in ${formatElapsed(Date.now() - started)}`);
+step('ready');
 console.log(`
   Smart Card Workbench is served at:
 
@@ -83,9 +83,12 @@ console.log(`
 `);
 
 let stopping = false;
+// Stopped by a signal: exit as a shell expects of it (130 for Ctrl-C, 143 for SIGTERM) once code-server is gone.
+let signalStatus = 0;
 function shutdown(signal) {
   if (stopping) return;
   stopping = true;
+  signalStatus = 128 + (signal === 'SIGINT' ? 2 : 15);
   console.log(`\n${signal}: stopping code-server (process group ${cs.child.pid})`);
   cs.stop();
   // The process group is gone when the child exits; a second signal forces it.
@@ -96,5 +99,5 @@ process.on('SIGTERM', () => shutdown('SIGTERM'));
 cs.child.on('exit', (code, sig) => {
   if (!stopping) console.error(`code-server exited (${code ?? sig})`);
   fs.rmSync(runDir, { recursive: true, force: true });
-  process.exit(stopping ? 0 : 1);
+  process.exit(stopping ? signalStatus : 1);
 });
