@@ -37,9 +37,23 @@ function run(cmd, args, opts, what) {
     const started = Date.now();
     const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts });
     const beat = what ? setInterval(() => log(`still ${what} (${formatElapsed(Date.now() - started)} so far)`), 30_000) : undefined;
-    child.once('error', (err) => { clearInterval(beat); reject(err); });
+    // Stopped while installing (Ctrl-C, a test runner's time-out): the install stops too, instead
+    // of going on as an orphan that the next run's fresh install would race with.
+    let stoppedBy;
+    const forward = (sig) => { stoppedBy = sig; child.kill(sig); };
+    const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    for (const sig of SIGNALS) process.on(sig, forward);
+    const done = () => { clearInterval(beat); for (const sig of SIGNALS) process.off(sig, forward); };
+    child.once('error', (err) => { done(); reject(err); });
     child.once('exit', (code, signal) => {
-      clearInterval(beat);
+      done();
+      if (stoppedBy) {
+        log(`stopped by ${stoppedBy}; the next run installs again from the start`);
+        fs.rmSync(`${installDir()}.lock`, { force: true });
+        process.kill(process.pid, stoppedBy);
+        reject(new Error(`stopped by ${stoppedBy}`));
+        return;
+      }
       if (code === 0) resolve();
       else reject(new Error(`${path.basename(cmd)} ${args.map((a) => path.basename(a)).join(' ')} failed (${signal ?? `exit code ${code}`})`));
     });
