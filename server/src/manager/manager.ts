@@ -145,8 +145,11 @@ export class ReaderManager {
       for (const c of [...r.connections]) c.close();
       if (r.transactionTimer) clearTimeout(r.transactionTimer);
     }
-    // Closing ended the transactions; their driver-side ends (bounded by the deadline) go out before the drivers stop.
-    await Promise.all(readers.map((r) => r.gate.settled()));
+    // Closing ended the transactions; their driver-side ends go out before the drivers stop (at most 2 s:
+    // an end queued behind a call that hangs would otherwise wait for that call's whole deadline).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(readers.map((r) => r.gate.settled())), new Promise((r) => { timer = setTimeout(r, 2000); })]);
+    clearTimeout(timer);
     await Promise.all(this.drivers.map((d) => d.stop().catch((e) => this.log('warn', `driver ${d.id} stop: ${asScError(e).message}`))));
   }
 

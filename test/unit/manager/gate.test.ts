@@ -174,6 +174,16 @@ test('item 5: the driver-side transaction is ended on card removal', async () =>
   await manager.stop();
 });
 
+test('item 5: the driver-side transaction is ended when the reader goes away', async () => {
+  const { driver, manager, name } = await gateManager();
+  const c = await manager.connect(name);
+  await c.beginTransaction();
+  driver.removeReader();
+  await settlesWithin(driver.ended(1), 2000, 'endTransaction after the reader left');
+  await c.endTransaction('leave');
+  await manager.stop();
+});
+
 test('item 5: the driver-side transaction is ended on helper shutdown (manager stop)', async () => {
   const { driver, manager, name } = await gateManager();
   const c = await manager.connect(name);
