@@ -284,15 +284,7 @@ export class ReaderManager {
     const old = this.bySlot.get(id);
     if (old) this.slotRemoved(driver, slot.key);
     const name = readerName(slot, this.indexFor(driver.id, slot.deviceKey));
-    const r = {
-      name, driver, slot,
-      card: { present: slot.cardPresent, powered: false },
-      eventCount: 0,
-      connections: new Set(),
-      removed: false,
-      waiters: new Set(),
-    } as Omit<ReaderEntry, 'gate'> as ReaderEntry;
-    r.gate = new ReaderGate(driver, slot.key, {
+    const gate = new ReaderGate(driver, slot.key, {
       name,
       exchangeTimeoutMs: () => this.exchangeTimeoutMs,
       log: (level, message) => this.log(level, message),
@@ -302,6 +294,14 @@ export class ReaderManager {
         this.readersChanged();
       },
     });
+    const r: ReaderEntry = {
+      name, driver, slot, gate,
+      card: { present: slot.cardPresent, powered: false },
+      eventCount: 0,
+      connections: new Set(),
+      removed: false,
+      waiters: new Set(),
+    };
     this.readers.set(name, r);
     this.bySlot.set(id, r);
     this.readerListCounter++;
