@@ -98,11 +98,18 @@ export class Connection {
   }
 
   private async transmitLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
+    // What this connection's own calls do to the card (a power-up, an abandoned exchange) is not news to it.
+    try {
+      return await this.exchangeLocked(apdu, opts);
+    } finally {
+      this.seen();
+    }
+  }
+
+  private async exchangeLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
     if (apdu.length < 4) throw new ScError('BAD_REQUEST', `A command APDU has at least 4 bytes (CLA INS P1 P2); this one has ${apdu.length}.`);
     const r = this.r;
-    if (!r.card.powered) {
-      try { await this.manager.powerUp(r, 'cold', this.requestedProtocol, opts); } finally { this.seen(); }
-    }
+    if (!r.card.powered) await this.manager.powerUp(r, 'cold', this.requestedProtocol, opts);
     const t0 = r.card.protocol === 0;
     let command = t0 ? toT0Tpdu(apdu) : apdu;
     const { entry: first, raw: firstRaw } = await this.manager.exchange(r, command, opts, opts.auto);

@@ -47,7 +47,7 @@ export class ReaderGate {
   readonly queue = new ReaderQueue();
   /** Bumped on every insertion and removal: a connection to an earlier card can tell. */
   insertions = 1;
-  /** Bumped on every power-up, reset and power-off: other connections' card state is gone. */
+  /** Bumped on every power-up, reset, power-off and abandoned card call: other connections' card state is gone. */
   resets = 0;
   /** The driver granted a transaction (SCardBeginTransaction) that has not been ended yet. */
   private driverTransaction = false;
@@ -170,7 +170,11 @@ export class ReaderGate {
           if (settled) return;
           settled = true;
           this.unlist(call);
-          if (spoilsCard(kind)) this.host.cardStateLost();
+          if (spoilsCard(kind)) {
+            // The card's state is unknown now: for every other connection it is as good as reset.
+            this.resets++;
+            this.host.cardStateLost();
+          }
           this.host.log('warn', `${this.host.name}: ${err.message}`);
           reject(err);
         },

@@ -271,6 +271,20 @@ test('item 7: a reset by one connection is reported once to every other connecti
   // So is a power-off by another client, and control and transactions hear it too.
   await a.powerOff();
   await assert.rejects(b.beginTransaction(), isCode('CARD_RESET'));
+  await assert.rejects(c.control(3400, new Uint8Array(0)), isCode('CARD_RESET'));
+  await manager.stop();
+});
+
+test('item 7: an exchange abandoned by one connection (time-out) counts as a reset for the others', async () => {
+  const { driver, manager, name } = await gateManager({ exchangeTimeoutMs: 100 });
+  const a = await manager.connect(name);
+  const b = await manager.connect(name);
+  driver.onTransmit = () => new Promise(() => {});
+  await assert.rejects(settlesWithin(a.transmit(CHALLENGE), 5000, 'silent card'), isCode('TIMEOUT'));
+  driver.onTransmit = null;
+  assert.equal((await a.transmit(CHALLENGE)).sw, 0x9000, 'a was told by its TIMEOUT; the card is powered up again');
+  await assert.rejects(b.transmit(CHALLENGE), isCode('CARD_RESET'));
+  assert.equal((await b.transmit(CHALLENGE)).sw, 0x9000);
   await manager.stop();
 });
 
@@ -329,9 +343,14 @@ test('item 9: a per-call time-out (timeoutMs) applies to transmit and control', 
 test('item 9: time extensions from the reader extend the deadline; without them the call times out', async () => {
   const { driver, manager, name } = await gateManager({ exchangeTimeoutMs: 100 });
   const c = await manager.connect(name);
-  /** Answers after 400 ms, with a time extension of 100 ms every 50 ms when `extend`. */
+  /**
+   * Answers after 400 ms; when `extend`, asks for 300 ms more at once and then every
+   * 50 ms (a reader sending time extensions while the card computes).
+   */
   const slow = (extend: boolean) => () => new Promise<Uint8Array>((resolve) => {
-    const tick = extend ? setInterval(() => driver.sink!.timeExtension?.('sim:0', 100), 50) : undefined;
+    const more = () => driver.sink!.timeExtension?.('sim:0', 300);
+    if (extend) setImmediate(more);
+    const tick = extend ? setInterval(more, 50) : undefined;
     setTimeout(() => { clearInterval(tick); resolve(fromHex('01 02 90 00')); }, 400);
   });
   driver.onTransmit = slow(true);
