@@ -70,13 +70,11 @@ export class ReaderGate {
   }
 
   powerOn(mode: 'cold' | 'warm', opts?: GateCallOptions): Promise<Uint8Array> {
-    this.resets++;
-    return this.call('powerOn', () => this.driver.powerOn(this.key, mode), opts);
+    return this.call('powerOn', () => { this.resets++; return this.driver.powerOn(this.key, mode); }, opts);
   }
 
   powerOff(opts?: GateCallOptions): Promise<void> {
-    this.resets++;
-    return this.call('powerOff', () => this.driver.powerOff(this.key), opts);
+    return this.call('powerOff', () => { this.resets++; return this.driver.powerOff(this.key); }, opts);
   }
 
   setProtocol(protocol: 0 | 1, atr: Uint8Array, opts?: GateCallOptions): Promise<void> {
@@ -90,8 +88,7 @@ export class ReaderGate {
   eject(opts?: GateCallOptions): Promise<void> {
     const eject = this.driver.eject;
     if (!eject) return Promise.reject(new ScError('NOT_SUPPORTED', `'${this.host.name}' cannot eject cards.`));
-    this.resets++;
-    return this.call('eject', () => eject.call(this.driver, this.key), opts);
+    return this.call('eject', () => { this.resets++; return eject.call(this.driver, this.key); }, opts);
   }
 
   /** The system-side transaction, when the driver has one (PC/SC). */
@@ -217,7 +214,8 @@ export class ReaderGate {
     if (this.deadlineTimer && this.timerAt <= deadline) { this.deadlineTimer.ref(); return; }
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.timerAt = deadline;
-    this.deadlineTimer = setTimeout(() => this.checkDeadlines(), Math.max(0, deadline - performance.now()));
+    // Node fires a longer timer at once: a far deadline is checked at the longest delay and re-armed.
+    this.deadlineTimer = setTimeout(() => this.checkDeadlines(), Math.min(MAX_TIMER_MS, Math.max(0, deadline - performance.now())));
   }
 
   /** The deadline timer fired: fail the calls that are overdue, wait again for the others. */
@@ -269,6 +267,8 @@ export class ReaderGate {
       : `The run was cancelled while '${name}' was answering.`);
   }
 }
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function spoilsCard(kind: CallKind): boolean {
   return kind === 'transmit' || kind === 'powerOn' || kind === 'powerOff' || kind === 'setProtocol';
