@@ -1,6 +1,6 @@
 // One reader over the `smartcard.*` settings; knows which ones need a helper restart.
 import * as vscode from 'vscode';
-import type { HelperSettings, PinSettings } from '../../server/src/protocol';
+import type { HelperSettings, PinSettings, ReaderManagerSettings } from '../../server/src/protocol';
 import { policyOptionsFromSettings, type RestartPolicyOptions } from './restartPolicy';
 
 export const SECTION = 'smartcard';
@@ -50,7 +50,14 @@ export class Config {
       pcsc: { enabled: this.cfg.get<boolean>('pcsc.enabled', true), ...(library ? { library } : {}) },
       usbCcid: { enabled: this.cfg.get<boolean>('usbCcid.enabled', true), rawTrace: this.cfg.get<boolean>('usbCcid.rawTrace', false) },
       pin: this.pinSettings,
+      readerManager: this.readerManagerSettings,
     };
+  }
+
+  /** Reader manager settings: sent at start and again whenever they change (no restart needed). */
+  get readerManagerSettings(): ReaderManagerSettings {
+    const seconds = this.cfg.get<number>('readerManager.exchangeTimeout', 60);
+    return { exchangeTimeoutSeconds: typeof seconds === 'number' && Number.isFinite(seconds) ? Math.max(1, seconds) : 60 };
   }
 
   needsHelperRestart(e: vscode.ConfigurationChangeEvent): boolean {

@@ -29,6 +29,7 @@ options:
   --simulator-pin PIN  the simulator card's PIN (default 1234)
   --pinpad             the simulator reader is a pinpad (VERIFY_PIN_DIRECT; its keypad is the terminal or SCARD_PIN)
   --wait-card MS       before running, wait up to MS ms for a card (e.g. an emulator connecting to --vpcd)
+  --timeout MS         a card or reader that does not answer one exchange within MS ms fails it (default 60000)
   --verbose            print the reader manager's log on stderr
   --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal`;
 
@@ -43,7 +44,7 @@ function stderr(text: string): void {
 
 function parseArgs(argv: string[]): Args {
   const out: Args = { _: [], flags: new Map() };
-  const valued = new Set(['reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin']);
+  const valued = new Set(['reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin', 'timeout']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a.startsWith('--')) {
@@ -81,8 +82,14 @@ function settingsFrom(args: Args): HelperSettings {
 async function startManager(args: Args): Promise<ReaderManager> {
   const verbose = args.flags.has('verbose');
   const pinEnv = (args.flags.get('pin-env') as string | undefined) ?? 'SCARD_PIN';
+  const timeout = args.flags.get('timeout');
+  const exchangeTimeoutMs = timeout === undefined ? undefined : Number(timeout);
+  if (exchangeTimeoutMs !== undefined && (!Number.isInteger(exchangeTimeoutMs) || exchangeTimeoutMs < 1)) {
+    throw new ScError('BAD_REQUEST', '--timeout takes milliseconds (at least 1), e.g. --timeout 120000');
+  }
   const m = new ReaderManager(createDrivers(settingsFrom(args), { keypad: (prompt) => readPin(prompt, pinEnv), trace: (line) => stderr(line + '\n') }), {
     identify: (atr) => identifyAtr(atr),
+    ...(exchangeTimeoutMs !== undefined ? { exchangeTimeoutMs } : {}),
     historySize: 0, // no client connects later: entries are printed and dropped (they die young, the collector's cheap case)
     log: (level, msg) => { if (verbose || level === 'error' || level === 'warn') stderr(`[${level}] ${msg}\n`); },
   });

@@ -37,6 +37,12 @@ export interface DriverSink {
   cardInserted(key: string): void;
   cardRemoved(key: string): void;
   log(level: LogLevel, message: string): void;
+  /**
+   * The reader asked for more time for the call in flight on this slot (CCID
+   * time extension, T=1 S(WTX)): the manager's deadline for it moves to at
+   * least `ms` from now.
+   */
+  timeExtension?(key: string, ms: number): void;
 }
 
 export interface Driver {

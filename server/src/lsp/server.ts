@@ -61,7 +61,14 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     }),
   });
   let pinSettings: PinSettings = {};
+  /** The exchange time-out from settings, in ms (undefined: the manager's default, 60 s). */
+  let exchangeTimeoutMs: number | undefined;
   const applySettings = (settings: HelperSettings) => {
+    const seconds = settings.readerManager?.exchangeTimeoutSeconds;
+    if (typeof seconds === 'number' && Number.isFinite(seconds)) {
+      exchangeTimeoutMs = Math.max(1, seconds) * 1000;
+      manager?.setExchangeTimeout(exchangeTimeoutMs);
+    }
     pinSettings = { ...pinSettings, ...(settings.pin ?? {}) };
     sessionPins.setIdleTimeout((pinSettings.idleTimeoutSeconds ?? 300) * 1000);
     if (pinSettings.cache !== 'session') sessionPins.clear();
@@ -100,7 +107,11 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       if ('cancelled' in answer) throw new ScError('CANCELLED', 'PIN entry on the simulated keypad was cancelled.');
       return answer.pin;
     };
-    const m = new ReaderManager(options.drivers ?? createDrivers(settings, { keypad, trace: (line) => log('info', line) }), { log, identify: (atr) => identifyAtr(atr), ...(options.initializeCards === false ? { initializeCards: false } : {}) });
+    const m = new ReaderManager(options.drivers ?? createDrivers(settings, { keypad, trace: (line) => log('info', line) }), {
+      log, identify: (atr) => identifyAtr(atr),
+      ...(options.initializeCards === false ? { initializeCards: false } : {}),
+      ...(exchangeTimeoutMs !== undefined ? { exchangeTimeoutMs } : {}),
+    });
     manager = m;
     m.onEntry((e) => {
       // A card that left, was reset or re-powered takes its cached PINs with it.

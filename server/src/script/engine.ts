@@ -150,7 +150,8 @@ async function execBlock(statements: Statement[], st: RunState, ctx: EngineConte
 async function connection(st: RunState, ctx: EngineContext, opts: { share?: 'shared' | 'exclusive'; protocol?: 0 | 1 } = {}): Promise<Connection> {
   if (st.conn) return st.conn;
   const name = ctx.manager.resolve(st.readerPattern);
-  st.conn = await ctx.manager.connect(name, opts);
+  // The connection hears the run's Cancel on every call (power-up, control, transactions), not only transmit.
+  st.conn = await ctx.manager.connect(name, { ...opts, signal: ctx.signal });
   st.readerName = name;
   return st.conn;
 }
@@ -412,6 +413,7 @@ async function materialize(parts: HexPart[], st: RunState, ctx: EngineContext): 
       let pin = policy === 'none' ? undefined : policy === 'session' ? ctx.sessionPins?.get(reader, atr, p.label) : st.pinCache.get(p.label);
       if (pin === undefined) {
         pin = await ctx.askPin(p.label);
+        if (ctx.signal?.aborted) throw new ScError('CANCELLED', `The run was cancelled while the PIN "${p.label}" was asked; the command was not sent.`);
         if (policy === 'run') st.pinCache.set(p.label, pin);
         else if (policy === 'session') ctx.sessionPins?.set(reader, atr, p.label, pin);
       }

@@ -382,6 +382,9 @@ class UsbCcidDriver implements Driver {
           if (++extensions > this.maxTimeExtensions) {
             throw new ScError('TIMEOUT', `the reader asked for more time ${this.maxTimeExtensions} times for one command (time extension, bStatus 0x80) and never answered: the card seems stuck; remove it or reset it`);
           }
+          // The manager's deadline for this call moves too: we wait up to one more read for the answer.
+          const key = reader.slots[m.bSlot]?.key;
+          if (key) this.sink?.timeExtension?.(key, this.readTimeoutMs);
           continue;
         }
         if (st.commandStatus === 'failed' && !opts.allowFailure) throw slotFailure(m, st.iccStatus);
@@ -480,6 +483,7 @@ class UsbCcidDriver implements Driver {
         ifsd: 32,
         edc: ((a.t1tc ?? 0) & 1) ? 'crc' : 'lrc',
         onEvent: (e) => this.log('trace', `${key} T=1: ${e}`),
+        onWtx: () => this.sink?.timeExtension?.(key, this.readTimeoutMs),
       });
       slot.t1 = t1;
       if (!(d.dwFeatures & CCID_FEATURES.AUTO_IFSD)) await t1.negotiateIfsd(ifsd);
