@@ -81,6 +81,7 @@ export interface TransmitOptions {
   auto?: ExchangeEntry['auto'];
   /** Abandons the exchange in flight (the run was cancelled). */
   signal?: AbortSignal;
+  timeoutMs?: number;
 }
 
 export interface TransmitResult {
@@ -778,7 +779,7 @@ export class Connection {
     return this.op(() => this.manager.powerDown(this.r));
   }
 
-  control(code: number, data: Uint8Array): Promise<Uint8Array> {
+  control(code: number, data: Uint8Array, _opts: { timeoutMs?: number } = {}): Promise<Uint8Array> {
     return this.r.queue.run(this.id, async () => {
       if (this.closed) throw this.closed;
       return this.r.driver.control(this.r.slot.key, code, data);

@@ -12,13 +12,17 @@ import type {
 import { KEYWORDS } from './ast';
 import { parseCommandApdu } from '../codecs/apdu';
 
-/** A logical line: physical lines joined by `\`, with each character's position kept. */
+/**
+ * A logical line: physical lines joined by `\`. Positions are kept per physical
+ * piece, not per character (a 10,000-line script held ~23 MB of position objects):
+ * piece k starts at text offset `starts[k]` on source line `line + k`, column 0.
+ * The space that joins two pieces stands at the position of the backslash.
+ */
 interface Logical {
   text: string;
-  pos: Pos[]; // pos[i] = source position of text[i]; pos[text.length] = end
   line: number; // first physical line, 0-based
+  starts: number[];
 }
-
 export function parseScript(source: string): Script {
   const diagnostics: ScriptDiagnostic[] = [];
   const logical = toLogicalLines(source, diagnostics);
@@ -53,31 +57,32 @@ function toLogicalLines(source: string, diagnostics: ScriptDiagnostic[]): Logica
   // Line breaks as LSP counts them: \r\n, \n, or a lone \r.
   const lines = source.split(/\r\n|\r|\n/);
   const out: Logical[] = [];
-  let pending: Logical | null = null;
+  // Pieces of a continued line are collected and joined once: no quadratic concatenation.
+  let pieces: string[] = [];
+  let starts: number[] = [];
+  let length = 0;
+  let first = 0;
+  const flush = () => {
+    const text = pieces.length === 1 ? pieces[0] : pieces.join(' ');
+    if (text.trim()) out.push({ text, line: first, starts });
+    pieces = []; starts = []; length = 0;
+  };
   for (let ln = 0; ln < lines.length; ln++) {
     const raw = lines[ln];
     const commentAt = findComment(raw);
     const code = commentAt < 0 ? raw : raw.slice(0, commentAt);
-    checkScriptorExit(raw, ln, commentAt, code, diagnostics);
-    let body = code.replace(/\s+$/, '');
+    if (raw.length >= 4) checkScriptorExit(raw, ln, commentAt, code, diagnostics);
+    let body = code.trimEnd();
     const continues = body.endsWith('\\');
     if (continues) body = body.slice(0, -1);
-    const piece: Logical = { text: body, pos: [], line: ln };
-    for (let i = 0; i <= body.length; i++) piece.pos.push({ line: ln, character: i });
-    if (pending) {
-      // Join with one space so "00 A4 \" + "04 00" stays two tokens; the space
-      // takes the position of the backslash (pending's end position), a real character.
-      pending.text += ' ' + piece.text;
-      pending.pos.push(...piece.pos);
-    } else {
-      pending = piece;
-    }
-    if (!continues) {
-      if (pending.text.trim()) out.push(pending);
-      pending = null;
-    }
+    if (!pieces.length) first = ln;
+    else length++; // the joining space
+    starts.push(length);
+    pieces.push(body);
+    length += body.length;
+    if (!continues) flush();
   }
-  if (pending && pending.text.trim()) out.push(pending);
+  if (pieces.length) flush();
   return out;
 }
 
@@ -143,23 +148,38 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
       case 'disconnect':
         if (!onlyArgs([['leave', 'reset', 'unpower', 'eject']], 'disconnect [leave|reset|unpower|eject]')) return null;
         return { ...base, kind: 'disconnect', disposition: (args[0] ?? 'leave') as 'leave' };
-      case 'set':
-        if (args.length !== 2 || args[0] !== 'getresponse' || !['on', 'off'].includes(args[1])) return err('usage: set getresponse on|off');
+      case 'set': {
+        if (args[0] === 'timeout') {
+          const usage = `usage: set timeout <milliseconds, 1 to ${MAX_TIMER_MS}>|default`;
+          if (args.length !== 2) return err(usage);
+          if (args[1] === 'default') return { ...base, kind: 'set', option: 'timeout' };
+          const ms = parseNumber(args[1]);
+          if (ms === null) return err(usage);
+          if (ms < 1 || ms > MAX_TIMER_MS) return err(`${tooBig(args[1], ms, 1, MAX_TIMER_MS)}; ${usage}`);
+          return { ...base, kind: 'set', option: 'timeout', timeoutMs: ms };
+        }
+        if (args.length !== 2 || args[0] !== 'getresponse' || !['on', 'off'].includes(args[1])) return err('usage: set getresponse on|off, or set timeout <milliseconds>|default');
         return { ...base, kind: 'set', option: 'getresponse', value: args[1] === 'on' };
+      }
       case 'delay': {
         const ms = parseNumber(args[0]);
-        if (args.length !== 1 || ms === null) return err('usage: delay <milliseconds>');
+        if (args.length !== 1 || ms === null) return err(`usage: delay <milliseconds, 0 to ${MAX_TIMER_MS}>`);
+        if (ms > MAX_TIMER_MS) return err(`${tooBig(args[0], ms, 0, MAX_TIMER_MS)}; usage: delay <milliseconds, 0 to ${MAX_TIMER_MS}>`);
         return { ...base, kind: 'delay', ms };
       }
       case 'wait': {
-        if (!args.length || !['card', 'removal'].includes(args[0])) return err('usage: wait card|removal [milliseconds]');
+        const usage = `usage: wait card|removal [milliseconds, 0 to ${MAX_TIMER_MS}]`;
+        if (!args.length || !['card', 'removal'].includes(args[0])) return err(usage);
         const ms = args[1] === undefined ? undefined : parseNumber(args[1]);
-        if (ms === null || args.length > 2) return err('usage: wait card|removal [milliseconds]');
+        if (ms === null || args.length > 2) return err(usage);
+        if (ms !== undefined && ms > MAX_TIMER_MS) return err(`${tooBig(args[1], ms, 0, MAX_TIMER_MS)}; ${usage}`);
         return { ...base, kind: 'wait', what: args[0] as 'card', ...(ms !== undefined ? { ms } : {}) };
       }
       case 'repeat': {
         const n = parseNumber(args[0]);
-        if (args.length !== 1 || n === null || n < 1) return err('usage: repeat <count> … end (count ≥ 1)');
+        const usage = `usage: repeat <count, 1 to ${MAX_REPEAT.toLocaleString('en-US')}> … end`;
+        if (args.length !== 1 || n === null) return err(usage);
+        if (n < 1 || n > MAX_REPEAT) return err(`${tooBig(args[0], n, 1, MAX_REPEAT)}; ${usage}`);
         return { ...base, kind: 'repeat', count: n, body: [] };
       }
       case 'echo': {
@@ -235,8 +255,9 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
   const arrow = l.text.indexOf('=>');
   const cmdEnd = arrow < 0 ? l.text.length : arrow;
   if (word && !/^[0-9a-f]+$/i.test(word) && !l.text.slice(lead).startsWith('$')) {
-    const suggestion = KEYWORDS.find((k) => levenshtein(k, word) <= 2);
-    return err(`unknown command '${m![0]}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, 'unknown-command', lead, lead + m![0].length);
+    const suggestion = word.length <= 16 ? KEYWORDS.find((k) => Math.abs(k.length - word.length) <= 2 && levenshtein(k, word) <= 2) : undefined;
+    const shown = m![0].length > 40 ? `${m![0].slice(0, 37)}…` : m![0];
+    return err(`unknown command '${shown}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, 'unknown-command', lead, lead + m![0].length);
   }
   const parts = parseHexParts(l, lead, cmdEnd, diagnostics);
   if (!parts) return null;
@@ -289,11 +310,28 @@ function lcFix(parts: Array<Extract<HexPart, { kind: 'hex' }>>, bytes: Uint8Arra
   return undefined;
 }
 
+/** The longest time a Node.js timer can wait (2^31−1 ms, about 24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+/** The largest `repeat` count. */
+export const MAX_REPEAT = 10_000_000;
+
+/**
+ * A decimal or 0x number; Infinity when it has digits but is past 2^53 (so a
+ * bound check refuses it; 400 nines must not become a loop count of Infinity).
+ */
 function parseNumber(s: string | undefined): number | null {
   if (s === undefined) return null;
-  if (/^0x[0-9a-f]+$/i.test(s)) return parseInt(s.slice(2), 16);
-  if (/^\d+$/.test(s)) return parseInt(s, 10);
-  return null;
+  let n: number;
+  if (/^0x[0-9a-f]+$/i.test(s)) n = s.length > 15 ? Infinity : parseInt(s.slice(2), 16);
+  else if (/^\d+$/.test(s)) n = s.length > 16 ? Infinity : parseInt(s, 10);
+  else return null;
+  return Number.isSafeInteger(n) ? n : Infinity;
+}
+
+/** "'99999…' is out of range: 1 to 10000000" without echoing a 400-digit argument. */
+function tooBig(arg: string, n: number, min: number, max: number): string {
+  const shown = arg.length > 24 ? `${arg.slice(0, 20)}…` : arg;
+  return `'${shown}' is ${n < min ? 'too small' : 'too large'}: ${min} to ${max}${max === MAX_TIMER_MS ? ' ms (2^31−1, the longest timer)' : ''}`;
 }
 
 // ------------------------------------------------------------ hex, variables, PINs
@@ -511,11 +549,24 @@ function matchPattern(p: PatternItem[], r: Uint8Array): boolean {
 
 // ------------------------------------------------------------ helpers
 
+/** Source position of text offset i (i = text.length is the end of the last piece). */
+function posAt(l: Logical, i: number): Pos {
+  const st = l.starts;
+  let lo = 0;
+  let hi = st.length - 1;
+  while (lo < hi) { // the last piece starting at or before i
+    const mid = (lo + hi + 1) >> 1;
+    if (st[mid] <= i) lo = mid; else hi = mid - 1;
+  }
+  return { line: l.line + lo, character: i - st[lo] };
+}
+
 function spanOf(l: Logical, from: number, to: number): Span {
   const f = Math.max(0, Math.min(from, l.text.length));
   const t = Math.max(f, Math.min(to, l.text.length));
-  const end = t > f ? { ...l.pos[t - 1], character: l.pos[t - 1].character + 1 } : l.pos[t];
-  return { start: l.pos[f], end };
+  let end: Pos;
+  if (t > f) { end = posAt(l, t - 1); end.character++; } else end = posAt(l, t);
+  return { start: posAt(l, f), end };
 }
 
 function diag(span: Span, severity: ScriptDiagnostic['severity'], message: string, code: string): ScriptDiagnostic {
