@@ -111,10 +111,17 @@ function checkScriptorExit(raw: string, ln: number, commentAt: number, code: str
 
 // ------------------------------------------------------------ statements
 
+const WORD = /[A-Za-z_][\w-]*/y;
+const KEYWORD_SET: ReadonlySet<string> = new Set(KEYWORDS);
+
 function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement | 'end' | null {
-  const lead = l.text.length - l.text.trimStart().length;
-  const m = /^[A-Za-z_][\w-]*/.exec(l.text.slice(lead));
+  let lead = 0;
+  while (lead < l.text.length && /\s/.test(l.text[lead])) lead++;
+  WORD.lastIndex = lead;
+  const m = WORD.exec(l.text);
   const word = m ? m[0].toLowerCase() : '';
+  // Most lines are commands: they skip the keyword machinery below.
+  if (!KEYWORD_SET.has(word)) return parseCommand(l, lead, m, word, diagnostics);
   const base = { line: l.line + 1, span: spanOf(l, lead, l.text.trimEnd().length) };
   const rest = m ? l.text.slice(lead + m[0].length) : '';
   const restAt = lead + (m ? m[0].length : 0);
@@ -251,10 +258,19 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
     }
   }
 
-  // Anything else is a command APDU, optionally with an expectation.
+  return null;
+}
+
+/** A command APDU, optionally with an expectation. */
+function parseCommand(l: Logical, lead: number, m: RegExpExecArray | null, word: string, diagnostics: ScriptDiagnostic[]): Statement | null {
+  const end = l.text.trimEnd().length;
+  const err = (message: string, code = 'syntax', from = lead, to = end) => {
+    diagnostics.push(diag(spanOf(l, from, to), 'error', message, code));
+    return null;
+  };
   const arrow = l.text.indexOf('=>');
   const cmdEnd = arrow < 0 ? l.text.length : arrow;
-  if (word && !/^[0-9a-f]+$/i.test(word) && !l.text.slice(lead).startsWith('$')) {
+  if (word && !/^[0-9a-f]+$/i.test(word)) {
     const suggestion = word.length <= 16 ? KEYWORDS.find((k) => Math.abs(k.length - word.length) <= 2 && levenshtein(k, word) <= 2) : undefined;
     const shown = m![0].length > 40 ? `${m![0].slice(0, 37)}…` : m![0];
     return err(`unknown command '${shown}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, 'unknown-command', lead, lead + m![0].length);
@@ -274,16 +290,17 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
     const problem = parseCommandApdu(bytes).errors[0];
     if (problem) {
       const d = diag(spanOf(l, lead, cmdEnd), 'error', problem, 'apdu-shape');
-      const fix = lcFix(parts as Array<Extract<HexPart, { kind: 'hex' }>>, bytes);
+      const fix = lcFix(l, lead, cmdEnd, bytes);
       if (fix) d.fix = fix;
       diagnostics.push(d);
       return null;
     }
   }
-  return { ...base, kind: 'apdu', parts, ...(expect ? { expect } : {}), text: l.text.slice(lead, cmdEnd).trim() };
+  return { line: l.line + 1, span: spanOf(l, lead, end), kind: 'apdu', parts, ...(expect ? { expect } : {}), text: l.text.slice(lead, cmdEnd).trim() };
 }
 
 function joinBytes(parts: Array<{ bytes: Uint8Array }>): Uint8Array {
+  if (parts.length === 1) return parts[0].bytes;
   let n = 0;
   for (const p of parts) n += p.bytes.length;
   const out = new Uint8Array(n);
@@ -293,19 +310,19 @@ function joinBytes(parts: Array<{ bytes: Uint8Array }>): Uint8Array {
 }
 
 /** Quick fix for a short APDU whose Lc does not match the bytes after it: set Lc to the data length. */
-function lcFix(parts: Array<Extract<HexPart, { kind: 'hex' }>>, bytes: Uint8Array): ScriptDiagnostic['fix'] | undefined {
+function lcFix(l: Logical, from: number, to: number, bytes: Uint8Array): ScriptDiagnostic['fix'] | undefined {
   if (bytes.length <= 5 || bytes[4] === 0) return undefined;
   const after = bytes.length - 5;
   if (after > 255) return undefined;
-  let offset = 0;
-  for (const p of parts) {
-    if (4 < offset + p.bytes.length) {
-      const at = p.span.start.character + 2 * (4 - offset);
-      const span = { start: { line: p.span.start.line, character: at }, end: { line: p.span.start.line, character: at + 2 } };
+  // The command is hex only: find the text offset of its fifth byte (digits come in pairs inside a run).
+  let seen = 0;
+  for (let i = from; i < to; i++) {
+    if (!isHexDigit(l.text.charCodeAt(i))) continue;
+    if (seen === 8) {
       const hex = after.toString(16).toUpperCase().padStart(2, '0');
-      return { title: `Set Lc to ${hex} (${after} data byte${after === 1 ? '' : 's'})`, edits: [{ span, newText: hex }] };
+      return { title: `Set Lc to ${hex} (${after} data byte${after === 1 ? '' : 's'})`, edits: [{ span: spanOf(l, i, i + 2), newText: hex }] };
     }
-    offset += p.bytes.length;
+    seen++;
   }
   return undefined;
 }
@@ -336,36 +353,58 @@ function tooBig(arg: string, n: number, min: number, max: number): string {
 
 // ------------------------------------------------------------ hex, variables, PINs
 
+const isHexDigit = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+const hexValue = (c: number) => (c <= 57 ? c - 48 : (c | 0x20) - 87);
+/** Space, tab, or ':' (as in `3F:00`) between hex bytes. */
+const isByteSeparator = (c: number) => c === 32 || c === 9 || c === 58;
+/** A letter past F, or '_': makes a hex-looking run a word (`1X`, `0g`). */
+const isWordTail = (c: number) => (c >= 71 && c <= 90) || (c >= 103 && c <= 122) || c === 95;
+
+/**
+ * Hex bytes, ${NAME}, $data and PIN placeholders. Hex runs separated only by
+ * spaces or ':' become one part (one byte array and one range for
+ * `00 A4 04 00 07 …`, not one per byte: that was most of a parsed script's memory).
+ */
 function parseHexParts(l: Logical, from: number, to: number, diagnostics: ScriptDiagnostic[]): HexPart[] | null {
   const parts: HexPart[] = [];
   const t = l.text;
   let i = from;
   let ok = true;
+  let buf: Uint8Array | null = null; // bytes of the hex part being collected
+  let n = 0;
+  let partFrom = -1;
+  let partTo = -1;
+  const endPart = () => {
+    if (partFrom < 0) return;
+    parts.push({ kind: 'hex', bytes: buf!.slice(0, n), span: spanOf(l, partFrom, partTo) });
+    partFrom = -1;
+    n = 0;
+  };
   while (i < to) {
-    const c = t[i];
-    if (c === ' ' || c === '\t' || c === ':') { i++; continue; }
-    if (/[0-9a-fA-F]/.test(c)) {
-      let j = i;
-      while (j < to && /[0-9a-fA-F]/.test(t[j])) j++;
-      if (j < to && /[g-zG-Z_]/.test(t[j])) {
+    const c = t.charCodeAt(i);
+    if (isByteSeparator(c)) { i++; continue; }
+    if (isHexDigit(c)) {
+      let j = i + 1;
+      while (j < to && isHexDigit(t.charCodeAt(j))) j++;
+      if (j < to && isWordTail(t.charCodeAt(j))) {
         let k = j;
         while (k < to && /\w/.test(t[k])) k++;
-        diagnostics.push(diag(spanOf(l, i, k), 'error', `'${t.slice(i, k)}' is not hex`, 'bad-hex'));
+        diagnostics.push(diag(spanOf(l, i, k), 'error', `'${clip(t.slice(i, k))}' is not hex`, 'bad-hex'));
         ok = false; i = k; continue;
       }
-      const run = t.slice(i, j);
-      if (run.length % 2) {
-        diagnostics.push(diag(spanOf(l, i, j), 'error', `odd number of hex digits in '${run}'`, 'odd-hex'));
+      if ((j - i) % 2) {
+        diagnostics.push(diag(spanOf(l, i, j), 'error', `odd number of hex digits in '${clip(t.slice(i, j))}'`, 'odd-hex'));
         ok = false;
-      } else {
-        const bytes = new Uint8Array(run.length / 2);
-        for (let k = 0; k < bytes.length; k++) bytes[k] = parseInt(run.substr(2 * k, 2), 16);
-        parts.push({ kind: 'hex', bytes, span: spanOf(l, i, j) });
+      } else if (ok) {
+        if (partFrom < 0) { partFrom = i; buf ??= new Uint8Array((to - i + 1) >> 1); }
+        for (let k = i; k < j; k += 2) buf![n++] = (hexValue(t.charCodeAt(k)) << 4) | hexValue(t.charCodeAt(k + 1));
+        partTo = j;
       }
       i = j;
       continue;
     }
-    if (c === '$') {
+    endPart();
+    if (c === 36 /* $ */) {
       const r = parseVariable(l, i, to, diagnostics);
       if (!r) { ok = false; i = skipToken(t, i, to); continue; }
       parts.push(r.part);
@@ -374,11 +413,17 @@ function parseHexParts(l: Logical, from: number, to: number, diagnostics: Script
     }
     let k = i + 1;
     while (k < to && !/\s/.test(t[k])) k++;
-    diagnostics.push(diag(spanOf(l, i, k), 'error', `unexpected '${t.slice(i, k)}': expected hex bytes, \${NAME}, $data or $sw`, 'bad-hex'));
+    diagnostics.push(diag(spanOf(l, i, k), 'error', `unexpected '${clip(t.slice(i, k))}': expected hex bytes, \${NAME}, $data or $sw`, 'bad-hex'));
     ok = false;
     i = k;
   }
+  endPart();
   return ok ? parts : null;
+}
+
+/** A token as quoted in a message: long ones cut, so a 200,000-character line is not copied into a diagnostic. */
+function clip(token: string): string {
+  return token.length > 40 ? `${token.slice(0, 37)}…` : token;
 }
 
 function skipToken(t: string, i: number, to: number): number {
@@ -500,14 +545,23 @@ function parseExpectation(l: Logical, from: number, to: number, diagnostics: Scr
   return { alternatives, text: text.trim(), span: spanOf(l, from - 2, to) };
 }
 
+/** Byte patterns shared by every expectation: `90`, `6X`, `??` are the same object each time. */
+const PATTERNS = new Map<string, PatternItem>();
+
 function bytePattern(two: string): PatternItem {
+  const key = two.toUpperCase();
+  let p = PATTERNS.get(key);
+  if (p) return p;
   let value = 0;
   let mask = 0;
-  for (const c of two) {
+  for (let k = 0; k < 2; k++) {
+    const c = key.charCodeAt(k);
     value <<= 4; mask <<= 4;
-    if (/[0-9a-fA-F]/.test(c)) { value |= parseInt(c, 16); mask |= 0xf; }
+    if (isHexDigit(c)) { value |= hexValue(c); mask |= 0xf; }
   }
-  return { kind: 'byte', value, mask };
+  p = Object.freeze({ kind: 'byte', value, mask }) as PatternItem;
+  if (PATTERNS.size < 4096) PATTERNS.set(key, p);
+  return p;
 }
 
 /**
