@@ -27,10 +27,15 @@ export function parseScript(source: string): Script {
   const diagnostics: ScriptDiagnostic[] = [];
   const logical = toLogicalLines(source, diagnostics);
   const top: Statement[] = [];
-  const stack: Array<{ body: Statement[]; repeat?: Extract<Statement, { kind: 'repeat' }> }> = [{ body: top }];
+  const stack: Array<{ body: Statement[]; repeat?: Extract<Statement, { kind: 'repeat' }>; discard?: boolean }> = [{ body: top }];
 
   for (const l of logical) {
     const st = parseStatement(l, diagnostics);
+    if (st === BAD_REPEAT) {
+      // Its 'end' still closes it: one error for a bad count, not a second one for the 'end'.
+      stack.push({ body: [], repeat: { line: l.line + 1, span: spanOf(l, 0, l.text.length), kind: 'repeat', count: 1, body: [] }, discard: true });
+      continue;
+    }
     if (!st) continue;
     if (st === 'end') {
       if (stack.length === 1) {
@@ -46,6 +51,7 @@ export function parseScript(source: string): Script {
   }
   while (stack.length > 1) {
     const frame = stack.pop()!;
+    if (frame.discard) continue;
     diagnostics.push(diag(frame.repeat!.span, 'error', "'repeat' without a matching 'end'", 'unclosed-repeat'));
   }
   return { statements: top, diagnostics };
@@ -114,7 +120,10 @@ function checkScriptorExit(raw: string, ln: number, commentAt: number, code: str
 const WORD = /[A-Za-z_][\w-]*/y;
 const KEYWORD_SET: ReadonlySet<string> = new Set(KEYWORDS);
 
-function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement | 'end' | null {
+/** A `repeat` line with an error: left out, but its body and 'end' are still matched to it. */
+const BAD_REPEAT = Symbol('bad repeat');
+
+function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement | 'end' | typeof BAD_REPEAT | null {
   let lead = 0;
   while (lead < l.text.length && /\s/.test(l.text[lead])) lead++;
   WORD.lastIndex = lead;
@@ -185,8 +194,8 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
       case 'repeat': {
         const n = parseNumber(args[0]);
         const usage = `usage: repeat <count, 1 to ${MAX_REPEAT.toLocaleString('en-US')}> … end`;
-        if (args.length !== 1 || n === null) return err(usage);
-        if (n < 1 || n > MAX_REPEAT) return err(`${tooBig(args[0], n, 1, MAX_REPEAT)}; ${usage}`);
+        if (args.length !== 1 || n === null) { err(usage); return BAD_REPEAT; }
+        if (n < 1 || n > MAX_REPEAT) { err(`${tooBig(args[0], n, 1, MAX_REPEAT)}; ${usage}`); return BAD_REPEAT; }
         return { ...base, kind: 'repeat', count: n, body: [] };
       }
       case 'echo': {

@@ -31,5 +31,5 @@ test('set timeout: completion, outline name and diagnostics with the bound', () 
   const d = diagnostics(script);
   assert.equal(d.length, 1);
   assert.equal(d[0].range.start.line, 1);
-  assert.match(d[0].message, /1 to 2147483647/);
+  assert.match(String(d[0].message), /1 to 2147483647/);
 });
