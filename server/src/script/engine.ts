@@ -426,9 +426,9 @@ function checkBuiltCommand(bytes: Uint8Array, secret: Array<[number, number]> | 
     throw new ScError('BAD_REQUEST', (lcFromScript
       ? `Lc is ${HEX2[bytes[4]]} but the data with the PIN ${labels} has another length`
       : `the command built with the PIN ${labels} does not fit its length fields`)
-      + '; nothing was sent. Give the PIN a fixed length that matches Lc, e.g. ${pin:"User PIN",pad=8} with Lc 08.');
+      + '; the command was not sent. Give the PIN a fixed length that matches Lc, e.g. ${pin:"User PIN",pad=8} with Lc 08.');
   }
-  throw new ScError('BAD_REQUEST', `the command built at run time is not a valid APDU: ${problem}; nothing was sent.`);
+  throw new ScError('BAD_REQUEST', `the command built at run time is not a valid APDU: ${problem}; the command was not sent.`);
 }
 
 /** Builds the bytes of a command; returns where PIN bytes sit so the log can mask them. */

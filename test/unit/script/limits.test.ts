@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
 import { ReaderManager, type Connection, type TransmitOptions } from '../../../server/src/manager/manager';
-import type { LogEntry } from '../../../server/src/protocol';
+import type { ExchangeEntry, LogEntry } from '../../../server/src/protocol';
 import { runScript } from '../../../server/src/script/engine';
 import { parseScript } from '../../../server/src/script/parser';
 import type { Statement } from '../../../server/src/script/ast';
@@ -39,7 +39,7 @@ test('a VERIFY whose PIN does not fit Lc is refused at its line: nothing sent, r
   assert.equal(r.failure?.code, 'BAD_REQUEST');
   assert.equal(r.failure?.line, 2);
   assert.match(r.failure!.message, /^line 2: .*Lc is 04/);
-  assert.match(r.failure!.message, /nothing was sent/);
+  assert.match(r.failure!.message, /the command was not sent/);
   assert.equal(entries.filter((e) => e.kind === 'exchange').length, 0, 'no exchange at all');
   const text = r.failure!.message + JSON.stringify(entries) + entries.flatMap(formatEntry).join('\n');
   for (const leak of ['123456', '313233343536', '31 32 33 34 35 36', '6 data bytes', '6 bytes']) {
@@ -48,12 +48,24 @@ test('a VERIFY whose PIN does not fit Lc is refused at its line: nothing sent, r
   assert.equal(await retryStatus(m), '63C3', 'still 3 tries and not verified');
 });
 
+test('with the retry-counter check on, only the empty VERIFY (the counter query) goes out before the refusal', async () => {
+  const { m, entries } = await setup('T=0');
+  const r = await runScript(parseScript('00 20 00 01 04 ${pin:"User PIN"}'), {
+    manager: m, askPin: async () => '123456', confirm: async () => true,
+  });
+  assert.equal(r.failure?.code, 'BAD_REQUEST');
+  const sent = entries.filter((e): e is ExchangeEntry => e.kind === 'exchange');
+  assert.deepEqual(sent.map((e) => [e.command, e.auto]), [['0020000100', 'retryCounter']]);
+  assert.ok(!r.failure!.message.includes('123456'));
+  assert.equal(await retryStatus(m), '63C3');
+});
+
 test('a command built from let variables is checked like a literal one (Lc, Le) before it is sent', async () => {
   const { m, entries } = await setup('T=0');
   const r = await runScript(parseScript('let P = 31 32 33 34 35 36\n00 20 00 01 04 ${P}'), { manager: m });
   assert.equal(r.ok, false);
   assert.equal(r.failure?.line, 2);
-  assert.match(r.failure!.message, /line 2: the command built at run time is not a valid APDU: Lc is short \(4\) but 2 bytes follow.*nothing was sent/);
+  assert.match(r.failure!.message, /line 2: the command built at run time is not a valid APDU: Lc is short \(4\) but 2 bytes follow.*the command was not sent/);
   assert.equal(entries.filter((e) => e.kind === 'exchange').length, 0);
   assert.equal(await retryStatus(m), '63C3');
 
