@@ -219,6 +219,7 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
         const c = /^\s*(\S+)/.exec(rest);
         const code = c ? parseNumber(c[1]) : null;
         if (code === null) return err('usage: control <code> [hex data]');
+        if (code > 0xffffffff) return err(`${tooBig(c![1], code, 0, 0xffffffff)}; usage: control <code> [hex data]`);
         const dataAt = restAt + c![0].length;
         const parts = parseHexParts(l, dataAt, l.text.length, diagnostics);
         if (!parts) return null;

@@ -117,6 +117,9 @@ test('delay and wait above 2^31-1 ms are parse errors naming the bound, never a 
     assert.match(errs[0].message, /2147483647|2,147,483,647/, errs[0].message);
   }
   assert.equal(errorsOf('delay 2147483647\nwait card 2147483647').length, 0);
+  // A control code is a DWORD: past it is an error too, not Infinity sent to the driver.
+  assert.match(errorsOf(`control ${'9'.repeat(30)}`)[0].message, /0 to 4294967295/);
+  assert.equal(errorsOf('control 0x42000D48').length, 0);
 });
 
 // ---------------------------------------------------------------- item 15
