@@ -176,8 +176,10 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     started = startManager(initSettings);
     started.catch((e) => log('error', `reader manager failed to start: ${asScError(e).message}`));
   });
+  sessionPins.onDropped((_reason, n) => log('info', `${n} session PIN(s) dropped after the idle time-out`));
   connection.onShutdown(async () => {
     for (const c of runs.values()) c.abort();
+    sessionPins.dispose();
     await manager?.stop();
   });
 

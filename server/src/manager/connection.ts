@@ -21,6 +21,8 @@ export interface ControlOptions {
   signal?: AbortSignal;
   /** This command's time-out (ms) instead of the manager's (script `set timeout`). */
   timeoutMs?: number;
+  /** A floor under the time-out: a pinpad's VERIFY waits for the person at the keypad. */
+  minTimeoutMs?: number;
 }
 
 export class Connection {

@@ -21,6 +21,8 @@ export interface GateCallOptions {
   signal?: AbortSignal;
   /** This call's time-out instead of the manager's exchange time-out. */
   timeoutMs?: number;
+  /** A floor under whichever time-out applies (a pinpad waits for a person typing). */
+  minTimeoutMs?: number;
 }
 
 /** What the gate needs from the manager. */
@@ -158,7 +160,7 @@ export class ReaderGate {
     if (signal?.aborted) return Promise.reject(this.cancelledError(kind, false));
     let p: Promise<T>;
     try { p = fn(); } catch (e) { p = Promise.reject(e); }
-    const timeoutMs = opts.timeoutMs !== undefined && opts.timeoutMs > 0 ? opts.timeoutMs : this.host.exchangeTimeoutMs();
+    const timeoutMs = Math.max(opts.timeoutMs !== undefined && opts.timeoutMs > 0 ? opts.timeoutMs : this.host.exchangeTimeoutMs(), opts.minTimeoutMs ?? 0);
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const call: PendingCall = {

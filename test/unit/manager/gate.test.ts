@@ -327,6 +327,21 @@ test('item 7: a script that verified its PIN stops when another client resets th
 
 // ------------------------------------------------------------ item 9
 
+test('item 9: a floor under the time-out (minTimeoutMs, a pinpad VERIFY) outlasts a shorter exchange time-out', async () => {
+  const { driver, manager, name } = await gateManager({ exchangeTimeoutMs: 60 });
+  const c = await manager.connect(name);
+  // The reader answers after 250 ms (a person typing on the keypad): the 60 ms time-out alone gives up ...
+  driver.hang.add('control');
+  await assert.rejects(settlesWithin(c.control(3400, new Uint8Array(0)), 5000, 'control'), isCode('TIMEOUT', /within 60 ms/));
+  driver.late.splice(0).forEach((l) => l.resolve(new Uint8Array(0)));
+  // ... and with a 1 s floor the same wait succeeds.
+  driver.hang.add('control');
+  const answered = c.control(3400, new Uint8Array(0), { minTimeoutMs: 1000 });
+  setTimeout(() => driver.late.splice(0).forEach((l) => l.resolve(new Uint8Array([0x90, 0x00]))), 250);
+  assert.deepEqual([...await settlesWithin(answered, 5000, 'control')], [0x90, 0x00]);
+  await manager.stop();
+});
+
 test('item 9: a per-call time-out (timeoutMs) applies to transmit and control', async () => {
   const { driver, manager, name } = await gateManager();
   const c = await manager.connect(name);
