@@ -362,7 +362,11 @@ export class ReaderManager {
     const generation = r.card.generation;
     const init = r.queue.run(0, async () => {
       if (r.removed || !r.card.present || r.card.powered || r.card.generation !== generation) return;
-      await this.withDeadline(r, this.powerUp(r, 'cold'));
+      // A card the platform already powered (pcscd): its ATR, without connecting to it.
+      const atr = r.driver.passiveAtr?.(r.slot.key);
+      if (atr) await this.adoptPassiveAtr(r, atr);
+      else await this.withDeadline(r, this.powerUp(r, 'cold'));
+      await this.releaseIfUnused(r);
     }).catch((e) => {
       const err = asScError(e);
       if (err.code === 'NO_CARD' || err.code === 'CARD_REMOVED' || r.card.generation !== generation) return;
@@ -451,7 +455,11 @@ export class ReaderManager {
       if ([...r.connections].some((c) => c.share === 'exclusive')) {
         throw new ScError('SHARING_VIOLATION', `'${name}' is held exclusively by another connection.`);
       }
-      return fn(r);
+      try {
+        return await fn(r);
+      } finally {
+        await this.releaseIfUnused(r);
+      }
     });
   }
 
@@ -515,6 +523,42 @@ export class ReaderManager {
       ...(r.card.identified?.length ? { identified: r.card.identified } : {}),
     });
     this.readersChanged();
+  }
+
+  /**
+   * Reader initialization from an ATR the driver already has (Driver.passiveAtr):
+   * the card state and the protocol guess as powerUp would set them, with no
+   * driver call but the feature list; the driver connects when a client needs the card.
+   */
+  private async adoptPassiveAtr(r: ReaderEntry, atr: Uint8Array): Promise<void> {
+    const info = parseAtr(atr);
+    const offered = (info.protocols.length ? info.protocols : [0]).filter((p): p is Protocol => p === 0 || p === 1);
+    if (!offered.length) throw new ScError('PROTOCOL', 'The card offers neither T=0 nor T=1.');
+    if (!r.features) await this.readFeatures(r);
+    r.card.powered = true;
+    r.card.mute = false;
+    r.card.atr = atr;
+    r.card.protocol = offered[0];
+    try { r.card.identified = this.options.identify?.(toHex(atr, ' ')) ?? []; } catch (e) {
+      this.log('warn', `card identification failed: ${asScError(e).message}`);
+    }
+    this.emitEntry<EventEntry>({
+      kind: 'cardPowered', reader: r.name, eventCount: r.eventCount, atr: toHex(atr), protocol: offered[0],
+      ...(r.card.identified?.length ? { identified: r.card.identified } : {}),
+    });
+    this.readersChanged();
+  }
+
+  /**
+   * No connection of ours uses the card: the driver lets go of its system-side
+   * connection (Driver.release), so other applications can connect exclusively.
+   * Called inside the reader's queue.
+   */
+  private async releaseIfUnused(r: ReaderEntry): Promise<void> {
+    if (!r.driver.release || r.removed || r.connections.size || r.queue.owner !== null) return;
+    try { await r.driver.release(r.slot.key); } catch (e) {
+      this.log('debug', `${r.name}: release: ${asScError(e).message}`);
+    }
   }
 
   async powerDown(r: ReaderEntry): Promise<void> {
@@ -660,6 +704,8 @@ export class ReaderManager {
   connectionClosed(r: ReaderEntry, conn: Connection): void {
     r.connections.delete(conn);
     if (r.queue.owner === conn.id) this.transactionEnded(r);
+    // The last of our connections ended: the driver leaves the card (re-checked in the queue).
+    if (r.driver.release && !r.connections.size) void r.queue.run(0, () => this.releaseIfUnused(r));
     this.readersChanged();
   }
 }
