@@ -236,7 +236,10 @@ export class ReaderManager {
     return { driver: r.driver, key: r.slot.key };
   }
 
-  /** Resolves a reader name or glob (`*` and `?`); with none, the only reader with a card. */
+  /**
+   * Resolves a reader name or glob (`*` and `?`, case-insensitive) that matches
+   * exactly one reader; with none, the only reader with a card.
+   */
   resolve(pattern?: string): string {
     const all = [...this.readers.values()];
     if (!pattern) {
@@ -253,6 +256,10 @@ export class ReaderManager {
     if (hits.length === 0) {
       const names = all.map((r) => `'${r.name}'`).join(', ') || 'none';
       throw new ScError('NO_READER', `No reader matches '${pattern}'. Readers: ${names}.`);
+    }
+    // Never pick one of several silently (pcsc-tools users expect a refusal): an exact name always works.
+    if (hits.length > 1) {
+      throw new ScError('BAD_REQUEST', `'${pattern}' matches ${hits.length} readers: ${hits.map((r) => `'${r.name}'`).join(', ')}; give one of these names or a pattern that matches only one.`);
     }
     return hits[0].name;
   }
