@@ -110,10 +110,14 @@ class FakeWinscard implements Winscard {
     this.connects++;
     return { handle, protocol: share === 3 ? 0 : 2 };
   }
-  async reconnect(): Promise<number> {
+  /** SCardReconnect's dwInitialization and SCardDisconnect's dwDisposition, in order. */
+  dispositions: string[] = [];
+  async reconnect(_card: Handle, _share: number, _protocols: number, init: number): Promise<number> {
+    this.dispositions.push(`reconnect ${init}`);
     return 2;
   }
-  async disconnect(card: Handle): Promise<void> {
+  async disconnect(card: Handle, disposition: number): Promise<void> {
+    this.dispositions.push(`disconnect ${disposition}`);
     this.open.delete(card);
   }
   async beginTransaction(): Promise<void> {}
@@ -358,6 +362,22 @@ test('a card pcscd powered: its ATR from the reader state without connecting; tr
   await driver.beginTransaction(R0); // connects again
   assert.equal(fake.open.size, 1);
   await driver.release(R0);
+  assert.equal(fake.open.size, 0);
+  await driver.stop();
+});
+
+test('after release, a reset still resets (connect, then SCardReconnect with the initialization) and Power Off still unpowers', async () => {
+  const { fake, driver } = await started();
+  await driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1);
+  await driver.release(R0);
+  fake.dispositions.length = 0;
+  await driver.powerOn(R0, 'warm');
+  assert.deepEqual(fake.dispositions, ['reconnect 1'], 'SCARD_RESET_CARD after the fresh connect');
+  await driver.release(R0);
+  await driver.powerOn(R0, 'cold');
+  await driver.release(R0);
+  await driver.powerOff(R0);
+  assert.deepEqual(fake.dispositions, ['reconnect 1', 'disconnect 0', 'reconnect 2', 'disconnect 0', 'disconnect 2'], 'LEAVE on release, UNPOWER on Power Off');
   assert.equal(fake.open.size, 0);
   await driver.stop();
 });

@@ -403,16 +403,20 @@ export class PcscDriver implements Driver {
         }
       }
       if (r.handle === null) {
+        // Not connected (the card was left to others, or its handle went stale): connect, then
+        // reset as asked — a fresh SCardConnect alone does not reset a card pcscd already powered.
         const c = await api.connect(ctx, r.name, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
         r.handle = c.handle;
-        r.protocol = c.protocol;
+        r.protocol = await api.reconnect(c.handle, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
       }
       return api.status(r.handle).atr;
     });
   }
 
   async powerOff(key: string): Promise<void> {
-    await this.serialized(key, async (r, api) => {
+    await this.serialized(key, async (r, api, ctx) => {
+      // Released (or never connected): connect just to unpower, so Power Off does what it says.
+      if (r.handle === null && r.present) r.handle = (await api.connect(ctx, r.name, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)).handle;
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
@@ -440,9 +444,9 @@ export class PcscDriver implements Driver {
   }
 
   /** Uses the protocol the service negotiated (the PCI must match it), whatever `protocol` says. */
-  async transmit(key: string, command: Uint8Array, _protocol: Protocol): Promise<Uint8Array> {
+  async transmit(key: string, command: Uint8Array, protocol: Protocol): Promise<Uint8Array> {
     return this.serialized(key, async (r, api, ctx) => {
-      const handle = await this.connectedOrConnect(r, api, ctx, _protocol === 0 ? SCARD_PROTOCOL_T0 : SCARD_PROTOCOL_T1);
+      const handle = await this.connectedOrConnect(r, api, ctx, protocol === 0 ? SCARD_PROTOCOL_T0 : SCARD_PROTOCOL_T1);
       let out: Uint8Array;
       const sync = r.fastInARow >= SYNC_AFTER_FAST && this.active === 1 && api.transmitSync !== undefined && this.options.syncTransmit !== false;
       const clock = this.options.clock ?? performance.now.bind(performance);
