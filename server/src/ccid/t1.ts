@@ -135,6 +135,8 @@ export class T1Protocol {
 
   constructor(private readonly transceive: T1Transceive, options: T1Options = {}) {
     this.ifsc = options.ifsc ?? 32;
+    // IFSC 0 would make every I-block empty and a chain endless (§11.4.2: 1–254).
+    if (!Number.isInteger(this.ifsc) || this.ifsc < 1 || this.ifsc > 254) throw new ScError('BAD_REQUEST', `IFSC must be 1–254, not ${this.ifsc}`);
     this.ifsd = options.ifsd ?? 32;
     this.edc = options.edc ?? 'lrc';
     this.nad = options.nad ?? 0;

@@ -35,7 +35,7 @@ export interface GateHost {
 }
 
 /** What a driver call is, for errors and whether abandoning it leaves the card in an unknown state. */
-export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction';
+export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release';
 
 interface PendingCall {
   kind: CallKind;
@@ -91,6 +91,23 @@ export class ReaderGate {
     const eject = this.driver.eject;
     if (!eject) return Promise.reject(new ScError('NOT_SUPPORTED', `'${this.host.name}' cannot eject cards.`));
     return this.call('eject', () => { this.resets++; return eject.call(this.driver, this.key); }, opts);
+  }
+
+  /** The ATR of a card the platform already powered (pcscd), read from the driver's cache: no I/O. */
+  passiveAtr(): Uint8Array | undefined {
+    return this.driver.passiveAtr?.(this.key);
+  }
+
+  /** Does the driver hold a system-side connection it can let go of (Driver.release)? */
+  get canRelease(): boolean {
+    return !!this.driver.release;
+  }
+
+  /** The driver lets go of its system-side connection, leaving the card as it is (SCARD_LEAVE_CARD). */
+  release(opts?: GateCallOptions): Promise<void> {
+    const release = this.driver.release;
+    if (!release) return Promise.resolve();
+    return this.call('release', () => release.call(this.driver, this.key), opts);
   }
 
   /** The system-side transaction, when the driver has one (PC/SC). */

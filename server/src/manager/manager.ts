@@ -239,7 +239,10 @@ export class ReaderManager {
     return { driver: r.driver, key: r.slot.key };
   }
 
-  /** Resolves a reader name or glob (`*` and `?`); with none, the only reader with a card. */
+  /**
+   * Resolves a reader name or glob (`*` and `?`, case-insensitive) that matches
+   * exactly one reader; with none, the only reader with a card.
+   */
   resolve(pattern?: string): string {
     const all = [...this.readers.values()];
     if (!pattern) {
@@ -256,6 +259,10 @@ export class ReaderManager {
     if (hits.length === 0) {
       const names = all.map((r) => `'${r.name}'`).join(', ') || 'none';
       throw new ScError('NO_READER', `No reader matches '${pattern}'. Readers: ${names}.`);
+    }
+    // Never pick one of several silently (pcsc-tools users expect a refusal): an exact name always works.
+    if (hits.length > 1) {
+      throw new ScError('BAD_REQUEST', `'${pattern}' matches ${hits.length} readers: ${hits.map((r) => `'${r.name}'`).join(', ')}; give one of these names or a pattern that matches only one.`);
     }
     return hits[0].name;
   }
@@ -377,7 +384,11 @@ export class ReaderManager {
     const insertion = r.gate.insertions;
     const init = r.gate.queue.run(0, async () => {
       if (r.removed || !r.card.present || r.card.powered || r.gate.insertions !== insertion) return;
-      await this.powerUp(r, 'cold');
+      // A card the platform already powered (pcscd): its ATR, without connecting to it.
+      const atr = r.gate.passiveAtr();
+      if (atr) await this.adoptPassiveAtr(r, atr);
+      else await this.powerUp(r, 'cold');
+      await this.releaseIfUnused(r);
     }).catch((e) => {
       const err = asScError(e);
       if (err.code === 'NO_CARD' || err.code === 'CARD_REMOVED' || r.gate.insertions !== insertion) return;
@@ -467,7 +478,11 @@ export class ReaderManager {
       if ([...r.connections].some((c) => c.share === 'exclusive')) {
         throw new ScError('SHARING_VIOLATION', `'${name}' is held exclusively by another connection.`);
       }
-      return fn(r);
+      try {
+        return await fn(r);
+      } finally {
+        await this.releaseIfUnused(r);
+      }
     });
   }
 
@@ -531,6 +546,42 @@ export class ReaderManager {
       ...(r.card.identified?.length ? { identified: r.card.identified } : {}),
     });
     this.readersChanged();
+  }
+
+  /**
+   * Reader initialization from an ATR the driver already has (Driver.passiveAtr):
+   * the card state and the protocol guess as powerUp would set them, with no
+   * driver call but the feature list; the driver connects when a client needs the card.
+   */
+  private async adoptPassiveAtr(r: ReaderEntry, atr: Uint8Array): Promise<void> {
+    const info = parseAtr(atr);
+    const offered = (info.protocols.length ? info.protocols : [0]).filter((p): p is Protocol => p === 0 || p === 1);
+    if (!offered.length) throw new ScError('PROTOCOL', 'The card offers neither T=0 nor T=1.');
+    if (!r.features) await this.readFeatures(r);
+    r.card.powered = true;
+    r.card.mute = false;
+    r.card.atr = atr;
+    r.card.protocol = offered[0];
+    try { r.card.identified = this.options.identify?.(toHex(atr, ' ')) ?? []; } catch (e) {
+      this.log('warn', `card identification failed: ${asScError(e).message}`);
+    }
+    this.emitEntry<EventEntry>({
+      kind: 'cardPowered', reader: r.name, eventCount: r.eventCount, atr: toHex(atr), protocol: offered[0],
+      ...(r.card.identified?.length ? { identified: r.card.identified } : {}),
+    });
+    this.readersChanged();
+  }
+
+  /**
+   * No connection of ours uses the card: the driver lets go of its system-side
+   * connection (Driver.release), so other applications can connect exclusively.
+   * Called inside the reader's queue.
+   */
+  private async releaseIfUnused(r: ReaderEntry): Promise<void> {
+    if (!r.gate.canRelease || r.removed || r.connections.size || r.gate.queue.owner !== null) return;
+    try { await r.gate.release(); } catch (e) {
+      this.log('debug', `${r.name}: release: ${asScError(e).message}`);
+    }
   }
 
   async powerDown(r: ReaderEntry, call?: GateCallOptions): Promise<void> {
@@ -616,6 +667,8 @@ export class ReaderManager {
   connectionClosed(r: ReaderEntry, conn: Connection): void {
     r.connections.delete(conn);
     if (r.gate.queue.owner === conn.id) this.releaseTransaction(r);
+    // The last of our connections ended: the driver leaves the card (re-checked in the queue).
+    if (r.gate.canRelease && !r.connections.size) void r.gate.queue.run(0, () => this.releaseIfUnused(r));
     this.readersChanged();
   }
 }
