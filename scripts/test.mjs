@@ -1,8 +1,9 @@
 // `npm test`: builds, then runs every suite with Node's test runner and ends
 // with one summary line, `N passed, N failed, N skipped`.
-//   node scripts/test.mjs [unit] [helper] [refstack] [e2e]   (default: all)
+//   node scripts/test.mjs [unit] [helper] [refstack] [package] [e2e]   (default: all)
 // Tiers: unit (pure), helper (the helper over in-memory streams), refstack
-// (real pcscd + vpcd + vicc + pcsc-tools), e2e (real VS Code in Chromium).
+// (real pcscd + vpcd + vicc + pcsc-tools, real compilers on the PC/SC headers),
+// package (a .vsix for every target, checked from the inside), e2e (real VS Code in Chromium).
 // A tier that needs system packages names what is missing; under CI=true a
 // missing part fails the run instead of skipping it.
 import { spawnSync } from 'node:child_process';
@@ -13,13 +14,13 @@ import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 import { codeServerInstalled, ensureCodeServer } from './code-server.mjs';
 
-const ALL = ['unit', 'helper', 'refstack', 'e2e'];
+const ALL = ['unit', 'helper', 'refstack', 'package', 'e2e'];
 const wanted = process.argv.slice(2).filter((a) => ALL.includes(a));
 const tiers = wanted.length ? wanted : ALL;
 const CI = process.env.CI === 'true';
 
 const SYSTEM = {
-  refstack: ['pcscd', 'vicc', 'scriptor', 'ATR_analysis', 'opensc-tool', 'gcc'],
+  refstack: ['pcscd', 'vicc', 'scriptor', 'ATR_analysis', 'opensc-tool', 'gcc', 'x86_64-w64-mingw32-gcc', 'clang'],
   e2e: ['chromium'],
 };
 
@@ -49,7 +50,7 @@ const totals = { passed: 0, failed: 0, skipped: 0 };
 const failures = [];
 
 for (const tier of tiers) {
-  const list = tier === 'e2e' ? files('test/e2e', '.test.mjs') : files(path.join('out/test', tier), '.test.js');
+  const list = tier === 'e2e' || tier === 'package' ? files(path.join('test', tier), '.test.mjs') : files(path.join('out/test', tier), '.test.js');
   if (!list.length) continue;
   const missing = (SYSTEM[tier] ?? []).filter((c) => !has(c));
   // Real VS Code: what npm can install (Node 24, code-server) is installed here, into the
@@ -76,7 +77,7 @@ for (const tier of tiers) {
   }
   console.log(`\n# ---- ${tier} (${list.length} files)`);
   const concurrency = tier === 'unit' || tier === 'helper' ? 2 : 1;
-  const stream = run({ files: list, concurrency, timeout: tier === 'e2e' ? 600_000 : 300_000 });
+  const stream = run({ files: list, concurrency, timeout: tier === 'e2e' || tier === 'package' ? 600_000 : 300_000 });
   stream.on('test:pass', (d) => {
     if (d.details?.type === 'suite') return;
     if (d.skip || d.todo) totals.skipped++; else totals.passed++;
