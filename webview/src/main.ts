@@ -5,9 +5,11 @@
 // in view plus a small overscan are in the DOM, so rendering cost does not grow with the log.
 // Collapsed rows have a fixed height (long hex is cut); expanded rows are measured.
 import { autoLabels, clock, duration, eventLabels, fileName, responseData, rowText, shortHex, spacedHex } from './format';
-import { needleOf, rowPasses, searchText, showAll, textMatches } from './filter';
-import type {
-  DecodedExchange, ErrorValue, HostMessage, LogFilter, LogRow, TlvView, WebviewMessage, WebviewRequestMethod, WebviewRequests,
+import { showAll } from './filter';
+import { LogModel, type Item } from './model';
+import {
+  LOG_CAPACITY, type DecodedExchange, type ErrorValue, type HostMessage, type LogFilter, type LogRow, type TlvView, type TrimmedRow, type WebviewMessage,
+  type WebviewRequestMethod, type WebviewRequests,
 } from './protocol';
 
 interface VsCodeApi { postMessage(msg: unknown): void; getState(): unknown; setState(s: unknown): void }
@@ -73,54 +75,18 @@ function saveState(): void {
   host.setState({ filter, follow } satisfies SavedState);
 }
 
-// ---------------------------------------------------------------- the model
+// ---------------------------------------------------------------- the model and the virtual list
 
-/** A top-level row and the automatic steps nested under it. */
-interface Item {
-  row: LogRow;
-  kids: LogRow[];
-  /** Measured height in px; undefined until rendered (or after it changed). */
-  h?: number;
-  search?: string;
-}
+const model = new LogModel(filter, LOG_CAPACITY, {
+  reader: (name) => addReaderOption(name),
+  changed: (it) => changed(it),
+});
+const { expanded, decoded } = model;
 
-const items: Item[] = [];
-/** Shared by every row without automatic steps (most of them), until one arrives. */
-const NO_KIDS: LogRow[] = [];
-/**
- * Rows arrive as fresh copies of the same few strings (reader, status word meaning, script
- * URI…). Keeping one copy of each shrinks the webview's heap with 100,000 rows (143 → 118 MB
- * measured), and with it the browser's garbage-collection pauses.
- */
-const SHARED_FIELDS = ['kind', 'reader', 'sw', 'swMeaning', 'swCategory', 'auto', 'uri', 'file'] as const;
-const interned = new Map<string, string>();
-function shareStrings(r: LogRow): void {
-  const fields = r as unknown as Record<string, unknown>;
-  for (const k of SHARED_FIELDS) {
-    const v = fields[k];
-    if (typeof v !== 'string') continue;
-    const known = interned.get(v);
-    if (known !== undefined) fields[k] = known;
-    else if (interned.size < 10_000) interned.set(v, v);
-  }
-}
-const itemById = new Map<string, Item>();
-/** Automatic step id → the id of the exchange it belongs to. */
-const kidParent = new Map<string, string>();
-/** Automatic steps that arrived before the exchange they belong to. */
-const orphans = new Map<string, LogRow[]>();
-const readersSeen = new Set<string>();
-let exchanges = 0;
-
-const expanded = new Set<string>();
-const decoded = new Map<string, DecodedExchange | Error | 'loading'>();
-
-/** What is shown: the items passing the filter, up to `limit` (the model's length when paused). */
-let view: Item[] = [];
-let viewLimit = 0;
-let paused = false;
+/** Offsets of the view's rows: `offsets[i]` is the top of row i; valid for the first `offsetsCount` rows. */
 let offsets = new Float64Array(1);
 let offsetsValid = false;
+let offsetsCount = 0;
 /** Typical heights, learnt from the first rows measured. */
 const base = { exchange: 40, control: 40, line: 22, kid: 40 };
 const learnt = new Set<string>();
@@ -128,123 +94,45 @@ const learnt = new Set<string>();
 const shapeOf = (r: LogRow): keyof typeof base => (r.kind === 'exchange' ? 'exchange' : r.kind === 'control' ? 'control' : 'line');
 const estimate = (it: Item) => it.h ?? base[shapeOf(it.row)] + it.kids.length * base.kid;
 
-function searchOf(it: Item): string {
-  it.search ??= searchText(it.row);
-  return it.search;
-}
-
-function itemMatches(it: Item, needle: string): boolean {
-  const self = rowPasses(it.row, filter) && (!needle || textMatches(searchOf(it), needle));
-  // An exchange stays visible when one of its automatic steps matches.
-  return self || (needle !== '' && it.kids.some((k) => rowPasses(it.row, filter) && textMatches(searchText(k), needle)));
-}
-
-function rebuildView(): void {
-  const needle = needleOf(filter);
-  const active = needle || filter.reader || !filter.success || !filter.warning || !filter.error || !filter.events;
-  view = [];
-  for (let i = 0; i < viewLimit; i++) if (!active || itemMatches(items[i], needle)) view.push(items[i]);
-  offsetsValid = false;
-  dropRendered();
-}
-
-function extendView(from: number): void {
-  const needle = needleOf(filter);
-  for (let i = from; i < viewLimit; i++) {
-    const it = items[i];
-    if (itemMatches(it, needle)) {
-      view.push(it);
-      if (offsetsValid) {
-        if (offsets.length < view.length + 1) {
-          const next = new Float64Array(Math.max(1024, (view.length + 1) * 2));
-          next.set(offsets);
-          offsets = next;
-        }
-        offsets[view.length] = offsets[view.length - 1] + estimate(it);
-      }
-    }
-  }
-}
-
 function recomputeOffsets(): void {
+  const view = model.view;
   if (offsets.length < view.length + 1) offsets = new Float64Array(Math.max(1024, view.length * 2));
   offsets[0] = 0;
   for (let i = 0; i < view.length; i++) offsets[i + 1] = offsets[i] + estimate(view[i]);
   offsetsValid = true;
+  offsetsCount = view.length;
+}
+
+/** Offsets for rows added to the end of the view since they were computed. */
+function syncOffsets(): void {
+  const view = model.view;
+  if (!offsetsValid) { recomputeOffsets(); return; }
+  if (offsetsCount >= view.length) return;
+  if (offsets.length < view.length + 1) {
+    const next = new Float64Array(Math.max(1024, (view.length + 1) * 2));
+    next.set(offsets);
+    offsets = next;
+  }
+  for (let i = offsetsCount; i < view.length; i++) offsets[i + 1] = offsets[i] + estimate(view[i]);
+  offsetsCount = view.length;
 }
 
 /** First index whose bottom is below y. */
 function indexAt(y: number): number {
+  const n = model.view.length;
   let lo = 0;
-  let hi = view.length;
+  let hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (offsets[mid + 1] <= y) lo = mid + 1;
     else hi = mid;
   }
-  return Math.min(lo, Math.max(0, view.length - 1));
+  return Math.min(lo, Math.max(0, n - 1));
 }
 
-function addRow(r: LogRow): void {
-  shareStrings(r);
-  if (r.reader && !readersSeen.has(r.reader)) addReaderOption(r.reader);
-  if (r.kind === 'exchange') exchanges++;
-  const parentId = r.kind === 'exchange' ? r.parent : undefined;
-  if (parentId) {
-    const p = itemById.get(parentId);
-    if (p) { attachKid(p, r); return; }
-    orphans.set(parentId, [...(orphans.get(parentId) ?? []), r]);
-    // Automatic steps whose exchange never came are shown on their own rather than lost.
-    if (orphans.size > 100) flushOrphans(() => true);
-    return;
-  }
-  const it: Item = { row: r, kids: orphans.get(r.id) ?? NO_KIDS };
-  orphans.delete(r.id);
-  for (const k of it.kids) kidParent.set(k.id, r.id);
-  items.push(it);
-  itemById.set(r.id, it);
-}
-
-function attachKid(p: Item, r: LogRow): void {
-  if (p.kids === NO_KIDS) p.kids = [r];
-  else p.kids.push(r);
-  kidParent.set(r.id, p.row.id);
-  p.search = undefined;
-  changed(p);
-}
-
-function flushOrphans(which: (parentId: string) => boolean): void {
-  for (const [parent, rows] of [...orphans]) {
-    if (!which(parent)) continue;
-    orphans.delete(parent);
-    for (const r of rows) {
-      const it: Item = { row: r, kids: NO_KIDS };
-      items.push(it);
-      itemById.set(r.id, it);
-    }
-  }
-}
-
-/** Row ids are `generation:seq`; this orders them. */
-function idOrder(id: string): number {
-  const [gen, seq] = id.split(':').map(Number);
-  return (gen || 0) * 1e12 + (seq || 0);
-}
-
-function resetModel(): void {
-  items.length = 0;
-  itemById.clear();
-  kidParent.clear();
-  orphans.clear();
-  expanded.clear();
-  decoded.clear();
-  readersSeen.clear();
-  exchanges = 0;
-  view = [];
-  viewLimit = 0;
-  // Everything is sent again (a clear, or the panel shown again): the pause ends with it.
-  if (paused) setPaused(false);
-  arrivedWhilePaused = 0;
+/** Everything is sent again (a clear, or the panel shown again): the pause ends with it. */
+function resetShown(): void {
+  showPaused();
   offsetsValid = false;
   dropRendered();
   readerEl.replaceChildren(new Option('All readers', ''));
@@ -252,44 +140,15 @@ function resetModel(): void {
 }
 
 function addReaderOption(name: string): void {
-  readersSeen.add(name);
   if ([...readerEl.options].some((o) => o.value === name)) return;
   readerEl.append(new Option(name, name, false, name === filter.reader));
   if (name === filter.reader) readerEl.value = name;
 }
 
-// ---------------------------------------------------------------- incoming rows, one batch per frame
-
-let queue: LogRow[][] = [];
-let queuedRows = 0;
-let arrivedWhilePaused = 0;
-let resetPending: { firstId?: string } | undefined;
-
-function ingest(): void {
-  let budget = INGEST_PER_FRAME;
-  const before = items.length;
-  while (queue.length && budget > 0) {
-    const batch = queue[0];
-    const take = batch.length <= budget ? batch : batch.splice(0, budget);
-    if (take === batch) queue.shift();
-    for (const r of take) addRow(r);
-    budget -= take.length;
-    queuedRows -= take.length;
-  }
-  if (resetPending && !queue.length) {
-    // Automatic steps whose exchange was cut from the history are shown on their own;
-    // those whose exchange is still to come (a check before its VERIFY) keep waiting.
-    const first = resetPending.firstId;
-    if (first) flushOrphans((parent) => idOrder(parent) < idOrder(first));
-    resetPending = undefined;
-  }
-  if (paused) {
-    arrivedWhilePaused += items.length - before;
-  } else if (items.length !== viewLimit) {
-    const from = viewLimit;
-    viewLimit = items.length;
-    extendView(from);
-  }
+/** The oldest rows were trimmed and `gone` entries left the top of the view: the rows in view stay where they are. */
+function trimmed(gone: number): void {
+  if (offsetsValid && !(follow && !model.paused)) setScrollTop(Math.max(0, scroller.scrollTop - offsets[Math.min(gone, offsetsCount)]));
+  offsetsValid = false;
 }
 
 // ---------------------------------------------------------------- rendering
@@ -501,6 +360,8 @@ function exchangeDetails(r: Extract<LogRow, { kind: 'exchange' }>): HTMLElement 
     d.append(span('pending', 'Decoding…'));
   } else if (got instanceof Error) {
     d.append(span('error', `Could not decode: ${got.message}`));
+  } else if (got === 'trimmed') {
+    d.append(span('trimmed note', `Trimmed: the log keeps the newest ${LOG_CAPACITY.toLocaleString('en-US')} rows and no longer holds this one, so it cannot be decoded. Its command and response are shown above.`));
   } else {
     const c = got.command;
     const cmd = div('section command', div('title', c.summary));
@@ -572,9 +433,12 @@ const work = { frames: 0, totalMs: 0, maxMs: 0 };
 
 function frame(): void {
   const t0 = performance.now();
-  if (queue.length) ingest();
-  if (queue.length) schedule();
-  if (!offsetsValid) recomputeOffsets();
+  if (model.queuedRows) {
+    const gone = model.ingest(INGEST_PER_FRAME);
+    if (gone) trimmed(gone);
+  }
+  if (model.queuedRows) schedule();
+  syncOffsets();
   layout();
   updateCounts();
   const ms = performance.now() - t0;
@@ -584,6 +448,8 @@ function frame(): void {
 }
 
 function layout(): void {
+  const view = model.view;
+  const paused = model.paused;
   // An anchor keeps the row at the top of the view in place while heights above it are learnt.
   const anchor = view.length ? indexAt(scroller.scrollTop) : 0;
   const anchorDelta = view.length ? scroller.scrollTop - offsets[anchor] : 0;
@@ -607,6 +473,7 @@ function layout(): void {
 }
 
 function renderRange(start: number, end: number): void {
+  const view = model.view;
   const keep = new Set<string>();
   const els: HTMLElement[] = [];
   for (let i = start; i <= end; i++) {
@@ -636,6 +503,7 @@ function renderRange(start: number, end: number): void {
 
 /** Reads the heights of the rendered rows; true when one differs from what the offsets assumed. */
 function measure(): boolean {
+  const view = model.view;
   let differs = false;
   for (let i = first; i <= last; i++) {
     const it = view[i];
@@ -658,6 +526,7 @@ function measure(): boolean {
 let shownCounts = '';
 
 function updateCounts(): void {
+  const { exchanges, view, items, queuedRows, paused, arrivedWhilePaused } = model;
   const key = `${exchanges}/${view.length}/${items.length}/${queuedRows > 0}/${paused}/${arrivedWhilePaused}`;
   if (key === shownCounts) return;
   shownCounts = key;
@@ -671,24 +540,21 @@ function updateCounts(): void {
 // ---------------------------------------------------------------- interaction
 
 function toggle(id: string): void {
-  const top = kidParent.get(id) ?? id;
-  const it = itemById.get(top);
-  if (!it) return;
-  const row = id === top ? it.row : it.kids.find((k) => k.id === id);
-  if (!row) return;
-  if (expanded.has(id)) expanded.delete(id);
-  else {
-    expanded.add(id);
-    if (row.kind === 'exchange' && !decoded.has(id)) {
-      decoded.set(id, 'loading');
-      request('decode', { id }).then(
-        (d) => { decoded.set(id, d); changed(it); },
-        (e: Error) => { decoded.set(id, e); changed(it); },
-      );
-    }
+  const t = model.toggle(id);
+  if (!t) return;
+  if (t.decode) {
+    request('decode', { id }).then(
+      (d) => decodedAs(id, d),
+      (e: Error) => decodedAs(id, e),
+    );
   }
-  activeId = top;
-  changed(it);
+  activeId = t.item.row.id;
+  changed(t.item);
+}
+
+function decodedAs(id: string, answer: DecodedExchange | TrimmedRow | Error): void {
+  const it = model.decodedAs(id, answer);
+  if (it) changed(it);
 }
 
 function setFollow(on: boolean): void {
@@ -699,22 +565,22 @@ function setFollow(on: boolean): void {
 }
 
 function setPaused(on: boolean): void {
-  if (paused === on) return;
-  paused = on;
-  pauseEl.textContent = on ? 'Resume' : 'Pause';
-  pauseEl.setAttribute('aria-pressed', String(on));
-  if (!on) {
-    arrivedWhilePaused = 0;
-    const from = viewLimit;
-    viewLimit = items.length;
-    extendView(from);
-  }
+  if (model.paused === on) return;
+  model.setPaused(on);
+  showPaused();
   schedule();
+}
+
+function showPaused(): void {
+  pauseEl.textContent = model.paused ? 'Resume' : 'Pause';
+  pauseEl.setAttribute('aria-pressed', String(model.paused));
 }
 
 function filterChanged(): void {
   saveState();
-  rebuildView();
+  model.rebuildView();
+  offsetsValid = false;
+  dropRendered();
   schedule();
 }
 
@@ -724,7 +590,9 @@ function showError(err: Error): void {
 }
 
 function moveActive(to: (index: number) => number): void {
+  const view = model.view;
   if (!view.length) return;
+  syncOffsets();
   const cur = activeId ? view.findIndex((it) => it.row.id === activeId) : -1;
   const next = Math.max(0, Math.min(view.length - 1, to(cur < 0 ? indexAt(scroller.scrollTop) : cur)));
   activeId = view[next].row.id;
@@ -744,15 +612,8 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
   const msg = ev.data;
   switch (msg?.type) {
     case 'rows':
-      if (msg.reset) {
-        queue = [];
-        queuedRows = 0;
-        resetModel();
-        resetPending = { firstId: msg.rows.find((r) => r.kind !== 'manager')?.id };
-      } else if (resetPending && !resetPending.firstId) {
-        resetPending.firstId = msg.rows.find((r) => r.kind !== 'manager')?.id;
-      }
-      if (msg.rows.length) { queue.push(msg.rows); queuedRows += msg.rows.length; }
+      model.receive(msg.rows, msg.reset);
+      if (msg.reset) resetShown();
       schedule();
       break;
     case 'state':
@@ -796,7 +657,7 @@ scroller.addEventListener('keydown', (ev) => {
     case 'PageDown': moveActive((i) => i + page); break;
     case 'PageUp': moveActive((i) => i - page); break;
     case 'Home': moveActive(() => 0); break;
-    case 'End': moveActive(() => view.length - 1); setFollow(true); break;
+    case 'End': moveActive(() => model.view.length - 1); setFollow(true); break;
     case 'Enter':
     case ' ': {
       const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>('.row');
@@ -823,11 +684,11 @@ pressed(eventsEl, filter.events);
 eventsEl.addEventListener('click', () => { filter.events = !filter.events; pressed(eventsEl, filter.events); filterChanged(); });
 pressed(followEl, follow);
 followEl.addEventListener('click', () => setFollow(!follow));
-pauseEl.addEventListener('click', () => setPaused(!paused));
+pauseEl.addEventListener('click', () => setPaused(!model.paused));
 clearEl.addEventListener('click', () => { request('clear', {}).catch(showError); });
 // Copy the rows shown as a readable trace (automatic steps under their exchange).
 copyEl.addEventListener('click', () => {
-  const text = view.flatMap((it) => [it.row, ...it.kids]).map(rowText).join('\n');
+  const text = model.view.flatMap((it) => [it.row, ...it.kids]).map(rowText).join('\n');
   if (text.length >= 10_000_000) {
     showError(new Error('Too many rows to copy: filter them first, or use Export… to write them to a file.'));
     return;
@@ -844,13 +705,13 @@ exportEl.addEventListener('click', () => {
 
 /** For tests and the benchmark: what the model holds, without reading the DOM. */
 Object.assign(window, { apduLog: {
-  rows: () => items.reduce((n, it) => n + 1 + it.kids.length, 0) + [...orphans.values()].reduce((n, o) => n + o.length, 0),
-  shown: () => view.length,
-  pending: () => queuedRows,
+  rows: () => model.size,
+  shown: () => model.view.length,
+  pending: () => model.queuedRows,
   /** Our own work per frame since the last call (ms), then reset. */
   work: () => { const w = { ...work }; work.frames = 0; work.totalMs = 0; work.maxMs = 0; return w; },
   /** How many rows of this kind whose trace text contains `text`. */
-  count: (kind: string, text = '') => items.flatMap((it) => [it.row, ...it.kids]).filter((r) => r.kind === kind && rowText(r).includes(text)).length,
+  count: (kind: string, text = '') => model.count(kind, text),
 } });
 
 updateCounts();

@@ -79,6 +79,23 @@ export type LogRow = ExchangeRow | ControlRow | EventRow | ScriptRow | ManagerRo
 
 export type ManagerState = 'starting' | 'running' | 'restarting' | 'stopped';
 
+// ---------------------------------------------------------------- the log's bound
+
+/**
+ * Rows the APDU Log keeps: the extension's store (extension/src/logStore.ts) and the panel's
+ * model (./model.ts) both hold the newest this many, so a row the panel shows is one the
+ * extension can still decode.
+ */
+export const LOG_CAPACITY = 100_000;
+
+/**
+ * Both trim back to their capacity only once they hold a quarter more, so a busy log does not
+ * copy its rows on every batch.
+ */
+export function logHighWater(capacity: number): number {
+  return capacity + Math.floor(capacity / 4);
+}
+
 // ---------------------------------------------------------------- decoding
 
 /** One BER-TLV data object; `value` (spaced hex) on primitive objects. */
@@ -123,6 +140,11 @@ export interface LogFilter {
 
 export type ExportFormat = 'text' | 'jsonl';
 
+/** The answer to `decode` for a row the extension's log has trimmed (or cleared) meanwhile. */
+export interface TrimmedRow {
+  trimmed: true;
+}
+
 // ---------------------------------------------------------------- messages
 
 export interface ErrorValue {
@@ -138,8 +160,11 @@ export interface WebviewRequests {
   revealLine: { params: { uri: string; line: number }; result: void };
   /** Put text on the clipboard. */
   copy: { params: { text: string }; result: void };
-  /** Decode one exchange (the helper does it), for an expanded row. */
-  decode: { params: { id: string }; result: DecodedExchange };
+  /**
+   * Decode one exchange (the helper does it), for an expanded row; `trimmed` when the
+   * extension's log no longer holds the row (it keeps the newest LOG_CAPACITY rows).
+   */
+  decode: { params: { id: string }; result: DecodedExchange | TrimmedRow };
   /** Export the extension's whole log, with the panel's filter; asks the format and the file. */
   export: { params: { filter: LogFilter }; result: { path: string; rows: number } | null };
 }
