@@ -1,10 +1,12 @@
 // The one message protocol between the extension and the APDU Log webview.
-// Imported by both sides: no DOM, no vscode, no server imports. The row types are
+// Imported by both sides: no DOM, no vscode, no server code (the wire types of
+// server/src/wire.ts are imported as types only, erased from the bundle). The row types are
 // the panel's own view model; the extension maps the helper's log entries onto them.
+import type { DecodedExchange, SwCategory } from '../../server/src/wire';
 
 // ---------------------------------------------------------------- rows
 
-export type SwCategory = 'success' | 'warning' | 'error';
+export type { SwCategory } from '../../server/src/wire';
 
 interface RowBase {
   /** Unique in the panel: helper generation and sequence number, e.g. `1:42`. */
@@ -98,29 +100,9 @@ export function logHighWater(capacity: number): number {
 
 // ---------------------------------------------------------------- decoding
 
-/** One BER-TLV data object; `value` (spaced hex) on primitive objects. */
-export interface TlvView {
-  tag: string;
-  name?: string;
-  length: number;
-  value?: string;
-  text?: string;
-  children?: TlvView[];
-}
-
-/** An exchange decoded by the helper, shown when its row is expanded. PIN bytes stay `**`. */
-export interface DecodedExchange {
-  command: {
-    cla: string; claMeaning: string; ins: string; insName?: string; p1: string; p2: string;
-    summary: string; case?: string; extended: boolean; lc?: number; le?: number;
-    data?: string; dataTlv?: TlvView[]; errors: string[];
-  };
-  response: {
-    data?: string; tlv?: TlvView[]; tlvError?: string;
-    sw: string; swMeaning: string; swCategory: SwCategory;
-    retries?: number; available?: number; correctLe?: number;
-  };
-}
+// TlvView and DecodedExchange (an exchange decoded by the helper, shown when its row is
+// expanded) come from the helper unchanged: declared once, in server/src/wire.ts (types only).
+export type { DecodedExchange, TlvView } from '../../server/src/wire';
 
 // ---------------------------------------------------------------- filters
 
