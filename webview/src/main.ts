@@ -147,9 +147,13 @@ function addReaderOption(name: string): void {
   if (name === filter.reader) readerEl.value = name;
 }
 
-/** The oldest rows were trimmed and `gone` entries left the top of the view: the rows in view stay where they are. */
-function trimmed(gone: number): void {
-  if (offsetsValid && !(follow && !model.paused)) setScrollTop(Math.max(0, scroller.scrollTop - offsets[Math.min(gone, offsetsCount)]));
+/** The oldest rows were trimmed and `gone` left the top of the view: the rows in view stay where they are. */
+function trimmed(gone: readonly Item[]): void {
+  if (!(follow && !model.paused)) {
+    let height = 0;
+    for (const it of gone) height += estimate(it);
+    setScrollTop(Math.max(0, scroller.scrollTop - height));
+  }
   offsetsValid = false;
 }
 
@@ -198,7 +202,7 @@ function frame(): void {
   const t0 = performance.now();
   if (model.queuedRows) {
     const gone = model.ingest(INGEST_PER_FRAME);
-    if (gone) trimmed(gone);
+    if (gone.length) trimmed(gone);
   }
   if (model.queuedRows) schedule();
   syncOffsets();

@@ -27,6 +27,8 @@ export interface ModelEvents {
 
 /** Shared by every row without automatic steps (most of them), until one arrives. */
 const NO_KIDS: LogRow[] = [];
+/** Nothing left the view (nearly every frame). */
+const NONE: readonly Item[] = [];
 /**
  * Rows arrive as fresh copies of the same few strings (reader, status word meaning, script
  * URI…). Keeping one copy of each shrinks the webview's heap with 100,000 rows (143 → 118 MB
@@ -100,9 +102,9 @@ export class LogModel {
 
   /**
    * Takes up to `budget` queued rows in, then trims the oldest rows past the bound. Returns
-   * how many entries left the front of the view (the virtual list keeps its place by them).
+   * the entries that left the front of the view (the virtual list keeps its place by them).
    */
-  ingest(budget: number): number {
+  ingest(budget: number): readonly Item[] {
     const before = this.items.length;
     while (this.queue.length && budget > 0) {
       const batch = this.queue[0];
@@ -277,10 +279,10 @@ export class LogModel {
 
   /**
    * Past the high-water mark, drops the oldest items (with their steps) until `capacity` rows
-   * are left, as the extension's store does. Returns how many entries left the front of the view.
+   * are left, as the extension's store does. Returns the entries that left the front of the view.
    */
-  private trim(): number {
-    if (this.held <= logHighWater(this.capacity)) return 0;
+  private trim(): readonly Item[] {
+    if (this.held <= logHighWater(this.capacity)) return NONE;
     let drop = 0;
     let held = this.held;
     while (drop < this.items.length && held > this.capacity) held -= 1 + this.items[drop++].kids.length;
@@ -294,8 +296,10 @@ export class LogModel {
     // The view is in the items' order: what left is at its front.
     let gone = 0;
     while (gone < this.view.length && !this.itemById.has(this.view[gone].row.id)) gone++;
-    if (gone) this.view = this.view.slice(gone);
-    return gone;
+    if (!gone) return NONE;
+    const left = this.view.slice(0, gone);
+    this.view = this.view.slice(gone);
+    return left;
   }
 
   private forget(r: LogRow): void {
