@@ -1,5 +1,7 @@
 // The APDU Log panel's row model (webview/src/model.ts), without a browser: the bound it
 // shares with the extension's store, the view and filters, pause, automatic steps, decoding.
+// This file is type-checked by the root tsconfig, whose lib has no DOM: a DOM use creeping
+// into the model fails `npm run typecheck`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ExchangeEntry } from '../../../server/src/protocol';
