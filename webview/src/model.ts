@@ -69,8 +69,8 @@ export class LogModel {
 
   /**
    * `filter` is the page's own object: it changes it, then calls `rebuildView`. `capacity`
-   * bounds the rows held like the extension's store; main.ts passes the store's `capacity`
-   * from protocol.ts, tests a small one.
+   * bounds the rows held: main.ts passes LOG_CAPACITY (protocol.ts), the extension's store's
+   * bound too; tests pass a small one.
    */
   constructor(readonly filter: LogFilter, readonly capacity: number, private readonly events: ModelEvents = {}) {}
 
