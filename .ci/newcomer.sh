@@ -20,6 +20,8 @@ say() { printf '[newcomer +%ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
 fail() { say "FAILED: $*"; echo "0 passed, 1 failed"; exit 1; }
 
 git clone -q "$repo" "$work/wb" || fail "git clone"
+# The shared data (reader dumps, pcsc-lite sources) lies beside the checkout, as beside this one.
+[ -d "$repo/../shared" ] && ln -s "$(cd "$repo/../shared" && pwd)" "$work/shared"
 cd "$work/wb"
 say "fresh clone in $PWD, HOME=$HOME (empty)"
 
