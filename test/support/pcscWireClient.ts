@@ -20,9 +20,14 @@ export class MemoryTransport implements Transport {
   private dataCb: (b: Uint8Array) => void = () => {};
   private closeCb: (r: string) => void = () => {};
   closedReason: string | null = null;
+  /** Bytes the session sent after it closed the connection (must stay 0). */
+  sentAfterClose = 0;
   constructor(service: PcscService, peer = 'mem') {
     this.session = service.newSession({
-      send: (b) => this.dataCb(b.slice()),
+      send: (b) => {
+        if (this.closedReason !== null) this.sentAfterClose += b.length;
+        this.dataCb(b.slice());
+      },
       close: (r) => {
         this.closedReason = r;
         this.closeCb(r);
