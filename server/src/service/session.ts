@@ -314,6 +314,7 @@ export class ClientSession {
         const minor = b.minor as number;
         if (major === PROTOCOL_VERSION_MAJOR && (SUPPORTED_MINORS as readonly number[]).includes(minor)) {
           this.minor = minor as ProtocolMinor;
+          this.service.log('debug', `${this.peer}: protocol ${major}:${minor}`);
           this.reply('version_struct', req, { major, minor, rv: Rv.SCARD_S_SUCCESS });
         } else {
           // winscard_svc.c: any other version gets the server's own and SCARD_E_SERVICE_STOPPED.
