@@ -13,6 +13,8 @@ import type { PcscService } from './session';
 
 export const SOCKET_FOLDER = 'smartcard-workbench';
 export const SOCKET_NAME = 'pcscd.comm';
+/** pcscd.h PCSC_MAX_CONTEXT_THREADS: client connections at once; one more is closed at once ("Too many context running"). */
+export const MAX_CLIENTS = 200;
 /** Replies a client has not read yet; more means it stopped reading, and it is disconnected. */
 export const MAX_UNREAD_REPLY_BYTES = 1024 * 1024;
 
@@ -65,6 +67,8 @@ export interface PcscServer {
   readonly socketPath: string;
   /** Open client connections. */
   readonly connections: number;
+  /** Called with the new count whenever a client connects or leaves; returns the unsubscribe function. */
+  onConnections(listener: (count: number) => void): () => void;
   /** Stops accepting, ends every client connection, removes the socket. */
   close(): Promise<void>;
 }
@@ -85,9 +89,17 @@ export async function startPcscServer(service: PcscService, options: ServeOption
   }
 
   const sockets = new Set<net.Socket>();
+  const listeners = new Set<(count: number) => void>();
+  const counted = () => { for (const l of [...listeners]) l(sockets.size); };
   let peerCount = 0;
   const server = net.createServer({ allowHalfOpen: false }, (socket) => {
+    if (sockets.size >= MAX_CLIENTS) {
+      service.log('warn', `${MAX_CLIENTS} clients already connected; closing a new one, as pcscd does`);
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
+    counted();
     const peer = `client#${++peerCount}`;
     const session = service.newSession({
       send(bytes) {
@@ -113,9 +125,9 @@ export async function startPcscServer(service: PcscService, options: ServeOption
     socket.on('close', () => {
       sockets.delete(socket);
       session.ended();
+      counted();
     });
   });
-  server.maxConnections = 1024;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -130,6 +142,10 @@ export async function startPcscServer(service: PcscService, options: ServeOption
     socketPath,
     get connections() {
       return sockets.size;
+    },
+    onConnections(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -44,6 +44,8 @@ export interface ClientIo {
 
 /** Bytes a session may hold undecoded: one whole message plus one read chunk. */
 export const MAX_BUFFERED_BYTES = MAX_MESSAGE_SIZE + 64 * 1024;
+/** pcscd.h PCSC_MAX_CONTEXT_CARD_HANDLES: handles per client; one more is SCARD_E_NO_MEMORY (MSGAddHandle). */
+export const MAX_HANDLES_PER_CLIENT = 200;
 
 export class PcscService {
   private layout: SlotLayout = INITIAL_LAYOUT;
@@ -426,6 +428,9 @@ export class ClientSession {
       rv = Rv.SCARD_E_INVALID_HANDLE;
     } else if (h !== this.context) {
       rv = Rv.SCARD_E_INVALID_VALUE;
+    } else if (this.cards.size >= MAX_HANDLES_PER_CLIENT) {
+      this.service.log('info', `${this.peer}: ${MAX_HANDLES_PER_CLIENT} card handles already; pcscd refuses more the same way`);
+      rv = Rv.SCARD_E_NO_MEMORY;
     } else {
       try {
         const c = await this.service.backend.connect(reader, share, preferred);

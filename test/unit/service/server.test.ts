@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultSocketPath, MAX_UNREAD_REPLY_BYTES, prepareSocketFolder, SocketFolderError, startPcscServer, type PcscServer } from '../../../server/src/service/server';
+import { defaultSocketPath, MAX_CLIENTS, MAX_UNREAD_REPLY_BYTES, prepareSocketFolder, SocketFolderError, startPcscServer, type PcscServer } from '../../../server/src/service/server';
 import { PcscService } from '../../../server/src/service/session';
 import { Command, encodeRequest } from '../../../server/src/service/wire';
 import { SocketTransport, WireClient } from '../../support/pcscWireClient';
@@ -108,6 +108,20 @@ test('a second service on the same socket is refused; a stale socket file of a c
   assert.ok(!fs.existsSync(stalePath), 'close() removes the socket');
   fs.writeFileSync(stalePath, 'not a socket');
   await assert.rejects(startPcscServer(service, { socketPath: stalePath }), /not a socket/);
+});
+
+test('at most MAX_CLIENTS connections at once (pcscd\'s 200): one more is closed, the others stay', { timeout: 30_000 }, async () => {
+  const many = await Promise.all(Array.from({ length: MAX_CLIENTS }, () => connect()));
+  const refused = nextLog(/clients already connected/);
+  const extra = await connect();
+  await refused;
+  await extra.whenClosed();
+  assert.deepEqual(await many[MAX_CLIENTS - 1].version(6), { major: 4, minor: 6, rv: 0 });
+  const allGone = new Promise<void>((resolve) => {
+    const off = server.onConnections((n) => { if (n === 0) { off(); resolve(); } });
+  });
+  for (const c of many) c.transport.end();
+  await allGone; // the service has seen every one of them leave
 });
 
 test('over the socket: garbage, half a message then death, and a client that stops reading lose only their own connection', { timeout: 30_000 }, async () => {

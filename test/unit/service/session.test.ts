@@ -4,7 +4,7 @@
 // (winscard_svc.c / eventhandler.c of 2.3.3 and 2.5.1) it checks.
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PcscService } from '../../../server/src/service/session';
+import { MAX_HANDLES_PER_CLIENT, PcscService } from '../../../server/src/service/session';
 import { Command, ReaderStateBits as B, Rv, STRUCTS } from '../../../server/src/service/wire';
 import { MemoryTransport, WireClient } from '../../support/pcscWireClient';
 import { SimPcscBackend } from '../../support/simPcscBackend';
@@ -264,6 +264,16 @@ describe('card calls through the backend', () => {
       'MSGRemoveContext reset the card the dead holder had locked: reported once');
     assert.equal((await b.simple(Command.SCARD_BEGIN_TRANSACTION, 'begin_struct', { hCard: cb.hCard })).rv, 0);
     assert.equal((await b.readersState6())[0].readerSharing, 1, 'the dead client\'s handle is gone');
+  });
+
+  test('handles per client are bounded like pcscd\'s (200, then SCARD_E_NO_MEMORY); releasing the context releases them all', async () => {
+    const c = client();
+    const h = await c.open(6);
+    for (let i = 0; i < MAX_HANDLES_PER_CLIENT; i++) assert.equal((await c.connect(h, READER)).rv, 0);
+    assert.equal((await c.connect(h, READER)).rv, Rv.SCARD_E_NO_MEMORY);
+    assert.equal((await c.readersState6())[0].readerSharing, MAX_HANDLES_PER_CLIENT);
+    assert.equal((await c.simple(Command.SCARD_RELEASE_CONTEXT, 'release_struct', { hContext: h })).rv, 0);
+    assert.equal((await c.readersState6())[0].readerSharing, 0);
   });
 
   test('GET_ATTRIB SCARD_ATTR_ATR_STRING gives the ATR; an oversize cbAttrLen closes the connection', async () => {
