@@ -148,6 +148,12 @@ describe('real libpcsclite clients against the workbench service (simulator test
         assert.equal(s.lines[0]?.sw, '90 00', s.stderr);
         assert.equal(s.lines[0]?.atr, '3b8b8131fe458031e0f7f0574244454d4fc0');
         assert.ok(negotiatedSince(mark).every((v) => v === `4:${minor}`));
+        // A VERIFY through the service: the PIN (ASCII 9 8 7 6 1 5) reaches the card, never a log line.
+        const markVerify = serviceLog.length;
+        const v = await run(PY, [CLIENT, 'select', SIM_READER, '0020000106393837363135'], env);
+        assert.match(String(v.lines[0]?.sw), /^(63 C\d|69 8[23])$/, `a wrong PIN is refused by the card: ${v.stdout}${v.stderr}`);
+        const seen = serviceLog.slice(markVerify).join('\n') + v.stdout + v.stderr;
+        assert.ok(!/987615|39 ?38 ?37 ?36 ?31 ?35/i.test(seen), 'the PIN appears in the service log or the client output');
       });
 
       test('pyscard GetStatusChange sees an insertion and a removal triggered while it waits; a time-out; SCardCancel from another thread', async () => {
