@@ -29,7 +29,11 @@ const VPCD_READER = 'Virtual PCD 00 00';
 function missingPyscard(): string | false {
   return spawnSync(PY, ['-c', 'import smartcard'], { stdio: 'ignore' }).status === 0 ? false : 'python3-pyscard is missing; sudo npm run setup:system';
 }
-const skip = requireCommands('gcc', 'meson', 'ninja', 'flex', 'pkg-config', 'pcsc_scan') || missingPyscard();
+function missingSources(): string | false {
+  const root = process.env.PCSCLITE_SOURCES ?? path.resolve('..', 'shared', 'data', 'pcsc-lite');
+  return ['2.3.3', '2.5.1'].every((v) => fs.existsSync(path.join(root, v, 'meson.build'))) ? false : `no pcsc-lite 2.3.3/2.5.1 sources in ${root} (set PCSCLITE_SOURCES)`;
+}
+const skip = requireCommands('gcc', 'meson', 'ninja', 'flex', 'pkg-config', 'pcsc_scan') || missingPyscard() || missingSources();
 
 interface Client { label: string; minor: number; libdir: string | null }
 let clients: Client[] = [];
