@@ -85,7 +85,8 @@ export interface CardBackend {
    * The client's context went away (SCardReleaseContext or the client died) with
    * this handle still open: release it as pcscd's MSGRemoveContext does, i.e. end
    * its transaction and reset the card if it held one (unless the card was already
-   * reset or removed), otherwise leave the card.
+   * reset or removed), otherwise leave the card. Idempotent: it may be called again
+   * for a handle whose call was still in the backend when the client died.
    */
   abandon(handle: BackendHandle): Promise<void>;
 }

@@ -295,7 +295,7 @@ export class ClientSession {
   }
 
   private reply(name: Parameters<typeof replyStruct>[0], req: Request, changes: StructValue): void {
-    this.send(replyStruct(name, req.body, changes));
+    this.send(replyStruct(name, req, changes));
   }
 
   /** Handles one request; returns a promise only when it waits on the backend. */
@@ -540,6 +540,10 @@ export class ClientSession {
       const rv = rvOf(e);
       this.logFailure(req, e);
       this.replyFailure(req, rv);
+    } finally {
+      // The client died while this call was in the backend: cleanup already abandoned
+      // the handle, but the call may have taken a transaction since. Release it again.
+      if (this.finished && req.command !== Command.SCARD_DISCONNECT) await backend.abandon(card.backend).catch(() => {});
     }
   }
 

@@ -196,20 +196,29 @@ export const HOST_LITTLE_ENDIAN = endianness() === 'LE';
 
 /** Encodes a struct; missing fields are zero, strings are cut to leave room for the NUL. */
 export function encodeStruct(name: StructName, value: StructValue, littleEndian = HOST_LITTLE_ENDIAN): Uint8Array {
+  return patchStruct(name, new Uint8Array(STRUCTS[name].size), value, littleEndian);
+}
+
+/**
+ * A copy of `base` (a struct's bytes) with the given fields written over it. Replies
+ * are built this way from the request's own bytes: pcscd writes back the struct it
+ * read with some fields changed (WRITE_BODY), untouched bytes included.
+ */
+export function patchStruct(name: StructName, base: Uint8Array, value: StructValue, littleEndian = HOST_LITTLE_ENDIAN): Uint8Array {
   const l = STRUCTS[name];
   const out = new Uint8Array(l.size);
+  out.set(base.subarray(0, l.size));
   const view = new DataView(out.buffer);
   for (const [field, f] of Object.entries(l.fields) as [string, FieldLayout][]) {
     const v = value[field];
     if (v === undefined) continue;
     if (f.type === 'u32') view.setUint32(f.offset, Number(v) >>> 0, littleEndian);
     else if (f.type === 'i32') view.setInt32(f.offset, Number(v) | 0, littleEndian);
-    else if (f.type === 'cstring') {
+    else {
       const bytes = typeof v === 'string' ? new TextEncoder().encode(v) : (v as Uint8Array);
-      out.set(bytes.subarray(0, f.size - 1), f.offset);
-    } else {
-      const bytes = v as Uint8Array;
-      out.set(bytes.subarray(0, f.size), f.offset);
+      const room = f.type === 'cstring' ? f.size - 1 : f.size;
+      out.fill(0, f.offset, f.offset + f.size);
+      out.set(bytes.subarray(0, room), f.offset);
     }
   }
   return out;
@@ -418,9 +427,9 @@ export class RequestDecoder {
 
 // ---- service → client replies -------------------------------------------------
 
-/** A reply struct built from the request's own bytes with fields replaced, as pcscd writes back its struct. */
-export function replyStruct(name: StructName, request: StructValue, changes: StructValue, littleEndian = HOST_LITTLE_ENDIAN): Uint8Array {
-  return encodeStruct(name, { ...request, ...changes }, littleEndian);
+/** A reply: the request's struct bytes with some fields changed, as pcscd writes back its struct. */
+export function replyStruct(name: StructName, request: Request, changes: StructValue, littleEndian = HOST_LITTLE_ENDIAN): Uint8Array {
+  return patchStruct(name, request.raw, changes, littleEndian);
 }
 
 /** A client-side request, for tests and tools that speak to a pcscd: header + struct (+ data). */

@@ -266,6 +266,50 @@ describe('card calls through the backend', () => {
     assert.equal((await b.readersState6())[0].readerSharing, 1, 'the dead client\'s handle is gone');
   });
 
+  test('SCardReconnect with SCARD_RESET_CARD: the other client\'s handle sees SCARD_W_RESET_CARD once, then works', async () => {
+    const a = client();
+    const b = client();
+    const ca = await a.connect(await a.open(6), READER);
+    const cb = await b.connect(await b.open(4), READER);
+    const r = await a.simple(Command.SCARD_RECONNECT, 'reconnect_struct', { hCard: ca.hCard, dwShareMode: 2, dwPreferredProtocols: 3, dwInitialization: 1 });
+    assert.equal(r.rv, 0);
+    assert.equal(r.dwActiveProtocol, 2);
+    assert.equal((await b.transmit(cb.hCard as number, SELECT_DEMO)).s.rv, Rv.SCARD_W_RESET_CARD);
+    assert.equal((await b.transmit(cb.hCard as number, SELECT_DEMO)).s.rv, 0);
+  });
+
+  test('replies are the request\'s own struct bytes with the answer written in (pcscd WRITE_BODY)', async () => {
+    const c = client();
+    const co = await c.connect(await c.open(6), READER);
+    const attr = new Uint8Array(264).fill(0xa5);
+    const r = await c.simple(Command.SCARD_SET_ATTRIB, 'getset_struct', { hCard: co.hCard, dwAttrId: 0x7a007, pbAttr: attr, cbAttrLen: 3 });
+    assert.equal(r.rv, Rv.SCARD_E_UNSUPPORTED_FEATURE);
+    assert.deepEqual([...(r.pbAttr as Uint8Array)], [...attr], 'pbAttr echoed as sent');
+    assert.equal(r.dwAttrId, 0x7a007);
+  });
+
+  test('a client dying while its BEGIN is still in the backend: the transaction it gets afterwards is released', async () => {
+    const c = client();
+    const co = await c.connect(await c.open(6), READER);
+    let grant!: () => void;
+    const realBegin = backend.beginTransaction.bind(backend);
+    backend.beginTransaction = async (h) => {
+      await new Promise<void>((r) => { grant = r; });
+      return realBegin(h);
+    };
+    c.sendStruct(Command.SCARD_BEGIN_TRANSACTION, 'begin_struct', { hCard: co.hCard });
+    await new Promise((r) => setImmediate(r));
+    c.transport.end(); // dies with the BEGIN pending: cleanup abandons the handle now
+    backend.beginTransaction = realBegin;
+    const abandonsBefore = backend.calls.filter((x) => x === 'abandon').length;
+    grant();
+    const other = client();
+    const co2 = await other.connect(await other.open(6), READER);
+    assert.equal((await other.simple(Command.SCARD_BEGIN_TRANSACTION, 'begin_struct', { hCard: co2.hCard })).rv, 0, 'no transaction left to a dead client');
+    assert.ok(backend.calls.filter((x) => x === 'abandon').length > abandonsBefore, 'abandoned again after the late BEGIN');
+    assert.equal(c.unread, 0, 'nothing sent to the dead client');
+  });
+
   test('handles per client are bounded like pcscd\'s (200, then SCARD_E_NO_MEMORY); releasing the context releases them all', async () => {
     const c = client();
     const h = await c.open(6);
