@@ -64,6 +64,25 @@ after(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+/**
+ * Resolves once a client is registered for reader state changes
+ * (CMD_WAIT_READER_STATE_CHANGE): at once if one already is, else at the next registration.
+ */
+function nextRegistration(): Promise<void> {
+  return new Promise((resolve) => {
+    if (service.waitingCount > 0) {
+      resolve();
+      return;
+    }
+    const register = service.register.bind(service);
+    service.register = (session) => {
+      service.register = register;
+      register(session);
+      resolve();
+    };
+  });
+}
+
 /** The environment of a client program: which libpcsclite, which daemon. */
 function clientEnv(c: Client, socket: string | null): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -179,6 +198,22 @@ describe('real libpcsclite clients against the workbench service (simulator test
         const cancel = k.lines.find((l) => l.step === 'cancel') as unknown as Step;
         assert.equal(cancel.rv, Rv.SCARD_E_CANCELLED, k.stderr);
         ours.set(c().label, { watch, timeout: pick(timeout), cancel: pick(cancel) });
+      });
+
+      test('pyscard GetStatusChange on the PnP notification reader sees the reader unplugged and plugged back', async () => {
+        const env = clientEnv(c(), server.socketPath);
+        // A 4:4 client detects PnP by counting readers from the start of its call, so a
+        // change before it registered is missed (pcscd alike): trigger once it waits.
+        const p = await run(PY, [CLIENT, 'pnp', 'unplug', 'plug'], env, 30_000, async (l) => {
+          if (l.waiting === 'unplug') { await nextRegistration(); backend.setPlugged(false); }
+          if (l.waiting === 'plug') { await nextRegistration(); backend.setPlugged(true); }
+        });
+        assert.equal(p.code, 0, p.stderr);
+        const steps = p.lines.filter((l) => 'step' in l);
+        assert.deepEqual(steps, [
+          { step: 'unplug', rv: 0, changed: true, readers: [] },
+          { step: 'plug', rv: 0, changed: true, readers: [SIM_READER] },
+        ]);
       });
 
       if (minor >= 5) {

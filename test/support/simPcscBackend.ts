@@ -75,6 +75,25 @@ export class SimPcscBackend implements CardBackend {
     return [...this.readersByKey.keys()];
   }
 
+  /**
+   * Unplugs (false) or plugs back (true) a simulator reader, as a USB reader would
+   * come and go: its handles see SCARD_W_REMOVED_CARD, it leaves the table, and a
+   * reader plugged back starts again with event counter 0 (pcsc-lite 2.0.0 on).
+   */
+  setPlugged(plugged: boolean, key = this.keys[0]): void {
+    const r = this.readersByKey.get(key)!;
+    if (plugged === !this.unplugged.has(key)) return;
+    if (plugged) {
+      this.unplugged.delete(key);
+      r.eventCounter = 0;
+    } else {
+      this.unplugged.add(key);
+      for (const h of r.handles) h.pending = Rv.SCARD_W_REMOVED_CARD;
+    }
+    this.changed();
+  }
+  private readonly unplugged = new Set<string>();
+
   insertCard(key = this.keys[0]): void {
     this.driver.insertCard(key);
   }
@@ -118,7 +137,7 @@ export class SimPcscBackend implements CardBackend {
   }
 
   readers(): readonly ReaderFacts[] {
-    return [...this.readersByKey.values()].map((r) => ({
+    return [...this.readersByKey.values()].filter((r) => !this.unplugged.has(r.key)).map((r) => ({
       name: r.name, card: r.card, eventCounter: r.eventCounter, atr: r.atr, protocol: r.protocol,
       handles: r.handles.size, exclusive: r.exclusive !== null,
     }));
@@ -130,7 +149,7 @@ export class SimPcscBackend implements CardBackend {
   }
 
   private reader(name: string): SimReader {
-    for (const r of this.readersByKey.values()) if (r.name === name) return r;
+    for (const r of this.readersByKey.values()) if (r.name === name && !this.unplugged.has(r.key)) return r;
     throw new BackendError(Rv.SCARD_E_UNKNOWN_READER, `no reader ${name}`);
   }
 

@@ -147,7 +147,12 @@ export class PcscService {
   private signalWaiting(rv: number): void {
     const list = [...this.waiting];
     this.waiting.clear();
-    for (const s of list) s.signal(rv);
+    for (const s of list) {
+      // A 4:6 client whose array is still to be sent will see this change in it: it
+      // stays registered for the next one instead of being signalled (see absorbChange).
+      if (s.absorbChange()) this.waiting.add(s);
+      else s.signal(rv);
+    }
   }
 }
 
@@ -174,6 +179,8 @@ export class ClientSession {
   private awaitingArray = false;
   /** A signal held back until the client has read its array (see signal()). */
   private deferredSignal: number | null = null;
+  /** The table changed while this 4:6 client was between WAIT and its array. */
+  private changedBeforeArray = false;
   /** The array size this client was last told by CMD_GET_READERS_STATE_SIZE. */
   private reportedSize: number | null = null;
 
@@ -211,13 +218,26 @@ export class ClientSession {
     void this.cleanup();
   }
 
+  /**
+   * A 4:6 client registers (WAIT) and then reads the replies to GET_READERS_STATE_SIZE,
+   * _ARRAY and often GET_READER_EVENTS before it waits for a signal. pcscd signals
+   * whenever a change happens, so a change in that window puts the signal where the
+   * client reads the array size or the reader events (a race in pcscd). Here a change
+   * before the array is sent is in the array, and the client stays registered for the
+   * next change instead of being signalled. Returns true when the change was absorbed.
+   */
+  absorbChange(): boolean {
+    if (this.finished || !this.awaitingArray) return false;
+    this.changedBeforeArray = true;
+    return true;
+  }
+
   /** EHSignalEventToClients / MSGSignalClient: a wait_reader_state_change with `rv`. */
   signal(rv: number): void {
     if (this.finished) return;
     if (this.awaitingArray) {
-      // A 4:6 client reads CMD_GET_READERS_STATE_SIZE's and _ARRAY's replies after
-      // registering; a signal written before them would be read as the array size.
-      // pcscd has this race; here the signal waits until the array has been sent.
+      // A cancel before the array: written after it (a signal before the array
+      // replies would be read as the array size).
       this.deferredSignal = rv;
       return;
     }
@@ -226,6 +246,7 @@ export class ClientSession {
 
   private flushDeferred(): void {
     this.awaitingArray = false;
+    this.changedBeforeArray = false;
     if (this.deferredSignal !== null) {
       const rv = this.deferredSignal;
       this.deferredSignal = null;
@@ -356,12 +377,14 @@ export class ClientSession {
         this.send(encodeTable(this.service.readerStates, true));
         return;
       case Command.CMD_WAIT_READER_STATE_CHANGE:
+        // 4:6: from the moment it is on the list until it has its array, a signal waits.
+        if (effectiveMinor >= 6) this.awaitingArray = true;
         this.service.register(this);
         if (effectiveMinor < 6) this.send(encodeTable(this.service.readerStates, true));
-        else this.awaitingArray = true;
         return;
       case Command.CMD_STOP_WAITING_READER_STATE_CHANGE:
         this.awaitingArray = false;
+        this.changedBeforeArray = false;
         // Only a client still on the list gets an answer; otherwise the signal it was
         // sent (an event or a cancel) is that answer.
         if (this.service.unregister(this)) this.reply('wait_reader_state_change', req, { timeOut: 0, rv: Rv.SCARD_S_SUCCESS });
@@ -378,12 +401,16 @@ export class ClientSession {
       }
       case Command.CMD_GET_READERS_STATE_ARRAY: {
         // Exactly as many entries as the client was told: a reader added in between
-        // (the array grew) must not make it read the tail as the next reply. The
-        // change itself reaches it as a signal, and its next round asks the size again.
+        // (the array grew) must not make it read the tail as the next reply.
         const table = this.service.readerStates;
         const n = this.reportedSize ?? table.length;
         this.reportedSize = null;
         this.send(encodeTable(table.slice(0, n), false));
+        if (this.changedBeforeArray && n < table.length && this.service.unregister(this)) {
+          // The change is past the end of what it could be sent: signal it, so its next
+          // round asks the size again.
+          this.deferredSignal ??= Rv.SCARD_S_SUCCESS;
+        }
         this.flushDeferred();
         return;
       }

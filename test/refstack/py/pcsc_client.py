@@ -8,6 +8,8 @@ r"""A pyscard client for the PC/SC service tests; one JSON line per fact.
                                  {"waiting": STEP} and wait (10 s) for the next change
   timeout READER MS              GetStatusChange with nothing changing: SCARD_E_TIMEOUT
   cancel READER                  GetStatusChange(INFINITE) in a thread, SCardCancel from the main one
+  pnp STEP...                    GetStatusChange on \\?PnP?\Notification: for each STEP print
+                                 {"waiting": STEP}, wait (10 s) for the reader list to change, print it
 Runs under Debian's /usr/bin/python3 (python3-pyscard); the PC/SC library is
 whatever LD_LIBRARY_PATH selects, the daemon whatever PCSCLITE_CSOCK_NAME names.
 """
@@ -63,6 +65,21 @@ def main(argv):
         data, sw1, sw2 = c.transmit(apdu)
         out(sw='%02X %02X' % (sw1, sw2), atr=bytes(c.getATR()).hex(), dataLength=len(data))
         c.disconnect()
+        return
+    if cmd == 'pnp':
+        from smartcard.System import readers
+        rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
+        pnp = '\\\\?PnP?\\Notification'
+        rv, pstates = SCardGetStatusChange(hcontext, 0, [(pnp, SCARD_STATE_UNAWARE)])
+        cur = pstates[0][1] if pstates else 0
+        out(initial=dict(rv=rv & 0xFFFFFFFF, readers=[str(r) for r in readers()]))
+        for step in argv[1:]:
+            out(waiting=step)
+            rv, pstates = SCardGetStatusChange(hcontext, 10000, [(pnp, cur)])
+            event = pstates[0][1] if pstates else 0
+            cur = event & ~SCARD_STATE_CHANGED
+            out(step=step, rv=rv & 0xFFFFFFFF, changed=bool(event & SCARD_STATE_CHANGED), readers=[str(r) for r in readers()])
+        SCardReleaseContext(hcontext)
         return
     rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
     assert rv == SCARD_S_SUCCESS, hex(rv)

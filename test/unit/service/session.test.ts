@@ -139,17 +139,53 @@ describe('waiting for a reader state change', () => {
     assert.equal(c.unread, 0, 'no signal after STOP');
   });
 
-  test('4:6: WAIT only registers; SIZE and ARRAY follow; a change in between is signalled after the array, not inside it', async () => {
+  test('4:6: WAIT only registers; a change before the array is in the array and is not signalled (pcscd would put the signal where the size is read)', async () => {
     const c = client();
     await c.open(6);
     c.send(Command.CMD_WAIT_READER_STATE_CHANGE);
     assert.equal(service.waitingCount, 1);
     assert.equal(c.unread, 0, '2.5.1 sends nothing at registration for a 4:6 client');
     backend.removeCard(); // an event before the client has read the array
-    assert.equal(c.unread, 0, 'held back');
+    assert.equal(c.unread, 0, 'no signal inside the SIZE/ARRAY replies');
     const t = await c.readersState6();
-    assert.equal(t[0].readerState, B.SCARD_ABSENT, 'the array already shows the removal');
-    assert.deepEqual(await c.readStruct('wait_reader_state_change', 'held-back signal'), { timeOut: 0, rv: 0 });
+    assert.equal(t[0].readerState, B.SCARD_ABSENT, 'the array shows the removal');
+    assert.deepEqual(await c.readerEvents(), { readerEvents: 2, rv: 0 }, 'GET_READER_EVENTS answered as such, not by a signal');
+    assert.equal(service.waitingCount, 1, 'still registered for the next change');
+    backend.insertCard();
+    assert.deepEqual(await c.readStruct('wait_reader_state_change', 'signal of the next change'), { timeOut: 0, rv: 0 });
+  });
+
+  test('4:6: a cancel before the array arrives after it', async () => {
+    const c = client();
+    const h = await c.open(6);
+    c.send(Command.CMD_WAIT_READER_STATE_CHANGE);
+    const canceller = client();
+    assert.equal((await canceller.simple(Command.SCARD_CANCEL, 'cancel_struct', { hContext: h })).rv, 0);
+    assert.equal(c.unread, 0);
+    await c.readersState6();
+    assert.deepEqual(await c.readStruct('wait_reader_state_change', 'cancel after the array'), { timeOut: 0, rv: Rv.SCARD_E_CANCELLED });
+  });
+
+  test('4:6: a reader added between SIZE and ARRAY that grows the array: the array keeps the size told, the change is signalled after it', async () => {
+    const b3 = await SimPcscBackend.create({ readers: 3 });
+    b3.setPlugged(false, 'sim:2');
+    const svc = new PcscService(b3);
+    try {
+      const c = new WireClient(new MemoryTransport(svc));
+      await c.open(6);
+      c.send(Command.CMD_WAIT_READER_STATE_CHANGE);
+      assert.equal(await c.stateSize(), 2, 'two readers, full');
+      b3.setPlugged(true, 'sim:2'); // the third reader: the array grows to 4
+      assert.equal(svc.readerStates.length, 4);
+      c.send(Command.CMD_GET_READERS_STATE_ARRAY);
+      const t = await c.readTable(2, 'ARRAY of the size told');
+      assert.deepEqual(t.map((e) => e.readerName), ['Workbench Simulator 00 00', 'Workbench Simulator 01 00']);
+      assert.deepEqual(await c.readStruct('wait_reader_state_change', 'signal after the array'), { timeOut: 0, rv: 0 });
+      assert.equal(svc.waitingCount, 0);
+      assert.equal((await c.readersState6()).length, 4, 'the next round sees the new size');
+    } finally {
+      svc.dispose();
+    }
   });
 
   test('insertion after removal: signal, and the event counter went up twice', async () => {
