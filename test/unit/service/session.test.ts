@@ -403,11 +403,10 @@ describe('bad clients lose only their own connection', () => {
   test('the service never logs command data (a VERIFY PIN through TRANSMIT)', async () => {
     const c = client();
     const co = await c.connect(await c.open(6), READER);
-    const pin = '39 38 37 36 35 34';
     const verify = Uint8Array.from([0x00, 0x20, 0x00, 0x01, 0x06, 0x39, 0x38, 0x37, 0x36, 0x35, 0x34]);
     await c.transmit(co.hCard as number, verify);
     await c.transmit(co.hCard as number, verify, 1); // wrong protocol: a failure path that logs
     const all = logs.join('\n');
-    assert.ok(!all.includes('987654') && !/39 ?38 ?37 ?36/i.test(all), `a log carries the PIN ${pin}`);
+    assert.ok(!all.includes('987654') && !/39 ?38 ?37 ?36/i.test(all), 'a log line carries the PIN (not shown here)');
   });
 });
