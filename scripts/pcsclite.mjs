@@ -43,8 +43,26 @@ function run(cmd, args, opts = {}) {
  * interrupted run is rebuilt from nothing.
  */
 export function buildPcsclite(version) {
+  return build(version, `pcsclite-${version}`, ['-Dserial=false']);
+}
+
+/**
+ * The same version's pcscd as a reference daemon for the tests: with reader.conf
+ * support (serial=true, for vpcd) and its socket in a private folder instead of
+ * /run/pcscd, so it never meets the system's pcscd. Returns the build's fields plus
+ * `socket` (pcscd's PCSCLITE_CSOCK_NAME is fixed at build time from ipcdir).
+ */
+export function buildPcscliteDaemon(version) {
+  const dir = path.join(CACHE_ROOT, `pcsclite-${version}-daemon`);
+  const ipcdir = path.join(dir, 'run');
+  const b = build(version, `pcsclite-${version}-daemon`, ['-Dserial=true', `-Dipcdir=${ipcdir}`]);
+  fs.mkdirSync(ipcdir, { recursive: true });
+  return { ...b, socket: path.join(ipcdir, 'pcscd.comm') };
+}
+
+function build(version, name, options) {
   if (!(version in PCSCLITE_VERSIONS)) throw new Error(`pcsclite: unknown version ${version} (known: ${Object.keys(PCSCLITE_VERSIONS).join(', ')})`);
-  const dir = path.join(CACHE_ROOT, `pcsclite-${version}`);
+  const dir = path.join(CACHE_ROOT, name);
   const result = {
     dir,
     libdir: dir,
@@ -69,7 +87,7 @@ export function buildPcsclite(version) {
     fs.rmSync(opts, { force: true });
     fs.copyFileSync(path.join(copy, 'meson.options'), opts);
   }
-  run('meson', ['setup', dir, copy, '-Dlibsystemd=false', '-Dlibudev=false', '-Dpolkit=false', '-Dusb=false', '-Dserial=false']);
+  run('meson', ['setup', dir, copy, '-Dlibsystemd=false', '-Dlibudev=false', '-Dpolkit=false', '-Dusb=false', ...options]);
   run('ninja', ['-C', dir]);
   for (const f of ['libpcsclite.so.1', 'testpcsc', 'pcscd']) {
     if (!fs.existsSync(path.join(dir, f))) throw new Error(`pcsclite: ${version} built but ${f} is missing in ${dir}`);

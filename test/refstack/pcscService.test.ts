@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -233,51 +234,110 @@ function pick(x: Step | Record<string, unknown>): Step {
   return { rv: s.rv as number, changed: s.changed as boolean, present: s.present as boolean, empty: s.empty as boolean, counterDelta: 0, atr: (s.atrLength as number) > 0 };
 }
 
+/**
+ * The pyscard scenarios against a pcscd with vpcd and vicc, compared with what the
+ * same client saw from the workbench service. `socket`: the daemon's, or null for
+ * the system default (/run/pcscd/pcscd.comm).
+ */
+async function compareWithPcscd(c: Client, socket: string | null, stack: RefStack, viccRef: { p: StackProcess | null }): Promise<void> {
+  const mine = ours.get(c.label);
+  assert.ok(mine, 'the workbench run of this client must come first (same file, earlier test)');
+  const env = clientEnv(c, socket);
+  // pcscd opens its socket before vpcd's readers are there: wait for them with \\?PnP?\Notification.
+  const r = await run(PY, [CLIENT, 'readers', '2'], env);
+  assert.deepEqual(r.lines[0], { readers: ['Virtual PCD 00 00', 'Virtual PCD 00 01'] }, r.stderr);
+  const startVicc = () => { viccRef.p = stack.startVicc({ port: stack.VPCD_PORTS[0] }); };
+  const stopVicc = async () => { await viccRef.p?.stop(); viccRef.p = null; };
+  const w = await run(PY, [CLIENT, 'watch', VPCD_READER, 'insertion', 'removal'], env, 60_000, async (l) => {
+    if (l.waiting === 'insertion') startVicc();
+    if (l.waiting === 'removal') await stopVicc();
+  });
+  assert.equal(w.code, 0, w.stderr);
+  const theirs = normalize(w.lines);
+  assert.deepEqual(mine.watch.initial, theirs.initial, 'initial state (reader empty)');
+  assert.deepEqual(mine.watch.steps, theirs.steps, 'insertion and removal as pcscd reports them');
+  // The card back in for the time-out and cancel runs: started while a watch waits for it.
+  await run(PY, [CLIENT, 'watch', VPCD_READER, 'insertion'], env, 30_000, (l) => { if (l.waiting === 'insertion') startVicc(); });
+  const t = await run(PY, [CLIENT, 'timeout', VPCD_READER, '300'], env);
+  assert.deepEqual(mine.timeout, pick(t.lines.find((l) => l.step === 'timeout')!), 'a time-out');
+  const k = await run(PY, [CLIENT, 'cancel', VPCD_READER], env);
+  assert.deepEqual(mine.cancel, pick(k.lines.find((l) => l.step === 'cancel')!), 'SCardCancel');
+  // Out again, and seen out by pcscd, before the next run starts from an empty reader.
+  const out = await run(PY, [CLIENT, 'watch', VPCD_READER, 'removal'], env, 30_000, async (l) => { if (l.waiting === 'removal') await stopVicc(); });
+  assert.equal(out.lines.find((l) => l.step === 'removal')?.empty, true);
+}
+
 // Debian's pcscd 1.9.9 speaks 4:4: the 1.9.9 client, and the 2.5.1 client (which
 // falls back to 4:4), reach it; the 2.3.3 client (4:5, no fall-back) cannot.
-describe('the same pyscard scenarios against real pcscd + vpcd + vicc, compared', { skip: skip || requireCommands('pcscd', 'vicc') }, () => {
+describe('the same pyscard scenarios against Debian\'s pcscd 1.9.9 + vpcd + vicc, compared', { skip: skip || requireCommands('pcscd', 'vicc') }, () => {
   let stack: RefStack;
   let pcscd: StackProcess | null = null;
-  let vicc: StackProcess | null = null;
+  const vicc = { p: null as StackProcess | null };
   before(async () => {
     stack = await loadRefStack();
     pcscd = await stack.startPcscd();
   });
   after(async () => {
-    await vicc?.stop();
+    await vicc.p?.stop();
     await pcscd?.stop();
   });
 
   for (const minor of [4, 6]) {
     test(`protocol 4:${minor} client: readers, insertion/removal, time-out and cancel match the workbench service's results`, { timeout: 90_000 }, async () => {
-      const c = clients.find((x) => x.minor === minor)!;
-      const mine = ours.get(c.label);
-      assert.ok(mine, 'the workbench run of this client must come first (same file, earlier test)');
-      const env = clientEnv(c, null);
-      // pcscd opens its socket before vpcd's readers are there: wait for them with \\?PnP?\Notification.
-      const r = await run(PY, [CLIENT, 'readers', '2'], env);
-      assert.deepEqual(r.lines[0], { readers: ['Virtual PCD 00 00', 'Virtual PCD 00 01'] }, r.stderr);
-      const w = await run(PY, [CLIENT, 'watch', VPCD_READER, 'insertion', 'removal'], env, 60_000, async (l) => {
-        if (l.waiting === 'insertion') vicc = stack.startVicc({ port: stack.VPCD_PORTS[0] });
-        if (l.waiting === 'removal') { await vicc?.stop(); vicc = null; }
-      });
-      assert.equal(w.code, 0, w.stderr);
-      const theirs = normalize(w.lines);
-      assert.deepEqual(mine.watch.initial, theirs.initial, 'initial state (reader empty)');
-      assert.deepEqual(mine.watch.steps, theirs.steps, 'insertion and removal as pcscd reports them');
-      // The card back in for the time-out and cancel runs: started while a watch waits for it.
-      await run(PY, [CLIENT, 'watch', VPCD_READER, 'insertion'], env, 30_000, (l) => {
-        if (l.waiting === 'insertion') vicc = stack.startVicc({ port: stack.VPCD_PORTS[0] });
-      });
-      const t = await run(PY, [CLIENT, 'timeout', VPCD_READER, '300'], env);
-      assert.deepEqual(mine.timeout, pick(t.lines.find((l) => l.step === 'timeout')!), 'a time-out');
-      const k = await run(PY, [CLIENT, 'cancel', VPCD_READER], env);
-      assert.deepEqual(mine.cancel, pick(k.lines.find((l) => l.step === 'cancel')!), 'SCardCancel');
-      // Out again, and seen out by pcscd, before the next client's run starts from an empty reader.
-      const out = await run(PY, [CLIENT, 'watch', VPCD_READER, 'removal'], env, 30_000, async (l) => {
-        if (l.waiting === 'removal') { await vicc?.stop(); vicc = null; }
-      });
-      assert.equal(out.lines.find((l) => l.step === 'removal')?.empty, true);
+      await compareWithPcscd(clients.find((x) => x.minor === minor)!, null, stack, vicc);
     });
   }
 });
+
+// Each client against the pcscd of its own version (built by scripts/pcsclite.mjs
+// with reader.conf support and a private socket), so 4:5 and 4:6 meet their own daemon.
+for (const version of ['2.3.3', '2.5.1']) {
+  const minor = version === '2.3.3' ? 5 : 6;
+  describe(`the same pyscard scenarios against pcsc-lite ${version}'s own pcscd (4:${minor}) + vpcd + vicc, compared`, { skip: skip || requireCommands('vicc') }, () => {
+    let stack: RefStack;
+    let daemon: ReturnType<typeof spawn> | null = null;
+    let socket = '';
+    let log = '';
+    const vicc = { p: null as StackProcess | null };
+    before(async () => {
+      stack = await loadRefStack();
+      await stack.stopRecorded();
+      const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
+      const { buildPcscliteDaemon } = (await import(url)) as { buildPcscliteDaemon(v: string): { pcscd: string; socket: string } };
+      const b = buildPcscliteDaemon(version);
+      socket = b.socket;
+      const conf = stack.prepare().conf;
+      daemon = spawn(b.pcscd, ['-f', '-c', conf], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      daemon.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
+      daemon.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
+      // Ready when its socket accepts (bounded, like refstack.mjs waits for Debian's pcscd).
+      const deadline = Date.now() + 10_000;
+      while (!(await accepts(socket))) {
+        if (Date.now() > deadline || daemon.exitCode !== null) throw new Error(`pcscd ${version} did not start:\n${log.slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    });
+    after(async () => {
+      await vicc.p?.stop();
+      if (daemon?.pid && daemon.exitCode === null) {
+        const gone = new Promise((r) => daemon!.once('exit', r));
+        process.kill(-daemon.pid, 'SIGTERM');
+        await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
+        if (daemon.exitCode === null) process.kill(-daemon.pid, 'SIGKILL');
+      }
+    });
+
+    test(`protocol 4:${minor} client: readers, insertion/removal, time-out and cancel match the workbench service's results`, { timeout: 90_000 }, async () => {
+      assert.doesNotMatch(log, /Address already in use/, 'vpcd could not listen (another vpcd on 35963?)');
+      await compareWithPcscd(clients.find((x) => x.minor === minor)!, socket, stack, vicc);
+    });
+  });
+}
+
+function accepts(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
