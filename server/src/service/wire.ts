@@ -359,13 +359,12 @@ export class RequestDecoder {
     const all = this.take(total);
     const raw = all.slice(headerSize, headerSize + expected);
     const body = structName === null ? {} : decodeStruct(structName, raw, this.littleEndian);
+    const carriesData = command === Command.SCARD_TRANSMIT || command === Command.SCARD_CONTROL;
     const request: Request = {
       command: command as CommandCode,
       body,
       raw,
-      ...(extra || command === Command.SCARD_TRANSMIT || command === Command.SCARD_CONTROL
-        ? { data: all.slice(headerSize + expected) }
-        : {}),
+      ...(carriesData ? { data: all.slice(headerSize + expected) } : {}),
     };
     return { request };
   }
