@@ -2,12 +2,14 @@
 # Installs the Debian packages the test suites need: Chromium for real VS Code,
 # pcscd + vpcd + vicc + pcsc-tools + opensc for the reference smart card stack,
 # make, g++, python3 and libkrb5-dev for code-server's native build, mingw-w64 + wine64 + clang
-# to check the driver's Windows and macOS PC/SC structure layouts against real headers.
+# to check the driver's Windows and macOS PC/SC structure layouts against real headers,
+# meson, ninja-build, flex and pkg-config to build pcsc-lite's clients (scripts/pcsclite.mjs).
 # Run as root (npm run setup:system).
 set -euo pipefail
 PKGS=(chromium pcscd libpcsclite1 libpcsclite-dev pcsc-tools libccid opensc
       vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome
       python3-pyscard hyperfine
+      meson ninja-build flex pkg-config
       gcc g++ make python3 libc6-dev
       libkrb5-dev curl ca-certificates
       mingw-w64 wine64 clang)

@@ -1,0 +1,600 @@
+// The service's state machine: one PcscService (what pcscd keeps globally: the
+// reader state table, ReaderEvents, the clients waiting for a state change, every
+// context for SCardCancel) and one ClientSession per client connection (pcscd's
+// ContextThread in winscard_svc.c). Card calls go to a CardBackend. Nothing here
+// touches sockets: the server (server.ts) or a test feeds bytes in and takes bytes out.
+//
+// Per protocol version (the client's CMD_VERSION):
+//   4:4, 4:5  CMD_WAIT_READER_STATE_CHANGE answers at once with the 16-entry table
+//             (2.3.3 EHRegisterClientForEvent); CMD_GET_READERS_STATE likewise
+//   4:5+      CMD_GET_READER_EVENTS (ReaderEvents, for \\?PnP?\Notification)
+//   4:6       CMD_WAIT_READER_STATE_CHANGE only registers; the client then asks
+//             CMD_GET_READERS_STATE_SIZE and CMD_GET_READERS_STATE_ARRAY
+// A connection that never sent CMD_VERSION (SCardCancel's) is served as 4:6, as
+// pcscd 2.5 does. Commands a version does not have close the connection, as that
+// version's pcscd does for an unknown command.
+//
+// Logs name commands and return codes only, never data: a VERIFY's PIN passes
+// through TRANSMIT and must not reach a log.
+
+import { randomInt } from 'node:crypto';
+import { BackendError, rvOf, type BackendHandle, type CardBackend } from './backend';
+import {
+  buildTable, encodeTable, INITIAL_LAYOUT, INITIAL_READER_EVENTS, nextReaderEvents, placeReaders,
+  type ReaderStateEntry, type SlotLayout,
+} from './readerState';
+import {
+  Command, commandName, commandSinceMinor, encodeStruct, HOST_LITTLE_ENDIAN, MAX_BUFFER_SIZE, MAX_MESSAGE_SIZE,
+  PROTOCOL_VERSION_MAJOR, PROTOCOL_VERSION_MINOR, ProtocolBits, replyStruct, RequestDecoder, Rv, ShareMode,
+  SUPPORTED_MINORS, type ProtocolMinor, type Request, type StructValue, type WireError,
+} from './wire';
+
+export type ServiceLogLevel = 'debug' | 'info' | 'warn';
+export type ServiceLog = (level: ServiceLogLevel, message: string) => void;
+
+/** How a session talks to its transport. */
+export interface ClientIo {
+  send(bytes: Uint8Array): void;
+  /** Ends the connection; the session is finished (ClientSession.ended follows). */
+  close(reason: string): void;
+  /** Backpressure: stop / start reading while a request is in progress. */
+  pause?(): void;
+  resume?(): void;
+}
+
+/** Bytes a session may hold undecoded: one whole message plus one read chunk. */
+export const MAX_BUFFERED_BYTES = MAX_MESSAGE_SIZE + 64 * 1024;
+/** pcscd.h PCSC_MAX_CONTEXT_CARD_HANDLES: handles per client; one more is SCARD_E_NO_MEMORY (MSGAddHandle). */
+export const MAX_HANDLES_PER_CLIENT = 200;
+
+export class PcscService {
+  private layout: SlotLayout = INITIAL_LAYOUT;
+  private table: ReaderStateEntry[] = [];
+  private tableBytes: Uint8Array = new Uint8Array(0);
+  private names = new Set<string>();
+  private readerEventsValue = INITIAL_READER_EVENTS;
+  private readonly waiting = new Set<ClientSession>();
+  private readonly contexts = new Map<number, ClientSession>();
+  private readonly handles = new Set<number>();
+  private readonly unsubscribe: () => void;
+  readonly sessions = new Set<ClientSession>();
+
+  constructor(readonly backend: CardBackend, readonly log: ServiceLog = () => {}) {
+    this.refresh();
+    this.unsubscribe = backend.onChange(() => this.refresh());
+  }
+
+  dispose(): void {
+    this.unsubscribe();
+  }
+
+  /** The table as pcscd holds it now (slot order, full capacity). */
+  get readerStates(): readonly ReaderStateEntry[] {
+    return this.table;
+  }
+  get readerEvents(): number {
+    return this.readerEventsValue;
+  }
+  get waitingCount(): number {
+    return this.waiting.size;
+  }
+
+  /** Recomputes the table from the backend; wakes every waiting client when anything a client can see changed. */
+  refresh(): void {
+    const readers = this.backend.readers();
+    const names = readers.map((r) => r.name);
+    let events = this.readerEventsValue;
+    const now = new Set(names);
+    for (const n of now) if (!this.names.has(n)) events = nextReaderEvents(events);
+    for (const n of this.names) if (!now.has(n)) events = nextReaderEvents(events);
+    this.names = now;
+    this.layout = placeReaders(this.layout, names);
+    this.table = buildTable(this.layout, readers);
+    const bytes = encodeTable(this.table, false);
+    const changed = events !== this.readerEventsValue || !sameBytes(bytes, this.tableBytes);
+    this.tableBytes = bytes;
+    this.readerEventsValue = events;
+    if (changed) this.signalWaiting(Rv.SCARD_S_SUCCESS);
+  }
+
+  /** Whether a reader of this name is in the table. */
+  hasReader(name: string): boolean {
+    return this.names.has(name);
+  }
+
+  newSession(io: ClientIo, peer = 'client'): ClientSession {
+    const s = new ClientSession(this, io, peer);
+    this.sessions.add(s);
+    return s;
+  }
+
+  // ---- used by sessions ----
+
+  /** @internal */ register(s: ClientSession): void {
+    this.waiting.add(s);
+  }
+  /** @internal EHUnregisterClientForEvent: true when the session was still waiting. */
+  unregister(s: ClientSession): boolean {
+    return this.waiting.delete(s);
+  }
+  /** @internal */ newContext(s: ClientSession): number {
+    let h: number;
+    do h = randomInt(1, 0x1_0000_0000); while (this.contexts.has(h));
+    this.contexts.set(h, s);
+    return h;
+  }
+  /** @internal */ dropContext(h: number): void {
+    this.contexts.delete(h);
+  }
+  /** @internal */ contextOwner(h: number): ClientSession | undefined {
+    return this.contexts.get(h >>> 0);
+  }
+  /** @internal hCard values are int32 on the wire and unique across the service, like pcscd's. */
+  newHandle(): number {
+    let h: number;
+    do h = randomInt(1, 0x8000_0000); while (this.handles.has(h));
+    this.handles.add(h);
+    return h;
+  }
+  /** @internal */ dropHandle(h: number): void {
+    this.handles.delete(h);
+  }
+  /** @internal */ sessionEnded(s: ClientSession): void {
+    this.sessions.delete(s);
+    this.waiting.delete(s);
+  }
+
+  private signalWaiting(rv: number): void {
+    const list = [...this.waiting];
+    this.waiting.clear();
+    for (const s of list) {
+      // A 4:6 client whose array is still to be sent will see this change in it: it
+      // stays registered for the next one instead of being signalled (see absorbChange).
+      if (s.absorbChange()) this.waiting.add(s);
+      else s.signal(rv);
+    }
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+interface OpenHandle {
+  readonly backend: BackendHandle;
+}
+
+export class ClientSession {
+  private readonly decoder = new RequestDecoder();
+  /** The negotiated protocol minor, or null before (or without) a successful CMD_VERSION. */
+  private minor: ProtocolMinor | null = null;
+  /** pcscd's threadContext->hContext: one context per connection, 0 when none. */
+  private context = 0;
+  private readonly cards = new Map<number, OpenHandle>();
+  private busy = false;
+  private finished = false;
+  /** 4:6: registered by CMD_WAIT_READER_STATE_CHANGE and not yet sent the array. */
+  private awaitingArray = false;
+  /** A signal held back until the client has read its array (see signal()). */
+  private deferredSignal: number | null = null;
+  /** The table changed while this 4:6 client was between WAIT and its array. */
+  private changedBeforeArray = false;
+  /** The array size this client was last told by CMD_GET_READERS_STATE_SIZE. */
+  private reportedSize: number | null = null;
+
+  constructor(private readonly service: PcscService, private readonly io: ClientIo, readonly peer: string) {}
+
+  get protocolMinor(): ProtocolMinor | null {
+    return this.minor;
+  }
+  get hContext(): number {
+    return this.context;
+  }
+  get handleCount(): number {
+    return this.cards.size;
+  }
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  /** Bytes from the client. */
+  receive(bytes: Uint8Array): void {
+    if (this.finished) return;
+    this.decoder.push(bytes);
+    if (this.decoder.bufferedBytes > MAX_BUFFERED_BYTES) {
+      this.fail(`sent ${this.decoder.bufferedBytes} bytes without reading the replies`);
+      return;
+    }
+    void this.pump();
+  }
+
+  /** The client closed its side or the connection broke. */
+  ended(): void {
+    if (this.finished) return;
+    const half = this.decoder.end();
+    if (half) this.service.log('debug', `${this.peer}: ${half.message}`);
+    void this.cleanup();
+  }
+
+  /**
+   * A 4:6 client registers (WAIT) and then reads the replies to GET_READERS_STATE_SIZE,
+   * _ARRAY and often GET_READER_EVENTS before it waits for a signal. pcscd signals
+   * whenever a change happens, so a change in that window puts the signal where the
+   * client reads the array size or the reader events (a race in pcscd). Here a change
+   * before the array is sent is in the array, and the client stays registered for the
+   * next change instead of being signalled. Returns true when the change was absorbed.
+   */
+  absorbChange(): boolean {
+    if (this.finished || !this.awaitingArray) return false;
+    this.changedBeforeArray = true;
+    return true;
+  }
+
+  /** EHSignalEventToClients / MSGSignalClient: a wait_reader_state_change with `rv`. */
+  signal(rv: number): void {
+    if (this.finished) return;
+    if (this.awaitingArray) {
+      // A cancel before the array: written after it (a signal before the array
+      // replies would be read as the array size).
+      this.deferredSignal = rv;
+      return;
+    }
+    this.io.send(encodeStruct('wait_reader_state_change', { timeOut: 0, rv }));
+  }
+
+  private flushDeferred(): void {
+    this.awaitingArray = false;
+    this.changedBeforeArray = false;
+    if (this.deferredSignal !== null) {
+      const rv = this.deferredSignal;
+      this.deferredSignal = null;
+      this.signal(rv);
+    }
+  }
+
+  private async pump(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (!this.finished) {
+        const d = this.decoder.next();
+        if (d === null) break;
+        if ('error' in d) {
+          this.fail(describeWireError(d.error));
+          break;
+        }
+        const pending = this.handle(d.request);
+        if (pending) {
+          this.io.pause?.();
+          try {
+            await pending;
+          } finally {
+            this.io.resume?.();
+          }
+        }
+      }
+    } catch (e) {
+      this.fail(`internal error: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private fail(reason: string): void {
+    if (this.finished) return;
+    this.service.log('info', `${this.peer}: connection closed: ${reason}`);
+    this.io.close(reason);
+    void this.cleanup();
+  }
+
+  /** MSGCleanupClient: leave the wait list, drop the context, release every handle. */
+  private async cleanup(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.service.sessionEnded(this);
+    if (this.context) this.service.dropContext(this.context);
+    await this.abandonAll();
+  }
+
+  private async abandonAll(): Promise<void> {
+    const cards = [...this.cards.entries()];
+    this.cards.clear();
+    for (const [h, c] of cards) {
+      this.service.dropHandle(h);
+      try {
+        await this.service.backend.abandon(c.backend);
+      } catch (e) {
+        this.service.log('warn', `${this.peer}: releasing a handle failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+
+  private send(bytes: Uint8Array): void {
+    if (!this.finished) this.io.send(bytes);
+  }
+
+  private reply(name: Parameters<typeof replyStruct>[0], req: Request, changes: StructValue): void {
+    this.send(replyStruct(name, req, changes));
+  }
+
+  /** Handles one request; returns a promise only when it waits on the backend. */
+  private handle(req: Request): Promise<void> | undefined {
+    const effectiveMinor = this.minor ?? PROTOCOL_VERSION_MINOR;
+    if (commandSinceMinor(req.command) > effectiveMinor) {
+      this.fail(`${commandName(req.command)} does not exist in protocol 4:${effectiveMinor}`);
+      return;
+    }
+    // Any reply other than the 4:6 size/array pair comes after a held-back signal.
+    if (req.command !== Command.CMD_GET_READERS_STATE_SIZE && req.command !== Command.CMD_GET_READERS_STATE_ARRAY) {
+      this.flushDeferred();
+    }
+    const b = req.body;
+    switch (req.command) {
+      case Command.CMD_VERSION: {
+        const major = b.major as number;
+        const minor = b.minor as number;
+        if (major === PROTOCOL_VERSION_MAJOR && (SUPPORTED_MINORS as readonly number[]).includes(minor)) {
+          this.minor = minor as ProtocolMinor;
+          this.service.log('debug', `${this.peer}: protocol ${major}:${minor}`);
+          this.reply('version_struct', req, { major, minor, rv: Rv.SCARD_S_SUCCESS });
+        } else {
+          // winscard_svc.c: any other version gets the server's own and SCARD_E_SERVICE_STOPPED.
+          this.service.log('info', `${this.peer}: protocol ${major}:${minor} is not served (4:4, 4:5, 4:6 are)`);
+          this.reply('version_struct', req, { major: PROTOCOL_VERSION_MAJOR, minor: PROTOCOL_VERSION_MINOR, rv: Rv.SCARD_E_SERVICE_STOPPED });
+        }
+        return;
+      }
+      case Command.SCARD_ESTABLISH_CONTEXT: {
+        const scope = b.dwScope as number;
+        if (scope > 3) {
+          this.reply('establish_struct', req, { rv: Rv.SCARD_E_INVALID_VALUE });
+          return;
+        }
+        if (this.context) this.service.dropContext(this.context);
+        this.context = this.service.newContext(this);
+        this.reply('establish_struct', req, { hContext: this.context, rv: Rv.SCARD_S_SUCCESS });
+        return;
+      }
+      case Command.SCARD_RELEASE_CONTEXT: {
+        const h = (b.hContext as number) >>> 0;
+        if (!this.context) {
+          this.reply('release_struct', req, { rv: Rv.SCARD_E_INVALID_HANDLE });
+          return;
+        }
+        if (h !== this.context) {
+          this.reply('release_struct', req, { rv: Rv.SCARD_E_INVALID_VALUE });
+          return;
+        }
+        return this.abandonAll().then(() => {
+          this.service.dropContext(this.context);
+          this.context = 0;
+          this.reply('release_struct', req, { rv: Rv.SCARD_S_SUCCESS });
+        });
+      }
+      case Command.CMD_GET_READERS_STATE:
+        this.send(encodeTable(this.service.readerStates, true));
+        return;
+      case Command.CMD_WAIT_READER_STATE_CHANGE:
+        // 4:6: from the moment it is on the list until it has its array, a signal waits.
+        if (effectiveMinor >= 6) this.awaitingArray = true;
+        this.service.register(this);
+        if (effectiveMinor < 6) this.send(encodeTable(this.service.readerStates, true));
+        return;
+      case Command.CMD_STOP_WAITING_READER_STATE_CHANGE:
+        this.awaitingArray = false;
+        this.changedBeforeArray = false;
+        // Only a client still on the list gets an answer; otherwise the signal it was
+        // sent (an event or a cancel) is that answer.
+        if (this.service.unregister(this)) this.reply('wait_reader_state_change', req, { timeOut: 0, rv: Rv.SCARD_S_SUCCESS });
+        return;
+      case Command.CMD_GET_READER_EVENTS:
+        this.send(encodeStruct('get_reader_events', { readerEvents: this.service.readerEvents, rv: Rv.SCARD_S_SUCCESS }));
+        return;
+      case Command.CMD_GET_READERS_STATE_SIZE: {
+        const out = new Uint8Array(4);
+        this.reportedSize = this.service.readerStates.length;
+        new DataView(out.buffer).setInt32(0, this.reportedSize, HOST_LITTLE_ENDIAN);
+        this.send(out);
+        return;
+      }
+      case Command.CMD_GET_READERS_STATE_ARRAY: {
+        // Exactly as many entries as the client was told: a reader added in between
+        // (the array grew) must not make it read the tail as the next reply.
+        const table = this.service.readerStates;
+        const n = this.reportedSize ?? table.length;
+        this.reportedSize = null;
+        this.send(encodeTable(table.slice(0, n), false));
+        if (this.changedBeforeArray && n < table.length && this.service.unregister(this)) {
+          // The change is past the end of what it could be sent: signal it, so its next
+          // round asks the size again.
+          this.deferredSignal ??= Rv.SCARD_S_SUCCESS;
+        }
+        this.flushDeferred();
+        return;
+      }
+      case Command.SCARD_CANCEL: {
+        const target = this.service.contextOwner(b.hContext as number);
+        let rv: number = Rv.SCARD_E_INVALID_HANDLE;
+        if (target) {
+          rv = Rv.SCARD_S_SUCCESS;
+          if (this.service.unregister(target)) target.signal(Rv.SCARD_E_CANCELLED);
+          this.service.backend.cancel(target.backendHandles());
+        }
+        this.reply('cancel_struct', req, { rv });
+        return;
+      }
+      case Command.SCARD_CONNECT:
+        return this.connect(req);
+      default:
+        return this.cardCall(req);
+    }
+  }
+
+  /** @internal */ backendHandles(): BackendHandle[] {
+    return [...this.cards.values()].map((c) => c.backend);
+  }
+
+  private async connect(req: Request): Promise<void> {
+    const b = req.body;
+    const reader = b.szReader as string;
+    const share = b.dwShareMode as number;
+    const preferred = b.dwPreferredProtocols as number;
+    const h = (b.hContext as number) >>> 0;
+    let rv: number;
+    // Order of winscard.c SCardConnect, then MSGAddHandle's context check.
+    const P = ProtocolBits;
+    if (share !== ShareMode.SCARD_SHARE_DIRECT && !(preferred & (P.SCARD_PROTOCOL_T0 | P.SCARD_PROTOCOL_T1 | P.SCARD_PROTOCOL_RAW | P.SCARD_PROTOCOL_ANY_OLD))) {
+      rv = Rv.SCARD_E_PROTO_MISMATCH;
+    } else if (share !== ShareMode.SCARD_SHARE_EXCLUSIVE && share !== ShareMode.SCARD_SHARE_SHARED && share !== ShareMode.SCARD_SHARE_DIRECT) {
+      rv = Rv.SCARD_E_INVALID_VALUE;
+    } else if (!this.service.hasReader(reader)) {
+      rv = Rv.SCARD_E_UNKNOWN_READER;
+    } else if (!this.context) {
+      rv = Rv.SCARD_E_INVALID_HANDLE;
+    } else if (h !== this.context) {
+      rv = Rv.SCARD_E_INVALID_VALUE;
+    } else if (this.cards.size >= MAX_HANDLES_PER_CLIENT) {
+      this.service.log('info', `${this.peer}: ${MAX_HANDLES_PER_CLIENT} card handles already; pcscd refuses more the same way`);
+      rv = Rv.SCARD_E_NO_MEMORY;
+    } else {
+      try {
+        const c = await this.service.backend.connect(reader, share, preferred);
+        if (this.finished) {
+          // The client died while connecting: nobody will ever disconnect this handle.
+          await this.service.backend.abandon(c.handle);
+          return;
+        }
+        const hCard = this.service.newHandle();
+        this.cards.set(hCard, { backend: c.handle });
+        this.reply('connect_struct', req, { hCard, dwActiveProtocol: c.activeProtocol, rv: Rv.SCARD_S_SUCCESS });
+        return;
+      } catch (e) {
+        rv = rvOf(e);
+        this.logFailure(req, e);
+      }
+    }
+    this.reply('connect_struct', req, { rv });
+  }
+
+  private async cardCall(req: Request): Promise<void> {
+    const b = req.body;
+    const hCard = b.hCard as number;
+    const card = this.cards.get(hCard);
+    if (!card) {
+      // MSGCheckHandleAssociation: a handle of another client (or none) ends this connection.
+      this.fail(`${commandName(req.command)} on a handle this client does not own`);
+      return;
+    }
+    const backend = this.service.backend;
+    try {
+      switch (req.command) {
+        case Command.SCARD_RECONNECT: {
+          const r = await backend.reconnect(card.backend, b.dwShareMode as number, b.dwPreferredProtocols as number, b.dwInitialization as number);
+          this.reply('reconnect_struct', req, { dwActiveProtocol: r.activeProtocol, rv: Rv.SCARD_S_SUCCESS });
+          return;
+        }
+        case Command.SCARD_DISCONNECT:
+          await backend.disconnect(card.backend, b.dwDisposition as number);
+          this.cards.delete(hCard);
+          this.service.dropHandle(hCard);
+          this.reply('disconnect_struct', req, { rv: Rv.SCARD_S_SUCCESS });
+          return;
+        case Command.SCARD_BEGIN_TRANSACTION:
+          await backend.beginTransaction(card.backend);
+          this.reply('begin_struct', req, { rv: Rv.SCARD_S_SUCCESS });
+          return;
+        case Command.SCARD_END_TRANSACTION:
+          await backend.endTransaction(card.backend, b.dwDisposition as number);
+          this.reply('end_struct', req, { rv: Rv.SCARD_S_SUCCESS });
+          return;
+        case Command.SCARD_STATUS:
+          await backend.status(card.backend);
+          this.reply('status_struct', req, { rv: Rv.SCARD_S_SUCCESS });
+          return;
+        case Command.SCARD_TRANSMIT: {
+          const limit = b.pcbRecvLength as number;
+          const r = await backend.transmit(card.backend, { protocol: b.ioSendPciProtocol as number, pciLength: b.ioSendPciLength as number }, req.data!, limit);
+          const fits = r.response.length <= limit;
+          this.reply('transmit_struct', req, {
+            ioRecvPciProtocol: r.recvPci.protocol,
+            ioRecvPciLength: r.recvPci.pciLength,
+            pcbRecvLength: r.response.length,
+            rv: fits ? Rv.SCARD_S_SUCCESS : Rv.SCARD_E_INSUFFICIENT_BUFFER,
+          });
+          if (fits) this.send(r.response);
+          return;
+        }
+        case Command.SCARD_CONTROL: {
+          const limit = b.cbRecvLength as number;
+          const out = await backend.control(card.backend, b.dwControlCode as number, req.data!, limit);
+          const fits = out.length <= limit;
+          this.reply('control_struct', req, { dwBytesReturned: out.length, rv: fits ? Rv.SCARD_S_SUCCESS : Rv.SCARD_E_INSUFFICIENT_BUFFER });
+          if (fits) this.send(out);
+          return;
+        }
+        case Command.SCARD_GET_ATTRIB: {
+          const max = b.cbAttrLen as number;
+          if (max > MAX_BUFFER_SIZE) {
+            this.fail(`GET_ATTRIB asks for ${max} bytes, over ${MAX_BUFFER_SIZE}`);
+            return;
+          }
+          const value = await backend.getAttrib(card.backend, b.dwAttrId as number, max);
+          if (value.length > max) {
+            this.reply('getset_struct', req, { cbAttrLen: value.length, rv: Rv.SCARD_E_INSUFFICIENT_BUFFER });
+            return;
+          }
+          const attr = new Uint8Array(MAX_BUFFER_SIZE);
+          attr.set(value);
+          this.reply('getset_struct', req, { pbAttr: attr, cbAttrLen: value.length, rv: Rv.SCARD_S_SUCCESS });
+          return;
+        }
+        case Command.SCARD_SET_ATTRIB: {
+          const len = b.cbAttrLen as number;
+          if (len > MAX_BUFFER_SIZE) {
+            this.fail(`SET_ATTRIB sends ${len} bytes, over ${MAX_BUFFER_SIZE}`);
+            return;
+          }
+          await backend.setAttrib(card.backend, b.dwAttrId as number, (b.pbAttr as Uint8Array).subarray(0, len));
+          this.reply('getset_struct', req, { rv: Rv.SCARD_S_SUCCESS });
+          return;
+        }
+        default:
+          this.fail(`unexpected ${commandName(req.command)}`);
+      }
+    } catch (e) {
+      const rv = rvOf(e);
+      this.logFailure(req, e);
+      this.replyFailure(req, rv);
+    } finally {
+      // The client died while this call was in the backend: cleanup already abandoned
+      // the handle, but the call may have taken a transaction since. Release it again.
+      if (this.finished && req.command !== Command.SCARD_DISCONNECT) await backend.abandon(card.backend).catch(() => {});
+    }
+  }
+
+  private replyFailure(req: Request, rv: number): void {
+    switch (req.command) {
+      case Command.SCARD_RECONNECT: this.reply('reconnect_struct', req, { rv }); return;
+      case Command.SCARD_DISCONNECT: this.reply('disconnect_struct', req, { rv }); return;
+      case Command.SCARD_BEGIN_TRANSACTION: this.reply('begin_struct', req, { rv }); return;
+      case Command.SCARD_END_TRANSACTION: this.reply('end_struct', req, { rv }); return;
+      case Command.SCARD_STATUS: this.reply('status_struct', req, { rv }); return;
+      case Command.SCARD_TRANSMIT: this.reply('transmit_struct', req, { pcbRecvLength: 0, rv }); return;
+      case Command.SCARD_CONTROL: this.reply('control_struct', req, { dwBytesReturned: 0, rv }); return;
+      case Command.SCARD_GET_ATTRIB: this.reply('getset_struct', req, { cbAttrLen: 0, rv }); return;
+      case Command.SCARD_SET_ATTRIB: this.reply('getset_struct', req, { rv }); return;
+    }
+  }
+
+  private logFailure(req: Request, e: unknown): void {
+    // The error's message comes from the backend; request data never goes into a log.
+    const level = e instanceof BackendError ? 'debug' : 'warn';
+    this.service.log(level, `${this.peer}: ${commandName(req.command)} → 0x${rvOf(e).toString(16)}${e instanceof Error ? ` (${e.message})` : ''}`);
+  }
+}
+
+export function describeWireError(e: WireError): string {
+  return `${e.kind}: ${e.message}`;
+}

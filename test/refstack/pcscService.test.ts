@@ -1,0 +1,343 @@
+// The PC/SC service with real libpcsclite clients nobody here wrote: Debian 12's
+// own libpcsclite 1.9.9 (protocol 4:4) and the 2.3.3 (4:5) and 2.5.1 (4:6)
+// clients built from ../shared/data/pcsc-lite by scripts/pcsclite.mjs, selected
+// with LD_LIBRARY_PATH, reaching the service through PCSCLITE_CSOCK_NAME. The
+// service's backend is the simulator TEST DOUBLE (test/support/simPcscBackend.ts):
+// the real backend on the manager's per-reader gate is not written yet.
+// The same pyscard scenarios then run against real pcscd + vpcd + vicc, and the
+// two results are compared field by field, so a difference from pcscd is a failure.
+// Run under `flock /tmp/wb-refstack.lock` (pcscd's vpcd uses fixed ports).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { startPcscServer, type PcscServer } from '../../server/src/service/server';
+import { PcscService } from '../../server/src/service/session';
+import { Rv } from '../../server/src/service/wire';
+import { requireCommands } from '../support/system';
+import { SimPcscBackend } from '../support/simPcscBackend';
+import { loadRefStack, type RefStack, type StackProcess } from './stack';
+
+const PY = '/usr/bin/python3'; // Debian's, which has pyscard (python3 on PATH may be another)
+const CLIENT = path.resolve('test/refstack/py/pcsc_client.py');
+const SIM_READER = 'Workbench Simulator 00 00';
+const VPCD_READER = 'Virtual PCD 00 00';
+
+function missingPyscard(): string | false {
+  return spawnSync(PY, ['-c', 'import smartcard'], { stdio: 'ignore' }).status === 0 ? false : 'python3-pyscard is missing; sudo npm run setup:system';
+}
+function missingSources(): string | false {
+  const root = process.env.PCSCLITE_SOURCES ?? path.resolve('..', 'shared', 'data', 'pcsc-lite');
+  return ['2.3.3', '2.5.1'].every((v) => fs.existsSync(path.join(root, v, 'meson.build'))) ? false : `no pcsc-lite 2.3.3/2.5.1 sources in ${root} (set PCSCLITE_SOURCES)`;
+}
+const skip = requireCommands('gcc', 'meson', 'ninja', 'flex', 'pkg-config', 'pcsc_scan') || missingPyscard() || missingSources();
+
+interface Client { label: string; minor: number; libdir: string | null }
+let clients: Client[] = [];
+let tmp: string;
+let backend: SimPcscBackend;
+let service: PcscService;
+let server: PcscServer;
+const serviceLog: string[] = [];
+
+before(async () => {
+  if (skip) return;
+  const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
+  const { buildPcsclite } = (await import(url)) as { buildPcsclite(v: string): { libdir: string } };
+  clients = [
+    { label: 'Debian 12 libpcsclite 1.9.9', minor: 4, libdir: null },
+    { label: 'pcsc-lite 2.3.3 client', minor: 5, libdir: buildPcsclite('2.3.3').libdir },
+    { label: 'pcsc-lite 2.5.1 client', minor: 6, libdir: buildPcsclite('2.5.1').libdir },
+  ];
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-pcscsvc-'));
+  backend = await SimPcscBackend.create();
+  service = new PcscService(backend, (level, line) => serviceLog.push(`${level} ${line}`));
+  server = await startPcscServer(service, { socketPath: path.join(tmp, 'smartcard-workbench', 'pcscd.comm') });
+});
+
+after(async () => {
+  await server?.close();
+  service?.dispose();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/**
+ * Resolves once a client is registered for reader state changes
+ * (CMD_WAIT_READER_STATE_CHANGE): at once if one already is, else at the next registration.
+ */
+function nextRegistration(): Promise<void> {
+  return new Promise((resolve) => {
+    if (service.waitingCount > 0) {
+      resolve();
+      return;
+    }
+    const register = service.register.bind(service);
+    service.register = (session) => {
+      service.register = register;
+      register(session);
+      resolve();
+    };
+  });
+}
+
+/** The environment of a client program: which libpcsclite, which daemon. */
+function clientEnv(c: Client, socket: string | null): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.LD_LIBRARY_PATH;
+  delete env.PCSCLITE_CSOCK_NAME;
+  if (c.libdir) env.LD_LIBRARY_PATH = c.libdir;
+  if (socket) env.PCSCLITE_CSOCK_NAME = socket;
+  return env;
+}
+
+interface Run { lines: Record<string, unknown>[]; code: number | null; stderr: string }
+
+/** Runs a program; `onLine` sees each JSON line as it comes (to trigger events). Bounded by `ms`. */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, ms = 20_000, onLine?: (l: Record<string, unknown>) => void | Promise<void>, stdin?: string): Promise<Run & { stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let partial = '';
+    const lines: Record<string, unknown>[] = [];
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`${path.basename(cmd)} ${args.join(' ')}: no exit within ${ms} ms\n${stdout}\n${stderr}`)); }, ms);
+    p.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      partial += b.toString();
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        if (!line.startsWith('{')) continue;
+        const o = JSON.parse(line) as Record<string, unknown>;
+        lines.push(o);
+        Promise.resolve(onLine?.(o)).catch((e) => { p.kill('SIGKILL'); reject(e); });
+      }
+    });
+    p.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    p.on('error', reject);
+    p.on('close', (code) => { clearTimeout(timer); resolve({ lines, code, stderr, stdout }); });
+    p.stdin.end(stdin ?? '');
+  });
+}
+
+/** The protocol versions the service negotiated since `from` (proves which libpcsclite really ran). */
+function negotiatedSince(from: number): string[] {
+  return serviceLog.slice(from).map((l) => l.match(/protocol (4:\d)$/)?.[1]).filter((x): x is string => !!x);
+}
+
+type Step = { rv: number; changed: boolean; present: boolean; empty: boolean; counterDelta: number; atr: boolean };
+/** What a watch run shows, without what differs by nature between readers (counter base, ATR bytes). */
+function normalize(lines: Record<string, unknown>[]): { initial: Omit<Step, 'counterDelta'>; steps: Record<string, Step> } {
+  const init = lines.find((l) => 'initial' in l)!.initial as Record<string, number | boolean>;
+  let counter = init.counter as number;
+  const steps: Record<string, Step> = {};
+  for (const l of lines.filter((x) => 'step' in x)) {
+    steps[l.step as string] = {
+      rv: l.rv as number, changed: l.changed as boolean, present: l.present as boolean, empty: l.empty as boolean,
+      counterDelta: (l.counter as number) - counter, atr: (l.atrLength as number) > 0,
+    };
+    counter = l.counter as number;
+  }
+  return {
+    initial: { rv: init.rv as number, changed: init.changed as boolean, present: init.present as boolean, empty: init.empty as boolean, counterDelta: 0, atr: (init.atrLength as number) > 0 } as never,
+    steps,
+  };
+}
+
+/** The scenarios the comparison with pcscd runs: results per client label. */
+const ours = new Map<string, { watch: ReturnType<typeof normalize>; timeout: Step; cancel: Step }>();
+
+describe('real libpcsclite clients against the workbench service (simulator test double behind it)', { skip }, () => {
+  for (const minor of [4, 5, 6]) {
+    const c = () => clients.find((x) => x.minor === minor)!;
+    describe(`protocol 4:${minor}`, () => {
+      test('pcsc_scan -r lists "Workbench Simulator 00 00", over the client\'s own protocol version', async () => {
+        const mark = serviceLog.length;
+        const r = await run('pcsc_scan', ['-r'], clientEnv(c(), server.socketPath));
+        assert.match(r.stdout, /0: Workbench Simulator 00 00/, `${c().label}: ${r.stdout}${r.stderr}`);
+        assert.ok(negotiatedSince(mark).length > 0 && negotiatedSince(mark).every((v) => v === `4:${minor}`), `negotiated ${negotiatedSince(mark)}`);
+      });
+
+      test('pyscard smartcard.System.readers() and a SELECT of the demo application → 90 00', async () => {
+        const env = clientEnv(c(), server.socketPath);
+        const mark = serviceLog.length;
+        const r = await run(PY, [CLIENT, 'readers'], env);
+        assert.deepEqual(r.lines[0], { readers: [SIM_READER] }, r.stderr);
+        const s = await run(PY, [CLIENT, 'select', SIM_READER], env);
+        assert.equal(s.lines[0]?.sw, '90 00', s.stderr);
+        assert.equal(s.lines[0]?.atr, '3b8b8131fe458031e0f7f0574244454d4fc0');
+        assert.ok(negotiatedSince(mark).every((v) => v === `4:${minor}`));
+        // A VERIFY through the service: the PIN (ASCII 9 8 7 6 1 5) reaches the card, never a log line.
+        const markVerify = serviceLog.length;
+        const v = await run(PY, [CLIENT, 'select', SIM_READER, '0020000106393837363135'], env);
+        assert.match(String(v.lines[0]?.sw), /^(63 C\d|69 8[23])$/, `a wrong PIN is refused by the card: ${v.stdout}${v.stderr}`);
+        const seen = serviceLog.slice(markVerify).join('\n') + v.stdout + v.stderr;
+        assert.ok(!/987615|39 ?38 ?37 ?36 ?31 ?35/i.test(seen), 'the PIN appears in the service log or the client output');
+      });
+
+      test('pyscard GetStatusChange sees an insertion and a removal triggered while it waits; a time-out; SCardCancel from another thread', async () => {
+        const env = clientEnv(c(), server.socketPath);
+        backend.removeCard();
+        const w = await run(PY, [CLIENT, 'watch', SIM_READER, 'insertion', 'removal'], env, 30_000, (l) => {
+          if (l.waiting === 'insertion') backend.insertCard();
+          if (l.waiting === 'removal') backend.removeCard();
+        });
+        assert.equal(w.code, 0, w.stderr);
+        const watch = normalize(w.lines);
+        assert.deepEqual(watch.steps.insertion, { rv: 0, changed: true, present: true, empty: false, counterDelta: 1, atr: true });
+        assert.deepEqual(watch.steps.removal, { rv: 0, changed: true, present: false, empty: true, counterDelta: 1, atr: false });
+        backend.insertCard();
+        const t = await run(PY, [CLIENT, 'timeout', SIM_READER, '300'], env);
+        const timeout = t.lines.find((l) => l.step === 'timeout') as unknown as Step;
+        assert.equal(timeout.rv, Rv.SCARD_E_TIMEOUT, t.stderr);
+        const k = await run(PY, [CLIENT, 'cancel', SIM_READER], env);
+        const cancel = k.lines.find((l) => l.step === 'cancel') as unknown as Step;
+        assert.equal(cancel.rv, Rv.SCARD_E_CANCELLED, k.stderr);
+        ours.set(c().label, { watch, timeout: pick(timeout), cancel: pick(cancel) });
+      });
+
+      test('pyscard GetStatusChange on the PnP notification reader sees the reader unplugged and plugged back', async () => {
+        const env = clientEnv(c(), server.socketPath);
+        // A 4:4 client detects PnP by counting readers from the start of its call, so a
+        // change before it registered is missed (pcscd alike): trigger once it waits.
+        const p = await run(PY, [CLIENT, 'pnp', 'unplug', 'plug'], env, 30_000, async (l) => {
+          if (l.waiting === 'unplug') { await nextRegistration(); backend.setPlugged(false); }
+          if (l.waiting === 'plug') { await nextRegistration(); backend.setPlugged(true); }
+        });
+        assert.equal(p.code, 0, p.stderr);
+        const steps = p.lines.filter((l) => 'step' in l);
+        assert.deepEqual(steps, [
+          { step: 'unplug', rv: 0, changed: true, readers: [] },
+          { step: 'plug', rv: 0, changed: true, readers: [SIM_READER] },
+        ]);
+      });
+
+      if (minor >= 5) {
+        test('pcsc-lite\'s own testpcsc runs to "PC/SC Test Completed Successfully"', async () => {
+          const exe = path.join(c().libdir!, 'testpcsc');
+          const r = await run(exe, [], clientEnv(c(), server.socketPath), 30_000, undefined, '1\n\n');
+          assert.match(r.stdout, /PC\/SC Test Completed Successfully/, r.stdout.slice(-2000));
+          assert.match(r.stdout, /SCardTransmit\s*: Command successful/);
+        });
+      }
+    });
+  }
+});
+
+function pick(x: Step | Record<string, unknown>): Step {
+  const s = x as Record<string, unknown>;
+  return { rv: s.rv as number, changed: s.changed as boolean, present: s.present as boolean, empty: s.empty as boolean, counterDelta: 0, atr: (s.atrLength as number) > 0 };
+}
+
+/**
+ * The pyscard scenarios against a pcscd with vpcd and vicc, compared with what the
+ * same client saw from the workbench service. `socket`: the daemon's, or null for
+ * the system default (/run/pcscd/pcscd.comm).
+ */
+async function compareWithPcscd(c: Client, socket: string | null, stack: RefStack, viccRef: { p: StackProcess | null }): Promise<void> {
+  const mine = ours.get(c.label);
+  assert.ok(mine, 'the workbench run of this client must come first (same file, earlier test)');
+  const env = clientEnv(c, socket);
+  // pcscd opens its socket before vpcd's readers are there: wait for them with \\?PnP?\Notification.
+  const r = await run(PY, [CLIENT, 'readers', '2'], env);
+  assert.deepEqual(r.lines[0], { readers: ['Virtual PCD 00 00', 'Virtual PCD 00 01'] }, r.stderr);
+  const startVicc = () => { viccRef.p = stack.startVicc({ port: stack.VPCD_PORTS[0] }); };
+  const stopVicc = async () => { await viccRef.p?.stop(); viccRef.p = null; };
+  const w = await run(PY, [CLIENT, 'watch', VPCD_READER, 'insertion', 'removal'], env, 60_000, async (l) => {
+    if (l.waiting === 'insertion') startVicc();
+    if (l.waiting === 'removal') await stopVicc();
+  });
+  assert.equal(w.code, 0, w.stderr);
+  const theirs = normalize(w.lines);
+  assert.deepEqual(mine.watch.initial, theirs.initial, 'initial state (reader empty)');
+  assert.deepEqual(mine.watch.steps, theirs.steps, 'insertion and removal as pcscd reports them');
+  // The card back in for the time-out and cancel runs: started while a watch waits for it.
+  await run(PY, [CLIENT, 'watch', VPCD_READER, 'insertion'], env, 30_000, (l) => { if (l.waiting === 'insertion') startVicc(); });
+  const t = await run(PY, [CLIENT, 'timeout', VPCD_READER, '300'], env);
+  assert.deepEqual(mine.timeout, pick(t.lines.find((l) => l.step === 'timeout')!), 'a time-out');
+  const k = await run(PY, [CLIENT, 'cancel', VPCD_READER], env);
+  assert.deepEqual(mine.cancel, pick(k.lines.find((l) => l.step === 'cancel')!), 'SCardCancel');
+  // Out again, and seen out by pcscd, before the next run starts from an empty reader.
+  const out = await run(PY, [CLIENT, 'watch', VPCD_READER, 'removal'], env, 30_000, async (l) => { if (l.waiting === 'removal') await stopVicc(); });
+  assert.equal(out.lines.find((l) => l.step === 'removal')?.empty, true);
+}
+
+// Debian's pcscd 1.9.9 speaks 4:4: the 1.9.9 client, and the 2.5.1 client (which
+// falls back to 4:4), reach it; the 2.3.3 client (4:5, no fall-back) cannot.
+describe('the same pyscard scenarios against Debian\'s pcscd 1.9.9 + vpcd + vicc, compared', { skip: skip || requireCommands('pcscd', 'vicc') }, () => {
+  let stack: RefStack;
+  let pcscd: StackProcess | null = null;
+  const vicc = { p: null as StackProcess | null };
+  before(async () => {
+    stack = await loadRefStack();
+    pcscd = await stack.startPcscd();
+  });
+  after(async () => {
+    await vicc.p?.stop();
+    await pcscd?.stop();
+  });
+
+  for (const minor of [4, 6]) {
+    test(`protocol 4:${minor} client: readers, insertion/removal, time-out and cancel match the workbench service's results`, { timeout: 90_000 }, async () => {
+      await compareWithPcscd(clients.find((x) => x.minor === minor)!, null, stack, vicc);
+    });
+  }
+});
+
+// Each client against the pcscd of its own version (built by scripts/pcsclite.mjs
+// with reader.conf support and a private socket), so 4:5 and 4:6 meet their own daemon.
+for (const version of ['2.3.3', '2.5.1']) {
+  const minor = version === '2.3.3' ? 5 : 6;
+  describe(`the same pyscard scenarios against pcsc-lite ${version}'s own pcscd (4:${minor}) + vpcd + vicc, compared`, { skip: skip || requireCommands('vicc') }, () => {
+    let stack: RefStack;
+    let daemon: ReturnType<typeof spawn> | null = null;
+    let socket = '';
+    let log = '';
+    const vicc = { p: null as StackProcess | null };
+    before(async () => {
+      stack = await loadRefStack();
+      await stack.stopRecorded();
+      const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
+      const { buildPcscliteDaemon } = (await import(url)) as { buildPcscliteDaemon(v: string): { pcscd: string; socket: string } };
+      const b = buildPcscliteDaemon(version);
+      socket = b.socket;
+      const conf = stack.prepare().conf;
+      daemon = spawn(b.pcscd, ['-f', '-c', conf], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      daemon.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
+      daemon.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
+      // Ready when its socket accepts (bounded, like refstack.mjs waits for Debian's pcscd).
+      const deadline = Date.now() + 10_000;
+      while (!(await accepts(socket))) {
+        if (Date.now() > deadline || daemon.exitCode !== null) throw new Error(`pcscd ${version} did not start:\n${log.slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    });
+    after(async () => {
+      await vicc.p?.stop();
+      if (daemon?.pid && daemon.exitCode === null) {
+        const gone = new Promise((r) => daemon!.once('exit', r));
+        process.kill(-daemon.pid, 'SIGTERM');
+        await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
+        if (daemon.exitCode === null) process.kill(-daemon.pid, 'SIGKILL');
+      }
+    });
+
+    test(`protocol 4:${minor} client: readers, insertion/removal, time-out and cancel match the workbench service's results`, { timeout: 90_000 }, async () => {
+      assert.doesNotMatch(log, /Address already in use/, 'vpcd could not listen (another vpcd on 35963?)');
+      await compareWithPcscd(clients.find((x) => x.minor === minor)!, socket, stack, vicc);
+    });
+  });
+}
+
+function accepts(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}

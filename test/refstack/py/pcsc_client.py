@@ -1,0 +1,121 @@
+#!/usr/bin/python3
+r"""A pyscard client for the PC/SC service tests; one JSON line per fact.
+
+  readers [N]                    smartcard.System.readers(); with N, first wait (\\?PnP?\Notification,
+                                 10 s) until at least N readers exist
+  select READER                  connect, SELECT the demo application (or vicc's MF), transmit, disconnect
+  watch READER STEP...           GetStatusChange: the current state, then for each STEP print
+                                 {"waiting": STEP} and wait (10 s) for the next change
+  timeout READER MS              GetStatusChange with nothing changing: SCARD_E_TIMEOUT
+  cancel READER                  GetStatusChange(INFINITE) in a thread, SCardCancel from the main one
+  pnp STEP...                    GetStatusChange on \\?PnP?\Notification: for each STEP print
+                                 {"waiting": STEP}, wait (10 s) for the reader list to change, print it
+Runs under Debian's /usr/bin/python3 (python3-pyscard); the PC/SC library is
+whatever LD_LIBRARY_PATH selects, the daemon whatever PCSCLITE_CSOCK_NAME names.
+"""
+import json
+import sys
+import threading
+import time
+
+from smartcard.scard import (
+    SCARD_SCOPE_USER, SCARD_STATE_UNAWARE, SCARD_STATE_CHANGED, SCARD_STATE_EMPTY, SCARD_STATE_PRESENT,
+    SCARD_S_SUCCESS, SCardCancel, SCardEstablishContext, SCardGetStatusChange, SCardListReaders, SCardReleaseContext,
+)
+
+
+def out(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def state(hcontext, reader, current, timeout):
+    rv, states = SCardGetStatusChange(hcontext, timeout, [(reader, current)])
+    _, event, atr = states[0] if states else (reader, 0, [])
+    return rv & 0xFFFFFFFF, event & 0xFFFFFFFF, list(atr)
+
+
+def describe(rv, event, atr):
+    return dict(rv=rv, event=event, counter=event >> 16, changed=bool(event & SCARD_STATE_CHANGED),
+                present=bool(event & SCARD_STATE_PRESENT), empty=bool(event & SCARD_STATE_EMPTY), atrLength=len(atr))
+
+
+def main(argv):
+    cmd = argv[0]
+    if cmd == 'readers':
+        from smartcard.System import readers
+        if len(argv) > 1:
+            rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
+            pnp = '\\\\?PnP?\\Notification'
+            rv, pstates = SCardGetStatusChange(hcontext, 0, [(pnp, SCARD_STATE_UNAWARE)])
+            cur = pstates[0][1] if pstates else 0
+            deadline = time.monotonic() + 10
+            while len(readers()) < int(argv[1]) and time.monotonic() < deadline:
+                rv, pstates = SCardGetStatusChange(hcontext, 1000, [(pnp, cur)])
+                if pstates:
+                    cur = pstates[0][1] & ~SCARD_STATE_CHANGED
+            SCardReleaseContext(hcontext)
+        out(readers=[str(r) for r in readers()])
+        return
+    if cmd == 'select':
+        from smartcard.System import readers
+        r = [x for x in readers() if str(x) == argv[1]][0]
+        c = r.createConnection()
+        c.connect()
+        apdu = [0x00, 0xA4, 0x04, 0x00, 0x07, 0xF0, 0x57, 0x42, 0x44, 0x45, 0x4D, 0x4F] if len(argv) < 3 else list(bytes.fromhex(argv[2]))
+        data, sw1, sw2 = c.transmit(apdu)
+        out(sw='%02X %02X' % (sw1, sw2), atr=bytes(c.getATR()).hex(), dataLength=len(data))
+        c.disconnect()
+        return
+    if cmd == 'pnp':
+        from smartcard.System import readers
+        rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
+        pnp = '\\\\?PnP?\\Notification'
+        rv, pstates = SCardGetStatusChange(hcontext, 0, [(pnp, SCARD_STATE_UNAWARE)])
+        cur = pstates[0][1] if pstates else 0
+        out(initial=dict(rv=rv & 0xFFFFFFFF, readers=[str(r) for r in readers()]))
+        for step in argv[1:]:
+            out(waiting=step)
+            rv, pstates = SCardGetStatusChange(hcontext, 10000, [(pnp, cur)])
+            event = pstates[0][1] if pstates else 0
+            cur = event & ~SCARD_STATE_CHANGED
+            out(step=step, rv=rv & 0xFFFFFFFF, changed=bool(event & SCARD_STATE_CHANGED), readers=[str(r) for r in readers()])
+        SCardReleaseContext(hcontext)
+        return
+    rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
+    assert rv == SCARD_S_SUCCESS, hex(rv)
+    # List first, as programs do: a 2.5 client talking 4:4/4:5 (e.g. to Debian's pcscd 1.9.9)
+    # fails its first SCardGetStatusChange with SCARD_E_NO_SERVICE until a
+    # SCardListReaders/SCardStatus has sized its reader table (winscard_clnt.c 2.5.1).
+    SCardListReaders(hcontext, [])
+    reader = argv[1]
+    rv, cur, atr = state(hcontext, reader, SCARD_STATE_UNAWARE, 0)
+    out(initial=describe(rv, cur, atr))
+    if cmd == 'watch':
+        for step in argv[2:]:
+            out(waiting=step)
+            rv, event, atr = state(hcontext, reader, cur, 10000)
+            out(step=step, **describe(rv, event, atr))
+            cur = event & ~SCARD_STATE_CHANGED
+    elif cmd == 'timeout':
+        rv, event, atr = state(hcontext, reader, cur & ~SCARD_STATE_CHANGED, int(argv[2]))
+        out(step='timeout', **describe(rv, event, atr))
+    elif cmd == 'cancel':
+        result = {}
+        started = threading.Event()
+
+        def waiter():
+            started.set()
+            result['r'] = state(hcontext, reader, cur & ~SCARD_STATE_CHANGED, 0xFFFFFFFF)
+        t = threading.Thread(target=waiter)
+        t.start()
+        started.wait()
+        # SCardCancel succeeds whether or not the waiter has registered yet; repeat until it returns.
+        while t.is_alive():
+            SCardCancel(hcontext)
+            t.join(0.05)
+        out(step='cancel', **describe(*result['r']))
+    SCardReleaseContext(hcontext)
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
