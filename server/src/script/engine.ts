@@ -20,8 +20,8 @@ export interface EngineContext {
   reader?: string;
   uri?: string;
   signal?: AbortSignal;
-  /** Asks the user for a PIN (masked). The value never reaches a log. */
-  askPin?: (label: string) => Promise<string>;
+  /** Asks the user for a PIN (masked), saying which reader and line it is for. The value never reaches a log. */
+  askPin?: (label: string, where?: { reader?: string; line?: number }) => Promise<string>;
   /** How PINs are remembered: none, for this run (default), or in `sessionPins`. */
   pinPolicy?: PinCachePolicy;
   sessionPins?: SessionPinCache;
@@ -57,6 +57,8 @@ interface RunState {
   pinCache: Map<string, string>;
   /** Statements since the event loop last turned. */
   sinceYield: number;
+  /** The line of the statement being run (a PIN prompt names it). */
+  line?: number;
 }
 
 /** Let the event loop turn this often, so events stream live and a cancel is heard. */
@@ -135,6 +137,7 @@ async function execBlock(statements: Statement[], st: RunState, ctx: EngineConte
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (ctx.signal?.aborted) throw new LineError(s.line, new ScError('CANCELLED', 'Cancelled by the user before this line; the connection was closed and the card left as it was (no reset).'));
+    st.line = s.line;
     try {
       // The hot path (a plain command) has its own small async function: execStatement's
       // frame holds every case's locals and was a large part of each APDU's garbage.
@@ -411,7 +414,7 @@ async function materialize(parts: HexPart[], st: RunState, ctx: EngineContext): 
       const atr = toHexPlain(st.conn?.atr ?? new Uint8Array(0));
       let pin = policy === 'none' ? undefined : policy === 'session' ? ctx.sessionPins?.get(reader, atr, p.label) : st.pinCache.get(p.label);
       if (pin === undefined) {
-        pin = await ctx.askPin(p.label);
+        pin = await ctx.askPin(p.label, { ...(reader ? { reader } : {}), ...(st.line ? { line: st.line } : {}) });
         if (policy === 'run') st.pinCache.set(p.label, pin);
         else if (policy === 'session') ctx.sessionPins?.set(reader, atr, p.label, pin);
       }
