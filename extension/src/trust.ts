@@ -30,9 +30,10 @@ export function effectiveValue<T>(key: string, inspected: Inspected<T> | undefin
   return inspected?.globalValue ?? inspected?.defaultValue ?? fallback;
 }
 
-/** Does a workspace set one of the restricted settings (so granting trust changes what the helper gets)? */
+/** Does a workspace set one of the restricted settings that trust unlocks (so granting trust changes what the helper gets)? */
 export function workspaceSetsRestricted(inspect: (key: string) => Inspected<unknown> | undefined): boolean {
   return RESTRICTED_SETTINGS.some((k) => {
+    if (MACHINE_SETTINGS.includes(k)) return false; // never from a workspace, trusted or not
     const i = inspect(k);
     return i?.workspaceValue !== undefined || i?.workspaceFolderValue !== undefined;
   });

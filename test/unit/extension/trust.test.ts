@@ -49,4 +49,5 @@ test('workspaceSetsRestricted: only workspace or folder values of restricted set
   assert.equal(workspaceSetsRestricted(() => ({ globalValue: 1 })), false);
   assert.equal(workspaceSetsRestricted((k) => (k === 'vpcd.enabled' ? { workspaceValue: true } : undefined)), true);
   assert.equal(workspaceSetsRestricted((k) => (k === 'pin.cache' ? { workspaceFolderValue: 'session' } : undefined)), true);
+  assert.equal(workspaceSetsRestricted((k) => (k === 'pcsc.library' ? { workspaceValue: '/ws/evil.so' } : undefined)), false, 'trust does not unlock a machine setting');
 });
