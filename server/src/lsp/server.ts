@@ -1,6 +1,7 @@
 // The helper process: language server for `apdu` and host of the reader
 // manager. Created over any connection, so tests drive it over in-memory streams.
 
+import { randomBytes } from 'node:crypto';
 import {
   type CancellationToken, type Connection, TextDocumentSyncKind, TextDocuments, ResponseError,
 } from 'vscode-languageserver';
@@ -16,7 +17,6 @@ import {
   ReaderConnectRequest, ReaderDisconnectRequest, ReaderResetRequest, ReaderPowerOffRequest, ReaderControlRequest,
   type AskPinParams, askPinAad, openPin, SIMULATOR_PIN_AAD,
 } from '../protocol';
-import { randomBytes } from 'node:crypto';
 import { SessionPinCache } from '../script/pins';
 import { describeAtr, parseAtr } from '../codecs/atr';
 import { fromHex, toHex, toSpacedHex } from '../util/hex';
@@ -161,7 +161,11 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
 
   let initSettings: HelperSettings = {};
   connection.onInitialize((params) => {
-    initSettings = simulatorPinOpened((params.initializationOptions ?? {}) as HelperSettings, options.pinKey);
+    const given = (params.initializationOptions ?? {}) as HelperSettings;
+    initSettings = simulatorPinOpened(given, options.pinKey);
+    if (given.simulator?.sealedPin && initSettings.simulator?.pin === undefined) {
+      log('warn', 'The simulator card\'s PIN setting could not be opened (not sealed with this reader manager\'s key); the card keeps its default PIN.');
+    }
     applySettings(initSettings);
     return {
       capabilities: {
