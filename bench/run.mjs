@@ -244,6 +244,23 @@ async function benchEngine(b) {
     what: 'same, whole `scard run` process (start, parse, run, exit)', ours: { label: 'wall time', unit: 'ms', values: wall },
     target: {}, targetText: '— (information)', lowerIsBetter: true,
   });
+  // The parser's speed lives here, not in the fuzz test's hang guard (issue 14, item 15).
+  const parse = [];
+  const parseCpu = [];
+  for (let i = 0; i < REPS; i++) {
+    const { stdout } = await run('harness parse', process.execPath, [b.harness, 'parse', String(N)], { timeoutMs: 120_000 });
+    const r = JSON.parse(stdout.trim().split('\n').pop());
+    parse.push(median(r.durationsMs));
+    parseCpu.push(median(r.cpuMs));
+  }
+  addRow({
+    what: 'parser: 10,000-line script with expectations', ours: { label: 'parseScript, median of 5 after a warm-up', unit: 'ms', values: parse },
+    target: { max: 200 }, targetText: '< 200 ms', lowerIsBetter: true,
+  });
+  addRow({
+    what: 'same, process CPU time', ours: { label: 'all threads (GC helpers count)', unit: 'ms', values: parseCpu },
+    target: {}, targetText: '— (information; steadier than wall time on a shared machine)', lowerIsBetter: true,
+  });
 }
 
 // Ours and theirs alternate run by run, so load from other work on the machine falls on both alike.

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suites need: Chromium for real VS Code,
 # pcscd + vpcd + vicc + pcsc-tools + opensc for the reference smart card stack,
-# libkrb5-dev for code-server's native build. Run as root (npm run setup:system).
+# make, g++, python3 and libkrb5-dev for code-server's native build, mingw-w64 + wine64 + clang
+# to check the driver's Windows and macOS PC/SC structure layouts against real headers.
+# Run as root (npm run setup:system).
 set -euo pipefail
 PKGS=(chromium pcscd libpcsclite1 libpcsclite-dev pcsc-tools libccid opensc
       vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome
       python3-pyscard hyperfine
-      gcc libc6-dev
-      libkrb5-dev curl ca-certificates)
+      gcc g++ make python3 libc6-dev
+      libkrb5-dev curl ca-certificates
+      mingw-w64 wine64 clang)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -6,11 +6,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheDir, CODE_SERVER_VERSION, ensureCodeServer, startCodeServer, workbenchUrl } from './code-server.mjs';
+import { cacheDir, CODE_SERVER_VERSION, codeServerInstalled, ensureCodeServer, formatElapsed, startCodeServer, workbenchUrl } from './code-server.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const started = Date.now();
+const tty = process.stdout.isTTY;
+const paint = (code, text) => (tty ? `\u001b[${code}m${text}\u001b[0m` : text);
 
-function step(msg) { console.log(`\u001b[36m›\u001b[0m ${msg}`); }
+function step(msg) { console.log(`${paint(36, '›')} ${msg} ${paint(2, `(+${formatElapsed(Date.now() - started)})`)}`); }
 
 function portFree(port) {
   return new Promise((resolve) => {
@@ -32,8 +35,15 @@ step('building the extension, helper and webview (node esbuild.mjs)');
 const build = spawnSync(process.execPath, ['esbuild.mjs'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) { console.error('build failed; fix the errors above and run npm start again'); process.exit(1); }
 
-step(`checking code-server ${CODE_SERVER_VERSION} (the first run installs it into ${cacheDir()}, about 3-5 minutes)`);
-ensureCodeServer();
+step(codeServerInstalled()
+  ? `code-server ${CODE_SERVER_VERSION} is installed in ${cacheDir()}`
+  : `installing Node 24 and code-server ${CODE_SERVER_VERSION} into ${cacheDir()} (first run only, about 3-5 minutes)`);
+try {
+  await ensureCodeServer();
+} catch (err) {
+  console.error(`\ncode-server could not be installed: ${err.message}\nFix that and run npm start again; later starts reuse the cache.`);
+  process.exit(1);
+}
 
 // Fresh editor state per run: settings, open editors and extension state do not leak between runs.
 const runDir = path.join(cacheDir(), 'runs', `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
@@ -62,19 +72,23 @@ step('starting code-server on 127.0.0.1');
 const cs = await startCodeServer({ port, workspace, userDataDir, extensionsDir, quiet: false });
 const url = workbenchUrl(cs.base, workspace, root);
 
+step('ready');
 console.log(`
   Smart Card Workbench is served at:
 
-    \u001b[1m${url}\u001b[0m
+    ${paint(1, url)}
 
   (plain ${cs.base}/ opens VS Code without loading the extension from this folder)
   Open the "Smart Card" view in the activity bar; Ctrl-C stops the server.
 `);
 
 let stopping = false;
+// Stopped by a signal: exit as a shell expects of it (130 for Ctrl-C, 143 for SIGTERM) once code-server is gone.
+let signalStatus = 0;
 function shutdown(signal) {
   if (stopping) return;
   stopping = true;
+  signalStatus = 128 + (signal === 'SIGINT' ? 2 : 15);
   console.log(`\n${signal}: stopping code-server (process group ${cs.child.pid})`);
   cs.stop();
   // The process group is gone when the child exits; a second signal forces it.
@@ -85,5 +99,5 @@ process.on('SIGTERM', () => shutdown('SIGTERM'));
 cs.child.on('exit', (code, sig) => {
   if (!stopping) console.error(`code-server exited (${code ?? sig})`);
   fs.rmSync(runDir, { recursive: true, force: true });
-  process.exit(stopping ? 0 : 1);
+  process.exit(stopping ? signalStatus : 1);
 });

@@ -1,23 +1,26 @@
 // `npm test`: builds, then runs every suite with Node's test runner and ends
 // with one summary line, `N passed, N failed, N skipped`.
-//   node scripts/test.mjs [unit] [helper] [refstack] [e2e]   (default: all)
+//   node scripts/test.mjs [unit] [helper] [refstack] [package] [e2e]   (default: all)
 // Tiers: unit (pure), helper (the helper over in-memory streams), refstack
-// (real pcscd + vpcd + vicc + pcsc-tools), e2e (real VS Code in Chromium).
+// (real pcscd + vpcd + vicc + pcsc-tools, real compilers on the PC/SC headers),
+// package (a .vsix for every target, checked from the inside), e2e (real VS Code in Chromium).
 // A tier that needs system packages names what is missing; under CI=true a
 // missing part fails the run instead of skipping it.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { finished } from 'node:stream/promises';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
+import { codeServerInstalled, ensureCodeServer } from './code-server.mjs';
 
-const ALL = ['unit', 'helper', 'refstack', 'e2e'];
+const ALL = ['unit', 'helper', 'refstack', 'package', 'e2e'];
 const wanted = process.argv.slice(2).filter((a) => ALL.includes(a));
 const tiers = wanted.length ? wanted : ALL;
 const CI = process.env.CI === 'true';
 
 const SYSTEM = {
-  refstack: ['pcscd', 'vicc', 'scriptor', 'ATR_analysis', 'opensc-tool', 'gcc'],
+  refstack: ['pcscd', 'vicc', 'scriptor', 'ATR_analysis', 'opensc-tool', 'gcc', 'x86_64-w64-mingw32-gcc', 'clang'],
   e2e: ['chromium'],
 };
 
@@ -47,9 +50,19 @@ const totals = { passed: 0, failed: 0, skipped: 0 };
 const failures = [];
 
 for (const tier of tiers) {
-  const list = tier === 'e2e' ? files('test/e2e', '.test.mjs') : files(path.join('out/test', tier), '.test.js');
+  const list = tier === 'e2e' || tier === 'package' ? files(path.join('test', tier), '.test.mjs') : files(path.join('out/test', tier), '.test.js');
   if (!list.length) continue;
   const missing = (SYSTEM[tier] ?? []).filter((c) => !has(c));
+  // Real VS Code: what npm can install (Node 24, code-server) is installed here, into the
+  // same cache as npm start; only Debian packages can be missing, and they are named.
+  if (tier === 'e2e' && !missing.length && !codeServerInstalled()) {
+    console.log('\n# ---- e2e needs code-server: installing Node 24 and code-server into the cache (first run only, about 3-5 minutes)');
+    try {
+      await ensureCodeServer();
+    } catch (err) {
+      missing.push(err.message);
+    }
+  }
   if (missing.length) {
     const msg = `${tier}: missing ${missing.join(', ')}; install with: sudo npm run setup:system`;
     if (CI) {
@@ -64,7 +77,7 @@ for (const tier of tiers) {
   }
   console.log(`\n# ---- ${tier} (${list.length} files)`);
   const concurrency = tier === 'unit' || tier === 'helper' ? 2 : 1;
-  const stream = run({ files: list, concurrency, timeout: tier === 'e2e' ? 600_000 : 300_000 });
+  const stream = run({ files: list, concurrency, timeout: tier === 'e2e' || tier === 'package' ? 600_000 : 300_000 });
   stream.on('test:pass', (d) => {
     if (d.details?.type === 'suite') return;
     if (d.skip || d.todo) totals.skipped++; else totals.passed++;
@@ -74,11 +87,11 @@ for (const tier of tiers) {
     totals.failed++;
     failures.push(`${tier}: ${d.name}${d.file ? ` (${path.relative('.', d.file)})` : ''}`);
   });
-  await new Promise((resolve, reject) => {
-    stream.compose(spec).pipe(process.stdout, { end: false });
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
+  // The tier's report, its summary included, is written out before the next tier starts:
+  // wait for the reporter's end, not the test stream's (the reporter lags behind it).
+  const report = stream.compose(spec);
+  report.pipe(process.stdout, { end: false });
+  await finished(report);
 }
 
 // A file that crashes before defining tests shows up as a failed top-level entry.

@@ -6,6 +6,7 @@
 //   harness events PORT            card insertion/removal timestamps (vpcd driver)
 //   harness pcsc-loop READER N HEX our PC/SC driver, transmit loop
 //   harness engine N               engine + simulator in process, N SELECTs
+//   harness parse N                the parser alone on an N-line script
 import fs from 'node:fs';
 import type { Driver, DriverSink } from '../../server/src/drivers/driver';
 import { createPcscDriver } from '../../server/src/drivers/pcsc/driver';
@@ -130,14 +131,33 @@ async function cmdEngine(argv: string[]): Promise<void> {
   out({ n, durationsMs: runs, cpuUs });
 }
 
+/** The parser alone on a 10,000-line script with expectations (the shape of the fuzz test's large input). */
+async function cmdParse(argv: string[]): Promise<void> {
+  const n = Number(argv[1] ?? 10_000);
+  const text = '00 A4 04 00 07 A0 00 00 00 03 10 10 => 6F * 90 00\n'.repeat(n);
+  parseScript(text); // warm-up: the first parse also compiles the parser
+  const durationsMs: number[] = [];
+  const cpuMs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const s = parseScript(text);
+    const cpu = process.cpuUsage(cpu0);
+    durationsMs.push(performance.now() - t0);
+    cpuMs.push((cpu.user + cpu.system) / 1000);
+    if (s.statements.length !== n) throw new Error(`parsed ${s.statements.length} of ${n} lines`);
+  }
+  out({ n, durationsMs, cpuMs });
+}
+
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
-  run: cmdRun, events: cmdEvents, 'pcsc-loop': cmdPcscLoop, engine: cmdEngine,
+  run: cmdRun, events: cmdEvents, 'pcsc-loop': cmdPcscLoop, engine: cmdEngine, parse: cmdParse,
 };
 
 const argv = process.argv.slice(2);
 const cmd = commands[argv[0]];
 if (!cmd) {
-  process.stderr.write('usage: harness run|events|pcsc-loop|engine …\n');
+  process.stderr.write('usage: harness run|events|pcsc-loop|engine|parse …\n');
   process.exitCode = 2;
 } else {
   cmd(argv).then(() => process.exit(0), (e: unknown) => {

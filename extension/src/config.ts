@@ -1,7 +1,7 @@
 // One reader over the `smartcard.*` settings; knows which ones need a helper restart, and which
 // ones a workspace may not set (trust.ts).
 import * as vscode from 'vscode';
-import { type HelperSettings, type PinSettings, sealPin, SIMULATOR_PIN_AAD } from '../../server/src/protocol';
+import { type HelperSettings, type PinSettings, type ReaderManagerSettings, sealPin, SIMULATOR_PIN_AAD } from '../../server/src/protocol';
 import { policyOptionsFromSettings, type RestartPolicyOptions } from './restartPolicy';
 import { effectiveValue, workspaceSetsRestricted } from './trust';
 
@@ -63,7 +63,14 @@ export class Config {
       pcsc: { enabled: this.get<boolean>('pcsc.enabled', true), ...(typeof library === 'string' && library ? { library } : {}) },
       usbCcid: { enabled: this.get<boolean>('usbCcid.enabled', true), rawTrace: this.get<boolean>('usbCcid.rawTrace', false) },
       pin: this.pinSettings,
+      readerManager: this.readerManagerSettings,
     };
+  }
+
+  /** Reader manager settings: sent at start and again whenever they change (no restart needed). */
+  get readerManagerSettings(): ReaderManagerSettings {
+    const seconds = this.cfg.get<number>('readerManager.exchangeTimeout', 60);
+    return { exchangeTimeoutSeconds: typeof seconds === 'number' && Number.isFinite(seconds) ? Math.max(1, seconds) : 60 };
   }
 
   needsHelperRestart(e: vscode.ConfigurationChangeEvent): boolean {

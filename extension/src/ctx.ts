@@ -77,6 +77,7 @@ export class Ctx {
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('smartcard.log.persist')) this.applyLogPersist();
         if (e.affectsConfiguration('smartcard.readerManager')) this.manager.updatePolicy();
+        if (e.affectsConfiguration('smartcard.readerManager.exchangeTimeout')) this.manager.notifySettings({ readerManager: this.config.readerManagerSettings });
         if (e.affectsConfiguration('smartcard.pin')) this.manager.notifySettings({ pin: this.config.pinSettings });
         if (this.config.needsHelperRestart(e) && this.manager.state !== 'idle') {
           this.log.info('A setting the reader manager reads at start changed; restarting it');

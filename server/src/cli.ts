@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { createDrivers, identifyAtr } from './drivers/registry';
 import { ReaderManager } from './manager/manager';
-import type { HelperSettings } from './protocol';
+import type { HelperSettings, RunScriptResult } from './protocol';
 import { runScript } from './script/engine';
 import { parseScript } from './script/parser';
 import { BufferedOutput, entryPrinter, formatEntry, toJsonLine } from './script/trace';
@@ -20,19 +20,28 @@ const USAGE = `usage:
   scard readers [--watch] [--json]                            list readers; --watch prints events until Ctrl-C
   scard atr HEX [--json]                                      decode an ATR
   scard ccid HEX [--json]                                     decode a CCID class descriptor
+  scard help | --help | -h                                    this text
 options:
   --vpcd PORT[,PORT]   also listen for vpcd card emulators (vicc) on 127.0.0.1:PORT
   --pcsc               also use the system PC/SC service (pcscd, Windows Smart Card service)
   --usb                also drive USB CCID readers directly
   --ccid-trace         with --usb, print every raw CCID message on stderr
   --no-simulator       do not provide the simulator reader
-  --simulator-pin PIN  the simulator card's PIN (default 1234)
+  --reader GLOB        the reader: an exact name, or a glob (* ?) that matches exactly one reader
+  --simulator-pin PIN  the simulator card's PIN, 4 to 12 digits (default 1234)
   --pinpad             the simulator reader is a pinpad (VERIFY_PIN_DIRECT; its keypad is the terminal or SCARD_PIN)
   --wait-card MS       before running, wait up to MS ms for a card (e.g. an emulator connecting to --vpcd)
+  --timeout MS         a card or reader that does not answer one exchange within MS ms fails it (default 60000)
   --verbose            print the reader manager's log on stderr
-  --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal`;
+  --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal
+exit status: 0 done, 1 failed (script, invalid ATR, reader), 2 wrong usage, 130/143 interrupted (SIGINT/SIGTERM)`;
 
-interface Args { _: string[]; flags: Map<string, string | true> }
+interface Args { _: string[]; flags: Map<string, string | true>; help: boolean }
+
+/** A wrong invocation (unknown option, bad value): exit 2, with the usage unless `usage` is false. */
+class UsageError extends Error {
+  constructor(message: string, readonly usage = true) { super(message); }
+}
 
 /** stdout, buffered (a 10,000-APDU trace is 20,000 lines); flushed before anything goes to stderr. */
 const stdout = new BufferedOutput((text) => process.stdout.write(text));
@@ -41,35 +50,64 @@ function stderr(text: string): void {
   process.stderr.write(text);
 }
 
+const VALUED = new Set(['reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin', 'timeout']);
+const BOOLEAN = new Set(['json', 'watch', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'pinpad', 'verbose', 'help']);
+/** Options that shape the reader manager (drivers, simulator), for the commands that start one. */
+const MANAGER = ['vpcd', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'simulator-pin', 'pinpad', 'card', 'verbose'];
+const ALLOWED: Record<string, Set<string>> = {
+  run: new Set([...MANAGER, 'reader', 'json', 'wait-card', 'pin-env', 'timeout', 'help']),
+  readers: new Set([...MANAGER, 'watch', 'json', 'help']),
+  atr: new Set(['json', 'help']),
+  ccid: new Set(['json', 'help']),
+  help: new Set(['help']),
+};
+
+/** Parses argv strictly: an unknown option, a missing or unexpected value is a UsageError. `--` ends the options. */
 function parseArgs(argv: string[]): Args {
-  const out: Args = { _: [], flags: new Map() };
-  const valued = new Set(['reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin']);
+  const out: Args = { _: [], flags: new Map(), help: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (a === '--') { out._.push(...argv.slice(i + 1)); break; }
+    if (a === '-h' || a === '--help') { out.help = true; continue; }
     if (a.startsWith('--')) {
-      const [k, v] = a.slice(2).split('=', 2);
-      if (v !== undefined) out.flags.set(k, v);
-      else if (valued.has(k)) {
-        if (i + 1 >= argv.length) throw new ScError('BAD_REQUEST', `--${k} needs a value`);
-        out.flags.set(k, argv[++i]);
-      } else out.flags.set(k, true);
+      const eq = a.indexOf('=');
+      const k = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      const v = eq < 0 ? undefined : a.slice(eq + 1);
+      if (VALUED.has(k)) {
+        if (v !== undefined) out.flags.set(k, v);
+        else if (i + 1 < argv.length) out.flags.set(k, argv[++i]);
+        else throw new UsageError(`--${k} needs a value`);
+      } else if (BOOLEAN.has(k)) {
+        if (v !== undefined) throw new UsageError(`'--${k}' takes no value`);
+        out.flags.set(k, true);
+      } else throw new UsageError(`unknown option '--${k}'`);
+    } else if (a.startsWith('-') && a.length > 1) {
+      throw new UsageError(`unknown option '${a}'`);
     } else out._.push(a);
+  }
+  const cmd = out._[0];
+  const allowed = cmd !== undefined ? ALLOWED[cmd] : undefined;
+  if (allowed) {
+    for (const k of out.flags.keys()) if (!allowed.has(k)) throw new UsageError(`'--${k}' is not an option of 'scard ${cmd}'`);
   }
   return out;
 }
 
 function settingsFrom(args: Args): HelperSettings {
   const card = args.flags.get('card');
-  if (card !== undefined && card !== 'T=0' && card !== 'T=1') throw new ScError('BAD_REQUEST', '--card is T=0 or T=1');
+  if (card !== undefined && card !== 'T=0' && card !== 'T=1') throw new UsageError('--card is T=0 or T=1');
   const vpcd = args.flags.get('vpcd');
   const ports = typeof vpcd === 'string' ? vpcd.split(',').map((p) => Number(p)) : [];
-  if (ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) throw new ScError('BAD_REQUEST', '--vpcd takes TCP port numbers, e.g. --vpcd 35963');
+  if (ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) throw new UsageError('--vpcd takes TCP port numbers, e.g. --vpcd 35963');
+  const pin = args.flags.get('simulator-pin');
+  // Like the smartcard.simulator.pin setting; the rejected value is not echoed.
+  if (pin !== undefined && (typeof pin !== 'string' || !/^[0-9]{4,12}$/.test(pin))) throw new UsageError('--simulator-pin takes 4 to 12 digits (like the smartcard.simulator.pin setting)');
   // The CLI defaults to the simulator alone; other drivers are asked for.
   return {
     simulator: {
       enabled: !args.flags.has('no-simulator'),
       ...(card ? { card: card as 'T=0' | 'T=1' } : {}),
-      ...(typeof args.flags.get('simulator-pin') === 'string' ? { pin: args.flags.get('simulator-pin') as string } : {}),
+      ...(typeof pin === 'string' ? { pin } : {}),
       ...(args.flags.has('pinpad') ? { pinpad: true } : {}),
     },
     vpcd: { enabled: ports.length > 0, ports },
@@ -78,11 +116,31 @@ function settingsFrom(args: Args): HelperSettings {
   };
 }
 
+/** The signal that ended a run (SIGINT, SIGTERM, or Ctrl-C at the PIN prompt), and its abort. */
+const interruption = { signal: null as NodeJS.Signals | null, abort: new AbortController() };
+const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+
+function interrupt(signal: NodeJS.Signals): void {
+  if (interruption.signal) {
+    // A second signal while the run winds down: stop now.
+    stderr(`scard: interrupted (${signal}) again; stopping now\n`);
+    process.exit(SIGNAL_EXIT[signal] ?? 130);
+  }
+  interruption.signal = signal;
+  interruption.abort.abort();
+}
+
 async function startManager(args: Args): Promise<ReaderManager> {
   const verbose = args.flags.has('verbose');
   const pinEnv = (args.flags.get('pin-env') as string | undefined) ?? 'SCARD_PIN';
+  const timeout = args.flags.get('timeout');
+  const exchangeTimeoutMs = timeout === undefined ? undefined : Number(timeout);
+  if (exchangeTimeoutMs !== undefined && (typeof timeout !== 'string' || !/^[0-9]+$/.test(timeout) || exchangeTimeoutMs < 1 || exchangeTimeoutMs > 2 ** 31 - 1)) {
+    throw new UsageError('--timeout takes milliseconds, 1 to 2147483647, e.g. --timeout 120000');
+  }
   const m = new ReaderManager(createDrivers(settingsFrom(args), { keypad: (prompt) => readPin(prompt, pinEnv), trace: (line) => stderr(line + '\n') }), {
     identify: (atr) => identifyAtr(atr),
+    ...(exchangeTimeoutMs !== undefined ? { exchangeTimeoutMs } : {}),
     historySize: 0, // no client connects later: entries are printed and dropped (they die young, the collector's cheap case)
     log: (level, msg) => { if (verbose || level === 'error' || level === 'warn') stderr(`[${level}] ${msg}\n`); },
   });
@@ -105,7 +163,7 @@ function readPin(label: string, envName: string): Promise<string> {
     const onData = (d: Buffer) => {
       for (const c of d.toString('utf8')) {
         if (c === '\r' || c === '\n') { done(); resolve(pin); return; }
-        if (c === '\u0003') { done(); reject(new ScError('CANCELLED', 'PIN entry cancelled.')); return; }
+        if (c === '\u0003') { done(); interrupt('SIGINT'); reject(new ScError('CANCELLED', 'PIN entry cancelled.')); return; }
         if (c === '\u007f') pin = pin.slice(0, -1); else pin += c;
       }
     };
@@ -116,21 +174,48 @@ function readPin(label: string, envName: string): Promise<string> {
 
 async function cmdRun(args: Args): Promise<number> {
   const file = args._[1];
-  if (!file) throw new ScError('BAD_REQUEST', 'scard run needs a script file');
+  if (!file) throw new UsageError('scard run needs a script file');
+  if (args._.length > 2) throw new UsageError(`scard run takes one script file, not ${args._.length - 1} (${args._.slice(1).join(' ')})`);
+  const waitCard = args.flags.get('wait-card');
+  if (waitCard !== undefined && !(typeof waitCard === 'string' && /^[0-9]+$/.test(waitCard))) throw new UsageError('--wait-card takes milliseconds, e.g. --wait-card 10000');
+  settingsFrom(args); // bad values are refused before anything starts
   let text: string;
   try { text = fs.readFileSync(file, 'utf8'); } catch (e) {
-    throw new ScError('BAD_REQUEST', `cannot read ${file}: ${(e as Error).message}`);
+    throw new UsageError(`cannot read ${file}: ${(e as Error).message}`, false);
   }
   const script = parseScript(text);
   for (const d of script.diagnostics) {
     process.stderr.write(`${file}:${d.span.start.line + 1}:${d.span.start.character + 1}: ${d.severity}: ${d.message}\n`);
   }
-  const m = await startManager(args);
+  const onInt = () => interrupt('SIGINT');
+  const onTerm = () => interrupt('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
   try {
-    return await runWith(m, args, file, script);
+    const m = await startManager(args);
+    try {
+      return await runWith(m, args, file, script);
+    } catch (e) {
+      if (interruption.signal) return reportInterrupted(args, file, null, 0);
+      throw e;
+    } finally {
+      await m.stop();
+    }
   } finally {
-    await m.stop();
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
   }
+}
+
+/** The run was ended by a signal: say so (never "passed") and exit 128 + the signal's number. */
+function reportInterrupted(args: Args, file: string, result: RunScriptResult | null, commands: number): number {
+  const signal = interruption.signal!;
+  if (args.flags.has('json')) {
+    stdout.line(JSON.stringify({ kind: 'result', ...(result ?? { ok: false, commands }), ok: false, interrupted: signal }));
+  }
+  const line = result?.failure?.line;
+  stderr(`${file}${line ? `:${line}` : ''}: interrupted (${signal}) after ${result?.commands ?? commands} command(s)\n`);
+  return SIGNAL_EXIT[signal] ?? 130;
 }
 
 async function runWith(m: ReaderManager, args: Args, file: string, script: ReturnType<typeof parseScript>): Promise<number> {
@@ -138,30 +223,35 @@ async function runWith(m: ReaderManager, args: Args, file: string, script: Retur
   m.onEntry(entryPrinter(stdout, json));
   const reader = args.flags.get('reader');
   const waitCard = args.flags.get('wait-card');
+  const signal = interruption.abort.signal;
   if (waitCard !== undefined) {
     const ms = Number(waitCard);
-    if (!Number.isInteger(ms) || ms < 0) throw new ScError('BAD_REQUEST', '--wait-card takes milliseconds, e.g. --wait-card 10000');
     const names = m.list().readers.map((r) => r.name);
     if (!names.length) throw new ScError('NO_READER', 'No reader to wait on: add --vpcd PORT, --pcsc or the simulator.');
     const name = typeof reader === 'string' ? m.resolve(reader) : names[0];
-    await m.waitForCard(name, true, ms);
+    await m.waitForCard(name, true, ms, signal);
   }
   const pinEnv = (args.flags.get('pin-env') as string | undefined) ?? 'SCARD_PIN';
-  const abort = new AbortController();
-  process.once('SIGINT', () => abort.abort());
   const result = await runScript(script, {
-    manager: m, uri: file, signal: abort.signal,
+    manager: m, uri: file, signal,
     ...(typeof reader === 'string' ? { reader } : {}),
     askPin: (label) => readPin(label, pinEnv),
   });
+  if (interruption.signal) return reportInterrupted(args, file, result, result.commands);
   if (!json) {
     if (result.ok) stdout.line(`${file}: passed, ${result.commands} command(s) in ${result.durationMs} ms on ${result.reader ?? 'no reader'}`);
-    else stderr(`${file}:${result.failure?.line ?? 0}: ${result.failure?.message}\n`);
+    else stderr(`${file}${result.failure?.line ? `:${result.failure.line}` : ''}: ${withoutLinePrefix(result.failure?.message ?? 'failed', result.failure?.line)}\n`);
   } else {
     stdout.line(JSON.stringify({ kind: 'result', ...result }));
   }
   stdout.flush();
   return result.ok ? 0 : 1;
+}
+
+/** `file:12: line 12: …` says the line twice: the engine's message starts with it, the CLI prints it first. */
+function withoutLinePrefix(message: string, line: number | undefined): string {
+  const prefix = `line ${line}: `;
+  return line && message.startsWith(prefix) ? message.slice(prefix.length) : message;
 }
 
 async function cmdReaders(args: Args): Promise<number> {
@@ -201,49 +291,77 @@ async function readersWith(m: ReaderManager, args: Args): Promise<number> {
   return 0;
 }
 
+/** ISO/IEC 7816-3 §8.2.1: TS, T0 and at most 32 further characters. */
+const MAX_ATR_BYTES = 33;
+
+function cmdAtr(args: Args): number {
+  const json = args.flags.has('json');
+  if (!args._[1]) throw new UsageError('scard atr needs the ATR in hex');
+  let atr: Uint8Array;
+  try { atr = fromHex(args._.slice(1).join('')); } catch (e) {
+    throw new UsageError(`the ATR is not hex: ${e instanceof HexError ? e.message : String(e)}`);
+  }
+  if (atr.length > MAX_ATR_BYTES) throw new UsageError(`an ATR has at most ${MAX_ATR_BYTES} bytes (ISO/IEC 7816-3 §8.2.1); this one has ${atr.length}`);
+  const info = parseAtr(atr);
+  const identified = identifyAtr(toSpacedHex(atr));
+  if (json) process.stdout.write(JSON.stringify({ ...atrToJson(info), identified }, null, 2) + '\n');
+  else {
+    process.stdout.write(describeAtr(info).join('\n') + '\n');
+    if (identified.length) process.stdout.write(`Possibly identified card:\n  ${identified.join('\n  ')}\n`);
+  }
+  // The decode is printed either way (it shows where the ATR goes wrong); the status says it is not valid.
+  if (info.errors.length) {
+    stderr(`scard: the ATR is not valid: ${info.errors.join('; ')}\n`);
+    return 1;
+  }
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   const cmd = args._[0];
-  const json = args.flags.has('json');
+  if (args.help || cmd === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
   switch (cmd) {
     case 'run': return cmdRun(args);
-    case 'readers': return cmdReaders(args);
-    case 'atr': {
-      if (!args._[1]) throw new ScError('BAD_REQUEST', 'scard atr needs the ATR in hex');
-      let atr: Uint8Array;
-      try { atr = fromHex(args._.slice(1).join('')); } catch (e) {
-        throw new ScError('BAD_REQUEST', `the ATR is not hex: ${e instanceof HexError ? e.message : String(e)}`);
-      }
-      const info = parseAtr(atr);
-      const identified = identifyAtr(toSpacedHex(atr));
-      if (json) process.stdout.write(JSON.stringify({ ...atrToJson(info), identified }, null, 2) + '\n');
-      else {
-        process.stdout.write(describeAtr(info).join('\n') + '\n');
-        if (identified.length) process.stdout.write(`Possibly identified card:\n  ${identified.join('\n  ')}\n`);
-      }
-      return 0;
-    }
+    case 'readers':
+      if (args._.length > 1) throw new UsageError(`scard readers takes no arguments (got ${args._.slice(1).join(' ')})`);
+      settingsFrom(args);
+      return cmdReaders(args);
+    case 'atr': return cmdAtr(args);
     case 'ccid': {
-      if (!args._[1]) throw new ScError('BAD_REQUEST', 'scard ccid needs the descriptor in hex');
-      const out = ccidCommand(args._.slice(1).join(''));
+      if (!args._[1]) throw new UsageError('scard ccid needs the descriptor in hex');
+      let out: ReturnType<typeof ccidCommand>;
+      try { out = ccidCommand(args._.slice(1).join('')); } catch (e) {
+        const err = asScError(e);
+        if (err.code === 'BAD_REQUEST') throw new UsageError(err.message);
+        throw e;
+      }
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       return 0;
     }
-    case undefined: case 'help': case '--help':
-      process.stdout.write(USAGE + '\n');
-      return cmd === undefined ? 2 : 0;
+    case undefined:
+      throw new UsageError('no command given');
     default:
-      throw new ScError('BAD_REQUEST', `unknown command '${cmd}'`);
+      throw new UsageError(`unknown command '${cmd}'`);
   }
 }
 
+// Exit status: 0 done, 1 failed (script, invalid ATR, no reader…), 2 wrong invocation
+// (with the usage line), 130 / 143 interrupted by SIGINT / SIGTERM.
 main(process.argv.slice(2)).then(
   (code) => { stdout.flush(); process.exitCode = code; },
   (e) => {
+    if (e instanceof UsageError) {
+      stderr(`scard: ${e.message}\n`);
+      if (e.usage) process.stderr.write(USAGE + '\n');
+      process.exitCode = 2;
+      return;
+    }
     const err = asScError(e);
     stderr(`scard: ${err.message}\n`);
-    if (err.code === 'BAD_REQUEST') process.stderr.write(USAGE + '\n');
-    process.exitCode = 2;
+    process.exitCode = 1;
   },
 );
-

@@ -311,6 +311,13 @@ export interface HelperSettings {
   pcsc?: { enabled?: boolean; library?: string };
   usbCcid?: { enabled?: boolean; rawTrace?: boolean };
   pin?: PinSettings;
+  /** The reader manager's own settings (no restart needed: sent again when they change). */
+  readerManager?: ReaderManagerSettings;
+}
+
+export interface ReaderManagerSettings {
+  /** A card or reader that does not answer one driver call within this long fails it (seconds, at least 1; default 60). */
+  exchangeTimeoutSeconds?: number;
 }
 
 export type PinCachePolicy = 'none' | 'run' | 'session';

@@ -12,7 +12,7 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const resultsDir = path.join(root, 'test-results');
 
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
 ];
@@ -24,7 +24,7 @@ const CHROMIUM_ARGS = [
 export function missingPrerequisite() {
   const missing = [];
   if (!fs.existsSync(CHROMIUM)) missing.push(`Chromium (${CHROMIUM}; install it with: sudo npm run setup:system)`);
-  if (!process.env.CODE_SERVER_ENTRY && !codeServerInstalled()) missing.push(`code-server ${CODE_SERVER_VERSION} (install it with: node scripts/code-server.mjs, about 5 minutes once)`);
+  if (!process.env.CODE_SERVER_ENTRY && !codeServerInstalled()) missing.push(`code-server ${CODE_SERVER_VERSION} (npm test installs it; or: node scripts/code-server.mjs, about 5 minutes once)`);
   let playwright = true;
   try { fs.accessSync(path.join(root, 'node_modules', 'playwright-core')); } catch { playwright = false; }
   if (!playwright) missing.push('playwright-core (npm ci)');
@@ -92,7 +92,7 @@ export async function launchWorkbench({ workspace, settings = {}, machineSetting
   const xdg = { XDG_CONFIG_HOME: dirs.config, XDG_DATA_HOME: dirs.data, XDG_CACHE_HOME: dirs.cache };
   if (vsix) {
     // Installed like a user would (offline, from the file), instead of loaded from the working tree.
-    const { node, entry } = ensureCodeServer();
+    const { node, entry } = await ensureCodeServer();
     const r = spawnSync(node, [entry, '--extensions-dir', dirs.extensions, '--user-data-dir', dirs.userData, '--install-extension', vsix],
       { encoding: 'utf8', env: { ...process.env, ...xdg }, timeout: 120_000 });
     if (r.status !== 0) throw new Error(`installing ${vsix} failed: ${r.stdout}${r.stderr}`);

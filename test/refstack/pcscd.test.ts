@@ -5,7 +5,7 @@
 //  - scriptor through pcscd vs our vpcd driver, both with vicc: same responses.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,11 +14,18 @@ import { requireCommands } from '../support/system';
 import { createPcscDriver, type PcscDriver } from '../../server/src/drivers/pcsc/driver';
 import { parseFeatureList } from '../../server/src/drivers/pcsc/constants';
 import { createVpcdDriver } from '../../server/src/drivers/vpcd/driver';
+import { ReaderManager } from '../../server/src/manager/manager';
+import { runScript } from '../../server/src/script/engine';
+import { parseScript } from '../../server/src/script/parser';
 import { ScError } from '../../server/src/util/errors';
 import { fromHex, toSpacedHex } from '../../server/src/util/hex';
 import { freePort, loadRefStack, RecordingSink, unlessExited, type RefStack, type StackProcess } from './stack';
 
 const skip = requireCommands('pcscd', 'vicc', 'scriptor');
+/** A python with pyscard (Debian's python3-pyscard, installed by setup:system, is under /usr/bin). */
+const PYSCARD = ['/usr/bin/python3', 'python3'].find((py) => {
+  try { return execFileSync(py, ['-c', 'import smartcard.scard'], { stdio: 'ignore' }) !== undefined; } catch { return false; }
+});
 const READER0 = 'Virtual PCD 00 00';
 const READER1 = 'Virtual PCD 00 01';
 
@@ -168,4 +175,56 @@ test('PC/SC driver survives pcscd stopping and starting again', { skip }, async 
   const atr = await driver.powerOn(READER0, 'cold');
   assert.equal(toSpacedHex(atr), stack.VICC_ATR);
   assert.equal((await driver.transmit(READER0, fromHex('0084000008'), 1)).length, 10);
+});
+
+/**
+ * SCardConnect(SCARD_SHARE_EXCLUSIVE) from pyscard, as GnuPG's scdaemon or
+ * GlobalPlatformPro would: 'ok', or the PC/SC error it got.
+ */
+async function exclusiveConnectFromPyscard(reader: string): Promise<string> {
+  const py = [
+    'import sys',
+    'from smartcard.scard import *',
+    'rv, ctx = SCardEstablishContext(SCARD_SCOPE_USER)',
+    'rv, card, proto = SCardConnect(ctx, sys.argv[1], SCARD_SHARE_EXCLUSIVE, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)',
+    'print("ok" if rv == 0 else SCardGetErrorMessage(rv).strip() + " (0x%08X)" % (rv & 0xFFFFFFFF))',
+    'if rv == 0: SCardDisconnect(card, SCARD_LEAVE_CARD)',
+    'SCardReleaseContext(ctx)',
+  ].join('\n');
+  const { stdout } = await promisify(execFile)(PYSCARD!, ['-c', py, reader], { timeout: 20_000 });
+  return stdout.trim();
+}
+
+test('PC/SC driver holds no connection to a card none of our clients uses: pyscard connects exclusively; the ATR still shows; after a script, again', { skip: skip || (!PYSCARD && 'no python with pyscard (apt-get install python3-pyscard)') }, async () => {
+  if (!pcscd) pcscd = await stack.startPcscd();
+  if (!vicc) vicc = await insertCard();
+  // The driver of the tests above powered the card: it lets go of it first.
+  await driver.release?.(READER0);
+  // pcscd's socket is the machine's: another PC/SC client (a VS Code e2e run of an older build with the
+  // PC/SC driver on, run beside this tier) holding the card would fail this check, not the workbench.
+  assert.equal(await exclusiveConnectFromPyscard(READER0), 'ok', 'nobody holds the card before the workbench starts (is another PC/SC client running on this machine?)');
+
+  const manager = new ReaderManager([createPcscDriver({ reconnectDelaysMs: [100, 200, 400] })], { historySize: 0 });
+  await manager.start();
+  try {
+    const reader = manager.list().readers.find((r) => r.details?.['system reader name'] === READER0);
+    assert.ok(reader?.card, `the workbench lists ${READER0} with its card`);
+    assert.equal(reader.card.atr, stack.VICC_ATR.replace(/ /g, ''), 'the ATR pcscd reported, without connecting');
+    assert.equal(await exclusiveConnectFromPyscard(READER0), 'ok', 'the workbench running, with the card shown');
+    assert.equal(manager.reader(reader.name).card?.atr, stack.VICC_ATR.replace(/ /g, ''));
+
+    const result = await runScript(parseScript('00 84 00 00 08\n00 A4 00 0C 02 3F 00\n'), { manager, uri: 'release.apdu', reader: reader.name, askPin: () => Promise.reject(new Error('no PIN')) });
+    assert.ok(result.ok, JSON.stringify(result.failure));
+    assert.equal(result.commands, 2);
+    assert.equal(await exclusiveConnectFromPyscard(READER0), 'ok', 'after the script ended, the workbench left the card');
+
+    // While one of our connections is open the card is in use (shared), as PC/SC says; after it ends, free again.
+    const conn = await manager.connect(reader.name);
+    assert.equal((await conn.transmit(fromHex('0084000008'))).response.length, 10);
+    assert.match(await exclusiveConnectFromPyscard(READER0), /0x8010000B/, 'SCARD_E_SHARING_VIOLATION while our connection is open');
+    await conn.disconnect('leave');
+    assert.equal(await exclusiveConnectFromPyscard(READER0), 'ok', 'after our last connection ended');
+  } finally {
+    await manager.stop();
+  }
 });

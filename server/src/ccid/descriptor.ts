@@ -165,6 +165,8 @@ export function decodeCcidDescriptor(bytes: Uint8Array): CcidDecodeResult {
     bMaxCCIDBusySlots: b[53],
   };
   const levelBits = d.dwFeatures & CCID_FEATURES.EXCHANGE_MASK;
+  const reserved = reservedProtocolBits(d);
+  if (reserved) warnings.push(`dwProtocols has reserved bits set (0x${reserved.toString(16).toUpperCase().padStart(8, '0')}); only T=0 (bit 0) and T=1 (bit 1) are protocols`);
   if (levelBits & (levelBits - 1)) warnings.push(`dwFeatures announces several exchange levels (0x${levelBits.toString(16)}); the highest is used`);
   return { ok: true, descriptor: d, warnings };
 }
@@ -208,11 +210,19 @@ export function voltages(d: CcidDescriptor): number[] {
   return VOLTAGES.filter(([bit]) => d.bVoltageSupport & bit).map(([, v]) => v);
 }
 
-/** Protocol numbers supported (bit n of dwProtocols = T=n). */
+/** dwProtocols bits CCID 1.1 defines: bit 0 = T=0, bit 1 = T=1. */
+export const CCID_PROTOCOL_BITS = 0x00000003;
+
+/** Protocols supported: T=0 and/or T=1 only (CCID 1.1 §5.1; the other bits are RFU, as libccid reads them). */
 export function protocols(d: CcidDescriptor): number[] {
   const out: number[] = [];
-  for (let t = 0; t < 16; t++) if (d.dwProtocols & (1 << t)) out.push(t);
+  for (let t = 0; t < 2; t++) if (d.dwProtocols & (1 << t)) out.push(t);
   return out;
+}
+
+/** dwProtocols bits other than T=0/T=1 (reserved for future use); 0 when none. */
+export function reservedProtocolBits(d: CcidDescriptor): number {
+  return (d.dwProtocols & ~CCID_PROTOCOL_BITS) >>> 0;
 }
 
 export function featureWords(d: CcidDescriptor): string[] {
@@ -233,7 +243,10 @@ export interface CcidDescriptorJson {
   maxSlotIndex: number;
   slots: number;
   voltages: number[];
+  /** T=0 / T=1 only. */
   protocols: number[];
+  /** dwProtocols bits CCID reserves (not protocols); 0 when none. */
+  reservedProtocolBits: number;
   defaultClockKHz: number;
   maximumClockKHz: number;
   numClockSupported: number;
@@ -265,6 +278,7 @@ export function ccidDescriptorToJson(d: CcidDescriptor, warnings: string[] = [])
     slots: d.bMaxSlotIndex + 1,
     voltages: voltages(d),
     protocols: protocols(d),
+    reservedProtocolBits: reservedProtocolBits(d),
     defaultClockKHz: d.dwDefaultClock,
     maximumClockKHz: d.dwMaximumClock,
     numClockSupported: d.bNumClockSupported,

@@ -41,6 +41,22 @@ export function readAtrProtocolBytes(atr: Uint8Array): AtrProtocolBytes {
   return out;
 }
 
+/** IFSC when the ATR gives none (ISO/IEC 7816-3 §11.4.2). */
+export const DEFAULT_IFSC = 32;
+
+/**
+ * The card's IFSC from the first TA(i) (i > 2) after T=1, as libccid's get_IFSC
+ * reads it: 00 is RFU and keeps the default 32; FF is RFU and is taken as 254.
+ * `note` says what was corrected, for the log.
+ */
+export function ifscFromAtr(a: AtrProtocolBytes): { ifsc: number; note?: string } {
+  const ta = a.t1ta;
+  if (ta === undefined) return { ifsc: DEFAULT_IFSC };
+  if (ta === 0x00) return { ifsc: DEFAULT_IFSC, note: `the ATR codes IFSC 0 (RFU, ISO/IEC 7816-3 §11.4.2); using the default 32` };
+  if (ta === 0xff) return { ifsc: 254, note: `the ATR codes IFSC 255 (RFU, ISO/IEC 7816-3 §11.4.2); using 254 as libccid does` };
+  return { ifsc: ta };
+}
+
 /**
  * The abProtocolDataStructure for T=0 (5 bytes) or T=1 (7 bytes). `useTa1` says
  * whether the card runs at TA1's Fi/Di (reader did PPS, or card in specific
@@ -60,7 +76,7 @@ export function protocolDataStructure(protocol: 0 | 1, atr: Uint8Array, useTa1: 
     guard,
     a.t1tb ?? 0x4d,
     0x00,
-    a.t1ta ?? 0x20,
+    ifscFromAtr(a).ifsc,
     0x00,
   );
 }

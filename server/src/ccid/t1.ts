@@ -114,6 +114,8 @@ export interface T1Options {
   maxWtx?: number;
   /** Trace of protocol events (retransmission, WTX, IFS change, resynch). */
   onEvent?: (event: string) => void;
+  /** The card asked for more time (S(WTX request)) with this multiplier: the caller's deadline should move. */
+  onWtx?: (multiplier: number) => void;
 }
 
 class NeedResynch extends Error {}
@@ -129,15 +131,19 @@ export class T1Protocol {
   private readonly maxRetries: number;
   private readonly maxWtx: number;
   private readonly onEvent: (e: string) => void;
+  private readonly onWtx?: (multiplier: number) => void;
 
   constructor(private readonly transceive: T1Transceive, options: T1Options = {}) {
     this.ifsc = options.ifsc ?? 32;
+    // IFSC 0 would make every I-block empty and a chain endless (§11.4.2: 1–254).
+    if (!Number.isInteger(this.ifsc) || this.ifsc < 1 || this.ifsc > 254) throw new ScError('BAD_REQUEST', `IFSC must be 1–254, not ${this.ifsc}`);
     this.ifsd = options.ifsd ?? 32;
     this.edc = options.edc ?? 'lrc';
     this.nad = options.nad ?? 0;
     this.maxRetries = options.maxRetries ?? 3;
     this.maxWtx = options.maxWtx ?? 200;
     this.onEvent = options.onEvent ?? (() => {});
+    this.onWtx = options.onWtx;
   }
 
   /** After ATR: sequence numbers start at 0. */
@@ -257,6 +263,7 @@ export class T1Protocol {
           }
           wtx = b.inf[0] || 1;
           this.onEvent(`card asks for waiting time extension x${wtx}`);
+          this.onWtx?.(wtx);
           toSend = { kind: 'S', type: S_BLOCK.WTX, response: true, inf: b.inf };
           continue;
         }

@@ -37,6 +37,12 @@ export interface DriverSink {
   cardInserted(key: string): void;
   cardRemoved(key: string): void;
   log(level: LogLevel, message: string): void;
+  /**
+   * The reader asked for more time for the call in flight on this slot (CCID
+   * time extension, T=1 S(WTX)): the manager's deadline for it moves to at
+   * least `ms` from now.
+   */
+  timeExtension?(key: string, ms: number): void;
 }
 
 export interface Driver {
@@ -70,5 +76,18 @@ export interface Driver {
    * serializes the workbench's clients either way.
    */
   beginTransaction?(key: string): Promise<void>;
+  /**
+   * Optional: the ATR of a card the platform has already powered (pcscd does at
+   * insertion and reports it with SCardGetStatusChange), so reader initialization
+   * shows it without connecting. undefined: power the card up as usual.
+   */
+  passiveAtr?(key: string): Uint8Array | undefined;
+  /**
+   * Optional: no client of the manager needs the card now (its last connection
+   * ended). Let go of the system-side connection, leaving the card as it is
+   * (SCARD_LEAVE_CARD), so other applications can have it, exclusively too;
+   * the next call that needs the card connects again.
+   */
+  release?(key: string): Promise<void>;
   endTransaction?(key: string, disposition: 'leave' | 'reset' | 'unpower'): Promise<void>;
 }

@@ -40,12 +40,20 @@ export function codeActions(script: Script, uri: string, range: Range): CodeActi
   return out;
 }
 
+/** Every statement in source order, repeat bodies included. Iterative: nesting has no depth limit. */
 function walk(statements: Statement[], fn: (s: Statement) => void): void {
-  for (const s of statements) {
+  const stack: Array<{ body: Statement[]; i: number }> = [{ body: statements, i: 0 }];
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    if (top.i >= top.body.length) { stack.pop(); continue; }
+    const s = top.body[top.i++];
     fn(s);
-    if (s.kind === 'repeat') walk(s.body, fn);
+    if (s.kind === 'repeat' && s.body.length) stack.push({ body: s.body, i: 0 });
   }
 }
+
+/** Outline depth: deeper repeat bodies are listed flat under this level (the client serializes the tree recursively). */
+const MAX_SYMBOL_DEPTH = 32;
 
 /** "Run" on the file, "Run line" and "Run to here" on each command. */
 export function codeLenses(script: Script, uri: string): CodeLens[] {
@@ -98,16 +106,30 @@ function fmtPattern(alt: PatternItem[]): string {
 export function documentSymbols(script: Script): DocumentSymbol[] {
   const toSymbol = (s: Statement): DocumentSymbol => {
     const range = toRange(s.span);
-    const name = s.kind === 'apdu' ? s.text : s.kind === 'echo' ? `echo "${s.text}"` : s.kind === 'repeat' ? `repeat ${s.count}` : s.kind;
+    const name = s.kind === 'apdu' ? s.text : s.kind === 'echo' ? `echo "${s.text}"` : s.kind === 'repeat' ? `repeat ${s.count}`
+      : s.kind === 'set' ? (s.option === 'timeout' ? `set timeout ${s.timeoutMs ?? 'default'}` : `set getresponse ${s.value ? 'on' : 'off'}`) : s.kind;
     return {
       name: name.length > 60 ? name.slice(0, 57) + '…' : name,
       ...(s.kind === 'apdu' ? { detail: `line ${s.line}` } : {}),
       kind: s.kind === 'apdu' ? SymbolKind.Function : s.kind === 'repeat' ? SymbolKind.Namespace : SymbolKind.Event,
       range, selectionRange: range,
-      ...(s.kind === 'repeat' ? { children: s.body.map(toSymbol) } : {}),
     };
   };
-  return script.statements.map(toSymbol);
+  // Iterative, so 20,000 nested repeat blocks neither overflow the stack here nor in the client's JSON.
+  const out: DocumentSymbol[] = [];
+  const stack: Array<{ body: Statement[]; i: number; into: DocumentSymbol[]; depth: number }> = [{ body: script.statements, i: 0, into: out, depth: 0 }];
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    if (top.i >= top.body.length) { stack.pop(); continue; }
+    const s = top.body[top.i++];
+    const sym = toSymbol(s);
+    top.into.push(sym);
+    if (s.kind === 'repeat') {
+      if (top.depth + 1 < MAX_SYMBOL_DEPTH) { sym.children = []; stack.push({ body: s.body, i: 0, into: sym.children, depth: top.depth + 1 }); }
+      else stack.push({ body: s.body, i: 0, into: top.into, depth: top.depth });
+    }
+  }
+  return out;
 }
 
 const SNIPPETS: Array<[string, string, string]> = [
@@ -129,7 +151,7 @@ export function completions(): CompletionItem[] {
     ['disconnect', 'disconnect ${1|leave,reset,unpower,eject|}'], ['control', 'control ${1:3400}'],
     ['transaction', 'transaction ${1|begin,end|}'], ['wait', 'wait ${1|card,removal|} ${2:10000}'],
     ['delay', 'delay ${1:100}'], ['echo', 'echo "${1:text}"'], ['repeat', 'repeat ${1:10}\n\t$0\nend'],
-    ['set getresponse', 'set getresponse ${1|on,off|}'], ['let', 'let ${1:NAME} = ${2:00}'], ['exit', 'exit'],
+    ['set getresponse', 'set getresponse ${1|on,off|}'], ['set timeout', 'set timeout ${1:120000}'], ['let', 'let ${1:NAME} = ${2:00}'], ['exit', 'exit'],
   ];
   for (const [label, body] of kw) {
     items.push({ label, kind: CompletionItemKind.Keyword, insertText: body, insertTextFormat: InsertTextFormat.Snippet });

@@ -68,7 +68,14 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     }),
   });
   let pinSettings: PinSettings = {};
+  /** The exchange time-out from settings, in ms (undefined: the manager's default, 60 s). */
+  let exchangeTimeoutMs: number | undefined;
   const applySettings = (settings: HelperSettings) => {
+    const seconds = settings.readerManager?.exchangeTimeoutSeconds;
+    if (typeof seconds === 'number' && Number.isFinite(seconds)) {
+      exchangeTimeoutMs = Math.max(1, seconds) * 1000;
+      manager?.setExchangeTimeout(exchangeTimeoutMs);
+    }
     pinSettings = { ...pinSettings, ...(settings.pin ?? {}) };
     sessionPins.setIdleTimeout((pinSettings.idleTimeoutSeconds ?? 300) * 1000);
     if (pinSettings.cache !== 'session') sessionPins.clear();
@@ -114,7 +121,11 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
 
   async function startManager(settings: HelperSettings): Promise<ReaderManager> {
     const keypad = (prompt: string) => askPin({ label: prompt }, 'PIN entry on the simulated keypad was cancelled.');
-    const m = new ReaderManager(options.drivers ?? createDrivers(settings, { keypad, trace: (line) => log('info', line) }), { log, identify: (atr) => identifyAtr(atr), ...(options.initializeCards === false ? { initializeCards: false } : {}) });
+    const m = new ReaderManager(options.drivers ?? createDrivers(settings, { keypad, trace: (line) => log('info', line) }), {
+      log, identify: (atr) => identifyAtr(atr),
+      ...(options.initializeCards === false ? { initializeCards: false } : {}),
+      ...(exchangeTimeoutMs !== undefined ? { exchangeTimeoutMs } : {}),
+    });
     manager = m;
     m.onEntry((e) => {
       // A card that left, was reset or re-powered takes its cached PINs with it.
@@ -183,8 +194,10 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     started = startManager(initSettings);
     started.catch((e) => log('error', `reader manager failed to start: ${asScError(e).message}`));
   });
+  sessionPins.onDropped((_reason, n) => log('info', `${n} session PIN(s) dropped after the idle time-out`));
   connection.onShutdown(async () => {
     for (const c of runs.values()) c.abort();
+    sessionPins.dispose();
     await manager?.stop();
   });
 

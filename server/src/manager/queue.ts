@@ -23,7 +23,7 @@ export class ReaderQueue {
     this.pump();
   };
 
-  run<T>(conn: number, fn: () => Promise<T>): Promise<T> {
+  run<T>(conn: number, fn: () => Promise<T>, front = false): Promise<T> {
     if (!this.busy && this.waiters.length === 0 && (this.owner === null || this.owner === conn)) {
       // Nobody waiting (every APDU of a script): start at once, no waiter, no extra promise.
       this.busy = true;
@@ -33,7 +33,7 @@ export class ReaderQueue {
       return p;
     }
     return new Promise<T>((resolve, reject) => {
-      this.waiters.push({
+      this.waiters[front ? 'unshift' : 'push']({
         conn,
         start: () => {
           let p: Promise<T>;
@@ -46,6 +46,11 @@ export class ReaderQueue {
       });
       this.pump();
     });
+  }
+
+  /** Runs `fn` before everyone waiting (the driver-side end of a released transaction). */
+  runFirst<T>(conn: number, fn: () => Promise<T>): Promise<T> {
+    return this.run(conn, fn, true);
   }
 
   /** Ends the transaction (owner gone, time-out, end) and lets the others in. */

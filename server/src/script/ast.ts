@@ -33,6 +33,8 @@ export type Statement =
   | (Base & { kind: 'echo'; text: string })
   | (Base & { kind: 'repeat'; count: number; body: Statement[] })
   | (Base & { kind: 'set'; option: 'getresponse'; value: boolean })
+  /** `set timeout MS`: the exchange time-out for this run's card and control calls; without timeoutMs, the setting's value. */
+  | (Base & { kind: 'set'; option: 'timeout'; timeoutMs?: number })
   | (Base & { kind: 'let'; name: string; parts: HexPart[] })
   | (Base & { kind: 'exit' })
   | (Base & { kind: 'pinpad'; parts: HexPart[]; format: 'ascii' | 'bcd' | 'binary'; minDigits: number; maxDigits: number; expect?: Expectation });
@@ -58,12 +60,20 @@ export const KEYWORDS = [
   'reset', 'connect', 'disconnect', 'control', 'transaction', 'wait', 'delay', 'echo', 'repeat', 'end', 'set', 'let', 'exit', 'verify',
 ] as const;
 
-/** Counts the card commands a statement list will send (repeat bodies multiplied). */
+/** Counts the card commands a statement list will send (repeat bodies multiplied). Iterative: nesting has no depth limit. */
 export function countCommands(statements: Statement[]): number {
-  let n = 0;
-  for (const s of statements) {
-    if (s.kind === 'apdu' || s.kind === 'pinpad') n++;
-    else if (s.kind === 'repeat') n += s.count * countCommands(s.body);
+  // Each frame: a body, the index reached, the commands counted so far, and the count that multiplies it.
+  const frames: Array<{ body: Statement[]; i: number; n: number; times: number }> = [{ body: statements, i: 0, n: 0, times: 1 }];
+  for (;;) {
+    const f = frames[frames.length - 1];
+    if (f.i < f.body.length) {
+      const s = f.body[f.i++];
+      if (s.kind === 'apdu' || s.kind === 'pinpad') f.n++;
+      else if (s.kind === 'repeat') frames.push({ body: s.body, i: 0, n: 0, times: s.count });
+      continue;
+    }
+    frames.pop();
+    if (!frames.length) return f.n;
+    frames[frames.length - 1].n += f.n * f.times;
   }
-  return n;
 }

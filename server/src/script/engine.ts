@@ -10,6 +10,7 @@ import { concatBytes, toSpacedHex } from '../util/hex';
 import type { Expectation, HexPart, PinEncoding, Script, Slice, Statement } from './ast';
 import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
 import { encodePinVerify } from '../codecs/pinpad';
+import { parseCommandApdu } from '../codecs/apdu';
 import { countCommands } from './ast';
 import type { SessionPinCache } from './pins';
 import { matchExpectation } from './parser';
@@ -55,10 +56,12 @@ interface RunState {
   lines: Map<number, LineResult>;
   inTransaction: number;
   pinCache: Map<string, string>;
-  /** Statements since the event loop last turned. */
+  /** Statements and loop iterations since the event loop last turned. */
   sinceYield: number;
   /** The line of the statement being run (a PIN prompt names it). */
   line?: number;
+  /** `set timeout MS`: passed with every card and control call; undefined = the manager's setting. */
+  timeoutMs?: number;
 }
 
 /** Let the event loop turn this often, so events stream live and a cancel is heard. */
@@ -130,13 +133,17 @@ async function cleanUp(st: RunState, manager: ReaderManager, runId: number): Pro
   }
 }
 
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+const cancelled = (line: number) => new LineError(line, new ScError('CANCELLED', 'Cancelled by the user before this line; the connection was closed and the card left as it was (no reset).'));
+
 async function execBlock(statements: Statement[], st: RunState, ctx: EngineContext, runId: number): Promise<void> {
   for (const s of statements) {
     if (++st.sinceYield >= YIELD_EVERY) {
       st.sinceYield = 0;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await yieldToEventLoop();
     }
-    if (ctx.signal?.aborted) throw new LineError(s.line, new ScError('CANCELLED', 'Cancelled by the user before this line; the connection was closed and the card left as it was (no reset).'));
+    if (ctx.signal?.aborted) throw cancelled(s.line);
     st.line = s.line;
     try {
       // The hot path (a plain command) has its own small async function: execStatement's
@@ -153,7 +160,8 @@ async function execBlock(statements: Statement[], st: RunState, ctx: EngineConte
 async function connection(st: RunState, ctx: EngineContext, opts: { share?: 'shared' | 'exclusive'; protocol?: 0 | 1 } = {}): Promise<Connection> {
   if (st.conn) return st.conn;
   const name = ctx.manager.resolve(st.readerPattern);
-  st.conn = await ctx.manager.connect(name, opts);
+  // The connection hears the run's Cancel on every call (power-up, control, transactions), not only transmit.
+  st.conn = await ctx.manager.connect(name, { ...opts, signal: ctx.signal });
   st.readerName = name;
   return st.conn;
 }
@@ -184,8 +192,9 @@ async function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runI
     const m = await materialize(s.parts, st, ctx);
     bytes = m.bytes;
     if (m.secret.length) secret = m.secret;
+    checkBuiltCommand(bytes, secret, s.parts);
   }
-  const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret, signal: ctx.signal });
+  const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret, signal: ctx.signal, timeoutMs: st.timeoutMs });
   if (pinLabels && (res.response[res.response.length - 2] & 0xf0) === 0x60) {
     // The card refused: never offer this PIN again.
     for (const label of pinLabels) {
@@ -196,6 +205,9 @@ async function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runI
   record(s.line, res.response, s.expect, st, ctx);
 }
 
+/** bTimerOut of the pinpad's VERIFY structure: seconds the reader waits for the PIN to be typed. */
+const PINPAD_TIMEOUT_S = 30;
+
 async function execStatement(s: Statement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
   const { manager } = ctx;
   switch (s.kind) {
@@ -203,13 +215,14 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
       return execApdu(s, st, ctx, runId);
     case 'pinpad': {
       const conn = await connection(st, ctx);
-      const features = parseFeatureList(await conn.control(CM_IOCTL_GET_FEATURE_REQUEST, new Uint8Array(0)));
+      const features = parseFeatureList(await conn.control(CM_IOCTL_GET_FEATURE_REQUEST, new Uint8Array(0), { timeoutMs: st.timeoutMs }));
       const verify = features.find((f) => f.name === 'VERIFY_PIN_DIRECT');
       if (!verify) throw new ScError('NOT_SUPPORTED', `'${conn.readerName}' has no pinpad (no FEATURE_VERIFY_PIN_DIRECT); use \${pin:"…"} to type the PIN in the editor instead.`);
       const { bytes } = await materialize(s.parts, st, ctx);
-      const structure = encodePinVerify({ timeout: 30, format: s.format, position: 0, minDigits: s.minDigits, maxDigits: s.maxDigits, apdu: bytes });
+      const structure = encodePinVerify({ timeout: PINPAD_TIMEOUT_S, format: s.format, position: 0, minDigits: s.minDigits, maxDigits: s.maxDigits, apdu: bytes });
       const t0 = performance.now();
-      const out = await conn.control(verify.controlCode, structure);
+      // The reader waits up to PINPAD_TIMEOUT_S for the keypad: a shorter exchange time-out must not cut the person off.
+      const out = await conn.control(verify.controlCode, structure, { timeoutMs: st.timeoutMs, minTimeoutMs: (PINPAD_TIMEOUT_S + 10) * 1000 });
       manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: verify.controlCode, command: toHexPlain(structure), response: toHexPlain(out), durationMs: performance.now() - t0, runId, line: s.line });
       if (out.length < 2) throw new ScError('PROTOCOL', `The pinpad answered ${out.length} byte(s); a status word was expected.`);
       record(s.line, out, s.expect, st, ctx);
@@ -241,7 +254,7 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
       const { bytes } = await materialize(s.parts, st, ctx);
       const t0 = performance.now();
       try {
-        const out = await conn.control(s.code, bytes);
+        const out = await conn.control(s.code, bytes, { timeoutMs: st.timeoutMs });
         st.controlData = out;
         manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: s.code, command: toHexPlain(bytes), response: toHexPlain(out), durationMs: performance.now() - t0, runId, line: s.line });
       } catch (e) {
@@ -278,10 +291,19 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
       manager.emitEntry<ScriptEntry>({ kind: 'echo', runId, line: s.line, message: interpolate(s.text, st) });
       return;
     case 'repeat':
-      for (let i = 0; i < s.count; i++) await execBlock(s.body, st, ctx, runId);
+      // Each iteration counts towards the yield, so an empty or tiny body still lets Cancel (and SIGINT) in.
+      for (let i = 0; i < s.count; i++) {
+        if (++st.sinceYield >= YIELD_EVERY) {
+          st.sinceYield = 0;
+          await yieldToEventLoop();
+        }
+        if (ctx.signal?.aborted) throw cancelled(s.line);
+        if (s.body.length) await execBlock(s.body, st, ctx, runId);
+      }
       return;
     case 'set':
-      st.getResponse = s.value;
+      if (s.option === 'timeout') st.timeoutMs = s.timeoutMs;
+      else st.getResponse = s.value;
       return;
     case 'let': {
       const { bytes, secret } = await materialize(s.parts, st, ctx);
@@ -384,7 +406,7 @@ async function checkRetryCounter(parts: HexPart[], label: string, st: RunState, 
     header.push(...b);
   }
   if (header.length < 4 || header[1] !== 0x20) return;
-  const res = await conn.transmit(new Uint8Array([header[0], 0x20, header[2], header[3]]), { getResponse: false, runId, line, auto: 'retryCounter' });
+  const res = await conn.transmit(new Uint8Array([header[0], 0x20, header[2], header[3]]), { getResponse: false, runId, line, auto: 'retryCounter', timeoutMs: st.timeoutMs });
   const sw = res.sw;
   if (sw === 0x6983 || sw === 0x63c0) {
     throw new ScError('BAD_REQUEST', `The PIN "${label}" is blocked (no tries left); the VERIFY was not sent.`);
@@ -393,6 +415,28 @@ async function checkRetryCounter(parts: HexPart[], label: string, st: RunState, 
     const ok = await ctx.confirm(`Only 1 try is left for the PIN "${label}" on ${conn.readerName}. A wrong PIN blocks it. Send the VERIFY?`, 'Use the last try');
     if (!ok) throw new ScError('CANCELLED', `Stopped before the VERIFY: only 1 try left for the PIN "${label}".`);
   }
+}
+
+/**
+ * A command built at run time (\${NAME}, $data, \${pin:…}) must fit its length fields
+ * exactly as a literal one must (ISO 7816-4 §5.1): otherwise a T=0 card takes P3
+ * bytes and a 6-digit PIN verifies on its first 4 digits. Nothing is sent. With a
+ * PIN in the command the message names the label only: no PIN bytes and no data
+ * length, which would tell the PIN's length.
+ */
+function checkBuiltCommand(bytes: Uint8Array, secret: Array<[number, number]> | undefined, parts: HexPart[]): void {
+  const problem = parseCommandApdu(bytes).errors[0];
+  if (!problem) return;
+  const pinInHeader = secret?.some(([start]) => start < 5);
+  if (secret && !(!pinInHeader && /^(INS|CLA) /.test(problem))) {
+    const labels = [...new Set(parts.flatMap((p) => (p.kind === 'pin' ? [`"${p.label}"`] : [])))].join(', ');
+    const lcFromScript = bytes.length > 5 && !pinInHeader && bytes[4] !== 0;
+    throw new ScError('BAD_REQUEST', (lcFromScript
+      ? `Lc is ${HEX2[bytes[4]]} but the data with the PIN ${labels} has another length`
+      : `the command built with the PIN ${labels} does not fit its length fields`)
+      + '; the command was not sent. Give the PIN a fixed length that matches Lc, e.g. ${pin:"User PIN",pad=8} with Lc 08.');
+  }
+  throw new ScError('BAD_REQUEST', `the command built at run time is not a valid APDU: ${problem}; the command was not sent.`);
 }
 
 /** Builds the bytes of a command; returns where PIN bytes sit so the log can mask them. */
@@ -415,6 +459,7 @@ async function materialize(parts: HexPart[], st: RunState, ctx: EngineContext): 
       let pin = policy === 'none' ? undefined : policy === 'session' ? ctx.sessionPins?.get(reader, atr, p.label) : st.pinCache.get(p.label);
       if (pin === undefined) {
         pin = await ctx.askPin(p.label, { ...(reader ? { reader } : {}), ...(st.line ? { line: st.line } : {}) });
+        if (ctx.signal?.aborted) throw new ScError('CANCELLED', `The run was cancelled while the PIN "${p.label}" was asked; the command was not sent.`);
         if (policy === 'run') st.pinCache.set(p.label, pin);
         else if (policy === 'session') ctx.sessionPins?.set(reader, atr, p.label, pin);
       }

@@ -12,21 +12,30 @@ import type {
 import { KEYWORDS } from './ast';
 import { parseCommandApdu } from '../codecs/apdu';
 
-/** A logical line: physical lines joined by `\`, with each character's position kept. */
+/**
+ * A logical line: physical lines joined by `\`. Positions are kept per physical
+ * piece, not per character (a 10,000-line script held ~23 MB of position objects):
+ * piece k starts at text offset `starts[k]` on source line `line + k`, column 0.
+ * The space that joins two pieces stands at the position of the backslash.
+ */
 interface Logical {
   text: string;
-  pos: Pos[]; // pos[i] = source position of text[i]; pos[text.length] = end
   line: number; // first physical line, 0-based
+  starts: number[];
 }
-
 export function parseScript(source: string): Script {
   const diagnostics: ScriptDiagnostic[] = [];
   const logical = toLogicalLines(source, diagnostics);
   const top: Statement[] = [];
-  const stack: Array<{ body: Statement[]; repeat?: Extract<Statement, { kind: 'repeat' }> }> = [{ body: top }];
+  const stack: Array<{ body: Statement[]; repeat?: Extract<Statement, { kind: 'repeat' }>; discard?: boolean }> = [{ body: top }];
 
   for (const l of logical) {
     const st = parseStatement(l, diagnostics);
+    if (st === BAD_REPEAT) {
+      // Its 'end' still closes it: one error for a bad count, not a second one for the 'end'.
+      stack.push({ body: [], repeat: { line: l.line + 1, span: spanOf(l, 0, l.text.length), kind: 'repeat', count: 1, body: [] }, discard: true });
+      continue;
+    }
     if (!st) continue;
     if (st === 'end') {
       if (stack.length === 1) {
@@ -42,6 +51,7 @@ export function parseScript(source: string): Script {
   }
   while (stack.length > 1) {
     const frame = stack.pop()!;
+    if (frame.discard) continue;
     diagnostics.push(diag(frame.repeat!.span, 'error', "'repeat' without a matching 'end'", 'unclosed-repeat'));
   }
   return { statements: top, diagnostics };
@@ -53,31 +63,32 @@ function toLogicalLines(source: string, diagnostics: ScriptDiagnostic[]): Logica
   // Line breaks as LSP counts them: \r\n, \n, or a lone \r.
   const lines = source.split(/\r\n|\r|\n/);
   const out: Logical[] = [];
-  let pending: Logical | null = null;
+  // Pieces of a continued line are collected and joined once: no quadratic concatenation.
+  let pieces: string[] = [];
+  let starts: number[] = [];
+  let length = 0;
+  let first = 0;
+  const flush = () => {
+    const text = pieces.length === 1 ? pieces[0] : pieces.join(' ');
+    if (text.trim()) out.push({ text, line: first, starts });
+    pieces = []; starts = []; length = 0;
+  };
   for (let ln = 0; ln < lines.length; ln++) {
     const raw = lines[ln];
     const commentAt = findComment(raw);
     const code = commentAt < 0 ? raw : raw.slice(0, commentAt);
-    checkScriptorExit(raw, ln, commentAt, code, diagnostics);
-    let body = code.replace(/\s+$/, '');
+    if (raw.length >= 4) checkScriptorExit(raw, ln, commentAt, code, diagnostics);
+    let body = code.trimEnd();
     const continues = body.endsWith('\\');
     if (continues) body = body.slice(0, -1);
-    const piece: Logical = { text: body, pos: [], line: ln };
-    for (let i = 0; i <= body.length; i++) piece.pos.push({ line: ln, character: i });
-    if (pending) {
-      // Join with one space so "00 A4 \" + "04 00" stays two tokens; the space
-      // takes the position of the backslash (pending's end position), a real character.
-      pending.text += ' ' + piece.text;
-      pending.pos.push(...piece.pos);
-    } else {
-      pending = piece;
-    }
-    if (!continues) {
-      if (pending.text.trim()) out.push(pending);
-      pending = null;
-    }
+    if (!pieces.length) first = ln;
+    else length++; // the joining space
+    starts.push(length);
+    pieces.push(body);
+    length += body.length;
+    if (!continues) flush();
   }
-  if (pending && pending.text.trim()) out.push(pending);
+  if (pieces.length) flush();
   return out;
 }
 
@@ -106,10 +117,20 @@ function checkScriptorExit(raw: string, ln: number, commentAt: number, code: str
 
 // ------------------------------------------------------------ statements
 
-function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement | 'end' | null {
-  const lead = l.text.length - l.text.trimStart().length;
-  const m = /^[A-Za-z_][\w-]*/.exec(l.text.slice(lead));
+const WORD = /[A-Za-z_][\w-]*/y;
+const KEYWORD_SET: ReadonlySet<string> = new Set(KEYWORDS);
+
+/** A `repeat` line with an error: left out, but its body and 'end' are still matched to it. */
+const BAD_REPEAT = Symbol('bad repeat');
+
+function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement | 'end' | typeof BAD_REPEAT | null {
+  let lead = 0;
+  while (lead < l.text.length && /\s/.test(l.text[lead])) lead++;
+  WORD.lastIndex = lead;
+  const m = WORD.exec(l.text);
   const word = m ? m[0].toLowerCase() : '';
+  // Most lines are commands: they skip the keyword machinery below.
+  if (!KEYWORD_SET.has(word)) return parseCommand(l, lead, m, word, diagnostics);
   const base = { line: l.line + 1, span: spanOf(l, lead, l.text.trimEnd().length) };
   const rest = m ? l.text.slice(lead + m[0].length) : '';
   const restAt = lead + (m ? m[0].length : 0);
@@ -143,23 +164,38 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
       case 'disconnect':
         if (!onlyArgs([['leave', 'reset', 'unpower', 'eject']], 'disconnect [leave|reset|unpower|eject]')) return null;
         return { ...base, kind: 'disconnect', disposition: (args[0] ?? 'leave') as 'leave' };
-      case 'set':
-        if (args.length !== 2 || args[0] !== 'getresponse' || !['on', 'off'].includes(args[1])) return err('usage: set getresponse on|off');
+      case 'set': {
+        if (args[0] === 'timeout') {
+          const usage = `usage: set timeout <milliseconds, 1 to ${MAX_TIMER_MS}>|default`;
+          if (args.length !== 2) return err(usage);
+          if (args[1] === 'default') return { ...base, kind: 'set', option: 'timeout' };
+          const ms = parseNumber(args[1]);
+          if (ms === null) return err(usage);
+          if (ms < 1 || ms > MAX_TIMER_MS) return err(`${tooBig(args[1], ms, 1, MAX_TIMER_MS)}; ${usage}`);
+          return { ...base, kind: 'set', option: 'timeout', timeoutMs: ms };
+        }
+        if (args.length !== 2 || args[0] !== 'getresponse' || !['on', 'off'].includes(args[1])) return err('usage: set getresponse on|off, or set timeout <milliseconds>|default');
         return { ...base, kind: 'set', option: 'getresponse', value: args[1] === 'on' };
+      }
       case 'delay': {
         const ms = parseNumber(args[0]);
-        if (args.length !== 1 || ms === null) return err('usage: delay <milliseconds>');
+        if (args.length !== 1 || ms === null) return err(`usage: delay <milliseconds, 0 to ${MAX_TIMER_MS}>`);
+        if (ms > MAX_TIMER_MS) return err(`${tooBig(args[0], ms, 0, MAX_TIMER_MS)}; usage: delay <milliseconds, 0 to ${MAX_TIMER_MS}>`);
         return { ...base, kind: 'delay', ms };
       }
       case 'wait': {
-        if (!args.length || !['card', 'removal'].includes(args[0])) return err('usage: wait card|removal [milliseconds]');
+        const usage = `usage: wait card|removal [milliseconds, 0 to ${MAX_TIMER_MS}]`;
+        if (!args.length || !['card', 'removal'].includes(args[0])) return err(usage);
         const ms = args[1] === undefined ? undefined : parseNumber(args[1]);
-        if (ms === null || args.length > 2) return err('usage: wait card|removal [milliseconds]');
+        if (ms === null || args.length > 2) return err(usage);
+        if (ms !== undefined && ms > MAX_TIMER_MS) return err(`${tooBig(args[1], ms, 0, MAX_TIMER_MS)}; ${usage}`);
         return { ...base, kind: 'wait', what: args[0] as 'card', ...(ms !== undefined ? { ms } : {}) };
       }
       case 'repeat': {
         const n = parseNumber(args[0]);
-        if (args.length !== 1 || n === null || n < 1) return err('usage: repeat <count> … end (count ≥ 1)');
+        const usage = `usage: repeat <count, 1 to ${MAX_REPEAT.toLocaleString('en-US')}> … end`;
+        if (args.length !== 1 || n === null) { err(usage); return BAD_REPEAT; }
+        if (n < 1 || n > MAX_REPEAT) { err(`${tooBig(args[0], n, 1, MAX_REPEAT)}; ${usage}`); return BAD_REPEAT; }
         return { ...base, kind: 'repeat', count: n, body: [] };
       }
       case 'echo': {
@@ -183,6 +219,7 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
         const c = /^\s*(\S+)/.exec(rest);
         const code = c ? parseNumber(c[1]) : null;
         if (code === null) return err('usage: control <code> [hex data]');
+        if (code > 0xffffffff) return err(`${tooBig(c![1], code, 0, 0xffffffff)}; usage: control <code> [hex data]`);
         const dataAt = restAt + c![0].length;
         const parts = parseHexParts(l, dataAt, l.text.length, diagnostics);
         if (!parts) return null;
@@ -231,12 +268,22 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
     }
   }
 
-  // Anything else is a command APDU, optionally with an expectation.
+  return null;
+}
+
+/** A command APDU, optionally with an expectation. */
+function parseCommand(l: Logical, lead: number, m: RegExpExecArray | null, word: string, diagnostics: ScriptDiagnostic[]): Statement | null {
+  const end = l.text.trimEnd().length;
+  const err = (message: string, code = 'syntax', from = lead, to = end) => {
+    diagnostics.push(diag(spanOf(l, from, to), 'error', message, code));
+    return null;
+  };
   const arrow = l.text.indexOf('=>');
   const cmdEnd = arrow < 0 ? l.text.length : arrow;
-  if (word && !/^[0-9a-f]+$/i.test(word) && !l.text.slice(lead).startsWith('$')) {
-    const suggestion = KEYWORDS.find((k) => levenshtein(k, word) <= 2);
-    return err(`unknown command '${m![0]}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, 'unknown-command', lead, lead + m![0].length);
+  if (word && !/^[0-9a-f]+$/i.test(word)) {
+    const suggestion = word.length <= 16 ? KEYWORDS.find((k) => Math.abs(k.length - word.length) <= 2 && levenshtein(k, word) <= 2) : undefined;
+    const shown = m![0].length > 40 ? `${m![0].slice(0, 37)}…` : m![0];
+    return err(`unknown command '${shown}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, 'unknown-command', lead, lead + m![0].length);
   }
   const parts = parseHexParts(l, lead, cmdEnd, diagnostics);
   if (!parts) return null;
@@ -253,16 +300,17 @@ function parseStatement(l: Logical, diagnostics: ScriptDiagnostic[]): Statement 
     const problem = parseCommandApdu(bytes).errors[0];
     if (problem) {
       const d = diag(spanOf(l, lead, cmdEnd), 'error', problem, 'apdu-shape');
-      const fix = lcFix(parts as Array<Extract<HexPart, { kind: 'hex' }>>, bytes);
+      const fix = lcFix(l, lead, cmdEnd, bytes);
       if (fix) d.fix = fix;
       diagnostics.push(d);
       return null;
     }
   }
-  return { ...base, kind: 'apdu', parts, ...(expect ? { expect } : {}), text: l.text.slice(lead, cmdEnd).trim() };
+  return { line: l.line + 1, span: spanOf(l, lead, end), kind: 'apdu', parts, ...(expect ? { expect } : {}), text: l.text.slice(lead, cmdEnd).trim() };
 }
 
 function joinBytes(parts: Array<{ bytes: Uint8Array }>): Uint8Array {
+  if (parts.length === 1) return parts[0].bytes;
   let n = 0;
   for (const p of parts) n += p.bytes.length;
   const out = new Uint8Array(n);
@@ -272,62 +320,101 @@ function joinBytes(parts: Array<{ bytes: Uint8Array }>): Uint8Array {
 }
 
 /** Quick fix for a short APDU whose Lc does not match the bytes after it: set Lc to the data length. */
-function lcFix(parts: Array<Extract<HexPart, { kind: 'hex' }>>, bytes: Uint8Array): ScriptDiagnostic['fix'] | undefined {
+function lcFix(l: Logical, from: number, to: number, bytes: Uint8Array): ScriptDiagnostic['fix'] | undefined {
   if (bytes.length <= 5 || bytes[4] === 0) return undefined;
   const after = bytes.length - 5;
   if (after > 255) return undefined;
-  let offset = 0;
-  for (const p of parts) {
-    if (4 < offset + p.bytes.length) {
-      const at = p.span.start.character + 2 * (4 - offset);
-      const span = { start: { line: p.span.start.line, character: at }, end: { line: p.span.start.line, character: at + 2 } };
+  // The command is hex only: find the text offset of its fifth byte (digits come in pairs inside a run).
+  let seen = 0;
+  for (let i = from; i < to; i++) {
+    if (!isHexDigit(l.text.charCodeAt(i))) continue;
+    if (seen === 8) {
       const hex = after.toString(16).toUpperCase().padStart(2, '0');
-      return { title: `Set Lc to ${hex} (${after} data byte${after === 1 ? '' : 's'})`, edits: [{ span, newText: hex }] };
+      return { title: `Set Lc to ${hex} (${after} data byte${after === 1 ? '' : 's'})`, edits: [{ span: spanOf(l, i, i + 2), newText: hex }] };
     }
-    offset += p.bytes.length;
+    seen++;
   }
   return undefined;
 }
 
+/** The longest time a Node.js timer can wait (2^31−1 ms, about 24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+/** The largest `repeat` count. */
+export const MAX_REPEAT = 10_000_000;
+
+/**
+ * A decimal or 0x number; Infinity when it has digits but is past 2^53 (so a
+ * bound check refuses it; 400 nines must not become a loop count of Infinity).
+ */
 function parseNumber(s: string | undefined): number | null {
   if (s === undefined) return null;
-  if (/^0x[0-9a-f]+$/i.test(s)) return parseInt(s.slice(2), 16);
-  if (/^\d+$/.test(s)) return parseInt(s, 10);
-  return null;
+  let n: number;
+  if (/^0x[0-9a-f]+$/i.test(s)) n = s.length > 15 ? Infinity : parseInt(s.slice(2), 16);
+  else if (/^\d+$/.test(s)) n = s.length > 16 ? Infinity : parseInt(s, 10);
+  else return null;
+  return Number.isSafeInteger(n) ? n : Infinity;
+}
+
+/** "'99999…' is out of range: 1 to 10000000" without echoing a 400-digit argument. */
+function tooBig(arg: string, n: number, min: number, max: number): string {
+  const shown = arg.length > 24 ? `${arg.slice(0, 20)}…` : arg;
+  return `'${shown}' is ${n < min ? 'too small' : 'too large'}: ${min} to ${max}${max === MAX_TIMER_MS ? ' ms (2^31−1, the longest timer)' : ''}`;
 }
 
 // ------------------------------------------------------------ hex, variables, PINs
 
+const isHexDigit = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+const hexValue = (c: number) => (c <= 57 ? c - 48 : (c | 0x20) - 87);
+/** Space, tab, or ':' (as in `3F:00`) between hex bytes. */
+const isByteSeparator = (c: number) => c === 32 || c === 9 || c === 58;
+/** A letter past F, or '_': makes a hex-looking run a word (`1X`, `0g`). */
+const isWordTail = (c: number) => (c >= 71 && c <= 90) || (c >= 103 && c <= 122) || c === 95;
+
+/**
+ * Hex bytes, ${NAME}, $data and PIN placeholders. Hex runs separated only by
+ * spaces or ':' become one part (one byte array and one range for
+ * `00 A4 04 00 07 …`, not one per byte: that was most of a parsed script's memory).
+ */
 function parseHexParts(l: Logical, from: number, to: number, diagnostics: ScriptDiagnostic[]): HexPart[] | null {
   const parts: HexPart[] = [];
   const t = l.text;
   let i = from;
   let ok = true;
+  let buf: Uint8Array | null = null; // bytes of the hex part being collected
+  let n = 0;
+  let partFrom = -1;
+  let partTo = -1;
+  const endPart = () => {
+    if (partFrom < 0) return;
+    parts.push({ kind: 'hex', bytes: buf!.slice(0, n), span: spanOf(l, partFrom, partTo) });
+    partFrom = -1;
+    n = 0;
+  };
   while (i < to) {
-    const c = t[i];
-    if (c === ' ' || c === '\t' || c === ':') { i++; continue; }
-    if (/[0-9a-fA-F]/.test(c)) {
-      let j = i;
-      while (j < to && /[0-9a-fA-F]/.test(t[j])) j++;
-      if (j < to && /[g-zG-Z_]/.test(t[j])) {
+    const c = t.charCodeAt(i);
+    if (isByteSeparator(c)) { i++; continue; }
+    if (isHexDigit(c)) {
+      let j = i + 1;
+      while (j < to && isHexDigit(t.charCodeAt(j))) j++;
+      if (j < to && isWordTail(t.charCodeAt(j))) {
         let k = j;
         while (k < to && /\w/.test(t[k])) k++;
-        diagnostics.push(diag(spanOf(l, i, k), 'error', `'${t.slice(i, k)}' is not hex`, 'bad-hex'));
+        diagnostics.push(diag(spanOf(l, i, k), 'error', `'${clip(t.slice(i, k))}' is not hex`, 'bad-hex'));
         ok = false; i = k; continue;
       }
-      const run = t.slice(i, j);
-      if (run.length % 2) {
-        diagnostics.push(diag(spanOf(l, i, j), 'error', `odd number of hex digits in '${run}'`, 'odd-hex'));
+      if ((j - i) % 2) {
+        diagnostics.push(diag(spanOf(l, i, j), 'error', `odd number of hex digits in '${clip(t.slice(i, j))}'`, 'odd-hex'));
         ok = false;
-      } else {
-        const bytes = new Uint8Array(run.length / 2);
-        for (let k = 0; k < bytes.length; k++) bytes[k] = parseInt(run.substr(2 * k, 2), 16);
-        parts.push({ kind: 'hex', bytes, span: spanOf(l, i, j) });
+      } else if (ok) {
+        if (partFrom < 0) { partFrom = i; buf ??= new Uint8Array((to - i + 1) >> 1); }
+        for (let k = i; k < j; k += 2) buf![n++] = (hexValue(t.charCodeAt(k)) << 4) | hexValue(t.charCodeAt(k + 1));
+        partTo = j;
       }
       i = j;
       continue;
     }
-    if (c === '$') {
+    endPart();
+    if (c === 36 /* $ */) {
       const r = parseVariable(l, i, to, diagnostics);
       if (!r) { ok = false; i = skipToken(t, i, to); continue; }
       parts.push(r.part);
@@ -336,11 +423,17 @@ function parseHexParts(l: Logical, from: number, to: number, diagnostics: Script
     }
     let k = i + 1;
     while (k < to && !/\s/.test(t[k])) k++;
-    diagnostics.push(diag(spanOf(l, i, k), 'error', `unexpected '${t.slice(i, k)}': expected hex bytes, \${NAME}, $data or $sw`, 'bad-hex'));
+    diagnostics.push(diag(spanOf(l, i, k), 'error', `unexpected '${clip(t.slice(i, k))}': expected hex bytes, \${NAME}, $data or $sw`, 'bad-hex'));
     ok = false;
     i = k;
   }
+  endPart();
   return ok ? parts : null;
+}
+
+/** A token as quoted in a message: long ones cut, so a 200,000-character line is not copied into a diagnostic. */
+function clip(token: string): string {
+  return token.length > 40 ? `${token.slice(0, 37)}…` : token;
 }
 
 function skipToken(t: string, i: number, to: number): number {
@@ -462,14 +555,23 @@ function parseExpectation(l: Logical, from: number, to: number, diagnostics: Scr
   return { alternatives, text: text.trim(), span: spanOf(l, from - 2, to) };
 }
 
+/** Byte patterns shared by every expectation: `90`, `6X`, `??` are the same object each time. */
+const PATTERNS = new Map<string, PatternItem>();
+
 function bytePattern(two: string): PatternItem {
+  const key = two.toUpperCase();
+  let p = PATTERNS.get(key);
+  if (p) return p;
   let value = 0;
   let mask = 0;
-  for (const c of two) {
+  for (let k = 0; k < 2; k++) {
+    const c = key.charCodeAt(k);
     value <<= 4; mask <<= 4;
-    if (/[0-9a-fA-F]/.test(c)) { value |= parseInt(c, 16); mask |= 0xf; }
+    if (isHexDigit(c)) { value |= hexValue(c); mask |= 0xf; }
   }
-  return { kind: 'byte', value, mask };
+  p = Object.freeze({ kind: 'byte', value, mask }) as PatternItem;
+  if (PATTERNS.size < 4096) PATTERNS.set(key, p);
+  return p;
 }
 
 /**
@@ -511,11 +613,24 @@ function matchPattern(p: PatternItem[], r: Uint8Array): boolean {
 
 // ------------------------------------------------------------ helpers
 
+/** Source position of text offset i (i = text.length is the end of the last piece). */
+function posAt(l: Logical, i: number): Pos {
+  const st = l.starts;
+  let lo = 0;
+  let hi = st.length - 1;
+  while (lo < hi) { // the last piece starting at or before i
+    const mid = (lo + hi + 1) >> 1;
+    if (st[mid] <= i) lo = mid; else hi = mid - 1;
+  }
+  return { line: l.line + lo, character: i - st[lo] };
+}
+
 function spanOf(l: Logical, from: number, to: number): Span {
   const f = Math.max(0, Math.min(from, l.text.length));
   const t = Math.max(f, Math.min(to, l.text.length));
-  const end = t > f ? { ...l.pos[t - 1], character: l.pos[t - 1].character + 1 } : l.pos[t];
-  return { start: l.pos[f], end };
+  let end: Pos;
+  if (t > f) { end = posAt(l, t - 1); end.character++; } else end = posAt(l, t);
+  return { start: posAt(l, f), end };
 }
 
 function diag(span: Span, severity: ScriptDiagnostic['severity'], message: string, code: string): ScriptDiagnostic {

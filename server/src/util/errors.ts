@@ -5,6 +5,7 @@ export type ScErrorCode =
   | 'NO_READER'          // the named reader does not exist
   | 'NO_CARD'            // no card in the reader
   | 'CARD_REMOVED'       // the card went away during an operation
+  | 'CARD_RESET'         // another client reset the card since this connection last used it (SCARD_W_RESET_CARD)
   | 'READER_UNAVAILABLE' // the reader exists but cannot be used (driver failed, claimed elsewhere)
   | 'SHARING_VIOLATION'  // another connection holds the reader exclusively or in a transaction
   | 'PROTOCOL'           // the card or reader broke the protocol

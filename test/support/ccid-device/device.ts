@@ -24,6 +24,8 @@ export interface CcidFaults {
   endlessTimeExtension?: boolean;
   /** Time extension requests before each XfrBlock answer (a slow card, not a fault). */
   timeExtensions?: number;
+  /** T=1 S(WTX request)s the card sends before each response (TPDU T=1 profiles; a slow card). */
+  t1Wtx?: number;
   /** Vanish (unplugged) when the next XfrBlock arrives. */
   disappearMidExchange?: boolean;
   /** Corrupt this many T=1 blocks coming from the card (TPDU T=1 profiles). */
@@ -294,7 +296,7 @@ export class SimulatedCcidDevice implements UsbDeviceLike {
         slot.powered = true;
         slot.exchanged = false;
         slot.t1 = slot.card.protocol === 1 && this.level === 'tpdu'
-          ? new T1Card((apdu) => slot.card!.process(apdu), { ifsc: 254 })
+          ? new T1Card((apdu) => slot.card!.process(apdu), { ifsc: 254, ...(this.faults.t1Wtx ? { wtxBeforeResponse: this.faults.t1Wtx } : {}) })
           : null;
         return [ok(slot.card.reset())];
       }

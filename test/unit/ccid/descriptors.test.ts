@@ -35,9 +35,9 @@ test('every libccid reader dump decodes the way libccid printed it', { skip: !ha
       const why: string[] = [];
       const same = (k: keyof typeof checks, ok: boolean, msg: string) => { if (ok) checks[k]++; else why.push(msg); };
       same('voltages', JSON.stringify(j.voltages) === JSON.stringify(says.voltages), `voltages ${j.voltages} vs libccid ${says.voltages}`);
-      // libccid prints only T=0 and T=1.
-      const ours = j.protocols.filter((p) => p <= 1);
-      same('protocols', JSON.stringify(ours) === JSON.stringify(says.protocols), `protocols ${ours} vs libccid ${says.protocols}`);
+      // libccid prints only T=0 and T=1; so does `protocols` (other bits are reserved, reported apart).
+      same('protocols', JSON.stringify(j.protocols) === JSON.stringify(says.protocols), `protocols ${j.protocols} vs libccid ${says.protocols}`);
+      same('protocols', j.reservedProtocolBits === (r.descriptor.dwProtocols & ~3) >>> 0, `reservedProtocolBits ${j.reservedProtocolBits}`);
       // libccid prints no line for a combination of exchange-level bits.
       const levelBits = (r.descriptor.dwFeatures & CCID_FEATURES.EXCHANGE_MASK) >>> 16;
       if ([0, 1, 2, 4].includes(levelBits)) same('exchangeLevel', j.exchangeLevel === says.exchangeLevel, `exchange level ${j.exchangeLevel} vs libccid ${says.exchangeLevel}`);
@@ -82,6 +82,23 @@ test('ccidDescriptorToJson gives the documented fields', () => {
     'automatic ICC clock frequency change according to parameters',
     'automatic baud rate change according to frequency and Fi, Di params',
   ]);
+});
+
+test('reserved dwProtocols bits are not protocols: MySmartPad (dwProtocols 0x0300) lists none, like libccid', { skip: !haveData && `no ${READERS_DIR}` }, () => {
+  const reader = parseReaderFile(`${READERS_DIR}/MySmartPad.txt`);
+  const iface = reader.interfaces.find((i) => i.fields.dwProtocols === 0x0300);
+  assert.ok(iface, 'MySmartPad.txt has an interface with dwProtocols 0x0300');
+  assert.deepEqual(iface.says.protocols, []);
+  const hex = toHex(encodeCcidDescriptor(iface.fields));
+  const j = ccidCommand(hex);
+  assert.deepEqual(j.protocols, []);
+  assert.equal(j.reservedProtocolBits, 0x0300);
+  assert.ok(j.warnings.some((w) => /reserved/.test(w) && /0x00000300/.test(w)), j.warnings.join('; '));
+  // T=0 and T=1 with a reserved bit: both listed, the bit apart.
+  const mixed = ccidCommand(toHex(encodeCcidDescriptor({ ...ACR122U, dwProtocols: 0x8003 })));
+  assert.deepEqual(mixed.protocols, [0, 1]);
+  assert.equal(mixed.reservedProtocolBits, 0x8000);
+  assert.equal(ccidCommand(toHex(encodeCcidDescriptor(ACR122U))).reservedProtocolBits, 0);
 });
 
 test('short, mis-sized and foreign descriptors come back as error values', () => {

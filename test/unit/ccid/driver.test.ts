@@ -323,3 +323,45 @@ test('HardwareError on the interrupt pipe is logged and the card counts as unpow
   await sink.waitForLog(/over-current/);
   await assert.rejects(driver.transmit(slot.key, fromHex('0084000008'), 1), (e: unknown) => e instanceof ScError && e.code === 'NO_CARD' && /not powered/.test(e.message));
 });
+
+/** The T=1 demo card's ATR with TA3 (IFSC) replaced, TCK recomputed. */
+function atrWithIfsc(ifsc: number): Uint8Array {
+  const atr = fromHex('3B 8B 81 31 FE 45 80 31 E0 F7 F0 57 42 44 45 4D 4F C0');
+  atr[4] = ifsc;
+  atr[atr.length - 1] = atr.subarray(1, -1).reduce((x, b) => x ^ b, 0);
+  return atr;
+}
+
+/** Transmit with a deadline: a T=1 layer that never ends its chain must not hang the test. */
+async function transmitWithin(driver: Driver, key: string, apdu: Uint8Array, ms: number): Promise<Uint8Array> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms); });
+  try { return await Promise.race([driver.transmit(key, apdu, 1), deadline]); } finally { clearTimeout(timer); }
+}
+
+for (const [ifsc, expectedIfsc, why] of [[0x00, 32, /IFSC 0.*default 32/], [0xff, 254, /IFSC 255.*254/]] as const) {
+  test(`an ATR with IFSC 0x${ifsc.toString(16).toUpperCase().padStart(2, '0')} (RFU) on a TPDU T=1 reader: IFSC ${expectedIfsc} as libccid, logged, and the APDU goes through`, async () => {
+    const device = new SimulatedCcidDevice(PROFILES.tpduT1);
+    const { sink, driver } = await startWith([device]);
+    const [slot] = sink.slots.values();
+    await driver.powerOn(slot.key, 'cold');
+    await driver.setProtocol(slot.key, 1, atrWithIfsc(ifsc));
+    // The bound: the fake device refuses the 100th XfrBlock (with IFSC 0 the loop never yields, so a timer could not end it).
+    const transferOut = device.transferOut.bind(device);
+    let xfrBlocks = 0;
+    device.transferOut = async (ep, data) => {
+      if (data[0] === M.PC_to_RDR_XfrBlock && ++xfrBlocks >= 100) throw new Error(`test bound: ${xfrBlocks} XfrBlocks for one short APDU`);
+      return transferOut(ep, data);
+    };
+    const before = device.received.length;
+    // 7 + 5 bytes of command: with IFSC 0 every I-block would carry nothing and the chain never end.
+    const r = await transmitWithin(driver, slot.key, fromHex(`00A40400 07 ${AID}`), 5000);
+    assert.equal(toHex(r.subarray(-2)), '9000');
+    const blocks = device.received.slice(before).filter((m) => m[0] === M.PC_to_RDR_XfrBlock);
+    assert.ok(blocks.length <= 4, `${blocks.length} XfrBlocks for one short APDU`);
+    assert.ok(blocks.every((m) => (m[11] & 0x80) !== 0 || m[12] > 0), 'no empty I-block');
+    const setParams = device.received.filter((m) => m[0] === M.PC_to_RDR_SetParameters).pop()!;
+    assert.equal(setParams[15], expectedIfsc, 'bIFSC in SetParameters');
+    assert.ok(sink.logs.some(([, m]) => why.test(m)), JSON.stringify(sink.logs.map(([, m]) => m)));
+  });
+}

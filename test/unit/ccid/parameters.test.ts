@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bitRate, ppsRequest, protocolDataStructure, readAtrProtocolBytes } from '../../../server/src/ccid/parameters';
+import { bitRate, ifscFromAtr, ppsRequest, protocolDataStructure, readAtrProtocolBytes } from '../../../server/src/ccid/parameters';
 import { ATR_T0, ATR_T1 } from '../../../server/src/drivers/simulator/card';
 import { fromHex, toHex } from '../../../server/src/util/hex';
 
@@ -23,4 +23,16 @@ test('PPS request and bit rates', () => {
   assert.equal(bitRate(0x11, 3580), 9623);
   assert.equal(bitRate(0x96, 4000), 250000);
   assert.equal(bitRate(0x7f, 4000), 0);
+});
+
+test('IFSC from the first TA after T=1 as libccid reads it: 00 → default 32, FF → 254, absent → 32', () => {
+  const atr = (ta3: number) => Uint8Array.of(0x3b, 0x80, 0x81, 0x31, ta3, 0x45);
+  assert.deepEqual(ifscFromAtr(readAtrProtocolBytes(atr(0xfe))), { ifsc: 254 });
+  assert.deepEqual(ifscFromAtr(readAtrProtocolBytes(atr(0x01))), { ifsc: 1 });
+  assert.equal(ifscFromAtr(readAtrProtocolBytes(atr(0x00))).ifsc, 32);
+  assert.match(ifscFromAtr(readAtrProtocolBytes(atr(0x00))).note!, /IFSC 0/);
+  assert.equal(ifscFromAtr(readAtrProtocolBytes(atr(0xff))).ifsc, 254);
+  assert.equal(ifscFromAtr(readAtrProtocolBytes(fromHex('3B 80 01'))).ifsc, 32);
+  assert.equal(protocolDataStructure(1, atr(0x00), false)[5], 32);
+  assert.equal(protocolDataStructure(1, atr(0xff), false)[5], 254);
 });

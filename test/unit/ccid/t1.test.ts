@@ -135,3 +135,12 @@ test('a card asking for time forever ends in TIMEOUT', async () => {
   const t1 = new T1Protocol(async () => wtxForever, { maxWtx: 50 });
   await assert.rejects(t1.transmit(Uint8Array.of(0, 0xb0, 0, 0, 0)), (e: unknown) => e instanceof ScError && e.code === 'TIMEOUT');
 });
+
+test('T1Protocol refuses an IFSC outside 1–254 (0 would send empty I-blocks forever)', () => {
+  const never = async () => new Uint8Array(0);
+  for (const ifsc of [0, 255, -1, 1.5]) {
+    assert.throws(() => new T1Protocol(never, { ifsc }), (e: unknown) => e instanceof ScError && e.code === 'BAD_REQUEST' && /IFSC must be 1–254/.test(e.message));
+  }
+  assert.equal(new T1Protocol(never, { ifsc: 1 }).ifsc, 1);
+  assert.equal(new T1Protocol(never, { ifsc: 254 }).ifsc, 254);
+});

@@ -100,14 +100,26 @@ class FakeWinscard implements Winscard {
       w.reject(new PcscError(SCARD_E_CANCELLED, 'SCardGetStatusChange'));
     }
   }
+  /** Card handles open now (SCardConnect not yet disconnected), with their share mode. */
+  open = new Map<Handle, { reader: string; share: number }>();
+  connects = 0;
   async connect(_ctx: Handle, reader: string, share: number): Promise<{ handle: Handle; protocol: number }> {
     if (share !== 3 && !this.readers.get(reader)?.present) throw new PcscError(SCARD_E_NO_SMARTCARD, 'SCardConnect');
-    return { handle: this.nextHandle++, protocol: share === 3 ? 0 : 2 };
+    const handle = this.nextHandle++;
+    this.open.set(handle, { reader, share });
+    this.connects++;
+    return { handle, protocol: share === 3 ? 0 : 2 };
   }
-  async reconnect(): Promise<number> {
+  /** SCardReconnect's dwInitialization and SCardDisconnect's dwDisposition, in order. */
+  dispositions: string[] = [];
+  async reconnect(_card: Handle, _share: number, _protocols: number, init: number): Promise<number> {
+    this.dispositions.push(`reconnect ${init}`);
     return 2;
   }
-  async disconnect(): Promise<void> {}
+  async disconnect(card: Handle, disposition: number): Promise<void> {
+    this.dispositions.push(`disconnect ${disposition}`);
+    this.open.delete(card);
+  }
   async beginTransaction(): Promise<void> {}
   async endTransaction(): Promise<void> {}
   async transmit(_card: Handle, _protocol: number, command: Uint8Array): Promise<Uint8Array> {
@@ -242,7 +254,8 @@ test('the service stopping removes the readers; its return brings them back', as
 
 test('power on, transmit and control; 3400 becomes SCARD_CTL_CODE(3400)', async () => {
   const { fake, driver } = await started();
-  await assert.rejects(driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1), (e: unknown) => e instanceof ScError && e.code === 'NO_CARD');
+  // No card: NO_CARD; a card pcscd powered: transmit connects on first use.
+  await assert.rejects(driver.transmit(R1, Uint8Array.of(0, 0x84, 0, 0, 8), 1), (e: unknown) => e instanceof ScError && e.code === 'NO_CARD');
   assert.deepEqual([...(await driver.powerOn(R0, 'cold'))], [...ATR]);
   assert.deepEqual([...(await driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1))], [0x84, 0x90, 0x00]);
   const features = parseFeatureList(await driver.control(R1, 3400, new Uint8Array(0)));
@@ -333,5 +346,38 @@ test('transmit goes synchronous only after 8 fast answers in a row, and back to 
   for (let i = 0; i < 10; i++) await off.transmit(R0, apdu, 1);
   assert.deepEqual(paths, Array(10).fill('async'));
   await off.stop();
+  await driver.stop();
+});
+
+test('a card pcscd powered: its ATR from the reader state without connecting; transmit connects; release leaves it', async () => {
+  const { fake, driver } = await started();
+  assert.deepEqual([...(driver.passiveAtr(R0) ?? [])], [...ATR], 'the ATR of SCardGetStatusChange');
+  assert.equal(driver.passiveAtr(R1), undefined, 'no card, no ATR');
+  assert.equal(fake.connects, 0, 'nothing connected to report the ATR');
+  assert.deepEqual([...(await driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1))], [0x84, 0x90, 0x00]);
+  assert.deepEqual([...fake.open.values()], [{ reader: R0, share: 2 }], 'one shared connection while in use');
+  await driver.release(R0);
+  assert.equal(fake.open.size, 0, 'released: no connection left');
+  await driver.release(R0); // twice is harmless
+  await driver.beginTransaction(R0); // connects again
+  assert.equal(fake.open.size, 1);
+  await driver.release(R0);
+  assert.equal(fake.open.size, 0);
+  await driver.stop();
+});
+
+test('after release, a reset still resets (connect, then SCardReconnect with the initialization) and Power Off still unpowers', async () => {
+  const { fake, driver } = await started();
+  await driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1);
+  await driver.release(R0);
+  fake.dispositions.length = 0;
+  await driver.powerOn(R0, 'warm');
+  assert.deepEqual(fake.dispositions, ['reconnect 1'], 'SCARD_RESET_CARD after the fresh connect');
+  await driver.release(R0);
+  await driver.powerOn(R0, 'cold');
+  await driver.release(R0);
+  await driver.powerOff(R0);
+  assert.deepEqual(fake.dispositions, ['reconnect 1', 'disconnect 0', 'reconnect 2', 'disconnect 0', 'disconnect 2'], 'LEAVE on release, UNPOWER on Power Off');
+  assert.equal(fake.open.size, 0);
   await driver.stop();
 });

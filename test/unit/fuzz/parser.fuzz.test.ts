@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseScript, matchExpectation } from '../../../server/src/script/parser';
 import type { Span, Statement } from '../../../server/src/script/ast';
-import { bounded, fuzzParams, lspLines } from './support';
+import { bounded, fuzzParams, LARGE_HANG_MS, lspLines } from './support';
 
 // Pieces of real scripts, so the fuzzer reaches deep into the grammar instead of
 // stopping at "unknown command" on the first character.
@@ -95,11 +95,38 @@ test('parseScript finishes on large inputs (10,000 lines, long lines, deep repea
     'repaet'.repeat(20_000),
     '${'.repeat(50_000),
     '"'.repeat(100_000),
+    // Shapes that threw RangeError (issue 14, item 15) or made a loop count of Infinity (item 13).
+    '00 D6 00 00 \\\n' + 'AB'.repeat(100_000),
+    '00 D6 00 00 \\\n' + 'AB '.repeat(100_000) + '\\\n1',
+    'repeat 1\n'.repeat(20_000) + '00 84 00 00 08\n' + 'end\n'.repeat(20_000),
+    'repeat 1\n'.repeat(20_000),
+    'end\n'.repeat(20_000),
+    `repeat ${'9'.repeat(400)}\nend`,
+    `delay ${'9'.repeat(400)}\nwait card ${'9'.repeat(400)}\nset timeout ${'9'.repeat(400)}`,
+    '${pin:"' + 'P'.repeat(100_000) + '"}',
+    'A0'.repeat(100_000) + ' => ' + '* '.repeat(50_000) + '90 00',
   ];
   for (const text of big) {
-    const script = bounded('parseScript (large)', () => parseScript(text));
+    const script = bounded(`parseScript (large: ${JSON.stringify(text.slice(0, 30))}…)`, () => parseScript(text), LARGE_HANG_MS);
     assert.ok(Array.isArray(script.statements));
+    const lines = lspLines(text);
+    for (const d of script.diagnostics.slice(0, 1000)) {
+      assertInside(d.span, lines, `diagnostic '${d.message.slice(0, 80)}'`);
+      assert.ok(d.message.length < 2000, 'a diagnostic never copies a huge token');
+    }
   }
+});
+
+test('numbers in repeat, delay, wait and set timeout are refused or kept within their bounds, never Infinity', () => {
+  const digits = fc.oneof(fc.stringMatching(/^[0-9]{1,420}$/), fc.stringMatching(/^0x[0-9a-fA-F]{1,40}$/));
+  fc.assert(fc.property(fc.constantFrom('repeat', 'delay', 'wait card', 'wait removal', 'set timeout'), digits, (kw, n) => {
+    const script = bounded('parseScript', () => parseScript(`${kw} ${n}\n${kw === 'repeat' ? 'end' : ''}`));
+    for (const s of script.statements) {
+      const v = s.kind === 'repeat' ? s.count : s.kind === 'delay' ? s.ms : s.kind === 'wait' ? s.ms : s.kind === 'set' && s.option === 'timeout' ? s.timeoutMs : 0;
+      assert.ok(v === undefined || (Number.isSafeInteger(v) && v >= 0 && v <= 2_147_483_647), `${kw} ${n} gave ${v}`);
+      if (s.kind === 'repeat') assert.ok(s.count >= 1 && s.count <= 10_000_000);
+    }
+  }), fuzzParams(500));
 });
 
 // Expectations with `*` are matched by backtracking; make sure a response of the

@@ -96,3 +96,33 @@ test('the protocol picked at initialization gives way to a connect asking for th
   await assert.rejects(m.connect('One 00 00', { protocol: 0 }), /already running T=1/);
   await c.disconnect();
 });
+
+/** A driver whose platform powers cards itself (pcscd): an ATR without powerOn, and release when unused. */
+class PassiveSlot extends OneSlot {
+  releases = 0;
+  passiveAtr() { return this.atr ?? undefined; }
+  async release() { this.releases++; }
+}
+
+test('a driver that has the ATR already (passiveAtr): initialization shows it without powering; the last connection ending releases the card', async () => {
+  const d = new PassiveSlot();
+  const m = new ReaderManager([d]);
+  await m.start();
+  d.sink.cardInserted('k');
+  const name = 'One 00 00';
+  await until(() => m.reader(name).card?.powered === true, 'the initialization');
+  assert.equal(m.reader(name).card?.atr, '3B80800101');
+  assert.equal(m.reader(name).card?.protocol, 0, 'the first protocol the ATR offers');
+  assert.deepEqual(d.powerOns, [], 'no power-up: the platform did it');
+  const a = await m.connect(name);
+  const b = await m.connect(name);
+  await a.transmit(fromHex('00840000 08'));
+  const released = d.releases;
+  await a.disconnect();
+  assert.equal(d.releases, released, 'one connection still open: no release');
+  await b.disconnect();
+  await until(() => d.releases === released + 1, 'the release after the last connection');
+  await m.resetCard(name, 'warm');
+  assert.equal(d.releases, released + 2, 'a Readers-view reset with no connection releases too');
+  await m.stop();
+});

@@ -167,3 +167,16 @@ test('waitForCard resolves on insertion and times out with a clear error', async
   await w;
   await assert.rejects(m.waitForCard(name, false, 20), /No card removed from .* within 20 ms/);
 });
+
+test('resolve: an exact name always works; a glob must match exactly one reader, or the matches are listed', async () => {
+  const m = new ReaderManager([new SimulatorDriver({ card: 'T=1', readers: 2 })], { initializeCards: false });
+  await m.start();
+  const names = m.list().readers.map((r) => r.name);
+  assert.equal(names.length, 2);
+  for (const n of names) assert.equal(m.resolve(n), n);
+  assert.equal(m.resolve('*01 00'), names.find((n) => n.endsWith('01 00')));
+  assert.equal(m.resolve('workbench simulator 00 00'), names.find((n) => n.endsWith('00 00')), 'case-insensitive, like the glob');
+  assert.throws(() => m.resolve('Workbench*'), (e: unknown) => e instanceof Error && /'Workbench\*' matches 2 readers: 'Workbench Simulator 00 00', 'Workbench Simulator [^']+'/.test(e.message));
+  assert.throws(() => m.resolve('nothing*'), /No reader matches 'nothing\*'/);
+  await m.stop();
+});

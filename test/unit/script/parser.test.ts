@@ -20,9 +20,10 @@ test('hex lines with and without spaces, comments after commands, continuation',
   assert.equal(a[0].line, 2);
   assert.equal(a[1].line, 3);
   const parts = (a[1] as Extract<typeof a[1], { kind: 'apdu' }>).parts;
-  assert.deepEqual(parts.map((p) => (p.kind === 'hex' ? Buffer.from(p.bytes).toString('hex') : '?')), ['00', 'b0', '00', '00', '10']);
-  // the continued byte keeps its real position (line 3, col 3)
-  assert.deepEqual(parts[4].span.start, { line: 3, character: 3 });
+  // Hex runs separated by spaces are one part (one byte array, one range), across the continuation too.
+  assert.deepEqual(parts.map((p) => (p.kind === 'hex' ? Buffer.from(p.bytes).toString('hex') : '?')), ['00b0000010']);
+  // the continued byte keeps its real position (line 3, col 3): the part ends after it
+  assert.deepEqual(parts[0].span, { start: { line: 2, character: 0 }, end: { line: 3, character: 5 } });
 });
 
 test('odd hex digits and bad characters get exact ranges', () => {

@@ -97,3 +97,29 @@ test('retry counter: read before VERIFY, confirm on the last try, refuse when bl
   assert.match(blocked.failure!.message, /is blocked \(no tries left\); the VERIFY was not sent/);
   assert.equal(a.asked.length, 1);
 });
+
+test('a session PIN past its idle time-out is dropped when the timer fires, not at the next look-up', async () => {
+  const cache = new SessionPinCache(30);
+  const dropped = new Promise<string>((resolve) => cache.onDropped((reason) => resolve(reason)));
+  cache.set('Workbench Simulator 00 00', '3B00', 'User PIN', '1234');
+  assert.equal(cache.size, 1);
+  // The cache's timer is unref'd (a PIN never keeps a process alive); this guard keeps the test's loop alive.
+  let guardTimer: NodeJS.Timeout | undefined;
+  const guard = new Promise<string>((resolve) => { guardTimer = setTimeout(() => resolve('no drop within 5 s'), 5000); });
+  assert.equal(await Promise.race([dropped, guard]), 'idle');
+  clearTimeout(guardTimer);
+  assert.equal(cache.size, 0, 'gone without any look-up');
+  cache.dispose();
+});
+
+test('a session PIN that is used stays; its idle timer restarts; dispose stops the timer', async () => {
+  let now = 0;
+  const cache = new SessionPinCache(60_000, () => now);
+  cache.set('R', 'A', 'L', '1234');
+  now = 59_000;
+  assert.equal(cache.get('R', 'A', 'L'), '1234');
+  now = 118_000;
+  assert.equal(cache.get('R', 'A', 'L'), '1234', 'used 59 s ago: still there');
+  cache.dispose();
+  assert.equal(cache.size, 0, 'dispose forgets the PINs');
+});

@@ -80,6 +80,13 @@ interface Reader {
   /** dwEventState as last seen (without CHANGED), fed back as dwCurrentState. */
   state: number;
   present: boolean;
+  /** The ATR pcscd reported with the reader's state (it powers cards at insertion); empty when none. */
+  atr: Uint8Array;
+  /**
+   * Our connection to the card, open only while a client of the manager needs
+   * it (connected on first use, dropped by release()), so other applications
+   * can connect, exclusively too, whenever the workbench is not using the card.
+   */
   handle: Handle | null;
   protocol: number;
   inTransaction: boolean;
@@ -282,11 +289,14 @@ export class PcscDriver implements Driver {
     }
     for (const name of fresh) {
       if (this.readers.has(name)) continue;
-      const eventState = states.find((s) => s.reader === name)?.eventState ?? SCARD_STATE.UNAWARE;
+      const st = states.find((s) => s.reader === name);
+      const eventState = st?.eventState ?? SCARD_STATE.UNAWARE;
+      const present = (eventState & SCARD_STATE.PRESENT) !== 0;
       const reader: Reader = {
         name,
         state: eventState & ~SCARD_STATE.CHANGED,
-        present: (eventState & SCARD_STATE.PRESENT) !== 0,
+        present,
+        atr: present && st ? st.atr.slice() : new Uint8Array(0),
         handle: null,
         protocol: 0,
         inTransaction: false,
@@ -362,6 +372,7 @@ export class PcscDriver implements Driver {
     const wasPresent = r.present;
     r.state = s.eventState & ~SCARD_STATE.CHANGED;
     r.present = present;
+    r.atr = present ? s.atr.slice() : new Uint8Array(0);
     if (wasPresent && (!present || counterMoved)) {
       this.dropHandle(r);
       this.sink?.cardRemoved(r.name);
@@ -392,16 +403,20 @@ export class PcscDriver implements Driver {
         }
       }
       if (r.handle === null) {
+        // Not connected (the card was left to others, or its handle went stale): connect, then
+        // reset as asked — a fresh SCardConnect alone does not reset a card pcscd already powered.
         const c = await api.connect(ctx, r.name, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
         r.handle = c.handle;
-        r.protocol = c.protocol;
+        r.protocol = await api.reconnect(c.handle, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
       }
       return api.status(r.handle).atr;
     });
   }
 
   async powerOff(key: string): Promise<void> {
-    await this.serialized(key, async (r, api) => {
+    await this.serialized(key, async (r, api, ctx) => {
+      // Released (or never connected): connect just to unpower, so Power Off does what it says.
+      if (r.handle === null && r.present) r.handle = (await api.connect(ctx, r.name, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)).handle;
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
@@ -419,9 +434,9 @@ export class PcscDriver implements Driver {
   }
 
   async setProtocol(key: string, protocol: Protocol, _atr: Uint8Array): Promise<void> {
-    await this.serialized(key, async (r, api) => {
-      const handle = this.connected(r);
+    await this.serialized(key, async (r, api, ctx) => {
       const wanted = protocol === 0 ? SCARD_PROTOCOL_T0 : SCARD_PROTOCOL_T1;
+      const handle = await this.connectedOrConnect(r, api, ctx, wanted);
       if (r.protocol === wanted) return;
       r.protocol = await api.reconnect(handle, SCARD_SHARE_SHARED, wanted, SCARD_LEAVE_CARD);
       if (r.protocol !== wanted) throw new ScError('PROTOCOL', `The reader "${r.name}" kept T=${r.protocol === SCARD_PROTOCOL_T0 ? 0 : 1}; the card or reader does not offer T=${protocol}.`);
@@ -429,9 +444,9 @@ export class PcscDriver implements Driver {
   }
 
   /** Uses the protocol the service negotiated (the PCI must match it), whatever `protocol` says. */
-  async transmit(key: string, command: Uint8Array, _protocol: Protocol): Promise<Uint8Array> {
+  async transmit(key: string, command: Uint8Array, protocol: Protocol): Promise<Uint8Array> {
     return this.serialized(key, async (r, api, ctx) => {
-      const handle = this.connected(r);
+      const handle = await this.connectedOrConnect(r, api, ctx, protocol === 0 ? SCARD_PROTOCOL_T0 : SCARD_PROTOCOL_T1);
       let out: Uint8Array;
       const sync = r.fastInARow >= SYNC_AFTER_FAST && this.active === 1 && api.transmitSync !== undefined && this.options.syncTransmit !== false;
       const clock = this.options.clock ?? performance.now.bind(performance);
@@ -500,8 +515,8 @@ export class PcscDriver implements Driver {
 
   /** PC/SC transaction: other programs wait until it ends (not part of the Driver interface yet). */
   async beginTransaction(key: string): Promise<void> {
-    await this.serialized(key, async (r, api) => {
-      await api.beginTransaction(this.connected(r));
+    await this.serialized(key, async (r, api, ctx) => {
+      await api.beginTransaction(await this.connectedOrConnect(r, api, ctx, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1));
       r.inTransaction = true;
     });
   }
@@ -515,7 +530,40 @@ export class PcscDriver implements Driver {
     });
   }
 
+  /** The ATR pcscd powered the card with (from the reader state), without connecting; undefined for a mute card. */
+  passiveAtr(key: string): Uint8Array | undefined {
+    const r = this.readers.get(key);
+    if (!r || !r.present || r.atr.length === 0 || r.state & SCARD_STATE.MUTE) return undefined;
+    return r.atr.slice();
+  }
+
+  /** No client of ours needs the card: disconnect, leaving it powered (SCARD_LEAVE_CARD), so others can have it. */
+  async release(key: string): Promise<void> {
+    if (!this.readers.has(key)) return;
+    await this.serialized(key, async (r, api) => {
+      if (r.handle === null) return;
+      const handle = r.handle;
+      r.handle = null;
+      r.inTransaction = false; // SCardDisconnect ends a transaction too
+      r.fastInARow = 0;
+      this.sink?.log('debug', `pcsc: left the card in "${r.name}" (no connection of ours needs it)`);
+      await api.disconnect(handle, SCARD_LEAVE_CARD);
+    });
+  }
+
   // ---- plumbing -------------------------------------------------------------------
+
+  /**
+   * Our connection, made now if the card was released (or never connected: the
+   * ATR came from pcscd), shared, with the protocol the manager chose.
+   */
+  private async connectedOrConnect(r: Reader, api: Winscard, ctx: Handle, protocols: number): Promise<Handle> {
+    if (r.handle !== null) return r.handle;
+    const c = await api.connect(ctx, r.name, SCARD_SHARE_SHARED, protocols);
+    r.handle = c.handle;
+    r.protocol = c.protocol;
+    return c.handle;
+  }
 
   private connected(r: Reader): Handle {
     if (r.handle === null) throw new ScError('NO_CARD', `The card in "${r.name}" is not connected; power it on (reset) first.`);

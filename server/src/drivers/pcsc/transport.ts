@@ -1,5 +1,6 @@
 // The winscard API through koffi: the only file of the project that imports
-// koffi (house rule 2). Type sizes differ per platform:
+// koffi (house rule 2). Type sizes differ per platform (PCSC_TYPES below), and
+// test/refstack/pcsc-layout.test.ts compiles each platform's real headers to check them:
 //   Linux (pcsc-lite)  DWORD = unsigned long, LONG = long (8 bytes on 64-bit), handles = long
 //   macOS PCSC.framework  DWORD/LONG = 32-bit, handles = int32, SCARD_READERSTATE packed
 //   Windows winscard.dll  DWORD/LONG = 32-bit, handles = ULONG_PTR, ANSI `…A` entry points, rgbAtr[36]
@@ -56,7 +57,70 @@ export interface Winscard {
   status(card: Handle): CardStatus;
 }
 
-type Platform = 'linux' | 'darwin' | 'win32';
+export type Platform = 'linux' | 'darwin' | 'win32';
+
+/**
+ * The C types of each platform's PC/SC headers, as koffi names them. Only Linux uses
+ * `long` (its width follows the machine, as pcsc-lite's does); the others use
+ * fixed-width names, so their layout is the same whichever machine computes it.
+ */
+export const PCSC_TYPES = {
+  linux: { DWORD: 'unsigned long', LONG: 'long', HANDLE: 'long', atrSize: 33, packed: false },
+  darwin: { DWORD: 'uint32_t', LONG: 'int32_t', HANDLE: 'int32_t', atrSize: 33, packed: true },
+  win32: { DWORD: 'uint32_t', LONG: 'int32_t', HANDLE: 'uintptr_t', atrSize: 36, packed: false },
+} as const;
+
+function structTypes(koffi: Koffi, platform: Platform) {
+  const t = PCSC_TYPES[platform];
+  const stateFields = {
+    szReader: 'const char *',
+    pvUserData: 'void *',
+    dwCurrentState: t.DWORD,
+    dwEventState: t.DWORD,
+    cbAtr: t.DWORD,
+    rgbAtr: koffi.array('uint8_t', t.atrSize, 'Array'),
+  };
+  return {
+    READERSTATE: t.packed ? koffi.pack(stateFields) : koffi.struct(stateFields),
+    IO_REQUEST: koffi.struct({ dwProtocol: t.DWORD, cbPciLength: t.DWORD }),
+  };
+}
+
+/** Sizes and offsets, in bytes, of what the driver hands the PC/SC library. */
+export interface PcscLayout {
+  DWORD: number;
+  LONG: number;
+  SCARDHANDLE: number;
+  SCARDCONTEXT: number;
+  SCARD_READERSTATE: { size: number; szReader: number; pvUserData: number; dwCurrentState: number; dwEventState: number; cbAtr: number; rgbAtr: number; rgbAtrLength: number };
+  SCARD_IO_REQUEST: { size: number; dwProtocol: number; cbPciLength: number };
+}
+
+/** The layout koffi gives the driver's declarations for a platform (Linux's: at this machine's word size). */
+export function pcscLayout(platform: Platform): PcscLayout {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const koffi = require('koffi') as Koffi;
+  const t = PCSC_TYPES[platform];
+  const { READERSTATE, IO_REQUEST } = structTypes(koffi, platform);
+  const at = (type: TypeObject, field: string) => koffi.offsetof(type, field);
+  return {
+    DWORD: koffi.sizeof(t.DWORD),
+    LONG: koffi.sizeof(t.LONG),
+    SCARDHANDLE: koffi.sizeof(t.HANDLE),
+    SCARDCONTEXT: koffi.sizeof(t.HANDLE),
+    SCARD_READERSTATE: {
+      size: koffi.sizeof(READERSTATE),
+      szReader: at(READERSTATE, 'szReader'),
+      pvUserData: at(READERSTATE, 'pvUserData'),
+      dwCurrentState: at(READERSTATE, 'dwCurrentState'),
+      dwEventState: at(READERSTATE, 'dwEventState'),
+      cbAtr: at(READERSTATE, 'cbAtr'),
+      rgbAtr: at(READERSTATE, 'rgbAtr'),
+      rgbAtrLength: t.atrSize,
+    },
+    SCARD_IO_REQUEST: { size: koffi.sizeof(IO_REQUEST), dwProtocol: at(IO_REQUEST, 'dwProtocol'), cbPciLength: at(IO_REQUEST, 'cbPciLength') },
+  };
+}
 
 const DEFAULT_LIBRARY: Record<Platform, string> = {
   linux: 'libpcsclite.so.1',
@@ -113,20 +177,8 @@ export function loadWinscard(library?: string): Winscard {
   const path = library ?? DEFAULT_LIBRARY[platform];
   const lib = koffi.load(path);
   const win = platform === 'win32';
-  const DWORD = platform === 'linux' ? 'unsigned long' : 'uint32_t';
-  const LONG = platform === 'linux' ? 'long' : 'int32_t';
-  const HANDLE = platform === 'linux' ? 'long' : platform === 'win32' ? 'uintptr_t' : 'int32_t';
-  const atrSize = win ? 36 : 33;
-  const stateFields = {
-    szReader: 'const char *',
-    pvUserData: 'void *',
-    dwCurrentState: DWORD,
-    dwEventState: DWORD,
-    cbAtr: DWORD,
-    rgbAtr: koffi.array('uint8_t', atrSize, 'Array'),
-  };
-  const READERSTATE = platform === 'darwin' ? koffi.pack(stateFields) : koffi.struct(stateFields);
-  const IO_REQUEST = koffi.struct({ dwProtocol: DWORD, cbPciLength: DWORD });
+  const { DWORD, LONG, HANDLE, atrSize } = PCSC_TYPES[platform];
+  const { READERSTATE, IO_REQUEST } = structTypes(koffi, platform);
   const pciLength = koffi.sizeof(IO_REQUEST);
   // The send PCI of each protocol, encoded once (koffi takes a buffer wherever a pointer goes).
   const pci = new Map<number, Buffer>();

@@ -12,7 +12,7 @@ import {
 } from '../../ccid/descriptor';
 import * as M from '../../ccid/messages';
 import { T1Protocol } from '../../ccid/t1';
-import { bitRate, ppsRequest, protocolDataStructure, readAtrProtocolBytes } from '../../ccid/parameters';
+import { bitRate, ifscFromAtr, ppsRequest, protocolDataStructure, readAtrProtocolBytes } from '../../ccid/parameters';
 import { guardNodeUsbRejections, loadSystemWebUsb } from './transport';
 import { viewBytes, type UsbConnectionEventLike, type UsbDeviceLike, type UsbInterfaceLike, type WebUsbLike } from './webusb';
 
@@ -382,6 +382,9 @@ class UsbCcidDriver implements Driver {
           if (++extensions > this.maxTimeExtensions) {
             throw new ScError('TIMEOUT', `the reader asked for more time ${this.maxTimeExtensions} times for one command (time extension, bStatus 0x80) and never answered: the card seems stuck; remove it or reset it`);
           }
+          // The manager's deadline for this call moves too: we wait up to one more read for the answer.
+          const key = reader.slots[m.bSlot]?.key;
+          if (key) this.sink?.timeExtension?.(key, this.readTimeoutMs);
           continue;
         }
         if (st.commandStatus === 'failed' && !opts.allowFailure) throw slotFailure(m, st.iccStatus);
@@ -461,6 +464,8 @@ class UsbCcidDriver implements Driver {
     }
     // The card runs at TA1's rate if the reader did PPS itself, the card is in specific mode (TA2), or our PPS succeeds.
     const a = readAtrProtocolBytes(atr);
+    const ifsc = ifscFromAtr(a);
+    if (protocol === 1 && ifsc.note) this.log('info', `${key}: ${ifsc.note}`);
     const readerNegotiates = (d.dwFeatures & (CCID_FEATURES.AUTO_PPS | CCID_FEATURES.AUTO_PARAMETER_NEGOTIATION)) !== 0;
     let useTa1 = readerNegotiates || a.ta2 !== undefined;
     if (!useTa1 && reader.level === 'tpdu' && a.ta1 !== undefined && a.ta1 !== 0x11) useTa1 = await this.pps(key, reader, slot, protocol, a.ta1);
@@ -476,10 +481,11 @@ class UsbCcidDriver implements Driver {
     if (protocol === 1 && reader.level === 'tpdu') {
       const ifsd = Math.min(254, d.dwMaxIFSD || 254);
       const t1 = new T1Protocol((block, wtx) => this.xfrT1Block(reader, slot, block, wtx), {
-        ifsc: a.t1ta ?? 32,
+        ifsc: ifsc.ifsc,
         ifsd: 32,
         edc: ((a.t1tc ?? 0) & 1) ? 'crc' : 'lrc',
         onEvent: (e) => this.log('trace', `${key} T=1: ${e}`),
+        onWtx: () => this.sink?.timeExtension?.(key, this.readTimeoutMs),
       });
       slot.t1 = t1;
       if (!(d.dwFeatures & CCID_FEATURES.AUTO_IFSD)) await t1.negotiateIfsd(ifsd);

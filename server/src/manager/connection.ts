@@ -1,0 +1,235 @@
+// A client's handle on a reader (SCARDHANDLE): share mode, protocol, and what
+// happened to the card since the client last used it. Like pcsc-lite, a reset
+// by someone else (SCARD_W_RESET_CARD) or a removal (SCARD_W_REMOVED_CARD) is
+// reported once to this handle, before anything is sent; a reconnect (`reset`)
+// takes the card as it is now. Every operation runs in the reader's gate.
+
+import type { PowerMode, Protocol } from '../drivers/driver';
+import type { ShareMode } from '../protocol';
+import type { ExchangeEntry } from '../protocol';
+import { ScError } from '../util/errors';
+import { concatBytes } from '../util/hex';
+import type { GateCallOptions } from './gate';
+import type { ReaderEntry, ReaderManager, TransmitOptions, TransmitResult } from './manager';
+import { nextT0Step, toT0Tpdu } from './t0';
+
+export type Disposition = 'leave' | 'reset' | 'unpower' | 'eject';
+
+/** Options of one control command (SCardControl) on a connection. */
+export interface ControlOptions {
+  /** Abandons the command (the run was cancelled); checked before anything is sent. */
+  signal?: AbortSignal;
+  /** This command's time-out (ms) instead of the manager's (script `set timeout`). */
+  timeoutMs?: number;
+  /** A floor under the time-out: a pinpad's VERIFY waits for the person at the keypad. */
+  minTimeoutMs?: number;
+}
+
+export class Connection {
+  private closed: ScError | null = null;
+  /** The gate's insertion and reset counters as this connection last saw them. */
+  private insertions = 0;
+  private resets = 0;
+  /** Its transaction went with the card: the script's own `end` is then quiet. */
+  private lostTransaction = false;
+
+  constructor(
+    private readonly manager: ReaderManager,
+    private readonly r: ReaderEntry,
+    readonly id: number,
+    readonly share: ShareMode,
+    readonly requestedProtocol?: Protocol,
+    /** The client's abort signal (a script run): every call of this connection hears it. */
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  get readerName(): string { return this.r.name; }
+  get protocol(): Protocol | undefined { return this.r.card.protocol; }
+  get atr(): Uint8Array | undefined { return this.r.card.atr; }
+
+  /** Marks the connection unusable (reader gone). */
+  invalidate(code: 'CARD_REMOVED' | 'READER_UNAVAILABLE', message: string): void {
+    if (!this.closed) this.closed = new ScError(code, message);
+  }
+
+  /** The card went while this connection held the transaction. */
+  transactionLost(): void { this.lostTransaction = true; }
+
+  close(): void {
+    if (!this.closed) this.closed = new ScError('BAD_REQUEST', 'The connection is closed.');
+    this.manager.connectionClosed(this.r, this);
+  }
+
+  /** Takes the card as it is now: nothing to report (connect, reconnect, this connection's own power changes). */
+  seen(): void {
+    this.insertions = this.r.gate.insertions;
+    this.resets = this.r.gate.resets;
+  }
+
+  /** Before a command: the connection is open, and a removal or someone else's reset is reported once. */
+  private check(): void {
+    if (this.closed) throw this.closed;
+    const { gate, card, name } = this.r;
+    if (!card.present) throw new ScError('CARD_REMOVED', `The card was removed from '${name}'.`);
+    if (gate.insertions !== this.insertions) {
+      this.seen();
+      throw new ScError('CARD_REMOVED', `The card in '${name}' was removed and a card inserted since this connection last used it; the command was not sent. Reconnect (script \`reset\` or \`connect\`) to go on.`);
+    }
+    if (gate.resets !== this.resets) {
+      this.seen();
+      throw new ScError('CARD_RESET', `The card in '${name}' was reset by another client (the Readers view or another script) since this connection last used it: what was set up on it (a verified PIN, a selected application) is gone. The command was not sent; reset or connect again to go on.`);
+    }
+  }
+
+  private call(opts: GateCallOptions): GateCallOptions {
+    return opts.signal || !this.signal ? opts : { ...opts, signal: this.signal };
+  }
+
+  private armIfOwner(): void {
+    if (this.r.gate.queue.owner === this.id) this.manager.armTransactionTimer(this.r);
+  }
+
+  /** SCardTransmit with the T=0 rules applied (case 4, 61xx, 6Cxx), each step logged. */
+  transmit(apdu: Uint8Array, opts: TransmitOptions = {}): Promise<TransmitResult> {
+    // No async wrapper: this runs for every APDU.
+    return this.r.gate.queue.run(this.id, () => {
+      this.check();
+      this.armIfOwner();
+      return this.transmitLocked(apdu, this.call(opts));
+    });
+  }
+
+  private async transmitLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
+    // What this connection's own calls do to the card (a power-up, an abandoned exchange) is not news to it.
+    try {
+      return await this.exchangeLocked(apdu, opts);
+    } finally {
+      this.seen();
+    }
+  }
+
+  private async exchangeLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
+    if (apdu.length < 4) throw new ScError('BAD_REQUEST', `A command APDU has at least 4 bytes (CLA INS P1 P2); this one has ${apdu.length}.`);
+    const r = this.r;
+    if (!r.card.powered) await this.manager.powerUp(r, 'cold', this.requestedProtocol, opts);
+    const t0 = r.card.protocol === 0;
+    let command = t0 ? toT0Tpdu(apdu) : apdu;
+    const { entry: first, raw: firstRaw } = await this.manager.exchange(r, command, opts, opts.auto);
+    const exchanges: ExchangeEntry[] = [first];
+    let last = firstRaw;
+    if (!t0 || !(opts.getResponse ?? true)) return { response: last, sw: swOf(last), exchanges };
+
+    const parts: Uint8Array[] = [];
+    for (let guard = 0; guard < 256; guard++) {
+      const step = nextT0Step(apdu[0], command, last);
+      if (!step) break;
+      if (step.auto === 'getResponse') parts.push(last.subarray(0, last.length - 2));
+      command = step.command;
+      const e = await this.manager.exchange(r, command, opts, step.auto, first.seq);
+      exchanges.push(e.entry);
+      last = e.raw;
+    }
+    parts.push(last);
+    const response = parts.length === 1 ? last : concatBytes(...parts);
+    return { response, sw: swOf(response), exchanges };
+  }
+
+  /**
+   * Cold or warm reset (SCardReconnect with SCARD_UNPOWER_CARD / SCARD_RESET_CARD):
+   * also how a connection takes a new card or someone else's reset and goes on.
+   */
+  reset(mode: PowerMode = 'warm'): Promise<Uint8Array> {
+    return this.r.gate.queue.run(this.id, async () => {
+      if (this.closed) throw this.closed;
+      if (!this.r.card.present) throw new ScError('NO_CARD', `No card in '${this.r.name}'. Insert a card and try again.`);
+      this.armIfOwner();
+      const call = this.call({});
+      try {
+        if (mode === 'cold') await this.manager.powerDown(this.r, call);
+        await this.manager.powerUp(this.r, mode, this.requestedProtocol, call);
+      } finally {
+        this.seen();
+      }
+      return this.r.card.atr!;
+    });
+  }
+
+  /** Removes power from the card (SCardDisconnect's SCARD_UNPOWER_CARD, keeping the connection). */
+  powerOff(): Promise<void> {
+    return this.r.gate.queue.run(this.id, async () => {
+      if (this.closed) throw this.closed;
+      this.armIfOwner();
+      try { await this.manager.powerDown(this.r, this.call({})); } finally { this.seen(); }
+    });
+  }
+
+  /** SCardControl on this connection, under the same deadline and Cancel as transmit. */
+  control(code: number, data: Uint8Array, opts: ControlOptions = {}): Promise<Uint8Array> {
+    return this.r.gate.queue.run(this.id, () => {
+      this.check();
+      this.armIfOwner();
+      return this.r.gate.control(code, data, this.call(opts));
+    });
+  }
+
+  /** SCardBeginTransaction: in the reader's queue, and in the driver when it has one (PC/SC). */
+  beginTransaction(opts: ControlOptions = {}): Promise<void> {
+    return this.r.gate.queue.run(this.id, async () => {
+      this.check();
+      const q = this.r.gate.queue;
+      if (q.owner === this.id) { q.depth++; this.armIfOwner(); return; }
+      await this.r.gate.beginTransaction(this.call(opts));
+      q.owner = this.id;
+      q.depth = 1;
+      this.lostTransaction = false;
+      this.manager.armTransactionTimer(this.r);
+    });
+  }
+
+  endTransaction(disposition: Disposition = 'leave'): Promise<void> {
+    return this.r.gate.queue.run(this.id, async () => {
+      const q = this.r.gate.queue;
+      if (q.owner !== this.id) {
+        // The card or reader went away and took the transaction with it.
+        if (this.closed || this.lostTransaction) { this.lostTransaction = false; return; }
+        throw new ScError('BAD_REQUEST', 'This connection holds no transaction to end.');
+      }
+      await this.applyDisposition(disposition);
+      if (--q.depth > 0) return;
+      try {
+        await this.r.gate.endDriverTransaction();
+      } finally {
+        this.manager.transactionEnded(this.r);
+      }
+    });
+  }
+
+  /** SCardDisconnect with what to do with the card. */
+  async disconnect(disposition: Disposition = 'leave'): Promise<void> {
+    if (this.closed) { this.manager.connectionClosed(this.r, this); return; }
+    try {
+      await this.r.gate.queue.run(this.id, () => this.applyDisposition(disposition));
+    } finally {
+      this.close();
+    }
+  }
+
+  /** What to do with the card at the end (no abort signal: a cancelled run still leaves the card as asked). */
+  private async applyDisposition(disposition: Disposition): Promise<void> {
+    if (!this.r.card.present || this.r.removed) return;
+    try {
+      switch (disposition) {
+        case 'leave': return;
+        case 'reset': await this.manager.powerUp(this.r, 'warm', this.requestedProtocol); return;
+        case 'unpower': await this.manager.powerDown(this.r); return;
+        case 'eject': await this.r.gate.eject(); return;
+      }
+    } finally {
+      this.seen();
+    }
+  }
+}
+
+function swOf(response: Uint8Array): number {
+  return (response[response.length - 2] << 8) | response[response.length - 1];
+}

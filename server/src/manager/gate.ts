@@ -1,0 +1,294 @@
+// One gate per reader, between the manager and the Driver (design: "Where the
+// helper grows next"). Every driver call for the reader passes through it —
+// power, protocol, transmit, control, transactions — so the rules are the same
+// for all of them:
+// - the FIFO and the transaction owner (queue.ts);
+// - the abort, checked before the call is made (a cancelled run sends nothing);
+// - a deadline on every call, extended by the reader's time extensions; a call
+//   abandoned by either has its late result consumed (no unhandled rejection;
+//   a late transaction grant is handed back);
+// - the insertion and reset counters that connections compare with to report
+//   REMOVED_CARD / RESET_CARD once;
+// - the driver-side transaction (SCardBeginTransaction), ended on every path
+//   that releases the queue's transaction.
+
+import type { Driver, LogLevel } from '../drivers/driver';
+import { ScError, asScError } from '../util/errors';
+import { ReaderQueue } from './queue';
+
+export interface GateCallOptions {
+  /** The caller gives up when this aborts (a cancelled run). */
+  signal?: AbortSignal;
+  /** This call's time-out instead of the manager's exchange time-out. */
+  timeoutMs?: number;
+  /** A floor under whichever time-out applies (a pinpad waits for a person typing). */
+  minTimeoutMs?: number;
+}
+
+/** What the gate needs from the manager. */
+export interface GateHost {
+  readonly name: string;
+  exchangeTimeoutMs(): number;
+  log(level: LogLevel, message: string): void;
+  /** A call on the card was abandoned: its state is unknown (powered up again on next use). */
+  cardStateLost(): void;
+}
+
+/** What a driver call is, for errors and whether abandoning it leaves the card in an unknown state. */
+export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release';
+
+interface PendingCall {
+  kind: CallKind;
+  deadline: number;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  fail(err: ScError): void;
+}
+
+export class ReaderGate {
+  readonly queue = new ReaderQueue();
+  /** Bumped on every insertion and removal: a connection to an earlier card can tell. */
+  insertions = 1;
+  /** Bumped on every power-up, reset, power-off and abandoned card call: other connections' card state is gone. */
+  resets = 0;
+  /** The driver granted a transaction (SCardBeginTransaction) that has not been ended yet. */
+  private driverTransaction = false;
+  /** Driver-side ends under way, so shutdown can wait for them. */
+  private readonly ending = new Set<Promise<void>>();
+  /** Calls racing their deadline; one timer for all (usually 0 or 1 call). */
+  private readonly pending: PendingCall[] = [];
+  private deadlineTimer?: NodeJS.Timeout;
+  private timerAt = 0;
+  /** The abort signal listened to (one listener per run, not per call). */
+  private watchedSignal?: AbortSignal;
+  private onAbort?: () => void;
+
+  constructor(readonly driver: Driver, readonly key: string, private readonly host: GateHost) {}
+
+  // ------------------------------------------------------------ driver calls
+
+  transmit(command: Uint8Array, protocol: 0 | 1, opts?: GateCallOptions): Promise<Uint8Array> {
+    return this.call('transmit', () => this.driver.transmit(this.key, command, protocol), opts);
+  }
+
+  powerOn(mode: 'cold' | 'warm', opts?: GateCallOptions): Promise<Uint8Array> {
+    return this.call('powerOn', () => { this.resets++; return this.driver.powerOn(this.key, mode); }, opts);
+  }
+
+  powerOff(opts?: GateCallOptions): Promise<void> {
+    return this.call('powerOff', () => { this.resets++; return this.driver.powerOff(this.key); }, opts);
+  }
+
+  setProtocol(protocol: 0 | 1, atr: Uint8Array, opts?: GateCallOptions): Promise<void> {
+    return this.call('setProtocol', () => this.driver.setProtocol(this.key, protocol, atr), opts);
+  }
+
+  control(code: number, data: Uint8Array, opts?: GateCallOptions): Promise<Uint8Array> {
+    return this.call('control', () => this.driver.control(this.key, code, data), opts);
+  }
+
+  eject(opts?: GateCallOptions): Promise<void> {
+    const eject = this.driver.eject;
+    if (!eject) return Promise.reject(new ScError('NOT_SUPPORTED', `'${this.host.name}' cannot eject cards.`));
+    return this.call('eject', () => { this.resets++; return eject.call(this.driver, this.key); }, opts);
+  }
+
+  /** The ATR of a card the platform already powered (pcscd), read from the driver's cache: no I/O. */
+  passiveAtr(): Uint8Array | undefined {
+    return this.driver.passiveAtr?.(this.key);
+  }
+
+  /** Does the driver hold a system-side connection it can let go of (Driver.release)? */
+  get canRelease(): boolean {
+    return !!this.driver.release;
+  }
+
+  /** The driver lets go of its system-side connection, leaving the card as it is (SCARD_LEAVE_CARD). */
+  release(opts?: GateCallOptions): Promise<void> {
+    const release = this.driver.release;
+    if (!release) return Promise.resolve();
+    return this.call('release', () => release.call(this.driver, this.key), opts);
+  }
+
+  /** The system-side transaction, when the driver has one (PC/SC). */
+  async beginTransaction(opts?: GateCallOptions): Promise<void> {
+    const begin = this.driver.beginTransaction;
+    if (!begin || this.driverTransaction) return;
+    await this.call('beginTransaction', () => begin.call(this.driver, this.key), opts, () => {
+      // Granted after the caller gave up: hand it back at once, or every other application stays blocked.
+      this.host.log('warn', `${this.host.name}: the system granted a transaction after its caller gave up; ending it`);
+      this.driverTransaction = true;
+      this.track(this.endDriverTransaction());
+    });
+    this.driverTransaction = true;
+  }
+
+  /** Ends the system-side transaction if one is held (the owner's `transaction end`). */
+  endDriverTransaction(): Promise<void> {
+    if (!this.driverTransaction) return Promise.resolve();
+    this.driverTransaction = false;
+    const end = this.driver.endTransaction;
+    if (!end) return Promise.resolve();
+    return this.call('endTransaction', () => end.call(this.driver, this.key, 'leave'));
+  }
+
+  /**
+   * The queue's transaction ends without its owner's `end` (disconnect, idle
+   * release, card or reader gone, shutdown): the driver's transaction ends first,
+   * ahead of everyone waiting, then the others get in.
+   */
+  releaseTransaction(): void {
+    this.queue.owner = null;
+    this.queue.depth = 0;
+    if (this.driverTransaction) this.track(this.queue.runFirst(0, () => this.endDriverTransaction()));
+    this.queue.release();
+  }
+
+  /** Keeps a driver-side end for shutdown to wait on; its failure is logged (the card or reader may be gone). */
+  private track(p: Promise<void>): void {
+    const q = p.catch((e) => this.host.log('debug', `${this.host.name}: ending the system transaction: ${asScError(e).message}`));
+    this.ending.add(q);
+    void q.finally(() => this.ending.delete(q));
+  }
+
+  /** Resolves when no driver-side end is under way (shutdown waits for this). */
+  async settled(): Promise<void> {
+    while (this.ending.size) await Promise.allSettled([...this.ending]);
+  }
+
+  /** The reader asked for more time for the call in flight (CCID time extension, T=1 S(WTX)). */
+  timeExtension(ms: number): void {
+    if (!this.pending.length || !(ms > 0)) return;
+    const until = performance.now() + ms;
+    for (const call of this.pending) if (call.deadline < until) call.deadline = until;
+    // The timer fires at the earliest old deadline and waits again for the extended ones.
+  }
+
+  // ------------------------------------------------------------ deadline and abort
+
+  /**
+   * Makes one driver call under the caller's abort signal and a deadline. The
+   * abort is checked before the call: a cancelled run sends nothing. A call
+   * abandoned (deadline, abort) keeps running in the driver; its late result is
+   * consumed here (`onLateSuccess` for a result that must be undone).
+   */
+  call<T>(kind: CallKind, fn: () => Promise<T>, opts: GateCallOptions = {}, onLateSuccess?: (value: T) => void): Promise<T> {
+    const { signal } = opts;
+    if (signal?.aborted) return Promise.reject(this.cancelledError(kind, false));
+    let p: Promise<T>;
+    try { p = fn(); } catch (e) { p = Promise.reject(e); }
+    const timeoutMs = Math.max(opts.timeoutMs !== undefined && opts.timeoutMs > 0 ? opts.timeoutMs : this.host.exchangeTimeoutMs(), opts.minTimeoutMs ?? 0);
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const call: PendingCall = {
+        kind, deadline: performance.now() + timeoutMs, timeoutMs, signal,
+        fail: (err) => {
+          if (settled) return;
+          settled = true;
+          this.unlist(call);
+          if (spoilsCard(kind)) {
+            // The card's state is unknown now: for every other connection it is as good as reset.
+            this.resets++;
+            this.host.cardStateLost();
+          }
+          this.host.log('warn', `${this.host.name}: ${err.message}`);
+          reject(err);
+        },
+      };
+      this.pending.push(call);
+      this.armTimer(call.deadline);
+      if (signal && this.watchedSignal !== signal) this.watchSignal(signal);
+      p.then((value) => {
+        if (settled) {
+          this.host.log('debug', `${this.host.name}: late ${kind} answer dropped`);
+          onLateSuccess?.(value);
+          return;
+        }
+        settled = true;
+        this.unlist(call);
+        resolve(value);
+      }, (e) => {
+        if (settled) {
+          this.host.log('debug', `${this.host.name}: late ${kind} failure dropped: ${asScError(e).message}`);
+          return;
+        }
+        settled = true;
+        this.unlist(call);
+        reject(e);
+      });
+    });
+  }
+
+  private unlist(call: PendingCall): void {
+    const i = this.pending.indexOf(call);
+    if (i >= 0) {
+      this.pending[i] = this.pending[this.pending.length - 1];
+      this.pending.pop();
+    }
+    if (this.pending.length === 0) this.deadlineTimer?.unref(); // nothing to wait for: keeps no process alive
+  }
+
+  /** The reader's one deadline timer fires no later than `deadline` (and is kept if it fires sooner). */
+  private armTimer(deadline: number): void {
+    if (this.deadlineTimer && this.timerAt <= deadline) { this.deadlineTimer.ref(); return; }
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.timerAt = deadline;
+    // Node fires a longer timer at once: a far deadline is checked at the longest delay and re-armed.
+    this.deadlineTimer = setTimeout(() => this.checkDeadlines(), Math.min(MAX_TIMER_MS, Math.max(0, deadline - performance.now())));
+  }
+
+  /** The deadline timer fired: fail the calls that are overdue, wait again for the others. */
+  private checkDeadlines(): void {
+    this.deadlineTimer = undefined;
+    if (!this.pending.length) return;
+    const now = performance.now();
+    let next = Infinity;
+    for (const call of [...this.pending]) {
+      if (call.deadline <= now + 1) call.fail(this.timeoutError(call));
+      else next = Math.min(next, call.deadline);
+    }
+    if (next !== Infinity) this.armTimer(next);
+  }
+
+  private timeoutError(call: PendingCall): ScError {
+    const { kind } = call;
+    const name = this.host.name;
+    const ms = `${call.timeoutMs} ms`;
+    switch (kind) {
+      case 'control':
+        return new ScError('TIMEOUT', `The reader '${name}' did not answer the control command within ${ms}; check the reader, then try again.`);
+      case 'beginTransaction':
+        return new ScError('TIMEOUT', `The system did not grant a transaction on '${name}' within ${ms}; another application holds the card.`);
+      case 'endTransaction':
+        return new ScError('TIMEOUT', `The system did not end the transaction on '${name}' within ${ms}.`);
+      case 'powerOn':
+        return new ScError('TIMEOUT', `The card in '${name}' did not answer the power-up (ATR) within ${ms}; remove and reinsert it if it stays silent.`);
+      default:
+        return new ScError('TIMEOUT', `The card in '${name}' did not answer within ${ms}; it will be powered up again on next use (remove and reinsert it if it stays silent).`);
+    }
+  }
+
+  /** Listens to a run's abort signal (instead of the last one) to abandon the calls made under it. */
+  private watchSignal(signal: AbortSignal): void {
+    if (this.watchedSignal && this.onAbort) this.watchedSignal.removeEventListener('abort', this.onAbort);
+    this.onAbort ??= () => {
+      for (const call of [...this.pending]) if (call.signal?.aborted) call.fail(this.cancelledError(call.kind, true));
+    };
+    this.watchedSignal = signal;
+    signal.addEventListener('abort', this.onAbort);
+  }
+
+  private cancelledError(kind: CallKind, inFlight: boolean): ScError {
+    const name = this.host.name;
+    if (!inFlight) return new ScError('CANCELLED', `The run was cancelled; nothing more was sent to '${name}'.`);
+    return new ScError('CANCELLED', kind === 'transmit' || kind === 'powerOn'
+      ? `The run was cancelled while the card in '${name}' was answering; it will be powered up again on next use.`
+      : `The run was cancelled while '${name}' was answering.`);
+  }
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function spoilsCard(kind: CallKind): boolean {
+  return kind === 'transmit' || kind === 'powerOn' || kind === 'powerOff' || kind === 'setProtocol';
+}

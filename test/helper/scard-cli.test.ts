@@ -1,0 +1,167 @@
+// The `scard` command's contract, spawned as users run it (bin/scard.js → out/cli.js):
+// unknown options and bad values exit 2 with the usage line; help exits 0; invalid
+// ATRs exit non-zero; an interrupted run says so and exits 130 (SIGINT) / 143
+// (SIGTERM), never "passed"; an ambiguous --reader glob is refused with the matches.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { freePort } from '../support/net';
+
+const SCARD = path.resolve('bin/scard.js');
+let dir: string;
+let hello: string;
+
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scard-cli-'));
+  hello = path.join(dir, 'hello.apdu');
+  fs.writeFileSync(hello, '00 84 00 00 08 => * 90 00\n');
+});
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function scard(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [SCARD, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, SCARD_PIN: '' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const USAGE = /^usage:$/m;
+
+test('unknown options and options of another command exit 2 with the usage line', () => {
+  for (const args of [
+    ['run', 'HELLO', '--raeder', 'foo'],
+    ['--raeder', 'foo', 'run', 'HELLO'],
+    ['readers', '-x'],
+    ['atr', '3B00', '--watch'],
+    ['run', 'HELLO', '--json=yes'],
+    ['readers', '--reader'],
+  ]) {
+    const r = scard(...args.map((a) => (a === 'HELLO' ? hello : a)));
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, USAGE, args.join(' '));
+    assert.match(r.stderr, /^scard: /m, args.join(' '));
+    assert.doesNotMatch(r.stdout, /passed/, args.join(' '));
+  }
+  assert.match(scard('run', hello, '--raeder', 'foo').stderr, /unknown option '--raeder'/);
+  assert.match(scard('atr', '3B00', '--watch').stderr, /'--watch' is not an option of 'scard atr'/);
+  assert.match(scard('run', hello, '--json=yes').stderr, /'--json' takes no value/);
+});
+
+test('help: --help, -h and help exit 0 with the usage on stdout; no command exits 2', () => {
+  for (const args of [['--help'], ['-h'], ['help'], ['run', '--help'], ['atr', '-h']]) {
+    const r = scard(...args);
+    assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stdout, USAGE, args.join(' '));
+  }
+  const none = scard();
+  assert.equal(none.status, 2);
+  assert.match(none.stderr, USAGE);
+});
+
+test('bad values exit 2 with the usage line: --card, --simulator-pin (4–12 digits), --vpcd, --wait-card', () => {
+  for (const args of [
+    ['--card', 'T=2'],
+    ['--simulator-pin', 'abc'],
+    ['--simulator-pin', '123'],
+    ['--simulator-pin', '1234567890123'],
+    ['--simulator-pin', '12 34'],
+    ['--vpcd', 'x'],
+    ['--wait-card', '-5'],
+  ]) {
+    const r = scard('run', hello, ...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, USAGE, args.join(' '));
+    assert.doesNotMatch(r.stdout, /passed/, args.join(' '));
+  }
+  assert.match(scard('run', hello, '--simulator-pin', 'abc').stderr, /4 to 12 digits/);
+  assert.doesNotMatch(scard('run', hello, '--simulator-pin', 'abc').stderr, /abc/, 'the rejected PIN is not echoed');
+  for (const pin of ['1234', '123456789012']) assert.equal(scard('run', hello, '--simulator-pin', pin).status, 0, pin);
+});
+
+test('scard atr: an invalid ATR (TS 00, wrong TCK, truncated) exits 1 saying why; over 33 bytes exits 2', () => {
+  const good = scard('atr', '3B8B8131FE458031E0F7F0574244454D4FC0');
+  assert.equal(good.status, 0, good.stderr);
+  for (const [atr, why] of [
+    ['00', /TS is 00/],
+    ['3B8B8131FE458031E0F7F0574244454D4FC1', /TCK is C1/],
+    ['3B0212', /truncated/],
+  ] as const) {
+    for (const json of [false, true]) {
+      const r = scard('atr', atr, ...(json ? ['--json'] : []));
+      assert.equal(r.status, 1, `${atr}: ${r.stderr}`);
+      assert.match(r.stderr, /^scard: the ATR is not valid: /m, atr);
+      assert.match(r.stderr, why, atr);
+      if (json) assert.ok(JSON.parse(r.stdout).errors.length > 0, 'the JSON still carries the decode and its errors');
+    }
+  }
+  const long = scard('atr', '3B' + '00'.repeat(33));
+  assert.equal(long.status, 2, long.stderr);
+  assert.match(long.stderr, /at most 33 bytes.*34/);
+  assert.match(long.stderr, USAGE);
+});
+
+test('a failure names the line once: file:12: expected …, not file:12: line 12: …', () => {
+  const r = scard('run', path.resolve('examples/fails-on-purpose.apdu'));
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /fails-on-purpose\.apdu:12: expected/);
+  assert.doesNotMatch(r.stderr, /:12: line 12/);
+});
+
+/** Starts a long run, sends `signal` after its first trace line, and returns how it ended. */
+async function interrupted(script: string, signal: NodeJS.Signals, json = false): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  const file = path.join(dir, `long-${signal}-${json}.apdu`);
+  fs.writeFileSync(file, script);
+  const child = spawn(process.execPath, [SCARD, 'run', file, ...(json ? ['--json'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let sent = false;
+  child.stderr!.on('data', (d) => { stderr += d; });
+  readline.createInterface({ input: child.stdout! }).on('line', (l) => {
+    stdout += l + '\n';
+    if (!sent && /> |"exchange"/.test(l)) { sent = true; child.kill(signal); }
+  });
+  const deadline = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const [code, sig] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+  clearTimeout(deadline);
+  assert.ok(sent, `the run printed a trace line before ending: ${stdout.slice(0, 300)} ${stderr}`);
+  return { code, signal: sig, stdout, stderr };
+}
+
+test('SIGINT during a long run: "interrupted", exit 130, never "passed"', async () => {
+  const r = await interrupted('repeat 100000\n00 84 00 00 08\nend\n', 'SIGINT');
+  assert.equal(r.code, 130, `${r.signal} ${r.stderr}`);
+  assert.match(r.stderr, /interrupted \(SIGINT\)/);
+  assert.doesNotMatch(r.stdout + r.stderr, /passed/);
+});
+
+test('SIGTERM during a delay: "interrupted", exit 143, never "passed"; --json ends with an interrupted result', async () => {
+  const r = await interrupted('00 84 00 00 08\ndelay 60000\n00 84 00 00 08\n', 'SIGTERM');
+  assert.equal(r.code, 143, `${r.signal} ${r.stderr}`);
+  assert.match(r.stderr, /interrupted \(SIGTERM\)/);
+  assert.doesNotMatch(r.stdout + r.stderr, /passed/);
+  const j = await interrupted('00 84 00 00 08\ndelay 60000\n', 'SIGTERM', true);
+  assert.equal(j.code, 143, j.stderr);
+  const result = JSON.parse(j.stdout.trim().split('\n').pop()!);
+  assert.equal(result.kind, 'result');
+  assert.equal(result.ok, false);
+  assert.equal(result.interrupted, 'SIGTERM');
+});
+
+test('--reader: an exact name works; a glob matching several readers is refused with the matches, from the option and from a script connect', async () => {
+  const port = String(await freePort());
+  const exact = scard('run', hello, '--reader', 'Workbench Simulator 00 00', '--vpcd', port);
+  assert.equal(exact.status, 0, exact.stderr);
+  const one = scard('run', hello, '--reader', 'workbench*', '--vpcd', port);
+  assert.equal(one.status, 0, one.stderr);
+  const ambiguous = scard('run', hello, '--reader', '*', '--vpcd', port);
+  assert.equal(ambiguous.status, 1, ambiguous.stderr);
+  assert.match(ambiguous.stderr, /'\*' matches 2 readers: 'Workbench Simulator 00 00', 'Virtual PCD [^']*'/);
+  assert.doesNotMatch(ambiguous.stdout, /passed/);
+  const inScript = path.join(dir, 'connect.apdu');
+  fs.writeFileSync(inScript, 'connect "*"\n00 84 00 00 08\n');
+  const fromScript = scard('run', inScript, '--vpcd', port);
+  assert.equal(fromScript.status, 1, fromScript.stderr);
+  assert.match(fromScript.stderr, /connect\.apdu:1: .*'\*' matches 2 readers/);
+});

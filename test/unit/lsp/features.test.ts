@@ -1,0 +1,35 @@
+// LSP features over the script AST: deep nesting (issue 14, item 15) and `set timeout` (item 9).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { completions, diagnostics, documentSymbols, hover } from '../../../server/src/lsp/features';
+import { parseScript } from '../../../server/src/script/parser';
+
+test('outline and hover work on 20,000 nested repeat blocks (no recursion limit)', () => {
+  const script = parseScript('repeat 1\n'.repeat(20_000) + '00 84 00 00 08\n' + 'end\n'.repeat(20_000));
+  const symbols = documentSymbols(script);
+  assert.equal(symbols.length, 1);
+  let depth = 0;
+  let all = 0;
+  const stack = [...symbols];
+  while (stack.length) {
+    const s = stack.pop()!;
+    all++;
+    if (s.children?.length) stack.push(...s.children);
+  }
+  for (let s = symbols[0]; s.children?.length; s = s.children[0]) depth++;
+  assert.equal(all, 20_001, 'every statement is in the outline');
+  assert.ok(depth < 64, `the outline is ${depth} levels deep: deeper bodies are listed flat`);
+  assert.doesNotThrow(() => JSON.stringify(symbols));
+  const h = hover(script, { line: 20_000, character: 2 });
+  assert.match(String((h?.contents as { value: string }).value), /GET CHALLENGE/);
+});
+
+test('set timeout: completion, outline name and diagnostics with the bound', () => {
+  assert.ok(completions().some((c) => c.label === 'set timeout'));
+  const script = parseScript('set timeout 120000\nset timeout 2147483648');
+  assert.equal(documentSymbols(script)[0].name, 'set timeout 120000');
+  const d = diagnostics(script);
+  assert.equal(d.length, 1);
+  assert.equal(d[0].range.start.line, 1);
+  assert.match(String(d[0].message), /1 to 2147483647/);
+});
