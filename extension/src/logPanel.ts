@@ -8,6 +8,7 @@ import {
   parseWebviewMessage, type DecodedExchange, type ExportFormat, type HostMessage, type LogFilter, type LogRow, type ManagerState,
   type WebviewMessage, type WebviewRequests,
 } from '../../webview/src/protocol';
+import { decodeLogRow } from './logDecode';
 import type { LogStore } from './logStore';
 
 /** Coalesce rows arriving close together into one postMessage. */
@@ -51,12 +52,7 @@ export class LogPanel implements vscode.Disposable {
         await vscode.window.showTextDocument(doc, { selection: new vscode.Range(pos, pos), viewColumn: vscode.ViewColumn.One });
       },
       copy: async ({ text }) => { await vscode.env.clipboard.writeText(text); },
-      decode: async ({ id }) => {
-        const row = this.store.get(id);
-        if (!row) throw new Error('That row is no longer in the log.');
-        if (row.kind !== 'exchange') throw new Error('Only exchanges are decoded.');
-        return this.services.decode(row.command, row.response);
-      },
+      decode: ({ id }) => decodeLogRow(this.store, id, (command, response) => this.services.decode(command, response)),
       export: ({ filter }) => this.exportLog(filter),
     };
     // From the palette: the whole log, unfiltered.

@@ -1,7 +1,7 @@
 // The extension's copy of the APDU log, so a panel opened late shows history.
 // Pure (no vscode import): maps the helper's log entries onto the panel's rows.
 import type { LogEntry } from '../../server/src/protocol';
-import type { LogRow, ManagerState } from '../../webview/src/protocol';
+import { LOG_CAPACITY, logHighWater, type LogRow, type ManagerState } from '../../webview/src/protocol';
 
 /** Sequence numbers restart with each helper process; a generation tells them apart. */
 const GEN = 1e12;
@@ -36,8 +36,8 @@ export interface AddResult {
   reordered: boolean;
 }
 
-/** Rows kept: the panel's model and the persisted log hold this many (rows are small objects). */
-export const LOG_CAPACITY = 100_000;
+/** Rows kept: the panel's model and the persisted log hold this many too (rows are small objects). */
+export { LOG_CAPACITY };
 
 export class LogStore {
   private rowsInOrder: LogRow[] = [];
@@ -176,7 +176,7 @@ export class LogStore {
 
   /** Trims in steps of a quarter of the capacity, so a busy log does not copy the buffer on every batch. */
   private trim(): void {
-    if (this.rowsInOrder.length <= this.capacity + Math.floor(this.capacity / 4)) return;
+    if (this.rowsInOrder.length <= logHighWater(this.capacity)) return;
     const extra = this.rowsInOrder.length - this.capacity;
     for (const r of this.rowsInOrder.slice(0, extra)) this.ids.delete(r.id);
     this.rowsInOrder = this.rowsInOrder.slice(extra);

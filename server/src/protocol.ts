@@ -6,6 +6,8 @@
 // (server: server/src/lsp/rpc.ts; the extension has its twin).
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
+import type { DecodedExchange } from './wire';
+
 /** A request: method name plus phantom parameter and result types. */
 export interface Request<P, R> { readonly method: string; readonly _types?: [P, R] }
 /** A notification: method name plus a phantom parameter type. */
@@ -340,35 +342,8 @@ export const ClearPinCacheRequest = request<Record<string, never>, number>('smar
 /** helper → extension: ask the user to confirm something risky (a VERIFY with one try left). */
 export const ConfirmRequest = request<{ message: string; confirm: string }, { confirmed: boolean }>('smartcard/confirm');
 
-/** One BER-TLV data object of a decoded exchange; `value` (hex) on primitive objects. */
-export interface TlvView {
-  tag: string;
-  name?: string;
-  length: number;
-  value?: string;
-  /** The value as text, for tags that hold text. */
-  text?: string;
-  children?: TlvView[];
-}
-
-/** An exchange of the log decoded field by field (PIN bytes stay masked as `**`). */
-export interface DecodedExchange {
-  command: {
-    cla: string; claMeaning: string; ins: string; insName?: string; p1: string; p2: string;
-    /** One line: `SELECT (by DF name) CLA 00 P1 04 P2 00 Lc 07 Le 256`. */
-    summary: string;
-    case?: string; extended: boolean; lc?: number; le?: number;
-    /** Spaced hex; masked bytes as `**`. */
-    data?: string;
-    dataTlv?: TlvView[];
-    errors: string[];
-  };
-  response: {
-    data?: string; tlv?: TlvView[]; tlvError?: string;
-    sw: string; swMeaning: string; swCategory: 'success' | 'warning' | 'error';
-    retries?: number; available?: number; correctLe?: number;
-  };
-}
+// TlvView and DecodedExchange travel on to the APDU Log panel: declared once, in ./wire.
+export type { DecodedExchange, SwCategory, TlvView } from './wire';
 
 /** extension → helper: decode a logged exchange (command and response hex as in the log, `**` for masked bytes). */
 export const DecodeExchangeRequest = request<{ command: string; response: string }, DecodedExchange>('smartcard/decodeExchange');

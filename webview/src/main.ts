@@ -1,13 +1,17 @@
-// The APDU Log panel. Talks only to the extension, through ./protocol.
-// No vscode or host imports here; everything is built with textContent (no HTML from data).
+// The APDU Log panel: the virtual list and the wiring. Talks only to the extension, through
+// ./protocol. No vscode or host imports here. The rows are held by ./model (pure) and built
+// as elements by ./rows.
 //
-// A virtual list: the row model (every row the extension holds) is an array; only the rows
-// in view plus a small overscan are in the DOM, so rendering cost does not grow with the log.
-// Collapsed rows have a fixed height (long hex is cut); expanded rows are measured.
-import { autoLabels, clock, duration, eventLabels, fileName, responseData, rowText, shortHex, spacedHex } from './format';
-import { needleOf, rowPasses, searchText, showAll, textMatches } from './filter';
-import type {
-  DecodedExchange, ErrorValue, HostMessage, LogFilter, LogRow, TlvView, WebviewMessage, WebviewRequestMethod, WebviewRequests,
+// A virtual list: the model's rows (what the extension holds, bounded alike) are an array; only
+// the rows in view plus a small overscan are in the DOM, so rendering cost does not grow with
+// the log. Collapsed rows have a fixed height (long hex is cut); expanded rows are measured.
+import { rowText } from './format';
+import { showAll } from './filter';
+import { LogModel, type Item } from './model';
+import { release, renderRow } from './rows';
+import {
+  LOG_CAPACITY, type DecodedExchange, type ErrorValue, type HostMessage, type LogFilter, type LogRow, type TrimmedRow, type WebviewMessage,
+  type WebviewRequestMethod, type WebviewRequests,
 } from './protocol';
 
 interface VsCodeApi { postMessage(msg: unknown): void; getState(): unknown; setState(s: unknown): void }
@@ -73,54 +77,18 @@ function saveState(): void {
   host.setState({ filter, follow } satisfies SavedState);
 }
 
-// ---------------------------------------------------------------- the model
+// ---------------------------------------------------------------- the model and the virtual list
 
-/** A top-level row and the automatic steps nested under it. */
-interface Item {
-  row: LogRow;
-  kids: LogRow[];
-  /** Measured height in px; undefined until rendered (or after it changed). */
-  h?: number;
-  search?: string;
-}
+const model = new LogModel(filter, LOG_CAPACITY, {
+  reader: (name) => addReaderOption(name),
+  changed: (it) => changed(it),
+});
+const { expanded } = model;
 
-const items: Item[] = [];
-/** Shared by every row without automatic steps (most of them), until one arrives. */
-const NO_KIDS: LogRow[] = [];
-/**
- * Rows arrive as fresh copies of the same few strings (reader, status word meaning, script
- * URI…). Keeping one copy of each shrinks the webview's heap with 100,000 rows (143 → 118 MB
- * measured), and with it the browser's garbage-collection pauses.
- */
-const SHARED_FIELDS = ['kind', 'reader', 'sw', 'swMeaning', 'swCategory', 'auto', 'uri', 'file'] as const;
-const interned = new Map<string, string>();
-function shareStrings(r: LogRow): void {
-  const fields = r as unknown as Record<string, unknown>;
-  for (const k of SHARED_FIELDS) {
-    const v = fields[k];
-    if (typeof v !== 'string') continue;
-    const known = interned.get(v);
-    if (known !== undefined) fields[k] = known;
-    else if (interned.size < 10_000) interned.set(v, v);
-  }
-}
-const itemById = new Map<string, Item>();
-/** Automatic step id → the id of the exchange it belongs to. */
-const kidParent = new Map<string, string>();
-/** Automatic steps that arrived before the exchange they belong to. */
-const orphans = new Map<string, LogRow[]>();
-const readersSeen = new Set<string>();
-let exchanges = 0;
-
-const expanded = new Set<string>();
-const decoded = new Map<string, DecodedExchange | Error | 'loading'>();
-
-/** What is shown: the items passing the filter, up to `limit` (the model's length when paused). */
-let view: Item[] = [];
-let viewLimit = 0;
-let paused = false;
+/** Offsets of the view's rows: `offsets[i]` is the top of row i; valid for the first `offsetsCount` rows. */
 let offsets = new Float64Array(1);
 let offsetsValid = false;
+let offsetsCount = 0;
 /** Typical heights, learnt from the first rows measured. */
 const base = { exchange: 40, control: 40, line: 22, kid: 40 };
 const learnt = new Set<string>();
@@ -128,123 +96,45 @@ const learnt = new Set<string>();
 const shapeOf = (r: LogRow): keyof typeof base => (r.kind === 'exchange' ? 'exchange' : r.kind === 'control' ? 'control' : 'line');
 const estimate = (it: Item) => it.h ?? base[shapeOf(it.row)] + it.kids.length * base.kid;
 
-function searchOf(it: Item): string {
-  it.search ??= searchText(it.row);
-  return it.search;
-}
-
-function itemMatches(it: Item, needle: string): boolean {
-  const self = rowPasses(it.row, filter) && (!needle || textMatches(searchOf(it), needle));
-  // An exchange stays visible when one of its automatic steps matches.
-  return self || (needle !== '' && it.kids.some((k) => rowPasses(it.row, filter) && textMatches(searchText(k), needle)));
-}
-
-function rebuildView(): void {
-  const needle = needleOf(filter);
-  const active = needle || filter.reader || !filter.success || !filter.warning || !filter.error || !filter.events;
-  view = [];
-  for (let i = 0; i < viewLimit; i++) if (!active || itemMatches(items[i], needle)) view.push(items[i]);
-  offsetsValid = false;
-  dropRendered();
-}
-
-function extendView(from: number): void {
-  const needle = needleOf(filter);
-  for (let i = from; i < viewLimit; i++) {
-    const it = items[i];
-    if (itemMatches(it, needle)) {
-      view.push(it);
-      if (offsetsValid) {
-        if (offsets.length < view.length + 1) {
-          const next = new Float64Array(Math.max(1024, (view.length + 1) * 2));
-          next.set(offsets);
-          offsets = next;
-        }
-        offsets[view.length] = offsets[view.length - 1] + estimate(it);
-      }
-    }
-  }
-}
-
 function recomputeOffsets(): void {
+  const view = model.view;
   if (offsets.length < view.length + 1) offsets = new Float64Array(Math.max(1024, view.length * 2));
   offsets[0] = 0;
   for (let i = 0; i < view.length; i++) offsets[i + 1] = offsets[i] + estimate(view[i]);
   offsetsValid = true;
+  offsetsCount = view.length;
+}
+
+/** Offsets for rows added to the end of the view since they were computed. */
+function syncOffsets(): void {
+  const view = model.view;
+  if (!offsetsValid) { recomputeOffsets(); return; }
+  if (offsetsCount >= view.length) return;
+  if (offsets.length < view.length + 1) {
+    const next = new Float64Array(Math.max(1024, (view.length + 1) * 2));
+    next.set(offsets);
+    offsets = next;
+  }
+  for (let i = offsetsCount; i < view.length; i++) offsets[i + 1] = offsets[i] + estimate(view[i]);
+  offsetsCount = view.length;
 }
 
 /** First index whose bottom is below y. */
 function indexAt(y: number): number {
+  const n = model.view.length;
   let lo = 0;
-  let hi = view.length;
+  let hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (offsets[mid + 1] <= y) lo = mid + 1;
     else hi = mid;
   }
-  return Math.min(lo, Math.max(0, view.length - 1));
+  return Math.min(lo, Math.max(0, n - 1));
 }
 
-function addRow(r: LogRow): void {
-  shareStrings(r);
-  if (r.reader && !readersSeen.has(r.reader)) addReaderOption(r.reader);
-  if (r.kind === 'exchange') exchanges++;
-  const parentId = r.kind === 'exchange' ? r.parent : undefined;
-  if (parentId) {
-    const p = itemById.get(parentId);
-    if (p) { attachKid(p, r); return; }
-    orphans.set(parentId, [...(orphans.get(parentId) ?? []), r]);
-    // Automatic steps whose exchange never came are shown on their own rather than lost.
-    if (orphans.size > 100) flushOrphans(() => true);
-    return;
-  }
-  const it: Item = { row: r, kids: orphans.get(r.id) ?? NO_KIDS };
-  orphans.delete(r.id);
-  for (const k of it.kids) kidParent.set(k.id, r.id);
-  items.push(it);
-  itemById.set(r.id, it);
-}
-
-function attachKid(p: Item, r: LogRow): void {
-  if (p.kids === NO_KIDS) p.kids = [r];
-  else p.kids.push(r);
-  kidParent.set(r.id, p.row.id);
-  p.search = undefined;
-  changed(p);
-}
-
-function flushOrphans(which: (parentId: string) => boolean): void {
-  for (const [parent, rows] of [...orphans]) {
-    if (!which(parent)) continue;
-    orphans.delete(parent);
-    for (const r of rows) {
-      const it: Item = { row: r, kids: NO_KIDS };
-      items.push(it);
-      itemById.set(r.id, it);
-    }
-  }
-}
-
-/** Row ids are `generation:seq`; this orders them. */
-function idOrder(id: string): number {
-  const [gen, seq] = id.split(':').map(Number);
-  return (gen || 0) * 1e12 + (seq || 0);
-}
-
-function resetModel(): void {
-  items.length = 0;
-  itemById.clear();
-  kidParent.clear();
-  orphans.clear();
-  expanded.clear();
-  decoded.clear();
-  readersSeen.clear();
-  exchanges = 0;
-  view = [];
-  viewLimit = 0;
-  // Everything is sent again (a clear, or the panel shown again): the pause ends with it.
-  if (paused) setPaused(false);
-  arrivedWhilePaused = 0;
+/** Everything is sent again (a clear, or the panel shown again): the pause ends with it. */
+function resetShown(): void {
+  showPaused();
   offsetsValid = false;
   dropRendered();
   readerEl.replaceChildren(new Option('All readers', ''));
@@ -252,281 +142,19 @@ function resetModel(): void {
 }
 
 function addReaderOption(name: string): void {
-  readersSeen.add(name);
   if ([...readerEl.options].some((o) => o.value === name)) return;
   readerEl.append(new Option(name, name, false, name === filter.reader));
   if (name === filter.reader) readerEl.value = name;
 }
 
-// ---------------------------------------------------------------- incoming rows, one batch per frame
-
-let queue: LogRow[][] = [];
-let queuedRows = 0;
-let arrivedWhilePaused = 0;
-let resetPending: { firstId?: string } | undefined;
-
-function ingest(): void {
-  let budget = INGEST_PER_FRAME;
-  const before = items.length;
-  while (queue.length && budget > 0) {
-    const batch = queue[0];
-    const take = batch.length <= budget ? batch : batch.splice(0, budget);
-    if (take === batch) queue.shift();
-    for (const r of take) addRow(r);
-    budget -= take.length;
-    queuedRows -= take.length;
+/** The oldest rows were trimmed and `gone` left the top of the view: the rows in view stay where they are. */
+function trimmed(gone: readonly Item[]): void {
+  if (!(follow && !model.paused)) {
+    let height = 0;
+    for (const it of gone) height += estimate(it);
+    setScrollTop(Math.max(0, scroller.scrollTop - height));
   }
-  if (resetPending && !queue.length) {
-    // Automatic steps whose exchange was cut from the history are shown on their own;
-    // those whose exchange is still to come (a check before its VERIFY) keep waiting.
-    const first = resetPending.firstId;
-    if (first) flushOrphans((parent) => idOrder(parent) < idOrder(first));
-    resetPending = undefined;
-  }
-  if (paused) {
-    arrivedWhilePaused += items.length - before;
-  } else if (items.length !== viewLimit) {
-    const from = viewLimit;
-    viewLimit = items.length;
-    extendView(from);
-  }
-}
-
-// ---------------------------------------------------------------- rendering
-
-function span(cls: string, text: string): HTMLSpanElement {
-  const s = document.createElement('span');
-  s.className = cls;
-  s.textContent = text;
-  return s;
-}
-
-function div(cls: string, ...children: (Node | string)[]): HTMLDivElement {
-  const d = document.createElement('div');
-  d.className = cls;
-  d.append(...children);
-  return d;
-}
-
-function lineLink(uri: string | undefined, n: number | undefined): HTMLElement | string {
-  if (!n) return '';
-  const a = span('line', `line ${n}`);
-  if (uri) {
-    a.classList.add('link');
-    a.title = 'Show this line in the script';
-    a.dataset.uri = uri;
-    a.dataset.line = String(n);
-  }
-  return a;
-}
-
-function hexSpan(cls: string, hex: string): HTMLSpanElement {
-  const { text, cut } = shortHex(hex);
-  const s = span(cls, text);
-  if (cut) s.title = spacedHex(hex);
-  return s;
-}
-
-// An exchange row is built from a skeleton and filled in. Collapsed exchanges without
-// automatic steps are nearly every row of a long run: their skeletons are reused as rows
-// scroll out of view, so scrolling builds almost no DOM: the garbage it made otherwise
-// brought the browser's major collections (over the workbench's heap too — code-server
-// serves webviews from the workbench's origin) into the scroll.
-interface ExchangeSkeleton {
-  el: HTMLElement;
-  time: HTMLSpanElement; auto: HTMLSpanElement; reader: HTMLSpanElement; line: HTMLSpanElement; duration: HTMLSpanElement;
-  cmd: HTMLSpanElement; data: HTMLSpanElement; dataGap: Text; sw: HTMLSpanElement; meaning: HTMLSpanElement;
-  /** The automatic steps' box; an expanded row's details go just before it. */
-  children: HTMLDivElement;
-}
-const skeletonPool: ExchangeSkeleton[] = [];
-const skeletonOf = new WeakMap<HTMLElement, ExchangeSkeleton>();
-const POOL_MAX = 256;
-
-/** A new skeleton; only a `reusable` one (a plain collapsed row) may go back to the pool. */
-function newSkeleton(reusable: boolean): ExchangeSkeleton {
-  const s: ExchangeSkeleton = {
-    el: document.createElement('div'),
-    time: span('time', ''), auto: span('auto', ''), reader: span('reader', ''), line: span('line', ''), duration: span('duration', ''),
-    cmd: span('hex cmd', ''), data: span('hex data', ''), dataGap: document.createTextNode(''), sw: span('sw', ''), meaning: span('meaning', ''),
-    children: div('children'),
-  };
-  s.el.tabIndex = -1;
-  s.el.append(
-    div('meta', s.time, s.auto, s.reader, s.line, s.duration),
-    div('apdu', span('dir', '>'), ' ', s.cmd, ' ', span('dir', '<'), ' ', s.data, s.dataGap, s.sw, ' ', s.meaning),
-    s.children,
-  );
-  if (reusable) skeletonOf.set(s.el, s);
-  return s;
-}
-
-function setHex(el: HTMLSpanElement, hex: string): void {
-  const { text, cut } = shortHex(hex);
-  el.textContent = text;
-  if (cut) el.title = spacedHex(hex);
-  else el.removeAttribute('title');
-}
-
-/**
- * An exchange row: a top-level collapsed one without automatic steps in a reused skeleton,
- * any other (expanded, with steps, or a step itself) in a new one with its details and steps.
- */
-function exchangeRow(r: Extract<LogRow, { kind: 'exchange' }>, kids: readonly LogRow[], top: boolean): HTMLElement {
-  const open = expanded.has(r.id);
-  const s = top && !open && !kids.length ? skeletonPool.pop() ?? newSkeleton(true) : newSkeleton(false);
-  const el = s.el;
-  el.className = `row exchange ${open ? 'expanded' : 'collapsed'} sw-${r.swCategory}`;
-  el.setAttribute('aria-expanded', String(open));
-  el.dataset.kind = 'exchange';
-  el.dataset.id = r.id;
-  el.dataset.sw = r.sw.toUpperCase();
-  if (r.reader) el.dataset.reader = r.reader; else delete el.dataset.reader;
-  if (r.auto) el.dataset.auto = r.auto; else delete el.dataset.auto;
-  s.time.textContent = clock(r.time);
-  s.auto.hidden = !r.auto;
-  s.auto.textContent = r.auto ? `↳ ${autoLabels[r.auto]}` : '';
-  s.reader.textContent = r.reader;
-  s.line.hidden = !r.line;
-  s.line.textContent = r.line ? `line ${r.line}` : '';
-  const link = !!(r.line && r.uri);
-  s.line.className = link ? 'line link' : 'line';
-  if (link) {
-    s.line.title = 'Show this line in the script';
-    s.line.dataset.uri = r.uri;
-    s.line.dataset.line = String(r.line);
-  } else {
-    s.line.removeAttribute('title');
-    delete s.line.dataset.uri;
-    delete s.line.dataset.line;
-  }
-  s.duration.textContent = duration(r.durationMs);
-  setHex(s.cmd, r.command);
-  const data = responseData(r.response);
-  s.data.hidden = !data;
-  setHex(s.data, data);
-  s.dataGap.data = data ? ' ' : '';
-  s.sw.textContent = spacedHex(r.sw);
-  s.meaning.textContent = r.swMeaning;
-  if (open) el.insertBefore(exchangeDetails(r), s.children);
-  for (const k of kids) s.children.append(renderRow(k, []));
-  return el;
-}
-
-/** A row element leaving the view: a reusable one goes back to the pool. */
-function release(el: HTMLElement): void {
-  const s = skeletonOf.get(el);
-  if (s && skeletonPool.length < POOL_MAX) skeletonPool.push(s);
-}
-
-function renderRow(r: LogRow, kids: readonly LogRow[], top = false): HTMLElement {
-  if (r.kind === 'exchange') return exchangeRow(r, kids, top);
-  const el = document.createElement('div');
-  const open = expanded.has(r.id);
-  el.className = `row ${r.kind} ${open ? 'expanded' : 'collapsed'}`;
-  el.dataset.kind = r.kind;
-  el.dataset.id = r.id;
-  el.tabIndex = -1;
-  el.setAttribute('aria-expanded', String(open));
-  if (r.reader) el.dataset.reader = r.reader;
-  const meta = div('meta', span('time', clock(r.time)));
-  switch (r.kind) {
-    case 'control':
-      meta.append(span('reader', r.reader), span('label', `control ${r.code}`), lineLink(r.uri, r.line), span('duration', duration(r.durationMs)));
-      el.append(meta, div('apdu', span('dir', '>'), ' ', hexSpan('hex cmd', r.command), ' ', span('dir', '<'), ' ',
-        r.error ? span('error', r.error) : hexSpan('hex data', r.response ?? '')));
-      break;
-    case 'scriptStarted':
-      meta.append(span('label', '▶ Script started'), r.file ? Object.assign(span('file', fileName(r.file)), { title: r.file }) : '');
-      el.append(meta);
-      break;
-    case 'scriptEnded':
-      el.dataset.ok = String(!!r.ok);
-      meta.append(span('label', r.ok ? '✓ Script passed' : '✗ Script failed'), span('message', r.message ?? ''), lineLink(r.uri, r.line));
-      el.append(meta);
-      break;
-    case 'echo':
-      meta.append(span('label', 'echo'), span('message', r.message ?? ''), lineLink(r.uri, r.line));
-      el.append(meta);
-      break;
-    case 'manager':
-      el.dataset.state = r.state;
-      meta.append(span('label', `Reader manager ${r.state}`), span('message', r.message));
-      el.append(meta);
-      break;
-    default: {
-      el.classList.add('event');
-      const l = eventLabels[r.kind];
-      meta.append(span('label', `${l.icon} ${l.text}`), span('reader', r.reader));
-      if (r.atr) meta.append(span('atr', `ATR ${spacedHex(r.atr)}`));
-      if (r.protocol !== undefined) meta.append(span('protocol', `T=${r.protocol}`));
-      if (r.card) meta.append(span('card', r.card));
-      el.append(meta);
-    }
-  }
-  if (open) el.append(div('details', Object.assign(document.createElement('pre'), { textContent: rowText(r) })));
-  return el;
-}
-
-function field(key: string, name: string, ...value: (Node | string)[]): HTMLElement {
-  const d = div('field', span('k', name), span('v', ''));
-  d.dataset.field = key;
-  (d.lastChild as HTMLElement).append(...value);
-  return d;
-}
-
-function tlvTree(nodes: readonly TlvView[]): HTMLElement {
-  const ul = document.createElement('ul');
-  ul.className = 'tlv';
-  for (const n of nodes) {
-    const li = document.createElement('li');
-    li.dataset.tag = n.tag;
-    li.append(span('tag', n.tag), ' ');
-    if (n.name) li.append(span('name', n.name), ' ');
-    li.append(span('len', `(${n.length} byte${n.length === 1 ? '' : 's'})`));
-    if (n.children) li.append(tlvTree(n.children));
-    else if (n.value !== undefined) {
-      li.append(' ', span('hex value', n.value || '(empty)'));
-      if (n.text !== undefined) li.append(' ', span('text', `"${n.text}"`));
-    }
-    ul.append(li);
-  }
-  return ul;
-}
-
-function exchangeDetails(r: Extract<LogRow, { kind: 'exchange' }>): HTMLElement {
-  const d = div('details');
-  const got = decoded.get(r.id);
-  if (got === undefined || got === 'loading') {
-    d.append(span('pending', 'Decoding…'));
-  } else if (got instanceof Error) {
-    d.append(span('error', `Could not decode: ${got.message}`));
-  } else {
-    const c = got.command;
-    const cmd = div('section command', div('title', c.summary));
-    cmd.append(
-      field('cla', 'CLA', `${c.cla} — ${c.claMeaning.replace(/^CLA [0-9A-F]{2}: /, '')}`),
-      field('ins', 'INS', `${c.ins}${c.insName ? ` — ${c.insName}` : ''}`),
-      field('p1', 'P1', c.p1),
-      field('p2', 'P2', c.p2),
-    );
-    if (c.lc !== undefined) cmd.append(field('lc', 'Lc', `${c.lc}${c.extended ? ' (extended)' : ''}`));
-    if (c.data) cmd.append(field('data', 'Data', span('hex', c.data)));
-    if (c.dataTlv) cmd.append(field('dataTlv', 'Data as TLV', tlvTree(c.dataTlv)));
-    if (c.le !== undefined) cmd.append(field('le', 'Le', String(c.le)));
-    cmd.append(field('case', 'Case', c.case ? `case ${c.case}` : 'does not fit an ISO 7816-4 case'));
-    for (const e of c.errors) cmd.append(div('error', `⚠ ${e}`));
-    const s = got.response;
-    const rsp = div('section response', div('title', 'Response'));
-    if (s.data) rsp.append(field('rdata', 'Data', span('hex', s.data)));
-    if (s.tlv) rsp.append(field('tlv', 'TLV', tlvTree(s.tlv)));
-    else if (s.tlvError) rsp.append(field('tlv', 'TLV', span('note', s.tlvError)));
-    const extra = s.retries !== undefined ? ` (${s.retries} tries left)` : s.available !== undefined ? ` (${s.available || 256} bytes available)` : s.correctLe !== undefined ? ` (Le should be ${s.correctLe || 256})` : '';
-    rsp.append(field('sw', 'SW', span(`sw sw-${s.swCategory}`, spacedHex(s.sw)), ` — ${s.swMeaning}${extra}`));
-    d.append(cmd, rsp);
-  }
-  d.append(div('section timing', field('timing', 'Timing', `${duration(r.durationMs)} at ${clock(r.time)} on ${r.reader}${r.line ? `, script line ${r.line}` : ''}`)));
-  return d;
+  offsetsValid = false;
 }
 
 // ---------------------------------------------------------------- layout, one per frame
@@ -572,9 +200,12 @@ const work = { frames: 0, totalMs: 0, maxMs: 0 };
 
 function frame(): void {
   const t0 = performance.now();
-  if (queue.length) ingest();
-  if (queue.length) schedule();
-  if (!offsetsValid) recomputeOffsets();
+  if (model.queuedRows) {
+    const gone = model.ingest(INGEST_PER_FRAME);
+    if (gone.length) trimmed(gone);
+  }
+  if (model.queuedRows) schedule();
+  syncOffsets();
   layout();
   updateCounts();
   const ms = performance.now() - t0;
@@ -584,6 +215,8 @@ function frame(): void {
 }
 
 function layout(): void {
+  const view = model.view;
+  const paused = model.paused;
   // An anchor keeps the row at the top of the view in place while heights above it are learnt.
   const anchor = view.length ? indexAt(scroller.scrollTop) : 0;
   const anchorDelta = view.length ? scroller.scrollTop - offsets[anchor] : 0;
@@ -607,13 +240,14 @@ function layout(): void {
 }
 
 function renderRange(start: number, end: number): void {
+  const view = model.view;
   const keep = new Set<string>();
   const els: HTMLElement[] = [];
   for (let i = start; i <= end; i++) {
     const it = view[i];
     let el = rendered.get(it.row.id);
     if (!el) {
-      el = renderRow(it.row, it.kids, true);
+      el = renderRow(model, it.row, it.kids, true);
       rendered.set(it.row.id, el);
     }
     el.classList.toggle('active', it.row.id === activeId);
@@ -636,6 +270,7 @@ function renderRange(start: number, end: number): void {
 
 /** Reads the heights of the rendered rows; true when one differs from what the offsets assumed. */
 function measure(): boolean {
+  const view = model.view;
   let differs = false;
   for (let i = first; i <= last; i++) {
     const it = view[i];
@@ -658,6 +293,7 @@ function measure(): boolean {
 let shownCounts = '';
 
 function updateCounts(): void {
+  const { exchanges, view, items, queuedRows, paused, arrivedWhilePaused } = model;
   const key = `${exchanges}/${view.length}/${items.length}/${queuedRows > 0}/${paused}/${arrivedWhilePaused}`;
   if (key === shownCounts) return;
   shownCounts = key;
@@ -671,24 +307,21 @@ function updateCounts(): void {
 // ---------------------------------------------------------------- interaction
 
 function toggle(id: string): void {
-  const top = kidParent.get(id) ?? id;
-  const it = itemById.get(top);
-  if (!it) return;
-  const row = id === top ? it.row : it.kids.find((k) => k.id === id);
-  if (!row) return;
-  if (expanded.has(id)) expanded.delete(id);
-  else {
-    expanded.add(id);
-    if (row.kind === 'exchange' && !decoded.has(id)) {
-      decoded.set(id, 'loading');
-      request('decode', { id }).then(
-        (d) => { decoded.set(id, d); changed(it); },
-        (e: Error) => { decoded.set(id, e); changed(it); },
-      );
-    }
+  const t = model.toggle(id);
+  if (!t) return;
+  if (t.decode) {
+    request('decode', { id }).then(
+      (d) => decodedAs(id, d),
+      (e: Error) => decodedAs(id, e),
+    );
   }
-  activeId = top;
-  changed(it);
+  activeId = t.item.row.id;
+  changed(t.item);
+}
+
+function decodedAs(id: string, answer: DecodedExchange | TrimmedRow | Error): void {
+  const it = model.decodedAs(id, answer);
+  if (it) changed(it);
 }
 
 function setFollow(on: boolean): void {
@@ -699,22 +332,22 @@ function setFollow(on: boolean): void {
 }
 
 function setPaused(on: boolean): void {
-  if (paused === on) return;
-  paused = on;
-  pauseEl.textContent = on ? 'Resume' : 'Pause';
-  pauseEl.setAttribute('aria-pressed', String(on));
-  if (!on) {
-    arrivedWhilePaused = 0;
-    const from = viewLimit;
-    viewLimit = items.length;
-    extendView(from);
-  }
+  if (model.paused === on) return;
+  model.setPaused(on);
+  showPaused();
   schedule();
+}
+
+function showPaused(): void {
+  pauseEl.textContent = model.paused ? 'Resume' : 'Pause';
+  pauseEl.setAttribute('aria-pressed', String(model.paused));
 }
 
 function filterChanged(): void {
   saveState();
-  rebuildView();
+  model.rebuildView();
+  offsetsValid = false;
+  dropRendered();
   schedule();
 }
 
@@ -724,7 +357,9 @@ function showError(err: Error): void {
 }
 
 function moveActive(to: (index: number) => number): void {
+  const view = model.view;
   if (!view.length) return;
+  syncOffsets();
   const cur = activeId ? view.findIndex((it) => it.row.id === activeId) : -1;
   const next = Math.max(0, Math.min(view.length - 1, to(cur < 0 ? indexAt(scroller.scrollTop) : cur)));
   activeId = view[next].row.id;
@@ -744,15 +379,8 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
   const msg = ev.data;
   switch (msg?.type) {
     case 'rows':
-      if (msg.reset) {
-        queue = [];
-        queuedRows = 0;
-        resetModel();
-        resetPending = { firstId: msg.rows.find((r) => r.kind !== 'manager')?.id };
-      } else if (resetPending && !resetPending.firstId) {
-        resetPending.firstId = msg.rows.find((r) => r.kind !== 'manager')?.id;
-      }
-      if (msg.rows.length) { queue.push(msg.rows); queuedRows += msg.rows.length; }
+      model.receive(msg.rows, msg.reset);
+      if (msg.reset) resetShown();
       schedule();
       break;
     case 'state':
@@ -796,7 +424,7 @@ scroller.addEventListener('keydown', (ev) => {
     case 'PageDown': moveActive((i) => i + page); break;
     case 'PageUp': moveActive((i) => i - page); break;
     case 'Home': moveActive(() => 0); break;
-    case 'End': moveActive(() => view.length - 1); setFollow(true); break;
+    case 'End': moveActive(() => model.view.length - 1); setFollow(true); break;
     case 'Enter':
     case ' ': {
       const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>('.row');
@@ -823,11 +451,11 @@ pressed(eventsEl, filter.events);
 eventsEl.addEventListener('click', () => { filter.events = !filter.events; pressed(eventsEl, filter.events); filterChanged(); });
 pressed(followEl, follow);
 followEl.addEventListener('click', () => setFollow(!follow));
-pauseEl.addEventListener('click', () => setPaused(!paused));
+pauseEl.addEventListener('click', () => setPaused(!model.paused));
 clearEl.addEventListener('click', () => { request('clear', {}).catch(showError); });
 // Copy the rows shown as a readable trace (automatic steps under their exchange).
 copyEl.addEventListener('click', () => {
-  const text = view.flatMap((it) => [it.row, ...it.kids]).map(rowText).join('\n');
+  const text = model.view.flatMap((it) => [it.row, ...it.kids]).map(rowText).join('\n');
   if (text.length >= 10_000_000) {
     showError(new Error('Too many rows to copy: filter them first, or use Export… to write them to a file.'));
     return;
@@ -844,13 +472,13 @@ exportEl.addEventListener('click', () => {
 
 /** For tests and the benchmark: what the model holds, without reading the DOM. */
 Object.assign(window, { apduLog: {
-  rows: () => items.reduce((n, it) => n + 1 + it.kids.length, 0) + [...orphans.values()].reduce((n, o) => n + o.length, 0),
-  shown: () => view.length,
-  pending: () => queuedRows,
+  rows: () => model.size,
+  shown: () => model.view.length,
+  pending: () => model.queuedRows,
   /** Our own work per frame since the last call (ms), then reset. */
   work: () => { const w = { ...work }; work.frames = 0; work.totalMs = 0; work.maxMs = 0; return w; },
   /** How many rows of this kind whose trace text contains `text`. */
-  count: (kind: string, text = '') => items.flatMap((it) => [it.row, ...it.kids]).filter((r) => r.kind === kind && rowText(r).includes(text)).length,
+  count: (kind: string, text = '') => model.count(kind, text),
 } });
 
 updateCounts();

@@ -1,10 +1,12 @@
 // The one message protocol between the extension and the APDU Log webview.
-// Imported by both sides: no DOM, no vscode, no server imports. The row types are
+// Imported by both sides: no DOM, no vscode, no server code (the wire types of
+// server/src/wire.ts are imported as types only, erased from the bundle). The row types are
 // the panel's own view model; the extension maps the helper's log entries onto them.
+import type { DecodedExchange, SwCategory } from '../../server/src/wire';
 
 // ---------------------------------------------------------------- rows
 
-export type SwCategory = 'success' | 'warning' | 'error';
+export type { SwCategory } from '../../server/src/wire';
 
 interface RowBase {
   /** Unique in the panel: helper generation and sequence number, e.g. `1:42`. */
@@ -79,31 +81,28 @@ export type LogRow = ExchangeRow | ControlRow | EventRow | ScriptRow | ManagerRo
 
 export type ManagerState = 'starting' | 'running' | 'restarting' | 'stopped';
 
+// ---------------------------------------------------------------- the log's bound
+
+/**
+ * Rows the APDU Log keeps: the extension's store (extension/src/logStore.ts) and the panel's
+ * model (./model.ts) both hold the newest this many, so a row the panel shows is one the
+ * extension can still decode.
+ */
+export const LOG_CAPACITY = 100_000;
+
+/**
+ * Both trim back to their capacity only once they hold a quarter more, so a busy log does not
+ * copy its rows on every batch.
+ */
+export function logHighWater(capacity: number): number {
+  return capacity + Math.floor(capacity / 4);
+}
+
 // ---------------------------------------------------------------- decoding
 
-/** One BER-TLV data object; `value` (spaced hex) on primitive objects. */
-export interface TlvView {
-  tag: string;
-  name?: string;
-  length: number;
-  value?: string;
-  text?: string;
-  children?: TlvView[];
-}
-
-/** An exchange decoded by the helper, shown when its row is expanded. PIN bytes stay `**`. */
-export interface DecodedExchange {
-  command: {
-    cla: string; claMeaning: string; ins: string; insName?: string; p1: string; p2: string;
-    summary: string; case?: string; extended: boolean; lc?: number; le?: number;
-    data?: string; dataTlv?: TlvView[]; errors: string[];
-  };
-  response: {
-    data?: string; tlv?: TlvView[]; tlvError?: string;
-    sw: string; swMeaning: string; swCategory: SwCategory;
-    retries?: number; available?: number; correctLe?: number;
-  };
-}
+// TlvView and DecodedExchange (an exchange decoded by the helper, shown when its row is
+// expanded) come from the helper unchanged: declared once, in server/src/wire.ts (types only).
+export type { DecodedExchange, TlvView } from '../../server/src/wire';
 
 // ---------------------------------------------------------------- filters
 
@@ -123,6 +122,11 @@ export interface LogFilter {
 
 export type ExportFormat = 'text' | 'jsonl';
 
+/** The answer to `decode` for a row the extension's log has trimmed (or cleared) meanwhile. */
+export interface TrimmedRow {
+  trimmed: true;
+}
+
 // ---------------------------------------------------------------- messages
 
 export interface ErrorValue {
@@ -138,8 +142,11 @@ export interface WebviewRequests {
   revealLine: { params: { uri: string; line: number }; result: void };
   /** Put text on the clipboard. */
   copy: { params: { text: string }; result: void };
-  /** Decode one exchange (the helper does it), for an expanded row. */
-  decode: { params: { id: string }; result: DecodedExchange };
+  /**
+   * Decode one exchange (the helper does it), for an expanded row; `trimmed` when the
+   * extension's log no longer holds the row (it keeps the newest LOG_CAPACITY rows).
+   */
+  decode: { params: { id: string }; result: DecodedExchange | TrimmedRow };
   /** Export the extension's whole log, with the panel's filter; asks the format and the file. */
   export: { params: { filter: LogFilter }; result: { path: string; rows: number } | null };
 }

@@ -1,0 +1,164 @@
+// The APDU Log panel's row model (webview/src/model.ts), without a browser: the bound it
+// shares with the extension's store, the view and filters, pause, automatic steps, decoding.
+// This file is type-checked by the root tsconfig, whose lib has no DOM: a DOM use creeping
+// into the model fails `npm run typecheck`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ExchangeEntry } from '../../../server/src/protocol';
+import { LogStore } from '../../../extension/src/logStore';
+import { showAll } from '../../../webview/src/filter';
+import { LogModel, type Item } from '../../../webview/src/model';
+import { LOG_CAPACITY, logHighWater, type ExchangeRow, type LogFilter, type LogRow } from '../../../webview/src/protocol';
+
+const R = 'Workbench Simulator 00 00';
+const B = 'Other Reader 00 00';
+
+function exchange(seq: number, extra: Partial<ExchangeRow> = {}): ExchangeRow {
+  return {
+    kind: 'exchange', id: `1:${seq}`, time: 1000 + seq, reader: R, command: '00B0000004', response: '010203049000',
+    sw: '9000', swMeaning: 'Success', swCategory: 'success', durationMs: 1, ...extra,
+  };
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+const ids = (items: readonly Item[]) => items.map((it) => it.row.id);
+
+/** Everything the model holds, counted again from its items (what `size` must equal). */
+const recount = (m: LogModel) => m.items.reduce((n, it) => n + 1 + it.kids.length, 0);
+
+function model(capacity = 8, filter: LogFilter = { ...showAll }): LogModel {
+  return new LogModel(filter, capacity);
+}
+
+function feed(m: LogModel, rows: LogRow[], reset = false): number {
+  m.receive(rows, reset);
+  let gone = 0;
+  while (m.queuedRows) gone += m.ingest(25_000).length;
+  return gone;
+}
+
+test('the panel and the extension keep the same number of rows: one constant', () => {
+  assert.equal(LOG_CAPACITY, 100_000);
+  assert.equal(new LogStore().capacity, LOG_CAPACITY);
+  assert.equal(new LogModel({ ...showAll }, LOG_CAPACITY).capacity, new LogStore().capacity);
+});
+
+test('appending past the bound: the oldest rows go, the size comes back to the bound, ids and view stay consistent', () => {
+  const m = model(8);
+  const high = logHighWater(8);
+  assert.equal(high, 10);
+  feed(m, range(0, high).map((i) => exchange(i)));
+  assert.equal(m.size, high, 'up to the high-water mark nothing is trimmed');
+  m.receive([exchange(high)]);
+  const gone = m.ingest(25_000);
+  assert.equal(m.size, 8, 'trimmed back to the bound');
+  assert.equal(recount(m), m.size);
+  assert.deepEqual(ids(gone), ['1:0', '1:1', '1:2'], 'the entries that left the top of the view, for the virtual list');
+  assert.deepEqual(ids(m.items), range(3, 11).map((i) => `1:${i}`), 'the oldest went, in order');
+  assert.deepEqual(ids(m.view), ids(m.items), 'the view follows');
+  assert.equal(m.exchanges, 8, "the toolbar's count follows");
+  for (const i of range(0, 3)) assert.equal(m.itemOf(`1:${i}`), undefined, `1:${i} is no longer found by id`);
+  for (const i of range(3, 11)) assert.equal(m.itemOf(`1:${i}`)?.row.id, `1:${i}`);
+  // Many more: never above the high-water mark, always the newest rows.
+  for (let i = 11; i < 200; i++) {
+    feed(m, [exchange(i)]);
+    assert.ok(m.size <= high && m.size >= 8, `size ${m.size} after row ${i}`);
+    assert.equal(m.items.at(-1)?.row.id, `1:${i}`);
+    assert.equal(recount(m), m.size);
+    assert.equal(m.view.length, m.items.length);
+  }
+});
+
+test('a whole history bigger than the bound, in one message: the newest rows are kept', () => {
+  const m = model(100);
+  feed(m, range(0, 1000).map((i) => exchange(i)), true);
+  assert.ok(m.size <= logHighWater(100));
+  assert.equal(m.items.at(-1)?.row.id, '1:999');
+  assert.equal(m.items[0].row.id, `1:${1000 - m.size}`);
+  assert.deepEqual(ids(m.view), ids(m.items));
+});
+
+test('automatic steps count as rows and go with their exchange', () => {
+  const m = model(8);
+  // Five exchanges, each with one GET RESPONSE step: 10 rows.
+  feed(m, range(0, 5).flatMap((i) => [exchange(2 * i), exchange(2 * i + 1, { auto: 'getResponse', parent: `1:${2 * i}` })]));
+  assert.equal(m.size, 10);
+  assert.equal(m.items.length, 5);
+  feed(m, [exchange(10)]);
+  assert.ok(m.size <= 8, `size ${m.size}`);
+  assert.equal(recount(m), m.size);
+  assert.equal(m.exchanges, m.size, 'every held row is an exchange here');
+  assert.equal(m.itemOf('1:1'), undefined, 'a trimmed exchange takes its step with it');
+  assert.equal(m.itemOf('1:9')?.row.id, '1:8', 'a kept step still finds its exchange');
+});
+
+test('with a filter, the view holds only the kept rows that pass it', () => {
+  const m = model(8, { ...showAll, reader: B });
+  feed(m, range(0, 10).map((i) => exchange(i, { reader: i % 2 ? B : R })));
+  assert.deepEqual(ids(m.view), ['1:1', '1:3', '1:5', '1:7', '1:9']);
+  const gone = feed(m, [exchange(10, { reader: R })]);
+  assert.deepEqual(ids(m.items), range(3, 11).map((i) => `1:${i}`));
+  assert.deepEqual(ids(m.view), ['1:3', '1:5', '1:7', '1:9'], 'only the trimmed view entry left');
+  assert.equal(gone, 1);
+  m.filter.reader = R;
+  m.rebuildView();
+  assert.deepEqual(ids(m.view), ['1:4', '1:6', '1:8', '1:10']);
+});
+
+test('paused: rows keep arriving and the bound holds; resuming shows the kept ones', () => {
+  const m = model(8);
+  feed(m, range(0, 4).map((i) => exchange(i)));
+  m.setPaused(true);
+  feed(m, range(4, 11).map((i) => exchange(i)));
+  assert.equal(m.size, 8);
+  assert.deepEqual(ids(m.view), ['1:3'], 'the view holds still, less what was trimmed');
+  assert.equal(m.arrivedWhilePaused, 7);
+  m.setPaused(false);
+  assert.deepEqual(ids(m.view), ids(m.items));
+  assert.equal(m.arrivedWhilePaused, 0);
+});
+
+test('the expanded and decoded state of trimmed rows goes with them', () => {
+  const m = model(8);
+  feed(m, range(0, 10).map((i) => exchange(i)));
+  assert.deepEqual(m.toggle('1:0'), { item: m.items[0], decode: true });
+  m.decodedAs('1:0', new Error('x'));
+  feed(m, [exchange(10)]);
+  assert.equal(m.expanded.has('1:0'), false);
+  assert.equal(m.decoded.has('1:0'), false);
+  assert.equal(m.toggle('1:0'), undefined, 'a trimmed row cannot be expanded');
+});
+
+test('the extension answering "trimmed" to a decode is a state of its own, not an error', () => {
+  const m = model(8);
+  feed(m, [exchange(1)]);
+  const t = m.toggle('1:1');
+  assert.equal(t?.decode, true);
+  assert.equal(m.decoded.get('1:1'), 'loading');
+  assert.equal(m.decodedAs('1:1', { trimmed: true }), t?.item);
+  assert.equal(m.decoded.get('1:1'), 'trimmed');
+  // An answer for a row cleared meanwhile is dropped.
+  feed(m, [exchange(2)], true);
+  assert.equal(m.decodedAs('1:1', { trimmed: true }), undefined);
+  assert.equal(m.decoded.has('1:1'), false);
+});
+
+test('the store and the model fed the same rows keep the same rows (same bound, same trimming)', () => {
+  const store = new LogStore(1000);
+  const m = new LogModel({ ...showAll }, store.capacity);
+  store.newGeneration();
+  let seq = 0;
+  const entry = (): ExchangeEntry => ({
+    kind: 'exchange', seq: ++seq, time: seq, reader: R, command: '0084000008', response: '01020304050607089000',
+    sw: '9000', swMeaning: 'Success', swCategory: 'success', durationMs: 1,
+  });
+  // Batches of varied sizes, as the helper sends them; the panel gets what the store appended.
+  for (const n of [1, 7, 300, 999, 13, 250, 2, 600, 1, 1, 400]) {
+    const { appended, reordered } = store.addEntries(Array.from({ length: n }, entry));
+    assert.equal(reordered, false);
+    feed(m, appended);
+    assert.equal(m.size, store.size, `after a batch of ${n}`);
+    assert.deepEqual(ids(m.items), store.rows().map((r) => r.id));
+  }
+  assert.ok(seq > logHighWater(1000), 'the run went past the bound');
+});
