@@ -9,8 +9,9 @@ import {
 } from 'vscode-languageclient/node';
 import {
   AskPinRequest, ConfirmRequest, EventsNotification, LogHistoryRequest, ReadersChangedNotification, RunProgressNotification, SettingsNotification, StartedNotification,
-  type DriverStatus, type HelperSettings, type LogEntry, type ParamsOf, type ReaderInfo, type Request,
+  type DriverStatus, type HelperSettings, type LogEntry, type ParamsOf, type ReaderInfo, type Request, newPinKey, PIN_KEY_ENV,
 } from '../../server/src/protocol';
+import { pinPromptText, sealedAnswer } from './pinPrompt';
 import { onNotification, onRequest, sendRequest } from './rpc';
 import type { Config } from './config';
 import { RestartPolicy } from './restartPolicy';
@@ -172,15 +173,20 @@ export class ReaderManagerClient implements vscode.Disposable {
 
   private createClient(gen: number): LanguageClient {
     const module = this.serverModule;
+    // One key per helper process, handed over in its environment (never in a JSON-RPC message, which
+    // the language client's trace may write to the output channel and to VS Code's log files): PINs
+    // travel to the helper only sealed with it. Never logged.
+    const pinKey = newPinKey();
+    const env = { [PIN_KEY_ENV]: pinKey.toString('base64') };
     const serverOptions: ServerOptions = {
-      run: { module, transport: TransportKind.ipc, options: { execArgv: HELPER_EXEC_ARGV } },
-      debug: { module, transport: TransportKind.ipc, options: { execArgv: [...HELPER_EXEC_ARGV, '--nolazy', '--inspect=6019'] } },
+      run: { module, transport: TransportKind.ipc, options: { execArgv: HELPER_EXEC_ARGV, env } },
+      debug: { module, transport: TransportKind.ipc, options: { execArgv: [...HELPER_EXEC_ARGV, '--nolazy', '--inspect=6019'], env } },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ language: 'apdu' }],
       outputChannel: this.log,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
-      initializationOptions: this.config.helperOptions,
+      initializationOptions: this.config.helperOptions(pinKey),
       errorHandler: {
         error: (error, message, count): ErrorHandlerResult => {
           this.log.error(`Reader manager connection error (${count ?? 0}): ${error.message}${message ? ` ${JSON.stringify(message)}` : ''}`);
@@ -224,13 +230,12 @@ export class ReaderManagerClient implements vscode.Disposable {
       return { confirmed: choice === p.confirm };
     });
     onRequest(client, AskPinRequest, async (p) => {
-      // The PIN goes straight back to the helper; it is never logged (only that one was asked for).
-      this.log.info(`The script asks for "${p.label}"${p.reader ? ` on ${p.reader}` : ''}`);
+      // The PIN goes back to the helper sealed; it is never logged (only that one was asked for).
+      const { title, prompt } = pinPromptText(p);
+      this.log.info(`The script asks for "${title}"`);
       // A helper that dies meanwhile takes its prompt with it: no PIN typed into a box nobody reads.
-      const pin = await vscode.window.showInputBox({
-        title: p.label, prompt: `${p.label}${p.reader ? ` for ${p.reader}` : ''}`, password: true, ignoreFocusOut: true,
-      }, this.prompts.token);
-      return pin === undefined ? { cancelled: true as const } : { pin };
+      const pin = await vscode.window.showInputBox({ title, prompt, password: true, ignoreFocusOut: true }, this.prompts.token);
+      return pin === undefined ? { cancelled: true as const } : sealedAnswer(pinKey, p, pin);
     });
     return client;
   }

@@ -1,7 +1,9 @@
-// One reader over the `smartcard.*` settings; knows which ones need a helper restart.
+// One reader over the `smartcard.*` settings; knows which ones need a helper restart, and which
+// ones a workspace may not set (trust.ts).
 import * as vscode from 'vscode';
-import type { HelperSettings, PinSettings, ReaderManagerSettings } from '../../server/src/protocol';
+import { type HelperSettings, type PinSettings, type ReaderManagerSettings, sealPin, SIMULATOR_PIN_AAD } from '../../server/src/protocol';
 import { policyOptionsFromSettings, type RestartPolicyOptions } from './restartPolicy';
+import { effectiveValue, workspaceSetsRestricted } from './trust';
 
 export const SECTION = 'smartcard';
 
@@ -13,42 +15,53 @@ export class Config {
     return vscode.workspace.getConfiguration(SECTION);
   }
 
+  /** A setting's value, with machine settings and (untrusted) restricted settings from the user's settings only. */
+  private get<T>(key: string, fallback: T): T {
+    const cfg = this.cfg;
+    return effectiveValue(key, cfg.inspect<T>(key), vscode.workspace.isTrusted, cfg.get<T>(key, fallback), fallback);
+  }
+
   get simulatorEnabled(): boolean {
-    return this.cfg.get<boolean>('simulator.enabled', true);
+    return this.get<boolean>('simulator.enabled', true);
   }
 
   get simulatorCard(): 'T=0' | 'T=1' {
-    return this.cfg.get<string>('simulator.card', 'T=1') === 'T=0' ? 'T=0' : 'T=1';
+    return this.get<string>('simulator.card', 'T=1') === 'T=0' ? 'T=0' : 'T=1';
   }
 
   get restartPolicy(): RestartPolicyOptions {
-    return policyOptionsFromSettings(this.cfg.get('readerManager.restartDelays'), this.cfg.get('readerManager.resetFailureCountAfter'));
+    return policyOptionsFromSettings(this.get<unknown>('readerManager.restartDelays', undefined), this.get<unknown>('readerManager.resetFailureCountAfter', undefined));
   }
 
   /** PIN policy: sent at start and again whenever it changes (no restart needed). */
   get pinSettings(): PinSettings {
-    const cache = this.cfg.get<string>('pin.cache', 'run');
+    const cache = this.get<string>('pin.cache', 'run');
     return {
       cache: cache === 'none' || cache === 'session' ? cache : 'run',
-      idleTimeoutSeconds: Math.max(10, this.cfg.get<number>('pin.idleTimeout', 300)),
-      checkRetries: this.cfg.get<boolean>('pin.checkRetries', true),
+      idleTimeoutSeconds: Math.max(10, this.get<number>('pin.idleTimeout', 300)),
+      checkRetries: this.get<boolean>('pin.checkRetries', true),
     };
   }
 
-  /** Passed to the helper as `initializationOptions`. */
-  get helperOptions(): HelperSettings {
-    const pin = this.cfg.get<string>('simulator.pin', '1234');
-    const ports = this.cfg.get<unknown[]>('vpcd.ports', [35963]).filter((p): p is number => Number.isInteger(p) && (p as number) > 0 && (p as number) < 65536);
-    const library = this.cfg.get<string>('pcsc.library', '');
+  /** `smartcard.log.persist`: keep the APDU Log in the extension's storage across reloads. */
+  get logPersist(): boolean {
+    return this.get<boolean>('log.persist', true) !== false;
+  }
+
+  /** Passed to the helper as `initializationOptions`; the simulator card's PIN sealed with the helper's key. */
+  helperOptions(pinKey: Buffer): HelperSettings {
+    const pin = this.get<string>('simulator.pin', '1234');
+    const ports = this.get<unknown[]>('vpcd.ports', [35963]).filter((p): p is number => Number.isInteger(p) && (p as number) > 0 && (p as number) < 65536);
+    const library = this.get<string>('pcsc.library', '');
     return {
       simulator: {
         enabled: this.simulatorEnabled, card: this.simulatorCard,
-        ...(/^[0-9]{4,12}$/.test(pin) ? { pin } : {}),
-        pinpad: this.cfg.get<boolean>('simulator.pinpad', false),
+        ...(typeof pin === 'string' && /^[0-9]{4,12}$/.test(pin) ? { sealedPin: sealPin(pinKey, pin, SIMULATOR_PIN_AAD) } : {}),
+        pinpad: this.get<boolean>('simulator.pinpad', false),
       },
-      vpcd: { enabled: this.cfg.get<boolean>('vpcd.enabled', false), ports },
-      pcsc: { enabled: this.cfg.get<boolean>('pcsc.enabled', true), ...(library ? { library } : {}) },
-      usbCcid: { enabled: this.cfg.get<boolean>('usbCcid.enabled', true), rawTrace: this.cfg.get<boolean>('usbCcid.rawTrace', false) },
+      vpcd: { enabled: this.get<boolean>('vpcd.enabled', false), ports },
+      pcsc: { enabled: this.get<boolean>('pcsc.enabled', true), ...(typeof library === 'string' && library ? { library } : {}) },
+      usbCcid: { enabled: this.get<boolean>('usbCcid.enabled', true), rawTrace: this.get<boolean>('usbCcid.rawTrace', false) },
       pin: this.pinSettings,
       readerManager: this.readerManagerSettings,
     };
@@ -62,5 +75,11 @@ export class Config {
 
   needsHelperRestart(e: vscode.ConfigurationChangeEvent): boolean {
     return NEEDS_HELPER_RESTART.some((k) => e.affectsConfiguration(`${SECTION}.${k}`));
+  }
+
+  /** Granting trust changes what the helper gets when the workspace sets a restricted setting. */
+  get trustChangesSettings(): boolean {
+    const cfg = this.cfg;
+    return workspaceSetsRestricted((k) => cfg.inspect(k));
   }
 }

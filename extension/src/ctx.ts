@@ -36,13 +36,19 @@ export class Ctx {
       detail: this.manager.lastError,
     }), { decode: (command, response) => this.manager.request(DecodeExchangeRequest, { command, response }) });
     subs.push(this.panel);
-    // The log of the last session (a window reload restarts the extension host and the helper).
+    // The log of the last session (a window reload restarts the extension host and the helper),
+    // unless `smartcard.log.persist` is off: then nothing is written and a file left from before goes.
     const storage = extension.storageUri ?? extension.globalStorageUri;
     if (storage.scheme === 'file') {
-      const persist = new LogPersistence(vscode.Uri.joinPath(storage, 'apdu-log.jsonl').fsPath, this.logStore, (m) => this.log.warn(m));
-      const n = persist.load();
-      if (n) this.log.info(`APDU Log: ${n} row(s) restored from ${persist.file}`);
-      subs.push(persist);
+      this.logFile = vscode.Uri.joinPath(storage, 'apdu-log.jsonl').fsPath;
+      if (this.config.logPersist) {
+        this.persist = this.newPersistence(this.logFile);
+        const n = this.persist.load();
+        if (n) this.log.info(`APDU Log: ${n} row(s) restored from ${this.logFile}`);
+      } else {
+        this.removeStoredLog(this.logFile);
+      }
+      subs.push({ dispose: () => this.persist?.dispose() });
     }
     this.treeView = vscode.window.createTreeView('smartcard.readers', { treeDataProvider: this.tree, showCollapseAll: false });
     subs.push(this.tree, this.treeView);
@@ -69,6 +75,7 @@ export class Ctx {
         else this.panel.append(r.appended);
       }),
       vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('smartcard.log.persist')) this.applyLogPersist();
         if (e.affectsConfiguration('smartcard.readerManager')) this.manager.updatePolicy();
         if (e.affectsConfiguration('smartcard.readerManager.exchangeTimeout')) this.manager.notifySettings({ readerManager: this.config.readerManagerSettings });
         if (e.affectsConfiguration('smartcard.pin')) this.manager.notifySettings({ pin: this.config.pinSettings });
@@ -77,7 +84,45 @@ export class Ctx {
           this.manager.restart().catch(() => undefined);
         }
       }),
+      // Trusting the workspace makes its values of the restricted settings count (trust.ts).
+      vscode.workspace.onDidGrantWorkspaceTrust(() => {
+        if (!this.config.trustChangesSettings) return;
+        this.manager.notifySettings({ pin: this.config.pinSettings });
+        this.applyLogPersist();
+        if (this.manager.state !== 'idle') {
+          this.log.info('The workspace is trusted now and sets reader manager settings; restarting it');
+          this.manager.restart().catch(() => undefined);
+        }
+      }),
     );
+  }
+
+  private logFile: string | undefined;
+  private persist: LogPersistence | undefined;
+
+  private newPersistence(file: string): LogPersistence {
+    return new LogPersistence(file, this.logStore, (m) => this.log.warn(m));
+  }
+
+  private removeStoredLog(file: string): void {
+    LogPersistence.removeStoredLog(file).then(
+      (removed) => { if (removed) this.log.info(`APDU Log: smartcard.log.persist is off; removed the saved log ${file}`); },
+      (err: unknown) => this.log.warn(`APDU Log: could not remove the saved log ${file}: ${err instanceof Error ? err.message : String(err)}`),
+    );
+  }
+
+  /** `smartcard.log.persist` changed: start saving (everything the log holds) or stop and remove the file. */
+  private applyLogPersist(): void {
+    if (!this.logFile) return;
+    const on = this.config.logPersist;
+    if (on && !this.persist) {
+      this.persist = this.newPersistence(this.logFile);
+      this.persist.saveAll();
+    } else if (!on && this.persist) {
+      const p = this.persist;
+      this.persist = undefined;
+      void p.stop().then(() => this.log.info(`APDU Log: smartcard.log.persist is off; removed the saved log ${this.logFile}`));
+    }
   }
 
   get selectedReader(): string | undefined {

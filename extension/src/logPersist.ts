@@ -1,6 +1,8 @@
 // The APDU Log survives a window reload: the store's rows (PIN bytes already masked by
 // the helper) are written as JSON Lines in the extension's storage, in batches off the
-// hot path, and read back at activation. No vscode import, so unit tests drive it.
+// hot path, and read back at activation. An empty log (Clear) is no file at all; with
+// `smartcard.log.persist` off nothing is written (docs/security.md, "The APDU Log on disk").
+// No vscode import, so unit tests drive it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LogRow } from '../../webview/src/protocol';
@@ -29,17 +31,38 @@ function lines(rows: readonly LogRow[]): string {
   return text;
 }
 
+/** Deletes a file if it is there; true when it was. */
+async function removeFile(file: string): Promise<boolean> {
+  try {
+    await fs.promises.unlink(file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
 export class LogPersistence {
+  /** Removes the stored log (and a temporary file of an interrupted write); true when there was one. */
+  static async removeStoredLog(file: string): Promise<boolean> {
+    const removed = await removeFile(file);
+    await removeFile(`${file}.tmp`);
+    return removed;
+  }
+
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   private disposed = false;
+  /** Turned off: never writes again. */
+  private stopped = false;
+  private readonly onChanged = () => this.schedule();
 
   constructor(
     readonly file: string,
     private readonly store: LogStore,
     private readonly onError: (message: string) => void,
   ) {
-    store.onChanged = () => this.schedule();
+    store.onChanged = this.onChanged;
   }
 
   /** Reads the rows of the last session into the store (synchronously: before the helper's first rows). */
@@ -78,18 +101,46 @@ export class LogPersistence {
 
   /** At shutdown (a reload): the last rows are written before the extension host goes. */
   dispose(): void {
+    if (this.disposed) return;
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
     this.disposed = true;
-    this.store.onChanged = undefined;
+    if (this.store.onChanged === this.onChanged) this.store.onChanged = undefined;
     const { rewrite, rows } = this.take();
     if (!rewrite && !rows.length) return;
     try {
+      if (rewrite && !rows.length) {
+        for (const f of [this.file, `${this.file}.tmp`]) fs.rmSync(f, { force: true });
+        return;
+      }
       fs.mkdirSync(path.dirname(this.file), { recursive: true });
       if (rewrite) fs.writeFileSync(this.file, lines(rows), 'utf8');
       else fs.appendFileSync(this.file, lines(rows), 'utf8');
     } catch (e) {
       this.onError(`could not save the APDU Log to ${this.file}: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * Persistence turned off (`smartcard.log.persist`): nothing more is written, and the stored log
+   * is removed once a write under way has ended.
+   */
+  async stop(): Promise<void> {
+    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
+    this.disposed = true;
+    this.stopped = true;
+    if (this.store.onChanged === this.onChanged) this.store.onChanged = undefined;
+    this.store.takeUnsaved();
+    await this.writing;
+    try {
+      await LogPersistence.removeStoredLog(this.file);
+    } catch (e) {
+      this.onError(`could not remove the saved APDU Log ${this.file}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Persistence turned on while the log holds rows: write them all. */
+  saveAll(): void {
+    this.markRewrite();
   }
 
   private take(): { rewrite: boolean; rows: LogRow[] } {
@@ -108,10 +159,15 @@ export class LogPersistence {
   }
 
   private async write(): Promise<void> {
-    if (!this.store.hasUnsaved && !this.forceRewrite) return;
+    if (this.stopped || (!this.store.hasUnsaved && !this.forceRewrite)) return;
     const { rewrite, rows } = this.take();
     const text = lines(rows);
     try {
+      if (rewrite && !rows.length) {
+        // Cleared: an empty log is no file (docs/security.md).
+        await LogPersistence.removeStoredLog(this.file);
+        return;
+      }
       await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
       if (rewrite) {
         // A whole new file, swapped in by rename: a reload mid-write never sees half of it.

@@ -4,6 +4,7 @@
 // message-type classes are not interchangeable; so messages are plain typed
 // descriptors and each side sends them through its own typed wrapper
 // (server: server/src/lsp/rpc.ts; the extension has its twin).
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
 import type { DecodedExchange } from './wire';
 
@@ -237,12 +238,77 @@ export const ReaderPowerOffRequest = request<{ reader: string }, void>('smartcar
 /** extension → helper: a reader control command (SCardControl / PC_to_RDR_Escape); logged as a control entry. */
 export const ReaderControlRequest = request<{ reader: string; code: number; data?: string }, { response: string; durationMs: number }>('smartcard/reader/control');
 
-/** helper → extension: ask the user for a PIN with a masked input box. The answer never reaches a log. */
-export const AskPinRequest = request<{ label: string; reader?: string }, { pin: string } | { cancelled: true }>('smartcard/askPin');
+/**
+ * helper → extension: ask the user for a PIN with a masked input box, naming the reader and the
+ * script line. The PIN comes back only sealed (`sealPin`), so no JSON-RPC trace or log sees it.
+ */
+export const AskPinRequest = request<AskPinParams, { sealed: SealedPin } | { cancelled: true }>('smartcard/askPin');
+
+export interface AskPinParams {
+  label: string;
+  /** The reader the PIN goes to. */
+  reader?: string;
+  /** The script's file (URI) and 1-based line that asks. */
+  uri?: string;
+  line?: number;
+  /** Fresh random value per prompt (base64), bound into the sealed answer: an answer fits one prompt only. */
+  challenge: string;
+}
+
+// ---------------------------------------------------------------- sealed PINs
+// A PIN crosses JSON-RPC only sealed: AES-256-GCM under a key the extension makes per helper
+// process and hands over outside JSON-RPC, in the helper's environment (PIN_KEY_ENV; the helper
+// removes it from its environment at start). vscode-languageclient's trace (`smartcard.trace.server`)
+// and VS Code's log files see only nonce and ciphertext.
+
+/** Name of the environment variable that carries the key (base64, 32 bytes) to the helper. */
+export const PIN_KEY_ENV = 'SMARTCARD_PIN_KEY';
+
+/** A sealed PIN: fresh 12-byte nonce, ciphertext with the 16-byte tag appended; both base64. */
+export interface SealedPin { nonce: string; data: string }
+
+export function newPinKey(): Buffer {
+  return randomBytes(32);
+}
+
+/** The additional data a sealed answer is bound to: this prompt's challenge, label and reader. */
+export function askPinAad(p: Pick<AskPinParams, 'challenge' | 'label' | 'reader'>): string {
+  return `${AskPinRequest.method}\0${p.challenge}\0${p.label}\0${p.reader ?? ''}`;
+}
+
+export function sealPin(key: Buffer, pin: string, aad: string): SealedPin {
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.from(aad, 'utf8'));
+  const data = Buffer.concat([cipher.update(pin, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  return { nonce: nonce.toString('base64'), data: data.toString('base64') };
+}
+
+/** The PIN, or undefined when `sealed` is not a PIN sealed with this key for this `aad`. */
+export function openPin(key: Buffer, sealed: unknown, aad: string): string | undefined {
+  if (!sealed || typeof sealed !== 'object') return undefined;
+  const { nonce, data } = sealed as Partial<SealedPin>;
+  if (typeof nonce !== 'string' || typeof data !== 'string' || data.length > 1024) return undefined;
+  const iv = Buffer.from(nonce, 'base64');
+  const body = Buffer.from(data, 'base64');
+  if (iv.length !== 12 || body.length < 16) return undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, iv);
+    decipher.setAAD(Buffer.from(aad, 'utf8'));
+    decipher.setAuthTag(body.subarray(body.length - 16));
+    return Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]).toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The additional data of the simulator card's PIN in `initializationOptions`. */
+export const SIMULATOR_PIN_AAD = 'smartcard/initialize\0simulator.pin';
 
 /** Settings the extension passes at start-up (initializationOptions) and on change. */
 export interface HelperSettings {
-  simulator?: { enabled?: boolean; card?: 'T=0' | 'T=1'; readers?: number; pin?: string; pinpad?: boolean };
+  /** `pin` in process (the CLI); over JSON-RPC the extension sends `sealedPin` (with SIMULATOR_PIN_AAD) instead. */
+  simulator?: { enabled?: boolean; card?: 'T=0' | 'T=1'; readers?: number; pin?: string; sealedPin?: SealedPin; pinpad?: boolean };
   vpcd?: { enabled?: boolean; ports?: number[] };
   pcsc?: { enabled?: boolean; library?: string };
   usbCcid?: { enabled?: boolean; rawTrace?: boolean };

@@ -10,11 +10,11 @@ let wb;
 
 before(async () => {
   if (skip) return;
-  wb = await launchWorkbench({ workspace: path.join(root, 'examples'), name: 'apdu-log', settings: {
-    'smartcard.simulator.card': 'T=0',
-    // A PC/SC library that does not exist: that driver fails, the others carry on.
-    'smartcard.pcsc.library': '/nonexistent/libpcsclite.so.1',
-  } });
+  wb = await launchWorkbench({
+    workspace: path.join(root, 'examples'), name: 'apdu-log', settings: { 'smartcard.simulator.card': 'T=0' },
+    // A PC/SC library that does not exist: that driver fails, the others carry on (a machine-scoped setting).
+    machineSettings: { 'smartcard.pcsc.library': '/nonexistent/libpcsclite.so.1' },
+  });
 }, { timeout: 120_000 });
 
 after(async () => {
@@ -60,6 +60,8 @@ test('a script asks for the PIN in a masked input box; the PIN never reaches the
   await runCommand(page, 'Smart Card: Run APDU Script');
   const box = page.locator('.quick-input-widget input[type="password"]');
   await box.waitFor({ timeout: 30_000 });
+  // The box names the label once, the reader and the script line.
+  assert.equal(await page.locator('.quick-input-widget .quick-input-title').innerText(), 'User PIN (simulator: 1234) — Workbench Simulator 00 00, verify-pin.apdu:9');
   await box.fill('1234');
   await box.press('Enter');
   await notification(page, /Script passed/);

@@ -6,7 +6,12 @@
 //   (the persisted APDU Log included), the workspace, the test's own output, the processes' stdout and
 //   stderr, the helper's messages to the extension and the webview DOM are searched for the PIN in
 //   each encoding `${pin}` supports (a control proves the search finds a planted PIN);
+//   The language client's trace is at verbose the whole time (its output channel at Trace): PINs
+//   cross JSON-RPC only sealed, and the per-helper keys that seal them are searched for too;
 // - the last try of a PIN is confirmed in a modal dialog before the PIN is asked;
+// - a workspace cannot load a PC/SC library into the helper (Restricted Mode, and trusted: the
+//   setting is machine-scoped), while the same path in the machine's own settings is loaded;
+// - the persisted APDU Log: where it is, Clear deletes it, smartcard.log.persist false writes nothing;
 // - scripts wait for Workspace Trust.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -111,7 +116,9 @@ const SCRIPTS = {
     '00 2C 00 81 08 ${pin:"PIN as BCD", bcd, pad=8, fill=FF} => 6D 00',
     '00 2C 00 81 08 ${pin:"PIN block", format2} => 6D 00',
     '00 B0 00 00 00 => 69 99'],
-  'pin-long.apdu': [SELECT, '00 20 00 01 08 ${pin:"User PIN"} => 90 00', 'repeat 400', '  00 84 00 00 08 => ?? ?? ?? ?? ?? ?? ?? ?? 90 00', '  delay 10', 'end'],
+  // Long enough to be still running when the helper is killed (at most about 45 s: the verbose trace
+  // slows the extension host, so the panel runs seconds behind the helper).
+  'pin-long.apdu': [SELECT, '00 20 00 01 08 ${pin:"User PIN"} => 90 00', 'repeat 4000', '  00 84 00 00 08 => ?? ?? ?? ?? ?? ?? ?? ?? 90 00', '  delay 10', 'end'],
   'tries-1.apdu': [SELECT, '00 20 00 01 => 63 C1'],
   'tries-3.apdu': [SELECT, '00 20 00 01 => 63 C3'],
 };
@@ -119,6 +126,9 @@ const SCRIPTS = {
 let shared;
 let workspace;
 let codeServerOutput = '';
+// The PIN keys the extension gave each helper (recorded by the tee helper), outside everything searched.
+const keysDir = fs.mkdtempSync(path.join(os.tmpdir(), 'smartcard-security-keys-'));
+const keysFile = path.join(keysDir, 'keys');
 
 async function workbench() {
   if (shared) return shared;
@@ -128,12 +138,24 @@ async function workbench() {
   fs.mkdirSync(outDir, { recursive: true });
   shared = await launchWorkbench({
     workspace, name: 'security',
-    settings: { 'smartcard.simulator.pin': PIN, 'smartcard.pin.cache': 'session' },
-    env: { SMARTCARD_SERVER_MODULE: TEE, SMARTCARD_HELPER_OUTPUT: path.join(outDir, 'helper-output.log') },
+    // The language client's trace at its most verbose: every message with its parameters and results
+    // goes to the Smart Card output channel and VS Code's log file of it (with the channel at Trace, below).
+    // PC/SC off: a system pcscd (another test's) would add readers to the status bar's count.
+    settings: { 'smartcard.simulator.pin': PIN, 'smartcard.pin.cache': 'session', 'smartcard.trace.server': 'verbose', 'smartcard.pcsc.enabled': false },
+    env: { SMARTCARD_SERVER_MODULE: TEE, SMARTCARD_HELPER_OUTPUT: path.join(outDir, 'helper-output.log'), SMARTCARD_HELPER_KEYS: keysFile },
   });
   // Everything code-server (and the extension host under it) prints, from here on (its own buffer holds the start).
   codeServerOutput = shared.cs.output();
   for (const s of [shared.cs.child.stdout, shared.cs.child.stderr]) s?.on('data', (d) => { codeServerOutput += d.toString('latin1'); });
+  // The Smart Card channel's log level to Trace (Developer: Set Log Level… → Smart Card → Trace): with it,
+  // vscode-languageclient traces at `smartcard.trace.server`.
+  const { page } = shared;
+  await runCommand(page, 'Smart Card: Show APDU Log');
+  await waitRunning(page);
+  await runCommand(page, 'Developer: Set Log Level');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: /^Smart Card$/ }).first().click();
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: /^Trace/ }).first().click();
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });
   return shared;
 }
 
@@ -143,15 +165,20 @@ after(async () => {
     await shared.close();
   }
   if (workspace) fs.rmSync(workspace, { recursive: true, force: true });
+  fs.rmSync(keysDir, { recursive: true, force: true });
 });
 
 const passwordBox = (page) => page.locator('.quick-input-widget input[type="password"]');
+
+/** The title of every PIN prompt answered, in order. */
+const promptTitles = [];
 
 /** Answers `pins.length` masked PIN prompts in turn. */
 async function answerPins(page, pins) {
   for (const pin of pins) {
     const box = passwordBox(page);
     await box.waitFor({ timeout: 30_000 });
+    promptTitles.push(await page.locator('.quick-input-widget .quick-input-title').innerText());
     await box.fill(pin);
     await box.press('Enter');
     // Accepted: the box hides, or shows empty for the next prompt.
@@ -306,6 +333,12 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
   assert.match(await (async () => { await runCommand(page, 'Smart Card: Clear PIN Cache'); return notification(page, /cached PIN/); })(), /Forgot 1 cached PIN\./);
   assert.match(await run(page, 'verify.apdu', [WRONG], /Script failed at line 2/), /63 C2/);
   await run(page, 'verify.apdu', [PIN], /Script passed/);
+  // Each prompt names the label once, the reader and the script line.
+  assert.deepEqual(promptTitles.slice(-5), [
+    `User PIN — ${READER}, verify.apdu:2`,
+    `PIN as BCD — ${READER}, fails-after-verify.apdu:3`, `PIN block — ${READER}, fails-after-verify.apdu:4`,
+    `User PIN — ${READER}, verify.apdu:2`, `User PIN — ${READER}, verify.apdu:2`,
+  ]);
   step(t0, 'editor runs: right, failing after the VERIFY, wrong, right');
 
   // 2. The helper killed while a script runs on a cached PIN: a clear error, the helper comes back,
@@ -412,7 +445,20 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
     const helperOutput = fs.readFileSync(path.join(outDir, 'helper-output.log'), 'latin1');
     assert.ok((helperOutput.match(/^\[start\]/gm) ?? []).length >= 3, 'the helper output covers the first helper and both restarts');
     assert.match(helperOutput, /0020000108\*{16}/, 'the helper output holds the masked VERIFYs (the capture works)');
+    assert.match(helperOutput, /^\[ipc in\] .*"result":\{"sealed":\{"nonce":/m, 'the capture holds the answers to the PIN prompts as they came in (sealed)');
 
+    // The PIN keys too: every key the extension handed a helper (base64 as in the environment, hex, raw).
+    const keys = fs.readFileSync(keysFile, 'utf8').split('\n').filter(Boolean);
+    assert.ok(keys.length >= 3, `a key for the first helper and both restarts (${keys.length})`);
+    assert.ok(keys.every((k) => Buffer.from(k, 'base64').length === 32), 'each helper got a 32-byte key in its environment');
+    const ALL = [...NEEDLES, ...keys.flatMap((k, i) => {
+      const raw = Buffer.from(k, 'base64');
+      return [
+        { pin: `PIN key ${i + 1}`, name: 'base64', bytes: Buffer.from(k.replace(/=+$/, ''), 'latin1') },
+        { pin: `PIN key ${i + 1}`, name: 'hex', bytes: Buffer.from(raw.toString('hex'), 'latin1'), ci: true },
+        { pin: `PIN key ${i + 1}`, name: 'raw bytes', bytes: raw },
+      ];
+    })];
     const places = [];
     const report = (where, res) => { places.push({ where, ...res }); };
     const dirs = fs.readdirSync(wb.tmp).map((d) => path.join(wb.tmp, d));
@@ -422,20 +468,20 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
       ['extension and webview storage (globalStorage)', path.join(userData, 'User', 'globalStorage')],
       ['extension and webview storage (workspaceStorage)', path.join(userData, 'User', 'workspaceStorage')],
     ];
-    for (const [where, d] of parts) report(`code-server user data: ${where}`, scanTree(d));
-    report('code-server user data: the rest (settings, history, machine state)', scanTree(userData, NEEDLES, parts.map(([, d]) => d)));
-    for (const d of dirs.filter((x) => x !== userData)) report(`${path.basename(d) === 'profile' ? 'Chromium' : 'code-server'} ${path.basename(d)} folder`, scanTree(d));
-    report('workspace', scanTree(workspace));
-    report('test output (test-results/security: CLI and process output, helper capture)', scanTree(outDir));
+    for (const [where, d] of parts) report(`code-server user data: ${where}`, scanTree(d, ALL));
+    report('code-server user data: the rest (settings, history, machine state)', scanTree(userData, ALL, parts.map(([, d]) => d)));
+    for (const d of dirs.filter((x) => x !== userData)) report(`${path.basename(d) === 'profile' ? 'Chromium' : 'code-server'} ${path.basename(d)} folder`, scanTree(d, ALL));
+    report('workspace', scanTree(workspace, ALL));
+    report('test output (test-results/security: CLI and process output, helper capture)', scanTree(outDir, ALL));
     const shots = fs.readdirSync(resultsDir).filter((f) => f.startsWith('security-')).map((f) => path.join(resultsDir, f));
     report('screenshots (test-results/security-*.png)', shots.reduce((acc, f) => {
       const buf = fs.readFileSync(f);
-      return { files: acc.files + 1, bytes: acc.bytes + buf.length, hits: [...acc.hits, ...findPin(buf).map((h) => `${path.basename(f)}: ${h}`)] };
+      return { files: acc.files + 1, bytes: acc.bytes + buf.length, hits: [...acc.hits, ...findPin(buf, ALL).map((h) => `${path.basename(f)}: ${h}`)] };
     }, { files: 0, bytes: 0, hits: [] }));
     for (const [where, text] of [['code-server stdout/stderr', codeServerOutput], ['helper stdout/stderr/IPC messages', helperOutput],
       ...cli.map((c) => [`CLI ${c.name} stdout/stderr`, c.out]), ...Object.entries(dom)]) {
       const buf = Buffer.from(text, 'utf8');
-      report(where, { files: 1, bytes: buf.length, hits: findPin(buf) });
+      report(where, { files: 1, bytes: buf.length, hits: findPin(buf, ALL) });
     }
     // (In code-server the workbench's and extensions' memento state lives in Chromium's IndexedDB, in
     // the profile folder; globalStorage/workspaceStorage hold only what extensions write as files.)
@@ -445,9 +491,16 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
     const findLogs = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); if (e.isDirectory()) findLogs(p); else if (/Smart Card|smartcard/i.test(e.name)) channel.push(p); } };
     findLogs(path.join(wb.tmp, 'userData', 'logs'));
     assert.ok(channel.length >= 1, 'the extension output channel\'s log file exists');
-    assert.ok(channel.some((f) => /The script asks for "User PIN"/.test(fs.readFileSync(f, 'utf8'))), 'the output channel log holds the PIN prompts (by label)');
+    const channelText = channel.map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+    assert.match(channelText, /The script asks for "User PIN — Workbench Simulator 00 00, verify\.apdu:2"/, 'the output channel log holds the PIN prompts (by label)');
+    // The trace was on at verbose where it matters: prompts and their answers, and the helpers' initialize.
+    assert.match(channelText, /\[trace\] Received request 'smartcard\/askPin - \(\d+\)'\.\s*Params: \{\s*"label": "User PIN",\s*"reader": "Workbench Simulator 00 00"/, 'the trace shows the PIN prompts with their parameters');
+    assert.match(channelText, /\[trace\] Sending response 'smartcard\/askPin - \(\d+\)'[^\n]*\s*Result: \{\s*"sealed": \{\s*"nonce"/, 'the trace shows the answers (sealed)');
+    const inits = channelText.split(/\[trace\] Sending request 'initialize - \(\d+\)'\./).slice(1).map((c) => c.split(/\[trace\] Received response 'initialize/)[0]);
+    assert.ok(inits.length >= 2, `the trace shows the restarted helpers' initialize (${inits.length})`);
+    assert.ok(inits.every((c) => /"initializationOptions": \{/.test(c) && /"sealedPin": \{\s*"nonce"/.test(c)), 'each traced initialize carries the simulator PIN sealed');
 
-    console.log('# searched for the PIN and the wrong PIN (ASCII, hex of the ASCII digits, BCD, format-2 PIN block, UTF-16, base64):');
+    console.log(`# searched for the PIN and the wrong PIN (ASCII, hex of the ASCII digits, BCD, format-2 PIN block, UTF-16, base64) and the ${keys.length} PIN keys (base64, hex, raw), with the language client's trace at verbose:`);
     let totalFiles = 0;
     let totalBytes = 0;
     for (const p of places) {
@@ -477,6 +530,173 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
     assert.deepEqual(hits, [], 'no PIN anywhere');
   } finally {
     fs.rmSync(wb.tmp, { recursive: true, force: true });
+  }
+});
+
+// ---- settings a workspace may not set ---------------------------------------------------------
+
+/** Builds test/e2e/fixtures/marker-lib.c: a library whose loading appends to `marker`. */
+function markerLibrary(dir) {
+  const lib = path.join(dir, 'libmarker.so');
+  const marker = path.join(dir, 'loaded.txt');
+  const cc = spawnSync('gcc', ['-shared', '-fPIC', '-o', lib, path.join(root, 'test', 'e2e', 'fixtures', 'marker-lib.c'), `-DMARKER="${marker}"`], { encoding: 'utf8' });
+  assert.equal(cc.status, 0, `gcc: ${cc.stderr}`);
+  // The fixture's own control: koffi.load (what the PC/SC driver calls) leaves the mark.
+  const load = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(root, 'node_modules', 'koffi'))}).load(${JSON.stringify(lib)})`], { encoding: 'utf8' });
+  assert.equal(load.status, 0, load.stderr);
+  assert.match(fs.readFileSync(marker, 'utf8'), /^loaded by pid \d+\n$/, 'loading the library writes the marker');
+  fs.rmSync(marker);
+  return { lib, marker };
+}
+
+/** Waits until the APDU Log shows `n` "running" rows of the reader manager (each helper start adds one). */
+async function helperStarts(page, n, timeout = 60_000) {
+  const rows = logFrame(page).locator('[data-kind="manager"][data-state="running"]');
+  const deadline = Date.now() + timeout;
+  while ((await rows.count()) < n) {
+    if (Date.now() > deadline) throw new Error(`the reader manager started ${await rows.count()} time(s), expected ${n}`);
+    await rows.nth(n - 1).waitFor({ timeout: Math.max(1000, deadline - Date.now()) }).catch(() => undefined);
+  }
+  return rows.count();
+}
+
+/** The APDU Log files the extension persisted under code-server's user data. */
+function persistedLogs(userData) {
+  const found = [];
+  const walk = (d) => {
+    let entries;
+    try { entries = fs.readdirSync(d, { withFileTypes: true }); } catch { return; }
+    for (const e of entries) { const p = path.join(d, e.name); if (e.isDirectory()) walk(p); else if (e.name === 'apdu-log.jsonl') found.push(p); }
+  };
+  walk(path.join(userData, 'User'));
+  return found;
+}
+
+/** Waits (bounded) until `check()` holds. */
+async function until(what, check, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Changes code-server's remote machine settings (`<user data>/Machine/settings.json`, the Settings
+ * editor's "Remote" tab): code-server applies edits of that file at once, and takes machine-scoped
+ * settings from there only (not from `User/settings.json`, whose edits on disk it does not pick up).
+ */
+function editMachineSettings(wb, change) {
+  const file = path.join(wb.tmp, 'userData', 'Machine', 'settings.json');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const old = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
+  fs.writeFileSync(file, JSON.stringify({ ...old, ...change }, null, 2));
+}
+
+test('a workspace cannot load a PC/SC library into the helper (Restricted Mode, and trusted: machine scope); the same path in the machine settings is loaded', { skip, timeout: 300_000 }, async () => {
+  const fixture = fs.mkdtempSync(path.join(os.tmpdir(), 'smartcard-pcsclib-'));
+  const { lib, marker } = markerLibrary(fixture);
+  const ws = scratchWorkspace('pcsclib', { 'hello.apdu': fs.readFileSync(path.join(root, 'examples', 'hello.apdu'), 'utf8') });
+  fs.mkdirSync(path.join(ws, '.vscode'));
+  // What a cloned repository would carry.
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'smartcard.pcsc.library': lib, 'smartcard.pcsc.enabled': true }, null, 2));
+  const wb = await launchWorkbench({ workspace: ws, name: 'pcsclib', workspaceTrust: true });
+  const { page } = wb;
+  try {
+    const t0 = Date.now();
+    await page.locator('.statusbar-item', { hasText: /Restricted Mode/ }).waitFor({ timeout: 30_000 });
+    // The helper starts (the PC/SC driver loads its library before the helper reports "started").
+    await runCommand(page, 'Smart Card: Show APDU Log');
+    await helperStarts(page, 1);
+    assert.equal(fs.existsSync(marker), false, 'Restricted Mode: the workspace\'s library was not loaded');
+    step(t0, 'restricted: helper running, library not loaded');
+
+    // Trusted: the setting is machine-scoped, so the workspace value still does not count.
+    await runCommand(page, 'Workspaces: Manage Workspace Trust');
+    await page.locator('.workspace-trust-editor').waitFor({ timeout: 30_000 });
+    await page.locator('.workspace-trust-editor .monaco-button', { hasText: /^Trust/ }).first().click();
+    await page.locator('.statusbar-item', { hasText: /Restricted Mode/ }).waitFor({ state: 'detached', timeout: 30_000 });
+    const modal = page.locator('.monaco-modal-editor-block');
+    if (await modal.count()) {
+      await modal.locator('.codicon-close, [aria-label^="Close"]').first().click();
+      await modal.waitFor({ state: 'detached', timeout: 10_000 });
+    }
+    await runCommand(page, 'Smart Card: Restart Reader Manager');
+    await runCommand(page, 'Smart Card: Show APDU Log');
+    const starts = await helperStarts(page, 2);
+    assert.equal(fs.existsSync(marker), false, 'trusted workspace: the machine-scoped setting is still not taken from it');
+    step(t0, `trusted: helper restarted (${starts} starts), library not loaded`);
+
+    // The control: the same setting in the machine's own settings is taken; the helper restarts and loads it.
+    editMachineSettings(wb, { 'smartcard.pcsc.library': lib });
+    await until('the user setting\'s library is loaded (marker written)', () => fs.existsSync(marker), 60_000);
+    const pids = fs.readFileSync(marker, 'utf8').trim().split('\n').map((l) => Number(l.replace('loaded by pid ', '')));
+    assert.ok(pids.every((pid) => wb.helperPids().includes(pid) || !fs.existsSync(`/proc/${pid}`)), 'loaded by the helper');
+    step(t0, 'machine settings: library loaded by the helper');
+  } finally {
+    await screenshot(page, 'security-pcsclib-end').catch(() => undefined);
+    await wb.close();
+    fs.rmSync(ws, { recursive: true, force: true });
+    fs.rmSync(fixture, { recursive: true, force: true });
+  }
+});
+
+test('the persisted APDU Log: written to the extension storage, Clear deletes the file, smartcard.log.persist false writes nothing and deletes it', { skip, timeout: 240_000 }, async () => {
+  const ws = scratchWorkspace('persist', { 'hello.apdu': fs.readFileSync(path.join(root, 'examples', 'hello.apdu'), 'utf8') });
+  // PC/SC off: a system pcscd (another test's) would add readers and make the script's reader ambiguous.
+  const wb = await launchWorkbench({ workspace: ws, name: 'persist', settings: { 'smartcard.pcsc.enabled': false } });
+  const { page } = wb;
+  const userData = path.join(wb.tmp, 'userData');
+  const log = logFrame(page);
+  const stored = () => persistedLogs(userData);
+  const storedText = () => stored().map((f) => fs.readFileSync(f, 'utf8')).join('');
+  try {
+    const t0 = Date.now();
+    await openFile(page, 'hello.apdu');
+    await runCommand(page, 'Smart Card: Run APDU Script');
+    await notification(page, /Script passed/);
+    await until('the log is saved in the extension\'s storage', () => /"kind":"exchange"/.test(storedText()));
+    const [file] = stored();
+    assert.match(path.relative(userData, file), /^User[/\\]workspaceStorage[/\\][^/\\]+[/\\]smartcard-workbench\.smartcard-workbench[/\\]apdu-log\.jsonl$/, 'the path docs/security.md gives');
+    step(t0, `saved: ${path.relative(userData, file)}`);
+
+    // Clear in the panel: the rows and the file go.
+    await runCommand(page, 'Smart Card: Show APDU Log');
+    await log.locator('#clear').click();
+    await log.locator('[data-kind="exchange"]').first().waitFor({ state: 'detached' });
+    await until('Clear deleted the stored file', () => !fs.existsSync(file));
+    step(t0, 'Clear: file deleted');
+
+    // A new run writes a new file; turning persistence off deletes it.
+    await openScript(page, 'hello.apdu');
+    await runCommand(page, 'Smart Card: Run APDU Script');
+    await notification(page, /Script passed/);
+    await until('the new run is saved', () => /"kind":"exchange"/.test(storedText()));
+    editMachineSettings(wb, { 'smartcard.log.persist': false });
+    await until('persist off deleted the stored file', () => stored().length === 0);
+    step(t0, 'persist off: file deleted');
+
+    // Off: a run is shown in the panel and nothing is written, not after several save delays (1 s each) either.
+    const before = await modelCount(log, 'exchange', '');
+    await openScript(page, 'hello.apdu');
+    await runCommand(page, 'Smart Card: Run APDU Script');
+    await notification(page, /Script passed/);
+    const after = await modelCount(log, 'exchange', '', before + 3);
+    assert.ok(after >= before + 3, `the run is in the panel (${before} → ${after} exchanges)`);
+    const quiet = Date.now() + 5000;
+    await until('five seconds passed', () => Date.now() > quiet || stored().length > 0, 10_000);
+    assert.deepEqual(stored(), [], 'nothing written while smartcard.log.persist is false');
+    step(t0, 'persist off: a run, nothing written');
+
+    // On again: what the panel holds is written whole (the run made while off included).
+    editMachineSettings(wb, { 'smartcard.log.persist': true });
+    const storedExchanges = () => storedText().split('\n').filter((l) => l.includes('"kind":"exchange"')).length;
+    await until('persist on wrote every exchange the panel holds', async () => storedExchanges() >= after && storedExchanges() === await modelCount(log, 'exchange', ''));
+    step(t0, 'persist on: everything written');
+  } finally {
+    await screenshot(page, 'security-persist-end').catch(() => undefined);
+    await wb.close();
+    fs.rmSync(ws, { recursive: true, force: true });
   }
 });
 

@@ -61,7 +61,7 @@ export const isHarmless = (text) => HARMLESS.some((re) => re.test(text));
  * Starts code-server with fresh state under a temp folder, and Chromium on the
  * workbench with this extension loaded from the working tree.
  */
-export async function launchWorkbench({ workspace, settings = {}, env = {}, name = 'e2e', vsix, workspaceTrust = false }) {
+export async function launchWorkbench({ workspace, settings = {}, machineSettings, env = {}, name = 'e2e', vsix, workspaceTrust = false }) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `smartcard-${name}-`));
   const dirs = Object.fromEntries(['userData', 'extensions', 'config', 'data', 'cache', 'profile'].map((d) => [d, path.join(tmp, d)]));
   for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
@@ -83,6 +83,12 @@ export async function launchWorkbench({ workspace, settings = {}, env = {}, name
     'git.enabled': false,
     ...settings,
   }, null, 2));
+  // Machine-scoped settings (smartcard.pcsc.library): code-server takes them from the remote
+  // machine's settings (the Settings editor's "Remote" tab), not from User/settings.json.
+  if (machineSettings) {
+    fs.mkdirSync(path.join(dirs.userData, 'Machine'), { recursive: true });
+    fs.writeFileSync(path.join(dirs.userData, 'Machine', 'settings.json'), JSON.stringify(machineSettings, null, 2));
+  }
   const xdg = { XDG_CONFIG_HOME: dirs.config, XDG_DATA_HOME: dirs.data, XDG_CACHE_HOME: dirs.cache };
   if (vsix) {
     // Installed like a user would (offline, from the file), instead of loaded from the working tree.

@@ -4,10 +4,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MessageConnection } from 'vscode-jsonrpc/node';
 import {
-  AskPinRequest, EventsNotification, type LogEntry, ReadersChangedNotification, ReadersRequest, RunScriptRequest,
+  AskPinRequest, type AskPinParams, EventsNotification, type LogEntry, ReadersChangedNotification, ReadersRequest, RunScriptRequest,
   SimulatorInsertCardRequest, SimulatorRemoveCardRequest, type ReaderList, LogHistoryRequest,
 } from '../../server/src/protocol';
-import { startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
+import { sealedAnswer, startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
 
 let helper: MemoryHelper;
 let client: MessageConnection;
@@ -27,7 +27,7 @@ function until(check: () => boolean, waiters: Array<() => void>): Promise<void> 
 before(async () => {
   helper = await startMemoryHelper({
     initializationOptions: { simulator: { card: 'T=0' } },
-    handlers: (c) => {
+    handlers: (c, key) => {
       c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => {
         entries.push(...p.entries);
         for (const w of entryWaiters.splice(0)) w();
@@ -36,7 +36,7 @@ before(async () => {
         diagnostics.set(p.uri, p.diagnostics);
         for (const w of diagWaiters.splice(0)) w();
       });
-      c.onRequest(AskPinRequest.method, () => ({ pin: '1234' }));
+      c.onRequest(AskPinRequest.method, (p: AskPinParams) => sealedAnswer(key, p, '1234'));
     },
   });
   client = helper.client;

@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
-import { AskPinRequest, ClearPinCacheRequest, LogHistoryRequest, RunScriptRequest } from '../../server/src/protocol';
-import { startMemoryHelper } from '../support/memoryHelper';
+import { AskPinRequest, type AskPinParams, ClearPinCacheRequest, LogHistoryRequest, RunScriptRequest } from '../../server/src/protocol';
+import { sealedAnswer, startMemoryHelper } from '../support/memoryHelper';
 import { noPinAssertion, pinForms as forms } from '../support/pinForms';
 
 const PIN = '73915862';
@@ -61,7 +61,7 @@ test('helper: PINs in every encoding, the session cache and Clear PIN Cache: no 
   const helper = await startMemoryHelper({
     helper: { drivers: [new SimulatorDriver({ pin: PIN })] },
     initializationOptions: { pin: { cache: 'session' } },
-    handlers: (c) => c.onRequest(AskPinRequest.method, (p: { label: string }) => { asked.push(p.label); return { pin: answer }; }),
+    handlers: (c, key) => c.onRequest(AskPinRequest.method, (p: AskPinParams) => { asked.push(p.label); return sealedAnswer(key, p, answer); }),
   });
   const { client } = helper;
   try {

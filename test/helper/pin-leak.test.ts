@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
-import { AskPinRequest, LogHistoryRequest, RunScriptRequest } from '../../server/src/protocol';
-import { startMemoryHelper } from '../support/memoryHelper';
+import { AskPinRequest, type AskPinParams, LogHistoryRequest, RunScriptRequest } from '../../server/src/protocol';
+import { sealedAnswer, startMemoryHelper } from '../support/memoryHelper';
 import { noPinAssertion } from '../support/pinForms';
 
 const PIN = '739182';
@@ -51,7 +51,7 @@ test('helper: every message it sends, the log history and results show no PIN', 
   const helper = await startMemoryHelper({
     helper: { drivers: [new SimulatorDriver({ pin: PIN })] },
     initializationOptions: { pin: { cache: 'none' } },
-    handlers: (c) => c.onRequest(AskPinRequest.method, () => ({ pin: answers.shift() ?? PIN })),
+    handlers: (c, key) => c.onRequest(AskPinRequest.method, (p: AskPinParams) => sealedAnswer(key, p, answers.shift() ?? PIN)),
   });
   const { client } = helper;
   try {

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { createConnection } from 'vscode-languageserver/node';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import { createHelper, type HelperOptions } from '../../server/src/lsp/server';
-import { type ParamsOf, StartedNotification } from '../../server/src/protocol';
+import { type AskPinParams, askPinAad, newPinKey, type ParamsOf, sealPin, type SealedPin, StartedNotification } from '../../server/src/protocol';
 
 export interface MemoryHelper {
   client: MessageConnection;
@@ -12,6 +12,10 @@ export interface MemoryHelper {
   started: ParamsOf<typeof StartedNotification>;
   /** Every byte the helper has sent to the client so far (for leak searches). */
   wire(): string;
+  /** Every byte the client has sent to the helper so far (PIN answers included: they travel sealed). */
+  wireIn(): string;
+  /** The key the helper opens PINs with (the extension hands it over in the helper's environment). */
+  pinKey: Buffer;
   stop(): Promise<void>;
 }
 
@@ -22,16 +26,19 @@ export interface MemoryHelper {
 export async function startMemoryHelper(options: {
   helper?: HelperOptions;
   initializationOptions?: unknown;
-  handlers?: (client: MessageConnection) => void;
+  handlers?: (client: MessageConnection, pinKey: Buffer) => void;
 } = {}): Promise<MemoryHelper> {
   const toServer = new PassThrough();
   const toClient = new PassThrough();
   let wire = '';
+  let wireIn = '';
   toClient.on('data', (d: Buffer) => { wire += d.toString('utf8'); });
-  createHelper(createConnection(toServer, toClient), options.helper);
+  toServer.on('data', (d: Buffer) => { wireIn += d.toString('utf8'); });
+  const pinKey = options.helper?.pinKey ?? newPinKey();
+  createHelper(createConnection(toServer, toClient), { ...options.helper, pinKey });
   const client = createMessageConnection(new StreamMessageReader(toClient), new StreamMessageWriter(toServer));
   const started = new Promise<ParamsOf<typeof StartedNotification>>((resolve) => client.onNotification(StartedNotification.method, resolve));
-  options.handlers?.(client);
+  options.handlers?.(client, pinKey);
   client.listen();
   await client.sendRequest('initialize', { processId: null, rootUri: null, capabilities: {}, initializationOptions: options.initializationOptions ?? {} });
   client.sendNotification('initialized', {});
@@ -39,9 +46,16 @@ export async function startMemoryHelper(options: {
     client,
     started: await started,
     wire: () => wire,
+    wireIn: () => wireIn,
+    pinKey,
     async stop() {
       await client.sendRequest('shutdown');
       client.dispose();
     },
   };
+}
+
+/** The extension's answer to a PIN prompt: the PIN sealed with the helper's key for that prompt. */
+export function sealedAnswer(key: Buffer, p: AskPinParams, pin: string): { sealed: SealedPin } {
+  return { sealed: sealPin(key, pin, askPinAad(p)) };
 }

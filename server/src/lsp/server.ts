@@ -1,6 +1,7 @@
 // The helper process: language server for `apdu` and host of the reader
 // manager. Created over any connection, so tests drive it over in-memory streams.
 
+import { randomBytes } from 'node:crypto';
 import {
   type CancellationToken, type Connection, TextDocumentSyncKind, TextDocuments, ResponseError,
 } from 'vscode-languageserver';
@@ -14,6 +15,7 @@ import {
   SimulatorInsertCardRequest, SimulatorRemoveCardRequest, StartedNotification, ClearPinCacheRequest, ConfirmRequest,
   type PinSettings, SettingsNotification, DecodeAtrRequest, type ControlEntry, type ReaderList, type Disposition,
   ReaderConnectRequest, ReaderDisconnectRequest, ReaderResetRequest, ReaderPowerOffRequest, ReaderControlRequest,
+  type AskPinParams, askPinAad, openPin, SIMULATOR_PIN_AAD,
 } from '../protocol';
 import { SessionPinCache } from '../script/pins';
 import { describeAtr, parseAtr } from '../codecs/atr';
@@ -35,6 +37,11 @@ export interface HelperOptions {
   drivers?: Driver[];
   /** Reader initialization on insertion (default on; tests of a script's own exchanges may turn it off). */
   initializeCards?: boolean;
+  /**
+   * The key PINs from the editor are sealed with (main.ts takes it from the environment, PIN_KEY_ENV).
+   * Without one the helper takes no PIN over JSON-RPC.
+   */
+  pinKey?: Buffer;
 }
 
 export function createHelper(connection: Connection, options: HelperOptions = {}): { manager: () => ReaderManager | null } {
@@ -74,6 +81,17 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     if (pinSettings.cache !== 'session') sessionPins.clear();
   };
 
+  /** Asks the editor for a PIN; the answer arrives sealed and is opened here, never logged. */
+  const askPin = async (p: Omit<AskPinParams, 'challenge'>, cancelled: string): Promise<string> => {
+    if (!options.pinKey) throw new ScError('NOT_SUPPORTED', 'This reader manager was started without a PIN key, so it cannot take a PIN from the editor. Run "Smart Card: Restart Reader Manager".');
+    const params: AskPinParams = { ...p, challenge: randomBytes(16).toString('base64') };
+    const answer = await ask(connection, AskPinRequest, params);
+    if ('cancelled' in answer) throw new ScError('CANCELLED', cancelled);
+    const pin = openPin(options.pinKey, answer.sealed, askPinAad(params));
+    if (pin === undefined) throw new ScError('BAD_REQUEST', `The answer to the PIN prompt "${p.label}" was not sealed for this prompt with this reader manager's key; the PIN was not used.`);
+    return pin;
+  };
+
   const log = (level: string, message: string) => {
     const line = `[${level}] ${message}`;
     if (level === 'error') connection.console.error(line);
@@ -102,11 +120,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   let readersScheduled = false;
 
   async function startManager(settings: HelperSettings): Promise<ReaderManager> {
-    const keypad = async (prompt: string) => {
-      const answer = await ask(connection, AskPinRequest, { label: prompt });
-      if ('cancelled' in answer) throw new ScError('CANCELLED', 'PIN entry on the simulated keypad was cancelled.');
-      return answer.pin;
-    };
+    const keypad = (prompt: string) => askPin({ label: prompt }, 'PIN entry on the simulated keypad was cancelled.');
     const m = new ReaderManager(options.drivers ?? createDrivers(settings, { keypad, trace: (line) => log('info', line) }), {
       log, identify: (atr) => identifyAtr(atr),
       ...(options.initializeCards === false ? { initializeCards: false } : {}),
@@ -158,7 +172,11 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
 
   let initSettings: HelperSettings = {};
   connection.onInitialize((params) => {
-    initSettings = (params.initializationOptions ?? {}) as HelperSettings;
+    const given = (params.initializationOptions ?? {}) as HelperSettings;
+    initSettings = simulatorPinOpened(given, options.pinKey);
+    if (given.simulator?.sealedPin && initSettings.simulator?.pin === undefined) {
+      log('warn', 'The simulator card\'s PIN setting could not be opened (not sealed with this reader manager\'s key); the card keeps its default PIN.');
+    }
     applySettings(initSettings);
     return {
       capabilities: {
@@ -213,11 +231,9 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
         sessionPins,
         checkRetries: pinSettings.checkRetries !== false,
         confirm: async (message, confirm) => (await ask(connection, ConfirmRequest, { message, confirm })).confirmed === true,
-        askPin: async (label) => {
-          const answer = await ask(connection, AskPinRequest, { label });
-          if ('cancelled' in answer) throw new ScError('CANCELLED', `PIN entry for "${label}" was cancelled.`);
-          return answer.pin;
-        },
+        askPin: (label, where) => askPin({
+          label, ...(where?.reader ? { reader: where.reader } : {}), ...(p.uri ? { uri: p.uri } : {}), ...(where?.line ? { line: where.line } : {}),
+        }, `PIN entry for "${label}" was cancelled.`),
         onProgress: throttle((done, total, line) => {
           notify(connection, RunProgressNotification, { runId, done, total, line });
         }),
@@ -356,6 +372,15 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   documents.listen(connection);
   connection.listen();
   return { manager: () => manager };
+}
+
+/** The simulator card's PIN arrives sealed (`sealedPin`); a plain `pin` over JSON-RPC is not taken. */
+function simulatorPinOpened(settings: HelperSettings, key: Buffer | undefined): HelperSettings {
+  const sim = settings.simulator;
+  if (!sim) return settings;
+  const { pin: _plain, sealedPin, ...rest } = sim;
+  const pin = key && sealedPin ? openPin(key, sealedPin, SIMULATOR_PIN_AAD) : undefined;
+  return { ...settings, simulator: { ...rest, ...(pin !== undefined && /^[0-9]{4,12}$/.test(pin) ? { pin } : {}) } };
 }
 
 function optionalString(v: unknown, name: string, max = 256): void {

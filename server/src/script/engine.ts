@@ -21,8 +21,8 @@ export interface EngineContext {
   reader?: string;
   uri?: string;
   signal?: AbortSignal;
-  /** Asks the user for a PIN (masked). The value never reaches a log. */
-  askPin?: (label: string) => Promise<string>;
+  /** Asks the user for a PIN (masked), saying which reader and line it is for. The value never reaches a log. */
+  askPin?: (label: string, where?: { reader?: string; line?: number }) => Promise<string>;
   /** How PINs are remembered: none, for this run (default), or in `sessionPins`. */
   pinPolicy?: PinCachePolicy;
   sessionPins?: SessionPinCache;
@@ -58,6 +58,8 @@ interface RunState {
   pinCache: Map<string, string>;
   /** Statements and loop iterations since the event loop last turned. */
   sinceYield: number;
+  /** The line of the statement being run (a PIN prompt names it). */
+  line?: number;
   /** `set timeout MS`: passed with every card and control call; undefined = the manager's setting. */
   timeoutMs?: number;
 }
@@ -142,6 +144,7 @@ async function execBlock(statements: Statement[], st: RunState, ctx: EngineConte
       await yieldToEventLoop();
     }
     if (ctx.signal?.aborted) throw cancelled(s.line);
+    st.line = s.line;
     try {
       // The hot path (a plain command) has its own small async function: execStatement's
       // frame holds every case's locals and was a large part of each APDU's garbage.
@@ -455,7 +458,7 @@ async function materialize(parts: HexPart[], st: RunState, ctx: EngineContext): 
       const atr = toHexPlain(st.conn?.atr ?? new Uint8Array(0));
       let pin = policy === 'none' ? undefined : policy === 'session' ? ctx.sessionPins?.get(reader, atr, p.label) : st.pinCache.get(p.label);
       if (pin === undefined) {
-        pin = await ctx.askPin(p.label);
+        pin = await ctx.askPin(p.label, { ...(reader ? { reader } : {}), ...(st.line ? { line: st.line } : {}) });
         if (ctx.signal?.aborted) throw new ScError('CANCELLED', `The run was cancelled while the PIN "${p.label}" was asked; the command was not sent.`);
         if (policy === 'run') st.pinCache.set(p.label, pin);
         else if (policy === 'session') ctx.sessionPins?.set(reader, atr, p.label, pin);

@@ -65,7 +65,62 @@ test('the file stays bounded: trimming or clearing rewrites it whole', async () 
   assert.equal(JSON.parse(lines.at(-1)!).id, '1:49');
   store.clear();
   await p.flush();
-  assert.equal(fs.readFileSync(file, 'utf8'), '');
+  assert.equal(fs.existsSync(file), false, 'Clear removes the stored file');
+});
+
+test('Clear removes the stored file, also when the extension host goes right after (dispose)', async () => {
+  const file = tmpFile();
+  const store = new LogStore(100);
+  const p = new LogPersistence(file, store, (m) => assert.fail(m));
+  store.newGeneration();
+  store.addEntries([exchange(1), exchange(2)]);
+  await p.flush();
+  assert.ok(fs.existsSync(file));
+  store.clear();
+  p.dispose(); // before the delayed write: dispose does it
+  assert.equal(fs.existsSync(file), false);
+  assert.equal(fs.existsSync(`${file}.tmp`), false);
+  // A new row after Clear starts a new file.
+  const q = new LogPersistence(file, store, (m) => assert.fail(m));
+  store.addEntries([exchange(3)]);
+  await q.flush();
+  assert.equal(fs.readFileSync(file, 'utf8').trimEnd().split('\n').length, 1);
+  q.dispose();
+});
+
+test('smartcard.log.persist false: stop() deletes the file and nothing is written afterwards; on again, everything is written', async () => {
+  const file = tmpFile();
+  const store = new LogStore(100);
+  const p = new LogPersistence(file, store, (m) => assert.fail(m));
+  store.newGeneration();
+  store.addEntries([exchange(1)]);
+  await p.flush();
+  assert.ok(fs.existsSync(file));
+  store.addEntries([exchange(2)]); // pending: must not be written after stop
+  await p.stop();
+  assert.equal(fs.existsSync(file), false, 'turning persistence off removes the stored log');
+  store.addEntries([exchange(3)]);
+  store.clear();
+  store.addEntries([exchange(4)]);
+  p.dispose();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(fs.existsSync(file), false, 'nothing is written while off');
+  assert.equal(fs.existsSync(path.dirname(file)) ? fs.readdirSync(path.dirname(file)).length : 0, 0, 'no temporary file either');
+  // On again: the rows the store holds are written whole.
+  const q = new LogPersistence(file, store, (m) => assert.fail(m));
+  q.saveAll();
+  await q.flush();
+  assert.deepEqual(fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l).id), ['1:4']);
+  q.dispose();
+});
+
+test('removeStoredLog deletes a file left from a session that persisted (persist turned off meanwhile)', async () => {
+  const file = tmpFile();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, '{"id":"1:1","time":1,"kind":"echo","message":"hi"}\n');
+  assert.equal(await LogPersistence.removeStoredLog(file), true);
+  assert.equal(fs.existsSync(file), false);
+  assert.equal(await LogPersistence.removeStoredLog(file), false, 'nothing to remove');
 });
 
 test('unreadable lines are skipped', () => {

@@ -1,0 +1,31 @@
+// The PIN prompt: what the masked box says, and the answer sealed for the helper that asked.
+// No vscode import, so unit tests drive it.
+import { type AskPinParams, askPinAad, sealPin, type SealedPin } from '../../server/src/protocol';
+
+/** `hello.apdu` from `file:///ws/hello.apdu`, `Untitled-1` from `untitled:Untitled-1`. */
+export function scriptName(uri: string): string {
+  const noScheme = uri.replace(/^[a-z][a-z0-9+.-]*:/i, '').replace(/[?#].*$/, '');
+  const last = noScheme.split(/[/\\]/).filter(Boolean).pop() ?? noScheme;
+  try { return decodeURIComponent(last); } catch { return last; }
+}
+
+/**
+ * Title and prompt of the box: the label once, then the reader and the script line, e.g.
+ * `User PIN — Workbench Simulator 00 00, hello.apdu:7`.
+ */
+export function pinPromptText(p: Pick<AskPinParams, 'label' | 'reader' | 'uri' | 'line'>): { title: string; prompt: string } {
+  const where: string[] = [];
+  if (p.reader) where.push(p.reader);
+  if (p.uri && p.line) where.push(`${scriptName(p.uri)}:${p.line}`);
+  else if (p.uri) where.push(scriptName(p.uri));
+  else if (p.line) where.push(`line ${p.line}`);
+  return {
+    title: where.length ? `${p.label} — ${where.join(', ')}` : p.label,
+    prompt: 'The PIN goes to the card only; it is never logged or saved.',
+  };
+}
+
+/** The answer to a prompt: the PIN sealed with the helper's key, bound to this prompt. */
+export function sealedAnswer(key: Buffer, p: AskPinParams, pin: string): { sealed: SealedPin } {
+  return { sealed: sealPin(key, pin, askPinAad(p)) };
+}
