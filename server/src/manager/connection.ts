@@ -85,6 +85,11 @@ export class Connection {
     return opts.signal || !this.signal ? opts : { ...opts, signal: this.signal };
   }
 
+  /** Into the reader's queue; a Cancel while still waiting there leaves it at once, nothing sent. */
+  private enqueue<T>(fn: () => Promise<T>, signal: AbortSignal | undefined = this.signal): Promise<T> {
+    return this.r.gate.queue.run(this.id, fn, false, signal ? { signal, error: () => this.r.gate.notSentError() } : undefined);
+  }
+
   private armIfOwner(): void {
     if (this.r.gate.queue.owner === this.id) this.manager.armTransactionTimer(this.r);
   }
@@ -92,11 +97,11 @@ export class Connection {
   /** SCardTransmit with the T=0 rules applied (case 4, 61xx, 6Cxx), each step logged. */
   transmit(apdu: Uint8Array, opts: TransmitOptions = {}): Promise<TransmitResult> {
     // No async wrapper: this runs for every APDU.
-    return this.r.gate.queue.run(this.id, () => {
+    return this.enqueue(() => {
       this.check();
       this.armIfOwner();
       return this.transmitLocked(apdu, this.call(opts));
-    });
+    }, opts.signal ?? this.signal);
   }
 
   private async transmitLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
@@ -139,7 +144,7 @@ export class Connection {
    * also how a connection takes a new card or someone else's reset and goes on.
    */
   reset(mode: PowerMode = 'warm'): Promise<Uint8Array> {
-    return this.r.gate.queue.run(this.id, async () => {
+    return this.enqueue(async () => {
       if (this.closed) throw this.closed;
       if (!this.r.card.present) throw new ScError('NO_CARD', `No card in '${this.r.name}'. Insert a card and try again.`);
       this.armIfOwner();
@@ -156,7 +161,7 @@ export class Connection {
 
   /** Removes power from the card (SCardDisconnect's SCARD_UNPOWER_CARD, keeping the connection). */
   powerOff(): Promise<void> {
-    return this.r.gate.queue.run(this.id, async () => {
+    return this.enqueue(async () => {
       if (this.closed) throw this.closed;
       this.armIfOwner();
       try { await this.manager.powerDown(this.r, this.call({})); } finally { this.seen(); }
@@ -165,16 +170,17 @@ export class Connection {
 
   /** SCardControl on this connection, under the same deadline and Cancel as transmit. */
   control(code: number, data: Uint8Array, opts: ControlOptions = {}): Promise<Uint8Array> {
-    return this.r.gate.queue.run(this.id, () => {
+    return this.enqueue(() => {
       this.check();
       this.armIfOwner();
       return this.r.gate.control(code, data, this.call(opts));
-    });
+    }, opts.signal ?? this.signal);
   }
 
   /** SCardBeginTransaction: in the reader's queue, and in the driver when it has one (PC/SC). */
   beginTransaction(opts: ControlOptions = {}): Promise<void> {
-    return this.r.gate.queue.run(this.id, async () => {
+    // Waits (as SCardBeginTransaction blocks) while another connection holds the reader; Cancel ends the wait.
+    return this.enqueue(async () => {
       this.check();
       const q = this.r.gate.queue;
       if (q.owner === this.id) { q.depth++; this.armIfOwner(); return; }
@@ -183,7 +189,7 @@ export class Connection {
       q.depth = 1;
       this.lostTransaction = false;
       this.manager.armTransactionTimer(this.r);
-    });
+    }, opts.signal ?? this.signal);
   }
 
   endTransaction(disposition: Disposition = 'leave'): Promise<void> {

@@ -278,6 +278,11 @@ export class ReaderGate {
     signal.addEventListener('abort', this.onAbort);
   }
 
+  /** Cancelled before anything of the call was sent (also while it waited in the queue). */
+  notSentError(): ScError {
+    return this.cancelledError('transmit', false);
+  }
+
   private cancelledError(kind: CallKind, inFlight: boolean): ScError {
     const name = this.host.name;
     if (!inFlight) return new ScError('CANCELLED', `The run was cancelled; nothing more was sent to '${name}'.`);

@@ -309,6 +309,8 @@ export class ReaderManager {
       removed: false,
       waiters: new Set(),
     };
+    // The transaction's idle time counts from the end of the owner's last operation.
+    gate.queue.onSettled = (conn) => { if (conn === gate.queue.owner) this.armTransactionTimer(r); };
     this.readers.set(name, r);
     this.bySlot.set(id, r);
     this.readerListCounter++;
@@ -439,6 +441,8 @@ export class ReaderManager {
     const share = opts.share ?? 'shared';
     const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal);
     const call: GateCallOptions = opts.signal ? { signal: opts.signal } : {};
+    // A Cancel while the reader is busy (another client's transaction) ends the wait.
+    const abort = opts.signal ? { signal: opts.signal, error: () => r.gate.notSentError() } : undefined;
     await r.gate.queue.run(conn.id, async () => {
       const others = [...r.connections];
       if (share === 'exclusive' && others.length) {
@@ -459,7 +463,7 @@ export class ReaderManager {
       }
       conn.seen();
       r.connections.add(conn);
-    });
+    }, false, abort);
     this.readersChanged();
     return conn;
   }
@@ -644,6 +648,9 @@ export class ReaderManager {
     r.transactionTimer = setTimeout(() => {
       const owner = r.gate.queue.owner;
       if (owner === null) return;
+      // The owner's operation is still running (a slow key generation, a pinpad): not idle.
+      // The idle time starts again when it settles (queue.onSettled).
+      if (r.gate.queue.running === owner) return;
       this.log('warn', `transaction on ${r.name} by connection ${owner} released after ${this.transactionTimeoutMs} ms without activity`);
       this.releaseTransaction(r);
       this.readersChanged();

@@ -376,3 +376,60 @@ test('item 9: time extensions from the reader extend the deadline; without them 
   driver.onTransmit = null;
   await manager.stop();
 });
+
+// ------------------------------------------------------------ found in review
+
+test('review: a call longer than the transaction idle time-out keeps the transaction; idle time counts from its end', async () => {
+  const { driver, manager, name } = await gateManager({ transactionTimeoutMs: 100, exchangeTimeoutMs: 5000 });
+  const a = await manager.connect(name);
+  const b = await manager.connect(name);
+  await a.beginTransaction();
+  // A slow exchange (a key generation) three times the idle time-out, with B waiting behind the transaction.
+  driver.onTransmit = () => new Promise((resolve) => setTimeout(() => resolve(fromHex('9000')), 300));
+  const slow = a.transmit(CHALLENGE);
+  const order: string[] = [];
+  const bDone = b.transmit(CHALLENGE).then(() => order.push('B'));
+  await settlesWithin(slow, 5000, 'slow transmit');
+  driver.onTransmit = null;
+  // Right after the slow call, A is still in its transaction: its next command runs before B's, and its end works.
+  await a.transmit(CHALLENGE).then(() => order.push('A'));
+  assert.ok(!driver.calls.includes('end leave'), `the transaction was not ended under the call: ${driver.calls.join(', ')}`);
+  await a.endTransaction();
+  await settlesWithin(bDone, 5000, 'B');
+  assert.deepEqual(order, ['A', 'B'], 'no command of B ran inside A\'s transaction');
+  // And idle it is released after the time-out, counted from the end of the last call.
+  await a.beginTransaction();
+  await a.transmit(CHALLENGE);
+  await settlesWithin(driver.ended(2), 5000, 'idle release');
+  await manager.stop();
+});
+
+test('review: Cancel is heard while a call waits in the reader\'s queue behind another client\'s transaction', async () => {
+  const { manager, name } = await gateManager({ transactionTimeoutMs: 10_000 });
+  const a = await manager.connect(name);
+  const b = await manager.connect(name);
+  await a.beginTransaction();
+  for (const [what, call] of [
+    ['transmit', (signal: AbortSignal) => b.transmit(CHALLENGE, { signal })],
+    ['control', (signal: AbortSignal) => b.control(3400, new Uint8Array(0), { signal })],
+    ['begin transaction', (signal: AbortSignal) => b.beginTransaction({ signal })],
+    ['connect', (signal: AbortSignal) => manager.connect(name, { signal })],
+  ] as const) {
+    const ac = new AbortController();
+    const waiting = (call as (s: AbortSignal) => Promise<unknown>)(ac.signal);
+    setTimeout(() => ac.abort(), 50);
+    const t0 = performance.now();
+    await assert.rejects(settlesWithin(waiting, 2000, what), isCode('CANCELLED', /nothing more was sent/));
+    assert.ok(performance.now() - t0 < 1500, `${what}: Cancel was heard while waiting, not after the transaction`);
+  }
+  // The queue is intact: A goes on, and after its end B's calls run.
+  assert.equal((await a.transmit(CHALLENGE)).sw, 0x9000);
+  await a.endTransaction();
+  assert.equal((await b.transmit(CHALLENGE)).sw, 0x9000);
+  await manager.stop();
+});
+
+after(() => {
+  // Any late driver failure in this file must have been consumed, not only in the test that looks for it.
+  assert.deepEqual(unhandled, [], 'no unhandled rejection while the gate tests ran');
+});
