@@ -565,12 +565,13 @@ export class ReaderManager {
     r.card.powered = true;
     r.card.mute = false;
     r.card.atr = atr;
-    r.card.protocol = offered[0];
+    // pcscd's rule for a card nobody has set a protocol on: T=1 first when offered (prothandler.c).
+    r.card.protocol = offered.includes(1) ? 1 : offered[0];
     try { r.card.identified = this.options.identify?.(toHex(atr, ' ')) ?? []; } catch (e) {
       this.log('warn', `card identification failed: ${asScError(e).message}`);
     }
     this.emitEntry<EventEntry>({
-      kind: 'cardPowered', reader: r.name, eventCount: r.eventCount, atr: toHex(atr), protocol: offered[0],
+      kind: 'cardPowered', reader: r.name, eventCount: r.eventCount, atr: toHex(atr), protocol: r.card.protocol,
       ...(r.card.identified?.length ? { identified: r.card.identified } : {}),
     });
     this.readersChanged();

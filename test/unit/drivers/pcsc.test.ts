@@ -103,12 +103,20 @@ class FakeWinscard implements Winscard {
   /** Card handles open now (SCardConnect not yet disconnected), with their share mode. */
   open = new Map<Handle, { reader: string; share: number }>();
   connects = 0;
-  async connect(_ctx: Handle, reader: string, share: number): Promise<{ handle: Handle; protocol: number }> {
+  /** Protocol masks asked for by SCardConnect, in order. */
+  connectProtocols: number[] = [];
+  /** Set when another application had pcscd negotiate a protocol: a connect without it is refused, as pcscd does. */
+  cardProtocol?: number;
+  async connect(_ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
     if (share !== 3 && !this.readers.get(reader)?.present) throw new PcscError(SCARD_E_NO_SMARTCARD, 'SCardConnect');
+    this.connectProtocols.push(protocols ?? -1);
+    if (share !== 3 && this.cardProtocol !== undefined && protocols !== undefined && !(protocols & this.cardProtocol)) {
+      throw new PcscError(0x8010000f, 'SCardConnect');
+    }
     const handle = this.nextHandle++;
     this.open.set(handle, { reader, share });
     this.connects++;
-    return { handle, protocol: share === 3 ? 0 : 2 };
+    return { handle, protocol: share === 3 ? 0 : this.cardProtocol ?? 2 };
   }
   /** SCardReconnect's dwInitialization and SCardDisconnect's dwDisposition, in order. */
   dispositions: string[] = [];
@@ -363,6 +371,16 @@ test('a card pcscd powered: its ATR from the reader state without connecting; tr
   assert.equal(fake.open.size, 1);
   await driver.release(R0);
   assert.equal(fake.open.size, 0);
+  await driver.stop();
+});
+
+test('after release, a transmit connects offering T=0 and T=1: another application may have had pcscd set the protocol', async () => {
+  const { fake, driver } = await started();
+  await driver.release(R0);
+  // Meanwhile opensc-tool or gpg connected with T0|T1 and pcscd chose T=1 for the card.
+  fake.cardProtocol = 2;
+  assert.deepEqual([...(await driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 0))], [0x84, 0x90, 0x00], 'no SCARD_E_PROTO_MISMATCH');
+  assert.equal(fake.connectProtocols.at(-1), 3, 'SCardConnect asked for T=0 | T=1');
   await driver.stop();
 });
 

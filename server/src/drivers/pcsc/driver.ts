@@ -444,9 +444,11 @@ export class PcscDriver implements Driver {
   }
 
   /** Uses the protocol the service negotiated (the PCI must match it), whatever `protocol` says. */
-  async transmit(key: string, command: Uint8Array, protocol: Protocol): Promise<Uint8Array> {
+  async transmit(key: string, command: Uint8Array, _protocol: Protocol): Promise<Uint8Array> {
     return this.serialized(key, async (r, api, ctx) => {
-      const handle = await this.connectedOrConnect(r, api, ctx, protocol === 0 ? SCARD_PROTOCOL_T0 : SCARD_PROTOCOL_T1);
+      // Either protocol: another application may have had the card since we let go of it, and pcscd
+      // keeps the protocol it negotiated then (asking for the other one alone is SCARD_E_PROTO_MISMATCH).
+      const handle = await this.connectedOrConnect(r, api, ctx, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
       let out: Uint8Array;
       const sync = r.fastInARow >= SYNC_AFTER_FAST && this.active === 1 && api.transmitSync !== undefined && this.options.syncTransmit !== false;
       const clock = this.options.clock ?? performance.now.bind(performance);
