@@ -18,6 +18,17 @@ unset XDG_CACHE_HOME XDG_CONFIG_HOME XDG_DATA_HOME SMARTCARD_CACHE CODE_SERVER_E
 t0=$(date +%s)
 say() { printf '[newcomer +%ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
 fail() { say "FAILED: $*"; echo "0 passed, 1 failed"; exit 1; }
+pgid=
+# Whatever way this ends: nothing of this run keeps running (code-server has its own process
+# group, and its processes carry this run's folder in their command lines), and its folder goes
+# unless KEEP=1 (to read what a failed run left).
+cleanup() {
+  [ -n "$pgid" ] && kill -KILL -- "-$pgid" 2>/dev/null
+  pkill -KILL -f "$work/(wb|home)/" 2>/dev/null
+  cd /
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
 
 git clone -q "$repo" "$work/wb" || fail "git clone"
 # The shared data (reader dumps, pcsc-lite sources) lies beside the checkout, as beside this one.
@@ -40,7 +51,7 @@ while [ -z "$url" ]; do
   url=$(grep -aoE 'http://127\.0\.0\.1:[0-9]+/\?folder=[^[:space:][:cntrl:]]+' "$log" | head -1)
   [ -n "$url" ] && break
   kill -0 "$pid" 2>/dev/null || fail "npm start ended before printing its URL (see its output above)"
-  [ "$(date +%s)" -lt "$deadline" ] || { kill -INT -- "-$pgid"; fail "npm start printed no URL in 30 minutes"; }
+  [ "$(date +%s)" -lt "$deadline" ] || fail "npm start printed no URL in 30 minutes"
   sleep 2
 done
 say "npm start is serving: $url"
@@ -56,6 +67,7 @@ if kill -0 "$pid" 2>/dev/null; then
   fail "npm start did not stop within 30 s of Ctrl-C"
 fi
 wait "$pid"; status=$?
+pgid=  # that group is gone; its id may be reused
 say "npm start exited with status $status"
 sleep 1
 # code-server runs in its own process group (npm start stops it by that group's id); its
@@ -74,7 +86,7 @@ say "npm start stopped on Ctrl-C and left no process behind; port $port is close
 [ "$status" -eq 130 ] || fail "npm start exited with $status on Ctrl-C (expected 130)"
 grep -aq 'SIGINT: stopping code-server' "$log" || fail "npm start did not say it stopped code-server"
 
-if $start_only; then cd / && rm -rf "$work"; say "npm start from nothing: passed"; exit 0; fi
+if $start_only; then say "npm start from nothing: passed"; exit 0; fi
 
 say "running: npm ci && npm test"
 npm ci --no-audit --no-fund || fail "npm ci"
@@ -84,6 +96,5 @@ status=${PIPESTATUS[0]}
 say "npm test exited with $status"
 summary=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$work/npm-test.log" | tail -1)
 [ -n "$summary" ] || fail "npm test printed no summary line"
-cd / && rm -rf "$work"
 echo "$summary"
 exit "$status"
