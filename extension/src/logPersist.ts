@@ -8,6 +8,9 @@ import * as path from 'node:path';
 import type { LogRow } from '../../webview/src/protocol';
 import type { LogStore } from './logStore';
 
+/** The stored log holds card answers (keys, cryptograms, data read from cards): the user's alone. */
+const PRIVATE = 0o600;
+
 /** How long new rows wait before they are written (one write per burst of a running script). */
 export const SAVE_DELAY_MS = 1000;
 
@@ -112,9 +115,9 @@ export class LogPersistence {
         for (const f of [this.file, `${this.file}.tmp`]) fs.rmSync(f, { force: true });
         return;
       }
-      fs.mkdirSync(path.dirname(this.file), { recursive: true });
-      if (rewrite) fs.writeFileSync(this.file, lines(rows), 'utf8');
-      else fs.appendFileSync(this.file, lines(rows), 'utf8');
+      fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      if (rewrite) fs.writeFileSync(this.file, lines(rows), { encoding: 'utf8', mode: PRIVATE });
+      else fs.appendFileSync(this.file, lines(rows), { encoding: 'utf8', mode: PRIVATE });
     } catch (e) {
       this.onError(`could not save the APDU Log to ${this.file}: ${(e as Error).message}`);
     }
@@ -168,14 +171,14 @@ export class LogPersistence {
         await LogPersistence.removeStoredLog(this.file);
         return;
       }
-      await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
+      await fs.promises.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
       if (rewrite) {
         // A whole new file, swapped in by rename: a reload mid-write never sees half of it.
         const tmp = `${this.file}.tmp`;
-        await fs.promises.writeFile(tmp, text, 'utf8');
+        await fs.promises.writeFile(tmp, text, { encoding: 'utf8', mode: PRIVATE });
         await fs.promises.rename(tmp, this.file);
       } else if (text) {
-        await fs.promises.appendFile(this.file, text, 'utf8');
+        await fs.promises.appendFile(this.file, text, { encoding: 'utf8', mode: PRIVATE });
       }
     } catch (e) {
       this.onError(`could not save the APDU Log to ${this.file}: ${(e as Error).message}`);

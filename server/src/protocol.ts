@@ -276,11 +276,23 @@ export function askPinAad(p: Pick<AskPinParams, 'challenge' | 'label' | 'reader'
   return `${AskPinRequest.method}\0${p.challenge}\0${p.label}\0${p.reader ?? ''}`;
 }
 
+/**
+ * GCM's ciphertext is as long as its plaintext: the PIN goes in padded (a 2-byte length, the PIN,
+ * zeros) to a multiple of PIN_BLOCK bytes, so a trace does not tell how many digits it has.
+ */
+const PIN_BLOCK = 32;
+
 export function sealPin(key: Buffer, pin: string, aad: string): SealedPin {
+  const bytes = Buffer.from(pin, 'utf8');
+  const padded = Buffer.alloc(Math.ceil((bytes.length + 2) / PIN_BLOCK) * PIN_BLOCK);
+  padded.writeUInt16BE(bytes.length, 0);
+  bytes.copy(padded, 2);
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(Buffer.from(aad, 'utf8'));
-  const data = Buffer.concat([cipher.update(pin, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  const data = Buffer.concat([cipher.update(padded), cipher.final(), cipher.getAuthTag()]);
+  padded.fill(0);
+  bytes.fill(0);
   return { nonce: nonce.toString('base64'), data: data.toString('base64') };
 }
 
@@ -291,12 +303,16 @@ export function openPin(key: Buffer, sealed: unknown, aad: string): string | und
   if (typeof nonce !== 'string' || typeof data !== 'string' || data.length > 1024) return undefined;
   const iv = Buffer.from(nonce, 'base64');
   const body = Buffer.from(data, 'base64');
-  if (iv.length !== 12 || body.length < 16) return undefined;
+  if (iv.length !== 12 || body.length < 16 + PIN_BLOCK || (body.length - 16) % PIN_BLOCK !== 0) return undefined;
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, iv);
     decipher.setAAD(Buffer.from(aad, 'utf8'));
     decipher.setAuthTag(body.subarray(body.length - 16));
-    return Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]).toString('utf8');
+    const padded = Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]);
+    const n = padded.readUInt16BE(0);
+    const pin = n + 2 <= padded.length ? padded.subarray(2, 2 + n).toString('utf8') : undefined;
+    padded.fill(0);
+    return pin;
   } catch {
     return undefined;
   }

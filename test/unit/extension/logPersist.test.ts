@@ -33,6 +33,9 @@ test('rows are written in batches and read back by the next session, after its o
   store.addEntries([exchange(3)]);
   await p.flush();
   assert.equal(fs.readFileSync(file, 'utf8').trimEnd().split('\n').length, 4);
+  // Card answers are the user's alone, whatever the umask: the file 0600, its folder 0700.
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  assert.equal(fs.statSync(path.dirname(file)).mode & 0o777, 0o700);
   p.dispose();
 
   const next = new LogStore(100);

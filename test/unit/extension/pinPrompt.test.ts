@@ -35,3 +35,17 @@ test('the answer is the PIN sealed for that prompt: opens with the key and the p
     assert.ok(!text.includes(form), 'no PIN form in the answer');
   }
 });
+
+test('a sealed PIN does not tell its length: 4, 8 and 12 digits seal to the same size, and open to themselves', async () => {
+  const { newPinKey: mk, sealPin, openPin: open } = await import('../../../server/src/protocol');
+  const key = mk();
+  const sizes = new Set<number>();
+  for (const pin of ['1234', '12345678', '123456789012', '']) {
+    const sealed = sealPin(key, pin, 'aad');
+    sizes.add(Buffer.from(sealed.data, 'base64').length);
+    assert.equal(open(key, sealed, 'aad'), pin);
+  }
+  assert.equal(sizes.size, 1, `one ciphertext size for every short PIN, got ${[...sizes].join(', ')}`);
+  const long = 'x'.repeat(40);
+  assert.equal(open(key, sealPin(key, long, 'aad'), 'aad'), long, 'a long passphrase still opens');
+});
