@@ -118,7 +118,8 @@ export class ReaderGate {
       // Granted after the caller gave up: hand it back at once, or every other application stays blocked.
       this.host.log('warn', `${this.host.name}: the system granted a transaction after its caller gave up; ending it`);
       this.driverTransaction = true;
-      this.track(this.endDriverTransaction());
+      // In the queue, ahead of everyone waiting: never beside another call of this reader.
+      this.track(this.queue.runFirst(0, () => this.endDriverTransaction()));
     });
     this.driverTransaction = true;
   }
