@@ -159,18 +159,50 @@ export function driverGroups(drivers: readonly DriverStatus[], readers: readonly
   return [...groups.values()];
 }
 
-export function groupText(g: DriverGroup): ItemText & { failed: boolean } {
-  if (g.status?.state === 'failed') {
+/** A driver's state in a few words, for the start-up message and the log ("pcsc waiting for the PC/SC service"). */
+export function driverStateWords(d: DriverStatus): string {
+  switch (d.state) {
+    case 'waiting': return d.id === 'pcsc' ? 'waiting for the PC/SC service' : 'waiting';
+    case 'unavailable': return 'unavailable';
+    default: return d.state;
+  }
+}
+
+export function groupText(g: DriverGroup): ItemText & { failed: boolean; warning: boolean } {
+  const s = g.status;
+  if (s && (s.state === 'waiting' || s.state === 'unavailable')) {
+    const short = s.state === 'waiting' ? (g.id === 'pcsc' ? 'waiting for pcscd' : 'waiting') : (g.id === 'usb-ccid' ? 'USB not available' : 'unavailable');
+    const head = s.state === 'waiting'
+      ? `The ${g.title} driver is waiting: ${s.message ?? 'no reason given'}.`
+      : `The ${g.title} driver is idle: ${s.message ?? 'no reason given'}.`;
+    return {
+      label: g.title, failed: false, warning: true,
+      description: g.readers.length ? `${short} · ${plural(g.readers.length, 'reader')}` : short,
+      tooltip: [head, s.hint, s.state === 'waiting' ? 'Its readers appear here as soon as it is back; nothing to restart.' : undefined].filter(Boolean).join('\n'),
+    };
+  }
+  if (s?.state === 'failed') {
     const setting = g.id === 'usb-ccid' ? 'usbCcid' : g.id;
     return {
-      label: g.title, failed: true,
-      description: `failed: ${g.status.message ?? 'no reason given'}`,
-      tooltip: `The ${g.id} driver could not start: ${g.status.message ?? 'no reason given'}\nThe other drivers carry on. Check the smartcard.${setting}.* settings, then "Smart Card: Restart Reader Manager".`,
+      label: g.title, failed: true, warning: false,
+      description: `failed: ${s.message ?? 'no reason given'}`,
+      tooltip: `The ${g.id} driver could not start: ${s.message ?? 'no reason given'}\nThe other drivers carry on. Check the smartcard.${setting}.* settings, then "Smart Card: Restart Reader Manager".`,
     };
   }
   const n = g.readers.length;
-  return { label: g.title, failed: false, description: n ? `${n} reader${n === 1 ? '' : 's'}` : 'no reader', tooltip: `${g.title} driver (${g.id}): ${n ? `${n} reader${n === 1 ? '' : 's'}` : 'no reader yet'}` };
+  // Readers that exist but cannot be used (a device the system's driver claimed): the group says so and how out.
+  const unusable = g.readers.filter((r) => r.unavailable);
+  if (unusable.length) {
+    return {
+      label: g.title, failed: false, warning: true,
+      description: `${plural(n, 'reader')}, ${unusable.length} unavailable`,
+      tooltip: [`${g.title} driver (${g.id}): ${plural(n, 'reader')}, ${unusable.length} cannot be used:`, ...unusable.map((r) => `• ${r.name}: ${r.unavailable}`)].join('\n'),
+    };
+  }
+  return { label: g.title, failed: false, warning: false, description: n ? plural(n, 'reader') : 'no reader', tooltip: `${g.title} driver (${g.id}): ${n ? plural(n, 'reader') : 'no reader connected'}` };
 }
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 // ------------------------------------------------------------ commands
 

@@ -60,8 +60,9 @@ export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>,
         item.id = `driver:${node.group.id}${node.group.readers.length ? '' : ':empty'}`;
         item.description = t.description;
         item.tooltip = t.tooltip;
-        item.contextValue = t.failed ? 'driver failed' : 'driver';
+        item.contextValue = t.failed ? 'driver failed' : t.warning ? 'driver warning' : 'driver';
         item.iconPath = t.failed ? new vscode.ThemeIcon('error', new vscode.ThemeColor('problemsErrorIcon.foreground'))
+          : t.warning ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'))
           : new vscode.ThemeIcon(node.group.id === 'simulator' ? 'vm' : node.group.id === 'vpcd' ? 'remote' : node.group.id === 'usb-ccid' ? 'circuit-board' : 'server-environment');
         return item;
       }

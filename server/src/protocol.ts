@@ -78,8 +78,16 @@ export interface ReaderList {
 
 export interface DriverStatus {
   id: string;
-  state: 'running' | 'failed' | 'disabled';
+  /**
+   * running: reporting its readers; waiting: retrying quietly for something outside the workbench
+   * (pcscd not running); unavailable: idle for a reason it cannot overcome (no USB here);
+   * failed: could not start; disabled: turned off in the settings.
+   */
+  state: 'running' | 'waiting' | 'unavailable' | 'failed' | 'disabled';
+  /** Why it is waiting, unavailable or failed. */
   message?: string;
+  /** The way out, in words for this platform (how to start pcscd…). */
+  hint?: string;
 }
 
 interface EntryBase {
@@ -191,7 +199,7 @@ export const StartedNotification = notification<ReaderList & { drivers: DriverSt
 export const EventsNotification = notification<{ entries: LogEntry[] }>('smartcard/events');
 
 /** helper → extension: the reader cache changed (sent after the events that changed it). */
-export const ReadersChangedNotification = notification<ReaderList>('smartcard/readersChanged');
+export const ReadersChangedNotification = notification<ReaderList & { drivers?: DriverStatus[] }>('smartcard/readersChanged');
 
 /** helper → extension: progress of a running script. */
 export const RunProgressNotification = notification<{ runId: number; done: number; total: number; line: number }>('smartcard/runProgress');

@@ -146,7 +146,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       setImmediate(() => {
         readersScheduled = false;
         flush(); // events first, then the cache they changed
-        notify(connection, ReadersChangedNotification, decorate(m, m.list()));
+        notify(connection, ReadersChangedNotification, { ...decorate(m, m.list()), drivers: m.driverStates() });
       });
     });
     await m.start();

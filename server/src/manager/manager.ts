@@ -125,7 +125,8 @@ export class ReaderManager {
     await Promise.all(this.drivers.map(async (driver) => {
       try {
         await driver.start(this.sinkFor(driver));
-        this.driverStatus.set(driver.id, { id: driver.id, state: 'running' });
+        // A driver that reported itself waiting or unavailable while starting stays so.
+        if (!this.driverStatus.has(driver.id)) this.driverStatus.set(driver.id, { id: driver.id, state: 'running' });
       } catch (e) {
         const err = asScError(e);
         this.driverStatus.set(driver.id, { id: driver.id, state: 'failed', message: err.message });
@@ -283,7 +284,24 @@ export class ReaderManager {
       cardRemoved: (key) => this.cardChanged(driver, key, false),
       log: (level, message) => this.log(level, `[${driver.id}] ${message}`),
       timeExtension: (key, ms) => this.bySlot.get(`${driver.id}\u0000${key}`)?.gate.timeExtension(ms),
+      status: (state, message, hint) => this.driverStateChanged(driver, state, message, hint),
     };
+  }
+
+  /** A driver's own state report: logged once per change (not per retry), shown on its group. */
+  private driverStateChanged(driver: Driver, state: 'running' | 'waiting' | 'unavailable', message?: string, hint?: string): void {
+    const prev = this.driverStatus.get(driver.id);
+    const next: DriverStatus = { id: driver.id, state, ...(message ? { message } : {}), ...(hint ? { hint } : {}) };
+    if (prev && prev.state === next.state && prev.message === next.message && prev.hint === next.hint) return;
+    // The first "running" of a driver that starts normally is not news.
+    const quiet = !prev && state === 'running';
+    this.driverStatus.set(driver.id, next);
+    if (!quiet) {
+      const why = [message, hint].filter(Boolean).join(' ');
+      if (state === 'running') this.log('info', `driver ${driver.id} is running${prev ? ` again (was ${prev.state})` : ''}`);
+      else this.log('warn', `driver ${driver.id} is ${state === 'waiting' ? 'waiting' : 'unavailable'}: ${why}${state === 'waiting' ? ' (retrying quietly)' : ''}`);
+    }
+    this.readersChanged();
   }
 
   private slotAdded(driver: Driver, slot: SlotDescriptor): void {

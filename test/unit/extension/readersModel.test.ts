@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { DriverStatus, ReaderInfo } from '../../../server/src/protocol';
 import {
   type ReaderState, STATE_LOOK, cardText, defaultReader, detailRows, driverGroups, driverTitle, groupText, itemContextValue,
-  parseControlCode, parseHexInput, readerContextValue, readerState, readerText,
+  parseControlCode, parseHexInput, readerContextValue, readerState, readerText, driverStateWords,
 } from '../../../extension/src/readersModel';
 
 const root = process.cwd();
@@ -144,4 +144,27 @@ test('the card row names the identified card; the reader tooltip lists PC/SC fea
   assert.match(c.description ?? '', /^vsmartcard - iso7816 \(Other\) · T=1 · powered$/);
   assert.match(c.tooltip, /Identified \(smartcard_list.txt\):\n  vsmartcard - iso7816 \(Other\)\n  https:/);
   assert.ok(detailRows(r).some((d) => d.value === 'VERIFY_PIN_DIRECT (0x42330006)'));
+});
+
+// Issue 18 item 1: why a driver has no readers is on its group, with a warning icon and the way out.
+test('a waiting, unavailable or claimed driver group says why and how out, with a warning', () => {
+  const pcsc = groupText(driverGroups([{ id: 'pcsc', state: 'waiting', message: 'the PC/SC service (pcscd / Smart Card service) is not running; start it (SCARD_E_NO_SERVICE)', hint: 'Start pcscd: "sudo systemctl start pcscd.socket"' }], [])[0]);
+  assert.equal(pcsc.warning, true);
+  assert.equal(pcsc.description, 'waiting for pcscd');
+  assert.match(pcsc.tooltip, /SCARD_E_NO_SERVICE/);
+  assert.match(pcsc.tooltip, /systemctl start pcscd/);
+  assert.match(pcsc.tooltip, /appear here as soon as it is back/);
+  const usb = groupText(driverGroups([{ id: 'usb-ccid', state: 'unavailable', message: 'USB not available: /sys/bus/usb/devices not found', hint: 'containers' }], [])[0]);
+  assert.equal(usb.warning, true);
+  assert.equal(usb.description, 'USB not available');
+  assert.match(usb.tooltip, /\/sys\/bus\/usb\/devices not found/);
+  const claimed = groupText(driverGroups([{ id: 'usb-ccid', state: 'running' }], [reader('ACS ACR39U 00 00', { driver: 'usb-ccid', unavailable: "the system's CCID driver (pcscd) owns this reader: use the PC/SC driver or stop pcscd" })])[0]);
+  assert.equal(claimed.warning, true);
+  assert.equal(claimed.description, '1 reader, 1 unavailable');
+  assert.match(claimed.tooltip, /ACS ACR39U 00 00: the system's CCID driver \(pcscd\) owns this reader: use the PC\/SC driver or stop pcscd/);
+  const fine = groupText(driverGroups([{ id: 'simulator', state: 'running' }], [reader('S 00 00')])[0]);
+  assert.equal(fine.warning, false);
+  assert.equal(fine.description, '1 reader');
+  assert.equal(driverStateWords({ id: 'pcsc', state: 'waiting' }), 'waiting for the PC/SC service');
+  assert.equal(driverStateWords({ id: 'pcsc', state: 'running' }), 'running');
 });
