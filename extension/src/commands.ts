@@ -10,6 +10,7 @@ import { NotRunningError, errorText, plural } from './client';
 import type { Ctx } from './ctx';
 import { defaultReader, parseControlCode, parseHexInput, spacedHex } from './readersModel';
 import type { ReaderNode } from './readersTree';
+import { failureActions, failureText } from './runFailure';
 
 type Command = (...args: unknown[]) => unknown;
 const RESTART = 'Restart Reader Manager';
@@ -276,11 +277,15 @@ async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: 
     void vscode.window.showInformationMessage(resultMessage(result));
   } else {
     const f = result.failure;
-    const where = f?.line ? ` at line ${f.line}` : '';
-    const text = `Script failed${where}: ${f?.message ?? 'no reason given'}`;
+    const text = failureText(result);
     ctx.log.error(`${name}: ${text}`);
     if (f?.line) await revealLine(doc, f.line);
-    void vscode.window.showErrorMessage(text);
+    const ranOn = result.reader ?? reader;
+    const actions = failureActions(f?.code, readerNamed(ctx, ranOn)?.driver);
+    void vscode.window.showErrorMessage(text, ...actions).then(async (pick) => {
+      if (pick === 'Insert Card') await vscode.commands.executeCommand('smartcard.insertCard', ranOn);
+      else if (pick === 'Select Reader') await vscode.commands.executeCommand('smartcard.selectReader');
+    });
   }
   return result;
 }
