@@ -4,11 +4,11 @@ import * as vscode from 'vscode';
 import {
   ReadersRequest, RunScriptRequest, ClearPinCacheRequest, DecodeAtrRequest, SimulatorInsertCardRequest, SimulatorRemoveCardRequest,
   ReaderConnectRequest, ReaderDisconnectRequest, ReaderResetRequest, ReaderPowerOffRequest, ReaderControlRequest,
-  type Disposition, type ProtocolNumber, type ReaderInfo, type RunScriptResult, type ShareMode,
+  type Disposition, type ReaderInfo, type RunScriptResult,
 } from '../../server/src/protocol';
 import { NotRunningError, errorText, plural } from './client';
 import type { Ctx } from './ctx';
-import { defaultReader, parseControlCode, parseHexInput, spacedHex } from './readersModel';
+import { connectModes, defaultReader, parseControlCode, parseHexInput, spacedHex } from './readersModel';
 import type { ReaderNode } from './readersTree';
 import { failureActions, failureText } from './runFailure';
 
@@ -85,15 +85,6 @@ async function targetReader(ctx: Ctx, arg: unknown, placeHolder: string, fits: (
   return pickReader(ctx, readers, placeHolder);
 }
 
-const CONNECT_MODES: Array<{ label: string; share: ShareMode; protocol?: ProtocolNumber }> = [
-  { label: 'Shared, any protocol', share: 'shared' },
-  { label: 'Exclusive, any protocol', share: 'exclusive' },
-  { label: 'Shared, T=0', share: 'shared', protocol: 0 },
-  { label: 'Shared, T=1', share: 'shared', protocol: 1 },
-  { label: 'Exclusive, T=0', share: 'exclusive', protocol: 0 },
-  { label: 'Exclusive, T=1', share: 'exclusive', protocol: 1 },
-];
-
 const DISPOSITIONS: Array<{ label: string; disposition: Disposition; detail: string }> = [
   { label: 'Leave the card', disposition: 'leave', detail: 'SCARD_LEAVE_CARD: the card stays powered as it is' },
   { label: 'Reset the card', disposition: 'reset', detail: 'SCARD_RESET_CARD: warm reset' },
@@ -109,7 +100,7 @@ function readerCommands(ctx: Ctx): Record<string, Command> {
     'smartcard.connect': async (arg) => {
       const reader = await targetReader(ctx, arg, 'Connect to which reader?', (r) => !!r.card && !r.editor, 'No reader holds a card the editor is not already connected to.');
       if (!reader) return;
-      const mode = await vscode.window.showQuickPick(CONNECT_MODES, { placeHolder: `Connect to ${reader}: share mode and protocol` });
+      const mode = await vscode.window.showQuickPick(connectModes(readerNamed(ctx, reader)?.card), { placeHolder: `Connect to ${reader}: share mode and protocol` });
       if (!mode) return;
       const info = await ctx.manager.request(ReaderConnectRequest, { reader, share: mode.share, ...(mode.protocol !== undefined ? { protocol: mode.protocol } : {}) });
       const proto = info.card?.protocol !== undefined ? `, T=${info.card.protocol}` : '';

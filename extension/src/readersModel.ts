@@ -1,7 +1,7 @@
 // What the Readers tree shows: driver groups, readers, their card and details,
 // the state of each reader and its icon, and the words package.json's menus
 // match on. Pure (no vscode import), so it is tested without an editor.
-import type { CardInfo, DriverStatus, ReaderInfo } from '../../server/src/protocol';
+import type { CardInfo, DriverStatus, ProtocolNumber, ReaderInfo, ShareMode } from '../../server/src/protocol';
 
 // ------------------------------------------------------------ state and icon
 
@@ -205,6 +205,23 @@ export function groupText(g: DriverGroup): ItemText & { failed: boolean; warning
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 // ------------------------------------------------------------ commands
+
+export interface ConnectMode { label: string; share: ShareMode; protocol?: ProtocolNumber; description?: string }
+
+/**
+ * Connect's choices: share mode × protocol, only the protocols the card's ATR offers
+ * (all of them while the ATR is not known yet: the helper refuses the others before touching the card).
+ */
+export function connectModes(card: CardInfo | null | undefined): ConnectMode[] {
+  const offered = card?.protocols?.length ? card.protocols : ([0, 1] as ProtocolNumber[]);
+  const modes: ConnectMode[] = [];
+  for (const share of ['shared', 'exclusive'] as const) {
+    const Share = share === 'shared' ? 'Shared' : 'Exclusive';
+    modes.push({ label: `${Share}, any protocol`, share, ...(card?.protocols?.length ? { description: `the card offers ${card.protocols.map((p) => `T=${p}`).join(' and ')}` } : {}) });
+    for (const p of offered) modes.push({ label: `${Share}, T=${p}`, share, protocol: p });
+  }
+  return modes;
+}
 
 /** The reader a script runs on when the user has not picked one. */
 export function defaultReader(readers: readonly ReaderInfo[], selected: string | undefined): string | undefined {

@@ -28,6 +28,8 @@ export interface CardInfo {
   atr?: string;
   /** Active protocol after power-up. */
   protocol?: ProtocolNumber;
+  /** The protocols the ATR offers (T=0 when it names none), once the ATR is known. */
+  protocols?: ProtocolNumber[];
   powered: boolean;
   /** Present but did not answer to reset. */
   mute?: boolean;

@@ -213,7 +213,7 @@ export class ReaderManager {
     let card: CardInfo | null = null;
     if (r.card.present) {
       card = { powered: r.card.powered };
-      if (r.card.atr) card.atr = toHex(r.card.atr);
+      if (r.card.atr) { card.atr = toHex(r.card.atr); card.protocols = offeredProtocols(r.card.atr); }
       if (r.card.protocol !== undefined) card.protocol = r.card.protocol;
       if (r.card.mute) card.mute = true;
       if (r.card.identified?.length) card.identified = r.card.identified;
@@ -466,6 +466,13 @@ export class ReaderManager {
         throw new ScError('SHARING_VIOLATION', `'${name}' is held exclusively by another connection.`);
       }
       if (!r.card.present) throw new ScError('NO_CARD', `No card in '${name}'. Insert a card and try again.`);
+      // A protocol the card's ATR does not offer is refused before the card is touched (no power-down for nothing).
+      if (opts.protocol !== undefined && r.card.atr) {
+        const offered = offeredProtocols(r.card.atr);
+        if (!offered.includes(opts.protocol)) {
+          throw new ScError('PROTOCOL', `The card offers ${offered.map((p) => `T=${p}`).join(' and ') || 'no known protocol'}, not T=${opts.protocol}; the card was left as it is.`);
+        }
+      }
       if (!r.card.powered) await this.powerUp(r, 'cold', opts.protocol, call);
       else if (opts.protocol !== undefined && opts.protocol !== r.card.protocol) {
         if (others.length) {
@@ -689,6 +696,12 @@ export class ReaderManager {
     if (r.gate.canRelease && !r.connections.size) void r.gate.queue.run(0, () => this.releaseIfUnused(r));
     this.readersChanged();
   }
+}
+
+/** The protocols an ATR offers (T=0 when it names none), in the ATR's order. */
+export function offeredProtocols(atr: Uint8Array): Protocol[] {
+  const info = parseAtr(atr);
+  return (info.protocols.length ? info.protocols : [0]).filter((p): p is Protocol => p === 0 || p === 1);
 }
 
 /** Hex with the secret byte ranges shown as `**`, so a PIN never reaches a log. */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { DriverStatus, ReaderInfo } from '../../../server/src/protocol';
 import {
   type ReaderState, STATE_LOOK, cardText, defaultReader, detailRows, driverGroups, driverTitle, groupText, itemContextValue,
-  parseControlCode, parseHexInput, readerContextValue, readerState, readerText, driverStateWords,
+  parseControlCode, parseHexInput, readerContextValue, readerState, readerText, driverStateWords, connectModes,
 } from '../../../extension/src/readersModel';
 
 const root = process.cwd();
@@ -167,4 +167,15 @@ test('a waiting, unavailable or claimed driver group says why and how out, with 
   assert.equal(fine.description, '1 reader');
   assert.equal(driverStateWords({ id: 'pcsc', state: 'waiting' }), 'waiting for the PC/SC service');
   assert.equal(driverStateWords({ id: 'pcsc', state: 'running' }), 'running');
+});
+
+// Issue 18 item 7: Connect offers only the protocols the ATR allows.
+test('Connect offers only the protocols the card\'s ATR offers', () => {
+  const t1 = connectModes({ powered: true, atr: '3B8E800180318066B1840C016E0183009000', protocol: 1, protocols: [1] });
+  assert.deepEqual(t1.map((m) => m.label), ['Shared, any protocol', 'Shared, T=1', 'Exclusive, any protocol', 'Exclusive, T=1']);
+  assert.equal(t1[0].description, 'the card offers T=1');
+  assert.deepEqual(t1[1], { label: 'Shared, T=1', share: 'shared', protocol: 1 });
+  const both = connectModes({ powered: true, protocols: [0, 1] });
+  assert.deepEqual(both.map((m) => m.label), ['Shared, any protocol', 'Shared, T=0', 'Shared, T=1', 'Exclusive, any protocol', 'Exclusive, T=0', 'Exclusive, T=1']);
+  assert.equal(connectModes({ powered: false }).length, 6, 'ATR not known yet: every choice (the helper refuses before touching the card)');
 });
