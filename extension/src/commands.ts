@@ -8,7 +8,7 @@ import {
 } from '../../server/src/protocol';
 import { NotRunningError, errorText, plural } from './client';
 import type { Ctx } from './ctx';
-import { connectModes, defaultReader, parseControlCode, parseHexInput, spacedHex } from './readersModel';
+import { connectModes, defaultAtrReader, defaultReader, parseAtrInput, parseControlCode, parseHexInput, spacedHex } from './readersModel';
 import type { ReaderNode } from './readersTree';
 import { failureActions, failureText } from './runFailure';
 
@@ -281,7 +281,26 @@ async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: 
   return result;
 }
 
+/** Decoded ATRs as read-only documents (scheme smartcard-atr): no untitled buffer to save. */
+class AtrDocuments implements vscode.TextDocumentContentProvider {
+  static readonly scheme = 'smartcard-atr';
+  private readonly texts = new Map<string, string>();
+  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.changed.event;
+  add(atr: string, text: string): vscode.Uri {
+    const uri = vscode.Uri.from({ scheme: AtrDocuments.scheme, path: `/ATR ${spacedHex(atr)}.txt` });
+    this.texts.set(uri.toString(), text);
+    this.changed.fire(uri);
+    return uri;
+  }
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.texts.get(uri.toString()) ?? 'This decoded ATR is no longer available: run "Smart Card: Decode ATR" again.';
+  }
+}
+
 export function registerCommands(ctx: Ctx): void {
+  const atrDocuments = new AtrDocuments();
+  ctx.extension.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(AtrDocuments.scheme, atrDocuments));
   const commands: Record<string, Command> = {
     ...readerCommands(ctx),
     'smartcard.openExample': (name) => openExample(ctx, name),
@@ -320,12 +339,32 @@ export function registerCommands(ctx: Ctx): void {
       void vscode.window.setStatusBarMessage(`Copied ATR ${spacedHex(atr)}`, 3000);
     },
     'smartcard.decodeAtr': async (arg) => {
-      let atr = atrOf(ctx, arg);
-      atr ??= await vscode.window.showInputBox({ title: 'Decode ATR', prompt: 'ATR in hex', placeHolder: '3B 8B 81 31 FE 45 …' });
-      if (!atr) return;
+      // From a card row: its ATR. From the palette: typed (checked while typing), or Enter on
+      // an empty box for the selected (or only) card's ATR.
+      let atr = readerOf(arg) ? atrOf(ctx, arg) : undefined;
+      if (!atr) {
+        const card = defaultAtrReader(ctx.manager.readers, ctx.selectedReader);
+        const typed = await vscode.window.showInputBox({
+          title: 'Decode ATR',
+          prompt: card ? `ATR in hex, or Enter for the ATR of the card in ${card.name}` : 'ATR in hex',
+          placeHolder: card ? `Enter: ${spacedHex(card.card!.atr!)}` : '3B 8B 81 31 FE 45 …',
+          validateInput: (v) => {
+            const a = parseAtrInput(v);
+            if ('error' in a) return a.error;
+            return !a.hex && !card ? 'Type an ATR: no card has one yet (power a card up to decode its ATR).' : undefined;
+          },
+        });
+        if (typed === undefined) return;
+        const a = parseAtrInput(typed);
+        if ('error' in a) throw new Error(a.error);
+        atr = a.hex || card?.card?.atr;
+        if (!atr) return;
+      }
       const { lines, identified } = await ctx.manager.request(DecodeAtrRequest, { atr });
       const text = [...lines, '', identified.length ? 'Identified (smartcard_list.txt):' : 'Not in smartcard_list.txt.', ...identified.map((l) => `  ${l}`), ''].join('\n');
-      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument({ content: text, language: 'plaintext' }), { preview: true });
+      // A read-only virtual document: nothing to save, no "Do you want to save…" on close.
+      const uri = atrDocuments.add(atr, text);
+      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: true });
     },
     'smartcard.clearPinCache': async () => {
       const n = await ctx.manager.request(ClearPinCacheRequest, {});

@@ -267,3 +267,26 @@ export function parseHexInput(text: string): { hex: string } | { error: string }
   if (t.length > 2 * 65_536) return { error: 'At most 65,536 bytes.' };
   return { hex: t.toUpperCase() };
 }
+
+// ------------------------------------------------------------ Decode ATR
+
+/** An ATR typed into Decode ATR: hex (spaces allowed), 2 to 33 bytes, TS 3B or 3F. Empty is allowed (the card's ATR). */
+export function parseAtrInput(text: string): { hex: string } | { error: string } {
+  const h = parseHexInput(text);
+  if ('error' in h) return h;
+  if (!h.hex) return h;
+  const n = h.hex.length / 2;
+  if (n < 2) return { error: 'An ATR has at least TS and T0 (2 bytes).' };
+  if (n > 33) return { error: `An ATR has at most 33 bytes; this is ${n}.` };
+  const ts = h.hex.slice(0, 2);
+  if (ts !== '3B' && ts !== '3F') return { error: `An ATR starts with TS = 3B (direct) or 3F (inverse convention), not ${ts}.` };
+  return h;
+}
+
+/** The card whose ATR an empty Decode ATR box decodes: the selected reader's, else the only card with an ATR. */
+export function defaultAtrReader(readers: readonly ReaderInfo[], selected: string | undefined): ReaderInfo | undefined {
+  const sel = readers.find((r) => r.name === selected && r.card?.atr);
+  if (sel) return sel;
+  const withAtr = readers.filter((r) => r.card?.atr);
+  return withAtr.length === 1 ? withAtr[0] : undefined;
+}

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { DriverStatus, ReaderInfo } from '../../../server/src/protocol';
 import {
   type ReaderState, STATE_LOOK, cardText, defaultReader, detailRows, driverGroups, driverTitle, groupText, itemContextValue,
-  parseControlCode, parseHexInput, readerContextValue, readerState, readerText, driverStateWords, connectModes,
+  parseControlCode, parseHexInput, readerContextValue, readerState, readerText, driverStateWords, connectModes, parseAtrInput, defaultAtrReader,
 } from '../../../extension/src/readersModel';
 
 const root = process.cwd();
@@ -178,4 +178,22 @@ test('Connect offers only the protocols the card\'s ATR offers', () => {
   const both = connectModes({ powered: true, protocols: [0, 1] });
   assert.deepEqual(both.map((m) => m.label), ['Shared, any protocol', 'Shared, T=0', 'Shared, T=1', 'Exclusive, any protocol', 'Exclusive, T=0', 'Exclusive, T=1']);
   assert.equal(connectModes({ powered: false }).length, 6, 'ATR not known yet: every choice (the helper refuses before touching the card)');
+});
+
+// Issue 18 item 8: Decode ATR checks the hex while typing; empty means the selected (or only) card's ATR.
+test('Decode ATR: the typed ATR is checked; an empty box takes the selected or only card', () => {
+  assert.deepEqual(parseAtrInput('3b 02 14 50'), { hex: '3B021450' });
+  assert.deepEqual(parseAtrInput(''), { hex: '' });
+  assert.match((parseAtrInput('3B 0G') as { error: string }).error, /'G' is not a hex digit/);
+  assert.match((parseAtrInput('3B0') as { error: string }).error, /Odd number/);
+  assert.match((parseAtrInput('3B') as { error: string }).error, /at least TS and T0/);
+  assert.match((parseAtrInput('12 34') as { error: string }).error, /TS = 3B .* or 3F/);
+  assert.match((parseAtrInput('3B' + '00'.repeat(33)) as { error: string }).error, /at most 33 bytes/);
+  const a = reader('A', { card });
+  const b = reader('B', { card: { powered: false } });
+  const c = reader('C', { card: { ...card, atr: '3B021450' } });
+  assert.equal(defaultAtrReader([a, b], undefined)?.name, 'A', 'the only card with an ATR');
+  assert.equal(defaultAtrReader([a, c], undefined), undefined, 'two: none without a selection');
+  assert.equal(defaultAtrReader([a, c], 'C')?.name, 'C');
+  assert.equal(defaultAtrReader([a, c], 'B'), undefined);
 });
