@@ -112,18 +112,87 @@ export function cardText(r: ReaderInfo): ItemText {
   return { label: `ATR ${spacedHex(card.atr)}`, description, tooltip: `ATR ${spacedHex(card.atr)}\n${proto ?? 'no protocol yet'}\n${card.powered ? 'powered' : 'not powered'}${identified}` };
 }
 
-/** The rows under a reader's "Details": label and value. */
-export function detailRows(r: ReaderInfo): Array<{ label: string; value: string }> {
-  const rows = [
-    { label: 'driver', value: r.driver },
-    { label: 'slot', value: String(r.slot) },
-    { label: 'events', value: String(r.eventCount) },
-    { label: 'connections', value: connectionsText(r) },
+/** What each PC/SC part 10 feature lets the reader do (shown on its Details row). */
+const FEATURE_MEANINGS: Record<string, string> = {
+  VERIFY_PIN_START: 'PIN verification on the reader\'s PIN pad, started (then VERIFY_PIN_FINISH)',
+  VERIFY_PIN_FINISH: 'ends a VERIFY_PIN_START',
+  MODIFY_PIN_START: 'PIN change on the PIN pad, started (then MODIFY_PIN_FINISH)',
+  MODIFY_PIN_FINISH: 'ends a MODIFY_PIN_START',
+  GET_KEY_PRESSED: 'reads the key last pressed on the PIN pad',
+  VERIFY_PIN_DIRECT: 'PIN verification on the reader\'s PIN pad: the PIN never reaches the computer',
+  MODIFY_PIN_DIRECT: 'PIN change on the reader\'s PIN pad',
+  MCT_READER_DIRECT: 'MKT/MCT reader commands',
+  MCT_UNIVERSAL: 'MKT/MCT universal commands',
+  IFD_PIN_PROPERTIES: 'the PIN pad\'s properties (display size, entry valid condition)',
+  ABORT: 'aborts a PIN entry in progress',
+  SET_SPE_MESSAGE: 'sets the messages the PIN pad shows',
+  VERIFY_PIN_DIRECT_APP_ID: 'PIN pad verification for a named application',
+  MODIFY_PIN_DIRECT_APP_ID: 'PIN pad change for a named application',
+  WRITE_DISPLAY: 'writes to the reader\'s display',
+  GET_KEY: 'reads one key from the keypad',
+  IFD_DISPLAY_PROPERTIES: 'the display\'s size',
+  GET_TLV_PROPERTIES: 'reader properties as TLV (bMinPINSize, bMaxPINSize, wIdVendor, wIdProduct, firmware…)',
+  CCID_ESC_COMMAND: 'CCID escape commands to the reader (PC_to_RDR_Escape)',
+  EXECUTE_PACE: 'PACE (password authenticated connection establishment) run by the reader',
+};
+
+/** What the driver's own facts mean, where the value alone does not say. */
+const FACT_MEANINGS: Record<string, string> = {
+  index: 'the device index NN in the reader\'s name, given by the reader manager (lowest free number per driver)',
+  transport: 'how the workbench reaches the reader',
+  'VID:PID': 'USB vendor and product id (what lsusb shows)',
+  CCID: 'the CCID specification version the reader implements (bcdCCID)',
+  'exchange level': 'how much of the protocol the reader does itself (CCID dwFeatures): TPDU (the workbench frames T=0/T=1), short or extended APDU (the reader does)',
+  slots: 'this slot among the reader\'s slots (bMaxSlotIndex + 1)',
+  protocols: 'the protocols the reader supports (CCID dwProtocols)',
+  voltages: 'card supply voltages the reader offers (CCID bVoltageSupport)',
+  'max message length': 'the longest CCID message the reader accepts (dwMaxCCIDMessageLength): a bound on APDU size',
+  'PIN support': 'PIN pad operations the reader announces (CCID bPINSupport)',
+  interface: 'the USB interface number of the CCID function',
+  'system reader name': 'the name the operating system\'s PC/SC service gives the reader',
+  library: 'the PC/SC library the driver loaded',
+  address: 'where vpcd listens for the virtual card (vicc connects here)',
+  emulator: 'the command that starts a virtual card for this reader',
+  pinpad: 'the simulator\'s keypad: PINs are typed into a prompt as on a reader\'s PIN pad',
+};
+
+export interface DetailRow { label: string; value: string; tooltip: string }
+
+/** The rows under a reader's "Details": label, value and what the value means. */
+export function detailRows(r: ReaderInfo): DetailRow[] {
+  const suffix = / (\d{2}) (\d{2})$/.exec(r.name);
+  const rows: DetailRow[] = [
+    { label: 'driver', value: r.driver, tooltip: `driver: ${r.driver} (${driverTitle(r.driver)} group)` },
+    {
+      label: 'slot', value: String(r.slot),
+      tooltip: `slot ${r.slot}: the reader's slot, counted from 0${suffix ? `; the name ends "${suffix[1]} ${suffix[2]}": device index ${suffix[1]}, slot ${suffix[2]} (pcsc-lite's naming)` : ''}`,
+    },
+    {
+      label: 'events', value: String(r.eventCount),
+      tooltip: `events: ${r.eventCount} card events in this reader since it appeared (insertion, removal, power-up, reset): PC/SC's event counter (the upper 16 bits of dwEventState); it grows by one per change`,
+    },
+    { label: 'connections', value: connectionsText(r), tooltip: `connections: ${connectionsText(r)} (scripts, the editor's Connect, the PC/SC service's clients)` },
   ];
-  for (const [k, v] of Object.entries(r.details ?? {})) rows.push({ label: k, value: v });
+  if (r.card?.protocols?.length) {
+    const offers = r.card.protocols.map((p) => `T=${p}`).join(', ');
+    rows.push({ label: 'card protocols', value: offers, tooltip: `the protocols the card's ATR offers: ${offers}${r.card.protocol !== undefined ? `; in use: T=${r.card.protocol}` : ''}` });
+  }
+  for (const [k, v] of Object.entries(r.details ?? {})) {
+    rows.push({ label: k, value: v, tooltip: `${k}: ${v}${FACT_MEANINGS[k] ? `\n${FACT_MEANINGS[k]}` : ''}` });
+  }
   for (const f of r.features ?? []) {
     const [name, code] = f.split(' ');
-    rows.push({ label: 'PC/SC feature', value: code ? `${name} (${code})` : name });
+    const meaning = FEATURE_MEANINGS[name];
+    rows.push({
+      label: 'PC/SC feature', value: code ? `${name} (${code})` : name,
+      tooltip: `${name}${meaning ? `: ${meaning}` : ''}${code ? `\ncontrol code ${code} (from CM_IOCTL_GET_FEATURE_REQUEST, 3400); "Send Control Command…" takes the name` : ''}`,
+    });
+  }
+  if (!r.features?.length) {
+    rows.push({
+      label: 'PC/SC features', value: 'none announced',
+      tooltip: 'The reader announced no PC/SC part 10 feature (no PIN pad, no display): the list is read with CM_IOCTL_GET_FEATURE_REQUEST (3400) at the first power-up.',
+    });
   }
   return rows;
 }

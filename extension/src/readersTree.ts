@@ -11,7 +11,7 @@ export type ReaderNode =
   | { type: 'reader'; reader: ReaderInfo }
   | { type: 'card'; reader: ReaderInfo }
   | { type: 'details'; reader: ReaderInfo }
-  | { type: 'detail'; reader: ReaderInfo; label: string; value: string; index: number };
+  | { type: 'detail'; reader: ReaderInfo; label: string; value: string; tooltip: string; index: number };
 
 /** Decodes an ATR into readable lines (the helper's smartcard/decodeAtr). */
 export type AtrDecoder = (atr: string) => Promise<{ lines: string[]; identified: string[] }>;
@@ -103,7 +103,7 @@ export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>,
         const item = new vscode.TreeItem(node.label, vscode.TreeItemCollapsibleState.None);
         item.id = `detail:${node.reader.name}:${node.index}`;
         item.description = node.value;
-        item.tooltip = `${node.label}: ${node.value}`;
+        item.tooltip = node.tooltip;
         item.contextValue = 'detail';
         return item;
       }

@@ -87,6 +87,24 @@ test('details list driver, slot, connections, reader facts and PC/SC features', 
   assert.deepEqual(rows.map((r) => `${r.label}=${r.value}`), ['driver=pcsc', 'slot=0', 'events=1', 'connections=2 connections, in a transaction', 'VID:PID=072F:90CC', 'PC/SC feature=VERIFY_PIN_DIRECT (0x42330006)']);
 });
 
+// Issue 18 item 14: the Details rows explain their numbers and the PC/SC features.
+test('Details explain the numbers, the reader facts and the features', () => {
+  const rows = detailRows(reader('ACS ACR39U 01 00', {
+    driver: 'usb-ccid', eventCount: 3, card: { ...card, protocols: [1] },
+    details: { 'exchange level': 'TPDU', 'max message length': '271 bytes' }, features: ['VERIFY_PIN_DIRECT 0x42330006'],
+  }));
+  const tip = (label: string) => rows.find((r) => r.label === label)?.tooltip ?? '';
+  assert.match(tip('slot'), /device index 01, slot 00/);
+  assert.match(tip('events'), /3 card events .* dwEventState/);
+  assert.match(tip('card protocols'), /offers: T=1; in use: T=1/);
+  assert.match(tip('exchange level'), /TPDU: .*dwFeatures|CCID dwFeatures/);
+  assert.match(tip('max message length'), /dwMaxCCIDMessageLength/);
+  assert.match(tip('PC/SC feature'), /PIN pad: the PIN never reaches the computer\ncontrol code 0x42330006/);
+  const none = detailRows(reader('Workbench Simulator 00 00'));
+  assert.deepEqual(none.at(-1), { label: 'PC/SC features', value: 'none announced', tooltip: none.at(-1)!.tooltip });
+  assert.match(none.at(-1)!.tooltip, /CM_IOCTL_GET_FEATURE_REQUEST \(3400\)/);
+});
+
 test('control codes: decimal, hex, or a feature the reader announced; clear errors', () => {
   const f = ['VERIFY_PIN_DIRECT 0x42330006'];
   assert.deepEqual(parseControlCode('3400'), { code: 3400 });
