@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import {
   ReadersRequest, RunScriptRequest, ClearPinCacheRequest, DecodeAtrRequest, SimulatorInsertCardRequest, SimulatorRemoveCardRequest,
   ReaderConnectRequest, ReaderDisconnectRequest, ReaderResetRequest, ReaderPowerOffRequest, ReaderControlRequest,
+  SendApduRequest, DecodeExchangeRequest,
   type Disposition, type ReaderInfo, type RunScriptResult,
 } from '../../server/src/protocol';
 import { NotRunningError, errorText, plural } from './client';
@@ -11,6 +12,8 @@ import type { Ctx } from './ctx';
 import { connectModes, defaultAtrReader, defaultReader, parseAtrInput, parseControlCode, parseHexInput, spacedHex } from './readersModel';
 import type { ReaderNode } from './readersTree';
 import { failureActions, failureText } from './runFailure';
+import { pushHistory, sendApduMessage } from './sendApduModel';
+import { checkOneApdu } from '../../server/src/lsp/sendApdu';
 
 type Command = (...args: unknown[]) => unknown;
 const RESTART = 'Restart Reader Manager';
@@ -281,6 +284,63 @@ async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: 
   return result;
 }
 
+const SEND_HISTORY_KEY = 'smartcard.sendApdu.history';
+
+/**
+ * Send APDU…: a quick input with the history below, checked while typing by the script parser
+ * (the editor's rules), sent through the helper like a one-line script (same reader choice,
+ * connection and gate); the exchange is in the APDU Log, the answer in a notification.
+ */
+async function sendApdu(ctx: Ctx, arg: unknown): Promise<void> {
+  await ctx.manager.ready();
+  let reader = readerOf(arg) ?? defaultReader(ctx.manager.readers, ctx.selectedReader);
+  if (!reader) {
+    const withCard = ctx.manager.readers.filter((r) => r.card && !r.unavailable);
+    reader = await pickReader(ctx, withCard.length ? withCard : ctx.manager.readers, 'Send the APDU to which reader?');
+    if (!reader) return;
+  }
+  const history = ctx.extension.globalState.get<string[]>(SEND_HISTORY_KEY, []);
+  const apdu = await new Promise<string | undefined>((resolve) => {
+    const qp = vscode.window.createQuickPick();
+    qp.title = `Send APDU to ${reader}`;
+    qp.placeholder = 'Command APDU in hex, e.g. 00 A4 04 00 07 F0 57 42 44 45 4D 4F 00 (optionally => 90 00); earlier ones below';
+    qp.matchOnDescription = false;
+    const fromHistory = history.map((h) => ({ label: h, description: 'sent before' }));
+    const refresh = () => {
+      const typed = qp.value.trim();
+      if (!typed) { qp.items = fromHistory; return; }
+      const c = checkOneApdu(typed);
+      const first = { label: typed, description: 'error' in c ? '' : 'Enter to send', detail: 'error' in c ? `$(error) ${c.error}` : undefined, alwaysShow: true };
+      qp.items = [first, ...fromHistory.filter((h) => h.label !== typed)];
+    };
+    qp.onDidChangeValue(refresh);
+    qp.onDidAccept(() => {
+      const picked = qp.selectedItems[0]?.label ?? qp.value.trim();
+      const c = checkOneApdu(picked);
+      if ('error' in c) { qp.value = picked; refresh(); return; }
+      resolve(c.script);
+      qp.hide();
+    });
+    qp.onDidHide(() => { resolve(undefined); qp.dispose(); });
+    refresh();
+    qp.show();
+  });
+  if (!apdu) return;
+  await ctx.extension.globalState.update(SEND_HISTORY_KEY, pushHistory(history, apdu));
+  ctx.panel.show(true);
+  const result = await ctx.manager.request(SendApduRequest, { apdu, reader });
+  const last = result.exchanges.at(-1);
+  const decoded = last ? await ctx.manager.request(DecodeExchangeRequest, { command: result.exchanges[0].command, response: last.response }).catch(() => undefined) : undefined;
+  const { text, ok } = sendApduMessage(result, decoded);
+  ctx.log.info(`Send APDU ${apdu} on ${result.reader ?? reader}: ${text}`);
+  const actions = last ? [] : failureActions(result.failure?.code, readerNamed(ctx, reader)?.driver);
+  const show = ok ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
+  void show(text, ...actions).then(async (pick) => {
+    if (pick === 'Insert Card') await vscode.commands.executeCommand('smartcard.insertCard', reader);
+    else if (pick === 'Select Reader') await vscode.commands.executeCommand('smartcard.selectReader');
+  });
+}
+
 /** Decoded ATRs as read-only documents (scheme smartcard-atr): no untitled buffer to save. */
 class AtrDocuments implements vscode.TextDocumentContentProvider {
   static readonly scheme = 'smartcard-atr';
@@ -366,6 +426,7 @@ export function registerCommands(ctx: Ctx): void {
       const uri = atrDocuments.add(atr, text);
       await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: true });
     },
+    'smartcard.sendApdu': (arg) => sendApdu(ctx, arg),
     'smartcard.clearPinCache': async () => {
       const n = await ctx.manager.request(ClearPinCacheRequest, {});
       void vscode.window.showInformationMessage(n ? `Forgot ${n} cached PIN${n === 1 ? '' : 's'}.` : 'No PIN was cached.');

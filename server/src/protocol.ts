@@ -357,3 +357,9 @@ export type { DecodedExchange, SwCategory, TlvView } from './wire';
 
 /** extension → helper: decode a logged exchange (command and response hex as in the log, `**` for masked bytes). */
 export const DecodeExchangeRequest = request<{ command: string; response: string }, DecodedExchange>('smartcard/decodeExchange');
+
+/**
+ * extension → helper: send one command APDU ("Smart Card: Send APDU…"), typed in hex with an optional
+ * `=> expected`, checked as a script line and run like a one-line script (same reader choice, connection and gate).
+ */
+export const SendApduRequest = request<{ apdu: string; reader?: string }, RunScriptResult & { exchanges: ExchangeEntry[] }>('smartcard/sendApdu');
