@@ -241,9 +241,8 @@ export function groupText(g: DriverGroup): ItemText & { failed: boolean; warning
   const s = g.status;
   if (s && (s.state === 'waiting' || s.state === 'unavailable')) {
     const short = s.state === 'waiting' ? (g.id === 'pcsc' ? 'waiting for pcscd' : 'waiting') : (g.id === 'usb-ccid' ? 'USB not available' : 'unavailable');
-    const head = s.state === 'waiting'
-      ? `The ${g.title} driver is waiting: ${s.message ?? 'no reason given'}.`
-      : `The ${g.title} driver is idle: ${s.message ?? 'no reason given'}.`;
+    const why = (s.message ?? 'no reason given').replace(/\.+$/, '');
+    const head = s.state === 'waiting' ? `The ${g.title} driver is waiting: ${why}.` : `The ${g.title} driver is idle: ${why}.`;
     return {
       label: g.title, failed: false, warning: true,
       description: g.readers.length ? `${short} · ${plural(g.readers.length, 'reader')}` : short,

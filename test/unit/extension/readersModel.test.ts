@@ -166,10 +166,10 @@ test('the card row names the identified card; the reader tooltip lists PC/SC fea
 
 // Issue 18 item 1: why a driver has no readers is on its group, with a warning icon and the way out.
 test('a waiting, unavailable or claimed driver group says why and how out, with a warning', () => {
-  const pcsc = groupText(driverGroups([{ id: 'pcsc', state: 'waiting', message: 'the PC/SC service (pcscd / Smart Card service) is not running; start it (SCARD_E_NO_SERVICE)', hint: 'Start pcscd: "sudo systemctl start pcscd.socket"' }], [])[0]);
+  const pcsc = groupText(driverGroups([{ id: 'pcsc', state: 'waiting', message: 'the PC/SC service (pcscd / Smart Card service) is not running; start it (SCARD_E_NO_SERVICE).', hint: 'Start pcscd: "sudo systemctl start pcscd.socket"' }], [])[0]);
   assert.equal(pcsc.warning, true);
   assert.equal(pcsc.description, 'waiting for pcscd');
-  assert.match(pcsc.tooltip, /SCARD_E_NO_SERVICE/);
+  assert.match(pcsc.tooltip, /^The PC\/SC driver is waiting: .*\(SCARD_E_NO_SERVICE\)\.\n/);
   assert.match(pcsc.tooltip, /systemctl start pcscd/);
   assert.match(pcsc.tooltip, /appear here as soon as it is back/);
   const usb = groupText(driverGroups([{ id: 'usb-ccid', state: 'unavailable', message: 'USB not available: /sys/bus/usb/devices not found', hint: 'containers' }], [])[0]);
