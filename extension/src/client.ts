@@ -12,6 +12,7 @@ import {
   type DriverStatus, type HelperSettings, type LogEntry, type ParamsOf, type ReaderInfo, type Request, newPinKey, PIN_KEY_ENV,
 } from '../../server/src/protocol';
 import { pinPromptText, sealedAnswer } from './pinPrompt';
+import { driverStateWords } from './readersModel';
 import { onNotification, onRequest, sendRequest } from './rpc';
 import type { Config } from './config';
 import { RestartPolicy } from './restartPolicy';
@@ -207,7 +208,7 @@ export class ReaderManagerClient implements vscode.Disposable {
       this.readersEmitter.fire(p.readers);
       const failed = p.drivers.filter((d) => d.state === 'failed');
       for (const d of failed) this.log.warn(`Driver ${d.id} failed: ${d.message ?? 'no reason given'}`);
-      this.setState('running', `The reader manager ${p.version} is running: ${plural(p.readers.length, 'reader')}, drivers ${p.drivers.map((d) => `${d.id} ${d.state}`).join(', ')}`);
+      this.setState('running', `The reader manager ${p.version} is running: ${plural(p.readers.length, 'reader')}, drivers ${p.drivers.map((d) => `${d.id} ${driverStateWords(d)}`).join(', ')}`);
       // Entries written before our notification handler saw them (a panel opened late still shows them).
       sendRequest(client, LogHistoryRequest, {}).then(
         (h) => { if (gen === this.gen && h.entries.length) this.entriesEmitter.fire({ entries: h.entries, generation: gen, history: true }); },
@@ -217,6 +218,7 @@ export class ReaderManagerClient implements vscode.Disposable {
     onNotification(client, ReadersChangedNotification, (p) => {
       if (gen !== this.gen) return;
       this._readers = p.readers;
+      if (p.drivers) this._drivers = p.drivers;
       this.readersEmitter.fire(p.readers);
     });
     onNotification(client, RunProgressNotification, (p) => {

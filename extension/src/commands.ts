@@ -4,12 +4,16 @@ import * as vscode from 'vscode';
 import {
   ReadersRequest, RunScriptRequest, ClearPinCacheRequest, DecodeAtrRequest, SimulatorInsertCardRequest, SimulatorRemoveCardRequest,
   ReaderConnectRequest, ReaderDisconnectRequest, ReaderResetRequest, ReaderPowerOffRequest, ReaderControlRequest,
-  type Disposition, type ProtocolNumber, type ReaderInfo, type RunScriptResult, type ShareMode,
+  SendApduRequest, DecodeExchangeRequest,
+  type Disposition, type ReaderInfo, type RunScriptResult,
 } from '../../server/src/protocol';
 import { NotRunningError, errorText, plural } from './client';
 import type { Ctx } from './ctx';
-import { defaultReader, parseControlCode, parseHexInput, spacedHex } from './readersModel';
+import { connectModes, defaultAtrReader, defaultReader, parseAtrInput, parseControlCode, parseHexInput, spacedHex } from './readersModel';
 import type { ReaderNode } from './readersTree';
+import { failureActions, failureText } from './runFailure';
+import { pushHistory, sendApduMessage } from './sendApduModel';
+import { checkOneApdu } from '../../server/src/lsp/sendApdu';
 
 type Command = (...args: unknown[]) => unknown;
 const RESTART = 'Restart Reader Manager';
@@ -84,15 +88,6 @@ async function targetReader(ctx: Ctx, arg: unknown, placeHolder: string, fits: (
   return pickReader(ctx, readers, placeHolder);
 }
 
-const CONNECT_MODES: Array<{ label: string; share: ShareMode; protocol?: ProtocolNumber }> = [
-  { label: 'Shared, any protocol', share: 'shared' },
-  { label: 'Exclusive, any protocol', share: 'exclusive' },
-  { label: 'Shared, T=0', share: 'shared', protocol: 0 },
-  { label: 'Shared, T=1', share: 'shared', protocol: 1 },
-  { label: 'Exclusive, T=0', share: 'exclusive', protocol: 0 },
-  { label: 'Exclusive, T=1', share: 'exclusive', protocol: 1 },
-];
-
 const DISPOSITIONS: Array<{ label: string; disposition: Disposition; detail: string }> = [
   { label: 'Leave the card', disposition: 'leave', detail: 'SCARD_LEAVE_CARD: the card stays powered as it is' },
   { label: 'Reset the card', disposition: 'reset', detail: 'SCARD_RESET_CARD: warm reset' },
@@ -108,7 +103,7 @@ function readerCommands(ctx: Ctx): Record<string, Command> {
     'smartcard.connect': async (arg) => {
       const reader = await targetReader(ctx, arg, 'Connect to which reader?', (r) => !!r.card && !r.editor, 'No reader holds a card the editor is not already connected to.');
       if (!reader) return;
-      const mode = await vscode.window.showQuickPick(CONNECT_MODES, { placeHolder: `Connect to ${reader}: share mode and protocol` });
+      const mode = await vscode.window.showQuickPick(connectModes(readerNamed(ctx, reader)?.card), { placeHolder: `Connect to ${reader}: share mode and protocol` });
       if (!mode) return;
       const info = await ctx.manager.request(ReaderConnectRequest, { reader, share: mode.share, ...(mode.protocol !== undefined ? { protocol: mode.protocol } : {}) });
       const proto = info.card?.protocol !== undefined ? `, T=${info.card.protocol}` : '';
@@ -276,16 +271,96 @@ async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: 
     void vscode.window.showInformationMessage(resultMessage(result));
   } else {
     const f = result.failure;
-    const where = f?.line ? ` at line ${f.line}` : '';
-    const text = `Script failed${where}: ${f?.message ?? 'no reason given'}`;
+    const text = failureText(result);
     ctx.log.error(`${name}: ${text}`);
     if (f?.line) await revealLine(doc, f.line);
-    void vscode.window.showErrorMessage(text);
+    const ranOn = result.reader ?? reader;
+    const actions = failureActions(f?.code, readerNamed(ctx, ranOn)?.driver);
+    void vscode.window.showErrorMessage(text, ...actions).then(async (pick) => {
+      if (pick === 'Insert Card') await vscode.commands.executeCommand('smartcard.insertCard', ranOn);
+      else if (pick === 'Select Reader') await vscode.commands.executeCommand('smartcard.selectReader');
+    });
   }
   return result;
 }
 
+const SEND_HISTORY_KEY = 'smartcard.sendApdu.history';
+
+/**
+ * Send APDU…: a quick input with the history below, checked while typing by the script parser
+ * (the editor's rules), sent through the helper like a one-line script (same reader choice,
+ * connection and gate); the exchange is in the APDU Log, the answer in a notification.
+ */
+async function sendApdu(ctx: Ctx, arg: unknown): Promise<void> {
+  await ctx.manager.ready();
+  let reader = readerOf(arg) ?? defaultReader(ctx.manager.readers, ctx.selectedReader);
+  if (!reader) {
+    const withCard = ctx.manager.readers.filter((r) => r.card && !r.unavailable);
+    reader = await pickReader(ctx, withCard.length ? withCard : ctx.manager.readers, 'Send the APDU to which reader?');
+    if (!reader) return;
+  }
+  const history = ctx.extension.globalState.get<string[]>(SEND_HISTORY_KEY, []);
+  const apdu = await new Promise<string | undefined>((resolve) => {
+    const qp = vscode.window.createQuickPick();
+    qp.title = `Send APDU to ${reader}`;
+    qp.placeholder = 'Command APDU in hex, e.g. 00 A4 04 00 07 F0 57 42 44 45 4D 4F 00 (optionally => 90 00); earlier ones below';
+    qp.matchOnDescription = false;
+    const fromHistory = history.map((h) => ({ label: h, description: 'sent before' }));
+    const refresh = () => {
+      const typed = qp.value.trim();
+      if (!typed) { qp.items = fromHistory; return; }
+      const c = checkOneApdu(typed);
+      const first = { label: typed, description: 'error' in c ? '' : 'Enter to send', detail: 'error' in c ? `$(error) ${c.error}` : undefined, alwaysShow: true };
+      qp.items = [first, ...fromHistory.filter((h) => h.label !== typed)];
+    };
+    qp.onDidChangeValue(refresh);
+    qp.onDidAccept(() => {
+      const picked = qp.selectedItems[0]?.label ?? qp.value.trim();
+      const c = checkOneApdu(picked);
+      if ('error' in c) { qp.value = picked; refresh(); return; }
+      resolve(c.script);
+      qp.hide();
+    });
+    qp.onDidHide(() => { resolve(undefined); qp.dispose(); });
+    refresh();
+    qp.show();
+  });
+  if (!apdu) return;
+  await ctx.extension.globalState.update(SEND_HISTORY_KEY, pushHistory(history, apdu));
+  ctx.panel.show(true);
+  const result = await ctx.manager.request(SendApduRequest, { apdu, reader });
+  const last = result.exchanges.at(-1);
+  const decoded = last ? await ctx.manager.request(DecodeExchangeRequest, { command: result.exchanges[0].command, response: last.response }).catch(() => undefined) : undefined;
+  const { text, ok } = sendApduMessage(result, decoded);
+  ctx.log.info(`Send APDU ${apdu} on ${result.reader ?? reader}: ${text}`);
+  const actions = last ? [] : failureActions(result.failure?.code, readerNamed(ctx, reader)?.driver);
+  const show = ok ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
+  void show(text, ...actions).then(async (pick) => {
+    if (pick === 'Insert Card') await vscode.commands.executeCommand('smartcard.insertCard', reader);
+    else if (pick === 'Select Reader') await vscode.commands.executeCommand('smartcard.selectReader');
+  });
+}
+
+/** Decoded ATRs as read-only documents (scheme smartcard-atr): no untitled buffer to save. */
+class AtrDocuments implements vscode.TextDocumentContentProvider {
+  static readonly scheme = 'smartcard-atr';
+  private readonly texts = new Map<string, string>();
+  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.changed.event;
+  add(atr: string, text: string): vscode.Uri {
+    const uri = vscode.Uri.from({ scheme: AtrDocuments.scheme, path: `/ATR ${spacedHex(atr)}.txt` });
+    this.texts.set(uri.toString(), text);
+    this.changed.fire(uri);
+    return uri;
+  }
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.texts.get(uri.toString()) ?? 'This decoded ATR is no longer available: run "Smart Card: Decode ATR" again.';
+  }
+}
+
 export function registerCommands(ctx: Ctx): void {
+  const atrDocuments = new AtrDocuments();
+  ctx.extension.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(AtrDocuments.scheme, atrDocuments));
   const commands: Record<string, Command> = {
     ...readerCommands(ctx),
     'smartcard.openExample': (name) => openExample(ctx, name),
@@ -324,13 +399,34 @@ export function registerCommands(ctx: Ctx): void {
       void vscode.window.setStatusBarMessage(`Copied ATR ${spacedHex(atr)}`, 3000);
     },
     'smartcard.decodeAtr': async (arg) => {
-      let atr = atrOf(ctx, arg);
-      atr ??= await vscode.window.showInputBox({ title: 'Decode ATR', prompt: 'ATR in hex', placeHolder: '3B 8B 81 31 FE 45 …' });
-      if (!atr) return;
+      // From a card row: its ATR. From the palette: typed (checked while typing), or Enter on
+      // an empty box for the selected (or only) card's ATR.
+      let atr = readerOf(arg) ? atrOf(ctx, arg) : undefined;
+      if (!atr) {
+        const card = defaultAtrReader(ctx.manager.readers, ctx.selectedReader);
+        const typed = await vscode.window.showInputBox({
+          title: 'Decode ATR',
+          prompt: card ? `ATR in hex, or Enter for the ATR of the card in ${card.name}` : 'ATR in hex',
+          placeHolder: card ? `Enter: ${spacedHex(card.card!.atr!)}` : '3B 8B 81 31 FE 45 …',
+          validateInput: (v) => {
+            const a = parseAtrInput(v);
+            if ('error' in a) return a.error;
+            return !a.hex && !card ? 'Type an ATR: no card has one yet (power a card up to decode its ATR).' : undefined;
+          },
+        });
+        if (typed === undefined) return;
+        const a = parseAtrInput(typed);
+        if ('error' in a) throw new Error(a.error);
+        atr = a.hex || card?.card?.atr;
+        if (!atr) return;
+      }
       const { lines, identified } = await ctx.manager.request(DecodeAtrRequest, { atr });
       const text = [...lines, '', identified.length ? 'Identified (smartcard_list.txt):' : 'Not in smartcard_list.txt.', ...identified.map((l) => `  ${l}`), ''].join('\n');
-      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument({ content: text, language: 'plaintext' }), { preview: true });
+      // A read-only virtual document: nothing to save, no "Do you want to save…" on close.
+      const uri = atrDocuments.add(atr, text);
+      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: true });
     },
+    'smartcard.sendApdu': (arg) => sendApdu(ctx, arg),
     'smartcard.clearPinCache': async () => {
       const n = await ctx.manager.request(ClearPinCacheRequest, {});
       void vscode.window.showInformationMessage(n ? `Forgot ${n} cached PIN${n === 1 ? '' : 's'}.` : 'No PIN was cached.');

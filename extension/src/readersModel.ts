@@ -1,7 +1,7 @@
 // What the Readers tree shows: driver groups, readers, their card and details,
 // the state of each reader and its icon, and the words package.json's menus
 // match on. Pure (no vscode import), so it is tested without an editor.
-import type { CardInfo, DriverStatus, ReaderInfo } from '../../server/src/protocol';
+import type { CardInfo, DriverStatus, ProtocolNumber, ReaderInfo, ShareMode } from '../../server/src/protocol';
 
 // ------------------------------------------------------------ state and icon
 
@@ -112,18 +112,87 @@ export function cardText(r: ReaderInfo): ItemText {
   return { label: `ATR ${spacedHex(card.atr)}`, description, tooltip: `ATR ${spacedHex(card.atr)}\n${proto ?? 'no protocol yet'}\n${card.powered ? 'powered' : 'not powered'}${identified}` };
 }
 
-/** The rows under a reader's "Details": label and value. */
-export function detailRows(r: ReaderInfo): Array<{ label: string; value: string }> {
-  const rows = [
-    { label: 'driver', value: r.driver },
-    { label: 'slot', value: String(r.slot) },
-    { label: 'events', value: String(r.eventCount) },
-    { label: 'connections', value: connectionsText(r) },
+/** What each PC/SC part 10 feature lets the reader do (shown on its Details row). */
+const FEATURE_MEANINGS: Record<string, string> = {
+  VERIFY_PIN_START: 'PIN verification on the reader\'s PIN pad, started (then VERIFY_PIN_FINISH)',
+  VERIFY_PIN_FINISH: 'ends a VERIFY_PIN_START',
+  MODIFY_PIN_START: 'PIN change on the PIN pad, started (then MODIFY_PIN_FINISH)',
+  MODIFY_PIN_FINISH: 'ends a MODIFY_PIN_START',
+  GET_KEY_PRESSED: 'reads the key last pressed on the PIN pad',
+  VERIFY_PIN_DIRECT: 'PIN verification on the reader\'s PIN pad: the PIN never reaches the computer',
+  MODIFY_PIN_DIRECT: 'PIN change on the reader\'s PIN pad',
+  MCT_READER_DIRECT: 'MKT/MCT reader commands',
+  MCT_UNIVERSAL: 'MKT/MCT universal commands',
+  IFD_PIN_PROPERTIES: 'the PIN pad\'s properties (display size, entry valid condition)',
+  ABORT: 'aborts a PIN entry in progress',
+  SET_SPE_MESSAGE: 'sets the messages the PIN pad shows',
+  VERIFY_PIN_DIRECT_APP_ID: 'PIN pad verification for a named application',
+  MODIFY_PIN_DIRECT_APP_ID: 'PIN pad change for a named application',
+  WRITE_DISPLAY: 'writes to the reader\'s display',
+  GET_KEY: 'reads one key from the keypad',
+  IFD_DISPLAY_PROPERTIES: 'the display\'s size',
+  GET_TLV_PROPERTIES: 'reader properties as TLV (bMinPINSize, bMaxPINSize, wIdVendor, wIdProduct, firmware…)',
+  CCID_ESC_COMMAND: 'CCID escape commands to the reader (PC_to_RDR_Escape)',
+  EXECUTE_PACE: 'PACE (password authenticated connection establishment) run by the reader',
+};
+
+/** What the driver's own facts mean, where the value alone does not say. */
+const FACT_MEANINGS: Record<string, string> = {
+  index: 'the device index NN in the reader\'s name, given by the reader manager (lowest free number per driver)',
+  transport: 'how the workbench reaches the reader',
+  'VID:PID': 'USB vendor and product id (what lsusb shows)',
+  CCID: 'the CCID specification version the reader implements (bcdCCID)',
+  'exchange level': 'how much of the protocol the reader does itself (CCID dwFeatures): TPDU (the workbench frames T=0/T=1), short or extended APDU (the reader does)',
+  slots: 'this slot among the reader\'s slots (bMaxSlotIndex + 1)',
+  protocols: 'the protocols the reader supports (CCID dwProtocols)',
+  voltages: 'card supply voltages the reader offers (CCID bVoltageSupport)',
+  'max message length': 'the longest CCID message the reader accepts (dwMaxCCIDMessageLength): a bound on APDU size',
+  'PIN support': 'PIN pad operations the reader announces (CCID bPINSupport)',
+  interface: 'the USB interface number of the CCID function',
+  'system reader name': 'the name the operating system\'s PC/SC service gives the reader',
+  library: 'the PC/SC library the driver loaded',
+  address: 'where vpcd listens for the virtual card (vicc connects here)',
+  emulator: 'the command that starts a virtual card for this reader',
+  pinpad: 'the simulator\'s keypad: PINs are typed into a prompt as on a reader\'s PIN pad',
+};
+
+export interface DetailRow { label: string; value: string; tooltip: string }
+
+/** The rows under a reader's "Details": label, value and what the value means. */
+export function detailRows(r: ReaderInfo): DetailRow[] {
+  const suffix = / (\d{2}) (\d{2})$/.exec(r.name);
+  const rows: DetailRow[] = [
+    { label: 'driver', value: r.driver, tooltip: `driver: ${r.driver} (${driverTitle(r.driver)} group)` },
+    {
+      label: 'slot', value: String(r.slot),
+      tooltip: `slot ${r.slot}: the reader's slot, counted from 0${suffix ? `; the name ends "${suffix[1]} ${suffix[2]}": device index ${suffix[1]}, slot ${suffix[2]} (pcsc-lite's naming)` : ''}`,
+    },
+    {
+      label: 'events', value: String(r.eventCount),
+      tooltip: `events: ${r.eventCount} card events in this reader since it appeared (insertion, removal, power-up, reset): PC/SC's event counter (the upper 16 bits of dwEventState); it grows by one per change`,
+    },
+    { label: 'connections', value: connectionsText(r), tooltip: `connections: ${connectionsText(r)} (scripts, the editor's Connect, the PC/SC service's clients)` },
   ];
-  for (const [k, v] of Object.entries(r.details ?? {})) rows.push({ label: k, value: v });
+  if (r.card?.protocols?.length) {
+    const offers = r.card.protocols.map((p) => `T=${p}`).join(', ');
+    rows.push({ label: 'card protocols', value: offers, tooltip: `the protocols the card's ATR offers: ${offers}${r.card.protocol !== undefined ? `; in use: T=${r.card.protocol}` : ''}` });
+  }
+  for (const [k, v] of Object.entries(r.details ?? {})) {
+    rows.push({ label: k, value: v, tooltip: `${k}: ${v}${FACT_MEANINGS[k] ? `\n${FACT_MEANINGS[k]}` : ''}` });
+  }
   for (const f of r.features ?? []) {
     const [name, code] = f.split(' ');
-    rows.push({ label: 'PC/SC feature', value: code ? `${name} (${code})` : name });
+    const meaning = FEATURE_MEANINGS[name];
+    rows.push({
+      label: 'PC/SC feature', value: code ? `${name} (${code})` : name,
+      tooltip: `${name}${meaning ? `: ${meaning}` : ''}${code ? `\ncontrol code ${code} (from CM_IOCTL_GET_FEATURE_REQUEST, 3400); "Send Control Command…" takes the name` : ''}`,
+    });
+  }
+  if (!r.features?.length) {
+    rows.push({
+      label: 'PC/SC features', value: 'none announced',
+      tooltip: 'The reader announced no PC/SC part 10 feature (no PIN pad, no display): the list is read with CM_IOCTL_GET_FEATURE_REQUEST (3400) at the first power-up.',
+    });
   }
   return rows;
 }
@@ -159,20 +228,68 @@ export function driverGroups(drivers: readonly DriverStatus[], readers: readonly
   return [...groups.values()];
 }
 
-export function groupText(g: DriverGroup): ItemText & { failed: boolean } {
-  if (g.status?.state === 'failed') {
+/** A driver's state in a few words, for the start-up message and the log ("pcsc waiting for the PC/SC service"). */
+export function driverStateWords(d: DriverStatus): string {
+  switch (d.state) {
+    case 'waiting': return d.id === 'pcsc' ? 'waiting for the PC/SC service' : 'waiting';
+    case 'unavailable': return 'unavailable';
+    default: return d.state;
+  }
+}
+
+export function groupText(g: DriverGroup): ItemText & { failed: boolean; warning: boolean } {
+  const s = g.status;
+  if (s && (s.state === 'waiting' || s.state === 'unavailable')) {
+    const short = s.state === 'waiting' ? (g.id === 'pcsc' ? 'waiting for pcscd' : 'waiting') : (g.id === 'usb-ccid' ? 'USB not available' : 'unavailable');
+    const why = (s.message ?? 'no reason given').replace(/\.+$/, '');
+    const head = s.state === 'waiting' ? `The ${g.title} driver is waiting: ${why}.` : `The ${g.title} driver is idle: ${why}.`;
+    return {
+      label: g.title, failed: false, warning: true,
+      description: g.readers.length ? `${short} · ${plural(g.readers.length, 'reader')}` : short,
+      tooltip: [head, s.hint, s.state === 'waiting' ? 'Its readers appear here as soon as it is back; nothing to restart.' : undefined].filter(Boolean).join('\n'),
+    };
+  }
+  if (s?.state === 'failed') {
     const setting = g.id === 'usb-ccid' ? 'usbCcid' : g.id;
     return {
-      label: g.title, failed: true,
-      description: `failed: ${g.status.message ?? 'no reason given'}`,
-      tooltip: `The ${g.id} driver could not start: ${g.status.message ?? 'no reason given'}\nThe other drivers carry on. Check the smartcard.${setting}.* settings, then "Smart Card: Restart Reader Manager".`,
+      label: g.title, failed: true, warning: false,
+      description: `failed: ${s.message ?? 'no reason given'}`,
+      tooltip: `The ${g.id} driver could not start: ${s.message ?? 'no reason given'}\nThe other drivers carry on. Check the smartcard.${setting}.* settings, then "Smart Card: Restart Reader Manager".`,
     };
   }
   const n = g.readers.length;
-  return { label: g.title, failed: false, description: n ? `${n} reader${n === 1 ? '' : 's'}` : 'no reader', tooltip: `${g.title} driver (${g.id}): ${n ? `${n} reader${n === 1 ? '' : 's'}` : 'no reader yet'}` };
+  // Readers that exist but cannot be used (a device the system's driver claimed): the group says so and how out.
+  const unusable = g.readers.filter((r) => r.unavailable);
+  if (unusable.length) {
+    return {
+      label: g.title, failed: false, warning: true,
+      description: `${plural(n, 'reader')}, ${unusable.length} unavailable`,
+      tooltip: [`${g.title} driver (${g.id}): ${plural(n, 'reader')}, ${unusable.length} cannot be used:`, ...unusable.map((r) => `• ${r.name}: ${r.unavailable}`)].join('\n'),
+    };
+  }
+  return { label: g.title, failed: false, warning: false, description: n ? plural(n, 'reader') : 'no reader', tooltip: `${g.title} driver (${g.id}): ${n ? plural(n, 'reader') : 'no reader connected'}` };
 }
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 // ------------------------------------------------------------ commands
+
+export interface ConnectMode { label: string; share: ShareMode; protocol?: ProtocolNumber; description?: string }
+
+/**
+ * Connect's choices: share mode × protocol, only the protocols the card's ATR offers
+ * (all of them while the ATR is not known yet: the helper refuses the others before touching the card).
+ */
+export function connectModes(card: CardInfo | null | undefined): ConnectMode[] {
+  const offered = card?.protocols?.length ? card.protocols : ([0, 1] as ProtocolNumber[]);
+  const modes: ConnectMode[] = [];
+  for (const share of ['shared', 'exclusive'] as const) {
+    const Share = share === 'shared' ? 'Shared' : 'Exclusive';
+    modes.push({ label: `${Share}, any protocol`, share, ...(card?.protocols?.length ? { description: `the card offers ${card.protocols.map((p) => `T=${p}`).join(' and ')}` } : {}) });
+    for (const p of offered) modes.push({ label: `${Share}, T=${p}`, share, protocol: p });
+  }
+  return modes;
+}
 
 /** The reader a script runs on when the user has not picked one. */
 export function defaultReader(readers: readonly ReaderInfo[], selected: string | undefined): string | undefined {
@@ -217,4 +334,27 @@ export function parseHexInput(text: string): { hex: string } | { error: string }
   if (t.length % 2) return { error: `Odd number of hex digits (${t.length}): each byte takes two.` };
   if (t.length > 2 * 65_536) return { error: 'At most 65,536 bytes.' };
   return { hex: t.toUpperCase() };
+}
+
+// ------------------------------------------------------------ Decode ATR
+
+/** An ATR typed into Decode ATR: hex (spaces allowed), 2 to 33 bytes, TS 3B or 3F. Empty is allowed (the card's ATR). */
+export function parseAtrInput(text: string): { hex: string } | { error: string } {
+  const h = parseHexInput(text);
+  if ('error' in h) return h;
+  if (!h.hex) return h;
+  const n = h.hex.length / 2;
+  if (n < 2) return { error: 'An ATR has at least TS and T0 (2 bytes).' };
+  if (n > 33) return { error: `An ATR has at most 33 bytes; this is ${n}.` };
+  const ts = h.hex.slice(0, 2);
+  if (ts !== '3B' && ts !== '3F') return { error: `An ATR starts with TS = 3B (direct) or 3F (inverse convention), not ${ts}.` };
+  return h;
+}
+
+/** The card whose ATR an empty Decode ATR box decodes: the selected reader's, else the only card with an ATR. */
+export function defaultAtrReader(readers: readonly ReaderInfo[], selected: string | undefined): ReaderInfo | undefined {
+  const sel = readers.find((r) => r.name === selected && r.card?.atr);
+  if (sel) return sel;
+  const withAtr = readers.filter((r) => r.card?.atr);
+  return withAtr.length === 1 ? withAtr[0] : undefined;
 }

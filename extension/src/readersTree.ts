@@ -11,7 +11,7 @@ export type ReaderNode =
   | { type: 'reader'; reader: ReaderInfo }
   | { type: 'card'; reader: ReaderInfo }
   | { type: 'details'; reader: ReaderInfo }
-  | { type: 'detail'; reader: ReaderInfo; label: string; value: string; index: number };
+  | { type: 'detail'; reader: ReaderInfo; label: string; value: string; tooltip: string; index: number };
 
 /** Decodes an ATR into readable lines (the helper's smartcard/decodeAtr). */
 export type AtrDecoder = (atr: string) => Promise<{ lines: string[]; identified: string[] }>;
@@ -60,8 +60,9 @@ export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>,
         item.id = `driver:${node.group.id}${node.group.readers.length ? '' : ':empty'}`;
         item.description = t.description;
         item.tooltip = t.tooltip;
-        item.contextValue = t.failed ? 'driver failed' : 'driver';
+        item.contextValue = t.failed ? 'driver failed' : t.warning ? 'driver warning' : 'driver';
         item.iconPath = t.failed ? new vscode.ThemeIcon('error', new vscode.ThemeColor('problemsErrorIcon.foreground'))
+          : t.warning ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'))
           : new vscode.ThemeIcon(node.group.id === 'simulator' ? 'vm' : node.group.id === 'vpcd' ? 'remote' : node.group.id === 'usb-ccid' ? 'circuit-board' : 'server-environment');
         return item;
       }
@@ -102,7 +103,7 @@ export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>,
         const item = new vscode.TreeItem(node.label, vscode.TreeItemCollapsibleState.None);
         item.id = `detail:${node.reader.name}:${node.index}`;
         item.description = node.value;
-        item.tooltip = `${node.label}: ${node.value}`;
+        item.tooltip = node.tooltip;
         item.contextValue = 'detail';
         return item;
       }

@@ -1,8 +1,9 @@
 // After a run: each command line shows its status word and a pass/fail mark at
-// the end of the line, and a failed expectation is a diagnostic on its line.
+// the end of the line, and a failed expectation (a script error) is a diagnostic on its line.
 // Both go away when the document changes (they describe the text that ran).
 import * as vscode from 'vscode';
 import type { RunScriptResult } from '../../server/src/protocol';
+import { failureIsDiagnostic, failureMessage } from './runFailure';
 
 export class RunResults implements vscode.Disposable {
   private readonly passed = vscode.window.createTextEditorDecorationType({
@@ -46,8 +47,10 @@ export class RunResults implements vscode.Disposable {
       }
     }
     const f = result.failure;
-    if (f?.line && !diags.length && f.line <= doc.lineCount) {
-      const d = new vscode.Diagnostic(doc.lineAt(f.line - 1).range, f.message, vscode.DiagnosticSeverity.Error);
+    // Only the script's own errors are diagnostics: a syntax error is the parser's already, and
+    // a card or reader state ("No card in …") is no fault of the line (the notification offers the way out).
+    if (f?.line && !diags.length && f.line <= doc.lineCount && failureIsDiagnostic(f.code)) {
+      const d = new vscode.Diagnostic(doc.lineAt(f.line - 1).range, failureMessage(f), vscode.DiagnosticSeverity.Error);
       d.source = 'apdu run';
       diags.push(d);
     }

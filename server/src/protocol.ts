@@ -28,6 +28,8 @@ export interface CardInfo {
   atr?: string;
   /** Active protocol after power-up. */
   protocol?: ProtocolNumber;
+  /** The protocols the ATR offers (T=0 when it names none), once the ATR is known. */
+  protocols?: ProtocolNumber[];
   powered: boolean;
   /** Present but did not answer to reset. */
   mute?: boolean;
@@ -78,8 +80,16 @@ export interface ReaderList {
 
 export interface DriverStatus {
   id: string;
-  state: 'running' | 'failed' | 'disabled';
+  /**
+   * running: reporting its readers; waiting: retrying quietly for something outside the workbench
+   * (pcscd not running); unavailable: idle for a reason it cannot overcome (no USB here);
+   * failed: could not start; disabled: turned off in the settings.
+   */
+  state: 'running' | 'waiting' | 'unavailable' | 'failed' | 'disabled';
+  /** Why it is waiting, unavailable or failed. */
   message?: string;
+  /** The way out, in words for this platform (how to start pcscd…). */
+  hint?: string;
 }
 
 interface EntryBase {
@@ -191,7 +201,7 @@ export const StartedNotification = notification<ReaderList & { drivers: DriverSt
 export const EventsNotification = notification<{ entries: LogEntry[] }>('smartcard/events');
 
 /** helper → extension: the reader cache changed (sent after the events that changed it). */
-export const ReadersChangedNotification = notification<ReaderList>('smartcard/readersChanged');
+export const ReadersChangedNotification = notification<ReaderList & { drivers?: DriverStatus[] }>('smartcard/readersChanged');
 
 /** helper → extension: progress of a running script. */
 export const RunProgressNotification = notification<{ runId: number; done: number; total: number; line: number }>('smartcard/runProgress');
@@ -363,3 +373,9 @@ export type { DecodedExchange, SwCategory, TlvView } from './wire';
 
 /** extension → helper: decode a logged exchange (command and response hex as in the log, `**` for masked bytes). */
 export const DecodeExchangeRequest = request<{ command: string; response: string }, DecodedExchange>('smartcard/decodeExchange');
+
+/**
+ * extension → helper: send one command APDU ("Smart Card: Send APDU…"), typed in hex with an optional
+ * `=> expected`, checked as a script line and run like a one-line script (same reader choice, connection and gate).
+ */
+export const SendApduRequest = request<{ apdu: string; reader?: string }, RunScriptResult & { exchanges: ExchangeEntry[] }>('smartcard/sendApdu');

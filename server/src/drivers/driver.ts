@@ -38,6 +38,12 @@ export interface DriverSink {
   cardRemoved(key: string): void;
   log(level: LogLevel, message: string): void;
   /**
+   * The driver's state changed: waiting (retrying quietly for a service outside the workbench),
+   * unavailable (idle: it cannot work here) or running again. `message` says why, `hint` the way
+   * out. The manager logs each change once and shows it on the driver's group.
+   */
+  status?(state: 'running' | 'waiting' | 'unavailable', message?: string, hint?: string): void;
+  /**
    * The reader asked for more time for the call in flight on this slot (CCID
    * time extension, T=1 S(WTX)): the manager's deadline for it moves to at
    * least `ms` from now.

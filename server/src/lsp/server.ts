@@ -26,7 +26,8 @@ import { parseScript } from '../script/parser';
 import type { Script } from '../script/ast';
 import { ScError, asScError } from '../util/errors';
 import * as features from './features';
-import { DecodeExchangeRequest } from '../protocol';
+import { DecodeExchangeRequest, SendApduRequest, type ExchangeEntry } from '../protocol';
+import { checkOneApdu } from './sendApdu';
 import { decodeExchange } from './decodeExchange';
 import { ask, handle, notify } from './rpc';
 
@@ -146,7 +147,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       setImmediate(() => {
         readersScheduled = false;
         flush(); // events first, then the cache they changed
-        notify(connection, ReadersChangedNotification, decorate(m, m.list()));
+        notify(connection, ReadersChangedNotification, { ...decorate(m, m.list()), drivers: m.driverStates() });
       });
     });
     await m.start();
@@ -239,6 +240,32 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
         }),
       });
     } finally {
+      runs.delete(runId);
+      onCancel?.dispose();
+    }
+  }));
+
+  // Send APDU…: one typed command, run like a one-line script (reader choice, connection, gate,
+  // the log); answers the run's result with the exchanges it made (the command and its automatic steps).
+  handle(connection, SendApduRequest, wrap(async (p, token) => {
+    const m = await ready();
+    if (typeof p?.apdu !== 'string') throw new ScError('BAD_REQUEST', 'sendApdu needs the command APDU in hex.');
+    optionalString(p.reader, 'reader');
+    const checked = checkOneApdu(p.apdu);
+    if ('error' in checked) throw new ScError('BAD_REQUEST', checked.error);
+    const runId = allocateRunId();
+    const abort = new AbortController();
+    runs.set(runId, abort);
+    const onCancel = token?.onCancellationRequested(() => abort.abort());
+    const exchanges: ExchangeEntry[] = [];
+    const off = m.onEntry((e) => { if (e.kind === 'exchange' && e.runId === runId) exchanges.push(e); });
+    try {
+      const result = await runScript(parseScript(checked.script), {
+        manager: m, runId, signal: abort.signal, ...(p.reader ? { reader: p.reader } : {}), uri: 'Send APDU',
+      });
+      return { ...result, exchanges };
+    } finally {
+      off();
       runs.delete(runId);
       onCancel?.dispose();
     }

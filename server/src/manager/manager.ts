@@ -125,7 +125,8 @@ export class ReaderManager {
     await Promise.all(this.drivers.map(async (driver) => {
       try {
         await driver.start(this.sinkFor(driver));
-        this.driverStatus.set(driver.id, { id: driver.id, state: 'running' });
+        // A driver that reported itself waiting or unavailable while starting stays so.
+        if (!this.driverStatus.has(driver.id)) this.driverStatus.set(driver.id, { id: driver.id, state: 'running' });
       } catch (e) {
         const err = asScError(e);
         this.driverStatus.set(driver.id, { id: driver.id, state: 'failed', message: err.message });
@@ -212,7 +213,7 @@ export class ReaderManager {
     let card: CardInfo | null = null;
     if (r.card.present) {
       card = { powered: r.card.powered };
-      if (r.card.atr) card.atr = toHex(r.card.atr);
+      if (r.card.atr) { card.atr = toHex(r.card.atr); card.protocols = offeredProtocols(r.card.atr); }
       if (r.card.protocol !== undefined) card.protocol = r.card.protocol;
       if (r.card.mute) card.mute = true;
       if (r.card.identified?.length) card.identified = r.card.identified;
@@ -283,7 +284,24 @@ export class ReaderManager {
       cardRemoved: (key) => this.cardChanged(driver, key, false),
       log: (level, message) => this.log(level, `[${driver.id}] ${message}`),
       timeExtension: (key, ms) => this.bySlot.get(`${driver.id}\u0000${key}`)?.gate.timeExtension(ms),
+      status: (state, message, hint) => this.driverStateChanged(driver, state, message, hint),
     };
+  }
+
+  /** A driver's own state report: logged once per change (not per retry), shown on its group. */
+  private driverStateChanged(driver: Driver, state: 'running' | 'waiting' | 'unavailable', message?: string, hint?: string): void {
+    const prev = this.driverStatus.get(driver.id);
+    const next: DriverStatus = { id: driver.id, state, ...(message ? { message } : {}), ...(hint ? { hint } : {}) };
+    if (prev && prev.state === next.state && prev.message === next.message && prev.hint === next.hint) return;
+    // The first "running" of a driver that starts normally is not news.
+    const quiet = !prev && state === 'running';
+    this.driverStatus.set(driver.id, next);
+    if (!quiet) {
+      const why = [message, hint].filter(Boolean).join(' ');
+      if (state === 'running') this.log('info', `driver ${driver.id} is running${prev ? ` again (was ${prev.state})` : ''}`);
+      else this.log('warn', `driver ${driver.id} is ${state === 'waiting' ? 'waiting' : 'unavailable'}: ${why}${state === 'waiting' ? ' (retrying quietly)' : ''}`);
+    }
+    this.readersChanged();
   }
 
   private slotAdded(driver: Driver, slot: SlotDescriptor): void {
@@ -452,6 +470,13 @@ export class ReaderManager {
         throw new ScError('SHARING_VIOLATION', `'${name}' is held exclusively by another connection.`);
       }
       if (!r.card.present) throw new ScError('NO_CARD', `No card in '${name}'. Insert a card and try again.`);
+      // A protocol the card's ATR does not offer is refused before the card is touched (no power-down for nothing).
+      if (opts.protocol !== undefined && r.card.atr) {
+        const offered = offeredProtocols(r.card.atr);
+        if (!offered.includes(opts.protocol)) {
+          throw new ScError('PROTOCOL', `The card offers ${offered.map((p) => `T=${p}`).join(' and ') || 'no known protocol'}, not T=${opts.protocol}; the card was left as it is.`);
+        }
+      }
       if (!r.card.powered) await this.powerUp(r, 'cold', opts.protocol, call);
       else if (opts.protocol !== undefined && opts.protocol !== r.card.protocol) {
         if (others.length) {
@@ -679,6 +704,12 @@ export class ReaderManager {
     if (r.gate.canRelease && !r.connections.size) void r.gate.queue.run(0, () => this.releaseIfUnused(r));
     this.readersChanged();
   }
+}
+
+/** The protocols an ATR offers (T=0 when it names none), in the ATR's order. */
+export function offeredProtocols(atr: Uint8Array): Protocol[] {
+  const info = parseAtr(atr);
+  return (info.protocols.length ? info.protocols : [0]).filter((p): p is Protocol => p === 0 || p === 1);
 }
 
 /** Hex with the secret byte ranges shown as `**`, so a PIN never reaches a log. */

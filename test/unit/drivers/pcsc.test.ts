@@ -2,7 +2,8 @@
 // service loss and return, control codes, name splitting, error words.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPcscDriver, splitReaderName } from '../../../server/src/drivers/pcsc/driver';
+import { createPcscDriver, pcscdHint, splitReaderName } from '../../../server/src/drivers/pcsc/driver';
+import { ReaderManager } from '../../../server/src/manager/manager';
 import { PNP_NOTIFICATION, SCARD_STATE, parseFeatureList } from '../../../server/src/drivers/pcsc/constants';
 import {
   PcscError,
@@ -58,7 +59,9 @@ class FakeWinscard implements Winscard {
   ctlCode(fn: number): number {
     return 0x42000000 + fn;
   }
+  establishAttempts = 0;
   establishContext(): Handle {
+    this.establishAttempts++;
     if (!this.up) throw new PcscError(SCARD_E_NO_SERVICE, 'SCardEstablishContext');
     return this.nextHandle++;
   }
@@ -398,4 +401,39 @@ test('after release, a reset still resets (connect, then SCardReconnect with the
   assert.deepEqual(fake.dispositions, ['reconnect 1', 'disconnect 0', 'reconnect 2', 'disconnect 0', 'disconnect 2'], 'LEAVE on release, UNPOWER on Power Off');
   assert.equal(fake.open.size, 0);
   await driver.stop();
+});
+
+// Issue 18 item 1: a driver waiting for pcscd says so on its group, once per state change, and retries quietly.
+test('pcscd not running: the driver is "waiting" with the reason and the way out, logged once while it retries, "running" when it is back', async () => {
+  const fake = new FakeWinscard();
+  fake.up = false;
+  fake.readers.set(R0, { present: false, counter: 0 });
+  const logs: Array<[string, string]> = [];
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [2] })], { log: (l, msg) => logs.push([l, msg]) });
+  let changes = 0;
+  m.onReadersChanged(() => { changes++; });
+  await m.start();
+  const [st] = m.driverStates();
+  assert.equal(st.state, 'waiting', 'not "running" while the service is not there');
+  assert.match(st.message ?? '', /SCARD_E_NO_SERVICE/);
+  assert.equal(st.hint, pcscdHint());
+  assert.ok(changes >= 1, 'the state change reaches the readers listeners (and so the tree)');
+  // Let it retry a good number of times: the log does not grow.
+  const before = fake.establishAttempts;
+  while (fake.establishAttempts < before + 10) await new Promise((r) => setTimeout(r, 2));
+  const pcscLines = logs.filter(([, msg]) => /pcsc/.test(msg) && /NO_SERVICE|waiting/i.test(msg));
+  assert.equal(pcscLines.length, 1, `one line for the state change, none per retry: ${JSON.stringify(pcscLines)}`);
+  assert.equal(pcscLines[0][0], 'warn');
+  const added = new Promise<void>((resolve) => m.onReadersChanged(() => { if (m.list().readers.length) resolve(); }));
+  fake.up = true;
+  await added;
+  assert.equal(m.driverStates()[0].state, 'running');
+  assert.ok(logs.some(([l, msg]) => l === 'info' && /driver pcsc is running again \(was waiting\)/.test(msg)));
+  await m.stop();
+});
+
+test('the way to start the PC/SC service is told per platform', () => {
+  assert.match(pcscdHint('linux'), /systemctl start pcscd/);
+  assert.match(pcscdHint('win32'), /SCardSvr/);
+  assert.match(pcscdHint('darwin'), /plug/);
 });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { DriverStatus, ReaderInfo } from '../../../server/src/protocol';
 import {
   type ReaderState, STATE_LOOK, cardText, defaultReader, detailRows, driverGroups, driverTitle, groupText, itemContextValue,
-  parseControlCode, parseHexInput, readerContextValue, readerState, readerText,
+  parseControlCode, parseHexInput, readerContextValue, readerState, readerText, driverStateWords, connectModes, parseAtrInput, defaultAtrReader,
 } from '../../../extension/src/readersModel';
 
 const root = process.cwd();
@@ -87,6 +87,24 @@ test('details list driver, slot, connections, reader facts and PC/SC features', 
   assert.deepEqual(rows.map((r) => `${r.label}=${r.value}`), ['driver=pcsc', 'slot=0', 'events=1', 'connections=2 connections, in a transaction', 'VID:PID=072F:90CC', 'PC/SC feature=VERIFY_PIN_DIRECT (0x42330006)']);
 });
 
+// Issue 18 item 14: the Details rows explain their numbers and the PC/SC features.
+test('Details explain the numbers, the reader facts and the features', () => {
+  const rows = detailRows(reader('ACS ACR39U 01 00', {
+    driver: 'usb-ccid', eventCount: 3, card: { ...card, protocols: [1] },
+    details: { 'exchange level': 'TPDU', 'max message length': '271 bytes' }, features: ['VERIFY_PIN_DIRECT 0x42330006'],
+  }));
+  const tip = (label: string) => rows.find((r) => r.label === label)?.tooltip ?? '';
+  assert.match(tip('slot'), /device index 01, slot 00/);
+  assert.match(tip('events'), /3 card events .* dwEventState/);
+  assert.match(tip('card protocols'), /offers: T=1; in use: T=1/);
+  assert.match(tip('exchange level'), /TPDU: .*dwFeatures|CCID dwFeatures/);
+  assert.match(tip('max message length'), /dwMaxCCIDMessageLength/);
+  assert.match(tip('PC/SC feature'), /PIN pad: the PIN never reaches the computer\ncontrol code 0x42330006/);
+  const none = detailRows(reader('Workbench Simulator 00 00'));
+  assert.deepEqual(none.at(-1), { label: 'PC/SC features', value: 'none announced', tooltip: none.at(-1)!.tooltip });
+  assert.match(none.at(-1)!.tooltip, /CM_IOCTL_GET_FEATURE_REQUEST \(3400\)/);
+});
+
 test('control codes: decimal, hex, or a feature the reader announced; clear errors', () => {
   const f = ['VERIFY_PIN_DIRECT 0x42330006'];
   assert.deepEqual(parseControlCode('3400'), { code: 3400 });
@@ -144,4 +162,56 @@ test('the card row names the identified card; the reader tooltip lists PC/SC fea
   assert.match(c.description ?? '', /^vsmartcard - iso7816 \(Other\) · T=1 · powered$/);
   assert.match(c.tooltip, /Identified \(smartcard_list.txt\):\n  vsmartcard - iso7816 \(Other\)\n  https:/);
   assert.ok(detailRows(r).some((d) => d.value === 'VERIFY_PIN_DIRECT (0x42330006)'));
+});
+
+// Issue 18 item 1: why a driver has no readers is on its group, with a warning icon and the way out.
+test('a waiting, unavailable or claimed driver group says why and how out, with a warning', () => {
+  const pcsc = groupText(driverGroups([{ id: 'pcsc', state: 'waiting', message: 'the PC/SC service (pcscd / Smart Card service) is not running; start it (SCARD_E_NO_SERVICE).', hint: 'Start pcscd: "sudo systemctl start pcscd.socket"' }], [])[0]);
+  assert.equal(pcsc.warning, true);
+  assert.equal(pcsc.description, 'waiting for pcscd');
+  assert.match(pcsc.tooltip, /^The PC\/SC driver is waiting: .*\(SCARD_E_NO_SERVICE\)\.\n/);
+  assert.match(pcsc.tooltip, /systemctl start pcscd/);
+  assert.match(pcsc.tooltip, /appear here as soon as it is back/);
+  const usb = groupText(driverGroups([{ id: 'usb-ccid', state: 'unavailable', message: 'USB not available: /sys/bus/usb/devices not found', hint: 'containers' }], [])[0]);
+  assert.equal(usb.warning, true);
+  assert.equal(usb.description, 'USB not available');
+  assert.match(usb.tooltip, /\/sys\/bus\/usb\/devices not found/);
+  const claimed = groupText(driverGroups([{ id: 'usb-ccid', state: 'running' }], [reader('ACS ACR39U 00 00', { driver: 'usb-ccid', unavailable: "the system's CCID driver (pcscd) owns this reader: use the PC/SC driver or stop pcscd" })])[0]);
+  assert.equal(claimed.warning, true);
+  assert.equal(claimed.description, '1 reader, 1 unavailable');
+  assert.match(claimed.tooltip, /ACS ACR39U 00 00: the system's CCID driver \(pcscd\) owns this reader: use the PC\/SC driver or stop pcscd/);
+  const fine = groupText(driverGroups([{ id: 'simulator', state: 'running' }], [reader('S 00 00')])[0]);
+  assert.equal(fine.warning, false);
+  assert.equal(fine.description, '1 reader');
+  assert.equal(driverStateWords({ id: 'pcsc', state: 'waiting' }), 'waiting for the PC/SC service');
+  assert.equal(driverStateWords({ id: 'pcsc', state: 'running' }), 'running');
+});
+
+// Issue 18 item 7: Connect offers only the protocols the ATR allows.
+test('Connect offers only the protocols the card\'s ATR offers', () => {
+  const t1 = connectModes({ powered: true, atr: '3B8E800180318066B1840C016E0183009000', protocol: 1, protocols: [1] });
+  assert.deepEqual(t1.map((m) => m.label), ['Shared, any protocol', 'Shared, T=1', 'Exclusive, any protocol', 'Exclusive, T=1']);
+  assert.equal(t1[0].description, 'the card offers T=1');
+  assert.deepEqual(t1[1], { label: 'Shared, T=1', share: 'shared', protocol: 1 });
+  const both = connectModes({ powered: true, protocols: [0, 1] });
+  assert.deepEqual(both.map((m) => m.label), ['Shared, any protocol', 'Shared, T=0', 'Shared, T=1', 'Exclusive, any protocol', 'Exclusive, T=0', 'Exclusive, T=1']);
+  assert.equal(connectModes({ powered: false }).length, 6, 'ATR not known yet: every choice (the helper refuses before touching the card)');
+});
+
+// Issue 18 item 8: Decode ATR checks the hex while typing; empty means the selected (or only) card's ATR.
+test('Decode ATR: the typed ATR is checked; an empty box takes the selected or only card', () => {
+  assert.deepEqual(parseAtrInput('3b 02 14 50'), { hex: '3B021450' });
+  assert.deepEqual(parseAtrInput(''), { hex: '' });
+  assert.match((parseAtrInput('3B 0G') as { error: string }).error, /'G' is not a hex digit/);
+  assert.match((parseAtrInput('3B0') as { error: string }).error, /Odd number/);
+  assert.match((parseAtrInput('3B') as { error: string }).error, /at least TS and T0/);
+  assert.match((parseAtrInput('12 34') as { error: string }).error, /TS = 3B .* or 3F/);
+  assert.match((parseAtrInput('3B' + '00'.repeat(33)) as { error: string }).error, /at most 33 bytes/);
+  const a = reader('A', { card });
+  const b = reader('B', { card: { powered: false } });
+  const c = reader('C', { card: { ...card, atr: '3B021450' } });
+  assert.equal(defaultAtrReader([a, b], undefined)?.name, 'A', 'the only card with an ATR');
+  assert.equal(defaultAtrReader([a, c], undefined), undefined, 'two: none without a selection');
+  assert.equal(defaultAtrReader([a, c], 'C')?.name, 'C');
+  assert.equal(defaultAtrReader([a, c], 'B'), undefined);
 });

@@ -180,3 +180,20 @@ test('resolve: an exact name always works; a glob must match exactly one reader,
   assert.throws(() => m.resolve('nothing*'), /No reader matches 'nothing\*'/);
   await m.stop();
 });
+
+// Issue 18 item 7: a refused Connect changes nothing on the card.
+test('a protocol the powered card\'s ATR does not offer is refused before the card is touched', async () => {
+  const { m, entries } = await simManager({ card: 'T=1' });
+  const name = m.resolve();
+  const first = await m.connect(name);
+  await first.disconnect('leave');
+  const before = m.reader(name);
+  assert.equal(before.card?.powered, true);
+  const seen = entries.length;
+  await assert.rejects(m.connect(name, { protocol: 0 }), /offers T=1, not T=0; the card was left as it is/);
+  const after = m.reader(name);
+  assert.equal(after.card?.powered, true, 'still powered');
+  assert.equal(after.card?.atr, before.card?.atr);
+  assert.equal(after.card?.protocol, 1);
+  assert.deepEqual(entries.slice(seen).map((e) => e.kind), [], 'no unpower, no power-up: nothing logged');
+});

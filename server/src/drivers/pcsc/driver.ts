@@ -55,6 +55,13 @@ export interface PcscOptions {
 }
 
 const DEFAULT_RECONNECT_DELAYS = [200, 500, 1000, 2000, 5000];
+
+/** How to start the PC/SC service on this platform (shown on the PC/SC group while the driver waits). */
+export function pcscdHint(platform: NodeJS.Platform = process.platform): string {
+  if (platform === 'win32') return 'Start the Smart Card service (SCardSvr): "sc start SCardSvr" in an administrator prompt, or Services → Smart Card → Start. Windows starts it when a reader is plugged in. The workbench retries by itself.';
+  if (platform === 'darwin') return 'macOS starts its PC/SC service (com.apple.ctkpcscd) when a reader is plugged in: plug one in. The workbench retries by itself.';
+  return 'Start pcscd: "sudo systemctl start pcscd.socket" (or run "sudo pcscd"); install it with "sudo apt install pcscd" (Debian/Ubuntu) or "sudo dnf install pcsc-lite" (Fedora). The workbench retries by itself.';
+}
 /** Without PnP notifications (some platforms), the reader list is re-read this often. */
 const NO_PNP_POLL_MS = 1000;
 /**
@@ -183,12 +190,14 @@ export class PcscDriver implements Driver {
     } catch (e) {
       this.releaseContexts();
       const rv = e instanceof PcscError ? e.rv : 0;
-      this.sink?.log(this.retryIndex === 0 ? 'warn' : 'debug', `pcsc: ${toScError(e).message}${isServiceLost(rv) ? ' Waiting for it to start.' : ''}`);
+      // Once per state change (the manager logs it and shows it on the group); the retries are quiet.
+      this.reportWaiting(toScError(e).message, isServiceLost(rv));
       return false;
     }
     this.retryIndex = 0;
     this.pnpState = 0;
     this.sink?.log('info', `pcsc: connected to the PC/SC service (${api.library})`);
+    this.sink?.status?.('running');
     try {
       await this.syncReaders();
     } catch (e) {
@@ -214,8 +223,16 @@ export class PcscDriver implements Driver {
     }, delay);
   }
 
+  /** Says the driver waits for the service: through the sink's state when it has one, else logged once. */
+  private reportWaiting(message: string, serviceDown: boolean): void {
+    const hint = serviceDown ? pcscdHint() : undefined;
+    if (this.sink?.status) this.sink.status('waiting', message, hint);
+    else if (this.retryIndex === 0) this.sink?.log('warn', `pcsc: ${message}${hint ? ` ${hint}` : ''}`);
+  }
+
   private async serviceLost(error: unknown): Promise<void> {
     this.sink?.log('warn', `pcsc: ${toScError(error).message} Its readers are removed until it is back.`);
+    this.reportWaiting(toScError(error).message, true);
     await this.closeService(true);
     this.scheduleReconnect();
   }

@@ -112,7 +112,9 @@ class UsbCcidDriver implements Driver {
   private reportUsbUnavailable(reason: string): void {
     if (this.usbUnavailableReported) return;
     this.usbUnavailableReported = true;
-    this.log('warn', `USB not available: ${reason}. The USB CCID driver stays idle; the other drivers carry on.`);
+    const hint = 'The USB CCID driver reads USB devices itself (on Linux through /sys/bus/usb and /dev/bus/usb, missing in many containers and in WSL); it stays idle and the other drivers carry on. Readers the system\'s PC/SC service sees are under PC/SC.';
+    if (this.sink?.status) this.sink.status('unavailable', `USB not available: ${reason}`, hint);
+    else this.log('warn', `USB not available: ${reason}. The USB CCID driver stays idle; the other drivers carry on.`);
   }
 
   async start(sink: DriverSink): Promise<void> {
