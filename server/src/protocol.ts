@@ -251,6 +251,8 @@ export interface AskPinParams {
   /** The script's file (URI) and 1-based line that asks. */
   uri?: string;
   line?: number;
+  /** Tries left, when the retry counter was read just before (63 Cx). */
+  tries?: number;
   /** Fresh random value per prompt (base64), bound into the sealed answer: an answer fits one prompt only. */
   challenge: string;
 }
