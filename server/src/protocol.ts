@@ -136,6 +136,8 @@ export interface ScriptEntry extends EntryBase {
   kind: 'scriptStarted' | 'scriptEnded' | 'echo';
   runId: number;
   file?: string;
+  /** A run of one line (CodeLens "Run line"): its exchange is the log's row, without start/end rows around it. */
+  lineRun?: boolean;
   ok?: boolean;
   message?: string;
   line?: number;

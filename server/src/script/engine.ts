@@ -87,7 +87,8 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
     lines: new Map(), inTransaction: 0, pinCache: new Map(), sinceYield: 0,
   };
   const { manager } = ctx;
-  manager.emitEntry<ScriptEntry>({ kind: 'scriptStarted', runId, ...(ctx.uri ? { file: ctx.uri } : {}) });
+  const lineRun = ctx.fromLine !== undefined && ctx.fromLine === ctx.toLine ? { lineRun: true } : {};
+  manager.emitEntry<ScriptEntry>({ kind: 'scriptStarted', runId, ...(ctx.uri ? { file: ctx.uri } : {}), ...lineRun });
 
   let failure: (ErrorValue & { line?: number }) | undefined;
   if (errors.length) {
@@ -111,7 +112,7 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
     lines: [...st.lines.values()], ...(st.readerName ? { reader: st.readerName } : {}), ...(failure ? { failure } : {}),
   };
   manager.emitEntry<ScriptEntry>({
-    kind: 'scriptEnded', runId, ok: result.ok, ...(ctx.uri ? { file: ctx.uri } : {}),
+    kind: 'scriptEnded', runId, ok: result.ok, ...(ctx.uri ? { file: ctx.uri } : {}), ...lineRun,
     message: failure ? failure.message : `${st.done} command(s) passed`, ...(failure?.line ? { line: failure.line } : {}),
   });
   return result;
