@@ -8,7 +8,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { launchWorkbench, logFrame, missingPrerequisite, root, runCommand, screenshot } from './support.mjs';
+import { launchWorkbench, missingPrerequisite, root, runCommand, screenshot } from './support.mjs';
+
+// The log's webview, told apart from the Welcome page's markdown media (a webview of the workbench
+// itself) by the extension that owns it.
+const LOG_IFRAME = 'iframe.webview.ready[src*="extensionId=smartcard-workbench.smartcard-workbench"]';
+const logFrame = (page) => page.frameLocator(LOG_IFRAME).frameLocator('iframe#active-frame');
 
 const skip = missingPrerequisite();
 let wb;
@@ -29,8 +34,15 @@ after(async () => {
 const stepOf = (page, title) => page.locator('.getting-started-step', { hasText: title }).first();
 const checked = (step) => step.locator('.codicon-getting-started-step-checked');
 
+/** The Welcome tab again; when it came back on its overview (it does after a step completes), into the walkthrough. */
 async function backToWelcome(page) {
   await page.locator('.tabs-container .tab', { hasText: 'Welcome' }).first().click();
+  const page_ = page.locator('.gettingStarted.showDetails, .gettingStarted.showCategories').first();
+  await page_.waitFor({ timeout: 15_000 });
+  if (await page.locator('.gettingStarted.showCategories').count()) {
+    await page.locator('.gettingStartedSlideCategories button', { hasText: 'Get Started with Smart Card Workbench' }).first().click();
+    await page.locator('.gettingStarted.showDetails').waitFor({ timeout: 15_000 });
+  }
 }
 
 /** The texts the editor shows after the ends of lines (decorations' `after` content), in line order. */
@@ -91,7 +103,7 @@ test('with examples/ open, the walkthrough runs the script it opened from the We
 
   // The log lives in the bottom panel: its webview sits inside the panel part, not in an editor column.
   const panelBox = await page.locator('.part.panel').boundingBox();
-  const logBox = await page.locator('iframe.webview.ready').first().boundingBox();
+  const logBox = await page.locator(LOG_IFRAME).first().boundingBox();
   assert.ok(panelBox && logBox, 'the panel and the log are on screen');
   assert.ok(logBox.y >= panelBox.y - 1 && logBox.y + logBox.height <= panelBox.y + panelBox.height + 1, `the log (${JSON.stringify(logBox)}) is in the bottom panel (${JSON.stringify(panelBox)})`);
   assert.equal(await page.locator('.tabs-container .tab', { hasText: 'APDU Log' }).count(), 0, 'no editor tab for the log');
