@@ -187,11 +187,32 @@ async function openExample(ctx: Ctx, arg: unknown): Promise<void> {
   await vscode.window.showTextDocument(doc, { preview: false, viewColumn: vscode.ViewColumn.One });
 }
 
+/**
+ * The .apdu editor last active, so "Run APDU Script" works when the active editor is
+ * something else: the Welcome page (the walkthrough's button), the APDU Log, a settings page.
+ */
+let lastApduDocument: vscode.TextDocument | undefined;
+
+function trackApduEditors(ctx: Ctx): void {
+  const note = (ed: vscode.TextEditor | undefined) => { if (ed?.document.languageId === 'apdu') lastApduDocument = ed.document; };
+  note(vscode.window.activeTextEditor);
+  ctx.extension.subscriptions.push(
+    vscode.window.onDidChangeActiveTextEditor(note),
+    vscode.workspace.onDidCloseTextDocument((d) => { if (d === lastApduDocument) lastApduDocument = undefined; }),
+  );
+}
+
+/** The script to run: the argument, else the active .apdu editor, else the one last active, else the only .apdu editor open. */
 function scriptDocument(arg: unknown): Thenable<vscode.TextDocument> | vscode.TextDocument | undefined {
   if (arg instanceof vscode.Uri) return vscode.workspace.openTextDocument(arg);
   if (typeof arg === 'string') return vscode.workspace.openTextDocument(vscode.Uri.parse(arg, true));
   const editor = vscode.window.activeTextEditor;
-  return editor && editor.document.languageId === 'apdu' ? editor.document : undefined;
+  if (editor?.document.languageId === 'apdu') return editor.document;
+  if (lastApduDocument && !lastApduDocument.isClosed) return lastApduDocument;
+  const visible = vscode.window.visibleTextEditors.filter((e) => e.document.languageId === 'apdu');
+  if (visible.length === 1) return visible[0].document;
+  const open = vscode.workspace.textDocuments.filter((d) => d.languageId === 'apdu' && !d.isClosed);
+  return open.length === 1 ? open[0] : undefined;
 }
 
 async function revealLine(doc: vscode.TextDocument, line: number): Promise<void> {
@@ -210,7 +231,8 @@ const lineNumber = (v: unknown): number | undefined => (typeof v === 'number' &&
 async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: unknown): Promise<RunScriptResult | undefined> {
   const doc = await scriptDocument(uriArg);
   if (!doc) {
-    void vscode.window.showWarningMessage('Open an .apdu script to run it.');
+    const several = vscode.workspace.textDocuments.some((d) => d.languageId === 'apdu' && !d.isClosed);
+    void vscode.window.showWarningMessage(several ? 'Several .apdu scripts are open: click into the one to run, then run it again.' : 'Open an .apdu script to run it.');
     return undefined;
   }
   if (!vscode.workspace.isTrusted) {
@@ -263,7 +285,7 @@ async function runScript(ctx: Ctx, uriArg?: unknown, fromArg?: unknown, toArg?: 
     clearTimeout(slow);
     cancel.dispose();
   }
-  ctx.runResults.show(doc, result);
+  ctx.runResults.show(doc, result, fromLine !== undefined ? { from: fromLine, to: toLine ?? fromLine } : undefined);
   // The walkthrough's steps "run a first script" and "see a failed expectation" complete on these.
   void vscode.commands.executeCommand('setContext', result.ok ? 'smartcard.walkthrough.passed' : 'smartcard.walkthrough.failed', true);
   if (result.ok) {
@@ -361,6 +383,7 @@ class AtrDocuments implements vscode.TextDocumentContentProvider {
 export function registerCommands(ctx: Ctx): void {
   const atrDocuments = new AtrDocuments();
   ctx.extension.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(AtrDocuments.scheme, atrDocuments));
+  trackApduEditors(ctx);
   const commands: Record<string, Command> = {
     ...readerCommands(ctx),
     'smartcard.openExample': (name) => openExample(ctx, name),

@@ -1,5 +1,7 @@
-// The "APDU Log" webview panel. Rows come from the LogStore; new ones are posted
-// in batches. Every message from the webview is validated before it is acted on.
+// The "APDU Log" webview: a view in the bottom panel (beside Output and Terminal,
+// the default) or a panel beside the editor, as the setting smartcard.log.location
+// says. Rows come from the LogStore; new ones are posted in batches to every host
+// that is showing. Every message from the webview is validated before it is acted on.
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 import { filterRows } from '../../webview/src/filter';
@@ -24,10 +26,28 @@ export interface LogPanelServices {
 
 type Handlers = { [M in keyof WebviewRequests]: (params: WebviewRequests[M]['params']) => Promise<WebviewRequests[M]['result']> | WebviewRequests[M]['result'] };
 
+/** Where the log lives: `panel` = the bottom panel (a webview view), `editor` = beside the editor. */
+export type LogLocation = 'panel' | 'editor';
+
+export function logLocation(): LogLocation {
+  return vscode.workspace.getConfiguration('smartcard').get<string>('log.location') === 'editor' ? 'editor' : 'panel';
+}
+
+/** A webview showing the log: the editor panel or the bottom-panel view. */
+interface Host {
+  readonly webview: vscode.Webview;
+  /** Said `ready` since it was last (re)loaded: it has the history and gets new rows. */
+  ready: boolean;
+}
+
 export class LogPanel implements vscode.Disposable {
   static readonly viewType = 'smartcard.apduLog';
+  /** The view in the bottom panel (package.json: views.smartcardLog). */
+  static readonly viewId = 'smartcard.apduLogView';
   private panel: vscode.WebviewPanel | undefined;
-  private ready = false;
+  private panelHost: Host | undefined;
+  private view: vscode.WebviewView | undefined;
+  private viewHost: Host | undefined;
   private pending: LogRow[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly handlers: Handlers;
@@ -70,6 +90,21 @@ export class LogPanel implements vscode.Disposable {
     this.disposables.push(vscode.window.registerWebviewPanelSerializer(LogPanel.viewType, {
       deserializeWebviewPanel: async (panel) => { this.adopt(panel); },
     }));
+    this.disposables.push(vscode.window.registerWebviewViewProvider(LogPanel.viewId, {
+      resolveWebviewView: (view) => { this.adoptView(view); },
+    }));
+    // The user's choice of place is the setting (user level, so it holds in every workspace).
+    const moveTo = (where: LogLocation) => async () => {
+      await vscode.workspace.getConfiguration('smartcard').update('log.location', where, vscode.ConfigurationTarget.Global);
+      this.show();
+    };
+    this.disposables.push(
+      vscode.commands.registerCommand('smartcard.moveLogToPanel', moveTo('panel')),
+      vscode.commands.registerCommand('smartcard.moveLogToEditor', moveTo('editor')),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('smartcard.log.location') && this.isOpen) this.show(true);
+      }),
+    );
   }
 
   private readonly disposables: vscode.Disposable[] = [];
@@ -106,10 +141,27 @@ export class LogPanel implements vscode.Disposable {
   }
 
   get isOpen(): boolean {
-    return this.panel !== undefined;
+    return this.panel !== undefined || this.view !== undefined;
   }
 
+  /** Shows the log where smartcard.log.location says (the bottom panel by default). */
   show(preserveFocus = false): void {
+    if (logLocation() === 'panel') {
+      // The log moved to the bottom panel: the editor column it held goes back to the editor.
+      this.panel?.dispose();
+      if (this.view) this.view.show(preserveFocus);
+      else {
+        void vscode.commands.executeCommand(`${LogPanel.viewId}.focus`).then(() => {
+          if (preserveFocus) return vscode.commands.executeCommand('workbench.action.focusActiveEditorGroup');
+          return undefined;
+        });
+      }
+      return;
+    }
+    this.showInEditor(preserveFocus);
+  }
+
+  private showInEditor(preserveFocus: boolean): void {
     if (this.panel) {
       // Hidden behind the editor it serves (same group)? Move it beside, so the log is seen.
       const sharesEditorGroup = !this.panel.visible && this.panel.viewColumn !== undefined
@@ -134,22 +186,48 @@ export class LogPanel implements vscode.Disposable {
     const [out, media] = this.roots();
     panel.webview.options = { enableScripts: true, localResourceRoots: [out, media] };
     panel.iconPath = vscode.Uri.joinPath(media, 'smartcard.svg');
+    const host: Host = { webview: panel.webview, ready: false };
     this.panel = panel;
-    this.ready = false;
+    this.panelHost = host;
     panel.webview.html = this.html(panel.webview, out, media);
-    panel.webview.onDidReceiveMessage((raw: unknown) => this.onMessage(raw));
+    panel.webview.onDidReceiveMessage((raw: unknown) => this.onMessage(raw, host));
     // A hidden webview loses its document; it says `ready` again when shown and gets the history.
-    panel.onDidChangeViewState(() => { if (!panel.visible) this.ready = false; });
+    panel.onDidChangeViewState(() => { if (!panel.visible) host.ready = false; });
     panel.onDidDispose(() => {
-      this.panel = undefined;
-      this.ready = false;
-      this.pending = [];
+      host.ready = false;
+      if (this.panel === panel) { this.panel = undefined; this.panelHost = undefined; }
+      if (!this.anyReady()) this.pending = [];
     });
+  }
+
+  /** The bottom-panel view, when VS Code first shows it (or again after it was disposed). */
+  private adoptView(view: vscode.WebviewView): void {
+    const [out, media] = this.roots();
+    view.webview.options = { enableScripts: true, localResourceRoots: [out, media] };
+    const host: Host = { webview: view.webview, ready: false };
+    this.view = view;
+    this.viewHost = host;
+    view.webview.html = this.html(view.webview, out, media);
+    view.webview.onDidReceiveMessage((raw: unknown) => this.onMessage(raw, host));
+    view.onDidChangeVisibility(() => { if (!view.visible) host.ready = false; });
+    view.onDidDispose(() => {
+      host.ready = false;
+      if (this.view === view) { this.view = undefined; this.viewHost = undefined; }
+      if (!this.anyReady()) this.pending = [];
+    });
+  }
+
+  private hosts(): Host[] {
+    return [this.panelHost, this.viewHost].filter((h): h is Host => h !== undefined);
+  }
+
+  private anyReady(): boolean {
+    return this.hosts().some((h) => h.ready);
   }
 
   /** New rows for the panel (sent in batches). */
   append(rows: readonly LogRow[]): void {
-    if (!this.panel || !this.ready || rows.length === 0) return;
+    if (!this.anyReady() || rows.length === 0) return;
     for (const r of rows) this.pending.push(r);
     if (this.pending.length >= MAX_BATCH) this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), BATCH_MS);
@@ -157,12 +235,11 @@ export class LogPanel implements vscode.Disposable {
 
   /** Everything again (after rows arrived out of order). */
   resend(): void {
-    if (!this.panel || !this.ready) return;
-    this.sendHistory();
+    for (const h of this.hosts()) if (h.ready) this.sendHistory(h);
   }
 
   postState(): void {
-    if (this.panel && this.ready) this.post({ type: 'state', ...this.managerState() });
+    if (this.anyReady()) this.post({ type: 'state', ...this.managerState() });
   }
 
   dispose(): void {
@@ -171,12 +248,13 @@ export class LogPanel implements vscode.Disposable {
     this.panel?.dispose();
   }
 
-  /** Everything the store holds, replacing what the panel shows, in chunks. */
-  private sendHistory(): void {
-    this.pending = [];
+  /** Everything the store holds, replacing what one host shows, in chunks. */
+  private sendHistory(to: Host): void {
+    // Rows waiting for the other hosts go out first: the history holds them already.
+    this.flush();
     const rows = this.store.rows();
-    this.post({ type: 'rows', rows: rows.slice(0, HISTORY_CHUNK), reset: true });
-    for (let i = HISTORY_CHUNK; i < rows.length; i += HISTORY_CHUNK) this.post({ type: 'rows', rows: rows.slice(i, i + HISTORY_CHUNK) });
+    this.post({ type: 'rows', rows: rows.slice(0, HISTORY_CHUNK), reset: true }, to);
+    for (let i = HISTORY_CHUNK; i < rows.length; i += HISTORY_CHUNK) this.post({ type: 'rows', rows: rows.slice(i, i + HISTORY_CHUNK) }, to);
   }
 
   private flush(): void {
@@ -188,32 +266,35 @@ export class LogPanel implements vscode.Disposable {
     this.post({ type: 'rows', rows });
   }
 
-  private post(msg: HostMessage): void {
-    void this.panel?.webview.postMessage(msg);
+  /** To one host, or to every host that is ready. */
+  private post(msg: HostMessage, to?: Host): void {
+    for (const h of to ? [to] : this.hosts().filter((x) => x.ready)) void h.webview.postMessage(msg);
   }
 
-  private onMessage(raw: unknown): void {
+  private onMessage(raw: unknown, host: Host): void {
     const parsed = parseWebviewMessage(raw);
     if (!parsed.ok) {
       this.log.warn(`APDU Log: ignored a message from the webview: ${parsed.reason}`);
       // A request that cannot be read still gets an answer, so the panel never waits forever.
       const id = (raw as { id?: unknown } | null)?.id;
-      if (typeof id === 'number' && Number.isInteger(id) && id >= 0) this.post({ type: 'error', id, error: { code: 'E_BAD_MESSAGE', message: `The APDU Log sent a request the extension cannot read: ${parsed.reason}.` } });
+      if (typeof id === 'number' && Number.isInteger(id) && id >= 0) this.post({ type: 'error', id, error: { code: 'E_BAD_MESSAGE', message: `The APDU Log sent a request the extension cannot read: ${parsed.reason}.` } }, host);
       return;
     }
     const msg: WebviewMessage = parsed.message;
     if (msg.type === 'ready') {
-      this.ready = true;
-      this.sendHistory();
-      this.postState();
+      this.sendHistory(host);
+      host.ready = true;
+      this.post({ type: 'state', ...this.managerState() }, host);
+      // The walkthrough's "Read the APDU Log" step completes when the log is seen, however it was opened.
+      void vscode.commands.executeCommand('setContext', 'smartcard.walkthrough.logShown', true);
       return;
     }
     const handler = this.handlers[msg.method] as (p: unknown) => unknown;
     Promise.resolve()
       .then(() => handler(msg.params))
       .then(
-        (result) => this.post({ type: 'response', id: msg.id, result: result ?? null }),
-        (err: unknown) => this.post({ type: 'error', id: msg.id, error: { code: 'E_PANEL_REQUEST', message: err instanceof Error ? err.message : String(err) } }),
+        (result) => this.post({ type: 'response', id: msg.id, result: result ?? null }, host),
+        (err: unknown) => this.post({ type: 'error', id: msg.id, error: { code: 'E_PANEL_REQUEST', message: err instanceof Error ? err.message : String(err) } }, host),
       );
   }
 

@@ -113,6 +113,9 @@ export class LogStore {
     let reordered = false;
     for (const e of [...entries].sort((a, b) => a.seq - b.seq)) {
       if (e.kind === 'scriptStarted' && e.file) this.runFiles.set(e.runId, e.file);
+      // "Run line": the exchange is the row group; no start row, and an end row only to say why it failed.
+      if (e.kind === 'scriptStarted' && e.lineRun) continue;
+      if (e.kind === 'scriptEnded' && e.lineRun && e.ok) continue;
       const row = entryToRow(e, this.gen, (runId) => (runId === undefined ? undefined : this.runFiles.get(runId)));
       if (this.ids.has(row.id)) continue;
       const key = this.gen * GEN + e.seq;

@@ -11,9 +11,10 @@ export function scriptName(uri: string): string {
 
 /**
  * Title and prompt of the box: the label once, then the reader and the script line, e.g.
- * `User PIN — Workbench Simulator 00 00, hello.apdu:7`.
+ * `User PIN — Workbench Simulator 00 00, hello.apdu:7`; the prompt says the tries left
+ * when the retry counter was just read ("2 tries left."), never the label again.
  */
-export function pinPromptText(p: Pick<AskPinParams, 'label' | 'reader' | 'uri' | 'line'>): { title: string; prompt: string } {
+export function pinPromptText(p: Pick<AskPinParams, 'label' | 'reader' | 'uri' | 'line' | 'tries'>): { title: string; prompt: string } {
   const where: string[] = [];
   if (p.reader) where.push(p.reader);
   if (p.uri && p.line) where.push(`${scriptName(p.uri)}:${p.line}`);
@@ -21,8 +22,15 @@ export function pinPromptText(p: Pick<AskPinParams, 'label' | 'reader' | 'uri' |
   else if (p.line) where.push(`line ${p.line}`);
   return {
     title: where.length ? `${p.label} — ${where.join(', ')}` : p.label,
-    prompt: 'The PIN goes to the card only; it is never logged or saved.',
+    prompt: `${triesText(p.tries)}The PIN goes to the card only; it is never logged or saved.`,
   };
+}
+
+/** "2 tries left. " when the retry counter was just read; a wrong PIN on the last try blocks it. */
+function triesText(tries: number | undefined): string {
+  if (tries === undefined || !Number.isInteger(tries) || tries < 0) return '';
+  if (tries === 1) return '1 try left: a wrong PIN blocks it. ';
+  return `${tries} tries left. `;
 }
 
 /** The answer to a prompt: the PIN sealed with the helper's key, bound to this prompt. */

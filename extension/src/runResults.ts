@@ -1,6 +1,9 @@
 // After a run: each command line shows its status word and a pass/fail mark at
 // the end of the line, and a failed expectation (a script error) is a diagnostic on its line.
 // Both go away when the document changes (they describe the text that ran).
+// A run of some lines ("Run line") replaces the results of those lines only:
+// the results of lines run before stay, as a developer stepping through a card
+// session line by line expects.
 import * as vscode from 'vscode';
 import type { RunScriptResult } from '../../server/src/protocol';
 import { failureIsDiagnostic, failureMessage } from './runFailure';
@@ -14,7 +17,7 @@ export class RunResults implements vscode.Disposable {
   });
   private readonly diagnostics = vscode.languages.createDiagnosticCollection('apdu-run');
   /** Documents with results shown, and what to show in their editors. */
-  private readonly shown = new Map<string, { ok: vscode.DecorationOptions[]; bad: vscode.DecorationOptions[] }>();
+  private readonly shown = new Map<string, Map<number, { ok: boolean; option: vscode.DecorationOptions; diagnostic?: vscode.Diagnostic }>>();
   private readonly subscriptions: vscode.Disposable[] = [];
 
   constructor() {
@@ -25,10 +28,11 @@ export class RunResults implements vscode.Disposable {
     );
   }
 
-  show(doc: vscode.TextDocument, result: RunScriptResult): void {
-    const ok: vscode.DecorationOptions[] = [];
-    const bad: vscode.DecorationOptions[] = [];
-    const diags: vscode.Diagnostic[] = [];
+  /** `lines`: the lines that ran (a "Run line" range); results of other lines stay. Without it, everything is replaced. */
+  show(doc: vscode.TextDocument, result: RunScriptResult, lines?: { from: number; to: number }): void {
+    const key = doc.uri.toString();
+    const byLine = new Map([...(lines ? this.shown.get(key) ?? [] : [])].filter(([n]) => n < lines!.from || n > lines!.to));
+    const lineDiag = new Map<number, vscode.Diagnostic>();
     for (const l of result.lines) {
       if (l.line < 1 || l.line > doc.lineCount) continue;
       const end = doc.lineAt(l.line - 1).range.end;
@@ -39,30 +43,36 @@ export class RunResults implements vscode.Disposable {
         renderOptions: { after: { contentText: `${l.ok ? '✓' : '✗'} ${sw}${times}` } },
         ...(l.message ? { hoverMessage: l.message } : {}),
       };
-      (l.ok ? ok : bad).push(option);
+      byLine.set(l.line, { ok: l.ok, option });
       if (!l.ok && l.message) {
         const d = new vscode.Diagnostic(doc.lineAt(l.line - 1).range, `Expectation failed: ${l.message}`, vscode.DiagnosticSeverity.Error);
         d.source = 'apdu run';
-        diags.push(d);
+        lineDiag.set(l.line, d);
       }
     }
     const f = result.failure;
     // Only the script's own errors are diagnostics: a syntax error is the parser's already, and
     // a card or reader state ("No card in …") is no fault of the line (the notification offers the way out).
-    if (f?.line && !diags.length && f.line <= doc.lineCount && failureIsDiagnostic(f.code)) {
+    if (f?.line && !lineDiag.size && f.line <= doc.lineCount && failureIsDiagnostic(f.code)) {
       const d = new vscode.Diagnostic(doc.lineAt(f.line - 1).range, failureMessage(f), vscode.DiagnosticSeverity.Error);
       d.source = 'apdu run';
-      diags.push(d);
+      lineDiag.set(f.line, d);
     }
-    this.shown.set(doc.uri.toString(), { ok, bad });
-    this.diagnostics.set(doc.uri, diags);
+    for (const [n, d] of lineDiag) {
+      const r = byLine.get(n);
+      if (r) r.diagnostic = d;
+    }
+    // A failure with no result line of its own (the line never got an answer) keeps its diagnostic too.
+    for (const [n, d] of lineDiag) if (!byLine.has(n)) byLine.set(n, { ok: false, option: { range: d.range.with(d.range.end, d.range.end) }, diagnostic: d });
+    this.shown.set(key, byLine);
+    this.diagnostics.set(doc.uri, [...byLine.values()].flatMap((r) => (r.diagnostic ? [r.diagnostic] : [])));
     for (const ed of vscode.window.visibleTextEditors) this.paint(ed);
   }
 
   private paint(editor: vscode.TextEditor): void {
-    const s = this.shown.get(editor.document.uri.toString());
-    editor.setDecorations(this.passed, s?.ok ?? []);
-    editor.setDecorations(this.failed, s?.bad ?? []);
+    const s = [...(this.shown.get(editor.document.uri.toString())?.values() ?? [])].filter((r) => r.option.renderOptions);
+    editor.setDecorations(this.passed, s.filter((r) => r.ok).map((r) => r.option));
+    editor.setDecorations(this.failed, s.filter((r) => !r.ok).map((r) => r.option));
   }
 
   private clear(uri: vscode.Uri): void {

@@ -146,6 +146,8 @@ export interface ScriptEntry extends EntryBase {
   kind: 'scriptStarted' | 'scriptEnded' | 'echo';
   runId: number;
   file?: string;
+  /** A run of one line (CodeLens "Run line"): its exchange is the log's row, without start/end rows around it. */
+  lineRun?: boolean;
   ok?: boolean;
   message?: string;
   line?: number;
@@ -261,6 +263,8 @@ export interface AskPinParams {
   /** The script's file (URI) and 1-based line that asks. */
   uri?: string;
   line?: number;
+  /** Tries left, when the retry counter was read just before (63 Cx). */
+  tries?: number;
   /** Fresh random value per prompt (base64), bound into the sealed answer: an answer fits one prompt only. */
   challenge: string;
 }

@@ -19,6 +19,7 @@ before(async () => {
   ws = fs.mkdtempSync(path.join(os.tmpdir(), 'smartcard-100k-ws-'));
   writeScript(ws, N);
   wb = await launchWorkbench({ workspace: ws, name: 'apdu-log-100k', settings: {
+    'smartcard.log.location': 'editor', // reopen() closes the log's editor tab
     'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false,
   } });
 }, { timeout: 180_000 });

@@ -25,6 +25,7 @@ before(async () => {
   fs.writeFileSync(path.join(ws, 'peer.apdu'), '# The vpcd peer answers 90 00 to everything.\n00 A4 04 00 02 3F 00 => 90 00\n00 B0 00 00 04 => 90 00\n');
   const port = await freePort();
   wb = await launchWorkbench({ workspace: ws, name: 'apdu-log-panel', settings: {
+    'smartcard.log.location': 'editor', // the log as an editor tab: restored with its filter after a reload
     'smartcard.vpcd.enabled': true,
     'smartcard.vpcd.ports': [port],
     'smartcard.pcsc.enabled': false,

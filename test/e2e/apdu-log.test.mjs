@@ -11,7 +11,7 @@ let wb;
 before(async () => {
   if (skip) return;
   wb = await launchWorkbench({
-    workspace: path.join(root, 'examples'), name: 'apdu-log', settings: { 'smartcard.simulator.card': 'T=0' },
+    workspace: path.join(root, 'examples'), name: 'apdu-log', settings: { 'smartcard.simulator.card': 'T=0', 'smartcard.log.location': 'editor' }, // the log as an editor tab: closed and reopened below
     // A PC/SC library that does not exist: that driver fails, the others carry on (a machine-scoped setting).
     machineSettings: { 'smartcard.pcsc.library': '/nonexistent/libpcsclite.so.1' },
   });

@@ -37,7 +37,7 @@ test('askPin: the prompt names label, reader, file and line with a fresh challen
       assert.equal(r.ok, true, r.failure?.message);
     }
     assert.equal(asked.length, 2);
-    assert.deepEqual({ ...asked[0], challenge: undefined }, { label: 'User PIN', reader: READER, uri: 'file:///ws/hello.apdu', line: 4, challenge: undefined });
+    assert.deepEqual({ ...asked[0], challenge: undefined }, { label: 'User PIN', reader: READER, uri: 'file:///ws/hello.apdu', line: 4, tries: 3, challenge: undefined }, 'the tries the retry check just read');
     assert.equal(Buffer.from(asked[0].challenge, 'base64').length, 16);
     assert.notEqual(asked[0].challenge, asked[1].challenge, 'a fresh challenge per prompt');
     await new Promise((r) => setImmediate(r));

@@ -181,6 +181,30 @@ export function describeStatusWord(sw1: number, sw2: number): SwInfo {
   return { sw, meaning: 'Unknown status word', category: categoryOfClass(sw1) };
 }
 
+/**
+ * True for a VERIFY without data (CLA 20 P1 P2, no Lc): ISO 7816-4 §11.5.6's
+ * retry-counter query. Its 63 Cx is a count, not a failed verification.
+ */
+export function isRetryCounterQuery(command: Uint8Array): boolean {
+  return command.length === 4 && command[1] === 0x20;
+}
+
+/**
+ * The status word's meaning for the command that got it: for a retry-counter
+ * query 63 Cx reads "x tries left" (nothing was verified, so nothing failed).
+ */
+export function describeStatusWordFor(command: Uint8Array, sw1: number, sw2: number): SwInfo {
+  const info = describeStatusWord(sw1, sw2);
+  if (!isRetryCounterQuery(command) || (sw1 & 0xFF) !== 0x63 || (sw2 & 0xF0) !== 0xC0) return info;
+  const retries = sw2 & 0x0F;
+  return {
+    ...info,
+    meaning: retries === 0 ? 'Retry counter: no tries left (blocked)' : `Retry counter: ${plural(retries, 'try', 'tries')} left`,
+    category: retries === 0 ? 'warning' : 'success',
+    retries,
+  };
+}
+
 /** `9000`-style upper-case hex of a status word. */
 export function statusWordHex(sw: number): string {
   return hex2((sw >> 8) & 0xFF) + hex2(sw & 0xFF);

@@ -2,6 +2,7 @@
 // response data as BER-TLV with tag names, and the status word's meaning. Log entries carry
 // PIN bytes masked as `**`; those stay masked here (they are parsed as 00 and shown as `**`).
 import { parseCommandApdu, describeCommand, parseResponseApdu } from '../codecs/apdu';
+import { describeStatusWordFor } from '../codecs/sw';
 import { decodeBerTlv, type TlvNode } from '../codecs/tlv';
 import type { DecodedExchange, TlvView } from '../protocol';
 import { ScError } from '../util/errors';
@@ -73,7 +74,8 @@ export function decodeExchange(command: string, response: string): DecodedExchan
     }
   }
   const rsp = parseResponseApdu(r.bytes);
-  const status = rsp.status;
+  // A retry-counter query's 63 Cx is a count: the same words as the log row.
+  const status = rsp.status && r.bytes.length >= 2 ? describeStatusWordFor(c.bytes, rsp.sw1, rsp.sw2) : rsp.status;
   out.response = {
     sw: status ? hex2(rsp.sw1) + hex2(rsp.sw2) : '',
     swMeaning: status?.meaning ?? rsp.errors.join('; '),

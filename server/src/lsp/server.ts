@@ -234,6 +234,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
         confirm: async (message, confirm) => (await ask(connection, ConfirmRequest, { message, confirm })).confirmed === true,
         askPin: (label, where) => askPin({
           label, ...(where?.reader ? { reader: where.reader } : {}), ...(p.uri ? { uri: p.uri } : {}), ...(where?.line ? { line: where.line } : {}),
+          ...(where?.tries !== undefined ? { tries: where.tries } : {}),
         }, `PIN entry for "${label}" was cancelled.`),
         onProgress: throttle((done, total, line) => {
           notify(connection, RunProgressNotification, { runId, done, total, line });

@@ -6,7 +6,7 @@
 // Drivers only carry bytes (house rule 3); only server/src/manager calls them.
 
 import { parseAtr } from '../codecs/atr';
-import { describeStatusWord } from '../codecs/sw';
+import { describeStatusWordFor } from '../codecs/sw';
 import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
 import type {
   CardInfo, DriverStatus, EventEntry, ExchangeEntry, LogEntry, ReaderInfo, ReaderList, ShareMode,
@@ -649,7 +649,7 @@ export class ReaderManager {
     }
     const sw1 = raw[raw.length - 2];
     const sw2 = raw[raw.length - 1];
-    const info = describeStatusWord(sw1, sw2);
+    const info = describeStatusWordFor(command, sw1, sw2);
     const response = toHex(raw);
     const entry: ExchangeEntry = {
       kind: 'exchange', reader: r.name,

@@ -2,7 +2,7 @@
 // (shared by default), opened at the first card operation, closed at the end;
 // an open transaction is ended on any exit so the card is left in a known state.
 
-import { describeStatusWord } from '../codecs/sw';
+import { describeStatusWord, isRetryCounterQuery } from '../codecs/sw';
 import type { Connection, ReaderManager } from '../manager/manager';
 import type { ControlEntry, ErrorValue, LineResult, PinCachePolicy, RunScriptResult, ScriptEntry } from '../protocol';
 import { ScError, asScError } from '../util/errors';
@@ -22,7 +22,8 @@ export interface EngineContext {
   uri?: string;
   signal?: AbortSignal;
   /** Asks the user for a PIN (masked), saying which reader and line it is for. The value never reaches a log. */
-  askPin?: (label: string, where?: { reader?: string; line?: number }) => Promise<string>;
+  /** `tries`: what the retry counter said just before (63 Cx), when it was read. */
+  askPin?: (label: string, where?: { reader?: string; line?: number; tries?: number }) => Promise<string>;
   /** How PINs are remembered: none, for this run (default), or in `sessionPins`. */
   pinPolicy?: PinCachePolicy;
   sessionPins?: SessionPinCache;
@@ -62,6 +63,12 @@ interface RunState {
   line?: number;
   /** `set timeout MS`: passed with every card and control call; undefined = the manager's setting. */
   timeoutMs?: number;
+  /**
+   * The last card exchange, when it was a retry-counter query (VERIFY without data):
+   * its CLA/P1/P2 and status word. Any other statement clears it. A VERIFY right after
+   * reads the count from here instead of asking the card again.
+   */
+  lastQuery?: { cla: number; p1: number; p2: number; sw: number };
 }
 
 /** Let the event loop turn this often, so events stream live and a cancel is heard. */
@@ -80,7 +87,8 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
     lines: new Map(), inTransaction: 0, pinCache: new Map(), sinceYield: 0,
   };
   const { manager } = ctx;
-  manager.emitEntry<ScriptEntry>({ kind: 'scriptStarted', runId, ...(ctx.uri ? { file: ctx.uri } : {}) });
+  const lineRun = ctx.fromLine !== undefined && ctx.fromLine === ctx.toLine ? { lineRun: true } : {};
+  manager.emitEntry<ScriptEntry>({ kind: 'scriptStarted', runId, ...(ctx.uri ? { file: ctx.uri } : {}), ...lineRun });
 
   let failure: (ErrorValue & { line?: number }) | undefined;
   if (errors.length) {
@@ -104,7 +112,7 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
     lines: [...st.lines.values()], ...(st.readerName ? { reader: st.readerName } : {}), ...(failure ? { failure } : {}),
   };
   manager.emitEntry<ScriptEntry>({
-    kind: 'scriptEnded', runId, ok: result.ok, ...(ctx.uri ? { file: ctx.uri } : {}),
+    kind: 'scriptEnded', runId, ok: result.ok, ...(ctx.uri ? { file: ctx.uri } : {}), ...lineRun,
     message: failure ? failure.message : `${st.done} command(s) passed`, ...(failure?.line ? { line: failure.line } : {}),
   });
   return result;
@@ -188,13 +196,16 @@ async function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runI
   let pinLabels: string[] | undefined;
   if (!bytes) {
     for (const p of s.parts) if (p.kind === 'pin') (pinLabels ??= []).push(p.label);
-    if (pinLabels) await checkRetryCounter(s.parts, pinLabels[0], st, ctx, conn, runId, s.line);
-    const m = await materialize(s.parts, st, ctx);
+    const tries = pinLabels ? await checkRetryCounter(s.parts, pinLabels[0], st, ctx, conn, runId, s.line) : undefined;
+    st.lastQuery = undefined;
+    const m = await materialize(s.parts, st, ctx, tries);
     bytes = m.bytes;
     if (m.secret.length) secret = m.secret;
     checkBuiltCommand(bytes, secret, s.parts);
   }
+  st.lastQuery = undefined;
   const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret, signal: ctx.signal, timeoutMs: st.timeoutMs });
+  if (isRetryCounterQuery(bytes)) st.lastQuery = { cla: bytes[0], p1: bytes[2], p2: bytes[3], sw: res.sw };
   if (pinLabels && (res.response[res.response.length - 2] & 0xf0) === 0x60) {
     // The card refused: never offer this PIN again.
     for (const label of pinLabels) {
@@ -210,6 +221,7 @@ const PINPAD_TIMEOUT_S = 30;
 
 async function execStatement(s: Statement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
   const { manager } = ctx;
+  if (s.kind !== 'apdu') st.lastQuery = undefined;
   switch (s.kind) {
     case 'apdu':
       return execApdu(s, st, ctx, runId);
@@ -395,19 +407,22 @@ function applySlice(b: Uint8Array, s: Slice, name: string): Uint8Array {
 /**
  * Before a VERIFY that carries a PIN: read the retry counter with an empty
  * VERIFY (ISO 7816-4 §11.5.6), refuse when blocked, ask when one try is left.
+ * When the script's own statement before was that query, its answer is used:
+ * the card is not asked twice. Returns the tries left when the counter said so.
  */
-async function checkRetryCounter(parts: HexPart[], label: string, st: RunState, ctx: EngineContext, conn: Connection, runId: number, line: number): Promise<void> {
-  if (!ctx.confirm || ctx.checkRetries === false) return;
-  const header: number[] = [];
-  for (const p of parts) {
-    if (p.kind === 'pin' || header.length >= 4) break;
-    const b = p.kind === 'hex' ? p.bytes : lookup(p.name, st);
-    if (!b) return;
-    header.push(...b);
+async function checkRetryCounter(parts: HexPart[], label: string, st: RunState, ctx: EngineContext, conn: Connection, runId: number, line: number): Promise<number | undefined> {
+  const q = st.lastQuery;
+  const asked = (header: number[]) => q && q.cla === header[0] && q.p1 === header[2] && q.p2 === header[3];
+  if (!ctx.confirm || ctx.checkRetries === false) {
+    // No check of our own, but the script may just have read the counter.
+    const h = headerOf(parts, st);
+    return h && h[1] === 0x20 && asked(h) ? triesLeft(q!.sw) : undefined;
   }
-  if (header.length < 4 || header[1] !== 0x20) return;
-  const res = await conn.transmit(new Uint8Array([header[0], 0x20, header[2], header[3]]), { getResponse: false, runId, line, auto: 'retryCounter', timeoutMs: st.timeoutMs });
-  const sw = res.sw;
+  const header = headerOf(parts, st);
+  if (!header || header[1] !== 0x20) return undefined;
+  const sw = asked(header)
+    ? q!.sw
+    : (await conn.transmit(new Uint8Array([header[0], 0x20, header[2], header[3]]), { getResponse: false, runId, line, auto: 'retryCounter', timeoutMs: st.timeoutMs })).sw;
   if (sw === 0x6983 || sw === 0x63c0) {
     throw new ScError('BAD_REQUEST', `The PIN "${label}" is blocked (no tries left); the VERIFY was not sent.`);
   }
@@ -415,6 +430,22 @@ async function checkRetryCounter(parts: HexPart[], label: string, st: RunState, 
     const ok = await ctx.confirm(`Only 1 try is left for the PIN "${label}" on ${conn.readerName}. A wrong PIN blocks it. Send the VERIFY?`, 'Use the last try');
     if (!ok) throw new ScError('CANCELLED', `Stopped before the VERIFY: only 1 try left for the PIN "${label}".`);
   }
+  return triesLeft(sw);
+}
+
+/** 63 Cx → x; anything else says no count. */
+const triesLeft = (sw: number): number | undefined => ((sw & 0xFFF0) === 0x63C0 ? sw & 0x0F : undefined);
+
+/** CLA INS P1 P2 of a command that carries a PIN, when they are known before the PIN is asked. */
+function headerOf(parts: HexPart[], st: RunState): number[] | undefined {
+  const header: number[] = [];
+  for (const p of parts) {
+    if (p.kind === 'pin' || header.length >= 4) break;
+    const b = p.kind === 'hex' ? p.bytes : lookup(p.name, st);
+    if (!b) return undefined;
+    header.push(...b);
+  }
+  return header.length < 4 ? undefined : header;
 }
 
 /**
@@ -440,7 +471,7 @@ function checkBuiltCommand(bytes: Uint8Array, secret: Array<[number, number]> | 
 }
 
 /** Builds the bytes of a command; returns where PIN bytes sit so the log can mask them. */
-async function materialize(parts: HexPart[], st: RunState, ctx: EngineContext): Promise<{ bytes: Uint8Array; secret: Array<[number, number]> }> {
+async function materialize(parts: HexPart[], st: RunState, ctx: EngineContext, tries?: number): Promise<{ bytes: Uint8Array; secret: Array<[number, number]> }> {
   const chunks: Uint8Array[] = [];
   const secret: Array<[number, number]> = [];
   let offset = 0;
@@ -458,7 +489,7 @@ async function materialize(parts: HexPart[], st: RunState, ctx: EngineContext): 
       const atr = toHexPlain(st.conn?.atr ?? new Uint8Array(0));
       let pin = policy === 'none' ? undefined : policy === 'session' ? ctx.sessionPins?.get(reader, atr, p.label) : st.pinCache.get(p.label);
       if (pin === undefined) {
-        pin = await ctx.askPin(p.label, { ...(reader ? { reader } : {}), ...(st.line ? { line: st.line } : {}) });
+        pin = await ctx.askPin(p.label, { ...(reader ? { reader } : {}), ...(st.line ? { line: st.line } : {}), ...(tries !== undefined ? { tries } : {}) });
         if (ctx.signal?.aborted) throw new ScError('CANCELLED', `The run was cancelled while the PIN "${p.label}" was asked; the command was not sent.`);
         if (policy === 'run') st.pinCache.set(p.label, pin);
         else if (policy === 'session') ctx.sessionPins?.set(reader, atr, p.label, pin);
