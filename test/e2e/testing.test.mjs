@@ -42,12 +42,15 @@ async function state(r) {
 
 test('the Testing view lists examples/; Run All shows which pass and that fails-on-purpose.apdu fails at line 12; a click opens the line', { skip, timeout: 240_000 }, async () => {
   const { page } = wb;
-  const scripts = fs.readdirSync(path.join(root, 'examples')).filter((f) => f.endsWith('.apdu')).sort();
+  // scriptor-compatible.apdu has no expectation (plain scriptor): it is no test.
+  const scripts = fs.readdirSync(path.join(root, 'examples')).filter((f) => f.endsWith('.apdu') && f !== 'scriptor-compatible.apdu').sort();
+  assert.ok(scripts.length >= 6);
   await runCommand(page, 'View: Show Testing');
   const folder = row(page, 'examples');
   await folder.waitFor({ timeout: 60_000 });
   if ((await folder.getAttribute('aria-expanded')) !== 'true') await folder.click();
   for (const s of scripts) await row(page, s).waitFor({ timeout: 30_000 });
+  assert.equal(await page.locator('.test-explorer .monaco-list-row[aria-label^="scriptor-compatible.apdu"]').count(), 0);
   await screenshot(page, 'testing-listed');
 
   // verify-pin.apdu asks for the PIN: answer it when the masked box shows.
@@ -78,7 +81,7 @@ test('the Testing view lists examples/; Run All shows which pass and that fails-
   assert.equal(await state(row(page, 'line 15: ')), 'skipped');
 
   // The Test Results view shows the message naming the expected and the actual status word.
-  await runCommand(page, 'Testing: Focus on Test Results View');
+  await runCommand(page, 'Focus on Test Results View');
   await page.locator('.test-output-peek-tree .monaco-list-row', { hasText: /expected \* 90 00, got 69 82/ }).first().waitFor({ timeout: 30_000 });
 
   // A click on the failure opens the script at line 12.
@@ -88,4 +91,31 @@ test('the Testing view lists examples/; Run All shows which pass and that fails-
   await page.locator('.tabs-container .tab[aria-label*="fails-on-purpose.apdu"]').first().waitFor({ timeout: 30_000 });
   await page.locator('.statusbar-item', { hasText: /Ln 12,/ }).waitFor({ timeout: 30_000 });
   await screenshot(page, 'testing-failure-opened');
+});
+
+test('Cancel stops a run: long-run.apdu is stopped between two APDUs and marked skipped, not passed', { skip, timeout: 120_000 }, async () => {
+  const { page } = wb;
+  await runCommand(page, 'View: Show Testing');
+  const long = row(page, 'long-run.apdu');
+  await long.waitFor({ timeout: 30_000 });
+  await long.hover();
+  await long.locator('.action-label[aria-label^="Run Test"]').first().click();
+  // Running: the row shows the spinning icon; then the Testing view's Cancel.
+  await page.waitForFunction(() => {
+    const r = document.querySelector('.test-explorer .monaco-list-row[aria-label^="long-run.apdu"]');
+    return /codicon-testing-(loading|queued)-icon|codicon-loading/.test(r?.innerHTML ?? '');
+  }, undefined, { timeout: 30_000 });
+  const t0 = Date.now();
+  await runCommand(page, 'Test: Cancel Test Run');
+  // The Test Results view's newest run: long-run.apdu skipped (the explorer keeps showing the
+  // last pass or failure for a skipped test), well before the script's 4 s.
+  await runCommand(page, 'Focus on Test Results View');
+  const result = page.locator('.test-output-peek-tree .monaco-list-row[aria-label^="long-run.apdu"]').first();
+  await page.waitForFunction(() => {
+    const r = document.querySelector('.test-output-peek-tree .monaco-list-row[aria-label^="long-run.apdu"]');
+    return /codicon-testing-(skipped|passed|failed|errored)-icon/.test(r?.innerHTML ?? '');
+  }, undefined, { timeout: 30_000 });
+  await screenshot(page, 'testing-cancelled');
+  assert.equal(await state(result), 'skipped');
+  assert.ok(Date.now() - t0 < 3500, `the run stopped at the Cancel, not after the whole script (${Date.now() - t0} ms)`);
 });
