@@ -1,5 +1,6 @@
 // `scard`: the same reader manager and script engine as the editor, headless.
 //   scard run FILE [--reader GLOB] [--card T=0|T=1] [--json]
+//   scard test [PATH|GLOB …] [--junit FILE] [--reader GLOB] [--card T=0|T=1] [--json]
 //   scard readers [--watch] [--json]
 //   scard atr HEX [--json]
 //   scard ccid HEX [--json]
@@ -14,9 +15,15 @@ import { ScError, asScError } from './util/errors';
 import { fromHex, HexError, toSpacedHex } from './util/hex';
 import { atrToJson, describeAtr, parseAtr } from './codecs/atr';
 import { ccidCommand } from './ccid/cli';
+import { NotFoundError, failureMessage, findScripts, junitXml, testCaseNames, type TestCaseResult } from './script/suite';
+import os from 'node:os';
 
 const USAGE = `usage:
   scard run FILE [--reader GLOB] [--card T=0|T=1] [--json]   run an APDU script (default: on the simulator)
+  scard test [PATH|GLOB ...] [--junit FILE] [--reader GLOB] [--card T=0|T=1] [--json]
+                                                              run every script found (folders recursively; default **/*.apdu),
+                                                              each on a freshly reset card; a line per script, then
+                                                              "N passed, N failed"; --junit FILE writes JUnit XML for CI
   scard readers [--watch] [--json]                            list readers; --watch prints events until Ctrl-C
   scard atr HEX [--json]                                      decode an ATR
   scard ccid HEX [--json]                                     decode a CCID class descriptor
@@ -34,7 +41,7 @@ options:
   --timeout MS         a card or reader that does not answer one exchange within MS ms fails it (default 60000)
   --verbose            print the reader manager's log on stderr
   --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal
-exit status: 0 done, 1 failed (script, invalid ATR, reader), 2 wrong usage, 130/143 interrupted (SIGINT/SIGTERM)`;
+exit status: 0 done, 1 failed (script (scard test: any script), invalid ATR, reader), 2 wrong usage, 130/143 interrupted (SIGINT/SIGTERM)`;
 
 interface Args { _: string[]; flags: Map<string, string | true>; help: boolean }
 
@@ -50,12 +57,13 @@ function stderr(text: string): void {
   process.stderr.write(text);
 }
 
-const VALUED = new Set(['reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin', 'timeout']);
+const VALUED = new Set(['junit', 'reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin', 'timeout']);
 const BOOLEAN = new Set(['json', 'watch', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'pinpad', 'verbose', 'help']);
 /** Options that shape the reader manager (drivers, simulator), for the commands that start one. */
 const MANAGER = ['vpcd', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'simulator-pin', 'pinpad', 'card', 'verbose'];
 const ALLOWED: Record<string, Set<string>> = {
   run: new Set([...MANAGER, 'reader', 'json', 'wait-card', 'pin-env', 'timeout', 'help']),
+  test: new Set([...MANAGER, 'reader', 'json', 'junit', 'pin-env', 'timeout', 'help']),
   readers: new Set([...MANAGER, 'watch', 'json', 'help']),
   atr: new Set(['json', 'help']),
   ccid: new Set(['json', 'help']),
@@ -254,6 +262,101 @@ function withoutLinePrefix(message: string, line: number | undefined): string {
   return line && message.startsWith(prefix) ? message.slice(prefix.length) : message;
 }
 
+/**
+ * `scard test`: every script found, one after another, each on a card reset (cold) after the
+ * previous script, so each starts from the card's power-up state. A line per script, then
+ * `N passed, N failed`; exit 1 when any failed. `--junit FILE`: JUnit XML (PINs are masked in the trace).
+ */
+async function cmdTest(args: Args): Promise<number> {
+  settingsFrom(args); // bad values are refused before anything starts
+  const junit = args.flags.get('junit');
+  if (junit !== undefined && (typeof junit !== 'string' || !junit)) throw new UsageError('--junit takes a file name, e.g. --junit scard-junit.xml');
+  let files: string[];
+  try { files = findScripts(args._.slice(1)); } catch (e) {
+    if (e instanceof NotFoundError) throw new UsageError(e.message, false);
+    throw e;
+  }
+  if (!files.length) throw new UsageError('no scripts found (looked for **/*.apdu here)', false);
+  const json = args.flags.has('json');
+  const onInt = () => interrupt('SIGINT');
+  const onTerm = () => interrupt('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const started = new Date();
+  const t0 = performance.now();
+  const cases: TestCaseResult[] = [];
+  try {
+    const m = await startManager(args);
+    let trace: string[] = [];
+    m.onEntry((e) => { if (e.kind !== 'readerAdded' && e.kind !== 'cardInserted' && e.kind !== 'scriptStarted') trace.push(...formatEntry(e)); });
+    const pinEnv = (args.flags.get('pin-env') as string | undefined) ?? 'SCARD_PIN';
+    const reader = args.flags.get('reader');
+    let previous: string | undefined;
+    try {
+      for (const abs of files) {
+        if (interruption.signal) break;
+        const names = testCaseNames(abs);
+        let result: RunScriptResult;
+        trace = [];
+        // A fresh card state for each script: a cold reset of the card the previous script used.
+        if (previous) {
+          try { if (m.reader(previous).card) await m.resetCard(previous, 'cold'); } catch (e) {
+            stderr(`scard: could not reset the card in '${previous}' before ${names.file}: ${asScError(e).message}\n`);
+          }
+        }
+        let text: string | undefined;
+        try { text = fs.readFileSync(abs, 'utf8'); } catch (e) {
+          result = { runId: 0, ok: false, commands: 0, durationMs: 0, lines: [], failure: { code: 'READ_FAILED', message: `cannot read ${names.file}: ${(e as Error).message}` } };
+        }
+        if (text !== undefined) {
+          const t = performance.now();
+          try {
+            result = await runScript(parseScript(text), {
+              manager: m, uri: abs, signal: interruption.abort.signal,
+              ...(typeof reader === 'string' ? { reader } : {}),
+              askPin: (label) => readPin(label, pinEnv),
+            });
+          } catch (e) {
+            const err = asScError(e);
+            result = { runId: 0, ok: false, commands: 0, durationMs: Math.round(performance.now() - t), lines: [], failure: { code: err.code, message: err.message } };
+          }
+        }
+        if (interruption.signal) break;
+        previous = result!.reader ?? previous;
+        const c: TestCaseResult = { ...names, result: result!, trace };
+        cases.push(c);
+        if (json) stdout.line(JSON.stringify({ kind: 'test', file: c.file, classname: c.classname, name: c.name, ...c.result }));
+        else if (c.result.ok) stdout.line(`PASS  ${c.file}  (${c.result.commands} command(s), ${c.result.durationMs} ms)`);
+        else stdout.line(`FAIL  ${c.file}${c.result.failure?.line ? `:${c.result.failure.line}` : ''}: ${withoutLinePrefix(failureMessage(c.result), c.result.failure?.line)}  (${c.result.durationMs} ms)`);
+      }
+    } finally {
+      await m.stop();
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+  const durationMs = Math.round(performance.now() - t0);
+  const failed = cases.filter((c) => !c.result.ok).length;
+  const passed = cases.length - failed;
+  if (typeof junit === 'string') {
+    try {
+      fs.writeFileSync(junit, junitXml(cases, { timestamp: started, durationMs, hostname: os.hostname() }));
+    } catch (e) {
+      stderr(`scard: cannot write ${junit}: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+  if (json) stdout.line(JSON.stringify({ kind: 'summary', passed, failed, durationMs, ...(interruption.signal ? { interrupted: interruption.signal } : {}) }));
+  else stdout.line(`${passed} passed, ${failed} failed`);
+  stdout.flush();
+  if (interruption.signal) {
+    stderr(`scard: interrupted (${interruption.signal}) after ${cases.length} of ${files.length} script(s)\n`);
+    return SIGNAL_EXIT[interruption.signal] ?? 130;
+  }
+  return failed ? 1 : 0;
+}
+
 async function cmdReaders(args: Args): Promise<number> {
   const m = await startManager(args);
   try {
@@ -326,6 +429,7 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (cmd) {
     case 'run': return cmdRun(args);
+    case 'test': return cmdTest(args);
     case 'readers':
       if (args._.length > 1) throw new UsageError(`scard readers takes no arguments (got ${args._.slice(1).join(' ')})`);
       settingsFrom(args);
