@@ -122,13 +122,16 @@ function exchangeRow(state: RowState, r: Extract<LogRow, { kind: 'exchange' }>, 
   s.name.textContent = name ? `${name} ` : '';
   setHex(s.cmd, r.command);
   const data = responseData(r.response);
-  s.data.hidden = !data;
-  setHex(s.data, data);
-  s.dataGap.data = data ? ' ' : '';
-  // Text (a READ BINARY of a text file) is shown as text too, so it reads without expanding.
+  // Text (a READ BINARY of a text file) is shown as text, so it reads without expanding;
+  // its hex is in the tooltip and the expanded row.
   const text = data ? printableText(data) : '';
+  s.data.hidden = !data || !!text;
+  setHex(s.data, data);
+  s.dataGap.data = data && !text ? ' ' : '';
   s.text.hidden = !text;
   s.text.textContent = text ? `"${text}" ` : '';
+  if (text) s.text.title = spacedHex(data);
+  else s.text.removeAttribute('title');
   s.sw.textContent = spacedHex(r.sw);
   s.meaning.textContent = r.swMeaning;
   if (open) el.insertBefore(exchangeDetails(state, r), s.children);
