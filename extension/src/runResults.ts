@@ -5,8 +5,30 @@
 // the results of lines run before stay, as a developer stepping through a card
 // session line by line expects.
 import * as vscode from 'vscode';
-import type { RunScriptResult } from '../../server/src/protocol';
+import type { LineResult, RunScriptResult } from '../../server/src/protocol';
 import { failureIsDiagnostic, failureMessage } from './runFailure';
+
+/** The inline result's hover: the response the card gave (data as hex and text, status word), then the failure. */
+export function lineHover(l: LineResult): vscode.MarkdownString {
+  const md = new vscode.MarkdownString();
+  const hex = (l.response ?? '').replace(/\s+/g, '').toUpperCase();
+  const dataHex = hex.length >= 4 ? hex.slice(0, -4) : '';
+  const spaced = (h: string) => (h.match(/.{2}/g) ?? []).join(' ');
+  const total = Math.max(0, (l.responseBytes ?? hex.length / 2) - 2);
+  md.appendMarkdown(`**Response**${l.count > 1 ? ` (last of ${l.count} runs)` : ''}\n\n`);
+  if (dataHex) {
+    md.appendMarkdown(`Data, ${total} byte${total === 1 ? '' : 's'}${total > dataHex.length / 2 ? ` (first ${dataHex.length / 2} shown)` : ''}:\n`);
+    md.appendCodeblock(spaced(dataHex), 'text');
+    const text = (dataHex.match(/.{2}/g) ?? []).map((b) => { const c = parseInt(b, 16); return c >= 0x20 && c < 0x7F ? String.fromCharCode(c) : '.'; }).join('');
+    md.appendMarkdown('As text:\n');
+    md.appendCodeblock(text, 'text');
+  } else if (hex) {
+    md.appendMarkdown('No data.\n\n');
+  }
+  if (l.sw) md.appendMarkdown(`SW \`${spaced(l.sw)}\`${l.swMeaning ? `: ${l.swMeaning}` : ''}\n\n`);
+  if (l.message) md.appendMarkdown(`✗ ${l.message.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&')}\n`);
+  return md;
+}
 
 export class RunResults implements vscode.Disposable {
   private readonly passed = vscode.window.createTextEditorDecorationType({
@@ -41,7 +63,7 @@ export class RunResults implements vscode.Disposable {
       const option: vscode.DecorationOptions = {
         range: new vscode.Range(end, end),
         renderOptions: { after: { contentText: `${l.ok ? '✓' : '✗'} ${sw}${times}` } },
-        ...(l.message ? { hoverMessage: l.message } : {}),
+        hoverMessage: lineHover(l),
       };
       byLine.set(l.line, { ok: l.ok, option });
       if (!l.ok && l.message) {

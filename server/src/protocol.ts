@@ -176,6 +176,11 @@ export interface RunScriptParams {
 export interface LineResult {
   line: number;
   sw?: string;
+  /** The line's last response as hex, data and status word (data cut to its first 256 bytes; `responseBytes` says how long it was). */
+  response?: string;
+  responseBytes?: number;
+  /** What the status word means. */
+  swMeaning?: string;
   ok: boolean;
   message?: string;
   /** How many times the line ran (the sum over lines equals `commands`). */

@@ -24,13 +24,21 @@ export interface DecodedExchange {
     /** One line: `SELECT (by DF name) CLA 00 P1 04 P2 00 Lc 07 Le 256`. */
     summary: string;
     case?: string; extended: boolean; lc?: number; le?: number;
+    /** P1 and P2 explained (the editor's hover says the same): `{ field: 'P1', value: '04', meaning: 'select by DF name (AID)' }`. */
+    params?: Array<{ field: 'P1' | 'P2' | 'P1P2'; value: string; meaning: string }>;
     /** Spaced hex; masked bytes as `**`. */
     data?: string;
     dataTlv?: TlvView[];
     errors: string[];
   };
   response: {
-    data?: string; tlv?: TlvView[]; tlvError?: string;
+    data?: string; tlv?: TlvView[];
+    /** Why the data is not shown as TLV: quiet, e.g. "not TLV (text)". */
+    tlvError?: string;
+    /** The data as printable ASCII, one character per byte, `.` for the others. */
+    ascii?: string;
+    /** True when nearly all the data is printable text. */
+    isText?: boolean;
     sw: string; swMeaning: string; swCategory: SwCategory;
     retries?: number; available?: number; correctLe?: number;
   };

@@ -81,9 +81,12 @@ test('completion, outline and quick fixes come from the helper', async () => {
   const actions: Array<{ title: string; edit: { changes: Record<string, Array<{ newText: string }>> } }> = await client.sendRequest('textDocument/codeAction', {
     textDocument: { uri }, range: { start: { line: 0, character: 0 }, end: { line: 2, character: 30 } }, context: { diagnostics: [] },
   });
-  assert.deepEqual(actions.map((a) => a.title).sort(), ["Reword 'exit' so scriptor does not stop here", 'Set Lc to 02 (2 data bytes)']);
-  const lc = actions.find((a) => a.title.startsWith('Set Lc'))!;
+  assert.deepEqual(actions.map((a) => a.title).sort(), [
+    "Reword 'exit' so scriptor does not stop here", 'Set Lc to 01, keep the last byte 57 as Le (1 data byte)', 'Set Lc to 02 (2 data bytes, no Le)',
+  ]);
+  const lc = actions.find((a) => a.title.startsWith('Set Lc'))! as { isPreferred?: boolean; edit: { changes: Record<string, Array<{ newText: string }>> } };
   assert.equal(lc.edit.changes[uri][0].newText, '02');
+  assert.equal(lc.isPreferred, true, 'the likelier reading is the preferred fix');
 });
 
 test('runs a script on the T=0 card with automatic GET RESPONSE, streaming exchanges', async () => {

@@ -1,6 +1,6 @@
 // The APDU Log's filter as one pure predicate, shared by the panel (what it shows) and
 // the extension (what an export from the panel writes), so both agree. No DOM, no vscode.
-import { rowText } from './format';
+import { commandName, rowText } from './format';
 import type { CardEventKind, LogFilter, LogRow } from './protocol';
 
 export const showAll: LogFilter = { text: '', reader: '', success: true, warning: true, error: true, events: true };
@@ -9,9 +9,10 @@ const EVENT_KINDS: ReadonlySet<string> = new Set<CardEventKind>(['readerAdded', 
 
 export const isEventRow = (r: LogRow): boolean => EVENT_KINDS.has(r.kind);
 
-/** The text the filter searches: the row's trace text, lower case, then again without white space. */
+/** The text the filter searches: the row's trace text, lower case, then again without white space, then the command's name. */
 export function searchText(r: LogRow): string {
-  const t = rowText(r).toLowerCase();
+  const name = r.kind === 'exchange' ? commandName(r.command) : '';
+  const t = (name ? `${name}\u0000${rowText(r)}` : rowText(r)).toLowerCase();
   return `${t}\u0000${t.replace(/\s+/g, '')}`;
 }
 

@@ -90,3 +90,47 @@ export function shortHex(hex: string, max = 48): { text: string; cut: boolean } 
   if (clean.length <= max * 2) return { text: spacedHex(clean), cut: false };
   return { text: `${spacedHex(clean.slice(0, max * 2))} …`, cut: true };
 }
+
+// Instruction names for collapsed rows and the filter (ISO 7816-4 interindustry commands and
+// the PC/SC reader pseudo-APDUs). The helper's codecs/apdu.ts holds the full table and decodes
+// an expanded row; the panel cannot import helper code (house rule 1), so it keeps these few.
+const ISO_NAMES: Record<number, string> = {
+  0x04: 'DEACTIVATE FILE', 0x0C: 'ERASE RECORD', 0x0E: 'ERASE BINARY', 0x20: 'VERIFY', 0x21: 'VERIFY', 0x22: 'MANAGE SECURITY ENVIRONMENT',
+  0x24: 'CHANGE REFERENCE DATA', 0x26: 'DISABLE VERIFICATION REQUIREMENT', 0x28: 'ENABLE VERIFICATION REQUIREMENT',
+  0x2A: 'PERFORM SECURITY OPERATION', 0x2C: 'RESET RETRY COUNTER', 0x44: 'ACTIVATE FILE', 0x46: 'GENERATE ASYMMETRIC KEY PAIR',
+  0x47: 'GENERATE ASYMMETRIC KEY PAIR', 0x70: 'MANAGE CHANNEL', 0x82: 'EXTERNAL AUTHENTICATE', 0x84: 'GET CHALLENGE',
+  0x86: 'GENERAL AUTHENTICATE', 0x87: 'GENERAL AUTHENTICATE', 0x88: 'INTERNAL AUTHENTICATE', 0xA0: 'SEARCH BINARY', 0xA1: 'SEARCH BINARY',
+  0xA2: 'SEARCH RECORD', 0xA4: 'SELECT', 0xB0: 'READ BINARY', 0xB1: 'READ BINARY', 0xB2: 'READ RECORD', 0xB3: 'READ RECORD',
+  0xC0: 'GET RESPONSE', 0xC2: 'ENVELOPE', 0xC3: 'ENVELOPE', 0xCA: 'GET DATA', 0xCB: 'GET DATA', 0xD0: 'WRITE BINARY', 0xD1: 'WRITE BINARY',
+  0xD2: 'WRITE RECORD', 0xD6: 'UPDATE BINARY', 0xD7: 'UPDATE BINARY', 0xDA: 'PUT DATA', 0xDB: 'PUT DATA', 0xDC: 'UPDATE RECORD',
+  0xDD: 'UPDATE RECORD', 0xE0: 'CREATE FILE', 0xE2: 'APPEND RECORD', 0xE4: 'DELETE FILE', 0xE6: 'TERMINATE DF', 0xE8: 'TERMINATE EF',
+};
+const READER_NAMES: Record<number, string> = { 0xCA: 'GET DATA (reader)', 0x82: 'LOAD KEYS', 0x86: 'GENERAL AUTHENTICATE (reader)', 0xB0: 'READ BINARY', 0xD6: 'UPDATE BINARY' };
+
+/** The command's name from its CLA and INS (`SELECT`, `READ BINARY`…), or '' for proprietary or unknown ones. */
+export function commandName(command: string): string {
+  const h = command.replace(/\s+/g, '');
+  if (h.length < 4 || !/^[0-9a-fA-F]{4}/.test(h)) return '';
+  const cla = parseInt(h.slice(0, 2), 16);
+  const ins = parseInt(h.slice(2, 4), 16);
+  if (cla === 0xFF) return READER_NAMES[ins] ?? '';
+  if (cla & 0x80) return '';
+  return ISO_NAMES[ins] ?? '';
+}
+
+/** Response data shown as text on a collapsed row: when at least 4 bytes and nearly all are printable. */
+export function printableText(dataHex: string, max = 64): string {
+  const h = dataHex.replace(/\s+/g, '');
+  const n = h.length >> 1;
+  if (n < 4 || !/^[0-9a-fA-F]*$/.test(h)) return '';
+  let s = '';
+  let printable = 0;
+  for (let i = 0; i < n; i++) {
+    const b = parseInt(h.slice(2 * i, 2 * i + 2), 16);
+    const ok = b >= 0x20 && b < 0x7F;
+    if (ok) printable++;
+    if (s.length < max) s += ok ? String.fromCharCode(b) : b === 0x0A || b === 0x0D || b === 0x09 ? ' ' : '.';
+  }
+  if (printable + (n >= 8 ? 1 : 0) < n * 0.9) return '';
+  return n > max ? `${s}…` : s;
+}

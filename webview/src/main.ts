@@ -40,6 +40,12 @@ const arrivedEl = $<HTMLElement>('arrived');
 const clearEl = $<HTMLElement>('clear');
 const copyEl = $<HTMLElement>('copy');
 const exportEl = $<HTMLElement>('export');
+/** "No rows match" when a filter hides every row (created here: the page's HTML stays the extension's). */
+const noMatchEl = Object.assign(document.createElement('p'), { id: 'nomatch', hidden: true });
+emptyEl.after(noMatchEl);
+/** "N new rows ↓": rows arrived below the view while Follow is off; a click goes there and follows. */
+const newRowsEl = Object.assign(document.createElement('button'), { id: 'newRows', hidden: true, type: 'button' });
+scroller.after(newRowsEl);
 
 // ---------------------------------------------------------------- requests
 
@@ -82,7 +88,11 @@ function saveState(): void {
 const model = new LogModel(filter, LOG_CAPACITY, {
   reader: (name) => addReaderOption(name),
   changed: (it) => changed(it),
+  // A new run is what the user is waiting for: Follow comes back on, and the view goes to it.
+  runStarted: () => { if (!follow) setFollow(true); },
 });
+/** Rows added to the view below what is shown since Follow went off. */
+let newBelow = 0;
 const { expanded } = model;
 
 /** Offsets of the view's rows: `offsets[i]` is the top of row i; valid for the first `offsetsCount` rows. */
@@ -201,13 +211,16 @@ const work = { frames: 0, totalMs: 0, maxMs: 0 };
 function frame(): void {
   const t0 = performance.now();
   if (model.queuedRows) {
+    const shownBefore = model.view.length;
     const gone = model.ingest(INGEST_PER_FRAME);
     if (gone.length) trimmed(gone);
+    if (!follow && !model.paused) newBelow += Math.max(0, model.view.length - shownBefore + gone.length);
   }
   if (model.queuedRows) schedule();
   syncOffsets();
   layout();
   updateCounts();
+  showNewRows();
   const ms = performance.now() - t0;
   work.frames++;
   work.totalMs += ms;
@@ -302,6 +315,30 @@ function updateCounts(): void {
   emptyEl.hidden = items.length > 0 || queuedRows > 0;
   arrivedEl.hidden = !paused;
   arrivedEl.textContent = `Paused: ${arrivedWhilePaused} new row${arrivedWhilePaused === 1 ? '' : 's'}`;
+  showNoMatch();
+}
+
+/** "No rows match" beside an empty view that a filter made empty; what the filter is, in words. */
+function showNoMatch(): void {
+  const none = model.items.length > 0 && model.view.length === 0 && !model.queuedRows;
+  noMatchEl.hidden = !none;
+  if (!none) return;
+  const what: string[] = [];
+  if (filter.text.trim()) what.push(`"${filter.text.trim()}"`);
+  if (filter.reader) what.push(`reader ${filter.reader}`);
+  const hiddenSw = (['success', 'warning', 'error'] as const).filter((k) => !filter[k]);
+  if (hiddenSw.length) what.push(`${hiddenSw.join(', ')} hidden`);
+  if (!filter.events) what.push('events hidden');
+  noMatchEl.textContent = `No rows match the filter${what.length ? ` (${what.join('; ')})` : ''}: ${model.items.length} row${model.items.length === 1 ? '' : 's'} hidden.`;
+}
+
+/** The "new rows ↓" marker: shown while Follow is off and rows arrived below the view. */
+function showNewRows(): void {
+  const below = offsets[model.view.length] > scroller.scrollTop + scroller.clientHeight + 4;
+  if (!below) newBelow = 0;
+  const on = !follow && !model.paused && newBelow > 0;
+  newRowsEl.hidden = !on;
+  if (on) newRowsEl.textContent = `${newBelow} new row${newBelow === 1 ? '' : 's'} ↓`;
 }
 
 // ---------------------------------------------------------------- interaction
@@ -316,6 +353,12 @@ function toggle(id: string): void {
     );
   }
   activeId = t.item.row.id;
+  // The row opened stays where it is, read: Follow goes off, visibly (the button says so), and
+  // comes back with the next run, the "new rows ↓" marker, End, or a scroll to the bottom.
+  if (follow && model.expanded.has(id)) {
+    const i = model.view.indexOf(t.item);
+    if (i >= 0 && i < model.view.length - 1) setFollow(false);
+  }
   changed(t.item);
 }
 
@@ -326,9 +369,17 @@ function decodedAs(id: string, answer: DecodedExchange | TrimmedRow | Error): vo
 
 function setFollow(on: boolean): void {
   follow = on;
-  followEl.setAttribute('aria-pressed', String(on));
+  if (on) newBelow = 0;
+  showFollow();
   saveState();
   schedule();
+}
+
+/** The Follow button says its state in words, not only by its shade. */
+function showFollow(): void {
+  followEl.setAttribute('aria-pressed', String(follow));
+  followEl.textContent = follow ? 'Follow: on' : 'Follow: off';
+  followEl.title = follow ? 'Following the newest row; click to stay where you are' : 'Not following: new rows arrive below; click to follow the newest row';
 }
 
 function setPaused(on: boolean): void {
@@ -449,8 +500,9 @@ for (const [key, el] of Object.entries(swEls) as [keyof typeof swEls, HTMLButton
 }
 pressed(eventsEl, filter.events);
 eventsEl.addEventListener('click', () => { filter.events = !filter.events; pressed(eventsEl, filter.events); filterChanged(); });
-pressed(followEl, follow);
+showFollow();
 followEl.addEventListener('click', () => setFollow(!follow));
+newRowsEl.addEventListener('click', () => { setFollow(true); scroller.focus({ preventScroll: true }); });
 pauseEl.addEventListener('click', () => setPaused(!model.paused));
 clearEl.addEventListener('click', () => { request('clear', {}).catch(showError); });
 // Copy the rows shown as a readable trace (automatic steps under their exchange).
@@ -479,6 +531,21 @@ Object.assign(window, { apduLog: {
   work: () => { const w = { ...work }; work.frames = 0; work.totalMs = 0; work.maxMs = 0; return w; },
   /** How many rows of this kind whose trace text contains `text`. */
   count: (kind: string, text = '') => model.count(kind, text),
+  /** Whether the panel follows the newest row, and the "new rows ↓" marker's count (0: hidden). */
+  follow: () => follow,
+  newRows: () => (newRowsEl.hidden ? 0 : newBelow),
+  /** Whether the newest row of this kind is wholly inside the scroller's viewport. */
+  inView: (kind: string) => {
+    const view = model.view;
+    let i = view.length - 1;
+    while (i >= 0 && view[i].row.kind !== kind) i--;
+    if (i < 0) return false;
+    const el = rendered.get(view[i].row.id);
+    if (!el) return false;
+    const a = el.getBoundingClientRect();
+    const b = scroller.getBoundingClientRect();
+    return a.height > 0 && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
+  },
 } });
 
 updateCounts();

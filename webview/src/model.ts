@@ -23,6 +23,8 @@ export interface ModelEvents {
   reader?(name: string): void;
   /** An item's content changed (an automatic step arrived): its element and height are stale. */
   changed?(it: Item): void;
+  /** A script run started (a live `scriptStarted` row, not one from the history sent after a reset). */
+  runStarted?(it: Item): void;
 }
 
 /** Shared by every row without automatic steps (most of them), until one arrives. */
@@ -255,6 +257,7 @@ export class LogModel {
     for (const k of it.kids) this.kidParent.set(k.id, r.id);
     this.items.push(it);
     this.itemById.set(r.id, it);
+    if (r.kind === 'scriptStarted' && !this.resetPending) this.events.runStarted?.(it);
   }
 
   private attachKid(p: Item, r: LogRow): void {

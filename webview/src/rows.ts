@@ -1,6 +1,6 @@
 // The APDU Log's rows as DOM elements, built with textContent (no HTML from data).
 // An exchange row is a skeleton filled in; plain collapsed ones are pooled and reused.
-import { autoLabels, clock, duration, eventLabels, fileName, responseData, rowText, shortHex, spacedHex } from './format';
+import { autoLabels, clock, commandName, duration, eventLabels, fileName, printableText, responseData, rowText, shortHex, spacedHex } from './format';
 import type { DecodeState } from './model';
 import { LOG_CAPACITY, type LogRow, type TlvView } from './protocol';
 
@@ -51,7 +51,7 @@ function hexSpan(cls: string, hex: string): HTMLSpanElement {
 interface ExchangeSkeleton {
   el: HTMLElement;
   time: HTMLSpanElement; auto: HTMLSpanElement; reader: HTMLSpanElement; line: HTMLSpanElement; duration: HTMLSpanElement;
-  cmd: HTMLSpanElement; data: HTMLSpanElement; dataGap: Text; sw: HTMLSpanElement; meaning: HTMLSpanElement;
+  name: HTMLSpanElement; cmd: HTMLSpanElement; data: HTMLSpanElement; text: HTMLSpanElement; dataGap: Text; sw: HTMLSpanElement; meaning: HTMLSpanElement;
   /** The automatic steps' box; an expanded row's details go just before it. */
   children: HTMLDivElement;
 }
@@ -64,13 +64,13 @@ function newSkeleton(reusable: boolean): ExchangeSkeleton {
   const s: ExchangeSkeleton = {
     el: document.createElement('div'),
     time: span('time', ''), auto: span('auto', ''), reader: span('reader', ''), line: span('line', ''), duration: span('duration', ''),
-    cmd: span('hex cmd', ''), data: span('hex data', ''), dataGap: document.createTextNode(''), sw: span('sw', ''), meaning: span('meaning', ''),
+    name: span('name', ''), cmd: span('hex cmd', ''), data: span('hex data', ''), text: span('text', ''), dataGap: document.createTextNode(''), sw: span('sw', ''), meaning: span('meaning', ''),
     children: div('children'),
   };
   s.el.tabIndex = -1;
   s.el.append(
     div('meta', s.time, s.auto, s.reader, s.line, s.duration),
-    div('apdu', span('dir', '>'), ' ', s.cmd, ' ', span('dir', '<'), ' ', s.data, s.dataGap, s.sw, ' ', s.meaning),
+    div('apdu', s.name, span('dir', '>'), ' ', s.cmd, ' ', span('dir', '<'), ' ', s.data, s.dataGap, s.text, s.sw, ' ', s.meaning),
     s.children,
   );
   if (reusable) skeletonOf.set(s.el, s);
@@ -117,11 +117,21 @@ function exchangeRow(state: RowState, r: Extract<LogRow, { kind: 'exchange' }>, 
     delete s.line.dataset.line;
   }
   s.duration.textContent = duration(r.durationMs);
+  const name = commandName(r.command);
+  s.name.hidden = !name;
+  s.name.textContent = name ? `${name} ` : '';
   setHex(s.cmd, r.command);
   const data = responseData(r.response);
-  s.data.hidden = !data;
+  // Text (a READ BINARY of a text file) is shown as text, so it reads without expanding;
+  // its hex is in the tooltip and the expanded row.
+  const text = data ? printableText(data) : '';
+  s.data.hidden = !data || !!text;
   setHex(s.data, data);
-  s.dataGap.data = data ? ' ' : '';
+  s.dataGap.data = data && !text ? ' ' : '';
+  s.text.hidden = !text;
+  s.text.textContent = text ? `"${text}" ` : '';
+  if (text) s.text.title = spacedHex(data);
+  else s.text.removeAttribute('title');
   s.sw.textContent = spacedHex(r.sw);
   s.meaning.textContent = r.swMeaning;
   if (open) el.insertBefore(exchangeDetails(state, r), s.children);
@@ -226,9 +236,16 @@ function exchangeDetails(state: RowState, r: Extract<LogRow, { kind: 'exchange' 
     cmd.append(
       field('cla', 'CLA', `${c.cla} — ${c.claMeaning.replace(/^CLA [0-9A-F]{2}: /, '')}`),
       field('ins', 'INS', `${c.ins}${c.insName ? ` — ${c.insName}` : ''}`),
-      field('p1', 'P1', c.p1),
-      field('p2', 'P2', c.p2),
     );
+    // P1/P2 explained by the helper's decoder, the one the editor's hover uses.
+    const meaning = (f: string) => c.params?.find((p) => p.field === f)?.meaning;
+    const p1p2 = meaning('P1P2');
+    if (p1p2) cmd.append(field('p1p2', 'P1 P2', `${c.p1} ${c.p2} — ${p1p2}`));
+    else {
+      const m1 = meaning('P1');
+      const m2 = meaning('P2');
+      cmd.append(field('p1', 'P1', m1 ? `${c.p1} — ${m1}` : c.p1), field('p2', 'P2', m2 ? `${c.p2} — ${m2}` : c.p2));
+    }
     if (c.lc !== undefined) cmd.append(field('lc', 'Lc', `${c.lc}${c.extended ? ' (extended)' : ''}`));
     if (c.data) cmd.append(field('data', 'Data', span('hex', c.data)));
     if (c.dataTlv) cmd.append(field('dataTlv', 'Data as TLV', tlvTree(c.dataTlv)));
@@ -238,8 +255,9 @@ function exchangeDetails(state: RowState, r: Extract<LogRow, { kind: 'exchange' 
     const s = got.response;
     const rsp = div('section response', div('title', 'Response'));
     if (s.data) rsp.append(field('rdata', 'Data', span('hex', s.data)));
+    if (s.ascii !== undefined) rsp.append(field('ascii', s.isText ? 'Text' : 'ASCII', span('ascii', s.ascii)));
     if (s.tlv) rsp.append(field('tlv', 'TLV', tlvTree(s.tlv)));
-    else if (s.tlvError) rsp.append(field('tlv', 'TLV', span('note', s.tlvError)));
+    else if (s.tlvError) rsp.append(field('tlv', 'TLV', span('note quiet', s.tlvError)));
     const extra = s.retries !== undefined ? ` (${s.retries} tries left)` : s.available !== undefined ? ` (${s.available || 256} bytes available)` : s.correctLe !== undefined ? ` (Le should be ${s.correctLe || 256})` : '';
     rsp.append(field('sw', 'SW', span(`sw sw-${s.swCategory}`, spacedHex(s.sw)), ` — ${s.swMeaning}${extra}`));
     d.append(cmd, rsp);

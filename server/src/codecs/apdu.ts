@@ -157,6 +157,94 @@ const QUALIFIERS: Record<string, (p1: number, p2: number) => string | undefined>
   'GET DATA': (p1, p2) => `tag ${hex2(p1)}${hex2(p2)}`,
 };
 
+// ---- What P1 and P2 mean, field by field (ISO 7816-4:2013 §11) ----
+
+/** One parameter explained: `{ field: 'P1', value: '04', meaning: 'select by DF name' }`. */
+export interface ParamMeaning {
+  field: 'P1' | 'P2' | 'P1P2';
+  /** Hex as written in the APDU. */
+  value: string;
+  meaning: string;
+}
+
+const SELECT_P1_LONG: Record<number, string> = {
+  0x00: 'select by file ID (MF, DF or EF; 3F00 or no data: the MF)', 0x01: 'select a child DF by file ID',
+  0x02: 'select EF under the current DF', 0x03: 'select the parent DF of the current DF',
+  0x04: 'select by DF name (AID)', 0x08: 'select by path from the MF', 0x09: 'select by path from the current DF',
+};
+const OCCURRENCE = ['first or only occurrence', 'last occurrence', 'next occurrence', 'previous occurrence'];
+const SELECT_ANSWER: Record<number, string> = { 0x00: 'return FCI', 0x04: 'return FCP', 0x08: 'return FMD', 0x0C: 'no response data' };
+const RECORD_P2: Record<number, string> = {
+  0: 'first occurrence of record identifier P1', 1: 'last occurrence of record identifier P1',
+  2: 'next occurrence of record identifier P1', 3: 'previous occurrence of record identifier P1',
+  4: 'the record numbered P1', 5: 'records from P1 to the last', 6: 'records from the last to P1',
+};
+
+/** P2 of VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, INTERNAL/EXTERNAL AUTHENTICATE (§11.5). */
+function reference(p2: number, what: string): string {
+  const n = p2 & 0x1F;
+  if (p2 === 0) return `no ${what} reference given (known before the command)`;
+  const piv = PIV_KEY_REFS[p2];
+  return `${p2 & 0x80 ? 'specific' : 'global'} ${what}, number ${n}${piv ? ` (PIV: ${piv})` : ''}`;
+}
+
+const offset = (p1: number, p2: number): ParamMeaning[] => (p1 & 0x80
+  ? [{ field: 'P1', value: hex2(p1), meaning: `short EF identifier ${p1 & 0x1F} (b8 set: select the EF, then read)` },
+    { field: 'P2', value: hex2(p2), meaning: `offset ${p2}` }]
+  : [{ field: 'P1P2', value: hex4((p1 << 8) | p2), meaning: `offset ${((p1 << 8) | p2) & 0x7FFF} in the current EF` }]);
+
+const record = (p1: number, p2: number): ParamMeaning[] => [
+  { field: 'P1', value: hex2(p1), meaning: p1 === 0 ? 'the current record' : (p2 & 7) < 4 ? `record identifier ${p1}` : `record number ${p1}` },
+  { field: 'P2', value: hex2(p2), meaning: `${p2 >> 3 ? `SFI ${p2 >> 3}` : 'the current EF'}, ${RECORD_P2[p2 & 7] ?? 'RFU'}` },
+];
+
+const PARAMS: Record<string, (p1: number, p2: number, cla: number) => ParamMeaning[]> = {
+  'SELECT': (p1, p2) => [
+    { field: 'P1', value: hex2(p1), meaning: SELECT_P1_LONG[p1] ?? 'RFU or proprietary selection' },
+    { field: 'P2', value: hex2(p2), meaning: `${OCCURRENCE[p2 & 3]}, ${SELECT_ANSWER[p2 & 0x0C]}${p2 & 0xF0 ? ' (b8-b5 proprietary)' : ''}` },
+  ],
+  'READ BINARY': offset, 'UPDATE BINARY': offset, 'WRITE BINARY': offset, 'ERASE BINARY': offset,
+  'READ RECORD(S)': record, 'UPDATE RECORD': record, 'WRITE RECORD': record,
+  'APPEND RECORD': (_p1, p2) => [{ field: 'P2', value: hex2(p2), meaning: p2 >> 3 ? `SFI ${p2 >> 3}` : 'the current EF' }],
+  'VERIFY': (p1, p2) => [
+    { field: 'P1', value: hex2(p1), meaning: p1 === 0xFF ? 'reset the verification status' : p1 === 0 ? 'verify (without data: ask the retry counter)' : 'RFU' },
+    { field: 'P2', value: hex2(p2), meaning: reference(p2, 'reference data') },
+  ],
+  'CHANGE REFERENCE DATA': (p1, p2) => [
+    { field: 'P1', value: hex2(p1), meaning: p1 === 0 ? 'data: old reference data, then the new' : p1 === 1 ? 'data: the new reference data only' : 'RFU' },
+    { field: 'P2', value: hex2(p2), meaning: reference(p2, 'reference data') },
+  ],
+  'RESET RETRY COUNTER': (p1, p2) => [
+    { field: 'P1', value: hex2(p1), meaning: ['data: resetting code, then new reference data', 'data: resetting code only', 'data: new reference data only', 'no data'][p1] ?? 'RFU' },
+    { field: 'P2', value: hex2(p2), meaning: reference(p2, 'reference data') },
+  ],
+  'GET CHALLENGE': (p1) => [{ field: 'P1', value: hex2(p1), meaning: p1 === 0 ? 'no algorithm information' : `algorithm reference ${hex2(p1)}` }],
+  'INTERNAL AUTHENTICATE': (p1, p2) => [
+    { field: 'P1', value: hex2(p1), meaning: p1 === 0 ? 'no algorithm information (known before)' : `algorithm reference ${hex2(p1)}` },
+    { field: 'P2', value: hex2(p2), meaning: reference(p2, 'key') },
+  ],
+  'EXTERNAL AUTHENTICATE': (p1, p2, cla) => (cla & 0x80 ? [] : [
+    { field: 'P1', value: hex2(p1), meaning: p1 === 0 ? 'no algorithm information (known before)' : `algorithm reference ${hex2(p1)}` },
+    { field: 'P2', value: hex2(p2), meaning: reference(p2, 'key') },
+  ]),
+  'GET DATA': (p1, p2) => [{ field: 'P1P2', value: hex4((p1 << 8) | p2), meaning: `data object with tag ${p1 ? hex2(p1) : ''}${hex2(p2)}` }],
+  'PUT DATA': (p1, p2) => [{ field: 'P1P2', value: hex4((p1 << 8) | p2), meaning: `data object with tag ${p1 ? hex2(p1) : ''}${hex2(p2)}` }],
+  'GET RESPONSE': (p1, p2) => [{ field: 'P1P2', value: hex4((p1 << 8) | p2), meaning: p1 | p2 ? 'RFU (should be 0000)' : 'none (0000)' }],
+  'MANAGE CHANNEL': (p1, p2) => [
+    { field: 'P1', value: hex2(p1), meaning: p1 === 0 ? 'open a logical channel' : p1 === 0x80 ? 'close a logical channel' : 'RFU' },
+    { field: 'P2', value: hex2(p2), meaning: p1 === 0 && p2 === 0 ? 'the card assigns the channel number (returned in the data)' : `channel ${p2}` },
+  ],
+};
+
+/** P1 and P2 explained for the everyday ISO 7816-4 commands; [] for others (and proprietary classes). */
+export function explainParameters(apdu: CommandApdu): ParamMeaning[] {
+  if (apdu.bytes.length < 4) return [];
+  const name = apdu.insName ?? instructionName(apdu.cla, apdu.ins);
+  if (!name || apdu.claInfo.kind === 'pcsc-reader') return [];
+  if (apdu.claInfo.kind === 'proprietary' && PROPRIETARY_INS[apdu.ins & 0xFF]) return [];
+  return PARAMS[name]?.(apdu.p1, apdu.p2, apdu.cla) ?? [];
+}
+
 // ---- Parsing ----
 
 /** Splits a command APDU into its fields (§5.1). Never throws; length errors land in `errors`. */

@@ -1,7 +1,7 @@
 // A logged exchange decoded for the APDU Log's expanded row: command fields (ISO 7816-4 §5.1),
 // response data as BER-TLV with tag names, and the status word's meaning. Log entries carry
 // PIN bytes masked as `**`; those stay masked here (they are parsed as 00 and shown as `**`).
-import { parseCommandApdu, describeCommand, parseResponseApdu } from '../codecs/apdu';
+import { parseCommandApdu, describeCommand, explainParameters, parseResponseApdu } from '../codecs/apdu';
 import { describeStatusWordFor } from '../codecs/sw';
 import { decodeBerTlv, type TlvNode } from '../codecs/tlv';
 import type { DecodedExchange, TlvView } from '../protocol';
@@ -41,6 +41,24 @@ function tlvView(nodes: TlvNode[]): TlvView[] {
   });
 }
 
+/** One character per byte: printable ASCII as itself, any other byte as `.` (like `xxd`). */
+export function asciiView(v: Uint8Array): string {
+  let s = '';
+  for (const b of v) s += b >= 0x20 && b < 0x7F ? String.fromCharCode(b) : '.';
+  return s;
+}
+
+/** At least 4 bytes, all printable ASCII or tab/CR/LF, and mostly letters, digits and spaces. */
+export function looksLikeText(v: Uint8Array): boolean {
+  if (v.length < 4) return false;
+  let words = 0;
+  for (const b of v) {
+    if (!((b >= 0x20 && b < 0x7F) || b === 0x09 || b === 0x0A || b === 0x0D)) return false;
+    if ((b >= 0x30 && b <= 0x39) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A) || b === 0x20) words++;
+  }
+  return words / v.length >= 0.7;
+}
+
 const hex2 = (b: number) => toHex(Uint8Array.of(b & 0xFF));
 
 export function decodeExchange(command: string, response: string): DecodedExchange {
@@ -62,6 +80,8 @@ export function decodeExchange(command: string, response: string): DecodedExchan
   };
   const cmd = out.command;
   if (apdu.insName) cmd.insName = apdu.insName;
+  const params = explainParameters(apdu);
+  if (params.length) cmd.params = params;
   if (apdu.case) cmd.case = apdu.case;
   if (apdu.lc !== undefined) cmd.lc = apdu.lc;
   if (apdu.le !== undefined) cmd.le = apdu.le;
@@ -86,9 +106,17 @@ export function decodeExchange(command: string, response: string): DecodedExchan
   if (status?.correctLe !== undefined) out.response.correctLe = status.correctLe;
   if (rsp.data.length) {
     out.response.data = toSpacedHex(rsp.data);
-    const tlv = decodeBerTlv(rsp.data);
-    if (tlv.complete && tlv.nodes.length) out.response.tlv = tlvView(tlv.nodes);
-    else out.response.tlvError = tlv.error ? `Not BER-TLV: ${tlv.error.message}` : 'Not BER-TLV';
+    out.response.ascii = asciiView(rsp.data);
+    // Decode as TLV only what plausibly is TLV: text (READ BINARY of a text file) is said to be
+    // text, quietly, not "Tag 48 declares 101 value bytes"; data that does not parse is "not TLV".
+    if (looksLikeText(rsp.data)) {
+      out.response.isText = true;
+      out.response.tlvError = 'not TLV (text)';
+    } else {
+      const tlv = decodeBerTlv(rsp.data);
+      if (tlv.complete && tlv.nodes.length) out.response.tlv = tlvView(tlv.nodes);
+      else out.response.tlvError = 'not TLV';
+    }
   }
   return out;
 }

@@ -1,5 +1,5 @@
 // Hover text for a command line: the decoded header, Lc/Le, and the data as TLV when it parses.
-import { parseCommandApdu } from '../codecs/apdu';
+import { explainParameters, parseCommandApdu } from '../codecs/apdu';
 import { decodeBerTlv, formatTlvTree } from '../codecs/tlv';
 import type { HexPart } from '../script/ast';
 import { concatBytes, toSpacedHex } from '../util/hex';
@@ -14,6 +14,9 @@ export function describeCommandLines(parts: HexPart[]): string[] {
   const lines = [`**${apdu.insName ?? `INS ${h(apdu.ins)}`}**`];
   lines.push(`CLA ${h(apdu.cla)} · INS ${h(apdu.ins)} · P1 ${h(apdu.p1)} · P2 ${h(apdu.p2)}${apdu.case ? ` · case ${apdu.case}` : ''}`);
   lines.push(`CLA: ${apdu.claInfo.description}`);
+  // The same explanation as the APDU Log's expanded row (decodeExchange): one decoder, both places.
+  const params = explainParameters(apdu);
+  if (params.length) lines.push(params.map((p) => `${p.field} ${p.value}: ${p.meaning}`).join('  \n'));
   if (apdu.lc !== undefined) lines.push(`Lc ${apdu.lc} (${apdu.lc} data byte${apdu.lc === 1 ? '' : 's'})${apdu.extended ? ', extended length' : ''}`);
   if (apdu.le !== undefined) lines.push(`Le ${apdu.le} (response bytes expected at most)`);
   if (apdu.data.length) {

@@ -48,7 +48,15 @@ export interface ScriptDiagnostic {
   severity: Severity;
   message: string;
   code: string;
-  fix?: { title: string; edits: TextEdit[] };
+  /** Quick fixes, the most likely reading first. */
+  fixes?: QuickFix[];
+}
+
+export interface QuickFix {
+  title: string;
+  edits: TextEdit[];
+  /** The fix an editor applies on "Auto Fix" (at most one per diagnostic). */
+  preferred?: boolean;
 }
 
 export interface Script {

@@ -6,7 +6,7 @@ import { describeStatusWord, isRetryCounterQuery } from '../codecs/sw';
 import type { Connection, ReaderManager } from '../manager/manager';
 import type { ControlEntry, ErrorValue, LineResult, PinCachePolicy, RunScriptResult, ScriptEntry } from '../protocol';
 import { ScError, asScError } from '../util/errors';
-import { concatBytes, toSpacedHex } from '../util/hex';
+import { concatBytes, toHex, toSpacedHex } from '../util/hex';
 import type { Expectation, HexPart, PinEncoding, Script, Slice, Statement } from './ast';
 import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
 import { encodePinVerify } from '../codecs/pinpad';
@@ -342,13 +342,20 @@ function record(line: number, response: Uint8Array, expect: Expectation | undefi
     const meaning = describeStatusWord(sw[0], sw[1]).meaning;
     const got = data.length ? `${toSpacedHex(data.length > 16 ? data.subarray(0, 16) : data)}${data.length > 16 ? ' …' : ''} ${swHex}` : swHex;
     const message = `expected ${expect.text}, got ${got} (${meaning})`;
-    st.lines.set(line, { line, sw: swHex.replace(' ', ''), ok: false, message, count: (prev?.count ?? 0) + 1 });
+    st.lines.set(line, { line, sw: swHex.replace(' ', ''), ...shownResponse(response), ok: false, message, count: (prev?.count ?? 0) + 1 });
     throw new LineError(line, new ScError('EXPECTATION_FAILED', message));
   }
   if (prev?.ok === false) { prev.count++; return; }
   const sw = response.length >= 2 ? HEX2[response[response.length - 2]] + HEX2[response[response.length - 1]] : '';
-  if (prev) { prev.sw = sw; prev.count++; } // a line run again (repeat): its last status word and the count
-  else st.lines.set(line, { line, sw, ok: true, count: 1 });
+  if (prev) { prev.sw = sw; Object.assign(prev, shownResponse(response)); prev.count++; } // a line run again (repeat): its last response and the count
+  else st.lines.set(line, { line, sw, ...shownResponse(response), ok: true, count: 1 });
+}
+
+/** The response for the editor's inline result: its hex, the data cut to 256 bytes. */
+function shownResponse(response: Uint8Array): { response: string; responseBytes: number; swMeaning?: string } {
+  const n = response.length;
+  const shown = n > 258 ? concatBytes(response.subarray(0, 256), response.subarray(n - 2)) : response;
+  return { response: toHex(shown), responseBytes: n, ...(n >= 2 ? { swMeaning: describeStatusWord(response[n - 2], response[n - 1]).meaning } : {}) };
 }
 
 const HEX2 = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, '0'));

@@ -7,7 +7,7 @@
 // comment); we warn about that instead of copying it.
 
 import type {
-  Expectation, HexPart, PatternItem, PinEncoding, Pos, Script, ScriptDiagnostic, Slice, Span, Statement,
+  Expectation, HexPart, PatternItem, PinEncoding, Pos, QuickFix, Script, ScriptDiagnostic, Slice, Span, Statement,
 } from './ast';
 import { KEYWORDS } from './ast';
 import { parseCommandApdu } from '../codecs/apdu';
@@ -111,7 +111,7 @@ function checkScriptorExit(raw: string, ln: number, commentAt: number, code: str
   diagnostics.push({
     span, severity: 'warning', code: 'scriptor-exit',
     message: "scriptor stops at any line containing 'exit', so under scriptor the script would end here; the workbench carries on.",
-    fix: { title: "Reword 'exit' so scriptor does not stop here", edits: [{ span, newText: m[0][0] + '-' + m[0].slice(1) }] },
+    fixes: [{ title: "Reword 'exit' so scriptor does not stop here", edits: [{ span, newText: m[0][0] + '-' + m[0].slice(1) }] }],
   });
 }
 
@@ -300,8 +300,8 @@ function parseCommand(l: Logical, lead: number, m: RegExpExecArray | null, word:
     const problem = parseCommandApdu(bytes).errors[0];
     if (problem) {
       const d = diag(spanOf(l, lead, cmdEnd), 'error', problem, 'apdu-shape');
-      const fix = lcFix(l, lead, cmdEnd, bytes);
-      if (fix) d.fix = fix;
+      const fixes = lcFixes(l, lead, cmdEnd, bytes);
+      if (fixes.length) d.fixes = fixes;
       diagnostics.push(d);
       return null;
     }
@@ -319,22 +319,37 @@ function joinBytes(parts: Array<{ bytes: Uint8Array }>): Uint8Array {
   return out;
 }
 
-/** Quick fix for a short APDU whose Lc does not match the bytes after it: set Lc to the data length. */
-function lcFix(l: Logical, from: number, to: number, bytes: Uint8Array): ScriptDiagnostic['fix'] | undefined {
-  if (bytes.length <= 5 || bytes[4] === 0) return undefined;
+/**
+ * Quick fixes for a short APDU whose Lc does not match the bytes after it. Two readings:
+ * all the bytes after Lc are data (case 3), or the last one is Le (case 4). The likelier comes
+ * first and is preferred: Le when the last byte is 00 ("all available", as a SELECT by AID
+ * ends) — setting Lc to count that 00 as data would send it to the card as part of the AID.
+ */
+function lcFixes(l: Logical, from: number, to: number, bytes: Uint8Array): QuickFix[] {
+  if (bytes.length <= 5 || bytes[4] === 0) return [];
   const after = bytes.length - 5;
-  if (after > 255) return undefined;
   // The command is hex only: find the text offset of its fifth byte (digits come in pairs inside a run).
   let seen = 0;
+  let at = -1;
   for (let i = from; i < to; i++) {
     if (!isHexDigit(l.text.charCodeAt(i))) continue;
-    if (seen === 8) {
-      const hex = after.toString(16).toUpperCase().padStart(2, '0');
-      return { title: `Set Lc to ${hex} (${after} data byte${after === 1 ? '' : 's'})`, edits: [{ span: spanOf(l, i, i + 2), newText: hex }] };
-    }
+    if (seen === 8) { at = i; break; }
     seen++;
   }
-  return undefined;
+  if (at < 0) return [];
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(2, '0');
+  const edits = (n: number) => [{ span: spanOf(l, at, at + 2), newText: hex(n) }];
+  const bytesWord = (n: number) => `${n} data byte${n === 1 ? '' : 's'}`;
+  const out: QuickFix[] = [];
+  const last = bytes[bytes.length - 1];
+  const withLe = after - 1 >= 1 && after - 1 <= 255 && after - 1 !== bytes[4]
+    ? { title: `Set Lc to ${hex(after - 1)}, keep the last byte ${hex(last)} as Le (${bytesWord(after - 1)})`, edits: edits(after - 1) } : undefined;
+  const noLe = after <= 255 && after !== bytes[4]
+    ? { title: `Set Lc to ${hex(after)} (${bytesWord(after)}, no Le)`, edits: edits(after) } : undefined;
+  if (last === 0) out.push(...[withLe, noLe].filter((f): f is QuickFix => !!f));
+  else out.push(...[noLe, withLe].filter((f): f is QuickFix => !!f));
+  if (out.length) out[0] = { ...out[0], preferred: true };
+  return out;
 }
 
 /** The longest time a Node.js timer can wait (2^31−1 ms, about 24.8 days); a longer one fires at once. */

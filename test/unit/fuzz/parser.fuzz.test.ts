@@ -64,7 +64,7 @@ test('parseScript never throws, and every range is inside the text', () => {
     const lines = lspLines(text);
     for (const d of script.diagnostics) {
       assertInside(d.span, lines, `diagnostic '${d.message}'`);
-      for (const e of d.fix?.edits ?? []) assertInside(e.span, lines, 'quick-fix edit');
+      for (const e of (d.fixes ?? []).flatMap((f) => f.edits)) assertInside(e.span, lines, 'quick-fix edit');
       assert.ok(['error', 'warning', 'info'].includes(d.severity));
       assert.ok(d.message.length > 0 && d.message.length < 2000 + text.length, 'a diagnostic message is bounded');
     }

@@ -99,7 +99,7 @@ test("scriptor's exit quirk: a warning with a quick fix, and a real exit is fine
   const w = s.diagnostics.filter((d) => d.code === 'scriptor-exit');
   assert.equal(w.length, 1);
   assert.equal(w[0].span.start.line, 0);
-  assert.equal(w[0].fix?.edits[0].newText, 'e-xit');
+  assert.equal(w[0].fixes?.[0].edits[0].newText, 'e-xit');
 });
 
 test('PIN placeholders parse with encodings and padding; bad options are errors', () => {
@@ -122,7 +122,7 @@ test('an Lc that does not match gets a quick fix that sets it', () => {
   const s = parseScript('  00 A4 04 00 07 F0 57 42');
   const d = s.diagnostics[0];
   assert.equal(d.code, 'apdu-shape');
-  assert.deepEqual(d.fix, { title: 'Set Lc to 03 (3 data bytes)', edits: [{ span: { start: { line: 0, character: 14 }, end: { line: 0, character: 16 } }, newText: '03' }] });
+  assert.deepEqual(d.fixes?.[0], { title: 'Set Lc to 03 (3 data bytes, no Le)', preferred: true, edits: [{ span: { start: { line: 0, character: 14 }, end: { line: 0, character: 16 } }, newText: '03' }] });
   const joined = parseScript('00A4040007F05742');
-  assert.deepEqual(joined.diagnostics[0].fix?.edits[0].span.start, { line: 0, character: 8 });
+  assert.deepEqual(joined.diagnostics[0].fixes?.[0].edits[0].span.start, { line: 0, character: 8 });
 });
