@@ -21,7 +21,8 @@ before(async () => {
   fs.cpSync(path.join(root, 'examples'), path.join(ws, 'examples'), { recursive: true });
   // The SELECT by AID snippet with a 5-byte AID typed over the 7-byte one, Lc left at 07.
   fs.writeFileSync(path.join(ws, 'examples', 'mine.apdu'), '00 A4 04 00 07 A0 00 00 00 03 00 => * 90 00\n');
-  wb = await launchWorkbench({ workspace: ws, name: 'first-minutes', settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false } });
+  wb = await launchWorkbench({ workspace: ws, name: 'first-minutes', // The log as an editor tab, as these checks were written for (first-steps.test.mjs covers the bottom panel).
+    settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false, 'smartcard.log.location': 'editor' } });
 }, { timeout: 180_000 });
 
 after(async () => {

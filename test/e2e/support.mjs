@@ -175,16 +175,18 @@ export async function runCommand(page, title, timeout = 30_000) {
   const input = page.locator('.quick-input-widget input');
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
   const deadline = Date.now() + timeout;
-  // The palette lists commands of extensions still being registered late: retry until it shows.
+  // Retry until the command shows: the palette lists commands of extensions still being registered
+  // late, and a palette can close under us (a view revealed by a run takes the focus; a closing
+  // quick input is inert for a moment).
   for (;;) {
-    await page.keyboard.press('F1');
-    await input.waitFor();
-    await input.fill(`>${title}`);
     try {
+      await page.keyboard.press('F1');
+      await input.waitFor({ state: 'visible', timeout: 5000 });
+      await input.fill(`>${title}`, { timeout: 5000 });
       await row.waitFor({ timeout: 5000 });
       break;
     } catch (err) {
-      await page.keyboard.press('Escape');
+      await page.keyboard.press('Escape').catch(() => undefined);
       if (Date.now() > deadline) throw err;
     }
   }
