@@ -30,7 +30,7 @@ type Handlers = { [M in keyof WebviewRequests]: (params: WebviewRequests[M]['par
 export type LogLocation = 'panel' | 'editor';
 
 export function logLocation(): LogLocation {
-  return vscode.workspace.getConfiguration('smartcard').get<string>('log.location') === 'editor' ? 'editor' : 'panel';
+  return vscode.workspace.getConfiguration('smartcard').get<string>('log.location') === 'panel' ? 'panel' : 'editor';
 }
 
 /** A webview showing the log: the editor panel or the bottom-panel view. */
@@ -144,7 +144,7 @@ export class LogPanel implements vscode.Disposable {
     return this.panel !== undefined || this.view !== undefined;
   }
 
-  /** Shows the log where smartcard.log.location says (the bottom panel by default). */
+  /** Shows the log where smartcard.log.location says (beside the editor by default). */
   show(preserveFocus = false): void {
     if (logLocation() === 'panel') {
       // The log moved to the bottom panel: the editor column it held goes back to the editor.
