@@ -37,5 +37,13 @@ test('the .vsix installs offline in code-server and runs a script, with its nati
   // The PC/SC (koffi) and USB (usb) drivers come from the package's node_modules.
   const running = logFrame(page).locator('[data-kind="manager"][data-state="running"]').first();
   await running.waitFor();
-  assert.match(await running.innerText(), /pcsc running, usb-ccid running/);
+  // pcsc: running, or waiting for a PC/SC service that is not running here, either way koffi
+  // loaded libpcsclite (a koffi that cannot load makes the driver fail with its reason).
+  // usb-ccid: running, or idle where the machine has no USB (/sys/bus/usb); that the package's
+  // own usb binary loads is checked in the package tier (test/package: koffi and usb load from
+  // the unpacked linux-x64 package).
+  const text = await running.innerText();
+  assert.match(text, /pcsc (running|waiting for the PC\/SC service)/);
+  assert.match(text, /usb-ccid (running|unavailable)/);
+  assert.doesNotMatch(text, /pcsc failed|usb-ccid failed/);
 });
