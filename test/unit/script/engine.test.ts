@@ -1,21 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
-import { ReaderManager } from '../../../server/src/manager/manager';
-import type { ExchangeEntry, LogEntry } from '../../../server/src/protocol';
+import type { ExchangeEntry } from '../../../server/src/protocol';
 import { encodePin, runScript } from '../../../server/src/script/engine';
 import { parseScript } from '../../../server/src/script/parser';
 import { toHex } from '../../../server/src/util/hex';
 import { formatEntry } from '../../../server/src/script/trace';
+import { simulatorManager } from './support';
 
-async function setup(card: 'T=0' | 'T=1' = 'T=1') {
-  const sim = new SimulatorDriver({ card });
-  const m = new ReaderManager([sim]);
-  const entries: LogEntry[] = [];
-  m.onEntry((e) => entries.push(e));
-  await m.start();
-  return { m, sim, entries };
-}
+const setup = simulatorManager;
 
 const HELLO = `
 00 A4 04 00 07 F0 57 42 44 45 4D 4F 00 => 6F * 90 00

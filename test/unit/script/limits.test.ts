@@ -3,22 +3,15 @@
 // bounded, a long loop hears Cancel, and the exchange time-out reaches the manager.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
 import { ReaderManager, type Connection, type TransmitOptions } from '../../../server/src/manager/manager';
-import type { ExchangeEntry, LogEntry } from '../../../server/src/protocol';
+import type { ExchangeEntry } from '../../../server/src/protocol';
 import { runScript } from '../../../server/src/script/engine';
 import { parseScript } from '../../../server/src/script/parser';
 import type { Statement } from '../../../server/src/script/ast';
 import { formatEntry } from '../../../server/src/script/trace';
+import { simulatorManager } from './support';
 
-async function setup(card: 'T=0' | 'T=1' = 'T=1') {
-  const sim = new SimulatorDriver({ card });
-  const m = new ReaderManager([sim]);
-  const entries: LogEntry[] = [];
-  m.onEntry((e) => entries.push(e));
-  await m.start();
-  return { m, sim, entries };
-}
+const setup = simulatorManager;
 
 /** The VERIFY retry counter as the card reports it to an empty VERIFY (ISO 7816-4 §11.5.6). */
 async function retryStatus(m: ReaderManager): Promise<string> {

@@ -1,20 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
-import { ReaderManager } from '../../../server/src/manager/manager';
-import type { ExchangeEntry, LogEntry } from '../../../server/src/protocol';
+import type { ExchangeEntry } from '../../../server/src/protocol';
 import { runScript, type EngineContext } from '../../../server/src/script/engine';
 import { parseScript } from '../../../server/src/script/parser';
 import { SessionPinCache } from '../../../server/src/script/pins';
+import { simulatorManager } from './support';
 
-async function setup() {
-  const sim = new SimulatorDriver();
-  const m = new ReaderManager([sim]);
-  const entries: LogEntry[] = [];
-  m.onEntry((e) => entries.push(e));
-  await m.start();
-  return { m, sim, entries };
-}
+const setup = () => simulatorManager();
 
 const VERIFY = '00 20 00 01 04 ${pin:"User PIN"} => 90 00';
 

@@ -5,11 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeStatusWordFor } from '../../../server/src/codecs/sw';
 import { decodeExchange } from '../../../server/src/lsp/decodeExchange';
-import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
-import { ReaderManager } from '../../../server/src/manager/manager';
-import type { ExchangeEntry, LogEntry } from '../../../server/src/protocol';
+import type { ExchangeEntry } from '../../../server/src/protocol';
 import { runScript } from '../../../server/src/script/engine';
 import { parseScript } from '../../../server/src/script/parser';
+import { simulatorManager } from './support';
 import { pinPromptText } from '../../../extension/src/pinPrompt';
 
 const QUERY = Uint8Array.of(0x00, 0x20, 0x00, 0x01);
@@ -28,11 +27,7 @@ test('63 Cx answering a VERIFY without data is a count; answering a VERIFY with 
 });
 
 async function setup() {
-  const sim = new SimulatorDriver();
-  const m = new ReaderManager([sim]);
-  const entries: LogEntry[] = [];
-  m.onEntry((e) => entries.push(e));
-  await m.start();
+  const { m, sim, entries } = await simulatorManager();
   const card = sim.cardIn('sim:0')!;
   return { m, card, entries };
 }
