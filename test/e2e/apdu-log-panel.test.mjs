@@ -67,8 +67,8 @@ async function runScript(page, file, expect = /Script passed/) {
 }
 
 /** The format quick pick, then the save dialog; the notification must say where. */
-async function exportAs(page, format, file) {
-  const { note, text } = await answerExport(page, format, file);
+async function exportAs(page, format, file, start) {
+  const { note, text } = await answerExport(page, format, file, start);
   assert.ok(note.includes(file), `the notification says where: ${note}`);
   return text;
 }
@@ -179,9 +179,8 @@ test('export from the palette as JSON Lines: every row the extension holds, one 
   const { page } = wb;
   const log = logFrame(page);
   const inPanel = await log.locator('body').evaluate(() => window.apduLog.rows());
-  await runCommand(page, 'Smart Card: Export APDU Log');
   const file = path.join(ws, 'all.jsonl');
-  const text = await exportAs(page, 'JSON Lines', file);
+  const text = await exportAs(page, 'JSON Lines', file, () => runCommand(page, 'Smart Card: Export APDU Log'));
   const rows = text.trimEnd().split('\n').map((l) => JSON.parse(l));
   assert.equal(rows.length, inPanel, 'the export holds what the panel holds');
   assert.ok(rows.every((r) => typeof r.id === 'string' && typeof r.kind === 'string' && typeof r.time === 'number'));

@@ -227,8 +227,7 @@ function modelCount(log, kind, text, atLeast = 0, timeout = 30_000) {
 
 /** Smart Card: Export APDU Log in a format, to `file`. */
 async function exportLog(page, format, file) {
-  await runCommand(page, 'Smart Card: Export APDU Log');
-  const { note, text } = await answerExport(page, format, file);
+  const { note, text } = await answerExport(page, format, file, () => runCommand(page, 'Smart Card: Export APDU Log'));
   assert.ok(note.includes(file));
   return text;
 }

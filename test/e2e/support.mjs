@@ -213,7 +213,12 @@ export async function notification(page, re, timeout = 30_000) {
       await item.waitFor({ timeout: Math.max(1000, Math.min(5000, deadline - Date.now())) });
       break;
     } catch (err) {
-      if (Date.now() > deadline) throw err;
+      if (Date.now() > deadline) {
+        // Say what was there instead: an error notification explains most time-outs.
+        const seen = await center.locator('.notification-list-item').allInnerTexts().catch(() => []);
+        err.message += `\nnotifications shown instead: ${seen.length ? seen.map((t) => JSON.stringify(t.replace(/\s+/g, ' '))).join(', ') : 'none'}`;
+        throw err;
+      }
     }
   }
   const text = await item.innerText();
@@ -252,14 +257,26 @@ export async function screenshot(page, name, { docs = false } = {}) {
 }
 
 /**
- * Answers "Export APDU Log"'s questions once it was started (panel button or palette): the
+ * Answers "Export APDU Log"'s questions once it was started (panel button or palette), or
+ * starts it with `start` (then again if the format pick closes before it is answered): the
  * format, then the file in code-server's simple save dialog (a path in a quick input).
  * Returns the notification that says where, and the file's text.
  */
-export async function answerExport(page, format, file) {
+export async function answerExport(page, format, file, start) {
   const pick = page.locator('.quick-input-list .monaco-list-row', { hasText: format }).first();
-  await pick.waitFor();
-  await pick.click();
+  // A quick pick closes when it loses the focus (a webview that was just clicked can take it back
+  // as the pick opens): with `start`, the export is started again until the format is picked.
+  for (let i = 0; ; i++) {
+    if (start) await start();
+    try {
+      await pick.waitFor({ timeout: start ? 10_000 : 30_000 });
+      await pick.click({ timeout: start ? 5000 : 30_000 });
+      break;
+    } catch (err) {
+      if (!start || i >= 2) throw err;
+      await page.keyboard.press('Escape').catch(() => undefined);
+    }
+  }
   await page.waitForFunction(() => /apdu-log\.(txt|jsonl)/.test(document.querySelector('.quick-input-widget input')?.value ?? ''), undefined, { timeout: 20_000 });
   const input = page.locator('.quick-input-widget input');
   await input.fill(file);

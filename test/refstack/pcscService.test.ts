@@ -269,7 +269,7 @@ async function compareWithPcscd(c: Client, socket: string | null, stack: RefStac
   assert.deepEqual(mine.cancel, pick(k.lines.find((l) => l.step === 'cancel')!), 'SCardCancel');
   // Out again, and seen out by pcscd, before the next run starts from an empty reader.
   const out = await run(PY, [CLIENT, 'watch', VPCD_READER, 'removal'], env, 30_000, async (l) => { if (l.waiting === 'removal') await stopVicc(); });
-  assert.equal(out.lines.find((l) => l.step === 'removal')?.empty, true);
+  assert.equal(out.lines.find((l) => l.step === 'removal')?.empty, true, `pcscd did not report the reader empty: ${JSON.stringify(out.lines)} ${out.stderr}`);
 }
 
 // Debian's pcscd 1.9.9 speaks 4:4: the 1.9.9 client, and the 2.5.1 client (which
