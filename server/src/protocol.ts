@@ -118,6 +118,8 @@ export interface ExchangeEntry extends EntryBase {
   runId?: number;
   /** 1-based script line. */
   line?: number;
+  /** The extension that made it through the API (its id, e.g. `acme.applet-tools`). */
+  client?: string;
 }
 
 export interface EventEntry extends EntryBase {
@@ -140,6 +142,8 @@ export interface ControlEntry extends EntryBase {
   durationMs: number;
   runId?: number;
   line?: number;
+  /** The extension that sent it through the API. */
+  client?: string;
 }
 
 export interface ScriptEntry extends EntryBase {
@@ -151,6 +155,8 @@ export interface ScriptEntry extends EntryBase {
   ok?: boolean;
   message?: string;
   line?: number;
+  /** The extension that ran the script through the API. */
+  client?: string;
 }
 
 export type LogEntry = ExchangeEntry | EventEntry | ControlEntry | ScriptEntry;
@@ -170,6 +176,8 @@ export interface RunScriptParams {
   /** Run only these 1-based lines (inclusive); default the whole script. */
   fromLine?: number;
   toLine?: number;
+  /** The extension that runs it through the API (its id): its rows in the log carry it. */
+  client?: string;
 }
 
 /** One per command line of the script; a line inside `repeat` reports its last run. */
@@ -270,6 +278,8 @@ export interface AskPinParams {
   line?: number;
   /** Tries left, when the retry counter was read just before (63 Cx). */
   tries?: number;
+  /** The extension whose script asks (API runs), so the person knows who wants the PIN. */
+  client?: string;
   /** Fresh random value per prompt (base64), bound into the sealed answer: an answer fits one prompt only. */
   challenge: string;
 }
@@ -388,3 +398,50 @@ export const DecodeExchangeRequest = request<{ command: string; response: string
  * `=> expected`, checked as a script line and run like a one-line script (same reader choice, connection and gate).
  */
 export const SendApduRequest = request<{ apdu: string; reader?: string }, RunScriptResult & { exchanges: ExchangeEntry[] }>('smartcard/sendApdu');
+
+// ---------------------------------------------------------------- the API for other extensions
+// The extension's public API (api/smartcard-workbench.d.ts) goes through these: each call names
+// the calling extension (`client`), whose rows in the log carry its id. A handle is a manager
+// connection of that client in this helper process; a restarted helper knows none of the old ones.
+
+export interface ApiConnectParams {
+  client: string;
+  /** The reader's exact name. */
+  reader: string;
+  share?: ShareMode;
+  protocol?: ProtocolNumber;
+}
+
+export interface ApiConnectResult {
+  handle: number;
+  reader: string;
+  /** ATR as hex. */
+  atr: string;
+  protocol?: ProtocolNumber;
+}
+
+/** extension → helper: open a connection for an extension (SCardConnect). */
+export const ApiConnectRequest = request<ApiConnectParams, ApiConnectResult>('smartcard/api/connect');
+
+/** extension → helper: one command APDU on an API connection, T=0 rules applied; answers response and status word (hex). */
+export const ApiTransmitRequest = request<{ client: string; handle: number; apdu: string }, { response: string; sw: string }>('smartcard/api/transmit');
+
+/** extension → helper: a control command (SCardControl) on an API connection. */
+export const ApiControlRequest = request<{ client: string; handle: number; code: number; data?: string }, { response: string }>('smartcard/api/control');
+
+/** extension → helper: begin (SCardBeginTransaction) or end a transaction on an API connection. */
+export const ApiTransactionRequest = request<{ client: string; handle: number; action: 'begin' | 'end'; disposition?: Disposition }, void>('smartcard/api/transaction');
+
+/** extension → helper: reconnect an API connection with a warm or cold reset; answers the ATR. */
+export const ApiResetRequest = request<{ client: string; handle: number; mode?: 'cold' | 'warm' }, { atr: string; protocol?: ProtocolNumber }>('smartcard/api/reset');
+
+/** extension → helper: close an API connection (SCardDisconnect). Unknown handles are already closed. */
+export const ApiDisconnectRequest = request<{ client: string; handle: number; disposition?: Disposition }, void>('smartcard/api/disconnect');
+
+/** extension → helper: close every connection of an extension (it deactivated). Answers how many were open. */
+export const ApiReleaseRequest = request<{ client: string }, number>('smartcard/api/release');
+
+export type ApiDecodeKind = 'atr' | 'command' | 'sw' | 'tlv';
+
+/** extension → helper: decode an ATR, a command APDU, a status word or BER-TLV with the helper's decoders. */
+export const ApiDecodeRequest = request<{ kind: ApiDecodeKind; hex: string }, unknown>('smartcard/api/decode');

@@ -30,6 +30,7 @@ import { DecodeExchangeRequest, SendApduRequest, type ExchangeEntry } from '../p
 import { checkOneApdu } from './sendApdu';
 import { decodeExchange } from './decodeExchange';
 import { ask, handle, notify } from './rpc';
+import { checkClient, registerApi } from './api';
 
 export const HELPER_VERSION = '0.1.0';
 
@@ -212,6 +213,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     if (p.text.length > 10_000_000) throw new ScError('BAD_REQUEST', 'The script is larger than 10 MB.');
     optionalString(p.reader, 'reader');
     optionalString(p.uri, 'uri', 4096);
+    const client = p.client === undefined || p.client === null ? undefined : checkClient(p.client);
     for (const k of ['fromLine', 'toLine'] as const) {
       const v = p[k];
       if (v !== undefined && v !== null && (!Number.isInteger(v) || v < 1)) throw new ScError('BAD_REQUEST', `${k} must be a line number (1 or more).`);
@@ -228,13 +230,14 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
         ...(p.uri ? { uri: p.uri } : {}),
         ...(p.fromLine ? { fromLine: p.fromLine } : {}),
         ...(p.toLine ? { toLine: p.toLine } : {}),
+        ...(client ? { client } : {}),
         pinPolicy: pinSettings.cache ?? 'run',
         sessionPins,
         checkRetries: pinSettings.checkRetries !== false,
         confirm: async (message, confirm) => (await ask(connection, ConfirmRequest, { message, confirm })).confirmed === true,
         askPin: (label, where) => askPin({
           label, ...(where?.reader ? { reader: where.reader } : {}), ...(p.uri ? { uri: p.uri } : {}), ...(where?.line ? { line: where.line } : {}),
-          ...(where?.tries !== undefined ? { tries: where.tries } : {}),
+          ...(where?.tries !== undefined ? { tries: where.tries } : {}), ...(client ? { client } : {}),
         }, `PIN entry for "${label}" was cancelled.`),
         onProgress: throttle((done, total, line) => {
           notify(connection, RunProgressNotification, { runId, done, total, line });
@@ -271,6 +274,9 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       onCancel?.dispose();
     }
   }));
+
+  // The public API for other extensions (api.ts): their connections, decoders, release on deactivation.
+  registerApi(connection, ready, wrap);
 
   handle(connection, CancelRunRequest, wrap(async (p) => {
     if (!Number.isInteger(p?.runId)) throw new ScError('BAD_REQUEST', 'cancelRun needs the runId of a running script.');

@@ -41,6 +41,8 @@ export class Connection {
     readonly requestedProtocol?: Protocol,
     /** The client's abort signal (a script run): every call of this connection hears it. */
     private readonly signal?: AbortSignal,
+    /** The extension that holds it (API connections and API-run scripts): its exchanges are logged under its id. */
+    readonly client?: string,
   ) {}
 
   get readerName(): string { return this.r.name; }
@@ -97,10 +99,11 @@ export class Connection {
   /** SCardTransmit with the T=0 rules applied (case 4, 61xx, 6Cxx), each step logged. */
   transmit(apdu: Uint8Array, opts: TransmitOptions = {}): Promise<TransmitResult> {
     // No async wrapper: this runs for every APDU.
+    const o = this.client !== undefined && opts.client === undefined ? { ...opts, client: this.client } : opts;
     return this.enqueue(() => {
       this.check();
       this.armIfOwner();
-      return this.transmitLocked(apdu, this.call(opts));
+      return this.transmitLocked(apdu, this.call(o));
     }, opts.signal ?? this.signal);
   }
 

@@ -73,6 +73,8 @@ export interface TransmitOptions {
   signal?: AbortSignal;
   /** This exchange's time-out (ms) instead of the manager's (script `set timeout`). */
   timeoutMs?: number;
+  /** The extension that sent it through the API: its log entries carry the id. */
+  client?: string;
 }
 
 export interface TransmitResult {
@@ -453,11 +455,11 @@ export class ReaderManager {
   // ------------------------------------------------------------ connections
 
   /** SCardConnect: opens a connection, powering the card if needed. */
-  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal } = {}): Promise<Connection> {
+  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal; client?: string } = {}): Promise<Connection> {
     const r = this.entry(name);
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
     const share = opts.share ?? 'shared';
-    const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal);
+    const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal, opts.client);
     const call: GateCallOptions = opts.signal ? { signal: opts.signal } : {};
     // A Cancel while the reader is busy (another client's transaction) ends the wait.
     const abort = opts.signal ? { signal: opts.signal, error: () => r.gate.notSentError() } : undefined;
@@ -662,6 +664,7 @@ export class ReaderManager {
     if (parent !== undefined) entry.parent = parent;
     if (opts.runId !== undefined) entry.runId = opts.runId;
     if (opts.line !== undefined) entry.line = opts.line;
+    if (opts.client !== undefined) entry.client = opts.client;
     this.emit(entry);
     return { entry, raw };
   }

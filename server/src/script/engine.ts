@@ -35,6 +35,8 @@ export interface EngineContext {
   fromLine?: number;
   toLine?: number;
   runId?: number;
+  /** The extension that runs the script through the API: its rows in the log carry the id. */
+  client?: string;
 }
 
 let nextRunId = 1;
@@ -87,7 +89,7 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
     lines: new Map(), inTransaction: 0, pinCache: new Map(), sinceYield: 0,
   };
   const { manager } = ctx;
-  const lineRun = ctx.fromLine !== undefined && ctx.fromLine === ctx.toLine ? { lineRun: true } : {};
+  const lineRun = { ...(ctx.fromLine !== undefined && ctx.fromLine === ctx.toLine ? { lineRun: true } : {}), ...clientOf(ctx) };
   manager.emitEntry<ScriptEntry>({ kind: 'scriptStarted', runId, ...(ctx.uri ? { file: ctx.uri } : {}), ...lineRun });
 
   let failure: (ErrorValue & { line?: number }) | undefined;
@@ -116,6 +118,11 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
     message: failure ? failure.message : `${st.done} command(s) passed`, ...(failure?.line ? { line: failure.line } : {}),
   });
   return result;
+}
+
+/** `{ client }` for a run through the API, spread into its log entries. */
+function clientOf(ctx: EngineContext): { client?: string } {
+  return ctx.client !== undefined ? { client: ctx.client } : {};
 }
 
 class LineError extends Error {
@@ -169,7 +176,7 @@ async function connection(st: RunState, ctx: EngineContext, opts: { share?: 'sha
   if (st.conn) return st.conn;
   const name = ctx.manager.resolve(st.readerPattern);
   // The connection hears the run's Cancel on every call (power-up, control, transactions), not only transmit.
-  st.conn = await ctx.manager.connect(name, { ...opts, signal: ctx.signal });
+  st.conn = await ctx.manager.connect(name, { ...opts, signal: ctx.signal, ...clientOf(ctx) });
   st.readerName = name;
   return st.conn;
 }
@@ -235,7 +242,7 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
       const t0 = performance.now();
       // The reader waits up to PINPAD_TIMEOUT_S for the keypad: a shorter exchange time-out must not cut the person off.
       const out = await conn.control(verify.controlCode, structure, { timeoutMs: st.timeoutMs, minTimeoutMs: (PINPAD_TIMEOUT_S + 10) * 1000 });
-      manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: verify.controlCode, command: toHexPlain(structure), response: toHexPlain(out), durationMs: performance.now() - t0, runId, line: s.line });
+      manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: verify.controlCode, command: toHexPlain(structure), response: toHexPlain(out), durationMs: performance.now() - t0, runId, line: s.line, ...clientOf(ctx) });
       if (out.length < 2) throw new ScError('PROTOCOL', `The pinpad answered ${out.length} byte(s); a status word was expected.`);
       record(s.line, out, s.expect, st, ctx);
       return;
@@ -268,9 +275,9 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
       try {
         const out = await conn.control(s.code, bytes, { timeoutMs: st.timeoutMs });
         st.controlData = out;
-        manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: s.code, command: toHexPlain(bytes), response: toHexPlain(out), durationMs: performance.now() - t0, runId, line: s.line });
+        manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: s.code, command: toHexPlain(bytes), response: toHexPlain(out), durationMs: performance.now() - t0, runId, line: s.line, ...clientOf(ctx) });
       } catch (e) {
-        manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: s.code, command: toHexPlain(bytes), error: asScError(e).message, durationMs: performance.now() - t0, runId, line: s.line });
+        manager.emitEntry<ControlEntry>({ kind: 'control', reader: conn.readerName, code: s.code, command: toHexPlain(bytes), error: asScError(e).message, durationMs: performance.now() - t0, runId, line: s.line, ...clientOf(ctx) });
         throw e;
       }
       return;
@@ -300,7 +307,7 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
       await sleep(s.ms, ctx.signal);
       return;
     case 'echo':
-      manager.emitEntry<ScriptEntry>({ kind: 'echo', runId, line: s.line, message: interpolate(s.text, st) });
+      manager.emitEntry<ScriptEntry>({ kind: 'echo', runId, line: s.line, message: interpolate(s.text, st), ...clientOf(ctx) });
       return;
     case 'repeat':
       // Each iteration counts towards the yield, so an empty or tiny body still lets Cancel (and SIGINT) in.
