@@ -1,18 +1,24 @@
 // Entry point: thin on purpose. State lives in Ctx, commands in commands.ts.
 import type * as vscode from 'vscode';
+import type { SmartCardWorkbenchExports } from '../../api/smartcard-workbench';
+import { WorkbenchApi } from './api';
 import { registerCommands } from './commands';
 import { Ctx } from './ctx';
 import { ApduTests } from './testing';
 
 let ctx: Ctx | undefined;
 
-export function activate(extension: vscode.ExtensionContext): void {
+/** The value other extensions get from `activate()`: the public API (api/smartcard-workbench.d.ts). */
+export function activate(extension: vscode.ExtensionContext): SmartCardWorkbenchExports {
   ctx = new Ctx(extension);
   registerCommands(ctx);
   // APDU scripts with expectations in the Testing view (testing.ts).
   extension.subscriptions.push(new ApduTests(ctx));
   // Activation only happens on first use (the view, an .apdu file, a command): start the helper now.
   ctx.manager.start().catch(() => undefined);
+  const api = new WorkbenchApi(ctx);
+  extension.subscriptions.push(api);
+  return api;
 }
 
 export async function deactivate(): Promise<void> {

@@ -14,16 +14,21 @@ export function entryToRow(e: LogEntry, gen: number, fileOfRun: (runId: number |
         kind: 'exchange', id, time: e.time, reader: e.reader, command: e.command, response: e.response,
         sw: e.sw, swMeaning: e.swMeaning, swCategory: e.swCategory, durationMs: e.durationMs,
         auto: e.auto, parent: e.parent === undefined ? undefined : `${gen}:${e.parent}`, line: e.line, uri: fileOfRun(e.runId),
+        ...(e.client ? { client: e.client } : {}),
       };
     case 'control':
       return {
         kind: 'control', id, time: e.time, reader: e.reader, code: e.code, command: e.command, response: e.response,
         error: e.error, durationMs: e.durationMs, line: e.line, uri: fileOfRun(e.runId),
+        ...(e.client ? { client: e.client } : {}),
       };
     case 'scriptStarted':
     case 'scriptEnded':
     case 'echo':
-      return { kind: e.kind, id, time: e.time, reader: e.reader, file: e.file, ok: e.ok, message: e.message, line: e.line, uri: e.file ?? fileOfRun(e.runId) };
+      return {
+        kind: e.kind, id, time: e.time, reader: e.reader, file: e.file, ok: e.ok, message: e.message, line: e.line, uri: e.file ?? fileOfRun(e.runId),
+        ...(e.client ? { client: e.client } : {}),
+      };
     default:
       return { kind: e.kind, id, time: e.time, reader: e.reader, atr: e.atr, protocol: e.protocol, ...(e.identified?.length ? { card: e.identified[0] } : {}) };
   }

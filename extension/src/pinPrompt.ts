@@ -14,12 +14,14 @@ export function scriptName(uri: string): string {
  * `User PIN — Workbench Simulator 00 00, hello.apdu:7`; the prompt says the tries left
  * when the retry counter was just read ("2 tries left."), never the label again.
  */
-export function pinPromptText(p: Pick<AskPinParams, 'label' | 'reader' | 'uri' | 'line' | 'tries'>): { title: string; prompt: string } {
+export function pinPromptText(p: Pick<AskPinParams, 'label' | 'reader' | 'uri' | 'line' | 'tries' | 'client'>): { title: string; prompt: string } {
   const where: string[] = [];
   if (p.reader) where.push(p.reader);
   if (p.uri && p.line) where.push(`${scriptName(p.uri)}:${p.line}`);
   else if (p.uri) where.push(scriptName(p.uri));
   else if (p.line) where.push(`line ${p.line}`);
+  // A script run by another extension through the API: the person sees who asks.
+  if (p.client) where.push(`asked by ${p.client}`);
   return {
     title: where.length ? `${p.label} — ${where.join(', ')}` : p.label,
     prompt: `${triesText(p.tries)}The PIN goes to the card only; it is never logged or saved.`,

@@ -51,7 +51,7 @@ export function rowText(r: LogRow): string {
     case 'exchange': {
       const data = responseData(r.response);
       const auto = r.auto ? ` [${autoLabels[r.auto]}]` : '';
-      return `${t} ${r.reader}${r.line ? ` line ${r.line}` : ''}${auto}\n> ${spacedHex(r.command)}\n< ${data ? `${spacedHex(data)} ` : ''}${spacedHex(r.sw)} : ${r.swMeaning} (${duration(r.durationMs)})`;
+      return `${t} ${r.reader}${r.client ? ` [${r.client}]` : ''}${r.line ? ` line ${r.line}` : ''}${auto}\n> ${spacedHex(r.command)}\n< ${data ? `${spacedHex(data)} ` : ''}${spacedHex(r.sw)} : ${r.swMeaning} (${duration(r.durationMs)})`;
     }
     case 'control':
       return `${t} ${r.reader} control ${r.code}\n> ${spacedHex(r.command)}\n< ${r.error ? `error: ${r.error}` : spacedHex(r.response ?? '')}`;

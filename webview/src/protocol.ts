@@ -14,6 +14,8 @@ interface RowBase {
   /** Milliseconds since the epoch. */
   time: number;
   reader?: string;
+  /** The extension that made the row through the workbench's API (its id). */
+  client?: string;
 }
 
 /** T=0 rules (61xx, 6Cxx) and the PIN retry-counter check before a VERIFY. */

@@ -50,7 +50,7 @@ function hexSpan(cls: string, hex: string): HTMLSpanElement {
 // serves webviews from the workbench's origin) into the scroll.
 interface ExchangeSkeleton {
   el: HTMLElement;
-  time: HTMLSpanElement; auto: HTMLSpanElement; reader: HTMLSpanElement; line: HTMLSpanElement; duration: HTMLSpanElement;
+  time: HTMLSpanElement; auto: HTMLSpanElement; reader: HTMLSpanElement; client: HTMLSpanElement; line: HTMLSpanElement; duration: HTMLSpanElement;
   name: HTMLSpanElement; cmd: HTMLSpanElement; data: HTMLSpanElement; text: HTMLSpanElement; dataGap: Text; sw: HTMLSpanElement; meaning: HTMLSpanElement;
   /** The automatic steps' box; an expanded row's details go just before it. */
   children: HTMLDivElement;
@@ -63,13 +63,13 @@ const POOL_MAX = 256;
 function newSkeleton(reusable: boolean): ExchangeSkeleton {
   const s: ExchangeSkeleton = {
     el: document.createElement('div'),
-    time: span('time', ''), auto: span('auto', ''), reader: span('reader', ''), line: span('line', ''), duration: span('duration', ''),
+    time: span('time', ''), auto: span('auto', ''), reader: span('reader', ''), client: span('client', ''), line: span('line', ''), duration: span('duration', ''),
     name: span('name', ''), cmd: span('hex cmd', ''), data: span('hex data', ''), text: span('text', ''), dataGap: document.createTextNode(''), sw: span('sw', ''), meaning: span('meaning', ''),
     children: div('children'),
   };
   s.el.tabIndex = -1;
   s.el.append(
-    div('meta', s.time, s.auto, s.reader, s.line, s.duration),
+    div('meta', s.time, s.auto, s.reader, s.client, s.line, s.duration),
     div('apdu', s.name, span('dir', '>'), ' ', s.cmd, ' ', span('dir', '<'), ' ', s.data, s.dataGap, s.text, s.sw, ' ', s.meaning),
     s.children,
   );
@@ -103,6 +103,10 @@ function exchangeRow(state: RowState, r: Extract<LogRow, { kind: 'exchange' }>, 
   s.auto.hidden = !r.auto;
   s.auto.textContent = r.auto ? `↳ ${autoLabels[r.auto]}` : '';
   s.reader.textContent = r.reader;
+  // Rows another extension made through the API carry its id.
+  s.client.hidden = !r.client;
+  s.client.textContent = r.client ?? '';
+  if (r.client) el.dataset.client = r.client; else delete el.dataset.client;
   s.line.hidden = !r.line;
   s.line.textContent = r.line ? `line ${r.line}` : '';
   const link = !!(r.line && r.uri);
@@ -156,20 +160,22 @@ export function renderRow(state: RowState, r: LogRow, kids: readonly LogRow[], t
   el.tabIndex = -1;
   el.setAttribute('aria-expanded', String(open));
   if (r.reader) el.dataset.reader = r.reader;
+  if (r.client) el.dataset.client = r.client;
   const meta = div('meta', span('time', clock(r.time)));
+  const client = r.client ? span('client', r.client) : '';
   switch (r.kind) {
     case 'control':
-      meta.append(span('reader', r.reader), span('label', `control ${r.code}`), lineLink(r.uri, r.line), span('duration', duration(r.durationMs)));
+      meta.append(span('reader', r.reader), client, span('label', `control ${r.code}`), lineLink(r.uri, r.line), span('duration', duration(r.durationMs)));
       el.append(meta, div('apdu', span('dir', '>'), ' ', hexSpan('hex cmd', r.command), ' ', span('dir', '<'), ' ',
         r.error ? span('error', r.error) : hexSpan('hex data', r.response ?? '')));
       break;
     case 'scriptStarted':
-      meta.append(span('label', '▶ Script started'), r.file ? Object.assign(span('file', fileName(r.file)), { title: r.file }) : '');
+      meta.append(span('label', '▶ Script started'), r.file ? Object.assign(span('file', fileName(r.file)), { title: r.file }) : '', client);
       el.append(meta);
       break;
     case 'scriptEnded':
       el.dataset.ok = String(!!r.ok);
-      meta.append(span('label', r.ok ? '✓ Script passed' : '✗ Script failed'), span('message', r.message ?? ''), lineLink(r.uri, r.line));
+      meta.append(span('label', r.ok ? '✓ Script passed' : '✗ Script failed'), span('message', r.message ?? ''), lineLink(r.uri, r.line), client);
       el.append(meta);
       break;
     case 'echo':
