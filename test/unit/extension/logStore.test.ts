@@ -89,3 +89,13 @@ test('a large buffer trims in steps, never beyond capacity plus a quarter', () =
   assert.equal(ids[ids.length - 1], '1:1000');
   assert.ok(s.size >= 100);
 });
+
+test('rows another extension made through the API keep its id; the editor\'s own rows have none', () => {
+  const mine = entryToRow(exchange(8, { client: 'acme.applet-tools' }), 1, () => undefined);
+  assert.equal(mine.kind === 'exchange' && mine.client, 'acme.applet-tools');
+  const started = entryToRow({ kind: 'scriptStarted', seq: 9, time: 1, runId: 4, file: 'file:///ws/hello.apdu', client: 'acme.applet-tools' }, 1, () => undefined);
+  assert.equal(started.client, 'acme.applet-tools');
+  const control = entryToRow({ kind: 'control', seq: 10, time: 1, reader: R, code: 3400, command: '', durationMs: 1, client: 'acme.applet-tools' }, 1, () => undefined);
+  assert.equal(control.client, 'acme.applet-tools');
+  assert.equal('client' in entryToRow(exchange(11), 1, () => undefined), false);
+});

@@ -49,3 +49,9 @@ test('a sealed PIN does not tell its length: 4, 8 and 12 digits seal to the same
   const long = 'x'.repeat(40);
   assert.equal(open(key, sealPin(key, long, 'aad'), 'aad'), long, 'a long passphrase still opens');
 });
+
+test('a PIN prompt of a script another extension runs says which extension asks', () => {
+  const { title } = pinPromptText({ label: 'User PIN', reader: 'Workbench Simulator 00 00', uri: 'file:///ws/hello.apdu', line: 7, client: 'acme.applet-tools' });
+  assert.equal(title, 'User PIN — Workbench Simulator 00 00, hello.apdu:7, asked by acme.applet-tools');
+  assert.doesNotMatch(pinPromptText({ label: 'User PIN' }).title, /asked by/);
+});
