@@ -61,7 +61,7 @@ export const isHarmless = (text) => HARMLESS.some((re) => re.test(text));
  * Starts code-server with fresh state under a temp folder, and Chromium on the
  * workbench with this extension loaded from the working tree.
  */
-export async function launchWorkbench({ workspace, settings = {}, machineSettings, env = {}, name = 'e2e', vsix, workspaceTrust = false }) {
+export async function launchWorkbench({ workspace, settings = {}, machineSettings, env = {}, name = 'e2e', vsix, workspaceTrust = false, extraExtensions = [] }) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `smartcard-${name}-`));
   const dirs = Object.fromEntries(['userData', 'extensions', 'config', 'data', 'cache', 'profile'].map((d) => [d, path.join(tmp, d)]));
   for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
@@ -97,6 +97,13 @@ export async function launchWorkbench({ workspace, settings = {}, machineSetting
       { encoding: 'utf8', env: { ...process.env, ...xdg }, timeout: 120_000 });
     if (r.status !== 0) throw new Error(`installing ${vsix} failed: ${r.stdout}${r.stderr}`);
   }
+  // `extraExtensions`: more extension folders installed beside this one (a second extension using its
+  // API), copied into the extensions folder as `publisher.name-version` the way an install leaves them
+  // (the workbench URL's payload holds one extensionDevelopmentPath: code-server keeps the last).
+  for (const dir of extraExtensions) {
+    const m = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+    fs.cpSync(dir, path.join(dirs.extensions, `${m.publisher}.${m.name}-${m.version}`), { recursive: true });
+  }
   const port = await freePort();
   const cs = await startCodeServer({ port, workspace, userDataDir: dirs.userData, extensionsDir: dirs.extensions, env: { ...xdg, ...env }, workspaceTrust });
   const { chromium } = await import('playwright-core');
@@ -114,11 +121,20 @@ export async function launchWorkbench({ workspace, settings = {}, machineSetting
   page.on('console', (m) => { if (m.type() === 'error' && !isHarmless(m.text())) consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => { if (!isHarmless(String(e))) consoleErrors.push(String(e)); });
   const url = vsix ? `${cs.base}/?folder=${encodeURIComponent(workspace)}` : workbenchUrl(cs.base, workspace, root);
-  await page.goto(url);
-  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
-  await page.locator('.activitybar').waitFor({ timeout: 30_000 });
-  // The extension's contributions are registered once its view container shows.
-  await page.locator('.activitybar .action-item a[aria-label^="Smart Card"]').waitFor({ timeout: 60_000 });
+  try {
+    await page.goto(url);
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    await page.locator('.activitybar').waitFor({ timeout: 30_000 });
+    // The extension's contributions are registered once its view container shows.
+    await page.locator('.activitybar .action-item a[aria-label^="Smart Card"]').waitFor({ timeout: 60_000 });
+  } catch (err) {
+    // A workbench that never came up: stop what was started, or the test process (and the e2e lock) waits on it forever.
+    fs.mkdirSync(resultsDir, { recursive: true });
+    await page.screenshot({ path: path.join(resultsDir, `${name}-launch-failed.png`) }).catch(() => undefined);
+    await context.close().catch(() => undefined);
+    cs.stop();
+    throw err;
+  }
   const browserPid = chromiumPid(dirs.profile);
   return {
     page, context, cs, tmp, url, consoleErrors,
