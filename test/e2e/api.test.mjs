@@ -97,3 +97,25 @@ test('a connection held across a reader manager restart fails clearly, at once, 
   const text = await notification(page, /API client: held connection (refused|answered)/, 60_000);
   assert.match(text, /refused with MANAGER_RESTARTED after \d+ ms: The reader manager restarted since this connection to 'Workbench Simulator 00 00' was opened, so it is gone\. Connect again\./);
 });
+
+test('in an untrusted workspace the API runs no script: runScript is refused with UNTRUSTED_WORKSPACE, nothing is sent', { skip, timeout: 180_000 }, async () => {
+  // Its own workbench, in Restricted Mode (the fixture declares untrusted support, so it is enabled there).
+  const untrusted = await launchWorkbench({
+    workspace: path.join(root, 'examples'), name: 'api-untrusted', workspaceTrust: true,
+    settings: { 'smartcard.log.location': 'editor', 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false },
+    extraExtensions: [path.join(root, 'test/e2e/fixtures/api-client')],
+  });
+  try {
+    const { page } = untrusted;
+    await runCommand(page, 'API Client: Run hello.apdu');
+    const text = await notification(page, /API client: runScript (refused|answered)/, 60_000);
+    assert.match(text, /refused with UNTRUSTED_WORKSPACE: APDU scripts do not run in an untrusted workspace\. Trust the workspace to run them\./);
+    await runCommand(page, 'Smart Card: Show APDU Log');
+    const log = logFrame(page);
+    await log.locator('[data-kind="manager"][data-state="running"]').first().waitFor({ timeout: 60_000 });
+    assert.equal(await log.locator('[data-kind="scriptStarted"], [data-kind="exchange"]').count(), 0, 'no script started, no APDU sent');
+  } finally {
+    await screenshot(untrusted.page, 'api-untrusted-end').catch(() => undefined);
+    await untrusted.close();
+  }
+});
