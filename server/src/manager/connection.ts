@@ -66,6 +66,11 @@ export class Connection {
     this.resets = this.r.gate.resets;
   }
 
+  /** SCardStatus: throws what the next command would (closed, removed, someone else's reset, once), sends nothing. */
+  checkState(): void {
+    this.check();
+  }
+
   /** Before a command: the connection is open, and a removal or someone else's reset is reported once. */
   private check(): void {
     if (this.closed) throw this.closed;

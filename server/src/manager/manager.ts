@@ -44,6 +44,8 @@ export interface ReaderEntry {
   waiters: Set<() => void>;
   /** PC/SC part 10 feature list, once read. */
   features?: Array<{ tag: number; name: string; controlCode: number }>;
+  /** A card just inserted is being powered up by reader initialization (pcscd shows it only once powered). */
+  initializing?: boolean;
 }
 
 export interface ManagerOptions {
@@ -335,6 +337,7 @@ export class ReaderManager {
     this.log('info', `reader added: ${name}${slot.unavailable ? ` (unavailable: ${slot.unavailable})` : ''}`);
     this.emitEntry<EventEntry>({ kind: 'readerAdded', reader: name, eventCount: r.eventCount });
     if (slot.cardPresent) this.emitEntry<EventEntry>({ kind: 'cardInserted', reader: name, eventCount: r.eventCount });
+    r.initializing = slot.cardPresent && this.initializes(r);
     this.readersChanged();
     if (slot.cardPresent) this.initializeCard(r);
   }
@@ -389,8 +392,23 @@ export class ReaderManager {
     this.log('info', `card ${present ? 'inserted into' : 'removed from'} ${r.name}`);
     this.emitEntry<EventEntry>({ kind: present ? 'cardInserted' : 'cardRemoved', reader: r.name, eventCount: r.eventCount });
     this.wake(r);
+    r.initializing = present && this.initializes(r);
     this.readersChanged();
     if (present) this.initializeCard(r);
+  }
+
+  private initializes(r: ReaderEntry): boolean {
+    return this.options.initializeCards !== false && !r.slot.unavailable;
+  }
+
+  /** The connection id holding the reader's transaction, or null (the PC/SC service answers others at once). */
+  transactionOwner(name: string): number | null {
+    return this.readers.get(name)?.gate.queue.owner ?? null;
+  }
+
+  /** Reader initialization is powering up a card just inserted (the PC/SC service shows the card once it is done). */
+  cardInitializing(name: string): boolean {
+    return this.readers.get(name)?.initializing === true;
   }
 
   /**
@@ -417,7 +435,13 @@ export class ReaderManager {
       this.readersChanged();
     });
     this.initializing.add(init);
-    void init.finally(() => this.initializing.delete(init));
+    void init.finally(() => {
+      this.initializing.delete(init);
+      if (r.initializing && r.gate.insertions === insertion) {
+        r.initializing = false;
+        this.readersChanged();
+      }
+    });
   }
 
   private wake(r: ReaderEntry): void {
