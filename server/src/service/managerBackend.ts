@@ -24,9 +24,12 @@ import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
 import type { Connection, Disposition as ManagerDisposition, ReaderManager } from '../manager/manager';
 import type { ControlEntry, ReaderInfo } from '../protocol';
 import type { Protocol } from '../drivers/driver';
+import { CM_IOCTL_GET_FEATURE_REQUEST } from '../codecs/pcscFeatures';
 import { asScError, type ScErrorCode } from '../util/errors';
 import { fromHex, toHex } from '../util/hex';
 
+/** pcsc-lite's control code on Unix (reader.h). */
+const SCARD_CTL_CODE = (code: number): number => 0x42000000 + code;
 const SCARD_ATTR_ATR_STRING = 0x00090303;
 const SCARD_ATTR_CHANNEL_ID = 0x00020110;
 const SCARD_ATTR_DEVICE_FRIENDLY_NAME = 0x7fff0003;
@@ -281,8 +284,10 @@ export class ManagerBackend implements CardBackend {
     }
   }
 
-  async control(handle: BackendHandle, code: number, data: Uint8Array): Promise<Uint8Array> {
+  async control(handle: BackendHandle, wireCode: number, data: Uint8Array): Promise<Uint8Array> {
     const h = this.live(handle);
+    // pcsc-lite's SCARD_CTL_CODE(3400) is the manager's plain function number of the feature request.
+    const code = wireCode === SCARD_CTL_CODE(CM_IOCTL_GET_FEATURE_REQUEST) ? CM_IOCTL_GET_FEATURE_REQUEST : wireCode;
     const t0 = performance.now();
     // A PIN-pad call's structure is masked like a VERIFY's data.
     const command = this.isPinFeature(h.reader, code) ? '**'.repeat(data.length) : toHex(data);
