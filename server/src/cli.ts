@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { createDrivers, identifyAtr } from './drivers/registry';
 import { ReaderManager } from './manager/manager';
-import type { HelperSettings, RunScriptResult } from './protocol';
+import { pcscServiceExportLine, type HelperSettings, type RunScriptResult } from './protocol';
 import { runScript } from './script/engine';
 import { parseScript } from './script/parser';
 import { BufferedOutput, entryPrinter, formatEntry, toJsonLine } from './script/trace';
@@ -131,6 +131,7 @@ function settingsFrom(args: Args): HelperSettings {
     vpcd: { enabled: ports.length > 0, ports },
     pcsc: { enabled: args.flags.has('pcsc') },
     usbCcid: { enabled: args.flags.has('usb'), rawTrace: args.flags.has('ccid-trace') },
+    ...(typeof args.flags.get('socket') === 'string' ? { pcscService: { socketPath: args.flags.get('socket') as string } } : {}),
   };
 }
 
@@ -438,7 +439,7 @@ async function cmdServe(args: Args): Promise<number> {
       try {
         // The one ready line, before any exchange; a shell reads it with eval "$(scard serve | head -1)".
         stdout.flush();
-        process.stdout.write(`export PCSCLITE_CSOCK_NAME=${shellQuote(server.socketPath)}\n`);
+        process.stdout.write(`${pcscServiceExportLine(server.socketPath)}\n`);
         m.onEntry(entryPrinter(stdout, json));
         if (!stopped) await new Promise<void>((resolve) => { wake = resolve; });
       } finally {
@@ -456,11 +457,6 @@ async function cmdServe(args: Args): Promise<number> {
   stdout.flush();
   if (verbose) stderr(`scard: stopped (${stopped}); the socket is removed\n`);
   return 0;
-}
-
-/** A path as one shell word (quoted only when it needs to be). */
-function shellQuote(p: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`;
 }
 
 /** ISO/IEC 7816-3 §8.2.1: TS, T0 and at most 32 further characters. */

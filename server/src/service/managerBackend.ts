@@ -72,7 +72,7 @@ export class ManagerBackend implements CardBackend {
   /** Readers a client's connect negotiated a protocol on since the card's last power change (pcscd's cardProtocol). */
   private readonly negotiated = new Map<string, number>();
 
-  constructor(private readonly manager: ReaderManager, private readonly options: ManagerBackendOptions = {}) {
+  constructor(readonly manager: ReaderManager, private readonly options: ManagerBackendOptions = {}) {
     this.unsubscribe = manager.onReadersChanged(() => this.changed());
     const off = manager.onEntry((e) => {
       if (e.kind === 'cardPowered' || e.kind === 'cardReset' || e.kind === 'cardUnpowered' || e.kind === 'cardRemoved' || e.kind === 'readerRemoved') {
