@@ -71,6 +71,8 @@ export class ManagerBackend implements CardBackend {
   private readonly handles = new Set<Handle>();
   /** Readers a client's connect negotiated a protocol on since the card's last power change (pcscd's cardProtocol). */
   private readonly negotiated = new Map<string, number>();
+  /** The ATR of each reader's card, kept while a client has it powered down (pcscd keeps it in the table). */
+  private readonly lastAtr = new Map<string, Uint8Array>();
 
   constructor(readonly manager: ReaderManager, private readonly options: ManagerBackendOptions = {}) {
     this.unsubscribe = manager.onReadersChanged(() => this.changed());
@@ -78,6 +80,7 @@ export class ManagerBackend implements CardBackend {
       if (e.kind === 'cardPowered' || e.kind === 'cardReset' || e.kind === 'cardUnpowered' || e.kind === 'cardRemoved' || e.kind === 'readerRemoved') {
         this.negotiated.delete(e.reader);
       }
+      if (e.kind === 'cardRemoved' || e.kind === 'readerRemoved') this.lastAtr.delete(e.reader);
     });
     const un = this.unsubscribe;
     this.unsubscribe = () => { un(); off(); };
@@ -111,7 +114,11 @@ export class ManagerBackend implements CardBackend {
     if (r.card?.mute) card = 'mute';
     else if (r.card?.powered && r.card.atr) card = 'powered';
     else if (r.card) card = 'unpowered';
-    const atr = card === 'powered' && r.card?.atr ? fromHex(r.card.atr) : undefined;
+    let atr: Uint8Array | undefined;
+    if (card === 'powered' && r.card?.atr) {
+      atr = fromHex(r.card.atr);
+      this.lastAtr.set(r.name, atr);
+    } else if (card === 'unpowered') atr = this.lastAtr.get(r.name);
     const protocol = card === 'powered' ? this.negotiated.get(r.name) ?? 0 : 0;
     return { ...base, card, eventCounter: r.eventCount, ...(atr ? { atr } : {}), protocol };
   }
