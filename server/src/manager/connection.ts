@@ -41,6 +41,11 @@ export class Connection {
     readonly requestedProtocol?: Protocol,
     /** The client's abort signal (a script run): every call of this connection hears it. */
     private readonly signal?: AbortSignal,
+    /**
+     * Its transaction is never released for being idle: a PC/SC client's, which pcscd never
+     * takes away (the client's death does, when its socket closes).
+     */
+    readonly keepsIdleTransaction = false,
   ) {}
 
   get readerName(): string { return this.r.name; }

@@ -477,11 +477,11 @@ export class ReaderManager {
   // ------------------------------------------------------------ connections
 
   /** SCardConnect: opens a connection, powering the card if needed. */
-  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal } = {}): Promise<Connection> {
+  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal; keepsIdleTransaction?: boolean } = {}): Promise<Connection> {
     const r = this.entry(name);
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
     const share = opts.share ?? 'shared';
-    const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal);
+    const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal, opts.keepsIdleTransaction === true);
     const call: GateCallOptions = opts.signal ? { signal: opts.signal } : {};
     // A Cancel while the reader is busy (another client's transaction) ends the wait.
     const abort = opts.signal ? { signal: opts.signal, error: () => r.gate.notSentError() } : undefined;
@@ -695,6 +695,8 @@ export class ReaderManager {
   armTransactionTimer(r: ReaderEntry): void {
     if (r.transactionTimer) clearTimeout(r.transactionTimer);
     if (r.gate.queue.owner === null) return;
+    const owner = r.gate.queue.owner;
+    if ([...r.connections].some((c) => c.id === owner && c.keepsIdleTransaction)) return;
     r.transactionTimer = setTimeout(() => {
       const owner = r.gate.queue.owner;
       if (owner === null) return;

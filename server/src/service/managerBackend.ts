@@ -7,7 +7,8 @@
 // - share modes pass through. A client's exclusive connection also holds the
 //   reader's queue (a manager transaction) for as long as it lasts, so a script run
 //   meanwhile waits behind it instead of failing; other PC/SC clients get
-//   SCARD_E_SHARING_VIOLATION at once, as from pcscd;
+//   SCARD_E_SHARING_VIOLATION at once, as from pcscd. Neither that hold nor a client's
+//   transaction is released for being idle (pcscd never does; a dead client's socket closing does);
 // - BEGIN and TRANSMIT while another connection holds the reader's transaction:
 //   SCARD_E_SHARING_VIOLATION at once (the client library polls); CONNECT waits;
 // - SCARD_W_RESET_CARD once per handle after someone else's reset, from the gate's
@@ -178,7 +179,8 @@ export class ManagerBackend implements CardBackend {
     const exclusive = share === ShareMode.SCARD_SHARE_EXCLUSIVE;
     let conn: Connection;
     try {
-      conn = await this.manager.connect(reader, { share: exclusive ? 'exclusive' : 'shared', ...protocolOpt(ManagerBackend.wanted(preferred, share)) });
+      // pcscd never takes a transaction (or here the exclusive hold) away from a live client.
+      conn = await this.manager.connect(reader, { share: exclusive ? 'exclusive' : 'shared', keepsIdleTransaction: true, ...protocolOpt(ManagerBackend.wanted(preferred, share)) });
     } catch (e) {
       throw this.fail(null, e, 'connect');
     }
