@@ -36,10 +36,10 @@ interface Serve {
 }
 
 /** Starts `scard serve ARGS`; resolves on its first line (bounded). */
-function serve(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Serve> {
+function serve(args: string[], env: NodeJS.ProcessEnv = process.env, keepSocketVariable = false): Promise<Serve> {
   return new Promise((resolve, reject) => {
     const e = { ...env };
-    delete e.PCSCLITE_CSOCK_NAME;
+    if (!keepSocketVariable) delete e.PCSCLITE_CSOCK_NAME;
     const p = spawn(process.execPath, [SCARD, 'serve', ...args], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -152,6 +152,20 @@ describe('scard serve --json', { skip }, () => {
   });
 });
 
+describe('scard serve --pcsc started from a shell that already points PCSCLITE_CSOCK_NAME at it', { skip }, () => {
+  test('its own PC/SC driver leaves that socket for the system\'s (no loop): one simulator reader, the guard says so', async () => {
+    const socket = path.join(tmp, 'loop', 'pcscd.comm');
+    const s = await serve(['--pcsc', '--verbose', '--socket', socket], { ...process.env, PCSCLITE_CSOCK_NAME: socket }, true);
+    try {
+      await untilStderr(s, (e) => /PCSCLITE_CSOCK_NAME named the workbench's own PC\/SC service/.test(e));
+      const l = await execFileP('opensc-tool', ['-l'], { env: clientEnv(s.socket), timeout: 20_000 });
+      assert.equal((l.stdout.match(/Workbench Simulator/g) ?? []).length, 1, l.stdout);
+    } finally {
+      s.p.kill('SIGKILL');
+    }
+  });
+});
+
 describe('scard serve refuses a socket folder of another user', { skip: skip || (process.getuid?.() !== 0 ? 'needs root to chown a folder to another user' : false) }, () => {
   test('exit 1, the reason on stderr, no ready line', async () => {
     const folder = path.join(tmp, 'theirs');
@@ -176,6 +190,21 @@ function untilOutput(s: Serve, cond: (out: string) => boolean, ms = 10_000): Pro
       resolve();
     };
     s.p.stdout!.on('data', check);
+  });
+}
+
+/** Resolves when serve's stderr satisfies `cond` (stderr and stdout are separate pipes); bounded. */
+function untilStderr(s: Serve, cond: (err: string) => boolean, ms = 10_000): Promise<void> {
+  if (cond(s.err())) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { s.p.stderr!.off('data', check); reject(new Error(`serve's stderr never matched:\n${s.err()}`)); }, ms);
+    const check = (): void => {
+      if (!cond(s.err())) return;
+      clearTimeout(timer);
+      s.p.stderr!.off('data', check);
+      resolve();
+    };
+    s.p.stderr!.on('data', check);
   });
 }
 
