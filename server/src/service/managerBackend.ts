@@ -329,7 +329,8 @@ export class ManagerBackend implements CardBackend {
 
   async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
     const h = this.live(handle);
-    const info = this.manager.reader(h.reader);
+    let info: ReaderInfo;
+    try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
     switch (attrId) {
       case SCARD_ATTR_ATR_STRING: {
         if (!info.card?.atr) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no ATR');
