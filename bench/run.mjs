@@ -270,6 +270,8 @@ async function benchVicc(b, pcscd) {
   const ours = [];
   const scriptor = [];
   const one = [];
+  const scriptorCpu = [];
+  const oneCpu = [];
   const pyscard = [];
   try {
     await waitForPcscCard(pcscd.env, reader);
@@ -277,15 +279,20 @@ async function benchVicc(b, pcscd) {
     for (let i = 0; i < REPS; i++) {
       ours.push(await oursViaVpcd(b, startVicc));
       // scriptor: the marginal cost of 9,999 APDUs (10,000-line run minus a 1-line run), so Perl's start-up does not count.
-      one.push((await run('scriptor', 'scriptor', ['-r', reader, b.script1], { env: pcscd.env, stdoutFile })).wallMs);
-      const r = await run('scriptor', 'scriptor', ['-r', reader, b.script10k], { env: pcscd.env, timeoutMs: 120_000, stdoutFile });
+      const r1 = await scriptorRun(reader, b.script1, pcscd, stdoutFile);
+      one.push(r1.wallMs);
+      oneCpu.push(r1.cpuUs);
+      const r = await scriptorRun(reader, b.script10k, pcscd, stdoutFile);
       const answered = (r.stdout.match(/^< 90 00/gm) ?? []).length;
       if (answered !== N) throw new Error(`scriptor answered ${answered} of ${N} commands: ${r.stdout.slice(-300)}`);
       scriptor.push(r.wallMs);
+      scriptorCpu.push(r.cpuUs);
       pyscard.push(await pyscardLoop(pcscd.env, reader, pcscd.pid));
     }
     const base = median(one);
     for (let i = 0; i < scriptor.length; i++) scriptor[i] = (N - 1) / ((scriptor[i] - base) / 1000);
+    const baseCpu = median(oneCpu);
+    for (let i = 0; i < scriptorCpu.length; i++) scriptorCpu[i] = (scriptorCpu[i] - baseCpu) / (N - 1);
   } finally {
     await vicc.stop();
   }
@@ -297,6 +304,22 @@ async function benchVicc(b, pcscd) {
     ours: { label: 'harness process (manager, engine, vpcd driver, trace)', unit: 'µs', values: ours.map((x) => x.cpuUs) },
     against: { label: 'pyscard + pcscd processes', unit: 'µs', values: pyscard.map((x) => x.cpuUs) },
   });
+  addRow({
+    what: 'reader-side CPU per APDU, vicc, as scriptor', lowerIsBetter: true, target: {}, targetText: '— (information; both parse a script and print a trace)',
+    ours: { label: 'harness process (manager, engine, vpcd driver, trace)', unit: 'µs', values: ours.map((x) => x.cpuUs) },
+    against: { label: 'scriptor + pcscd processes (10,000-line run minus a 1-line run)', unit: 'µs', values: scriptorCpu },
+  });
+}
+
+/** One scriptor run; cpuUs is scriptor's CPU (the shell's waited-for children) plus pcscd's during the run. */
+async function scriptorRun(reader, file, pcscd, stdoutFile) {
+  const before = cpuOf(pcscd.pid);
+  // cutime + cstime of the shell (fields 16-17 of /proc/PID/stat) once scriptor is waited for: scriptor's CPU.
+  const r = await run('scriptor', 'sh', ['-c', 'scriptor "$@"; s=$?; cat /proc/$$/stat >&2; exit $s', 'sh', '-r', reader, file], { env: pcscd.env, timeoutMs: 120_000, stdoutFile });
+  const pcscdUs = cpuOf(pcscd.pid) - before;
+  const fields = r.stderr.trim().split('\n').pop().split(') ')[1].split(' ');
+  const scriptorUs = ((Number(fields[13]) + Number(fields[14])) / CLK_TCK) * 1e6;
+  return { ...r, cpuUs: scriptorUs + pcscdUs };
 }
 
 /** Fast peer (and PC/SC driver) rows, alternating: our vpcd driver, pyscard, our PC/SC driver. */
