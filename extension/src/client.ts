@@ -32,11 +32,14 @@ export class NotRunningError extends Error {
 /** A helper that does not announce itself in this time is reported, not killed. */
 const STARTED_WARNING_MS = 30_000;
 /**
- * V8 options for the helper: a 2 MB young generation (default 16 MB) keeps its
- * memory near 100 MB under a long run instead of 160-200 MB, at the same speed
+ * Node/V8 options for the helper: a 2 MB young generation (default 16 MB), V8's
+ * "optimize for size" (the old generation grows by the smallest factor between
+ * collections) and one V8 worker thread instead of four (each thread keeps its
+ * own malloc arena) keep its memory near 75 MB under a long run instead of
+ * 95-105 MB (160-200 MB with none), for about 1-2 µs more CPU per APDU
  * (docs/benchmarks.md). bench/run.mjs starts the helper with the same options.
  */
-export const HELPER_EXEC_ARGV = ['--max-semi-space-size=2'];
+export const HELPER_EXEC_ARGV = ['--max-semi-space-size=2', '--optimize-for-size', '--v8-pool-size=1'];
 
 type RunProgress = ParamsOf<typeof RunProgressNotification>;
 

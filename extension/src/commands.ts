@@ -339,7 +339,13 @@ async function sendApdu(ctx: Ctx, arg: unknown): Promise<void> {
     qp.onDidAccept(() => {
       const picked = qp.selectedItems[0]?.label ?? qp.value.trim();
       const c = checkOneApdu(picked);
-      if ('error' in c) { qp.value = picked; refresh(); return; }
+      if ('error' in c) {
+        // A history row picked with Enter: show it to fix. The value typed is never set again from
+        // here: the set would arrive after the user's next keystrokes and undo them.
+        if (picked !== qp.value.trim()) qp.value = picked;
+        refresh();
+        return;
+      }
       resolve(c.script);
       qp.hide();
     });
