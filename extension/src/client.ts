@@ -10,6 +10,7 @@ import {
 import {
   AskPinRequest, ConfirmRequest, EventsNotification, LogHistoryRequest, ReadersChangedNotification, RunProgressNotification, SettingsNotification, StartedNotification,
   type DriverStatus, type HelperSettings, type LogEntry, type ParamsOf, type ReaderInfo, type Request, newPinKey, PIN_KEY_ENV,
+  PcscServiceStatusNotification, type PcscServiceStatus,
 } from '../../server/src/protocol';
 import { pinPromptText, sealedAnswer } from './pinPrompt';
 import { driverStateWords } from './readersModel';
@@ -31,11 +32,14 @@ export class NotRunningError extends Error {
 /** A helper that does not announce itself in this time is reported, not killed. */
 const STARTED_WARNING_MS = 30_000;
 /**
- * V8 options for the helper: a 2 MB young generation (default 16 MB) keeps its
- * memory near 100 MB under a long run instead of 160-200 MB, at the same speed
+ * Node/V8 options for the helper: a 2 MB young generation (default 16 MB), V8's
+ * "optimize for size" (the old generation grows by the smallest factor between
+ * collections) and one V8 worker thread instead of four (each thread keeps its
+ * own malloc arena) keep its memory near 75 MB under a long run instead of
+ * 95-105 MB (160-200 MB with none), for about 1-2 µs more CPU per APDU
  * (docs/benchmarks.md). bench/run.mjs starts the helper with the same options.
  */
-export const HELPER_EXEC_ARGV = ['--max-semi-space-size=2'];
+export const HELPER_EXEC_ARGV = ['--max-semi-space-size=2', '--optimize-for-size', '--v8-pool-size=1'];
 
 type RunProgress = ParamsOf<typeof RunProgressNotification>;
 
@@ -52,6 +56,10 @@ export class ReaderManagerClient implements vscode.Disposable {
   private _lastError: string | undefined;
   private _drivers: DriverStatus[] = [];
   private _version: string | undefined;
+  private _pcscService: PcscServiceStatus = { state: 'stopped' };
+  private readonly pcscServiceEmitter = new vscode.EventEmitter<PcscServiceStatus>();
+  /** The helper's PC/SC service started, stopped or failed (also stopped with the helper). */
+  readonly onDidChangePcscService = this.pcscServiceEmitter.event;
   /** Cancels the prompts (PIN boxes) a helper opened, when that helper stops or crashes. */
   private prompts = new vscode.CancellationTokenSource();
 
@@ -78,6 +86,31 @@ export class ReaderManagerClient implements vscode.Disposable {
   get restartAt(): number | undefined { return this._restartAt; }
   get lastError(): string | undefined { return this._lastError; }
   get drivers(): readonly DriverStatus[] { return this._drivers; }
+  get pcscService(): PcscServiceStatus { return this._pcscService; }
+
+  private setPcscService(status: PcscServiceStatus): void {
+    if (status.state === this._pcscService.state && status.socketPath === this._pcscService.socketPath && status.message === this._pcscService.message) return;
+    this._pcscService = status;
+    this.pcscServiceEmitter.fire(status);
+  }
+
+  /**
+   * The PC/SC service's state once the helper runs and has said whether its service
+   * started (bounded: `stopped` when it says nothing within `ms`).
+   */
+  async pcscServiceSettled(ms = 10_000): Promise<PcscServiceStatus> {
+    await this.ready();
+    if (this._pcscService.state !== 'stopped') return this._pcscService;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { sub.dispose(); resolve(this._pcscService); }, ms);
+      const sub = this.onDidChangePcscService((st) => {
+        if (st.state === 'stopped') return;
+        clearTimeout(timer);
+        sub.dispose();
+        resolve(st);
+      });
+    });
+  }
   get version(): string | undefined { return this._version; }
   get generation(): number { return this.gen; }
 
@@ -169,6 +202,7 @@ export class ReaderManagerClient implements vscode.Disposable {
     this.readersEmitter.dispose();
     this.entriesEmitter.dispose();
     this.progressEmitter.dispose();
+    this.pcscServiceEmitter.dispose();
     this.prompts.dispose();
   }
 
@@ -220,6 +254,11 @@ export class ReaderManagerClient implements vscode.Disposable {
       this._readers = p.readers;
       if (p.drivers) this._drivers = p.drivers;
       this.readersEmitter.fire(p.readers);
+    });
+    onNotification(client, PcscServiceStatusNotification, (p) => {
+      if (gen !== this.gen) return;
+      if (p.state === 'failed') this.log.warn(`PC/SC service not started: ${p.message ?? 'no reason given'}`);
+      this.setPcscService(p);
     });
     onNotification(client, RunProgressNotification, (p) => {
       if (gen === this.gen) this.progressEmitter.fire(p);
@@ -296,6 +335,8 @@ export class ReaderManagerClient implements vscode.Disposable {
 
   private setState(state: ActiveState, message: string): void {
     this._state = state;
+    // The service lives in the helper: a helper that is not running serves nobody.
+    if (state !== 'running') this.setPcscService({ state: 'stopped' });
     if (state === 'running') this._lastError = undefined;
     if (state === 'stopped' || state === 'restarting') this.log.error(message);
     else this.log.info(message);

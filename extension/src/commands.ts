@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import {
   ReadersRequest, RunScriptRequest, ClearPinCacheRequest, DecodeAtrRequest, SimulatorInsertCardRequest, SimulatorRemoveCardRequest,
   ReaderConnectRequest, ReaderDisconnectRequest, ReaderResetRequest, ReaderPowerOffRequest, ReaderControlRequest,
-  SendApduRequest, DecodeExchangeRequest,
+  SendApduRequest, DecodeExchangeRequest, pcscServiceExportLine,
   type Disposition, type ReaderInfo, type RunScriptResult,
 } from '../../server/src/protocol';
 import { NotRunningError, errorText, plural } from './client';
@@ -339,7 +339,13 @@ async function sendApdu(ctx: Ctx, arg: unknown): Promise<void> {
     qp.onDidAccept(() => {
       const picked = qp.selectedItems[0]?.label ?? qp.value.trim();
       const c = checkOneApdu(picked);
-      if ('error' in c) { qp.value = picked; refresh(); return; }
+      if ('error' in c) {
+        // A history row picked with Enter: show it to fix. The value typed is never set again from
+        // here: the set would arrive after the user's next keystrokes and undo them.
+        if (picked !== qp.value.trim()) qp.value = picked;
+        refresh();
+        return;
+      }
       resolve(c.script);
       qp.hide();
     });
@@ -450,6 +456,21 @@ export function registerCommands(ctx: Ctx): void {
       await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: true });
     },
     'smartcard.sendApdu': (arg) => sendApdu(ctx, arg),
+    'smartcard.copyPcscServiceEnvironment': async () => {
+      if (!ctx.config.pcscServiceEnabled) {
+        const open = 'Open Setting';
+        const choice = await vscode.window.showWarningMessage('The PC/SC service is off. Turn on "smartcard.pcscService.enabled" in your user settings to let PC/SC programs use the workbench\'s readers.', open);
+        if (choice === open) await vscode.commands.executeCommand('workbench.action.openSettings', 'smartcard.pcscService.enabled');
+        return;
+      }
+      const st = await ctx.manager.pcscServiceSettled();
+      if (st.state !== 'running' || !st.socketPath) {
+        throw new Error(`The PC/SC service is not running${st.message ? `: ${st.message}` : ''}. See the Smart Card output for why.`);
+      }
+      const line = pcscServiceExportLine(st.socketPath);
+      await vscode.env.clipboard.writeText(line);
+      void vscode.window.showInformationMessage(`Copied "${line}": paste it into a shell, then PC/SC programs started there use the workbench's readers.`);
+    },
     'smartcard.clearPinCache': async () => {
       const n = await ctx.manager.request(ClearPinCacheRequest, {});
       void vscode.window.showInformationMessage(n ? `Forgot ${n} cached PIN${n === 1 ? '' : 's'}.` : 'No PIN was cached.');

@@ -33,6 +33,16 @@ export class Config {
     return policyOptionsFromSettings(this.get<unknown>('readerManager.restartDelays', undefined), this.get<unknown>('readerManager.resetFailureCountAfter', undefined));
   }
 
+  /**
+   * `smartcard.pcscService.enabled` (machine scope: user or remote settings only): on by default
+   * on Linux, where PC/SC programs use libpcsclite and read PCSCLITE_CSOCK_NAME; off elsewhere.
+   */
+  get pcscServiceEnabled(): boolean {
+    const i = this.cfg.inspect<boolean>('pcscService.enabled');
+    const v = i?.globalValue;
+    return typeof v === 'boolean' ? v : process.platform === 'linux';
+  }
+
   /** PIN policy: sent at start and again whenever it changes (no restart needed). */
   get pinSettings(): PinSettings {
     const cache = this.get<string>('pin.cache', 'run');
@@ -64,6 +74,7 @@ export class Config {
       usbCcid: { enabled: this.get<boolean>('usbCcid.enabled', true), rawTrace: this.get<boolean>('usbCcid.rawTrace', false) },
       pin: this.pinSettings,
       readerManager: this.readerManagerSettings,
+      pcscService: { enabled: this.pcscServiceEnabled },
     };
   }
 

@@ -10,6 +10,7 @@ import { LogStore } from './logStore';
 import { ReadersTreeProvider } from './readersTree';
 import { RunResults } from './runResults';
 import { StatusBar } from './statusBar';
+import { registerPcscServiceEnvironment } from './pcscServiceEnv';
 
 const SELECTED_READER_KEY = 'smartcard.selectedReader';
 
@@ -54,6 +55,7 @@ export class Ctx {
     subs.push(this.tree, this.treeView);
     this.status = new StatusBar(this.manager, () => this.selectedReader);
     subs.push(this.status, this.runResults);
+    registerPcscServiceEnvironment(extension, this.manager, this.log);
 
     subs.push(
       this.manager.onDidChangeState(({ state, message }) => {
@@ -79,6 +81,8 @@ export class Ctx {
         if (e.affectsConfiguration('smartcard.readerManager')) this.manager.updatePolicy();
         if (e.affectsConfiguration('smartcard.readerManager.exchangeTimeout')) this.manager.notifySettings({ readerManager: this.config.readerManagerSettings });
         if (e.affectsConfiguration('smartcard.pin')) this.manager.notifySettings({ pin: this.config.pinSettings });
+        // The PC/SC service starts and stops with its setting, without a helper restart.
+        if (e.affectsConfiguration('smartcard.pcscService')) this.manager.notifySettings({ pcscService: { enabled: this.config.pcscServiceEnabled } });
         if (this.config.needsHelperRestart(e) && this.manager.state !== 'idle') {
           this.log.info('A setting the reader manager reads at start changed; restarting it');
           this.manager.restart().catch(() => undefined);

@@ -2,12 +2,13 @@
 //   scard run FILE [--reader GLOB] [--card T=0|T=1] [--json]
 //   scard test [PATH|GLOB …] [--junit FILE] [--reader GLOB] [--card T=0|T=1] [--json]
 //   scard readers [--watch] [--json]
+//   scard serve [--socket PATH] [--vpcd PORT] [--pcsc] [--usb] [--no-simulator] [--card T=0|T=1] [--json]
 //   scard atr HEX [--json]
 //   scard ccid HEX [--json]
 import fs from 'node:fs';
 import { createDrivers, identifyAtr } from './drivers/registry';
 import { ReaderManager } from './manager/manager';
-import type { HelperSettings, RunScriptResult } from './protocol';
+import { pcscServiceExportLine, type HelperSettings, type RunScriptResult } from './protocol';
 import { runScript } from './script/engine';
 import { parseScript } from './script/parser';
 import { BufferedOutput, entryPrinter, formatEntry, toJsonLine } from './script/trace';
@@ -17,6 +18,9 @@ import { atrToJson, describeAtr, parseAtr } from './codecs/atr';
 import { ccidCommand } from './ccid/cli';
 import { NotFoundError, failureMessage, findScripts, junitXml, testCaseNames, type TestCaseResult } from './script/suite';
 import os from 'node:os';
+import { ManagerBackend } from './service/managerBackend';
+import { PcscService } from './service/session';
+import { SocketFolderError, startPcscServer } from './service/server';
 
 const USAGE = `usage:
   scard run FILE [--reader GLOB] [--card T=0|T=1] [--json]   run an APDU script (default: on the simulator)
@@ -25,6 +29,9 @@ const USAGE = `usage:
                                                               each on a freshly reset card; a line per script, then
                                                               "N passed, N failed"; --junit FILE writes JUnit XML for CI
   scard readers [--watch] [--json]                            list readers; --watch prints events until Ctrl-C
+  scard serve [--socket PATH] [--json]                        serve the readers to every PC/SC program (pcscd's protocol on a
+                                                              UNIX socket): prints \`export PCSCLITE_CSOCK_NAME=PATH\` when
+                                                              ready, then the exchanges, until SIGINT/SIGTERM
   scard atr HEX [--json]                                      decode an ATR
   scard ccid HEX [--json]                                     decode a CCID class descriptor
   scard help | --help | -h                                    this text
@@ -38,10 +45,12 @@ options:
   --simulator-pin PIN  the simulator card's PIN, 4 to 12 digits (default 1234)
   --pinpad             the simulator reader is a pinpad (VERIFY_PIN_DIRECT; its keypad is the terminal or SCARD_PIN)
   --wait-card MS       before running, wait up to MS ms for a card (e.g. an emulator connecting to --vpcd)
+  --socket PATH        scard serve: the socket (default $XDG_RUNTIME_DIR/smartcard-workbench/pcscd.comm,
+                       else /tmp/smartcard-workbench-UID/pcscd.comm)
   --timeout MS         a card or reader that does not answer one exchange within MS ms fails it (default 60000)
   --verbose            print the reader manager's log on stderr
   --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal
-exit status: 0 done, 1 failed (script (scard test: any script), invalid ATR, reader), 2 wrong usage, 130/143 interrupted (SIGINT/SIGTERM)`;
+exit status: 0 done (scard serve: stopped by SIGINT/SIGTERM), 1 failed (script (scard test: any script), invalid ATR, reader), 2 wrong usage, 130/143 interrupted (SIGINT/SIGTERM)`;
 
 interface Args { _: string[]; flags: Map<string, string | true>; help: boolean }
 
@@ -57,7 +66,7 @@ function stderr(text: string): void {
   process.stderr.write(text);
 }
 
-const VALUED = new Set(['junit', 'reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin', 'timeout']);
+const VALUED = new Set(['junit', 'reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin', 'timeout', 'socket']);
 const BOOLEAN = new Set(['json', 'watch', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'pinpad', 'verbose', 'help']);
 /** Options that shape the reader manager (drivers, simulator), for the commands that start one. */
 const MANAGER = ['vpcd', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'simulator-pin', 'pinpad', 'card', 'verbose'];
@@ -65,6 +74,7 @@ const ALLOWED: Record<string, Set<string>> = {
   run: new Set([...MANAGER, 'reader', 'json', 'wait-card', 'pin-env', 'timeout', 'help']),
   test: new Set([...MANAGER, 'reader', 'json', 'junit', 'pin-env', 'timeout', 'help']),
   readers: new Set([...MANAGER, 'watch', 'json', 'help']),
+  serve: new Set([...MANAGER, 'socket', 'json', 'pin-env', 'timeout', 'help']),
   atr: new Set(['json', 'help']),
   ccid: new Set(['json', 'help']),
   help: new Set(['help']),
@@ -121,6 +131,7 @@ function settingsFrom(args: Args): HelperSettings {
     vpcd: { enabled: ports.length > 0, ports },
     pcsc: { enabled: args.flags.has('pcsc') },
     usbCcid: { enabled: args.flags.has('usb'), rawTrace: args.flags.has('ccid-trace') },
+    ...(typeof args.flags.get('socket') === 'string' ? { pcscService: { socketPath: args.flags.get('socket') as string } } : {}),
   };
 }
 
@@ -394,6 +405,60 @@ async function readersWith(m: ReaderManager, args: Args): Promise<number> {
   return 0;
 }
 
+/**
+ * `scard serve`: the PC/SC service without VS Code. The first line on stdout is
+ * `export PCSCLITE_CSOCK_NAME=PATH` (for `eval`), printed once the socket accepts;
+ * then every exchange of every client (text or JSON Lines; the data of VERIFY,
+ * CHANGE REFERENCE DATA and RESET RETRY COUNTER masked as `**`). SIGINT/SIGTERM
+ * closes the socket and removes it.
+ */
+async function cmdServe(args: Args): Promise<number> {
+  if (args._.length > 1) throw new UsageError(`scard serve takes no arguments (got ${args._.slice(1).join(' ')})`);
+  settingsFrom(args);
+  const socket = args.flags.get('socket');
+  if (socket !== undefined && (typeof socket !== 'string' || !socket)) throw new UsageError('--socket takes a path, e.g. --socket /tmp/wb/pcscd.comm');
+  const json = args.flags.has('json');
+  const verbose = args.flags.has('verbose');
+  let stopped: NodeJS.Signals | null = null;
+  let wake = (): void => {};
+  const onSignal = (sig: NodeJS.Signals) => { stopped ??= sig; wake(); };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const m = await startManager(args);
+    const backend = new ManagerBackend(m, { log: (level, msg) => { if (verbose) stderr(`[${level}] ${msg}\n`); } });
+    const service = new PcscService(backend, (level, msg) => { if (verbose || level === 'warn') stderr(`[${level}] ${msg}\n`); });
+    try {
+      let server;
+      try {
+        server = await startPcscServer(service, typeof socket === 'string' ? { socketPath: socket } : {});
+      } catch (e) {
+        if (e instanceof SocketFolderError) throw new ScError('BAD_REQUEST', e.message);
+        throw e;
+      }
+      try {
+        // The one ready line, before any exchange; a shell reads it with eval "$(scard serve | head -1)".
+        stdout.flush();
+        process.stdout.write(`${pcscServiceExportLine(server.socketPath)}\n`);
+        m.onEntry(entryPrinter(stdout, json));
+        if (!stopped) await new Promise<void>((resolve) => { wake = resolve; });
+      } finally {
+        await server.close();
+      }
+    } finally {
+      service.dispose();
+      backend.dispose();
+      await m.stop();
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  stdout.flush();
+  if (verbose) stderr(`scard: stopped (${stopped}); the socket is removed\n`);
+  return 0;
+}
+
 /** ISO/IEC 7816-3 §8.2.1: TS, T0 and at most 32 further characters. */
 const MAX_ATR_BYTES = 33;
 
@@ -434,6 +499,7 @@ async function main(argv: string[]): Promise<number> {
       if (args._.length > 1) throw new UsageError(`scard readers takes no arguments (got ${args._.slice(1).join(' ')})`);
       settingsFrom(args);
       return cmdReaders(args);
+    case 'serve': return cmdServe(args);
     case 'atr': return cmdAtr(args);
     case 'ccid': {
       if (!args._[1]) throw new UsageError('scard ccid needs the descriptor in hex');

@@ -360,7 +360,33 @@ export interface HelperSettings {
   pin?: PinSettings;
   /** The reader manager's own settings (no restart needed: sent again when they change). */
   readerManager?: ReaderManagerSettings;
+  /** The PC/SC service for other programs (`smartcard.pcscService.enabled`; no restart: it starts and stops). */
+  pcscService?: PcscServiceSettings;
 }
+
+export interface PcscServiceSettings {
+  enabled?: boolean;
+  /** The socket (default: the design's path); tests only, the editor never sends one. */
+  socketPath?: string;
+}
+
+/** The PC/SC service's state as the helper reports it. */
+export interface PcscServiceStatus {
+  state: 'running' | 'stopped' | 'failed';
+  /** While running: the socket PCSCLITE_CSOCK_NAME names. */
+  socketPath?: string;
+  /** Why it failed (a folder of another user, another service on the socket). */
+  message?: string;
+}
+
+/** The line a shell evaluates to use the PC/SC service (`scard serve` prints it; the editor copies it). */
+export function pcscServiceExportLine(socketPath: string): string {
+  const word = /^[A-Za-z0-9_@%+=:,./-]+$/.test(socketPath) ? socketPath : `'${socketPath.replace(/'/g, `'\\''`)}'`;
+  return `export PCSCLITE_CSOCK_NAME=${word}`;
+}
+
+/** helper → extension: the PC/SC service started, stopped or failed (sent on every change, and after start). */
+export const PcscServiceStatusNotification = notification<PcscServiceStatus>('smartcard/pcscService/status');
 
 export interface ReaderManagerSettings {
   /** A card or reader that does not answer one driver call within this long fails it (seconds, at least 1; default 60). */

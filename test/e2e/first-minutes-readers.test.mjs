@@ -158,6 +158,8 @@ test('item 15: Send APDU… checks the command while typing and answers with the
   await box.waitFor();
   await box.fill('00 84 00 00 08');
   await quickRows(page).filter({ hasText: 'Enter to send' }).first().waitFor({ timeout: 10_000 });
+  // The refused Enter does not set the box again later (that undid the typing before Enter).
+  assert.equal(await box.inputValue(), '00 84 00 00 08');
   await box.press('Enter');
   const text = await notification(page, /GET CHALLENGE: 90 00/);
   assert.match(text, /GET CHALLENGE: 90 00 .*· ([0-9A-F]{2} ){7}[0-9A-F]{2}/);

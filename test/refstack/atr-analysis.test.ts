@@ -5,10 +5,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAtr } from '../../server/src/codecs/atr';
+import { loadSmartcardList } from '../../server/src/codecs/smartcardList';
 import { fromHex, toHex } from '../../server/src/util/hex';
 import { INSTALL_HINT, requireCommand } from '../support/system';
 
@@ -141,4 +142,57 @@ test('ATR parser agrees with pcsc-tools ATR_analysis', { skip, timeout: 120_000 
   assert.ok(results.length >= Math.min(SAMPLE, 100), `only ${results.length} ATRs compared`);
   assert.ok(agree / results.length >= 0.97, `only ${agree}/${results.length} ATRs agree`);
   assert.deepEqual(unexplained, [], 'every difference from ATR_analysis must be explained');
+});
+
+// ATR_analysis prints, under "Possibly identified card (using FILE):", each matching
+// pattern followed by its TAB-indented description lines (coloured), or "\tNONE". It looks
+// nothing up (null) when the ATR ends inside its interface bytes or is a memory card's.
+function referenceIdentification(output: string): string[] | null {
+  const text = output.replace(/\x1b\[[0-9;]*m/g, '');
+  const at = text.indexOf('Possibly identified card');
+  if (at < 0) return null;
+  if (/Your card is not present in the database/.test(text)) return [];
+  return text.slice(at).split('\n').slice(1).filter((l) => l.startsWith('\t')).map((l) => l.slice(1));
+}
+
+/** Concrete ATRs, and one ATR made from each pattern whose only wildcard is `..` (every `..` as A5, a `.` nibble as 5). */
+function identificationAtrs(): string[] {
+  const patterns = readFileSync(LIST, 'utf8').split('\n').map((l) => l.trim().toUpperCase())
+    .filter((l) => /^[0-9A-F.]{2}( [0-9A-F.]{2})*$/.test(l) && l.includes('..'));
+  const fromPatterns = [...new Set(patterns.map((p) => p.replace(/\.\./g, 'A5').replace(/\./g, '5')))];
+  const pick = (all: string[], n: number) => all.length <= n ? all : Array.from({ length: n }, (_, k) => all[Math.floor(k * all.length / n)]);
+  const all = process.env.SCARD_ATR_SAMPLE === 'all';
+  return [...(all ? concreteAtrs() : pick(concreteAtrs(), 200)), ...(all ? fromPatterns : pick(fromPatterns, 100))];
+}
+
+test('card identification (the compact smartcard_list.txt index) agrees with ATR_analysis', { skip, timeout: 300_000 }, async (t) => {
+  const cache = mkdtempSync(join(tmpdir(), 'scard-atr-id-'));
+  after(() => rmSync(cache, { recursive: true, force: true }));
+  // A fresh copy in XDG_CACHE_HOME: ATR_analysis uses it and, being fresh, never downloads.
+  const copy = join(cache, 'smartcard_list.txt');
+  copyFileSync(LIST, copy);
+  const env = { ...process.env, HOME: cache, XDG_CACHE_HOME: cache, http_proxy: 'http://127.0.0.1:9', https_proxy: 'http://127.0.0.1:9' };
+  const list = loadSmartcardList([copy], { standard: false });
+
+  const atrs = identificationAtrs();
+  const differences: string[] = [];
+  const notLookedUp: string[] = [];
+  let identified = 0;
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, cpus().length) }, async () => {
+    while (next < atrs.length) {
+      const atr = atrs[next++];
+      const ref = referenceIdentification(await runAtrAnalysis(atr, env));
+      const mine = list.identify(atr);
+      if (mine.length) identified++;
+      if (ref === null) { notLookedUp.push(atr); continue; }
+      if (JSON.stringify(ref) !== JSON.stringify(mine)) differences.push(`${atr}: ATR_analysis ${JSON.stringify(ref)} ours ${JSON.stringify(mine)}`);
+    }
+  });
+  await Promise.all(workers);
+  t.diagnostic(`${atrs.length - notLookedUp.length - differences.length}/${atrs.length} ATRs identified alike (${identified} with a name by ours)`);
+  t.diagnostic(`${notLookedUp.length} not looked up by ATR_analysis (it stops before its lookup): ${notLookedUp.join(', ')}`);
+  assert.ok(notLookedUp.length <= atrs.length * 0.05, `${notLookedUp.length} ATRs not looked up by ATR_analysis`);
+  assert.ok(identified >= atrs.length * 0.9, `only ${identified}/${atrs.length} ATRs identified`);
+  assert.deepEqual(differences, [], 'every ATR must get the same description lines as from ATR_analysis');
 });

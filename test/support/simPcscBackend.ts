@@ -1,10 +1,10 @@
 // TEST DOUBLE of the PC/SC service's CardBackend, over the real simulator driver
-// and its demo card. The real backend (the reader manager's connections and
-// per-reader gates) is not written yet, so the service's tests need something
-// that behaves like pcscd's winscard.c for one or more simulator readers: share
-// modes, a transaction lock that blocks like pcscd's, RESET/REMOVED reported once
-// per handle, dispositions, abandon on a dead client. It is deliberately minimal
-// and lives in test/ code only; do not use it in the product.
+// and its demo card, for the session's unit tests (no manager, no gate). The
+// product's backend is server/src/service/managerBackend.ts, which the refstack
+// tests serve real clients with. This one behaves like pcscd's winscard.c for one
+// or more simulator readers: share modes, a transaction lock that blocks like
+// pcscd's, RESET/REMOVED reported once per handle, dispositions, abandon on a dead
+// client. Deliberately minimal; test code only.
 import { readerName } from '../../server/src/manager/naming';
 import { BackendError, type BackendHandle, type CardBackend, type IoRequest } from '../../server/src/service/backend';
 import type { CardCondition, ReaderFacts } from '../../server/src/service/readerState';

@@ -14,12 +14,12 @@ export interface SmartcardListEntry {
   line: number;
 }
 
-interface Compiled extends SmartcardListEntry {
-  regex: RegExp;
-}
-
 /** Length of the bucket key: "3B 8F" (TS and T0). */
 const KEY_LENGTH = 5;
+const TAB = 0x09;
+const LF = 0x0a;
+const CR = 0x0d;
+const HASH = 0x23;
 
 /**
  * The literal text a pattern must start with, upper-cased; '' when a wildcard,
@@ -34,10 +34,42 @@ function literalPrefix(pattern: string): string {
   return pattern.slice(0, Math.max(0, end)).toUpperCase();
 }
 
+/** FNV-1a over the upper-cased pattern: finds duplicate candidates without keeping the strings. */
+function patternHash(upper: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < upper.length; i++) h = Math.imul(h ^ upper.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
+/** End of the line starting at `from` (the index of its LF, or the end of the bytes). */
+function lineEnd(bytes: Uint8Array, from: number): number {
+  const lf = bytes.indexOf(LF, from);
+  return lf < 0 ? bytes.length : lf;
+}
+
+/** Per entry, in the order added (so index order is priority order: source, then line). */
+const FIELDS = 7;
+const F_SOURCE = 0;
+const F_PATTERN_START = 1;
+const F_PATTERN_END = 2;
+const F_DESCRIPTIONS_END = 3;
+const F_LINE = 4;
+const F_PREFIX_LENGTH = 5;
+const F_HASH = 6;
+
+/**
+ * The list as a compact index over each file's bytes: an entry is seven integers
+ * (offsets, line, literal prefix length, hash) in a bucket by its first two ATR bytes.
+ * Patterns, descriptions and regular expressions are made only when an ATR is
+ * looked up, for the entries whose literal prefix matches it; the result is the
+ * same as matching every pattern (what ATR_analysis does), since a pattern can
+ * only match an ATR that starts with its literal prefix.
+ */
 export class SmartcardList {
-  private readonly buckets = new Map<string, Compiled[]>();
-  private readonly unbucketed: Compiled[] = [];
-  private readonly patterns = new Set<string>();
+  private readonly texts: Buffer[] = [];
+  private entries = new Int32Array(FIELDS * 256);
+  private readonly buckets = new Map<string, number[]>();
+  private readonly unbucketed: number[] = [];
   /** Files read, in priority order. */
   readonly sources: string[] = [];
   /** Lines that could not be used (bad patterns, unreadable files other than missing ones). */
@@ -49,48 +81,80 @@ export class SmartcardList {
   }
 
   /** Adds the entries of one file's text; a pattern already known from an earlier source is skipped. */
-  addText(text: string, source: string): void {
-    const lines = text.split(/\r?\n/);
-    let current: SmartcardListEntry | undefined;
-    const flush = () => {
-      if (current) this.add(current);
-      current = undefined;
-    };
-    lines.forEach((raw, k) => {
-      if (raw.startsWith('#')) return;
-      if (raw.startsWith('\t')) {
-        if (current) current.descriptions.push(raw.slice(1));
-        return;
-      }
-      const pattern = raw.trim();
-      flush();
-      if (pattern) current = { pattern, descriptions: [], source, line: k + 1 };
-    });
-    flush();
+  addText(text: string | Uint8Array, source: string): void {
+    const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
+    const sourceIndex = this.sources.length;
+    this.texts.push(bytes);
     this.sources.push(source);
+    let pending: { pattern: string; start: number; end: number; line: number } | undefined;
+    const flush = (descriptionsEnd: number) => {
+      if (pending) this.add(pending.pattern, sourceIndex, pending.start, pending.end, descriptionsEnd, pending.line);
+      pending = undefined;
+    };
+    let line = 0;
+    for (let start = 0; start < bytes.length; ) {
+      const end = lineEnd(bytes, start);
+      line++;
+      const first = start < end ? bytes[start] : -1;
+      if (first !== HASH && first !== TAB) {
+        flush(start);
+        const contentEnd = end > start && bytes[end - 1] === CR ? end - 1 : end;
+        const pattern = bytes.toString('utf8', start, contentEnd).trim();
+        if (pattern) pending = { pattern, start, end: contentEnd, line };
+      }
+      start = end + 1;
+    }
+    flush(bytes.length);
   }
 
-  private add(entry: SmartcardListEntry): void {
-    const key = entry.pattern.toUpperCase();
-    if (this.patterns.has(key)) return;
-    let regex: RegExp;
+  private add(pattern: string, source: number, start: number, end: number, descriptionsEnd: number, line: number): void {
+    const upper = pattern.toUpperCase();
+    const hash = patternHash(upper);
+    const prefix = literalPrefix(pattern);
+    const bucket = prefix.length >= KEY_LENGTH ? this.buckets.get(prefix.slice(0, KEY_LENGTH)) : this.unbucketed;
+    if (bucket?.some((k) => this.entries[k * FIELDS + F_HASH] === hash && this.pattern(k).toUpperCase() === upper)) return;
     try {
-      regex = new RegExp(`^(?:${entry.pattern})$`, 'i');
+      // Checked here so a bad pattern is reported once, at load; compiled again when looked up.
+      new RegExp(`^(?:${pattern})$`, 'i');
     } catch (e) {
-      this.warnings.push(`${entry.source}:${entry.line}: ATR pattern is not a valid regular expression (${(e as Error).message})`);
+      this.warnings.push(`${this.sources[source]}:${line}: ATR pattern is not a valid regular expression (${(e as Error).message})`);
       return;
     }
-    this.patterns.add(key);
-    this.count++;
-    const compiled: Compiled = { ...entry, regex };
-    const prefix = literalPrefix(entry.pattern);
-    if (prefix.length >= KEY_LENGTH) {
-      const bucketKey = prefix.slice(0, KEY_LENGTH);
-      const bucket = this.buckets.get(bucketKey);
-      if (bucket) bucket.push(compiled); else this.buckets.set(bucketKey, [compiled]);
-    } else {
-      this.unbucketed.push(compiled);
+    const k = this.count++;
+    if (this.entries.length < (k + 1) * FIELDS) {
+      const grown = new Int32Array(this.entries.length * 2);
+      grown.set(this.entries);
+      this.entries = grown;
     }
+    const o = k * FIELDS;
+    this.entries[o + F_SOURCE] = source;
+    this.entries[o + F_PATTERN_START] = start;
+    this.entries[o + F_PATTERN_END] = end;
+    this.entries[o + F_DESCRIPTIONS_END] = descriptionsEnd;
+    this.entries[o + F_LINE] = line;
+    this.entries[o + F_PREFIX_LENGTH] = prefix.length;
+    this.entries[o + F_HASH] = hash;
+    if (bucket) bucket.push(k);
+    else this.buckets.set(prefix.slice(0, KEY_LENGTH), [k]);
+  }
+
+  private pattern(k: number): string {
+    const o = k * FIELDS;
+    return this.texts[this.entries[o + F_SOURCE]].toString('utf8', this.entries[o + F_PATTERN_START], this.entries[o + F_PATTERN_END]).trim();
+  }
+
+  private descriptions(k: number): string[] {
+    const o = k * FIELDS;
+    const bytes = this.texts[this.entries[o + F_SOURCE]];
+    const end = this.entries[o + F_DESCRIPTIONS_END];
+    const lines: string[] = [];
+    for (let start = lineEnd(bytes, this.entries[o + F_PATTERN_START]) + 1; start < end; ) {
+      const stop = lineEnd(bytes, start);
+      // Between a pattern and the next one there are only description (TAB) and comment lines.
+      if (bytes[start] === TAB) lines.push(bytes.toString('utf8', start + 1, stop > start + 1 && bytes[stop - 1] === CR ? stop - 1 : stop));
+      start = stop + 1;
+    }
+    return lines;
   }
 
   /** Entries whose pattern matches the ATR (hex, spaced or not); [] for text that is not hex. */
@@ -102,11 +166,17 @@ export class SmartcardList {
       return [];
     }
     if (!atr) return [];
-    const candidates = [...(this.buckets.get(atr.slice(0, KEY_LENGTH)) ?? []), ...this.unbucketed];
-    return candidates
-      .filter((c) => c.regex.test(atr))
-      .sort((a, b) => this.sources.indexOf(a.source) - this.sources.indexOf(b.source) || a.line - b.line)
-      .map(({ pattern, descriptions, source, line }) => ({ pattern, descriptions, source, line }));
+    const candidates = [...(this.buckets.get(atr.slice(0, KEY_LENGTH)) ?? []), ...this.unbucketed].sort((a, b) => a - b);
+    const found: SmartcardListEntry[] = [];
+    for (const k of candidates) {
+      const pattern = this.pattern(k);
+      const o = k * FIELDS;
+      const prefixLength = this.entries[o + F_PREFIX_LENGTH];
+      if (prefixLength && atr.slice(0, prefixLength) !== pattern.slice(0, prefixLength).toUpperCase()) continue;
+      if (!new RegExp(`^(?:${pattern})$`, 'i').test(atr)) continue;
+      found.push({ pattern, descriptions: this.descriptions(k), source: this.sources[this.entries[o + F_SOURCE]], line: this.entries[o + F_LINE] });
+    }
+    return found;
   }
 
   /** Description lines of every matching entry, in file order. */
@@ -129,9 +199,9 @@ export function loadSmartcardList(extraPaths: string[] = [], options: { standard
   const list = new SmartcardList();
   const paths = [...extraPaths, ...(options.standard === false ? [] : standardSmartcardListPaths())];
   for (const path of new Set(paths)) {
-    let text: string;
+    let text: Buffer;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readFileSync(path);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') list.warnings.push(`${path}: cannot read the card list (${code ?? (e as Error).message})`);

@@ -37,7 +37,11 @@ export function createDrivers(settings: HelperSettings = {}, hooks: DriverHooks 
     drivers.push(createVpcdDriver({ ports: settings.vpcd.ports?.length ? settings.vpcd.ports : [DEFAULT_VPCD_PORT] }));
   }
   if (settings.pcsc?.enabled !== false) {
-    drivers.push(createPcscDriver(settings.pcsc?.library ? { library: settings.pcsc.library } : {}));
+    drivers.push(createPcscDriver({
+      ...(settings.pcsc?.library ? { library: settings.pcsc.library } : {}),
+      // The loop guard knows the default paths; a socket given elsewhere (scard serve --socket) too.
+      ...(settings.pcscService?.socketPath ? { ownServiceSockets: [settings.pcscService.socketPath] } : {}),
+    }));
   }
   if (settings.usbCcid?.enabled !== false) {
     const trace = hooks.trace;

@@ -28,6 +28,10 @@ import { ScError, asScError } from '../util/errors';
 import * as features from './features';
 import { DecodeExchangeRequest, SendApduRequest, type ExchangeEntry } from '../protocol';
 import { checkOneApdu } from './sendApdu';
+import { PcscServiceStatusNotification, type PcscServiceSettings, type PcscServiceStatus } from '../protocol';
+import { ManagerBackend } from '../service/managerBackend';
+import { PcscService } from '../service/session';
+import { type PcscServer, startPcscServer } from '../service/server';
 import { decodeExchange } from './decodeExchange';
 import { ask, handle, notify } from './rpc';
 import { checkClient, registerApi } from './api';
@@ -70,6 +74,52 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     }),
   });
   let pinSettings: PinSettings = {};
+  /** The PC/SC service for other programs: wanted by the settings, and what runs. */
+  let pcscWanted: PcscServiceSettings = {};
+  let pcscRunning: { server: PcscServer; service: PcscService; backend: ManagerBackend } | null = null;
+  let pcscStatus: PcscServiceStatus = { state: 'stopped' };
+  /** Starts and stops run one after another (a setting flipped twice quickly). */
+  let pcscQueue: Promise<void> = Promise.resolve();
+  const syncPcscService = (): Promise<void> => {
+    pcscQueue = pcscQueue.then(async () => {
+      const m = manager;
+      const want = pcscWanted.enabled === true && m !== null && !shuttingDown;
+      if (pcscRunning && (!want || pcscRunning.backend.manager !== m)) {
+        const { server, service, backend } = pcscRunning;
+        pcscRunning = null;
+        await server.close();
+        service.dispose();
+        backend.dispose();
+        log('info', 'PC/SC service stopped; its socket is removed');
+        pcscStatus = { state: 'stopped' };
+        notify(connection, PcscServiceStatusNotification, pcscStatus);
+      }
+      if (!want || pcscRunning || !m) {
+        if (!want && pcscStatus.state === 'failed') {
+          pcscStatus = { state: 'stopped' };
+          notify(connection, PcscServiceStatusNotification, pcscStatus);
+        }
+        return;
+      }
+      const backend = new ManagerBackend(m, { log: (level, message) => log(level, `pcsc service: ${message}`) });
+      const service = new PcscService(backend, (level, message) => log(level, `pcsc service: ${message}`));
+      try {
+        const server = await startPcscServer(service, pcscWanted.socketPath ? { socketPath: pcscWanted.socketPath } : {});
+        pcscRunning = { server, service, backend };
+        log('info', `PC/SC service listening on ${server.socketPath} (PCSCLITE_CSOCK_NAME)`);
+        pcscStatus = { state: 'running', socketPath: server.socketPath };
+      } catch (e) {
+        service.dispose();
+        backend.dispose();
+        const message = e instanceof Error ? e.message : String(e);
+        log('warn', `PC/SC service not started: ${message}`);
+        pcscStatus = { state: 'failed', message };
+      }
+      notify(connection, PcscServiceStatusNotification, pcscStatus);
+    }).catch((e) => log('error', `PC/SC service: ${asScError(e).message}`));
+    return pcscQueue;
+  };
+  let shuttingDown = false;
   /** The exchange time-out from settings, in ms (undefined: the manager's default, 60 s). */
   let exchangeTimeoutMs: number | undefined;
   const applySettings = (settings: HelperSettings) => {
@@ -81,6 +131,10 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     pinSettings = { ...pinSettings, ...(settings.pin ?? {}) };
     sessionPins.setIdleTimeout((pinSettings.idleTimeoutSeconds ?? 300) * 1000);
     if (pinSettings.cache !== 'session') sessionPins.clear();
+    if (settings.pcscService) {
+      pcscWanted = { ...pcscWanted, ...settings.pcscService };
+      void syncPcscService();
+    }
   };
 
   /** Asks the editor for a PIN; the answer arrives sealed and is opened here, never logged. */
@@ -156,6 +210,8 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     const list = decorate(m, m.list());
     log('info', `reader manager started with ${list.readers.length} reader(s)`);
     notify(connection, StartedNotification, { ...list, drivers: m.driverStates(), version: HELPER_VERSION });
+    // The PC/SC service on the manager's readers (once they are known, so a first client sees them).
+    await syncPcscService();
     return m;
   }
 
@@ -200,6 +256,8 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   connection.onShutdown(async () => {
     for (const c of runs.values()) c.abort();
     sessionPins.dispose();
+    shuttingDown = true;
+    await syncPcscService();
     await manager?.stop();
   });
 

@@ -41,6 +41,11 @@ export class Connection {
     readonly requestedProtocol?: Protocol,
     /** The client's abort signal (a script run): every call of this connection hears it. */
     private readonly signal?: AbortSignal,
+    /**
+     * Its transaction is never released for being idle: a PC/SC client's, which pcscd never
+     * takes away (the client's death does, when its socket closes).
+     */
+    readonly keepsIdleTransaction = false,
     /** The extension that holds it (API connections and API-run scripts): its exchanges are logged under its id. */
     readonly client?: string,
   ) {}
@@ -66,6 +71,11 @@ export class Connection {
   seen(): void {
     this.insertions = this.r.gate.insertions;
     this.resets = this.r.gate.resets;
+  }
+
+  /** SCardStatus: throws what the next command would (closed, removed, someone else's reset, once), sends nothing. */
+  checkState(): void {
+    this.check();
   }
 
   /** Before a command: the connection is open, and a removal or someone else's reset is reported once. */

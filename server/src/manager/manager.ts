@@ -44,6 +44,8 @@ export interface ReaderEntry {
   waiters: Set<() => void>;
   /** PC/SC part 10 feature list, once read. */
   features?: Array<{ tag: number; name: string; controlCode: number }>;
+  /** A card just inserted is being powered up by reader initialization (pcscd shows it only once powered). */
+  initializing?: boolean;
 }
 
 export interface ManagerOptions {
@@ -337,6 +339,7 @@ export class ReaderManager {
     this.log('info', `reader added: ${name}${slot.unavailable ? ` (unavailable: ${slot.unavailable})` : ''}`);
     this.emitEntry<EventEntry>({ kind: 'readerAdded', reader: name, eventCount: r.eventCount });
     if (slot.cardPresent) this.emitEntry<EventEntry>({ kind: 'cardInserted', reader: name, eventCount: r.eventCount });
+    r.initializing = slot.cardPresent && this.initializes(r);
     this.readersChanged();
     if (slot.cardPresent) this.initializeCard(r);
   }
@@ -391,8 +394,23 @@ export class ReaderManager {
     this.log('info', `card ${present ? 'inserted into' : 'removed from'} ${r.name}`);
     this.emitEntry<EventEntry>({ kind: present ? 'cardInserted' : 'cardRemoved', reader: r.name, eventCount: r.eventCount });
     this.wake(r);
+    r.initializing = present && this.initializes(r);
     this.readersChanged();
     if (present) this.initializeCard(r);
+  }
+
+  private initializes(r: ReaderEntry): boolean {
+    return this.options.initializeCards !== false && !r.slot.unavailable;
+  }
+
+  /** The connection id holding the reader's transaction, or null (the PC/SC service answers others at once). */
+  transactionOwner(name: string): number | null {
+    return this.readers.get(name)?.gate.queue.owner ?? null;
+  }
+
+  /** Reader initialization is powering up a card just inserted (the PC/SC service shows the card once it is done). */
+  cardInitializing(name: string): boolean {
+    return this.readers.get(name)?.initializing === true;
   }
 
   /**
@@ -419,7 +437,13 @@ export class ReaderManager {
       this.readersChanged();
     });
     this.initializing.add(init);
-    void init.finally(() => this.initializing.delete(init));
+    void init.finally(() => {
+      this.initializing.delete(init);
+      if (r.initializing && r.gate.insertions === insertion) {
+        r.initializing = false;
+        this.readersChanged();
+      }
+    });
   }
 
   private wake(r: ReaderEntry): void {
@@ -455,11 +479,11 @@ export class ReaderManager {
   // ------------------------------------------------------------ connections
 
   /** SCardConnect: opens a connection, powering the card if needed. */
-  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal; client?: string } = {}): Promise<Connection> {
+  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal; keepsIdleTransaction?: boolean; client?: string } = {}): Promise<Connection> {
     const r = this.entry(name);
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
     const share = opts.share ?? 'shared';
-    const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal, opts.client);
+    const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal, opts.keepsIdleTransaction === true, opts.client);
     const call: GateCallOptions = opts.signal ? { signal: opts.signal } : {};
     // A Cancel while the reader is busy (another client's transaction) ends the wait.
     const abort = opts.signal ? { signal: opts.signal, error: () => r.gate.notSentError() } : undefined;
@@ -674,6 +698,8 @@ export class ReaderManager {
   armTransactionTimer(r: ReaderEntry): void {
     if (r.transactionTimer) clearTimeout(r.transactionTimer);
     if (r.gate.queue.owner === null) return;
+    const owner = r.gate.queue.owner;
+    if ([...r.connections].some((c) => c.id === owner && c.keepsIdleTransaction)) return;
     r.transactionTimer = setTimeout(() => {
       const owner = r.gate.queue.owner;
       if (owner === null) return;

@@ -1,8 +1,7 @@
-// What the PC/SC service needs from whatever owns the cards. The real backend is
-// not written yet: it will sit on the reader manager's connections and per-reader
-// gates (design: "Where the helper grows next"), whose API is still changing, so
-// nothing here names the manager. Until then only tests implement it (a test double
-// over the simulator card in test/unit/service/simBackend.ts).
+// What the PC/SC service needs from whatever owns the cards. The product's backend
+// is managerBackend.ts (the reader manager's connections and per-reader gates);
+// the session's unit tests also use a small test double over the simulator card
+// (test/support/simPcscBackend.ts). Nothing here names the manager.
 //
 // Values use PC/SC's own numbers (share modes, dispositions, protocol bits,
 // attribute ids) because the service passes them through from clients unchanged;

@@ -10,6 +10,13 @@ r"""A pyscard client for the PC/SC service tests; one JSON line per fact.
   cancel READER                  GetStatusChange(INFINITE) in a thread, SCardCancel from the main one
   pnp STEP...                    GetStatusChange on \\?PnP?\Notification: for each STEP print
                                  {"waiting": STEP}, wait (10 s) for the reader list to change, print it
+  hold READER                    connect shared, print {"connected": rv}; after a stdin line SCardBeginTransaction,
+                                 print {"held": rv}, then sleep until killed
+  begin READER                   connect shared, print {"connected": rv}; after a stdin line SCardBeginTransaction (the library
+                                 polls while another handle holds the reader), print {"begin": rv}, again after a
+                                 SCARD_W_* warning (at most 3 times), end, disconnect
+  exclusive READER               connect exclusive, print {"exclusive": rv}; on each stdin line transmit the
+                                 SELECT and print {"sw": ...}; at the end of stdin disconnect, print {"done": rv}
 Runs under Debian's /usr/bin/python3 (python3-pyscard); the PC/SC library is
 whatever LD_LIBRARY_PATH selects, the daemon whatever PCSCLITE_CSOCK_NAME names.
 """
@@ -65,6 +72,38 @@ def main(argv):
         data, sw1, sw2 = c.transmit(apdu)
         out(sw='%02X %02X' % (sw1, sw2), atr=bytes(c.getATR()).hex(), dataLength=len(data))
         c.disconnect()
+        return
+    if cmd in ('hold', 'begin', 'exclusive'):
+        from smartcard.scard import (SCardConnect, SCardBeginTransaction, SCardEndTransaction, SCardDisconnect,
+                                     SCardTransmit, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE, SCARD_PROTOCOL_T0,
+                                     SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD)
+        rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
+        share = SCARD_SHARE_EXCLUSIVE if cmd == 'exclusive' else SCARD_SHARE_SHARED
+        rv, hcard, proto = SCardConnect(hcontext, argv[1], share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)
+        if cmd == 'hold':
+            out(connected=rv & 0xFFFFFFFF)
+            sys.stdin.readline()
+            rv = SCardBeginTransaction(hcard)
+            out(held=rv & 0xFFFFFFFF)
+            while True:
+                time.sleep(60)
+        if cmd == 'begin':
+            out(connected=rv & 0xFFFFFFFF)
+            sys.stdin.readline()
+            # A warning (the card was reset or removed meanwhile) is reported once: ask again, as an application does.
+            for _ in range(3):
+                rv = SCardBeginTransaction(hcard) & 0xFFFFFFFF
+                out(begin=rv)
+                if rv == SCARD_S_SUCCESS or rv < 0x80100065:
+                    break
+            SCardEndTransaction(hcard, SCARD_LEAVE_CARD)
+        if cmd == 'exclusive':
+            out(exclusive=rv & 0xFFFFFFFF)
+            for _ in sys.stdin:
+                rv, resp = SCardTransmit(hcard, proto, [0x00, 0xA4, 0x04, 0x00, 0x07, 0xF0, 0x57, 0x42, 0x44, 0x45, 0x4D, 0x4F])
+                out(sw='%02X %02X' % (resp[-2], resp[-1]) if rv == SCARD_S_SUCCESS else None, rv=rv & 0xFFFFFFFF)
+        out(done=SCardDisconnect(hcard, SCARD_LEAVE_CARD) & 0xFFFFFFFF)
+        SCardReleaseContext(hcontext)
         return
     if cmd == 'pnp':
         from smartcard.System import readers

@@ -46,6 +46,23 @@ test('parses entries and matches exact, wildcard and class patterns', () => {
   assert.deepEqual(list.identify(''), []);
 });
 
+test('the compact index: CRLF lines, comments between descriptions, case-only duplicates, bytes or text alike', () => {
+  const text = '3B 11 22\r\n\tfirst line\r\n# a comment inside\r\n\tsecond line\r\n\r\n3b 11 22\r\n\tsame pattern, lower case: skipped\r\n'
+    + '\r\n3B 33 ..  \r\n\tÉlan carte (UTF-8)\r\n\t\r\nnot a tab line\n\torphan? no: belongs to the pattern above\n';
+  const fromText = new SmartcardList();
+  fromText.addText(text, 'crlf');
+  const fromBytes = new SmartcardList();
+  fromBytes.addText(new TextEncoder().encode(text), 'crlf');
+  for (const list of [fromText, fromBytes]) {
+    assert.equal(list.size, 3);
+    assert.deepEqual(list.lookup('3B 11 22'), [{ pattern: '3B 11 22', descriptions: ['first line', 'second line'], source: 'crlf', line: 1 }]);
+    assert.deepEqual(list.lookup('3B 33 7F'), [{ pattern: '3B 33 ..', descriptions: ['Élan carte (UTF-8)', ''], source: 'crlf', line: 9 }]);
+    assert.deepEqual(list.identify('3B 33'), [], 'shorter than the pattern');
+  }
+  // "not a tab line" is itself a pattern (an invalid ATR, never matched) that owns the next line.
+  assert.deepEqual(fromText.lookup('3B 11 23'), []);
+});
+
 test('earlier files win for the same pattern; missing files are skipped', () => {
   const mine = join(dir, 'mine.txt');
   writeFileSync(mine, '3B 95 13 81 01 80 73 FF 01 00 0B\n\tmy own description\n\n3B 00\n\tonly in mine\n');

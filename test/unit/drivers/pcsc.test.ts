@@ -2,7 +2,8 @@
 // service loss and return, control codes, name splitting, error words.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPcscDriver, pcscdHint, splitReaderName } from '../../../server/src/drivers/pcsc/driver';
+import path from 'node:path';
+import { createPcscDriver, namesOwnService, pcscdHint, splitReaderName } from '../../../server/src/drivers/pcsc/driver';
 import { ReaderManager } from '../../../server/src/manager/manager';
 import { PNP_NOTIFICATION, SCARD_STATE, parseFeatureList } from '../../../server/src/drivers/pcsc/constants';
 import {
@@ -436,4 +437,31 @@ test('the way to start the PC/SC service is told per platform', () => {
   assert.match(pcscdHint('linux'), /systemctl start pcscd/);
   assert.match(pcscdHint('win32'), /SCardSvr/);
   assert.match(pcscdHint('darwin'), /plug/);
+});
+
+test('loop guard: PCSCLITE_CSOCK_NAME naming the workbench\'s own service is removed before the driver reaches PC/SC; another socket is kept', async () => {
+  const home = { XDG_RUNTIME_DIR: '/run/user/1000' };
+  const ours = path.join('/run/user/1000', 'smartcard-workbench', 'pcscd.comm');
+  assert.equal(namesOwnService(ours, [], home), true);
+  assert.equal(namesOwnService('/tmp/smartcard-workbench-1000/pcscd.comm', [], home), true, 'the fallback folder of any user');
+  assert.equal(namesOwnService('/srv/lab/wb.sock', ['/srv/lab/wb.sock'], home), true, 'scard serve --socket');
+  assert.equal(namesOwnService('/run/pcscd/pcscd.comm', [], home), false);
+  assert.equal(namesOwnService('/tmp/other/pcscd.comm', [], home), false);
+  assert.equal(namesOwnService(undefined, [], home), false);
+
+  for (const [value, kept] of [[ours, false], ['/run/pcscd/pcscd.comm', true]] as const) {
+    const env: NodeJS.ProcessEnv = { ...home, PCSCLITE_CSOCK_NAME: value };
+    const fake = new FakeWinscard();
+    // What the driver's libpcsclite would read when it first establishes a context.
+    const seenAtEstablish: (string | undefined)[] = [];
+    const establish = fake.establishContext.bind(fake);
+    fake.establishContext = () => { seenAtEstablish.push(env.PCSCLITE_CSOCK_NAME); return establish(); };
+    const sink = new Sink();
+    const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], env });
+    await driver.start(sink);
+    await driver.stop();
+    assert.ok(seenAtEstablish.length > 0);
+    assert.equal(seenAtEstablish[0], kept ? value : undefined, kept ? 'a foreign pcscd socket is used as given' : 'libpcsclite would have reached our own socket');
+    assert.equal(sink.logs.some((l) => /own PC\/SC service/.test(l.message)), !kept);
+  }
 });

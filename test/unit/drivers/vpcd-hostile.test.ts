@@ -292,3 +292,25 @@ test('a port already in use gives an unavailable slot that says what to do', asy
     await new Promise((r) => blocker.close(r));
   }
 });
+
+test('commands sent together go one at a time, in order; a peer lost mid-command fails the waiting ones too', async () => {
+  await sink.until(() => !sink.present);
+  const inserted = sink.next('inserted');
+  const peer = await goodPeer(port);
+  await inserted;
+  await driver.powerOn(key, 'cold');
+  // Five at once: each frame reaches the peer only after the answer to the one before.
+  const answers = await Promise.all([1, 2, 3, 4, 5].map((ins) => driver.transmit(key, Uint8Array.of(0x00, ins, 0x00, 0x00), 1)));
+  assert.deepEqual(answers.map((a) => a[0]), [1, 2, 3, 4, 5]);
+  // A peer that reads a command and leaves: the one sent fails CARD_REMOVED, the one waiting NO_CARD; nothing hangs.
+  peer.removeAllListeners('data');
+  peer.once('data', () => peer.destroy());
+  const removed = sink.next('removed');
+  const sent = driver.transmit(key, Uint8Array.of(0x00, 0x10, 0x00, 0x00), 1);
+  const waiting = driver.transmit(key, Uint8Array.of(0x00, 0x11, 0x00, 0x00), 1);
+  await assert.rejects(sent, (e: unknown) => e instanceof ScError && e.code === 'CARD_REMOVED');
+  await assert.rejects(waiting, (e: unknown) => e instanceof ScError && e.code === 'NO_CARD');
+  await removed;
+  // The slot is free again: a new peer works.
+  await assertReaderWorks();
+});

@@ -10,7 +10,10 @@
 // every slot is removed and the context is re-established with a back-off;
 // the readers come back when the service does, without restarting the helper.
 
+import fs from 'node:fs';
+import path from 'node:path';
 import { ScError } from '../../util/errors';
+import { defaultSocketPath, SOCKET_NAME } from '../../service/server';
 import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
 import {
   PNP_NOTIFICATION,
@@ -52,6 +55,39 @@ export interface PcscOptions {
   syncTransmit?: boolean;
   /** Only for tests: the clock that times exchanges (ms). */
   clock?: () => number;
+  /** Only for tests: the environment libpcsclite reads PCSCLITE_CSOCK_NAME from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Sockets of the workbench's own PC/SC service besides the default paths (`scard serve --socket`). */
+  ownServiceSockets?: readonly string[];
+}
+
+/**
+ * Does PCSCLITE_CSOCK_NAME name the workbench's own PC/SC service? Its default path,
+ * any workbench socket (`…/smartcard-workbench/pcscd.comm`, `/tmp/smartcard-workbench-UID/pcscd.comm`),
+ * or one of `own`. Symlinks are followed where the path exists.
+ */
+export function namesOwnService(value: string | undefined, own: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): boolean {
+  if (!value) return false;
+  const real = (p: string): string => {
+    const abs = path.resolve(p);
+    try { return fs.realpathSync(abs); } catch { return abs; }
+  };
+  const v = real(value);
+  if ([defaultSocketPath(env), ...own].some((o) => real(o) === v)) return true;
+  return path.basename(v) === SOCKET_NAME && /^smartcard-workbench(-\d+)?$/.test(path.basename(path.dirname(v)));
+}
+
+/**
+ * The loop guard: the helper's own libpcsclite must never reach the helper's own
+ * service (VS Code started from a workbench terminal inherits PCSCLITE_CSOCK_NAME).
+ * When the variable names our socket it is removed from the environment before
+ * libpcsclite first reads it, so the driver uses the system's pcscd. True when removed.
+ */
+export function avoidOwnService(env: NodeJS.ProcessEnv, own: readonly string[] = []): boolean {
+  const value = env.PCSCLITE_CSOCK_NAME;
+  if (!namesOwnService(value, own, env)) return false;
+  delete env.PCSCLITE_CSOCK_NAME;
+  return true;
 }
 
 const DEFAULT_RECONNECT_DELAYS = [200, 500, 1000, 2000, 5000];
@@ -149,6 +185,11 @@ export class PcscDriver implements Driver {
   async start(sink: DriverSink): Promise<void> {
     this.sink = sink;
     this.running = true;
+    const env = this.options.env ?? process.env;
+    const named = env.PCSCLITE_CSOCK_NAME;
+    if (avoidOwnService(env, this.options.ownServiceSockets)) {
+      sink.log('info', `pcsc: PCSCLITE_CSOCK_NAME named the workbench's own PC/SC service (${named}); using the system's PC/SC service instead`);
+    }
     try {
       this.api = this.options.winscard ?? loadWinscard(this.options.library);
     } catch (e) {

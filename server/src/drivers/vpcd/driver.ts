@@ -42,6 +42,8 @@ interface Waiter {
   what: Uint8Array | string;
   /** A card command: its answer needs a status word. */
   apdu: boolean;
+  /** Sent outside `serialized` (transmit on an idle slot): frees the slot itself when settled. */
+  releasesSlot: boolean;
 }
 
 interface Peer {
@@ -176,6 +178,14 @@ export class VpcdDriver implements Driver {
     // A 1-byte frame would be read as a control code (power off, reset…), not an APDU.
     if (command.length < 4) return Promise.reject(new ScError('BAD_REQUEST', `A command APDU has at least 4 bytes (CLA INS P1 P2); got ${command.length}.`));
     if (command.length > MAX_FRAME_BODY) return Promise.reject(new ScError('BAD_REQUEST', `A vpcd command can carry at most ${MAX_FRAME_BODY} bytes; got ${command.length}.`));
+    // An idle slot with a powered card (every command of a script): no queue closure and no
+    // promise for the slot's release; the answer (or the peer's loss) frees the slot.
+    const slot = this.slots.get(key);
+    const peer = slot?.peer;
+    if (slot && !slot.busy && !slot.unavailable && peer && peer.powered && !peer.gone) {
+      slot.busy = true;
+      return this.request(slot, peer, command, command, true, true);
+    }
     return this.serialized(key, (slot, peer) => {
       if (!peer.powered) return Promise.reject(new ScError('PROTOCOL', 'The card is not powered; power it on (reset) first.'));
       return this.request(slot, peer, command, command, true);
@@ -252,9 +262,11 @@ export class VpcdDriver implements Driver {
     if (waiter.apdu && frame.length < 2) {
       this.dropPeer(slot, peer, undefined, `answered with ${frame.length} bytes (no status word)`);
       waiter.reject(new ScError('PROTOCOL', `The card emulator on port ${slot.port} answered without a status word; it was disconnected.`));
+      if (waiter.releasesSlot) slot.next();
       return;
     }
     waiter.resolve(frame);
+    if (waiter.releasesSlot) slot.next();
   }
 
   /** Sends one frame in one write; control codes POWER_ON/OFF/RESET get no reply. */
@@ -263,10 +275,13 @@ export class VpcdDriver implements Driver {
     peer.socket.write(encodeFrame(payload));
   }
 
-  private request(slot: PortSlot, peer: Peer, payload: Uint8Array, what: Uint8Array | string, apdu: boolean): Promise<Uint8Array> {
-    if (peer.gone) return Promise.reject(this.removedError());
+  private request(slot: PortSlot, peer: Peer, payload: Uint8Array, what: Uint8Array | string, apdu: boolean, releasesSlot = false): Promise<Uint8Array> {
+    if (peer.gone) {
+      if (releasesSlot) slot.next();
+      return Promise.reject(this.removedError());
+    }
     return new Promise<Uint8Array>((resolve, reject) => {
-      peer.waiter = { resolve, reject, sentAt: performance.now(), what, apdu };
+      peer.waiter = { resolve, reject, sentAt: performance.now(), what, apdu, releasesSlot };
       if (peer.deadline === null) peer.deadline = setTimeout(() => this.checkDeadline(slot, peer), this.timeoutMs);
       this.send(peer, payload);
     });
@@ -298,14 +313,14 @@ export class VpcdDriver implements Driver {
     peer.gone = true;
     if (peer.deadline) clearTimeout(peer.deadline);
     peer.deadline = null;
-    if (peer.waiter) {
-      const waiter = peer.waiter;
-      peer.waiter = null;
-      waiter.reject(error ?? this.removedError());
-    }
+    const waiter = peer.waiter;
+    peer.waiter = null;
+    waiter?.reject(error ?? this.removedError());
     peer.decoder.reset();
     peer.socket.destroy();
     if (slot.peer === peer) slot.peer = null;
+    // After the peer is forgotten: a command waiting for the slot finds no card.
+    if (waiter?.releasesSlot) slot.next();
     if (!this.sink) return;
     if (why) this.sink.log('warn', `vpcd: card emulator ${peer.id} on port ${slot.port} ${why}; disconnected it (card removed)`);
     else this.sink.log('info', `vpcd: card emulator ${peer.id} disconnected from port ${slot.port} (card removed)`);

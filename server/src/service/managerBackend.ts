@@ -1,0 +1,396 @@
+// The PC/SC service's real CardBackend: the reader manager. Every client handle
+// (hCard) is one manager connection, so a PC/SC program is one more client of the
+// per-reader gate, beside scripts and the Readers view (design: "Every client …
+// reaches a card only through a manager connection").
+//
+// pcscd's semantics on top of the gate:
+// - share modes pass through. A client's exclusive connection also holds the
+//   reader's queue (a manager transaction) for as long as it lasts, so a script run
+//   meanwhile waits behind it instead of failing; other PC/SC clients get
+//   SCARD_E_SHARING_VIOLATION at once, as from pcscd. Neither that hold nor a client's
+//   transaction is released for being idle (pcscd never does; a dead client's socket closing does);
+// - BEGIN and TRANSMIT while another connection holds the reader's transaction:
+//   SCARD_E_SHARING_VIOLATION at once (the client library polls); CONNECT waits;
+// - SCARD_W_RESET_CARD once per handle after someone else's reset, from the gate's
+//   counters; SCARD_W_REMOVED_CARD on every call after a removal until a reconnect
+//   (pcscd's RFCheckReaderEventState);
+// - T=0 as pcscd and libccid do it: a case 4 command goes out as case 3 and 61xx /
+//   6Cxx come back to the client (no automatic GET RESPONSE);
+// - a client's exchanges reach the APDU Log; the data of VERIFY, CHANGE REFERENCE
+//   DATA and RESET RETRY COUNTER (INS 20/21, 24, 2C) is logged as `**`.
+
+import { BackendError, type BackendHandle, type CardBackend, type IoRequest } from './backend';
+import type { CardCondition, ReaderFacts } from './readerState';
+import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
+import type { Connection, Disposition as ManagerDisposition, ReaderManager } from '../manager/manager';
+import type { ControlEntry, ReaderInfo } from '../protocol';
+import type { Protocol } from '../drivers/driver';
+import { CM_IOCTL_GET_FEATURE_REQUEST } from '../codecs/pcscFeatures';
+import { asScError, type ScErrorCode } from '../util/errors';
+import { fromHex, toHex } from '../util/hex';
+
+/** pcsc-lite's control code on Unix (reader.h). */
+const SCARD_CTL_CODE = (code: number): number => 0x42000000 + code;
+const SCARD_ATTR_ATR_STRING = 0x00090303;
+const SCARD_ATTR_CHANNEL_ID = 0x00020110;
+const SCARD_ATTR_DEVICE_FRIENDLY_NAME = 0x7fff0003;
+const SCARD_ATTR_VENDOR_NAME = 0x00010100;
+
+/** INS of commands whose data is a PIN or a new reference value (ISO/IEC 7816-4 §11.5). */
+const SECRET_INS = new Set([0x20, 0x21, 0x24, 0x2c]);
+
+/** The byte ranges of a command APDU that carry secrets: the data of VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER. */
+export function secretRanges(apdu: Uint8Array): Array<[number, number]> | undefined {
+  if (apdu.length <= 5 || !SECRET_INS.has(apdu[1])) return undefined;
+  // Short Lc at byte 4; extended (00 Lc1 Lc2) at 4..6. Everything after the length is masked.
+  const start = apdu[4] === 0 && apdu.length > 7 ? 7 : 5;
+  return [[start, apdu.length]];
+}
+
+interface Handle {
+  readonly reader: string;
+  share: number;
+  /** null for SCARD_SHARE_DIRECT (no card session; control goes to the reader). */
+  conn: Connection | null;
+  /** SCARD_PROTOCOL_* negotiated. */
+  protocol: number;
+  /** The client's own Begin/EndTransaction nesting (the exclusive hold is not counted). */
+  transactions: number;
+  /** SCARD_W_REMOVED_CARD until a reconnect, as pcscd reports it. */
+  removed: boolean;
+  closed: boolean;
+}
+
+export interface ManagerBackendOptions {
+  /** The service's log (debug lines only; never data). */
+  log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
+}
+
+export class ManagerBackend implements CardBackend {
+  private readonly listeners = new Set<() => void>();
+  private readonly unsubscribe: () => void;
+  private readonly handles = new Set<Handle>();
+  /** Readers a client's connect negotiated a protocol on since the card's last power change (pcscd's cardProtocol). */
+  private readonly negotiated = new Map<string, number>();
+  /** The ATR of each reader's card, kept while a client has it powered down (pcscd keeps it in the table). */
+  private readonly lastAtr = new Map<string, Uint8Array>();
+
+  constructor(readonly manager: ReaderManager, private readonly options: ManagerBackendOptions = {}) {
+    this.unsubscribe = manager.onReadersChanged(() => this.changed());
+    const off = manager.onEntry((e) => {
+      if (e.kind === 'cardPowered' || e.kind === 'cardReset' || e.kind === 'cardUnpowered' || e.kind === 'cardRemoved' || e.kind === 'readerRemoved') {
+        this.negotiated.delete(e.reader);
+      }
+      if (e.kind === 'cardRemoved' || e.kind === 'readerRemoved') this.lastAtr.delete(e.reader);
+    });
+    const un = this.unsubscribe;
+    this.unsubscribe = () => { un(); off(); };
+  }
+
+  dispose(): void {
+    this.unsubscribe();
+    this.listeners.clear();
+  }
+
+  private changed(): void {
+    for (const l of [...this.listeners]) l();
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  readers(): readonly ReaderFacts[] {
+    return this.manager.list().readers.map((r) => this.facts(r));
+  }
+
+  private facts(r: ReaderInfo): ReaderFacts {
+    const direct = [...this.handles].filter((h) => h.reader === r.name && !h.conn && !h.closed).length;
+    const base = { name: r.name, handles: r.connections + direct, exclusive: r.exclusive };
+    if (r.unavailable) return { ...base, card: 'reader-error', eventCounter: r.eventCount };
+    // pcscd shows an inserted card once its eventhandler has powered it: until then, the reader as it was.
+    if (r.card && this.manager.cardInitializing(r.name)) return { ...base, card: 'absent', eventCounter: Math.max(0, r.eventCount - 1) };
+    let card: CardCondition = 'absent';
+    if (r.card?.mute) card = 'mute';
+    else if (r.card?.powered && r.card.atr) card = 'powered';
+    else if (r.card) card = 'unpowered';
+    let atr: Uint8Array | undefined;
+    if (card === 'powered' && r.card?.atr) {
+      atr = fromHex(r.card.atr);
+      this.lastAtr.set(r.name, atr);
+    } else if (card === 'unpowered') atr = this.lastAtr.get(r.name);
+    const protocol = card === 'powered' ? this.negotiated.get(r.name) ?? 0 : 0;
+    return { ...base, card, eventCounter: r.eventCount, ...(atr ? { atr } : {}), protocol };
+  }
+
+  private live(handle: BackendHandle): Handle {
+    const h = handle as Handle;
+    if (h.closed) throw new BackendError(Rv.SCARD_E_INVALID_HANDLE, 'handle closed');
+    return h;
+  }
+
+  /** SCARD_W_REMOVED_CARD stays until a reconnect; then the connection's own once-only RESET/REMOVED check. */
+  private checkEvents(h: Handle): Connection {
+    if (!h.conn) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'a direct connection has no card session');
+    if (h.removed) throw new BackendError(Rv.SCARD_W_REMOVED_CARD, 'card removed');
+    try {
+      h.conn.checkState();
+    } catch (e) {
+      throw this.fail(h, e);
+    }
+    return h.conn;
+  }
+
+  /** A manager error as the PC/SC return code pcscd gives in the same case. */
+  private fail(h: Handle | null, e: unknown, during: 'connect' | 'card' = 'card'): BackendError {
+    if (e instanceof BackendError) return e;
+    const err = asScError(e);
+    const rv = rvFor(err.code, during);
+    if (h && rv === Rv.SCARD_W_REMOVED_CARD) h.removed = true;
+    return new BackendError(rv, err.message);
+  }
+
+  /** Another connection holds the reader's transaction: pcscd's RFCheckSharing answers at once. */
+  private checkSharing(h: Handle): void {
+    const owner = this.manager.transactionOwner(h.reader);
+    if (owner !== null && owner !== h.conn?.id) {
+      throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is in another connection\'s transaction');
+    }
+  }
+
+  private static wanted(preferred: number, share: number): Protocol | undefined {
+    if (share === ShareMode.SCARD_SHARE_DIRECT) return undefined;
+    const t0 = (preferred & ProtocolBits.SCARD_PROTOCOL_T0) !== 0;
+    const t1 = (preferred & (ProtocolBits.SCARD_PROTOCOL_T1 | ProtocolBits.SCARD_PROTOCOL_ANY_OLD)) !== 0;
+    if (t0 && !t1) return 0;
+    if (t1 && !t0) return 1;
+    return undefined; // either: the card's current one
+  }
+
+  private async open(reader: string, share: number, preferred: number): Promise<{ conn: Connection | null; protocol: number }> {
+    if (share === ShareMode.SCARD_SHARE_DIRECT) return { conn: null, protocol: ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
+    let info: ReaderInfo;
+    try { info = this.manager.reader(reader); } catch (e) { throw this.fail(null, e, 'connect'); }
+    // pcscd refuses at once while another handle holds the reader exclusively.
+    if (info.exclusive) throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
+    if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
+    if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNRESPONSIVE_CARD, 'the card did not answer its power-up');
+    const exclusive = share === ShareMode.SCARD_SHARE_EXCLUSIVE;
+    let conn: Connection;
+    try {
+      // pcscd never takes a transaction (or here the exclusive hold) away from a live client.
+      conn = await this.manager.connect(reader, { share: exclusive ? 'exclusive' : 'shared', keepsIdleTransaction: true, ...protocolOpt(ManagerBackend.wanted(preferred, share)) });
+    } catch (e) {
+      throw this.fail(null, e, 'connect');
+    }
+    try {
+      // The exclusive connection holds the reader's queue: scripts wait behind it.
+      if (exclusive) await conn.beginTransaction();
+    } catch (e) {
+      await conn.disconnect('leave').catch(() => {});
+      throw this.fail(null, e, 'connect');
+    }
+    const protocol = conn.protocol === 0 ? ProtocolBits.SCARD_PROTOCOL_T0 : ProtocolBits.SCARD_PROTOCOL_T1;
+    this.negotiated.set(reader, protocol);
+    return { conn, protocol };
+  }
+
+  async connect(reader: string, shareMode: number, preferredProtocols: number): Promise<{ handle: BackendHandle; activeProtocol: number }> {
+    const { conn, protocol } = await this.open(reader, shareMode, preferredProtocols);
+    const h: Handle = { reader, share: shareMode, conn, protocol, transactions: 0, removed: false, closed: false };
+    this.handles.add(h);
+    if (!conn) this.changed(); // a direct handle counts in the sharing; a manager connection reports itself
+    return { handle: h, activeProtocol: protocol };
+  }
+
+  async reconnect(handle: BackendHandle, shareMode: number, preferredProtocols: number, initialization: number): Promise<{ activeProtocol: number }> {
+    const h = this.live(handle);
+    if (shareMode !== h.share || !h.conn) {
+      // A new share mode is a new manager connection (the old one leaves the card as it is).
+      const old = h.conn;
+      if (old) await old.disconnect('leave').catch(() => {});
+      h.conn = null;
+      h.transactions = 0;
+      const { conn, protocol } = await this.open(h.reader, shareMode, preferredProtocols);
+      h.conn = conn;
+      h.share = shareMode;
+      h.protocol = protocol;
+      if (!conn) this.changed();
+    }
+    h.removed = false;
+    const conn = h.conn;
+    if (!conn) return { activeProtocol: h.protocol };
+    try {
+      if (initialization === Disposition.SCARD_RESET_CARD) await conn.reset('warm');
+      else if (initialization === Disposition.SCARD_UNPOWER_CARD) await conn.reset('cold');
+      else conn.seen();
+    } catch (e) {
+      throw this.fail(h, e);
+    }
+    h.protocol = conn.protocol === 0 ? ProtocolBits.SCARD_PROTOCOL_T0 : ProtocolBits.SCARD_PROTOCOL_T1;
+    this.negotiated.set(h.reader, h.protocol);
+    return { activeProtocol: h.protocol };
+  }
+
+  async disconnect(handle: BackendHandle, disposition: number): Promise<void> {
+    const h = this.live(handle);
+    await this.close(h, managerDisposition(disposition));
+  }
+
+  private async close(h: Handle, disposition: ManagerDisposition): Promise<void> {
+    h.closed = true;
+    this.handles.delete(h);
+    const conn = h.conn;
+    h.conn = null;
+    if (!conn) { this.changed(); return; }
+    try {
+      await conn.disconnect(disposition);
+    } catch (e) {
+      // The card may be gone: the connection is closed either way (Connection.disconnect's finally).
+      this.options.log?.('debug', `${h.reader}: disconnect: ${asScError(e).message}`);
+    }
+  }
+
+  async beginTransaction(handle: BackendHandle): Promise<void> {
+    const h = this.live(handle);
+    const conn = this.checkEvents(h);
+    this.checkSharing(h);
+    try {
+      await conn.beginTransaction();
+    } catch (e) {
+      throw this.fail(h, e);
+    }
+    h.transactions++;
+  }
+
+  async endTransaction(handle: BackendHandle, disposition: number): Promise<void> {
+    const h = this.live(handle);
+    if (!h.conn || h.transactions === 0) throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'no transaction');
+    try {
+      await h.conn.endTransaction(managerDisposition(disposition));
+    } catch (e) {
+      throw this.fail(h, e);
+    } finally {
+      h.transactions--;
+    }
+  }
+
+  async transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<{ recvPci: IoRequest; response: Uint8Array }> {
+    void maxResponse;
+    const h = this.live(handle);
+    if (!h.conn) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'a direct connection has no card session');
+    const conn = this.checkEvents(h);
+    this.checkSharing(h);
+    if (sendPci.protocol !== h.protocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
+    if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
+    const secret = secretRanges(command);
+    try {
+      const r = await conn.transmit(command, { getResponse: false, ...(secret ? { secret } : {}) });
+      return { recvPci: sendPci, response: r.response };
+    } catch (e) {
+      throw this.fail(h, e);
+    }
+  }
+
+  async control(handle: BackendHandle, wireCode: number, data: Uint8Array): Promise<Uint8Array> {
+    const h = this.live(handle);
+    // pcsc-lite's SCARD_CTL_CODE(3400) is the manager's plain function number of the feature request.
+    const code = wireCode === SCARD_CTL_CODE(CM_IOCTL_GET_FEATURE_REQUEST) ? CM_IOCTL_GET_FEATURE_REQUEST : wireCode;
+    const t0 = performance.now();
+    // A PIN-pad call's structure is masked like a VERIFY's data.
+    const command = this.isPinFeature(h.reader, code) ? '**'.repeat(data.length) : toHex(data);
+    const entry = { kind: 'control' as const, reader: h.reader, code, command };
+    try {
+      const out = h.conn ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data);
+      this.manager.emitEntry<ControlEntry>({ ...entry, response: toHex(out), durationMs: performance.now() - t0 });
+      return out;
+    } catch (e) {
+      const err = asScError(e);
+      this.manager.emitEntry<ControlEntry>({ ...entry, error: err.message, durationMs: performance.now() - t0 });
+      if (err.code === 'NOT_SUPPORTED' || err.code === 'DRIVER' || err.code === 'BAD_REQUEST') throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, err.message);
+      throw this.fail(h, e);
+    }
+  }
+
+  private isPinFeature(reader: string, code: number): boolean {
+    try {
+      const hex = `0x${code.toString(16).toUpperCase().padStart(8, '0')}`;
+      return (this.manager.reader(reader).features ?? []).some((f) => /PIN/.test(f) && f.endsWith(hex));
+    } catch {
+      return false;
+    }
+  }
+
+  async status(handle: BackendHandle): Promise<void> {
+    const h = this.live(handle);
+    if (h.conn) this.checkEvents(h);
+  }
+
+  async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
+    const h = this.live(handle);
+    let info: ReaderInfo;
+    try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+    switch (attrId) {
+      case SCARD_ATTR_ATR_STRING: {
+        if (!info.card?.atr) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no ATR');
+        return fromHex(info.card.atr);
+      }
+      case SCARD_ATTR_CHANNEL_ID:
+        return Uint8Array.of(0, 0, 0x20, 0); // DWORD 0x00200000 LE: "reader-specific", no channel number
+      case SCARD_ATTR_DEVICE_FRIENDLY_NAME:
+        return new TextEncoder().encode(h.reader + '\0');
+      case SCARD_ATTR_VENDOR_NAME:
+        return new TextEncoder().encode('Smart Card Workbench\0');
+      default:
+        throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, 'attribute not supported');
+    }
+  }
+
+  async setAttrib(): Promise<void> {
+    throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, 'attribute not settable');
+  }
+
+  cancel(): void {
+    // pcscd cancels only the context's status-change wait, which the session does.
+  }
+
+  async abandon(handle: BackendHandle): Promise<void> {
+    const h = handle as Handle;
+    if (h.closed) return;
+    // MSGRemoveContext: a transaction holder's card is reset, unless it was already reset or removed.
+    const held = h.transactions > 0 && !h.removed;
+    await this.close(h, held ? 'reset' : 'leave');
+  }
+}
+
+function protocolOpt(p: Protocol | undefined): { protocol?: Protocol } {
+  return p === undefined ? {} : { protocol: p };
+}
+
+function managerDisposition(d: number): ManagerDisposition {
+  switch (d) {
+    case Disposition.SCARD_RESET_CARD: return 'reset';
+    case Disposition.SCARD_UNPOWER_CARD: return 'unpower';
+    case Disposition.SCARD_EJECT_CARD: return 'eject';
+    default: return 'leave';
+  }
+}
+
+function rvFor(code: ScErrorCode, during: 'connect' | 'card'): number {
+  switch (code) {
+    case 'NO_READER': return Rv.SCARD_E_UNKNOWN_READER;
+    case 'NO_CARD': return during === 'connect' ? Rv.SCARD_E_NO_SMARTCARD : Rv.SCARD_W_REMOVED_CARD;
+    case 'CARD_REMOVED': return Rv.SCARD_W_REMOVED_CARD;
+    case 'CARD_RESET': return Rv.SCARD_W_RESET_CARD;
+    case 'READER_UNAVAILABLE': return during === 'connect' ? Rv.SCARD_E_READER_UNAVAILABLE : Rv.SCARD_W_REMOVED_CARD;
+    case 'SHARING_VIOLATION': return Rv.SCARD_E_SHARING_VIOLATION;
+    case 'PROTOCOL': return during === 'connect' ? Rv.SCARD_E_PROTO_MISMATCH : Rv.SCARD_E_NOT_TRANSACTED;
+    case 'TIMEOUT': return during === 'connect' ? Rv.SCARD_W_UNRESPONSIVE_CARD : Rv.SCARD_E_NOT_TRANSACTED;
+    case 'CANCELLED': return Rv.SCARD_E_CANCELLED;
+    case 'BAD_REQUEST': return Rv.SCARD_E_INVALID_PARAMETER;
+    case 'NOT_SUPPORTED': return Rv.SCARD_E_UNSUPPORTED_FEATURE;
+    case 'DRIVER': return Rv.SCARD_F_COMM_ERROR;
+    default: return Rv.SCARD_F_INTERNAL_ERROR;
+  }
+}

@@ -1,0 +1,96 @@
+// Issue 15 in real VS Code, with examples/ open: with `smartcard.pcscService.enabled` on
+// (machine settings), the helper serves its readers over the PC/SC service; a new
+// integrated terminal has PCSCLITE_CSOCK_NAME, and Debian's own pcsc_scan and a pyscard
+// one-liner typed into it see "Workbench Simulator 00 00"; pyscard's SELECT shows in the
+// APDU Log. "Smart Card: Copy PC/SC Service Environment" says the export line it copied.
+// The terminal's output goes to a file the test reads (xterm draws on a canvas).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { launchWorkbench, logFrame, missingPrerequisite, notification, root, runCommand, screenshot } from './support.mjs';
+
+const READER = 'Workbench Simulator 00 00';
+const pyscard = spawnSync('/usr/bin/python3', ['-c', 'import smartcard'], { stdio: 'ignore' }).status === 0;
+const pcscScan = spawnSync('sh', ['-c', 'command -v pcsc_scan'], { stdio: 'ignore' }).status === 0;
+const skip = missingPrerequisite() || (!pyscard || !pcscScan ? 'needs pcsc_scan and python3-pyscard (sudo npm run setup:system)' : false);
+let wb;
+let runtime;
+let out;
+
+before(async () => {
+  if (skip) return;
+  // A private XDG_RUNTIME_DIR: the service's socket is this test's, not the machine user's.
+  runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-e2e-pcsc-run-'));
+  fs.chmodSync(runtime, 0o700);
+  out = path.join(runtime, 'terminal-output.txt');
+  wb = await launchWorkbench({
+    workspace: path.join(root, 'examples'), name: 'pcsc-service',
+    env: { XDG_RUNTIME_DIR: runtime },
+    settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false, 'smartcard.log.location': 'editor' },
+    machineSettings: { 'smartcard.pcscService.enabled': true },
+  });
+  await wb.context.grantPermissions(['clipboard-read', 'clipboard-write']).catch(() => undefined);
+}, { timeout: 120_000 });
+
+after(async () => {
+  if (wb) await screenshot(wb.page, 'pcsc-service-end').catch(() => undefined);
+  await wb?.close();
+  if (runtime) fs.rmSync(runtime, { recursive: true, force: true });
+});
+
+/** Waits (bounded) until the terminal's output file holds `marker`; returns the file. */
+async function terminalOutput(marker, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const text = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';
+    if (text.includes(marker)) return text;
+    if (Date.now() > deadline) throw new Error(`the terminal did not write ${marker} within ${timeout} ms; so far:\n${text}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test('the service runs with the helper; Copy PC/SC Service Environment names its socket', { skip, timeout: 90_000 }, async () => {
+  const { page } = wb;
+  await runCommand(page, 'Smart Card: Show APDU Log'); // first use: the helper starts
+  await page.locator('.statusbar-item', { hasText: 'Smart Card: running' }).first().waitFor({ timeout: 60_000 });
+  const socket = path.join(runtime, 'smartcard-workbench', 'pcscd.comm');
+  // The log panel opening can take the focus from the palette as Enter is pressed: run the command again then.
+  let text;
+  for (let i = 0; ; i++) {
+    await runCommand(page, 'Smart Card: Copy PC/SC Service Environment');
+    try {
+      text = await notification(page, /Copied "export PCSCLITE_CSOCK_NAME=/, 15_000);
+      break;
+    } catch (err) {
+      if (i >= 2) throw err;
+    }
+  }
+  assert.ok(text.includes(`export PCSCLITE_CSOCK_NAME=${socket}`), text);
+  assert.equal(fs.statSync(socket).mode & 0o777, 0o600);
+});
+
+test('in a new integrated terminal, pcsc_scan -r and pyscard see the simulator; the SELECT shows in the APDU Log', { skip, timeout: 120_000 }, async () => {
+  const { page } = wb;
+  await runCommand(page, 'Terminal: Create New Terminal');
+  const terminal = page.locator('.terminal-wrapper.active .xterm, .terminal .xterm').first();
+  await terminal.waitFor({ timeout: 30_000 });
+  await terminal.click();
+  const py = `from smartcard.System import readers; r=[x for x in readers() if str(x)=='${READER}'][0]; c=r.createConnection(); c.connect(); d,s1,s2=c.transmit([0,0xA4,4,0,7,0xF0,0x57,0x42,0x44,0x45,0x4D,0x4F]); print('PYSCARD', str(r), '%02X%02X' % (s1,s2))`;
+  const line = `{ echo "ENV=$PCSCLITE_CSOCK_NAME"; pcsc_scan -r; /usr/bin/python3 -c "${py}"; echo DONE; } > '${out}' 2>&1`;
+  await page.keyboard.type(line, { delay: 2 });
+  await page.keyboard.press('Enter');
+  const text = await terminalOutput('DONE');
+  assert.match(text, new RegExp(`ENV=${path.join(runtime, 'smartcard-workbench', 'pcscd.comm').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), text);
+  assert.match(text, /0: Workbench Simulator 00 00/, text);
+  assert.match(text, /PYSCARD Workbench Simulator 00 00 9000/, text);
+  await screenshot(page, 'pcsc-service-terminal');
+
+  await runCommand(page, 'Smart Card: Show APDU Log');
+  const log = logFrame(page);
+  const select = log.locator('[data-kind="exchange"][data-sw="9000"]', { hasText: /00 A4 04 00 07 F0 57 42 44 45 4D 4F/ }).first();
+  await select.waitFor({ timeout: 30_000 });
+  await screenshot(page, 'pcsc-service-log');
+});

@@ -1,0 +1,135 @@
+// The PC/SC service's real backend on the reader manager (simulator driver), in memory:
+// pcscd's answers for sharing, transactions, RESET/REMOVED, and what is logged.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
+import { ReaderManager } from '../../../server/src/manager/manager';
+import type { LogEntry } from '../../../server/src/protocol';
+import { rvOf } from '../../../server/src/service/backend';
+import { ManagerBackend, secretRanges } from '../../../server/src/service/managerBackend';
+import { Disposition, ProtocolBits, Rv, ShareMode } from '../../../server/src/service/wire';
+
+const A = 'Workbench Simulator 00 00';
+const B = 'Workbench Simulator 01 00';
+const SELECT = Uint8Array.of(0x00, 0xa4, 0x04, 0x00, 0x07, 0xf0, 0x57, 0x42, 0x44, 0x45, 0x4d, 0x4f);
+const T1 = { protocol: ProtocolBits.SCARD_PROTOCOL_T1, pciLength: 8 };
+const ANY = ProtocolBits.SCARD_PROTOCOL_T0 | ProtocolBits.SCARD_PROTOCOL_T1;
+
+async function setup(transactionTimeoutMs?: number) {
+  const sim = new SimulatorDriver({ readers: 2 });
+  const m = new ReaderManager([sim], { historySize: 0, ...(transactionTimeoutMs ? { transactionTimeoutMs } : {}) });
+  const entries: LogEntry[] = [];
+  m.onEntry((e) => entries.push(e));
+  await m.start();
+  const b = new ManagerBackend(m);
+  return { sim, m, b, entries, async stop() { b.dispose(); await m.stop(); } };
+}
+
+async function rejectsWith(p: Promise<unknown>, rv: number, what: string): Promise<void> {
+  await assert.rejects(p, (e) => { assert.equal(rvOf(e), rv >>> 0, `${what}: 0x${rvOf(e).toString(16)}`); return true; });
+}
+
+test('secretRanges: the data of VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER (short and extended), nothing else', () => {
+  assert.deepEqual(secretRanges(Uint8Array.of(0, 0x20, 0, 1, 4, 0x31, 0x32, 0x33, 0x34)), [[5, 9]]);
+  assert.deepEqual(secretRanges(Uint8Array.of(0, 0x21, 0, 1, 2, 0x31, 0x32)), [[5, 7]]);
+  assert.deepEqual(secretRanges(Uint8Array.of(0, 0x24, 0, 1, 0, 0, 2, 0x31, 0x32)), [[7, 9]]);
+  assert.deepEqual(secretRanges(Uint8Array.of(0, 0x2c, 0, 1, 2, 0x31, 0x32)), [[5, 7]]);
+  assert.equal(secretRanges(Uint8Array.of(0, 0x20, 0, 1)), undefined, 'a VERIFY without data (retry counter query) has nothing to hide');
+  assert.equal(secretRanges(SELECT), undefined);
+});
+
+test('a client VERIFY is logged with its data as **; a SELECT as sent', async () => {
+  const { b, entries, stop } = await setup();
+  try {
+    const { handle } = await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
+    await b.transmit(handle, T1, Uint8Array.of(0, 0x20, 0, 1, 6, 0x39, 0x31, 0x38, 0x32, 0x37, 0x33), 258);
+    await b.transmit(handle, T1, SELECT, 258);
+    const commands = entries.filter((e) => e.kind === 'exchange').map((e) => (e as { command: string }).command);
+    assert.deepEqual(commands, ['0020000106************', '00A4040007F0574244454D4F']);
+    assert.ok(!JSON.stringify(entries).includes('393138323733'));
+  } finally { await stop(); }
+});
+
+test('BEGIN and TRANSMIT during another handle\'s transaction: SCARD_E_SHARING_VIOLATION at once; after END they go through', async () => {
+  const { b, stop } = await setup();
+  try {
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(one);
+    await b.beginTransaction(one); // nested
+    await rejectsWith(b.beginTransaction(two), Rv.SCARD_E_SHARING_VIOLATION, 'begin');
+    await rejectsWith(b.transmit(two, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'transmit');
+    await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.beginTransaction(two), Rv.SCARD_E_SHARING_VIOLATION, 'still held once');
+    await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.endTransaction(one, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'no transaction left');
+    await b.beginTransaction(two);
+    assert.equal((await b.transmit(two, T1, SELECT, 258)).response.at(-2), 0x90);
+  } finally { await stop(); }
+});
+
+test('exclusive: a second client is refused at once; a disconnect with RESET is SCARD_W_RESET_CARD once to the others', async () => {
+  const { b, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY)).handle;
+    await rejectsWith(b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY), Rv.SCARD_E_SHARING_VIOLATION, 'connect beside exclusive');
+    assert.equal(b.readers().find((r) => r.name === A)?.exclusive, true);
+    await b.disconnect(x, Disposition.SCARD_LEAVE_CARD);
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.disconnect(one, Disposition.SCARD_RESET_CARD);
+    await rejectsWith(b.status(two), Rv.SCARD_W_RESET_CARD, 'status after the reset');
+    await b.status(two); // once
+    assert.equal((await b.transmit(two, T1, SELECT, 258)).response.at(-2), 0x90);
+  } finally { await stop(); }
+});
+
+test('a removed card: SCARD_W_REMOVED_CARD on every call until a reconnect; the table shows the reader empty', async () => {
+  const { sim, b, m, stop } = await setup();
+  try {
+    const h = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    sim.removeCard('sim:0');
+    await rejectsWith(b.transmit(h, T1, SELECT, 258), Rv.SCARD_W_REMOVED_CARD, 'first');
+    await rejectsWith(b.status(h), Rv.SCARD_W_REMOVED_CARD, 'again');
+    assert.equal(b.readers().find((r) => r.name === A)?.card, 'absent');
+    sim.insertCard('sim:0');
+    await new Promise<void>((resolve) => { const off = m.onReadersChanged(() => { if (m.reader(A).card?.powered && !m.cardInitializing(A)) { off(); resolve(); } }); });
+    await rejectsWith(b.transmit(h, T1, SELECT, 258), Rv.SCARD_W_REMOVED_CARD, 'a new card does not make the old handle valid');
+    await b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal((await b.transmit(h, T1, SELECT, 258)).response.at(-2), 0x90);
+  } finally { await stop(); }
+});
+
+test('a client\'s transaction is not released for being idle (a script\'s is, after the manager\'s time-out)', async () => {
+  const { b, m, stop } = await setup(50);
+  try {
+    const h = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(h);
+    const script = await m.connect(B);
+    await script.beginTransaction();
+    assert.equal(m.reader(B).inTransaction, true);
+    // The script's transaction, begun after the client's, is released by the idle timer: wait for that.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the script\'s idle transaction was never released')), 5000);
+      const off = m.onReadersChanged(() => { if (!m.reader(B).inTransaction) { clearTimeout(timer); off(); resolve(); } });
+    });
+    assert.equal(m.reader(A).inTransaction, true, 'the client still holds its transaction');
+    await b.endTransaction(h, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(m.reader(A).inTransaction, false);
+  } finally { await stop(); }
+});
+
+test('abandon (a client that died) ends its transaction with a reset; the next handle hears it once', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const dead = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const next = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(dead);
+    await b.abandon(dead);
+    await b.abandon(dead); // idempotent
+    assert.equal(m.reader(A).inTransaction, false);
+    assert.equal(m.reader(A).connections, 1);
+    await rejectsWith(b.beginTransaction(next), Rv.SCARD_W_RESET_CARD, 'the reset of the dead client\'s card');
+    await b.beginTransaction(next);
+  } finally { await stop(); }
+});
