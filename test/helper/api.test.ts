@@ -11,7 +11,8 @@ import {
   ApiTransactionRequest, ApiTransmitRequest, AskPinRequest, type AskPinParams, EventsNotification, type LogEntry,
   ReadersRequest, type ReaderList, RunScriptRequest, type RunScriptResult, type ResultOf,
 } from '../../server/src/protocol';
-import { apiHex, referenceDataRanges, MAX_APDU_BYTES } from '../../server/src/lsp/api';
+import { apiHex, MAX_APDU_BYTES } from '../../server/src/lsp/api';
+import { secretRanges } from '../../server/src/codecs/apdu';
 import { sealedAnswer, startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
 
 const READER = 'Workbench Simulator 00 00';
@@ -64,10 +65,10 @@ test('hex is checked before anything reaches a reader: bad digits, odd length, t
 });
 
 test('a VERIFY\'s reference data is the part the log masks; other commands have none', () => {
-  assert.deepEqual(referenceDataRanges(Uint8Array.from([0x00, 0x20, 0x00, 0x01, 0x04, 0x31, 0x32, 0x33, 0x34])), [[5, 9]]);
-  assert.deepEqual(referenceDataRanges(Uint8Array.from([0x00, 0x24, 0x00, 0x01, 0x00, 0x00, 0x02, 0x31, 0x32])), [[7, 9]], 'extended Lc');
-  assert.equal(referenceDataRanges(Uint8Array.from([0x00, 0x20, 0x00, 0x01])), undefined, 'a retry-counter query has no data');
-  assert.equal(referenceDataRanges(Uint8Array.from([0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00])), undefined);
+  assert.deepEqual(secretRanges(Uint8Array.from([0x00, 0x20, 0x00, 0x01, 0x04, 0x31, 0x32, 0x33, 0x34])), [[5, 9]]);
+  assert.deepEqual(secretRanges(Uint8Array.from([0x00, 0x24, 0x00, 0x01, 0x00, 0x00, 0x02, 0x31, 0x32])), [[7, 9]], 'extended Lc');
+  assert.equal(secretRanges(Uint8Array.from([0x00, 0x20, 0x00, 0x01])), undefined, 'a retry-counter query has no data');
+  assert.equal(secretRanges(Uint8Array.from([0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00])), undefined);
 });
 
 test('connect refuses an unknown reader, an unnamed caller, a bad share mode, naming what is wrong', async () => {

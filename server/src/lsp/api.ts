@@ -4,7 +4,7 @@
 // Arguments come from code we do not know: every one is checked and refused in words.
 import type { CancellationToken, Connection as LspConnection } from 'vscode-languageserver';
 import { describeAtr, atrToJson, parseAtr } from '../codecs/atr';
-import { describeCommand, explainParameters, parseCommandApdu } from '../codecs/apdu';
+import { describeCommand, explainParameters, parseCommandApdu, secretRanges } from '../codecs/apdu';
 import { describeStatusWord } from '../codecs/sw';
 import { decodeBerTlv, type TlvNode } from '../codecs/tlv';
 import { identifyAtr } from '../drivers/registry';
@@ -25,9 +25,6 @@ export const MAX_CONTROL_BYTES = 65_536;
 export const MAX_CONNECTIONS_PER_CLIENT = 64;
 
 const DISPOSITIONS: readonly Disposition[] = ['leave', 'reset', 'unpower', 'eject'];
-/** ISO 7816-4 commands whose data is reference data (a PIN): VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER (and odd INS). */
-const REFERENCE_DATA_INS = new Set([0x20, 0x21, 0x24, 0x25, 0x2C, 0x2D]);
-
 /** An extension id as VS Code spells it (`publisher.name`). */
 export function checkClient(v: unknown): string {
   if (typeof v !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v) || v.length > 200) {
@@ -51,15 +48,6 @@ export function apiHex(v: unknown, what: string, max: number, min = 0): Uint8Arr
   if (n > max) throw new ScError('BAD_REQUEST', `The ${what} is ${n.toLocaleString('en-US')} bytes; at most ${max.toLocaleString('en-US')} are allowed.`);
   if (n < min) throw new ScError('BAD_REQUEST', `The ${what} has ${n} byte(s); it needs at least ${min}.`);
   return fromHex(clean);
-}
-
-/** Byte ranges of a command that hold reference data (a PIN), logged as `**`. */
-export function referenceDataRanges(apdu: Uint8Array): Array<[number, number]> | undefined {
-  if (apdu.length <= 5 || !REFERENCE_DATA_INS.has(apdu[1])) return undefined;
-  const c = parseCommandApdu(apdu);
-  if (!c.lc) return undefined;
-  const start = c.extended ? 7 : 5;
-  return [[start, start + c.lc]];
 }
 
 function tlvView(nodes: TlvNode[]): TlvView[] {
@@ -158,7 +146,7 @@ export function registerApi(connection: LspConnection, ready: () => Promise<Read
     await ready();
     const conn = connOf(p);
     const apdu = apiHex(p.apdu, 'command APDU', MAX_APDU_BYTES, 4);
-    const secret = referenceDataRanges(apdu);
+    const secret = secretRanges(apdu);
     const r = await conn.transmit(apdu, secret ? { secret } : {});
     return { response: toHex(r.response), sw: toHex(r.response.subarray(r.response.length - 2)) };
   }));

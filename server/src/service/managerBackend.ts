@@ -26,6 +26,7 @@ import type { Connection, Disposition as ManagerDisposition, ReaderManager } fro
 import type { ControlEntry, ReaderInfo } from '../protocol';
 import type { Protocol } from '../drivers/driver';
 import { CM_IOCTL_GET_FEATURE_REQUEST } from '../codecs/pcscFeatures';
+import { secretRanges } from '../codecs/apdu';
 import { asScError, type ScErrorCode } from '../util/errors';
 import { fromHex, toHex } from '../util/hex';
 
@@ -35,17 +36,6 @@ const SCARD_ATTR_ATR_STRING = 0x00090303;
 const SCARD_ATTR_CHANNEL_ID = 0x00020110;
 const SCARD_ATTR_DEVICE_FRIENDLY_NAME = 0x7fff0003;
 const SCARD_ATTR_VENDOR_NAME = 0x00010100;
-
-/** INS of commands whose data is a PIN or a new reference value (ISO/IEC 7816-4 §11.5). */
-const SECRET_INS = new Set([0x20, 0x21, 0x24, 0x2c]);
-
-/** The byte ranges of a command APDU that carry secrets: the data of VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER. */
-export function secretRanges(apdu: Uint8Array): Array<[number, number]> | undefined {
-  if (apdu.length <= 5 || !SECRET_INS.has(apdu[1])) return undefined;
-  // Short Lc at byte 4; extended (00 Lc1 Lc2) at 4..6. Everything after the length is masked.
-  const start = apdu[4] === 0 && apdu.length > 7 ? 7 : 5;
-  return [[start, apdu.length]];
-}
 
 interface Handle {
   readonly reader: string;

@@ -6,7 +6,8 @@ import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
 import { ReaderManager } from '../../../server/src/manager/manager';
 import type { LogEntry } from '../../../server/src/protocol';
 import { rvOf } from '../../../server/src/service/backend';
-import { ManagerBackend, secretRanges } from '../../../server/src/service/managerBackend';
+import { ManagerBackend } from '../../../server/src/service/managerBackend';
+import { secretRanges } from '../../../server/src/codecs/apdu';
 import { Disposition, ProtocolBits, Rv, ShareMode } from '../../../server/src/service/wire';
 
 const A = 'Workbench Simulator 00 00';
@@ -36,6 +37,9 @@ test('secretRanges: the data of VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNT
   assert.deepEqual(secretRanges(Uint8Array.of(0, 0x2c, 0, 1, 2, 0x31, 0x32)), [[5, 7]]);
   assert.equal(secretRanges(Uint8Array.of(0, 0x20, 0, 1)), undefined, 'a VERIFY without data (retry counter query) has nothing to hide');
   assert.equal(secretRanges(SELECT), undefined);
+  // The odd INS (BER-TLV data) too, and an Lc that says less than is sent hides the whole tail.
+  assert.deepEqual(secretRanges(Uint8Array.of(0, 0x2d, 0, 1, 2, 0x31, 0x32)), [[5, 7]]);
+  assert.deepEqual(secretRanges(Uint8Array.of(0, 0x20, 0, 1, 2, 0x31, 0x32, 0x33, 0x34)), [[5, 9]], 'Lc 02 with four bytes after it');
 });
 
 test('a client VERIFY is logged with its data as **; a SELECT as sent', async () => {
