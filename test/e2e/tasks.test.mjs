@@ -196,3 +196,34 @@ test('a tasks.json task with a reader runs on that reader: the same script there
   await read.waitFor({ timeout: 30_000 });
   await screenshot(page, 'tasks-reader');
 });
+
+test('an untrusted workspace (Restricted Mode): Run Task asks for trust first; Cancel runs nothing on the card', { skip, timeout: 180_000 }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'smartcard-tasks-untrusted-'));
+  fs.cpSync(path.join(root, 'examples'), path.join(ws, 'examples'), { recursive: true });
+  const untrusted = await launchWorkbench({ workspace: ws, name: 'tasks-untrusted', workspaceTrust: true, settings: {
+    'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false,
+  } });
+  try {
+    const { page } = untrusted;
+    await page.locator('.statusbar-item', { hasText: /Restricted Mode/ }).waitFor({ timeout: 30_000 });
+    await page.locator('.statusbar-item', { hasText: /Smart Card: running/ }).waitFor({ timeout: 60_000 });
+    await page.keyboard.press('F1');
+    await page.locator('.quick-input-widget input').fill('>Tasks: Run Task');
+    await page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: /^Tasks: Run Task$/ }) }).first().click();
+    const dialog = page.locator('.monaco-dialog-box', { hasText: 'Listing and running tasks requires' });
+    await dialog.waitFor({ timeout: 30_000 });
+    await screenshot(page, 'tasks-untrusted');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached', timeout: 10_000 });
+    // No task pick, no task terminal, and the card saw nothing: the log holds no exchange.
+    assert.equal(await page.locator('.quick-input-widget input[placeholder^="Select the task to run"]').isVisible(), false);
+    assert.equal(await page.locator('.terminal-wrapper').count(), 0);
+    await runCommand(page, 'Smart Card: Show APDU Log');
+    const log = logFrame(page);
+    await log.locator('#log').waitFor({ timeout: 30_000 });
+    assert.equal(await log.locator('#log .row[data-kind="exchange"]').count(), 0);
+  } finally {
+    await untrusted.close();
+    fs.rmSync(ws, { recursive: true, force: true });
+  }
+});
