@@ -4,6 +4,7 @@ import type { SmartCardWorkbenchExports } from '../../api/smartcard-workbench';
 import { WorkbenchApi } from './api';
 import { registerCommands } from './commands';
 import { Ctx } from './ctx';
+import { registerTasks } from './tasks';
 import { ApduTests } from './testing';
 
 let ctx: Ctx | undefined;
@@ -14,6 +15,8 @@ export function activate(extension: vscode.ExtensionContext): SmartCardWorkbench
   registerCommands(ctx);
   // APDU scripts with expectations in the Testing view (testing.ts).
   extension.subscriptions.push(new ApduTests(ctx));
+  // APDU scripts as tasks: type `apdu`, problem matcher `$apdu` (tasks.ts).
+  registerTasks(ctx);
   // Activation only happens on first use (the view, an .apdu file, a command): start the helper now.
   ctx.manager.start().catch(() => undefined);
   const api = new WorkbenchApi(ctx);

@@ -19,6 +19,8 @@ before(async () => {
   fs.cpSync(path.join(root, 'examples'), path.join(workspace, 'examples'), { recursive: true });
   wb = await launchWorkbench({ workspace, name: 'testing', settings: {
     'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false, 'testing.automaticallyOpenPeekView': 'never',
+    // The DOM renderer: the test output's text is in the page, as a user reads it.
+    'terminal.integrated.gpuAcceleration': 'off',
   } });
 }, { timeout: 120_000 });
 
@@ -91,6 +93,21 @@ test('the Testing view lists examples/; Run All shows which pass and that fails-
   await page.locator('.tabs-container .tab[aria-label*="fails-on-purpose.apdu"]').first().waitFor({ timeout: 30_000 });
   await page.locator('.statusbar-item', { hasText: /Ln 12,/ }).waitFor({ timeout: 30_000 });
   await screenshot(page, 'testing-failure-opened');
+});
+
+test('Show Output shows the last run\'s trace: each script on its reader, > / < lines with the script line, the PIN masked', { skip, timeout: 120_000 }, async () => {
+  const { page } = wb;
+  // The run of the test before (Run All) is the most recent one; its last script is verify-pin.apdu,
+  // whose trace ends the output (the view shows its end).
+  await runCommand(page, 'Test: Show Output');
+  const rows = page.locator('.xterm-rows', { hasText: '> 00 20 00 01 04 ** ** ** **' }).first();
+  await rows.waitFor({ timeout: 30_000 });
+  await screenshot(page, 'testing-output');
+  const text = await rows.innerText();
+  assert.match(text, /> 00 20 00 01 04 \*\* \*\* \*\* \*\* {2}\(line 9\)\s+< 90 00 : Normal processing/, text);
+  assert.match(text, /> 00 A4 02 0C 02 50 03 {2}\(line 12\)\s+< 90 00/, text);
+  assert.match(text, /# passed: 5 command\(s\) passed/, text);
+  assert.doesNotMatch(text, /31 32 33 34|1234/, 'the PIN never shows');
 });
 
 test('Cancel stops a run: long-run.apdu is stopped between two APDUs and marked skipped, not passed', { skip, timeout: 120_000 }, async () => {
