@@ -125,7 +125,7 @@ test('Cancel stops a run: long-run.apdu is stopped between two APDUs and marked 
   const t0 = Date.now();
   await runCommand(page, 'Test: Cancel Test Run');
   // The Test Results view's newest run: long-run.apdu skipped (the explorer keeps showing the
-  // last pass or failure for a skipped test), well before the script's 4 s.
+  // last pass or failure for a skipped test).
   await runCommand(page, 'Focus on Test Results View');
   const result = page.locator('.test-output-peek-tree .monaco-list-row[aria-label^="long-run.apdu"]').first();
   await page.waitForFunction(() => {
@@ -133,6 +133,7 @@ test('Cancel stops a run: long-run.apdu is stopped between two APDUs and marked 
     return /codicon-testing-(skipped|passed|failed|errored)-icon/.test(r?.innerHTML ?? '');
   }, undefined, { timeout: 30_000 });
   await screenshot(page, 'testing-cancelled');
-  assert.equal(await state(result), 'skipped');
-  assert.ok(Date.now() - t0 < 3500, `the run stopped at the Cancel, not after the whole script (${Date.now() - t0} ms)`);
+  // Skipped, not passed: a run that went on to the script's end would have passed (no time is
+  // asserted: a loaded machine may take seconds to show the result).
+  assert.equal(await state(result), 'skipped', `long-run.apdu ${Date.now() - t0} ms after the Cancel`);
 });
