@@ -30,7 +30,7 @@ type Handlers = { [M in keyof WebviewRequests]: (params: WebviewRequests[M]['par
 export type LogLocation = 'panel' | 'editor';
 
 export function logLocation(): LogLocation {
-  return vscode.workspace.getConfiguration('smartcard').get<string>('log.location') === 'panel' ? 'panel' : 'editor';
+  return vscode.workspace.getConfiguration('smartcard').get<string>('log.location') === 'editor' ? 'editor' : 'panel';
 }
 
 /** A webview showing the log: the editor panel or the bottom-panel view. */
@@ -144,18 +144,15 @@ export class LogPanel implements vscode.Disposable {
     return this.panel !== undefined || this.view !== undefined;
   }
 
-  /** Shows the log where smartcard.log.location says (beside the editor by default). */
+  /** Shows the log where smartcard.log.location says (the bottom panel by default). */
   show(preserveFocus = false): void {
     if (logLocation() === 'panel') {
       // The log moved to the bottom panel: the editor column it held goes back to the editor.
       this.panel?.dispose();
       if (this.view) this.view.show(preserveFocus);
-      else {
-        void vscode.commands.executeCommand(`${LogPanel.viewId}.focus`).then(() => {
-          if (preserveFocus) return vscode.commands.executeCommand('workbench.action.focusActiveEditorGroup');
-          return undefined;
-        });
-      }
+      // Not resolved yet: open it the way outputChannel.show(true) opens Output, without taking the
+      // focus (a palette or an input box opened meanwhile stays open; the editor keeps the cursor).
+      else void vscode.commands.executeCommand(`${LogPanel.viewId}.focus`, { preserveFocus });
       return;
     }
     this.showInEditor(preserveFocus);
