@@ -150,12 +150,25 @@ export class LogPanel implements vscode.Disposable {
       // The log moved to the bottom panel: the editor column it held goes back to the editor.
       this.panel?.dispose();
       if (this.view) this.view.show(preserveFocus);
-      // Not resolved yet: open it the way outputChannel.show(true) opens Output, without taking the
-      // focus (a palette or an input box opened meanwhile stays open; the editor keeps the cursor).
-      else void vscode.commands.executeCommand(`${LogPanel.viewId}.focus`, { preserveFocus });
+      else void this.openView(preserveFocus);
       return;
     }
     this.showInEditor(preserveFocus);
+  }
+
+  /**
+   * The bottom-panel view before VS Code resolved it: opened the way outputChannel.show(true) opens
+   * Output, without taking the focus, so a palette or PIN box opened meanwhile stays open.
+   */
+  private async openView(preserveFocus: boolean): Promise<void> {
+    try {
+      // VS Code 1.100+: every view has `<id>.open` taking { preserveFocus }.
+      await vscode.commands.executeCommand(`${LogPanel.viewId}.open`, { preserveFocus });
+    } catch {
+      // Older: focus it, then hand the focus back to the editor.
+      await vscode.commands.executeCommand(`${LogPanel.viewId}.focus`);
+      if (preserveFocus) await vscode.commands.executeCommand('workbench.action.focusActiveEditorGroup');
+    }
   }
 
   private showInEditor(preserveFocus: boolean): void {
