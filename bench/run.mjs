@@ -563,7 +563,8 @@ async function benchPanel() {
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'scard-bench-panel-'));
   const n = 100_000;
   const script = perf.writeScript(workspace, n);
-  const wb = await support.launchWorkbench({ workspace, name: 'bench-panel', settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false } });
+  // The log as an editor tab, as apdu-log-100k.test.mjs: reopen() closes its tab (the bottom panel is the default).
+  const wb = await support.launchWorkbench({ workspace, name: 'bench-panel', settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false, 'smartcard.log.location': 'editor' } });
   const render = [];
   const maxFrame = [];
   const p95Frame = [];

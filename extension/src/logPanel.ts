@@ -30,7 +30,7 @@ type Handlers = { [M in keyof WebviewRequests]: (params: WebviewRequests[M]['par
 export type LogLocation = 'panel' | 'editor';
 
 export function logLocation(): LogLocation {
-  return vscode.workspace.getConfiguration('smartcard').get<string>('log.location') === 'panel' ? 'panel' : 'editor';
+  return vscode.workspace.getConfiguration('smartcard').get<string>('log.location') === 'editor' ? 'editor' : 'panel';
 }
 
 /** A webview showing the log: the editor panel or the bottom-panel view. */
@@ -144,21 +144,31 @@ export class LogPanel implements vscode.Disposable {
     return this.panel !== undefined || this.view !== undefined;
   }
 
-  /** Shows the log where smartcard.log.location says (beside the editor by default). */
+  /** Shows the log where smartcard.log.location says (the bottom panel by default). */
   show(preserveFocus = false): void {
     if (logLocation() === 'panel') {
       // The log moved to the bottom panel: the editor column it held goes back to the editor.
       this.panel?.dispose();
       if (this.view) this.view.show(preserveFocus);
-      else {
-        void vscode.commands.executeCommand(`${LogPanel.viewId}.focus`).then(() => {
-          if (preserveFocus) return vscode.commands.executeCommand('workbench.action.focusActiveEditorGroup');
-          return undefined;
-        });
-      }
+      else void this.openView(preserveFocus);
       return;
     }
     this.showInEditor(preserveFocus);
+  }
+
+  /**
+   * The bottom-panel view before VS Code resolved it: opened the way outputChannel.show(true) opens
+   * Output, without taking the focus, so a palette or PIN box opened meanwhile stays open.
+   */
+  private async openView(preserveFocus: boolean): Promise<void> {
+    try {
+      // VS Code 1.100+: every view has `<id>.open` taking { preserveFocus }.
+      await vscode.commands.executeCommand(`${LogPanel.viewId}.open`, { preserveFocus });
+    } catch {
+      // Older: focus it, then hand the focus back to the editor.
+      await vscode.commands.executeCommand(`${LogPanel.viewId}.focus`);
+      if (preserveFocus) await vscode.commands.executeCommand('workbench.action.focusActiveEditorGroup');
+    }
   }
 
   private showInEditor(preserveFocus: boolean): void {

@@ -109,7 +109,18 @@ export function cardText(r: ReaderInfo): ItemText {
   const name = card.identified?.[0];
   const description = [name, proto, card.powered ? 'powered' : 'not powered'].filter(Boolean).join(' · ');
   const identified = card.identified?.length ? `\nIdentified (smartcard_list.txt):\n  ${card.identified.join('\n  ')}` : '';
-  return { label: `ATR ${spacedHex(card.atr)}`, description, tooltip: `ATR ${spacedHex(card.atr)}\n${proto ?? 'no protocol yet'}\n${card.powered ? 'powered' : 'not powered'}${identified}` };
+  return { label: `ATR ${shortAtr(card.atr)}`, description, tooltip: `ATR ${spacedHex(card.atr)}\n${proto ?? 'no protocol yet'}\n${card.powered ? 'powered' : 'not powered'}${identified}` };
+}
+
+/** An ATR's first bytes as the card row's label shows them (a long ATR is cut at the side bar's default width). */
+const ATR_SHOWN_BYTES = 6;
+const ATR_WHOLE_UP_TO = 8;
+
+/** The ATR spaced, whole up to 8 bytes; longer ones as their first 6 bytes and "…" (the tooltip has it whole). */
+export function shortAtr(atr: string): string {
+  const spaced = spacedHex(atr);
+  const bytes = spaced.split(' ').filter(Boolean);
+  return bytes.length <= ATR_WHOLE_UP_TO ? spaced : `${bytes.slice(0, ATR_SHOWN_BYTES).join(' ')} …`;
 }
 
 /** What each PC/SC part 10 feature lets the reader do (shown on its Details row). */

@@ -17,7 +17,7 @@ before(async () => {
     workspace: path.join(root, 'examples'), name: 'first-minutes-readers',
     // pcscd "not running" whatever this machine runs: the PC/SC client library talks to a socket nobody serves.
     env: { PCSCLITE_CSOCK_NAME: '/tmp/first-minutes-readers-no-pcscd.comm' },
-    settings: { 'smartcard.pcsc.enabled': true, 'smartcard.usbCcid.enabled': true, 'smartcard.simulator.card': 'T=1', 'smartcard.log.location': 'editor' },
+    settings: { 'smartcard.pcsc.enabled': true, 'smartcard.usbCcid.enabled': true, 'smartcard.simulator.card': 'T=1' },
   });
 }, { timeout: 120_000 });
 

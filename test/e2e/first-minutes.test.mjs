@@ -21,8 +21,8 @@ before(async () => {
   fs.cpSync(path.join(root, 'examples'), path.join(ws, 'examples'), { recursive: true });
   // The SELECT by AID snippet with a 5-byte AID typed over the 7-byte one, Lc left at 07.
   fs.writeFileSync(path.join(ws, 'examples', 'mine.apdu'), '00 A4 04 00 07 A0 00 00 00 03 00 => * 90 00\n');
-  wb = await launchWorkbench({ workspace: ws, name: 'first-minutes', // The log as an editor tab, as these checks were written for (first-steps.test.mjs covers the bottom panel).
-    settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false, 'smartcard.log.location': 'editor' } });
+  wb = await launchWorkbench({ workspace: ws, name: 'first-minutes',
+    settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false } });
 }, { timeout: 180_000 });
 
 after(async () => {
@@ -168,8 +168,53 @@ test('item 4: expanding a row turns Follow off visibly; the next run comes into 
     if (Date.now() > deadline) throw new Error('the new run is not in view');
     await api(() => new Promise((r) => setTimeout(r, 100)));
   }
-  assert.equal(await api(() => window.apduLog.inView('scriptStarted')), true, 'the new run\'s "Script started" row is in view');
+  // The new run is what the log shows: its "Script started" row is in view, or (a run taller than a
+  // bottom-panel log) its rows fill the view down to its end, with no row of the run before.
+  const endsInView = await api(() => {
+    const b = document.getElementById('scroller').getBoundingClientRect();
+    return [...document.querySelectorAll('#log > .row[data-kind="scriptEnded"]')]
+      .filter((e) => { const a = e.getBoundingClientRect(); return a.bottom > b.top + 1 && a.top < b.bottom - 1; }).length;
+  });
+  assert.ok(await api(() => window.apduLog.inView('scriptStarted')) || endsInView === 1,
+    `the new run's "Script started" row is in view, or only the new run's rows are (${endsInView} "Script ended" rows in view)`);
   assert.equal(await api(() => window.apduLog.follow()), true);
   assert.equal((await log().locator('#follow').innerText()).trim(), 'Follow: on');
   await screenshot(page, 'first-minutes-second-run');
 });
+
+test('item 4: rows arriving below while Follow is off show "N new rows ↓"; a click goes there and follows', { skip, timeout: 120_000 }, async () => {
+  const { page } = wb;
+  // The user scrolls the log up to an older run: Follow goes off.
+  const size = await api(() => { const s = document.getElementById('scroller'); return { height: s.scrollHeight, view: s.clientHeight }; });
+  assert.ok(size.height > size.view + 40, `the log is taller than its view (${JSON.stringify(size)})`);
+  await api(() => { document.getElementById('scroller').scrollTop = 0; });
+  const deadline = Date.now() + 15_000;
+  while (await api(() => window.apduLog.follow())) {
+    if (Date.now() > deadline) throw new Error('scrolling up did not turn Follow off');
+    await api(() => new Promise((r) => setTimeout(r, 50)));
+  }
+  assert.equal((await log().locator('#follow').innerText()).trim(), 'Follow: off');
+  assert.equal(await log().locator('#newRows').isVisible(), false, 'no marker before new rows');
+  // A single line run (no "Script started" row, so Follow stays off): its row arrives below.
+  const exchanges = await api(() => window.apduLog.count('exchange'));
+  await page.locator('.tabs-container .tab[aria-label*="hello.apdu"]').first().click();
+  await page.locator('.editor-instance .monaco-editor .codelens-decoration a', { hasText: /^Run line$/ }).first().click();
+  const marker = log().locator('#newRows');
+  await marker.waitFor({ state: 'visible', timeout: 30_000 });
+  assert.match(await marker.innerText(), /^\d+ new rows? ↓$/);
+  assert.ok(await api(() => window.apduLog.count('exchange')) > exchanges, 'the line\'s exchange arrived');
+  assert.equal(await api(() => window.apduLog.follow()), false, 'a line run does not move the view');
+  assert.equal(await api(() => window.apduLog.inView('exchange')), false, 'the new row is below the view');
+  await screenshot(page, 'first-minutes-new-rows');
+  // The marker goes to the new row and follows again.
+  await marker.click();
+  await marker.waitFor({ state: 'hidden', timeout: 10_000 });
+  const until = Date.now() + 15_000;
+  while (!(await api(() => window.apduLog.inView('exchange')))) {
+    if (Date.now() > until) throw new Error('the new row did not come into view');
+    await api(() => new Promise((r) => setTimeout(r, 50)));
+  }
+  assert.equal(await api(() => window.apduLog.follow()), true);
+  assert.equal((await log().locator('#follow').innerText()).trim(), 'Follow: on');
+});
+

@@ -2,7 +2,7 @@
 // examples/ folder open, the Get Started walkthrough used from the Welcome page (issue 18
 // items 2, 12, 13). Its "Run APDU Script" buttons run the script the walkthrough just opened
 // although the Welcome page is the active editor; steps 2–4 tick after a passing run, a
-// failing run and the log; no literal backticks; with the log in the bottom panel, the
+// failing run and the log; no literal backticks; the log opens in the bottom panel, so the
 // page keeps its width and the step's media shows; "Run line" keeps the results of lines run
 // before and adds one row group to the log, not start/end rows around it.
 import { after, before, test } from 'node:test';
@@ -22,7 +22,7 @@ before(async () => {
   if (skip) return;
   wb = await launchWorkbench({
     workspace: path.join(root, 'examples'), name: 'first-steps',
-    settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false, 'smartcard.log.location': 'panel' },
+    settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false },
   });
 }, { timeout: 120_000 });
 

@@ -19,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { answerExport, launchWorkbench, logFrame, missingPrerequisite, notification, openFile, resultsDir, root, runCommand, screenshot } from './support.mjs';
+import { answerExport, launchWorkbench, LOG_IFRAME, logFrame, missingPrerequisite, notification, openFile, resultsDir, root, runCommand, screenshot } from './support.mjs';
 
 const skip = missingPrerequisite();
 const READER = 'Workbench Simulator 00 00';
@@ -548,15 +548,18 @@ function markerLibrary(dir) {
   return { lib, marker };
 }
 
-/** Waits until the APDU Log shows `n` "running" rows of the reader manager (each helper start adds one). */
+/**
+ * Waits until the APDU Log holds `n` "running" rows of the reader manager (each helper start adds
+ * one). Counted in the log's model: in the bottom panel not every row is drawn.
+ */
 async function helperStarts(page, n, timeout = 60_000) {
-  const rows = logFrame(page).locator('[data-kind="manager"][data-state="running"]');
-  const deadline = Date.now() + timeout;
-  while ((await rows.count()) < n) {
-    if (Date.now() > deadline) throw new Error(`the reader manager started ${await rows.count()} time(s), expected ${n}`);
-    await rows.nth(n - 1).waitFor({ timeout: Math.max(1000, deadline - Date.now()) }).catch(() => undefined);
-  }
-  return rows.count();
+  const starts = await logFrame(page).locator('body').evaluate(async (_, [want, ms]) => {
+    const end = Date.now() + ms;
+    while (window.apduLog.count('manager', '', 'running') < want && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    return window.apduLog.count('manager', '', 'running');
+  }, [n, timeout]);
+  if (starts < n) throw new Error(`the reader manager started ${starts} time(s), expected ${n}`);
+  return starts;
 }
 
 /** The APDU Log files the extension persisted under code-server's user data. */
@@ -712,7 +715,8 @@ test('an untrusted workspace: Run APDU Script refuses and says why; after trusti
     const text = await notification(page, /untrusted workspace/);
     assert.match(text, /APDU scripts do not run in an untrusted workspace\. Trust the workspace to run them\./);
     // A run opens the APDU Log before it starts: no tab, no run (and no helper was needed).
-    assert.equal(await page.locator('.tabs-container .tab', { hasText: 'APDU Log' }).count(), 0, 'the run never started');
+    assert.equal(await page.locator('.tabs-container .tab', { hasText: 'APDU Log' }).count(), 0, 'the run never started (no log tab)');
+    assert.equal(await page.locator(LOG_IFRAME).count(), 0, 'the run never started (no log in the bottom panel)');
     await screenshot(page, 'security-untrusted');
 
     // Trust the folder the way a user does: Workspaces: Manage Workspace Trust → Trust.

@@ -256,9 +256,13 @@ export async function openFile(page, name) {
   await page.locator('.editor-instance .monaco-editor .view-lines').first().waitFor();
 }
 
-/** The APDU Log's document: the webview is two iframes deep. */
+/**
+ * The APDU Log's document, in the bottom panel or beside the editor: the webview is two iframes
+ * deep, told apart from the workbench's own webviews (the Welcome page's media) by its extension.
+ */
+export const LOG_IFRAME = 'iframe.webview.ready[src*="extensionId=smartcard-workbench.smartcard-workbench"]';
 export function logFrame(page) {
-  return page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+  return page.frameLocator(LOG_IFRAME).frameLocator('iframe#active-frame');
 }
 
 export async function screenshot(page, name, { docs = false } = {}) {

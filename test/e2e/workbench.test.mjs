@@ -98,16 +98,29 @@ test('Decode ATR opens a readable decoding with the card identified', { skip, ti
   await box.fill('3B 95 13 81 01 80 73 FF 01 00 0B');
   await box.press('Enter');
   await page.locator('.monaco-editor .view-lines', { hasText: /TA1\s=\s13/ }).waitFor({ timeout: 30_000 });
+  // The identification is further down: with the log in the bottom panel the editor may not show
+  // it yet, so find it as a reader would (the editor draws only the lines in view).
+  await page.locator('.monaco-editor .view-lines', { hasText: /TA1\s=\s13/ }).first().click();
+  await page.keyboard.press('Control+F');
+  const find = page.locator('.editor-widget.find-widget textarea, .editor-widget.find-widget input').first();
+  await find.waitFor({ timeout: 10_000 });
+  await find.fill('vsmartcard - iso7816');
+  await page.keyboard.press('Enter');
   await page.locator('.monaco-editor .view-lines', { hasText: /vsmartcard\s-\siso7816/ }).waitFor();
+  await page.keyboard.press('Escape');
 });
 
 test('the helper killed mid-script: a clear error, the log keeps the exchanges, the helper and its reader come back', { skip, timeout: 90_000 }, async () => {
   const { page } = wb;
   const log = logFrame(page);
   await openFile(page, 'long-run.apdu');
+  // The notification center open before the run: the progress notification is seen as it comes,
+  // without palette round trips eating the run's few seconds before the helper is killed.
+  const center = page.locator('.notifications-center');
+  if (!(await center.isVisible())) await runCommand(page, 'Notifications: Show Notifications');
   await runCommand(page, 'Smart Card: Run APDU Script');
   // The long run shows a progress notification with Cancel after a second.
-  await notification(page, /Running long-run\.apdu/);
+  await center.locator('.notification-list-item', { hasText: /Running long-run\.apdu/ }).first().waitFor({ timeout: 30_000 });
   // The panel is a virtual list (only the rows in view are in the DOM): count its model's rows.
   const count = () => log.locator('body').evaluate(() => window.apduLog.count('exchange', '90 00 : '));
   const before = await count();

@@ -529,8 +529,8 @@ Object.assign(window, { apduLog: {
   pending: () => model.queuedRows,
   /** Our own work per frame since the last call (ms), then reset. */
   work: () => { const w = { ...work }; work.frames = 0; work.totalMs = 0; work.maxMs = 0; return w; },
-  /** How many rows of this kind whose trace text contains `text`. */
-  count: (kind: string, text = '') => model.count(kind, text),
+  /** How many rows of this kind whose trace text contains `text` (manager rows: in `state`). */
+  count: (kind: string, text = '', state?: string) => model.count(kind, text, state),
   /** Whether the panel follows the newest row, and the "new rows ↓" marker's count (0: hidden). */
   follow: () => follow,
   newRows: () => (newRowsEl.hidden ? 0 : newBelow),

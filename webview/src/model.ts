@@ -195,11 +195,16 @@ export class LogModel {
     return this.itemById.get(this.kidParent.get(id) ?? id);
   }
 
-  /** How many rows of this kind whose trace text contains `text` (for tests and the benchmark). */
-  count(kind: string, text = ''): number {
+  /**
+   * How many rows of this kind whose trace text contains `text`, and (manager rows) in `state`
+   * (for tests and the benchmark).
+   */
+  count(kind: string, text = '', state?: string): number {
     let n = 0;
     for (const it of this.items) {
-      for (const r of [it.row, ...it.kids]) if (r.kind === kind && rowText(r).includes(text)) n++;
+      for (const r of [it.row, ...it.kids]) {
+        if (r.kind === kind && (state === undefined || (r.kind === 'manager' && r.state === state)) && rowText(r).includes(text)) n++;
+      }
     }
     return n;
   }

@@ -121,10 +121,13 @@ test('control codes: decimal, hex, or a feature the reader announced; clear erro
   assert.match((parseHexInput('123') as { error: string }).error, /Odd number of hex digits \(3\)/);
 });
 
-test('a card shows its ATR spaced and its protocol', () => {
+test('a card shows its ATR spaced and its protocol; a long ATR is shortened on the row, whole in the tooltip', () => {
   const t = cardText(reader('A', { card }));
-  assert.equal(t.label, 'ATR 3B 8E 80 01 80 31 80 66 B1 84 0C 01 6E 01 83 00 90 00');
+  assert.equal(t.label, 'ATR 3B 8E 80 01 80 31 …');
   assert.equal(t.description, 'T=1 · powered');
+  assert.match(t.tooltip, /^ATR 3B 8E 80 01 80 31 80 66 B1 84 0C 01 6E 01 83 00 90 00\n/);
+  assert.equal(cardText(reader('A', { card: { ...card, atr: '3B02148000' } })).label, 'ATR 3B 02 14 80 00');
+  assert.equal(cardText(reader('A', { card: { ...card, atr: '3B0614800001020304' } })).label, 'ATR 3B 06 14 80 00 01 …');
   assert.equal(cardText(reader('A')).label, 'no card');
   assert.equal(cardText(reader('A', { unavailable: 'USB not available' })).label, 'USB not available');
   assert.equal(cardText(reader('A', { card: { powered: false, mute: true } })).label, 'mute card');

@@ -162,3 +162,21 @@ test('the store and the model fed the same rows keep the same rows (same bound, 
   }
   assert.ok(seq > logHighWater(1000), 'the run went past the bound');
 });
+
+test('count: by kind and text, and manager rows by their state (a message may name another state)', () => {
+  const m = model(20);
+  const manager = (seq: number, state: 'starting' | 'running' | 'restarting' | 'stopped', message: string): LogRow =>
+    ({ kind: 'manager', id: `m:${seq}`, time: 1000 + seq, state, message });
+  feed(m, [
+    manager(0, 'starting', 'starting'),
+    manager(1, 'restarting', 'The reader manager stopped: exit code 1; restarting in 1 s'),
+    manager(2, 'stopped', 'The reader manager stopped: run "Smart Card: Restart Reader Manager"'),
+    exchange(3),
+  ]);
+  assert.equal(m.count('manager'), 3);
+  assert.equal(m.count('manager', 'reader manager stopped:'), 2, 'the text alone also finds the restarting row');
+  assert.equal(m.count('manager', '', 'stopped'), 1);
+  assert.equal(m.count('manager', '', 'restarting'), 1);
+  assert.equal(m.count('exchange', '', 'stopped'), 0, 'a state only matches manager rows');
+  assert.equal(m.count('exchange', '00 B0'), 1);
+});
