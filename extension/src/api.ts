@@ -3,6 +3,7 @@
 // `getApi(context)` with the caller's own ExtensionContext. Its id names the caller's log rows
 // and PIN prompts, and its `subscriptions` close the caller's connections when it deactivates.
 // Every call is a request to the helper, through the same reader manager as the editor's scripts.
+import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import type * as Api from '../../api/smartcard-workbench';
 import {
@@ -56,7 +57,14 @@ function publicReader(r: ReaderInfo): Api.Reader {
 
 export class WorkbenchApi implements Api.SmartCardWorkbenchExports {
   readonly apiVersion = API_VERSION;
-  private readonly clients = new Map<string, ClientApi>();
+  /**
+   * One API object per caller's context object, never handed to another context: an extension
+   * that claims another's id gets its own object, not the other's connections or subscriptions.
+   * (The id itself is a label the caller gives; extensions share one extension host and cannot be
+   * told apart more strongly than that: see docs/api.md.)
+   */
+  private readonly clients = new WeakMap<object, ClientApi>();
+  private readonly live = new Set<ClientApi>();
 
   constructor(private readonly ctx: Ctx) {}
 
@@ -65,22 +73,25 @@ export class WorkbenchApi implements Api.SmartCardWorkbenchExports {
     if (typeof id !== 'string' || !vscode.extensions.getExtension(id)) {
       throw new SmartCardError('BAD_REQUEST', 'getApi needs your extension\'s own ExtensionContext (the one activate() received).');
     }
-    const known = this.clients.get(id);
+    const known = this.clients.get(context);
     if (known && !known.disposed) return known;
-    const api = new ClientApi(this.ctx, id, () => this.clients.delete(id));
-    this.clients.set(id, api);
+    const api = new ClientApi(this.ctx, id, () => { this.clients.delete(context); this.live.delete(api); });
+    this.clients.set(context, api);
+    this.live.add(api);
     context.subscriptions.push(api);
     return api;
   }
 
   dispose(): void {
-    for (const c of this.clients.values()) c.dispose();
-    this.clients.clear();
+    for (const c of [...this.live]) c.dispose();
+    this.live.clear();
   }
 }
 
 class ClientApi implements Api.SmartCardApi {
   readonly apiVersion = API_VERSION;
+  /** This object's own id in the helper: its handles are reachable from it only. */
+  readonly session = randomUUID();
   disposed = false;
   private readonly connections = new Set<ApiConnection>();
   private readonly readersEmitter = new vscode.EventEmitter<readonly Api.Reader[]>();
@@ -126,7 +137,7 @@ class ClientApi implements Api.SmartCardApi {
   async connect(reader: string, options: Api.ConnectOptions = {}): Promise<Api.CardConnection> {
     const generation = this.ctx.manager.generation;
     const r = await this.call(ApiConnectRequest, {
-      client: this.extensionId, reader,
+      client: this.extensionId, session: this.session, reader,
       ...(options.share !== undefined ? { share: options.share } : {}),
       ...(options.protocol !== undefined ? { protocol: options.protocol } : {}),
     });
@@ -184,7 +195,7 @@ class ClientApi implements Api.SmartCardApi {
     for (const c of this.connections) c.markClosed();
     this.connections.clear();
     if (this.ctx.manager.state === 'running') {
-      this.ctx.manager.request(ApiReleaseRequest, { client: this.extensionId }).then(
+      this.ctx.manager.request(ApiReleaseRequest, { client: this.extensionId, session: this.session }).then(
         (n) => { if (n) this.ctx.log.info(`${this.extensionId}: ${n} API connection(s) closed as it deactivated`); },
         () => undefined,
       );
@@ -219,7 +230,7 @@ class ApiConnection implements Api.CardConnection {
   private async call<P, R>(type: Request<P, R>, params: Omit<P, 'client' | 'handle'>): Promise<R> {
     this.check();
     try {
-      return await this.owner.call(type, { ...params, client: this.owner.extensionId, handle: this.handle } as P);
+      return await this.owner.call(type, { ...params, client: this.owner.extensionId, session: this.owner.session, handle: this.handle } as P);
     } catch (err) {
       // The helper died under the call: say that, not the transport's words.
       if (this.ctx.manager.generation !== this.generation) this.check();
@@ -256,7 +267,7 @@ class ApiConnection implements Api.CardConnection {
     if (this.closed || this.ctx.manager.generation !== this.generation) { this.closed = true; this.owner.forget(this); return; }
     this.closed = true;
     this.owner.forget(this);
-    await this.owner.call(ApiDisconnectRequest, { client: this.owner.extensionId, handle: this.handle, disposition });
+    await this.owner.call(ApiDisconnectRequest, { client: this.owner.extensionId, session: this.owner.session, handle: this.handle, disposition });
   }
 
   dispose(): void {

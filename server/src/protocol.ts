@@ -427,11 +427,14 @@ export const SendApduRequest = request<{ apdu: string; reader?: string }, RunScr
 
 // ---------------------------------------------------------------- the API for other extensions
 // The extension's public API (api/smartcard-workbench.d.ts) goes through these: each call names
-// the calling extension (`client`), whose rows in the log carry its id. A handle is a manager
-// connection of that client in this helper process; a restarted helper knows none of the old ones.
+// the calling extension (`client`), whose rows in the log carry its id, and the API object's
+// `session` (a random id per object handed out): a handle belongs to the session that opened it. A
+// handle is a manager connection in this helper process; a restarted helper knows none of the old ones.
 
 export interface ApiConnectParams {
   client: string;
+  /** The API object's own random id: its handles are reachable from it only. */
+  session?: string;
   /** The reader's exact name. */
   reader: string;
   share?: ShareMode;
@@ -450,22 +453,22 @@ export interface ApiConnectResult {
 export const ApiConnectRequest = request<ApiConnectParams, ApiConnectResult>('smartcard/api/connect');
 
 /** extension → helper: one command APDU on an API connection, T=0 rules applied; answers response and status word (hex). */
-export const ApiTransmitRequest = request<{ client: string; handle: number; apdu: string }, { response: string; sw: string }>('smartcard/api/transmit');
+export const ApiTransmitRequest = request<{ client: string; session?: string; handle: number; apdu: string }, { response: string; sw: string }>('smartcard/api/transmit');
 
 /** extension → helper: a control command (SCardControl) on an API connection. */
-export const ApiControlRequest = request<{ client: string; handle: number; code: number; data?: string }, { response: string }>('smartcard/api/control');
+export const ApiControlRequest = request<{ client: string; session?: string; handle: number; code: number; data?: string }, { response: string }>('smartcard/api/control');
 
 /** extension → helper: begin (SCardBeginTransaction) or end a transaction on an API connection. */
-export const ApiTransactionRequest = request<{ client: string; handle: number; action: 'begin' | 'end'; disposition?: Disposition }, void>('smartcard/api/transaction');
+export const ApiTransactionRequest = request<{ client: string; session?: string; handle: number; action: 'begin' | 'end'; disposition?: Disposition }, void>('smartcard/api/transaction');
 
 /** extension → helper: reconnect an API connection with a warm or cold reset; answers the ATR. */
-export const ApiResetRequest = request<{ client: string; handle: number; mode?: 'cold' | 'warm' }, { atr: string; protocol?: ProtocolNumber }>('smartcard/api/reset');
+export const ApiResetRequest = request<{ client: string; session?: string; handle: number; mode?: 'cold' | 'warm' }, { atr: string; protocol?: ProtocolNumber }>('smartcard/api/reset');
 
 /** extension → helper: close an API connection (SCardDisconnect). Unknown handles are already closed. */
-export const ApiDisconnectRequest = request<{ client: string; handle: number; disposition?: Disposition }, void>('smartcard/api/disconnect');
+export const ApiDisconnectRequest = request<{ client: string; session?: string; handle: number; disposition?: Disposition }, void>('smartcard/api/disconnect');
 
 /** extension → helper: close every connection of an extension (it deactivated). Answers how many were open. */
-export const ApiReleaseRequest = request<{ client: string }, number>('smartcard/api/release');
+export const ApiReleaseRequest = request<{ client: string; session?: string }, number>('smartcard/api/release');
 
 export type ApiDecodeKind = 'atr' | 'command' | 'sw' | 'tlv';
 

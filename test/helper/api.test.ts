@@ -66,7 +66,7 @@ test('hex is checked before anything reaches a reader: bad digits, odd length, t
 
 test('a VERIFY\'s reference data is the part the log masks; other commands have none', () => {
   assert.deepEqual(secretRanges(Uint8Array.from([0x00, 0x20, 0x00, 0x01, 0x04, 0x31, 0x32, 0x33, 0x34])), [[5, 9]]);
-  assert.deepEqual(secretRanges(Uint8Array.from([0x00, 0x24, 0x00, 0x01, 0x00, 0x00, 0x02, 0x31, 0x32])), [[7, 9]], 'extended Lc');
+  assert.deepEqual(secretRanges(Uint8Array.from([0x00, 0x24, 0x00, 0x01, 0x00, 0x00, 0x02, 0x31, 0x32])), [[5, 9]], 'extended Lc: the length bytes with the data');
   assert.equal(secretRanges(Uint8Array.from([0x00, 0x20, 0x00, 0x01])), undefined, 'a retry-counter query has no data');
   assert.equal(secretRanges(Uint8Array.from([0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00])), undefined);
 });
@@ -217,4 +217,17 @@ test('the decoders: ATR, command, status word, BER-TLV; bad input refused in wor
   assert.match((await refused(decode('sw', '900000'))).message, /at most 2/);
   assert.match((await refused(decode('atr', 'XYZ'))).message, /ATR is not hex/);
   assert.match((await refused(decode('emv', '00'))).message, /'atr', 'command', 'sw' or 'tlv'/);
+});
+
+test('two API objects claiming one id (two sessions): neither reaches nor releases the other\'s connections', async () => {
+  const a = await connect({ client: ME, session: 'session-a', reader: READER });
+  const b = await connect({ client: ME, session: 'session-b', reader: READER });
+  const send = (handle: number, session: string) => client.sendRequest(ApiTransmitRequest.method, { client: ME, session, handle, apdu: SELECT }) as Promise<{ sw: string }>;
+  assert.equal((await send(a.handle, 'session-a')).sw, '9000');
+  assert.match((await refused(send(a.handle, 'session-b'))).message, /is not open/, 'B cannot use A\'s handle under the same id');
+  assert.match((await refused(transmit(a.handle, SELECT))).message, /is not open/, 'nor can a caller with no session');
+  assert.equal(await client.sendRequest(ApiReleaseRequest.method, { client: ME, session: 'session-b' }), 1, 'B\'s release closes B\'s only');
+  assert.equal((await send(a.handle, 'session-a')).sw, '9000');
+  assert.match((await refused(send(b.handle, 'session-b'))).message, /is not open/);
+  assert.equal(await client.sendRequest(ApiReleaseRequest.method, { client: ME, session: 'session-a' }), 1);
 });

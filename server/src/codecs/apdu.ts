@@ -415,19 +415,20 @@ export function commandHex(apdu: CommandApdu): string {
 }
 
 /**
- * INS of commands whose data is a PIN or a new reference value (ISO/IEC 7816-4 §11.5: VERIFY,
- * CHANGE REFERENCE DATA, RESET RETRY COUNTER, even and odd).
+ * INS of commands whose data is a PIN or a new reference value: ISO/IEC 7816-4 VERIFY, CHANGE
+ * REFERENCE DATA, RESET RETRY COUNTER (even and odd INS), and ENABLE / DISABLE VERIFICATION
+ * REQUIREMENT (26, 28), which carry the PIN on SIM and UICC cards (GSM 11.11 `A0 26`/`A0 28` with
+ * CHV1, ETSI TS 102 221 DISABLE/ENABLE PIN).
  */
-const SECRET_INS = new Set([0x20, 0x21, 0x24, 0x25, 0x2c, 0x2d]);
+const SECRET_INS = new Set([0x20, 0x21, 0x24, 0x25, 0x26, 0x28, 0x2c, 0x2d]);
 
 /**
  * The byte ranges of a command APDU sent by another program (a PC/SC client, an API caller) that
- * carry secrets, logged as `**`: everything after the length byte(s) of those commands. Read from
- * the bytes alone, without trusting Lc, so a malformed command hides its tail too.
+ * carry secrets, logged as `**`: everything after the header of those commands, length bytes
+ * included (an extended length and a wrong Lc of 00 alike). Read from the bytes alone, without
+ * trusting Lc, so a malformed command hides its tail too.
  */
 export function secretRanges(apdu: Uint8Array): Array<[number, number]> | undefined {
   if (apdu.length <= 5 || !SECRET_INS.has(apdu[1])) return undefined;
-  // Short Lc at byte 4; extended (00 Lc1 Lc2) at 4..6.
-  const start = apdu[4] === 0 && apdu.length > 7 ? 7 : 5;
-  return [[start, apdu.length]];
+  return [[5, apdu.length]];
 }

@@ -98,19 +98,23 @@ export function apiDecode(kind: unknown, hex: unknown): unknown {
   }
 }
 
-interface Held { client: string; conn: CardConnection }
+interface Held { client: string; session: string; conn: CardConnection }
+
+/** The API object's session id (absent: '' — a caller of the raw requests, as the tests are). */
+const sessionOf = (v: unknown): string => (typeof v === 'string' && v.length <= 64 ? v : '');
 
 type Wrap = <P, R>(fn: (p: P, token: CancellationToken) => Promise<R>) => (p: P, token: CancellationToken) => Promise<R>;
 
-export function registerApi(connection: LspConnection, ready: () => Promise<ReaderManager>, wrap: Wrap): { release(client: string): Promise<number> } {
+export function registerApi(connection: LspConnection, ready: () => Promise<ReaderManager>, wrap: Wrap): { release(client: string, session?: string): Promise<number> } {
   const held = new Map<number, Held>();
   let nextHandle = 1;
 
-  const connOf = (p: { client?: unknown; handle?: unknown } | undefined): CardConnection => {
+  const connOf = (p: { client?: unknown; session?: unknown; handle?: unknown } | undefined): CardConnection => {
     const client = checkClient(p?.client);
     const h = held.get(p?.handle as number);
-    // Another extension's handle is as unknown as a closed one: nobody reaches a connection they did not open.
-    if (!h || h.client !== client) {
+    // Another extension's (or another API object's) handle is as unknown as a closed one: nobody
+    // reaches a connection they did not open.
+    if (!h || h.client !== client || h.session !== sessionOf(p?.session)) {
       throw new ScError('BAD_REQUEST', `Connection ${String(p?.handle)} is not open: it was disconnected, its card or reader went away, or the reader manager restarted. Connect again.`);
     }
     return h.conn;
@@ -120,8 +124,8 @@ export function registerApi(connection: LspConnection, ready: () => Promise<Read
     if (!DISPOSITIONS.includes(v as Disposition)) throw new ScError('BAD_REQUEST', "disposition is 'leave', 'reset', 'unpower' or 'eject'.");
     return v as Disposition;
   };
-  const release = async (client: string): Promise<number> => {
-    const mine = [...held].filter(([, h]) => h.client === client);
+  const release = async (client: string, session?: string): Promise<number> => {
+    const mine = [...held].filter(([, h]) => h.client === client && (session === undefined || h.session === session));
     for (const [handle] of mine) held.delete(handle);
     await Promise.all(mine.map(([, h]) => h.conn.disconnect('leave').catch(() => undefined)));
     return mine.length;
@@ -138,7 +142,7 @@ export function registerApi(connection: LspConnection, ready: () => Promise<Read
     if (open >= MAX_CONNECTIONS_PER_CLIENT) throw new ScError('BAD_REQUEST', `${client} already holds ${open} connections; disconnect some first.`);
     const conn = await m.connect(p.reader, { share: p.share ?? 'shared', client, ...(p.protocol !== undefined ? { protocol: p.protocol } : {}) });
     const handleId = nextHandle++;
-    held.set(handleId, { client, conn });
+    held.set(handleId, { client, session: sessionOf(p.session), conn });
     return { handle: handleId, reader: conn.readerName, atr: conn.atr ? toHex(conn.atr) : '', ...(conn.protocol !== undefined ? { protocol: conn.protocol } : {}) };
   }));
 
@@ -190,7 +194,7 @@ export function registerApi(connection: LspConnection, ready: () => Promise<Read
     const client = checkClient(p?.client);
     const d = disposition(p.disposition);
     const h = held.get(p.handle);
-    if (!h || h.client !== client) return; // already closed: disconnecting twice is harmless
+    if (!h || h.client !== client || h.session !== sessionOf(p.session)) return; // already closed: disconnecting twice is harmless
     if (d === 'eject' && !m.canEject(h.conn.readerName)) throw new ScError('NOT_SUPPORTED', `'${h.conn.readerName}' cannot eject cards; disconnect with leave, reset or unpower.`);
     held.delete(p.handle);
     await h.conn.disconnect(d);
@@ -198,7 +202,7 @@ export function registerApi(connection: LspConnection, ready: () => Promise<Read
 
   handle(connection, ApiReleaseRequest, wrap(async (p) => {
     await ready();
-    return release(checkClient(p?.client));
+    return release(checkClient(p?.client), sessionOf(p?.session));
   }));
 
   handle(connection, ApiDecodeRequest, wrap(async (p) => apiDecode(p?.kind, p?.hex)));

@@ -33,13 +33,18 @@ async function rejectsWith(p: Promise<unknown>, rv: number, what: string): Promi
 test('secretRanges: the data of VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER (short and extended), nothing else', () => {
   assert.deepEqual(secretRanges(Uint8Array.of(0, 0x20, 0, 1, 4, 0x31, 0x32, 0x33, 0x34)), [[5, 9]]);
   assert.deepEqual(secretRanges(Uint8Array.of(0, 0x21, 0, 1, 2, 0x31, 0x32)), [[5, 7]]);
-  assert.deepEqual(secretRanges(Uint8Array.of(0, 0x24, 0, 1, 0, 0, 2, 0x31, 0x32)), [[7, 9]]);
+  assert.deepEqual(secretRanges(Uint8Array.of(0, 0x24, 0, 1, 0, 0, 2, 0x31, 0x32)), [[5, 9]], 'extended: the length bytes with the data');
   assert.deepEqual(secretRanges(Uint8Array.of(0, 0x2c, 0, 1, 2, 0x31, 0x32)), [[5, 7]]);
   assert.equal(secretRanges(Uint8Array.of(0, 0x20, 0, 1)), undefined, 'a VERIFY without data (retry counter query) has nothing to hide');
   assert.equal(secretRanges(SELECT), undefined);
   // The odd INS (BER-TLV data) too, and an Lc that says less than is sent hides the whole tail.
   assert.deepEqual(secretRanges(Uint8Array.of(0, 0x2d, 0, 1, 2, 0x31, 0x32)), [[5, 7]]);
   assert.deepEqual(secretRanges(Uint8Array.of(0, 0x20, 0, 1, 2, 0x31, 0x32, 0x33, 0x34)), [[5, 9]], 'Lc 02 with four bytes after it');
+  // A wrong short Lc of 00 followed by the PIN: nothing after the header shows.
+  assert.deepEqual(secretRanges(Uint8Array.of(0, 0x20, 0, 1, 0, 0x31, 0x32, 0x33, 0x34)), [[5, 9]]);
+  // SIM / UICC: DISABLE and ENABLE VERIFICATION REQUIREMENT carry CHV1 / the PIN.
+  assert.deepEqual(secretRanges(Uint8Array.of(0xa0, 0x26, 0, 1, 8, 0x31, 0x32, 0x33, 0x34, 0xff, 0xff, 0xff, 0xff)), [[5, 13]]);
+  assert.deepEqual(secretRanges(Uint8Array.of(0, 0x28, 0, 1, 8, 0x31, 0x32, 0x33, 0x34, 0xff, 0xff, 0xff, 0xff)), [[5, 13]]);
 });
 
 test('a client VERIFY is logged with its data as **; a SELECT as sent', async () => {
