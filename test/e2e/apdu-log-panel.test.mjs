@@ -5,11 +5,10 @@
 // Two readers: the simulator, and a vpcd reader with bench/fast-peer.mjs as its card.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { answerExport, freePort, launchWorkbench, logFrame, missingPrerequisite, notification, openFile, root, runCommand, screenshot } from './support.mjs';
+import { answerExport, freePort, launchWorkbench, logFrame, missingPrerequisite, notification, openFile, root, runCommand, screenshot, selectReader, startFastPeer } from './support.mjs';
 
 const skip = missingPrerequisite();
 const SIM = 'Workbench Simulator';
@@ -32,14 +31,7 @@ before(async () => {
     'smartcard.usbCcid.enabled': false,
   } });
   // A card for the vpcd reader: it connects (a card insertion) once the helper listens.
-  peer = spawn(process.execPath, [path.join(root, 'bench', 'fast-peer.mjs'), String(port), '--timeout-ms', '120000'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  peer.output = '';
-  peer.connected = new Promise((resolve, reject) => {
-    peer.stdout.on('data', (d) => { peer.output += d; if (peer.output.includes('connected')) resolve(); });
-    peer.stderr.on('data', (d) => { peer.output += d; });
-    peer.once('exit', (code) => reject(new Error(`the vpcd peer ended (${code}) before connecting: ${peer.output}`)));
-  });
-  peer.connected.catch(() => undefined);
+  peer = startFastPeer(port);
 }, { timeout: 180_000 });
 
 after(async () => {
@@ -48,14 +40,6 @@ after(async () => {
   if (peer && peer.exitCode === null) peer.kill('SIGTERM');
   if (ws) fs.rmSync(ws, { recursive: true, force: true });
 });
-
-async function selectReader(page, name) {
-  await runCommand(page, 'Smart Card: Select Reader');
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
-  await row.waitFor();
-  await row.click();
-  await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
-}
 
 async function runScript(page, file, expect = /Script passed/) {
   // A script already open is brought forward in its own group (the panel stays visible beside it).

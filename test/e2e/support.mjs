@@ -1,6 +1,6 @@
 // Shared by the real-VS-Code tests: code-server + Debian Chromium driven by playwright-core.
 // Recipe and measurements: ../shared/docs/real-vscode.md. Not a test file itself.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -309,4 +309,30 @@ export async function answerExport(page, format, file, start) {
   }
   const note = await notification(page, /APDU Log exported/, 30_000);
   return { note, text: fs.readFileSync(file, 'utf8') };
+}
+
+/**
+ * A card for the vpcd reader on `port`: bench/fast-peer.mjs, answering 90 00 to everything. It
+ * connects (a card insertion) once the helper listens; `peer.connected` settles then, or rejects
+ * with its output if it ends first; `peer.output` holds what it printed.
+ */
+export function startFastPeer(port) {
+  const peer = spawn(process.execPath, [path.join(root, 'bench', 'fast-peer.mjs'), String(port), '--timeout-ms', '120000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  peer.output = '';
+  peer.connected = new Promise((resolve, reject) => {
+    peer.stdout.on('data', (d) => { peer.output += d; if (peer.output.includes('connected')) resolve(); });
+    peer.stderr.on('data', (d) => { peer.output += d; });
+    peer.once('exit', (code) => reject(new Error(`the vpcd peer ended (${code}) before connecting: ${peer.output}`)));
+  });
+  peer.connected.catch(() => undefined);
+  return peer;
+}
+
+/** Smart Card: Select Reader, answered with the reader whose row holds `name`. */
+export async function selectReader(page, name) {
+  await runCommand(page, 'Smart Card: Select Reader');
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
+  await row.waitFor();
+  await row.click();
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
 }

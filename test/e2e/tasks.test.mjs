@@ -7,11 +7,10 @@
 // so the problem goes), its exchanges in the APDU Log on that reader.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, launchWorkbench, logFrame, missingPrerequisite, root, runCommand, screenshot } from './support.mjs';
+import { freePort, launchWorkbench, logFrame, missingPrerequisite, root, runCommand, screenshot, selectReader, startFastPeer } from './support.mjs';
 
 const skip = missingPrerequisite();
 const SIM = 'Workbench Simulator 00 00';
@@ -46,13 +45,7 @@ before(async () => {
     // The DOM renderer: the terminal's text is in the page, so the test reads what a user reads.
     'terminal.integrated.gpuAcceleration': 'off',
   } });
-  peer = spawn(process.execPath, [path.join(root, 'bench', 'fast-peer.mjs'), String(port), '--timeout-ms', '120000'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  peer.output = '';
-  peer.connected = new Promise((resolve, reject) => {
-    peer.stdout.on('data', (d) => { peer.output += d; if (peer.output.includes('connected')) resolve(); });
-    peer.once('exit', (code) => reject(new Error(`the vpcd peer ended (${code}) before connecting: ${peer.output}`)));
-  });
-  peer.connected.catch(() => undefined);
+  peer = startFastPeer(port);
 }, { timeout: 180_000 });
 
 after(async () => {
@@ -61,14 +54,6 @@ after(async () => {
   if (peer && peer.exitCode === null) peer.kill('SIGTERM');
   if (workspace) fs.rmSync(workspace, { recursive: true, force: true });
 });
-
-async function selectReader(page, name) {
-  await runCommand(page, 'Smart Card: Select Reader');
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
-  await row.waitFor();
-  await row.click();
-  await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
-}
 
 /** Picks a row of the open quick pick by its label (the pick can be slow to fill: providers run). */
 async function pick(page, label, timeout = 30_000) {
