@@ -479,9 +479,12 @@ export class ReaderManager {
   // ------------------------------------------------------------ connections
 
   /** SCardConnect: opens a connection, powering the card if needed. */
-  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal; keepsIdleTransaction?: boolean; client?: string } = {}): Promise<Connection> {
+  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal; keepsIdleTransaction?: boolean; client?: string; waitBehindExclusive?: boolean } = {}): Promise<Connection> {
     const r = this.entry(name);
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
+    // Refused before queueing: a PC/SC client's exclusive connection holds the queue for as long as it
+    // lasts, so a check inside the queued function would never be reached. Scripts (cancellable) may wait.
+    if (!opts.waitBehindExclusive) this.refuseIfExclusive(r);
     const share = opts.share ?? 'shared';
     const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal, opts.keepsIdleTransaction === true, opts.client);
     const call: GateCallOptions = opts.signal ? { signal: opts.signal } : {};
@@ -529,16 +532,22 @@ export class ReaderManager {
   private direct<T>(name: string, fn: (r: ReaderEntry) => Promise<T>): Promise<T> {
     const r = this.entry(name);
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
+    // Before queueing: an exclusive PC/SC client holds the queue, so the check inside would never be reached.
+    try { this.refuseIfExclusive(r); } catch (e) { return Promise.reject(e); }
     return r.gate.queue.run(0, async () => {
-      if ([...r.connections].some((c) => c.share === 'exclusive')) {
-        throw new ScError('SHARING_VIOLATION', `'${name}' is held exclusively by another connection.`);
-      }
+      this.refuseIfExclusive(r);
       try {
         return await fn(r);
       } finally {
         await this.releaseIfUnused(r);
       }
     });
+  }
+
+  private refuseIfExclusive(r: ReaderEntry): void {
+    if ([...r.connections].some((c) => c.share === 'exclusive')) {
+      throw new ScError('SHARING_VIOLATION', `'${r.name}' is held exclusively by another connection (a PC/SC program, a script or the editor).`);
+    }
   }
 
   /** Cold (power off, then on) or warm reset; returns the ATR. */
