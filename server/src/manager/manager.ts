@@ -489,7 +489,9 @@ export class ReaderManager {
     const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal, opts.keepsIdleTransaction === true, opts.client);
     const call: GateCallOptions = opts.signal ? { signal: opts.signal } : {};
     // A Cancel while the reader is busy (another client's transaction) ends the wait.
-    const abort = opts.signal ? { signal: opts.signal, error: () => r.gate.notSentError() } : undefined;
+    // Without one (the editor, the API), the wait has a deadline; a PC/SC client's connect waits as pcscd's does.
+    const abort = opts.signal ? { signal: opts.signal, error: () => r.gate.notSentError() }
+      : opts.keepsIdleTransaction ? undefined : this.queueDeadline(r);
     await r.gate.queue.run(conn.id, async () => {
       const others = [...r.connections];
       if (share === 'exclusive' && others.length) {
@@ -541,7 +543,20 @@ export class ReaderManager {
       } finally {
         await this.releaseIfUnused(r);
       }
-    });
+    }, false, this.queueDeadline(r));
+  }
+
+  /**
+   * How long a call without a Cancel (the editor's, the API's) waits in the reader's queue behind
+   * another connection's transaction: the exchange time-out, then TIMEOUT with nothing sent. A PC/SC
+   * client's transaction is never released for being idle, so without this the wait had no end.
+   */
+  queueDeadline(r: ReaderEntry): { signal: AbortSignal; error: () => ScError } {
+    const ms = this.exchangeTimeoutMs;
+    return {
+      signal: AbortSignal.timeout(ms),
+      error: () => new ScError('TIMEOUT', `'${r.name}' stayed in another connection's transaction for ${ms} ms; nothing was sent. Try again when it ends.`),
+    };
   }
 
   private refuseIfExclusive(r: ReaderEntry): void {

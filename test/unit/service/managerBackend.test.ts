@@ -16,9 +16,9 @@ const SELECT = Uint8Array.of(0x00, 0xa4, 0x04, 0x00, 0x07, 0xf0, 0x57, 0x42, 0x4
 const T1 = { protocol: ProtocolBits.SCARD_PROTOCOL_T1, pciLength: 8 };
 const ANY = ProtocolBits.SCARD_PROTOCOL_T0 | ProtocolBits.SCARD_PROTOCOL_T1;
 
-async function setup(transactionTimeoutMs?: number) {
+async function setup(transactionTimeoutMs?: number, exchangeTimeoutMs?: number) {
   const sim = new SimulatorDriver({ readers: 2 });
-  const m = new ReaderManager([sim], { historySize: 0, ...(transactionTimeoutMs ? { transactionTimeoutMs } : {}) });
+  const m = new ReaderManager([sim], { historySize: 0, ...(transactionTimeoutMs ? { transactionTimeoutMs } : {}), ...(exchangeTimeoutMs ? { exchangeTimeoutMs } : {}) });
   const entries: LogEntry[] = [];
   m.onEntry((e) => entries.push(e));
   await m.start();
@@ -230,5 +230,28 @@ test('CONTROL, RECONNECT and STATUS during another handle\'s transaction: SCARD_
     await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
     assert.equal(await within(b.status(two)), 'ok');
     assert.equal(await within(b.control(two, 0x42000000 + 3400, new Uint8Array(0))), 'ok');
+  } finally { await stop(); }
+});
+
+test('behind a PC/SC client\'s transaction, the editor\'s and the API\'s calls give up after the exchange time-out, nothing sent', async () => {
+  const { b, m, entries, stop } = await setup(undefined, 300);
+  try {
+    const editor = await m.connect(A); // before the client's transaction
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(one);
+    const mark = entries.length;
+    const timedOut = /^rejected: .*transaction for 300 ms; nothing was sent/;
+    assert.match(await within(editor.transmit(SELECT)), timedOut, 'the editor\'s transmit');
+    assert.match(await within(editor.beginTransaction()), timedOut, 'the editor\'s begin');
+    assert.match(await within(editor.control(3400, new Uint8Array(0))), timedOut, 'the editor\'s control');
+    assert.match(await within(m.connect(A, { client: 'x.y' })), timedOut, 'an API connect');
+    assert.match(await within(m.resetCard(B, 'warm')), /^ok$/, 'the other reader is free');
+    assert.match(await within(m.resetCard(A, 'warm')), timedOut, 'the Readers view\'s Reset');
+    assert.match(await within(m.controlDirect(A, 3400, new Uint8Array(0))), timedOut, 'a control command without a connection');
+    assert.deepEqual(entries.slice(mark).filter((e) => e.kind === 'exchange' && e.reader === A), [], 'nothing was sent');
+    assert.equal((await b.transmit(one, T1, SELECT, 258)).response.at(-2), 0x90, 'the client\'s transaction goes on');
+    await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
+    assert.equal((await editor.transmit(SELECT)).response.at(-2), 0x90, 'after the end the editor goes through');
+    await editor.disconnect('leave');
   } finally { await stop(); }
 });
