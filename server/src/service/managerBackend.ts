@@ -11,9 +11,10 @@
 //   transaction is released for being idle (pcscd never does; a dead client's socket closing does);
 // - BEGIN and TRANSMIT while another connection holds the reader's transaction:
 //   SCARD_E_SHARING_VIOLATION at once (the client library polls); CONNECT waits;
-// - SCARD_W_RESET_CARD once per handle after someone else's reset, from the gate's
-//   counters; SCARD_W_REMOVED_CARD on every call after a removal until a reconnect
-//   (pcscd's RFCheckReaderEventState);
+// - SCARD_W_RESET_CARD and SCARD_W_REMOVED_CARD on every call of a handle after a reset
+//   (seen through the gate's counters, or its own EndTransaction(RESET)) or a removal, until
+//   its SCardReconnect (pcscd's dwEventStatus, RFCheckReaderEventState);
+// - CONTROL, RECONNECT and STATUS check the sharing first (SHARING_VIOLATION at once);
 // - T=0 as pcscd and libccid do it: a case 4 command goes out as case 3 and 61xx /
 //   6Cxx come back to the client (no automatic GET RESPONSE);
 // - a client's exchanges reach the APDU Log; the data of VERIFY, CHANGE REFERENCE
