@@ -178,7 +178,7 @@ function normalize(lines: Record<string, unknown>[]): { initial: Omit<Step, 'cou
 }
 
 /** The scenarios the comparison with pcscd runs: results per client label. */
-const ours = new Map<string, { watch: ReturnType<typeof normalize>; timeout: Step; cancel: Step }>();
+const ours = new Map<string, { watch: ReturnType<typeof normalize>; timeout: Step; cancel: Step; resets: Record<string, unknown>[] }>();
 
 describe('real libpcsclite clients against the workbench service (the reader manager and the simulator behind it)', { skip }, () => {
   for (const minor of [4, 5, 6]) {
@@ -231,7 +231,13 @@ describe('real libpcsclite clients against the workbench service (the reader man
         const k = await run(PY, [CLIENT, 'cancel', SIM_READER], env);
         const cancel = k.lines.find((l) => l.step === 'cancel') as unknown as Step;
         assert.equal(cancel.rv, Rv.SCARD_E_CANCELLED, k.stderr);
-        ours.set(c().label, { watch, timeout: pick(timeout), cancel: pick(cancel) });
+        // Two handles: SCARD_W_RESET_CARD on every call of the others until their SCardReconnect; the
+        // caller's own EndTransaction(RESET) marks it too (compared with pcscd below).
+        const x = await run(PY, [CLIENT, 'resets', SIM_READER], env);
+        assert.equal(x.code, 0, x.stderr);
+        const RESET = Rv.SCARD_W_RESET_CARD;
+        assert.deepEqual(x.lines.filter((l) => 'step' in l).map((l) => l.rv), [[0, 0], 0, 0, RESET, RESET, 0, 0, 0, 0, RESET, RESET, 0, 0], JSON.stringify(x.lines));
+        ours.set(c().label, { watch, timeout: pick(timeout), cancel: pick(cancel), resets: x.lines });
       });
 
       test('pyscard GetStatusChange on the PnP notification reader sees the reader unplugged and plugged back', async () => {
@@ -250,7 +256,7 @@ describe('real libpcsclite clients against the workbench service (the reader man
         ]);
       });
 
-      test('a client killed mid-transaction: another client\'s BeginTransaction, refused while it held the card, then gets the reset once and the transaction', async () => {
+      test('a client killed mid-transaction: another client\'s BeginTransaction, refused while it held the card, then hears the reset until it reconnects, and gets the transaction', async () => {
         const env = clientEnv(c(), server.socketPath);
         const a = spawn(PY, [CLIENT, 'hold', SIM_READER], { env, stdio: ['pipe', 'pipe', 'pipe'] });
         const b = spawn(PY, [CLIENT, 'begin', SIM_READER], { env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -267,9 +273,9 @@ describe('real libpcsclite clients against the workbench service (the reader man
           await refused; // B's library is polling BEGIN while A holds the reader
           assert.equal(manager.reader(SIM_READER).inTransaction, true);
           a.kill('SIGKILL');
-          const r = { lines: [await bl.next(), await bl.next(), await bl.next()], stderr: '' };
-          // pcscd's MSGRemoveContext resets the card of a transaction holder that died; B hears it once.
-          assert.deepEqual(r.lines, [{ begin: Rv.SCARD_W_RESET_CARD }, { begin: 0 }, { done: 0 }], r.stderr);
+          // pcscd's MSGRemoveContext resets the card of a transaction holder that died; B hears it until it reconnects.
+          const r = { lines: [await bl.next(), await bl.next(), await bl.next(), await bl.next(), await bl.next()], stderr: '' };
+          assert.deepEqual(r.lines, [{ begin: Rv.SCARD_W_RESET_CARD }, { begin: Rv.SCARD_W_RESET_CARD }, { reconnect: 0 }, { begin: 0 }, { done: 0 }], r.stderr);
           assert.equal(manager.reader(SIM_READER).inTransaction, false);
           await waitFor(() => manager.reader(SIM_READER).connections === 0, 'the handles released');
         } finally {
@@ -414,6 +420,8 @@ async function compareWithPcscd(c: Client, socket: string | null, stack: RefStac
   assert.deepEqual(mine.timeout, pick(t.lines.find((l) => l.step === 'timeout')!), 'a time-out');
   const k = await run(PY, [CLIENT, 'cancel', VPCD_READER], env);
   assert.deepEqual(mine.cancel, pick(k.lines.find((l) => l.step === 'cancel')!), 'SCardCancel');
+  const x = await run(PY, [CLIENT, 'resets', VPCD_READER], env);
+  assert.deepEqual(mine.resets, x.lines, 'who hears SCARD_W_RESET_CARD, and until when');
   // Out again, and seen out by pcscd, before the next run starts from an empty reader. (This is the
   // next run's starting point, not a comparison: pcsc-lite 2.5.1's wait can end with 0x8010001F
   // while vpcd notices vicc going away, so the state is read again until it says empty.)
@@ -445,7 +453,7 @@ describe('the same pyscard scenarios against Debian\'s pcscd 1.9.9 + vpcd + vicc
   });
 
   for (const minor of [4, 6]) {
-    test(`protocol 4:${minor} client: readers, insertion/removal, time-out and cancel match the workbench service's results`, { timeout: 90_000 }, async () => {
+    test(`protocol 4:${minor} client: readers, insertion/removal, time-out, cancel and reset reporting match the workbench service's results`, { timeout: 90_000 }, async () => {
       await compareWithPcscd(clients.find((x) => x.minor === minor)!, null, stack, vicc);
     });
   }
@@ -489,7 +497,7 @@ for (const version of ['2.3.3', '2.5.1']) {
       }
     });
 
-    test(`protocol 4:${minor} client: readers, insertion/removal, time-out and cancel match the workbench service's results`, { timeout: 90_000 }, async () => {
+    test(`protocol 4:${minor} client: readers, insertion/removal, time-out, cancel and reset reporting match the workbench service's results`, { timeout: 90_000 }, async () => {
       assert.doesNotMatch(log, /Address already in use/, 'vpcd could not listen (another vpcd on 35963?)');
       await compareWithPcscd(clients.find((x) => x.minor === minor)!, socket, stack, vicc);
     });

@@ -99,7 +99,14 @@ export class Connection {
 
   /** Into the reader's queue; a Cancel while still waiting there leaves it at once, nothing sent. */
   private enqueue<T>(fn: () => Promise<T>, signal: AbortSignal | undefined = this.signal): Promise<T> {
+    // No Cancel (the editor's, the API's connection): the wait has a deadline (a PC/SC client's waits as in pcscd).
+    if (!signal && !this.keepsIdleTransaction && !this.queueFree()) return this.r.gate.queue.run(this.id, fn, false, this.manager.queueDeadline(this.r));
     return this.r.gate.queue.run(this.id, fn, false, signal ? { signal, error: () => this.r.gate.notSentError() } : undefined);
+  }
+
+  /** The queue would start this connection's call at once (no deadline timer needed). */
+  private queueFree(): boolean {
+    return this.r.gate.queue.startsAtOnce(this.id);
   }
 
   private armIfOwner(): void {

@@ -479,14 +479,19 @@ export class ReaderManager {
   // ------------------------------------------------------------ connections
 
   /** SCardConnect: opens a connection, powering the card if needed. */
-  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal; keepsIdleTransaction?: boolean; client?: string } = {}): Promise<Connection> {
+  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal; keepsIdleTransaction?: boolean; client?: string; waitBehindExclusive?: boolean } = {}): Promise<Connection> {
     const r = this.entry(name);
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
+    // Refused before queueing: a PC/SC client's exclusive connection holds the queue for as long as it
+    // lasts, so a check inside the queued function would never be reached. Scripts (cancellable) may wait.
+    if (!opts.waitBehindExclusive) this.refuseIfExclusive(r);
     const share = opts.share ?? 'shared';
     const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal, opts.keepsIdleTransaction === true, opts.client);
     const call: GateCallOptions = opts.signal ? { signal: opts.signal } : {};
     // A Cancel while the reader is busy (another client's transaction) ends the wait.
-    const abort = opts.signal ? { signal: opts.signal, error: () => r.gate.notSentError() } : undefined;
+    // Without one (the editor, the API), the wait has a deadline; a PC/SC client's connect waits as pcscd's does.
+    const abort = opts.signal ? { signal: opts.signal, error: () => r.gate.notSentError() }
+      : opts.keepsIdleTransaction ? undefined : this.queueDeadline(r);
     await r.gate.queue.run(conn.id, async () => {
       const others = [...r.connections];
       if (share === 'exclusive' && others.length) {
@@ -529,16 +534,35 @@ export class ReaderManager {
   private direct<T>(name: string, fn: (r: ReaderEntry) => Promise<T>): Promise<T> {
     const r = this.entry(name);
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
+    // Before queueing: an exclusive PC/SC client holds the queue, so the check inside would never be reached.
+    try { this.refuseIfExclusive(r); } catch (e) { return Promise.reject(e); }
     return r.gate.queue.run(0, async () => {
-      if ([...r.connections].some((c) => c.share === 'exclusive')) {
-        throw new ScError('SHARING_VIOLATION', `'${name}' is held exclusively by another connection.`);
-      }
+      this.refuseIfExclusive(r);
       try {
         return await fn(r);
       } finally {
         await this.releaseIfUnused(r);
       }
-    });
+    }, false, this.queueDeadline(r));
+  }
+
+  /**
+   * How long a call without a Cancel (the editor's, the API's) waits in the reader's queue behind
+   * another connection's transaction: the exchange time-out, then TIMEOUT with nothing sent. A PC/SC
+   * client's transaction is never released for being idle, so without this the wait had no end.
+   */
+  queueDeadline(r: ReaderEntry): { signal: AbortSignal; error: () => ScError } {
+    const ms = this.exchangeTimeoutMs;
+    return {
+      signal: AbortSignal.timeout(ms),
+      error: () => new ScError('TIMEOUT', `'${r.name}' stayed in another connection's transaction for ${ms} ms; nothing was sent. Try again when it ends.`),
+    };
+  }
+
+  private refuseIfExclusive(r: ReaderEntry): void {
+    if ([...r.connections].some((c) => c.share === 'exclusive')) {
+      throw new ScError('SHARING_VIOLATION', `'${r.name}' is held exclusively by another connection (a PC/SC program, a script or the editor).`);
+    }
   }
 
   /** Cold (power off, then on) or warm reset; returns the ATR. */

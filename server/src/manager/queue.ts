@@ -26,6 +26,8 @@ export class ReaderQueue {
   onSettled?: (conn: number) => void;
 
   get pending(): number { return this.waiters.length; }
+  /** A call of `conn` would start at once (nobody running or waiting, no other owner). */
+  startsAtOnce(conn: number): boolean { return !this.busy && this.waiters.length === 0 && (this.owner === null || this.owner === conn); }
 
   /** Ends the running operation and starts the next (made once, not per operation). */
   private readonly done = (): void => {

@@ -176,7 +176,7 @@ async function connection(st: RunState, ctx: EngineContext, opts: { share?: 'sha
   if (st.conn) return st.conn;
   const name = ctx.manager.resolve(st.readerPattern);
   // The connection hears the run's Cancel on every call (power-up, control, transactions), not only transmit.
-  st.conn = await ctx.manager.connect(name, { ...opts, signal: ctx.signal, ...clientOf(ctx) });
+  st.conn = await ctx.manager.connect(name, { ...opts, signal: ctx.signal, waitBehindExclusive: true, ...clientOf(ctx) });
   st.readerName = name;
   return st.conn;
 }

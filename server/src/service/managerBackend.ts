@@ -11,9 +11,10 @@
 //   transaction is released for being idle (pcscd never does; a dead client's socket closing does);
 // - BEGIN and TRANSMIT while another connection holds the reader's transaction:
 //   SCARD_E_SHARING_VIOLATION at once (the client library polls); CONNECT waits;
-// - SCARD_W_RESET_CARD once per handle after someone else's reset, from the gate's
-//   counters; SCARD_W_REMOVED_CARD on every call after a removal until a reconnect
-//   (pcscd's RFCheckReaderEventState);
+// - SCARD_W_RESET_CARD and SCARD_W_REMOVED_CARD on every call of a handle after a reset
+//   (seen through the gate's counters, or its own EndTransaction(RESET)) or a removal, until
+//   its SCardReconnect (pcscd's dwEventStatus, RFCheckReaderEventState);
+// - CONTROL, RECONNECT and STATUS check the sharing first (SHARING_VIOLATION at once);
 // - T=0 as pcscd and libccid do it: a case 4 command goes out as case 3 and 61xx /
 //   6Cxx come back to the client (no automatic GET RESPONSE);
 // - a client's exchanges reach the APDU Log; the data of VERIFY, CHANGE REFERENCE
@@ -48,6 +49,8 @@ interface Handle {
   transactions: number;
   /** SCARD_W_REMOVED_CARD until a reconnect, as pcscd reports it. */
   removed: boolean;
+  /** SCARD_W_RESET_CARD on every call until a reconnect (pcscd's dwEventStatus, RFCheckReaderEventState). */
+  reset: boolean;
   closed: boolean;
 }
 
@@ -124,6 +127,7 @@ export class ManagerBackend implements CardBackend {
   private checkEvents(h: Handle): Connection {
     if (!h.conn) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'a direct connection has no card session');
     if (h.removed) throw new BackendError(Rv.SCARD_W_REMOVED_CARD, 'card removed');
+    if (h.reset) throw new BackendError(Rv.SCARD_W_RESET_CARD, 'card reset');
     try {
       h.conn.checkState();
     } catch (e) {
@@ -138,6 +142,7 @@ export class ManagerBackend implements CardBackend {
     const err = asScError(e);
     const rv = rvFor(err.code, during);
     if (h && rv === Rv.SCARD_W_REMOVED_CARD) h.removed = true;
+    if (h && rv === Rv.SCARD_W_RESET_CARD) h.reset = true;
     return new BackendError(rv, err.message);
   }
 
@@ -188,7 +193,7 @@ export class ManagerBackend implements CardBackend {
 
   async connect(reader: string, shareMode: number, preferredProtocols: number): Promise<{ handle: BackendHandle; activeProtocol: number }> {
     const { conn, protocol } = await this.open(reader, shareMode, preferredProtocols);
-    const h: Handle = { reader, share: shareMode, conn, protocol, transactions: 0, removed: false, closed: false };
+    const h: Handle = { reader, share: shareMode, conn, protocol, transactions: 0, removed: false, reset: false, closed: false };
     this.handles.add(h);
     if (!conn) this.changed(); // a direct handle counts in the sharing; a manager connection reports itself
     return { handle: h, activeProtocol: protocol };
@@ -196,7 +201,20 @@ export class ManagerBackend implements CardBackend {
 
   async reconnect(handle: BackendHandle, shareMode: number, preferredProtocols: number, initialization: number): Promise<{ activeProtocol: number }> {
     const h = this.live(handle);
+    // pcscd's SCardReconnect: RFCheckSharing first, whatever the initialization (winscard.c ~570).
+    this.checkSharing(h);
     if (shareMode !== h.share || !h.conn) {
+      // pcscd refuses a share mode the others do not allow and leaves the handle as it was (winscard.c ~758).
+      let info: ReaderInfo;
+      try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+      const mine = h.conn ? 1 : 0;
+      const direct = [...this.handles].filter((o) => o !== h && o.reader === h.reader && !o.conn && !o.closed).length;
+      if (shareMode === ShareMode.SCARD_SHARE_EXCLUSIVE && info.connections - mine + direct > 0) {
+        throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'other handles use the reader');
+      }
+      if (info.exclusive && !(h.conn && h.share === ShareMode.SCARD_SHARE_EXCLUSIVE)) {
+        throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
+      }
       // A new share mode is a new manager connection (the old one leaves the card as it is).
       const old = h.conn;
       if (old) await old.disconnect('leave').catch(() => {});
@@ -209,6 +227,7 @@ export class ManagerBackend implements CardBackend {
       if (!conn) this.changed();
     }
     h.removed = false;
+    h.reset = false;
     const conn = h.conn;
     if (!conn) return { activeProtocol: h.protocol };
     try {
@@ -264,6 +283,8 @@ export class ManagerBackend implements CardBackend {
     } finally {
       h.transactions--;
     }
+    // pcscd's RFSetReaderEventState marks every handle of the reader, the caller's own too (winscard.c ~1156).
+    if (disposition === Disposition.SCARD_RESET_CARD || disposition === Disposition.SCARD_UNPOWER_CARD) h.reset = true;
   }
 
   async transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<{ recvPci: IoRequest; response: Uint8Array }> {
@@ -285,6 +306,8 @@ export class ManagerBackend implements CardBackend {
 
   async control(handle: BackendHandle, wireCode: number, data: Uint8Array): Promise<Uint8Array> {
     const h = this.live(handle);
+    // SCardControl: RFCheckSharing at once (winscard.c ~1383), not a wait behind the transaction.
+    this.checkSharing(h);
     // pcsc-lite's SCARD_CTL_CODE(3400) is the manager's plain function number of the feature request.
     const code = wireCode === SCARD_CTL_CODE(CM_IOCTL_GET_FEATURE_REQUEST) ? CM_IOCTL_GET_FEATURE_REQUEST : wireCode;
     const t0 = performance.now();
@@ -314,6 +337,8 @@ export class ManagerBackend implements CardBackend {
 
   async status(handle: BackendHandle): Promise<void> {
     const h = this.live(handle);
+    // SCardStatus: RFCheckSharing first (winscard.c ~1271), then the event state.
+    this.checkSharing(h);
     if (h.conn) this.checkEvents(h);
   }
 
@@ -348,8 +373,9 @@ export class ManagerBackend implements CardBackend {
   async abandon(handle: BackendHandle): Promise<void> {
     const h = handle as Handle;
     if (h.closed) return;
-    // MSGRemoveContext: a transaction holder's card is reset, unless it was already reset or removed.
-    const held = h.transactions > 0 && !h.removed;
+    // MSGRemoveContext: the lock holder's card is reset (a transaction or an exclusive hold: both are
+    // pcscd's hLockId), unless it was already reset or removed (winscard_svc.c ~1037).
+    const held = !h.removed && !h.reset && h.conn !== null && this.manager.transactionOwner(h.reader) === h.conn.id;
     await this.close(h, held ? 'reset' : 'leave');
   }
 }

@@ -73,13 +73,35 @@ def main(argv):
         out(sw='%02X %02X' % (sw1, sw2), atr=bytes(c.getATR()).hex(), dataLength=len(data))
         c.disconnect()
         return
-    if cmd in ('hold', 'begin', 'exclusive'):
+    if cmd in ('hold', 'begin', 'exclusive', 'resets'):
         from smartcard.scard import (SCardConnect, SCardBeginTransaction, SCardEndTransaction, SCardDisconnect,
-                                     SCardTransmit, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE, SCARD_PROTOCOL_T0,
-                                     SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD)
+                                     SCardTransmit, SCardReconnect, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,
+                                     SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD, SCARD_RESET_CARD)
         rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
         share = SCARD_SHARE_EXCLUSIVE if cmd == 'exclusive' else SCARD_SHARE_SHARED
         rv, hcard, proto = SCardConnect(hcontext, argv[1], share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)
+        if cmd == 'resets':
+            # Two handles; who hears SCARD_W_RESET_CARD, and for how long (only the return codes: the cards differ).
+            rv2, hcard2, proto2 = SCardConnect(hcontext, argv[1], share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)
+            select = [0x00, 0xA4, 0x04, 0x00, 0x07, 0xF0, 0x57, 0x42, 0x44, 0x45, 0x4D, 0x4F]
+            tx = lambda h, p: SCardTransmit(h, p, select)[0] & 0xFFFFFFFF
+            out(step='connect', rv=[rv & 0xFFFFFFFF, rv2 & 0xFFFFFFFF])
+            rv, proto = SCardReconnect(hcard, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_RESET_CARD)
+            out(step='one reconnect RESET', rv=rv & 0xFFFFFFFF)
+            out(step='one transmit', rv=tx(hcard, proto))
+            out(step='two transmit', rv=tx(hcard2, proto2))
+            out(step='two transmit again', rv=tx(hcard2, proto2))
+            rv, proto2 = SCardReconnect(hcard2, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD)
+            out(step='two reconnect LEAVE', rv=rv & 0xFFFFFFFF)
+            out(step='two transmit after', rv=tx(hcard2, proto2))
+            out(step='one begin', rv=SCardBeginTransaction(hcard) & 0xFFFFFFFF)
+            out(step='one end RESET', rv=SCardEndTransaction(hcard, SCARD_RESET_CARD) & 0xFFFFFFFF)
+            out(step='one transmit after its end RESET', rv=tx(hcard, proto))
+            out(step='two transmit after one\'s end RESET', rv=tx(hcard2, proto2))
+            rv, proto = SCardReconnect(hcard, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD)
+            out(step='one reconnect LEAVE', rv=rv & 0xFFFFFFFF)
+            out(step='one transmit after', rv=tx(hcard, proto))
+            SCardDisconnect(hcard2, SCARD_LEAVE_CARD)
         if cmd == 'hold':
             out(connected=rv & 0xFFFFFFFF)
             sys.stdin.readline()
@@ -90,12 +112,15 @@ def main(argv):
         if cmd == 'begin':
             out(connected=rv & 0xFFFFFFFF)
             sys.stdin.readline()
-            # A warning (the card was reset or removed meanwhile) is reported once: ask again, as an application does.
-            for _ in range(3):
-                rv = SCardBeginTransaction(hcard) & 0xFFFFFFFF
-                out(begin=rv)
-                if rv == SCARD_S_SUCCESS or rv < 0x80100065:
-                    break
+            # A warning (the card was reset or removed meanwhile) stays until SCardReconnect, as pcscd's
+            # RFCheckReaderEventState reports it: ask again once (still the warning), reconnect, begin.
+            rv = SCardBeginTransaction(hcard) & 0xFFFFFFFF
+            out(begin=rv)
+            if rv != SCARD_S_SUCCESS:
+                out(begin=SCardBeginTransaction(hcard) & 0xFFFFFFFF)
+                rv, proto = SCardReconnect(hcard, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD)
+                out(reconnect=rv & 0xFFFFFFFF)
+                out(begin=SCardBeginTransaction(hcard) & 0xFFFFFFFF)
             SCardEndTransaction(hcard, SCARD_LEAVE_CARD)
         if cmd == 'exclusive':
             out(exclusive=rv & 0xFFFFFFFF)

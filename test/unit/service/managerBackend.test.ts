@@ -16,9 +16,9 @@ const SELECT = Uint8Array.of(0x00, 0xa4, 0x04, 0x00, 0x07, 0xf0, 0x57, 0x42, 0x4
 const T1 = { protocol: ProtocolBits.SCARD_PROTOCOL_T1, pciLength: 8 };
 const ANY = ProtocolBits.SCARD_PROTOCOL_T0 | ProtocolBits.SCARD_PROTOCOL_T1;
 
-async function setup(transactionTimeoutMs?: number) {
+async function setup(transactionTimeoutMs?: number, exchangeTimeoutMs?: number) {
   const sim = new SimulatorDriver({ readers: 2 });
-  const m = new ReaderManager([sim], { historySize: 0, ...(transactionTimeoutMs ? { transactionTimeoutMs } : {}) });
+  const m = new ReaderManager([sim], { historySize: 0, ...(transactionTimeoutMs ? { transactionTimeoutMs } : {}), ...(exchangeTimeoutMs ? { exchangeTimeoutMs } : {}) });
   const entries: LogEntry[] = [];
   m.onEntry((e) => entries.push(e));
   await m.start();
@@ -77,7 +77,7 @@ test('BEGIN and TRANSMIT during another handle\'s transaction: SCARD_E_SHARING_V
   } finally { await stop(); }
 });
 
-test('exclusive: a second client is refused at once; a disconnect with RESET is SCARD_W_RESET_CARD once to the others', async () => {
+test('exclusive: a second client is refused at once; a disconnect with RESET is SCARD_W_RESET_CARD to the others until they reconnect', async () => {
   const { b, stop } = await setup();
   try {
     const x = (await b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY)).handle;
@@ -88,7 +88,8 @@ test('exclusive: a second client is refused at once; a disconnect with RESET is 
     const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
     await b.disconnect(one, Disposition.SCARD_RESET_CARD);
     await rejectsWith(b.status(two), Rv.SCARD_W_RESET_CARD, 'status after the reset');
-    await b.status(two); // once
+    await rejectsWith(b.status(two), Rv.SCARD_W_RESET_CARD, 'again: pcscd clears it only in SCardReconnect');
+    await b.reconnect(two, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
     assert.equal((await b.transmit(two, T1, SELECT, 258)).response.at(-2), 0x90);
   } finally { await stop(); }
 });
@@ -128,7 +129,7 @@ test('a client\'s transaction is not released for being idle (a script\'s is, af
   } finally { await stop(); }
 });
 
-test('abandon (a client that died) ends its transaction with a reset; the next handle hears it once', async () => {
+test('abandon (a client that died) ends its transaction with a reset; the next handle hears it until it reconnects', async () => {
   const { b, m, stop } = await setup();
   try {
     const dead = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
@@ -139,6 +140,123 @@ test('abandon (a client that died) ends its transaction with a reset; the next h
     assert.equal(m.reader(A).inTransaction, false);
     assert.equal(m.reader(A).connections, 1);
     await rejectsWith(b.beginTransaction(next), Rv.SCARD_W_RESET_CARD, 'the reset of the dead client\'s card');
+    await rejectsWith(b.beginTransaction(next), Rv.SCARD_W_RESET_CARD, 'still, until SCardReconnect');
+    await b.reconnect(next, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
     await b.beginTransaction(next);
+  } finally { await stop(); }
+});
+
+/** The promise's outcome, or 'still waiting' after `ms` (a bound, not a sleep: the answer must come at once). */
+async function within(p: Promise<unknown>, ms = 2000): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => { timer = setTimeout(() => resolve(`still waiting after ${ms} ms`), ms); });
+  try {
+    return await Promise.race([p.then(() => 'ok', (e) => `rejected: 0x${(rvOf(e) >>> 0).toString(16)} ${(e as Error).message}`), late]);
+  } finally { clearTimeout(timer); }
+}
+
+test('a PC/SC client\'s exclusive connection: the editor\'s connect, Reset, Power Off and control are refused at once; a script waits', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY)).handle;
+    assert.match(await within(m.connect(A, { share: 'shared', client: 'editor' })), /rejected: .*held exclusively/, 'editor connect');
+    assert.match(await within(m.resetCard(A, 'warm')), /rejected: .*held exclusively/, 'Readers view reset');
+    assert.match(await within(m.powerOffCard(A)), /rejected: .*held exclusively/, 'Readers view power off');
+    assert.match(await within(m.controlDirect(A, 3400, new Uint8Array(0))), /rejected: .*held exclusively/, 'control command');
+    // A script run (cancellable) waits behind the client, as designed, and gets in once it disconnects.
+    const script = m.connect(A, { signal: new AbortController().signal, waitBehindExclusive: true });
+    assert.equal(await within(script, 300), 'still waiting after 300 ms');
+    await b.disconnect(x, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(await within(script), 'ok');
+    await (await script).disconnect('leave');
+  } finally { await stop(); }
+});
+
+test('abandon of an exclusive client (no transaction of its own): the card is reset, as pcscd resets the lock holder\'s card', async () => {
+  const { b, entries, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY)).handle;
+    await b.transmit(x, T1, SELECT, 258);
+    const mark = entries.length;
+    await b.abandon(x);
+    assert.ok(entries.slice(mark).some((e) => e.kind === 'cardReset'), `entries after abandon: ${entries.slice(mark).map((e) => e.kind).join(', ')}`);
+    const next = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    assert.equal((await b.transmit(next, T1, SELECT, 258)).response.at(-2), 0x90);
+  } finally { await stop(); }
+});
+
+test('SCARD_W_RESET_CARD on every call of the other handles until their SCardReconnect; the own EndTransaction(RESET) marks the caller too', async () => {
+  const { b, stop } = await setup();
+  try {
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.reconnect(one, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    assert.equal((await b.transmit(one, T1, SELECT, 258)).response.at(-2), 0x90, 'SCardReconnect clears the caller\'s own event');
+    await rejectsWith(b.transmit(two, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'two, first');
+    await rejectsWith(b.transmit(two, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'two, second');
+    await rejectsWith(b.status(two), Rv.SCARD_W_RESET_CARD, 'two, status');
+    await b.reconnect(two, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal((await b.transmit(two, T1, SELECT, 258)).response.at(-2), 0x90);
+    // winscard.c SCardEndTransaction: RFSetReaderEventState(SCARD_RESET) sets every handle, the caller's included.
+    await b.beginTransaction(one);
+    await b.endTransaction(one, Disposition.SCARD_RESET_CARD);
+    await rejectsWith(b.transmit(one, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'one after its own EndTransaction(RESET)');
+    await rejectsWith(b.transmit(two, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'two after one\'s EndTransaction(RESET)');
+    await b.reconnect(one, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal((await b.transmit(one, T1, SELECT, 258)).response.at(-2), 0x90);
+  } finally { await stop(); }
+});
+
+test('a reconnect to EXCLUSIVE beside another handle: SCARD_E_SHARING_VIOLATION and the handle is left as it was', async () => {
+  const { b, stop } = await setup();
+  try {
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
+    await rejectsWith(b.reconnect(one, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_SHARING_VIOLATION, 'reconnect exclusive');
+    assert.equal((await b.transmit(one, T1, SELECT, 258)).response.at(-2), 0x90, 'the handle still works');
+    assert.equal(b.readers().find((r) => r.name === A)?.handles, 2);
+    assert.equal(b.readers().find((r) => r.name === A)?.exclusive, false);
+  } finally { await stop(); }
+});
+
+test('CONTROL, RECONNECT and STATUS during another handle\'s transaction: SCARD_E_SHARING_VIOLATION at once', async () => {
+  const { b, stop } = await setup();
+  try {
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const direct = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(one);
+    const violation = /^rejected: 0x8010000b /;
+    assert.match(await within(b.control(two, 0x42000000 + 3400, new Uint8Array(0))), violation, 'control');
+    assert.match(await within(b.control(direct, 0x42000000 + 3400, new Uint8Array(0))), violation, 'control on a direct handle');
+    assert.match(await within(b.reconnect(two, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD)), violation, 'reconnect RESET');
+    assert.match(await within(b.reconnect(two, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_UNPOWER_CARD)), violation, 'reconnect UNPOWER');
+    assert.match(await within(b.status(two)), violation, 'status');
+    await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(await within(b.status(two)), 'ok');
+    assert.equal(await within(b.control(two, 0x42000000 + 3400, new Uint8Array(0))), 'ok');
+  } finally { await stop(); }
+});
+
+test('behind a PC/SC client\'s transaction, the editor\'s and the API\'s calls give up after the exchange time-out, nothing sent', async () => {
+  const { b, m, entries, stop } = await setup(undefined, 300);
+  try {
+    const editor = await m.connect(A); // before the client's transaction
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(one);
+    const mark = entries.length;
+    const timedOut = /^rejected: .*transaction for 300 ms; nothing was sent/;
+    assert.match(await within(editor.transmit(SELECT)), timedOut, 'the editor\'s transmit');
+    assert.match(await within(editor.beginTransaction()), timedOut, 'the editor\'s begin');
+    assert.match(await within(editor.control(3400, new Uint8Array(0))), timedOut, 'the editor\'s control');
+    assert.match(await within(m.connect(A, { client: 'x.y' })), timedOut, 'an API connect');
+    assert.match(await within(m.resetCard(B, 'warm')), /^ok$/, 'the other reader is free');
+    assert.match(await within(m.resetCard(A, 'warm')), timedOut, 'the Readers view\'s Reset');
+    assert.match(await within(m.controlDirect(A, 3400, new Uint8Array(0))), timedOut, 'a control command without a connection');
+    assert.deepEqual(entries.slice(mark).filter((e) => e.kind === 'exchange' && e.reader === A), [], 'nothing was sent');
+    assert.equal((await b.transmit(one, T1, SELECT, 258)).response.at(-2), 0x90, 'the client\'s transaction goes on');
+    await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
+    assert.equal((await editor.transmit(SELECT)).response.at(-2), 0x90, 'after the end the editor goes through');
+    await editor.disconnect('leave');
   } finally { await stop(); }
 });
