@@ -8,12 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { launchWorkbench, missingPrerequisite, root, runCommand, screenshot } from './support.mjs';
-
-// The log's webview, told apart from the Welcome page's markdown media (a webview of the workbench
-// itself) by the extension that owns it.
-const LOG_IFRAME = 'iframe.webview.ready[src*="extensionId=smartcard-workbench.smartcard-workbench"]';
-const logFrame = (page) => page.frameLocator(LOG_IFRAME).frameLocator('iframe#active-frame');
+import { launchWorkbench, LOG_IFRAME, logFrame, missingPrerequisite, root, runCommand, screenshot } from './support.mjs';
 
 const skip = missingPrerequisite();
 let wb;
