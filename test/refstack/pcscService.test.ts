@@ -124,27 +124,32 @@ function clientEnv(c: Client, socket: string | null): NodeJS.ProcessEnv {
 
 interface Run { lines: Record<string, unknown>[]; code: number | null; stderr: string }
 
+/** Calls `fn` with each line of `stream` that is a JSON object (the client's facts), as lines complete. */
+function eachJsonLine(stream: NodeJS.ReadableStream, fn: (o: Record<string, unknown>) => void): void {
+  let partial = '';
+  stream.on('data', (b: Buffer) => {
+    partial += b.toString();
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      if (line.startsWith('{')) fn(JSON.parse(line) as Record<string, unknown>);
+    }
+  });
+}
+
 /** Runs a program; `onLine` sees each JSON line as it comes (to trigger events). Bounded by `ms`. */
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, ms = 20_000, onLine?: (l: Record<string, unknown>) => void | Promise<void>, stdin?: string): Promise<Run & { stdout: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    let partial = '';
     const lines: Record<string, unknown>[] = [];
     const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`${path.basename(cmd)} ${args.join(' ')}: no exit within ${ms} ms\n${stdout}\n${stderr}`)); }, ms);
-    p.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-      partial += b.toString();
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        if (!line.startsWith('{')) continue;
-        const o = JSON.parse(line) as Record<string, unknown>;
-        lines.push(o);
-        Promise.resolve(onLine?.(o)).catch((e) => { p.kill('SIGKILL'); reject(e); });
-      }
+    p.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+    eachJsonLine(p.stdout, (o) => {
+      lines.push(o);
+      Promise.resolve(onLine?.(o)).catch((e) => { p.kill('SIGKILL'); reject(e); });
     });
     p.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
     p.on('error', reject);
@@ -346,20 +351,11 @@ function nextRefusedBegin(ms = 10_000): Promise<void> {
 function jsonLines(p: ReturnType<typeof spawn>): { next(ms?: number): Promise<Record<string, unknown>> } {
   const queue: Record<string, unknown>[] = [];
   const waiters: Array<(l: Record<string, unknown>) => void> = [];
-  let partial = '';
   let stderr = '';
   p.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
-  p.stdout!.on('data', (b: Buffer) => {
-    partial += b.toString();
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      if (!line.startsWith('{')) continue;
-      const o = JSON.parse(line) as Record<string, unknown>;
-      const w = waiters.shift();
-      if (w) w(o); else queue.push(o);
-    }
+  eachJsonLine(p.stdout!, (o) => {
+    const w = waiters.shift();
+    if (w) w(o); else queue.push(o);
   });
   return {
     next(ms = 15_000) {

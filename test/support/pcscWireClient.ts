@@ -116,18 +116,23 @@ export class WireClient {
       if (this.closed) throw new Error(`${what}: connection closed (${this.closed}) after ${this.buf.length}/${n} bytes`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`${what}: no ${n} bytes within ${ms} ms (have ${this.buf.length})`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = null;
+      await this.nextEvent(left);
     }
     const out = this.buf.slice(0, n);
     this.buf = this.buf.slice(n);
     return out;
+  }
+
+  /** Until more bytes arrive or the connection closes (`wake`), or `ms` passed. */
+  private async nextEvent(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.wake = null;
   }
 
   async readStruct(name: StructName, what: string = name): Promise<StructValue> {
@@ -140,14 +145,7 @@ export class WireClient {
     while (!this.closed) {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`connection still open after ${ms} ms`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = null;
+      await this.nextEvent(left);
     }
     return this.closed;
   }
