@@ -13,7 +13,7 @@ import {
 } from '../../server/src/protocol';
 import { apiHex, MAX_APDU_BYTES } from '../../server/src/lsp/api';
 import { secretRanges } from '../../server/src/codecs/apdu';
-import { sealedAnswer, startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
+import { sealedAnswer, startMemoryHelper, notified, type MemoryHelper } from '../support/memoryHelper';
 
 const READER = 'Workbench Simulator 00 00';
 const ME = 'acme.applet-tools';
@@ -22,12 +22,9 @@ const SELECT = '00A4040007F0574244454D4F00';
 let helper: MemoryHelper;
 let client: MessageConnection;
 const entries: LogEntry[] = [];
-const waiters: Array<() => void> = [];
 const asked: AskPinParams[] = [];
-const until = (check: () => boolean): Promise<void> => new Promise((resolve) => {
-  const poll = () => { if (check()) resolve(); else waiters.push(poll); };
-  poll();
-});
+/** Resolves when what the notifications brought satisfies `check`. */
+const { changed, until } = notified();
 
 before(async () => {
   helper = await startMemoryHelper({
@@ -35,7 +32,7 @@ before(async () => {
     helper: { drivers: [new SimulatorDriver({ card: 'T=0' })] },
     initializationOptions: { pin: { cache: 'none', checkRetries: false } },
     handlers: (c, key) => {
-      c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => { entries.push(...p.entries); for (const w of waiters.splice(0)) w(); });
+      c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => { entries.push(...p.entries); changed(); });
       c.onNotification('window/logMessage', () => undefined);
       c.onRequest(AskPinRequest.method, (p: AskPinParams) => { asked.push(p); return sealedAnswer(key, p, '1234'); });
     },

@@ -9,26 +9,23 @@ import {
   ReaderConnectRequest, ReaderControlRequest, ReaderDisconnectRequest, ReaderPowerOffRequest, ReaderResetRequest,
   RunScriptRequest, type RunScriptResult, SimulatorRemoveCardRequest, SimulatorInsertCardRequest,
 } from '../../server/src/protocol';
-import { startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
+import { startMemoryHelper, notified, type MemoryHelper } from '../support/memoryHelper';
 
 const READER = 'Workbench Simulator 00 00';
 let helper: MemoryHelper;
 let client: MessageConnection;
 const entries: LogEntry[] = [];
 const lists: ReaderList[] = [];
-const waiters: Array<() => void> = [];
-const until = (check: () => boolean): Promise<void> => new Promise((resolve) => {
-  const poll = () => { if (check()) resolve(); else waiters.push(poll); };
-  poll();
-});
+/** Resolves when what the notifications brought satisfies `check`. */
+const { changed, until } = notified();
 const reader = async (): Promise<ReaderInfo> => ((await client.sendRequest(ReadersRequest.method, {})) as ReaderList).readers[0];
 
 before(async () => {
   helper = await startMemoryHelper({
     helper: { drivers: [new SimulatorDriver({ card: 'T=1', keypad: async () => '1234' })] },
     handlers: (c) => {
-      c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => { entries.push(...p.entries); for (const w of waiters.splice(0)) w(); });
-      c.onNotification(ReadersChangedNotification.method, (p: ReaderList) => { lists.push(p); for (const w of waiters.splice(0)) w(); });
+      c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => { entries.push(...p.entries); changed(); });
+      c.onNotification(ReadersChangedNotification.method, (p: ReaderList) => { lists.push(p); changed(); });
       c.onNotification('window/logMessage', () => undefined);
     },
   });

@@ -8,24 +8,20 @@ import {
   EventsNotification, type LogEntry, ReaderConnectRequest, ReaderDisconnectRequest, SendApduRequest, type ResultOf,
 } from '../../server/src/protocol';
 import { checkOneApdu } from '../../server/src/lsp/sendApdu';
-import { startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
+import { startMemoryHelper, notified, type MemoryHelper } from '../support/memoryHelper';
 
 const READER = 'Workbench Simulator 00 00';
 let helper: MemoryHelper;
 let client: MessageConnection;
 const entries: LogEntry[] = [];
-const waiters: Array<() => void> = [];
 /** Resolves when the log entries seen so far satisfy `check` (they arrive batched, after the answer). */
-const until = (check: () => boolean): Promise<void> => new Promise((resolve) => {
-  const poll = () => { if (check()) resolve(); else waiters.push(poll); };
-  poll();
-});
+const { changed, until } = notified();
 
 before(async () => {
   helper = await startMemoryHelper({
     helper: { drivers: [new SimulatorDriver({ card: 'T=0' })] },
     handlers: (c) => {
-      c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => { entries.push(...p.entries); for (const w of waiters.splice(0)) w(); });
+      c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => { entries.push(...p.entries); changed(); });
       c.onNotification('window/logMessage', () => undefined);
     },
   });

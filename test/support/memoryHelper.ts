@@ -59,3 +59,19 @@ export async function startMemoryHelper(options: {
 export function sealedAnswer(key: Buffer, p: AskPinParams, pin: string): { sealed: SealedPin } {
   return { sealed: sealPin(key, pin, askPinAad(p)) };
 }
+
+/**
+ * Waits on what a test collects from the helper's notifications (log entries, reader lists):
+ * `until(check)` resolves once `check()` holds, re-checked at each `changed()` (call it from the
+ * notification handlers after storing what arrived). Bounded by the test's own time-out.
+ */
+export function notified(): { changed(): void; until(check: () => boolean): Promise<void> } {
+  const waiters: Array<() => void> = [];
+  return {
+    changed() { for (const w of waiters.splice(0)) w(); },
+    until: (check) => new Promise((resolve) => {
+      const poll = () => { if (check()) resolve(); else waiters.push(poll); };
+      poll();
+    }),
+  };
+}
