@@ -190,17 +190,23 @@ export class LogPanel implements vscode.Disposable {
     return [vscode.Uri.joinPath(this.extensionUri, 'out'), vscode.Uri.joinPath(this.extensionUri, 'media')];
   }
 
+  /** One of the log's webviews (the editor panel or the bottom-panel view): its options, document and messages. */
+  private attach(webview: vscode.Webview): Host {
+    const [out, media] = this.roots();
+    webview.options = { enableScripts: true, localResourceRoots: [out, media] };
+    const host: Host = { webview, ready: false };
+    webview.html = this.html(webview, out, media);
+    webview.onDidReceiveMessage((raw: unknown) => this.onMessage(raw, host));
+    return host;
+  }
+
   /** A panel we created, or one VS Code restored after a reload. */
   private adopt(panel: vscode.WebviewPanel): void {
     if (this.panel && this.panel !== panel) this.panel.dispose();
-    const [out, media] = this.roots();
-    panel.webview.options = { enableScripts: true, localResourceRoots: [out, media] };
-    panel.iconPath = vscode.Uri.joinPath(media, 'smartcard.svg');
-    const host: Host = { webview: panel.webview, ready: false };
+    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'smartcard.svg');
+    const host = this.attach(panel.webview);
     this.panel = panel;
     this.panelHost = host;
-    panel.webview.html = this.html(panel.webview, out, media);
-    panel.webview.onDidReceiveMessage((raw: unknown) => this.onMessage(raw, host));
     // A hidden webview loses its document; it says `ready` again when shown and gets the history.
     panel.onDidChangeViewState(() => { if (!panel.visible) host.ready = false; });
     panel.onDidDispose(() => {
@@ -212,13 +218,9 @@ export class LogPanel implements vscode.Disposable {
 
   /** The bottom-panel view, when VS Code first shows it (or again after it was disposed). */
   private adoptView(view: vscode.WebviewView): void {
-    const [out, media] = this.roots();
-    view.webview.options = { enableScripts: true, localResourceRoots: [out, media] };
-    const host: Host = { webview: view.webview, ready: false };
+    const host = this.attach(view.webview);
     this.view = view;
     this.viewHost = host;
-    view.webview.html = this.html(view.webview, out, media);
-    view.webview.onDidReceiveMessage((raw: unknown) => this.onMessage(raw, host));
     view.onDidChangeVisibility(() => { if (!view.visible) host.ready = false; });
     view.onDidDispose(() => {
       host.ready = false;
