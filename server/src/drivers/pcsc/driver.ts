@@ -14,7 +14,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ScError } from '../../util/errors';
 import { defaultSocketPath, SOCKET_NAME } from '../../service/server';
-import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
+import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescriptor } from '../driver';
+import { READER_ATTRIBUTES, decodeAttribute, setFact } from './attributes';
 import {
   PNP_NOTIFICATION,
   SCARD_LEAVE_CARD,
@@ -570,6 +571,38 @@ export class PcscDriver implements Driver {
       } finally {
         await api.disconnect(direct.handle, SCARD_LEAVE_CARD).catch(() => undefined);
       }
+    });
+  }
+
+  /**
+   * The reader's facts with SCardGetAttrib: each attribute asked once, on our card connection when
+   * there is one, else on a direct connection (SCARD_SHARE_DIRECT: no card needed) closed after.
+   * What the IFD handler does not answer is listed with its return code, never made up.
+   */
+  async readerFacts(key: string): Promise<ReaderFacts> {
+    return this.serialized(key, async (r, api, ctx) => {
+      const facts: ReaderFacts = { source: 'SCardGetAttrib' };
+      const unanswered: string[] = [];
+      const direct = r.handle === null ? await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0) : null;
+      const handle = direct ? direct.handle : r.handle!;
+      try {
+        for (const a of READER_ATTRIBUTES) {
+          try {
+            const value = decodeAttribute(a.kind, await api.getAttrib(handle, a.tag));
+            if (value === undefined) unanswered.push(`${a.name}: empty`);
+            else setFact(facts, a, value);
+          } catch (e) {
+            if (!(e instanceof PcscError)) throw e;
+            if (isServiceLost(e.rv) || e.rv === SCARD_E_UNKNOWN_READER) throw e;
+            unanswered.push(`${a.name}: ${pcscErrorName(e.rv)}`);
+          }
+        }
+      } finally {
+        if (direct) await api.disconnect(direct.handle, SCARD_LEAVE_CARD).catch(() => undefined);
+      }
+      if (unanswered.length) facts.unanswered = unanswered;
+      if (unanswered.length === READER_ATTRIBUTES.length) facts.note = `The reader's driver behind ${this.api?.library ?? 'the PC/SC service'} answers none of these attributes.`;
+      return facts;
     });
   }
 
