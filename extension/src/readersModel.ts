@@ -230,6 +230,13 @@ export function detailRows(r: ReaderInfo): DetailRow[] {
   return rows;
 }
 
+/** Where the facts come from, in words. */
+const FACT_SOURCES: Record<string, string> = {
+  SCardGetAttrib: 'asked with SCardGetAttrib (PC/SC part 3 attributes, answered by the reader\'s driver behind the PC/SC service)',
+  'USB descriptors': 'read from the USB device descriptor and the CCID class descriptor',
+  'built in': 'built into the simulator',
+};
+
 /** The rows for the reader's facts (ReaderFacts): only what the reader said, each with what it means. */
 function factRows(r: ReaderInfo): DetailRow[] {
   const f = r.facts;
@@ -278,7 +285,7 @@ function factRows(r: ReaderInfo): DetailRow[] {
   const notes = [f.note, f.unanswered?.length ? `not answered:\n  ${f.unanswered.join('\n  ')}` : undefined].filter(Boolean);
   rows.push({
     label: 'reader facts', value: told ? f.source : `none (${f.source})`,
-    tooltip: [`reader facts ${told ? `read from ${f.source}` : 'none given'}, once when the reader appeared`, ...notes].join('\n'),
+    tooltip: [`reader facts: ${told ? `${FACT_SOURCES[f.source] ?? `from ${f.source}`}, once when the reader appeared` : `none given (${f.source})`}`, ...notes].join('\n'),
   });
   return rows;
 }

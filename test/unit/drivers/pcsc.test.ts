@@ -144,7 +144,7 @@ class FakeWinscard implements Winscard {
   /**
    * SCardGetAttrib as pcscd answers it for an ACS ACR39U through libccid (ifdhandler.c): vendor name from
    * iManufacturer, IFD version = bcdDevice 2.16 << 16 as a uint32_t, MAXINPUT = dwMaxCCIDMessageLength 271 − 10;
-   * every other tag IFD_ERROR_TAG, which pcscd answers SCARD_E_UNSUPPORTED_FEATURE.
+   * every other tag IFD_ERROR_TAG, which pcscd answers SCARD_E_UNSUPPORTED_FEATURE (0x8010001F in pcsc-lite).
    */
   attribs = new Map<number, Uint8Array>([
     [0x00010100, new TextEncoder().encode('ACS\0')],
@@ -156,7 +156,7 @@ class FakeWinscard implements Winscard {
   async getAttrib(card: Handle, attr: number): Promise<Uint8Array> {
     this.attribShares.push(this.open.get(card)?.share ?? -1);
     const v = this.attribs.get(attr);
-    if (!v) throw new PcscError(0x80100022, 'SCardGetAttrib');
+    if (!v) throw new PcscError(0x8010001f, 'SCardGetAttrib');
     return v;
   }
   status(): CardStatus {

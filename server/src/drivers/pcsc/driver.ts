@@ -93,6 +93,15 @@ export function avoidOwnService(env: NodeJS.ProcessEnv, own: readonly string[] =
 
 const DEFAULT_RECONNECT_DELAYS = [200, 500, 1000, 2000, 5000];
 
+/**
+ * An SCardGetAttrib failure's name. pcsc-lite (and macOS, derived from it) define SCARD_E_UNSUPPORTED_FEATURE
+ * as 0x8010001F, the code Windows calls SCARD_E_UNEXPECTED; pcscd answers it for a tag the IFD handler
+ * does not know (IFD_ERROR_TAG, winscard.c SCardGetAttrib).
+ */
+function attributeErrorName(rv: number, platform: NodeJS.Platform = process.platform): string {
+  return rv >>> 0 === 0x8010001f && platform !== 'win32' ? 'SCARD_E_UNSUPPORTED_FEATURE' : pcscErrorName(rv);
+}
+
 /** How to start the PC/SC service on this platform (shown on the PC/SC group while the driver waits). */
 export function pcscdHint(platform: NodeJS.Platform = process.platform): string {
   if (platform === 'win32') return 'Start the Smart Card service (SCardSvr): "sc start SCardSvr" in an administrator prompt, or Services → Smart Card → Start. Windows starts it when a reader is plugged in. The workbench retries by itself.';
@@ -594,7 +603,7 @@ export class PcscDriver implements Driver {
           } catch (e) {
             if (!(e instanceof PcscError)) throw e;
             if (isServiceLost(e.rv) || e.rv === SCARD_E_UNKNOWN_READER) throw e;
-            unanswered.push(`${a.name}: ${pcscErrorName(e.rv)}`);
+            unanswered.push(`${a.name}: ${attributeErrorName(e.rv)}`);
           }
         }
       } finally {
