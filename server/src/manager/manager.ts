@@ -599,7 +599,8 @@ export class ReaderManager {
       atr = await r.gate.powerOn(mode, call);
     } catch (e) {
       const err = asScError(e);
-      if (err.code !== 'NO_CARD' && err.code !== 'CARD_REMOVED') r.card.mute = true;
+      // Another program holding the card (PC/SC) or resetting it says nothing about the card's answer.
+      if (!['NO_CARD', 'CARD_REMOVED', 'SHARING_VIOLATION', 'CARD_RESET'].includes(err.code)) r.card.mute = true;
       throw err;
     }
     const info = parseAtr(atr);

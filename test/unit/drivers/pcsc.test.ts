@@ -112,7 +112,10 @@ class FakeWinscard implements Winscard {
   connectProtocols: number[] = [];
   /** Set when another application had pcscd negotiate a protocol: a connect without it is refused, as pcscd does. */
   cardProtocol?: number;
+  /** Another program holds the card exclusively: every connect is refused, as pcscd refuses it. */
+  heldElsewhere = false;
   async connect(_ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
+    if (this.heldElsewhere) throw new PcscError(0x8010000b, 'SCardConnect');
     if (share !== 3 && !this.readers.get(reader)?.present) throw new PcscError(SCARD_E_NO_SMARTCARD, 'SCardConnect');
     this.connectProtocols.push(protocols ?? -1);
     if (share !== 3 && this.cardProtocol !== undefined && protocols !== undefined && !(protocols & this.cardProtocol)) {
@@ -469,6 +472,18 @@ test('manager over PC/SC: the first connection holds the reader shared, an exclu
   assert.deepEqual([...fake.open.values()].map((h) => h.share), [1], 'SCARD_SHARE_EXCLUSIVE in the system service');
   await exclusive.disconnect();
   assert.equal(fake.open.size, 0, 'let go before the disconnect resolved');
+  // Another program takes the card exclusively, also after our Power Off (the next connect powers up).
+  fake.heldElsewhere = true;
+  await assert.rejects(m.connect(name), (e: ScError) => e.code === 'SHARING_VIOLATION');
+  fake.heldElsewhere = false;
+  await m.powerOffCard(name);
+  fake.heldElsewhere = true;
+  await assert.rejects(m.connect(name, { share: 'exclusive' }), (e: ScError) => e.code === 'SHARING_VIOLATION');
+  assert.notEqual(m.reader(name).card?.mute, true, 'the card is not "mute" for being held by another program');
+  fake.heldElsewhere = false;
+  const after = await m.connect(name, { share: 'exclusive' });
+  assert.deepEqual([...fake.open.values()].map((h) => h.share), [1], 'its turn once the other program let go');
+  await after.disconnect();
   await m.stop();
 });
 
