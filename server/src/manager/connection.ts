@@ -62,9 +62,10 @@ export class Connection {
   /** The card went while this connection held the transaction. */
   transactionLost(): void { this.lostTransaction = true; }
 
-  close(): void {
+  /** Resolves once the driver has let go of the card if nobody else uses it (callers may ignore it). */
+  close(): Promise<void> {
     if (!this.closed) this.closed = new ScError('BAD_REQUEST', 'The connection is closed.');
-    this.manager.connectionClosed(this.r, this);
+    return this.manager.connectionClosed(this.r, this);
   }
 
   /** Takes the card as it is now: nothing to report (connect, reconnect, this connection's own power changes). */
@@ -232,11 +233,12 @@ export class Connection {
 
   /** SCardDisconnect with what to do with the card. */
   async disconnect(disposition: Disposition = 'leave'): Promise<void> {
-    if (this.closed) { this.manager.connectionClosed(this.r, this); return; }
+    if (this.closed) { await this.manager.connectionClosed(this.r, this); return; }
     try {
       await this.r.gate.queue.run(this.id, () => this.applyDisposition(disposition));
     } finally {
-      this.close();
+      // The card is free for other programs (the system-side connection let go) when this resolves.
+      await this.close();
     }
   }
 
