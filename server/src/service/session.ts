@@ -315,8 +315,8 @@ export class ClientSession {
     if (!this.finished) this.io.send(bytes);
   }
 
-  private reply(name: Parameters<typeof replyStruct>[0], req: Request, changes: StructValue): void {
-    this.send(replyStruct(name, req, changes));
+  private reply(name: Parameters<typeof replyStruct>[0], req: Request, changes: StructValue, trailer?: Uint8Array): void {
+    this.send(replyStruct(name, req, changes, HOST_LITTLE_ENDIAN, trailer));
   }
 
   /** Handles one request; returns a promise only when it waits on the backend. */
@@ -517,21 +517,20 @@ export class ClientSession {
           const limit = b.pcbRecvLength as number;
           const r = await backend.transmit(card.backend, { protocol: b.ioSendPciProtocol as number, pciLength: b.ioSendPciLength as number }, req.data!, limit);
           const fits = r.response.length <= limit;
+          // The struct and the answer in one write (pcscd sends two; the client reads them as two either way).
           this.reply('transmit_struct', req, {
             ioRecvPciProtocol: r.recvPci.protocol,
             ioRecvPciLength: r.recvPci.pciLength,
             pcbRecvLength: r.response.length,
             rv: fits ? Rv.SCARD_S_SUCCESS : Rv.SCARD_E_INSUFFICIENT_BUFFER,
-          });
-          if (fits) this.send(r.response);
+          }, fits ? r.response : undefined);
           return;
         }
         case Command.SCARD_CONTROL: {
           const limit = b.cbRecvLength as number;
           const out = await backend.control(card.backend, b.dwControlCode as number, req.data!, limit);
           const fits = out.length <= limit;
-          this.reply('control_struct', req, { dwBytesReturned: out.length, rv: fits ? Rv.SCARD_S_SUCCESS : Rv.SCARD_E_INSUFFICIENT_BUFFER });
-          if (fits) this.send(out);
+          this.reply('control_struct', req, { dwBytesReturned: out.length, rv: fits ? Rv.SCARD_S_SUCCESS : Rv.SCARD_E_INSUFFICIENT_BUFFER }, fits ? out : undefined);
           return;
         }
         case Command.SCARD_GET_ATTRIB: {

@@ -204,14 +204,17 @@ export function encodeStruct(name: StructName, value: StructValue, littleEndian 
  * are built this way from the request's own bytes: pcscd writes back the struct it
  * read with some fields changed (WRITE_BODY), untouched bytes included.
  */
-export function patchStruct(name: StructName, base: Uint8Array, value: StructValue, littleEndian = HOST_LITTLE_ENDIAN): Uint8Array {
+export function patchStruct(name: StructName, base: Uint8Array, value: StructValue, littleEndian = HOST_LITTLE_ENDIAN, trailer?: Uint8Array): Uint8Array {
   const l = STRUCTS[name];
-  const out = new Uint8Array(l.size);
+  // A trailer (TRANSMIT's or CONTROL's answer) goes in the same buffer: one write, one wake-up of the client.
+  const out = new Uint8Array(l.size + (trailer?.length ?? 0));
   out.set(base.subarray(0, l.size));
+  if (trailer) out.set(trailer, l.size);
   const view = new DataView(out.buffer);
-  for (const [field, f] of Object.entries(l.fields) as [string, FieldLayout][]) {
+  for (const field in value) {
     const v = value[field];
-    if (v === undefined) continue;
+    const f = (l.fields as Record<string, FieldLayout>)[field];
+    if (v === undefined || f === undefined) continue;
     if (f.type === 'u32') view.setUint32(f.offset, Number(v) >>> 0, littleEndian);
     else if (f.type === 'i32') view.setInt32(f.offset, Number(v) | 0, littleEndian);
     else {
@@ -427,8 +430,8 @@ export class RequestDecoder {
 // ---- service → client replies -------------------------------------------------
 
 /** A reply: the request's struct bytes with some fields changed, as pcscd writes back its struct. */
-export function replyStruct(name: StructName, request: Request, changes: StructValue, littleEndian = HOST_LITTLE_ENDIAN): Uint8Array {
-  return patchStruct(name, request.raw, changes, littleEndian);
+export function replyStruct(name: StructName, request: Request, changes: StructValue, littleEndian = HOST_LITTLE_ENDIAN, trailer?: Uint8Array): Uint8Array {
+  return patchStruct(name, request.raw, changes, littleEndian, trailer);
 }
 
 /** A client-side request, for tests and tools that speak to a pcscd: header + struct (+ data). */
