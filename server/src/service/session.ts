@@ -174,6 +174,8 @@ export class ClientSession {
   private context = 0;
   private readonly cards = new Map<number, OpenHandle>();
   private busy = false;
+  /** The transport was told to stop reading (bytes came while a request was in progress). */
+  private paused = false;
   private finished = false;
   /** 4:6: registered by CMD_WAIT_READER_STATE_CHANGE and not yet sent the array. */
   private awaitingArray = false;
@@ -205,6 +207,17 @@ export class ClientSession {
     this.decoder.push(bytes);
     if (this.decoder.bufferedBytes > MAX_BUFFERED_BYTES) {
       this.fail(`sent ${this.decoder.bufferedBytes} bytes without reading the replies`);
+      return;
+    }
+    if (this.busy) {
+      // More bytes while a request waits on the backend (a client that does not wait for
+      // its replies): stop reading until the requests are done, as pcscd's thread does.
+      // Only then, not around every request: a pause and a resume per APDU cost more than
+      // the APDU's own work in this process.
+      if (!this.paused) {
+        this.paused = true;
+        this.io.pause?.();
+      }
       return;
     }
     void this.pump();
@@ -266,19 +279,16 @@ export class ClientSession {
           break;
         }
         const pending = this.handle(d.request);
-        if (pending) {
-          this.io.pause?.();
-          try {
-            await pending;
-          } finally {
-            this.io.resume?.();
-          }
-        }
+        if (pending) await pending;
       }
     } catch (e) {
       this.fail(`internal error: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
       this.busy = false;
+      if (this.paused) {
+        this.paused = false;
+        if (!this.finished) this.io.resume?.();
+      }
     }
   }
 
