@@ -347,9 +347,8 @@ export class RequestDecoder {
     if (this.failed) return { error: this.failed };
     const headerSize = STRUCTS.rxHeader.size;
     if (this.buffered < headerSize) return null;
-    const header = this.peek(headerSize);
-    const size = getU32(header, 0, this.littleEndian);
-    const command = getU32(header, 4, this.littleEndian);
+    const size = this.u32At(0);
+    const command = this.u32At(4);
     const structName = REQUEST_STRUCT[command];
     if (structName === undefined) {
       return this.fail('unknown-command', command, `unknown command ${commandName(command)} (size ${size})`);
@@ -361,11 +360,10 @@ export class RequestDecoder {
     if (this.buffered < headerSize + expected) return null;
     let extra = 0;
     if (command === Command.SCARD_TRANSMIT || command === Command.SCARD_CONTROL) {
-      const head = this.peek(headerSize + expected).subarray(headerSize);
       const at = command === Command.SCARD_TRANSMIT
         ? STRUCTS.transmit_struct.fields.cbSendLength.offset
         : STRUCTS.control_struct.fields.cbSendLength.offset;
-      extra = getU32(head, at, this.littleEndian);
+      extra = this.u32At(headerSize + at);
       if (extra > MAX_BUFFER_SIZE_EXTENDED) {
         return this.fail('buffer-overflow', command, `${commandName(command)} sends ${extra} bytes, over ${MAX_BUFFER_SIZE_EXTENDED}`);
       }
@@ -407,6 +405,12 @@ export class RequestDecoder {
     return { error: this.failed };
   }
 
+  /** The 32-bit field at `at` of what is buffered (the caller checked it is there). */
+  private u32At(at: number): number {
+    const c = this.chunks[0];
+    return getU32(c.length >= at + 4 ? c : this.peek(at + 4), at, this.littleEndian);
+  }
+
   private peek(n: number): Uint8Array {
     if (this.chunks[0].length >= n) return this.chunks[0].subarray(0, n);
     const out = new Uint8Array(n);
@@ -421,7 +425,8 @@ export class RequestDecoder {
   }
 
   private take(n: number): Uint8Array {
-    const out = this.peek(n).slice();
+    const first = this.chunks[0];
+    const out = first.length >= n ? first.slice(0, n) : this.peek(n); // a copy either way
     let left = n;
     while (left > 0) {
       const c = this.chunks[0];
