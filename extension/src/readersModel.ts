@@ -169,6 +169,27 @@ const FACT_MEANINGS: Record<string, string> = {
 
 export interface DetailRow { label: string; value: string; tooltip: string }
 
+const hex = (n: number, digits: number): string => `0x${n.toString(16).toUpperCase().padStart(digits, '0')}`;
+
+/**
+ * SCARD_ATTR_VENDOR_IFD_VERSION's 0xMMmmbbbb as `major.minor.build`: major and minor read as BCD
+ * (libccid copies the USB bcdDevice there, so 0x0216 is release 2.16), the build in decimal.
+ */
+export function ifdVersionText(v: number): string {
+  const bcd = (b: number): string => (/^[0-9]+$/.test(b.toString(16)) ? String(Number(b.toString(16))) : b.toString(16).toUpperCase());
+  return `${bcd((v >>> 24) & 0xff)}.${bcd((v >>> 16) & 0xff)}.${v & 0xffff}`;
+}
+
+/** PC/SC part 3 channel types (the DDDD of SCARD_ATTR_CHANNEL_ID). */
+const CHANNEL_TYPES: Record<number, string> = { 0x01: 'serial port', 0x02: 'parallel port', 0x04: 'PS/2 keyboard port', 0x08: 'SCSI', 0x10: 'IDE', 0x20: 'USB' };
+
+/** SCARD_ATTR_CHANNEL_ID's 0xDDDDCCCC in words: "USB, number 0x0102". */
+export function channelIdText(v: number): string {
+  const type = (v >>> 16) & 0xffff;
+  const words = CHANNEL_TYPES[type] ?? (type >= 0xf0 && type <= 0xff ? `vendor-defined (${hex(type, 4)})` : `type ${hex(type, 4)}`);
+  return `${words}, number ${hex(v & 0xffff, 4)}`;
+}
+
 /** The rows under a reader's "Details": label, value and what the value means. */
 export function detailRows(r: ReaderInfo): DetailRow[] {
   const suffix = / (\d{2}) (\d{2})$/.exec(r.name);
@@ -176,11 +197,11 @@ export function detailRows(r: ReaderInfo): DetailRow[] {
     { label: 'driver', value: r.driver, tooltip: `driver: ${r.driver} (${driverTitle(r.driver)} group)` },
     {
       label: 'slot', value: String(r.slot),
-      tooltip: `slot ${r.slot}: the reader's slot, counted from 0${suffix ? `; the name ends "${suffix[1]} ${suffix[2]}": device index ${suffix[1]}, slot ${suffix[2]} (pcsc-lite's naming)` : ''}`,
+      tooltip: `${r.driver === 'usb-ccid' ? `slot ${r.slot} — CCID slot index (bSlot in every CCID message), counted from 0` : `slot ${r.slot}: the reader's slot, counted from 0`}${suffix ? `; the name ends "${suffix[1]} ${suffix[2]}": device index ${suffix[1]}, slot ${suffix[2]} (pcsc-lite's naming)` : ''}`,
     },
     {
       label: 'events', value: String(r.eventCount),
-      tooltip: `events: ${r.eventCount} card events in this reader since it appeared (insertion, removal, power-up, reset): PC/SC's event counter (the upper 16 bits of dwEventState); it grows by one per change`,
+      tooltip: `events: ${r.eventCount} — card insertions/removals seen since the reader appeared: ${r.eventCount} card events in all, PC/SC's event counter (the upper 16 bits of dwEventState); a client that missed one can tell`,
     },
     { label: 'connections', value: connectionsText(r), tooltip: `connections: ${connectionsText(r)} (scripts, the editor's Connect, the PC/SC service's clients)` },
   ];
@@ -191,6 +212,7 @@ export function detailRows(r: ReaderInfo): DetailRow[] {
   for (const [k, v] of Object.entries(r.details ?? {})) {
     rows.push({ label: k, value: v, tooltip: `${k}: ${v}${FACT_MEANINGS[k] ? `\n${FACT_MEANINGS[k]}` : ''}` });
   }
+  rows.push(...factRows(r));
   for (const f of r.features ?? []) {
     const [name, code] = f.split(' ');
     const meaning = FEATURE_MEANINGS[name];
@@ -205,6 +227,66 @@ export function detailRows(r: ReaderInfo): DetailRow[] {
       tooltip: 'The reader announced no PC/SC part 10 feature (no PIN pad, no display): the list is read with CM_IOCTL_GET_FEATURE_REQUEST (3400) at the first power-up.',
     });
   }
+  return rows;
+}
+
+/** Where the facts come from, in words. */
+const FACT_SOURCES: Record<string, string> = {
+  SCardGetAttrib: 'asked with SCardGetAttrib (PC/SC part 3 attributes, answered by the reader\'s driver behind the PC/SC service)',
+  'USB descriptors': 'read from the USB device descriptor and the CCID class descriptor',
+  'built in': 'built into the simulator',
+};
+
+/** The rows for the reader's facts (ReaderFacts): only what the reader said, each with what it means. */
+function factRows(r: ReaderInfo): DetailRow[] {
+  const f = r.facts;
+  if (!f) return [];
+  const usb = f.source === 'USB descriptors';
+  const rows: DetailRow[] = [];
+  const from = `from ${f.source}`;
+  if (f.vendorName) rows.push({ label: 'vendor', value: f.vendorName, tooltip: `vendor: ${f.vendorName}\nwho made the reader: SCARD_ATTR_VENDOR_NAME${usb ? ', the USB iManufacturer string' : ''} (${from})` });
+  if (f.ifdType) rows.push({ label: 'model', value: f.ifdType, tooltip: `model: ${f.ifdType}\nthe reader's model: SCARD_ATTR_VENDOR_IFD_TYPE${usb ? ', the USB iProduct string' : ''} (${from})` });
+  if (f.ifdVersion !== undefined) {
+    const v = ifdVersionText(f.ifdVersion);
+    rows.push({
+      label: 'IFD version', value: v,
+      tooltip: `IFD version ${v} (${hex(f.ifdVersion, 8)}, as the driver reports it)\nSCARD_ATTR_VENDOR_IFD_VERSION is 0xMMmmbbbb: major, minor, build. libccid puts the USB bcdDevice (the reader's firmware release) in MMmm, in BCD, so 0x0216 reads 2.16 (${from})`,
+    });
+  }
+  if (f.ifdSerial) rows.push({ label: 'serial number', value: f.ifdSerial, tooltip: `serial number: ${f.ifdSerial}\nSCARD_ATTR_VENDOR_IFD_SERIAL_NO${usb ? ', the USB iSerialNumber string' : ''}; pcsc-lite puts it in the reader's name as "(serial)" (${from})` });
+  if (f.maxIfsd !== undefined) {
+    rows.push({
+      label: 'max IFSD', value: `${f.maxIfsd} bytes`,
+      tooltip: `max IFSD ${f.maxIfsd}: the longest T=1 block the reader accepts (its information field size, IFSD, ISO 7816-3 §11.4.2); a T=1 card sends longer answers in chained blocks of at most this size. ${usb ? 'CCID dwMaxIFSD' : 'SCARD_ATTR_MAX_IFSD'} (${from})`,
+    });
+  }
+  if (f.maxInput !== undefined) {
+    rows.push({
+      label: 'max input', value: `${f.maxInput} bytes`,
+      tooltip: `max input ${f.maxInput}: the longest command the reader takes in one piece (SCARD_ATTR_MAXINPUT; libccid answers dwMaxCCIDMessageLength − 10, the CCID header). A longer APDU needs extended-length support or chaining (${from})`,
+    });
+  }
+  if (f.channelId !== undefined) {
+    const words = channelIdText(f.channelId);
+    rows.push({ label: 'channel', value: words, tooltip: `channel: ${words} (SCARD_ATTR_CHANNEL_ID ${hex(f.channelId, 8)} = 0xDDDDCCCC: DDDD the channel type, 0x0020 for USB; CCCC its number, for USB the bus and device address) (${from})` });
+  }
+  if (f.ccid) {
+    const c = f.ccid;
+    rows.push({
+      label: 'CCID features', value: `${c.features.length} flag${c.features.length === 1 ? '' : 's'}`,
+      tooltip: `what the reader does by itself (CCID dwFeatures):\n  ${c.features.join('\n  ') || 'nothing automatic'}`,
+    });
+    const n = (x: number): string => x.toLocaleString('en-US');
+    rows.push({ label: 'data rate', value: `${n(c.dataRate)} to ${n(c.maxDataRate)} bps`, tooltip: `data rate: ${n(c.dataRate)} bps at power-up (CCID dwDataRate), at most ${n(c.maxDataRate)} bps after a PPS (dwMaxDataRate): how fast bytes travel to the card` });
+    const mhz = (k: number): string => String(k / 1000);
+    rows.push({ label: 'clock', value: `${mhz(c.defaultClockKHz)} to ${mhz(c.maxClockKHz)} MHz`, tooltip: `card clock: ${mhz(c.defaultClockKHz)} MHz by default (CCID dwDefaultClock), at most ${mhz(c.maxClockKHz)} MHz (dwMaximumClock)` });
+  }
+  const told = rows.length > 0;
+  const notes = [f.note, f.unanswered?.length ? `not answered:\n  ${f.unanswered.join('\n  ')}` : undefined].filter(Boolean);
+  rows.push({
+    label: 'reader facts', value: told ? f.source : `none (${f.source})`,
+    tooltip: [`reader facts: ${told ? `${FACT_SOURCES[f.source] ?? `from ${f.source}`}, once when the reader appeared` : `none given (${f.source})`}`, ...notes].join('\n'),
+  });
   return rows;
 }
 

@@ -56,10 +56,50 @@ export interface ReaderInfo {
   /** PC/SC part 10 features (e.g. `VERIFY_PIN_DIRECT 0x42330006`), read at the first power-up. */
   features?: string[];
   details?: Record<string, string>;
+  /** What the reader says about itself (SCardGetAttrib, USB descriptors), read once after it appears. */
+  facts?: ReaderFacts;
   /** Set while the editor holds a connection (Connect in the Readers view). */
   editor?: EditorConnection;
   /** The driver can eject the card (Disconnect with 'eject'). */
   canEject?: boolean;
+}
+
+/**
+ * A reader's facts, as its driver reports them (PC/SC part 3 attributes, CCID descriptors). Numbers are
+ * raw; the Readers view words them. Strings are cut to 128 characters, control characters removed.
+ */
+export interface ReaderFacts {
+  /** Where they come from: `SCardGetAttrib`, `USB descriptors`, `built in`, `vpcd`. */
+  source: string;
+  /** SCARD_ATTR_VENDOR_NAME (USB iManufacturer). */
+  vendorName?: string;
+  /** SCARD_ATTR_VENDOR_IFD_TYPE, the model (USB iProduct). */
+  ifdType?: string;
+  /** SCARD_ATTR_VENDOR_IFD_VERSION as the driver reports it: 0xMMmmbbbb (libccid: bcdDevice << 16). */
+  ifdVersion?: number;
+  /** SCARD_ATTR_VENDOR_IFD_SERIAL_NO (USB iSerialNumber). */
+  ifdSerial?: string;
+  /** SCARD_ATTR_MAX_IFSD (CCID dwMaxIFSD): the longest T=1 information field the reader accepts. */
+  maxIfsd?: number;
+  /** SCARD_ATTR_MAXINPUT (libccid: dwMaxCCIDMessageLength − 10): the longest command the reader takes. */
+  maxInput?: number;
+  /** SCARD_ATTR_CHANNEL_ID: 0xDDDDCCCC, DDDD the channel type (0x0020 USB), CCCC its number. */
+  channelId?: number;
+  /** From the CCID class descriptor (usb-ccid). */
+  ccid?: {
+    /** dwFeatures, decoded. */
+    features: string[];
+    /** dwDataRate / dwMaxDataRate, bps. */
+    dataRate: number;
+    maxDataRate: number;
+    /** dwDefaultClock / dwMaximumClock, kHz. */
+    defaultClockKHz: number;
+    maxClockKHz: number;
+  };
+  /** Attributes asked for and not answered, with the answer (`VENDOR_IFD_TYPE: SCARD_E_UNSUPPORTED_FEATURE`). */
+  unanswered?: string[];
+  /** Why there are no facts, or what limits them ("vpcd gives no reader attributes"). */
+  note?: string;
 }
 
 /** The editor's own connection to a reader, opened from the Readers view. */

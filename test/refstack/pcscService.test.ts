@@ -217,6 +217,18 @@ describe('real libpcsclite clients against the workbench service (the reader man
         assert.ok(entries.slice(markEntries).some((e) => e.kind === 'exchange' && e.command === '0020000106************'), `no masked VERIFY in the APDU Log: ${logged}`);
       });
 
+      // Issue 18 item 14: GetAttrib answers from the reader's facts, as pcscd passes an IFD handler's answers on.
+      test('pyscard SCardGetAttrib on a direct connection: the simulator\'s facts; what it does not tell is SCARD_E_UNSUPPORTED_FEATURE', async () => {
+        const r = await run(PY, [CLIENT, 'attribs', SIM_READER], clientEnv(c(), server.socketPath));
+        assert.equal(r.lines[0]?.connect, 0, r.stderr);
+        const text = (s: string) => Buffer.from(s + '\0').toString('hex');
+        assert.deepEqual(r.lines[1]?.attribs, {
+          VENDOR_NAME: text('Smart Card Workbench'), VENDOR_IFD_TYPE: text('Simulator'), VENDOR_IFD_VERSION: '00000100',
+          // 0x8010001F: pcsc-lite's SCARD_E_UNSUPPORTED_FEATURE (pcscd's answer for a tag the IFD handler does not know).
+          VENDOR_IFD_SERIAL_NO: 'rv 8010001F', CHANNEL_ID: '00002000', MAX_IFSD: 'rv 8010001F', MAXINPUT: 'rv 8010001F',
+        }, r.stdout + r.stderr);
+      });
+
       test('pyscard GetStatusChange sees an insertion and a removal triggered while it waits; a time-out; SCardCancel from another thread', async () => {
         const env = clientEnv(c(), server.socketPath);
         card.removeCard();

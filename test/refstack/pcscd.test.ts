@@ -98,6 +98,23 @@ test('PC/SC driver: vicc connecting is a card insertion; power on, transmit, con
   assert.equal(toSpacedHex(warm), stack.VICC_ATR);
 });
 
+// Issue 18 item 14: what pcscd answers SCardGetAttrib with for vpcd's IFD handler, recorded. pcscd passes the
+// tag to IFDHGetCapabilities (winscard.c): IFD_ERROR_TAG becomes SCARD_E_UNSUPPORTED_FEATURE, which pcsc-lite
+// numbers 0x8010001F (Windows' SCARD_E_UNEXPECTED); any other failure SCARD_E_NOT_TRANSACTED. Measured here
+// (Debian 12: pcscd 1.9.9, vsmartcard-vpcd 3.3): rv 0x8010001F for every one of these tags, with a card in the
+// reader and without — ifd-vpcd answers only the ATR and pcscd's own TAG_IFD_* capabilities.
+test('PC/SC driver: reader facts with SCardGetAttrib through pcscd — vpcd\'s IFD handler answers none of the attributes', { skip }, async () => {
+  for (const reader of [READER1, READER0]) {
+    const facts = await driver.readerFacts(reader);
+    assert.equal(facts.source, 'SCardGetAttrib');
+    const names = ['VENDOR_NAME', 'VENDOR_IFD_TYPE', 'VENDOR_IFD_VERSION', 'VENDOR_IFD_SERIAL_NO', 'CHANNEL_ID', 'MAX_IFSD', 'MAXINPUT'];
+    assert.deepEqual(facts.unanswered?.map((u) => u.split(':')[0]), names, reader);
+    for (const u of facts.unanswered ?? []) assert.match(u, /: SCARD_E_UNSUPPORTED_FEATURE$/, `${reader}: ${u}`);
+    assert.deepEqual(Object.keys(facts).sort(), ['note', 'source', 'unanswered'], 'nothing made up');
+    assert.match(facts.note ?? '', /answers none of these attributes/);
+  }
+});
+
 test('PC/SC driver: no card in the second reader gives NO_CARD with the PC/SC name', { skip }, async () => {
   await assert.rejects(driver.powerOn(READER1, 'cold'), (e: unknown) => e instanceof ScError && e.code === 'NO_CARD' && /SCARD_E_NO_SMARTCARD/.test(e.message));
 });

@@ -2,6 +2,9 @@
 // Drivers do transport only; the reader manager owns naming, the cache, queues,
 // locks and events. Only server/src/manager calls this interface.
 
+import type { ReaderFacts } from '../protocol';
+
+export type { ReaderFacts };
 export type Protocol = 0 | 1;
 export type PowerMode = 'cold' | 'warm';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -104,4 +107,9 @@ export interface Driver {
    */
   hold?(key: string, share: 'shared' | 'exclusive'): Promise<void>;
   endTransaction?(key: string, disposition: 'leave' | 'reset' | 'unpower'): Promise<void>;
+  /**
+   * Optional: what the reader says about itself (vendor, model, version, serial, max IFSD…), read
+   * once after it appears (and again at the next power-up if that failed), under a short deadline.
+   */
+  readerFacts?(key: string): Promise<ReaderFacts>;
 }

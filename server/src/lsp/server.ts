@@ -1,6 +1,7 @@
 // The helper process: language server for `apdu` and host of the reader
 // manager. Created over any connection, so tests drive it over in-memory streams.
 
+import { WORKBENCH_VERSION } from '../util/version';
 import { randomBytes } from 'node:crypto';
 import {
   type CancellationToken, type Connection, TextDocumentSyncKind, TextDocuments, ResponseError,
@@ -36,7 +37,7 @@ import { decodeExchange } from './decodeExchange';
 import { ask, handle, notify } from './rpc';
 import { checkClient, registerApi } from './api';
 
-export const HELPER_VERSION = '0.1.0';
+export const HELPER_VERSION = WORKBENCH_VERSION;
 
 export interface HelperOptions {
   /** Drivers to use instead of the ones from settings (tests). */

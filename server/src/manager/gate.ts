@@ -12,7 +12,7 @@
 // - the driver-side transaction (SCardBeginTransaction), ended on every path
 //   that releases the queue's transaction.
 
-import type { Driver, LogLevel } from '../drivers/driver';
+import type { Driver, LogLevel, ReaderFacts } from '../drivers/driver';
 import { ScError, asScError } from '../util/errors';
 import { ReaderQueue } from './queue';
 
@@ -35,7 +35,7 @@ export interface GateHost {
 }
 
 /** What a driver call is, for errors and whether abandoning it leaves the card in an unknown state. */
-export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release' | 'hold';
+export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release' | 'hold' | 'readerFacts';
 
 interface PendingCall {
   kind: CallKind;
@@ -91,6 +91,13 @@ export class ReaderGate {
     const eject = this.driver.eject;
     if (!eject) return Promise.reject(new ScError('NOT_SUPPORTED', `'${this.host.name}' cannot eject cards.`));
     return this.call('eject', () => { this.resets++; return eject.call(this.driver, this.key); }, opts);
+  }
+
+  /** The reader's facts (Driver.readerFacts); undefined when the driver has none to give. */
+  readerFacts(opts?: GateCallOptions): Promise<ReaderFacts> | undefined {
+    const read = this.driver.readerFacts;
+    if (!read) return undefined;
+    return this.call('readerFacts', () => read.call(this.driver, this.key), opts);
   }
 
   /** The ATR of a card the platform already powered (pcscd), read from the driver's cache: no I/O. */
@@ -271,6 +278,8 @@ export class ReaderGate {
         return new ScError('TIMEOUT', `The system did not grant a transaction on '${name}' within ${ms}; another application holds the card.`);
       case 'endTransaction':
         return new ScError('TIMEOUT', `The system did not end the transaction on '${name}' within ${ms}.`);
+      case 'readerFacts':
+        return new ScError('TIMEOUT', `The reader '${name}' did not tell its facts (vendor, version…) within ${ms}; they are read again at the next power-up.`);
       case 'powerOn':
         return new ScError('TIMEOUT', `The card in '${name}' did not answer the power-up (ATR) within ${ms}; remove and reinsert it if it stays silent.`);
       default:

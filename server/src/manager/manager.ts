@@ -9,7 +9,7 @@ import { parseAtr } from '../codecs/atr';
 import { describeStatusWordFor } from '../codecs/sw';
 import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
 import type {
-  CardInfo, DriverStatus, EventEntry, ExchangeEntry, LogEntry, ReaderInfo, ReaderList, ShareMode,
+  CardInfo, DriverStatus, EventEntry, ExchangeEntry, LogEntry, ReaderFacts, ReaderInfo, ReaderList, ShareMode,
 } from '../protocol';
 import type { Driver, DriverSink, LogLevel, PowerMode, Protocol, SlotDescriptor } from '../drivers/driver';
 import { ScError, asScError } from '../util/errors';
@@ -44,6 +44,10 @@ export interface ReaderEntry {
   waiters: Set<() => void>;
   /** PC/SC part 10 feature list, once read. */
   features?: Array<{ tag: number; name: string; controlCode: number }>;
+  /** The reader's facts (Driver.readerFacts), once read. */
+  facts?: ReaderFacts;
+  /** The facts could not be read (deadline, error): read again at the next power-up. */
+  factsAgain?: boolean;
   /** A card just inserted is being powered up by reader initialization (pcscd shows it only once powered). */
   initializing?: boolean;
 }
@@ -87,6 +91,34 @@ export interface TransmitResult {
 }
 
 type EntryListener = (entry: LogEntry) => void;
+
+/** How long a reader may take to tell its facts (a few attribute reads) before the manager moves on: short enough that a card inserted behind it is still powered within start()'s 2 s. */
+const FACTS_TIMEOUT_MS = 1000;
+/** A fact string from a device is shown in a tree row: one line, at most this long. */
+const FACT_TEXT_MAX = 128;
+
+/** A device's strings made safe to show: no control characters, one line, bounded; empty ones dropped. */
+export function cleanFacts(f: ReaderFacts): ReaderFacts {
+  const text = (v: string | undefined, max = FACT_TEXT_MAX): string | undefined => {
+    if (typeof v !== 'string') return undefined;
+    const t = v.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+    if (!t) return undefined;
+    return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+  };
+  const num = (v: number | undefined): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff ? v : undefined);
+  const out: ReaderFacts = { source: text(f.source) ?? 'driver' };
+  const vendorName = text(f.vendorName); if (vendorName) out.vendorName = vendorName;
+  const ifdType = text(f.ifdType); if (ifdType) out.ifdType = ifdType;
+  const ifdVersion = num(f.ifdVersion); if (ifdVersion !== undefined) out.ifdVersion = ifdVersion;
+  const ifdSerial = text(f.ifdSerial); if (ifdSerial) out.ifdSerial = ifdSerial;
+  const maxIfsd = num(f.maxIfsd); if (maxIfsd !== undefined) out.maxIfsd = maxIfsd;
+  const maxInput = num(f.maxInput); if (maxInput !== undefined) out.maxInput = maxInput;
+  const channelId = num(f.channelId); if (channelId !== undefined) out.channelId = channelId;
+  if (f.ccid) out.ccid = { ...f.ccid, features: f.ccid.features.slice(0, 32).map((w) => text(w) ?? '').filter(Boolean) };
+  if (f.unanswered?.length) out.unanswered = f.unanswered.slice(0, 16).map((w) => text(w) ?? '').filter(Boolean);
+  const note = text(f.note, 4 * FACT_TEXT_MAX); if (note) out.note = note;
+  return out;
+}
 
 export class ReaderManager {
   private readonly readers = new Map<string, ReaderEntry>(); // by name
@@ -234,6 +266,7 @@ export class ReaderManager {
       inTransaction: r.gate.queue.owner !== null,
       ...(r.slot.unavailable ? { unavailable: r.slot.unavailable } : {}),
       ...(r.slot.details ? { details: r.slot.details } : {}),
+      ...(r.facts ? { facts: r.facts } : {}),
       ...(r.features?.length ? { features: r.features.map((f) => `${f.name} 0x${f.controlCode.toString(16).toUpperCase().padStart(8, '0')}`) } : {}),
     };
   }
@@ -341,7 +374,37 @@ export class ReaderManager {
     if (slot.cardPresent) this.emitEntry<EventEntry>({ kind: 'cardInserted', reader: name, eventCount: r.eventCount });
     r.initializing = slot.cardPresent && this.initializes(r);
     this.readersChanged();
+    this.readFactsOnce(r);
     if (slot.cardPresent) this.initializeCard(r);
+  }
+
+  /**
+   * Reads the reader's facts once, in its queue (never beside another call of this reader), under
+   * a short deadline so a reader that does not answer holds nobody up; start() waits for it like
+   * for reader initialization.
+   */
+  private readFactsOnce(r: ReaderEntry): void {
+    if (!r.driver.readerFacts) return;
+    const read = r.gate.queue.run(0, async () => { if (!r.removed) await this.readFacts(r); });
+    this.initializing.add(read);
+    void read.finally(() => this.initializing.delete(read));
+  }
+
+  /** Asks the driver for the reader's facts (FACTS_TIMEOUT_MS at most); a failure is kept as a note and retried once at power-up. */
+  private async readFacts(r: ReaderEntry, call?: GateCallOptions): Promise<void> {
+    const pending = r.gate.readerFacts({ timeoutMs: FACTS_TIMEOUT_MS, ...(call?.signal ? { signal: call.signal } : {}) });
+    if (!pending) return;
+    try {
+      r.facts = cleanFacts(await pending);
+      r.factsAgain = false;
+    } catch (e) {
+      const err = asScError(e);
+      r.factsAgain = !r.factsAgain && r.facts === undefined;
+      r.facts = { source: r.driver.id, note: `The reader's facts could not be read: ${err.message}` };
+      // The gate has logged a deadline or an abort already.
+      if (err.code !== 'TIMEOUT' && err.code !== 'CANCELLED') this.log('debug', `${r.name}: no reader facts (${err.message})`);
+    }
+    if (!r.removed) this.readersChanged();
   }
 
   /** NN: the lowest index not used by another present device of the same driver. */
@@ -617,6 +680,7 @@ export class ReaderManager {
     }
     await r.gate.setProtocol(protocol, atr, call);
     if (!r.features) await this.readFeatures(r, call);
+    if (r.factsAgain) await this.readFacts(r, call);
     r.card.powered = true;
     r.card.mute = false;
     r.card.atr = atr;

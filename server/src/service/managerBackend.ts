@@ -39,6 +39,11 @@ const SCARD_ATTR_ATR_STRING = 0x00090303;
 const SCARD_ATTR_CHANNEL_ID = 0x00020110;
 const SCARD_ATTR_DEVICE_FRIENDLY_NAME = 0x7fff0003;
 const SCARD_ATTR_VENDOR_NAME = 0x00010100;
+const SCARD_ATTR_VENDOR_IFD_TYPE = 0x00010101;
+const SCARD_ATTR_VENDOR_IFD_VERSION = 0x00010102;
+const SCARD_ATTR_VENDOR_IFD_SERIAL_NO = 0x00010103;
+const SCARD_ATTR_MAX_IFSD = 0x00030125;
+const SCARD_ATTR_MAXINPUT = 0x0007a007;
 
 interface Handle {
   readonly reader: string;
@@ -361,11 +366,19 @@ export class ManagerBackend implements CardBackend {
         return fromHex(info.card.atr);
       }
       case SCARD_ATTR_CHANNEL_ID:
-        return Uint8Array.of(0, 0, 0x20, 0); // DWORD 0x00200000 LE: "reader-specific", no channel number
+        // The reader's own when it told one; else DWORD 0x00200000 LE as before (type 0x0020, no channel number).
+        return info.facts?.channelId !== undefined ? dword(info.facts.channelId) : Uint8Array.of(0, 0, 0x20, 0);
       case SCARD_ATTR_DEVICE_FRIENDLY_NAME:
         return new TextEncoder().encode(h.reader + '\0');
-      case SCARD_ATTR_VENDOR_NAME:
-        return new TextEncoder().encode('Smart Card Workbench\0');
+      // The reader's facts (the driver's, read once when it appeared), as libccid answers them through
+      // pcscd: strings NUL-terminated, numbers as a 4-byte little-endian DWORD. What the reader did not
+      // tell is not supported, as pcscd answers an IFD handler's IFD_ERROR_TAG.
+      case SCARD_ATTR_VENDOR_NAME: return text(info.facts?.vendorName);
+      case SCARD_ATTR_VENDOR_IFD_TYPE: return text(info.facts?.ifdType);
+      case SCARD_ATTR_VENDOR_IFD_SERIAL_NO: return text(info.facts?.ifdSerial);
+      case SCARD_ATTR_VENDOR_IFD_VERSION: return number(info.facts?.ifdVersion);
+      case SCARD_ATTR_MAX_IFSD: return number(info.facts?.maxIfsd);
+      case SCARD_ATTR_MAXINPUT: return number(info.facts?.maxInput);
       default:
         throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, 'attribute not supported');
     }
@@ -418,4 +431,20 @@ function rvFor(code: ScErrorCode, during: 'connect' | 'card'): number {
     case 'DRIVER': return Rv.SCARD_F_COMM_ERROR;
     default: return Rv.SCARD_F_INTERNAL_ERROR;
   }
+}
+
+function dword(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, v >>> 0, true);
+  return b;
+}
+
+function text(v: string | undefined): Uint8Array {
+  if (v === undefined) throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, 'the reader did not tell this attribute');
+  return new TextEncoder().encode(v + '\0');
+}
+
+function number(v: number | undefined): Uint8Array {
+  if (v === undefined) throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, 'the reader did not tell this attribute');
+  return dword(v);
 }

@@ -136,6 +136,23 @@ def main(argv):
         out(done=SCardDisconnect(hcard, SCARD_LEAVE_CARD) & 0xFFFFFFFF)
         SCardReleaseContext(hcontext)
         return
+    if cmd == 'attribs':
+        # SCardGetAttrib on a direct connection (no card needed), each reader-fact tag: its bytes (hex) or rv.
+        from smartcard.scard import SCardConnect, SCardDisconnect, SCardGetAttrib, SCARD_SHARE_DIRECT, SCARD_LEAVE_CARD
+        rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
+        SCardListReaders(hcontext, [])
+        rv, hcard, proto = SCardConnect(hcontext, argv[1], SCARD_SHARE_DIRECT, 0)
+        out(connect=rv & 0xFFFFFFFF)
+        tags = dict(VENDOR_NAME=0x10100, VENDOR_IFD_TYPE=0x10101, VENDOR_IFD_VERSION=0x10102, VENDOR_IFD_SERIAL_NO=0x10103,
+                    CHANNEL_ID=0x20110, MAX_IFSD=0x30125, MAXINPUT=0x7A007)
+        result = {}
+        for name, tag in tags.items():
+            rv, attrib = SCardGetAttrib(hcard, tag)
+            result[name] = bytes(attrib).hex() if rv == SCARD_S_SUCCESS else 'rv %08X' % (rv & 0xFFFFFFFF)
+        out(attribs=result)
+        SCardDisconnect(hcard, SCARD_LEAVE_CARD)
+        SCardReleaseContext(hcontext)
+        return
     if cmd == 'session':
         from smartcard.scard import (SCardConnect, SCardBeginTransaction, SCardEndTransaction, SCardDisconnect,
                                      SCardTransmit, SCardReconnect, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,

@@ -102,6 +102,10 @@ export class SimulatedCcidDevice implements UsbDeviceLike {
   readonly productName: string;
   readonly manufacturerName: string;
   readonly serialNumber: string | null;
+  /** bcdDevice as WebUSB splits it (0xJJMN: JJ, M, N), from the dump's "bcdDevice: 2.01". */
+  readonly deviceVersionMajor: number;
+  readonly deviceVersionMinor: number;
+  readonly deviceVersionSubminor: number;
   readonly descriptor: CcidDescriptor;
   readonly level: ExchangeLevel;
   readonly interfaceNumber: number;
@@ -132,6 +136,10 @@ export class SimulatedCcidDevice implements UsbDeviceLike {
     this.productName = reader.iProduct;
     this.manufacturerName = reader.iManufacturer;
     this.serialNumber = profile.serialNumber ?? null;
+    const [major = '0', low = '00'] = reader.bcdDevice.trim().split(/\s+/)[0].split('.');
+    this.deviceVersionMajor = parseInt(major, 16);
+    this.deviceVersionMinor = parseInt(low.padStart(2, '0')[0], 16);
+    this.deviceVersionSubminor = parseInt(low.padStart(2, '0')[1], 16);
     this.descriptor = iface.fields;
     this.level = exchangeLevel(iface.fields);
     this.interfaceNumber = iface.bInterfaceNumber;

@@ -154,8 +154,23 @@ class FakeWinscard implements Winscard {
     this.controlCodes.push(code);
     return Uint8Array.of(0x06, 0x04, 0x42, 0x33, 0x00, 0x06, 0x12, 0x04, 0x42, 0x33, 0x00, 0x12);
   }
-  getAttrib(): Uint8Array {
-    return new Uint8Array(0);
+  /**
+   * SCardGetAttrib as pcscd answers it for an ACS ACR39U through libccid (ifdhandler.c): vendor name from
+   * iManufacturer, IFD version = bcdDevice 2.16 << 16 as a uint32_t, MAXINPUT = dwMaxCCIDMessageLength 271 − 10;
+   * every other tag IFD_ERROR_TAG, which pcscd answers SCARD_E_UNSUPPORTED_FEATURE (0x8010001F in pcsc-lite).
+   */
+  attribs = new Map<number, Uint8Array>([
+    [0x00010100, new TextEncoder().encode('ACS\0')],
+    [0x00010102, Uint8Array.of(0x00, 0x00, 0x16, 0x02)],
+    [0x0007a007, Uint8Array.of(0x05, 0x01, 0x00, 0x00)],
+  ]);
+  /** Handles SCardGetAttrib was called on, with their share mode. */
+  attribShares: number[] = [];
+  async getAttrib(card: Handle, attr: number): Promise<Uint8Array> {
+    this.attribShares.push(this.open.get(card)?.share ?? -1);
+    const v = this.attribs.get(attr);
+    if (!v) throw new PcscError(0x8010001f, 'SCardGetAttrib');
+    return v;
   }
   status(card: Handle): CardStatus {
     if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardStatus');
@@ -547,4 +562,34 @@ test('loop guard: PCSCLITE_CSOCK_NAME naming the workbench\'s own service is rem
     assert.equal(seenAtEstablish[0], kept ? value : undefined, kept ? 'a foreign pcscd socket is used as given' : 'libpcsclite would have reached our own socket');
     assert.equal(sink.logs.some((l) => /own PC\/SC service/.test(l.message)), !kept);
   }
+});
+
+// Issue 18 item 14: the reader's facts with SCardGetAttrib, on a direct connection closed after.
+test('reader facts: SCardGetAttrib on a direct connection; what libccid answers is decoded, the rest listed as not answered', async () => {
+  const { fake, driver } = await started();
+  const facts = await driver.readerFacts(R0);
+  assert.deepEqual(fake.attribShares, Array(7).fill(3), 'asked on a SCARD_SHARE_DIRECT connection (no card connection of ours yet)');
+  assert.equal(fake.open.size, 0, 'the direct connection is closed again');
+  assert.equal(facts.source, 'SCardGetAttrib');
+  assert.equal(facts.vendorName, 'ACS');
+  assert.equal(facts.ifdVersion, 0x02160000);
+  assert.equal(facts.maxInput, 261);
+  assert.equal(facts.ifdType, undefined);
+  assert.deepEqual(facts.unanswered, [
+    'VENDOR_IFD_TYPE: SCARD_E_UNSUPPORTED_FEATURE', 'VENDOR_IFD_SERIAL_NO: SCARD_E_UNSUPPORTED_FEATURE',
+    'CHANNEL_ID: SCARD_E_UNSUPPORTED_FEATURE', 'MAX_IFSD: SCARD_E_UNSUPPORTED_FEATURE',
+  ]);
+  await driver.stop();
+});
+
+test('reader facts through the manager: on the reader once it appears, before start() resolves', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: false, counter: 0 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [2] })]);
+  await m.start();
+  const info = m.list().readers[0];
+  assert.equal(info.facts?.vendorName, 'ACS');
+  assert.equal(info.facts?.ifdVersion, 0x02160000);
+  assert.equal(fake.attribShares.length, 7, 'each attribute asked once');
+  await m.stop();
 });

@@ -14,7 +14,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ScError } from '../../util/errors';
 import { defaultSocketPath, SOCKET_NAME } from '../../service/server';
-import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
+import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescriptor } from '../driver';
+import { READER_ATTRIBUTES, decodeAttribute, setFact } from './attributes';
 import {
   PNP_NOTIFICATION,
   SCARD_LEAVE_CARD,
@@ -92,6 +93,15 @@ export function avoidOwnService(env: NodeJS.ProcessEnv, own: readonly string[] =
 }
 
 const DEFAULT_RECONNECT_DELAYS = [200, 500, 1000, 2000, 5000];
+
+/**
+ * An SCardGetAttrib failure's name. pcsc-lite (and macOS, derived from it) define SCARD_E_UNSUPPORTED_FEATURE
+ * as 0x8010001F, the code Windows calls SCARD_E_UNEXPECTED; pcscd answers it for a tag the IFD handler
+ * does not know (IFD_ERROR_TAG, winscard.c SCardGetAttrib).
+ */
+function attributeErrorName(rv: number, platform: NodeJS.Platform = process.platform): string {
+  return rv >>> 0 === 0x8010001f && platform !== 'win32' ? 'SCARD_E_UNSUPPORTED_FEATURE' : pcscErrorName(rv);
+}
 
 /** How to start the PC/SC service on this platform (shown on the PC/SC group while the driver waits). */
 export function pcscdHint(platform: NodeJS.Platform = process.platform): string {
@@ -578,6 +588,38 @@ export class PcscDriver implements Driver {
       } finally {
         await api.disconnect(direct.handle, SCARD_LEAVE_CARD).catch(() => undefined);
       }
+    });
+  }
+
+  /**
+   * The reader's facts with SCardGetAttrib: each attribute asked once, on our card connection when
+   * there is one, else on a direct connection (SCARD_SHARE_DIRECT: no card needed) closed after.
+   * What the IFD handler does not answer is listed with its return code, never made up.
+   */
+  async readerFacts(key: string): Promise<ReaderFacts> {
+    return this.serialized(key, async (r, api, ctx) => {
+      const facts: ReaderFacts = { source: 'SCardGetAttrib' };
+      const unanswered: string[] = [];
+      const direct = r.handle === null ? await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0) : null;
+      const handle = direct ? direct.handle : r.handle!;
+      try {
+        for (const a of READER_ATTRIBUTES) {
+          try {
+            const value = decodeAttribute(a.kind, await api.getAttrib(handle, a.tag));
+            if (value === undefined) unanswered.push(`${a.name}: empty`);
+            else setFact(facts, a, value);
+          } catch (e) {
+            if (!(e instanceof PcscError)) throw e;
+            if (isServiceLost(e.rv) || e.rv === SCARD_E_UNKNOWN_READER) throw e;
+            unanswered.push(`${a.name}: ${attributeErrorName(e.rv)}`);
+          }
+        }
+      } finally {
+        if (direct) await api.disconnect(direct.handle, SCARD_LEAVE_CARD).catch(() => undefined);
+      }
+      if (unanswered.length) facts.unanswered = unanswered;
+      if (unanswered.length === READER_ATTRIBUTES.length) facts.note = `The reader's driver behind ${this.api?.library ?? 'the PC/SC service'} answers none of these attributes.`;
+      return facts;
     });
   }
 

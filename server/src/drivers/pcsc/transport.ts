@@ -53,7 +53,8 @@ export interface Winscard {
    */
   transmitSync?(card: Handle, protocol: number, command: Uint8Array): Uint8Array;
   control(card: Handle, code: number, data: Uint8Array): Promise<Uint8Array>;
-  getAttrib(card: Handle, attr: number): Uint8Array;
+  /** SCardGetAttrib on a worker thread (pcscd holds the reader's lock while the IFD handler answers). */
+  getAttrib(card: Handle, attr: number): Promise<Uint8Array>;
   status(card: Handle): CardStatus;
 }
 
@@ -131,6 +132,8 @@ const DEFAULT_LIBRARY: Record<Platform, string> = {
 /** Big enough for an extended-length response (65536 data bytes + SW). */
 const RECV_BUFFER = 65536 + 2;
 const MAX_ATR = 36;
+/** SCardGetAttrib answers fit pcsc-lite's MAX_BUFFER_SIZE (264 bytes). */
+const ATTR_BUFFER = 264;
 
 function unsigned(rv: number | bigint): number {
   return Number(BigInt.asUintN(32, BigInt(rv)));
@@ -308,12 +311,12 @@ export function loadWinscard(library?: string): Winscard {
       await asyncCall(SCardControl, 'SCardControl', [card, code >>> 0, send.length ? send : null, send.length, recv, recv.length, returned]);
       return new Uint8Array(recv.subarray(0, Number(returned[0])));
     },
-    getAttrib(card, attr) {
-      const size = [0];
-      check('SCardGetAttrib', SCardGetAttrib(card, attr, null, size));
-      const buf = Buffer.alloc(Number(size[0]));
-      check('SCardGetAttrib', SCardGetAttrib(card, attr, buf, size));
-      return new Uint8Array(buf.subarray(0, Number(size[0])));
+    async getAttrib(card, attr) {
+      // One call with a buffer as large as pcsc-lite's MAX_BUFFER_SIZE: no size query, no second round trip.
+      const buf = Buffer.alloc(ATTR_BUFFER);
+      const size = [buf.length];
+      await asyncCall(SCardGetAttrib, 'SCardGetAttrib', [card, attr >>> 0, buf, size]);
+      return new Uint8Array(buf.subarray(0, Math.min(Number(size[0]), buf.length)));
     },
     status(card) {
       const nameLength = [0];

@@ -3,7 +3,8 @@
 // and removal are its plug-and-play events.
 
 import { ScError } from '../../util/errors';
-import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
+import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescriptor } from '../driver';
+import { WORKBENCH_VERSION, ifdVersionDword } from '../../util/version';
 import { CardKind, SimulatedCard } from './card';
 import { CM_IOCTL_GET_FEATURE_REQUEST } from '../../codecs/pcscFeatures';
 import { decodePinVerify } from '../../codecs/pinpad';
@@ -60,6 +61,18 @@ export class SimulatorDriver implements Driver {
       this.slots.set(key, slot);
       sink.slotAdded(this.describe(slot, i));
     }
+  }
+
+  /** Fixed, honest facts: who made it and which version; no serial number, no T=1 blocks (APDUs in process). */
+  async readerFacts(key: string): Promise<ReaderFacts> {
+    if (!this.slots.has(key)) throw new ScError('NO_READER', `No simulator reader "${key}".`);
+    return {
+      source: 'built in',
+      vendorName: 'Smart Card Workbench',
+      ifdType: 'Simulator',
+      ifdVersion: ifdVersionDword(WORKBENCH_VERSION),
+      note: 'The simulator is in process: APDUs reach the demo card whole, with no T=1 blocks, so it has no IFSD and no serial number.',
+    };
   }
 
   async stop(): Promise<void> {

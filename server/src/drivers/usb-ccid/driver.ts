@@ -2,13 +2,13 @@
 // between. One reader per CCID slot. The WebUSB object is injected so tests use
 // the simulated device; only transport.ts loads the real `usb` package.
 
-import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
+import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescriptor } from '../driver';
 import { decodePinVerify } from '../../codecs/pinpad';
 import { ScError, type ScErrorCode } from '../../util/errors';
 import { concatBytes, toHex } from '../../util/hex';
 import {
   CCID_FEATURES, decodeCcidDescriptor, exchangeLevel, findCcidDescriptorInConfiguration, protocols as ccidProtocols,
-  voltages as ccidVoltages, bcdString, type CcidDescriptor, type ExchangeLevel,
+  voltages as ccidVoltages, bcdString, exchangeLevelWords, featureWords, type CcidDescriptor, type ExchangeLevel,
 } from '../../ccid/descriptor';
 import * as M from '../../ccid/messages';
 import { T1Protocol } from '../../ccid/t1';
@@ -412,6 +412,32 @@ class UsbCcidDriver implements Driver {
     }
     if (r.status !== 'ok') throw new ScError('DRIVER', `USB transfer ended with ${r.status}: unplug and replug the reader`);
     return r;
+  }
+
+  /**
+   * The reader's facts from what was read at plug-in, no transfer: the USB device descriptor's
+   * strings and bcdDevice (as libccid reports them through SCardGetAttrib: IFD version = bcdDevice << 16)
+   * and the CCID class descriptor. Also for a reader another driver claimed (descriptors need no claim).
+   */
+  async readerFacts(key: string): Promise<ReaderFacts> {
+    const s = this.slotsByKey.get(key);
+    if (!s) throw new ScError('NO_READER', `no USB CCID reader ${key}: it may have been unplugged`);
+    const dev = s.reader.device;
+    const d = s.reader.descriptor;
+    const facts: ReaderFacts = {
+      source: 'USB descriptors',
+      maxIfsd: d.dwMaxIFSD,
+      ccid: { features: [...featureWords(d), exchangeLevelWords(exchangeLevel(d))], dataRate: d.dwDataRate, maxDataRate: d.dwMaxDataRate, defaultClockKHz: d.dwDefaultClock, maxClockKHz: d.dwMaximumClock },
+    };
+    if (dev.manufacturerName) facts.vendorName = dev.manufacturerName;
+    if (dev.productName) facts.ifdType = dev.productName;
+    if (dev.serialNumber) facts.ifdSerial = dev.serialNumber;
+    if (typeof dev.deviceVersionMajor === 'number') {
+      // WebUSB splits bcdDevice 0xJJMN into major JJ, minor M, subminor N (node-usb does the same).
+      const bcdDevice = ((dev.deviceVersionMajor & 0xff) << 8) | ((dev.deviceVersionMinor ?? 0) & 0xf) << 4 | ((dev.deviceVersionSubminor ?? 0) & 0xf);
+      facts.ifdVersion = (bcdDevice << 16) >>> 0;
+    }
+    return facts;
   }
 
   private slot(key: string): { reader: Reader; slot: SlotState } {

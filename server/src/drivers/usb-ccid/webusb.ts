@@ -59,6 +59,10 @@ export interface UsbDeviceLike {
   readonly productName?: string | null;
   readonly manufacturerName?: string | null;
   readonly serialNumber?: string | null;
+  /** bcdDevice 0xJJMN as WebUSB splits it: JJ, M, N. */
+  readonly deviceVersionMajor?: number;
+  readonly deviceVersionMinor?: number;
+  readonly deviceVersionSubminor?: number;
   readonly opened: boolean;
   readonly configuration?: UsbConfigurationLike | null;
   readonly configurations: UsbConfigurationLike[];

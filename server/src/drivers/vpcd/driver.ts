@@ -12,7 +12,7 @@
 import net from 'node:net';
 import { ScError } from '../../util/errors';
 import { toSpacedHex } from '../../util/hex';
-import type { Driver, DriverSink, PowerMode, Protocol, SlotDescriptor } from '../driver';
+import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescriptor } from '../driver';
 import { encodeFrame, FrameDecoder, MAX_FRAME_BODY, VPCD_CTRL } from './framing';
 
 export interface VpcdOptions {
@@ -190,6 +190,12 @@ export class VpcdDriver implements Driver {
       if (!peer.powered) return Promise.reject(new ScError('PROTOCOL', 'The card is not powered; power it on (reset) first.'));
       return this.request(slot, peer, command, command, true);
     });
+  }
+
+  /** vpcd's protocol carries power, reset, ATR and APDUs only: there is nothing to ask, and nothing is made up. */
+  async readerFacts(key: string): Promise<ReaderFacts> {
+    this.slot(key);
+    return { source: 'vpcd', note: 'vpcd gives no reader attributes: its protocol carries only power, reset, the ATR and APDUs.' };
   }
 
   async control(key: string, code: number, _data: Uint8Array): Promise<Uint8Array> {
