@@ -388,7 +388,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     editorConnecting.add(reader);
     let c: CardConnection;
     try {
-      c = await m.connect(reader, { share: p.share ?? 'shared', ...(p.protocol !== undefined ? { protocol: p.protocol } : {}) });
+      c = await m.connect(reader, { share: p.share ?? 'shared', label: 'Connect (editor)', ...(p.protocol !== undefined ? { protocol: p.protocol } : {}) });
     } finally {
       editorConnecting.delete(reader);
     }
