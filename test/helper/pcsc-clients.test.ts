@@ -116,7 +116,7 @@ test('a pyscard process holding the reader exclusively in a transaction is liste
   assert.equal(sim().connections, 0);
 });
 
-test('two processes at once (shared, direct) and the workbench\'s own connections are each listed with who they are; the end of its transaction shows at once; each goes when it disconnects or exits', { skip, timeout: 60_000 }, async () => {
+test('two processes at once (shared, direct) and the workbench\'s own connections are each listed with who they are; the end of its transaction shows; each goes when it disconnects or exits', { skip, timeout: 60_000 }, async () => {
   // The workbench's own first: a connect waits behind another connection's transaction.
   await helper.client.sendRequest(ReaderConnectRequest.method, { reader: READER, share: 'shared' });
   const api = await helper.client.sendRequest(ApiConnectRequest.method, { client: 'acme.applet-tools', reader: READER }) as { handle: number };

@@ -104,6 +104,7 @@ export interface TransmitResult {
 }
 
 type EntryListener = (entry: LogEntry) => void;
+export type ReadersChange = 'readers' | 'transactions';
 
 export class ReaderManager {
   private readonly readers = new Map<string, ReaderEntry>(); // by name
@@ -112,7 +113,7 @@ export class ReaderManager {
   private readonly deviceIndex = new Map<string, Map<string, number>>();
   private readonly driverStatus = new Map<string, DriverStatus>();
   private readonly entryListeners = new Set<EntryListener>();
-  private readonly readersListeners = new Set<() => void>();
+  private readonly readersListeners = new Set<(what: ReadersChange) => void>();
   private readonly history: LogEntry[] = [];
   private seq = 0;
   private connSeq = 0;
@@ -186,7 +187,11 @@ export class ReaderManager {
     return () => this.entryListeners.delete(listener);
   }
 
-  onReadersChanged(listener: () => void): () => void {
+  /**
+   * Called after the cache changed: `'transactions'` when only who holds a transaction did (the
+   * Readers view shows it; PC/SC's reader state table does not), `'readers'` for anything else.
+   */
+  onReadersChanged(listener: (what: ReadersChange) => void): () => void {
     this.readersListeners.add(listener);
     return () => this.readersListeners.delete(listener);
   }
@@ -212,8 +217,8 @@ export class ReaderManager {
     return entry;
   }
 
-  private readersChanged(): void {
-    for (const l of this.readersListeners) l();
+  private readersChanged(what: ReadersChange = 'readers'): void {
+    for (const l of this.readersListeners) l(what);
   }
 
   private log(level: LogLevel, message: string): void {
@@ -559,7 +564,7 @@ export class ReaderManager {
 
   /** A connection's transaction began, nested or ended a level: the Readers view shows who holds it. */
   transactionChanged(): void {
-    this.readersChanged();
+    this.readersChanged('transactions');
   }
 
   // ------------------------------------------------------------ operations without a connection
@@ -779,7 +784,7 @@ export class ReaderManager {
     if (r.transactionTimer) clearTimeout(r.transactionTimer);
     r.transactionTimer = undefined;
     r.gate.queue.release();
-    this.readersChanged();
+    this.readersChanged('transactions');
   }
 
   /** The transaction ends without its owner's `end` (owner gone, idle, card or reader gone): in the driver too. */

@@ -73,7 +73,8 @@ export class ManagerBackend implements CardBackend {
   private readonly lastAtr = new Map<string, Uint8Array>();
 
   constructor(readonly manager: ReaderManager, private readonly options: ManagerBackendOptions = {}) {
-    this.unsubscribe = manager.onReadersChanged(() => this.changed());
+    // A transaction is not in pcscd's reader state table: only other changes reach the clients.
+    this.unsubscribe = manager.onReadersChanged((what) => { if (what !== 'transactions') this.changed(); });
     const off = manager.onEntry((e) => {
       if (e.kind === 'cardPowered' || e.kind === 'cardReset' || e.kind === 'cardUnpowered' || e.kind === 'cardRemoved' || e.kind === 'readerRemoved') {
         this.negotiated.delete(e.reader);
