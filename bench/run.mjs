@@ -3,36 +3,41 @@
 // median and the range, the ratio against the reference tool and whether the
 // target is met. Nothing here asserts: a benchmark prints (house rule 9).
 //   npm run bench                     all rows, 5 runs each (~3-4 min)
-//   node bench/run.mjs --reps 3 --only engine,vicc,fast,pcsc,events,helper,editor,panel
+//   node bench/run.mjs --reps 3 --only engine,vicc,fast,pcsc,events,svc,helper,editor,panel
 // Writes bench/RESULTS.md. Needs root (the private pcscd runs in its own mount
 // namespace), pcscd, vicc, pcsc-tools and python3-pyscard for the comparisons.
 import * as esbuild from 'esbuild';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run, sleep, start, stopAll, stopAllNow } from './lib/procs.mjs';
-import { startFastPeer, startPrivatePcscd, startVicc } from './lib/stack.mjs';
+import { canConnect, run, sleep, start, stopAll, stopAllNow } from './lib/procs.mjs';
+import { startFastPeer, startPrivatePcscd, startTxPeer, startVicc } from './lib/stack.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
 const REPS = Number(opt('--reps', '5'));
-const ONLY = opt('--only', 'engine,vicc,fast,pcsc,events,helper,editor,panel').split(',');
+const ONLY = opt('--only', 'engine,vicc,fast,pcsc,events,svc,helper,editor,panel').split(',');
 const N = 10_000;
 const APDU = '00A4000C023F00'; // SELECT MF, no answer data: every card here (simulator, vicc, fast peer) says 90 00
 const OUR_PORT = 36_980; // our vpcd driver; the private pcscd's vpcd uses PCSCD_PORT and PCSCD_PORT + 1
+const SVC_PORT = 36_981; // the vpcd driver of `scard serve` in the service rows
 const PCSCD_PORT = 36_963;
 const PY = '/usr/bin/python3'; // Debian's, which has pyscard (python3 on PATH may be another)
 const EVENT_CYCLES = 10;
 const HELPER_APDUS = 1_000_000;
 // --src DIR: build server/src from another tree (a copy with a proposed change) to measure it before making it.
 const SRC = opt('--src') ? path.resolve(opt('--src')) : undefined;
-const CACHE = path.join(root, 'node_modules', '.cache', SRC ? 'scard-bench-src' : 'scard-bench');
+// node_modules may be shared by several checkouts (git worktrees linking one node_modules): the
+// bundles of one checkout must not overwrite another's while it runs, so the folder is per checkout.
+const CHECKOUT = createHash('sha256').update(root).digest('hex').slice(0, 8);
+const CACHE = path.join(root, 'node_modules', '.cache', `${SRC ? 'scard-bench-src' : 'scard-bench'}-${CHECKOUT}`);
 const now = () => performance.timeOrigin + performance.now();
 
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stopAllNow(); process.exit(130); });
@@ -398,6 +403,175 @@ async function benchEvents(b, pcscd) {
   }
 }
 
+// ---- the PC/SC service (issue 15, "Measured") ------------------------------------
+
+const SVC_SIM_READER = 'Workbench Simulator 00 00';
+const SVC_VPCD_READER = 'Virtual PCD 00 00';
+const TX_CLIENTS = 64;
+const TX_APDUS = 1000;
+const TX_PER_TRANSACTION = 10;
+
+/**
+ * `scard serve` (the bench's bundle of server/src/cli.ts) on a socket of its own in a
+ * fresh 0700 folder; its trace (every exchange, as a user sees it) goes to a file.
+ */
+async function startServe(b, name, args) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `scard-bench-svc-${name}-`));
+  const socket = path.join(dir, 'pcscd.comm');
+  const env = { ...process.env };
+  delete env.PCSCLITE_CSOCK_NAME; // its own PC/SC driver is off anyway; never its own socket
+  const p = start(`scard serve (${name})`, process.execPath, [b.cli, 'serve', '--socket', socket, ...args], { env, stdoutFile: path.join(CACHE, `serve-${name}.txt`) });
+  const end = Date.now() + 10_000;
+  let exited = false;
+  void p.exited.then(() => { exited = true; });
+  while (!(await canConnect(socket))) {
+    if (exited || Date.now() > end) {
+      await p.stop();
+      throw new Error(`scard serve ${args.join(' ')} did not listen on ${socket}: ${p.stderr.slice(-500)}`);
+    }
+    await sleep(25);
+  }
+  return {
+    pid: p.pid, socket, env: { ...process.env, PCSCLITE_CSOCK_NAME: socket },
+    async stop() { await p.stop(); fs.rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
+/**
+ * TX_CLIENTS pyscard processes (bench/py/tx_client.py) on one reader whose card is
+ * bench/tx-peer.mjs on `port`: each connects, all start together, each runs TX_APDUS
+ * tagged APDUs in transactions of TX_PER_TRANSACTION. Returns the rate (all APDUs ÷ the
+ * slowest client's loop time) and what the clients and the peer counted.
+ */
+async function txClients(env, reader, port) {
+  const peer = startTxPeer(port);
+  const clients = [];
+  try {
+    await waitForPcscCard(env, reader);
+    for (let i = 0; i < TX_CLIENTS; i++) {
+      clients.push(start(`tx_client ${i}`, PY, ['bench/py/tx_client.py', reader, String(i), String(TX_APDUS), String(TX_PER_TRANSACTION)], { env, stdin: 'pipe' }));
+    }
+    await Promise.all(clients.map((c) => c.waitFor(/"connected"/, 30_000)));
+    for (const c of clients) c.child.stdin.write('go\n');
+    const limit = setTimeout(() => { for (const c of clients) void c.stop(); }, 300_000);
+    await Promise.all(clients.map((c) => c.exited));
+    clearTimeout(limit);
+    const results = clients.map((c, i) => {
+      const line = c.stdout.trim().split('\n').pop();
+      try { return JSON.parse(line); } catch { throw new Error(`tx_client ${i} printed no result: ${c.stderr.slice(-300)}`); }
+    });
+    await peer.stop(); // it prints its count on SIGTERM
+    const tagged = JSON.parse((await peer.waitFor(/\{"tagged":\d+\}/, 3000))[0]).tagged;
+    const answered = results.reduce((a, r) => a + r.answered, 0);
+    const interleaved = results.reduce((a, r) => a + r.interleaved, 0);
+    const errors = results.reduce((a, r) => a + r.errorCount, 0);
+    const firstError = results.find((r) => r.errors.length)?.errors[0];
+    return { rate: (TX_CLIENTS * TX_APDUS) / (Math.max(...results.map((r) => r.ms)) / 1000), answered, interleaved, errors, firstError, tagged };
+  } finally {
+    for (const c of clients) await c.stop();
+    await peer.stop();
+  }
+}
+
+/**
+ * pyscard → `scard serve` → simulator and → `scard serve` → its vpcd driver → fast peer,
+ * against pyscard → pcscd → vpcd → fast peer, alternating run by run; then card events
+ * through the service against pcscd; then 64 clients with transactions on both.
+ */
+async function benchService(b, pcscd) {
+  const sim = { rate: [], client: [], both: [] };
+  const vpcd = { rate: [], client: [], both: [] };
+  const theirs = { rate: [], client: [], both: [] };
+  const put = (to, r) => { to.rate.push(r.rate); to.client.push(r.clientCpuUs); to.both.push(r.cpuUs); };
+  const serveSim = await startServe(b, 'sim', []);
+  const serveVpcd = await startServe(b, 'vpcd', ['--no-simulator', '--vpcd', String(SVC_PORT)]);
+  const fastOurs = startFastPeer(SVC_PORT);
+  const fastTheirs = startFastPeer(PCSCD_PORT + 1);
+  try {
+    await waitForPcscCard(serveSim.env, SVC_SIM_READER);
+    await waitForPcscCard(serveVpcd.env, SVC_VPCD_READER);
+    await waitForPcscCard(pcscd.env, 'Virtual PCD 00 01');
+    for (let i = 0; i < REPS; i++) {
+      put(sim, await pyscardLoop(serveSim.env, SVC_SIM_READER, serveSim.pid));
+      put(vpcd, await pyscardLoop(serveVpcd.env, SVC_VPCD_READER, serveVpcd.pid));
+      put(theirs, await pyscardLoop(pcscd.env, 'Virtual PCD 00 01', pcscd.pid));
+    }
+  } finally {
+    await fastOurs.stop();
+    await fastTheirs.stop();
+    await serveSim.stop();
+  }
+  const against = { label: 'pyscard → pcscd → vpcd → fast peer', unit: 'APDU/s', values: theirs.rate };
+  addRow({
+    what: 'PC/SC service with the simulator (one hop fewer than pcscd)', against, target: { ratioMin: 1.5 }, targetText: 'ratio ≥ 1.5',
+    ours: { label: 'pyscard → `scard serve` → simulator', unit: 'APDU/s', values: sim.rate },
+  });
+  addRow({
+    what: 'PC/SC service → vpcd driver → fast peer (as many hops as pcscd)', against, target: {}, targetText: '— (information)',
+    ours: { label: 'pyscard → `scard serve` → vpcd driver → fast peer', unit: 'APDU/s', values: vpcd.rate },
+  });
+  const clientAgainst = { label: 'pyscard process, through pcscd', unit: 'µs', values: theirs.client };
+  addRow({
+    what: 'PC/SC service: client CPU per APDU, simulator', lowerIsBetter: true, target: {}, targetText: '— (information; the same libpcsclite on both sides)',
+    ours: { label: 'pyscard process, through `scard serve`', unit: 'µs', values: sim.client }, against: clientAgainst,
+  });
+  addRow({
+    what: 'PC/SC service: client CPU per APDU, vpcd → fast peer', lowerIsBetter: true, target: {}, targetText: '— (information)',
+    ours: { label: 'pyscard process, through `scard serve`', unit: 'µs', values: vpcd.client }, against: clientAgainst,
+  });
+  const bothAgainst = { label: 'pyscard + pcscd processes', unit: 'µs', values: theirs.both };
+  addRow({
+    what: 'PC/SC service: client + service CPU per APDU, simulator', lowerIsBetter: true, target: {}, targetText: '— (information; the service prints every exchange to a file, pcscd prints nothing)',
+    ours: { label: 'pyscard + `scard serve` processes (service: manager, simulator, trace)', unit: 'µs', values: sim.both }, against: bothAgainst,
+  });
+  addRow({
+    what: 'PC/SC service: client + service CPU per APDU, vpcd → fast peer', lowerIsBetter: true, target: {}, targetText: '— (information)',
+    ours: { label: 'pyscard + `scard serve` processes (service: manager, vpcd driver, trace)', unit: 'µs', values: vpcd.both }, against: bothAgainst,
+  });
+
+  // Card events as a client sees them: SCardGetStatusChange through the service (its vpcd driver) and through pcscd.
+  const ev = { ours: { inserted: [], removed: [] }, theirs: { inserted: [], removed: [] } };
+  try {
+    for (let i = 0; i < Math.max(1, Math.ceil(REPS / 5)); i++) {
+      for (const [side, env, reader, port] of [['ours', serveVpcd.env, SVC_VPCD_READER, SVC_PORT], ['theirs', pcscd.env, 'Virtual PCD 00 01', PCSCD_PORT + 1]]) {
+        const w = start('status_watch', PY, ['bench/py/status_watch.py', reader], { env, stdin: 'pipe' });
+        try {
+          const r = await eventLatencies(w, port);
+          ev[side].inserted.push(...r.inserted);
+          ev[side].removed.push(...r.removed);
+        } finally { w.child.stdin.end(); await w.stop(); }
+      }
+    }
+    for (const k of ['inserted', 'removed']) {
+      addRow({
+        what: `PC/SC service: card ${k === 'inserted' ? 'insertion' : 'removal'} seen by a client (${EVENT_CYCLES}× per run)`, lowerIsBetter: true,
+        ours: { label: 'vpcd driver → `scard serve` → SCardGetStatusChange (pyscard)', unit: 'ms', values: ev.ours[k] },
+        against: { label: 'pcscd + SCardGetStatusChange (pyscard)', unit: 'ms', values: ev.theirs[k] },
+        target: { max: 20 }, targetText: '< 20 ms (pcscd ≈ 350 ms)',
+      });
+    }
+
+    // 64 clients × 1,000 APDUs with transactions on one reader; the tagging peer shows interleaving and loss.
+    const tx = { ours: [], theirs: [] };
+    for (let i = 0; i < Math.max(1, Math.ceil(REPS / 3)); i++) {
+      tx.ours.push(await txClients(serveVpcd.env, SVC_VPCD_READER, SVC_PORT));
+      tx.theirs.push(await txClients(pcscd.env, 'Virtual PCD 00 00', PCSCD_PORT));
+    }
+    const total = TX_CLIENTS * TX_APDUS;
+    const sound = (runs) => runs.every((r) => r.answered === total && r.tagged === total && r.interleaved === 0 && r.errors === 0);
+    const tell = (runs) => runs.map((r) => `${r.answered}/${total} answered, peer saw ${r.tagged}, ${r.interleaved} interleaved, ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}`).join('; ');
+    console.log(`    svc: 64 clients, ours: ${tell(tx.ours)}; pcscd: ${tell(tx.theirs)}`);
+    addRow({
+      what: `PC/SC service: ${TX_CLIENTS} clients × ${TX_APDUS.toLocaleString('en-US')} APDUs on one reader, transactions of ${TX_PER_TRANSACTION} (ours: ${tell(tx.ours)}; pcscd: ${tell(tx.theirs)})`,
+      ours: { label: '64 pyscard processes → `scard serve` → vpcd driver → tagging peer', unit: 'APDU/s', values: tx.ours.map((r) => r.rate) },
+      against: { label: '64 pyscard processes → pcscd → vpcd → tagging peer', unit: 'APDU/s', values: tx.theirs.map((r) => r.rate) },
+      target: { ok: sound(tx.ours) }, targetText: 'no interleaving, no loss (every APDU answered and seen once by the card)',
+    });
+  } finally {
+    await serveVpcd.stop();
+  }
+}
+
 /** The helper's V8 options, read from where the extension sets them, so both start it alike. */
 const HELPER_EXEC_ARGV = JSON.parse((/HELPER_EXEC_ARGV = (\[[^\]]*\])/.exec(fs.readFileSync(path.join(root, 'extension', 'src', 'client.ts'), 'utf8'))?.[1] ?? '[]').replace(/'/g, '"'));
 
@@ -656,7 +830,7 @@ async function main() {
   const b = await build();
   const missing = ['pcscd', 'scriptor', 'vicc', 'unshare'].filter((t) => !tool(t));
   if (spawnSync(PY, ['-c', 'import smartcard']).status !== 0) missing.push('python3-pyscard');
-  const needStack = ONLY.some((x) => ['vicc', 'fast', 'pcsc', 'events'].includes(x));
+  const needStack = ONLY.some((x) => ['vicc', 'fast', 'pcsc', 'events', 'svc'].includes(x));
   let pcscd;
   const guarded = async (name, fn, ...targets) => {
     if (!ONLY.includes(name)) return;
@@ -681,6 +855,7 @@ async function main() {
           }
         }
         await guarded('events', () => benchEvents(b, pcscd), ['card insertion / removal seen', '< 20 ms']);
+        await guarded('svc', () => benchService(b, pcscd), ['PC/SC service (scard serve) rows', '≥ 1.5× pcscd, < 20 ms, no interleaving, no loss']);
         await pcscd.stop(); // not idling next to the helper rows
         pcscd = undefined;
       }
@@ -725,7 +900,7 @@ ${missing.length ? `\nMissing tools (rows skipped): ${missing.join(', ')}\n` : '
 \`\`\`
 npm run setup:system   # pcscd, vicc, pcsc-tools, python3-pyscard (root)
 npm run build          # the editor row runs the extension from out/
-npm run bench          # or: node bench/run.mjs --reps 5 --only engine,vicc,fast,pcsc,events,helper,editor,panel
+npm run bench          # or: node bench/run.mjs --reps 5 --only engine,vicc,fast,pcsc,events,svc,helper,editor,panel
 \`\`\`
 
 ## Results

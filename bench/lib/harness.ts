@@ -38,7 +38,10 @@ function driversFrom(argv: string[]): Driver[] {
 async function cmdRun(argv: string[]): Promise<void> {
   const file = argv[argv.length - 1];
   const script = parseScript(fs.readFileSync(file, 'utf8'));
-  const m = new ReaderManager(driversFrom(argv));
+  // As `scard run` makes its manager (cli.ts startManager): no log history, since nothing connects
+  // later to read it; each entry is printed and dropped. With the helper's 10,000-entry history
+  // every entry lived on, was copied by each scavenge and promoted: CPU no CLI run spends.
+  const m = new ReaderManager(driversFrom(argv), { historySize: 0 });
   await m.start();
   // --print: printed as `scard run` prints (the same buffered trace writer; the trace goes wherever the caller sends stdout).
   const out = new BufferedOutput((text) => process.stdout.write(text));

@@ -59,3 +59,8 @@ export function startVicc(port) {
 export function startFastPeer(port) {
   return start('fast-peer', process.execPath, [path.resolve('bench/fast-peer.mjs'), String(port)]);
 }
+
+/** Starts the tagging card peer (bench/tx-peer.mjs) connecting to `port`. */
+export function startTxPeer(port) {
+  return start('tx-peer', process.execPath, [path.resolve('bench/tx-peer.mjs'), String(port)]);
+}

@@ -28,6 +28,21 @@ export const PCSC_FEATURES: Record<number, string> = {
   0x20: 'EXECUTE_PACE',
 };
 
+/**
+ * Features whose input can carry a PIN (a PIN_VERIFY / PIN_MODIFY structure's APDU template,
+ * which some programs fill in themselves; PACE's PIN field): their data is logged as `**`.
+ */
+export const SECRET_FEATURES: ReadonlySet<number> = new Set([0x01, 0x03, 0x06, 0x07, 0x0d, 0x0e, 0x20]);
+
+/**
+ * The control code libccid (and so every pcsc-lite reader it drives) gives a feature:
+ * SCARD_CTL_CODE(0x330000 + tag) = 0x42330000 + tag. A program may call it on a reader
+ * that does not list the feature; its data is still a secret.
+ */
+export function libccidFeatureCode(tag: number): number {
+  return 0x42330000 + tag;
+}
+
 /** Parses the feature list TLVs (tag, length 4, big-endian control code). */
 export function parseFeatureList(data: Uint8Array): { tag: number; name: string; controlCode: number }[] {
   const out: { tag: number; name: string; controlCode: number }[] = [];

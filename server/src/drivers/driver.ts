@@ -95,5 +95,13 @@ export interface Driver {
    * the next call that needs the card connects again.
    */
   release?(key: string): Promise<void>;
+  /**
+   * Optional: a connection of the manager holds the reader in this share mode (the first
+   * connection, and every exclusive one). A driver in front of another resource manager (PC/SC)
+   * takes its own connection there in the same mode, so an exclusive connection here is exclusive
+   * for the machine's other programs too; refused (SHARING_VIOLATION) while one of them holds the
+   * card. `release()` goes back to shared and lets go.
+   */
+  hold?(key: string, share: 'shared' | 'exclusive'): Promise<void>;
   endTransaction?(key: string, disposition: 'leave' | 'reset' | 'unpower'): Promise<void>;
 }

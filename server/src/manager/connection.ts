@@ -81,9 +81,10 @@ export class Connection {
   /** The card went while this connection held the transaction. */
   transactionLost(): void { this.lostTransaction = true; }
 
-  close(): void {
+  /** Resolves once the driver has let go of the card if nobody else uses it (callers may ignore it). */
+  close(): Promise<void> {
     if (!this.closed) this.closed = new ScError('BAD_REQUEST', 'The connection is closed.');
-    this.manager.connectionClosed(this.r, this);
+    return this.manager.connectionClosed(this.r, this);
   }
 
   /** Takes the card as it is now: nothing to report (connect, reconnect, this connection's own power changes). */
@@ -139,43 +140,40 @@ export class Connection {
     return this.enqueue(() => {
       this.check();
       this.armIfOwner();
-      return this.transmitLocked(apdu, this.call(o));
+      return this.exchangeLocked(apdu, this.call(o));
     }, opts.signal ?? this.signal);
   }
 
-  private async transmitLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
-    // What this connection's own calls do to the card (a power-up, an abandoned exchange) is not news to it.
+  /** One async frame per APDU (it was two: a wrapper only for the `finally`). */
+  private async exchangeLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
     try {
-      return await this.exchangeLocked(apdu, opts);
+      if (apdu.length < 4) throw new ScError('BAD_REQUEST', `A command APDU has at least 4 bytes (CLA INS P1 P2); this one has ${apdu.length}.`);
+      const r = this.r;
+      if (!r.card.powered) await this.manager.powerUp(r, 'cold', this.requestedProtocol, opts);
+      const t0 = r.card.protocol === 0;
+      let command = t0 ? toT0Tpdu(apdu) : apdu;
+      const { entry: first, raw: firstRaw } = await this.manager.exchange(r, command, opts, opts.auto);
+      const exchanges: ExchangeEntry[] = [first];
+      let last = firstRaw;
+      if (!t0 || !(opts.getResponse ?? true)) return { response: last, sw: swOf(last), exchanges };
+
+      const parts: Uint8Array[] = [];
+      for (let guard = 0; guard < 256; guard++) {
+        const step = nextT0Step(apdu[0], command, last);
+        if (!step) break;
+        if (step.auto === 'getResponse') parts.push(last.subarray(0, last.length - 2));
+        command = step.command;
+        const e = await this.manager.exchange(r, command, opts, step.auto, first.seq);
+        exchanges.push(e.entry);
+        last = e.raw;
+      }
+      parts.push(last);
+      const response = parts.length === 1 ? last : concatBytes(...parts);
+      return { response, sw: swOf(response), exchanges };
     } finally {
+      // What this connection's own calls do to the card (a power-up, an abandoned exchange) is not news to it.
       this.seen();
     }
-  }
-
-  private async exchangeLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
-    if (apdu.length < 4) throw new ScError('BAD_REQUEST', `A command APDU has at least 4 bytes (CLA INS P1 P2); this one has ${apdu.length}.`);
-    const r = this.r;
-    if (!r.card.powered) await this.manager.powerUp(r, 'cold', this.requestedProtocol, opts);
-    const t0 = r.card.protocol === 0;
-    let command = t0 ? toT0Tpdu(apdu) : apdu;
-    const { entry: first, raw: firstRaw } = await this.manager.exchange(r, command, opts, opts.auto);
-    const exchanges: ExchangeEntry[] = [first];
-    let last = firstRaw;
-    if (!t0 || !(opts.getResponse ?? true)) return { response: last, sw: swOf(last), exchanges };
-
-    const parts: Uint8Array[] = [];
-    for (let guard = 0; guard < 256; guard++) {
-      const step = nextT0Step(apdu[0], command, last);
-      if (!step) break;
-      if (step.auto === 'getResponse') parts.push(last.subarray(0, last.length - 2));
-      command = step.command;
-      const e = await this.manager.exchange(r, command, opts, step.auto, first.seq);
-      exchanges.push(e.entry);
-      last = e.raw;
-    }
-    parts.push(last);
-    const response = parts.length === 1 ? last : concatBytes(...parts);
-    return { response, sw: swOf(response), exchanges };
   }
 
   /**
@@ -252,11 +250,12 @@ export class Connection {
 
   /** SCardDisconnect with what to do with the card. */
   async disconnect(disposition: Disposition = 'leave'): Promise<void> {
-    if (this.closed) { this.manager.connectionClosed(this.r, this); return; }
+    if (this.closed) { await this.manager.connectionClosed(this.r, this); return; }
     try {
       await this.r.gate.queue.run(this.id, () => this.applyDisposition(disposition));
     } finally {
-      this.close();
+      // The card is free for other programs (the system-side connection let go) when this resolves.
+      await this.close();
     }
   }
 

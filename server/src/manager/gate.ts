@@ -35,7 +35,7 @@ export interface GateHost {
 }
 
 /** What a driver call is, for errors and whether abandoning it leaves the card in an unknown state. */
-export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release';
+export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release' | 'hold';
 
 interface PendingCall {
   kind: CallKind;
@@ -108,6 +108,13 @@ export class ReaderGate {
     const release = this.driver.release;
     if (!release) return Promise.resolve();
     return this.call('release', () => release.call(this.driver, this.key), opts);
+  }
+
+  /** The driver takes the reader on the system side in this share mode too (Driver.hold), when it has one. */
+  hold(share: 'shared' | 'exclusive', opts?: GateCallOptions): Promise<void> {
+    const hold = this.driver.hold;
+    if (!hold) return Promise.resolve();
+    return this.call('hold', () => hold.call(this.driver, this.key, share), opts);
   }
 
   /** The system-side transaction, when the driver has one (PC/SC). */
@@ -209,6 +216,8 @@ export class ReaderGate {
         this.unlist(call);
         resolve(value);
       }, (e) => {
+        // Another program reset the card (PC/SC's SCARD_W_RESET_CARD): every other connection hears it once too.
+        if (asScError(e).code === 'CARD_RESET') this.resets++;
         if (settled) {
           this.host.log('debug', `${this.host.name}: late ${kind} failure dropped: ${asScError(e).message}`);
           return;

@@ -541,6 +541,9 @@ export class ReaderManager {
         await this.powerDown(r, call);
         await this.powerUp(r, 'cold', opts.protocol, call);
       }
+      // The first connection, and every exclusive one, holds the reader in the system's service too
+      // (PC/SC): an exclusive connection is exclusive for the machine's other programs as well.
+      if (share === 'exclusive' || !others.length) await r.gate.hold(share, call);
       conn.seen();
       r.connections.add(conn);
     }, false, abort);
@@ -639,7 +642,8 @@ export class ReaderManager {
       atr = await r.gate.powerOn(mode, call);
     } catch (e) {
       const err = asScError(e);
-      if (err.code !== 'NO_CARD' && err.code !== 'CARD_REMOVED') r.card.mute = true;
+      // Another program holding the card (PC/SC) or resetting it says nothing about the card's answer.
+      if (!['NO_CARD', 'CARD_REMOVED', 'SHARING_VIOLATION', 'CARD_RESET'].includes(err.code)) r.card.mute = true;
       throw err;
     }
     const info = parseAtr(atr);
@@ -794,12 +798,16 @@ export class ReaderManager {
     r.gate.releaseTransaction();
   }
 
-  connectionClosed(r: ReaderEntry, conn: Connection): void {
+  /** Resolves once the driver has let go of the card (when this was the last connection), so a client's disconnect frees it for others. */
+  connectionClosed(r: ReaderEntry, conn: Connection): Promise<void> {
     r.connections.delete(conn);
     if (r.gate.queue.owner === conn.id) this.releaseTransaction(r);
     // The last of our connections ended: the driver leaves the card (re-checked in the queue).
-    if (r.gate.canRelease && !r.connections.size) void r.gate.queue.run(0, () => this.releaseIfUnused(r));
+    const released = r.gate.canRelease && !r.connections.size
+      ? r.gate.queue.run(0, () => this.releaseIfUnused(r)).catch((e) => this.log('debug', `${r.name}: release: ${asScError(e).message}`))
+      : Promise.resolve();
     this.readersChanged();
+    return released;
   }
 }
 

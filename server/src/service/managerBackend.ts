@@ -18,7 +18,9 @@
 // - T=0 as pcscd and libccid do it: a case 4 command goes out as case 3 and 61xx /
 //   6Cxx come back to the client (no automatic GET RESPONSE);
 // - a client's exchanges reach the APDU Log; the data of VERIFY, CHANGE REFERENCE
-//   DATA and RESET RETRY COUNTER (INS 20/21, 24, 2C) is logged as `**`.
+//   DATA and RESET RETRY COUNTER (INS 20/21, 24, 2C) and of PIN-pad control calls
+//   (VERIFY/MODIFY_PIN_DIRECT and the like, listed by the reader or in libccid's numbering)
+//   is logged as `**`.
 
 import { BackendError, type BackendHandle, type CardBackend, type IoRequest } from './backend';
 import type { CardCondition, ReaderFacts } from './readerState';
@@ -26,7 +28,7 @@ import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
 import type { Connection, Disposition as ManagerDisposition, ReaderManager } from '../manager/manager';
 import type { ControlEntry, ReaderInfo } from '../protocol';
 import type { Protocol } from '../drivers/driver';
-import { CM_IOCTL_GET_FEATURE_REQUEST } from '../codecs/pcscFeatures';
+import { CM_IOCTL_GET_FEATURE_REQUEST, PCSC_FEATURES, SECRET_FEATURES, libccidFeatureCode } from '../codecs/pcscFeatures';
 import { secretRanges } from '../codecs/apdu';
 import { asScError, type ScErrorCode } from '../util/errors';
 import { fromHex, toHex } from '../util/hex';
@@ -331,8 +333,8 @@ export class ManagerBackend implements CardBackend {
     // pcsc-lite's SCARD_CTL_CODE(3400) is the manager's plain function number of the feature request.
     const code = wireCode === SCARD_CTL_CODE(CM_IOCTL_GET_FEATURE_REQUEST) ? CM_IOCTL_GET_FEATURE_REQUEST : wireCode;
     const t0 = performance.now();
-    // A PIN-pad call's structure is masked like a VERIFY's data.
-    const command = this.isPinFeature(h.reader, code) ? '**'.repeat(data.length) : toHex(data);
+    // A PIN-pad call's structure is masked like a VERIFY's data (its APDU template may hold the PIN).
+    const command = this.carriesSecret(h.reader, code) ? '**'.repeat(data.length) : toHex(data);
     const entry = { kind: 'control' as const, reader: h.reader, code, command };
     try {
       const out = h.conn ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data);
@@ -346,10 +348,17 @@ export class ManagerBackend implements CardBackend {
     }
   }
 
-  private isPinFeature(reader: string, code: number): boolean {
+  /**
+   * A PIN-pad feature's code: one the reader lists for a feature whose input can hold a PIN, or
+   * libccid's code of such a feature whether the reader lists it or not (a program may call
+   * MODIFY_PIN_DIRECT on a reader that only verifies, or before its feature list was read).
+   */
+  private carriesSecret(reader: string, code: number): boolean {
+    if ([...SECRET_FEATURES].some((tag) => libccidFeatureCode(tag) === code)) return true;
+    const hex = `0x${code.toString(16).toUpperCase().padStart(8, '0')}`;
+    const secret = [...SECRET_FEATURES].map((tag) => PCSC_FEATURES[tag]);
     try {
-      const hex = `0x${code.toString(16).toUpperCase().padStart(8, '0')}`;
-      return (this.manager.reader(reader).features ?? []).some((f) => /PIN/.test(f) && f.endsWith(hex));
+      return (this.manager.reader(reader).features ?? []).some((f) => f.endsWith(` ${hex}`) && secret.includes(f.slice(0, -hex.length - 1)));
     } catch {
       return false;
     }

@@ -174,6 +174,8 @@ export class ClientSession {
   private context = 0;
   private readonly cards = new Map<number, OpenHandle>();
   private busy = false;
+  /** The transport was told to stop reading (bytes came while a request was in progress). */
+  private paused = false;
   private finished = false;
   /** 4:6: registered by CMD_WAIT_READER_STATE_CHANGE and not yet sent the array. */
   private awaitingArray = false;
@@ -205,6 +207,17 @@ export class ClientSession {
     this.decoder.push(bytes);
     if (this.decoder.bufferedBytes > MAX_BUFFERED_BYTES) {
       this.fail(`sent ${this.decoder.bufferedBytes} bytes without reading the replies`);
+      return;
+    }
+    if (this.busy) {
+      // More bytes while a request waits on the backend (a client that does not wait for
+      // its replies): stop reading until the requests are done, as pcscd's thread does.
+      // Only then, not around every request: a pause and a resume per APDU cost more than
+      // the APDU's own work in this process.
+      if (!this.paused) {
+        this.paused = true;
+        this.io.pause?.();
+      }
       return;
     }
     void this.pump();
@@ -266,19 +279,16 @@ export class ClientSession {
           break;
         }
         const pending = this.handle(d.request);
-        if (pending) {
-          this.io.pause?.();
-          try {
-            await pending;
-          } finally {
-            this.io.resume?.();
-          }
-        }
+        if (pending) await pending;
       }
     } catch (e) {
       this.fail(`internal error: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
       this.busy = false;
+      if (this.paused) {
+        this.paused = false;
+        if (!this.finished) this.io.resume?.();
+      }
     }
   }
 
@@ -315,8 +325,8 @@ export class ClientSession {
     if (!this.finished) this.io.send(bytes);
   }
 
-  private reply(name: Parameters<typeof replyStruct>[0], req: Request, changes: StructValue): void {
-    this.send(replyStruct(name, req, changes));
+  private reply(name: Parameters<typeof replyStruct>[0], req: Request, changes: StructValue, trailer?: Uint8Array): void {
+    this.send(replyStruct(name, req, changes, HOST_LITTLE_ENDIAN, trailer));
   }
 
   /** Handles one request; returns a promise only when it waits on the backend. */
@@ -517,21 +527,20 @@ export class ClientSession {
           const limit = b.pcbRecvLength as number;
           const r = await backend.transmit(card.backend, { protocol: b.ioSendPciProtocol as number, pciLength: b.ioSendPciLength as number }, req.data!, limit);
           const fits = r.response.length <= limit;
+          // The struct and the answer in one write (pcscd sends two; the client reads them as two either way).
           this.reply('transmit_struct', req, {
             ioRecvPciProtocol: r.recvPci.protocol,
             ioRecvPciLength: r.recvPci.pciLength,
             pcbRecvLength: r.response.length,
             rv: fits ? Rv.SCARD_S_SUCCESS : Rv.SCARD_E_INSUFFICIENT_BUFFER,
-          });
-          if (fits) this.send(r.response);
+          }, fits ? r.response : undefined);
           return;
         }
         case Command.SCARD_CONTROL: {
           const limit = b.cbRecvLength as number;
           const out = await backend.control(card.backend, b.dwControlCode as number, req.data!, limit);
           const fits = out.length <= limit;
-          this.reply('control_struct', req, { dwBytesReturned: out.length, rv: fits ? Rv.SCARD_S_SUCCESS : Rv.SCARD_E_INSUFFICIENT_BUFFER });
-          if (fits) this.send(out);
+          this.reply('control_struct', req, { dwBytesReturned: out.length, rv: fits ? Rv.SCARD_S_SUCCESS : Rv.SCARD_E_INSUFFICIENT_BUFFER }, fits ? out : undefined);
           return;
         }
         case Command.SCARD_GET_ATTRIB: {

@@ -194,6 +194,17 @@ export type StructValue = Record<string, number | Uint8Array | string>;
 
 export const HOST_LITTLE_ENDIAN = endianness() === 'LE';
 
+// 32-bit fields read and written by hand: a DataView per request (header, struct, reply)
+// was the largest share of the service's own work per APDU.
+function getU32(b: Uint8Array, at: number, le: boolean): number {
+  return (le
+    ? (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24))
+    : ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3])) >>> 0;
+}
+function setU32(b: Uint8Array, at: number, v: number, le: boolean): void {
+  if (le) { b[at] = v; b[at + 1] = v >>> 8; b[at + 2] = v >>> 16; b[at + 3] = v >>> 24; } else { b[at] = v >>> 24; b[at + 1] = v >>> 16; b[at + 2] = v >>> 8; b[at + 3] = v; }
+}
+
 /** Encodes a struct; missing fields are zero, strings are cut to leave room for the NUL. */
 export function encodeStruct(name: StructName, value: StructValue, littleEndian = HOST_LITTLE_ENDIAN): Uint8Array {
   return patchStruct(name, new Uint8Array(STRUCTS[name].size), value, littleEndian);
@@ -204,16 +215,17 @@ export function encodeStruct(name: StructName, value: StructValue, littleEndian 
  * are built this way from the request's own bytes: pcscd writes back the struct it
  * read with some fields changed (WRITE_BODY), untouched bytes included.
  */
-export function patchStruct(name: StructName, base: Uint8Array, value: StructValue, littleEndian = HOST_LITTLE_ENDIAN): Uint8Array {
+export function patchStruct(name: StructName, base: Uint8Array, value: StructValue, littleEndian = HOST_LITTLE_ENDIAN, trailer?: Uint8Array): Uint8Array {
   const l = STRUCTS[name];
-  const out = new Uint8Array(l.size);
+  // A trailer (TRANSMIT's or CONTROL's answer) goes in the same buffer: one write, one wake-up of the client.
+  const out = new Uint8Array(l.size + (trailer?.length ?? 0));
   out.set(base.subarray(0, l.size));
-  const view = new DataView(out.buffer);
-  for (const [field, f] of Object.entries(l.fields) as [string, FieldLayout][]) {
+  if (trailer) out.set(trailer, l.size);
+  for (const field in value) {
     const v = value[field];
-    if (v === undefined) continue;
-    if (f.type === 'u32') view.setUint32(f.offset, Number(v) >>> 0, littleEndian);
-    else if (f.type === 'i32') view.setInt32(f.offset, Number(v) | 0, littleEndian);
+    const f = (l.fields as Record<string, FieldLayout>)[field];
+    if (v === undefined || f === undefined) continue;
+    if (f.type === 'u32' || f.type === 'i32') setU32(out, f.offset, Number(v) >>> 0, littleEndian);
     else {
       const bytes = typeof v === 'string' ? new TextEncoder().encode(v) : (v as Uint8Array);
       const room = f.type === 'cstring' ? f.size - 1 : f.size;
@@ -224,21 +236,26 @@ export function patchStruct(name: StructName, base: Uint8Array, value: StructVal
   return out;
 }
 
+/** Each struct's fields as a list, made once (decodeStruct runs for every request). */
+const FIELD_LISTS: Record<string, ReadonlyArray<FieldLayout & { field: string }>> = Object.fromEntries(
+  Object.entries(STRUCTS).map(([name, l]) => [name, Object.entries(l.fields as Record<string, FieldLayout>).map(([field, f]) => ({ field, ...f }))]),
+);
+const UTF8 = new TextDecoder('utf-8', { fatal: false });
+
 /** Decodes a struct from exactly its size of bytes (the framer guarantees the length). */
 export function decodeStruct(name: StructName, bytes: Uint8Array, littleEndian = HOST_LITTLE_ENDIAN): StructValue {
-  const l = STRUCTS[name];
+  const size = STRUCTS[name].size;
   const out: StructValue = {};
-  if (bytes.length < l.size) return out;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, l.size);
-  for (const [field, f] of Object.entries(l.fields) as [string, FieldLayout][]) {
-    if (f.type === 'u32') out[field] = view.getUint32(f.offset, littleEndian);
-    else if (f.type === 'i32') out[field] = view.getInt32(f.offset, littleEndian);
+  if (bytes.length < size) return out;
+  for (const f of FIELD_LISTS[name]) {
+    if (f.type === 'u32') out[f.field] = getU32(bytes, f.offset, littleEndian);
+    else if (f.type === 'i32') out[f.field] = getU32(bytes, f.offset, littleEndian) | 0;
     else if (f.type === 'cstring') {
       // pcscd forces the last byte to NUL before use (winscard_svc.c SCARD_CONNECT).
       const raw = bytes.subarray(f.offset, f.offset + f.size);
       const end = raw.indexOf(0);
-      out[field] = new TextDecoder('utf-8', { fatal: false }).decode(raw.subarray(0, end < 0 ? f.size - 1 : end));
-    } else out[field] = bytes.slice(f.offset, f.offset + f.size);
+      out[f.field] = UTF8.decode(raw.subarray(0, end < 0 ? f.size - 1 : end));
+    } else out[f.field] = bytes.slice(f.offset, f.offset + f.size);
   }
   return out;
 }
@@ -330,10 +347,8 @@ export class RequestDecoder {
     if (this.failed) return { error: this.failed };
     const headerSize = STRUCTS.rxHeader.size;
     if (this.buffered < headerSize) return null;
-    const header = this.peek(headerSize);
-    const view = new DataView(header.buffer, header.byteOffset, headerSize);
-    const size = view.getUint32(0, this.littleEndian);
-    const command = view.getUint32(4, this.littleEndian);
+    const size = this.u32At(0);
+    const command = this.u32At(4);
     const structName = REQUEST_STRUCT[command];
     if (structName === undefined) {
       return this.fail('unknown-command', command, `unknown command ${commandName(command)} (size ${size})`);
@@ -345,27 +360,24 @@ export class RequestDecoder {
     if (this.buffered < headerSize + expected) return null;
     let extra = 0;
     if (command === Command.SCARD_TRANSMIT || command === Command.SCARD_CONTROL) {
-      const head = this.peek(headerSize + expected).subarray(headerSize);
       const at = command === Command.SCARD_TRANSMIT
         ? STRUCTS.transmit_struct.fields.cbSendLength.offset
         : STRUCTS.control_struct.fields.cbSendLength.offset;
-      extra = new DataView(head.buffer, head.byteOffset, expected).getUint32(at, this.littleEndian);
+      extra = this.u32At(headerSize + at);
       if (extra > MAX_BUFFER_SIZE_EXTENDED) {
         return this.fail('buffer-overflow', command, `${commandName(command)} sends ${extra} bytes, over ${MAX_BUFFER_SIZE_EXTENDED}`);
       }
     }
     const total = headerSize + expected + extra;
     if (this.buffered < total) return null;
+    // The struct is a view on take's copy (nobody else holds it); the data gets its own
+    // buffer, since drivers hand it to native code.
     const all = this.take(total);
-    const raw = all.slice(headerSize, headerSize + expected);
+    const raw = all.subarray(headerSize, headerSize + expected);
     const body = structName === null ? {} : decodeStruct(structName, raw, this.littleEndian);
-    const carriesData = command === Command.SCARD_TRANSMIT || command === Command.SCARD_CONTROL;
-    const request: Request = {
-      command: command as CommandCode,
-      body,
-      raw,
-      ...(carriesData ? { data: all.slice(headerSize + expected) } : {}),
-    };
+    const request: Request = command === Command.SCARD_TRANSMIT || command === Command.SCARD_CONTROL
+      ? { command: command as CommandCode, body, raw, data: all.slice(headerSize + expected) }
+      : { command: command as CommandCode, body, raw };
     return { request };
   }
 
@@ -393,6 +405,12 @@ export class RequestDecoder {
     return { error: this.failed };
   }
 
+  /** The 32-bit field at `at` of what is buffered (the caller checked it is there). */
+  private u32At(at: number): number {
+    const c = this.chunks[0];
+    return getU32(c.length >= at + 4 ? c : this.peek(at + 4), at, this.littleEndian);
+  }
+
   private peek(n: number): Uint8Array {
     if (this.chunks[0].length >= n) return this.chunks[0].subarray(0, n);
     const out = new Uint8Array(n);
@@ -407,7 +425,8 @@ export class RequestDecoder {
   }
 
   private take(n: number): Uint8Array {
-    const out = this.peek(n).slice();
+    const first = this.chunks[0];
+    const out = first.length >= n ? first.slice(0, n) : this.peek(n); // a copy either way
     let left = n;
     while (left > 0) {
       const c = this.chunks[0];
@@ -427,8 +446,8 @@ export class RequestDecoder {
 // ---- service → client replies -------------------------------------------------
 
 /** A reply: the request's struct bytes with some fields changed, as pcscd writes back its struct. */
-export function replyStruct(name: StructName, request: Request, changes: StructValue, littleEndian = HOST_LITTLE_ENDIAN): Uint8Array {
-  return patchStruct(name, request.raw, changes, littleEndian);
+export function replyStruct(name: StructName, request: Request, changes: StructValue, littleEndian = HOST_LITTLE_ENDIAN, trailer?: Uint8Array): Uint8Array {
+  return patchStruct(name, request.raw, changes, littleEndian, trailer);
 }
 
 /** A client-side request, for tests and tools that speak to a pcscd: header + struct (+ data). */

@@ -17,6 +17,12 @@ r"""A pyscard client for the PC/SC service tests; one JSON line per fact.
                                  SCARD_W_* warning (at most 3 times), end, disconnect
   exclusive READER               connect exclusive, print {"exclusive": rv}; on each stdin line transmit the
                                  SELECT and print {"sw": ...}; at the end of stdin disconnect, print {"done": rv}
+  session READER shared|exclusive
+                                 connect in that share mode, print {"connect": rv}; then one stdin line per call:
+                                 transmit (SELECT MF) → {"transmit": rv, "sw": ...}, begin → {"begin": rv}
+                                 (the library polls while another program holds the reader), end → {"end": rv},
+                                 reset (SCardReconnect RESET) / reconnect (LEAVE) → {"reset"|"reconnect": rv},
+                                 disconnect → {"disconnect": rv}; at the end of stdin release the context, print {"done": 0}
 Runs under Debian's /usr/bin/python3 (python3-pyscard); the PC/SC library is
 whatever LD_LIBRARY_PATH selects, the daemon whatever PCSCLITE_CSOCK_NAME names.
 """
@@ -129,6 +135,34 @@ def main(argv):
                 out(sw='%02X %02X' % (resp[-2], resp[-1]) if rv == SCARD_S_SUCCESS else None, rv=rv & 0xFFFFFFFF)
         out(done=SCardDisconnect(hcard, SCARD_LEAVE_CARD) & 0xFFFFFFFF)
         SCardReleaseContext(hcontext)
+        return
+    if cmd == 'session':
+        from smartcard.scard import (SCardConnect, SCardBeginTransaction, SCardEndTransaction, SCardDisconnect,
+                                     SCardTransmit, SCardReconnect, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,
+                                     SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD, SCARD_RESET_CARD)
+        rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
+        SCardListReaders(hcontext, [])
+        share = SCARD_SHARE_EXCLUSIVE if argv[2] == 'exclusive' else SCARD_SHARE_SHARED
+        any_t = SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1
+        rv, hcard, proto = SCardConnect(hcontext, argv[1], share, any_t)
+        out(connect=rv & 0xFFFFFFFF)
+        for line in sys.stdin:
+            op = line.strip()
+            if op == 'transmit':
+                rv, resp = SCardTransmit(hcard, proto, [0x00, 0xA4, 0x00, 0x00, 0x02, 0x3F, 0x00])
+                ok = rv == SCARD_S_SUCCESS and len(resp) >= 2
+                out(transmit=rv & 0xFFFFFFFF, sw='%02X %02X' % (resp[-2], resp[-1]) if ok else None)
+            elif op == 'begin':
+                out(begin=SCardBeginTransaction(hcard) & 0xFFFFFFFF)
+            elif op == 'end':
+                out(end=SCardEndTransaction(hcard, SCARD_LEAVE_CARD) & 0xFFFFFFFF)
+            elif op in ('reset', 'reconnect'):
+                rv, proto = SCardReconnect(hcard, share, any_t, SCARD_RESET_CARD if op == 'reset' else SCARD_LEAVE_CARD)
+                out(**{op: rv & 0xFFFFFFFF})
+            elif op == 'disconnect':
+                out(disconnect=SCardDisconnect(hcard, SCARD_LEAVE_CARD) & 0xFFFFFFFF)
+        SCardReleaseContext(hcontext)
+        out(done=0)
         return
     if cmd == 'pnp':
         from smartcard.System import readers

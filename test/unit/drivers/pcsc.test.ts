@@ -12,6 +12,7 @@ import {
   SCARD_E_NO_SERVICE,
   SCARD_E_NO_SMARTCARD,
   SCARD_E_TIMEOUT,
+  SCARD_W_RESET_CARD,
   toScError,
 } from '../../../server/src/drivers/pcsc/errors';
 import type { CardStatus, Handle, ReaderState, Winscard } from '../../../server/src/drivers/pcsc/transport';
@@ -111,7 +112,10 @@ class FakeWinscard implements Winscard {
   connectProtocols: number[] = [];
   /** Set when another application had pcscd negotiate a protocol: a connect without it is refused, as pcscd does. */
   cardProtocol?: number;
+  /** Another program holds the card exclusively: every connect is refused, as pcscd refuses it. */
+  heldElsewhere = false;
   async connect(_ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
+    if (this.heldElsewhere) throw new PcscError(0x8010000b, 'SCardConnect');
     if (share !== 3 && !this.readers.get(reader)?.present) throw new PcscError(SCARD_E_NO_SMARTCARD, 'SCardConnect');
     this.connectProtocols.push(protocols ?? -1);
     if (share !== 3 && this.cardProtocol !== undefined && protocols !== undefined && !(protocols & this.cardProtocol)) {
@@ -124,17 +128,26 @@ class FakeWinscard implements Winscard {
   }
   /** SCardReconnect's dwInitialization and SCardDisconnect's dwDisposition, in order. */
   dispositions: string[] = [];
-  async reconnect(_card: Handle, _share: number, _protocols: number, init: number): Promise<number> {
+  /** Handles another application's reset reached: SCARD_W_RESET_CARD on their calls until SCardReconnect (as pcscd). */
+  resetSeen = new Set<Handle>();
+  async reconnect(card: Handle, share: number, protocols: number, init: number): Promise<number> {
     this.dispositions.push(`reconnect ${init}`);
-    return 2;
+    const h = this.open.get(card);
+    if (h) h.share = share;
+    this.resetSeen.delete(card);
+    return protocols === 1 ? 1 : 2;
   }
+  /** A service that takes its time to answer SCardDisconnect (a macrotask, as a real round trip is). */
+  disconnectDelayMs = 0;
   async disconnect(card: Handle, disposition: number): Promise<void> {
     this.dispositions.push(`disconnect ${disposition}`);
+    if (this.disconnectDelayMs) await new Promise((r) => setTimeout(r, this.disconnectDelayMs));
     this.open.delete(card);
   }
   async beginTransaction(): Promise<void> {}
   async endTransaction(): Promise<void> {}
-  async transmit(_card: Handle, _protocol: number, command: Uint8Array): Promise<Uint8Array> {
+  async transmit(card: Handle, _protocol: number, command: Uint8Array): Promise<Uint8Array> {
+    if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardTransmit');
     return Uint8Array.of(command[1], 0x90, 0x00);
   }
   async control(_card: Handle, code: number): Promise<Uint8Array> {
@@ -144,7 +157,8 @@ class FakeWinscard implements Winscard {
   getAttrib(): Uint8Array {
     return new Uint8Array(0);
   }
-  status(): CardStatus {
+  status(card: Handle): CardStatus {
+    if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardStatus');
     return { reader: '', state: 0, protocol: 2, atr: ATR };
   }
 }
@@ -290,6 +304,7 @@ test('PC/SC return codes become our codes with words that say what to do', () =>
     [0x8010000b, 'SHARING_VIOLATION', /another program/],
     [0x8010000c, 'NO_CARD', /insert one/],
     [0x80100069, 'CARD_REMOVED', /removed/],
+    [0x80100068, 'CARD_RESET', /another program reset the card/],
     [0x8010001d, 'READER_UNAVAILABLE', /not running; start it/],
     [0x80100022, 'NOT_SUPPORTED', /does not support/],
     [0x12345678, 'DRIVER', /0x12345678/],
@@ -402,6 +417,74 @@ test('after release, a reset still resets (connect, then SCardReconnect with the
   assert.deepEqual(fake.dispositions, ['reconnect 1', 'disconnect 0', 'reconnect 2', 'disconnect 0', 'disconnect 2'], 'LEAVE on release, UNPOWER on Power Off');
   assert.equal(fake.open.size, 0);
   await driver.stop();
+});
+
+// Issue 15: share modes pass through to the system's readers.
+test('hold: exclusive connects (or reconnects) with SCARD_SHARE_EXCLUSIVE; resets and new connections of ours keep it; release goes back to shared', async () => {
+  const { fake, driver } = await started();
+  await driver.hold!(R0, 'exclusive');
+  assert.deepEqual([...fake.open.values()], [{ reader: R0, share: 1 }], 'SCardConnect exclusive');
+  await driver.powerOn(R0, 'warm');
+  await driver.setProtocol(R0, 0, ATR);
+  assert.deepEqual([...fake.open.values()], [{ reader: R0, share: 1 }], 'a reset or a protocol change of ours does not make it shared again');
+  await driver.powerOff(R0);
+  await driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1);
+  assert.deepEqual([...fake.open.values()], [{ reader: R0, share: 1 }], 'connected again after Power Off: still exclusive');
+  await driver.release(R0);
+  assert.equal(fake.open.size, 0);
+  await driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1);
+  assert.deepEqual([...fake.open.values()], [{ reader: R0, share: 2 }], 'after release: shared');
+  fake.dispositions.length = 0;
+  await driver.hold!(R0, 'exclusive');
+  assert.deepEqual(fake.dispositions, ['reconnect 0'], 'the connection we have is made exclusive, leaving the card as it is');
+  assert.deepEqual([...fake.open.values()], [{ reader: R0, share: 1 }]);
+  await driver.hold!(R0, 'shared');
+  assert.deepEqual([...fake.open.values()], [{ reader: R0, share: 2 }], 'and shared again');
+  await driver.stop();
+});
+
+test('another program reset the card (SCARD_W_RESET_CARD): the manager hears CARD_RESET once; our handle takes the card as it is (LEAVE_CARD, same share mode)', async () => {
+  const { fake, driver } = await started();
+  await driver.hold!(R0, 'exclusive');
+  const [handle] = fake.open.keys();
+  fake.resetSeen.add(handle);
+  fake.dispositions.length = 0;
+  await assert.rejects(driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1), (e: ScError) => e.code === 'CARD_RESET');
+  assert.deepEqual(fake.dispositions, ['reconnect 0']);
+  assert.deepEqual([...fake.open.values()], [{ reader: R0, share: 1 }]);
+  assert.deepEqual([...(await driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1))], [0x84, 0x90, 0x00], 'the next call works');
+  await driver.stop();
+});
+
+test('manager over PC/SC: the first connection holds the reader shared, an exclusive one exclusively; its disconnect resolves once the driver let go (the card is free for other programs then)', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.disconnectDelayMs = 5;
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] })], {});
+  await m.start();
+  const name = m.list().readers[0].name;
+  const shared = await m.connect(name);
+  assert.deepEqual([...fake.open.values()].map((h) => h.share), [2], 'held shared from the connect on (an outside exclusive holder is refused there)');
+  await assert.rejects(m.connect(name, { share: 'exclusive' }), (e: ScError) => e.code === 'SHARING_VIOLATION');
+  await shared.disconnect();
+  assert.equal(fake.open.size, 0, 'let go before the disconnect resolved');
+  const exclusive = await m.connect(name, { share: 'exclusive' });
+  assert.deepEqual([...fake.open.values()].map((h) => h.share), [1], 'SCARD_SHARE_EXCLUSIVE in the system service');
+  await exclusive.disconnect();
+  assert.equal(fake.open.size, 0, 'let go before the disconnect resolved');
+  // Another program takes the card exclusively, also after our Power Off (the next connect powers up).
+  fake.heldElsewhere = true;
+  await assert.rejects(m.connect(name), (e: ScError) => e.code === 'SHARING_VIOLATION');
+  fake.heldElsewhere = false;
+  await m.powerOffCard(name);
+  fake.heldElsewhere = true;
+  await assert.rejects(m.connect(name, { share: 'exclusive' }), (e: ScError) => e.code === 'SHARING_VIOLATION');
+  assert.notEqual(m.reader(name).card?.mute, true, 'the card is not "mute" for being held by another program');
+  fake.heldElsewhere = false;
+  const after = await m.connect(name, { share: 'exclusive' });
+  assert.deepEqual([...fake.open.values()].map((h) => h.share), [1], 'its turn once the other program let go');
+  await after.disconnect();
+  await m.stop();
 });
 
 // Issue 18 item 1: a driver waiting for pcscd says so on its group, once per state change, and retries quietly.

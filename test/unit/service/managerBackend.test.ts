@@ -260,3 +260,33 @@ test('behind a PC/SC client\'s transaction, the editor\'s and the API\'s calls g
     await editor.disconnect('leave');
   } finally { await stop(); }
 });
+
+test('PIN-pad control calls of a client are logged as `**`: a feature the reader lists at its own code, libccid\'s PIN codes on any reader; other control data stays readable', async () => {
+  // A reader that lists VERIFY_PIN_DIRECT at a code outside libccid's numbering (as other drivers do).
+  const OWN_CODE = 0x00313540;
+  class PinpadSim extends SimulatorDriver {
+    override async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
+      if (code === 3400) return Uint8Array.of(0x06, 4, 0x00, 0x31, 0x35, 0x40);
+      if (code === OWN_CODE || code === 0x42000000 + 1) return Uint8Array.of(0x90, 0x00);
+      return super.control(key, code, data);
+    }
+  }
+  const m = new ReaderManager([new PinpadSim()], { historySize: 0 });
+  const entries: LogEntry[] = [];
+  m.onEntry((e) => entries.push(e));
+  await m.start();
+  const b = new ManagerBackend(m);
+  try {
+    const reader = m.list().readers[0].name;
+    const { handle } = await b.connect(reader, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_T1);
+    const withPin = Uint8Array.of(0, 0, 0x82, 0, 0, 6, 6, 2, 1, 9, 4, 0, 0, 0, 0, 11, 0, 0, 0, 0x00, 0x20, 0x00, 0x01, 0x06, 0x35, 0x38, 0x32, 0x39, 0x34, 0x37);
+    await b.control(handle, OWN_CODE, withPin);
+    await b.control(handle, 0x42330007, withPin).catch(() => undefined); // MODIFY_PIN_DIRECT: not listed, refused, still masked
+    await b.control(handle, 0x42000000 + 1, Uint8Array.of(0xde, 0xad));
+    const controls = entries.filter((e) => e.kind === 'control' && e.code !== 3400).map((e) => (e as { command: string }).command);
+    assert.deepEqual(controls, ['**'.repeat(withPin.length), '**'.repeat(withPin.length), 'DEAD']);
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
+});

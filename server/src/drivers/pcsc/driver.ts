@@ -23,6 +23,7 @@ import {
   SCARD_RESET_CARD,
   SCARD_SCOPE_SYSTEM,
   SCARD_SHARE_DIRECT,
+  SCARD_SHARE_EXCLUSIVE,
   SCARD_SHARE_SHARED,
   SCARD_STATE,
   SCARD_UNPOWER_CARD,
@@ -131,6 +132,12 @@ interface Reader {
    * can connect, exclusively too, whenever the workbench is not using the card.
    */
   handle: Handle | null;
+  /**
+   * The share mode our connection takes in the system's service: SCARD_SHARE_EXCLUSIVE while a
+   * connection of the manager holds the reader exclusively (hold()), so other programs of the
+   * machine get SCARD_E_SHARING_VIOLATION as they would from pcscd; else SCARD_SHARE_SHARED.
+   */
+  share: number;
   protocol: number;
   inTransaction: boolean;
   chain: Promise<unknown>;
@@ -356,6 +363,7 @@ export class PcscDriver implements Driver {
         present,
         atr: present && st ? st.atr.slice() : new Uint8Array(0),
         handle: null,
+        share: SCARD_SHARE_SHARED,
         protocol: 0,
         inTransaction: false,
         chain: Promise.resolve(),
@@ -453,7 +461,7 @@ export class PcscDriver implements Driver {
       const init = mode === 'cold' ? SCARD_UNPOWER_CARD : SCARD_RESET_CARD;
       if (r.handle !== null) {
         try {
-          r.protocol = await api.reconnect(r.handle, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
+          r.protocol = await api.reconnect(r.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
         } catch (e) {
           // A removed or foreign-reset card invalidates the handle: start a new connection.
           if (!(e instanceof PcscError) || ![SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD].includes(e.rv)) throw e;
@@ -463,9 +471,9 @@ export class PcscDriver implements Driver {
       if (r.handle === null) {
         // Not connected (the card was left to others, or its handle went stale): connect, then
         // reset as asked — a fresh SCardConnect alone does not reset a card pcscd already powered.
-        const c = await api.connect(ctx, r.name, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+        const c = await api.connect(ctx, r.name, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
         r.handle = c.handle;
-        r.protocol = await api.reconnect(c.handle, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
+        r.protocol = await api.reconnect(c.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
       }
       return api.status(r.handle).atr;
     });
@@ -474,7 +482,7 @@ export class PcscDriver implements Driver {
   async powerOff(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
       // Released (or never connected): connect just to unpower, so Power Off does what it says.
-      if (r.handle === null && r.present) r.handle = (await api.connect(ctx, r.name, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)).handle;
+      if (r.handle === null && r.present) r.handle = (await api.connect(ctx, r.name, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)).handle;
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
@@ -496,7 +504,7 @@ export class PcscDriver implements Driver {
       const wanted = protocol === 0 ? SCARD_PROTOCOL_T0 : SCARD_PROTOCOL_T1;
       const handle = await this.connectedOrConnect(r, api, ctx, wanted);
       if (r.protocol === wanted) return;
-      r.protocol = await api.reconnect(handle, SCARD_SHARE_SHARED, wanted, SCARD_LEAVE_CARD);
+      r.protocol = await api.reconnect(handle, r.share, wanted, SCARD_LEAVE_CARD);
       if (r.protocol !== wanted) throw new ScError('PROTOCOL', `The reader "${r.name}" kept T=${r.protocol === SCARD_PROTOCOL_T0 ? 0 : 1}; the card or reader does not offer T=${protocol}.`);
     });
   }
@@ -597,10 +605,33 @@ export class PcscDriver implements Driver {
     return r.atr.slice();
   }
 
+  /**
+   * A connection of the manager holds the reader in this share mode: our connection in the
+   * system's service takes it too (SCardConnect, or SCardReconnect of the one we have, leaving
+   * the card as it is). Exclusive: other programs of the machine get SCARD_E_SHARING_VIOLATION
+   * until release(); refused with it while another program holds the card (exclusively, or in
+   * a transaction), as pcscd refuses the client.
+   */
+  async hold(key: string, share: 'shared' | 'exclusive'): Promise<void> {
+    await this.serialized(key, async (r, api, ctx) => {
+      const wanted = share === 'exclusive' ? SCARD_SHARE_EXCLUSIVE : SCARD_SHARE_SHARED;
+      if (r.handle === null) {
+        const c = await api.connect(ctx, r.name, wanted, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+        r.handle = c.handle;
+        r.protocol = c.protocol;
+      } else if (r.share !== wanted) {
+        r.protocol = await api.reconnect(r.handle, wanted, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD);
+      }
+      r.share = wanted;
+      this.sink?.log('debug', `pcsc: holding "${r.name}" ${share === 'exclusive' ? 'exclusively' : 'shared'} in the PC/SC service`);
+    });
+  }
+
   /** No client of ours needs the card: disconnect, leaving it powered (SCARD_LEAVE_CARD), so others can have it. */
   async release(key: string): Promise<void> {
     if (!this.readers.has(key)) return;
     await this.serialized(key, async (r, api) => {
+      r.share = SCARD_SHARE_SHARED; // the next connection of ours is a shared one unless hold() says otherwise
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
@@ -619,7 +650,7 @@ export class PcscDriver implements Driver {
    */
   private async connectedOrConnect(r: Reader, api: Winscard, ctx: Handle, protocols: number): Promise<Handle> {
     if (r.handle !== null) return r.handle;
-    const c = await api.connect(ctx, r.name, SCARD_SHARE_SHARED, protocols);
+    const c = await api.connect(ctx, r.name, r.share, protocols);
     r.handle = c.handle;
     r.protocol = c.protocol;
     return c.handle;
@@ -644,6 +675,7 @@ export class PcscDriver implements Driver {
         return await op(r, api, ctx);
       } catch (e) {
         if (e instanceof PcscError && e.rv === SCARD_W_REMOVED_CARD) this.dropHandle(r);
+        if (e instanceof PcscError && e.rv === SCARD_W_RESET_CARD) await this.acknowledgeReset(r, api);
         if (e instanceof PcscError && isServiceLost(e.rv)) this.cancelMonitor(); // let the watcher notice at once
         const err = toScError(e, r.name);
         this.sink?.log('debug', `pcsc: ${pcscErrorName(e instanceof PcscError ? e.rv : 0)} on "${r.name}"`);
@@ -654,6 +686,20 @@ export class PcscDriver implements Driver {
     });
     r.chain = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Another program reset the card: pcscd answers SCARD_W_RESET_CARD on every call of our
+   * handle until its SCardReconnect. The warning goes to the manager (its connections hear
+   * CARD_RESET once); our handle takes the card as it is now, in the same share mode.
+   */
+  private async acknowledgeReset(r: Reader, api: Winscard): Promise<void> {
+    if (r.handle === null) return;
+    try {
+      r.protocol = await api.reconnect(r.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD);
+    } catch {
+      this.dropHandle(r); // the next call connects again
+    }
   }
 
   private describe(r: Reader): SlotDescriptor {

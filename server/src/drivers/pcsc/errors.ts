@@ -80,7 +80,7 @@ export const PCSC_ERRORS: Record<number, PcscErrorInfo> = {
   0x80100065: { name: 'SCARD_W_UNSUPPORTED_CARD', code: 'PROTOCOL', text: 'the card is not supported (its ATR could not be used)' },
   0x80100066: { name: 'SCARD_W_UNRESPONSIVE_CARD', code: 'PROTOCOL', text: 'the card does not answer a reset; reinsert it' },
   0x80100067: { name: 'SCARD_W_UNPOWERED_CARD', code: 'PROTOCOL', text: 'the card is not powered; reset it' },
-  0x80100068: { name: 'SCARD_W_RESET_CARD', code: 'CARD_REMOVED', text: 'another program reset the card; the session state is lost, reset it again' },
+  0x80100068: { name: 'SCARD_W_RESET_CARD', code: 'CARD_RESET', text: 'another program reset the card; what was set up on it (a verified PIN, a selected application) is gone: reset or connect again' },
   0x80100069: { name: 'SCARD_W_REMOVED_CARD', code: 'CARD_REMOVED', text: 'the card was removed; insert it again' },
   0x8010006a: { name: 'SCARD_W_SECURITY_VIOLATION', code: 'DRIVER', text: 'access denied: security violation' },
   0x8010006b: { name: 'SCARD_W_WRONG_CHV', code: 'DRIVER', text: 'the PIN is wrong' },

@@ -1,0 +1,164 @@
+// Issue 15: the secrets a PC/SC program sends through the workbench's service never
+// reach a log. A pcsc-lite client over the real socket (the wire client speaks what
+// winscard_clnt.c does) sends VERIFY (INS 20 and 21), CHANGE REFERENCE DATA (24),
+// RESET RETRY COUNTER (2C) and PIN-pad control calls whose APDU templates carry PINs
+// (FEATURE_VERIFY_PIN_DIRECT, which the reader lists, and MODIFY_PIN_DIRECT, which it
+// does not); every message the helper sends (its log lines included), the log history
+// and the APDU Log's export (text trace and JSON Lines, built as the extension builds
+// them), and `scard serve`'s output (text and JSON) hold none of the PINs' forms.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
+import { encodePinVerify } from '../../server/src/codecs/pinpad';
+import { LogHistoryRequest, PcscServiceStatusNotification, type LogEntry, type PcscServiceStatus } from '../../server/src/protocol';
+import { Command } from '../../server/src/service/wire';
+import { LogStore } from '../../extension/src/logStore';
+import { jsonLines, traceText } from '../../webview/src/format';
+import { startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
+import { SocketTransport, WireClient } from '../support/pcscWireClient';
+import { noPinAssertion } from '../support/pinForms';
+
+const PIN = '582947';
+const NEW_PIN = '613085';
+const PUK = '90417326';
+const assertNoPin = noPinAssertion(PIN, NEW_PIN, PUK);
+const READER = 'Workbench Simulator 00 00';
+const ascii = (digits: string): number[] => [...Buffer.from(digits, 'ascii')];
+const apdu = (...bytes: number[]): Uint8Array => Uint8Array.from(bytes);
+
+/** The secret-bearing commands a PC/SC program sends (on the demo card: the PIN is 1234, so they are refused). */
+const SECRET_APDUS: Array<[string, Uint8Array]> = [
+  ['VERIFY', apdu(0x00, 0x20, 0x00, 0x01, 0x06, ...ascii(PIN))],
+  ['VERIFY (odd INS, BER-TLV data)', apdu(0x00, 0x21, 0x00, 0x01, 0x08, 0x53, 0x06, ...ascii(PIN))],
+  ['VERIFY, extended length', apdu(0x00, 0x20, 0x00, 0x01, 0x00, 0x00, 0x06, ...ascii(PIN))],
+  ['CHANGE REFERENCE DATA', apdu(0x00, 0x24, 0x00, 0x01, 0x0c, ...ascii(PIN), ...ascii(NEW_PIN))],
+  ['RESET RETRY COUNTER', apdu(0x00, 0x2c, 0x00, 0x01, 0x0e, ...ascii(PUK), ...ascii(NEW_PIN))],
+];
+
+const IOCTL_VERIFY_PIN_DIRECT = 0x42330006; // the simulator's pinpad lists it (libccid's numbering)
+const IOCTL_MODIFY_PIN_DIRECT = 0x42330007; // libccid's numbering; this reader does not list it
+
+/** PIN_VERIFY_STRUCTURE whose APDU template carries the PIN (some programs fill it in themselves). */
+const PIN_VERIFY = encodePinVerify({ timeout: 0, format: 'ascii', position: 0, minDigits: 6, maxDigits: 6, apdu: apdu(0x00, 0x20, 0x00, 0x01, 0x06, ...ascii(PIN)) });
+/** PIN_MODIFY_STRUCTURE (PC/SC part 10 §2.5.3) with the old and new PINs in its APDU template. */
+function pinModify(): Uint8Array {
+  const template = [0x00, 0x24, 0x00, 0x01, 0x0c, ...ascii(PIN), ...ascii(NEW_PIN)];
+  const header = [0, 0, 0x82, 0, 0, 0, 6, 6, 6, 0x01, 0x02, 0x03, 0x09, 0x04, 0, 1, 2, 0, 0, 0, template.length, 0, 0, 0];
+  return Uint8Array.from([...header, ...template]);
+}
+
+/** SCardControl over the wire: the reply struct (and the answer bytes when it succeeded). */
+async function control(c: WireClient, hCard: number, code: number, data: Uint8Array): Promise<number> {
+  c.sendStruct(Command.SCARD_CONTROL, 'control_struct', { hCard, dwControlCode: code, cbSendLength: data.length, cbRecvLength: 258, dwBytesReturned: 0, rv: 0 }, data);
+  const s = await c.readStruct('control_struct', 'CONTROL reply');
+  if (s.rv === 0) await c.read(s.dwBytesReturned as number, 'CONTROL answer bytes');
+  return s.rv as number;
+}
+
+/** Every secret command and PIN-pad call once, as a client of the service at `socket`. */
+async function sendSecrets(socket: string): Promise<void> {
+  const c = new WireClient(await SocketTransport.connect(socket));
+  try {
+    const hContext = await c.open(4);
+    const conn = await c.connect(hContext, READER);
+    assert.equal(conn.rv, 0, 'connect');
+    const hCard = conn.hCard as number;
+    for (const [what, command] of SECRET_APDUS) {
+      const { s, response } = await c.transmit(hCard, command, conn.dwActiveProtocol as number);
+      assert.equal(s.rv, 0, `${what}: transmitted`);
+      assert.ok(response && response.length >= 2, `${what}: a status word`);
+    }
+    // The keypad answers; the PIN in the template is what must not be logged.
+    await control(c, hCard, IOCTL_VERIFY_PIN_DIRECT, PIN_VERIFY);
+    await control(c, hCard, IOCTL_MODIFY_PIN_DIRECT, pinModify());
+    // A direct handle (no card session): control goes to the reader.
+    const direct = await c.connect(hContext, READER, 3, 0);
+    assert.equal(direct.rv, 0, 'direct connect');
+    await control(c, direct.hCard as number, IOCTL_VERIFY_PIN_DIRECT, PIN_VERIFY);
+  } finally {
+    c.transport.end();
+  }
+}
+
+let tmp: string;
+before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-client-leak-')); });
+after(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
+
+test('helper: a client\'s VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and PIN-pad calls are masked in its messages, its log, the history and the APDU Log export', async () => {
+  let running: (s: PcscServiceStatus) => void = () => undefined;
+  const ready = new Promise<PcscServiceStatus>((r) => { running = r; });
+  let helper: MemoryHelper | undefined;
+  try {
+    helper = await startMemoryHelper({
+      helper: { drivers: [new SimulatorDriver({ keypad: async () => '1234' })] },
+      initializationOptions: { pcscService: { enabled: true, socketPath: path.join(tmp, 'helper', 'pcscd.comm') } },
+      handlers: (c) => {
+        c.onNotification(PcscServiceStatusNotification.method, (p: PcscServiceStatus) => { if (p.state === 'running') running(p); });
+      },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const st = await Promise.race([ready, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('the service did not run within 10 s')), 10_000); })]).finally(() => clearTimeout(timer));
+    await sendSecrets(st.socketPath!);
+    const { entries } = await helper.client.sendRequest(LogHistoryRequest.method, {}) as { entries: LogEntry[] };
+    // What the client sent is in the log, masked: these are the rows to search.
+    const commands = entries.flatMap((e) => (e.kind === 'exchange' || e.kind === 'control' ? [e.command] : []));
+    assert.ok(commands.includes('0020000106************'), `VERIFY masked: ${commands.join(' ')}`);
+    assert.ok(commands.includes('002C00010E****************************'), `RESET RETRY COUNTER masked: ${commands.join(' ')}`);
+    assert.equal(entries.filter((e) => e.kind === 'control' && (e.code === IOCTL_VERIFY_PIN_DIRECT || e.code === IOCTL_MODIFY_PIN_DIRECT)).length, 3, 'the three PIN-pad calls are logged');
+    const store = new LogStore();
+    store.newGeneration();
+    store.addEntries(entries);
+    assertNoPin(traceText(store.rows()), 'the APDU Log export (text trace)');
+    assertNoPin(jsonLines(store.rows()), 'the APDU Log export (JSON Lines)');
+    assertNoPin(JSON.stringify(entries), 'the log history');
+    await new Promise((r) => setImmediate(r));
+    assertNoPin(helper.wire(), 'the helper\'s messages to the extension (its log lines included)');
+  } finally {
+    await helper?.stop();
+  }
+});
+
+/** Starts `scard serve ARGS` on a socket of its own; resolves once it is ready. */
+function serve(args: string[]): Promise<{ p: ChildProcess; socket: string; out: () => string; err: () => string }> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env };
+    delete env.PCSCLITE_CSOCK_NAME;
+    env.SCARD_PIN = '1234'; // the simulated keypad's digits (not the planted PINs)
+    const p = spawn(process.execPath, [path.resolve('bin/scard.js'), 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`scard serve was not ready within 15 s: ${err}`)); }, 15_000);
+    p.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+    p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`scard serve exited ${code}: ${err}`)); });
+    p.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /^export PCSCLITE_CSOCK_NAME=(\S+)$/m.exec(out);
+      if (m) { clearTimeout(timer); resolve({ p, socket: m[1], out: () => out, err: () => err }); }
+    });
+  });
+}
+
+for (const json of [false, true]) {
+  test(`scard serve${json ? ' --json' : ''} --pinpad --verbose: the client's secret commands and PIN-pad calls appear masked, their PINs nowhere`, async () => {
+    const s = await serve(['--pinpad', '--verbose', '--simulator-pin', '1234', '--socket', path.join(tmp, json ? 'json' : 'text', 'pcscd.comm'), ...(json ? ['--json'] : [])]);
+    try {
+      await sendSecrets(s.socket);
+      // serve prints in batches: wait (bounded) for the last call's line.
+      const deadline = Date.now() + 10_000;
+      // The three PIN-pad calls (0x42330006 = 1110638598, 0x42330007 = 1110638599).
+      const last = (o: string): boolean => (o.match(json ? /"code":111063859[89]\b/g : /^> CONTROL 111063859[89] /gm) ?? []).length >= 3;
+      while (!last(s.out()) && Date.now() < deadline) await new Promise<void>((r) => s.p.stdout!.once('data', () => r()));
+      assert.ok(last(s.out()), `serve printed the PIN-pad calls: ${s.out()}`);
+      assert.match(s.out(), json ? /"command":"0020000106\*{12}"/ : /> 00 20 00 01 06 (\*\* ){5}\*\*/);
+      assertNoPin(s.out(), `serve's ${json ? 'JSON Lines' : 'text'} output`);
+      assertNoPin(s.err(), 'serve\'s stderr (--verbose)');
+    } finally {
+      s.p.removeAllListeners('exit');
+      s.p.kill('SIGKILL');
+    }
+  });
+}
