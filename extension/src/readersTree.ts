@@ -5,11 +5,13 @@ import type { DriverStatus, ReaderInfo } from '../../server/src/protocol';
 import {
   type DriverGroup, STATE_LOOK, cardText, detailRows, driverGroups, groupText, itemContextValue, readerState, readerText, spacedHex,
 } from './readersModel';
+import { type ClientRow, clientRows } from './readerClients';
 
 export type ReaderNode =
   | { type: 'group'; group: DriverGroup }
   | { type: 'reader'; reader: ReaderInfo }
   | { type: 'card'; reader: ReaderInfo }
+  | { type: 'client'; reader: ReaderInfo; row: ClientRow; index: number }
   | { type: 'details'; reader: ReaderInfo }
   | { type: 'detail'; reader: ReaderInfo; label: string; value: string; tooltip: string; index: number };
 
@@ -43,7 +45,12 @@ export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>,
     if (!node) return driverGroups(this.drivers, this.readers).map((group): ReaderNode => ({ type: 'group', group }));
     switch (node.type) {
       case 'group': return node.group.readers.map((reader): ReaderNode => ({ type: 'reader', reader }));
-      case 'reader': return [{ type: 'card', reader: node.reader }, { type: 'details', reader: node.reader }];
+      case 'reader': return [
+        { type: 'card', reader: node.reader },
+        // Who uses the reader: a PC/SC program, an extension, a script, the editor's Connect.
+        ...clientRows(node.reader).map((row, index): ReaderNode => ({ type: 'client', reader: node.reader, row, index })),
+        { type: 'details', reader: node.reader },
+      ];
       case 'details': return detailRows(node.reader).map((d, index): ReaderNode => ({ type: 'detail', reader: node.reader, ...d, index }));
       default: return [];
     }
@@ -89,6 +96,17 @@ export class ReadersTreeProvider implements vscode.TreeDataProvider<ReaderNode>,
         if (!(r.card?.atr && this.decode)) item.tooltip = t.tooltip;
         item.contextValue = itemContextValue('card', r);
         item.iconPath = new vscode.ThemeIcon(r.unavailable ? 'error' : !r.card ? 'circle-slash' : r.card.mute ? 'mute' : 'credit-card');
+        return item;
+      }
+      case 'client': {
+        const { row } = node;
+        const item = new vscode.TreeItem(row.label, vscode.TreeItemCollapsibleState.None);
+        item.id = `client:${node.reader.name}:${node.index}`;
+        item.description = row.description;
+        item.tooltip = row.tooltip;
+        item.accessibilityInformation = { label: row.accessible };
+        item.contextValue = 'client';
+        item.iconPath = new vscode.ThemeIcon(row.icon);
         return item;
       }
       case 'details': {

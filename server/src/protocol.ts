@@ -51,6 +51,13 @@ export interface ReaderInfo {
   connections: number;
   exclusive: boolean;
   inTransaction: boolean;
+  /**
+   * Who uses the reader, one entry per connection (PC/SC service clients' SCARD_SHARE_DIRECT
+   * handles included), oldest first, at most MAX_READER_CLIENTS; absent from older helpers.
+   */
+  clients?: ReaderClient[];
+  /** Connections beyond the ones `clients` lists. */
+  moreClients?: number;
   /** Why the reader cannot be used, and what to do about it. */
   unavailable?: string;
   /** PC/SC part 10 features (e.g. `VERIFY_PIN_DIRECT 0x42330006`), read at the first power-up. */
@@ -100,6 +107,21 @@ export interface ReaderFacts {
   unanswered?: string[];
   /** Why there are no facts, or what limits them ("vpcd gives no reader attributes"). */
   note?: string;
+}
+
+/** At most this many entries in ReaderInfo.clients (the rest is counted in moreClients). */
+export const MAX_READER_CLIENTS = 32;
+
+/** One connection on a reader: who holds it, how, and whether it holds the reader's transaction. */
+export interface ReaderClient {
+  /**
+   * A PC/SC program ("pcsc_scan (pid 4711)", or "client#3" where the system does not tell),
+   * an extension's id (API), "script NAME.apdu", or "Connect (editor)".
+   */
+  client: string;
+  share: ShareMode | 'direct';
+  /** It holds the reader's transaction (SCardBeginTransaction; not a PC/SC client's exclusive hold by itself). */
+  transaction: boolean;
 }
 
 /** The editor's own connection to a reader, opened from the Readers view. */

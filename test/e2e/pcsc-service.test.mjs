@@ -6,7 +6,7 @@
 // The terminal's output goes to a file the test reads (xterm draws on a canvas).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,7 +79,9 @@ test('in a new integrated terminal, pcsc_scan -r and pyscard see the simulator; 
   await terminal.waitFor({ timeout: 30_000 });
   await terminal.click();
   const py = `from smartcard.System import readers; r=[x for x in readers() if str(x)=='${READER}'][0]; c=r.createConnection(); c.connect(); d,s1,s2=c.transmit([0,0xA4,4,0,7,0xF0,0x57,0x42,0x44,0x45,0x4D,0x4F]); print('PYSCARD', str(r), '%02X%02X' % (s1,s2))`;
-  const line = `{ echo "ENV=$PCSCLITE_CSOCK_NAME"; pcsc_scan -r; /usr/bin/python3 -c "${py}"; echo DONE; } > '${out}' 2>&1`;
+  // Shell integration writes the command line itself (OSC 633;E) into the redirected file, so the
+  // end marker is spelt DO''NE there: DONE is found only once the commands have run.
+  const line = `{ echo "ENV=$PCSCLITE_CSOCK_NAME"; pcsc_scan -r; /usr/bin/python3 -c "${py}"; echo DO''NE; } > '${out}' 2>&1`;
   await page.keyboard.type(line, { delay: 2 });
   await page.keyboard.press('Enter');
   const text = await terminalOutput('DONE');
@@ -93,4 +95,63 @@ test('in a new integrated terminal, pcsc_scan -r and pyscard see the simulator; 
   const select = log.locator('[data-kind="exchange"][data-sw="9000"]', { hasText: /00 A4 04 00 07 F0 57 42 44 45 4D 4F/ }).first();
   await select.waitFor({ timeout: 30_000 });
   await screenshot(page, 'pcsc-service-log');
+});
+
+/** Opens the Smart Card container unless it is open already (a second click would close the side bar). */
+async function showSmartCard(page) {
+  const item = page.locator('.activitybar .action-item:has(a[aria-label^="Smart Card"])').first();
+  if (!/\bchecked\b/.test((await item.getAttribute('class')) ?? '')) await item.locator('a').click();
+  await page.locator('.monaco-list-row', { hasText: READER }).first().waitFor({ timeout: 30_000 });
+}
+
+test('a pyscard program holding the reader exclusively in a transaction shows under the reader as "python3 (pid N) · exclusive · in a transaction", its SELECT row in the APDU Log carries its name, and the row goes when it exits', { skip, timeout: 120_000 }, async () => {
+  const { page } = wb;
+  const socket = path.join(runtime, 'smartcard-workbench', 'pcscd.comm');
+  // The Readers view starts the helper (if the tests before did not); the service listens once its readers are known.
+  await showSmartCard(page);
+  for (const deadline = Date.now() + 30_000; !fs.existsSync(socket); await new Promise((r) => setTimeout(r, 200))) {
+    if (Date.now() > deadline) throw new Error(`no service socket at ${socket} within 30 s`);
+  }
+  const env = { ...process.env, PCSCLITE_CSOCK_NAME: socket };
+  delete env.LD_LIBRARY_PATH;
+  const child = spawn('/usr/bin/python3', [path.join(root, 'test/support/py/pcsc_holder.py'), READER, 'exclusive', 'tx'], { env });
+  try {
+    const pid = await new Promise((resolve, reject) => {
+      let text = '';
+      const timer = setTimeout(() => reject(new Error(`the pyscard holder did not connect within 30 s: ${text}`)), 30_000);
+      child.stdout.on('data', (b) => {
+        text += b.toString();
+        const line = text.split('\n').find((l) => l.startsWith('{'));
+        if (!line) return;
+        clearTimeout(timer);
+        const o = JSON.parse(line);
+        if (o.connected !== 0 || o.sw !== '9000') reject(new Error(`the holder failed: ${line}`));
+        else resolve(o.pid);
+      });
+      child.stderr.on('data', (b) => { text += b.toString(); });
+    });
+    const name = `python3 (pid ${pid})`;
+
+    // The Readers view, as a person opens it: the Smart Card container in the activity bar.
+    await showSmartCard(page);
+    const row = page.locator(`.monaco-list-row[aria-label="${name} · exclusive · in a transaction"]`).first();
+    await row.waitFor({ timeout: 30_000 });
+    const text = await row.innerText();
+    assert.match(text, new RegExp(`${name.replace(/[()]/g, '\\$&')}\\s*exclusive · in a transaction`), text);
+    await screenshot(page, 'pcsc-service-readers-client');
+
+    await runCommand(page, 'Smart Card: Show APDU Log');
+    const log = logFrame(page);
+    const select = log.locator(`[data-kind="exchange"][data-client="${name}"]`, { hasText: /00 A4 04 00 07 F0 57 42 44 45 4D 4F/ }).first();
+    await select.waitFor({ timeout: 30_000 });
+    assert.match(await select.innerText(), new RegExp(name.replace(/[()]/g, '\\$&')));
+    await screenshot(page, 'pcsc-service-log-client');
+
+    // The program exits: its row goes.
+    child.kill('SIGKILL');
+    await showSmartCard(page);
+    await page.locator(`.monaco-list-row[aria-label^="${name}"]`).first().waitFor({ state: 'detached', timeout: 30_000 });
+  } finally {
+    child.kill('SIGKILL');
+  }
 });

@@ -39,6 +39,9 @@ import { checkClient, registerApi } from './api';
 
 export const HELPER_VERSION = WORKBENCH_VERSION;
 
+/** How often at most the Readers view hears that a transaction began or ended (nothing else changing). */
+const TRANSACTIONS_SHOWN_EVERY_MS = 100;
+
 export interface HelperOptions {
   /** Drivers to use instead of the ones from settings (tests). */
   drivers?: Driver[];
@@ -175,6 +178,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     notify(connection, EventsNotification, { entries });
   };
   let readersScheduled = false;
+  let transactionsTimer: NodeJS.Timeout | undefined;
 
   async function startManager(settings: HelperSettings): Promise<ReaderManager> {
     const keypad = (prompt: string) => askPin({ label: prompt }, 'PIN entry on the simulated keypad was cancelled.');
@@ -197,14 +201,22 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       batch.push(e);
       if (!flushScheduled) { flushScheduled = true; setImmediate(flush); }
     });
-    m.onReadersChanged(() => {
+    const sendReaders = () => {
+      readersScheduled = false;
+      flush(); // events first, then the cache they changed
+      notify(connection, ReadersChangedNotification, { ...decorate(m, m.list()), drivers: m.driverStates() });
+    };
+    m.onReadersChanged((what) => {
+      if (what === 'transactions') {
+        // Transactions can begin and end thousands of times a second (PC/SC clients, scripts):
+        // the Readers view hears of them at most every TRANSACTIONS_SHOWN_EVERY_MS.
+        if (readersScheduled || transactionsTimer) return;
+        transactionsTimer = setTimeout(() => { transactionsTimer = undefined; if (!readersScheduled && !shuttingDown) sendReaders(); }, TRANSACTIONS_SHOWN_EVERY_MS);
+        return;
+      }
       if (readersScheduled) return;
       readersScheduled = true;
-      setImmediate(() => {
-        readersScheduled = false;
-        flush(); // events first, then the cache they changed
-        notify(connection, ReadersChangedNotification, { ...decorate(m, m.list()), drivers: m.driverStates() });
-      });
+      setImmediate(sendReaders);
     });
     await m.start();
     flush();
@@ -389,7 +401,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     editorConnecting.add(reader);
     let c: CardConnection;
     try {
-      c = await m.connect(reader, { share: p.share ?? 'shared', ...(p.protocol !== undefined ? { protocol: p.protocol } : {}) });
+      c = await m.connect(reader, { share: p.share ?? 'shared', label: 'Connect (editor)', ...(p.protocol !== undefined ? { protocol: p.protocol } : {}) });
     } finally {
       editorConnecting.delete(reader);
     }

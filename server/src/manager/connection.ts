@@ -46,9 +46,28 @@ export class Connection {
      * takes away (the client's death does, when its socket closes).
      */
     readonly keepsIdleTransaction = false,
-    /** The extension that holds it (API connections and API-run scripts): its exchanges are logged under its id. */
+    /**
+     * Who holds it, where its exchanges are logged under that name: an extension's id (API connections
+     * and API-run scripts), a PC/SC program ("pcsc_scan (pid 4711)").
+     */
     readonly client?: string,
+    /** How the Readers view names it when `client` does not: "script x.apdu", "Connect (editor)". */
+    readonly label?: string,
+    /**
+     * A PC/SC client's exclusive connection holds the reader's queue as a transaction of depth 1
+     * (managerBackend.ts): only a deeper one is the client's own SCardBeginTransaction.
+     */
+    readonly exclusiveHold = false,
   ) {}
+
+  /** Who holds it, for the Readers view. */
+  get who(): string { return this.client ?? this.label ?? `connection ${this.id}`; }
+
+  /** It holds the reader's transaction by its own begin (a PC/SC exclusive hold alone is not one). */
+  get inTransaction(): boolean {
+    const q = this.r.gate.queue;
+    return q.owner === this.id && q.depth > (this.exclusiveHold ? 1 : 0);
+  }
 
   get readerName(): string { return this.r.name; }
   get protocol(): Protocol | undefined { return this.r.card.protocol; }
@@ -201,12 +220,13 @@ export class Connection {
     return this.enqueue(async () => {
       this.check();
       const q = this.r.gate.queue;
-      if (q.owner === this.id) { q.depth++; this.armIfOwner(); return; }
+      if (q.owner === this.id) { q.depth++; this.armIfOwner(); this.manager.transactionChanged(); return; }
       await this.r.gate.beginTransaction(this.call(opts));
       q.owner = this.id;
       q.depth = 1;
       this.lostTransaction = false;
       this.manager.armTransactionTimer(this.r);
+      this.manager.transactionChanged();
     }, opts.signal ?? this.signal);
   }
 
@@ -219,7 +239,7 @@ export class Connection {
         throw new ScError('BAD_REQUEST', 'This connection holds no transaction to end.');
       }
       await this.applyDisposition(disposition);
-      if (--q.depth > 0) return;
+      if (--q.depth > 0) { this.manager.transactionChanged(); return; }
       try {
         await this.r.gate.endDriverTransaction();
       } finally {

@@ -8,8 +8,9 @@
 import { parseAtr } from '../codecs/atr';
 import { describeStatusWordFor } from '../codecs/sw';
 import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
-import type {
-  CardInfo, DriverStatus, EventEntry, ExchangeEntry, LogEntry, ReaderFacts, ReaderInfo, ReaderList, ShareMode,
+import {
+  type CardInfo, type DriverStatus, type EventEntry, type ExchangeEntry, type LogEntry, MAX_READER_CLIENTS, type ReaderClient,
+  type ReaderFacts, type ReaderInfo, type ReaderList, type ShareMode,
 } from '../protocol';
 import type { Driver, DriverSink, LogLevel, PowerMode, Protocol, SlotDescriptor } from '../drivers/driver';
 import { ScError, asScError } from '../util/errors';
@@ -39,6 +40,8 @@ export interface ReaderEntry {
   /** Every driver call for this reader goes through it (FIFO, deadline, abort, counters, driver transaction). */
   gate: ReaderGate;
   connections: Set<Connection>;
+  /** PC/SC clients' SCARD_SHARE_DIRECT handles (no manager connection), by id: who holds each. */
+  directUsers: Map<number, string>;
   transactionTimer?: NodeJS.Timeout;
   removed: boolean;
   waiters: Set<() => void>;
@@ -83,6 +86,20 @@ export interface TransmitOptions {
   client?: string;
 }
 
+export interface ConnectOptions {
+  share?: ShareMode;
+  protocol?: Protocol;
+  signal?: AbortSignal;
+  keepsIdleTransaction?: boolean;
+  /** Its exchanges are logged under this name (an extension's id, a PC/SC program). */
+  client?: string;
+  /** How the Readers view names it when there is no `client` ("script x.apdu", "Connect (editor)"). */
+  label?: string;
+  /** A PC/SC client's exclusive connection, which holds the queue as a transaction of depth 1. */
+  exclusiveHold?: boolean;
+  waitBehindExclusive?: boolean;
+}
+
 export interface TransmitResult {
   response: Uint8Array;
   sw: number;
@@ -91,6 +108,7 @@ export interface TransmitResult {
 }
 
 type EntryListener = (entry: LogEntry) => void;
+export type ReadersChange = 'readers' | 'transactions';
 
 /** How long a reader may take to tell its facts (a few attribute reads) before the manager moves on: short enough that a card inserted behind it is still powered within start()'s 2 s. */
 const FACTS_TIMEOUT_MS = 1000;
@@ -127,7 +145,7 @@ export class ReaderManager {
   private readonly deviceIndex = new Map<string, Map<string, number>>();
   private readonly driverStatus = new Map<string, DriverStatus>();
   private readonly entryListeners = new Set<EntryListener>();
-  private readonly readersListeners = new Set<() => void>();
+  private readonly readersListeners = new Set<(what: ReadersChange) => void>();
   private readonly history: LogEntry[] = [];
   private seq = 0;
   private connSeq = 0;
@@ -201,7 +219,11 @@ export class ReaderManager {
     return () => this.entryListeners.delete(listener);
   }
 
-  onReadersChanged(listener: () => void): () => void {
+  /**
+   * Called after the cache changed: `'transactions'` when only who holds a transaction did (the
+   * Readers view shows it; PC/SC's reader state table does not), `'readers'` for anything else.
+   */
+  onReadersChanged(listener: (what: ReadersChange) => void): () => void {
     this.readersListeners.add(listener);
     return () => this.readersListeners.delete(listener);
   }
@@ -227,8 +249,8 @@ export class ReaderManager {
     return entry;
   }
 
-  private readersChanged(): void {
-    for (const l of this.readersListeners) l();
+  private readersChanged(what: ReadersChange = 'readers'): void {
+    for (const l of this.readersListeners) l(what);
   }
 
   private log(level: LogLevel, message: string): void {
@@ -264,6 +286,7 @@ export class ReaderManager {
       connections: conns.length,
       exclusive: conns.some((c) => c.share === 'exclusive'),
       inTransaction: r.gate.queue.owner !== null,
+      ...readerClients(conns, r.directUsers),
       ...(r.slot.unavailable ? { unavailable: r.slot.unavailable } : {}),
       ...(r.slot.details ? { details: r.slot.details } : {}),
       ...(r.facts ? { facts: r.facts } : {}),
@@ -361,6 +384,7 @@ export class ReaderManager {
       card: { present: slot.cardPresent, powered: false },
       eventCount: 0,
       connections: new Set(),
+      directUsers: new Map(),
       removed: false,
       waiters: new Set(),
     };
@@ -542,14 +566,14 @@ export class ReaderManager {
   // ------------------------------------------------------------ connections
 
   /** SCardConnect: opens a connection, powering the card if needed. */
-  async connect(name: string, opts: { share?: ShareMode; protocol?: Protocol; signal?: AbortSignal; keepsIdleTransaction?: boolean; client?: string; waitBehindExclusive?: boolean } = {}): Promise<Connection> {
+  async connect(name: string, opts: ConnectOptions = {}): Promise<Connection> {
     const r = this.entry(name);
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
     // Refused before queueing: a PC/SC client's exclusive connection holds the queue for as long as it
     // lasts, so a check inside the queued function would never be reached. Scripts (cancellable) may wait.
     if (!opts.waitBehindExclusive) this.refuseIfExclusive(r);
     const share = opts.share ?? 'shared';
-    const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal, opts.keepsIdleTransaction === true, opts.client);
+    const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal, opts.keepsIdleTransaction === true, opts.client, opts.label, opts.exclusiveHold === true);
     const call: GateCallOptions = opts.signal ? { signal: opts.signal } : {};
     // A Cancel while the reader is busy (another client's transaction) ends the wait.
     // Without one (the editor, the API), the wait has a deadline; a PC/SC client's connect waits as pcscd's does.
@@ -588,6 +612,25 @@ export class ReaderManager {
     }, false, abort);
     this.readersChanged();
     return conn;
+  }
+
+  /**
+   * A PC/SC client's SCARD_SHARE_DIRECT handle: no card session, so no connection, but the Readers
+   * view lists who holds it. Returns the function that removes it.
+   */
+  addDirectUser(name: string, client: string): () => void {
+    const r = this.entry(name);
+    const id = ++this.connSeq;
+    r.directUsers.set(id, client);
+    this.readersChanged();
+    return () => {
+      if (r.directUsers.delete(id)) this.readersChanged();
+    };
+  }
+
+  /** A connection's transaction began, nested or ended a level: the Readers view shows who holds it. */
+  transactionChanged(): void {
+    this.readersChanged('transactions');
   }
 
   // ------------------------------------------------------------ operations without a connection
@@ -809,6 +852,7 @@ export class ReaderManager {
     if (r.transactionTimer) clearTimeout(r.transactionTimer);
     r.transactionTimer = undefined;
     r.gate.queue.release();
+    this.readersChanged('transactions');
   }
 
   /** The transaction ends without its owner's `end` (owner gone, idle, card or reader gone): in the driver too. */
@@ -829,6 +873,15 @@ export class ReaderManager {
     this.readersChanged();
     return released;
   }
+}
+
+/** ReaderInfo's `clients` (oldest first, at most MAX_READER_CLIENTS) and `moreClients`. */
+function readerClients(conns: readonly Connection[], direct: ReadonlyMap<number, string>): { clients: ReaderClient[]; moreClients?: number } {
+  const all: Array<{ id: number; client: ReaderClient }> = conns.map((c) => ({ id: c.id, client: { client: c.who, share: c.share, transaction: c.inTransaction } }));
+  for (const [id, who] of direct) all.push({ id, client: { client: who, share: 'direct', transaction: false } });
+  all.sort((a, b) => a.id - b.id);
+  const clients = all.slice(0, MAX_READER_CLIENTS).map((x) => x.client);
+  return all.length > MAX_READER_CLIENTS ? { clients, moreClients: all.length - MAX_READER_CLIENTS } : { clients };
 }
 
 /** The protocols an ATR offers (T=0 when it names none), in the ATR's order. */

@@ -120,6 +120,15 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
   return result;
 }
 
+/** How the Readers view names a run's connection: "script verify-pin.apdu", "Send APDU". */
+export function scriptLabel(uri: string | undefined): string {
+  if (!uri) return 'script';
+  if (!/[/\\:]/.test(uri)) return uri; // a name such as 'Send APDU'
+  let base = uri.split(/[/\\]/).pop() ?? uri;
+  try { base = decodeURIComponent(base); } catch { /* as it is */ }
+  return `script ${base.replace(/^untitled:/, '') || uri}`;
+}
+
 /** `{ client }` for a run through the API, spread into its log entries. */
 function clientOf(ctx: EngineContext): { client?: string } {
   return ctx.client !== undefined ? { client: ctx.client } : {};
@@ -176,7 +185,7 @@ async function connection(st: RunState, ctx: EngineContext, opts: { share?: 'sha
   if (st.conn) return st.conn;
   const name = ctx.manager.resolve(st.readerPattern);
   // The connection hears the run's Cancel on every call (power-up, control, transactions), not only transmit.
-  st.conn = await ctx.manager.connect(name, { ...opts, signal: ctx.signal, waitBehindExclusive: true, ...clientOf(ctx) });
+  st.conn = await ctx.manager.connect(name, { ...opts, signal: ctx.signal, waitBehindExclusive: true, label: scriptLabel(ctx.uri), ...clientOf(ctx) });
   st.readerName = name;
   return st.conn;
 }

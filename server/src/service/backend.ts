@@ -43,10 +43,11 @@ export interface CardBackend {
 
   /**
    * SCardConnect: share mode 1..3, preferred SCARD_PROTOCOL_* bits; the active
-   * protocol back. pcscd waits here (server side) while another handle holds the
+   * protocol back. `client` names the program ("pcsc_scan (pid 4711)") for the
+   * Readers view and its APDU Log rows. pcscd waits here (server side) while another handle holds the
    * reader's transaction.
    */
-  connect(reader: string, shareMode: number, preferredProtocols: number): Promise<{ handle: BackendHandle; activeProtocol: number }>;
+  connect(reader: string, shareMode: number, preferredProtocols: number, client?: string): Promise<{ handle: BackendHandle; activeProtocol: number }>;
   /** SCardReconnect with dwInitialization = SCARD_LEAVE/RESET/UNPOWER_CARD. */
   reconnect(handle: BackendHandle, shareMode: number, preferredProtocols: number, initialization: number): Promise<{ activeProtocol: number }>;
   /** SCardDisconnect with a disposition; the handle is gone afterwards. */

@@ -59,6 +59,10 @@ interface Handle {
   /** SCARD_W_RESET_CARD on every call until a reconnect (pcscd's dwEventStatus, RFCheckReaderEventState). */
   reset: boolean;
   closed: boolean;
+  /** The program, as the Readers view and its APDU Log rows name it ("pcsc_scan (pid 4711)"). */
+  readonly client: string;
+  /** A direct handle's entry in the reader's list of who uses it. */
+  dropDirect?: () => void;
 }
 
 export interface ManagerBackendOptions {
@@ -76,7 +80,8 @@ export class ManagerBackend implements CardBackend {
   private readonly lastAtr = new Map<string, Uint8Array>();
 
   constructor(readonly manager: ReaderManager, private readonly options: ManagerBackendOptions = {}) {
-    this.unsubscribe = manager.onReadersChanged(() => this.changed());
+    // A transaction is not in pcscd's reader state table: only other changes reach the clients.
+    this.unsubscribe = manager.onReadersChanged((what) => { if (what !== 'transactions') this.changed(); });
     const off = manager.onEntry((e) => {
       if (e.kind === 'cardPowered' || e.kind === 'cardReset' || e.kind === 'cardUnpowered' || e.kind === 'cardRemoved' || e.kind === 'readerRemoved') {
         this.negotiated.delete(e.reader);
@@ -170,7 +175,7 @@ export class ManagerBackend implements CardBackend {
     return undefined; // either: the card's current one
   }
 
-  private async open(reader: string, share: number, preferred: number): Promise<{ conn: Connection | null; protocol: number }> {
+  private async open(reader: string, share: number, preferred: number, client: string): Promise<{ conn: Connection | null; protocol: number }> {
     if (share === ShareMode.SCARD_SHARE_DIRECT) return { conn: null, protocol: ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
     let info: ReaderInfo;
     try { info = this.manager.reader(reader); } catch (e) { throw this.fail(null, e, 'connect'); }
@@ -182,7 +187,9 @@ export class ManagerBackend implements CardBackend {
     let conn: Connection;
     try {
       // pcscd never takes a transaction (or here the exclusive hold) away from a live client.
-      conn = await this.manager.connect(reader, { share: exclusive ? 'exclusive' : 'shared', keepsIdleTransaction: true, ...protocolOpt(ManagerBackend.wanted(preferred, share)) });
+      conn = await this.manager.connect(reader, {
+        share: exclusive ? 'exclusive' : 'shared', keepsIdleTransaction: true, client, exclusiveHold: exclusive, ...protocolOpt(ManagerBackend.wanted(preferred, share)),
+      });
     } catch (e) {
       throw this.fail(null, e, 'connect');
     }
@@ -198,11 +205,11 @@ export class ManagerBackend implements CardBackend {
     return { conn, protocol };
   }
 
-  async connect(reader: string, shareMode: number, preferredProtocols: number): Promise<{ handle: BackendHandle; activeProtocol: number }> {
-    const { conn, protocol } = await this.open(reader, shareMode, preferredProtocols);
-    const h: Handle = { reader, share: shareMode, conn, protocol, transactions: 0, removed: false, reset: false, closed: false };
+  async connect(reader: string, shareMode: number, preferredProtocols: number, client = 'PC/SC client'): Promise<{ handle: BackendHandle; activeProtocol: number }> {
+    const { conn, protocol } = await this.open(reader, shareMode, preferredProtocols, client);
+    const h: Handle = { reader, share: shareMode, conn, protocol, transactions: 0, removed: false, reset: false, closed: false, client };
     this.handles.add(h);
-    if (!conn) this.changed(); // a direct handle counts in the sharing; a manager connection reports itself
+    if (!conn) this.directOpened(h); // a direct handle counts in the sharing; a manager connection reports itself
     return { handle: h, activeProtocol: protocol };
   }
 
@@ -227,11 +234,13 @@ export class ManagerBackend implements CardBackend {
       if (old) await old.disconnect('leave').catch(() => {});
       h.conn = null;
       h.transactions = 0;
-      const { conn, protocol } = await this.open(h.reader, shareMode, preferredProtocols);
+      h.dropDirect?.();
+      h.dropDirect = undefined;
+      const { conn, protocol } = await this.open(h.reader, shareMode, preferredProtocols, h.client);
       h.conn = conn;
       h.share = shareMode;
       h.protocol = protocol;
-      if (!conn) this.changed();
+      if (!conn) this.directOpened(h);
     }
     h.removed = false;
     h.reset = false;
@@ -254,11 +263,22 @@ export class ManagerBackend implements CardBackend {
     await this.close(h, managerDisposition(disposition));
   }
 
+  /** A direct handle: listed on its reader as the client's, and counted in the table's sharing. */
+  private directOpened(h: Handle): void {
+    try {
+      h.dropDirect = this.manager.addDirectUser(h.reader, h.client); // the manager's change reaches changed()
+    } catch {
+      this.changed(); // the reader went meanwhile: nothing to list
+    }
+  }
+
   private async close(h: Handle, disposition: ManagerDisposition): Promise<void> {
     h.closed = true;
     this.handles.delete(h);
     const conn = h.conn;
     h.conn = null;
+    h.dropDirect?.();
+    h.dropDirect = undefined;
     if (!conn) { this.changed(); return; }
     try {
       await conn.disconnect(disposition);

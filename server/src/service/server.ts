@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { PcscService } from './session';
+import { peerCredentials, peerLabel } from './peer';
 
 export const SOCKET_FOLDER = 'smartcard-workbench';
 export const SOCKET_NAME = 'pcscd.comm';
@@ -98,9 +99,20 @@ export async function startPcscServer(service: PcscService, options: ServeOption
       socket.destroy();
       return;
     }
+    // Who it is (SO_PEERCRED on Linux): named in the Readers view and on its APDU Log rows.
+    const creds = peerCredentials(socket);
+    const me = uid();
+    // The socket is 0600 in a 0700 folder, so only this user (and root) can reach it; a peer of
+    // another user got here through loosened modes or a forwarding: refused, as pcscd built with
+    // polkit refuses an unauthorized client (winscard_svc.c ContextThread: the connection closed).
+    if (creds && me >= 0 && creds.uid !== me && creds.uid !== 0) {
+      service.log('warn', `refused a client of user ${creds.uid} (pid ${creds.pid}): this service serves user ${me} only`);
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     counted();
-    const peer = `client#${++peerCount}`;
+    const peer = peerLabel(creds, `client#${++peerCount}`);
     const session = service.newSession({
       send(bytes) {
         if (socket.destroyed) return;

@@ -470,7 +470,7 @@ export class ClientSession {
       rv = Rv.SCARD_E_NO_MEMORY;
     } else {
       try {
-        const c = await this.service.backend.connect(reader, share, preferred);
+        const c = await this.service.backend.connect(reader, share, preferred, this.peer);
         if (this.finished) {
           // The client died while connecting: nobody will ever disconnect this handle.
           await this.service.backend.abandon(c.handle);
