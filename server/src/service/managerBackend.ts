@@ -187,8 +187,20 @@ export class ManagerBackend implements CardBackend {
       throw this.fail(null, e, 'connect');
     }
     const protocol = conn.protocol === 0 ? ProtocolBits.SCARD_PROTOCOL_T0 : ProtocolBits.SCARD_PROTOCOL_T1;
-    this.negotiated.set(reader, protocol);
+    this.negotiate(reader, protocol);
     return { conn, protocol };
+  }
+
+  /**
+   * pcscd's SCardConnect/SCardReconnect write the negotiated protocol into the reader state
+   * table (cardProtocol), and the client library's SCardStatus answers pdwProtocol from that
+   * table (Java's smartcardio takes its Card's protocol only from there). The manager's
+   * "connections changed" event came before the protocol was known: publish the table again.
+   */
+  private negotiate(reader: string, protocol: number): void {
+    if (this.negotiated.get(reader) === protocol) return;
+    this.negotiated.set(reader, protocol);
+    this.changed();
   }
 
   async connect(reader: string, shareMode: number, preferredProtocols: number): Promise<{ handle: BackendHandle; activeProtocol: number }> {
@@ -238,7 +250,7 @@ export class ManagerBackend implements CardBackend {
       throw this.fail(h, e);
     }
     h.protocol = conn.protocol === 0 ? ProtocolBits.SCARD_PROTOCOL_T0 : ProtocolBits.SCARD_PROTOCOL_T1;
-    this.negotiated.set(h.reader, h.protocol);
+    this.negotiate(h.reader, h.protocol);
     return { activeProtocol: h.protocol };
   }
 

@@ -260,3 +260,15 @@ test('behind a PC/SC client\'s transaction, the editor\'s and the API\'s calls g
     await editor.disconnect('leave');
   } finally { await stop(); }
 });
+
+test('the negotiated protocol reaches the reader state table with a change notification (SCardStatus reads it there; smartcardio\'s Card.getProtocol too)', async () => {
+  const { b, stop } = await setup();
+  try {
+    const published: (number | undefined)[] = [];
+    const off = b.onChange(() => published.push(b.readers().find((r) => r.name === A)!.protocol));
+    const { activeProtocol } = await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
+    assert.equal(activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
+    assert.equal(published.at(-1), ProtocolBits.SCARD_PROTOCOL_T1, `what the table's listeners were last told: ${JSON.stringify(published)}`);
+    off();
+  } finally { await stop(); }
+});
