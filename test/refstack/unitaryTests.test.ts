@@ -1,0 +1,252 @@
+// pcsc-lite's own UnitaryTests (UnitaryTests/ in the 2.5.1 source tree, unmodified: Python
+// scripts over pyscard, written by pcsc-lite's maintainer against pcscd), run against
+// `scard serve` and against Debian's pcscd 1.9.9, with the same scripted vpcd card in
+// `Virtual PCD 00 00` behind both (test/refstack/scriptedCard.ts). For each script the exit
+// status and the output (handles, times and the card's per-run bytes normalized) must be the
+// same: a difference from pcscd is a failure. pcsc-lite 2.5.1's `testpcsc` runs the same way.
+// Which scripts run, and why the others cannot (a given reader, card or applet, an endless
+// loop, a person at the keyboard): docs/testing.md.
+// Run under `flock /tmp/wb-refstack.lock` (pcscd's vpcd uses fixed ports).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { requireCommands } from '../support/system';
+import { freePort } from '../support/net';
+import { loadRefStack, type RefStack, type StackProcess } from './stack';
+import { ScriptedCard } from './scriptedCard';
+
+const SCARD = path.resolve('bin/scard.js');
+const PY = '/usr/bin/python3'; // Debian's, which has pyscard
+const PY_CLIENT = path.resolve('test/refstack/py/pcsc_client.py');
+
+/**
+ * A script of UnitaryTests/ that runs on any reader and card, with its arguments, and how its
+ * two runs are compared: `output` (exit status and normalized output), `exit` (exit status
+ * only: the scheduler interleaves the threads' output character by character), or `none`,
+ * with the reason (what the script
+ * measures is the reader driver's, and pcscd's vpcd and the workbench's vpcd driver differ).
+ */
+interface Script {
+  file: string;
+  args?: string[];
+  compare?: 'output' | 'exit' | 'none';
+  why?: string;
+  /** Not a script: pcsc-lite's `testpcsc` of this build (scripts/pcsclite.mjs), answering its two questions. */
+  testpcsc?: string;
+  /** Output lines left out of the comparison (with `why`). */
+  drop?: RegExp;
+}
+export const SCRIPTS: Script[] = [
+  { file: 'SCardBeginTransaction_Disconnect.py' },
+  { file: 'SCardBeginTransaction_ExclusiceMode.py' },
+  { file: 'SCardBeginTransaction_Reset.py' },
+  { file: 'SCardBeginTransaction_SharedMode.py' },
+  { file: 'SCardBeginTransaction_deadlock.py' },
+  { file: 'SCardCancel.py' },
+  { file: 'SCardCancel2.py' },
+  { file: 'SCardCancel3.py' },
+  { file: 'SCardConnect_DIRECT.py' },
+  { file: 'SCardConnect_DIRECT2.py' },
+  { file: 'SCardEndTransaction_extra_call.py' },
+  { file: 'SCardExclusiveBehaviour.py' },
+  { file: 'SCardGetStatusChange2.py' },
+  { file: 'SCardGetStatusChange/SCardGetStatusChange.py' }, // nothing changes: both end with a 10-s time-out
+  { file: 'SCardGetStatusChange/SCardGetStatusChange_nonBlock.py', compare: 'exit', why: 'a thread and the main program print unsynchronized: their lines interleave (seen: "In the threadwait")' },
+  { file: 'SCardReconnect.py' },
+  { file: 'SCardStatus.py' },
+  { file: 'SCard_fork.py' },
+  { file: 'ThreadSafe.py', compare: 'exit', why: '100 threads print unsynchronized, interleaved by the scheduler' },
+  { file: 'ThreadSafeConnect.py', compare: 'exit', why: 'threads print unsynchronized, interleaved by the scheduler' },
+  { file: 'reset_card.py' },
+  { file: 'reset_card.py', args: ['reconnect'] },
+  { file: 'SCardBlockingBehaviourTest.py' },
+  { file: 'transmit_card_removed.py' },
+  // pcsc-lite's testpcsc (2.5.1: protocol 4:6 to the service, 4:4 to Debian's pcscd). Its Get/SetAttrib
+  // calls go to the reader driver: pcscd's vpcd answers no ATR or vendor name, and its SetAttrib
+  // refusal comes out as "Transaction failed"; ours answers them, and refuses SetAttrib as unsupported.
+  { file: 'testpcsc', testpcsc: '2.5.1', drop: /SCard[GS]etAttrib|SCARD_ATTR_|Vendor name|SCardFreeMemory/, why: 'Get/SetAttrib are the reader driver\'s answers' },
+  { file: 'SCardGetAttrib.py', compare: 'none', why: 'pcscd passes SCardGetAttrib to the reader driver: pcscd\'s vpcd answers no attribute, the workbench\'s vpcd driver answers the ATR and the channel id' },
+  { file: 'getAttrib.py', compare: 'none', why: 'the reader driver\'s vendor name: none from pcscd\'s vpcd, "Smart Card Workbench" from the workbench\'s' },
+  { file: 'FEATURE_GET_TLV_PROPERTIES.py', compare: 'none', why: 'pcscd passes SCardControl to the reader driver: pcscd\'s vpcd refuses CM_IOCTL_GET_FEATURE_REQUEST, the workbench\'s vpcd driver answers an empty feature list' },
+  { file: 'MCT_ReaderDirect.py', compare: 'none', why: 'the same feature request as FEATURE_GET_TLV_PROPERTIES.py; both end with "not supported", in different words' },
+];
+
+function missingSources(): string | false {
+  const root = process.env.PCSCLITE_SOURCES ?? path.resolve('..', 'shared', 'data', 'pcsc-lite');
+  if (fs.existsSync(path.join(root, '2.5.1', 'UnitaryTests')) || fs.existsSync('/work/shared/data/pcsc-lite/2.5.1/UnitaryTests')) return false;
+  const msg = `no pcsc-lite 2.5.1 sources in ${root} (set PCSCLITE_SOURCES)`;
+  if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: a missing part fails the run)`);
+  return msg;
+}
+function missingPyscard(): string | false {
+  if (spawnSync(PY, ['-c', 'import smartcard'], { stdio: 'ignore' }).status === 0) return false;
+  const msg = 'python3-pyscard is missing; sudo npm run setup:system';
+  if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: a missing part fails the run)`);
+  return msg;
+}
+const skip = requireCommands('pcscd', 'gcc', 'meson', 'ninja', 'flex', 'pkg-config') || missingPyscard() || missingSources();
+
+let dir = '';
+let tmp = '';
+/** The build folder of each testpcsc version the list names. */
+const testpcscDirs = new Map<string, string>();
+before(async () => {
+  if (skip) return;
+  const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
+  const { pcscliteSource, buildPcsclite } = (await import(url)) as { pcscliteSource(v: string): string; buildPcsclite(v: string): { libdir: string } };
+  dir = path.join(pcscliteSource('2.5.1'), 'UnitaryTests');
+  for (const v of new Set(SCRIPTS.map((x) => x.testpcsc).filter((x): x is string => !!x))) testpcscDirs.set(v, buildPcsclite(v).libdir);
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-unitary-'));
+});
+after(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
+
+interface Outcome { code: number | null; signal: string | null; out: string; err: string }
+
+function clientEnv(socket: string | null): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' };
+  delete env.PCSCLITE_CSOCK_NAME;
+  delete env.LD_LIBRARY_PATH;
+  if (socket) env.PCSCLITE_CSOCK_NAME = socket;
+  return env;
+}
+
+/** Runs one script (stdin closed: none may wait for a person), bounded. */
+function runScript(s: Script, socket: string | null): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const env = clientEnv(socket);
+    if (s.testpcsc) env.LD_LIBRARY_PATH = testpcscDirs.get(s.testpcsc);
+    const p = s.testpcsc
+      ? spawn(path.join(testpcscDirs.get(s.testpcsc)!, 'testpcsc'), [], { cwd: tmp, env, stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn(PY, [path.join(dir, s.file), ...(s.args ?? [])], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // testpcsc asks for the reader number and for Enter before SCardReconnect.
+    if (s.testpcsc) p.stdin!.end('1\n\n');
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    p.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+    p.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, out, err }); });
+  });
+}
+
+/** What differs by nature between two runs: handles, durations, the tracebacks' line numbers stay. */
+export function normalize(text: string): string {
+  return text
+    .replace(/\b(hcontext|hcard|hCard|hContext|context|card)( ?[:=] ?)-?(0x)?[0-9a-fA-F]+/g, '$1$2<handle>')
+    .replace(/\d+\.\d+(e-?\d+)?( ?m?s\b|s\b| seconds\b)/g, '<time>$2')
+    .replace(/after: \d+(\.\d+)? ms/g, 'after: <time> ms');
+}
+
+const results = new Map<string, Outcome>();
+const key = (s: Script) => [s.file, ...(s.args ?? [])].join(' ');
+
+describe('pcsc-lite 2.5.1 UnitaryTests against scard serve (vpcd driver, the scripted card)', { skip }, () => {
+  let serve: ChildProcess | null = null;
+  let socket = '';
+  let err = '';
+  const card = new ScriptedCard();
+  before(async () => {
+    const port = await freePort();
+    const port2 = await freePort();
+    const env = clientEnv(null);
+    serve = spawn(process.execPath, [SCARD, 'serve', '--no-simulator', '--vpcd', `${port},${port2}`, '--socket', path.join(tmp, 'serve', 'pcscd.comm')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    socket = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`scard serve printed no line within 15 s: ${err}`)), 15_000);
+      serve!.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      serve!.on('exit', (code) => reject(new Error(`scard serve exited ${code}: ${err}`)));
+      serve!.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /^export PCSCLITE_CSOCK_NAME=(\S+)\n/.exec(out);
+        if (m) { clearTimeout(timer); resolve(m[1]); }
+      });
+    });
+    await card.insert(port);
+    await untilCard(socket);
+  });
+  after(async () => {
+    await card.remove();
+    if (serve && serve.exitCode === null) {
+      const gone = new Promise((r) => serve!.once('exit', r));
+      serve.kill('SIGTERM');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+      if (serve.exitCode === null) serve.kill('SIGKILL');
+    }
+  });
+
+  for (const s of SCRIPTS) {
+    test(key(s), { timeout: 60_000 }, async () => {
+      const r = await runScript(s, socket);
+      results.set(key(s), r);
+      if (process.env.UNITARY_DUMP) fs.appendFileSync(process.env.UNITARY_DUMP, JSON.stringify({ side: 'serve', script: key(s), ...r }) + '\n');
+    });
+  }
+});
+
+/**
+ * Waits (bounded) until the card shows present in `Virtual PCD 00 00` (pcscd powers it up first).
+ * Asynchronous: the card answers from this process's event loop.
+ */
+async function untilCard(socket: string | null): Promise<void> {
+  const out = await new Promise<string>((resolve) => {
+    const p = spawn(PY, [PY_CLIENT, 'watch', 'Virtual PCD 00 00'], { env: clientEnv(socket), stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    p.stdout.on('data', (b: Buffer) => { text += b.toString(); });
+    p.stderr.on('data', (b: Buffer) => { text += b.toString(); });
+    p.on('close', () => { clearTimeout(timer); resolve(text); });
+  });
+  if (/"present": ?true/.test(out)) return;
+  const deadline = Date.now() + 10_000;
+  if (Date.now() < deadline) {
+    // Not yet powered: the reader's next change is the card.
+    const again = await new Promise<string>((resolve) => {
+      const p = spawn(PY, [PY_CLIENT, 'watch', 'Virtual PCD 00 00', 'insertion'], { env: clientEnv(socket), stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+      p.stdout.on('data', (b: Buffer) => { text += b.toString(); });
+      p.stderr.on('data', (b: Buffer) => { text += b.toString(); });
+      p.on('close', () => { clearTimeout(timer); resolve(text); });
+    });
+    assert.match(again, /"step": "insertion".*"present": ?true/, `the card never showed present: ${out}${again}`);
+  }
+}
+
+describe('the same UnitaryTests against Debian\'s pcscd 1.9.9 + vpcd (the same scripted card), compared', { skip }, () => {
+  let stack: RefStack;
+  let pcscd: StackProcess | null = null;
+  const card = new ScriptedCard();
+  before(async () => {
+    stack = await loadRefStack();
+    pcscd = await stack.startPcscd();
+    await card.insert(stack.VPCD_PORTS[0]);
+    await untilCard(null);
+  });
+  after(async () => {
+    await card.remove();
+    await pcscd?.stop();
+  });
+
+  for (const s of SCRIPTS) {
+    test(`${key(s)}: ${s.compare === 'none' ? `runs on both, not compared (${s.why})` : 'same exit status and output as against the workbench service'}`, { timeout: 60_000 }, async () => {
+      const mine = results.get(key(s));
+      assert.ok(mine, 'the workbench run of this script must come first (same file, earlier test)');
+      const theirs = await runScript(s, null);
+      if (process.env.UNITARY_DUMP) fs.appendFileSync(process.env.UNITARY_DUMP, JSON.stringify({ side: 'pcscd', script: key(s), ...theirs }) + '\n');
+      const why = `stderr ours:\n${mine.err}\nstderr pcscd:\n${theirs.err}`;
+      // None may hang (killed at the bound) on either side.
+      assert.deepEqual([mine.signal, theirs.signal], [null, null], `a run was killed: ${why}`);
+      const view = (o: Outcome) => {
+        const mode = s.compare ?? 'output';
+        if (mode === 'none') return {};
+        if (mode === 'exit') return { code: o.code };
+        return { code: o.code, out: normalize(o.out).split('\n').filter((l) => !s.drop?.test(l)) };
+      };
+      assert.deepEqual(view(mine), view(theirs), why);
+    });
+  }
+});
