@@ -187,33 +187,25 @@ describe('pcsc-lite 2.5.1 UnitaryTests against scard serve (vpcd driver, the scr
   }
 });
 
-/**
- * Waits (bounded) until the card shows present in `Virtual PCD 00 00` (pcscd powers it up first).
- * Asynchronous: the card answers from this process's event loop.
- */
-async function untilCard(socket: string | null): Promise<void> {
-  const out = await new Promise<string>((resolve) => {
-    const p = spawn(PY, [PY_CLIENT, 'watch', 'Virtual PCD 00 00'], { env: clientEnv(socket), stdio: ['ignore', 'pipe', 'pipe'] });
+/** pcsc_client.py's output (bounded; asynchronous: the card answers from this process's event loop). */
+function pyClient(args: string[], socket: string | null): Promise<string> {
+  return new Promise((resolve) => {
+    const p = spawn(PY, [PY_CLIENT, ...args], { env: clientEnv(socket), stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
     p.stdout.on('data', (b: Buffer) => { text += b.toString(); });
     p.stderr.on('data', (b: Buffer) => { text += b.toString(); });
     p.on('close', () => { clearTimeout(timer); resolve(text); });
   });
-  if (/"present": ?true/.test(out)) return;
-  const deadline = Date.now() + 10_000;
-  if (Date.now() < deadline) {
-    // Not yet powered: the reader's next change is the card.
-    const again = await new Promise<string>((resolve) => {
-      const p = spawn(PY, [PY_CLIENT, 'watch', 'Virtual PCD 00 00', 'insertion'], { env: clientEnv(socket), stdio: ['ignore', 'pipe', 'pipe'] });
-      let text = '';
-      const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
-      p.stdout.on('data', (b: Buffer) => { text += b.toString(); });
-      p.stderr.on('data', (b: Buffer) => { text += b.toString(); });
-      p.on('close', () => { clearTimeout(timer); resolve(text); });
-    });
-    assert.match(again, /"step": "insertion".*"present": ?true/, `the card never showed present: ${out}${again}`);
-  }
+}
+
+/** Waits (bounded) until the card shows present in `Virtual PCD 00 00` (pcscd powers it up first). */
+async function untilCard(socket: string | null): Promise<void> {
+  const now = await pyClient(['watch', 'Virtual PCD 00 00'], socket);
+  if (/"present": ?true/.test(now)) return;
+  // Not there yet: the reader's next change is the card (pcsc_client.py waits up to 10 s).
+  const next = await pyClient(['watch', 'Virtual PCD 00 00', 'insertion'], socket);
+  assert.match(next, /"step": "insertion".*"present": ?true/, `the card never showed present: ${now}${next}`);
 }
 
 describe('the same UnitaryTests against Debian\'s pcscd 1.9.9 + vpcd (the same scripted card), compared', { skip }, () => {
