@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -25,15 +26,16 @@ const PY_CLIENT = path.resolve('test/refstack/py/pcsc_client.py');
 
 /**
  * A script of UnitaryTests/ that runs on any reader and card, with its arguments, and how its
- * two runs are compared: `output` (exit status and normalized output), `exit` (exit status
- * only: the scheduler interleaves the threads' output character by character), or `none`,
+ * two runs are compared: `output` (exit status and normalized output), `sorted` (the same lines
+ * in any order: two threads print whole lines in an order that depends on timing), `exit` (exit
+ * status only: the scheduler interleaves the threads' output character by character), or `none`,
  * with the reason (what the script
  * measures is the reader driver's, and pcscd's vpcd and the workbench's vpcd driver differ).
  */
 interface Script {
   file: string;
   args?: string[];
-  compare?: 'output' | 'exit' | 'none';
+  compare?: 'output' | 'sorted' | 'exit' | 'none';
   why?: string;
   /** Not a script: pcsc-lite's `testpcsc` of this build (scripts/pcsclite.mjs), answering its two questions. */
   testpcsc?: string;
@@ -44,7 +46,7 @@ export const SCRIPTS: Script[] = [
   { file: 'SCardBeginTransaction_Disconnect.py' },
   { file: 'SCardBeginTransaction_ExclusiceMode.py' },
   { file: 'SCardBeginTransaction_Reset.py' },
-  { file: 'SCardBeginTransaction_SharedMode.py' },
+  { file: 'SCardBeginTransaction_SharedMode.py', compare: 'sorted', why: 'after the transaction ends, the waiting main thread and the other thread print in either order (seen with pcscd 2.5.1)' },
   { file: 'SCardBeginTransaction_deadlock.py' },
   { file: 'SCardCancel.py' },
   { file: 'SCardCancel2.py' },
@@ -92,32 +94,42 @@ const skip = requireCommands('pcscd', 'gcc', 'meson', 'ninja', 'flex', 'pkg-conf
 
 let dir = '';
 let tmp = '';
-/** The build folder of each testpcsc version the list names. */
+/** The build folder (client library, testpcsc) of each pcsc-lite version used here. */
 const testpcscDirs = new Map<string, string>();
 before(async () => {
   if (skip) return;
   const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
   const { pcscliteSource, buildPcsclite } = (await import(url)) as { pcscliteSource(v: string): string; buildPcsclite(v: string): { libdir: string } };
   dir = path.join(pcscliteSource('2.5.1'), 'UnitaryTests');
-  for (const v of new Set(SCRIPTS.map((x) => x.testpcsc).filter((x): x is string => !!x))) testpcscDirs.set(v, buildPcsclite(v).libdir);
+  for (const v of ['2.5.1']) testpcscDirs.set(v, buildPcsclite(v).libdir);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-unitary-'));
 });
 after(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
 
 interface Outcome { code: number | null; signal: string | null; out: string; err: string }
 
-function clientEnv(socket: string | null): NodeJS.ProcessEnv {
+/** Which libpcsclite pyscard loads: Debian's (4:4), or a build from ../shared through LD_LIBRARY_PATH. */
+interface Client { label: string; version: string | null }
+const CLIENTS: Client[] = [
+  { label: 'Debian 12 libpcsclite 1.9.9', version: null },
+  { label: 'pcsc-lite 2.5.1 client', version: '2.5.1' },
+];
+/** The scripts one client runs (testpcsc is a client of its own: once, beside Debian's library). */
+const scriptsOf = (c: Client) => SCRIPTS.filter((s) => !s.testpcsc || !c.version);
+
+function clientEnv(socket: string | null, c: Client | null = null): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' };
   delete env.PCSCLITE_CSOCK_NAME;
   delete env.LD_LIBRARY_PATH;
   if (socket) env.PCSCLITE_CSOCK_NAME = socket;
+  if (c?.version) env.LD_LIBRARY_PATH = testpcscDirs.get(c.version);
   return env;
 }
 
 /** Runs one script (stdin closed: none may wait for a person), bounded. */
-function runScript(s: Script, socket: string | null): Promise<Outcome> {
+function runScript(s: Script, socket: string | null, c: Client): Promise<Outcome> {
   return new Promise((resolve) => {
-    const env = clientEnv(socket);
+    const env = clientEnv(socket, c);
     if (s.testpcsc) env.LD_LIBRARY_PATH = testpcscDirs.get(s.testpcsc);
     const p = s.testpcsc
       ? spawn(path.join(testpcscDirs.get(s.testpcsc)!, 'testpcsc'), [], { cwd: tmp, env, stdio: ['pipe', 'pipe', 'pipe'] })
@@ -143,8 +155,9 @@ export function normalize(text: string): string {
 
 const results = new Map<string, Outcome>();
 const key = (s: Script) => [s.file, ...(s.args ?? [])].join(' ');
+const resultKey = (c: Client, s: Script) => `${c.label}: ${key(s)}`;
 
-describe('pcsc-lite 2.5.1 UnitaryTests against scard serve (vpcd driver, the scripted card)', { skip }, () => {
+describe('pcsc-lite 2.5.1 UnitaryTests (over the 1.9.9 and 2.5.1 client libraries) against scard serve (vpcd driver, the scripted card)', { skip }, () => {
   let serve: ChildProcess | null = null;
   let socket = '';
   let err = '';
@@ -178,17 +191,19 @@ describe('pcsc-lite 2.5.1 UnitaryTests against scard serve (vpcd driver, the scr
     }
   });
 
-  for (const s of SCRIPTS) {
-    test(key(s), { timeout: 60_000 }, async () => {
-      const r = await runScript(s, socket);
-      results.set(key(s), r);
-      if (process.env.UNITARY_DUMP) fs.appendFileSync(process.env.UNITARY_DUMP, JSON.stringify({ side: 'serve', script: key(s), ...r }) + '\n');
-    });
+  for (const c of CLIENTS) {
+    for (const s of scriptsOf(c)) {
+      test(`${c.label}: ${key(s)}`, { timeout: 60_000 }, async () => {
+        const r = await runScript(s, socket, c);
+        results.set(resultKey(c, s), r);
+        if (process.env.UNITARY_DUMP) fs.appendFileSync(process.env.UNITARY_DUMP, JSON.stringify({ side: 'serve', script: resultKey(c, s), ...r }) + '\n');
+      });
+    }
   }
 });
 
 /** pcsc_client.py's output (bounded; asynchronous: the card answers from this process's event loop). */
-function pyClient(args: string[], socket: string | null): Promise<string> {
+function pyClient(args: string[], socket: string | null, c: Client | null): Promise<string> {
   return new Promise((resolve) => {
     const p = spawn(PY, [PY_CLIENT, ...args], { env: clientEnv(socket), stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
@@ -200,14 +215,38 @@ function pyClient(args: string[], socket: string | null): Promise<string> {
 }
 
 /** Waits (bounded) until the card shows present in `Virtual PCD 00 00` (pcscd powers it up first). */
-async function untilCard(socket: string | null): Promise<void> {
-  const now = await pyClient(['watch', 'Virtual PCD 00 00'], socket);
+async function untilCard(socket: string | null, c: Client | null = null): Promise<void> {
+  const now = await pyClient(['watch', 'Virtual PCD 00 00'], socket, c);
   if (/"present": ?true/.test(now)) return;
   // Not there yet: the reader's next change is the card (pcsc_client.py waits up to 10 s).
-  const next = await pyClient(['watch', 'Virtual PCD 00 00', 'insertion'], socket);
+  const next = await pyClient(['watch', 'Virtual PCD 00 00', 'insertion'], socket, c);
   assert.match(next, /"step": "insertion".*"present": ?true/, `the card never showed present: ${now}${next}`);
 }
 
+/** The comparison tests of one client against a pcscd (`socket`; null: Debian's). */
+function compareTests(c: Client, socket: () => string | null): void {
+  for (const s of scriptsOf(c)) {
+    test(`${c.label}: ${key(s)}: ${s.compare === 'none' ? `runs on both, not compared (${s.why})` : 'same exit status and output as against the workbench service'}`, { timeout: 60_000 }, async () => {
+      const mine = results.get(resultKey(c, s));
+      assert.ok(mine, 'the workbench run of this script must come first (same file, earlier test)');
+      const theirs = await runScript(s, socket(), c);
+      if (process.env.UNITARY_DUMP) fs.appendFileSync(process.env.UNITARY_DUMP, JSON.stringify({ side: 'pcscd', script: resultKey(c, s), ...theirs }) + '\n');
+      const why = `stderr ours:\n${mine.err}\nstderr pcscd:\n${theirs.err}`;
+      // None may hang (killed at the bound) on either side.
+      assert.deepEqual([mine.signal, theirs.signal], [null, null], `a run was killed: ${why}`);
+      const view = (o: Outcome) => {
+        const mode = s.compare ?? 'output';
+        if (mode === 'none') return {};
+        if (mode === 'exit') return { code: o.code };
+        const lines = normalize(o.out).split('\n').filter((l) => !s.drop?.test(l));
+        return { code: o.code, out: mode === 'sorted' ? lines.sort() : lines };
+      };
+      assert.deepEqual(view(mine), view(theirs), why);
+    });
+  }
+}
+
+// Debian's pcscd 1.9.9 speaks 4:4: Debian's library, and testpcsc 2.5.1 (which falls back to 4:4).
 describe('the same UnitaryTests against Debian\'s pcscd 1.9.9 + vpcd (the same scripted card), compared', { skip }, () => {
   let stack: RefStack;
   let pcscd: StackProcess | null = null;
@@ -222,23 +261,51 @@ describe('the same UnitaryTests against Debian\'s pcscd 1.9.9 + vpcd (the same s
     await card.remove();
     await pcscd?.stop();
   });
-
-  for (const s of SCRIPTS) {
-    test(`${key(s)}: ${s.compare === 'none' ? `runs on both, not compared (${s.why})` : 'same exit status and output as against the workbench service'}`, { timeout: 60_000 }, async () => {
-      const mine = results.get(key(s));
-      assert.ok(mine, 'the workbench run of this script must come first (same file, earlier test)');
-      const theirs = await runScript(s, null);
-      if (process.env.UNITARY_DUMP) fs.appendFileSync(process.env.UNITARY_DUMP, JSON.stringify({ side: 'pcscd', script: key(s), ...theirs }) + '\n');
-      const why = `stderr ours:\n${mine.err}\nstderr pcscd:\n${theirs.err}`;
-      // None may hang (killed at the bound) on either side.
-      assert.deepEqual([mine.signal, theirs.signal], [null, null], `a run was killed: ${why}`);
-      const view = (o: Outcome) => {
-        const mode = s.compare ?? 'output';
-        if (mode === 'none') return {};
-        if (mode === 'exit') return { code: o.code };
-        return { code: o.code, out: normalize(o.out).split('\n').filter((l) => !s.drop?.test(l)) };
-      };
-      assert.deepEqual(view(mine), view(theirs), why);
-    });
-  }
+  compareTests(CLIENTS[0], () => null);
 });
+
+// The 2.5.1 library against pcsc-lite 2.5.1's own pcscd (4:6; scripts/pcsclite.mjs builds it with
+// reader.conf support and a private socket), as against the service.
+describe('the same UnitaryTests over the 2.5.1 library against pcsc-lite 2.5.1\'s own pcscd (4:6) + vpcd, compared', { skip }, () => {
+  let stack: RefStack;
+  let daemon: ChildProcess | null = null;
+  let socket = '';
+  let log = '';
+  const card = new ScriptedCard();
+  before(async () => {
+    stack = await loadRefStack();
+    await stack.stopRecorded();
+    const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
+    const { buildPcscliteDaemon } = (await import(url)) as { buildPcscliteDaemon(v: string): { pcscd: string; socket: string } };
+    const b = buildPcscliteDaemon('2.5.1');
+    socket = b.socket;
+    daemon = spawn(b.pcscd, ['-f', '-c', stack.prepare().conf], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    daemon.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
+    daemon.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
+    const deadline = Date.now() + 10_000;
+    while (!(await accepts(socket))) {
+      if (Date.now() > deadline || daemon.exitCode !== null) throw new Error(`pcscd 2.5.1 did not start:\n${log.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await card.insert(stack.VPCD_PORTS[0]);
+    await untilCard(socket, CLIENTS[1]);
+  });
+  after(async () => {
+    await card.remove();
+    if (daemon?.pid && daemon.exitCode === null) {
+      const gone = new Promise((r) => daemon!.once('exit', r));
+      process.kill(-daemon.pid, 'SIGTERM');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
+      if (daemon.exitCode === null) process.kill(-daemon.pid, 'SIGKILL');
+    }
+  });
+  compareTests(CLIENTS[1], () => socket);
+});
+
+function accepts(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
