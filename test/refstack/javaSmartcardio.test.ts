@@ -8,8 +8,10 @@
 // and the 6Cxx resend itself), holds a transaction, disconnects with a reset and sees the
 // removal; its JSON lines and the APDUs the card received are compared field by field, so a
 // difference from pcscd is a failure. Java runs with Debian's libpcsclite 1.9.9 (4:4) and,
-// through sun.security.smartcardio.library, with the 2.5.1 client built by scripts/pcsclite.mjs
-// (4:6 to the service; it falls back to 4:4 with Debian's pcscd).
+// through sun.security.smartcardio.library (+ LD_LIBRARY_PATH for its libpcsclite_real.so.1),
+// with the 2.3.3 (4:5) and 2.5.1 (4:6) clients built by scripts/pcsclite.mjs; the pcscd side is
+// Debian's 1.9.9 (for the 1.9.9 and 2.5.1 clients, the latter falling back to 4:4) and each
+// version's own pcscd.
 // Run under `flock /tmp/wb-refstack.lock` (pcscd's vpcd uses fixed ports).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,12 +39,19 @@ const JAVAC = JDK ? path.join(JDK, 'javac') : 'javac';
 
 function missingSources(): string | false {
   const root = process.env.PCSCLITE_SOURCES ?? path.resolve('..', 'shared', 'data', 'pcsc-lite');
-  if (fs.existsSync(path.join(root, '2.5.1', 'meson.build')) || fs.existsSync('/work/shared/data/pcsc-lite/2.5.1/meson.build')) return false;
-  const msg = `no pcsc-lite 2.5.1 sources in ${root} (set PCSCLITE_SOURCES)`;
+  const has = (r: string) => ['2.3.3', '2.5.1'].every((v) => fs.existsSync(path.join(r, v, 'meson.build')));
+  if (has(root) || has('/work/shared/data/pcsc-lite')) return false;
+  const msg = `no pcsc-lite 2.3.3/2.5.1 sources in ${root} (set PCSCLITE_SOURCES)`;
   if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: a missing part fails the run)`);
   return msg;
 }
-const skip = requireCommands('java', 'javac', 'gcc', 'meson', 'ninja', 'flex', 'pkg-config') || missingSources();
+function missingPyscard(): string | false {
+  if (spawnSync(PY, ['-c', 'import smartcard'], { stdio: 'ignore' }).status === 0) return false;
+  const msg = 'python3-pyscard is missing (the pcscd side waits for its readers with it); sudo npm run setup:system';
+  if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: a missing part fails the run)`);
+  return msg;
+}
+const skip = requireCommands('java', 'javac', 'gcc', 'meson', 'ninja', 'flex', 'pkg-config') || missingSources() || missingPyscard();
 
 let tmp: string;
 let classes: string;
