@@ -20,7 +20,7 @@ const tiers = wanted.length ? wanted : ALL;
 const CI = process.env.CI === 'true';
 
 const SYSTEM = {
-  refstack: ['pcscd', 'vicc', 'scriptor', 'ATR_analysis', 'opensc-tool', 'gcc', 'x86_64-w64-mingw32-gcc', 'clang'],
+  refstack: ['pcscd', 'vicc', 'scriptor', 'ATR_analysis', 'opensc-tool', 'gcc', 'x86_64-w64-mingw32-gcc', 'clang', 'java', 'javac'],
   e2e: ['chromium'],
 };
 

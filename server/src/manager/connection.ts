@@ -251,6 +251,14 @@ export class Connection {
   /** SCardDisconnect with what to do with the card. */
   async disconnect(disposition: Disposition = 'leave'): Promise<void> {
     if (this.closed) { await this.manager.connectionClosed(this.r, this); return; }
+    // Leaving the card as it is does nothing to it: no waiting behind another connection's
+    // transaction (pcscd's SCardDisconnect(SCARD_LEAVE_CARD) does not wait for the lock either;
+    // a client with two handles would otherwise deadlock itself).
+    const q = this.r.gate.queue;
+    if (disposition === 'leave' && q.owner !== null && q.owner !== this.id) {
+      await this.close();
+      return;
+    }
     try {
       await this.r.gate.queue.run(this.id, () => this.applyDisposition(disposition));
     } finally {

@@ -176,7 +176,9 @@ export class ManagerBackend implements CardBackend {
   }
 
   private async open(reader: string, share: number, preferred: number, client: string): Promise<{ conn: Connection | null; protocol: number }> {
-    if (share === ShareMode.SCARD_SHARE_DIRECT) return { conn: null, protocol: ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
+    // pcscd answers a direct connection with the card's protocol as the table has it: the one
+    // negotiated since the last power-up, else SCARD_PROTOCOL_UNDEFINED (winscard.c SCardConnect).
+    if (share === ShareMode.SCARD_SHARE_DIRECT) return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
     let info: ReaderInfo;
     try { info = this.manager.reader(reader); } catch (e) { throw this.fail(null, e, 'connect'); }
     // pcscd refuses at once while another handle holds the reader exclusively.
@@ -201,8 +203,20 @@ export class ManagerBackend implements CardBackend {
       throw this.fail(null, e, 'connect');
     }
     const protocol = conn.protocol === 0 ? ProtocolBits.SCARD_PROTOCOL_T0 : ProtocolBits.SCARD_PROTOCOL_T1;
-    this.negotiated.set(reader, protocol);
+    this.negotiate(reader, protocol);
     return { conn, protocol };
+  }
+
+  /**
+   * pcscd's SCardConnect/SCardReconnect write the negotiated protocol into the reader state
+   * table (cardProtocol), and the client library's SCardStatus answers pdwProtocol from that
+   * table (Java's smartcardio takes its Card's protocol only from there). The manager's
+   * "connections changed" event came before the protocol was known: publish the table again.
+   */
+  private negotiate(reader: string, protocol: number): void {
+    if (this.negotiated.get(reader) === protocol) return;
+    this.negotiated.set(reader, protocol);
+    this.changed();
   }
 
   async connect(reader: string, shareMode: number, preferredProtocols: number, client = 'PC/SC client'): Promise<{ handle: BackendHandle; activeProtocol: number }> {
@@ -254,7 +268,12 @@ export class ManagerBackend implements CardBackend {
       throw this.fail(h, e);
     }
     h.protocol = conn.protocol === 0 ? ProtocolBits.SCARD_PROTOCOL_T0 : ProtocolBits.SCARD_PROTOCOL_T1;
-    this.negotiated.set(h.reader, h.protocol);
+    this.negotiate(h.reader, h.protocol);
+    // pcscd: a protocol already in use that the caller does not accept is SCARD_E_PROTO_MISMATCH
+    // (winscard.c SCardReconnect, "the protocol is already set"), e.g. T=0 only on a T=1 card.
+    if (!(preferredProtocols & (h.protocol | ProtocolBits.SCARD_PROTOCOL_ANY_OLD | ProtocolBits.SCARD_PROTOCOL_RAW))) {
+      throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the card\'s protocol is not among the preferred ones');
+    }
     return { activeProtocol: h.protocol };
   }
 
@@ -302,6 +321,9 @@ export class ManagerBackend implements CardBackend {
 
   async endTransaction(handle: BackendHandle, disposition: number): Promise<void> {
     const h = this.live(handle);
+    // pcscd: another handle's transaction is SCARD_E_SHARING_VIOLATION (its "No card reset within a
+    // transaction", then RFUnlockSharing's RFCheckSharing) before SCARD_E_NOT_TRANSACTED (winscard.c).
+    this.checkSharing(h);
     if (!h.conn || h.transactions === 0) throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'no transaction');
     try {
       await h.conn.endTransaction(managerDisposition(disposition));
@@ -378,6 +400,7 @@ export class ManagerBackend implements CardBackend {
 
   async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
     const h = this.live(handle);
+    this.checkSharing(h); // pcscd's SCardGetAttrib: RFCheckSharing first
     let info: ReaderInfo;
     try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
     switch (attrId) {
@@ -404,7 +427,8 @@ export class ManagerBackend implements CardBackend {
     }
   }
 
-  async setAttrib(): Promise<void> {
+  async setAttrib(handle: BackendHandle): Promise<void> {
+    this.checkSharing(this.live(handle)); // pcscd's SCardSetAttrib: RFCheckSharing first
     throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, 'attribute not settable');
   }
 

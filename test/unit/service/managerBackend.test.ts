@@ -290,3 +290,80 @@ test('PIN-pad control calls of a client are logged as `**`: a feature the reader
     await m.stop();
   }
 });
+
+test('the negotiated protocol reaches the reader state table with a change notification (SCardStatus reads it there; smartcardio\'s Card.getProtocol too)', async () => {
+  const { b, stop } = await setup();
+  try {
+    const published: (number | undefined)[] = [];
+    const off = b.onChange(() => published.push(b.readers().find((r) => r.name === A)!.protocol));
+    const { activeProtocol } = await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
+    assert.equal(activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
+    assert.equal(published.at(-1), ProtocolBits.SCARD_PROTOCOL_T1, `what the table's listeners were last told: ${JSON.stringify(published)}`);
+    off();
+  } finally { await stop(); }
+});
+
+// The next five follow pcsc-lite's UnitaryTests (test/refstack/unitaryTests.test.ts), where each
+// was a difference from pcscd.
+test('SCardBeginTransaction_ExclusiceMode.py / _SharedMode.py: a disconnect (LEAVE) during another handle\'s transaction does not wait for it', async () => {
+  const { b, stop } = await setup();
+  try {
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(one);
+    assert.equal(await within(b.disconnect(two, Disposition.SCARD_LEAVE_CARD)), 'ok', 'one client with two handles would deadlock itself');
+    assert.equal(b.readers().find((r) => r.name === A)?.handles, 1);
+    await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
+    await b.disconnect(one, Disposition.SCARD_LEAVE_CARD);
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY)).handle;
+    await b.disconnect(x, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
+test('SCardBeginTransaction_Reset.py: EndTransaction of a handle without one, during another\'s transaction: SCARD_E_SHARING_VIOLATION, the card not reset', async () => {
+  const { b, stop } = await setup();
+  try {
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(one);
+    await rejectsWith(b.endTransaction(two, Disposition.SCARD_UNPOWER_CARD), Rv.SCARD_E_SHARING_VIOLATION, 'end UNPOWER');
+    await rejectsWith(b.endTransaction(two, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_SHARING_VIOLATION, 'end LEAVE');
+    await b.status(one); // not SCARD_W_RESET_CARD
+    await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.endTransaction(two, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'nobody\'s transaction');
+  } finally { await stop(); }
+});
+
+test('SCardBlockingBehaviourTest.py: GetAttrib during another handle\'s transaction is SCARD_E_SHARING_VIOLATION at once', async () => {
+  const { b, stop } = await setup();
+  try {
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(one);
+    assert.match(await within(b.getAttrib(two, 0x00090303)), /^rejected: 0x8010000b /);
+    await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(await within(b.getAttrib(two, 0x00090303)), 'ok');
+  } finally { await stop(); }
+});
+
+test('SCardBlockingBehaviourTest.py: a reconnect asking only for T=0 on the card\'s T=1 is SCARD_E_PROTO_MISMATCH', async () => {
+  const { b, stop } = await setup();
+  try {
+    const h = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await rejectsWith(b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_T0, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'reconnect T=0');
+    assert.equal((await b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD)).activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
+  } finally { await stop(); }
+});
+
+test('SCardConnect_DIRECT.py: a direct connection reports the protocol negotiated since the power-up, else UNDEFINED', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    await m.resetCard(A, 'cold');
+    const first = await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, ANY);
+    assert.equal(first.activeProtocol, ProtocolBits.SCARD_PROTOCOL_UNDEFINED, 'nothing negotiated since the power-up');
+    const shared = await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
+    assert.equal(shared.activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
+    assert.equal((await b.reconnect(shared.handle, ShareMode.SCARD_SHARE_DIRECT, ANY, Disposition.SCARD_LEAVE_CARD)).activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1, 'like before');
+    assert.equal((await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, ANY)).activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
+  } finally { await stop(); }
+});
