@@ -22,6 +22,7 @@
 //   (VERIFY/MODIFY_PIN_DIRECT and the like, listed by the reader or in libccid's numbering)
 //   is logged as `**`.
 
+import { setTimeout as delay } from 'node:timers/promises';
 import { BackendError, type BackendHandle, type CardBackend, type IoRequest } from './backend';
 import type { CardCondition, ReaderFacts } from './readerState';
 import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
@@ -32,6 +33,9 @@ import { CM_IOCTL_GET_FEATURE_REQUEST, PCSC_FEATURES, SECRET_FEATURES, libccidFe
 import { secretRanges } from '../codecs/apdu';
 import { asScError, type ScErrorCode } from '../util/errors';
 import { fromHex, toHex } from '../util/hex';
+
+/** pcscd.h PCSCLITE_LOCK_POLL_RATE (100,000 µs): how long pcscd waits before refusing a transaction. */
+export const LOCK_POLL_RATE_MS = 100;
 
 /** pcsc-lite's control code on Unix (reader.h). */
 const SCARD_CTL_CODE = (code: number): number => 0x42000000 + code;
@@ -310,7 +314,15 @@ export class ManagerBackend implements CardBackend {
   async beginTransaction(handle: BackendHandle): Promise<void> {
     const h = this.live(handle);
     const conn = this.checkEvents(h);
-    this.checkSharing(h);
+    try {
+      this.checkSharing(h);
+    } catch (e) {
+      // winscard.c SCardBeginTransaction: "if the transaction is not yet ready we sleep a bit so the
+      // client do not retry immediately" (PCSCLITE_LOCK_POLL_RATE before SCARD_E_SHARING_VIOLATION);
+      // only this client's session waits, as only its thread sleeps in pcscd.
+      await delay(LOCK_POLL_RATE_MS);
+      throw e;
+    }
     try {
       await conn.beginTransaction();
     } catch (e) {
