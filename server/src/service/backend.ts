@@ -54,9 +54,9 @@ export interface CardBackend {
   disconnect(handle: BackendHandle, disposition: number): Promise<void>;
   /**
    * SCardBeginTransaction. While another handle holds the reader, pcscd answers
-   * SCARD_E_SHARING_VIOLATION at once and the client library asks again every
-   * PCSCLITE_LOCK_POLL_RATE (unless PCSCLITE_NO_BLOCKING is set); a backend does
-   * the same, so both client behaviours stay as they are with pcscd.
+   * SCARD_E_SHARING_VIOLATION after PCSCLITE_LOCK_POLL_RATE and the client library
+   * asks again after another PCSCLITE_LOCK_POLL_RATE (unless PCSCLITE_NO_BLOCKING is
+   * set); a backend does the same, so both client behaviours stay as they are with pcscd.
    */
   beginTransaction(handle: BackendHandle): Promise<void>;
   endTransaction(handle: BackendHandle, disposition: number): Promise<void>;

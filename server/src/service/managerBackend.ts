@@ -10,7 +10,8 @@
 //   SCARD_E_SHARING_VIOLATION at once, as from pcscd. Neither that hold nor a client's
 //   transaction is released for being idle (pcscd never does; a dead client's socket closing does);
 // - BEGIN and TRANSMIT while another connection holds the reader's transaction:
-//   SCARD_E_SHARING_VIOLATION at once (the client library polls); CONNECT waits;
+//   SCARD_E_SHARING_VIOLATION (TRANSMIT at once, BEGIN after pcscd's PCSCLITE_LOCK_POLL_RATE;
+//   the client library polls); CONNECT waits;
 // - SCARD_W_RESET_CARD and SCARD_W_REMOVED_CARD on every call of a handle after a reset
 //   (seen through the gate's counters, or its own EndTransaction(RESET)) or a removal, until
 //   its SCardReconnect (pcscd's dwEventStatus, RFCheckReaderEventState);
