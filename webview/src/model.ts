@@ -38,7 +38,10 @@ const NONE: readonly Item[] = [];
  * URI…). Keeping one copy of each shrinks the webview's heap with 100,000 rows (143 → 118 MB
  * measured), and with it the browser's garbage-collection pauses.
  */
-const SHARED_FIELDS = ['kind', 'reader', 'client', 'sw', 'swMeaning', 'swCategory', 'auto', 'uri', 'file'] as const;
+const SHARED_FIELDS = ['kind', 'reader', 'client', 'command', 'response', 'sw', 'swMeaning', 'swCategory', 'auto', 'uri', 'file'] as const;
+
+/** Commands and responses up to this many hex digits are shared too. */
+const SHARED_HEX_MAX = 24;
 
 /** Row ids are `generation:seq`; this orders them. */
 function idOrder(id: string): number {
@@ -238,6 +241,9 @@ export class LogModel {
     for (const k of SHARED_FIELDS) {
       const v = fields[k];
       if (typeof v !== 'string') continue;
+      // A command or response is shared only while short (a status word, a SELECT, a READ
+      // BINARY's header): those repeat through a run; long data rarely does.
+      if ((k === 'command' || k === 'response') && v.length > SHARED_HEX_MAX) continue;
       const known = this.interned.get(v);
       if (known !== undefined) fields[k] = known;
       else if (this.interned.size < 10_000) this.interned.set(v, v);
