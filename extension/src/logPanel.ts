@@ -334,20 +334,23 @@ export class LogPanel implements vscode.Disposable {
 </head>
 <body>
 <header id="toolbar">
-  <vscode-text-field id="filter" aria-label="Filter" placeholder="Filter (hex, reader, SW, text)" size="26"></vscode-text-field>
+  <vscode-text-field id="filter" aria-label="Filter" placeholder="Filter (hex, reader, SW, text)" size="18"></vscode-text-field>
   <select id="reader" aria-label="Reader" title="Show one reader's rows"><option value="">All readers</option></select>
+  <select id="client" aria-label="Client" title="Show the rows of one program using the readers (an extension, a PC/SC client) or the workbench's own" hidden><option value="">All clients</option></select>
   <span class="group" role="group" aria-label="Status words shown">
-    <button class="toggle" id="swSuccess" aria-pressed="true" title="Exchanges that succeeded (90 00, 61 xx)">Success</button>
-    <button class="toggle" id="swWarning" aria-pressed="true" title="Exchanges with a warning (62 xx, 63 xx)">Warning</button>
-    <button class="toggle" id="swError" aria-pressed="true" title="Exchanges that failed (64 xx to 6F xx, and others)">Error</button>
+    <button class="toggle icon" id="swSuccess" aria-pressed="true" aria-label="Success" title="Exchanges that succeeded (90 00, 61 xx)">✓</button>
+    <button class="toggle icon" id="swWarning" aria-pressed="true" aria-label="Warning" title="Exchanges with a warning (62 xx, 63 xx)">⚠</button>
+    <button class="toggle icon" id="swError" aria-pressed="true" aria-label="Error" title="Exchanges that failed (64 xx to 6F xx, and others)">✗</button>
+    <button class="toggle icon" id="showEvents" aria-pressed="true" aria-label="Events" title="Plug-and-play and power events">⚡</button>
   </span>
-  <button class="toggle" id="showEvents" aria-pressed="true" title="Plug-and-play and power events">Events</button>
   <button class="toggle" id="follow" aria-pressed="true" title="Stay at the newest row while rows arrive">Follow</button>
-  <vscode-button id="pause" appearance="secondary" aria-pressed="false" title="Hold the view still; rows keep arriving">Pause</vscode-button>
+  <span class="group" role="group" aria-label="Actions">
+    <vscode-button id="pause" appearance="icon" aria-pressed="false" aria-label="Pause" title="Pause: hold the view still; rows keep arriving"><span class="glyph" aria-hidden="true"></span></vscode-button>
+    <vscode-button id="copy" appearance="icon" aria-label="Copy" title="Copy the rows shown as a text trace"><span class="glyph" aria-hidden="true"></span></vscode-button>
+    <vscode-button id="export" appearance="icon" aria-label="Export…" title="Export… the whole log, with these filters, as a text trace or JSON Lines"><span class="glyph" aria-hidden="true"></span></vscode-button>
+    <vscode-button id="clear" appearance="icon" aria-label="Clear" title="Clear the log"><span class="glyph" aria-hidden="true"></span></vscode-button>
+  </span>
   <span id="arrived" hidden></span>
-  <vscode-button id="copy" appearance="secondary" title="Copy the rows shown as a text trace">Copy</vscode-button>
-  <vscode-button id="export" appearance="secondary" title="Export the whole log, with these filters, as a text trace or JSON Lines">Export…</vscode-button>
-  <vscode-button id="clear" appearance="secondary">Clear</vscode-button>
   <span id="state" data-state="idle"></span>
   <vscode-badge id="count">0</vscode-badge>
 </header>

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchWorkbench, logFrame, missingPrerequisite, notification, root, runCommand, screenshot } from './support.mjs';
+import { launchWorkbench, logFrame, missingPrerequisite, notification, openFile, root, runCommand, screenshot } from './support.mjs';
 
 const READER = 'Workbench Simulator 00 00';
 const CLIENT = 'fixtures.api-client';
@@ -119,3 +119,63 @@ test('in an untrusted workspace the API runs no script: runScript is refused wit
     await untrusted.close();
   }
 });
+
+// Issue 15: the client filter beside the reader filter, on the rows of the first test (the API
+// client's SELECT and hello.apdu) and of hello.apdu run from the editor (the workbench's own).
+test('the client filter: one client\'s rows, or the workbench\'s own; combined with the text filter; kept across a reload', { skip, timeout: 240_000 }, async () => {
+  const { page } = wb;
+  const log = logFrame(page);
+  await runCommand(page, 'Smart Card: Show APDU Log');
+  const own = await log.locator('[data-kind="scriptEnded"]:not([data-client])').count();
+  await openFile(page, 'hello.apdu');
+  await runCommand(page, 'Smart Card: Run APDU Script');
+  await log.locator('[data-kind="scriptEnded"][data-ok="true"]:not([data-client])').nth(own).waitFor({ timeout: 60_000 });
+
+  const client = log.locator('#client');
+  await client.waitFor({ state: 'visible', timeout: 10_000 });
+  const options = await client.locator('option').allInnerTexts();
+  assert.deepEqual(options.slice(0, 2), ['All clients', 'workbench']);
+  assert.ok(options.includes(CLIENT), `the API client is offered: ${options}`);
+  const shownExchanges = () => log.locator('#log > .row[data-kind="exchange"]').evaluateAll((els) => els.map((e) => e.dataset.client ?? ''));
+
+  await client.selectOption({ label: CLIENT });
+  await log.locator('#log > .row[data-kind="exchange"]').first().waitFor();
+  let seen = await shownExchanges();
+  assert.ok(seen.length >= 5, `the API client's SELECT and hello.apdu's four commands (saw ${seen.length})`);
+  assert.deepEqual([...new Set(seen)], [CLIENT], 'only its rows');
+
+  await client.selectOption({ label: 'workbench' });
+  await log.locator('#log > .row[data-kind="exchange"]:not([data-client])').first().waitFor();
+  seen = await shownExchanges();
+  assert.ok(seen.length >= 4, `hello.apdu run from the editor (saw ${seen.length})`);
+  assert.deepEqual([...new Set(seen)], [''], 'only rows no client made');
+
+  // With the text filter: the GET CHALLENGEs of the client chosen only (both sent one).
+  const challenges = () => log.locator('#log > .row[data-kind="exchange"]').evaluateAll((els) => els.map((e) => `${e.dataset.client ?? 'workbench'} ${/00 84 00 00 08/.test(e.textContent) ? 'GET CHALLENGE' : e.textContent}`));
+  await log.locator('#filter input').fill('00 84 00 00 08');
+  await waitUntil(async () => (await challenges()).join() === 'workbench GET CHALLENGE', 'the workbench\'s one GET CHALLENGE alone');
+  await client.selectOption({ label: CLIENT });
+  await waitUntil(async () => { const c = await challenges(); return c.length > 0 && c.every((x) => x === `${CLIENT} GET CHALLENGE`); }, `only ${CLIENT}'s GET CHALLENGEs`);
+  await log.locator('#filter input').fill('');
+
+  // The choice is kept with the panel's state.
+  await runCommand(page, 'Developer: Reload Window');
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  await page.locator('.tabs-container .tab', { hasText: 'APDU Log' }).waitFor({ timeout: 60_000 });
+  await page.locator('.tabs-container .tab', { hasText: 'APDU Log' }).click();
+  const restored = logFrame(page);
+  await restored.locator('#log > .row[data-kind="exchange"]').first().waitFor({ timeout: 60_000 });
+  assert.equal(await restored.locator('#client').inputValue(), CLIENT, 'the client filter was kept');
+  assert.deepEqual([...new Set(await restored.locator('#log > .row[data-kind="exchange"]').evaluateAll((els) => els.map((e) => e.dataset.client ?? '')))], [CLIENT]);
+  await restored.locator('#client').selectOption({ value: '' });
+  await screenshot(page, 'api-client-filter');
+});
+
+/** Polls a condition of the page for up to 15 s. */
+async function waitUntil(check, what) {
+  const deadline = Date.now() + 15_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

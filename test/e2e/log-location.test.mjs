@@ -76,6 +76,47 @@ test('by default a run opens the log in the bottom panel without taking the keyb
   await screenshot(page, 'log-location-panel');
 });
 
+// Issue 18, noticed: in the bottom panel the toolbar wrapped onto two lines and left ~5 rows.
+test('in the bottom panel at its default size the toolbar is one line and at least 8 rows show', { skip, timeout: 120_000 }, async () => {
+  const { page } = wb;
+  const log = logFrame(page);
+  // Rows enough to fill the view: hello.apdu again until the log holds 16 rows or more (the
+  // panel's model counts them: the virtual list has only the rows in view in its DOM).
+  const inLog = (fn) => log.locator('body').evaluate(fn);
+  for (let run = 0; run < 4 && (await inLog(() => window.apduLog.rows())) < 16; run++) {
+    const ended = await inLog(() => window.apduLog.count('scriptEnded'));
+    await page.locator('.editor-instance .monaco-editor').first().click();
+    await runCommand(page, 'Smart Card: Run APDU Script');
+    await log.locator('body').evaluate((_, n) => new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const check = () => (window.apduLog.count('scriptEnded') > n ? resolve() : performance.now() - t0 > 60_000 ? reject(new Error('the run did not end in the log')) : requestAnimationFrame(check));
+      check();
+    }), ended);
+  }
+  assert.ok(await logInBottomPanel(page), 'the log is in the bottom panel');
+  const got = await log.locator('body').evaluate(() => {
+    const bar = document.getElementById('toolbar');
+    const shown = [...bar.children].filter((e) => e.getBoundingClientRect().height > 0);
+    const tops = shown.map((e) => Math.round(e.getBoundingClientRect().top));
+    const tallest = Math.max(...shown.map((e) => e.getBoundingClientRect().height));
+    const sc = document.getElementById('scroller').getBoundingClientRect();
+    const rows = [...document.querySelectorAll('#log > .row')].map((e) => e.getBoundingClientRect());
+    const exchange = document.querySelector('#log > .row.exchange')?.getBoundingClientRect().height ?? 0;
+    return {
+      barHeight: bar.getBoundingClientRect().height, tallest, lines: new Set(tops.map((t) => Math.round(t / 4))).size, tops,
+      width: document.documentElement.clientWidth,
+      scroller: sc.height, exchange,
+      fullyShown: rows.filter((r) => r.height > 0 && r.top >= sc.top - 1 && r.bottom <= sc.bottom + 1).length,
+    };
+  });
+  await screenshot(page, 'log-location-toolbar');
+  // One line: every control's top is the same, and the bar is not taller than its tallest control and its padding.
+  assert.ok(got.tops.every((t) => Math.abs(t - got.tops[0]) <= 6), `the toolbar's controls sit on one line at ${got.width} px (tops ${got.tops.join(', ')})`);
+  assert.ok(got.barHeight < got.tallest * 1.8, `the toolbar is one line high: ${got.barHeight} px for controls of ${got.tallest} px`);
+  assert.ok(got.exchange > 0 && got.scroller / got.exchange >= 8, `the rows' area holds 8 exchange rows or more: ${got.scroller} px for rows of ${got.exchange} px`);
+  assert.ok(got.fullyShown >= 8, `at least 8 rows show whole (${got.fullyShown})`);
+});
+
 test('the place is the user\'s choice: moving the log beside the editor and back is kept in the user settings', { skip, timeout: 120_000 }, async () => {
   const { page } = wb;
   await runCommand(page, 'Smart Card: Move APDU Log Beside the Editor');

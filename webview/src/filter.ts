@@ -3,7 +3,16 @@
 import { commandName, rowText } from './format';
 import type { CardEventKind, LogFilter, LogRow } from './protocol';
 
-export const showAll: LogFilter = { text: '', reader: '', success: true, warning: true, error: true, events: true };
+export const showAll: LogFilter = { text: '', reader: '', client: '', success: true, warning: true, error: true, events: true };
+
+/**
+ * The client filter's choice for the workbench's own rows (those without a client). No client's
+ * name can be it: names are extension ids and process names, which hold no NUL.
+ */
+export const WORKBENCH_CLIENT = '\u0000workbench';
+
+/** Rows a program makes (an exchange, a control call, a script's rows); events and manager rows are nobody's. */
+const CLIENT_KINDS: ReadonlySet<string> = new Set(['exchange', 'control', 'scriptStarted', 'scriptEnded', 'echo']);
 
 const EVENT_KINDS: ReadonlySet<string> = new Set<CardEventKind>(['readerAdded', 'readerRemoved', 'cardInserted', 'cardRemoved', 'cardPowered', 'cardUnpowered', 'cardReset']);
 
@@ -21,9 +30,10 @@ export function needleOf(f: LogFilter): string {
   return f.text.trim().toLowerCase();
 }
 
-/** Reader, status-word class and events: everything but the text. */
+/** Reader, client, status-word class and events: everything but the text. */
 export function rowPasses(r: LogRow, f: LogFilter): boolean {
   if (f.reader && r.reader !== undefined && r.reader !== f.reader) return false;
+  if (f.client && CLIENT_KINDS.has(r.kind) && (f.client === WORKBENCH_CLIENT ? r.client !== undefined : r.client !== f.client)) return false;
   if (r.kind === 'exchange' && !f[r.swCategory]) return false;
   if (r.kind === 'control' && !(r.error ? f.error : f.success)) return false;
   if (!f.events && isEventRow(r)) return false;
@@ -41,7 +51,7 @@ export function rowMatches(r: LogRow, f: LogFilter, search?: string): boolean {
 }
 
 export function isFilterActive(f: LogFilter): boolean {
-  return !!(needleOf(f) || f.reader || !f.success || !f.warning || !f.error || !f.events);
+  return !!(needleOf(f) || f.reader || f.client || !f.success || !f.warning || !f.error || !f.events);
 }
 
 /**

@@ -6,9 +6,9 @@
 // the rows in view plus a small overscan are in the DOM, so rendering cost does not grow with
 // the log. Collapsed rows have a fixed height (long hex is cut); expanded rows are measured.
 import { rowText } from './format';
-import { showAll } from './filter';
+import { showAll, WORKBENCH_CLIENT } from './filter';
 import { LogModel, type Item } from './model';
-import { release, renderRow } from './rows';
+import { release, renderRow, reusable } from './rows';
 import {
   LOG_CAPACITY, type DecodedExchange, type ErrorValue, type HostMessage, type LogFilter, type LogRow, type TrimmedRow, type WebviewMessage,
   type WebviewRequestMethod, type WebviewRequests,
@@ -32,6 +32,7 @@ const countEl = $<HTMLElement>('count');
 const stateEl = $<HTMLElement>('state');
 const filterEl = $<HTMLInputElement>('filter');
 const readerEl = $<HTMLSelectElement>('reader');
+const clientEl = $<HTMLSelectElement>('client');
 const followEl = $<HTMLButtonElement>('follow');
 const eventsEl = $<HTMLButtonElement>('showEvents');
 const swEls = { success: $<HTMLButtonElement>('swSuccess'), warning: $<HTMLButtonElement>('swWarning'), error: $<HTMLButtonElement>('swError') };
@@ -87,6 +88,7 @@ function saveState(): void {
 
 const model = new LogModel(filter, LOG_CAPACITY, {
   reader: (name) => addReaderOption(name),
+  client: (name) => addClientOption(name),
   changed: (it) => changed(it),
   // A new run is what the user is waiting for: Follow comes back on, and the view goes to it.
   runStarted: () => { if (!follow) setFollow(true); },
@@ -149,6 +151,25 @@ function resetShown(): void {
   dropRendered();
   readerEl.replaceChildren(new Option('All readers', ''));
   if (filter.reader) addReaderOption(filter.reader);
+  resetClientOptions();
+}
+
+/**
+ * The client filter: shown once a row names a client (or while a client is chosen), with
+ * "workbench" for the rows of the workbench's own scripts.
+ */
+function resetClientOptions(): void {
+  clientEl.replaceChildren(new Option('All clients', ''), new Option('workbench', WORKBENCH_CLIENT));
+  clientEl.hidden = !filter.client;
+  if (filter.client && filter.client !== WORKBENCH_CLIENT) addClientOption(filter.client);
+  clientEl.value = filter.client ?? '';
+}
+
+function addClientOption(name: string): void {
+  clientEl.hidden = false;
+  if ([...clientEl.options].some((o) => o.value === name)) return;
+  clientEl.append(new Option(name, name, false, name === filter.client));
+  if (name === filter.client) clientEl.value = name;
 }
 
 function addReaderOption(name: string): void {
@@ -172,6 +193,10 @@ function trimmed(gone: readonly Item[]): void {
 const rendered = new Map<string, HTMLElement>();
 let first = 0;
 let last = -1;
+/** The spacer's height as last written. */
+let shownHeight = -1;
+/** The list's translateY as last written (NaN: to be written). */
+let shownShift = NaN;
 let expectedTop = 0;
 let frameScheduled = false;
 let focusWanted = false;
@@ -179,6 +204,7 @@ let activeId: string | undefined;
 
 function dropRendered(): void {
   rendered.clear();
+  shownShift = NaN;
   logEl.replaceChildren();
   first = 0;
   last = -1;
@@ -234,8 +260,11 @@ function layout(): void {
   const anchor = view.length ? indexAt(scroller.scrollTop) : 0;
   const anchorDelta = view.length ? scroller.scrollTop - offsets[anchor] : 0;
   for (let pass = 0; pass < 3; pass++) {
-    const total = `${offsets[view.length]}px`;
-    if (spacer.style.height !== total) spacer.style.height = total;
+    const total = offsets[view.length];
+    if (shownHeight !== total) {
+      shownHeight = total;
+      spacer.style.height = `${total}px`;
+    }
     if (follow && !paused) setScrollTop(offsets[view.length]);
     else if (pass > 0 && view.length) setScrollTop(offsets[anchor] + anchorDelta);
     const top = scroller.scrollTop;
@@ -252,52 +281,83 @@ function layout(): void {
   }
 }
 
+/** Ids of the rows in the range being rendered (one set, cleared each frame). */
+const inRange = new Set<string>();
+/** Elements of rows that left the view, refilled for the rows arriving (in the order they were shown). */
+const leaving: HTMLElement[] = [];
+const els: HTMLElement[] = [];
+
 function renderRange(start: number, end: number): void {
   const view = model.view;
-  const keep = new Set<string>();
-  const els: HTMLElement[] = [];
+  inRange.clear();
+  for (let i = start; i <= end; i++) inRange.add(view[i].row.id);
+  for (const [id, el] of rendered) {
+    if (inRange.has(id)) continue;
+    rendered.delete(id);
+    if (reusable(el)) leaving.push(el);
+  }
+  // Rows arriving take the leaving rows' elements in order: a jump of a whole page refills the
+  // same elements in the same places, and the DOM's structure does not change at all.
+  let next = 0;
+  els.length = 0;
   for (let i = start; i <= end; i++) {
     const it = view[i];
     let el = rendered.get(it.row.id);
     if (!el) {
-      el = renderRow(model, it.row, it.kids, true);
+      const reuse = next < leaving.length ? leaving[next] : undefined;
+      el = renderRow(model, it.row, it.kids, true, reuse);
+      if (el === reuse) next++;
       rendered.set(it.row.id, el);
     }
-    el.classList.toggle('active', it.row.id === activeId);
-    keep.add(it.row.id);
+    const active = it.row.id === activeId;
+    if (el.classList.contains('active') !== active) el.classList.toggle('active', active);
     els.push(el);
   }
-  for (const [id, el] of rendered) {
-    if (keep.has(id)) continue;
-    rendered.delete(id);
-    release(el);
-  }
-  if (start !== first || end !== last || logEl.childElementCount !== els.length || els.some((e, i) => logEl.children[i] !== e)) {
-    logEl.replaceChildren(...els);
-  }
+  for (let i = next; i < leaving.length; i++) release(leaving[i]);
+  leaving.length = 0;
+  const children = logEl.children;
+  let same = children.length === els.length;
+  for (let i = 0; same && i < els.length; i++) same = children[i] === els[i];
+  if (!same) logEl.replaceChildren(...els);
   first = start;
   last = end;
-  const shift = `translateY(${view.length ? offsets[start] : 0}px)`;
-  if (logEl.style.transform !== shift) logEl.style.transform = shift;
+  const y = view.length ? offsets[start] : 0;
+  if (y !== shownShift) {
+    shownShift = y;
+    logEl.style.transform = `translateY(${y}px)`;
+  }
 }
 
-/** Reads the heights of the rendered rows; true when one differs from what the offsets assumed. */
+/**
+ * Reads the heights of the rendered rows; true when one differs from what the offsets assumed.
+ * A collapsed row without automatic steps has its shape's fixed height: once that is learnt only
+ * one such row per frame is read (a row that differs keeps its own height), so a scroll through
+ * plain rows reads one height instead of every row's.
+ */
 function measure(): boolean {
   const view = model.view;
   let differs = false;
+  let probed = false;
   for (let i = first; i <= last; i++) {
     const it = view[i];
+    const plain = !it.kids.length && !expanded.has(it.row.id);
+    const shape = shapeOf(it.row);
+    if (plain && learnt.has(shape) && it.h === undefined) {
+      if (probed) continue;
+      probed = true;
+    }
     const el = rendered.get(it.row.id);
     if (!el) continue;
     const h = el.offsetHeight;
     if (!h) continue;
-    const shape = shapeOf(it.row);
-    if (!expanded.has(it.row.id) && !it.kids.length && !learnt.has(shape)) {
+    if (plain && !learnt.has(shape)) {
       learnt.add(shape);
       if (base[shape] !== h) { base[shape] = h; differs = true; }
     }
-    if (Math.abs(offsets[i + 1] - offsets[i] - h) > 0.5) differs = true;
-    it.h = h;
+    const off = Math.abs(offsets[i + 1] - offsets[i] - h) > 0.5;
+    if (off) differs = true;
+    // A plain row keeps its shape's height unless it has one of its own.
+    if (!plain || off || it.h !== undefined) it.h = h;
   }
   return differs;
 }
@@ -326,19 +386,25 @@ function showNoMatch(): void {
   const what: string[] = [];
   if (filter.text.trim()) what.push(`"${filter.text.trim()}"`);
   if (filter.reader) what.push(`reader ${filter.reader}`);
+  if (filter.client) what.push(filter.client === WORKBENCH_CLIENT ? 'the workbench\'s rows' : `client ${filter.client}`);
   const hiddenSw = (['success', 'warning', 'error'] as const).filter((k) => !filter[k]);
   if (hiddenSw.length) what.push(`${hiddenSw.join(', ')} hidden`);
   if (!filter.events) what.push('events hidden');
   noMatchEl.textContent = `No rows match the filter${what.length ? ` (${what.join('; ')})` : ''}: ${model.items.length} row${model.items.length === 1 ? '' : 's'} hidden.`;
 }
 
+let shownNewBelow = -1;
+
 /** The "new rows ↓" marker: shown while Follow is off and rows arrived below the view. */
 function showNewRows(): void {
   const below = offsets[model.view.length] > scroller.scrollTop + scroller.clientHeight + 4;
   if (!below) newBelow = 0;
   const on = !follow && !model.paused && newBelow > 0;
-  newRowsEl.hidden = !on;
-  if (on) newRowsEl.textContent = `${newBelow} new row${newBelow === 1 ? '' : 's'} ↓`;
+  if (newRowsEl.hidden !== !on) newRowsEl.hidden = !on;
+  if (on && shownNewBelow !== newBelow) {
+    shownNewBelow = newBelow;
+    newRowsEl.textContent = `${newBelow} new row${newBelow === 1 ? '' : 's'} ↓`;
+  }
 }
 
 // ---------------------------------------------------------------- interaction
@@ -390,8 +456,11 @@ function setPaused(on: boolean): void {
 }
 
 function showPaused(): void {
-  pauseEl.textContent = model.paused ? 'Resume' : 'Pause';
-  pauseEl.setAttribute('aria-pressed', String(model.paused));
+  const paused = model.paused;
+  // The icon follows aria-pressed (log.css).
+  pauseEl.setAttribute('aria-label', paused ? 'Resume' : 'Pause');
+  pauseEl.title = paused ? 'Resume: show the rows that arrived' : 'Pause: hold the view still; rows keep arriving';
+  pauseEl.setAttribute('aria-pressed', String(paused));
 }
 
 function filterChanged(): void {
@@ -404,6 +473,7 @@ function filterChanged(): void {
 
 function showError(err: Error): void {
   stateEl.textContent = err.message;
+  stateEl.title = err.message;
   stateEl.dataset.state = 'error';
 }
 
@@ -437,7 +507,8 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
     case 'state':
       stateEl.dataset.state = msg.state;
       stateEl.textContent = `Reader manager: ${msg.state}${msg.state === 'running' ? ` (${msg.readers} reader${msg.readers === 1 ? '' : 's'})` : ''}`;
-      stateEl.title = msg.detail ?? '';
+      // The toolbar may cut the text short: the tooltip has it whole.
+      stateEl.title = msg.detail ? `${stateEl.textContent}: ${msg.detail}` : stateEl.textContent;
       break;
     case 'response': settle(msg.id, msg.result); break;
     case 'error': settle(msg.id, undefined, msg.error); break;
@@ -453,7 +524,9 @@ scroller.addEventListener('scroll', () => {
   }
   schedule();
 }, { passive: true });
-new ResizeObserver(() => schedule()).observe(scroller);
+// A resize may change the rows' shapes (a short view puts a collapsed row on one line, see
+// log.css): their heights are learnt again.
+new ResizeObserver(() => { learnt.clear(); offsetsValid = false; schedule(); }).observe(scroller);
 
 logEl.addEventListener('click', (ev) => {
   const target = ev.target as HTMLElement;
@@ -493,6 +566,8 @@ scroller.addEventListener('keydown', (ev) => {
 filterEl.setAttribute('value', filter.text); // before the toolkit upgrades the element
 filterEl.addEventListener('input', () => { filter.text = (filterEl.value ?? '').toString(); filterChanged(); });
 readerEl.addEventListener('change', () => { filter.reader = readerEl.value; filterChanged(); });
+resetClientOptions();
+clientEl.addEventListener('change', () => { filter.client = clientEl.value; filterChanged(); });
 const pressed = (el: HTMLElement, on: boolean) => el.setAttribute('aria-pressed', String(on));
 for (const [key, el] of Object.entries(swEls) as [keyof typeof swEls, HTMLButtonElement][]) {
   pressed(el, filter[key]);
@@ -519,6 +594,7 @@ exportEl.addEventListener('click', () => {
     if (!r) return;
     stateEl.dataset.state = 'info';
     stateEl.textContent = `Exported ${r.rows} row${r.rows === 1 ? '' : 's'} to ${r.path}`;
+    stateEl.title = stateEl.textContent;
   }, showError);
 });
 

@@ -21,6 +21,8 @@ export type DecodeState = DecodedExchange | Error | 'loading' | 'trimmed';
 export interface ModelEvents {
   /** A reader seen for the first time (the reader filter lists it). */
   reader?(name: string): void;
+  /** A client (a row's `client`) seen for the first time (the client filter lists it). */
+  client?(name: string): void;
   /** An item's content changed (an automatic step arrived): its element and height are stale. */
   changed?(it: Item): void;
   /** A script run started (a live `scriptStarted` row, not one from the history sent after a reset). */
@@ -36,7 +38,10 @@ const NONE: readonly Item[] = [];
  * URI…). Keeping one copy of each shrinks the webview's heap with 100,000 rows (143 → 118 MB
  * measured), and with it the browser's garbage-collection pauses.
  */
-const SHARED_FIELDS = ['kind', 'reader', 'sw', 'swMeaning', 'swCategory', 'auto', 'uri', 'file'] as const;
+const SHARED_FIELDS = ['kind', 'reader', 'client', 'command', 'response', 'sw', 'swMeaning', 'swCategory', 'auto', 'uri', 'file'] as const;
+
+/** Commands and responses up to this many hex digits are shared too. */
+const SHARED_HEX_MAX = 24;
 
 /** Row ids are `generation:seq`; this orders them. */
 function idOrder(id: string): number {
@@ -59,6 +64,7 @@ export class LogModel {
   private readonly orphans = new Map<string, LogRow[]>();
   private readonly interned = new Map<string, string>();
   private readonly readersSeen = new Set<string>();
+  private readonly clientsSeen = new Set<string>();
   private exchangeCount = 0;
   /** Rows held: top-level rows, their steps, and steps still waiting for their exchange. */
   private held = 0;
@@ -139,7 +145,7 @@ export class LogModel {
   rebuildView(): void {
     const needle = needleOf(this.filter);
     const f = this.filter;
-    const active = needle || f.reader || !f.success || !f.warning || !f.error || !f.events;
+    const active = needle || f.reader || f.client || !f.success || !f.warning || !f.error || !f.events;
     const view: Item[] = [];
     for (let i = 0; i < this.viewLimit; i++) if (!active || this.itemMatches(this.items[i], needle)) view.push(this.items[i]);
     this.view = view;
@@ -221,6 +227,7 @@ export class LogModel {
     this.readersSeen.clear();
     // The reader filter keeps its choice listed, rows of that reader or not.
     if (this.filter.reader) this.readersSeen.add(this.filter.reader);
+    this.clientsSeen.clear();
     this.exchangeCount = 0;
     this.held = 0;
     this.view = [];
@@ -234,6 +241,9 @@ export class LogModel {
     for (const k of SHARED_FIELDS) {
       const v = fields[k];
       if (typeof v !== 'string') continue;
+      // A command or response is shared only while short (a status word, a SELECT, a READ
+      // BINARY's header): those repeat through a run; long data rarely does.
+      if ((k === 'command' || k === 'response') && v.length > SHARED_HEX_MAX) continue;
       const known = this.interned.get(v);
       if (known !== undefined) fields[k] = known;
       else if (this.interned.size < 10_000) this.interned.set(v, v);
@@ -246,6 +256,10 @@ export class LogModel {
     if (r.reader && !this.readersSeen.has(r.reader)) {
       this.readersSeen.add(r.reader);
       this.events.reader?.(r.reader);
+    }
+    if (r.client && !this.clientsSeen.has(r.client)) {
+      this.clientsSeen.add(r.client);
+      this.events.client?.(r.client);
     }
     if (r.kind === 'exchange') this.exchangeCount++;
     const parentId = r.kind === 'exchange' ? r.parent : undefined;

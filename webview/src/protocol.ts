@@ -114,6 +114,12 @@ export interface LogFilter {
   text: string;
   /** One reader's rows only; '' for all. */
   reader: string;
+  /**
+   * One client's rows only (a row's `client`), or the workbench's own (WORKBENCH_CLIENT in
+   * ./filter: rows without a client); '' or absent for all. Events and manager rows are nobody's
+   * and pass.
+   */
+  client?: string;
   /** Status-word classes of the exchanges shown. */
   success: boolean;
   warning: boolean;
@@ -184,6 +190,7 @@ const paramChecks: { [M in WebviewRequestMethod]: (p: Record<string, unknown>) =
 /** A filter as the webview sends it, checked field by field. */
 export function isFilter(v: unknown): v is LogFilter {
   return isObject(v) && typeof v.text === 'string' && v.text.length < 10_000 && typeof v.reader === 'string' && v.reader.length < 1000
+    && (v.client === undefined || (typeof v.client === 'string' && v.client.length < 1000))
     && typeof v.success === 'boolean' && typeof v.warning === 'boolean' && typeof v.error === 'boolean' && typeof v.events === 'boolean';
 }
 

@@ -44,27 +44,57 @@ function hexSpan(cls: string, hex: string): HTMLSpanElement {
 }
 
 // An exchange row is built from a skeleton and filled in. Collapsed exchanges without
-// automatic steps are nearly every row of a long run: their skeletons are reused as rows
-// scroll out of view, so scrolling builds almost no DOM: the garbage it made otherwise
-// brought the browser's major collections (over the workbench's heap too — code-server
-// serves webviews from the workbench's origin) into the scroll.
+// automatic steps are nearly every row of a long run: their skeletons are refilled in place as
+// rows scroll out of view (main.ts hands the leaving rows' elements to the arriving ones), and
+// each field keeps its one text node, written only when its text changes. Scrolling so builds no
+// DOM at all: the nodes it made otherwise were garbage in the heap the webview shares with the
+// workbench (code-server serves webviews from the workbench's origin), and their collection
+// brought the browser's major GCs into the scroll.
 interface ExchangeSkeleton {
   el: HTMLElement;
   time: HTMLSpanElement; auto: HTMLSpanElement; reader: HTMLSpanElement; client: HTMLSpanElement; line: HTMLSpanElement; duration: HTMLSpanElement;
   name: HTMLSpanElement; cmd: HTMLSpanElement; data: HTMLSpanElement; text: HTMLSpanElement; dataGap: Text; sw: HTMLSpanElement; meaning: HTMLSpanElement;
   /** The automatic steps' box; an expanded row's details go just before it. */
   children: HTMLDivElement;
+  /** What the fields show now: the row's id, and the inputs of the derived texts, so a refill skips what did not change. */
+  id?: string;
+  command?: string;
+  response?: string;
 }
 const skeletonPool: ExchangeSkeleton[] = [];
 const skeletonOf = new WeakMap<HTMLElement, ExchangeSkeleton>();
 const POOL_MAX = 256;
 
-/** A new skeleton; only a `reusable` one (a plain collapsed row) may go back to the pool. */
+/** A span holding one text node, written with `setText`. */
+function textSpan(cls: string): HTMLSpanElement {
+  const s = document.createElement('span');
+  s.className = cls;
+  s.append(document.createTextNode(''));
+  return s;
+}
+
+/** Writes a text span's text node in place (setting textContent would make a new node each time). */
+function setText(s: HTMLElement, text: string): void {
+  const t = s.firstChild as Text;
+  if (t.data !== text) t.data = text;
+}
+
+function setHidden(el: HTMLElement, hidden: boolean): void {
+  if (el.hidden !== hidden) el.hidden = hidden;
+}
+
+/** Sets (or with undefined removes) an attribute, touching the element only when it changes. */
+function setAttr(el: HTMLElement, name: string, value: string | undefined): void {
+  if (value === undefined) { if (el.hasAttribute(name)) el.removeAttribute(name); }
+  else if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+}
+
+/** A new skeleton; only a `reusable` one (a plain collapsed row) may be refilled for another row. */
 function newSkeleton(reusable: boolean): ExchangeSkeleton {
   const s: ExchangeSkeleton = {
     el: document.createElement('div'),
-    time: span('time', ''), auto: span('auto', ''), reader: span('reader', ''), client: span('client', ''), line: span('line', ''), duration: span('duration', ''),
-    name: span('name', ''), cmd: span('hex cmd', ''), data: span('hex data', ''), text: span('text', ''), dataGap: document.createTextNode(''), sw: span('sw', ''), meaning: span('meaning', ''),
+    time: textSpan('time'), auto: textSpan('auto'), reader: textSpan('reader'), client: textSpan('client'), line: textSpan('line'), duration: textSpan('duration'),
+    name: textSpan('name'), cmd: textSpan('hex cmd'), data: textSpan('hex data'), text: textSpan('text'), dataGap: document.createTextNode(''), sw: textSpan('sw'), meaning: textSpan('meaning'),
     children: div('children'),
   };
   s.el.tabIndex = -1;
@@ -79,68 +109,81 @@ function newSkeleton(reusable: boolean): ExchangeSkeleton {
 
 function setHex(el: HTMLSpanElement, hex: string): void {
   const { text, cut } = shortHex(hex);
-  el.textContent = text;
-  if (cut) el.title = spacedHex(hex);
-  else el.removeAttribute('title');
+  setText(el, text);
+  setAttr(el, 'title', cut ? spacedHex(hex) : undefined);
+}
+
+/** A plain collapsed exchange's element: `reuse` (an element leaving the view) refilled when it is one, else one from the pool. */
+function plainSkeleton(reuse: HTMLElement | undefined): ExchangeSkeleton {
+  const s = reuse && skeletonOf.get(reuse);
+  return s || (skeletonPool.pop() ?? newSkeleton(true));
 }
 
 /**
  * An exchange row: a top-level collapsed one without automatic steps in a reused skeleton,
  * any other (expanded, with steps, or a step itself) in a new one with its details and steps.
  */
-function exchangeRow(state: RowState, r: Extract<LogRow, { kind: 'exchange' }>, kids: readonly LogRow[], top: boolean): HTMLElement {
+function exchangeRow(state: RowState, r: Extract<LogRow, { kind: 'exchange' }>, kids: readonly LogRow[], top: boolean, reuse?: HTMLElement): HTMLElement {
   const open = state.expanded.has(r.id);
-  const s = top && !open && !kids.length ? skeletonPool.pop() ?? newSkeleton(true) : newSkeleton(false);
+  const plain = top && !open && !kids.length;
+  const s = plain ? plainSkeleton(reuse) : newSkeleton(false);
   const el = s.el;
-  el.className = `row exchange ${open ? 'expanded' : 'collapsed'} sw-${r.swCategory}`;
-  el.setAttribute('aria-expanded', String(open));
-  el.dataset.kind = 'exchange';
-  el.dataset.id = r.id;
-  el.dataset.sw = r.sw.toUpperCase();
-  if (r.reader) el.dataset.reader = r.reader; else delete el.dataset.reader;
-  if (r.auto) el.dataset.auto = r.auto; else delete el.dataset.auto;
-  s.time.textContent = clock(r.time);
-  s.auto.hidden = !r.auto;
-  s.auto.textContent = r.auto ? `↳ ${autoLabels[r.auto]}` : '';
-  s.reader.textContent = r.reader;
-  // Rows another extension made through the API carry its id.
-  s.client.hidden = !r.client;
-  s.client.textContent = r.client ?? '';
-  if (r.client) el.dataset.client = r.client; else delete el.dataset.client;
-  s.line.hidden = !r.line;
-  s.line.textContent = r.line ? `line ${r.line}` : '';
+  if (s.id === r.id && plain) return el;
+  s.id = plain ? r.id : undefined;
+  setAttr(el, 'class', `row exchange ${open ? 'expanded' : 'collapsed'} sw-${r.swCategory}`);
+  setAttr(el, 'aria-expanded', open ? 'true' : 'false');
+  setAttr(el, 'data-kind', 'exchange');
+  setAttr(el, 'data-id', r.id);
+  setAttr(el, 'data-sw', r.sw.toUpperCase());
+  setAttr(el, 'data-reader', r.reader || undefined);
+  setAttr(el, 'data-auto', r.auto);
+  setText(s.time, clock(r.time));
+  setHidden(s.auto, !r.auto);
+  setText(s.auto, r.auto ? `↳ ${autoLabels[r.auto]}` : '');
+  setText(s.reader, r.reader);
+  // Rows another program made (an extension through the API, a PC/SC client) carry its name.
+  setHidden(s.client, !r.client);
+  setText(s.client, r.client ?? '');
+  setAttr(el, 'data-client', r.client || undefined);
+  setHidden(s.line, !r.line);
+  setText(s.line, r.line ? `line ${r.line}` : '');
   const link = !!(r.line && r.uri);
-  s.line.className = link ? 'line link' : 'line';
-  if (link) {
-    s.line.title = 'Show this line in the script';
-    s.line.dataset.uri = r.uri;
-    s.line.dataset.line = String(r.line);
-  } else {
-    s.line.removeAttribute('title');
-    delete s.line.dataset.uri;
-    delete s.line.dataset.line;
+  setAttr(s.line, 'class', link ? 'line link' : 'line');
+  setAttr(s.line, 'title', link ? 'Show this line in the script' : undefined);
+  setAttr(s.line, 'data-uri', link ? r.uri : undefined);
+  setAttr(s.line, 'data-line', link ? String(r.line) : undefined);
+  setText(s.duration, duration(r.durationMs));
+  if (s.command !== r.command) {
+    s.command = r.command;
+    const name = commandName(r.command);
+    setHidden(s.name, !name);
+    setText(s.name, name ? `${name} ` : '');
+    setHex(s.cmd, r.command);
   }
-  s.duration.textContent = duration(r.durationMs);
-  const name = commandName(r.command);
-  s.name.hidden = !name;
-  s.name.textContent = name ? `${name} ` : '';
-  setHex(s.cmd, r.command);
-  const data = responseData(r.response);
-  // Text (a READ BINARY of a text file) is shown as text, so it reads without expanding;
-  // its hex is in the tooltip and the expanded row.
-  const text = data ? printableText(data) : '';
-  s.data.hidden = !data || !!text;
-  setHex(s.data, data);
-  s.dataGap.data = data && !text ? ' ' : '';
-  s.text.hidden = !text;
-  s.text.textContent = text ? `"${text}" ` : '';
-  if (text) s.text.title = spacedHex(data);
-  else s.text.removeAttribute('title');
-  s.sw.textContent = spacedHex(r.sw);
-  s.meaning.textContent = r.swMeaning;
+  if (s.response !== r.response) {
+    s.response = r.response;
+    const data = responseData(r.response);
+    // Text (a READ BINARY of a text file) is shown as text, so it reads without expanding;
+    // its hex is in the tooltip and the expanded row.
+    const text = data ? printableText(data) : '';
+    setHidden(s.data, !data || !!text);
+    setHex(s.data, data);
+    const gap = data && !text ? ' ' : '';
+    if (s.dataGap.data !== gap) s.dataGap.data = gap;
+    setHidden(s.text, !text);
+    setText(s.text, text ? `"${text}" ` : '');
+    setAttr(s.text, 'title', text ? spacedHex(data) : undefined);
+  }
+  setText(s.sw, spacedHex(r.sw));
+  setText(s.meaning, r.swMeaning);
   if (open) el.insertBefore(exchangeDetails(state, r), s.children);
   for (const k of kids) s.children.append(renderRow(state, k, []));
   return el;
+}
+
+/** Whether an element leaving the view can be refilled for another plain collapsed exchange. */
+export function reusable(el: HTMLElement): boolean {
+  return skeletonOf.has(el);
 }
 
 /** A row element leaving the view: a reusable one goes back to the pool. */
@@ -149,9 +192,13 @@ export function release(el: HTMLElement): void {
   if (s && skeletonPool.length < POOL_MAX) skeletonPool.push(s);
 }
 
-/** A row's element: `top` for a row of the list, not for an automatic step inside one. */
-export function renderRow(state: RowState, r: LogRow, kids: readonly LogRow[], top = false): HTMLElement {
-  if (r.kind === 'exchange') return exchangeRow(state, r, kids, top);
+/**
+ * A row's element: `top` for a row of the list, not for an automatic step inside one. `reuse`: a
+ * reusable element leaving the view (see `reusable`), refilled when the row is a plain collapsed
+ * exchange; the caller releases it when it was not used.
+ */
+export function renderRow(state: RowState, r: LogRow, kids: readonly LogRow[], top = false, reuse?: HTMLElement): HTMLElement {
+  if (r.kind === 'exchange') return exchangeRow(state, r, kids, top, reuse);
   const el = document.createElement('div');
   const open = state.expanded.has(r.id);
   el.className = `row ${r.kind} ${open ? 'expanded' : 'collapsed'}`;
