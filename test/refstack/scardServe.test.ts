@@ -6,15 +6,15 @@
 // socket is gone after SIGTERM. Run under `flock /tmp/wb-refstack.lock`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ExchangeEntry, LogEntry } from '../../server/src/protocol';
 import { requireCommands } from '../support/system';
+import { SCARD, startServe, type Serve } from '../support/scardServe';
 
-const SCARD = path.resolve('bin/scard.js');
 const PY = '/usr/bin/python3';
 const CLIENT = path.resolve('test/refstack/py/pcsc_client.py');
 const SIM_READER = 'Workbench Simulator 00 00';
@@ -27,38 +27,9 @@ const pyscard = spawnSync(PY, ['-c', 'import smartcard'], { stdio: 'ignore' }).s
 const skip = requireCommands('scriptor', 'opensc-tool') || (pyscard ? false : 'python3-pyscard is missing; sudo npm run setup:system');
 const execFileP = promisify(execFile);
 
-interface Serve {
-  p: ChildProcess;
-  socket: string;
-  out: () => string;
-  err: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Starts `scard serve ARGS`; resolves on its first line (bounded). */
+/** `scard serve ARGS` (test/support/scardServe.ts). */
 function serve(args: string[], env: NodeJS.ProcessEnv = process.env, keepSocketVariable = false): Promise<Serve> {
-  return new Promise((resolve, reject) => {
-    const e = { ...env };
-    if (!keepSocketVariable) delete e.PCSCLITE_CSOCK_NAME;
-    const p = spawn(process.execPath, [SCARD, 'serve', ...args], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
-    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`scard serve printed no line within 15 s: ${err}`)); }, 15_000);
-    p.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-    void exited.then((code) => { clearTimeout(timer); if (!out.includes('\n')) reject(new Error(`scard serve exited ${code}: ${err}`)); });
-    p.stdout!.on('data', (d: Buffer) => {
-      const first = !out.includes('\n');
-      out += d.toString();
-      if (first && out.includes('\n')) {
-        clearTimeout(timer);
-        const line = out.slice(0, out.indexOf('\n'));
-        const m = /^export PCSCLITE_CSOCK_NAME=(\S+)$/.exec(line);
-        if (!m) { p.kill('SIGKILL'); reject(new Error(`first line is not the export line: ${JSON.stringify(line)}`)); return; }
-        resolve({ p, socket: m[1], out: () => out, err: () => err, exited });
-      }
-    });
-  });
+  return startServe(args, { env, keepSocketVariable });
 }
 
 function clientEnv(socket: string): NodeJS.ProcessEnv {
