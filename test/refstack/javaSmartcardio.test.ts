@@ -22,11 +22,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { requireCommands } from '../support/system';
+import { startServe, type Serve } from '../support/scardServe';
 import { freePort } from '../support/net';
 import { loadRefStack, type RefStack, type StackProcess } from './stack';
 import { ATR, BINARY, FCI, ScriptedCard } from './scriptedCard';
 
-const SCARD = path.resolve('bin/scard.js');
 const PY = '/usr/bin/python3';
 const PY_CLIENT = path.resolve('test/refstack/py/pcsc_client.py');
 const JAVA_SRC = path.resolve('test/refstack/java/SmartcardioClient.java');
@@ -146,54 +146,33 @@ const RAW = ['-Dsun.security.smartcardio.t0GetResponse=false', '-Dsun.security.s
 const ours = new Map<string, { run: JavaRun; raw: JavaRun }>();
 
 describe('Java smartcardio against scard serve (vpcd driver, the scripted card)', { skip }, () => {
-  let serve: ChildProcess | null = null;
+  let serve: Serve | null = null;
   let socket = '';
   let port = 0;
-  let serveOut = '';
-  let serveErr = '';
   before(async () => {
     port = await freePort();
     const port2 = await freePort();
-    const sock = path.join(tmp, 'serve', 'pcscd.comm');
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env.PCSCLITE_CSOCK_NAME;
     // Two vpcd readers and no simulator: the same reader list as pcscd's vpcd.
-    serve = spawn(process.execPath, [SCARD, 'serve', '--no-simulator', '--verbose', '--vpcd', `${port},${port2}`, '--socket', sock], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    socket = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`scard serve printed no line within 15 s: ${serveErr}`)), 15_000);
-      serve!.stderr!.on('data', (d: Buffer) => { serveErr += d.toString(); });
-      serve!.on('exit', (code) => reject(new Error(`scard serve exited ${code}: ${serveErr}`)));
-      serve!.stdout!.on('data', (d: Buffer) => {
-        serveOut += d.toString();
-        const m = /^export PCSCLITE_CSOCK_NAME=(\S+)\n/.exec(serveOut);
-        if (m) { clearTimeout(timer); resolve(m[1]); }
-      });
-    });
+    serve = await startServe(['--no-simulator', '--verbose', '--vpcd', `${port},${port2}`, '--socket', path.join(tmp, 'serve', 'pcscd.comm')]);
+    socket = serve.socket;
   });
-  after(async () => {
-    if (serve && serve.exitCode === null) {
-      const gone = new Promise((r) => serve!.once('exit', r));
-      serve.kill('SIGTERM');
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
-      if (serve.exitCode === null) serve.kill('SIGKILL');
-    }
-  });
+  after(async () => { await serve?.stop(); });
 
   for (const c of CLIENTS) {
     test(`${c.label}: terminals, waits with time-outs, connect, GET RESPONSE / 6Cxx by smartcardio, exclusive, reset, removal`, { timeout: 120_000 }, async () => {
-      const mark = serveErr.length;
+      const mark = serve!.err().length;
       const run = await runJava(c, socket, new ScriptedCard(), port);
       // With smartcardio's GET RESPONSE off, the client sees the card's 61 0C and 6C 08 as they are.
       const raw = await runJava(c, socket, new ScriptedCard(), port, RAW);
       ours.set(c.label, { run, raw }); // compared with pcscd's below, even when a check here fails
       // The library asked for really ran: every context spoke its protocol version.
-      const versions = [...serveErr.slice(mark).matchAll(/protocol (4:\d)$/gm)].map((m) => m[1]);
+      const versions = [...serve!.err().slice(mark).matchAll(/protocol (4:\d)$/gm)].map((m) => m[1]);
       assert.ok(versions.length > 0 && versions.every((v) => v === `4:${c.minor}`), `negotiated ${versions.join(', ')}`);
       assertSmartcardio(run, `${c.label} → scard serve`);
       assert.equal(raw.steps.find((s) => s.step === 'transmitSelect')?.response, '610C');
       assert.equal(raw.steps.find((s) => s.step === 'transmitWrongLe')?.response, '6C08');
       // serve printed the client's exchanges, as the APDU Log shows them.
-      assert.match(serveOut, /> 00 A4 04 00 07 F0 57 42 44 45 4D 4F/);
+      assert.match(serve!.out(), /> 00 A4 04 00 07 F0 57 42 44 45 4D 4F/);
     });
   }
 });

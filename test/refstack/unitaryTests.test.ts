@@ -16,11 +16,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { requireCommands } from '../support/system';
+import { startServe, type Serve } from '../support/scardServe';
 import { freePort } from '../support/net';
 import { loadRefStack, type RefStack, type StackProcess } from './stack';
 import { ScriptedCard } from './scriptedCard';
 
-const SCARD = path.resolve('bin/scard.js');
 const PY = '/usr/bin/python3'; // Debian's, which has pyscard
 const PY_CLIENT = path.resolve('test/refstack/py/pcsc_client.py');
 
@@ -158,37 +158,20 @@ const key = (s: Script) => [s.file, ...(s.args ?? [])].join(' ');
 const resultKey = (c: Client, s: Script) => `${c.label}: ${key(s)}`;
 
 describe('pcsc-lite 2.5.1 UnitaryTests (over the 1.9.9 and 2.5.1 client libraries) against scard serve (vpcd driver, the scripted card)', { skip }, () => {
-  let serve: ChildProcess | null = null;
+  let serve: Serve | null = null;
   let socket = '';
-  let err = '';
   const card = new ScriptedCard();
   before(async () => {
     const port = await freePort();
     const port2 = await freePort();
-    const env = clientEnv(null);
-    serve = spawn(process.execPath, [SCARD, 'serve', '--no-simulator', '--vpcd', `${port},${port2}`, '--socket', path.join(tmp, 'serve', 'pcscd.comm')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    socket = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`scard serve printed no line within 15 s: ${err}`)), 15_000);
-      serve!.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-      serve!.on('exit', (code) => reject(new Error(`scard serve exited ${code}: ${err}`)));
-      serve!.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /^export PCSCLITE_CSOCK_NAME=(\S+)\n/.exec(out);
-        if (m) { clearTimeout(timer); resolve(m[1]); }
-      });
-    });
+    serve = await startServe(['--no-simulator', '--vpcd', `${port},${port2}`, '--socket', path.join(tmp, 'serve', 'pcscd.comm')], { env: clientEnv(null) });
+    socket = serve.socket;
     await card.insert(port);
     await untilCard(socket);
   });
   after(async () => {
     await card.remove();
-    if (serve && serve.exitCode === null) {
-      const gone = new Promise((r) => serve!.once('exit', r));
-      serve.kill('SIGTERM');
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
-      if (serve.exitCode === null) serve.kill('SIGKILL');
-    }
+    await serve?.stop();
   });
 
   for (const c of CLIENTS) {
