@@ -267,7 +267,7 @@ test('PIN-pad control calls of a client are logged as `**`: a feature the reader
   class PinpadSim extends SimulatorDriver {
     override async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
       if (code === 3400) return Uint8Array.of(0x06, 4, 0x00, 0x31, 0x35, 0x40);
-      if (code === OWN_CODE || code === 0x42000000 + 1) return Uint8Array.of(0x90, 0x00);
+      if (code === OWN_CODE || code === 0x4233000a) return Uint8Array.of(0x90, 0x00);
       return super.control(key, code, data);
     }
   }
@@ -282,7 +282,7 @@ test('PIN-pad control calls of a client are logged as `**`: a feature the reader
     const withPin = Uint8Array.of(0, 0, 0x82, 0, 0, 6, 6, 2, 1, 9, 4, 0, 0, 0, 0, 11, 0, 0, 0, 0x00, 0x20, 0x00, 0x01, 0x06, 0x35, 0x38, 0x32, 0x39, 0x34, 0x37);
     await b.control(handle, OWN_CODE, withPin);
     await b.control(handle, 0x42330007, withPin).catch(() => undefined); // MODIFY_PIN_DIRECT: not listed, refused, still masked
-    await b.control(handle, 0x42000000 + 1, Uint8Array.of(0xde, 0xad));
+    await b.control(handle, 0x4233000a, Uint8Array.of(0xde, 0xad)); // IFD_PIN_PROPERTIES (libccid's numbering): no secret
     const controls = entries.filter((e) => e.kind === 'control' && e.code !== 3400).map((e) => (e as { command: string }).command);
     assert.deepEqual(controls, ['**'.repeat(withPin.length), '**'.repeat(withPin.length), 'DEAD']);
   } finally {
@@ -366,4 +366,46 @@ test('SCardConnect_DIRECT.py: a direct connection reports the protocol negotiate
     assert.equal((await b.reconnect(shared.handle, ShareMode.SCARD_SHARE_DIRECT, ANY, Disposition.SCARD_LEAVE_CARD)).activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1, 'like before');
     assert.equal((await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, ANY)).activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
   } finally { await stop(); }
+});
+
+test('review 5: MCT_READER_DIRECT, MCT_UNIVERSAL and CCID_ESC_COMMAND inputs are logged as `**`; GET_KEY\'s answer (the keys pressed) and the answers of these calls too', async () => {
+  // A cyberJack-like reader: MCT_UNIVERSAL and GET_KEY listed at its own codes; libccid's escape
+  // (FEATURE_CCID_ESC_COMMAND = IOCTL_SMARTCARD_VENDOR_IFD_EXCHANGE, SCARD_CTL_CODE(1)) and MCT_READER_DIRECT
+  // in libccid's numbering, listed or not.
+  const MCT_UNIVERSAL = 0x00313509;
+  const GET_KEY = 0x00313510;
+  const PIN_ASCII = [0x35, 0x38, 0x32, 0x39, 0x34, 0x37];
+  class Reader extends SimulatorDriver {
+    override async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
+      if (code === 3400) return Uint8Array.of(0x09, 4, 0x00, 0x31, 0x35, 0x09, 0x10, 4, 0x00, 0x31, 0x35, 0x10);
+      if (code === GET_KEY) return Uint8Array.of(...PIN_ASCII); // the digits typed on the keypad
+      if (code === MCT_UNIVERSAL || code === 0x42000001 || code === 0x42330008) return Uint8Array.of(0x01, 0x02, ...PIN_ASCII, 0x90, 0x00);
+      return super.control(key, code, data);
+    }
+  }
+  const m = new ReaderManager([new Reader()], { historySize: 0 });
+  const entries: LogEntry[] = [];
+  m.onEntry((e) => entries.push(e));
+  await m.start();
+  const b = new ManagerBackend(m);
+  try {
+    const reader = m.list().readers[0].name;
+    const { handle } = await b.connect(reader, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_T1);
+    const verify = Uint8Array.of(0x00, 0x20, 0x00, 0x01, 0x06, ...PIN_ASCII);
+    // MCT_UNIVERSAL's CT-BCS frame (SAD, DAD, then the APDU): a VERIFY to the card.
+    const mct = Uint8Array.of(0x02, 0x00, ...verify);
+    await b.control(handle, MCT_UNIVERSAL, mct);
+    await b.control(handle, 0x42330008, verify); // MCT_READER_DIRECT, libccid's numbering
+    await b.control(handle, 0x42000001, Uint8Array.of(0xff, 0x00, 0x00, 0x00, verify.length, ...verify)); // an escape wrapping a VERIFY
+    await b.control(handle, GET_KEY, new Uint8Array(0));
+    const controls = entries.filter((e) => e.kind === 'control' && e.code !== 3400) as Array<{ code: number; command: string; response?: string }>;
+    assert.deepEqual(controls.map((e) => [e.code, e.command]), [
+      [MCT_UNIVERSAL, '**'.repeat(mct.length)], [0x42330008, '**'.repeat(verify.length)], [0x42000001, '**'.repeat(verify.length + 5)], [GET_KEY, ''],
+    ]);
+    assert.deepEqual(controls.map((e) => e.response), ['**'.repeat(10), '**'.repeat(10), '**'.repeat(10), '**'.repeat(6)]);
+    assert.ok(!JSON.stringify(entries).includes('353832393437'), 'the PIN in no form of hex');
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
 });
