@@ -29,7 +29,7 @@ import { BackendError, type BackendHandle, type CardBackend, type IoRequest } fr
 import type { CardCondition, ReaderFacts } from './readerState';
 import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
 import type { Connection, Disposition as ManagerDisposition, ReaderManager } from '../manager/manager';
-import type { ControlEntry, ReaderInfo } from '../protocol';
+import { rawFactKey, type ControlEntry, type ReaderInfo } from '../protocol';
 import type { Protocol } from '../drivers/driver';
 import { CM_IOCTL_GET_FEATURE_REQUEST, PCSC_FEATURES, SECRET_ANSWER_FEATURES, SECRET_FEATURES, libccidFeatureCode } from '../codecs/pcscFeatures';
 import { secretRanges } from '../codecs/apdu';
@@ -417,8 +417,15 @@ export class ManagerBackend implements CardBackend {
   async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
     const h = this.live(handle);
     this.checkSharing(h); // pcscd's SCardGetAttrib: RFCheckSharing first
+    // then RFCheckReaderEventState (winscard.c ~1397): a reset or removed card is the handle's
+    // SCARD_W_RESET_CARD / SCARD_W_REMOVED_CARD until its SCardReconnect. A direct handle has no card session here.
+    if (h.conn) this.checkEvents(h);
     let info: ReaderInfo;
     try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+    // The reader driver's own bytes, as pcscd passes the IFD handler's answer through (winscard.c ~1401);
+    // the facts' text fields are cleaned for the Readers view.
+    const raw = attrId !== SCARD_ATTR_ATR_STRING && attrId !== SCARD_ATTR_DEVICE_FRIENDLY_NAME ? info.facts?.raw?.[rawFactKey(attrId)] : undefined;
+    if (raw !== undefined) return fromHex(raw);
     switch (attrId) {
       case SCARD_ATTR_ATR_STRING: {
         if (!info.card?.atr) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no ATR');

@@ -409,3 +409,48 @@ test('review 5: MCT_READER_DIRECT, MCT_UNIVERSAL and CCID_ESC_COMMAND inputs are
     await m.stop();
   }
 });
+
+test('review 6: GetAttrib reports a reset or removed card as pcscd\'s RFCheckReaderEventState does (W_RESET_CARD / W_REMOVED_CARD), until a reconnect; a direct handle answers', async () => {
+  const { sim, b, m, stop } = await setup();
+  try {
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const direct = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.reconnect(one, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    await rejectsWith(b.getAttrib(two, 0x00090303), Rv.SCARD_W_RESET_CARD, 'ATR after another handle\'s reset');
+    await rejectsWith(b.getAttrib(two, 0x00010100), Rv.SCARD_W_RESET_CARD, 'VENDOR_NAME after another handle\'s reset');
+    assert.equal(await within(b.getAttrib(one, 0x00090303)), 'ok', 'the resetting handle itself');
+    await b.reconnect(two, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(await within(b.getAttrib(two, 0x00010100)), 'ok', 'after its SCardReconnect');
+    sim.removeCard('sim:0');
+    await rejectsWith(b.getAttrib(two, 0x00010100), Rv.SCARD_W_REMOVED_CARD, 'VENDOR_NAME after the removal');
+    await rejectsWith(b.getAttrib(two, 0x00010100), Rv.SCARD_W_REMOVED_CARD, 'and again');
+    assert.equal(await within(b.getAttrib(direct, 0x00010100)), 'ok', 'the direct handle');
+    void m;
+  } finally { await stop(); }
+});
+
+test('review 6: GetAttrib answers the reader\'s own bytes (the facts\' raw map), not the text cleaned for the Readers view', async () => {
+  const vendor = Uint8Array.of(0x20, 0x41, 0x43, 0x4d, 0x45, 0x01, 0xe4, 0x20, 0x20, 0x00); // " ACME\x01ä  " latin1, NUL
+  const version = Uint8Array.of(0x00, 0x00, 0x16, 0x02, 0x00, 0x00, 0x00, 0x00); // an 8-byte unsigned long
+  class Reader extends SimulatorDriver {
+    override async readerFacts(key: string) {
+      const f = await super.readerFacts(key);
+      return { ...f, vendorName: ' ACME\u0001ä  ', ifdVersion: 0x02160000, raw: { '00010100': Buffer.from(vendor).toString('hex'), '00010102': Buffer.from(version).toString('hex') } };
+    }
+  }
+  const m = new ReaderManager([new Reader()], { historySize: 0 });
+  await m.start();
+  const b = new ManagerBackend(m);
+  try {
+    const reader = m.list().readers[0].name;
+    assert.equal(m.reader(reader).facts?.vendorName, 'ACME ä', 'the view\'s text is cleaned');
+    const { handle } = await b.connect(reader, ShareMode.SCARD_SHARE_DIRECT, 0);
+    assert.deepEqual([...await b.getAttrib(handle, 0x00010100)], [...vendor]);
+    assert.deepEqual([...await b.getAttrib(handle, 0x00010102)], [...version]);
+    assert.deepEqual([...await b.getAttrib(handle, 0x00010101)], [...new TextEncoder().encode('Simulator\0')], 'no raw bytes: the text as before');
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
+});
