@@ -103,10 +103,21 @@ export interface ReaderFacts {
     defaultClockKHz: number;
     maxClockKHz: number;
   };
+  /**
+   * The attributes' bytes as the reader's driver gave them (SCardGetAttrib's answer, NUL and all),
+   * by tag as 8 hex digits ("00010100") → hex: what the PC/SC service answers to SCardGetAttrib, as
+   * pcscd passes the IFD handler's bytes through. The fields above are the text for the view.
+   */
+  raw?: Record<string, string>;
   /** Attributes asked for and not answered, with the answer (`VENDOR_IFD_TYPE: SCARD_E_UNSUPPORTED_FEATURE`). */
   unanswered?: string[];
   /** Why there are no facts, or what limits them ("vpcd gives no reader attributes"). */
   note?: string;
+}
+
+/** The tag of a reader attribute as the key of ReaderFacts.raw: 8 lower-case hex digits. */
+export function rawFactKey(tag: number): string {
+  return (tag >>> 0).toString(16).padStart(8, '0');
 }
 
 /** At most this many entries in ReaderInfo.clients (the rest is counted in moreClients). */

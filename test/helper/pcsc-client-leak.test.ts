@@ -3,12 +3,12 @@
 // winscard_clnt.c does) sends VERIFY (INS 20 and 21), CHANGE REFERENCE DATA (24),
 // RESET RETRY COUNTER (2C) and PIN-pad control calls whose APDU templates carry PINs
 // (FEATURE_VERIFY_PIN_DIRECT, which the reader lists, and MODIFY_PIN_DIRECT, which it
-// does not); every message the helper sends (its log lines included), the log history
+// does not), MCT_UNIVERSAL and libccid's escape (CCID_ESC_COMMAND) carrying a VERIFY, and
+// GET_KEY, whose answer is the keys typed (review finding 5); every message the helper sends (its log lines included), the log history
 // and the APDU Log's export (text trace and JSON Lines, built as the extension builds
 // them), and `scard serve`'s output (text and JSON) hold none of the PINs' forms.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,7 @@ import { jsonLines, traceText } from '../../webview/src/format';
 import { startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
 import { SocketTransport, WireClient } from '../support/pcscWireClient';
 import { noPinAssertion } from '../support/pinForms';
+import { startServe, type Serve } from '../support/scardServe';
 
 const PIN = '582947';
 const NEW_PIN = '613085';
@@ -41,6 +42,10 @@ const SECRET_APDUS: Array<[string, Uint8Array]> = [
 
 const IOCTL_VERIFY_PIN_DIRECT = 0x42330006; // the simulator's pinpad lists it (libccid's numbering)
 const IOCTL_MODIFY_PIN_DIRECT = 0x42330007; // libccid's numbering; this reader does not list it
+const IOCTL_MCT_UNIVERSAL = 0x42330009; // libccid's numbering of the tag (cyberJack drivers list their own)
+const IOCTL_CCID_ESC_COMMAND = 0x42000001; // libccid: FEATURE_CCID_ESC_COMMAND is SCARD_CTL_CODE(1)
+/** GET_KEY at a code of the reader's own, listed by the helper test's reader (the simulator of `scard serve` has none). */
+const OWN_GET_KEY = 0x00313510;
 
 /** PIN_VERIFY_STRUCTURE whose APDU template carries the PIN (some programs fill it in themselves). */
 const PIN_VERIFY = encodePinVerify({ timeout: 0, format: 'ascii', position: 0, minDigits: 6, maxDigits: 6, apdu: apdu(0x00, 0x20, 0x00, 0x01, 0x06, ...ascii(PIN)) });
@@ -60,7 +65,7 @@ async function control(c: WireClient, hCard: number, code: number, data: Uint8Ar
 }
 
 /** Every secret command and PIN-pad call once, as a client of the service at `socket`. */
-async function sendSecrets(socket: string): Promise<void> {
+async function sendSecrets(socket: string, getKey = false): Promise<void> {
   const c = new WireClient(await SocketTransport.connect(socket));
   try {
     const hContext = await c.open(4);
@@ -75,12 +80,27 @@ async function sendSecrets(socket: string): Promise<void> {
     // The keypad answers; the PIN in the template is what must not be logged.
     await control(c, hCard, IOCTL_VERIFY_PIN_DIRECT, PIN_VERIFY);
     await control(c, hCard, IOCTL_MODIFY_PIN_DIRECT, pinModify());
+    // CT-BCS (SAD 02, DAD 00) and an escape, each carrying a VERIFY to the card; answered or refused, they are logged.
+    const verify = SECRET_APDUS[0][1];
+    await control(c, hCard, IOCTL_MCT_UNIVERSAL, Uint8Array.from([0x02, 0x00, ...verify]));
+    await control(c, hCard, IOCTL_CCID_ESC_COMMAND, Uint8Array.from([0xff, 0x00, 0x00, 0x00, verify.length, ...verify]));
+    if (getKey) assert.equal(await control(c, hCard, OWN_GET_KEY, new Uint8Array(0)), 0, 'GET_KEY answered');
     // A direct handle (no card session): control goes to the reader.
     const direct = await c.connect(hContext, READER, 3, 0);
     assert.equal(direct.rv, 0, 'direct connect');
     await control(c, direct.hCard as number, IOCTL_VERIFY_PIN_DIRECT, PIN_VERIFY);
   } finally {
     c.transport.end();
+  }
+}
+
+/** The simulator's pinpad reader, also listing GET_KEY at a code of its own: it answers the digits typed. */
+class GetKeySimulator extends SimulatorDriver {
+  override async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
+    if (code === OWN_GET_KEY) return Uint8Array.from(ascii(PIN));
+    const out = await super.control(key, code, data);
+    if (code !== 3400) return out;
+    return Uint8Array.from([...out, 0x10, 4, 0x00, 0x31, 0x35, 0x10]);
   }
 }
 
@@ -94,7 +114,7 @@ test('helper: a client\'s VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and
   let helper: MemoryHelper | undefined;
   try {
     helper = await startMemoryHelper({
-      helper: { drivers: [new SimulatorDriver({ keypad: async () => '1234' })] },
+      helper: { drivers: [new GetKeySimulator({ keypad: async () => '1234' })] },
       initializationOptions: { pcscService: { enabled: true, socketPath: path.join(tmp, 'helper', 'pcscd.comm') } },
       handlers: (c) => {
         c.onNotification(PcscServiceStatusNotification.method, (p: PcscServiceStatus) => { if (p.state === 'running') running(p); });
@@ -102,13 +122,17 @@ test('helper: a client\'s VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and
     });
     let timer: NodeJS.Timeout | undefined;
     const st = await Promise.race([ready, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('the service did not run within 10 s')), 10_000); })]).finally(() => clearTimeout(timer));
-    await sendSecrets(st.socketPath!);
+    await sendSecrets(st.socketPath!, true);
     const { entries } = await helper.client.sendRequest(LogHistoryRequest.method, {}) as { entries: LogEntry[] };
     // What the client sent is in the log, masked: these are the rows to search.
     const commands = entries.flatMap((e) => (e.kind === 'exchange' || e.kind === 'control' ? [e.command] : []));
     assert.ok(commands.includes('0020000106************'), `VERIFY masked: ${commands.join(' ')}`);
     assert.ok(commands.includes('002C00010E****************************'), `RESET RETRY COUNTER masked: ${commands.join(' ')}`);
     assert.equal(entries.filter((e) => e.kind === 'control' && (e.code === IOCTL_VERIFY_PIN_DIRECT || e.code === IOCTL_MODIFY_PIN_DIRECT)).length, 3, 'the three PIN-pad calls are logged');
+    const controls = entries.flatMap((e) => (e.kind === 'control' ? [e] : []));
+    assert.equal(controls.find((e) => e.code === IOCTL_MCT_UNIVERSAL)?.command, '**'.repeat(13), 'MCT_UNIVERSAL masked');
+    assert.equal(controls.find((e) => e.code === IOCTL_CCID_ESC_COMMAND)?.command, '**'.repeat(16), 'the escape masked');
+    assert.equal(controls.find((e) => e.code === OWN_GET_KEY)?.response, '**'.repeat(PIN.length), 'GET_KEY\'s answer masked');
     const store = new LogStore();
     store.newGeneration();
     store.addEntries(entries);
@@ -122,43 +146,35 @@ test('helper: a client\'s VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and
   }
 });
 
-/** Starts `scard serve ARGS` on a socket of its own; resolves once it is ready. */
-function serve(args: string[]): Promise<{ p: ChildProcess; socket: string; out: () => string; err: () => string }> {
+/** Resolves once `done()` holds, checked on each chunk serve prints; rejects after `ms` whatever serve does. */
+function printed(s: Serve, done: () => boolean, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    delete env.PCSCLITE_CSOCK_NAME;
-    env.SCARD_PIN = '1234'; // the simulated keypad's digits (not the planted PINs)
-    const p = spawn(process.execPath, [path.resolve('bin/scard.js'), 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`scard serve was not ready within 15 s: ${err}`)); }, 15_000);
-    p.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
-    p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`scard serve exited ${code}: ${err}`)); });
-    p.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /^export PCSCLITE_CSOCK_NAME=(\S+)$/m.exec(out);
-      if (m) { clearTimeout(timer); resolve({ p, socket: m[1], out: () => out, err: () => err }); }
-    });
+    const check = (): void => { if (done()) finish(); };
+    const timer = setTimeout(() => { s.p.stdout!.off('data', check); reject(new Error(`serve did not print it within ${ms} ms: ${s.out()}`)); }, ms);
+    const finish = (): void => { clearTimeout(timer); s.p.stdout!.off('data', check); resolve(); };
+    s.p.stdout!.on('data', check);
+    check();
   });
 }
 
 for (const json of [false, true]) {
   test(`scard serve${json ? ' --json' : ''} --pinpad --verbose: the client's secret commands and PIN-pad calls appear masked, their PINs nowhere`, async () => {
-    const s = await serve(['--pinpad', '--verbose', '--simulator-pin', '1234', '--socket', path.join(tmp, json ? 'json' : 'text', 'pcscd.comm'), ...(json ? ['--json'] : [])]);
+    const env = { ...process.env, SCARD_PIN: '1234' }; // the simulated keypad's digits (not the planted PINs)
+    const s = await startServe(['--pinpad', '--verbose', '--simulator-pin', '1234', '--socket', path.join(tmp, json ? 'json' : 'text', 'pcscd.comm'), ...(json ? ['--json'] : [])], { env });
     try {
       await sendSecrets(s.socket);
-      // serve prints in batches: wait (bounded) for the last call's line.
-      const deadline = Date.now() + 10_000;
-      // The three PIN-pad calls (0x42330006 = 1110638598, 0x42330007 = 1110638599).
+      // serve prints in batches: wait (bounded, whether or not it prints more) for the last call's line.
+      // The three PIN-pad calls (0x42330006 = 1110638598, 0x42330007 = 1110638599), the last one on the direct handle.
       const last = (o: string): boolean => (o.match(json ? /"code":111063859[89]\b/g : /^> CONTROL 111063859[89] /gm) ?? []).length >= 3;
-      while (!last(s.out()) && Date.now() < deadline) await new Promise<void>((r) => s.p.stdout!.once('data', () => r()));
-      assert.ok(last(s.out()), `serve printed the PIN-pad calls: ${s.out()}`);
+      await printed(s, () => last(s.out()), 10_000);
+      // MCT_UNIVERSAL (0x42330009 = 1110638601) and the escape (0x42000001 = 1107296257): masked.
+      assert.match(s.out(), json ? /"code":1110638601,[^}]*"command":"(\*\*){13}"/ : /^> CONTROL 1110638601 (\*\* ){12}\*\*$/m);
+      assert.match(s.out(), json ? /"code":1107296257,[^}]*"command":"(\*\*){16}"/ : /^> CONTROL 1107296257 (\*\* ){15}\*\*$/m);
       assert.match(s.out(), json ? /"command":"0020000106\*{12}"/ : /> 00 20 00 01 06 (\*\* ){5}\*\*/);
       assertNoPin(s.out(), `serve's ${json ? 'JSON Lines' : 'text'} output`);
       assertNoPin(s.err(), 'serve\'s stderr (--verbose)');
     } finally {
-      s.p.removeAllListeners('exit');
-      s.p.kill('SIGKILL');
+      await s.stop();
     }
   });
 }

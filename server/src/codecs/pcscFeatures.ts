@@ -29,18 +29,32 @@ export const PCSC_FEATURES: Record<number, string> = {
 };
 
 /**
- * Features whose input can carry a PIN (a PIN_VERIFY / PIN_MODIFY structure's APDU template,
- * which some programs fill in themselves; PACE's PIN field): their data is logged as `**`.
+ * Features whose input can carry a PIN: a PIN_VERIFY / PIN_MODIFY structure's APDU template, which
+ * some programs fill in themselves; PACE's PIN field; MCT_READER_DIRECT / MCT_UNIVERSAL (CT-BCS
+ * commands and card APDUs, VERIFY included, as cyberJack drivers take them); CCID_ESC_COMMAND (a
+ * vendor escape, which may wrap a card APDU). Their data is logged as `**`.
  */
-export const SECRET_FEATURES: ReadonlySet<number> = new Set([0x01, 0x03, 0x06, 0x07, 0x0d, 0x0e, 0x20]);
+export const SECRET_FEATURES: ReadonlySet<number> = new Set([0x01, 0x03, 0x06, 0x07, 0x08, 0x09, 0x0d, 0x0e, 0x13, 0x20]);
+
+/**
+ * Features whose answer can carry a secret, logged as `**` too: GET_KEY (0x10) answers the keys
+ * typed on the reader (a key-by-key PIN entry); MCT_* and CCID_ESC_COMMAND answer what the card
+ * or the reader gave back to a masked command. The PIN-pad calls' answers (a status word, as a
+ * VERIFY's in an exchange) stay readable.
+ */
+export const SECRET_ANSWER_FEATURES: ReadonlySet<number> = new Set([0x08, 0x09, 0x10, 0x13]);
+
+/** libccid's FEATURE_CCID_ESC_COMMAND: IOCTL_SMARTCARD_VENDOR_IFD_EXCHANGE, SCARD_CTL_CODE(1) (ccid_ifdhandler.h). */
+export const LIBCCID_ESC_COMMAND = 0x42000001;
 
 /**
  * The control code libccid (and so every pcsc-lite reader it drives) gives a feature:
- * SCARD_CTL_CODE(0x330000 + tag) = 0x42330000 + tag. A program may call it on a reader
- * that does not list the feature; its data is still a secret.
+ * SCARD_CTL_CODE(0x330000 + tag) = 0x42330000 + tag, except its escape (CCID_ESC_COMMAND),
+ * SCARD_CTL_CODE(1). A program may call it on a reader that does not list the feature; its
+ * data is still a secret.
  */
 export function libccidFeatureCode(tag: number): number {
-  return 0x42330000 + tag;
+  return tag === 0x13 ? LIBCCID_ESC_COMMAND : 0x42330000 + tag;
 }
 
 /** Parses the feature list TLVs (tag, length 4, big-endian control code). */

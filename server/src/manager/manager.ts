@@ -115,7 +115,10 @@ const FACTS_TIMEOUT_MS = 1000;
 /** A fact string from a device is shown in a tree row: one line, at most this long. */
 const FACT_TEXT_MAX = 128;
 
-/** A device's strings made safe to show: no control characters, one line, bounded; empty ones dropped. */
+/** pcscd's SCardGetAttrib answers at most MAX_BUFFER_SIZE (264) bytes (getset_struct.pbAttr). */
+const FACT_RAW_MAX = 264;
+
+/** A device's strings made safe to show: no control characters, one line, bounded; empty ones dropped. The raw bytes (for SCardGetAttrib) kept as they are, bounded. */
 export function cleanFacts(f: ReaderFacts): ReaderFacts {
   const text = (v: string | undefined, max = FACT_TEXT_MAX): string | undefined => {
     if (typeof v !== 'string') return undefined;
@@ -133,6 +136,10 @@ export function cleanFacts(f: ReaderFacts): ReaderFacts {
   const maxInput = num(f.maxInput); if (maxInput !== undefined) out.maxInput = maxInput;
   const channelId = num(f.channelId); if (channelId !== undefined) out.channelId = channelId;
   if (f.ccid) out.ccid = { ...f.ccid, features: f.ccid.features.slice(0, 32).map((w) => text(w) ?? '').filter(Boolean) };
+  if (f.raw && typeof f.raw === 'object') {
+    const raw = Object.entries(f.raw).filter(([k, v]) => /^[0-9a-f]{8}$/.test(k) && typeof v === 'string' && v.length <= 2 * FACT_RAW_MAX && /^(?:[0-9a-f]{2})*$/i.test(v)).slice(0, 16);
+    if (raw.length) out.raw = Object.fromEntries(raw.map(([k, v]) => [k, v.toLowerCase()]));
+  }
   if (f.unanswered?.length) out.unanswered = f.unanswered.slice(0, 16).map((w) => text(w) ?? '').filter(Boolean);
   const note = text(f.note, 4 * FACT_TEXT_MAX); if (note) out.note = note;
   return out;

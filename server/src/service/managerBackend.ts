@@ -20,17 +20,18 @@
 //   6Cxx come back to the client (no automatic GET RESPONSE);
 // - a client's exchanges reach the APDU Log; the data of VERIFY, CHANGE REFERENCE
 //   DATA and RESET RETRY COUNTER (INS 20/21, 24, 2C) and of PIN-pad control calls
-//   (VERIFY/MODIFY_PIN_DIRECT and the like, listed by the reader or in libccid's numbering)
-//   is logged as `**`.
+//   (VERIFY/MODIFY_PIN_DIRECT and the like, MCT and escape calls that may carry a VERIFY,
+//   listed by the reader or in libccid's numbering) is logged as `**`, and so is the answer
+//   of GET_KEY (the keys typed), MCT and escape calls.
 
 import { setTimeout as delay } from 'node:timers/promises';
 import { BackendError, type BackendHandle, type CardBackend, type IoRequest } from './backend';
 import type { CardCondition, ReaderFacts } from './readerState';
 import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
 import type { Connection, Disposition as ManagerDisposition, ReaderManager } from '../manager/manager';
-import type { ControlEntry, ReaderInfo } from '../protocol';
+import { rawFactKey, type ControlEntry, type ReaderInfo } from '../protocol';
 import type { Protocol } from '../drivers/driver';
-import { CM_IOCTL_GET_FEATURE_REQUEST, PCSC_FEATURES, SECRET_FEATURES, libccidFeatureCode } from '../codecs/pcscFeatures';
+import { CM_IOCTL_GET_FEATURE_REQUEST, PCSC_FEATURES, SECRET_ANSWER_FEATURES, SECRET_FEATURES, libccidFeatureCode } from '../codecs/pcscFeatures';
 import { secretRanges } from '../codecs/apdu';
 import { asScError, type ScErrorCode } from '../util/errors';
 import { fromHex, toHex } from '../util/hex';
@@ -373,12 +374,14 @@ export class ManagerBackend implements CardBackend {
     // pcsc-lite's SCARD_CTL_CODE(3400) is the manager's plain function number of the feature request.
     const code = wireCode === SCARD_CTL_CODE(CM_IOCTL_GET_FEATURE_REQUEST) ? CM_IOCTL_GET_FEATURE_REQUEST : wireCode;
     const t0 = performance.now();
-    // A PIN-pad call's structure is masked like a VERIFY's data (its APDU template may hold the PIN).
-    const command = this.carriesSecret(h.reader, code) ? '**'.repeat(data.length) : toHex(data);
+    // A PIN-pad call's structure is masked like a VERIFY's data (its APDU template may hold the PIN);
+    // so are MCT and escape commands (they may carry a VERIFY) and GET_KEY's answer (the keys typed).
+    const command = this.carriesSecret(h.reader, code, SECRET_FEATURES) ? '**'.repeat(data.length) : toHex(data);
     const entry = { kind: 'control' as const, reader: h.reader, code, command };
     try {
       const out = h.conn ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data);
-      this.manager.emitEntry<ControlEntry>({ ...entry, response: toHex(out), durationMs: performance.now() - t0 });
+      const response = this.carriesSecret(h.reader, code, SECRET_ANSWER_FEATURES) ? '**'.repeat(out.length) : toHex(out);
+      this.manager.emitEntry<ControlEntry>({ ...entry, response, durationMs: performance.now() - t0 });
       return out;
     } catch (e) {
       const err = asScError(e);
@@ -389,14 +392,14 @@ export class ManagerBackend implements CardBackend {
   }
 
   /**
-   * A PIN-pad feature's code: one the reader lists for a feature whose input can hold a PIN, or
-   * libccid's code of such a feature whether the reader lists it or not (a program may call
-   * MODIFY_PIN_DIRECT on a reader that only verifies, or before its feature list was read).
+   * The code of one of these features: one the reader lists for it, or libccid's code of it
+   * whether the reader lists it or not (a program may call MODIFY_PIN_DIRECT on a reader that
+   * only verifies, or before its feature list was read).
    */
-  private carriesSecret(reader: string, code: number): boolean {
-    if ([...SECRET_FEATURES].some((tag) => libccidFeatureCode(tag) === code)) return true;
+  private carriesSecret(reader: string, code: number, features: ReadonlySet<number>): boolean {
+    if ([...features].some((tag) => libccidFeatureCode(tag) === code)) return true;
     const hex = `0x${code.toString(16).toUpperCase().padStart(8, '0')}`;
-    const secret = [...SECRET_FEATURES].map((tag) => PCSC_FEATURES[tag]);
+    const secret = [...features].map((tag) => PCSC_FEATURES[tag]);
     try {
       return (this.manager.reader(reader).features ?? []).some((f) => f.endsWith(` ${hex}`) && secret.includes(f.slice(0, -hex.length - 1)));
     } catch {
@@ -414,8 +417,15 @@ export class ManagerBackend implements CardBackend {
   async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
     const h = this.live(handle);
     this.checkSharing(h); // pcscd's SCardGetAttrib: RFCheckSharing first
+    // then RFCheckReaderEventState (winscard.c ~1397): a reset or removed card is the handle's
+    // SCARD_W_RESET_CARD / SCARD_W_REMOVED_CARD until its SCardReconnect. A direct handle has no card session here.
+    if (h.conn) this.checkEvents(h);
     let info: ReaderInfo;
     try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+    // The reader driver's own bytes, as pcscd passes the IFD handler's answer through (winscard.c ~1401);
+    // the facts' text fields are cleaned for the Readers view.
+    const raw = attrId !== SCARD_ATTR_ATR_STRING && attrId !== SCARD_ATTR_DEVICE_FRIENDLY_NAME ? info.facts?.raw?.[rawFactKey(attrId)] : undefined;
+    if (raw !== undefined) return fromHex(raw);
     switch (attrId) {
       case SCARD_ATTR_ATR_STRING: {
         if (!info.card?.atr) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no ATR');

@@ -70,11 +70,36 @@ const COMM_MAX = 15;
 /** A name shown in the Readers view and the log stays short, whatever a process calls itself. */
 const NAME_MAX = 64;
 
+/** How much of /proc/PID/cmdline is read for argv[0] (the whole argv can be megabytes). */
+const CMDLINE_MAX = 4096;
+
+/**
+ * What a process name may not bring into the Readers view or a log line: C0 and C1 controls
+ * (NEL U+0085 included), DEL, the line and paragraph separators U+2028/2029, and the bidi
+ * embeddings, overrides and isolates U+202A–202E, U+2066–2069 (a name shown reversed).
+ */
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** The first bytes of a file, without reading the rest (one read of at most `max` bytes). */
+function head(file: string, max: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(max);
+    return b.subarray(0, fs.readSync(fd, b, 0, max, 0));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
  * A process's name as `ps -o comm` shows it (/proc/PID/comm), or argv[0]'s base name
- * from /proc/PID/cmdline when comm was cut at 15 characters and argv[0] starts with it.
- * Control characters are dropped (a process chooses its own name). null when the
- * process is gone or /proc is not there.
+ * from the first 4 KB of /proc/PID/cmdline when comm was cut at 15 characters and argv[0]
+ * starts with it. Control, separator and bidi characters are dropped (a process chooses its
+ * own name); the name is cut at 64 UTF-16 units, never inside a surrogate pair. null when the
+ * process is gone or /proc is not there. The pid is SO_PEERCRED's at connect(): a client (of
+ * this user: others are refused before) that exits at once can leave its pid to a new process
+ * before this read, whose name is then shown. The name is a label, never a credential.
  */
 export function processName(pid: number, proc = '/proc'): string | null {
   let comm: string;
@@ -86,13 +111,13 @@ export function processName(pid: number, proc = '/proc'): string | null {
   let name = comm;
   if (comm.length >= COMM_MAX) {
     try {
-      const argv0 = fs.readFileSync(path.join(proc, String(pid), 'cmdline')).subarray(0, 4096).toString('utf8').split('\0')[0];
+      const argv0 = head(path.join(proc, String(pid), 'cmdline'), CMDLINE_MAX).toString('utf8').split('\0')[0];
       const base = path.basename(argv0);
       if (base.startsWith(comm)) name = base;
     } catch { /* comm it is */ }
   }
-  // eslint-disable-next-line no-control-regex
-  name = name.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, NAME_MAX);
+  name = name.replace(UNSAFE, '').slice(0, NAME_MAX);
+  if (/[\ud800-\udbff]$/.test(name)) name = name.slice(0, -1); // the cut went through a surrogate pair
   return name || null;
 }
 

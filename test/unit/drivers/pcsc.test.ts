@@ -582,6 +582,17 @@ test('reader facts: SCardGetAttrib on a direct connection; what libccid answers 
   await driver.stop();
 });
 
+test('review 6: the reader facts keep each answered attribute\'s bytes as SCardGetAttrib gave them (raw, for the PC/SC service); the text is for the view', async () => {
+  const { fake, driver } = await started();
+  const vendor = Uint8Array.of(0x20, 0x41, 0x43, 0x53, 0x01, 0xe4, 0x20, 0x00); // " ACS\x01ä " in latin1, NUL-terminated
+  fake.attribs.set(0x00010100, vendor);
+  fake.attribs.set(0x00010102, Uint8Array.of(0x00, 0x00, 0x16, 0x02, 0x00, 0x00, 0x00, 0x00)); // an 8-byte unsigned long
+  const facts = await driver.readerFacts(R0);
+  assert.equal(facts.ifdVersion, 0x02160000);
+  assert.deepEqual(facts.raw, { '00010100': '20414353' + '01e42000', '00010102': '0000160200000000', '0007a007': '05010000' });
+  await driver.stop();
+});
+
 test('reader facts through the manager: on the reader once it appears, before start() resolves', async () => {
   const fake = new FakeWinscard();
   fake.readers.set(R0, { present: false, counter: 0 });

@@ -267,7 +267,7 @@ test('PIN-pad control calls of a client are logged as `**`: a feature the reader
   class PinpadSim extends SimulatorDriver {
     override async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
       if (code === 3400) return Uint8Array.of(0x06, 4, 0x00, 0x31, 0x35, 0x40);
-      if (code === OWN_CODE || code === 0x42000000 + 1) return Uint8Array.of(0x90, 0x00);
+      if (code === OWN_CODE || code === 0x4233000a) return Uint8Array.of(0x90, 0x00);
       return super.control(key, code, data);
     }
   }
@@ -282,7 +282,7 @@ test('PIN-pad control calls of a client are logged as `**`: a feature the reader
     const withPin = Uint8Array.of(0, 0, 0x82, 0, 0, 6, 6, 2, 1, 9, 4, 0, 0, 0, 0, 11, 0, 0, 0, 0x00, 0x20, 0x00, 0x01, 0x06, 0x35, 0x38, 0x32, 0x39, 0x34, 0x37);
     await b.control(handle, OWN_CODE, withPin);
     await b.control(handle, 0x42330007, withPin).catch(() => undefined); // MODIFY_PIN_DIRECT: not listed, refused, still masked
-    await b.control(handle, 0x42000000 + 1, Uint8Array.of(0xde, 0xad));
+    await b.control(handle, 0x4233000a, Uint8Array.of(0xde, 0xad)); // IFD_PIN_PROPERTIES (libccid's numbering): no secret
     const controls = entries.filter((e) => e.kind === 'control' && e.code !== 3400).map((e) => (e as { command: string }).command);
     assert.deepEqual(controls, ['**'.repeat(withPin.length), '**'.repeat(withPin.length), 'DEAD']);
   } finally {
@@ -366,4 +366,91 @@ test('SCardConnect_DIRECT.py: a direct connection reports the protocol negotiate
     assert.equal((await b.reconnect(shared.handle, ShareMode.SCARD_SHARE_DIRECT, ANY, Disposition.SCARD_LEAVE_CARD)).activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1, 'like before');
     assert.equal((await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, ANY)).activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
   } finally { await stop(); }
+});
+
+test('review 5: MCT_READER_DIRECT, MCT_UNIVERSAL and CCID_ESC_COMMAND inputs are logged as `**`; GET_KEY\'s answer (the keys pressed) and the answers of these calls too', async () => {
+  // A cyberJack-like reader: MCT_UNIVERSAL and GET_KEY listed at its own codes; libccid's escape
+  // (FEATURE_CCID_ESC_COMMAND = IOCTL_SMARTCARD_VENDOR_IFD_EXCHANGE, SCARD_CTL_CODE(1)) and MCT_READER_DIRECT
+  // in libccid's numbering, listed or not.
+  const MCT_UNIVERSAL = 0x00313509;
+  const GET_KEY = 0x00313510;
+  const PIN_ASCII = [0x35, 0x38, 0x32, 0x39, 0x34, 0x37];
+  class Reader extends SimulatorDriver {
+    override async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
+      if (code === 3400) return Uint8Array.of(0x09, 4, 0x00, 0x31, 0x35, 0x09, 0x10, 4, 0x00, 0x31, 0x35, 0x10);
+      if (code === GET_KEY) return Uint8Array.of(...PIN_ASCII); // the digits typed on the keypad
+      if (code === MCT_UNIVERSAL || code === 0x42000001 || code === 0x42330008) return Uint8Array.of(0x01, 0x02, ...PIN_ASCII, 0x90, 0x00);
+      return super.control(key, code, data);
+    }
+  }
+  const m = new ReaderManager([new Reader()], { historySize: 0 });
+  const entries: LogEntry[] = [];
+  m.onEntry((e) => entries.push(e));
+  await m.start();
+  const b = new ManagerBackend(m);
+  try {
+    const reader = m.list().readers[0].name;
+    const { handle } = await b.connect(reader, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_T1);
+    const verify = Uint8Array.of(0x00, 0x20, 0x00, 0x01, 0x06, ...PIN_ASCII);
+    // MCT_UNIVERSAL's CT-BCS frame (SAD, DAD, then the APDU): a VERIFY to the card.
+    const mct = Uint8Array.of(0x02, 0x00, ...verify);
+    await b.control(handle, MCT_UNIVERSAL, mct);
+    await b.control(handle, 0x42330008, verify); // MCT_READER_DIRECT, libccid's numbering
+    await b.control(handle, 0x42000001, Uint8Array.of(0xff, 0x00, 0x00, 0x00, verify.length, ...verify)); // an escape wrapping a VERIFY
+    await b.control(handle, GET_KEY, new Uint8Array(0));
+    const controls = entries.filter((e) => e.kind === 'control' && e.code !== 3400) as Array<{ code: number; command: string; response?: string }>;
+    assert.deepEqual(controls.map((e) => [e.code, e.command]), [
+      [MCT_UNIVERSAL, '**'.repeat(mct.length)], [0x42330008, '**'.repeat(verify.length)], [0x42000001, '**'.repeat(verify.length + 5)], [GET_KEY, ''],
+    ]);
+    assert.deepEqual(controls.map((e) => e.response), ['**'.repeat(10), '**'.repeat(10), '**'.repeat(10), '**'.repeat(6)]);
+    assert.ok(!JSON.stringify(entries).includes('353832393437'), 'the PIN in no form of hex');
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
+});
+
+test('review 6: GetAttrib reports a reset or removed card as pcscd\'s RFCheckReaderEventState does (W_RESET_CARD / W_REMOVED_CARD), until a reconnect; a direct handle answers', async () => {
+  const { sim, b, m, stop } = await setup();
+  try {
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const direct = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.reconnect(one, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    await rejectsWith(b.getAttrib(two, 0x00090303), Rv.SCARD_W_RESET_CARD, 'ATR after another handle\'s reset');
+    await rejectsWith(b.getAttrib(two, 0x00010100), Rv.SCARD_W_RESET_CARD, 'VENDOR_NAME after another handle\'s reset');
+    assert.equal(await within(b.getAttrib(one, 0x00090303)), 'ok', 'the resetting handle itself');
+    await b.reconnect(two, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(await within(b.getAttrib(two, 0x00010100)), 'ok', 'after its SCardReconnect');
+    sim.removeCard('sim:0');
+    await rejectsWith(b.getAttrib(two, 0x00010100), Rv.SCARD_W_REMOVED_CARD, 'VENDOR_NAME after the removal');
+    await rejectsWith(b.getAttrib(two, 0x00010100), Rv.SCARD_W_REMOVED_CARD, 'and again');
+    assert.equal(await within(b.getAttrib(direct, 0x00010100)), 'ok', 'the direct handle');
+    void m;
+  } finally { await stop(); }
+});
+
+test('review 6: GetAttrib answers the reader\'s own bytes (the facts\' raw map), not the text cleaned for the Readers view', async () => {
+  const vendor = Uint8Array.of(0x20, 0x41, 0x43, 0x4d, 0x45, 0x01, 0xe4, 0x20, 0x20, 0x00); // " ACME\x01ä  " latin1, NUL
+  const version = Uint8Array.of(0x00, 0x00, 0x16, 0x02, 0x00, 0x00, 0x00, 0x00); // an 8-byte unsigned long
+  class Reader extends SimulatorDriver {
+    override async readerFacts(key: string) {
+      const f = await super.readerFacts(key);
+      return { ...f, vendorName: ' ACME\u0001ä  ', ifdVersion: 0x02160000, raw: { '00010100': Buffer.from(vendor).toString('hex'), '00010102': Buffer.from(version).toString('hex') } };
+    }
+  }
+  const m = new ReaderManager([new Reader()], { historySize: 0 });
+  await m.start();
+  const b = new ManagerBackend(m);
+  try {
+    const reader = m.list().readers[0].name;
+    assert.equal(m.reader(reader).facts?.vendorName, 'ACME ä', 'the view\'s text is cleaned');
+    const { handle } = await b.connect(reader, ShareMode.SCARD_SHARE_DIRECT, 0);
+    assert.deepEqual([...await b.getAttrib(handle, 0x00010100)], [...vendor]);
+    assert.deepEqual([...await b.getAttrib(handle, 0x00010102)], [...version]);
+    assert.deepEqual([...await b.getAttrib(handle, 0x00010101)], [...new TextEncoder().encode('Simulator\0')], 'no raw bytes: the text as before');
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
 });

@@ -118,3 +118,28 @@ test('a client of another user is refused and logged, as pcscd refuses an unauth
     fs.rmSync(base, { recursive: true, force: true });
   }
 });
+
+test('review 7: C1 controls (NEL), line and paragraph separators and bidi overrides are dropped from a process name; the cut never splits a surrogate pair', () => {
+  const proc = path.join(tmp, 'proc7');
+  fs.mkdirSync(path.join(proc, '43'), { recursive: true });
+  // A name that would forge a log line (NEL, U+2028) and reverse what follows it (RLO, LRI … PDI).
+  fs.writeFileSync(path.join(proc, '43', 'comm'), 'ok\u0085forged\u2028line\u2029\u202egnp.exe\u2066x\u2069\u009b\n');
+  assert.equal(processName(43, proc), 'okforgedlinegnp.exex');
+  // 63 characters, then an astral one (two UTF-16 units) across the 64-unit cut.
+  fs.mkdirSync(path.join(proc, '44'), { recursive: true });
+  fs.writeFileSync(path.join(proc, '44', 'comm'), `${'a'.repeat(63)}\u{1F512}tail\n`);
+  const name = processName(44, proc)!;
+  assert.ok(!/[\ud800-\udbff]$/.test(name), `no lone high surrogate at the end: ${JSON.stringify(name.slice(-2))}`);
+  assert.equal(name, 'a'.repeat(63));
+});
+
+test('review 7: argv[0] is read from the first 4 KB of /proc/PID/cmdline, not the whole argv', (t) => {
+  const proc = path.join(tmp, 'proc7b');
+  fs.mkdirSync(path.join(proc, '45'), { recursive: true });
+  fs.writeFileSync(path.join(proc, '45', 'comm'), 'card-personalis\n');
+  fs.writeFileSync(path.join(proc, '45', 'cmdline'), Buffer.concat([Buffer.from('/opt/card-personalisation-tool\0'), Buffer.alloc(2 * 1024 * 1024, 0x41)]));
+  const whole = t.mock.method(fs, 'readFileSync');
+  assert.equal(processName(45, proc), 'card-personalisation-tool');
+  const cmdlineReads = whole.mock.calls.filter((c) => String(c.arguments[0]).endsWith('cmdline'));
+  assert.deepEqual(cmdlineReads.length, 0, 'cmdline is not read whole with readFileSync');
+});

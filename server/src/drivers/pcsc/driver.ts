@@ -15,6 +15,7 @@ import path from 'node:path';
 import { ScError } from '../../util/errors';
 import { defaultSocketPath, SOCKET_NAME } from '../../service/server';
 import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescriptor } from '../driver';
+import { rawFactKey } from '../../protocol';
 import { READER_ATTRIBUTES, decodeAttribute, setFact } from './attributes';
 import {
   PNP_NOTIFICATION,
@@ -600,12 +601,15 @@ export class PcscDriver implements Driver {
     return this.serialized(key, async (r, api, ctx) => {
       const facts: ReaderFacts = { source: 'SCardGetAttrib' };
       const unanswered: string[] = [];
+      const raw: Record<string, string> = {}; // the bytes as answered, for the PC/SC service's SCardGetAttrib
       const direct = r.handle === null ? await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0) : null;
       const handle = direct ? direct.handle : r.handle!;
       try {
         for (const a of READER_ATTRIBUTES) {
           try {
-            const value = decodeAttribute(a.kind, await api.getAttrib(handle, a.tag));
+            const bytes = await api.getAttrib(handle, a.tag);
+            if (bytes.length) raw[rawFactKey(a.tag)] = Buffer.from(bytes).toString('hex');
+            const value = decodeAttribute(a.kind, bytes);
             if (value === undefined) unanswered.push(`${a.name}: empty`);
             else setFact(facts, a, value);
           } catch (e) {
@@ -617,6 +621,7 @@ export class PcscDriver implements Driver {
       } finally {
         if (direct) await api.disconnect(direct.handle, SCARD_LEAVE_CARD).catch(() => undefined);
       }
+      if (Object.keys(raw).length) facts.raw = raw;
       if (unanswered.length) facts.unanswered = unanswered;
       if (unanswered.length === READER_ATTRIBUTES.length) facts.note = `The reader's driver behind ${this.api?.library ?? 'the PC/SC service'} answers none of these attributes.`;
       return facts;
