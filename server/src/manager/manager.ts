@@ -606,7 +606,9 @@ export class ReaderManager {
       }
       // The first connection, and every exclusive one, holds the reader in the system's service too
       // (PC/SC): an exclusive connection is exclusive for the machine's other programs as well.
-      if (share === 'exclusive' || !others.length) await r.gate.hold(share, call);
+      // A hold that comes through after its deadline (the connect failed meanwhile) is let go again, or the
+      // system service keeps the card held (exclusively) by nobody until some connection of ours comes and goes.
+      if (share === 'exclusive' || !others.length) await r.gate.hold(share, call, () => this.releaseLater(r));
       conn.seen();
       r.connections.add(conn);
     }, false, abort);
@@ -773,6 +775,11 @@ export class ReaderManager {
     try { await r.gate.release(); } catch (e) {
       this.log('debug', `${r.name}: release: ${asScError(e).message}`);
     }
+  }
+
+  /** releaseIfUnused from outside the reader's queue (a late driver answer): queued like any operation. */
+  private releaseLater(r: ReaderEntry): void {
+    void r.gate.queue.run(0, () => this.releaseIfUnused(r)).catch((e) => this.log('debug', `${r.name}: release: ${asScError(e).message}`));
   }
 
   async powerDown(r: ReaderEntry, call?: GateCallOptions): Promise<void> {

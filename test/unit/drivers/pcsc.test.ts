@@ -114,7 +114,10 @@ class FakeWinscard implements Winscard {
   cardProtocol?: number;
   /** Another program holds the card exclusively: every connect is refused, as pcscd refuses it. */
   heldElsewhere = false;
+  /** Another program's transaction: pcscd's SCardConnect waits in its hLockId poll loop (winscard.c 289–295) until this resolves. */
+  lockedElsewhere?: Promise<void>;
   async connect(_ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
+    if (this.lockedElsewhere && share !== 3) await this.lockedElsewhere;
     if (this.heldElsewhere) throw new PcscError(0x8010000b, 'SCardConnect');
     if (share !== 3 && !this.readers.get(reader)?.present) throw new PcscError(SCARD_E_NO_SMARTCARD, 'SCardConnect');
     this.connectProtocols.push(protocols ?? -1);
@@ -591,5 +594,32 @@ test('reader facts through the manager: on the reader once it appears, before st
   assert.equal(info.facts?.vendorName, 'ACS');
   assert.equal(info.facts?.ifdVersion, 0x02160000);
   assert.equal(fake.attribShares.length, 7, 'each attribute asked once');
+  await m.stop();
+});
+
+// Review finding 2: a hold abandoned at its deadline must not leave pcscd holding the card for nobody.
+test('a hold that outlasts its deadline (another program\'s transaction): the late system connection is let go; the client hears SHARING_VIOLATION, not a mute card', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] })], { exchangeTimeoutMs: 100 });
+  await m.start();
+  const name = m.list().readers[0].name;
+  assert.equal(fake.open.size, 0, 'the card pcscd powered is not held by us');
+  let unlock!: () => void;
+  fake.lockedElsewhere = new Promise<void>((r) => { unlock = r; });
+  await assert.rejects(m.connect(name, { share: 'exclusive' }), (e: ScError) => e.code === 'SHARING_VIOLATION' && /100 ms/.test(e.message));
+  assert.equal(m.reader(name).card?.mute, undefined, 'the card is not marked mute');
+  fake.lockedElsewhere = undefined;
+  const connects = fake.connects;
+  unlock(); // the other program's transaction ends: the abandoned SCardConnect(EXCLUSIVE) completes
+  const until = Date.now() + 2000;
+  while (fake.connects === connects && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(fake.connects, connects + 1, 'the late SCardConnect completed');
+  while (fake.open.size && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual([...fake.open.values()], [], 'no system-side handle left once the late connect came back');
+  const after = await m.connect(name, { share: 'exclusive' });
+  assert.deepEqual([...fake.open.values()].map((h) => h.share), [1], 'a later exclusive connect works');
+  await after.disconnect();
+  assert.equal(fake.open.size, 0);
   await m.stop();
 });
