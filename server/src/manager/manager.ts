@@ -423,8 +423,11 @@ export class ReaderManager {
       r.factsAgain = false;
     } catch (e) {
       const err = asScError(e);
-      r.factsAgain = !r.factsAgain && r.facts === undefined;
-      r.facts = { source: r.driver.id, note: `The reader's facts could not be read: ${err.message}` };
+      // A card event on the card handle (another program reset or removed the card) says nothing about
+      // the reader: facts read before are kept, and read again at the next power-up. Any other failure is retried once.
+      const cardEvent = err.code === 'CARD_RESET' || err.code === 'CARD_REMOVED';
+      r.factsAgain = cardEvent || (!r.factsAgain && r.facts === undefined);
+      if (!cardEvent || r.facts === undefined) r.facts = { source: r.driver.id, note: `The reader's facts could not be read: ${err.message}` };
       // The gate has logged a deadline or an abort already.
       if (err.code !== 'TIMEOUT' && err.code !== 'CANCELLED') this.log('debug', `${r.name}: no reader facts (${err.message})`);
     }

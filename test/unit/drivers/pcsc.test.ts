@@ -133,6 +133,8 @@ class FakeWinscard implements Winscard {
   dispositions: string[] = [];
   /** Handles another application's reset reached: SCARD_W_RESET_CARD on their calls until SCardReconnect (as pcscd). */
   resetSeen = new Set<Handle>();
+  /** Handles whose card was removed: SCARD_W_REMOVED_CARD on their calls (as pcscd). */
+  removedSeen = new Set<Handle>();
   async reconnect(card: Handle, share: number, protocols: number, init: number): Promise<number> {
     this.dispositions.push(`reconnect ${init}`);
     const h = this.open.get(card);
@@ -171,6 +173,9 @@ class FakeWinscard implements Winscard {
   attribShares: number[] = [];
   async getAttrib(card: Handle, attr: number): Promise<Uint8Array> {
     this.attribShares.push(this.open.get(card)?.share ?? -1);
+    // pcscd's SCardGetAttrib checks the handle's card events (RFCheckReaderEventState, winscard.c 1397).
+    if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardGetAttrib');
+    if (this.removedSeen.has(card)) throw new PcscError(0x80100069, 'SCardGetAttrib');
     const v = this.attribs.get(attr);
     if (!v) throw new PcscError(0x8010001f, 'SCardGetAttrib');
     return v;
@@ -622,4 +627,31 @@ test('a hold that outlasts its deadline (another program\'s transaction): the la
   await after.disconnect();
   assert.equal(fake.open.size, 0);
   await m.stop();
+});
+
+// Review finding 8: SCardGetAttrib on our card handle reports the card's events as pcscd does.
+test('reader facts on our card handle: SCARD_W_RESET_CARD is a card event (CARD_RESET, handle reconnected), not "unanswered"', async () => {
+  const { fake, driver } = await started();
+  await driver.hold!(R0, 'shared');
+  const [handle] = fake.open.keys();
+  fake.resetSeen.add(handle);
+  fake.dispositions.length = 0;
+  await assert.rejects(driver.readerFacts(R0), (e: ScError) => e.code === 'CARD_RESET');
+  assert.deepEqual(fake.dispositions, ['reconnect 0'], 'our handle takes the card as it is (acknowledgeReset)');
+  const facts = await driver.readerFacts(R0);
+  assert.equal(facts.vendorName, 'ACS', 'read again after the reset');
+  assert.equal(facts.note, undefined);
+  await driver.stop();
+});
+
+test('reader facts on our card handle: SCARD_W_REMOVED_CARD drops the handle (CARD_REMOVED), not "unanswered"', async () => {
+  const { fake, driver } = await started();
+  await driver.hold!(R0, 'shared');
+  const [handle] = fake.open.keys();
+  fake.removedSeen.add(handle);
+  await assert.rejects(driver.readerFacts(R0), (e: ScError) => e.code === 'CARD_REMOVED');
+  const facts = await driver.readerFacts(R0);
+  assert.deepEqual(fake.attribShares.slice(-7), Array(7).fill(3), 'the handle was dropped: asked on a direct connection');
+  assert.equal(facts.vendorName, 'ACS');
+  await driver.stop();
 });
