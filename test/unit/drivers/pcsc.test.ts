@@ -149,7 +149,9 @@ class FakeWinscard implements Winscard {
     if (this.disconnectDelayMs) await new Promise((r) => setTimeout(r, this.disconnectDelayMs));
     this.open.delete(card);
   }
-  async beginTransaction(): Promise<void> {}
+  async beginTransaction(card: Handle): Promise<void> {
+    if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardBeginTransaction');
+  }
   async endTransaction(): Promise<void> {}
   async transmit(card: Handle, _protocol: number, command: Uint8Array): Promise<Uint8Array> {
     if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardTransmit');
@@ -654,4 +656,21 @@ test('reader facts on our card handle: SCARD_W_REMOVED_CARD drops the handle (CA
   assert.deepEqual(fake.attribShares.slice(-7), Array(7).fill(3), 'the handle was dropped: asked on a direct connection');
   assert.equal(facts.vendorName, 'ACS');
   await driver.stop();
+});
+
+// Review finding 9(b): the connection that hit another program's reset hears it once.
+test('another program reset the card: a beginTransaction that hits it reports CARD_RESET once, the next call works', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] })], {});
+  await m.start();
+  const name = m.list().readers[0].name;
+  const c = await m.connect(name);
+  const [handle] = fake.open.keys();
+  fake.resetSeen.add(handle);
+  await assert.rejects(c.beginTransaction(), (e: ScError) => e.code === 'CARD_RESET');
+  await c.beginTransaction();
+  await c.endTransaction();
+  await c.disconnect();
+  await m.stop();
 });
