@@ -114,10 +114,15 @@ class FakeWinscard implements Winscard {
   cardProtocol?: number;
   /** Another program holds the card exclusively: every connect is refused, as pcscd refuses it. */
   heldElsewhere = false;
+  /** SCARD_SHARE_DIRECT connects refused (the reader's facts cannot be read on a direct connection). */
+  directRefused = false;
+  /** The next SCardGetAttrib on a card handle meets another program's reset (SCARD_W_RESET_CARD). */
+  attribResetOnce = false;
   /** Another program's transaction: pcscd's SCardConnect waits in its hLockId poll loop (winscard.c 289–295) until this resolves. */
   lockedElsewhere?: Promise<void>;
   async connect(_ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
     if (this.lockedElsewhere && share !== 3) await this.lockedElsewhere;
+    if (this.directRefused && share === 3) throw new PcscError(0x80100017, 'SCardConnect'); // SCARD_E_READER_UNAVAILABLE
     if (this.heldElsewhere) throw new PcscError(0x8010000b, 'SCardConnect');
     if (share !== 3 && !this.readers.get(reader)?.present) throw new PcscError(SCARD_E_NO_SMARTCARD, 'SCardConnect');
     this.connectProtocols.push(protocols ?? -1);
@@ -176,6 +181,7 @@ class FakeWinscard implements Winscard {
   async getAttrib(card: Handle, attr: number): Promise<Uint8Array> {
     this.attribShares.push(this.open.get(card)?.share ?? -1);
     // pcscd's SCardGetAttrib checks the handle's card events (RFCheckReaderEventState, winscard.c 1397).
+    if (this.attribResetOnce && this.open.get(card)?.share !== 3) { this.attribResetOnce = false; this.resetSeen.add(card); }
     if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardGetAttrib');
     if (this.removedSeen.has(card)) throw new PcscError(0x80100069, 'SCardGetAttrib');
     const v = this.attribs.get(attr);
@@ -656,6 +662,25 @@ test('reader facts on our card handle: SCARD_W_REMOVED_CARD drops the handle (CA
   assert.deepEqual(fake.attribShares.slice(-7), Array(7).fill(3), 'the handle was dropped: asked on a direct connection');
   assert.equal(facts.vendorName, 'ACS');
   await driver.stop();
+});
+
+test('reader facts through the manager: a card event while they are read at a power-up is not "answers none"; they are read at the next power-up', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.directRefused = true;
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [2] })]);
+  await m.start();
+  const name = m.list().readers[0].name;
+  assert.match(m.list().readers[0].facts?.note ?? '', /could not be read/, 'the first read failed: read again at the next power-up');
+  const c = await m.connect(name);
+  fake.attribResetOnce = true; // another program resets the card while the facts are read on our handle
+  await c.reset('warm');
+  assert.equal(m.list().readers[0].facts?.vendorName, undefined);
+  assert.doesNotMatch(m.list().readers[0].facts?.note ?? '', /answers none/);
+  await c.reset('warm');
+  assert.equal(m.list().readers[0].facts?.vendorName, 'ACS', 'read at the power-up after the card event');
+  await c.disconnect();
+  await m.stop();
 });
 
 // Review finding 9(b): the connection that hit another program's reset hears it once.
