@@ -7,7 +7,7 @@
 import type { PowerMode, Protocol } from '../drivers/driver';
 import type { ShareMode } from '../protocol';
 import type { ExchangeEntry } from '../protocol';
-import { ScError } from '../util/errors';
+import { ScError, asScError } from '../util/errors';
 import { concatBytes } from '../util/hex';
 import type { GateCallOptions } from './gate';
 import type { ReaderEntry, ReaderManager, TransmitOptions, TransmitResult } from './manager';
@@ -210,8 +210,18 @@ export class Connection {
     return this.enqueue(() => {
       this.check();
       this.armIfOwner();
-      return this.r.gate.control(code, data, this.call(opts));
+      return this.r.gate.control(code, data, this.call(opts)).catch((e) => this.heardReset(e));
     }, opts.signal ?? this.signal);
+  }
+
+  /**
+   * The driver answered CARD_RESET (another program reset the card, PC/SC's SCARD_W_RESET_CARD): the
+   * gate counted it for every connection, and this one has just been told, so its next call is not
+   * told again (as transmit's seen()). The driver's own handle took the card as it is already.
+   */
+  private heardReset(e: unknown): never {
+    if (asScError(e).code === 'CARD_RESET') this.resets = this.r.gate.resets;
+    throw e;
   }
 
   /** SCardBeginTransaction: in the reader's queue, and in the driver when it has one (PC/SC). */
@@ -221,7 +231,7 @@ export class Connection {
       this.check();
       const q = this.r.gate.queue;
       if (q.owner === this.id) { q.depth++; this.armIfOwner(); this.manager.transactionChanged(); return; }
-      await this.r.gate.beginTransaction(this.call(opts));
+      await this.r.gate.beginTransaction(this.call(opts)).catch((e) => this.heardReset(e));
       q.owner = this.id;
       q.depth = 1;
       this.lostTransaction = false;

@@ -117,11 +117,15 @@ export class ReaderGate {
     return this.call('release', () => release.call(this.driver, this.key), opts);
   }
 
-  /** The driver takes the reader on the system side in this share mode too (Driver.hold), when it has one. */
-  hold(share: 'shared' | 'exclusive', opts?: GateCallOptions): Promise<void> {
+  /**
+   * The driver takes the reader on the system side in this share mode too (Driver.hold), when it has one.
+   * `onLateSuccess`: the hold came through after its caller gave up (the system service kept it waiting,
+   * e.g. behind another program's transaction); the caller lets go of what nobody uses now.
+   */
+  hold(share: 'shared' | 'exclusive', opts?: GateCallOptions, onLateSuccess?: () => void): Promise<void> {
     const hold = this.driver.hold;
     if (!hold) return Promise.resolve();
-    return this.call('hold', () => hold.call(this.driver, this.key, share), opts);
+    return this.call('hold', () => hold.call(this.driver, this.key, share), opts, onLateSuccess);
   }
 
   /** The system-side transaction, when the driver has one (PC/SC). */
@@ -278,6 +282,10 @@ export class ReaderGate {
         return new ScError('TIMEOUT', `The system did not grant a transaction on '${name}' within ${ms}; another application holds the card.`);
       case 'endTransaction':
         return new ScError('TIMEOUT', `The system did not end the transaction on '${name}' within ${ms}.`);
+      case 'hold':
+        // The card is not at fault: the system service kept the connection waiting (pcscd's SCardConnect waits
+        // while another program holds a transaction, winscard.c 289–295). Told as pcscd tells a busy reader.
+        return new ScError('SHARING_VIOLATION', `The system did not give '${name}' to the workbench within ${ms}; another application holds the card (a transaction). Try again when it ends.`);
       case 'readerFacts':
         return new ScError('TIMEOUT', `The reader '${name}' did not tell its facts (vendor, version…) within ${ms}; they are read again at the next power-up.`);
       case 'powerOn':

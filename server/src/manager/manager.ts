@@ -430,8 +430,11 @@ export class ReaderManager {
       r.factsAgain = false;
     } catch (e) {
       const err = asScError(e);
-      r.factsAgain = !r.factsAgain && r.facts === undefined;
-      r.facts = { source: r.driver.id, note: `The reader's facts could not be read: ${err.message}` };
+      // A card event on the card handle (another program reset or removed the card) says nothing about
+      // the reader: facts read before are kept, and read again at the next power-up. Any other failure is retried once.
+      const cardEvent = err.code === 'CARD_RESET' || err.code === 'CARD_REMOVED';
+      r.factsAgain = cardEvent || (!r.factsAgain && r.facts === undefined);
+      if (!cardEvent || r.facts === undefined) r.facts = { source: r.driver.id, note: `The reader's facts could not be read: ${err.message}` };
       // The gate has logged a deadline or an abort already.
       if (err.code !== 'TIMEOUT' && err.code !== 'CANCELLED') this.log('debug', `${r.name}: no reader facts (${err.message})`);
     }
@@ -613,7 +616,9 @@ export class ReaderManager {
       }
       // The first connection, and every exclusive one, holds the reader in the system's service too
       // (PC/SC): an exclusive connection is exclusive for the machine's other programs as well.
-      if (share === 'exclusive' || !others.length) await r.gate.hold(share, call);
+      // A hold that comes through after its deadline (the connect failed meanwhile) is let go again, or the
+      // system service keeps the card held (exclusively) by nobody until some connection of ours comes and goes.
+      if (share === 'exclusive' || !others.length) await r.gate.hold(share, call, () => this.releaseLater(r));
       conn.seen();
       r.connections.add(conn);
     }, false, abort);
@@ -780,6 +785,11 @@ export class ReaderManager {
     try { await r.gate.release(); } catch (e) {
       this.log('debug', `${r.name}: release: ${asScError(e).message}`);
     }
+  }
+
+  /** releaseIfUnused from outside the reader's queue (a late driver answer): queued like any operation. */
+  private releaseLater(r: ReaderEntry): void {
+    void r.gate.queue.run(0, () => this.releaseIfUnused(r)).catch((e) => this.log('debug', `${r.name}: release: ${asScError(e).message}`));
   }
 
   async powerDown(r: ReaderEntry, call?: GateCallOptions): Promise<void> {

@@ -114,7 +114,15 @@ class FakeWinscard implements Winscard {
   cardProtocol?: number;
   /** Another program holds the card exclusively: every connect is refused, as pcscd refuses it. */
   heldElsewhere = false;
+  /** SCARD_SHARE_DIRECT connects refused (the reader's facts cannot be read on a direct connection). */
+  directRefused = false;
+  /** The next SCardGetAttrib on a card handle meets another program's reset (SCARD_W_RESET_CARD). */
+  attribResetOnce = false;
+  /** Another program's transaction: pcscd's SCardConnect waits in its hLockId poll loop (winscard.c 289–295) until this resolves. */
+  lockedElsewhere?: Promise<void>;
   async connect(_ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
+    if (this.lockedElsewhere && share !== 3) await this.lockedElsewhere;
+    if (this.directRefused && share === 3) throw new PcscError(0x80100017, 'SCardConnect'); // SCARD_E_READER_UNAVAILABLE
     if (this.heldElsewhere) throw new PcscError(0x8010000b, 'SCardConnect');
     if (share !== 3 && !this.readers.get(reader)?.present) throw new PcscError(SCARD_E_NO_SMARTCARD, 'SCardConnect');
     this.connectProtocols.push(protocols ?? -1);
@@ -130,6 +138,8 @@ class FakeWinscard implements Winscard {
   dispositions: string[] = [];
   /** Handles another application's reset reached: SCARD_W_RESET_CARD on their calls until SCardReconnect (as pcscd). */
   resetSeen = new Set<Handle>();
+  /** Handles whose card was removed: SCARD_W_REMOVED_CARD on their calls (as pcscd). */
+  removedSeen = new Set<Handle>();
   async reconnect(card: Handle, share: number, protocols: number, init: number): Promise<number> {
     this.dispositions.push(`reconnect ${init}`);
     const h = this.open.get(card);
@@ -144,7 +154,9 @@ class FakeWinscard implements Winscard {
     if (this.disconnectDelayMs) await new Promise((r) => setTimeout(r, this.disconnectDelayMs));
     this.open.delete(card);
   }
-  async beginTransaction(): Promise<void> {}
+  async beginTransaction(card: Handle): Promise<void> {
+    if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardBeginTransaction');
+  }
   async endTransaction(): Promise<void> {}
   async transmit(card: Handle, _protocol: number, command: Uint8Array): Promise<Uint8Array> {
     if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardTransmit');
@@ -168,6 +180,10 @@ class FakeWinscard implements Winscard {
   attribShares: number[] = [];
   async getAttrib(card: Handle, attr: number): Promise<Uint8Array> {
     this.attribShares.push(this.open.get(card)?.share ?? -1);
+    // pcscd's SCardGetAttrib checks the handle's card events (RFCheckReaderEventState, winscard.c 1397).
+    if (this.attribResetOnce && this.open.get(card)?.share !== 3) { this.attribResetOnce = false; this.resetSeen.add(card); }
+    if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardGetAttrib');
+    if (this.removedSeen.has(card)) throw new PcscError(0x80100069, 'SCardGetAttrib');
     const v = this.attribs.get(attr);
     if (!v) throw new PcscError(0x8010001f, 'SCardGetAttrib');
     return v;
@@ -602,5 +618,95 @@ test('reader facts through the manager: on the reader once it appears, before st
   assert.equal(info.facts?.vendorName, 'ACS');
   assert.equal(info.facts?.ifdVersion, 0x02160000);
   assert.equal(fake.attribShares.length, 7, 'each attribute asked once');
+  await m.stop();
+});
+
+// Review finding 2: a hold abandoned at its deadline must not leave pcscd holding the card for nobody.
+test('a hold that outlasts its deadline (another program\'s transaction): the late system connection is let go; the client hears SHARING_VIOLATION, not a mute card', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] })], { exchangeTimeoutMs: 100 });
+  await m.start();
+  const name = m.list().readers[0].name;
+  assert.equal(fake.open.size, 0, 'the card pcscd powered is not held by us');
+  let unlock!: () => void;
+  fake.lockedElsewhere = new Promise<void>((r) => { unlock = r; });
+  await assert.rejects(m.connect(name, { share: 'exclusive' }), (e: ScError) => e.code === 'SHARING_VIOLATION' && /100 ms/.test(e.message));
+  assert.equal(m.reader(name).card?.mute, undefined, 'the card is not marked mute');
+  fake.lockedElsewhere = undefined;
+  const connects = fake.connects;
+  unlock(); // the other program's transaction ends: the abandoned SCardConnect(EXCLUSIVE) completes
+  const until = Date.now() + 2000;
+  while (fake.connects === connects && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(fake.connects, connects + 1, 'the late SCardConnect completed');
+  while (fake.open.size && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual([...fake.open.values()], [], 'no system-side handle left once the late connect came back');
+  const after = await m.connect(name, { share: 'exclusive' });
+  assert.deepEqual([...fake.open.values()].map((h) => h.share), [1], 'a later exclusive connect works');
+  await after.disconnect();
+  assert.equal(fake.open.size, 0);
+  await m.stop();
+});
+
+// Review finding 8: SCardGetAttrib on our card handle reports the card's events as pcscd does.
+test('reader facts on our card handle: SCARD_W_RESET_CARD is a card event (CARD_RESET, handle reconnected), not "unanswered"', async () => {
+  const { fake, driver } = await started();
+  await driver.hold!(R0, 'shared');
+  const [handle] = fake.open.keys();
+  fake.resetSeen.add(handle);
+  fake.dispositions.length = 0;
+  await assert.rejects(driver.readerFacts(R0), (e: ScError) => e.code === 'CARD_RESET');
+  assert.deepEqual(fake.dispositions, ['reconnect 0'], 'our handle takes the card as it is (acknowledgeReset)');
+  const facts = await driver.readerFacts(R0);
+  assert.equal(facts.vendorName, 'ACS', 'read again after the reset');
+  assert.equal(facts.note, undefined);
+  await driver.stop();
+});
+
+test('reader facts on our card handle: SCARD_W_REMOVED_CARD drops the handle (CARD_REMOVED), not "unanswered"', async () => {
+  const { fake, driver } = await started();
+  await driver.hold!(R0, 'shared');
+  const [handle] = fake.open.keys();
+  fake.removedSeen.add(handle);
+  await assert.rejects(driver.readerFacts(R0), (e: ScError) => e.code === 'CARD_REMOVED');
+  const facts = await driver.readerFacts(R0);
+  assert.deepEqual(fake.attribShares.slice(-7), Array(7).fill(3), 'the handle was dropped: asked on a direct connection');
+  assert.equal(facts.vendorName, 'ACS');
+  await driver.stop();
+});
+
+test('reader facts through the manager: a card event while they are read at a power-up is not "answers none"; they are read at the next power-up', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.directRefused = true;
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [2] })]);
+  await m.start();
+  const name = m.list().readers[0].name;
+  assert.match(m.list().readers[0].facts?.note ?? '', /could not be read/, 'the first read failed: read again at the next power-up');
+  const c = await m.connect(name);
+  fake.attribResetOnce = true; // another program resets the card while the facts are read on our handle
+  await c.reset('warm');
+  assert.equal(m.list().readers[0].facts?.vendorName, undefined);
+  assert.doesNotMatch(m.list().readers[0].facts?.note ?? '', /answers none/);
+  await c.reset('warm');
+  assert.equal(m.list().readers[0].facts?.vendorName, 'ACS', 'read at the power-up after the card event');
+  await c.disconnect();
+  await m.stop();
+});
+
+// Review finding 9(b): the connection that hit another program's reset hears it once.
+test('another program reset the card: a beginTransaction that hits it reports CARD_RESET once, the next call works', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] })], {});
+  await m.start();
+  const name = m.list().readers[0].name;
+  const c = await m.connect(name);
+  const [handle] = fake.open.keys();
+  fake.resetSeen.add(handle);
+  await assert.rejects(c.beginTransaction(), (e: ScError) => e.code === 'CARD_RESET');
+  await c.beginTransaction();
+  await c.endTransaction();
+  await c.disconnect();
   await m.stop();
 });

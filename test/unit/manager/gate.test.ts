@@ -45,8 +45,13 @@ class GateDriver extends FaultyDriver {
     this.calls.push(`powerOn ${mode}`);
     return this.hung<Uint8Array>('powerOn') ?? super.powerOn(key, mode);
   }
+  /** The next control call answers this (e.g. CARD_RESET: another program reset the card, PC/SC). */
+  controlError?: ScError;
   override control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
     this.calls.push(`control ${code}`);
+    const err = this.controlError;
+    this.controlError = undefined;
+    if (err) return Promise.reject(err);
     return this.hung<Uint8Array>('control') ?? super.control(key, code, data);
   }
   async beginTransaction(_key: string): Promise<void> {
@@ -299,6 +304,20 @@ test('item 7: removal and reinsertion are reported once (REMOVED_CARD); reset re
   assert.equal((await a.transmit(CHALLENGE)).sw, 0x9000, 'once, then the new card answers');
   await b.reset('warm');
   assert.equal((await b.transmit(CHALLENGE)).sw, 0x9000, 'reset reconnected b without an error');
+  await manager.stop();
+});
+
+// Review finding 9(b): the connection whose driver call met another program's reset hears it once, the others once too.
+test('item 7: a control that meets another program\'s reset (driver CARD_RESET) reports it once to that connection, once to the others', async () => {
+  const { driver, manager, name } = await gateManager();
+  const a = await manager.connect(name);
+  const b = await manager.connect(name);
+  assert.equal((await a.transmit(CHALLENGE)).sw, 0x9000);
+  driver.controlError = new ScError('CARD_RESET', 'the card was reset by another program');
+  await assert.rejects(a.control(3400, new Uint8Array(0)), isCode('CARD_RESET'));
+  assert.equal((await a.transmit(CHALLENGE)).sw, 0x9000, 'a heard it from its control: not again');
+  await assert.rejects(b.transmit(CHALLENGE), isCode('CARD_RESET'));
+  assert.equal((await b.transmit(CHALLENGE)).sw, 0x9000, 'b heard it once');
   await manager.stop();
 });
 

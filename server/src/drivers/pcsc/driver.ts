@@ -615,6 +615,11 @@ export class PcscDriver implements Driver {
           } catch (e) {
             if (!(e instanceof PcscError)) throw e;
             if (isServiceLost(e.rv) || e.rv === SCARD_E_UNKNOWN_READER) throw e;
+            // On our card handle pcscd reports the card's events here too (SCardGetAttrib runs
+            // RFCheckReaderEventState, winscard.c 1397): a reset or a removal, not an attribute the
+            // IFD handler lacks. serialized() acknowledges the reset or drops the handle; the manager
+            // hears CARD_RESET / CARD_REMOVED and reads the facts again.
+            if (!direct && (e.rv === SCARD_W_RESET_CARD || e.rv === SCARD_W_REMOVED_CARD)) throw e;
             unanswered.push(`${a.name}: ${attributeErrorName(e.rv)}`);
           }
         }
