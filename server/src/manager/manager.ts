@@ -98,7 +98,17 @@ export interface ConnectOptions {
   /** A PC/SC client's exclusive connection, which holds the queue as a transaction of depth 1. */
   exclusiveHold?: boolean;
   waitBehindExclusive?: boolean;
+  /**
+   * A PC/SC client's SCardReconnect to another share mode: the connection (or direct handle) the new one
+   * replaces does not count against it, so the swap is atomic (pcscd changes a handle's sharing under the
+   * reader lock, winscard.c ~748–818). The caller closes the old one once this resolves; if it fails, the
+   * old one is left as it was.
+   */
+  replaces?: Connection | DirectUser;
 }
+
+/** A PC/SC client's SCARD_SHARE_DIRECT handle in the reader's list (addDirectUser): call it to remove it. */
+export type DirectUser = (() => void) & { readonly directId: number };
 
 export interface TransmitResult {
   response: Uint8Array;
@@ -581,7 +591,9 @@ export class ReaderManager {
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
     // Refused before queueing: a PC/SC client's exclusive connection holds the queue for as long as it
     // lasts, so a check inside the queued function would never be reached. Scripts (cancellable) may wait.
-    if (!opts.waitBehindExclusive) this.refuseIfExclusive(r);
+    const replaced = opts.replaces instanceof Connection ? opts.replaces : undefined;
+    const replacedDirect = typeof opts.replaces === 'function' ? opts.replaces.directId : undefined;
+    if (!opts.waitBehindExclusive) this.refuseIfExclusive(r, replaced);
     const share = opts.share ?? 'shared';
     const conn = new Connection(this, r, ++this.connSeq, share, opts.protocol, opts.signal, opts.keepsIdleTransaction === true, opts.client, opts.label, opts.exclusiveHold === true);
     const call: GateCallOptions = opts.signal ? { signal: opts.signal } : {};
@@ -589,10 +601,14 @@ export class ReaderManager {
     // Without one (the editor, the API), the wait has a deadline; a PC/SC client's connect waits as pcscd's does.
     const abort = opts.signal ? { signal: opts.signal, error: () => r.gate.notSentError() }
       : opts.keepsIdleTransaction ? undefined : this.queueDeadline(r);
-    await r.gate.queue.run(conn.id, async () => {
-      const others = [...r.connections];
-      if (share === 'exclusive' && others.length) {
-        throw new ScError('SHARING_VIOLATION', `'${name}' is in use by ${others.length} other connection(s); an exclusive connection must wait until they disconnect.`);
+    // A reconnect of the connection holding the reader's transaction runs in its turn, not behind it.
+    const turn = replaced && r.gate.queue.owner === replaced.id ? replaced.id : conn.id;
+    await r.gate.queue.run(turn, async () => {
+      const others = [...r.connections].filter((c) => c !== replaced);
+      // A PC/SC client's direct handle counts too: pcscd's exclusive SCardConnect needs no other handle at all (winscard.c ~462).
+      const direct = [...r.directUsers.keys()].filter((id) => id !== replacedDirect).length;
+      if (share === 'exclusive' && others.length + direct) {
+        throw new ScError('SHARING_VIOLATION', `'${name}' is in use by ${others.length + direct} other connection(s); an exclusive connection must wait until they disconnect.`);
       }
       if (others.some((c) => c.share === 'exclusive')) {
         throw new ScError('SHARING_VIOLATION', `'${name}' is held exclusively by another connection.`);
@@ -630,14 +646,14 @@ export class ReaderManager {
    * A PC/SC client's SCARD_SHARE_DIRECT handle: no card session, so no connection, but the Readers
    * view lists who holds it. Returns the function that removes it.
    */
-  addDirectUser(name: string, client: string): () => void {
+  addDirectUser(name: string, client: string): DirectUser {
     const r = this.entry(name);
     const id = ++this.connSeq;
     r.directUsers.set(id, client);
     this.readersChanged();
-    return () => {
+    return Object.assign(() => {
       if (r.directUsers.delete(id)) this.readersChanged();
-    };
+    }, { directId: id });
   }
 
   /** A connection's transaction began, nested or ended a level: the Readers view shows who holds it. */
@@ -680,8 +696,9 @@ export class ReaderManager {
     };
   }
 
-  private refuseIfExclusive(r: ReaderEntry): void {
-    if ([...r.connections].some((c) => c.share === 'exclusive')) {
+  /** `except`: the connection a reconnect replaces (its own exclusive mode does not refuse it). */
+  private refuseIfExclusive(r: ReaderEntry, except?: Connection): void {
+    if ([...r.connections].some((c) => c.share === 'exclusive' && c !== except)) {
       throw new ScError('SHARING_VIOLATION', `'${r.name}' is held exclusively by another connection (a PC/SC program, a script or the editor).`);
     }
   }

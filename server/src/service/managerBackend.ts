@@ -28,7 +28,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { BackendError, type BackendHandle, type CardBackend, type IoRequest } from './backend';
 import type { CardCondition, ReaderFacts } from './readerState';
 import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
-import type { Connection, Disposition as ManagerDisposition, ReaderManager } from '../manager/manager';
+import type { Connection, DirectUser, Disposition as ManagerDisposition, ReaderManager } from '../manager/manager';
 import { rawFactKey, type ControlEntry, type ReaderInfo } from '../protocol';
 import type { Protocol } from '../drivers/driver';
 import { CM_IOCTL_GET_FEATURE_REQUEST, PCSC_FEATURES, SECRET_ANSWER_FEATURES, SECRET_FEATURES, libccidFeatureCode } from '../codecs/pcscFeatures';
@@ -68,7 +68,7 @@ interface Handle {
   /** The program, as the Readers view and its APDU Log rows name it ("pcsc_scan (pid 4711)"). */
   readonly client: string;
   /** A direct handle's entry in the reader's list of who uses it. */
-  dropDirect?: () => void;
+  dropDirect?: DirectUser;
 }
 
 export interface ManagerBackendOptions {
@@ -181,14 +181,23 @@ export class ManagerBackend implements CardBackend {
     return undefined; // either: the card's current one
   }
 
-  private async open(reader: string, share: number, preferred: number, client: string): Promise<{ conn: Connection | null; protocol: number }> {
+  /**
+   * A new connection in this share mode. `replaces`: the handle's own connection (or direct entry) an
+   * SCardReconnect swaps out; it does not count against the new one, and is left alone if this fails.
+   */
+  private async open(
+    reader: string, share: number, preferred: number, client: string,
+    replaces?: Connection | DirectUser, swapped?: (conn: Connection) => Promise<void>,
+  ): Promise<{ conn: Connection | null; protocol: number }> {
+    let info: ReaderInfo;
+    try { info = this.manager.reader(reader); } catch (e) { throw this.fail(null, e, 'connect'); }
+    // pcscd refuses every SCardConnect, DIRECT included, while another handle holds the reader
+    // exclusively (winscard.c ~279); the handle's own exclusive connection does not refuse its reconnect.
+    const ownExclusive = typeof replaces === 'object' && replaces.share === 'exclusive';
+    if (info.exclusive && !ownExclusive) throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
     // pcscd answers a direct connection with the card's protocol as the table has it: the one
     // negotiated since the last power-up, else SCARD_PROTOCOL_UNDEFINED (winscard.c SCardConnect).
     if (share === ShareMode.SCARD_SHARE_DIRECT) return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
-    let info: ReaderInfo;
-    try { info = this.manager.reader(reader); } catch (e) { throw this.fail(null, e, 'connect'); }
-    // pcscd refuses at once while another handle holds the reader exclusively.
-    if (info.exclusive) throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
     if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
     if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNRESPONSIVE_CARD, 'the card did not answer its power-up');
     const exclusive = share === ShareMode.SCARD_SHARE_EXCLUSIVE;
@@ -197,14 +206,20 @@ export class ManagerBackend implements CardBackend {
       // pcscd never takes a transaction (or here the exclusive hold) away from a live client.
       conn = await this.manager.connect(reader, {
         share: exclusive ? 'exclusive' : 'shared', keepsIdleTransaction: true, client, exclusiveHold: exclusive, ...protocolOpt(ManagerBackend.wanted(preferred, share)),
+        ...(replaces ? { replaces } : {}),
       });
     } catch (e) {
       throw this.fail(null, e, 'connect');
     }
+    // A reconnect's swap is done here: the handle takes the new connection and the old one goes (a
+    // transaction of its own with it) before the new one takes the exclusive hold, which would wait behind it.
+    await swapped?.(conn);
     try {
       // The exclusive connection holds the reader's queue: scripts wait behind it.
       if (exclusive) await conn.beginTransaction();
     } catch (e) {
+      // A reconnect keeps its new connection (the old one is gone): the client hears why, as from a card call.
+      if (swapped) throw new BackendError(rvFor(asScError(e).code, 'card'), asScError(e).message);
       await conn.disconnect('leave').catch(() => {});
       throw this.fail(null, e, 'connect');
     }
@@ -237,7 +252,8 @@ export class ManagerBackend implements CardBackend {
     const h = this.live(handle);
     // pcscd's SCardReconnect: RFCheckSharing first, whatever the initialization (winscard.c ~570).
     this.checkSharing(h);
-    if (shareMode !== h.share || !h.conn) {
+    const changing = shareMode !== h.share;
+    if (changing) {
       // pcscd refuses a share mode the others do not allow and leaves the handle as it was (winscard.c ~758).
       let info: ReaderInfo;
       try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
@@ -249,38 +265,83 @@ export class ManagerBackend implements CardBackend {
       if (info.exclusive && !(h.conn && h.share === ShareMode.SCARD_SHARE_EXCLUSIVE)) {
         throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
       }
-      // A new share mode is a new manager connection (the old one leaves the card as it is).
-      const old = h.conn;
-      if (old) await old.disconnect('leave').catch(() => {});
-      h.conn = null;
-      h.transactions = 0;
-      h.dropDirect?.();
-      h.dropDirect = undefined;
-      const { conn, protocol } = await this.open(h.reader, shareMode, preferredProtocols, h.client);
-      h.conn = conn;
-      h.share = shareMode;
-      h.protocol = protocol;
-      if (!conn) this.directOpened(h);
+    }
+    const toDirect = shareMode === ShareMode.SCARD_SHARE_DIRECT;
+    const raw = (preferredProtocols & ProtocolBits.SCARD_PROTOCOL_RAW) !== 0;
+    // pcscd's order (winscard.c ~573–804): the reset (which marks this handle too, RFSetReaderEventState),
+    // then the protocol, then the share mode; the handle's event state is cleared only on success.
+    let wasReset = false;
+    const resetOn = async (conn: Connection): Promise<void> => {
+      wasReset = true;
+      try {
+        await conn.reset(initialization === Disposition.SCARD_RESET_CARD ? 'warm' : 'cold');
+      } catch (e) {
+        const err = this.fail(h, e);
+        h.reset = true;
+        throw err;
+      }
+      // The protocol is negotiated again from the preferred ones (ANY_OLD is T=0 or T=1 there, ~678).
+      const accepted = preferredProtocols & ProtocolBits.SCARD_PROTOCOL_ANY_OLD ? ProtocolBits.SCARD_PROTOCOL_T0 | ProtocolBits.SCARD_PROTOCOL_T1 : preferredProtocols;
+      const now = protocolBits(conn);
+      this.negotiate(h.reader, now);
+      if (!toDirect && !raw && !(accepted & now)) {
+        h.reset = true;
+        throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the card\'s protocol after the reset is not among the preferred ones');
+      }
+    };
+    const reinit = initialization === Disposition.SCARD_RESET_CARD || initialization === Disposition.SCARD_UNPOWER_CARD;
+    if (reinit && h.conn) {
+      await resetOn(h.conn);
+    } else if (!reinit && !toDirect && !raw) {
+      // LEAVE_CARD: a protocol already in use that the caller does not accept is SCARD_E_PROTO_MISMATCH
+      // (winscard.c ~711, ANY_OLD not expanded there), before the share mode changes.
+      const current = h.conn && h.conn.protocol !== undefined ? protocolBits(h.conn) : this.negotiated.get(h.reader);
+      if (current !== undefined && current !== ProtocolBits.SCARD_PROTOCOL_UNDEFINED && !(preferredProtocols & current)) {
+        throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the card\'s protocol is not among the preferred ones');
+      }
+    }
+    if (changing) {
+      try {
+        await this.swap(h, shareMode, preferredProtocols);
+      } catch (e) {
+        if (wasReset) h.reset = true;
+        throw e;
+      }
+      if (reinit && !wasReset && h.conn) await resetOn(h.conn);
     }
     h.removed = false;
     h.reset = false;
     const conn = h.conn;
-    if (!conn) return { activeProtocol: h.protocol };
-    try {
-      if (initialization === Disposition.SCARD_RESET_CARD) await conn.reset('warm');
-      else if (initialization === Disposition.SCARD_UNPOWER_CARD) await conn.reset('cold');
-      else conn.seen();
-    } catch (e) {
-      throw this.fail(h, e);
+    if (!conn) {
+      if (toDirect) h.protocol = this.negotiated.get(h.reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED;
+      return { activeProtocol: h.protocol };
     }
-    h.protocol = conn.protocol === 0 ? ProtocolBits.SCARD_PROTOCOL_T0 : ProtocolBits.SCARD_PROTOCOL_T1;
+    if (!wasReset) conn.seen();
+    h.protocol = protocolBits(conn);
     this.negotiate(h.reader, h.protocol);
-    // pcscd: a protocol already in use that the caller does not accept is SCARD_E_PROTO_MISMATCH
-    // (winscard.c SCardReconnect, "the protocol is already set"), e.g. T=0 only on a T=1 card.
-    if (!(preferredProtocols & (h.protocol | ProtocolBits.SCARD_PROTOCOL_ANY_OLD | ProtocolBits.SCARD_PROTOCOL_RAW))) {
-      throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the card\'s protocol is not among the preferred ones');
-    }
     return { activeProtocol: h.protocol };
+  }
+
+  /**
+   * The handle's new share mode, atomically: the new connection (or direct entry) is made while the old
+   * one still counts for this handle, and only then the old one goes. On failure the handle is as it was
+   * (review finding 1: it was left with no connection, "a direct connection has no card session").
+   */
+  private async swap(h: Handle, shareMode: number, preferredProtocols: number): Promise<void> {
+    const old = h.conn;
+    const oldDirect = h.dropDirect;
+    const commit = async (conn: Connection | null): Promise<void> => {
+      h.conn = conn;
+      h.share = shareMode;
+      h.transactions = 0;
+      h.dropDirect = undefined;
+      oldDirect?.();
+      if (!conn) this.directOpened(h);
+      if (old) await old.disconnect('leave').catch(() => {});
+    };
+    const { conn, protocol } = await this.open(h.reader, shareMode, preferredProtocols, h.client, old ?? oldDirect, commit);
+    if (!conn) await commit(null);
+    h.protocol = protocol;
   }
 
   async disconnect(handle: BackendHandle, disposition: number): Promise<void> {
@@ -467,6 +528,11 @@ export class ManagerBackend implements CardBackend {
     const held = !h.removed && !h.reset && h.conn !== null && this.manager.transactionOwner(h.reader) === h.conn.id;
     await this.close(h, held ? 'reset' : 'leave');
   }
+}
+
+/** The SCARD_PROTOCOL_* bit of a connection's protocol. */
+function protocolBits(conn: Connection): number {
+  return conn.protocol === 0 ? ProtocolBits.SCARD_PROTOCOL_T0 : ProtocolBits.SCARD_PROTOCOL_T1;
 }
 
 function protocolOpt(p: Protocol | undefined): { protocol?: Protocol } {

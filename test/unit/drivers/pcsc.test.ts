@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { createPcscDriver, namesOwnService, pcscdHint, splitReaderName } from '../../../server/src/drivers/pcsc/driver';
 import { ReaderManager } from '../../../server/src/manager/manager';
+import { ManagerBackend } from '../../../server/src/service/managerBackend';
+import { rvOf } from '../../../server/src/service/backend';
+import { Disposition, ShareMode } from '../../../server/src/service/wire';
 import { PNP_NOTIFICATION, SCARD_STATE, parseFeatureList } from '../../../server/src/drivers/pcsc/constants';
 import {
   PcscError,
@@ -140,8 +143,11 @@ class FakeWinscard implements Winscard {
   resetSeen = new Set<Handle>();
   /** Handles whose card was removed: SCARD_W_REMOVED_CARD on their calls (as pcscd). */
   removedSeen = new Set<Handle>();
+  /** Another program has its own handle on the card: SCardReconnect to EXCLUSIVE is refused, as pcscd refuses it (winscard.c ~779). */
+  otherProgramConnected = false;
   async reconnect(card: Handle, share: number, protocols: number, init: number): Promise<number> {
     this.dispositions.push(`reconnect ${init}`);
+    if (share === 1 && this.otherProgramConnected) throw new PcscError(0x8010000b, 'SCardReconnect');
     const h = this.open.get(card);
     if (h) h.share = share;
     this.resetSeen.delete(card);
@@ -709,4 +715,34 @@ test('another program reset the card: a beginTransaction that hits it reports CA
   await c.endTransaction();
   await c.disconnect();
   await m.stop();
+});
+
+// Review finding 1 (R34): a PC/SC client's SCardReconnect from SHARED to EXCLUSIVE is one SCardReconnect of our
+// system-side handle (Driver.hold on the handle we have), never SCardDisconnect + SCardConnect, which let any
+// other program take the card in between; refused there, the client's handle stays shared and working.
+test('R34: a PC/SC client\'s reconnect SHARED → EXCLUSIVE is an SCardReconnect of our handle; refused by the system service, the handle stays shared', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] })], {});
+  await m.start();
+  const b = new ManagerBackend(m);
+  try {
+    const name = m.list().readers[0].name;
+    const { handle: x, activeProtocol } = await b.connect(name, ShareMode.SCARD_SHARE_SHARED, 3);
+    const [system] = fake.open.keys();
+    fake.dispositions.length = 0;
+    fake.otherProgramConnected = true;
+    await assert.rejects(b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, 3, Disposition.SCARD_LEAVE_CARD), (e) => rvOf(e) === 0x8010000b);
+    assert.deepEqual([...fake.open.entries()], [[system, { reader: R0, share: 2 }]], 'the same system handle, still shared');
+    const pci = { protocol: activeProtocol, pciLength: 8 };
+    assert.deepEqual([...(await b.transmit(x, pci, Uint8Array.of(0, 0x84, 0, 0, 8), 258)).response], [0x84, 0x90, 0x00], 'the handle still transmits');
+    fake.otherProgramConnected = false;
+    await b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, 3, Disposition.SCARD_LEAVE_CARD);
+    assert.deepEqual(fake.dispositions, ['reconnect 0', 'reconnect 0'], 'SCardReconnect only, no SCardDisconnect');
+    assert.deepEqual([...fake.open.entries()], [[system, { reader: R0, share: 1 }]], 'the same system handle, now exclusive');
+    assert.equal(m.reader(name).exclusive, true);
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
 });

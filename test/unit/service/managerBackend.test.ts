@@ -454,3 +454,92 @@ test('review 6: GetAttrib answers the reader\'s own bytes (the facts\' raw map),
     await m.stop();
   }
 });
+
+// Review finding 1 (R34): SCardReconnect that changes the share mode is atomic, as pcscd's under the
+// reader lock (winscard.c ~748–818: the share mode changes only at the end, on success).
+test('R34: a reconnect to EXCLUSIVE racing another client\'s shared connect: the reconnect wins (it came first), the other is refused, the handle transmits', async () => {
+  const { b, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const reconnect = b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD).then(() => 'ok', (e) => `0x${rvOf(e).toString(16)}`);
+    const y = b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY).then(() => 'ok', (e) => `0x${rvOf(e).toString(16)}`);
+    assert.deepEqual([await reconnect, await y], ['ok', '0x8010000b'], 'X exclusive, Y refused');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'X transmits');
+    const facts = b.readers().find((r) => r.name === A)!;
+    assert.deepEqual([facts.handles, facts.exclusive], [1, true]);
+  } finally { await stop(); }
+});
+
+test('R34: a reconnect to EXCLUSIVE that fails (another connect got in first) leaves the handle shared and working', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    // Y's connect waits in the reader's queue (behind a control call) when X's reconnect checks the sharing:
+    // X's check passes, and Y is in before X's open.
+    const busy = m.controlDirect(A, 3400, new Uint8Array(0));
+    const y = b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
+    await rejectsWith(b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_SHARING_VIOLATION, 'reconnect exclusive');
+    await Promise.all([busy, y]);
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'X still transmits in its old mode');
+    await b.status(x);
+    const facts = b.readers().find((r) => r.name === A)!;
+    assert.deepEqual([facts.handles, facts.exclusive, m.reader(A).clients?.length], [2, false, 2], 'both listed, nobody exclusive');
+  } finally { await stop(); }
+});
+
+test('R34: reconnects between SHARED, EXCLUSIVE and DIRECT keep the handle counted once; EXCLUSIVE → SHARED lets another client in', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY)).handle;
+    await b.reconnect(x, ShareMode.SCARD_SHARE_DIRECT, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.deepEqual([b.readers().find((r) => r.name === A)!.handles, m.reader(A).exclusive], [1, false]);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.deepEqual([b.readers().find((r) => r.name === A)!.handles, m.reader(A).exclusive], [1, true], 'its own direct handle does not refuse it');
+    await b.reconnect(x, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(m.reader(A).inTransaction, false, 'the exclusive hold ended with the exclusive mode');
+    const y = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    assert.equal((await b.transmit(y, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal(b.readers().find((r) => r.name === A)!.handles, 2);
+  } finally { await stop(); }
+});
+
+// Review finding 3 (R35): winscard.c ~279 refuses every SCardConnect while the reader is EXCLUSIVE (DIRECT too);
+// an exclusive SCardConnect needs contexts == PCSCLITE_SHARING_NO_CONTEXT (~462), and a DIRECT handle is a context.
+test('R35: DIRECT and EXCLUSIVE refuse each other at SCardConnect', async () => {
+  const { b, stop } = await setup();
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await rejectsWith(b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY), Rv.SCARD_E_SHARING_VIOLATION, 'exclusive beside a direct handle');
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+    await b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY);
+    await rejectsWith(b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0), Rv.SCARD_E_SHARING_VIOLATION, 'direct beside an exclusive handle');
+    const facts = b.readers().find((r) => r.name === A)!;
+    assert.deepEqual([facts.handles, facts.exclusive], [1, true]);
+  } finally { await stop(); }
+});
+
+// Review finding 4 (R36): pcscd checks the protocol before it changes the sharing and clears the handle's
+// event state only on success (winscard.c ~700–716, ~804); its own RESET marks the caller (~582).
+test('R36: SCardReconnect(RESET, T=0 only) on a T=1 card: PROTO_MISMATCH, and the next call is SCARD_W_RESET_CARD', async () => {
+  const { b, stop } = await setup();
+  try {
+    const h = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await rejectsWith(b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_T0, Disposition.SCARD_RESET_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'reconnect RESET T=0');
+    await rejectsWith(b.status(h), Rv.SCARD_W_RESET_CARD, 'status after the failed reconnect');
+    await b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal((await b.transmit(h, T1, SELECT, 258)).response.at(-2), 0x90);
+  } finally { await stop(); }
+});
+
+test('R36: SCardReconnect(EXCLUSIVE, T=0 only, LEAVE) on a T=1 card: PROTO_MISMATCH with the handle still shared; ANY_OLD alone is refused too', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const h = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await rejectsWith(b.reconnect(h, ShareMode.SCARD_SHARE_EXCLUSIVE, ProtocolBits.SCARD_PROTOCOL_T0, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'reconnect exclusive T=0');
+    assert.equal(m.reader(A).exclusive, false, 'still shared');
+    await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
+    await rejectsWith(b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_ANY_OLD, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'ANY_OLD against a set protocol (winscard.c ~711)');
+    assert.equal((await b.transmit(h, T1, SELECT, 258)).response.at(-2), 0x90);
+  } finally { await stop(); }
+});
