@@ -439,7 +439,7 @@ async function startServe(b, name, args) {
 
 /**
  * TX_CLIENTS pyscard processes (bench/py/tx_client.py) on one reader whose card is
- * bench/tx-peer.mjs on `port`: each connects, all start together, each runs TX_APDUS
+ * bench/fast-peer.mjs --tagging on `port`: each connects, all start together, each runs TX_APDUS
  * tagged APDUs in transactions of TX_PER_TRANSACTION. Returns the rate (all APDUs ÷ the
  * slowest client's loop time) and what the clients and the peer counted.
  */

@@ -60,7 +60,7 @@ export function startFastPeer(port) {
   return start('fast-peer', process.execPath, [path.resolve('bench/fast-peer.mjs'), String(port)]);
 }
 
-/** Starts the tagging card peer (bench/tx-peer.mjs) connecting to `port`. */
+/** Starts the tagging card peer (bench/fast-peer.mjs --tagging) connecting to `port`. */
 export function startTxPeer(port) {
-  return start('tx-peer', process.execPath, [path.resolve('bench/tx-peer.mjs'), String(port)]);
+  return start('tx-peer', process.execPath, [path.resolve('bench/fast-peer.mjs'), String(port), '--tagging']);
 }

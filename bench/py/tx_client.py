@@ -3,7 +3,7 @@
    /usr/bin/python3 bench/py/tx_client.py READER ID N PER_TX
 Connects shared, waits for a line on stdin (so every client starts together), then
 N // PER_TX times: SCardBeginTransaction, PER_TX tagged APDUs (80 E0 00 00 05 ID TX TX I I 05,
-answered by bench/tx-peer.mjs with the tag of the APDU before), SCardEndTransaction.
+answered by bench/fast-peer.mjs --tagging with the tag of the APDU before), SCardEndTransaction.
 Every answer but a transaction's first must carry this client's own previous tag;
 one that does not is an interleaving. Prints one JSON line:
 {"id", "answered", "interleaved", "errors", "ms", "cpu_ms"} (errors: the first few return codes).

@@ -1,7 +1,7 @@
 // Issue 15, "Measured": 64 clients × 1,000 APDUs on one reader with transactions through
 // `scard serve`: no interleaving, no loss. The bench times the same run
 // (bench/run.mjs, row "64 clients"); this test asserts its correctness. The clients are
-// real pyscard processes (Debian's libpcsclite), the card is bench/tx-peer.mjs on the
+// real pyscard processes (Debian's libpcsclite), the card is `bench/fast-peer.mjs --tagging` on the
 // service's vpcd driver: it answers each tagged APDU with the tag of the APDU before,
 // so a client sees another client's APDU inside its own transaction as a wrong tag,
 // and it counts every tagged APDU it was sent. Run under `flock /tmp/wb-refstack.lock`.
@@ -17,7 +17,7 @@ const SCARD = path.resolve('bin/scard.js');
 const PY = '/usr/bin/python3';
 const CLIENT = path.resolve('bench/py/tx_client.py');
 const LOOP = path.resolve('bench/py/transmit_loop.py');
-const PEER = path.resolve('bench/tx-peer.mjs');
+const PEER = path.resolve('bench/fast-peer.mjs');
 const READER = 'Virtual PCD 00 00';
 const CLIENTS = 64;
 const APDUS = 1000;
@@ -76,7 +76,7 @@ before(async () => {
   const socket = (await serve.line(/^export PCSCLITE_CSOCK_NAME=(\S+)$/m, 15_000))[1];
   clientEnv = { ...process.env, PCSCLITE_CSOCK_NAME: socket };
   delete clientEnv.LD_LIBRARY_PATH;
-  peer = launch(process.execPath, [PEER, String(port)], process.env);
+  peer = launch(process.execPath, [PEER, String(port), '--tagging'], process.env);
   await peer.line(/^connected$/m, 10_000);
   // The card is in once a plain APDU goes through (bounded: the insertion is one event away).
   const end = Date.now() + 10_000;
