@@ -105,6 +105,14 @@ export interface ConnectOptions {
    * old one is left as it was.
    */
   replaces?: Connection | DirectUser;
+  /**
+   * With `replaces`: the levels of the client's own transaction the replaced connection holds (its exclusive
+   * hold not counted). The new connection takes them over in the same turn of the reader's queue, the
+   * system-side transaction with them, so nobody gets the reader in between and the client's
+   * EndTransaction still finds them (pcscd keeps hLockId and LockCount across SCardReconnect,
+   * readerfactory.c RFLockSharing/RFUnlockSharing, winscard.c ~748–801).
+   */
+  takesTransaction?: number;
 }
 
 /** A PC/SC client's SCARD_SHARE_DIRECT handle in the reader's list (addDirectUser): call it to remove it. */
@@ -637,6 +645,11 @@ export class ReaderManager {
       if (share === 'exclusive' || !others.length) await r.gate.hold(share, call, () => this.releaseLater(r));
       conn.seen();
       r.connections.add(conn);
+      if (replaced && opts.takesTransaction && r.gate.queue.owner === replaced.id) {
+        r.gate.queue.owner = conn.id;
+        r.gate.queue.depth = opts.takesTransaction;
+        this.armTransactionTimer(r);
+      }
     }, false, abort);
     this.readersChanged();
     return conn;

@@ -187,7 +187,7 @@ export class ManagerBackend implements CardBackend {
    */
   private async open(
     reader: string, share: number, preferred: number, client: string,
-    replaces?: Connection | DirectUser, swapped?: (conn: Connection) => Promise<void>,
+    replaces?: Connection | DirectUser, swapped?: (conn: Connection) => Promise<void>, transactions = 0,
   ): Promise<{ conn: Connection | null; protocol: number }> {
     let info: ReaderInfo;
     try { info = this.manager.reader(reader); } catch (e) { throw this.fail(null, e, 'connect'); }
@@ -206,16 +206,18 @@ export class ManagerBackend implements CardBackend {
       // pcscd never takes a transaction (or here the exclusive hold) away from a live client.
       conn = await this.manager.connect(reader, {
         share: exclusive ? 'exclusive' : 'shared', keepsIdleTransaction: true, client, exclusiveHold: exclusive, ...protocolOpt(ManagerBackend.wanted(preferred, share)),
-        ...(replaces ? { replaces } : {}),
+        ...(replaces ? { replaces } : {}), ...(transactions ? { takesTransaction: transactions } : {}),
       });
     } catch (e) {
       throw this.fail(null, e, 'connect');
     }
-    // A reconnect's swap is done here: the handle takes the new connection and the old one goes (a
-    // transaction of its own with it) before the new one takes the exclusive hold, which would wait behind it.
+    // A reconnect's swap is done here: the handle takes the new connection (and the client's transaction,
+    // taken over in the connect's turn) and the old one goes before the new one takes the exclusive hold,
+    // which would otherwise wait behind the old one's transaction.
     await swapped?.(conn);
     try {
-      // The exclusive connection holds the reader's queue: scripts wait behind it.
+      // The exclusive connection holds the reader's queue: scripts wait behind it. Over a transaction the new
+      // connection took over, it is one level more, as pcscd's RFLockSharing adds one to LockCount.
       if (exclusive) await conn.beginTransaction();
     } catch (e) {
       // A reconnect keeps its new connection (the old one is gone): the client hears why, as from a card call.
@@ -330,16 +332,20 @@ export class ManagerBackend implements CardBackend {
   private async swap(h: Handle, shareMode: number, preferredProtocols: number): Promise<void> {
     const old = h.conn;
     const oldDirect = h.dropDirect;
+    // The client's transaction survives the share change (pcscd keeps hLockId and LockCount: readerfactory.c
+    // ~1061–1107, winscard.c ~748–801), so its EndTransaction still succeeds and nobody gets the reader in
+    // between (second review, finding 2): the new connection takes it over in the old one's turn.
+    const held = old !== null && h.transactions > 0 && this.manager.transactionOwner(h.reader) === old.id ? h.transactions : 0;
     const commit = async (conn: Connection | null): Promise<void> => {
       h.conn = conn;
       h.share = shareMode;
-      h.transactions = 0;
+      h.transactions = conn && held && this.manager.transactionOwner(h.reader) === conn.id ? held : 0;
       h.dropDirect = undefined;
       oldDirect?.();
       if (!conn) this.directOpened(h);
       if (old) await old.disconnect('leave').catch(() => {});
     };
-    const { conn, protocol } = await this.open(h.reader, shareMode, preferredProtocols, h.client, old ?? oldDirect, commit);
+    const { conn, protocol } = await this.open(h.reader, shareMode, preferredProtocols, h.client, old ?? oldDirect, commit, held);
     if (!conn) await commit(null);
     h.protocol = protocol;
   }

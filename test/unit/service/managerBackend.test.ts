@@ -543,3 +543,53 @@ test('R36: SCardReconnect(EXCLUSIVE, T=0 only, LEAVE) on a T=1 card: PROTO_MISMA
     assert.equal((await b.transmit(h, T1, SELECT, 258)).response.at(-2), 0x90);
   } finally { await stop(); }
 });
+
+// Second review, finding 2 (R44): pcscd keeps hLockId and LockCount across an SCardReconnect that changes the
+// share mode (readerfactory.c RFLockSharing/RFUnlockSharing ~1061–1107; winscard.c ~748–801: EXCLUSIVE adds one
+// lock level, EXCLUSIVE → SHARED/DIRECT takes that one away), so the client's EndTransaction still succeeds.
+/** A client's own transaction, as the Readers view shows it (an exclusive hold alone is not one). */
+const clientTransaction = (m: ReaderManager): boolean => (m.reader(A).clients ?? []).some((c) => c.transaction);
+
+test('R44: Begin, Reconnect SHARED → EXCLUSIVE, End: the transaction survives the share change', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(x);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.deepEqual([m.reader(A).exclusive, clientTransaction(m)], [true, true], 'exclusive, still in the client\'s transaction');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90);
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+    assert.deepEqual([m.reader(A).exclusive, clientTransaction(m)], [true, false], 'the exclusive hold stays after the end');
+    await rejectsWith(b.endTransaction(x, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'only one level was begun');
+    await rejectsWith(b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY), Rv.SCARD_E_SHARING_VIOLATION, 'still exclusive');
+    await b.reconnect(x, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(m.transactionOwner(A), null, 'nothing held once shared with no transaction');
+  } finally { await stop(); }
+});
+
+test('R44: Begin, Reconnect EXCLUSIVE → SHARED: nobody gets the reader mid-transaction; End succeeds and lets them in', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY)).handle;
+    await b.beginTransaction(x);
+    await b.beginTransaction(x); // nested: two levels over the exclusive hold
+    // A script waits behind the exclusive client (waitBehindExclusive), in the reader's queue.
+    let scriptIn = false;
+    const script = m.connect(A, { waitBehindExclusive: true, label: 'script' }).then((c) => { scriptIn = true; return c; });
+    await b.reconnect(x, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.deepEqual([m.reader(A).exclusive, clientTransaction(m)], [false, true], 'shared, still in the client\'s transaction');
+    // Another client's SCardConnect waits while hLockId is set (winscard.c ~289), now that the reader is shared.
+    let yIn = false;
+    const y = b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY).then((c) => { yIn = true; return c.handle; });
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'the owner transmits');
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'one level left: the owner goes on');
+    assert.deepEqual([scriptIn, yIn, clientTransaction(m)], [false, false, true], 'the script and the other client still wait');
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.endTransaction(x, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'both levels ended');
+    const script1 = await script;
+    const y1 = await y;
+    assert.equal((await b.transmit(y1, T1, SELECT, 258)).response.at(-2), 0x90, 'then the other client goes through');
+    await script1.disconnect('leave');
+  } finally { await stop(); }
+});
