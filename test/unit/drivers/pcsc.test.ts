@@ -766,7 +766,8 @@ class LibpcscliteFake extends FakeWinscard {
     super();
   }
   override establishContext(): Handle {
-    this.blocking ??= this.env.PCSCLITE_NO_BLOCKING === undefined;
+    // SCardCheckDaemonAvailability comes before init_lib (winscard_clnt.c 473–478): no service, nothing read.
+    if (this.up) this.blocking ??= this.env.PCSCLITE_NO_BLOCKING === undefined;
     return super.establishContext();
   }
   private async refused(fn: string, violated: () => boolean, always = false): Promise<void> {
@@ -859,5 +860,25 @@ test('R43: another program\'s transaction: transmit and begin-transaction answer
   } finally {
     b.dispose();
     await m.stop();
+  }
+});
+
+test('R43: pcscd not running at start: PCSCLITE_NO_BLOCKING stays set until an SCardEstablishContext gets through (libpcsclite reads it only then)', async () => {
+  const env: NodeJS.ProcessEnv = {};
+  const fake = new LibpcscliteFake(env);
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.up = false;
+  const sink = new Sink();
+  const driver = createPcscDriver({ winscard: fake, env, reconnectDelaysMs: [5] });
+  await driver.start(sink);
+  try {
+    assert.equal(env.PCSCLITE_NO_BLOCKING, '1', 'still set while the service is away');
+    const added = sink.next(`added ${R0}`);
+    fake.up = true;
+    await added;
+    assert.equal(fake.blocking, false, 'the library read it when it first reached the service');
+    assert.equal(env.PCSCLITE_NO_BLOCKING, undefined, 'taken away then');
+  } finally {
+    await driver.stop();
   }
 });

@@ -96,10 +96,10 @@ export function avoidOwnService(env: NodeJS.ProcessEnv, own: readonly string[] =
 /**
  * libpcsclite's client side answers pcscd's SCARD_E_SHARING_VIOLATION to SCardReconnect, SCardStatus and
  * SCardTransmit by asking again every 100 ms, with no end (winscard_clnt.c 1032, 1508, 2852), unless
- * PCSCLITE_NO_BLOCKING is in the environment when the library initialises: init_lib reads it once, at the
- * first SCardEstablishContext (winscard_clnt.c 529). Such a call blocks a koffi worker thread (SCardStatus:
- * the event loop) and the reader's chain behind it. The driver sets it for that first call and takes it away
- * again, so the refusal comes back at once, as pcscd gives it (winscard.c ~779, RFCheckSharing), and goes to
+ * PCSCLITE_NO_BLOCKING is in the environment when the library initialises: init_lib reads it once, in the
+ * first SCardEstablishContext that finds pcscd running (winscard_clnt.c 473–478, 529). Such a call blocks a koffi worker thread (SCardStatus:
+ * the event loop) and the reader's chain behind it. The driver sets it until an SCardEstablishContext succeeds and takes it away
+ * then, so the refusal comes back at once, as pcscd gives it (winscard.c ~779, RFCheckSharing), and goes to
  * the caller: a PC/SC client's own library polls it as it would pcscd's. Returns the undo.
  */
 export function disableSharingBlock(env: NodeJS.ProcessEnv): () => void {
@@ -212,8 +212,10 @@ export class PcscDriver implements Driver {
   private readonly delays: number[];
   /** Calls of this driver in flight (serialized ones), so a synchronous transmit never waits behind another. */
   private active = 0;
-  /** The library has had its first SCardEstablishContext (it read PCSCLITE_NO_BLOCKING then). */
+  /** An SCardEstablishContext succeeded: the library has read PCSCLITE_NO_BLOCKING (disableSharingBlock). */
   private libraryInitialised = false;
+  /** Takes PCSCLITE_NO_BLOCKING away again (set while no SCardEstablishContext has succeeded). */
+  private restoreBlocking?: () => void;
 
   constructor(private readonly options: PcscOptions = {}) {
     this.delays = options.reconnectDelaysMs?.length ? options.reconnectDelaysMs : DEFAULT_RECONNECT_DELAYS;
@@ -262,21 +264,22 @@ export class PcscDriver implements Driver {
   /** Establishes both contexts and reports every reader; false if the service is not there. */
   private async connectService(): Promise<boolean> {
     const api = this.api!;
-    // Only the library's first SCardEstablishContext reads the variable (pthread_once), failed ones too.
-    const restore = this.libraryInitialised ? () => undefined : disableSharingBlock(this.options.env ?? process.env);
-    this.libraryInitialised = true;
+    // The library reads the variable once, in the first SCardEstablishContext that finds pcscd running
+    // (SCardCheckDaemonAvailability comes first, winscard_clnt.c 473–478): kept until one succeeds.
+    if (!this.libraryInitialised) this.restoreBlocking ??= disableSharingBlock(this.options.env ?? process.env);
     try {
       this.monitorCtx = api.establishContext(SCARD_SCOPE_SYSTEM);
       this.workCtx = api.establishContext(SCARD_SCOPE_SYSTEM);
     } catch (e) {
-      restore();
       this.releaseContexts();
       const rv = e instanceof PcscError ? e.rv : 0;
       // Once per state change (the manager logs it and shows it on the group); the retries are quiet.
       this.reportWaiting(toScError(e).message, isServiceLost(rv));
       return false;
     }
-    restore();
+    this.restoreBlocking?.();
+    this.restoreBlocking = undefined;
+    this.libraryInitialised = true;
     this.retryIndex = 0;
     this.pnpState = 0;
     this.sink?.log('info', `pcsc: connected to the PC/SC service (${api.library})`);
