@@ -746,3 +746,139 @@ test('R34: a PC/SC client\'s reconnect SHARED → EXCLUSIVE is an SCardReconnect
     await m.stop();
   }
 });
+
+/**
+ * libpcsclite as it is on the client side: SCardReconnect, SCardStatus and SCardTransmit poll pcscd's
+ * SCARD_E_SHARING_VIOLATION every 100 ms with no end (winscard_clnt.c 1032, 1508, 2852) unless
+ * PCSCLITE_NO_BLOCKING was in the environment when the library first initialised (init_lib, read once at
+ * the first SCardEstablishContext, winscard_clnt.c 529). SCardBeginTransaction polls whatever the
+ * environment says (winscard_clnt.c 1186–1223). Another program of the machine has its own handle on the
+ * card (`foreignHandle`: an exclusive SCardReconnect is refused, winscard.c ~779) or holds a transaction
+ * (`foreignTransaction`: every other handle's transmit, status and begin are refused, RFCheckSharing).
+ */
+class LibpcscliteFake extends FakeWinscard {
+  blocking?: boolean;
+  foreignHandle = false;
+  foreignTransaction = false;
+  /** Calls parked in libpcsclite's client-side poll loop right now. */
+  polling = 0;
+  constructor(private readonly env: NodeJS.ProcessEnv) {
+    super();
+  }
+  override establishContext(): Handle {
+    // SCardCheckDaemonAvailability comes before init_lib (winscard_clnt.c 473–478): no service, nothing read.
+    if (this.up) this.blocking ??= this.env.PCSCLITE_NO_BLOCKING === undefined;
+    return super.establishContext();
+  }
+  private async refused(fn: string, violated: () => boolean, always = false): Promise<void> {
+    if (!violated()) return;
+    if (!this.blocking && !always) throw new PcscError(0x8010000b, fn);
+    this.polling++;
+    try {
+      while (violated()) await new Promise((r) => setTimeout(r, 100)); // PCSCLITE_LOCK_POLL_RATE
+    } finally {
+      this.polling--;
+    }
+  }
+  override async reconnect(card: Handle, share: number, protocols: number, init: number): Promise<number> {
+    await this.refused('SCardReconnect', () => (share === 1 && this.foreignHandle) || this.foreignTransaction);
+    return super.reconnect(card, share, protocols, init);
+  }
+  override async transmit(card: Handle, protocol: number, command: Uint8Array): Promise<Uint8Array> {
+    await this.refused('SCardTransmit', () => this.foreignTransaction);
+    return super.transmit(card, protocol, command);
+  }
+  override async beginTransaction(card: Handle): Promise<void> {
+    await this.refused('SCardBeginTransaction', () => this.foreignTransaction, true);
+    return super.beginTransaction(card);
+  }
+  override status(card: Handle): CardStatus {
+    if (this.foreignTransaction) {
+      // On the calling thread: the real loop would freeze the helper's event loop for good.
+      if (this.blocking) throw new Error('SCardStatus would block the event loop (libpcsclite sharing poll)');
+      throw new PcscError(0x8010000b, 'SCardStatus');
+    }
+    return super.status(card);
+  }
+}
+
+// Second review finding 1 (R43): libpcsclite's client-side retry loops must not hold the reader's chain.
+test('R43: SHARED → EXCLUSIVE while another program has the card: SCARD_E_SHARING_VIOLATION at once (PCSCLITE_NO_BLOCKING), the handle still transmits, the system handle stays shared', async () => {
+  const env: NodeJS.ProcessEnv = {};
+  const fake = new LibpcscliteFake(env);
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, env, reconnectDelaysMs: [5] })], { exchangeTimeoutMs: 1000 });
+  await m.start();
+  const b = new ManagerBackend(m);
+  try {
+    assert.equal(fake.blocking, false, 'PCSCLITE_NO_BLOCKING was set before the first SCardEstablishContext');
+    assert.equal(env.PCSCLITE_NO_BLOCKING, undefined, 'and taken away again once libpcsclite has read it (programs started later do not inherit it)');
+    const name = m.list().readers[0].name;
+    const { handle: x, activeProtocol } = await b.connect(name, ShareMode.SCARD_SHARE_SHARED, 3);
+    const pci = { protocol: activeProtocol, pciLength: 8 };
+    fake.foreignHandle = true;
+    const t0 = performance.now();
+    await assert.rejects(b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, 3, Disposition.SCARD_LEAVE_CARD), (e) => rvOf(e) === 0x8010000b);
+    assert.ok(performance.now() - t0 < 500, `refused at once as pcscd refuses it, not at the 1000 ms deadline (${Math.round(performance.now() - t0)} ms)`);
+    assert.equal(fake.polling, 0, 'no call left in the client-side poll loop');
+    const t1 = performance.now();
+    assert.deepEqual([...(await b.transmit(x, pci, Uint8Array.of(0, 0x84, 0, 0, 8), 258)).response], [0x84, 0x90, 0x00], 'the handle still transmits');
+    assert.ok(performance.now() - t1 < 500, 'without waiting behind the refused upgrade');
+    fake.foreignHandle = false; // the other program lets go: nothing of ours takes the card exclusively late
+    await new Promise((r) => setTimeout(r, 250));
+    assert.deepEqual([...fake.open.values()].map((h) => h.share), [2], 'our system handle is still shared');
+    assert.notEqual(m.reader(name).exclusive, true);
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
+});
+
+test('R43: another program\'s transaction: transmit and begin-transaction answer SCARD_E_SHARING_VIOLATION at once (not a reset, not a mute card, the chain free); they work once it ends', async () => {
+  const env: NodeJS.ProcessEnv = {};
+  const fake = new LibpcscliteFake(env);
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, env, reconnectDelaysMs: [5] })], { exchangeTimeoutMs: 1000 });
+  await m.start();
+  const b = new ManagerBackend(m);
+  try {
+    const name = m.list().readers[0].name;
+    const { handle: x, activeProtocol } = await b.connect(name, ShareMode.SCARD_SHARE_SHARED, 3);
+    const pci = { protocol: activeProtocol, pciLength: 8 };
+    fake.foreignTransaction = true;
+    const t0 = performance.now();
+    await assert.rejects(b.transmit(x, pci, Uint8Array.of(0, 0x84, 0, 0, 8), 258), (e) => rvOf(e) === 0x8010000b);
+    await assert.rejects(b.beginTransaction(x), (e) => rvOf(e) === 0x8010000b);
+    assert.ok(performance.now() - t0 < 500, `both refused at once (${Math.round(performance.now() - t0)} ms); the client's own library polls, as with pcscd`);
+    assert.equal(fake.polling, 0, 'nothing left in a client-side poll loop');
+    assert.notEqual(m.reader(name).card?.mute, true, 'the card is not "mute"');
+    fake.foreignTransaction = false;
+    // A reset counted for a refusal would reach this handle as SCARD_W_RESET_CARD here.
+    assert.deepEqual([...(await b.transmit(x, pci, Uint8Array.of(0, 0x84, 0, 0, 8), 258)).response], [0x84, 0x90, 0x00], 'no reset heard');
+    await b.beginTransaction(x);
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
+});
+
+test('R43: pcscd not running at start: PCSCLITE_NO_BLOCKING stays set until an SCardEstablishContext gets through (libpcsclite reads it only then)', async () => {
+  const env: NodeJS.ProcessEnv = {};
+  const fake = new LibpcscliteFake(env);
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.up = false;
+  const sink = new Sink();
+  const driver = createPcscDriver({ winscard: fake, env, reconnectDelaysMs: [5] });
+  await driver.start(sink);
+  try {
+    assert.equal(env.PCSCLITE_NO_BLOCKING, '1', 'still set while the service is away');
+    const added = sink.next(`added ${R0}`);
+    fake.up = true;
+    await added;
+    assert.equal(fake.blocking, false, 'the library read it when it first reached the service');
+    assert.equal(env.PCSCLITE_NO_BLOCKING, undefined, 'taken away then');
+  } finally {
+    await driver.stop();
+  }
+});

@@ -93,6 +93,23 @@ export function avoidOwnService(env: NodeJS.ProcessEnv, own: readonly string[] =
   return true;
 }
 
+/**
+ * libpcsclite's client side answers pcscd's SCARD_E_SHARING_VIOLATION to SCardReconnect, SCardStatus and
+ * SCardTransmit by asking again every 100 ms, with no end (winscard_clnt.c 1032, 1508, 2852), unless
+ * PCSCLITE_NO_BLOCKING is in the environment when the library initialises: init_lib reads it once, in the
+ * first SCardEstablishContext that finds pcscd running (winscard_clnt.c 473–478, 529). Such a call blocks a koffi worker thread (SCardStatus:
+ * the event loop) and the reader's chain behind it. The driver sets it until an SCardEstablishContext succeeds and takes it away
+ * then, so the refusal comes back at once, as pcscd gives it (winscard.c ~779, RFCheckSharing), and goes to
+ * the caller: a PC/SC client's own library polls it as it would pcscd's. Returns the undo.
+ */
+export function disableSharingBlock(env: NodeJS.ProcessEnv): () => void {
+  if (env.PCSCLITE_NO_BLOCKING !== undefined) return () => undefined;
+  env.PCSCLITE_NO_BLOCKING = '1';
+  return () => {
+    delete env.PCSCLITE_NO_BLOCKING;
+  };
+}
+
 const DEFAULT_RECONNECT_DELAYS = [200, 500, 1000, 2000, 5000];
 
 /**
@@ -195,6 +212,10 @@ export class PcscDriver implements Driver {
   private readonly delays: number[];
   /** Calls of this driver in flight (serialized ones), so a synchronous transmit never waits behind another. */
   private active = 0;
+  /** An SCardEstablishContext succeeded: the library has read PCSCLITE_NO_BLOCKING (disableSharingBlock). */
+  private libraryInitialised = false;
+  /** Takes PCSCLITE_NO_BLOCKING away again (set while no SCardEstablishContext has succeeded). */
+  private restoreBlocking?: () => void;
 
   constructor(private readonly options: PcscOptions = {}) {
     this.delays = options.reconnectDelaysMs?.length ? options.reconnectDelaysMs : DEFAULT_RECONNECT_DELAYS;
@@ -243,6 +264,9 @@ export class PcscDriver implements Driver {
   /** Establishes both contexts and reports every reader; false if the service is not there. */
   private async connectService(): Promise<boolean> {
     const api = this.api!;
+    // The library reads the variable once, in the first SCardEstablishContext that finds pcscd running
+    // (SCardCheckDaemonAvailability comes first, winscard_clnt.c 473–478): kept until one succeeds.
+    if (!this.libraryInitialised) this.restoreBlocking ??= disableSharingBlock(this.options.env ?? process.env);
     try {
       this.monitorCtx = api.establishContext(SCARD_SCOPE_SYSTEM);
       this.workCtx = api.establishContext(SCARD_SCOPE_SYSTEM);
@@ -253,6 +277,9 @@ export class PcscDriver implements Driver {
       this.reportWaiting(toScError(e).message, isServiceLost(rv));
       return false;
     }
+    this.restoreBlocking?.();
+    this.restoreBlocking = undefined;
+    this.libraryInitialised = true;
     this.retryIndex = 0;
     this.pnpState = 0;
     this.sink?.log('info', `pcsc: connected to the PC/SC service (${api.library})`);
@@ -636,7 +663,13 @@ export class PcscDriver implements Driver {
   /** PC/SC transaction: other programs wait until it ends (not part of the Driver interface yet). */
   async beginTransaction(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
-      await api.beginTransaction(await this.connectedOrConnect(r, api, ctx, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1));
+      const handle = await this.connectedOrConnect(r, api, ctx, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+      // libpcsclite's SCardBeginTransaction polls pcscd's SCARD_E_SHARING_VIOLATION whatever PCSCLITE_NO_BLOCKING
+      // says (winscard_clnt.c 1186–1223). SCardStatus meets another program's transaction first (RFCheckSharing,
+      // winscard.c 1271) and, with the variable, answers at once: the refusal goes to the caller as pcscd gives it.
+      // A transaction the other program begins between the two calls still blocks here until it ends.
+      api.status(handle);
+      await api.beginTransaction(handle);
       r.inTransaction = true;
     });
   }
