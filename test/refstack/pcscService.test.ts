@@ -9,7 +9,7 @@
 // Run under `flock /tmp/wb-refstack.lock` (pcscd's vpcd uses fixed ports).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -25,7 +25,7 @@ import type { LogEntry } from '../../server/src/protocol';
 import { formatEntry } from '../../server/src/script/trace';
 import { parseScript } from '../../server/src/script/parser';
 import { runScript } from '../../server/src/script/engine';
-import { requireCommands } from '../support/system';
+import { missingPart, missingPyscard, requireCommands } from '../support/system';
 import { PluggableSimulator } from '../support/pluggableSimulator';
 import { loadRefStack, type RefStack, type StackProcess } from './stack';
 
@@ -34,19 +34,11 @@ const CLIENT = path.resolve('test/refstack/py/pcsc_client.py');
 const SIM_READER = 'Workbench Simulator 00 00';
 const VPCD_READER = 'Virtual PCD 00 00';
 
-/** A skip reason outside CI; under CI=true a missing part fails the run. */
-function missing(msg: string): string {
-  if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: a missing part fails the run)`);
-  return msg;
-}
-function missingPyscard(): string | false {
-  return spawnSync(PY, ['-c', 'import smartcard'], { stdio: 'ignore' }).status === 0 ? false : missing('python3-pyscard is missing; sudo npm run setup:system');
-}
 function missingSources(): string | false {
   const root = process.env.PCSCLITE_SOURCES ?? path.resolve('..', 'shared', 'data', 'pcsc-lite');
-  return ['2.3.3', '2.5.1'].every((v) => fs.existsSync(path.join(root, v, 'meson.build'))) ? false : missing(`no pcsc-lite 2.3.3/2.5.1 sources in ${root} (set PCSCLITE_SOURCES)`);
+  return ['2.3.3', '2.5.1'].every((v) => fs.existsSync(path.join(root, v, 'meson.build'))) ? false : missingPart(`no pcsc-lite 2.3.3/2.5.1 sources in ${root} (set PCSCLITE_SOURCES)`);
 }
-const skip = requireCommands('gcc', 'meson', 'ninja', 'flex', 'pkg-config', 'pcsc_scan') || missingPyscard() || missingSources();
+const skip = requireCommands('gcc', 'meson', 'ninja', 'flex', 'pkg-config', 'pcsc_scan') || missingPyscard(PY) || missingSources();
 
 interface Client { label: string; minor: number; libdir: string | null }
 let clients: Client[] = [];

@@ -15,9 +15,19 @@ export function hasCommand(name: string): boolean {
 export function requireCommands(...names: string[]): string | false {
   const missing = names.filter((n) => !hasCommand(n));
   if (!missing.length) return false;
-  const msg = `missing ${missing.join(', ')}; ${INSTALL_HINT}`;
+  return missingPart(`missing ${missing.join(', ')}; ${INSTALL_HINT}`);
+}
+
+/** A skip reason outside CI; under CI=true a missing part fails the run. */
+export function missingPart(msg: string): string {
   if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: a missing part fails the run)`);
   return msg;
+}
+
+/** A skip reason (missingPart) when `python` cannot import pyscard; `why` says what needs it. */
+export function missingPyscard(python: string, why = ''): string | false {
+  if (spawnSync(python, ['-c', 'import smartcard'], { stdio: 'ignore' }).status === 0) return false;
+  return missingPart(`python3-pyscard is missing${why ? ` (${why})` : ''}; sudo npm run setup:system`);
 }
 
 export const requireCommand = (name: string) => requireCommands(name);
