@@ -57,6 +57,17 @@ export function libccidFeatureCode(tag: number): number {
   return tag === 0x13 ? LIBCCID_ESC_COMMAND : 0x42330000 + tag;
 }
 
+/**
+ * Whether control code `code` calls one of these features: at a code the reader lists for it
+ * (`listed`, its CM_IOCTL_GET_FEATURE_REQUEST answer), or at libccid's code for it whether the
+ * reader lists it or not (a program may call MODIFY_PIN_DIRECT on a reader that only verifies,
+ * or before the reader's feature list was read).
+ */
+export function isFeatureCall(code: number, features: ReadonlySet<number>, listed: ReadonlyArray<{ tag: number; controlCode: number }> = []): boolean {
+  for (const tag of features) if (libccidFeatureCode(tag) === code) return true;
+  return listed.some((f) => f.controlCode === code && features.has(f.tag));
+}
+
 /** Parses the feature list TLVs (tag, length 4, big-endian control code). */
 export function parseFeatureList(data: Uint8Array): { tag: number; name: string; controlCode: number }[] {
   const out: { tag: number; name: string; controlCode: number }[] = [];

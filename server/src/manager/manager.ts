@@ -7,9 +7,9 @@
 
 import { parseAtr } from '../codecs/atr';
 import { describeStatusWordFor } from '../codecs/sw';
-import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
+import { CM_IOCTL_GET_FEATURE_REQUEST, SECRET_ANSWER_FEATURES, SECRET_FEATURES, isFeatureCall, parseFeatureList } from '../codecs/pcscFeatures';
 import {
-  type CardInfo, type DriverStatus, type EventEntry, type ExchangeEntry, type LogEntry, MAX_READER_CLIENTS, type ReaderClient,
+  type CardInfo, type ControlEntry, type DriverStatus, type EventEntry, type ExchangeEntry, type LogEntry, MAX_READER_CLIENTS, type ReaderClient,
   type ReaderFacts, type ReaderInfo, type ReaderList, type ShareMode,
 } from '../protocol';
 import type { Driver, DriverSink, LogLevel, PowerMode, Protocol, SlotDescriptor } from '../drivers/driver';
@@ -267,11 +267,30 @@ export class ReaderManager {
     for (const l of this.entryListeners) l(entry);
   }
 
-  /** Called by the engine for script and echo entries, so they share the sequence. */
+  /**
+   * Called by the engine for script and echo entries, and by every caller of a control command
+   * (scripts, the editor, the API, the PC/SC service), so they share the sequence. A control
+   * entry is masked here, for all of them (R53).
+   */
   emitEntry<E extends LogEntry>(partial: Omit<E, 'seq' | 'time'>): E {
-    const entry = { ...partial, seq: ++this.seq, time: Date.now() } as E;
+    const masked = partial.kind === 'control' ? this.maskedControl(partial as unknown as Omit<ControlEntry, 'seq' | 'time'>) : partial;
+    const entry = { ...masked, seq: ++this.seq, time: Date.now() } as E;
     this.emit(entry);
     return entry;
+  }
+
+  /**
+   * A control call's data as the log may show it: the whole data of a PIN-pad call (its APDU
+   * template may hold the PIN), of MCT and escape commands (they may carry a VERIFY), and the
+   * answer of GET_KEY (the keys typed), MCT and escape calls are `**`, at the code the reader
+   * lists for the feature or at libccid's code for it (`SECRET_FEATURES`, `SECRET_ANSWER_FEATURES`).
+   */
+  private maskedControl<E extends Omit<ControlEntry, 'seq' | 'time'>>(e: E): E {
+    const listed = this.readers.get(e.reader)?.features ?? [];
+    const stars = (hex: string): string => '**'.repeat(Math.ceil(hex.replace(/\s/g, '').length / 2));
+    const command = isFeatureCall(e.code, SECRET_FEATURES, listed) ? stars(e.command) : e.command;
+    const response = e.response !== undefined && isFeatureCall(e.code, SECRET_ANSWER_FEATURES, listed) ? stars(e.response) : e.response;
+    return { ...e, command, ...(response !== undefined ? { response } : {}) };
   }
 
   private readersChanged(what: ReadersChange = 'readers'): void {

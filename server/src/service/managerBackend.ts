@@ -22,7 +22,8 @@
 //   DATA and RESET RETRY COUNTER (INS 20/21, 24, 2C) and of PIN-pad control calls
 //   (VERIFY/MODIFY_PIN_DIRECT and the like, MCT and escape calls that may carry a VERIFY,
 //   listed by the reader or in libccid's numbering) is logged as `**`, and so is the answer
-//   of GET_KEY (the keys typed), MCT and escape calls.
+//   of GET_KEY (the keys typed), MCT and escape calls (the control part by the manager's
+//   emitEntry, the same rule for every caller).
 
 import { setTimeout as delay } from 'node:timers/promises';
 import { BackendError, type BackendHandle, type CardBackend, type IoRequest } from './backend';
@@ -31,7 +32,7 @@ import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
 import type { Connection, DirectUser, Disposition as ManagerDisposition, ReaderManager } from '../manager/manager';
 import { rawFactKey, type ControlEntry, type ReaderInfo } from '../protocol';
 import type { Protocol } from '../drivers/driver';
-import { CM_IOCTL_GET_FEATURE_REQUEST, PCSC_FEATURES, SECRET_ANSWER_FEATURES, SECRET_FEATURES, libccidFeatureCode } from '../codecs/pcscFeatures';
+import { CM_IOCTL_GET_FEATURE_REQUEST } from '../codecs/pcscFeatures';
 import { secretRanges } from '../codecs/apdu';
 import { asScError, type ScErrorCode } from '../util/errors';
 import { fromHex, toHex } from '../util/hex';
@@ -441,36 +442,17 @@ export class ManagerBackend implements CardBackend {
     // pcsc-lite's SCARD_CTL_CODE(3400) is the manager's plain function number of the feature request.
     const code = wireCode === SCARD_CTL_CODE(CM_IOCTL_GET_FEATURE_REQUEST) ? CM_IOCTL_GET_FEATURE_REQUEST : wireCode;
     const t0 = performance.now();
-    // A PIN-pad call's structure is masked like a VERIFY's data (its APDU template may hold the PIN);
-    // so are MCT and escape commands (they may carry a VERIFY) and GET_KEY's answer (the keys typed).
-    const command = this.carriesSecret(h.reader, code, SECRET_FEATURES) ? '**'.repeat(data.length) : toHex(data);
-    const entry = { kind: 'control' as const, reader: h.reader, code, command };
+    // The manager masks PIN-pad, MCT and escape data and GET_KEY's answer (emitEntry), for every caller.
+    const entry = { kind: 'control' as const, reader: h.reader, code, command: toHex(data) };
     try {
       const out = h.conn ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data);
-      const response = this.carriesSecret(h.reader, code, SECRET_ANSWER_FEATURES) ? '**'.repeat(out.length) : toHex(out);
-      this.manager.emitEntry<ControlEntry>({ ...entry, response, durationMs: performance.now() - t0 });
+      this.manager.emitEntry<ControlEntry>({ ...entry, response: toHex(out), durationMs: performance.now() - t0 });
       return out;
     } catch (e) {
       const err = asScError(e);
       this.manager.emitEntry<ControlEntry>({ ...entry, error: err.message, durationMs: performance.now() - t0 });
       if (err.code === 'NOT_SUPPORTED' || err.code === 'DRIVER' || err.code === 'BAD_REQUEST') throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, err.message);
       throw this.fail(h, e);
-    }
-  }
-
-  /**
-   * The code of one of these features: one the reader lists for it, or libccid's code of it
-   * whether the reader lists it or not (a program may call MODIFY_PIN_DIRECT on a reader that
-   * only verifies, or before its feature list was read).
-   */
-  private carriesSecret(reader: string, code: number, features: ReadonlySet<number>): boolean {
-    if ([...features].some((tag) => libccidFeatureCode(tag) === code)) return true;
-    const hex = `0x${code.toString(16).toUpperCase().padStart(8, '0')}`;
-    const secret = [...features].map((tag) => PCSC_FEATURES[tag]);
-    try {
-      return (this.manager.reader(reader).features ?? []).some((f) => f.endsWith(` ${hex}`) && secret.includes(f.slice(0, -hex.length - 1)));
-    } catch {
-      return false;
     }
   }
 
