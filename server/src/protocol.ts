@@ -191,7 +191,7 @@ export interface ExchangeEntry extends EntryBase {
   runId?: number;
   /** 1-based script line. */
   line?: number;
-  /** The extension that made it through the API (its id, e.g. `acme.applet-tools`). */
+  /** Who made it: an extension through the API (its id, e.g. `acme.applet-tools`) or a PC/SC program ("python3 (pid 4711)"). */
   client?: string;
 }
 
@@ -215,7 +215,7 @@ export interface ControlEntry extends EntryBase {
   durationMs: number;
   runId?: number;
   line?: number;
-  /** The extension that sent it through the API. */
+  /** Who sent it: an extension through the API (its id) or a PC/SC program ("python3 (pid 4711)"). */
   client?: string;
 }
 

@@ -130,6 +130,8 @@ test('helper: a client\'s VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and
     assert.ok(commands.includes('002C00010E****************************'), `RESET RETRY COUNTER masked: ${commands.join(' ')}`);
     assert.equal(entries.filter((e) => e.kind === 'control' && (e.code === IOCTL_VERIFY_PIN_DIRECT || e.code === IOCTL_MODIFY_PIN_DIRECT)).length, 3, 'the three PIN-pad calls are logged');
     const controls = entries.flatMap((e) => (e.kind === 'control' ? [e] : []));
+    // Each control row names the program, as its exchanges do (the APDU Log's client filter, scard serve's lines).
+    assert.deepEqual(controls.filter((e) => !/ \(pid \d+\)$/.test(e.client ?? '')).map((e) => e.code), [], 'control rows carry the client');
     assert.equal(controls.find((e) => e.code === IOCTL_MCT_UNIVERSAL)?.command, '**'.repeat(13), 'MCT_UNIVERSAL masked');
     assert.equal(controls.find((e) => e.code === IOCTL_CCID_ESC_COMMAND)?.command, '**'.repeat(16), 'the escape masked');
     assert.equal(controls.find((e) => e.code === OWN_GET_KEY)?.response, '**'.repeat(PIN.length), 'GET_KEY\'s answer masked');
@@ -168,8 +170,8 @@ for (const json of [false, true]) {
       const last = (o: string): boolean => (o.match(json ? /"code":111063859[89]\b/g : /^> CONTROL 111063859[89] /gm) ?? []).length >= 3;
       await printed(s, () => last(s.out()), 10_000);
       // MCT_UNIVERSAL (0x42330009 = 1110638601) and the escape (0x42000001 = 1107296257): masked.
-      assert.match(s.out(), json ? /"code":1110638601,[^}]*"command":"(\*\*){13}"/ : /^> CONTROL 1110638601 (\*\* ){12}\*\*$/m);
-      assert.match(s.out(), json ? /"code":1107296257,[^}]*"command":"(\*\*){16}"/ : /^> CONTROL 1107296257 (\*\* ){15}\*\*$/m);
+      assert.match(s.out(), json ? /"code":1110638601,[^}]*"command":"(\*\*){13}"/ : /^> CONTROL 1110638601 (\*\* ){12}\*\*  \[node \(pid \d+\)\]$/m);
+      assert.match(s.out(), json ? /"code":1107296257,[^}]*"command":"(\*\*){16}"/ : /^> CONTROL 1107296257 (\*\* ){15}\*\*  \[node \(pid \d+\)\]$/m);
       assert.match(s.out(), json ? /"command":"0020000106\*{12}"/ : /> 00 20 00 01 06 (\*\* ){5}\*\*/);
       assertNoPin(s.out(), `serve's ${json ? 'JSON Lines' : 'text'} output`);
       assertNoPin(s.err(), 'serve\'s stderr (--verbose)');

@@ -97,6 +97,20 @@ describe('scard serve with real PC/SC clients', { skip }, () => {
     assert.match(s.out().slice(before), /> 00 20 00 01 06 \*\* \*\* \*\* \*\* \*\* \*\*/);
   });
 
+  test('each exchange line names the program that sent it: python3 (pid N), N being the pyscard process\'s pid', async () => {
+    const before = s.out().length;
+    const child = execFile(PY, [CLIENT, 'select', SIM_READER], { env: clientEnv(s.socket), timeout: 20_000 });
+    const pid = child.pid;
+    assert.ok(pid, 'the client started');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 0);
+    const mine = (o: string): string[] => o.slice(before).split('\n').filter((l) => l.startsWith('> ') && l.endsWith(`  [python3 (pid ${pid})]`));
+    // The client's SELECT (and whatever else it sent) is printed with its name.
+    await untilOutput(s, (o) => mine(o).some((l) => l.startsWith('> 00 A4 04 00 07 F0 57 42 44 45 4D 4F')));
+    const exchanges = s.out().slice(before).split('\n').filter((l) => l.startsWith('> '));
+    assert.deepEqual(exchanges.filter((l) => !mine(s.out()).includes(l)), [], 'every exchange line of this client names it');
+  });
+
   test('SIGTERM: serve ends with status 0 and the socket is gone', async () => {
     s.p.kill('SIGTERM');
     assert.equal(await bounded(s.exited, 10_000, 'serve did not exit after SIGTERM'), 0, s.err());

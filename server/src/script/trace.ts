@@ -20,6 +20,11 @@ const AUTO_TAGS: Record<NonNullable<ExchangeEntry['auto']>, string> = {
   retryCounter: 'PIN retry counter read before VERIFY',
 };
 
+/** Who sent it, as the APDU Log's export names it: a PC/SC program ("python3 (pid 4711)") or an extension's id. */
+function sender(client: string | undefined): string {
+  return client ? `  [${client}]` : '';
+}
+
 export function formatEntry(e: LogEntry): string[] {
   switch (e.kind) {
     case 'exchange': {
@@ -27,12 +32,12 @@ export function formatEntry(e: LogEntry): string[] {
       const tag = e.auto ? `  (${AUTO_TAGS[e.auto]}, automatic)` : '';
       const where = !e.auto && e.line ? `  (line ${e.line})` : '';
       return [
-        `${indent}> ${spaced(e.command)}${tag}${where}`,
+        `${indent}> ${spaced(e.command)}${tag}${where}${sender(e.client)}`,
         `${indent}< ${spaced(e.response)} : ${e.swMeaning} [${ms(e.durationMs)}]`,
       ];
     }
     case 'control':
-      return [`> CONTROL ${e.code} ${spaced(e.command)}`, e.error ? `< error: ${e.error}` : `< ${spaced(e.response ?? '')} [${ms(e.durationMs)}]`];
+      return [`> CONTROL ${e.code} ${spaced(e.command)}${sender(e.client)}`, e.error ? `< error: ${e.error}` : `< ${spaced(e.response ?? '')} [${ms(e.durationMs)}]`];
     case 'readerAdded': return [`# reader added: ${e.reader}`];
     case 'readerRemoved': return [`# reader removed: ${e.reader}`];
     case 'cardInserted': return [`# card inserted: ${e.reader}`];

@@ -443,7 +443,7 @@ export class ManagerBackend implements CardBackend {
     const code = wireCode === SCARD_CTL_CODE(CM_IOCTL_GET_FEATURE_REQUEST) ? CM_IOCTL_GET_FEATURE_REQUEST : wireCode;
     const t0 = performance.now();
     // The manager masks PIN-pad, MCT and escape data and GET_KEY's answer (emitEntry), for every caller.
-    const entry = { kind: 'control' as const, reader: h.reader, code, command: toHex(data) };
+    const entry = { kind: 'control' as const, reader: h.reader, code, command: toHex(data), client: h.client };
     try {
       const out = h.conn ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data);
       this.manager.emitEntry<ControlEntry>({ ...entry, response: toHex(out), durationMs: performance.now() - t0 });
