@@ -1,9 +1,12 @@
-// pcsc-lite's own UnitaryTests (UnitaryTests/ in the 2.5.1 source tree, unmodified: Python
-// scripts over pyscard, written by pcsc-lite's maintainer against pcscd), run against
-// `scard serve` and against Debian's pcscd 1.9.9, with the same scripted vpcd card in
-// `Virtual PCD 00 00` behind both (test/refstack/scriptedCard.ts). For each script the exit
+// pcsc-lite's own UnitaryTests (UnitaryTests/ in the 2.5.1 and 2.3.3 source trees, unmodified:
+// Python scripts over pyscard, written by pcsc-lite's maintainer against pcscd), run against
+// `scard serve` and against a pcscd, with the same scripted vpcd card in `Virtual PCD 00 00`
+// behind both (test/refstack/scriptedCard.ts): 2.5.1's scripts over Debian's library (4:4)
+// against Debian's pcscd 1.9.9 and over the 2.5.1 library (4:6) against pcscd 2.5.1; 2.3.3's
+// scripts over the 2.3.3 library (4:5) against pcscd 2.3.3. For each script the exit
 // status and the output (handles, times and the card's per-run bytes normalized) must be the
-// same: a difference from pcscd is a failure. pcsc-lite 2.5.1's `testpcsc` runs the same way.
+// same: a difference from pcscd is a failure. pcsc-lite's `testpcsc` runs the same way
+// (2.5.1's beside Debian's library, 2.3.3's beside its own).
 // Which scripts run, and why the others cannot (a given reader, card or applet, an endless
 // loop, a person at the keyboard): docs/testing.md.
 // Run under `flock /tmp/wb-refstack.lock` (pcscd's vpcd uses fixed ports).
@@ -38,7 +41,7 @@ interface Script {
   compare?: 'output' | 'sorted' | 'exit' | 'none';
   why?: string;
   /** Not a script: pcsc-lite's `testpcsc` of this build (scripts/pcsclite.mjs), answering its two questions. */
-  testpcsc?: string;
+  testpcsc?: '2.3.3' | '2.5.1';
   /** Output lines left out of the comparison (with `why`). */
   drop?: RegExp;
 }
@@ -67,47 +70,77 @@ export const SCRIPTS: Script[] = [
   { file: 'reset_card.py', args: ['reconnect'] },
   { file: 'SCardBlockingBehaviourTest.py' },
   { file: 'transmit_card_removed.py' },
-  // pcsc-lite's testpcsc (2.5.1: protocol 4:6 to the service, 4:4 to Debian's pcscd). Its Get/SetAttrib
-  // calls go to the reader driver: pcscd's vpcd answers no ATR or vendor name, and its SetAttrib
-  // refusal comes out as "Transaction failed"; ours answers them, and refuses SetAttrib as unsupported.
-  { file: 'testpcsc', testpcsc: '2.5.1', drop: /SCard[GS]etAttrib|SCARD_ATTR_|Vendor name|SCardFreeMemory/, why: 'Get/SetAttrib are the reader driver\'s answers' },
   { file: 'SCardGetAttrib.py', compare: 'none', why: 'pcscd passes SCardGetAttrib to the reader driver: pcscd\'s vpcd answers no attribute, the workbench\'s vpcd driver answers the ATR and the channel id' },
   { file: 'getAttrib.py', compare: 'none', why: 'the reader driver\'s vendor name: none from pcscd\'s vpcd, "Smart Card Workbench" from the workbench\'s' },
   { file: 'FEATURE_GET_TLV_PROPERTIES.py', compare: 'none', why: 'pcscd passes SCardControl to the reader driver: pcscd\'s vpcd refuses CM_IOCTL_GET_FEATURE_REQUEST, the workbench\'s vpcd driver answers an empty feature list' },
   { file: 'MCT_ReaderDirect.py', compare: 'none', why: 'the same feature request as FEATURE_GET_TLV_PROPERTIES.py; both end with "not supported", in different words' },
 ];
 
+/**
+ * pcsc-lite's testpcsc (2.5.1: protocol 4:6 to the service, 4:4 to Debian's pcscd; 2.3.3: 4:5 to
+ * both). Its Get/SetAttrib calls go to the reader driver: pcscd's vpcd answers no ATR or vendor
+ * name, and its SetAttrib refusal comes out as "Transaction failed"; ours answers them, and
+ * refuses SetAttrib as unsupported.
+ */
+const testpcscScript = (version: '2.3.3' | '2.5.1'): Script => ({
+  file: 'testpcsc', testpcsc: version, drop: /SCard[GS]etAttrib|SCARD_ATTR_|Vendor name|SCardFreeMemory/, why: 'Get/SetAttrib are the reader driver\'s answers',
+});
+
 function missingSources(): string | false {
   const root = process.env.PCSCLITE_SOURCES ?? path.resolve('..', 'shared', 'data', 'pcsc-lite');
-  if (fs.existsSync(path.join(root, '2.5.1', 'UnitaryTests')) || fs.existsSync('/work/shared/data/pcsc-lite/2.5.1/UnitaryTests')) return false;
-  return missingPart(`no pcsc-lite 2.5.1 sources in ${root} (set PCSCLITE_SOURCES)`);
+  const has = (v: string) => fs.existsSync(path.join(root, v, 'UnitaryTests')) || fs.existsSync(`/work/shared/data/pcsc-lite/${v}/UnitaryTests`);
+  if (has('2.5.1') && has('2.3.3')) return false;
+  return missingPart(`no pcsc-lite 2.5.1 and 2.3.3 sources in ${root} (set PCSCLITE_SOURCES)`);
 }
 const skip = requireCommands('pcscd', 'gcc', 'meson', 'ninja', 'flex', 'pkg-config') || missingPyscard(PY) || missingSources();
 
-let dir = '';
 let tmp = '';
 /** The build folder (client library, testpcsc) of each pcsc-lite version used here. */
 const testpcscDirs = new Map<string, string>();
+/** Each version's UnitaryTests/ folder. */
+const unitaryDirs = new Map<string, string>();
 before(async () => {
   if (skip) return;
   const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
   const { pcscliteSource, buildPcsclite } = (await import(url)) as { pcscliteSource(v: string): string; buildPcsclite(v: string): { libdir: string } };
-  dir = path.join(pcscliteSource('2.5.1'), 'UnitaryTests');
-  for (const v of ['2.5.1']) testpcscDirs.set(v, buildPcsclite(v).libdir);
+  for (const v of ['2.5.1', '2.3.3']) {
+    unitaryDirs.set(v, path.join(pcscliteSource(v), 'UnitaryTests'));
+    testpcscDirs.set(v, buildPcsclite(v).libdir);
+  }
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-unitary-'));
 });
 after(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
 
 interface Outcome { code: number | null; signal: string | null; out: string; err: string }
 
-/** Which libpcsclite pyscard loads: Debian's (4:4), or a build from ../shared through LD_LIBRARY_PATH. */
-interface Client { label: string; version: string | null }
+/**
+ * Which libpcsclite pyscard loads (Debian's, 4:4, or a build from ../shared through
+ * LD_LIBRARY_PATH), which version's UnitaryTests it runs, and which testpcsc runs beside it.
+ */
+interface Client { label: string; version: '2.3.3' | '2.5.1' | null; scripts: '2.3.3' | '2.5.1'; testpcsc?: '2.3.3' | '2.5.1' }
 const CLIENTS: Client[] = [
-  { label: 'Debian 12 libpcsclite 1.9.9', version: null },
-  { label: 'pcsc-lite 2.5.1 client', version: '2.5.1' },
+  { label: 'Debian 12 libpcsclite 1.9.9', version: null, scripts: '2.5.1', testpcsc: '2.5.1' },
+  { label: 'pcsc-lite 2.5.1 client', version: '2.5.1', scripts: '2.5.1' },
+  { label: 'pcsc-lite 2.3.3 client', version: '2.3.3', scripts: '2.3.3', testpcsc: '2.3.3' },
 ];
-/** The scripts one client runs (testpcsc is a client of its own: once, beside Debian's library). */
-const scriptsOf = (c: Client) => SCRIPTS.filter((s) => !s.testpcsc || !c.version);
+/** Scripts of SCRIPTS a version's UnitaryTests/ does not have, or has in a form that cannot run here, and why. */
+const NOT_IN: Record<'2.3.3' | '2.5.1', Record<string, string>> = {
+  '2.3.3': {
+    'SCardGetStatusChange/SCardGetStatusChange_nonBlock.py': 'new in 2.5.1',
+    // 2.5.1's stops at "Can't find test applet" on any other card.
+    'transmit_card_removed.py': 'without 2.5.1\'s check for its test applet it polls SCardStatus until a person pulls the card (killed at the bound on pcscd 2.3.3 and on the service alike)',
+  },
+  '2.5.1': {},
+};
+/**
+ * The scripts of SCRIPTS one client runs, from its version's UnitaryTests/, and its testpcsc.
+ * The list is fixed before the version's folder is known (node:test declares the tests first):
+ * a script missing there fails its test.
+ */
+const scriptsOf = (c: Client): Script[] => [
+  ...SCRIPTS.filter((s) => !(s.file in NOT_IN[c.scripts])),
+  ...(c.testpcsc ? [testpcscScript(c.testpcsc)] : []),
+];
 
 function clientEnv(socket: string | null, c: Client | null = null): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' };
@@ -125,7 +158,7 @@ function runScript(s: Script, socket: string | null, c: Client): Promise<Outcome
     if (s.testpcsc) env.LD_LIBRARY_PATH = testpcscDirs.get(s.testpcsc);
     const p = s.testpcsc
       ? spawn(path.join(testpcscDirs.get(s.testpcsc)!, 'testpcsc'), [], { cwd: tmp, env, stdio: ['pipe', 'pipe', 'pipe'] })
-      : spawn(PY, [path.join(dir, s.file), ...(s.args ?? [])], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      : spawn(PY, [path.join(unitaryDirs.get(c.scripts)!, s.file), ...(s.args ?? [])], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
     // testpcsc asks for the reader number and for Enter before SCardReconnect.
     if (s.testpcsc) p.stdin!.end('1\n\n');
     let out = '';
@@ -149,7 +182,7 @@ const results = new Map<string, Outcome>();
 const key = (s: Script) => [s.file, ...(s.args ?? [])].join(' ');
 const resultKey = (c: Client, s: Script) => `${c.label}: ${key(s)}`;
 
-describe('pcsc-lite 2.5.1 UnitaryTests (over the 1.9.9 and 2.5.1 client libraries) against scard serve (vpcd driver, the scripted card)', { skip }, () => {
+describe('pcsc-lite 2.5.1 UnitaryTests (over the 1.9.9 and 2.5.1 client libraries) and 2.3.3 UnitaryTests (over the 2.3.3 library) against scard serve (vpcd driver, the scripted card)', { skip }, () => {
   let serve: Serve | null = null;
   let socket = '';
   const card = new ScriptedCard();
@@ -180,7 +213,7 @@ describe('pcsc-lite 2.5.1 UnitaryTests (over the 1.9.9 and 2.5.1 client librarie
 /** pcsc_client.py's output (bounded; asynchronous: the card answers from this process's event loop). */
 function pyClient(args: string[], socket: string | null, c: Client | null): Promise<string> {
   return new Promise((resolve) => {
-    const p = spawn(PY, [PY_CLIENT, ...args], { env: clientEnv(socket), stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(PY, [PY_CLIENT, ...args], { env: clientEnv(socket, c), stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
     p.stdout.on('data', (b: Buffer) => { text += b.toString(); });
@@ -239,43 +272,46 @@ describe('the same UnitaryTests against Debian\'s pcscd 1.9.9 + vpcd (the same s
   compareTests(CLIENTS[0], () => null);
 });
 
-// The 2.5.1 library against pcsc-lite 2.5.1's own pcscd (4:6; scripts/pcsclite.mjs builds it with
-// reader.conf support and a private socket), as against the service.
-describe('the same UnitaryTests over the 2.5.1 library against pcsc-lite 2.5.1\'s own pcscd (4:6) + vpcd, compared', { skip }, () => {
-  let stack: RefStack;
-  let daemon: ChildProcess | null = null;
-  let socket = '';
-  let log = '';
-  const card = new ScriptedCard();
-  before(async () => {
-    stack = await loadRefStack();
-    await stack.stopRecorded();
-    const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
-    const { buildPcscliteDaemon } = (await import(url)) as { buildPcscliteDaemon(v: string): { pcscd: string; socket: string } };
-    const b = buildPcscliteDaemon('2.5.1');
-    socket = b.socket;
-    daemon = spawn(b.pcscd, ['-f', '-c', stack.prepare().conf], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    daemon.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
-    daemon.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
-    const deadline = Date.now() + 10_000;
-    while (!(await accepts(socket))) {
-      if (Date.now() > deadline || daemon.exitCode !== null) throw new Error(`pcscd 2.5.1 did not start:\n${log.slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    await card.insert(stack.VPCD_PORTS[0]);
-    await untilCard(socket, CLIENTS[1]);
+// Each built library against its own version's pcscd (2.5.1: 4:6, 2.3.3: 4:5; scripts/pcsclite.mjs
+// builds it with reader.conf support and a private socket), as against the service.
+for (const c of CLIENTS.filter((x): x is Client & { version: '2.3.3' | '2.5.1' } => x.version !== null)) {
+  const v = c.version;
+  describe(`the same UnitaryTests over the ${v} library against pcsc-lite ${v}'s own pcscd (${v === '2.5.1' ? '4:6' : '4:5'}) + vpcd, compared`, { skip }, () => {
+    let stack: RefStack;
+    let daemon: ChildProcess | null = null;
+    let socket = '';
+    let log = '';
+    const card = new ScriptedCard();
+    before(async () => {
+      stack = await loadRefStack();
+      await stack.stopRecorded();
+      const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
+      const { buildPcscliteDaemon } = (await import(url)) as { buildPcscliteDaemon(v: string): { pcscd: string; socket: string } };
+      const b = buildPcscliteDaemon(v);
+      socket = b.socket;
+      daemon = spawn(b.pcscd, ['-f', '-c', stack.prepare().conf], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      daemon.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
+      daemon.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
+      const deadline = Date.now() + 10_000;
+      while (!(await accepts(socket))) {
+        if (Date.now() > deadline || daemon.exitCode !== null) throw new Error(`pcscd ${v} did not start:\n${log.slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await card.insert(stack.VPCD_PORTS[0]);
+      await untilCard(socket, c);
+    });
+    after(async () => {
+      await card.remove();
+      if (daemon?.pid && daemon.exitCode === null) {
+        const gone = new Promise((r) => daemon!.once('exit', r));
+        process.kill(-daemon.pid, 'SIGTERM');
+        await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
+        if (daemon.exitCode === null) process.kill(-daemon.pid, 'SIGKILL');
+      }
+    });
+    compareTests(c, () => socket);
   });
-  after(async () => {
-    await card.remove();
-    if (daemon?.pid && daemon.exitCode === null) {
-      const gone = new Promise((r) => daemon!.once('exit', r));
-      process.kill(-daemon.pid, 'SIGTERM');
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
-      if (daemon.exitCode === null) process.kill(-daemon.pid, 'SIGKILL');
-    }
-  });
-  compareTests(CLIENTS[1], () => socket);
-});
+}
 
 function accepts(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
