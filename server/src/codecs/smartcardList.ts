@@ -34,6 +34,25 @@ function literalPrefix(pattern: string): string {
   return pattern.slice(0, Math.max(0, end)).toUpperCase();
 }
 
+/**
+ * The pattern line at `start` cannot match an ATR starting with `key` (its first KEY_LENGTH
+ * characters, upper case): they are literal hex digits and spaces, not followed by a
+ * quantifier, not part of an alternative, and differ from the key.
+ */
+function literalMismatch(bytes: Uint8Array, start: number, end: number, key: Uint8Array): boolean {
+  if (end - start <= KEY_LENGTH || bytes[start] === 0x20) return false; // a pattern is trimmed first
+  let differs = false;
+  for (let i = 0; i < KEY_LENGTH; i++) {
+    const c = bytes[start + i];
+    const literal = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66) || c === 0x20;
+    if (!literal) return false;
+    if ((c >= 0x61 ? c - 0x20 : c) !== key[i]) differs = true;
+  }
+  const next = bytes[start + KEY_LENGTH];
+  if (next === 0x2a || next === 0x3f || next === 0x7b || next === 0x2b) return false; // * ? { +
+  return differs && bytes.subarray(start, end).indexOf(0x7c) < 0; // no |
+}
+
 /** FNV-1a over the upper-cased pattern: finds duplicate candidates without keeping the strings. */
 function patternHash(upper: string): number {
   let h = 0x811c9dc5;
@@ -72,20 +91,45 @@ export class SmartcardList {
   private readonly unbucketed: number[] = [];
   /** Files read, in priority order. */
   readonly sources: string[] = [];
-  /** Lines that could not be used (bad patterns, unreadable files other than missing ones). */
-  readonly warnings: string[] = [];
+  private readonly problems: string[] = [];
   private count = 0;
+  /** Texts added but not indexed yet (the index is built on the second lookup, or for size / warnings). */
+  private indexedTexts = 0;
+  private lookups = 0;
+
+  /** Lines that could not be used (bad patterns, unreadable files other than missing ones). */
+  get warnings(): readonly string[] {
+    this.index();
+    return this.problems;
+  }
 
   get size(): number {
+    this.index();
     return this.count;
   }
 
-  /** Adds the entries of one file's text; a pattern already known from an earlier source is skipped. */
+  /**
+   * Adds one file's text; a pattern already known from an earlier source is skipped. The text is
+   * indexed when first needed: the helper identifies one card before it announces "started", and
+   * indexing the whole list (4,000 patterns) cost more than the scan one ATR needs.
+   */
   addText(text: string | Uint8Array, source: string): void {
     const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
-    const sourceIndex = this.sources.length;
     this.texts.push(bytes);
     this.sources.push(source);
+  }
+
+  /** Reading problems found before the texts (an unreadable file). */
+  warn(message: string): void {
+    this.problems.push(message);
+  }
+
+  private index(): void {
+    while (this.indexedTexts < this.texts.length) this.indexText(this.indexedTexts++);
+  }
+
+  private indexText(sourceIndex: number): void {
+    const bytes = this.texts[sourceIndex];
     let pending: { pattern: string; start: number; end: number; line: number } | undefined;
     const flush = (descriptionsEnd: number) => {
       if (pending) this.add(pending.pattern, sourceIndex, pending.start, pending.end, descriptionsEnd, pending.line);
@@ -117,7 +161,7 @@ export class SmartcardList {
       // Checked here so a bad pattern is reported once, at load; compiled again when looked up.
       new RegExp(`^(?:${pattern})$`, 'i');
     } catch (e) {
-      this.warnings.push(`${this.sources[source]}:${line}: ATR pattern is not a valid regular expression (${(e as Error).message})`);
+      this.problems.push(`${this.sources[source]}:${line}: ATR pattern is not a valid regular expression (${(e as Error).message})`);
       return;
     }
     const k = this.count++;
@@ -166,6 +210,9 @@ export class SmartcardList {
       return [];
     }
     if (!atr) return [];
+    // The first lookup scans the texts for this ATR alone; later ones use (and build) the index.
+    if (this.lookups++ === 0 && this.indexedTexts === 0) return this.scan(atr);
+    this.index();
     const candidates = [...(this.buckets.get(atr.slice(0, KEY_LENGTH)) ?? []), ...this.unbucketed].sort((a, b) => a - b);
     const found: SmartcardListEntry[] = [];
     for (const k of candidates) {
@@ -175,6 +222,50 @@ export class SmartcardList {
       if (prefixLength && atr.slice(0, prefixLength) !== pattern.slice(0, prefixLength).toUpperCase()) continue;
       if (!new RegExp(`^(?:${pattern})$`, 'i').test(atr)) continue;
       found.push({ pattern, descriptions: this.descriptions(k), source: this.sources[this.entries[o + F_SOURCE]], line: this.entries[o + F_LINE] });
+    }
+    return found;
+  }
+
+  /**
+   * What lookup() answers, found by one pass over the texts without the index: a pattern line is
+   * skipped at its first bytes when they are literal and differ from the ATR's (as the index's
+   * buckets and literal prefixes do); the others are matched as lookup() matches them, a repeated
+   * pattern only once and a bad one never.
+   */
+  private scan(atr: string): SmartcardListEntry[] {
+    const found: SmartcardListEntry[] = [];
+    const seen = new Set<string>();
+    const key = Buffer.from(atr.slice(0, KEY_LENGTH), 'latin1');
+    for (let source = 0; source < this.texts.length; source++) {
+      const bytes = this.texts[source];
+      let open: SmartcardListEntry | undefined;
+      let line = 0;
+      for (let start = 0; start < bytes.length; ) {
+        const end = lineEnd(bytes, start);
+        line++;
+        const first = start < end ? bytes[start] : -1;
+        if (first === TAB) {
+          if (open) open.descriptions.push(bytes.toString('utf8', start + 1, end > start + 1 && bytes[end - 1] === CR ? end - 1 : end));
+        } else if (first !== HASH) {
+          open = undefined;
+          if (!literalMismatch(bytes, start, end, key)) {
+            const contentEnd = end > start && bytes[end - 1] === CR ? end - 1 : end;
+            const pattern = bytes.toString('utf8', start, contentEnd).trim();
+            const upper = pattern.toUpperCase();
+            const prefix = literalPrefix(pattern);
+            if (pattern && !seen.has(upper) && atr.startsWith(prefix)) {
+              let re: RegExp | undefined;
+              try { re = new RegExp(`^(?:${pattern})$`, 'i'); } catch { re = undefined; }
+              if (re) seen.add(upper); // a bad pattern is not an entry (a later copy of it is not one either)
+              if (re?.test(atr)) {
+                open = { pattern, descriptions: [], source: this.sources[source], line };
+                found.push(open);
+              }
+            }
+          }
+        }
+        start = end + 1;
+      }
     }
     return found;
   }
@@ -204,7 +295,7 @@ export function loadSmartcardList(extraPaths: string[] = [], options: { standard
       text = readFileSync(path);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') list.warnings.push(`${path}: cannot read the card list (${code ?? (e as Error).message})`);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') list.warn(`${path}: cannot read the card list (${code ?? (e as Error).message})`);
       continue;
     }
     list.addText(text, path);

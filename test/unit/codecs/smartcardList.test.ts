@@ -111,3 +111,39 @@ test('the Debian list: every concrete ATR identifies itself, bucketed lookup equ
     assert.deepEqual(fast, full, atr);
   }
 });
+
+// The helper identifies its first card before it announces "started": that first lookup scans
+// the texts for one ATR instead of indexing the whole list. It must answer what the index does.
+test('the first lookup (a scan, no index) answers what the index answers', () => {
+  const crlf = '3B 11 22\r\n\tfirst line\r\n# a comment inside\r\n\tsecond line\r\n\r\n3b 11 22\r\n\tsame pattern, lower case: skipped\r\n'
+    + '\r\n3B 33 ..  \r\n\tÉlan carte (UTF-8)\r\n\t\r\n  3B 44 55\n\tleading spaces\n3B 44 5? 66|3B 77\n\talternative\n3B 1(2\n\tbroken\n3B 1(2\n\tbroken again\n';
+  const texts: Array<[string, string]> = [['mine', '3B 95 13 81 01 80 73 FF 01 00 0B\n\tmy own description\n'], ['sample', SAMPLE], ['crlf', crlf]];
+  const atrs = ['3B 95 13 81 01 80 73 FF 01 00 0B', '3B8F8001804F0CA000000306030001000000006A', '3B 8F 80 01 80 4F 0C A0 00 00 03 06 11 00 01 00 00 00 00 77',
+    '3B 65 00 00 90 12 34', '3B 65 00 00 70 12 34', '3b 02 14 50', '3B 11 22', '3B 33 7F', '3B 44 55', '3B 44 5 66', '3B 77', '3B 44 66', '3B 12', '3B 95 13', 'zz', ''];
+  const indexed = new SmartcardList();
+  for (const [source, text] of texts) indexed.addText(text, source);
+  assert.ok(indexed.size > 0); // builds the index
+  for (const atr of atrs) {
+    const fresh = new SmartcardList();
+    for (const [source, text] of texts) fresh.addText(text, source);
+    assert.deepEqual(fresh.lookup(atr), indexed.lookup(atr), `first lookup of ${atr}`);
+    assert.deepEqual(fresh.lookup(atr), indexed.lookup(atr), `second lookup of ${atr} (indexed)`);
+  }
+  // And over the real list: one ATR for each 25th pattern (literal, or its wildcards filled in).
+  const real = '/usr/share/pcsc/smartcard_list.txt';
+  if (!existsSync(real)) return;
+  const bytes = readFileSync(real);
+  const full = new SmartcardList();
+  full.addText(bytes, real);
+  const patterns = bytes.toString('utf8').split('\n').filter((l) => /^3B [0-9A-F]/i.test(l));
+  let matched = 0;
+  for (let i = 0; i < patterns.length; i += 25) {
+    const atr = patterns[i].trim().replace(/\.\./g, '00').replace(/\./g, '0').replace(/\[(.)[^\]]*\]/g, '$1').replace(/[^0-9A-Fa-f ]/g, '').replace(/ +/g, ' ').trim();
+    const fresh = new SmartcardList();
+    fresh.addText(bytes, real);
+    const first = fresh.lookup(atr);
+    assert.deepEqual(first, full.lookup(atr), atr);
+    if (first.length) matched++;
+  }
+  assert.ok(matched > 50, `most of those ATRs are identified (${matched})`);
+});
