@@ -3,7 +3,7 @@
 // an open transaction is ended on any exit so the card is left in a known state.
 
 import { describeStatusWord, isRetryCounterQuery } from '../codecs/sw';
-import type { Connection, ReaderManager } from '../manager/manager';
+import type { Connection, ReaderManager, TransmitResult } from '../manager/manager';
 import type { ControlEntry, ErrorValue, LineResult, PinCachePolicy, RunScriptResult, ScriptEntry } from '../protocol';
 import { ScError, asScError } from '../util/errors';
 import { concatBytes, toHex, toSpacedHex } from '../util/hex';
@@ -205,7 +205,32 @@ function literalCommand(parts: HexPart[]): Uint8Array | undefined {
   return bytes;
 }
 
-async function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
+function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
+  // A command of hex literals on an open connection (nearly every line): no async frame, the
+  // answer handled in the transmit's callback. Anything else (variables, PINs, the first
+  // connect) in execApduBuilt. Both send it with the same transmit.
+  const conn = st.conn;
+  const bytes = conn ? literalCommand(s.parts) : undefined;
+  if (!conn || !bytes) return execApduBuilt(s, st, ctx, runId);
+  st.lastQuery = undefined;
+  return conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret: undefined, signal: ctx.signal, timeoutMs: st.timeoutMs })
+    .then((res) => answered(s, st, ctx, conn, bytes, res, undefined));
+}
+
+/** After the card answered a line's command: the retry-counter query remembered, a refused PIN forgotten, the line's result. */
+function answered(s: ApduStatement, st: RunState, ctx: EngineContext, conn: Connection, bytes: Uint8Array, res: TransmitResult, pinLabels: string[] | undefined): void {
+  if (isRetryCounterQuery(bytes)) st.lastQuery = { cla: bytes[0], p1: bytes[2], p2: bytes[3], sw: res.sw };
+  if (pinLabels && (res.response[res.response.length - 2] & 0xf0) === 0x60) {
+    // The card refused: never offer this PIN again.
+    for (const label of pinLabels) {
+      st.pinCache.delete(label);
+      ctx.sessionPins?.forget(conn.readerName, toHexPlain(conn.atr ?? new Uint8Array(0)), label);
+    }
+  }
+  record(s.line, res.response, s.expect, st, ctx);
+}
+
+async function execApduBuilt(s: ApduStatement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
   const conn = st.conn ?? await connection(st, ctx);
   let bytes = literalCommand(s.parts);
   let secret: Array<[number, number]> | undefined;
@@ -221,15 +246,7 @@ async function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runI
   }
   st.lastQuery = undefined;
   const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret, signal: ctx.signal, timeoutMs: st.timeoutMs });
-  if (isRetryCounterQuery(bytes)) st.lastQuery = { cla: bytes[0], p1: bytes[2], p2: bytes[3], sw: res.sw };
-  if (pinLabels && (res.response[res.response.length - 2] & 0xf0) === 0x60) {
-    // The card refused: never offer this PIN again.
-    for (const label of pinLabels) {
-      st.pinCache.delete(label);
-      ctx.sessionPins?.forget(conn.readerName, toHexPlain(conn.atr ?? new Uint8Array(0)), label);
-    }
-  }
-  record(s.line, res.response, s.expect, st, ctx);
+  answered(s, st, ctx, conn, bytes, res, pinLabels);
 }
 
 /** bTimerOut of the pinpad's VERIFY structure: seconds the reader waits for the PIN to be typed. */
