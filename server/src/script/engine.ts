@@ -227,7 +227,8 @@ function answered(s: ApduStatement, st: RunState, ctx: EngineContext, conn: Conn
       ctx.sessionPins?.forget(conn.readerName, toHexPlain(conn.atr ?? new Uint8Array(0)), label);
     }
   }
-  record(s.line, res.response, s.expect, st, ctx);
+  // One exchange (T=1, or T=0 without GET RESPONSE): its log entry's hex is the response's; not built twice.
+  record(s.line, res.response, s.expect, st, ctx, res.exchanges.length === 1 ? res.exchanges[0].response : undefined);
 }
 
 async function execApduBuilt(s: ApduStatement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
@@ -362,7 +363,7 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
 }
 
 /** Keeps a command's response as $data/$sw, counts it, and checks its expectation. */
-function record(line: number, response: Uint8Array, expect: Expectation | undefined, st: RunState, ctx: EngineContext): void {
+function record(line: number, response: Uint8Array, expect: Expectation | undefined, st: RunState, ctx: EngineContext, responseHex?: string): void {
   st.response = response;
   st.controlData = undefined;
   st.done++;
@@ -379,9 +380,23 @@ function record(line: number, response: Uint8Array, expect: Expectation | undefi
     throw new LineError(line, new ScError('EXPECTATION_FAILED', message));
   }
   if (prev?.ok === false) { prev.count++; return; }
-  const sw = response.length >= 2 ? HEX2[response[response.length - 2]] + HEX2[response[response.length - 1]] : '';
-  if (prev) { prev.sw = sw; Object.assign(prev, shownResponse(response)); prev.count++; } // a line run again (repeat): its last response and the count
-  else st.lines.set(line, { line, sw, ...shownResponse(response), ok: true, count: 1 });
+  // Every command line: the result built in one object (no intermediate objects to spread).
+  const n = response.length;
+  const sw = n >= 2 ? HEX2[response[n - 2]] + HEX2[response[n - 1]] : '';
+  const hex = n <= 258 && responseHex !== undefined ? responseHex : toHex(n > 258 ? concatBytes(response.subarray(0, 256), response.subarray(n - 2)) : response);
+  const swMeaning = n >= 2 ? describeStatusWord(response[n - 2], response[n - 1]).meaning : undefined;
+  if (prev) {
+    // A line run again (repeat): its last response and the count.
+    prev.sw = sw;
+    prev.response = hex;
+    prev.responseBytes = n;
+    if (swMeaning !== undefined) prev.swMeaning = swMeaning;
+    prev.count++;
+  } else {
+    st.lines.set(line, swMeaning !== undefined
+      ? { line, sw, response: hex, responseBytes: n, swMeaning, ok: true, count: 1 }
+      : { line, sw, response: hex, responseBytes: n, ok: true, count: 1 });
+  }
 }
 
 /** The response for the editor's inline result: its hex, the data cut to 256 bytes. */
