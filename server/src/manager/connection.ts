@@ -144,8 +144,27 @@ export class Connection {
     }, opts.signal ?? this.signal);
   }
 
-  /** One async frame per APDU (it was two: a wrapper only for the `finally`). */
-  private async exchangeLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
+  /**
+   * In the reader's queue, after the checks. A powered T=1 card (every APDU of most scripts): one
+   * exchange through the gate, logged and answered in its one callback, no async frame; anything
+   * else (a power-up first, the T=0 steps) in exchangeSteps. The same gate call either way.
+   */
+  private exchangeLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
+    const r = this.r;
+    if (apdu.length < 4 || !r.card.powered || r.card.protocol === 0) return this.exchangeSteps(apdu, opts);
+    const t0 = performance.now();
+    return r.gate.transmit(apdu, 1, opts).then((raw) => {
+      this.seen();
+      const entry = this.manager.logExchange(r, apdu, raw, performance.now() - t0, opts, opts.auto);
+      return { response: raw, sw: swOf(raw), exchanges: [entry] };
+    }, (e) => {
+      this.seen();
+      throw e;
+    });
+  }
+
+  /** A power-up first, or the T=0 steps (case 4, 61xx, 6Cxx): one async frame. */
+  private async exchangeSteps(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
     try {
       if (apdu.length < 4) throw new ScError('BAD_REQUEST', `A command APDU has at least 4 bytes (CLA INS P1 P2); this one has ${apdu.length}.`);
       const r = this.r;

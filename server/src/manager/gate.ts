@@ -37,12 +37,51 @@ export interface GateHost {
 /** What a driver call is, for errors and whether abandoning it leaves the card in an unknown state. */
 export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release' | 'hold' | 'readerFacts';
 
-interface PendingCall {
-  kind: CallKind;
-  deadline: number;
-  timeoutMs: number;
-  signal?: AbortSignal;
-  fail(err: ScError): void;
+const NO_OPTIONS: GateCallOptions = {};
+
+/** `new Promise(capture)` hands out its resolving functions without a closure per promise. */
+const captured: { resolve?: (value: never) => void; reject?: (e: unknown) => void } = {};
+function capture(resolve: (value: never) => void, reject: (e: unknown) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
+/** One driver call racing its deadline and the caller's abort (usually 0 or 1 per reader). */
+class PendingCall {
+  private settled = false;
+  constructor(
+    private readonly gate: ReaderGate,
+    readonly kind: CallKind,
+    public deadline: number,
+    readonly timeoutMs: number,
+    readonly signal: AbortSignal | undefined,
+    private readonly resolve: (value: unknown) => void,
+    private readonly reject: (e: unknown) => void,
+    private readonly onLateSuccess: ((value: unknown) => void) | undefined,
+  ) {}
+
+  /** The deadline or the abort came first: the caller hears `err`; the driver's late result is consumed. */
+  fail(err: ScError): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.gate.abandoned(this, err);
+    this.reject(err);
+  }
+
+  answered(value: unknown): void {
+    const late = this.settled;
+    this.settled = true;
+    this.gate.driverAnswered(this, late);
+    if (late) this.onLateSuccess?.(value);
+    else this.resolve(value);
+  }
+
+  failedInDriver(e: unknown): void {
+    const late = this.settled;
+    this.settled = true;
+    this.gate.driverFailed(this, e, late);
+    if (!late) this.reject(e);
+  }
 }
 
 export class ReaderGate {
@@ -67,8 +106,12 @@ export class ReaderGate {
 
   // ------------------------------------------------------------ driver calls
 
-  transmit(command: Uint8Array, protocol: 0 | 1, opts?: GateCallOptions): Promise<Uint8Array> {
-    return this.call('transmit', () => this.driver.transmit(this.key, command, protocol), opts);
+  transmit(command: Uint8Array, protocol: 0 | 1, opts: GateCallOptions = NO_OPTIONS): Promise<Uint8Array> {
+    // Every APDU: no closure for the driver call (the abort is still checked before it is made).
+    if (opts.signal?.aborted) return Promise.reject(this.cancelledError('transmit', false));
+    let p: Promise<Uint8Array>;
+    try { p = this.driver.transmit(this.key, command, protocol); } catch (e) { p = Promise.reject(e); }
+    return this.race('transmit', p, opts);
   }
 
   powerOn(mode: 'cold' | 'warm', opts?: GateCallOptions): Promise<Uint8Array> {
@@ -191,53 +234,55 @@ export class ReaderGate {
    * abandoned (deadline, abort) keeps running in the driver; its late result is
    * consumed here (`onLateSuccess` for a result that must be undone).
    */
-  call<T>(kind: CallKind, fn: () => Promise<T>, opts: GateCallOptions = {}, onLateSuccess?: (value: T) => void): Promise<T> {
-    const { signal } = opts;
-    if (signal?.aborted) return Promise.reject(this.cancelledError(kind, false));
+  call<T>(kind: CallKind, fn: () => Promise<T>, opts: GateCallOptions = NO_OPTIONS, onLateSuccess?: (value: T) => void): Promise<T> {
+    if (opts.signal?.aborted) return Promise.reject(this.cancelledError(kind, false));
     let p: Promise<T>;
     try { p = fn(); } catch (e) { p = Promise.reject(e); }
+    return this.race(kind, p, opts, onLateSuccess);
+  }
+
+  /**
+   * The caller's promise races the deadline and the abort: settled by the driver's answer or by
+   * the one deadline timer / abort listener of the reader, whichever comes first. Per call: the
+   * call's record, the caller's promise and the reaction to the driver's (no closure for the
+   * promise's executor, no timer, no listener).
+   */
+  private race<T>(kind: CallKind, p: Promise<T>, opts: GateCallOptions, onLateSuccess?: (value: T) => void): Promise<T> {
+    const { signal } = opts;
     const timeoutMs = Math.max(opts.timeoutMs !== undefined && opts.timeoutMs > 0 ? opts.timeoutMs : this.host.exchangeTimeoutMs(), opts.minTimeoutMs ?? 0);
-    return new Promise<T>((resolve, reject) => {
-      let settled = false;
-      const call: PendingCall = {
-        kind, deadline: performance.now() + timeoutMs, timeoutMs, signal,
-        fail: (err) => {
-          if (settled) return;
-          settled = true;
-          this.unlist(call);
-          if (spoilsCard(kind)) {
-            // The card's state is unknown now: for every other connection it is as good as reset.
-            this.resets++;
-            this.host.cardStateLost();
-          }
-          this.host.log('warn', `${this.host.name}: ${err.message}`);
-          reject(err);
-        },
-      };
-      this.pending.push(call);
-      this.armTimer(call.deadline);
-      if (signal && this.watchedSignal !== signal) this.watchSignal(signal);
-      p.then((value) => {
-        if (settled) {
-          this.host.log('debug', `${this.host.name}: late ${kind} answer dropped`);
-          onLateSuccess?.(value);
-          return;
-        }
-        settled = true;
-        this.unlist(call);
-        resolve(value);
-      }, (e) => {
-        // Another program reset the card (PC/SC's SCARD_W_RESET_CARD): every other connection hears it once too.
-        if (asScError(e).code === 'CARD_RESET') this.resets++;
-        if (settled) {
-          this.host.log('debug', `${this.host.name}: late ${kind} failure dropped: ${asScError(e).message}`);
-          return;
-        }
-        settled = true;
-        this.unlist(call);
-        reject(e);
-      });
-    });
+    const promise = new Promise<T>(capture);
+    const call = new PendingCall(this, kind, performance.now() + timeoutMs, timeoutMs, signal, captured.resolve as (v: unknown) => void, captured.reject!, onLateSuccess as ((v: unknown) => void) | undefined);
+    captured.resolve = captured.reject = undefined!;
+    this.pending.push(call);
+    this.armTimer(call.deadline);
+    if (signal && this.watchedSignal !== signal) this.watchSignal(signal);
+    p.then((value) => call.answered(value), (e) => call.failedInDriver(e));
+    return promise;
+  }
+
+  /** A call was abandoned (deadline, abort): its card state is lost when it touched the card. */
+  abandoned(call: PendingCall, err: ScError): void {
+    this.unlist(call);
+    if (spoilsCard(call.kind)) {
+      // The card's state is unknown now: for every other connection it is as good as reset.
+      this.resets++;
+      this.host.cardStateLost();
+    }
+    this.host.log('warn', `${this.host.name}: ${err.message}`);
+  }
+
+  /** The driver answered a call (in time or not). */
+  driverAnswered(call: PendingCall, late: boolean): void {
+    if (late) this.host.log('debug', `${this.host.name}: late ${call.kind} answer dropped`);
+    else this.unlist(call);
+  }
+
+  /** The driver failed a call (in time or not). */
+  driverFailed(call: PendingCall, e: unknown, late: boolean): void {
+    // Another program reset the card (PC/SC's SCARD_W_RESET_CARD): every other connection hears it once too.
+    if (asScError(e).code === 'CARD_RESET') this.resets++;
+    if (late) this.host.log('debug', `${this.host.name}: late ${call.kind} failure dropped: ${asScError(e).message}`);
+    else this.unlist(call);
   }
 
   private unlist(call: PendingCall): void {

@@ -863,14 +863,21 @@ export class ReaderManager {
   }
 
   /**
-   * One exchange with the driver, logged. The hot path of every APDU: the entry
-   * is built once with a fixed shape (no spreads), and the raw answer is returned
-   * beside it, not stored on it (the entry is kept in the history and sent to clients).
+   * One exchange with the driver, logged (the T=0 steps; T=1 calls the gate and logExchange itself,
+   * connection.ts). The raw answer is returned beside the entry, not stored on it (the entry is kept
+   * in the history and sent to clients).
    */
   async exchange(r: ReaderEntry, command: Uint8Array, opts: TransmitOptions, auto?: ExchangeEntry['auto'], parent?: number): Promise<{ entry: ExchangeEntry; raw: Uint8Array }> {
     const t0 = performance.now();
     const raw = await r.gate.transmit(command, r.card.protocol ?? 1, opts);
-    const durationMs = performance.now() - t0;
+    return { entry: this.logExchange(r, command, raw, performance.now() - t0, opts, auto, parent), raw };
+  }
+
+  /**
+   * The log entry of one exchange, emitted: built once with a fixed shape (no spreads), the secret
+   * bytes of the command masked. Throws PROTOCOL for an answer without a status word (not logged).
+   */
+  logExchange(r: ReaderEntry, command: Uint8Array, raw: Uint8Array, durationMs: number, opts: TransmitOptions, auto?: ExchangeEntry['auto'], parent?: number): ExchangeEntry {
     if (raw.length < 2) {
       throw new ScError('PROTOCOL', `The card answered ${raw.length} byte(s); a response needs at least the status word.`);
     }
@@ -891,7 +898,7 @@ export class ReaderManager {
     if (opts.line !== undefined) entry.line = opts.line;
     if (opts.client !== undefined) entry.client = opts.client;
     this.emit(entry);
-    return { entry, raw };
+    return entry;
   }
 
   // ------------------------------------------------------------ transactions

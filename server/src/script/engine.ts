@@ -3,7 +3,7 @@
 // an open transaction is ended on any exit so the card is left in a known state.
 
 import { describeStatusWord, isRetryCounterQuery } from '../codecs/sw';
-import type { Connection, ReaderManager } from '../manager/manager';
+import type { Connection, ReaderManager, TransmitResult } from '../manager/manager';
 import type { ControlEntry, ErrorValue, LineResult, PinCachePolicy, RunScriptResult, ScriptEntry } from '../protocol';
 import { ScError, asScError } from '../util/errors';
 import { concatBytes, toHex, toSpacedHex } from '../util/hex';
@@ -205,7 +205,33 @@ function literalCommand(parts: HexPart[]): Uint8Array | undefined {
   return bytes;
 }
 
-async function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
+function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
+  // A command of hex literals on an open connection (nearly every line): no async frame, the
+  // answer handled in the transmit's callback. Anything else (variables, PINs, the first
+  // connect) in execApduBuilt. Both send it with the same transmit.
+  const conn = st.conn;
+  const bytes = conn ? literalCommand(s.parts) : undefined;
+  if (!conn || !bytes) return execApduBuilt(s, st, ctx, runId);
+  st.lastQuery = undefined;
+  return conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret: undefined, signal: ctx.signal, timeoutMs: st.timeoutMs })
+    .then((res) => answered(s, st, ctx, conn, bytes, res, undefined));
+}
+
+/** After the card answered a line's command: the retry-counter query remembered, a refused PIN forgotten, the line's result. */
+function answered(s: ApduStatement, st: RunState, ctx: EngineContext, conn: Connection, bytes: Uint8Array, res: TransmitResult, pinLabels: string[] | undefined): void {
+  if (isRetryCounterQuery(bytes)) st.lastQuery = { cla: bytes[0], p1: bytes[2], p2: bytes[3], sw: res.sw };
+  if (pinLabels && (res.response[res.response.length - 2] & 0xf0) === 0x60) {
+    // The card refused: never offer this PIN again.
+    for (const label of pinLabels) {
+      st.pinCache.delete(label);
+      ctx.sessionPins?.forget(conn.readerName, toHexPlain(conn.atr ?? new Uint8Array(0)), label);
+    }
+  }
+  // One exchange (T=1, or T=0 without GET RESPONSE): its log entry's hex is the response's; not built twice.
+  record(s.line, res.response, s.expect, st, ctx, res.exchanges.length === 1 ? res.exchanges[0].response : undefined);
+}
+
+async function execApduBuilt(s: ApduStatement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
   const conn = st.conn ?? await connection(st, ctx);
   let bytes = literalCommand(s.parts);
   let secret: Array<[number, number]> | undefined;
@@ -221,15 +247,7 @@ async function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runI
   }
   st.lastQuery = undefined;
   const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret, signal: ctx.signal, timeoutMs: st.timeoutMs });
-  if (isRetryCounterQuery(bytes)) st.lastQuery = { cla: bytes[0], p1: bytes[2], p2: bytes[3], sw: res.sw };
-  if (pinLabels && (res.response[res.response.length - 2] & 0xf0) === 0x60) {
-    // The card refused: never offer this PIN again.
-    for (const label of pinLabels) {
-      st.pinCache.delete(label);
-      ctx.sessionPins?.forget(conn.readerName, toHexPlain(conn.atr ?? new Uint8Array(0)), label);
-    }
-  }
-  record(s.line, res.response, s.expect, st, ctx);
+  answered(s, st, ctx, conn, bytes, res, pinLabels);
 }
 
 /** bTimerOut of the pinpad's VERIFY structure: seconds the reader waits for the PIN to be typed. */
@@ -345,7 +363,7 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
 }
 
 /** Keeps a command's response as $data/$sw, counts it, and checks its expectation. */
-function record(line: number, response: Uint8Array, expect: Expectation | undefined, st: RunState, ctx: EngineContext): void {
+function record(line: number, response: Uint8Array, expect: Expectation | undefined, st: RunState, ctx: EngineContext, responseHex?: string): void {
   st.response = response;
   st.controlData = undefined;
   st.done++;
@@ -362,9 +380,23 @@ function record(line: number, response: Uint8Array, expect: Expectation | undefi
     throw new LineError(line, new ScError('EXPECTATION_FAILED', message));
   }
   if (prev?.ok === false) { prev.count++; return; }
-  const sw = response.length >= 2 ? HEX2[response[response.length - 2]] + HEX2[response[response.length - 1]] : '';
-  if (prev) { prev.sw = sw; Object.assign(prev, shownResponse(response)); prev.count++; } // a line run again (repeat): its last response and the count
-  else st.lines.set(line, { line, sw, ...shownResponse(response), ok: true, count: 1 });
+  // Every command line: the result built in one object (no intermediate objects to spread).
+  const n = response.length;
+  const sw = n >= 2 ? HEX2[response[n - 2]] + HEX2[response[n - 1]] : '';
+  const hex = n <= 258 && responseHex !== undefined ? responseHex : toHex(n > 258 ? concatBytes(response.subarray(0, 256), response.subarray(n - 2)) : response);
+  const swMeaning = n >= 2 ? describeStatusWord(response[n - 2], response[n - 1]).meaning : undefined;
+  if (prev) {
+    // A line run again (repeat): its last response and the count.
+    prev.sw = sw;
+    prev.response = hex;
+    prev.responseBytes = n;
+    if (swMeaning !== undefined) prev.swMeaning = swMeaning;
+    prev.count++;
+  } else {
+    st.lines.set(line, swMeaning !== undefined
+      ? { line, sw, response: hex, responseBytes: n, swMeaning, ok: true, count: 1 }
+      : { line, sw, response: hex, responseBytes: n, ok: true, count: 1 });
+  }
 }
 
 /** The response for the editor's inline result: its hex, the data cut to 256 bytes. */

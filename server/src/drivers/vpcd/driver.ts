@@ -74,6 +74,13 @@ interface PortSlot {
   unavailable?: string;
 }
 
+/** `new Promise(capture)` hands out its resolving functions without a closure per promise. */
+const captured: { resolve?: (frame: Uint8Array) => void; reject?: (e: ScError) => void } = {};
+function capture(resolve: (frame: Uint8Array) => void, reject: (e: ScError) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
 function describeWhat(what: Uint8Array | string): string {
   return typeof what === 'string' ? what : `APDU ${toSpacedHex(what.subarray(0, 4))}`;
 }
@@ -286,11 +293,17 @@ export class VpcdDriver implements Driver {
       if (releasesSlot) slot.next();
       return Promise.reject(this.removedError());
     }
-    return new Promise<Uint8Array>((resolve, reject) => {
-      peer.waiter = { resolve, reject, sentAt: performance.now(), what, apdu, releasesSlot };
-      if (peer.deadline === null) peer.deadline = setTimeout(() => this.checkDeadline(slot, peer), this.timeoutMs);
+    // The waiter takes the promise's resolving functions (no closure for the executor per request).
+    const answer = new Promise<Uint8Array>(capture);
+    peer.waiter = { resolve: captured.resolve!, reject: captured.reject!, sentAt: performance.now(), what, apdu, releasesSlot };
+    captured.resolve = captured.reject = undefined;
+    if (peer.deadline === null) peer.deadline = setTimeout(() => this.checkDeadline(slot, peer), this.timeoutMs);
+    try {
       this.send(peer, payload);
-    });
+    } catch (e) {
+      peer.waiter.reject(e as ScError);
+    }
+    return answer;
   }
 
   /** The peer's deadline timer fired: drop the peer if its request is overdue, else wait for the time left. */

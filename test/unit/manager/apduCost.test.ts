@@ -1,0 +1,92 @@
+// The work of one APDU in the manager's one path (issue 17: bring the reader side's CPU per APDU
+// below pcscd's). Counted, not timed: the promises and timers that one exchange creates, from the
+// connection through the queue, the gate (deadline, abort) and the driver to the log entry, on the
+// simulator and on the vpcd driver with a card peer that answers at once. Counts are exact on any
+// machine; each promise and timer is an allocation and a trip through the microtask or timer queue.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
+import net from 'node:net';
+import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
+import { createVpcdDriver } from '../../../server/src/drivers/vpcd/driver';
+import type { Connection } from '../../../server/src/manager/connection';
+import { ReaderManager } from '../../../server/src/manager/manager';
+
+const SELECT_MF = Uint8Array.of(0x00, 0xa4, 0x00, 0x0c, 0x02, 0x3f, 0x00);
+const N = 200;
+
+/** Promises and timers created per APDU over N transmits (after a warm-up that powers the card). */
+async function countPerApdu(conn: Connection, signal?: AbortSignal): Promise<{ promises: number; timers: number }> {
+  for (let i = 0; i < 5; i++) await conn.transmit(SELECT_MF, { signal });
+  let promises = 0;
+  let timers = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'PROMISE') promises++;
+      else if (type === 'Timeout') timers++;
+    },
+  });
+  hook.enable();
+  try {
+    for (let i = 0; i < N; i++) {
+      const r = await conn.transmit(SELECT_MF, { signal, runId: 1, line: i + 1 });
+      assert.equal(r.sw, 0x9000);
+    }
+  } finally {
+    hook.disable();
+  }
+  // The loop's own `await` makes one promise per APDU: not the manager's.
+  return { promises: promises / N - 1, timers: timers / N };
+}
+
+test('simulator: one transmit creates at most 5 promises (8 before) and no timer (one deadline timer per reader)', async () => {
+  const m = new ReaderManager([new SimulatorDriver({ card: 'T=1' })], { historySize: 0 });
+  await m.start();
+  try {
+    const conn = await m.connect('Workbench Simulator 00 00');
+    let entries = 0;
+    m.onEntry((e) => { if (e.kind === 'exchange') entries++; });
+    const ac = new AbortController();
+    const cost = await countPerApdu(conn, ac.signal);
+    assert.equal(entries, N + 5, 'every exchange is still logged');
+    assert.equal(cost.timers, 0, `timers per APDU: ${cost.timers}`);
+    assert.ok(cost.promises <= 5, `promises per APDU: ${cost.promises}`);
+    await conn.close();
+  } finally {
+    await m.stop();
+  }
+});
+
+test('vpcd with a peer that answers at once: one transmit creates at most 5 promises (8 before) and no timer', async () => {
+  // A free port from the system, then the driver listens on it.
+  const port = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
+  const m = new ReaderManager([createVpcdDriver({ ports: [port] })], { historySize: 0 });
+  await m.start();
+  const peer = net.connect({ port, host: '127.0.0.1' });
+  try {
+    peer.setNoDelay(true);
+    let buf = Buffer.alloc(0);
+    peer.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const len = buf.readUInt16BE(0);
+        const body = buf.subarray(2, 2 + len);
+        buf = buf.subarray(2 + len);
+        if (len === 1 && body[0] === 0x04) peer.write(Buffer.from('000b3b951381018073ff01000b', 'hex'));
+        else if (len > 1) peer.write(Buffer.from([0, 2, 0x90, 0x00]));
+      }
+    });
+    const reader = m.list().readers[0].name;
+    await m.waitForCard(reader, true, 5000);
+    const conn = await m.connect(reader);
+    const cost = await countPerApdu(conn, new AbortController().signal);
+    assert.equal(cost.timers, 0, `timers per APDU: ${cost.timers}`);
+    assert.ok(cost.promises <= 5, `promises per APDU: ${cost.promises}`);
+    await conn.close();
+  } finally {
+    peer.destroy();
+    await m.stop();
+  }
+});
