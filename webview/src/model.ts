@@ -218,10 +218,11 @@ export class LogModel {
    */
   count(kind: string, text = '', state?: string): number {
     let n = 0;
+    const matches = (r: LogRow) => r.kind === kind && (state === undefined || (r.kind === 'manager' && r.state === state)) && (!text || rowText(r).includes(text));
     for (let i = 0; i < this.rows.length; i++) {
-      for (const r of [this.rows.row(i), ...this.kidsOf(i)]) {
-        if (r.kind === kind && (state === undefined || (r.kind === 'manager' && r.state === state)) && rowText(r).includes(text)) n++;
-      }
+      // Asked every quarter second while a test waits: a row is made only when its kind matches.
+      if (this.rows.kind(i) === kind && matches(this.rows.row(i))) n++;
+      for (const k of this.kidsOf(i)) if (matches(k)) n++;
     }
     return n;
   }
