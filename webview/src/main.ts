@@ -7,10 +7,10 @@
 // the log. Collapsed rows have a fixed height (long hex is cut); expanded rows are measured.
 import { rowText } from './format';
 import { showAll, WORKBENCH_CLIENT } from './filter';
-import { LogModel, type Item } from './model';
+import { LogModel } from './model';
 import { release, renderRow, reusable } from './rows';
 import {
-  LOG_CAPACITY, type DecodedExchange, type ErrorValue, type HostMessage, type LogFilter, type LogRow, type TrimmedRow, type WebviewMessage,
+  LOG_CAPACITY, type DecodedExchange, type ErrorValue, type HostMessage, type LogFilter, type TrimmedRow, type WebviewMessage,
   type WebviewRequestMethod, type WebviewRequests,
 } from './protocol';
 
@@ -90,6 +90,7 @@ const model = new LogModel(filter, LOG_CAPACITY, {
   reader: (name) => addReaderOption(name),
   client: (name) => addClientOption(name),
   changed: (it) => changed(it),
+  trimming: (count) => trimming(count),
   // A new run is what the user is waiting for: Follow comes back on, and the view goes to it.
   runStarted: () => { if (!follow) setFollow(true); },
 });
@@ -105,8 +106,9 @@ let offsetsCount = 0;
 const base = { exchange: 40, control: 40, line: 22, kid: 40 };
 const learnt = new Set<string>();
 
-const shapeOf = (r: LogRow): keyof typeof base => (r.kind === 'exchange' ? 'exchange' : r.kind === 'control' ? 'control' : 'line');
-const estimate = (it: Item) => it.h ?? base[shapeOf(it.row)] + it.kids.length * base.kid;
+const shapeOf = (kind: string): keyof typeof base => (kind === 'exchange' ? 'exchange' : kind === 'control' ? 'control' : 'line');
+/** An item's height: measured, or its shape's with its automatic steps. */
+const estimate = (it: number) => model.height(it) ?? base[shapeOf(model.kind(it))] + model.kidCount(it) * base.kid;
 
 function recomputeOffsets(): void {
   const view = model.view;
@@ -133,7 +135,7 @@ function syncOffsets(): void {
 
 /** First index whose bottom is below y. */
 function indexAt(y: number): number {
-  const n = model.view.length;
+  const n = model.viewLength;
   let lo = 0;
   let hi = n;
   while (lo < hi) {
@@ -178,11 +180,11 @@ function addReaderOption(name: string): void {
   if (name === filter.reader) readerEl.value = name;
 }
 
-/** The oldest rows were trimmed and `gone` left the top of the view: the rows in view stay where they are. */
-function trimmed(gone: readonly Item[]): void {
+/** The oldest rows are being trimmed and the view's first `count` go with them: the rows in view stay where they are. */
+function trimming(count: number): void {
   if (!(follow && !model.paused)) {
     let height = 0;
-    for (const it of gone) height += estimate(it);
+    for (let k = 0; k < count; k++) height += estimate(model.viewAt(k));
     setScrollTop(Math.max(0, scroller.scrollTop - height));
   }
   offsetsValid = false;
@@ -210,10 +212,10 @@ function dropRendered(): void {
   last = -1;
 }
 
-function changed(it: Item): void {
-  it.h = undefined;
+function changed(it: number): void {
+  model.setHeight(it, undefined);
   offsetsValid = false;
-  rendered.delete(it.row.id);
+  rendered.delete(model.id(it));
   schedule();
 }
 
@@ -237,10 +239,9 @@ const work = { frames: 0, totalMs: 0, maxMs: 0 };
 function frame(): void {
   const t0 = performance.now();
   if (model.queuedRows) {
-    const shownBefore = model.view.length;
+    const shownBefore = model.viewLength;
     const gone = model.ingest(INGEST_PER_FRAME);
-    if (gone.length) trimmed(gone);
-    if (!follow && !model.paused) newBelow += Math.max(0, model.view.length - shownBefore + gone.length);
+    if (!follow && !model.paused) newBelow += Math.max(0, model.viewLength - shownBefore + gone);
   }
   if (model.queuedRows) schedule();
   syncOffsets();
@@ -290,7 +291,7 @@ const els: HTMLElement[] = [];
 function renderRange(start: number, end: number): void {
   const view = model.view;
   inRange.clear();
-  for (let i = start; i <= end; i++) inRange.add(view[i].row.id);
+  for (let i = start; i <= end; i++) inRange.add(model.id(view[i]));
   for (const [id, el] of rendered) {
     if (inRange.has(id)) continue;
     rendered.delete(id);
@@ -302,14 +303,15 @@ function renderRange(start: number, end: number): void {
   els.length = 0;
   for (let i = start; i <= end; i++) {
     const it = view[i];
-    let el = rendered.get(it.row.id);
+    const id = model.id(it);
+    let el = rendered.get(id);
     if (!el) {
       const reuse = next < leaving.length ? leaving[next] : undefined;
-      el = renderRow(model, it.row, it.kids, true, reuse);
+      el = renderRow(model, model.row(it), model.kidsOf(it), true, reuse);
       if (el === reuse) next++;
-      rendered.set(it.row.id, el);
+      rendered.set(id, el);
     }
-    const active = it.row.id === activeId;
+    const active = id === activeId;
     if (el.classList.contains('active') !== active) el.classList.toggle('active', active);
     els.push(el);
   }
@@ -340,13 +342,15 @@ function measure(): boolean {
   let probed = false;
   for (let i = first; i <= last; i++) {
     const it = view[i];
-    const plain = !it.kids.length && !expanded.has(it.row.id);
-    const shape = shapeOf(it.row);
-    if (plain && learnt.has(shape) && it.h === undefined) {
+    const id = model.id(it);
+    const plain = !model.kidCount(it) && !expanded.has(id);
+    const shape = shapeOf(model.kind(it));
+    const own = model.height(it);
+    if (plain && learnt.has(shape) && own === undefined) {
       if (probed) continue;
       probed = true;
     }
-    const el = rendered.get(it.row.id);
+    const el = rendered.get(id);
     if (!el) continue;
     const h = el.offsetHeight;
     if (!h) continue;
@@ -357,7 +361,7 @@ function measure(): boolean {
     const off = Math.abs(offsets[i + 1] - offsets[i] - h) > 0.5;
     if (off) differs = true;
     // A plain row keeps its shape's height unless it has one of its own.
-    if (!plain || off || it.h !== undefined) it.h = h;
+    if (!plain || off || own !== undefined) model.setHeight(it, h);
   }
   return differs;
 }
@@ -366,13 +370,13 @@ function measure(): boolean {
 let shownCounts = '';
 
 function updateCounts(): void {
-  const { exchanges, view, items, queuedRows, paused, arrivedWhilePaused } = model;
-  const key = `${exchanges}/${view.length}/${items.length}/${queuedRows > 0}/${paused}/${arrivedWhilePaused}`;
+  const { exchanges, viewLength, itemCount, queuedRows, paused, arrivedWhilePaused } = model;
+  const key = `${exchanges}/${viewLength}/${itemCount}/${queuedRows > 0}/${paused}/${arrivedWhilePaused}`;
   if (key === shownCounts) return;
   shownCounts = key;
   countEl.textContent = String(exchanges);
-  countEl.title = `${exchanges} exchange(s); ${view.length} row(s) shown of ${items.length}`;
-  emptyEl.hidden = items.length > 0 || queuedRows > 0;
+  countEl.title = `${exchanges} exchange(s); ${viewLength} row(s) shown of ${itemCount}`;
+  emptyEl.hidden = itemCount > 0 || queuedRows > 0;
   arrivedEl.hidden = !paused;
   arrivedEl.textContent = `Paused: ${arrivedWhilePaused} new row${arrivedWhilePaused === 1 ? '' : 's'}`;
   showNoMatch();
@@ -380,7 +384,7 @@ function updateCounts(): void {
 
 /** "No rows match" beside an empty view that a filter made empty; what the filter is, in words. */
 function showNoMatch(): void {
-  const none = model.items.length > 0 && model.view.length === 0 && !model.queuedRows;
+  const none = model.itemCount > 0 && model.viewLength === 0 && !model.queuedRows;
   noMatchEl.hidden = !none;
   if (!none) return;
   const what: string[] = [];
@@ -390,14 +394,14 @@ function showNoMatch(): void {
   const hiddenSw = (['success', 'warning', 'error'] as const).filter((k) => !filter[k]);
   if (hiddenSw.length) what.push(`${hiddenSw.join(', ')} hidden`);
   if (!filter.events) what.push('events hidden');
-  noMatchEl.textContent = `No rows match the filter${what.length ? ` (${what.join('; ')})` : ''}: ${model.items.length} row${model.items.length === 1 ? '' : 's'} hidden.`;
+  noMatchEl.textContent = `No rows match the filter${what.length ? ` (${what.join('; ')})` : ''}: ${model.itemCount} row${model.itemCount === 1 ? '' : 's'} hidden.`;
 }
 
 let shownNewBelow = -1;
 
 /** The "new rows ↓" marker: shown while Follow is off and rows arrived below the view. */
 function showNewRows(): void {
-  const below = offsets[model.view.length] > scroller.scrollTop + scroller.clientHeight + 4;
+  const below = offsets[model.viewLength] > scroller.scrollTop + scroller.clientHeight + 4;
   if (!below) newBelow = 0;
   const on = !follow && !model.paused && newBelow > 0;
   if (newRowsEl.hidden !== !on) newRowsEl.hidden = !on;
@@ -418,19 +422,19 @@ function toggle(id: string): void {
       (e: Error) => decodedAs(id, e),
     );
   }
-  activeId = t.item.row.id;
+  activeId = model.id(t.item);
   // The row opened stays where it is, read: Follow goes off, visibly (the button says so), and
   // comes back with the next run, the "new rows ↓" marker, End, or a scroll to the bottom.
   if (follow && model.expanded.has(id)) {
     const i = model.view.indexOf(t.item);
-    if (i >= 0 && i < model.view.length - 1) setFollow(false);
+    if (i >= 0 && i < model.viewLength - 1) setFollow(false);
   }
   changed(t.item);
 }
 
 function decodedAs(id: string, answer: DecodedExchange | TrimmedRow | Error): void {
   const it = model.decodedAs(id, answer);
-  if (it) changed(it);
+  if (it !== undefined) changed(it);
 }
 
 function setFollow(on: boolean): void {
@@ -481,9 +485,10 @@ function moveActive(to: (index: number) => number): void {
   const view = model.view;
   if (!view.length) return;
   syncOffsets();
-  const cur = activeId ? view.findIndex((it) => it.row.id === activeId) : -1;
+  const activeItem = activeId ? model.itemOf(activeId) : undefined;
+  const cur = activeItem === undefined ? -1 : view.indexOf(activeItem);
   const next = Math.max(0, Math.min(view.length - 1, to(cur < 0 ? indexAt(scroller.scrollTop) : cur)));
-  activeId = view[next].row.id;
+  activeId = model.id(view[next]);
   // Bring it into view.
   const top = offsets[next];
   const bottom = offsets[next + 1];
@@ -548,7 +553,7 @@ scroller.addEventListener('keydown', (ev) => {
     case 'PageDown': moveActive((i) => i + page); break;
     case 'PageUp': moveActive((i) => i - page); break;
     case 'Home': moveActive(() => 0); break;
-    case 'End': moveActive(() => model.view.length - 1); setFollow(true); break;
+    case 'End': moveActive(() => model.viewLength - 1); setFollow(true); break;
     case 'Enter':
     case ' ': {
       const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>('.row');
@@ -582,7 +587,7 @@ pauseEl.addEventListener('click', () => setPaused(!model.paused));
 clearEl.addEventListener('click', () => { request('clear', {}).catch(showError); });
 // Copy the rows shown as a readable trace (automatic steps under their exchange).
 copyEl.addEventListener('click', () => {
-  const text = model.view.flatMap((it) => [it.row, ...it.kids]).map(rowText).join('\n');
+  const text = Array.from(model.view, (it) => [model.row(it), ...model.kidsOf(it)].map(rowText).join('\n')).join('\n');
   if (text.length >= 10_000_000) {
     showError(new Error('Too many rows to copy: filter them first, or use Export… to write them to a file.'));
     return;
@@ -601,7 +606,7 @@ exportEl.addEventListener('click', () => {
 /** For tests and the benchmark: what the model holds, without reading the DOM. */
 Object.assign(window, { apduLog: {
   rows: () => model.size,
-  shown: () => model.view.length,
+  shown: () => model.viewLength,
   pending: () => model.queuedRows,
   /** Our own work per frame since the last call (ms), then reset. */
   work: () => { const w = { ...work }; work.frames = 0; work.totalMs = 0; work.maxMs = 0; return w; },
@@ -614,9 +619,9 @@ Object.assign(window, { apduLog: {
   inView: (kind: string) => {
     const view = model.view;
     let i = view.length - 1;
-    while (i >= 0 && view[i].row.kind !== kind) i--;
+    while (i >= 0 && model.kind(view[i]) !== kind) i--;
     if (i < 0) return false;
-    const el = rendered.get(view[i].row.id);
+    const el = rendered.get(model.id(view[i]));
     if (!el) return false;
     const a = el.getBoundingClientRect();
     const b = scroller.getBoundingClientRect();

@@ -1,18 +1,15 @@
 // The APDU Log panel's row model: the rows the panel holds, the automatic steps nested under
 // their exchange, the filtered view, the pause, and the queue of rows not taken in yet.
 // Pure (no DOM): main.ts renders it as a virtual list, unit tests drive it directly.
+//
+// The rows are held as columns (./columns): an item is a top-level row's index, 0 for the
+// oldest, and the view is an Int32Array of items. Indices move down when the oldest rows are
+// trimmed (the `trimming` event comes first). A row is an object again only when asked for
+// (`row`), for the few rows rendered, a copy or a search.
 import { rowText } from './format';
 import { needleOf, rowPasses, searchText, textMatches } from './filter';
+import { Columns } from './columns';
 import { logHighWater, type DecodedExchange, type LogFilter, type LogRow, type TrimmedRow } from './protocol';
-
-/** A top-level row and the automatic steps nested under it. */
-export interface Item {
-  row: LogRow;
-  kids: LogRow[];
-  /** Measured height in px, for the virtual list; undefined until rendered (or after it changed). */
-  h?: number;
-  search?: string;
-}
 
 /** An expanded exchange's details: asked for, decoded, failed, or no longer in the extension's log. */
 export type DecodeState = DecodedExchange | Error | 'loading' | 'trimmed';
@@ -24,24 +21,18 @@ export interface ModelEvents {
   /** A client (a row's `client`) seen for the first time (the client filter lists it). */
   client?(name: string): void;
   /** An item's content changed (an automatic step arrived): its element and height are stale. */
-  changed?(it: Item): void;
+  changed?(item: number): void;
   /** A script run started (a live `scriptStarted` row, not one from the history sent after a reset). */
-  runStarted?(it: Item): void;
+  runStarted?(item: number): void;
+  /**
+   * The first `count` entries of the view are about to be trimmed (with every item before
+   * them): still readable now, gone (and every index moved down) when `ingest` returns.
+   */
+  trimming?(count: number): void;
 }
 
 /** Shared by every row without automatic steps (most of them), until one arrives. */
-const NO_KIDS: LogRow[] = [];
-/** Nothing left the view (nearly every frame). */
-const NONE: readonly Item[] = [];
-/**
- * Rows arrive as fresh copies of the same few strings (reader, status word meaning, script
- * URI…). Keeping one copy of each shrinks the webview's heap with 100,000 rows (143 → 118 MB
- * measured), and with it the browser's garbage-collection pauses.
- */
-const SHARED_FIELDS = ['kind', 'reader', 'client', 'command', 'response', 'sw', 'swMeaning', 'swCategory', 'auto', 'uri', 'file'] as const;
-
-/** Commands and responses up to this many hex digits are shared too. */
-const SHARED_HEX_MAX = 24;
+const NO_KIDS: readonly LogRow[] = [];
 
 /** Row ids are `generation:seq`; this orders them. */
 function idOrder(id: string): number {
@@ -50,19 +41,21 @@ function idOrder(id: string): number {
 }
 
 export class LogModel {
-  /** Every top-level row held, oldest first. */
-  readonly items: Item[] = [];
-  /** What is shown: the items passing the filter, up to `viewLimit` (the model's length unless paused). */
-  view: Item[] = [];
   readonly expanded = new Set<string>();
   readonly decoded = new Map<string, DecodeState>();
 
-  private readonly itemById = new Map<string, Item>();
+  /** Every top-level row held, oldest first. */
+  private readonly rows = new Columns();
+  /** Automatic steps by the index of their exchange (few rows have any). */
+  private kids = new Map<number, LogRow[]>();
+  /** The view: indices of the items passing the filter, up to `viewLimit`. */
+  private viewBuf = new Int32Array(1024);
+  private viewLen = 0;
   /** Automatic step id → the id of the exchange it belongs to. */
   private readonly kidParent = new Map<string, string>();
   /** Automatic steps that arrived before the exchange they belong to. */
   private readonly orphans = new Map<string, LogRow[]>();
-  private readonly interned = new Map<string, string>();
+  private readonly sharedKidStrings = new Map<string, string>();
   private readonly readersSeen = new Set<string>();
   private readonly clientsSeen = new Set<string>();
   private exchangeCount = 0;
@@ -84,6 +77,11 @@ export class LogModel {
 
   /** Rows held (every row, automatic steps included). */
   get size(): number { return this.held; }
+  /** Top-level rows held (items 0 … itemCount − 1). */
+  get itemCount(): number { return this.rows.length; }
+  /** What is shown: the items passing the filter, up to the newest unless paused (valid until the next call that changes the model). */
+  get view(): Int32Array { return this.viewBuf.subarray(0, this.viewLen); }
+  get viewLength(): number { return this.viewLen; }
   /** Exchanges held, automatic steps included (the toolbar's count). */
   get exchanges(): number { return this.exchangeCount; }
   /** Rows received but not taken in yet. */
@@ -92,9 +90,22 @@ export class LogModel {
   /** Top-level rows that arrived while paused. */
   get arrivedWhilePaused(): number { return this.arrived; }
 
+  /** The item shown at position `k` of the view. */
+  viewAt(k: number): number { return this.viewBuf[k]; }
+  /** An item's row, as an object made for the caller. */
+  row(item: number): LogRow { return this.rows.row(item); }
+  id(item: number): string { return this.rows.id(item); }
+  kind(item: number): string { return this.rows.kind(item); }
+  kidsOf(item: number): readonly LogRow[] { return this.kids.get(item) ?? NO_KIDS; }
+  kidCount(item: number): number { return this.kids.get(item)?.length ?? 0; }
+  /** The item's measured height (undefined: not measured, or changed since). */
+  height(item: number): number | undefined { return this.rows.getHeight(item); }
+  setHeight(item: number, h: number | undefined): void { this.rows.setHeight(item, h); }
+
   /**
-   * A `rows` message from the extension (the model takes the array over); `reset` replaces
-   * everything held (the history after `ready`, or a clear) and ends a pause.
+   * A `rows` message from the extension; `reset` replaces everything held (the history after
+   * `ready`, or a clear) and ends a pause. The rows are copied into the columns as they are
+   * taken in, and the message's objects dropped.
    */
   receive(rows: LogRow[], reset = false): void {
     if (reset) {
@@ -110,10 +121,11 @@ export class LogModel {
 
   /**
    * Takes up to `budget` queued rows in, then trims the oldest rows past the bound. Returns
-   * the entries that left the front of the view (the virtual list keeps its place by them).
+   * how many entries left the front of the view (the virtual list keeps its place by them;
+   * `trimming` told which, before they went).
    */
-  ingest(budget: number): readonly Item[] {
-    const before = this.items.length;
+  ingest(budget: number): number {
+    const before = this.rows.length;
     while (this.queue.length && budget > 0) {
       const batch = this.queue[0];
       const take = batch.length <= budget ? batch : batch.splice(0, budget);
@@ -129,13 +141,13 @@ export class LogModel {
       if (first) this.flushOrphans((parent) => idOrder(parent) < idOrder(first));
       this.resetPending = undefined;
     }
-    const added = this.items.length - before;
+    const added = this.rows.length - before;
     const gone = this.trim();
     if (this.pausedNow) {
       this.arrived += added;
-    } else if (this.items.length !== this.viewLimit) {
+    } else if (this.rows.length !== this.viewLimit) {
       const from = this.viewLimit;
-      this.viewLimit = this.items.length;
+      this.viewLimit = this.rows.length;
       this.extendView(from);
     }
     return gone;
@@ -143,12 +155,8 @@ export class LogModel {
 
   /** The filter changed: the view is built again. */
   rebuildView(): void {
-    const needle = needleOf(this.filter);
-    const f = this.filter;
-    const active = needle || f.reader || f.client || !f.success || !f.warning || !f.error || !f.events;
-    const view: Item[] = [];
-    for (let i = 0; i < this.viewLimit; i++) if (!active || this.itemMatches(this.items[i], needle)) view.push(this.items[i]);
-    this.view = view;
+    this.viewLen = 0;
+    this.extendView(0);
   }
 
   /** Pausing holds the view still; rows keep arriving (and counting). Resuming shows them. */
@@ -158,7 +166,7 @@ export class LogModel {
     if (!on) {
       this.arrived = 0;
       const from = this.viewLimit;
-      this.viewLimit = this.items.length;
+      this.viewLimit = this.rows.length;
       this.extendView(from);
     }
   }
@@ -167,16 +175,18 @@ export class LogModel {
    * Expands or collapses a row (a top-level one or an automatic step). Returns the item to
    * render again, and whether the row's decoding must be asked for; undefined for a row not held.
    */
-  toggle(id: string): { item: Item; decode: boolean } | undefined {
+  toggle(id: string): { item: number; decode: boolean } | undefined {
     const item = this.itemOf(id);
-    if (!item) return undefined;
-    const row = item.row.id === id ? item.row : item.kids.find((k) => k.id === id);
-    if (!row) return undefined;
+    if (item === undefined) return undefined;
+    const isTop = this.rows.id(item) === id;
+    const kid = isTop ? undefined : this.kidsOf(item).find((k) => k.id === id);
+    if (!isTop && !kid) return undefined;
+    const exchange = isTop ? this.rows.isExchange(item) : kid?.kind === 'exchange';
     let decode = false;
     if (this.expanded.has(id)) this.expanded.delete(id);
     else {
       this.expanded.add(id);
-      if (row.kind === 'exchange' && !this.decoded.has(id)) {
+      if (exchange && !this.decoded.has(id)) {
         this.decoded.set(id, 'loading');
         decode = true;
       }
@@ -188,17 +198,18 @@ export class LogModel {
    * The extension's answer to a decode: the details, an error, or `trimmed` (its log no longer
    * holds the row). Returns the item to render again; ignored when the row left the model meanwhile.
    */
-  decodedAs(id: string, answer: DecodedExchange | TrimmedRow | Error): Item | undefined {
+  decodedAs(id: string, answer: DecodedExchange | TrimmedRow | Error): number | undefined {
     if (this.decoded.get(id) !== 'loading') return undefined;
     const item = this.itemOf(id);
-    if (!item) { this.decoded.delete(id); return undefined; }
+    if (item === undefined) { this.decoded.delete(id); return undefined; }
     this.decoded.set(id, answer instanceof Error ? answer : 'trimmed' in answer ? 'trimmed' : answer);
     return item;
   }
 
-  /** The item a row belongs to (itself, or the exchange of an automatic step). */
-  itemOf(id: string): Item | undefined {
-    return this.itemById.get(this.kidParent.get(id) ?? id);
+  /** The item a row belongs to (itself, or the exchange of an automatic step); undefined when not held. */
+  itemOf(id: string): number | undefined {
+    const i = this.rows.find(this.kidParent.get(id) ?? id);
+    return i < 0 ? undefined : i;
   }
 
   /**
@@ -207,10 +218,11 @@ export class LogModel {
    */
   count(kind: string, text = '', state?: string): number {
     let n = 0;
-    for (const it of this.items) {
-      for (const r of [it.row, ...it.kids]) {
-        if (r.kind === kind && (state === undefined || (r.kind === 'manager' && r.state === state)) && rowText(r).includes(text)) n++;
-      }
+    const matches = (r: LogRow) => r.kind === kind && (state === undefined || (r.kind === 'manager' && r.state === state)) && (!text || rowText(r).includes(text));
+    for (let i = 0; i < this.rows.length; i++) {
+      // Asked every quarter second while a test waits: a row is made only when its kind matches.
+      if (this.rows.kind(i) === kind && matches(this.rows.row(i))) n++;
+      for (const k of this.kidsOf(i)) if (matches(k)) n++;
     }
     return n;
   }
@@ -218,10 +230,11 @@ export class LogModel {
   // ---------------------------------------------------------------- inside
 
   private clear(): void {
-    this.items.length = 0;
-    this.itemById.clear();
+    this.rows.clear();
+    this.kids = new Map();
     this.kidParent.clear();
     this.orphans.clear();
+    this.sharedKidStrings.clear();
     this.expanded.clear();
     this.decoded.clear();
     this.readersSeen.clear();
@@ -230,29 +243,25 @@ export class LogModel {
     this.clientsSeen.clear();
     this.exchangeCount = 0;
     this.held = 0;
-    this.view = [];
+    this.viewLen = 0;
     this.viewLimit = 0;
     this.pausedNow = false;
     this.arrived = 0;
   }
 
-  private shareStrings(r: LogRow): void {
+  /** An automatic step is kept as an object (few rows are): its repeated strings are shared. */
+  private shareKidStrings(r: LogRow): void {
     const fields = r as unknown as Record<string, unknown>;
-    for (const k of SHARED_FIELDS) {
+    for (const k of ['reader', 'client', 'command', 'response', 'sw', 'swMeaning', 'swCategory', 'auto', 'uri'] as const) {
       const v = fields[k];
-      if (typeof v !== 'string') continue;
-      // A command or response is shared only while short (a status word, a SELECT, a READ
-      // BINARY's header): those repeat through a run; long data rarely does.
-      if ((k === 'command' || k === 'response') && v.length > SHARED_HEX_MAX) continue;
-      const known = this.interned.get(v);
+      if (typeof v !== 'string' || v.length > 64) continue;
+      const known = this.sharedKidStrings.get(v);
       if (known !== undefined) fields[k] = known;
-      else if (this.interned.size < 10_000) this.interned.set(v, v);
+      else if (this.sharedKidStrings.size < 10_000) this.sharedKidStrings.set(v, v);
     }
   }
 
-  private addRow(r: LogRow): void {
-    this.shareStrings(r);
-    this.held++;
+  private seen(r: LogRow): void {
     if (r.reader && !this.readersSeen.has(r.reader)) {
       this.readersSeen.add(r.reader);
       this.events.reader?.(r.reader);
@@ -261,29 +270,41 @@ export class LogModel {
       this.clientsSeen.add(r.client);
       this.events.client?.(r.client);
     }
+  }
+
+  private addRow(r: LogRow): void {
+    this.held++;
+    this.seen(r);
     if (r.kind === 'exchange') this.exchangeCount++;
     const parentId = r.kind === 'exchange' ? r.parent : undefined;
     if (parentId) {
-      const p = this.itemById.get(parentId);
-      if (p) { this.attachKid(p, r); return; }
-      this.orphans.set(parentId, [...(this.orphans.get(parentId) ?? []), r]);
+      this.shareKidStrings(r);
+      const p = this.rows.find(parentId);
+      if (p >= 0) { this.attachKid(p, parentId, r); return; }
+      const waiting = this.orphans.get(parentId);
+      if (waiting) waiting.push(r);
+      else this.orphans.set(parentId, [r]);
       // Automatic steps whose exchange never came are shown on their own rather than lost.
       if (this.orphans.size > 100) this.flushOrphans(() => true);
       return;
     }
-    const it: Item = { row: r, kids: this.orphans.get(r.id) ?? NO_KIDS };
-    this.orphans.delete(r.id);
-    for (const k of it.kids) this.kidParent.set(k.id, r.id);
-    this.items.push(it);
-    this.itemById.set(r.id, it);
+    const it = this.rows.push(r);
+    const waiting = this.orphans.get(r.id);
+    if (waiting) {
+      this.orphans.delete(r.id);
+      this.kids.set(it, waiting);
+      for (const k of waiting) this.kidParent.set(k.id, r.id);
+    }
     if (r.kind === 'scriptStarted' && !this.resetPending) this.events.runStarted?.(it);
   }
 
-  private attachKid(p: Item, r: LogRow): void {
-    if (p.kids === NO_KIDS) p.kids = [r];
-    else p.kids.push(r);
-    this.kidParent.set(r.id, p.row.id);
-    p.search = undefined;
+  private attachKid(p: number, parentId: string, r: LogRow): void {
+    const list = this.kids.get(p);
+    if (list) list.push(r);
+    else this.kids.set(p, [r]);
+    this.kidParent.set(r.id, parentId);
+    this.rows.forgetSearch(p);
+    this.rows.setHeight(p, undefined);
     this.events.changed?.(p);
   }
 
@@ -291,62 +312,75 @@ export class LogModel {
     for (const [parent, rows] of [...this.orphans]) {
       if (!which(parent)) continue;
       this.orphans.delete(parent);
-      for (const r of rows) {
-        const it: Item = { row: r, kids: NO_KIDS };
-        this.items.push(it);
-        this.itemById.set(r.id, it);
-      }
+      for (const r of rows) this.rows.push(r);
     }
   }
 
   /**
    * Past the high-water mark, drops the oldest items (with their steps) until `capacity` rows
-   * are left, as the extension's store does. Returns the entries that left the front of the view.
+   * are left, as the extension's store does. Returns how many entries left the front of the view.
    */
-  private trim(): readonly Item[] {
-    if (this.held <= logHighWater(this.capacity)) return NONE;
+  private trim(): number {
+    if (this.held <= logHighWater(this.capacity)) return 0;
+    const n = this.rows.length;
     let drop = 0;
     let held = this.held;
-    while (drop < this.items.length && held > this.capacity) held -= 1 + this.items[drop++].kids.length;
-    for (const it of this.items.splice(0, drop)) {
-      this.forget(it.row);
-      for (const k of it.kids) { this.forget(k); this.kidParent.delete(k.id); }
-      this.itemById.delete(it.row.id);
+    while (drop < n && held > this.capacity) held -= 1 + this.kidCount(drop++);
+    // The view is in the items' order: what leaves is at its front.
+    let gone = 0;
+    while (gone < this.viewLen && this.viewBuf[gone] < drop) gone++;
+    if (gone) this.events.trimming?.(gone);
+    for (let i = 0; i < drop; i++) {
+      if (this.rows.isExchange(i)) this.exchangeCount--;
+      for (const k of this.kidsOf(i)) {
+        if (k.kind === 'exchange') this.exchangeCount--;
+        this.kidParent.delete(k.id);
+        this.forget(k.id);
+      }
     }
+    if (this.expanded.size || this.decoded.size) {
+      for (let i = 0; i < drop; i++) this.forget(this.rows.id(i));
+    }
+    this.rows.dropFront(drop);
+    if (this.kids.size) {
+      const kids = new Map<number, LogRow[]>();
+      for (const [i, list] of this.kids) if (i >= drop) kids.set(i - drop, list);
+      this.kids = kids;
+    }
+    this.viewBuf.copyWithin(0, gone, this.viewLen);
+    this.viewLen -= gone;
+    for (let k = 0; k < this.viewLen; k++) this.viewBuf[k] -= drop;
     this.held = held;
     this.viewLimit = Math.max(0, this.viewLimit - drop);
-    // The view is in the items' order: what left is at its front.
-    let gone = 0;
-    while (gone < this.view.length && !this.itemById.has(this.view[gone].row.id)) gone++;
-    if (!gone) return NONE;
-    const left = this.view.slice(0, gone);
-    this.view = this.view.slice(gone);
-    return left;
+    return gone;
   }
 
-  private forget(r: LogRow): void {
-    if (r.kind === 'exchange') this.exchangeCount--;
-    this.expanded.delete(r.id);
-    this.decoded.delete(r.id);
+  private forget(id: string): void {
+    this.expanded.delete(id);
+    this.decoded.delete(id);
   }
 
-  private searchOf(it: Item): string {
-    it.search ??= searchText(it.row);
-    return it.search;
-  }
-
-  private itemMatches(it: Item, needle: string): boolean {
+  private itemMatches(i: number, needle: string): boolean {
     const f = this.filter;
-    const self = rowPasses(it.row, f) && (!needle || textMatches(this.searchOf(it), needle));
+    const row = this.rows.row(i);
+    const passes = rowPasses(row, f);
+    const self = passes && (!needle || textMatches(this.rows.searchOf(i, searchText), needle));
     // An exchange stays visible when one of its automatic steps matches.
-    return self || (needle !== '' && it.kids.some((k) => rowPasses(it.row, f) && textMatches(searchText(k), needle)));
+    return self || (needle !== '' && passes && this.kidsOf(i).some((k) => textMatches(searchText(k), needle)));
   }
 
   private extendView(from: number): void {
     const needle = needleOf(this.filter);
+    const f = this.filter;
+    const active = needle || f.reader || f.client || !f.success || !f.warning || !f.error || !f.events;
+    const need = this.viewLen + (this.viewLimit - from);
+    if (this.viewBuf.length < need) {
+      const next = new Int32Array(Math.max(need, this.viewBuf.length * 2));
+      next.set(this.viewBuf.subarray(0, this.viewLen));
+      this.viewBuf = next;
+    }
     for (let i = from; i < this.viewLimit; i++) {
-      const it = this.items[i];
-      if (this.itemMatches(it, needle)) this.view.push(it);
+      if (!active || this.itemMatches(i, needle)) this.viewBuf[this.viewLen++] = i;
     }
   }
 }

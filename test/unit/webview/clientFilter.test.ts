@@ -57,10 +57,10 @@ test('the model: the same rows in its view, and each client named once as it fir
   assert.deepEqual(clients, [SCAN, EXT], 'clients listed once, in order of arrival; the workbench\'s rows name none');
   filter.client = SCAN;
   m.rebuildView();
-  assert.deepEqual(m.view.map((it) => it.row.id), ['1:m', '1:1', '1:4', '1:5'], 'the step 1:7 stays nested under 1:4');
+  assert.deepEqual(Array.from(m.view, (it) => m.id(it)), ['1:m', '1:1', '1:4', '1:5'], 'the step 1:7 stays nested under 1:4');
   filter.client = WORKBENCH_CLIENT;
   m.rebuildView();
-  assert.deepEqual(m.view.map((it) => it.row.id), ['1:m', '1:1', '1:2', '1:3', '1:8']);
+  assert.deepEqual(Array.from(m.view, (it) => m.id(it)), ['1:m', '1:1', '1:2', '1:3', '1:8']);
 });
 
 test('the export request\'s filter: a client is a bounded string; a filter saved before the client filter still reads', () => {

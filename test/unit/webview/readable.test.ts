@@ -39,7 +39,7 @@ test('the filter matches command names, as typed', () => {
 
 test('a live run start is announced; the history sent after a reset is not', () => {
   const started: string[] = [];
-  const m = new LogModel({ ...showAll }, 100, { runStarted: (it) => started.push(it.row.id) });
+  const m = new LogModel({ ...showAll }, 100, { runStarted: (it) => started.push(m.id(it)) });
   const run = (seq: number): LogRow => ({ kind: 'scriptStarted', id: `1:${seq}`, time: seq, runId: seq } as LogRow);
   m.receive([run(1), ex(2, '0084000008', '9000')], true);
   while (m.queuedRows) m.ingest(100);

@@ -1,0 +1,288 @@
+// The APDU Log panel's rows as columns: one typed array per number-like field, indices into one
+// string table for the strings that repeat (reader, client, status word and its meaning, script
+// URI), one array each for command and response hex, and an object only for the fields a row
+// rarely has (a control call's code, an event's ATR, a script's message…). 100,000 rows are a few
+// dozen objects instead of 200,000 (a row and its holder each): the webview's heap is shared
+// with the workbench in code-server, and every major collection marks and moves what is live.
+// Rows come in as the extension's message objects and are copied in field by field (the objects
+// are not kept); a row is made again as an object only when it is rendered, copied or searched.
+// Pure (no DOM).
+import type { LogRow } from './protocol';
+
+const KINDS = [
+  'exchange', 'control', 'readerAdded', 'readerRemoved', 'cardInserted', 'cardRemoved', 'cardPowered', 'cardUnpowered', 'cardReset',
+  'scriptStarted', 'scriptEnded', 'echo', 'manager',
+] as const;
+const KIND_CODE = new Map<string, number>(KINDS.map((k, i) => [k, i]));
+/** A kind not in KINDS: the row keeps its `kind` with its other rare fields. */
+const OTHER_KIND = 255;
+export const EXCHANGE = 0;
+
+const SW_CATEGORIES = ['success', 'warning', 'error'] as const;
+const AUTO_STEPS = ['getResponse', 'resendWithLe', 'retryCounter'] as const;
+const indexIn = (list: readonly string[], v: unknown) => (typeof v === 'string' ? list.indexOf(v) : -1);
+
+/** Distinct strings kept in the table; past it, a row keeps a new string with its rare fields. */
+const STRINGS_MAX = 65_536;
+/** Commands and responses up to this many hex digits are shared (a status word, a SELECT, a READ BINARY's header repeat through a run). */
+const SHARED_HEX_MAX = 24;
+const SHARED_HEX_COUNT = 10_000;
+
+type Rare = Record<string, unknown>;
+
+/** `gen:seq` with both plain decimal numbers (the helper's rows); anything else is kept as a string. */
+function parseId(id: string): [number, number] | undefined {
+  const c = id.indexOf(':');
+  if (c <= 0) return undefined;
+  const gen = Number(id.slice(0, c));
+  const seq = Number(id.slice(c + 1));
+  if (!Number.isInteger(gen) || gen < 0 || gen > 0xFFFF_FFFF || !Number.isSafeInteger(seq) || seq < 0) return undefined;
+  return `${gen}:${seq}` === id ? [gen, seq] : undefined;
+}
+
+export class Columns {
+  /** Rows held. */
+  length = 0;
+  private cap = 0;
+  private gen = new Uint32Array(0);
+  /** NaN: the id is not `gen:seq` (kept in the row's rare fields). */
+  private seq = new Float64Array(0);
+  /** NaN: absent. */
+  private time = new Float64Array(0);
+  private dur = new Float64Array(0);
+  private kindCode = new Uint8Array(0);
+  /** Bits 0–1: status-word category + 1; bits 2–3: automatic step + 1 (0: none). */
+  private flags = new Uint8Array(0);
+  /** Script line + 1 (0: none). */
+  private line = new Int32Array(0);
+  /** Indices into `strings` (-1: absent). */
+  private reader = new Int32Array(0);
+  private client = new Int32Array(0);
+  private sw = new Int32Array(0);
+  private swMeaning = new Int32Array(0);
+  private uri = new Int32Array(0);
+  /** Measured height in px for the virtual list (NaN: not measured, or changed since). */
+  private height = new Float64Array(0);
+  private command: (string | undefined)[] = [];
+  private response: (string | undefined)[] = [];
+  /** The fields few rows have, or that did not fit a column; mostly empty. */
+  private rare: (Rare | undefined)[] = [];
+  /** The filter's search text per row, made when a search first needs it. */
+  private search: (string | undefined)[] = [];
+
+  private readonly strings: string[] = [];
+  private readonly stringIndex = new Map<string, number>();
+  private readonly sharedHex = new Map<string, string>();
+
+  /** Every row and string forgotten. */
+  clear(): void {
+    this.length = 0;
+    this.command = [];
+    this.response = [];
+    this.rare = [];
+    this.search = [];
+    this.strings.length = 0;
+    this.stringIndex.clear();
+    this.sharedHex.clear();
+  }
+
+  /** Copies a row in (the object is not kept); returns its index. */
+  push(r: LogRow): number {
+    const i = this.length;
+    if (i === this.cap) this.grow(Math.max(1024, this.cap * 2));
+    this.length = i + 1;
+    this.gen[i] = 0; this.seq[i] = NaN; this.time[i] = NaN; this.dur[i] = NaN;
+    this.kindCode[i] = OTHER_KIND; this.flags[i] = 0; this.line[i] = 0;
+    this.reader[i] = -1; this.client[i] = -1; this.sw[i] = -1; this.swMeaning[i] = -1; this.uri[i] = -1;
+    this.height[i] = NaN;
+    let command: string | undefined;
+    let response: string | undefined;
+    let rare: Rare | undefined;
+    const fields = r as unknown as Record<string, unknown>;
+    for (const k in fields) {
+      const v = fields[k];
+      if (v === undefined) continue;
+      let kept = false;
+      switch (k) {
+        case 'id': {
+          const p = typeof v === 'string' ? parseId(v) : undefined;
+          if (p) { this.gen[i] = p[0]; this.seq[i] = p[1]; kept = true; }
+          break;
+        }
+        case 'time': if (typeof v === 'number' && !Number.isNaN(v)) { this.time[i] = v; kept = true; } break;
+        case 'durationMs': if (typeof v === 'number' && !Number.isNaN(v)) { this.dur[i] = v; kept = true; } break;
+        case 'kind': {
+          const c = typeof v === 'string' ? KIND_CODE.get(v) : undefined;
+          if (c !== undefined) { this.kindCode[i] = c; kept = true; }
+          break;
+        }
+        case 'line': if (Number.isInteger(v) && (v as number) >= 0 && (v as number) < 0x7FFF_FFFF) { this.line[i] = (v as number) + 1; kept = true; } break;
+        case 'reader': kept = this.putString(this.reader, i, v); break;
+        case 'client': kept = this.putString(this.client, i, v); break;
+        case 'sw': kept = this.putString(this.sw, i, v); break;
+        case 'swMeaning': kept = this.putString(this.swMeaning, i, v); break;
+        case 'uri': kept = this.putString(this.uri, i, v); break;
+        case 'command': if (typeof v === 'string') { command = this.shareHex(v); kept = true; } break;
+        case 'response': if (typeof v === 'string') { response = this.shareHex(v); kept = true; } break;
+        case 'swCategory': {
+          const c = indexIn(SW_CATEGORIES, v);
+          if (c >= 0) { this.flags[i] |= c + 1; kept = true; }
+          break;
+        }
+        case 'auto': {
+          const a = indexIn(AUTO_STEPS, v);
+          if (a >= 0) { this.flags[i] |= (a + 1) << 2; kept = true; }
+          break;
+        }
+      }
+      if (!kept) (rare ??= {})[k] = v;
+    }
+    this.command.push(command);
+    this.response.push(response);
+    this.rare.push(rare);
+    this.search.push(undefined);
+    return i;
+  }
+
+  /** The row at `i` as an object again (a fresh one each call). */
+  row(i: number): LogRow {
+    const r: Record<string, unknown> = {};
+    const c = this.kindCode[i];
+    if (c !== OTHER_KIND) r.kind = KINDS[c];
+    if (!Number.isNaN(this.seq[i])) r.id = `${this.gen[i]}:${this.seq[i]}`;
+    if (!Number.isNaN(this.time[i])) r.time = this.time[i];
+    this.getString(r, 'reader', this.reader[i]);
+    this.getString(r, 'client', this.client[i]);
+    const command = this.command[i];
+    if (command !== undefined) r.command = command;
+    const response = this.response[i];
+    if (response !== undefined) r.response = response;
+    this.getString(r, 'sw', this.sw[i]);
+    this.getString(r, 'swMeaning', this.swMeaning[i]);
+    const f = this.flags[i];
+    if (f & 3) r.swCategory = SW_CATEGORIES[(f & 3) - 1];
+    if (!Number.isNaN(this.dur[i])) r.durationMs = this.dur[i];
+    if (f >> 2) r.auto = AUTO_STEPS[(f >> 2) - 1];
+    if (this.line[i]) r.line = this.line[i] - 1;
+    this.getString(r, 'uri', this.uri[i]);
+    const rare = this.rare[i];
+    if (rare) Object.assign(r, rare);
+    return r as unknown as LogRow;
+  }
+
+  id(i: number): string {
+    if (!Number.isNaN(this.seq[i])) return `${this.gen[i]}:${this.seq[i]}`;
+    const id = this.rare[i]?.id;
+    return typeof id === 'string' ? id : '';
+  }
+
+  kind(i: number): string {
+    const c = this.kindCode[i];
+    return c !== OTHER_KIND ? KINDS[c] : String(this.rare[i]?.kind);
+  }
+
+  isExchange(i: number): boolean {
+    return this.kindCode[i] === EXCHANGE;
+  }
+
+  readerOf(i: number): string | undefined {
+    const s = this.reader[i];
+    return s >= 0 ? this.strings[s] : typeof this.rare[i]?.reader === 'string' ? this.rare[i]?.reader as string : undefined;
+  }
+
+  clientOf(i: number): string | undefined {
+    const s = this.client[i];
+    return s >= 0 ? this.strings[s] : typeof this.rare[i]?.client === 'string' ? this.rare[i]?.client as string : undefined;
+  }
+
+  /** The newest row with this id, or -1. Scans from the newest: a step's exchange is nearly always the row before it. */
+  find(id: string): number {
+    const p = parseId(id);
+    if (p) {
+      const [gen, seq] = p;
+      for (let i = this.length - 1; i >= 0; i--) if (this.seq[i] === seq && this.gen[i] === gen) return i;
+      return -1;
+    }
+    for (let i = this.length - 1; i >= 0; i--) if (Number.isNaN(this.seq[i]) && this.rare[i]?.id === id) return i;
+    return -1;
+  }
+
+  getHeight(i: number): number | undefined {
+    const h = this.height[i];
+    return Number.isNaN(h) ? undefined : h;
+  }
+
+  setHeight(i: number, h: number | undefined): void {
+    this.height[i] = h ?? NaN;
+  }
+
+  searchOf(i: number, make: (r: LogRow) => string): string {
+    return (this.search[i] ??= make(this.row(i)));
+  }
+
+  forgetSearch(i: number): void {
+    this.search[i] = undefined;
+  }
+
+  /** Drops the oldest `n` rows; the others move down by `n`. */
+  dropFront(n: number): void {
+    if (n <= 0) return;
+    n = Math.min(n, this.length);
+    const end = this.length;
+    for (const a of [this.gen, this.seq, this.time, this.dur, this.kindCode, this.flags, this.line, this.reader, this.client, this.sw, this.swMeaning, this.uri, this.height]) {
+      a.copyWithin(0, n, end);
+    }
+    this.command.splice(0, n);
+    this.response.splice(0, n);
+    this.rare.splice(0, n);
+    this.search.splice(0, n);
+    this.length = end - n;
+  }
+
+  private grow(cap: number): void {
+    const g = <T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(a: T, make: new (n: number) => T): T => {
+      const b = new make(cap);
+      b.set(a.subarray(0, this.length));
+      return b;
+    };
+    this.gen = g(this.gen, Uint32Array);
+    this.seq = g(this.seq, Float64Array);
+    this.time = g(this.time, Float64Array);
+    this.dur = g(this.dur, Float64Array);
+    this.kindCode = g(this.kindCode, Uint8Array);
+    this.flags = g(this.flags, Uint8Array);
+    this.line = g(this.line, Int32Array);
+    this.reader = g(this.reader, Int32Array);
+    this.client = g(this.client, Int32Array);
+    this.sw = g(this.sw, Int32Array);
+    this.swMeaning = g(this.swMeaning, Int32Array);
+    this.uri = g(this.uri, Int32Array);
+    this.height = g(this.height, Float64Array);
+    this.cap = cap;
+  }
+
+  private putString(col: Int32Array, i: number, v: unknown): boolean {
+    if (typeof v !== 'string') return false;
+    let s = this.stringIndex.get(v);
+    if (s === undefined) {
+      if (this.strings.length >= STRINGS_MAX) return false;
+      s = this.strings.length;
+      this.strings.push(v);
+      this.stringIndex.set(v, s);
+    }
+    col[i] = s;
+    return true;
+  }
+
+  private getString(r: Record<string, unknown>, key: string, s: number): void {
+    if (s >= 0) r[key] = this.strings[s];
+  }
+
+  private shareHex(v: string): string {
+    if (v.length > SHARED_HEX_MAX) return v;
+    const known = this.sharedHex.get(v);
+    if (known !== undefined) return known;
+    if (this.sharedHex.size < SHARED_HEX_COUNT) this.sharedHex.set(v, v);
+    return v;
+  }
+}
