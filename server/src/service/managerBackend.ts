@@ -93,9 +93,23 @@ export class ManagerBackend implements CardBackend {
         this.negotiated.delete(e.reader);
       }
       if (e.kind === 'cardRemoved' || e.kind === 'readerRemoved') this.lastAtr.delete(e.reader);
+      // pcscd's RFSetReaderEventState (readerfactory.c 1315): every handle of the reader, direct ones
+      // included, gets the event, the last one replacing an earlier one. A card connection also hears
+      // resets through the gate's counters; a direct handle has no connection, so it hears them here.
+      if (e.kind === 'cardRemoved' || e.kind === 'readerRemoved') this.markEvent(e.reader, 'removed', true);
+      if (e.kind === 'cardReset' || e.kind === 'cardUnpowered') this.markEvent(e.reader, 'reset', false);
     });
     const un = this.unsubscribe;
     this.unsubscribe = () => { un(); off(); };
+  }
+
+  /** RFSetReaderEventState: `all` false marks the direct handles only (card connections count resets themselves). */
+  private markEvent(reader: string, event: 'removed' | 'reset', all: boolean): void {
+    for (const h of this.handles) {
+      if (h.reader !== reader || h.closed || (!all && h.conn)) continue;
+      h.removed = event === 'removed';
+      h.reset = event === 'reset';
+    }
   }
 
   dispose(): void {
@@ -143,15 +157,23 @@ export class ManagerBackend implements CardBackend {
 
   /** SCARD_W_REMOVED_CARD stays until a reconnect; then the connection's own once-only RESET/REMOVED check. */
   private checkEvents(h: Handle): Connection {
+    this.eventState(h);
     if (!h.conn) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'a direct connection has no card session');
-    if (h.removed) throw new BackendError(Rv.SCARD_W_REMOVED_CARD, 'card removed');
-    if (h.reset) throw new BackendError(Rv.SCARD_W_RESET_CARD, 'card reset');
     try {
       h.conn.checkState();
     } catch (e) {
       throw this.fail(h, e);
     }
     return h.conn;
+  }
+
+  /**
+   * pcscd's RFCheckReaderEventState (readerfactory.c 1348): the handle's removal or reset until its
+   * SCardReconnect, direct handles included; a card connection's once-only check follows in checkEvents.
+   */
+  private eventState(h: Handle): void {
+    if (h.removed) throw new BackendError(Rv.SCARD_W_REMOVED_CARD, 'card removed');
+    if (h.reset) throw new BackendError(Rv.SCARD_W_RESET_CARD, 'card reset');
   }
 
   /** A manager error as the PC/SC return code pcscd gives in the same case. */
@@ -169,6 +191,20 @@ export class ManagerBackend implements CardBackend {
     const owner = this.manager.transactionOwner(h.reader);
     if (owner !== null && owner !== h.conn?.id) {
       throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is in another connection\'s transaction');
+    }
+  }
+
+  /**
+   * Until nobody holds the reader's transaction: pcscd polls hLockId every PCSCLITE_LOCK_POLL_RATE
+   * (winscard.c ~285); here the manager's change events end the wait at once, the poll is the fall-back.
+   */
+  private async untilNoTransaction(reader: string): Promise<void> {
+    while (this.manager.transactionOwner(reader) !== null) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => { off(); clearTimeout(timer); resolve(); };
+        const off = this.manager.onReadersChanged(done);
+        const timer = setTimeout(done, LOCK_POLL_RATE_MS);
+      });
     }
   }
 
@@ -197,7 +233,15 @@ export class ManagerBackend implements CardBackend {
     if (info.exclusive && !ownExclusive) throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
     // pcscd answers a direct connection with the card's protocol as the table has it: the one
     // negotiated since the last power-up, else SCARD_PROTOCOL_UNDEFINED (winscard.c SCardConnect).
-    if (share === ShareMode.SCARD_SHARE_DIRECT) return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
+    if (share === ShareMode.SCARD_SHARE_DIRECT) {
+      // pcscd's SCardConnect waits for another handle's transaction before it looks at the share mode
+      // (winscard.c ~280–289), so a direct connect waits as a shared one does (R49); a reconnect does not.
+      if (!replaces) {
+        await this.untilNoTransaction(reader);
+        try { this.manager.reader(reader); } catch (e) { throw this.fail(null, e, 'connect'); }
+      }
+      return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
+    }
     if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
     if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNRESPONSIVE_CARD, 'the card did not answer its power-up');
     const exclusive = share === ShareMode.SCARD_SHARE_EXCLUSIVE;
@@ -255,32 +299,29 @@ export class ManagerBackend implements CardBackend {
     // pcscd's SCardReconnect: RFCheckSharing first, whatever the initialization (winscard.c ~570).
     this.checkSharing(h);
     const changing = shareMode !== h.share;
-    if (changing) {
-      // pcscd refuses a share mode the others do not allow and leaves the handle as it was (winscard.c ~758).
-      let info: ReaderInfo;
-      try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
-      const mine = h.conn ? 1 : 0;
-      const direct = [...this.handles].filter((o) => o !== h && o.reader === h.reader && !o.conn && !o.closed).length;
-      if (shareMode === ShareMode.SCARD_SHARE_EXCLUSIVE && info.connections - mine + direct > 0) {
-        throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'other handles use the reader');
-      }
-      if (info.exclusive && !(h.conn && h.share === ShareMode.SCARD_SHARE_EXCLUSIVE)) {
-        throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
-      }
-    }
     const toDirect = shareMode === ShareMode.SCARD_SHARE_DIRECT;
     const raw = (preferredProtocols & ProtocolBits.SCARD_PROTOCOL_RAW) !== 0;
-    // pcscd's order (winscard.c ~573–804): the reset (which marks this handle too, RFSetReaderEventState),
-    // then the protocol, then the share mode; the handle's event state is cleared only on success.
+    // pcscd's order (winscard.c ~573–804): the reset (which marks every handle of the reader, this one
+    // too, RFSetReaderEventState ~580), then the protocol, then the share mode; the handle's event state
+    // is cleared only on success. A direct handle's reset resets the card as well (R48).
     let wasReset = false;
+    const resetFailed = (e: unknown): BackendError => {
+      // The handle keeps the reset pcscd marked it with before the power-up (no RFClearReaderEventState).
+      h.removed = false;
+      h.reset = true;
+      if (e instanceof BackendError) return e;
+      const err = asScError(e);
+      // IFDPowerICC on an absent card is SCARD_W_REMOVED_CARD, which SCardReconnect answers as SCARD_E_NO_SMARTCARD (~617–620).
+      if (err.code === 'NO_CARD' || err.code === 'CARD_REMOVED') return new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card to reset');
+      return new BackendError(rvFor(err.code, 'card'), err.message);
+    };
+    const mode = initialization === Disposition.SCARD_RESET_CARD ? 'warm' : 'cold';
     const resetOn = async (conn: Connection): Promise<void> => {
       wasReset = true;
       try {
-        await conn.reset(initialization === Disposition.SCARD_RESET_CARD ? 'warm' : 'cold');
+        await conn.reset(mode);
       } catch (e) {
-        const err = this.fail(h, e);
-        h.reset = true;
-        throw err;
+        throw resetFailed(e);
       }
       // The protocol is negotiated again from the preferred ones (ANY_OLD is T=0 or T=1 there, ~678).
       const accepted = preferredProtocols & ProtocolBits.SCARD_PROTOCOL_ANY_OLD ? ProtocolBits.SCARD_PROTOCOL_T0 | ProtocolBits.SCARD_PROTOCOL_T1 : preferredProtocols;
@@ -292,14 +333,47 @@ export class ManagerBackend implements CardBackend {
       }
     };
     const reinit = initialization === Disposition.SCARD_RESET_CARD || initialization === Disposition.SCARD_UNPOWER_CARD;
-    if (reinit && h.conn) {
-      await resetOn(h.conn);
-    } else if (!reinit && !toDirect && !raw) {
-      // LEAVE_CARD: a protocol already in use that the caller does not accept is SCARD_E_PROTO_MISMATCH
-      // (winscard.c ~711, ANY_OLD not expanded there), before the share mode changes.
-      const current = h.conn && h.conn.protocol !== undefined ? protocolBits(h.conn) : this.negotiated.get(h.reader);
-      if (current !== undefined && current !== ProtocolBits.SCARD_PROTOCOL_UNDEFINED && !(preferredProtocols & current)) {
-        throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the card\'s protocol is not among the preferred ones');
+    if (reinit) {
+      this.markEvent(h.reader, 'reset', true);
+      if (h.conn) await resetOn(h.conn);
+      else {
+        // A direct handle has no card connection: the reader's card is reset in the reader's queue, as the
+        // Readers view's Reset is (its cardReset / cardUnpowered marks the direct handles, this one too).
+        wasReset = true;
+        try {
+          await this.manager.resetCard(h.reader, mode);
+        } catch (e) {
+          throw resetFailed(e);
+        }
+      }
+    } else {
+      // LEAVE_CARD (winscard.c ~631–645): no card is SCARD_E_NO_SMARTCARD, a mute one SCARD_W_UNRESPONSIVE_CARD,
+      // whatever the share mode (R46).
+      let info: ReaderInfo;
+      try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+      if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
+      if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNRESPONSIVE_CARD, 'the card did not answer its power-up');
+      if (!toDirect && !raw) {
+        // A protocol already in use that the caller does not accept is SCARD_E_PROTO_MISMATCH
+        // (winscard.c ~711, ANY_OLD not expanded there), before the share mode changes.
+        const current = h.conn && h.conn.protocol !== undefined ? protocolBits(h.conn) : this.negotiated.get(h.reader);
+        if (current !== undefined && current !== ProtocolBits.SCARD_PROTOCOL_UNDEFINED && !(preferredProtocols & current)) {
+          throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the card\'s protocol is not among the preferred ones');
+        }
+      }
+    }
+    if (changing) {
+      // pcscd refuses a share mode the others do not allow, after the reset and the protocol, and leaves the
+      // handle's sharing as it was (winscard.c ~748–801).
+      let info: ReaderInfo;
+      try { info = this.manager.reader(h.reader); } catch (e) { if (wasReset) h.reset = true; throw this.fail(h, e); }
+      const mine = h.conn ? 1 : 0;
+      const direct = [...this.handles].filter((o) => o !== h && o.reader === h.reader && !o.conn && !o.closed).length;
+      if (shareMode === ShareMode.SCARD_SHARE_EXCLUSIVE && info.connections - mine + direct > 0) {
+        throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'other handles use the reader');
+      }
+      if (info.exclusive && !(h.conn && h.share === ShareMode.SCARD_SHARE_EXCLUSIVE)) {
+        throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
       }
     }
     if (changing) {
@@ -309,7 +383,6 @@ export class ManagerBackend implements CardBackend {
         if (wasReset) h.reset = true;
         throw e;
       }
-      if (reinit && !wasReset && h.conn) await resetOn(h.conn);
     }
     h.removed = false;
     h.reset = false;
@@ -420,7 +493,7 @@ export class ManagerBackend implements CardBackend {
   async transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<{ recvPci: IoRequest; response: Uint8Array }> {
     void maxResponse;
     const h = this.live(handle);
-    if (!h.conn) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'a direct connection has no card session');
+    // A direct handle: its removal or reset first (pcscd's RFCheckReaderEventState, winscard.c ~1535), then no card session.
     const conn = this.checkEvents(h);
     this.checkSharing(h);
     if (sendPci.protocol !== h.protocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
@@ -479,14 +552,16 @@ export class ManagerBackend implements CardBackend {
     // SCardStatus: RFCheckSharing first (winscard.c ~1271), then the event state.
     this.checkSharing(h);
     if (h.conn) this.checkEvents(h);
+    else this.eventState(h); // a direct handle hears the removal and resets too (R47)
   }
 
   async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
     const h = this.live(handle);
     this.checkSharing(h); // pcscd's SCardGetAttrib: RFCheckSharing first
     // then RFCheckReaderEventState (winscard.c ~1397): a reset or removed card is the handle's
-    // SCARD_W_RESET_CARD / SCARD_W_REMOVED_CARD until its SCardReconnect. A direct handle has no card session here.
+    // SCARD_W_RESET_CARD / SCARD_W_REMOVED_CARD until its SCardReconnect, a direct handle's too (R47).
     if (h.conn) this.checkEvents(h);
+    else this.eventState(h);
     let info: ReaderInfo;
     try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
     // The reader driver's own bytes, as pcscd passes the IFD handler's answer through (winscard.c ~1401);
@@ -499,8 +574,9 @@ export class ManagerBackend implements CardBackend {
         return fromHex(info.card.atr);
       }
       case SCARD_ATTR_CHANNEL_ID:
-        // The reader's own when it told one; else DWORD 0x00200000 LE as before (type 0x0020, no channel number).
-        return info.facts?.channelId !== undefined ? dword(info.facts.channelId) : Uint8Array.of(0, 0, 0x20, 0);
+        // The reader's own when it told one; else not supported, as pcscd answers an IFD handler that does
+        // not know the tag (pcscd + vpcd: 0x8010001F) (R45).
+        return number(info.facts?.channelId);
       case SCARD_ATTR_DEVICE_FRIENDLY_NAME:
         return new TextEncoder().encode(h.reader + '\0');
       // The reader's facts (the driver's, read once when it appeared), as libccid answers them through
