@@ -71,7 +71,7 @@ export const SCRIPTS: Script[] = [
   // calls go to the reader driver: pcscd's vpcd answers no ATR or vendor name, and its SetAttrib
   // refusal comes out as "Transaction failed"; ours answers them, and refuses SetAttrib as unsupported.
   { file: 'testpcsc', testpcsc: '2.5.1', drop: /SCard[GS]etAttrib|SCARD_ATTR_|Vendor name|SCardFreeMemory/, why: 'Get/SetAttrib are the reader driver\'s answers' },
-  { file: 'SCardGetAttrib.py', compare: 'none', why: 'pcscd passes SCardGetAttrib to the reader driver: pcscd\'s vpcd answers no attribute, the workbench\'s vpcd driver answers the ATR and the channel id' },
+  { file: 'SCardGetAttrib.py', compare: 'none', why: 'pcscd passes SCardGetAttrib to the reader driver: pcscd\'s vpcd answers no attribute, the workbench\'s vpcd driver answers the ATR (the channel id no longer: R45)' },
   { file: 'getAttrib.py', compare: 'none', why: 'the reader driver\'s vendor name: none from pcscd\'s vpcd, "Smart Card Workbench" from the workbench\'s' },
   { file: 'FEATURE_GET_TLV_PROPERTIES.py', compare: 'none', why: 'pcscd passes SCardControl to the reader driver: pcscd\'s vpcd refuses CM_IOCTL_GET_FEATURE_REQUEST, the workbench\'s vpcd driver answers an empty feature list' },
   { file: 'MCT_ReaderDirect.py', compare: 'none', why: 'the same feature request as FEATURE_GET_TLV_PROPERTIES.py; both end with "not supported", in different words' },
