@@ -4,7 +4,8 @@
 // and the return codes are compared call by call, so a difference from pcscd is a failing test.
 // - events: a shared and a direct handle through a card removal, failed reconnects, a new card, and the
 //   direct handle's own resets (SCardReconnect DIRECT/RESET, UNPOWER, DIRECT → SHARED with RESET);
-// - two clients: while one holds a transaction, another's SCardConnect (shared, and direct) waits for its end.
+// - two clients: while one holds a transaction, another's SCardConnect (shared, and direct) waits for its end;
+// - transactions on a direct handle, and a transaction kept across SCardReconnect to DIRECT and back (R50).
 // Run under `flock /tmp/wb-refstack.lock` (pcscd's vpcd uses fixed ports, pcscd the machine-wide socket).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -122,7 +123,17 @@ async function connectDuringTransaction(reader: string, e: NodeJS.ProcessEnv, sh
   }
 }
 
-const ours: { events?: Line[]; connect: Line[] } = { connect: [] };
+const ours: { events?: Line[]; connect: Line[]; transactions?: Line[] } = { connect: [] };
+
+/** A scenario that needs nothing from the test: its step lines. */
+async function scenario(args: string[], e: NodeJS.ProcessEnv): Promise<Line[]> {
+  const c = new Client(args, e);
+  try {
+    const code = await Promise.race([c.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${args[0]}: no exit within 30 s: ${JSON.stringify(c.lines)} ${c.errors}`)), 30_000))]);
+    assert.equal(code, 0, c.errors);
+    return c.lines.filter((l) => 'step' in l);
+  } finally { c.kill(); }
+}
 
 describe('the workbench service (reader manager + simulator) with Debian\'s libpcsclite client', { skip }, () => {
   let tmp: string;
@@ -155,6 +166,12 @@ describe('the workbench service (reader manager + simulator) with Debian\'s libp
     assert.deepEqual(rv('channel id'), [0x8010001f], 'CHANNEL_ID: not supported (R45)');
     assert.deepEqual(rv('direct status'), [0x80100069, 0], 'the direct handle hears the removal (R47), and after its reconnect nothing');
     assert.deepEqual(rv('shared reconnect LEAVE'), [0x8010000c, 0, 0, 0], 'reconnect LEAVE with no card: SCARD_E_NO_SMARTCARD (R46)');
+  });
+
+  test('transactions on a direct handle, and across SCardReconnect to DIRECT and back', { timeout: 60_000 }, async () => {
+    ours.transactions = await scenario(['transactions', SIM_READER], env(server.socketPath));
+    const rv = (step: string) => ours.transactions!.find((l) => l.step === step)?.rv;
+    assert.deepEqual([rv('direct begin'), rv('shared refused during it'), rv('other refused (held by the direct handle)'), rv('end')], [0, true, true, 0], JSON.stringify(ours.transactions));
   });
 
   for (const share of ['shared', 'direct'] as const) {
@@ -190,6 +207,11 @@ describe('the same client against Debian\'s pcscd 1.9.9 + vpcd + vicc: the same 
     assert.ok(ours.events, 'the workbench run comes first (same file, earlier test)');
     const theirs = await events(VPCD_READER, env(null), stopVicc, startVicc);
     assert.deepEqual(ours.events, theirs);
+  });
+
+  test('transactions on a direct handle, and across SCardReconnect to DIRECT and back: as the workbench service', { timeout: 60_000 }, async () => {
+    assert.ok(ours.transactions, 'the workbench run comes first');
+    assert.deepEqual(await scenario(['transactions', VPCD_READER], env(null)), ours.transactions);
   });
 
   test('two clients: SCardConnect (shared, then direct) during another client\'s transaction, as the workbench service', { timeout: 60_000 }, async () => {

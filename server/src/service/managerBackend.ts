@@ -186,10 +186,15 @@ export class ManagerBackend implements CardBackend {
     return new BackendError(rv, err.message);
   }
 
+  /** The id the reader's queue knows this handle by: its connection's, or its direct entry's (R50). */
+  private ownId(h: Handle): number | undefined {
+    return h.conn?.id ?? h.dropDirect?.directId;
+  }
+
   /** Another connection holds the reader's transaction: pcscd's RFCheckSharing answers at once. */
   private checkSharing(h: Handle): void {
     const owner = this.manager.transactionOwner(h.reader);
-    if (owner !== null && owner !== h.conn?.id) {
+    if (owner !== null && owner !== this.ownId(h)) {
       throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is in another connection\'s transaction');
     }
   }
@@ -341,7 +346,7 @@ export class ManagerBackend implements CardBackend {
         // Readers view's Reset is (its cardReset / cardUnpowered marks the direct handles, this one too).
         wasReset = true;
         try {
-          await this.manager.resetCard(h.reader, mode);
+          await this.manager.resetCard(h.reader, mode, h.dropDirect?.directId);
         } catch (e) {
           throw resetFailed(e);
         }
@@ -407,15 +412,22 @@ export class ManagerBackend implements CardBackend {
     const oldDirect = h.dropDirect;
     // The client's transaction survives the share change (pcscd keeps hLockId and LockCount: readerfactory.c
     // ~1061–1107, winscard.c ~748–801), so its EndTransaction still succeeds and nobody gets the reader in
-    // between (second review, finding 2): the new connection takes it over in the old one's turn.
-    const held = old !== null && h.transactions > 0 && this.manager.transactionOwner(h.reader) === old.id ? h.transactions : 0;
+    // between (second review, finding 2): the new connection takes it over in the old one's turn; to or
+    // from DIRECT the direct entry takes it over (R50).
+    const oldId = old?.id ?? oldDirect?.directId;
+    const held = oldId !== undefined && h.transactions > 0 && this.manager.transactionOwner(h.reader) === oldId ? h.transactions : 0;
     const commit = async (conn: Connection | null): Promise<void> => {
       h.conn = conn;
       h.share = shareMode;
-      h.transactions = conn && held && this.manager.transactionOwner(h.reader) === conn.id ? held : 0;
       h.dropDirect = undefined;
-      oldDirect?.();
-      if (!conn) this.directOpened(h);
+      if (!conn) {
+        this.directOpened(h);
+        const entry = h.dropDirect as DirectUser | undefined; // set by directOpened
+        if (held && old && entry) this.manager.handOverTransaction(h.reader, old.id, entry.directId, held);
+      }
+      const now = this.ownId(h);
+      h.transactions = held && now !== undefined && this.manager.transactionOwner(h.reader) === now ? held : 0;
+      oldDirect?.(); // after the hand-over: an entry that still held the transaction would release it
       if (old) await old.disconnect('leave').catch(() => {});
     };
     const { conn, protocol } = await this.open(h.reader, shareMode, preferredProtocols, h.client, old ?? oldDirect, commit, held);
@@ -455,6 +467,7 @@ export class ManagerBackend implements CardBackend {
 
   async beginTransaction(handle: BackendHandle): Promise<void> {
     const h = this.live(handle);
+    if (!h.conn) return this.beginDirect(h);
     const conn = this.checkEvents(h);
     try {
       this.checkSharing(h);
@@ -473,12 +486,56 @@ export class ManagerBackend implements CardBackend {
     h.transactions++;
   }
 
+  /** SCardBeginTransaction on a direct handle: pcscd locks the reader for it as for any handle (R50). */
+  private async beginDirect(h: Handle): Promise<void> {
+    this.eventState(h);
+    try {
+      this.checkSharing(h);
+    } catch (e) {
+      await delay(LOCK_POLL_RATE_MS); // as for a card handle: pcscd sleeps before it refuses
+      throw e;
+    }
+    if (!h.dropDirect) throw new BackendError(Rv.SCARD_E_READER_UNAVAILABLE, 'the reader is gone');
+    try {
+      await this.manager.beginDirectTransaction(h.reader, h.dropDirect);
+    } catch (e) {
+      throw this.fail(h, e);
+    }
+    h.transactions++;
+  }
+
+  /** SCardEndTransaction on a direct handle; RESET/UNPOWER reset the reader's card in its own turn, as pcscd's. */
+  private async endDirect(h: Handle, disposition: number): Promise<void> {
+    this.eventState(h); // pcscd's SCardEndTransaction: RFCheckReaderEventState first (winscard.c ~1118)
+    const user = h.dropDirect;
+    if (!user || h.transactions === 0 || this.manager.transactionOwner(h.reader) !== user.directId) {
+      h.transactions = 0; // the card's removal ended it (pcscd's RFSetReaderEventState clears LockCount)
+      throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'no transaction');
+    }
+    if (disposition === Disposition.SCARD_RESET_CARD || disposition === Disposition.SCARD_UNPOWER_CARD) {
+      // pcscd does not answer the power-up's failure here (winscard.c ~1126–1170): the unlock's result is the answer.
+      await this.manager.resetCard(h.reader, disposition === Disposition.SCARD_RESET_CARD ? 'warm' : 'cold', user.directId).catch((e: unknown) => {
+        this.options.log?.('debug', `${h.reader}: end transaction reset: ${asScError(e).message}`);
+      });
+      h.removed = false;
+      h.reset = true;
+    }
+    try {
+      await this.manager.endDirectTransaction(h.reader, user);
+    } catch (e) {
+      throw this.fail(h, e);
+    } finally {
+      h.transactions--;
+    }
+  }
+
   async endTransaction(handle: BackendHandle, disposition: number): Promise<void> {
     const h = this.live(handle);
     // pcscd: another handle's transaction is SCARD_E_SHARING_VIOLATION (its "No card reset within a
     // transaction", then RFUnlockSharing's RFCheckSharing) before SCARD_E_NOT_TRANSACTED (winscard.c).
     this.checkSharing(h);
-    if (!h.conn || h.transactions === 0) throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'no transaction');
+    if (!h.conn) return this.endDirect(h, disposition);
+    if (h.transactions === 0) throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'no transaction');
     try {
       await h.conn.endTransaction(managerDisposition(disposition));
     } catch (e) {
@@ -519,7 +576,8 @@ export class ManagerBackend implements CardBackend {
     const command = this.carriesSecret(h.reader, code, SECRET_FEATURES) ? '**'.repeat(data.length) : toHex(data);
     const entry = { kind: 'control' as const, reader: h.reader, code, command };
     try {
-      const out = h.conn ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data);
+      // A direct handle's call runs in its own turn of the reader's queue (its own transaction, R50).
+      const out = h.conn ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data, undefined, h.dropDirect?.directId);
       const response = this.carriesSecret(h.reader, code, SECRET_ANSWER_FEATURES) ? '**'.repeat(out.length) : toHex(out);
       this.manager.emitEntry<ControlEntry>({ ...entry, response, durationMs: performance.now() - t0 });
       return out;
@@ -607,7 +665,14 @@ export class ManagerBackend implements CardBackend {
     if (h.closed) return;
     // MSGRemoveContext: the lock holder's card is reset (a transaction or an exclusive hold: both are
     // pcscd's hLockId), unless it was already reset or removed (winscard_svc.c ~1037).
-    const held = !h.removed && !h.reset && h.conn !== null && this.manager.transactionOwner(h.reader) === h.conn.id;
+    const owner = this.manager.transactionOwner(h.reader);
+    const held = !h.removed && !h.reset && owner !== null && owner === this.ownId(h);
+    if (held && !h.conn) {
+      // A direct handle holding the reader (R50): its card is reset in its turn, then the entry goes.
+      await this.manager.resetCard(h.reader, 'warm', owner).catch(() => {});
+      await this.close(h, 'leave');
+      return;
+    }
     await this.close(h, held ? 'reset' : 'leave');
   }
 }

@@ -6,6 +6,11 @@ r"""A pyscard client for what pcscd answers around card events and transactions 
                      calls; {"waiting": "insertion"}, waits for a card, then the calls again, D's resets
                      (SCardReconnect DIRECT/RESET, UNPOWER, DIRECT -> SHARED with RESET) and who hears them.
                      Only return codes (and the active protocol) are printed: the cards differ.
+  transactions READER
+                     two shared handles S and T and a direct one D: D's SCardBeginTransaction and whether
+                     T's SCardGetAttrib is refused for sharing (libpcsclite does not poll GetAttrib) meanwhile
+                     and after D's end; then S begins, reconnects to DIRECT and back to SHARED (LEAVE), and
+                     T is asked again after each step and after S's end (R50)
   hold READER        connect shared, SCardBeginTransaction, print {"began": rv}; on each stdin line "transmit"
                      transmit (SELECT MF) and print {"transmit": rv}; on "end" SCardEndTransaction, print
                      {"ended": rv}; at the end of stdin disconnect
@@ -111,6 +116,33 @@ def events(reader):
     out(done=0)
 
 
+def transactions(reader):
+    rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
+    SCardListReaders(hcontext, [])
+    rv1, s, sproto = SCardConnect(hcontext, reader, SCARD_SHARE_SHARED, ANY)
+    rv2, t, tproto = SCardConnect(hcontext, reader, SCARD_SHARE_SHARED, ANY)
+    rv3, d, dproto = SCardConnect(hcontext, reader, SCARD_SHARE_DIRECT, 0)
+    out(step='connect', rv=[u(rv1), u(rv2), u(rv3)])
+    refused = lambda h: u(SCardGetAttrib(h, SCARD_ATTR_ATR_STRING)[0]) == 0x8010000B
+    out(step='direct begin', rv=u(SCardBeginTransaction(d)))
+    out(step='shared refused during it', rv=refused(s))
+    out(step='direct control in its own transaction not refused', rv=u(SCardControl(d, GET_FEATURE_REQUEST, [])[0]) != 0x8010000B)
+    out(step='direct end', rv=u(SCardEndTransaction(d, SCARD_LEAVE_CARD)))
+    out(step='shared refused after the end', rv=refused(s))
+    out(step='direct end again', rv=u(SCardEndTransaction(d, SCARD_LEAVE_CARD)))
+    out(step='shared begin', rv=u(SCardBeginTransaction(s)))
+    out(step='reconnect to DIRECT', rv=u(SCardReconnect(s, SCARD_SHARE_DIRECT, 0, SCARD_LEAVE_CARD)[0]))
+    out(step='other refused (held by the direct handle)', rv=refused(t))
+    out(step='reconnect to SHARED', rv=u(SCardReconnect(s, SCARD_SHARE_SHARED, ANY, SCARD_LEAVE_CARD)[0]))
+    out(step='other refused (held, shared again)', rv=refused(t))
+    out(step='end', rv=u(SCardEndTransaction(s, SCARD_LEAVE_CARD)))
+    out(step='other refused after the end', rv=refused(t))
+    for h in (s, t, d):
+        SCardDisconnect(h, SCARD_LEAVE_CARD)
+    SCardReleaseContext(hcontext)
+    out(done=0)
+
+
 def hold(reader):
     rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
     SCardListReaders(hcontext, [])
@@ -142,6 +174,8 @@ if __name__ == '__main__':
     cmd = sys.argv[1]
     if cmd == 'events':
         events(sys.argv[2])
+    elif cmd == 'transactions':
+        transactions(sys.argv[2])
     elif cmd == 'hold':
         hold(sys.argv[2])
     elif cmd == 'connect':

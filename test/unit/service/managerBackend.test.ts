@@ -745,3 +745,68 @@ test('R49: SCardConnect(DIRECT) while another handle holds a transaction waits f
     await b.status(await d);
   } finally { await stop(); }
 });
+
+// pcscd's SCardBeginTransaction takes hLockId for any handle, a direct one too (RFLockSharing, readerfactory.c
+// 1061), and SCardReconnect keeps hLockId and LockCount whatever the share mode (R44 for SHARED ↔ EXCLUSIVE).
+test('R50: BEGIN on a direct handle holds the reader (others refused, a connect waits), its own CONTROL goes on; END lets them in', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(d);
+    await b.beginTransaction(d); // nested
+    assert.deepEqual(m.reader(A).clients?.map((c) => [c.share, c.transaction]), [['shared', false], ['direct', true]], 'the Readers view shows the direct handle\'s transaction');
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'another handle\'s transmit');
+    await rejectsWith(b.beginTransaction(x), Rv.SCARD_E_SHARING_VIOLATION, 'another handle\'s begin');
+    let yIn = false;
+    const y = b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY).then((c) => { yIn = true; return c.handle; });
+    assert.equal(await within(b.control(d, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'its own control, in its transaction');
+    await b.status(d);
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'one level left');
+    assert.equal(yIn, false, 'the connect still waits');
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'both levels ended');
+    assert.equal(await within(y), 'ok', 'the waiting connect gets in');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90);
+  } finally { await stop(); }
+});
+
+test('R50: Begin, Reconnect SHARED → DIRECT → SHARED: the transaction survives both changes; End succeeds and lets the others in', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const y = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(x);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.transmit(y, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'still held, now by the direct handle');
+    assert.equal(await within(b.control(x, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'the direct handle\'s control');
+    await b.reconnect(x, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.transmit(y, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'still held, shared again');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'the owner transmits');
+    // EXCLUSIVE → DIRECT keeps it too (the exclusive hold, one level more, goes).
+    await b.disconnect(y, Disposition.SCARD_LEAVE_CARD);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(m.reader(A).exclusive, false);
+    let zIn = false;
+    const z = b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0).then((c) => { zIn = true; return c.handle; });
+    assert.equal(await within(b.control(x, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'the owner\'s control round trip');
+    assert.equal(zIn, false, 'a new connect waits: the client\'s transaction is still held');
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.endTransaction(x, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'one level only');
+    assert.equal(await within(z), 'ok', 'then it gets in');
+  } finally { await stop(); }
+});
+
+test('R50: a direct handle that dies holding the transaction: the card is reset (pcscd resets the lock holder\'s card), the reader free', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(d);
+    await b.abandon(d);
+    assert.equal(m.transactionOwner(A), null, 'released');
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the other handle hears the reset');
+  } finally { await stop(); }
+});
