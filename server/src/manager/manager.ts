@@ -734,10 +734,12 @@ export class ReaderManager {
     const r = this.entry(name);
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
     // Before queueing: an exclusive PC/SC client holds the queue, so the check inside would never be reached.
-    try { this.refuseIfExclusive(r); } catch (e) { return Promise.reject(e); }
-    // `turn`: a PC/SC client's direct handle, whose own transaction it runs in.
+    // `turn`: a PC/SC client's handle (a direct entry, or a card connection whose card is gone), whose own
+    // transaction it runs in and whose own exclusive mode does not refuse it.
+    const own = turn ? [...r.connections].find((c) => c.id === turn) : undefined;
+    try { this.refuseIfExclusive(r, own); } catch (e) { return Promise.reject(e); }
     return r.gate.queue.run(turn, async () => {
-      this.refuseIfExclusive(r);
+      this.refuseIfExclusive(r, own);
       try {
         return await fn(r);
       } finally {

@@ -176,6 +176,21 @@ export class ManagerBackend implements CardBackend {
     if (h.reset) throw new BackendError(Rv.SCARD_W_RESET_CARD, 'card reset');
   }
 
+  /** The handle has a removal or a reset to report (recorded now if its connection has one to tell). */
+  private eventPending(h: Handle): boolean {
+    if (h.removed || h.reset) return true;
+    if (!h.conn) return false;
+    try {
+      h.conn.checkState();
+      return false;
+    } catch (e) {
+      const code = asScError(e).code;
+      if (code !== 'CARD_REMOVED' && code !== 'CARD_RESET' && code !== 'NO_CARD') throw this.fail(h, e);
+      this.fail(h, e); // records it on the handle (removed / reset)
+      return true;
+    }
+  }
+
   /** A manager error as the PC/SC return code pcscd gives in the same case. */
   private fail(h: Handle | null, e: unknown, during: 'connect' | 'card' = 'card'): BackendError {
     if (e instanceof BackendError) return e;
@@ -576,8 +591,10 @@ export class ManagerBackend implements CardBackend {
     const command = this.carriesSecret(h.reader, code, SECRET_FEATURES) ? '**'.repeat(data.length) : toHex(data);
     const entry = { kind: 'control' as const, reader: h.reader, code, command };
     try {
-      // A direct handle's call runs in its own turn of the reader's queue (its own transaction, R50).
-      const out = h.conn ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data, undefined, h.dropDirect?.directId);
+      // A direct handle's call runs in its own turn of the reader's queue (its own transaction, R50). pcscd's
+      // SCardControl does not look at the handle's event (R51): after a removal or another's reset a card
+      // handle's call goes to the reader as a direct one's, the event kept for its next call that looks.
+      const out = h.conn && !this.eventPending(h) ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data, undefined, this.ownId(h));
       const response = this.carriesSecret(h.reader, code, SECRET_ANSWER_FEATURES) ? '**'.repeat(out.length) : toHex(out);
       this.manager.emitEntry<ControlEntry>({ ...entry, response, durationMs: performance.now() - t0 });
       return out;

@@ -79,6 +79,8 @@ def events(reader):
         out(step=who + ' status again', rv=status(h))
     c = control(d)
     out(step='direct control is no event', rv=c not in (0x80100068, 0x80100069))
+    c = control(s)
+    out(step='shared control is no event', rv=c not in (0x80100068, 0x80100069))
     out(step='shared reconnect LEAVE', rv=u(SCardReconnect(s, SCARD_SHARE_SHARED, ANY, SCARD_LEAVE_CARD)[0]))
     out(step='shared transmit after it', rv=tx(s, sproto))
     out(step='direct reconnect LEAVE', rv=u(SCardReconnect(d, SCARD_SHARE_DIRECT, 0, SCARD_LEAVE_CARD)[0]))

@@ -810,3 +810,30 @@ test('R50: a direct handle that dies holding the transaction: the card is reset 
     await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the other handle hears the reset');
   } finally { await stop(); }
 });
+
+// winscard.c SCardControl (~1307–1362) checks the sharing and the reader, not the handle's event state:
+// after a removal or another handle's reset a card handle's CONTROL still reaches the reader, and the
+// event is still there for the next call that looks (Status, Transmit, …).
+test('R51: CONTROL on a card handle after a removal or another handle\'s reset reaches the reader; the event stays for the next call', async () => {
+  const { sim, b, m, stop } = await setup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const other = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.reconnect(other, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    assert.equal(await within(b.control(s, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'control after another handle\'s reset');
+    await rejectsWith(b.transmit(s, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the reset is still reported');
+    await b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.disconnect(other, Disposition.SCARD_LEAVE_CARD);
+    sim.removeCard('sim:0');
+    assert.equal(await within(b.control(s, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'control after the removal');
+    await rejectsWith(b.status(s), Rv.SCARD_W_REMOVED_CARD, 'the removal is still reported');
+    assert.equal(await within(b.control(s, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'and control again');
+    // An exclusive handle's own control is not refused for its own exclusivity.
+    sim.insertCard('sim:0');
+    await cardReady(m);
+    const x = (await b.connect(B, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY)).handle;
+    sim.removeCard('sim:1');
+    assert.equal(await within(b.control(x, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'an exclusive handle after the removal');
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_W_REMOVED_CARD, 'its transmit hears it');
+  } finally { await stop(); }
+});
