@@ -11,10 +11,12 @@
 //   transaction is released for being idle (pcscd never does; a dead client's socket closing does);
 // - BEGIN and TRANSMIT while another connection holds the reader's transaction:
 //   SCARD_E_SHARING_VIOLATION (TRANSMIT at once, BEGIN after pcscd's PCSCLITE_LOCK_POLL_RATE;
-//   the client library polls); CONNECT waits;
+//   the client library polls); CONNECT waits, a direct one too (R49);
 // - SCARD_W_RESET_CARD and SCARD_W_REMOVED_CARD on every call of a handle after a reset
 //   (seen through the gate's counters, or its own EndTransaction(RESET)) or a removal, until
-//   its SCardReconnect (pcscd's dwEventStatus, RFCheckReaderEventState);
+//   its SCardReconnect (pcscd's dwEventStatus, RFCheckReaderEventState); direct handles too,
+//   from the manager's card entries (R47); CONTROL does not look (R51);
+// - a direct handle may hold the reader's transaction, kept across SCardReconnect (R50);
 // - CONTROL, RECONNECT and STATUS check the sharing first (SHARING_VIOLATION at once);
 // - T=0 as pcscd and libccid do it: a case 4 command goes out as case 3 and 61xx /
 //   6Cxx come back to the client (no automatic GET RESPONSE);
