@@ -120,15 +120,17 @@ test('two processes at once (shared, direct) and the workbench\'s own connection
   // The workbench's own first: a connect waits behind another connection's transaction.
   await helper.client.sendRequest(ReaderConnectRequest.method, { reader: READER, share: 'shared' });
   const api = await helper.client.sendRequest(ApiConnectRequest.method, { client: 'acme.applet-tools', reader: READER }) as { handle: number };
-  const shared = await holder('shared', true);
+  // The direct process first: pcscd's SCardConnect, direct ones included, waits for another handle's
+  // transaction to end (winscard.c ~280–289, R49), so it could not connect beside the shared one's.
   const direct = await holder('direct');
+  const shared = await holder('shared', true);
   const sharedName = `python3 (pid ${shared.pid})`;
   const directName = `python3 (pid ${direct.pid})`;
   const want = [
     { client: 'Connect (editor)', share: 'shared', transaction: false },
     { client: 'acme.applet-tools', share: 'shared', transaction: false },
-    { client: sharedName, share: 'shared', transaction: true },
     { client: directName, share: 'direct', transaction: false },
+    { client: sharedName, share: 'shared', transaction: true },
   ];
   // Oldest first.
   await within('the four connections listed', () => JSON.stringify(clientsNow()) === JSON.stringify(want));

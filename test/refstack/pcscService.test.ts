@@ -217,7 +217,7 @@ describe('real libpcsclite clients against the workbench service (the reader man
         assert.deepEqual(r.lines[1]?.attribs, {
           VENDOR_NAME: text('Smart Card Workbench'), VENDOR_IFD_TYPE: text('Simulator'), VENDOR_IFD_VERSION: '00000100',
           // 0x8010001F: pcsc-lite's SCARD_E_UNSUPPORTED_FEATURE (pcscd's answer for a tag the IFD handler does not know).
-          VENDOR_IFD_SERIAL_NO: 'rv 8010001F', CHANNEL_ID: '00002000', MAX_IFSD: 'rv 8010001F', MAXINPUT: 'rv 8010001F',
+          VENDOR_IFD_SERIAL_NO: 'rv 8010001F', CHANNEL_ID: 'rv 8010001F', MAX_IFSD: 'rv 8010001F', MAXINPUT: 'rv 8010001F', // CHANNEL_ID: R45
         }, r.stdout + r.stderr);
       });
 

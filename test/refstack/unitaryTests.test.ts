@@ -70,7 +70,7 @@ export const SCRIPTS: Script[] = [
   { file: 'reset_card.py', args: ['reconnect'] },
   { file: 'SCardBlockingBehaviourTest.py' },
   { file: 'transmit_card_removed.py' },
-  { file: 'SCardGetAttrib.py', compare: 'none', why: 'pcscd passes SCardGetAttrib to the reader driver: pcscd\'s vpcd answers no attribute, the workbench\'s vpcd driver answers the ATR and the channel id' },
+  { file: 'SCardGetAttrib.py', compare: 'none', why: 'pcscd passes SCardGetAttrib to the reader driver: pcscd\'s vpcd answers no attribute, the workbench\'s vpcd driver answers the ATR (the channel id no longer: R45)' },
   { file: 'getAttrib.py', compare: 'none', why: 'the reader driver\'s vendor name: none from pcscd\'s vpcd, "Smart Card Workbench" from the workbench\'s' },
   { file: 'FEATURE_GET_TLV_PROPERTIES.py', compare: 'none', why: 'pcscd passes SCardControl to the reader driver: pcscd\'s vpcd refuses CM_IOCTL_GET_FEATURE_REQUEST, the workbench\'s vpcd driver answers an empty feature list' },
   { file: 'MCT_ReaderDirect.py', compare: 'none', why: 'the same feature request as FEATURE_GET_TLV_PROPERTIES.py; both end with "not supported", in different words' },

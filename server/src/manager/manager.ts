@@ -330,7 +330,7 @@ export class ReaderManager {
       connections: conns.length,
       exclusive: conns.some((c) => c.share === 'exclusive'),
       inTransaction: r.gate.queue.owner !== null,
-      ...readerClients(conns, r.directUsers),
+      ...readerClients(conns, r.directUsers, r.gate.queue.owner),
       ...(r.slot.unavailable ? { unavailable: r.slot.unavailable } : {}),
       ...(r.slot.details ? { details: r.slot.details } : {}),
       ...(r.facts ? { facts: r.facts } : {}),
@@ -629,7 +629,8 @@ export class ReaderManager {
     const abort = opts.signal ? { signal: opts.signal, error: () => r.gate.notSentError() }
       : opts.keepsIdleTransaction ? undefined : this.queueDeadline(r);
     // A reconnect of the connection holding the reader's transaction runs in its turn, not behind it.
-    const turn = replaced && r.gate.queue.owner === replaced.id ? replaced.id : conn.id;
+    const replacedId = replaced?.id ?? replacedDirect;
+    const turn = replacedId !== undefined && r.gate.queue.owner === replacedId ? replacedId : conn.id;
     await r.gate.queue.run(turn, async () => {
       const others = [...r.connections].filter((c) => c !== replaced);
       // A PC/SC client's direct handle counts too: pcscd's exclusive SCardConnect needs no other handle at all (winscard.c ~462).
@@ -664,7 +665,7 @@ export class ReaderManager {
       if (share === 'exclusive' || !others.length) await r.gate.hold(share, call, () => this.releaseLater(r));
       conn.seen();
       r.connections.add(conn);
-      if (replaced && opts.takesTransaction && r.gate.queue.owner === replaced.id) {
+      if (replacedId !== undefined && opts.takesTransaction && r.gate.queue.owner === replacedId) {
         r.gate.queue.owner = conn.id;
         r.gate.queue.depth = opts.takesTransaction;
         this.armTransactionTimer(r);
@@ -684,8 +685,56 @@ export class ReaderManager {
     r.directUsers.set(id, client);
     this.readersChanged();
     return Object.assign(() => {
-      if (r.directUsers.delete(id)) this.readersChanged();
+      if (!r.directUsers.delete(id)) return;
+      if (r.gate.queue.owner === id) this.releaseTransaction(r);
+      this.readersChanged();
     }, { directId: id });
+  }
+
+  /**
+   * SCardBeginTransaction on a PC/SC client's direct handle: pcscd locks the reader for any handle
+   * (RFLockSharing, readerfactory.c 1061), so the reader's queue is held under the direct entry's id,
+   * nested as a connection's. No system-side transaction (there is no card session to hold one on),
+   * never released for being idle (a client's), released when the entry goes.
+   */
+  beginDirectTransaction(name: string, user: DirectUser): Promise<void> {
+    const r = this.entry(name);
+    const id = user.directId;
+    if (!r.directUsers.has(id)) return Promise.reject(new ScError('BAD_REQUEST', 'The direct handle is closed.'));
+    return r.gate.queue.run(id, async () => {
+      const q = r.gate.queue;
+      if (q.owner === id) q.depth++;
+      else { q.owner = id; q.depth = 1; }
+      this.transactionChanged();
+    });
+  }
+
+  /** SCardEndTransaction on a direct handle: one level; the last lets the others in. */
+  endDirectTransaction(name: string, user: DirectUser): Promise<void> {
+    const r = this.entry(name);
+    const id = user.directId;
+    return r.gate.queue.run(id, async () => {
+      const q = r.gate.queue;
+      if (q.owner !== id) throw new ScError('BAD_REQUEST', 'This direct handle holds no transaction to end.');
+      if (--q.depth > 0) { this.transactionChanged(); return; }
+      this.transactionEnded(r);
+    });
+  }
+
+  /**
+   * A PC/SC client's SCardReconnect between a card connection and SCARD_SHARE_DIRECT keeps its transaction
+   * (pcscd keeps hLockId and LockCount): the reader's queue changes hands from `from` to `to` with `depth`
+   * levels, nobody getting in between. The system-side transaction, if any, stays with the reader.
+   */
+  handOverTransaction(name: string, from: number, to: number, depth: number): boolean {
+    const r = this.entry(name);
+    const q = r.gate.queue;
+    if (q.owner !== from || depth < 1) return false;
+    q.owner = to;
+    q.depth = depth;
+    this.armTransactionTimer(r);
+    this.transactionChanged();
+    return true;
   }
 
   /** A connection's transaction began, nested or ended a level: the Readers view shows who holds it. */
@@ -700,13 +749,16 @@ export class ReaderManager {
    * holds no connection: one operation in the reader's queue (after any
    * transaction), refused while another client holds the reader exclusively.
    */
-  private direct<T>(name: string, fn: (r: ReaderEntry) => Promise<T>): Promise<T> {
+  private direct<T>(name: string, fn: (r: ReaderEntry) => Promise<T>, turn = 0): Promise<T> {
     const r = this.entry(name);
     if (r.slot.unavailable) throw new ScError('READER_UNAVAILABLE', `'${name}' cannot be used: ${r.slot.unavailable}`);
     // Before queueing: an exclusive PC/SC client holds the queue, so the check inside would never be reached.
-    try { this.refuseIfExclusive(r); } catch (e) { return Promise.reject(e); }
-    return r.gate.queue.run(0, async () => {
-      this.refuseIfExclusive(r);
+    // `turn`: a PC/SC client's handle (a direct entry, or a card connection whose card is gone), whose own
+    // transaction it runs in and whose own exclusive mode does not refuse it.
+    const own = turn ? [...r.connections].find((c) => c.id === turn) : undefined;
+    try { this.refuseIfExclusive(r, own); } catch (e) { return Promise.reject(e); }
+    return r.gate.queue.run(turn, async () => {
+      this.refuseIfExclusive(r, own);
       try {
         return await fn(r);
       } finally {
@@ -736,13 +788,13 @@ export class ReaderManager {
   }
 
   /** Cold (power off, then on) or warm reset; returns the ATR. */
-  resetCard(name: string, mode: PowerMode): Promise<Uint8Array> {
+  resetCard(name: string, mode: PowerMode, turn = 0): Promise<Uint8Array> {
     return this.direct(name, async (r) => {
       if (!r.card.present) throw new ScError('NO_CARD', `No card in '${name}'. Insert a card and try again.`);
       if (mode === 'cold') await this.powerDown(r);
       await this.powerUp(r, r.card.powered ? mode : 'cold');
       return r.card.atr!;
-    });
+    }, turn);
   }
 
   powerOffCard(name: string): Promise<void> {
@@ -750,8 +802,8 @@ export class ReaderManager {
   }
 
   /** SCardControl without a connection (like SCARD_SHARE_DIRECT): works with no card in the reader. */
-  controlDirect(name: string, code: number, data: Uint8Array, opts?: GateCallOptions): Promise<Uint8Array> {
-    return this.direct(name, (r) => r.gate.control(code, data, opts));
+  controlDirect(name: string, code: number, data: Uint8Array, opts?: GateCallOptions, turn = 0): Promise<Uint8Array> {
+    return this.direct(name, (r) => r.gate.control(code, data, opts), turn);
   }
 
   /** The driver can eject cards (Disconnect with 'eject'). */
@@ -907,7 +959,7 @@ export class ReaderManager {
     if (r.transactionTimer) clearTimeout(r.transactionTimer);
     if (r.gate.queue.owner === null) return;
     const owner = r.gate.queue.owner;
-    if ([...r.connections].some((c) => c.id === owner && c.keepsIdleTransaction)) return;
+    if ([...r.connections].some((c) => c.id === owner && c.keepsIdleTransaction) || r.directUsers.has(owner)) return;
     r.transactionTimer = setTimeout(() => {
       const owner = r.gate.queue.owner;
       if (owner === null) return;
@@ -949,9 +1001,9 @@ export class ReaderManager {
 }
 
 /** ReaderInfo's `clients` (oldest first, at most MAX_READER_CLIENTS) and `moreClients`. */
-function readerClients(conns: readonly Connection[], direct: ReadonlyMap<number, string>): { clients: ReaderClient[]; moreClients?: number } {
+function readerClients(conns: readonly Connection[], direct: ReadonlyMap<number, string>, owner: number | null = null): { clients: ReaderClient[]; moreClients?: number } {
   const all: Array<{ id: number; client: ReaderClient }> = conns.map((c) => ({ id: c.id, client: { client: c.who, share: c.share, transaction: c.inTransaction } }));
-  for (const [id, who] of direct) all.push({ id, client: { client: who, share: 'direct', transaction: false } });
+  for (const [id, who] of direct) all.push({ id, client: { client: who, share: 'direct', transaction: id === owner } });
   all.sort((a, b) => a.id - b.id);
   const clients = all.slice(0, MAX_READER_CLIENTS).map((x) => x.client);
   return all.length > MAX_READER_CLIENTS ? { clients, moreClients: all.length - MAX_READER_CLIENTS } : { clients };

@@ -11,10 +11,12 @@
 //   transaction is released for being idle (pcscd never does; a dead client's socket closing does);
 // - BEGIN and TRANSMIT while another connection holds the reader's transaction:
 //   SCARD_E_SHARING_VIOLATION (TRANSMIT at once, BEGIN after pcscd's PCSCLITE_LOCK_POLL_RATE;
-//   the client library polls); CONNECT waits;
+//   the client library polls); CONNECT waits, a direct one too (R49);
 // - SCARD_W_RESET_CARD and SCARD_W_REMOVED_CARD on every call of a handle after a reset
 //   (seen through the gate's counters, or its own EndTransaction(RESET)) or a removal, until
-//   its SCardReconnect (pcscd's dwEventStatus, RFCheckReaderEventState);
+//   its SCardReconnect (pcscd's dwEventStatus, RFCheckReaderEventState); direct handles too,
+//   from the manager's card entries (R47); CONTROL does not look (R51);
+// - a direct handle may hold the reader's transaction, kept across SCardReconnect (R50);
 // - CONTROL, RECONNECT and STATUS check the sharing first (SHARING_VIOLATION at once);
 // - T=0 as pcscd and libccid do it: a case 4 command goes out as case 3 and 61xx /
 //   6Cxx come back to the client (no automatic GET RESPONSE);
@@ -94,9 +96,23 @@ export class ManagerBackend implements CardBackend {
         this.negotiated.delete(e.reader);
       }
       if (e.kind === 'cardRemoved' || e.kind === 'readerRemoved') this.lastAtr.delete(e.reader);
+      // pcscd's RFSetReaderEventState (readerfactory.c 1315): every handle of the reader, direct ones
+      // included, gets the event, the last one replacing an earlier one. A card connection also hears
+      // resets through the gate's counters; a direct handle has no connection, so it hears them here.
+      if (e.kind === 'cardRemoved' || e.kind === 'readerRemoved') this.markEvent(e.reader, 'removed', true);
+      if (e.kind === 'cardReset' || e.kind === 'cardUnpowered') this.markEvent(e.reader, 'reset', false);
     });
     const un = this.unsubscribe;
     this.unsubscribe = () => { un(); off(); };
+  }
+
+  /** RFSetReaderEventState: `all` false marks the direct handles only (card connections count resets themselves). */
+  private markEvent(reader: string, event: 'removed' | 'reset', all: boolean): void {
+    for (const h of this.handles) {
+      if (h.reader !== reader || h.closed || (!all && h.conn)) continue;
+      h.removed = event === 'removed';
+      h.reset = event === 'reset';
+    }
   }
 
   dispose(): void {
@@ -144,15 +160,38 @@ export class ManagerBackend implements CardBackend {
 
   /** SCARD_W_REMOVED_CARD stays until a reconnect; then the connection's own once-only RESET/REMOVED check. */
   private checkEvents(h: Handle): Connection {
+    this.eventState(h);
     if (!h.conn) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'a direct connection has no card session');
-    if (h.removed) throw new BackendError(Rv.SCARD_W_REMOVED_CARD, 'card removed');
-    if (h.reset) throw new BackendError(Rv.SCARD_W_RESET_CARD, 'card reset');
     try {
       h.conn.checkState();
     } catch (e) {
       throw this.fail(h, e);
     }
     return h.conn;
+  }
+
+  /**
+   * pcscd's RFCheckReaderEventState (readerfactory.c 1348): the handle's removal or reset until its
+   * SCardReconnect, direct handles included; a card connection's once-only check follows in checkEvents.
+   */
+  private eventState(h: Handle): void {
+    if (h.removed) throw new BackendError(Rv.SCARD_W_REMOVED_CARD, 'card removed');
+    if (h.reset) throw new BackendError(Rv.SCARD_W_RESET_CARD, 'card reset');
+  }
+
+  /** The handle has a removal or a reset to report (recorded now if its connection has one to tell). */
+  private eventPending(h: Handle): boolean {
+    if (h.removed || h.reset) return true;
+    if (!h.conn) return false;
+    try {
+      h.conn.checkState();
+      return false;
+    } catch (e) {
+      const code = asScError(e).code;
+      if (code !== 'CARD_REMOVED' && code !== 'CARD_RESET' && code !== 'NO_CARD') throw this.fail(h, e);
+      this.fail(h, e); // records it on the handle (removed / reset)
+      return true;
+    }
   }
 
   /** A manager error as the PC/SC return code pcscd gives in the same case. */
@@ -165,11 +204,30 @@ export class ManagerBackend implements CardBackend {
     return new BackendError(rv, err.message);
   }
 
+  /** The id the reader's queue knows this handle by: its connection's, or its direct entry's (R50). */
+  private ownId(h: Handle): number | undefined {
+    return h.conn?.id ?? h.dropDirect?.directId;
+  }
+
   /** Another connection holds the reader's transaction: pcscd's RFCheckSharing answers at once. */
   private checkSharing(h: Handle): void {
     const owner = this.manager.transactionOwner(h.reader);
-    if (owner !== null && owner !== h.conn?.id) {
+    if (owner !== null && owner !== this.ownId(h)) {
       throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is in another connection\'s transaction');
+    }
+  }
+
+  /**
+   * Until nobody holds the reader's transaction: pcscd polls hLockId every PCSCLITE_LOCK_POLL_RATE
+   * (winscard.c ~285); here the manager's change events end the wait at once, the poll is the fall-back.
+   */
+  private async untilNoTransaction(reader: string): Promise<void> {
+    while (this.manager.transactionOwner(reader) !== null) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => { off(); clearTimeout(timer); resolve(); };
+        const off = this.manager.onReadersChanged(done);
+        const timer = setTimeout(done, LOCK_POLL_RATE_MS);
+      });
     }
   }
 
@@ -198,7 +256,15 @@ export class ManagerBackend implements CardBackend {
     if (info.exclusive && !ownExclusive) throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
     // pcscd answers a direct connection with the card's protocol as the table has it: the one
     // negotiated since the last power-up, else SCARD_PROTOCOL_UNDEFINED (winscard.c SCardConnect).
-    if (share === ShareMode.SCARD_SHARE_DIRECT) return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
+    if (share === ShareMode.SCARD_SHARE_DIRECT) {
+      // pcscd's SCardConnect waits for another handle's transaction before it looks at the share mode
+      // (winscard.c ~280–289), so a direct connect waits as a shared one does (R49); a reconnect does not.
+      if (!replaces) {
+        await this.untilNoTransaction(reader);
+        try { this.manager.reader(reader); } catch (e) { throw this.fail(null, e, 'connect'); }
+      }
+      return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
+    }
     if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
     if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNRESPONSIVE_CARD, 'the card did not answer its power-up');
     const exclusive = share === ShareMode.SCARD_SHARE_EXCLUSIVE;
@@ -256,32 +322,29 @@ export class ManagerBackend implements CardBackend {
     // pcscd's SCardReconnect: RFCheckSharing first, whatever the initialization (winscard.c ~570).
     this.checkSharing(h);
     const changing = shareMode !== h.share;
-    if (changing) {
-      // pcscd refuses a share mode the others do not allow and leaves the handle as it was (winscard.c ~758).
-      let info: ReaderInfo;
-      try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
-      const mine = h.conn ? 1 : 0;
-      const direct = [...this.handles].filter((o) => o !== h && o.reader === h.reader && !o.conn && !o.closed).length;
-      if (shareMode === ShareMode.SCARD_SHARE_EXCLUSIVE && info.connections - mine + direct > 0) {
-        throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'other handles use the reader');
-      }
-      if (info.exclusive && !(h.conn && h.share === ShareMode.SCARD_SHARE_EXCLUSIVE)) {
-        throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
-      }
-    }
     const toDirect = shareMode === ShareMode.SCARD_SHARE_DIRECT;
     const raw = (preferredProtocols & ProtocolBits.SCARD_PROTOCOL_RAW) !== 0;
-    // pcscd's order (winscard.c ~573–804): the reset (which marks this handle too, RFSetReaderEventState),
-    // then the protocol, then the share mode; the handle's event state is cleared only on success.
+    // pcscd's order (winscard.c ~573–804): the reset (which marks every handle of the reader, this one
+    // too, RFSetReaderEventState ~580), then the protocol, then the share mode; the handle's event state
+    // is cleared only on success. A direct handle's reset resets the card as well (R48).
     let wasReset = false;
+    const resetFailed = (e: unknown): BackendError => {
+      // The handle keeps the reset pcscd marked it with before the power-up (no RFClearReaderEventState).
+      h.removed = false;
+      h.reset = true;
+      if (e instanceof BackendError) return e;
+      const err = asScError(e);
+      // IFDPowerICC on an absent card is SCARD_W_REMOVED_CARD, which SCardReconnect answers as SCARD_E_NO_SMARTCARD (~617–620).
+      if (err.code === 'NO_CARD' || err.code === 'CARD_REMOVED') return new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card to reset');
+      return new BackendError(rvFor(err.code, 'card'), err.message);
+    };
+    const mode = initialization === Disposition.SCARD_RESET_CARD ? 'warm' : 'cold';
     const resetOn = async (conn: Connection): Promise<void> => {
       wasReset = true;
       try {
-        await conn.reset(initialization === Disposition.SCARD_RESET_CARD ? 'warm' : 'cold');
+        await conn.reset(mode);
       } catch (e) {
-        const err = this.fail(h, e);
-        h.reset = true;
-        throw err;
+        throw resetFailed(e);
       }
       // The protocol is negotiated again from the preferred ones (ANY_OLD is T=0 or T=1 there, ~678).
       const accepted = preferredProtocols & ProtocolBits.SCARD_PROTOCOL_ANY_OLD ? ProtocolBits.SCARD_PROTOCOL_T0 | ProtocolBits.SCARD_PROTOCOL_T1 : preferredProtocols;
@@ -293,14 +356,47 @@ export class ManagerBackend implements CardBackend {
       }
     };
     const reinit = initialization === Disposition.SCARD_RESET_CARD || initialization === Disposition.SCARD_UNPOWER_CARD;
-    if (reinit && h.conn) {
-      await resetOn(h.conn);
-    } else if (!reinit && !toDirect && !raw) {
-      // LEAVE_CARD: a protocol already in use that the caller does not accept is SCARD_E_PROTO_MISMATCH
-      // (winscard.c ~711, ANY_OLD not expanded there), before the share mode changes.
-      const current = h.conn && h.conn.protocol !== undefined ? protocolBits(h.conn) : this.negotiated.get(h.reader);
-      if (current !== undefined && current !== ProtocolBits.SCARD_PROTOCOL_UNDEFINED && !(preferredProtocols & current)) {
-        throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the card\'s protocol is not among the preferred ones');
+    if (reinit) {
+      this.markEvent(h.reader, 'reset', true);
+      if (h.conn) await resetOn(h.conn);
+      else {
+        // A direct handle has no card connection: the reader's card is reset in the reader's queue, as the
+        // Readers view's Reset is (its cardReset / cardUnpowered marks the direct handles, this one too).
+        wasReset = true;
+        try {
+          await this.manager.resetCard(h.reader, mode, h.dropDirect?.directId);
+        } catch (e) {
+          throw resetFailed(e);
+        }
+      }
+    } else {
+      // LEAVE_CARD (winscard.c ~631–645): no card is SCARD_E_NO_SMARTCARD, a mute one SCARD_W_UNRESPONSIVE_CARD,
+      // whatever the share mode (R46).
+      let info: ReaderInfo;
+      try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+      if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
+      if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNRESPONSIVE_CARD, 'the card did not answer its power-up');
+      if (!toDirect && !raw) {
+        // A protocol already in use that the caller does not accept is SCARD_E_PROTO_MISMATCH
+        // (winscard.c ~711, ANY_OLD not expanded there), before the share mode changes.
+        const current = h.conn && h.conn.protocol !== undefined ? protocolBits(h.conn) : this.negotiated.get(h.reader);
+        if (current !== undefined && current !== ProtocolBits.SCARD_PROTOCOL_UNDEFINED && !(preferredProtocols & current)) {
+          throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the card\'s protocol is not among the preferred ones');
+        }
+      }
+    }
+    if (changing) {
+      // pcscd refuses a share mode the others do not allow, after the reset and the protocol, and leaves the
+      // handle's sharing as it was (winscard.c ~748–801).
+      let info: ReaderInfo;
+      try { info = this.manager.reader(h.reader); } catch (e) { if (wasReset) h.reset = true; throw this.fail(h, e); }
+      const mine = h.conn ? 1 : 0;
+      const direct = [...this.handles].filter((o) => o !== h && o.reader === h.reader && !o.conn && !o.closed).length;
+      if (shareMode === ShareMode.SCARD_SHARE_EXCLUSIVE && info.connections - mine + direct > 0) {
+        throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'other handles use the reader');
+      }
+      if (info.exclusive && !(h.conn && h.share === ShareMode.SCARD_SHARE_EXCLUSIVE)) {
+        throw new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'the reader is held exclusively');
       }
     }
     if (changing) {
@@ -310,7 +406,6 @@ export class ManagerBackend implements CardBackend {
         if (wasReset) h.reset = true;
         throw e;
       }
-      if (reinit && !wasReset && h.conn) await resetOn(h.conn);
     }
     h.removed = false;
     h.reset = false;
@@ -335,15 +430,22 @@ export class ManagerBackend implements CardBackend {
     const oldDirect = h.dropDirect;
     // The client's transaction survives the share change (pcscd keeps hLockId and LockCount: readerfactory.c
     // ~1061–1107, winscard.c ~748–801), so its EndTransaction still succeeds and nobody gets the reader in
-    // between (second review, finding 2): the new connection takes it over in the old one's turn.
-    const held = old !== null && h.transactions > 0 && this.manager.transactionOwner(h.reader) === old.id ? h.transactions : 0;
+    // between (second review, finding 2): the new connection takes it over in the old one's turn; to or
+    // from DIRECT the direct entry takes it over (R50).
+    const oldId = old?.id ?? oldDirect?.directId;
+    const held = oldId !== undefined && h.transactions > 0 && this.manager.transactionOwner(h.reader) === oldId ? h.transactions : 0;
     const commit = async (conn: Connection | null): Promise<void> => {
       h.conn = conn;
       h.share = shareMode;
-      h.transactions = conn && held && this.manager.transactionOwner(h.reader) === conn.id ? held : 0;
       h.dropDirect = undefined;
-      oldDirect?.();
-      if (!conn) this.directOpened(h);
+      if (!conn) {
+        this.directOpened(h);
+        const entry = h.dropDirect as DirectUser | undefined; // set by directOpened
+        if (held && old && entry) this.manager.handOverTransaction(h.reader, old.id, entry.directId, held);
+      }
+      const now = this.ownId(h);
+      h.transactions = held && now !== undefined && this.manager.transactionOwner(h.reader) === now ? held : 0;
+      oldDirect?.(); // after the hand-over: an entry that still held the transaction would release it
       if (old) await old.disconnect('leave').catch(() => {});
     };
     const { conn, protocol } = await this.open(h.reader, shareMode, preferredProtocols, h.client, old ?? oldDirect, commit, held);
@@ -383,6 +485,7 @@ export class ManagerBackend implements CardBackend {
 
   async beginTransaction(handle: BackendHandle): Promise<void> {
     const h = this.live(handle);
+    if (!h.conn) return this.beginDirect(h);
     const conn = this.checkEvents(h);
     try {
       this.checkSharing(h);
@@ -401,12 +504,56 @@ export class ManagerBackend implements CardBackend {
     h.transactions++;
   }
 
+  /** SCardBeginTransaction on a direct handle: pcscd locks the reader for it as for any handle (R50). */
+  private async beginDirect(h: Handle): Promise<void> {
+    this.eventState(h);
+    try {
+      this.checkSharing(h);
+    } catch (e) {
+      await delay(LOCK_POLL_RATE_MS); // as for a card handle: pcscd sleeps before it refuses
+      throw e;
+    }
+    if (!h.dropDirect) throw new BackendError(Rv.SCARD_E_READER_UNAVAILABLE, 'the reader is gone');
+    try {
+      await this.manager.beginDirectTransaction(h.reader, h.dropDirect);
+    } catch (e) {
+      throw this.fail(h, e);
+    }
+    h.transactions++;
+  }
+
+  /** SCardEndTransaction on a direct handle; RESET/UNPOWER reset the reader's card in its own turn, as pcscd's. */
+  private async endDirect(h: Handle, disposition: number): Promise<void> {
+    this.eventState(h); // pcscd's SCardEndTransaction: RFCheckReaderEventState first (winscard.c ~1118)
+    const user = h.dropDirect;
+    if (!user || h.transactions === 0 || this.manager.transactionOwner(h.reader) !== user.directId) {
+      h.transactions = 0; // the card's removal ended it (pcscd's RFSetReaderEventState clears LockCount)
+      throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'no transaction');
+    }
+    if (disposition === Disposition.SCARD_RESET_CARD || disposition === Disposition.SCARD_UNPOWER_CARD) {
+      // pcscd does not answer the power-up's failure here (winscard.c ~1126–1170): the unlock's result is the answer.
+      await this.manager.resetCard(h.reader, disposition === Disposition.SCARD_RESET_CARD ? 'warm' : 'cold', user.directId).catch((e: unknown) => {
+        this.options.log?.('debug', `${h.reader}: end transaction reset: ${asScError(e).message}`);
+      });
+      h.removed = false;
+      h.reset = true;
+    }
+    try {
+      await this.manager.endDirectTransaction(h.reader, user);
+    } catch (e) {
+      throw this.fail(h, e);
+    } finally {
+      h.transactions--;
+    }
+  }
+
   async endTransaction(handle: BackendHandle, disposition: number): Promise<void> {
     const h = this.live(handle);
     // pcscd: another handle's transaction is SCARD_E_SHARING_VIOLATION (its "No card reset within a
     // transaction", then RFUnlockSharing's RFCheckSharing) before SCARD_E_NOT_TRANSACTED (winscard.c).
     this.checkSharing(h);
-    if (!h.conn || h.transactions === 0) throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'no transaction');
+    if (!h.conn) return this.endDirect(h, disposition);
+    if (h.transactions === 0) throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'no transaction');
     try {
       await h.conn.endTransaction(managerDisposition(disposition));
     } catch (e) {
@@ -421,7 +568,7 @@ export class ManagerBackend implements CardBackend {
   async transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<{ recvPci: IoRequest; response: Uint8Array }> {
     void maxResponse;
     const h = this.live(handle);
-    if (!h.conn) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'a direct connection has no card session');
+    // A direct handle: its removal or reset first (pcscd's RFCheckReaderEventState, winscard.c ~1535), then no card session.
     const conn = this.checkEvents(h);
     this.checkSharing(h);
     if (sendPci.protocol !== h.protocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
@@ -445,7 +592,10 @@ export class ManagerBackend implements CardBackend {
     // The manager masks PIN-pad, MCT and escape data and GET_KEY's answer (emitEntry), for every caller.
     const entry = { kind: 'control' as const, reader: h.reader, code, command: toHex(data), client: h.client };
     try {
-      const out = h.conn ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data);
+      // A direct handle's call runs in its own turn of the reader's queue (its own transaction, R50). pcscd's
+      // SCardControl does not look at the handle's event (R51): after a removal or another's reset a card
+      // handle's call goes to the reader as a direct one's, the event kept for its next call that looks.
+      const out = h.conn && !this.eventPending(h) ? await h.conn.control(code, data) : await this.manager.controlDirect(h.reader, code, data, undefined, this.ownId(h));
       this.manager.emitEntry<ControlEntry>({ ...entry, response: toHex(out), durationMs: performance.now() - t0 });
       return out;
     } catch (e) {
@@ -461,14 +611,16 @@ export class ManagerBackend implements CardBackend {
     // SCardStatus: RFCheckSharing first (winscard.c ~1271), then the event state.
     this.checkSharing(h);
     if (h.conn) this.checkEvents(h);
+    else this.eventState(h); // a direct handle hears the removal and resets too (R47)
   }
 
   async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
     const h = this.live(handle);
     this.checkSharing(h); // pcscd's SCardGetAttrib: RFCheckSharing first
     // then RFCheckReaderEventState (winscard.c ~1397): a reset or removed card is the handle's
-    // SCARD_W_RESET_CARD / SCARD_W_REMOVED_CARD until its SCardReconnect. A direct handle has no card session here.
+    // SCARD_W_RESET_CARD / SCARD_W_REMOVED_CARD until its SCardReconnect, a direct handle's too (R47).
     if (h.conn) this.checkEvents(h);
+    else this.eventState(h);
     let info: ReaderInfo;
     try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
     // The reader driver's own bytes, as pcscd passes the IFD handler's answer through (winscard.c ~1401);
@@ -481,8 +633,9 @@ export class ManagerBackend implements CardBackend {
         return fromHex(info.card.atr);
       }
       case SCARD_ATTR_CHANNEL_ID:
-        // The reader's own when it told one; else DWORD 0x00200000 LE as before (type 0x0020, no channel number).
-        return info.facts?.channelId !== undefined ? dword(info.facts.channelId) : Uint8Array.of(0, 0, 0x20, 0);
+        // The reader's own when it told one; else not supported, as pcscd answers an IFD handler that does
+        // not know the tag (pcscd + vpcd: 0x8010001F) (R45).
+        return number(info.facts?.channelId);
       case SCARD_ATTR_DEVICE_FRIENDLY_NAME:
         return new TextEncoder().encode(h.reader + '\0');
       // The reader's facts (the driver's, read once when it appeared), as libccid answers them through
@@ -513,7 +666,14 @@ export class ManagerBackend implements CardBackend {
     if (h.closed) return;
     // MSGRemoveContext: the lock holder's card is reset (a transaction or an exclusive hold: both are
     // pcscd's hLockId), unless it was already reset or removed (winscard_svc.c ~1037).
-    const held = !h.removed && !h.reset && h.conn !== null && this.manager.transactionOwner(h.reader) === h.conn.id;
+    const owner = this.manager.transactionOwner(h.reader);
+    const held = !h.removed && !h.reset && owner !== null && owner === this.ownId(h);
+    if (held && !h.conn) {
+      // A direct handle holding the reader (R50): its card is reset in its turn, then the entry goes.
+      await this.manager.resetCard(h.reader, 'warm', owner).catch(() => {});
+      await this.close(h, 'leave');
+      return;
+    }
     await this.close(h, held ? 'reset' : 'leave');
   }
 }

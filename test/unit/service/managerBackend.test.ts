@@ -410,7 +410,7 @@ test('review 5: MCT_READER_DIRECT, MCT_UNIVERSAL and CCID_ESC_COMMAND inputs are
   }
 });
 
-test('review 6: GetAttrib reports a reset or removed card as pcscd\'s RFCheckReaderEventState does (W_RESET_CARD / W_REMOVED_CARD), until a reconnect; a direct handle answers', async () => {
+test('review 6: GetAttrib reports a reset or removed card as pcscd\'s RFCheckReaderEventState does (W_RESET_CARD / W_REMOVED_CARD), until a reconnect; a direct handle too (R47)', async () => {
   const { sim, b, m, stop } = await setup();
   try {
     const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
@@ -425,7 +425,9 @@ test('review 6: GetAttrib reports a reset or removed card as pcscd\'s RFCheckRea
     sim.removeCard('sim:0');
     await rejectsWith(b.getAttrib(two, 0x00010100), Rv.SCARD_W_REMOVED_CARD, 'VENDOR_NAME after the removal');
     await rejectsWith(b.getAttrib(two, 0x00010100), Rv.SCARD_W_REMOVED_CARD, 'and again');
-    assert.equal(await within(b.getAttrib(direct, 0x00010100)), 'ok', 'the direct handle');
+    // The direct handle is in pcscd's handle list too (RFSetReaderEventState marks it): R47.
+    await rejectsWith(b.getAttrib(direct, 0x00010100), Rv.SCARD_W_REMOVED_CARD, 'the direct handle hears the removal');
+    await rejectsWith(b.reconnect(direct, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NO_SMARTCARD, 'its reconnect with no card');
     void m;
   } finally { await stop(); }
 });
@@ -591,5 +593,247 @@ test('R44: Begin, Reconnect EXCLUSIVE → SHARED: nobody gets the reader mid-tra
     const y1 = await y;
     assert.equal((await b.transmit(y1, T1, SELECT, 258)).response.at(-2), 0x90, 'then the other client goes through');
     await script1.disconnect('leave');
+  } finally { await stop(); }
+});
+
+// ---------------------------------------------------------------- issue 15, round 5: R45–R49
+
+/** Resolves once reader A's card is powered and initialization is done (an event, bounded by the test's own time-out). */
+function cardReady(m: ReaderManager, reader = A): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const ready = () => m.reader(reader).card?.powered === true && !m.cardInitializing(reader);
+    if (ready()) { resolve(); return; }
+    const off = m.onReadersChanged(() => { if (ready()) { off(); resolve(); } });
+  });
+}
+
+const ATTR_CHANNEL_ID = 0x00020110;
+
+test('R45: SCARD_ATTR_CHANNEL_ID is SCARD_E_UNSUPPORTED_FEATURE for a reader that gave none (pcscd + vpcd: 0x8010001F); a reader\'s own value is answered', async () => {
+  const { b, stop } = await setup();
+  try {
+    const { handle } = await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0);
+    await rejectsWith(b.getAttrib(handle, ATTR_CHANNEL_ID), Rv.SCARD_E_UNSUPPORTED_FEATURE, 'the simulator tells no channel id');
+  } finally { await stop(); }
+  class Reader extends SimulatorDriver {
+    override async readerFacts(key: string) {
+      return { ...await super.readerFacts(key), channelId: 0x00200305 };
+    }
+  }
+  const m2 = new ReaderManager([new Reader()], { historySize: 0 });
+  await m2.start();
+  const b2 = new ManagerBackend(m2);
+  try {
+    const { handle } = await b2.connect(m2.list().readers[0].name, ShareMode.SCARD_SHARE_DIRECT, 0);
+    assert.deepEqual([...await b2.getAttrib(handle, ATTR_CHANNEL_ID)], [0x05, 0x03, 0x20, 0x00], 'the reader\'s own, a DWORD little-endian');
+  } finally {
+    b2.dispose();
+    await m2.stop();
+  }
+});
+
+// winscard.c SCardReconnect ~606–640: LEAVE_CARD with SCARD_ABSENT is SCARD_E_NO_SMARTCARD (any share
+// mode), RESET/UNPOWER whose power-up finds no card too; the handle keeps its event (no
+// RFClearReaderEventState on failure), so its next call is still SCARD_W_REMOVED_CARD.
+test('R46: Reconnect after the card was removed: SCARD_E_NO_SMARTCARD (LEAVE, RESET, DIRECT too); the handle still hears the removal; with a card back it succeeds', async () => {
+  const { sim, b, m, stop } = await setup();
+  try {
+    const h = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    sim.removeCard('sim:0');
+    await rejectsWith(b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NO_SMARTCARD, 'LEAVE with no card');
+    await rejectsWith(b.reconnect(h, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NO_SMARTCARD, 'LEAVE to EXCLUSIVE with no card');
+    await rejectsWith(b.transmit(h, T1, SELECT, 258), Rv.SCARD_W_REMOVED_CARD, 'the failed reconnects cleared nothing');
+    await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NO_SMARTCARD, 'a direct handle too');
+    await rejectsWith(b.status(d), Rv.SCARD_W_REMOVED_CARD, 'the direct handle still hears the removal');
+    // RESET with no card: SCARD_E_NO_SMARTCARD, but pcscd marked every handle SCARD_RESET before the power-up
+    // (winscard.c ~580), which replaces the removal (readerfactory.c 1334) and is not cleared on failure.
+    await rejectsWith(b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD), Rv.SCARD_E_NO_SMARTCARD, 'RESET with no card');
+    await rejectsWith(b.transmit(h, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the failed RESET left the reset mark');
+    await rejectsWith(b.status(d), Rv.SCARD_W_RESET_CARD, 'on the other handles too');
+    sim.insertCard('sim:0');
+    await cardReady(m);
+    await b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal((await b.transmit(h, T1, SELECT, 258)).response.at(-2), 0x90, 'the new card, after the reconnect');
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    await b.status(d);
+  } finally { await stop(); }
+});
+
+// pcscd's handle list holds direct handles too: RFSetReaderEventState (readerfactory.c 1315) marks every
+// handle of the reader, and SCardStatus (~1290), SCardGetAttrib (~1397), SCardTransmit (~1535) answer
+// RFCheckReaderEventState; SCardControl (~1307–1362) checks the sharing only.
+test('R47: a direct handle hears a removal and a reset on Status, GetAttrib and Transmit until its reconnect; Control still reaches the reader; an insertion is no event', async () => {
+  const { sim, b, m, stop } = await setup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    sim.removeCard('sim:0');
+    for (const round of ['first', 'again']) {
+      await rejectsWith(b.status(d), Rv.SCARD_W_REMOVED_CARD, `status, ${round}`);
+      await rejectsWith(b.getAttrib(d, 0x00010100), Rv.SCARD_W_REMOVED_CARD, `getAttrib, ${round}`);
+      await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_W_REMOVED_CARD, `transmit, ${round}`);
+    }
+    assert.ok((await b.control(d, 0x42000000 + 3400, new Uint8Array(0))) instanceof Uint8Array, 'control: no event check in pcscd');
+    sim.insertCard('sim:0');
+    await cardReady(m);
+    await rejectsWith(b.status(d), Rv.SCARD_W_REMOVED_CARD, 'a new card does not clear it');
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    await b.status(d);
+    // Another handle's reset.
+    await b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    await rejectsWith(b.status(d), Rv.SCARD_W_RESET_CARD, 'status after another handle\'s reset');
+    await rejectsWith(b.getAttrib(d, 0x00010100), Rv.SCARD_W_RESET_CARD, 'getAttrib after it');
+    await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'transmit after it');
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    await b.status(d);
+    // A direct handle opened on an empty reader: the insertion is not an event (eventhandler.c sets none).
+    sim.removeCard('sim:1');
+    const e = (await b.connect(B, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    sim.insertCard('sim:1');
+    await cardReady(m, B);
+    await b.status(e);
+  } finally { await stop(); }
+});
+
+// winscard.c SCardReconnect ~573–610: the reset comes right after RFCheckSharing, whatever the share modes,
+// before the protocol and the share mode; a direct handle's SCARD_RESET_CARD resets the card too.
+test('R48: Reconnect DIRECT → DIRECT with SCARD_RESET_CARD resets the card (the other handles hear it); DIRECT → SHARED resets before the share change', async () => {
+  const { b, entries, stop } = await setup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    const mark = entries.length;
+    const r = await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD);
+    assert.ok(entries.slice(mark).some((e) => e.kind === 'cardReset'), 'the card was reset');
+    assert.equal(r.activeProtocol, ProtocolBits.SCARD_PROTOCOL_UNDEFINED, 'no protocol after the reset (cardProtocol = UNDEFINED, ~593)');
+    await rejectsWith(b.transmit(s, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the shared handle hears the direct handle\'s reset');
+    await b.status(d); // its own reset is cleared by its successful reconnect
+    await b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    // UNPOWER: a cold reset.
+    const mark2 = entries.length;
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_UNPOWER_CARD);
+    assert.deepEqual(entries.slice(mark2).filter((e) => e.kind === 'cardUnpowered' || e.kind === 'cardPowered').map((e) => e.kind), ['cardUnpowered', 'cardPowered']);
+    await rejectsWith(b.status(s), Rv.SCARD_W_RESET_CARD, 'the shared handle hears the cold reset');
+    // DIRECT → SHARED with RESET: one reset, before the new connection (which then negotiates T=1).
+    const mark3 = entries.length;
+    const up = await b.reconnect(d, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    assert.equal(up.activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
+    const kinds = entries.slice(mark3).filter((e) => e.kind === 'cardReset' || e.kind === 'cardPowered').map((e) => e.kind);
+    assert.deepEqual(kinds, ['cardReset'], 'one reset');
+    assert.equal((await b.transmit(d, T1, SELECT, 258)).response.at(-2), 0x90);
+  } finally { await stop(); }
+});
+
+// winscard.c SCardConnect ~280–289: "wait until a possible transaction is finished" comes before the share
+// mode is looked at, so a DIRECT connect waits for another handle's transaction like a SHARED one.
+test('R49: SCardConnect(DIRECT) while another handle holds a transaction waits for its end, as a SHARED one does', async () => {
+  const { b, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(x);
+    let directIn = false;
+    let sharedIn = false;
+    const d = b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0).then((c) => { directIn = true; return c.handle; });
+    const y = b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY).then((c) => { sharedIn = true; return c.handle; });
+    // Several round trips of the owner (each through the reader's queue): the others still wait.
+    for (let i = 0; i < 3; i++) assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.deepEqual([directIn, sharedIn], [false, false], 'both wait for the transaction');
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(await within(d), 'ok', 'the direct connect, once the transaction ended');
+    assert.equal(await within(y), 'ok', 'the shared connect, once the transaction ended');
+    await b.status(await d);
+  } finally { await stop(); }
+});
+
+// pcscd's SCardBeginTransaction takes hLockId for any handle, a direct one too (RFLockSharing, readerfactory.c
+// 1061), and SCardReconnect keeps hLockId and LockCount whatever the share mode (R44 for SHARED ↔ EXCLUSIVE).
+test('R50: BEGIN on a direct handle holds the reader (others refused, a connect waits), its own CONTROL goes on; END lets them in', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(d);
+    await b.beginTransaction(d); // nested
+    assert.deepEqual(m.reader(A).clients?.map((c) => [c.share, c.transaction]), [['shared', false], ['direct', true]], 'the Readers view shows the direct handle\'s transaction');
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'another handle\'s transmit');
+    await rejectsWith(b.beginTransaction(x), Rv.SCARD_E_SHARING_VIOLATION, 'another handle\'s begin');
+    let yIn = false;
+    const y = b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY).then((c) => { yIn = true; return c.handle; });
+    assert.equal(await within(b.control(d, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'its own control, in its transaction');
+    await b.status(d);
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'one level left');
+    assert.equal(yIn, false, 'the connect still waits');
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'both levels ended');
+    assert.equal(await within(y), 'ok', 'the waiting connect gets in');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90);
+  } finally { await stop(); }
+});
+
+test('R50: Begin, Reconnect SHARED → DIRECT → SHARED: the transaction survives both changes; End succeeds and lets the others in', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const y = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(x);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.transmit(y, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'still held, now by the direct handle');
+    assert.equal(await within(b.control(x, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'the direct handle\'s control');
+    await b.reconnect(x, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.transmit(y, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'still held, shared again');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'the owner transmits');
+    // EXCLUSIVE → DIRECT keeps it too (the exclusive hold, one level more, goes).
+    await b.disconnect(y, Disposition.SCARD_LEAVE_CARD);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(m.reader(A).exclusive, false);
+    let zIn = false;
+    const z = b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0).then((c) => { zIn = true; return c.handle; });
+    assert.equal(await within(b.control(x, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'the owner\'s control round trip');
+    assert.equal(zIn, false, 'a new connect waits: the client\'s transaction is still held');
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.endTransaction(x, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'one level only');
+    assert.equal(await within(z), 'ok', 'then it gets in');
+  } finally { await stop(); }
+});
+
+test('R50: a direct handle that dies holding the transaction: the card is reset (pcscd resets the lock holder\'s card), the reader free', async () => {
+  const { b, m, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(d);
+    await b.abandon(d);
+    assert.equal(m.transactionOwner(A), null, 'released');
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the other handle hears the reset');
+  } finally { await stop(); }
+});
+
+// winscard.c SCardControl (~1307–1362) checks the sharing and the reader, not the handle's event state:
+// after a removal or another handle's reset a card handle's CONTROL still reaches the reader, and the
+// event is still there for the next call that looks (Status, Transmit, …).
+test('R51: CONTROL on a card handle after a removal or another handle\'s reset reaches the reader; the event stays for the next call', async () => {
+  const { sim, b, m, stop } = await setup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const other = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.reconnect(other, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    assert.equal(await within(b.control(s, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'control after another handle\'s reset');
+    await rejectsWith(b.transmit(s, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the reset is still reported');
+    await b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.disconnect(other, Disposition.SCARD_LEAVE_CARD);
+    sim.removeCard('sim:0');
+    assert.equal(await within(b.control(s, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'control after the removal');
+    await rejectsWith(b.status(s), Rv.SCARD_W_REMOVED_CARD, 'the removal is still reported');
+    assert.equal(await within(b.control(s, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'and control again');
+    // An exclusive handle's own control is not refused for its own exclusivity.
+    sim.insertCard('sim:0');
+    await cardReady(m);
+    const x = (await b.connect(B, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY)).handle;
+    sim.removeCard('sim:1');
+    assert.equal(await within(b.control(x, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'an exclusive handle after the removal');
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_W_REMOVED_CARD, 'its transmit hears it');
   } finally { await stop(); }
 });
