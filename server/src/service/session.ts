@@ -51,6 +51,8 @@ export interface ClientIo {
 export const MAX_BUFFERED_BYTES = MAX_MESSAGE_SIZE + 64 * 1024;
 /** The TRANSMIT reply buffer a session starts with: the struct and a short APDU's longest answer (256 + SW). */
 const REPLY_BUFFER_START = STRUCTS.transmit_struct.size + MAX_BUFFER_SIZE;
+/** A reply buffer grown past this (an extended APDU's answer) is not kept: 200 clients must not hold 64 KiB each. */
+const REPLY_BUFFER_KEEP = 4096;
 
 /** pcscd.h PCSC_MAX_CONTEXT_CARD_HANDLES: handles per client; one more is SCARD_E_NO_MEMORY (MSGAddHandle). */
 export const MAX_HANDLES_PER_CLIENT = 200;
@@ -655,8 +657,9 @@ export class ClientSession {
       this.replyView = view;
     }
     // The struct and the answer in one write (pcscd sends two; the client reads them as two either way).
-    if (this.io.send(view) !== true) {
-      // The transport still holds the bytes (a queued write): the next answer gets a buffer of its own.
+    if (this.io.send(view) !== true || out.length > REPLY_BUFFER_KEEP) {
+      // The transport still holds the bytes (a queued write), or the buffer is an extended answer's:
+      // the next answer gets a buffer of its own.
       this.replyBuffer = null;
       this.replyView = null;
     }
