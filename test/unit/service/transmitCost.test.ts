@@ -11,9 +11,10 @@ import v8 from 'node:v8';
 import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
 import { ReaderManager } from '../../../server/src/manager/manager';
 import { BufferedOutput, entryPrinter } from '../../../server/src/script/trace';
+import type { BackendHandle, CardBackend } from '../../../server/src/service/backend';
 import { ManagerBackend } from '../../../server/src/service/managerBackend';
 import { PcscService } from '../../../server/src/service/session';
-import { Command, encodeRequest, encodeStruct, HOST_LITTLE_ENDIAN, ProtocolBits, STRUCTS } from '../../../server/src/service/wire';
+import { Command, encodeRequest, encodeStruct, HOST_LITTLE_ENDIAN, MAX_BUFFER_SIZE_EXTENDED, ProtocolBits, Rv, STRUCTS } from '../../../server/src/service/wire';
 
 const READER = 'Workbench Simulator 00 00';
 const SELECT_MF = Uint8Array.of(0x00, 0xa4, 0x00, 0x0c, 0x02, 0x3f, 0x00); // the bench's APDU: 90 00, no data
@@ -142,5 +143,67 @@ test('a TRANSMIT answer the transport still holds is never written over by the n
     service.dispose();
     backend.dispose();
     await m.stop();
+  }
+});
+
+test('answers of every size through the reused reply buffer: short, an extended one, short again, one too long for the client', async () => {
+  // A card that answers each APDU with as many bytes as its P1 P2 ask (then 90 00): no simulator card answers 65,536 bytes.
+  const backend: CardBackend = {
+    readers: () => [{ name: READER, card: 'powered', eventCounter: 1, handles: 0, exclusive: false, atr: Uint8Array.of(0x3b, 0x00), protocol: ProtocolBits.SCARD_PROTOCOL_T1 }],
+    onChange: () => () => {},
+    connect: async () => ({ handle: {} as BackendHandle, activeProtocol: ProtocolBits.SCARD_PROTOCOL_T1 }),
+    transmit: async (_h, _pci, apdu) => {
+      const n = (apdu[2] << 8) | apdu[3];
+      const out = new Uint8Array(n + 2);
+      for (let i = 0; i < n; i++) out[i] = (i * 7 + n) & 0xff;
+      out.set([0x90, 0x00], n);
+      return out;
+    },
+    reconnect: async () => ({ activeProtocol: ProtocolBits.SCARD_PROTOCOL_T1 }),
+    disconnect: async () => {}, beginTransaction: async () => {}, endTransaction: async () => {},
+    control: async () => new Uint8Array(0), status: async () => {}, getAttrib: async () => new Uint8Array(0), setAttrib: async () => {},
+    cancel: () => {}, abandon: async () => {},
+  };
+  const service = new PcscService(backend);
+  const got: Uint8Array[] = [];
+  let arrived: () => void = () => {};
+  // Says it is done with every reply, as the socket does when nothing stays queued; keeps the bytes to check them later.
+  const session = service.newSession({ send: (b) => { got.push(b.slice()); arrived(); return true; }, close: (r) => assert.fail(r) }, 'sizes');
+  const ask = (bytes: Uint8Array): Promise<Uint8Array> => new Promise((resolve) => {
+    const at = got.length;
+    arrived = () => resolve(got[at]);
+    session.receive(bytes);
+  });
+  try {
+    await ask(encodeRequest(Command.CMD_VERSION, encodeStruct('version_struct', { major: 4, minor: 6 })));
+    const hContext = u32(await ask(encodeRequest(Command.SCARD_ESTABLISH_CONTEXT, encodeStruct('establish_struct', { dwScope: 2 }))), 4);
+    const connected = await ask(encodeRequest(Command.SCARD_CONNECT, encodeStruct('connect_struct', {
+      hContext, szReader: READER, dwShareMode: 2, dwPreferredProtocols: ProtocolBits.SCARD_PROTOCOL_T1,
+    })));
+    const hCard = u32(connected, STRUCTS.connect_struct.fields.hCard.offset);
+    const F = STRUCTS.transmit_struct.fields;
+    const size = STRUCTS.transmit_struct.size;
+    const transmit = (n: number, recv: number) => ask(encodeRequest(Command.SCARD_TRANSMIT, encodeStruct('transmit_struct', {
+      hCard, ioSendPciProtocol: ProtocolBits.SCARD_PROTOCOL_T1, ioSendPciLength: 8, cbSendLength: 4, pcbRecvLength: recv,
+    }), Uint8Array.of(0x00, 0xb0, n >> 8, n & 0xff)));
+    const check = (r: Uint8Array, n: number, what: string) => {
+      assert.equal(u32(r, F.rv.offset), 0, what);
+      assert.equal(u32(r, F.pcbRecvLength.offset), n + 2, what);
+      assert.equal(r.length, size + n + 2, `${what}: the struct and the answer, nothing more`);
+      for (let i = 0; i < n; i++) if (r[size + i] !== ((i * 7 + n) & 0xff)) assert.fail(`${what}: byte ${i}`);
+      assert.deepEqual([...r.subarray(-2)], [0x90, 0x00], what);
+    };
+    check(await transmit(2, 258), 2, 'short');
+    const longest = MAX_BUFFER_SIZE_EXTENDED - 12; // 65,536 bytes of data + SW, as an extended Le asks
+    check(await transmit(longest - 2, MAX_BUFFER_SIZE_EXTENDED), longest - 2, 'extended');
+    check(await transmit(0xff, 258), 0xff, 'short again, after the large buffer');
+    check(await transmit(3, 258), 3, 'shorter still');
+    const tooLong = await transmit(300, 258);
+    assert.equal(u32(tooLong, F.rv.offset), Rv.SCARD_E_INSUFFICIENT_BUFFER, 'longer than the client\'s buffer');
+    assert.equal(u32(tooLong, F.pcbRecvLength.offset), 302, 'the length it would need');
+    assert.equal(tooLong.length, size, 'no answer bytes after the struct');
+    check(await transmit(1, 258), 1, 'and on');
+  } finally {
+    service.dispose();
   }
 });
