@@ -276,7 +276,7 @@ export class SimPcscBackend implements CardBackend {
     this.unlock(r);
   }
 
-  async transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<{ recvPci: IoRequest; response: Uint8Array }> {
+  async transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<Uint8Array> {
     this.calls.push('transmit');
     const h = this.live(handle);
     this.checkEvents(h);
@@ -288,7 +288,7 @@ export class SimPcscBackend implements CardBackend {
     // Raw bytes as pcscd passes them to the IFD handler; T=0 case rules are the real backend's (the manager's t0 rules).
     const response = await this.driver.transmit(r.key, command);
     void maxResponse;
-    return { recvPci: sendPci, response };
+    return response;
   }
 
   async control(handle: BackendHandle, code: number, data: Uint8Array): Promise<Uint8Array> {

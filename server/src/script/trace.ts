@@ -3,8 +3,37 @@
 
 import type { ExchangeEntry, LogEntry } from '../protocol';
 
-function spaced(hex: string): string {
-  if (hex.length <= 2) return hex;
+/** Room for spaced() of an extended APDU (65,548 bytes); grown when a longer text comes. */
+let spacedScratch = Buffer.allocUnsafe(1024);
+
+/**
+ * "00A40400" as "00 A4 04 00". Runs twice for every traced APDU: the characters go into a
+ * scratch buffer and come out as one flat string, not one small string and one join per byte.
+ */
+export function spaced(hex: string): string {
+  const n = hex.length;
+  if (n <= 2) return hex;
+  const size = n + ((n + 1) >> 1) - 1;
+  if (spacedScratch.length < size) spacedScratch = Buffer.allocUnsafe(size * 2);
+  const out = spacedScratch;
+  let j = 0;
+  let wide = 0;
+  for (let i = 0; i < n; i += 2) {
+    if (i !== 0) out[j++] = 0x20;
+    const a = hex.charCodeAt(i);
+    out[j++] = a;
+    wide |= a;
+    if (i + 1 < n) {
+      const b = hex.charCodeAt(i + 1);
+      out[j++] = b;
+      wide |= b;
+    }
+  }
+  return wide < 0x80 ? out.toString('latin1', 0, j) : spacedText(hex);
+}
+
+/** The same for a text that is not ASCII (never hex; kept exact all the same). */
+function spacedText(hex: string): string {
   let s = hex.slice(0, 2);
   for (let i = 2; i < hex.length; i += 2) s += ' ' + hex.slice(i, i + 2);
   return s;
@@ -90,6 +119,7 @@ export function entryPrinter(out: BufferedOutput, json: boolean): (e: LogEntry) 
   if (json) return (e) => out.line(toJsonLine(e));
   return (e) => {
     if (e.kind === 'readerAdded' || e.kind === 'cardInserted') return;
-    for (const l of formatEntry(e)) out.line(l);
+    const lines = formatEntry(e);
+    for (let i = 0; i < lines.length; i++) out.line(lines[i]);
   };
 }

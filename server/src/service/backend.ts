@@ -61,10 +61,12 @@ export interface CardBackend {
   beginTransaction(handle: BackendHandle): Promise<void>;
   endTransaction(handle: BackendHandle, disposition: number): Promise<void>;
   /**
-   * SCardTransmit. `maxResponse` is the client's buffer: a longer response is
-   * SCARD_E_INSUFFICIENT_BUFFER (the service checks it too).
+   * SCardTransmit: the response APDU. `maxResponse` is the client's buffer: a longer response is
+   * SCARD_E_INSUFFICIENT_BUFFER (the service checks it). The receive PCI the client gets is the
+   * send PCI, as pcscd gives it for T=0 and T=1. Failures reject (the session also copes
+   * with one thrown at once).
    */
-  transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<{ recvPci: IoRequest; response: Uint8Array }>;
+  transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<Uint8Array>;
   /** SCardControl (part 10 CM_IOCTL_GET_FEATURE_REQUEST, escape codes). */
   control(handle: BackendHandle, code: number, data: Uint8Array, maxResponse: number): Promise<Uint8Array>;
   /**

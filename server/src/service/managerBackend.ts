@@ -31,7 +31,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { BackendError, type BackendHandle, type CardBackend, type IoRequest } from './backend';
 import type { CardCondition, ReaderFacts } from './readerState';
 import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
-import type { Connection, DirectUser, Disposition as ManagerDisposition, ReaderManager } from '../manager/manager';
+import type { Connection, DirectUser, Disposition as ManagerDisposition, ReaderManager, TransmitOptions } from '../manager/manager';
 import { rawFactKey, type ControlEntry, type ReaderInfo } from '../protocol';
 import type { Protocol } from '../drivers/driver';
 import { CM_IOCTL_GET_FEATURE_REQUEST } from '../codecs/pcscFeatures';
@@ -72,6 +72,10 @@ interface Handle {
   readonly client: string;
   /** A direct handle's entry in the reader's list of who uses it. */
   dropDirect?: DirectUser;
+  /** The transmit options of an APDU without a PIN: made once per handle, not per APDU (see transmit). */
+  readonly plainTransmit: TransmitOptions;
+  /** A transmit failure as the PC/SC return code, bound once per handle. */
+  readonly transmitFailed: (e: unknown) => never;
 }
 
 export interface ManagerBackendOptions {
@@ -311,7 +315,12 @@ export class ManagerBackend implements CardBackend {
 
   async connect(reader: string, shareMode: number, preferredProtocols: number, client = 'PC/SC client'): Promise<{ handle: BackendHandle; activeProtocol: number }> {
     const { conn, protocol } = await this.open(reader, shareMode, preferredProtocols, client);
-    const h: Handle = { reader, share: shareMode, conn, protocol, transactions: 0, removed: false, reset: false, closed: false, client };
+    const h: Handle = {
+      reader, share: shareMode, conn, protocol, transactions: 0, removed: false, reset: false, closed: false, client,
+      // The client named here, so the connection does not copy the options to add it (per APDU).
+      plainTransmit: { getResponse: false, client },
+      transmitFailed: (e) => { throw this.fail(h, e); },
+    };
     this.handles.add(h);
     if (!conn) this.directOpened(h); // a direct handle counts in the sharing; a manager connection reports itself
     return { handle: h, activeProtocol: protocol };
@@ -565,21 +574,27 @@ export class ManagerBackend implements CardBackend {
     if (disposition === Disposition.SCARD_RESET_CARD || disposition === Disposition.SCARD_UNPOWER_CARD) h.reset = true;
   }
 
-  async transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<{ recvPci: IoRequest; response: Uint8Array }> {
+  /**
+   * The call of every APDU, so no async frame and nothing made per APDU here but the manager's
+   * promise: the handle's own options object (a VERIFY's gets its secret ranges) and its bound
+   * failure mapping. The rules are the connection's and the gate's, as for every other call.
+   */
+  transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<Uint8Array> {
     void maxResponse;
-    const h = this.live(handle);
-    // A direct handle: its removal or reset first (pcscd's RFCheckReaderEventState, winscard.c ~1535), then no card session.
-    const conn = this.checkEvents(h);
-    this.checkSharing(h);
-    if (sendPci.protocol !== h.protocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
-    if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
-    const secret = secretRanges(command);
+    let h: Handle;
+    let conn: Connection;
     try {
-      const r = await conn.transmit(command, { getResponse: false, ...(secret ? { secret } : {}) });
-      return { recvPci: sendPci, response: r.response };
+      h = this.live(handle);
+      // A direct handle: its removal or reset first (pcscd's RFCheckReaderEventState, winscard.c ~1535), then no card session.
+      conn = this.checkEvents(h);
+      this.checkSharing(h);
+      if (sendPci.protocol !== h.protocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
+      if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
     } catch (e) {
-      throw this.fail(h, e);
+      return Promise.reject(e);
     }
+    const secret = secretRanges(command);
+    return conn.transmit(command, secret ? { ...h.plainTransmit, secret } : h.plainTransmit).then(responseOf, h.transmitFailed);
   }
 
   async control(handle: BackendHandle, wireCode: number, data: Uint8Array): Promise<Uint8Array> {
@@ -676,6 +691,10 @@ export class ManagerBackend implements CardBackend {
     }
     await this.close(h, held ? 'reset' : 'leave');
   }
+}
+
+function responseOf(r: { response: Uint8Array }): Uint8Array {
+  return r.response;
 }
 
 /** The SCARD_PROTOCOL_* bit of a connection's protocol. */

@@ -115,12 +115,15 @@ export async function startPcscServer(service: PcscService, options: ServeOption
     const peer = peerLabel(creds, `client#${++peerCount}`);
     const session = service.newSession({
       send(bytes) {
-        if (socket.destroyed) return;
+        if (socket.destroyed) return true;
         socket.write(bytes);
-        if (socket.writableLength > MAX_UNREAD_REPLY_BYTES) {
-          service.log('info', `${peer}: connection closed: ${socket.writableLength} bytes of replies unread`);
+        const unread = socket.writableLength;
+        if (unread > MAX_UNREAD_REPLY_BYTES) {
+          service.log('info', `${peer}: connection closed: ${unread} bytes of replies unread`);
           socket.destroy();
         }
+        // Nothing queued: the kernel took the bytes during write(), and the session may reuse its buffer.
+        return unread === 0;
       },
       close() {
         socket.destroy();

@@ -25,8 +25,8 @@ import {
 } from './readerState';
 import {
   Command, commandName, commandSinceMinor, encodeStruct, HOST_LITTLE_ENDIAN, MAX_BUFFER_SIZE, MAX_MESSAGE_SIZE,
-  PROTOCOL_VERSION_MAJOR, PROTOCOL_VERSION_MINOR, ProtocolBits, replyStruct, RequestDecoder, Rv, ShareMode,
-  SUPPORTED_MINORS, type ProtocolMinor, type Request, type StructValue, type WireError,
+  PROTOCOL_VERSION_MAJOR, PROTOCOL_VERSION_MINOR, ProtocolBits, replyStruct, RequestDecoder, Rv, ShareMode, STRUCTS,
+  SUPPORTED_MINORS, writeTransmitReply, type ProtocolMinor, type Request, type StructValue, type WireError,
 } from './wire';
 
 export type ServiceLogLevel = 'debug' | 'info' | 'warn';
@@ -34,7 +34,12 @@ export type ServiceLog = (level: ServiceLogLevel, message: string) => void;
 
 /** How a session talks to its transport. */
 export interface ClientIo {
-  send(bytes: Uint8Array): void;
+  /**
+   * Writes a reply. Returns true when the transport is done with `bytes` (written out at
+   * once, or copied): the session then reuses the buffer for its next TRANSMIT answer.
+   * Anything else (a write still queued) makes it take a fresh buffer.
+   */
+  send(bytes: Uint8Array): boolean | void;
   /** Ends the connection; the session is finished (ClientSession.ended follows). */
   close(reason: string): void;
   /** Backpressure: stop / start reading while a request is in progress. */
@@ -44,6 +49,11 @@ export interface ClientIo {
 
 /** Bytes a session may hold undecoded: one whole message plus one read chunk. */
 export const MAX_BUFFERED_BYTES = MAX_MESSAGE_SIZE + 64 * 1024;
+/** The TRANSMIT reply buffer a session starts with: the struct and a short APDU's longest answer (256 + SW). */
+const REPLY_BUFFER_START = STRUCTS.transmit_struct.size + MAX_BUFFER_SIZE;
+/** A reply buffer grown past this (an extended APDU's answer) is not kept: 200 clients must not hold 64 KiB each. */
+const REPLY_BUFFER_KEEP = 4096;
+
 /** pcscd.h PCSC_MAX_CONTEXT_CARD_HANDLES: handles per client; one more is SCARD_E_NO_MEMORY (MSGAddHandle). */
 export const MAX_HANDLES_PER_CLIENT = 200;
 
@@ -185,6 +195,22 @@ export class ClientSession {
   private changedBeforeArray = false;
   /** The array size this client was last told by CMD_GET_READERS_STATE_SIZE. */
   private reportedSize: number | null = null;
+  /** The TRANSMIT in the backend (one request at a time) and its handle. */
+  private txRequest: Request | null = null;
+  private txCard: OpenHandle | null = null;
+  /** TRANSMIT answers are written into this buffer, reused while the transport is done with it. */
+  private replyBuffer: Buffer | null = null;
+  /** The last view of replyBuffer that was sent (reused for a reply of the same length). */
+  private replyView: Buffer | null = null;
+
+  // Bound once, not per APDU: the continuations of a TRANSMIT and of the request loop.
+  private readonly transmitted = (response: Uint8Array): Promise<void> | undefined => this.answerTransmit(response);
+  private readonly transmitFailed = (e: unknown): Promise<void> | undefined => this.failTransmit(e);
+  private readonly drainNext = (): void => this.drain();
+  private readonly drainFailed = (e: unknown): void => {
+    this.fail(`internal error: ${e instanceof Error ? e.message : String(e)}`);
+    this.idle();
+  };
 
   constructor(private readonly service: PcscService, private readonly io: ClientIo, readonly peer: string) {}
 
@@ -220,7 +246,7 @@ export class ClientSession {
       }
       return;
     }
-    void this.pump();
+    this.pump();
   }
 
   /** The client closed its side or the connection broke. */
@@ -267,9 +293,14 @@ export class ClientSession {
     }
   }
 
-  private async pump(): Promise<void> {
+  /** Serves the decoded requests in order, one at a time; a request that waits on the backend continues the loop when done. */
+  private pump(): void {
     if (this.busy) return;
     this.busy = true;
+    this.drain();
+  }
+
+  private drain(): void {
     try {
       while (!this.finished) {
         const d = this.decoder.next();
@@ -279,16 +310,23 @@ export class ClientSession {
           break;
         }
         const pending = this.handle(d.request);
-        if (pending) await pending;
+        if (pending) {
+          // No async frame and no closure per request: the bound continuations go on from here.
+          pending.then(this.drainNext, this.drainFailed);
+          return;
+        }
       }
     } catch (e) {
       this.fail(`internal error: ${e instanceof Error ? e.message : String(e)}`);
-    } finally {
-      this.busy = false;
-      if (this.paused) {
-        this.paused = false;
-        if (!this.finished) this.io.resume?.();
-      }
+    }
+    this.idle();
+  }
+
+  private idle(): void {
+    this.busy = false;
+    if (this.paused) {
+      this.paused = false;
+      if (!this.finished) this.io.resume?.();
     }
   }
 
@@ -437,6 +475,8 @@ export class ClientSession {
       }
       case Command.SCARD_CONNECT:
         return this.connect(req);
+      case Command.SCARD_TRANSMIT:
+        return this.transmit(req);
       default:
         return this.cardCall(req);
     }
@@ -523,19 +563,6 @@ export class ClientSession {
           await backend.status(card.backend);
           this.reply('status_struct', req, { rv: Rv.SCARD_S_SUCCESS });
           return;
-        case Command.SCARD_TRANSMIT: {
-          const limit = b.pcbRecvLength as number;
-          const r = await backend.transmit(card.backend, { protocol: b.ioSendPciProtocol as number, pciLength: b.ioSendPciLength as number }, req.data!, limit);
-          const fits = r.response.length <= limit;
-          // The struct and the answer in one write (pcscd sends two; the client reads them as two either way).
-          this.reply('transmit_struct', req, {
-            ioRecvPciProtocol: r.recvPci.protocol,
-            ioRecvPciLength: r.recvPci.pciLength,
-            pcbRecvLength: r.response.length,
-            rv: fits ? Rv.SCARD_S_SUCCESS : Rv.SCARD_E_INSUFFICIENT_BUFFER,
-          }, fits ? r.response : undefined);
-          return;
-        }
         case Command.SCARD_CONTROL: {
           const limit = b.cbRecvLength as number;
           const out = await backend.control(card.backend, b.dwControlCode as number, req.data!, limit);
@@ -581,6 +608,78 @@ export class ClientSession {
       // the handle, but the call may have taken a transaction since. Release it again.
       if (this.finished && req.command !== Command.SCARD_DISCONNECT) await backend.abandon(card.backend).catch(() => {});
     }
+  }
+
+  /**
+   * SCARD_TRANSMIT, the call of every APDU: the same rules as cardCall (the handle must be
+   * this client's; a client that died meanwhile has its handle released again), without an
+   * async frame or a closure per APDU, and the answer written into the session's reply buffer.
+   */
+  private transmit(req: Request): Promise<void> | undefined {
+    const b = req.body;
+    const card = this.cards.get(b.hCard as number);
+    if (!card) {
+      this.fail(`${commandName(req.command)} on a handle this client does not own`);
+      return;
+    }
+    this.txRequest = req;
+    this.txCard = card;
+    let pending: Promise<Uint8Array>;
+    try {
+      pending = this.service.backend.transmit(card.backend, { protocol: b.ioSendPciProtocol as number, pciLength: b.ioSendPciLength as number }, req.data!, b.pcbRecvLength as number);
+    } catch (e) {
+      return this.failTransmit(e);
+    }
+    return pending.then(this.transmitted, this.transmitFailed);
+  }
+
+  private answerTransmit(response: Uint8Array): Promise<void> | undefined {
+    const req = this.txRequest!;
+    const card = this.txCard!;
+    this.txRequest = null;
+    this.txCard = null;
+    if (this.finished) return this.releaseLate(card);
+    const b = req.body;
+    const limit = b.pcbRecvLength as number;
+    const fits = response.length <= limit;
+    const need = STRUCTS.transmit_struct.size + (fits ? response.length : 0);
+    let out = this.replyBuffer;
+    if (out === null || out.length < need) {
+      out = Buffer.allocUnsafeSlow(Math.max(need, REPLY_BUFFER_START));
+      this.replyBuffer = out;
+      this.replyView = null;
+    }
+    // pcscd's receive PCI is the send PCI it was given (protocol and length) for T=0 and T=1.
+    const n = writeTransmitReply(out, req.raw, b.ioSendPciProtocol as number, b.ioSendPciLength as number, fits ? Rv.SCARD_S_SUCCESS : Rv.SCARD_E_INSUFFICIENT_BUFFER, response, fits);
+    let view = this.replyView;
+    if (view === null || view.length !== n) {
+      view = out.subarray(0, n);
+      this.replyView = view;
+    }
+    // The struct and the answer in one write (pcscd sends two; the client reads them as two either way).
+    if (this.io.send(view) !== true || out.length > REPLY_BUFFER_KEEP) {
+      // The transport still holds the bytes (a queued write), or the buffer is an extended answer's:
+      // the next answer gets a buffer of its own.
+      this.replyBuffer = null;
+      this.replyView = null;
+    }
+    return undefined;
+  }
+
+  private failTransmit(e: unknown): Promise<void> | undefined {
+    const req = this.txRequest!;
+    const card = this.txCard!;
+    this.txRequest = null;
+    this.txCard = null;
+    this.logFailure(req, e);
+    this.replyFailure(req, rvOf(e));
+    if (this.finished) return this.releaseLate(card);
+    return undefined;
+  }
+
+  /** The client died while this call was in the backend: cleanup already abandoned the handle, but the call may have taken a transaction since. */
+  private releaseLate(card: OpenHandle): Promise<void> {
+    return this.service.backend.abandon(card.backend).catch(() => {});
   }
 
   private replyFailure(req: Request, rv: number): void {

@@ -260,6 +260,42 @@ export function decodeStruct(name: StructName, bytes: Uint8Array, littleEndian =
   return out;
 }
 
+const T = STRUCTS.transmit_struct.fields;
+
+/** transmit_struct's fields, as decodeStruct gives them (hCard signed, the rest unsigned). */
+export function transmitFields(raw: Uint8Array, littleEndian = HOST_LITTLE_ENDIAN): StructValue {
+  return {
+    hCard: getU32(raw, T.hCard.offset, littleEndian) | 0,
+    ioSendPciProtocol: getU32(raw, T.ioSendPciProtocol.offset, littleEndian),
+    ioSendPciLength: getU32(raw, T.ioSendPciLength.offset, littleEndian),
+    cbSendLength: getU32(raw, T.cbSendLength.offset, littleEndian),
+    ioRecvPciProtocol: getU32(raw, T.ioRecvPciProtocol.offset, littleEndian),
+    ioRecvPciLength: getU32(raw, T.ioRecvPciLength.offset, littleEndian),
+    pcbRecvLength: getU32(raw, T.pcbRecvLength.offset, littleEndian),
+    rv: getU32(raw, T.rv.offset, littleEndian),
+  };
+}
+
+/**
+ * A TRANSMIT reply written into `out` (a buffer the caller reuses): the request's struct with
+ * the receive PCI, the answer's length and rv set, then the answer when it is sent. Returns
+ * the reply's length.
+ */
+export function writeTransmitReply(
+  out: Uint8Array, raw: Uint8Array, recvProtocol: number, recvPciLength: number, rv: number, response: Uint8Array, withResponse: boolean,
+  littleEndian = HOST_LITTLE_ENDIAN,
+): number {
+  const size = STRUCTS.transmit_struct.size;
+  out.set(raw.length === size ? raw : raw.subarray(0, size));
+  setU32(out, T.ioRecvPciProtocol.offset, recvProtocol >>> 0, littleEndian);
+  setU32(out, T.ioRecvPciLength.offset, recvPciLength >>> 0, littleEndian);
+  setU32(out, T.pcbRecvLength.offset, response.length, littleEndian);
+  setU32(out, T.rv.offset, rv >>> 0, littleEndian);
+  if (!withResponse) return size;
+  out.set(response, size);
+  return size + response.length;
+}
+
 // ---- client → service messages -----------------------------------------------
 
 /** The struct each command's header announces; `null`: "nothing to read" (size must be 0). */
@@ -370,15 +406,32 @@ export class RequestDecoder {
     }
     const total = headerSize + expected + extra;
     if (this.buffered < total) return null;
-    // The struct is a view on take's copy (nobody else holds it); the data gets its own
-    // buffer, since drivers hand it to native code.
+    if (command === Command.SCARD_TRANSMIT || command === Command.SCARD_CONTROL) {
+      // The struct and the data each copied once from the chunk that holds them (the usual
+      // case: the whole message came in one read); the data gets its own buffer, since drivers
+      // hand it to native code.
+      let raw: Uint8Array;
+      let data: Uint8Array;
+      const first = this.chunks[0];
+      if (first.length >= total) {
+        raw = first.slice(headerSize, headerSize + expected);
+        data = first.slice(headerSize + expected, total);
+        this.skip(total);
+      } else {
+        const all = this.take(total);
+        raw = all.subarray(headerSize, headerSize + expected);
+        data = all.slice(headerSize + expected);
+      }
+      // TRANSMIT, the command of every APDU: its fields read at their fixed offsets into an
+      // object of one shape, not through the generic field list.
+      const body = command === Command.SCARD_TRANSMIT ? transmitFields(raw, this.littleEndian) : decodeStruct(structName!, raw, this.littleEndian);
+      return { request: { command: command as CommandCode, body, raw, data } };
+    }
+    // The struct is a view on take's copy (nobody else holds it).
     const all = this.take(total);
     const raw = all.subarray(headerSize, headerSize + expected);
     const body = structName === null ? {} : decodeStruct(structName, raw, this.littleEndian);
-    const request: Request = command === Command.SCARD_TRANSMIT || command === Command.SCARD_CONTROL
-      ? { command: command as CommandCode, body, raw, data: all.slice(headerSize + expected) }
-      : { command: command as CommandCode, body, raw };
-    return { request };
+    return { request: { command: command as CommandCode, body, raw } };
   }
 
   /** The client closed its side: an error when it left half a message. */
@@ -427,6 +480,12 @@ export class RequestDecoder {
   private take(n: number): Uint8Array {
     const first = this.chunks[0];
     const out = first.length >= n ? first.slice(0, n) : this.peek(n); // a copy either way
+    this.skip(n);
+    return out;
+  }
+
+  /** Drops the first n buffered bytes (the caller checked they are there). */
+  private skip(n: number): void {
     let left = n;
     while (left > 0) {
       const c = this.chunks[0];
@@ -439,7 +498,6 @@ export class RequestDecoder {
       }
     }
     this.buffered -= n;
-    return out;
   }
 }
 

@@ -735,7 +735,7 @@ test('R34: a PC/SC client\'s reconnect SHARED → EXCLUSIVE is an SCardReconnect
     await assert.rejects(b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, 3, Disposition.SCARD_LEAVE_CARD), (e) => rvOf(e) === 0x8010000b);
     assert.deepEqual([...fake.open.entries()], [[system, { reader: R0, share: 2 }]], 'the same system handle, still shared');
     const pci = { protocol: activeProtocol, pciLength: 8 };
-    assert.deepEqual([...(await b.transmit(x, pci, Uint8Array.of(0, 0x84, 0, 0, 8), 258)).response], [0x84, 0x90, 0x00], 'the handle still transmits');
+    assert.deepEqual([...(await b.transmit(x, pci, Uint8Array.of(0, 0x84, 0, 0, 8), 258))], [0x84, 0x90, 0x00], 'the handle still transmits');
     fake.otherProgramConnected = false;
     await b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, 3, Disposition.SCARD_LEAVE_CARD);
     assert.deepEqual(fake.dispositions, ['reconnect 0', 'reconnect 0'], 'SCardReconnect only, no SCardDisconnect');
@@ -822,7 +822,7 @@ test('R43: SHARED → EXCLUSIVE while another program has the card: SCARD_E_SHAR
     assert.ok(performance.now() - t0 < 500, `refused at once as pcscd refuses it, not at the 1000 ms deadline (${Math.round(performance.now() - t0)} ms)`);
     assert.equal(fake.polling, 0, 'no call left in the client-side poll loop');
     const t1 = performance.now();
-    assert.deepEqual([...(await b.transmit(x, pci, Uint8Array.of(0, 0x84, 0, 0, 8), 258)).response], [0x84, 0x90, 0x00], 'the handle still transmits');
+    assert.deepEqual([...(await b.transmit(x, pci, Uint8Array.of(0, 0x84, 0, 0, 8), 258))], [0x84, 0x90, 0x00], 'the handle still transmits');
     assert.ok(performance.now() - t1 < 500, 'without waiting behind the refused upgrade');
     fake.foreignHandle = false; // the other program lets go: nothing of ours takes the card exclusively late
     await new Promise((r) => setTimeout(r, 250));
@@ -854,7 +854,7 @@ test('R43: another program\'s transaction: transmit and begin-transaction answer
     assert.notEqual(m.reader(name).card?.mute, true, 'the card is not "mute"');
     fake.foreignTransaction = false;
     // A reset counted for a refusal would reach this handle as SCARD_W_RESET_CARD here.
-    assert.deepEqual([...(await b.transmit(x, pci, Uint8Array.of(0, 0x84, 0, 0, 8), 258)).response], [0x84, 0x90, 0x00], 'no reset heard');
+    assert.deepEqual([...(await b.transmit(x, pci, Uint8Array.of(0, 0x84, 0, 0, 8), 258))], [0x84, 0x90, 0x00], 'no reset heard');
     await b.beginTransaction(x);
     await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
   } finally {

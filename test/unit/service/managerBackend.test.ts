@@ -73,7 +73,7 @@ test('BEGIN and TRANSMIT during another handle\'s transaction: SCARD_E_SHARING_V
     await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
     await rejectsWith(b.endTransaction(one, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'no transaction left');
     await b.beginTransaction(two);
-    assert.equal((await b.transmit(two, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(two, T1, SELECT, 258)).at(-2), 0x90);
   } finally { await stop(); }
 });
 
@@ -90,7 +90,7 @@ test('exclusive: a second client is refused at once; a disconnect with RESET is 
     await rejectsWith(b.status(two), Rv.SCARD_W_RESET_CARD, 'status after the reset');
     await rejectsWith(b.status(two), Rv.SCARD_W_RESET_CARD, 'again: pcscd clears it only in SCardReconnect');
     await b.reconnect(two, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
-    assert.equal((await b.transmit(two, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(two, T1, SELECT, 258)).at(-2), 0x90);
   } finally { await stop(); }
 });
 
@@ -106,7 +106,7 @@ test('a removed card: SCARD_W_REMOVED_CARD on every call until a reconnect; the 
     await new Promise<void>((resolve) => { const off = m.onReadersChanged(() => { if (m.reader(A).card?.powered && !m.cardInitializing(A)) { off(); resolve(); } }); });
     await rejectsWith(b.transmit(h, T1, SELECT, 258), Rv.SCARD_W_REMOVED_CARD, 'a new card does not make the old handle valid');
     await b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
-    assert.equal((await b.transmit(h, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(h, T1, SELECT, 258)).at(-2), 0x90);
   } finally { await stop(); }
 });
 
@@ -181,7 +181,7 @@ test('abandon of an exclusive client (no transaction of its own): the card is re
     await b.abandon(x);
     assert.ok(entries.slice(mark).some((e) => e.kind === 'cardReset'), `entries after abandon: ${entries.slice(mark).map((e) => e.kind).join(', ')}`);
     const next = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
-    assert.equal((await b.transmit(next, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(next, T1, SELECT, 258)).at(-2), 0x90);
   } finally { await stop(); }
 });
 
@@ -191,19 +191,19 @@ test('SCARD_W_RESET_CARD on every call of the other handles until their SCardRec
     const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
     const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
     await b.reconnect(one, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
-    assert.equal((await b.transmit(one, T1, SELECT, 258)).response.at(-2), 0x90, 'SCardReconnect clears the caller\'s own event');
+    assert.equal((await b.transmit(one, T1, SELECT, 258)).at(-2), 0x90, 'SCardReconnect clears the caller\'s own event');
     await rejectsWith(b.transmit(two, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'two, first');
     await rejectsWith(b.transmit(two, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'two, second');
     await rejectsWith(b.status(two), Rv.SCARD_W_RESET_CARD, 'two, status');
     await b.reconnect(two, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
-    assert.equal((await b.transmit(two, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(two, T1, SELECT, 258)).at(-2), 0x90);
     // winscard.c SCardEndTransaction: RFSetReaderEventState(SCARD_RESET) sets every handle, the caller's included.
     await b.beginTransaction(one);
     await b.endTransaction(one, Disposition.SCARD_RESET_CARD);
     await rejectsWith(b.transmit(one, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'one after its own EndTransaction(RESET)');
     await rejectsWith(b.transmit(two, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'two after one\'s EndTransaction(RESET)');
     await b.reconnect(one, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
-    assert.equal((await b.transmit(one, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(one, T1, SELECT, 258)).at(-2), 0x90);
   } finally { await stop(); }
 });
 
@@ -213,7 +213,7 @@ test('a reconnect to EXCLUSIVE beside another handle: SCARD_E_SHARING_VIOLATION 
     const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
     await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
     await rejectsWith(b.reconnect(one, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_SHARING_VIOLATION, 'reconnect exclusive');
-    assert.equal((await b.transmit(one, T1, SELECT, 258)).response.at(-2), 0x90, 'the handle still works');
+    assert.equal((await b.transmit(one, T1, SELECT, 258)).at(-2), 0x90, 'the handle still works');
     assert.equal(b.readers().find((r) => r.name === A)?.handles, 2);
     assert.equal(b.readers().find((r) => r.name === A)?.exclusive, false);
   } finally { await stop(); }
@@ -254,7 +254,7 @@ test('behind a PC/SC client\'s transaction, the editor\'s and the API\'s calls g
     assert.match(await within(m.resetCard(A, 'warm')), timedOut, 'the Readers view\'s Reset');
     assert.match(await within(m.controlDirect(A, 3400, new Uint8Array(0))), timedOut, 'a control command without a connection');
     assert.deepEqual(entries.slice(mark).filter((e) => e.kind === 'exchange' && e.reader === A), [], 'nothing was sent');
-    assert.equal((await b.transmit(one, T1, SELECT, 258)).response.at(-2), 0x90, 'the client\'s transaction goes on');
+    assert.equal((await b.transmit(one, T1, SELECT, 258)).at(-2), 0x90, 'the client\'s transaction goes on');
     await b.endTransaction(one, Disposition.SCARD_LEAVE_CARD);
     assert.equal((await editor.transmit(SELECT)).response.at(-2), 0x90, 'after the end the editor goes through');
     await editor.disconnect('leave');
@@ -466,7 +466,7 @@ test('R34: a reconnect to EXCLUSIVE racing another client\'s shared connect: the
     const reconnect = b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD).then(() => 'ok', (e) => `0x${rvOf(e).toString(16)}`);
     const y = b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY).then(() => 'ok', (e) => `0x${rvOf(e).toString(16)}`);
     assert.deepEqual([await reconnect, await y], ['ok', '0x8010000b'], 'X exclusive, Y refused');
-    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'X transmits');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).at(-2), 0x90, 'X transmits');
     const facts = b.readers().find((r) => r.name === A)!;
     assert.deepEqual([facts.handles, facts.exclusive], [1, true]);
   } finally { await stop(); }
@@ -482,7 +482,7 @@ test('R34: a reconnect to EXCLUSIVE that fails (another connect got in first) le
     const y = b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
     await rejectsWith(b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_SHARING_VIOLATION, 'reconnect exclusive');
     await Promise.all([busy, y]);
-    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'X still transmits in its old mode');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).at(-2), 0x90, 'X still transmits in its old mode');
     await b.status(x);
     const facts = b.readers().find((r) => r.name === A)!;
     assert.deepEqual([facts.handles, facts.exclusive, m.reader(A).clients?.length], [2, false, 2], 'both listed, nobody exclusive');
@@ -500,8 +500,8 @@ test('R34: reconnects between SHARED, EXCLUSIVE and DIRECT keep the handle count
     await b.reconnect(x, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
     assert.equal(m.reader(A).inTransaction, false, 'the exclusive hold ended with the exclusive mode');
     const y = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
-    assert.equal((await b.transmit(y, T1, SELECT, 258)).response.at(-2), 0x90);
-    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(y, T1, SELECT, 258)).at(-2), 0x90);
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).at(-2), 0x90);
     assert.equal(b.readers().find((r) => r.name === A)!.handles, 2);
   } finally { await stop(); }
 });
@@ -530,7 +530,7 @@ test('R36: SCardReconnect(RESET, T=0 only) on a T=1 card: PROTO_MISMATCH, and th
     await rejectsWith(b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_T0, Disposition.SCARD_RESET_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'reconnect RESET T=0');
     await rejectsWith(b.status(h), Rv.SCARD_W_RESET_CARD, 'status after the failed reconnect');
     await b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
-    assert.equal((await b.transmit(h, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(h, T1, SELECT, 258)).at(-2), 0x90);
   } finally { await stop(); }
 });
 
@@ -542,7 +542,7 @@ test('R36: SCardReconnect(EXCLUSIVE, T=0 only, LEAVE) on a T=1 card: PROTO_MISMA
     assert.equal(m.reader(A).exclusive, false, 'still shared');
     await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
     await rejectsWith(b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_ANY_OLD, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'ANY_OLD against a set protocol (winscard.c ~711)');
-    assert.equal((await b.transmit(h, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(h, T1, SELECT, 258)).at(-2), 0x90);
   } finally { await stop(); }
 });
 
@@ -559,7 +559,7 @@ test('R44: Begin, Reconnect SHARED → EXCLUSIVE, End: the transaction survives 
     await b.beginTransaction(x);
     await b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD);
     assert.deepEqual([m.reader(A).exclusive, clientTransaction(m)], [true, true], 'exclusive, still in the client\'s transaction');
-    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).at(-2), 0x90);
     await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
     assert.deepEqual([m.reader(A).exclusive, clientTransaction(m)], [true, false], 'the exclusive hold stays after the end');
     await rejectsWith(b.endTransaction(x, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'only one level was begun');
@@ -583,15 +583,15 @@ test('R44: Begin, Reconnect EXCLUSIVE → SHARED: nobody gets the reader mid-tra
     // Another client's SCardConnect waits while hLockId is set (winscard.c ~289), now that the reader is shared.
     let yIn = false;
     const y = b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY).then((c) => { yIn = true; return c.handle; });
-    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'the owner transmits');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).at(-2), 0x90, 'the owner transmits');
     await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
-    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'one level left: the owner goes on');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).at(-2), 0x90, 'one level left: the owner goes on');
     assert.deepEqual([scriptIn, yIn, clientTransaction(m)], [false, false, true], 'the script and the other client still wait');
     await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
     await rejectsWith(b.endTransaction(x, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'both levels ended');
     const script1 = await script;
     const y1 = await y;
-    assert.equal((await b.transmit(y1, T1, SELECT, 258)).response.at(-2), 0x90, 'then the other client goes through');
+    assert.equal((await b.transmit(y1, T1, SELECT, 258)).at(-2), 0x90, 'then the other client goes through');
     await script1.disconnect('leave');
   } finally { await stop(); }
 });
