@@ -654,7 +654,7 @@ test('R46: Reconnect after the card was removed: SCARD_E_NO_SMARTCARD (LEAVE, RE
     sim.insertCard('sim:0');
     await cardReady(m);
     await b.reconnect(h, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
-    assert.equal((await b.transmit(h, T1, SELECT, 258)).response.at(-2), 0x90, 'the new card, after the reconnect');
+    assert.equal((await b.transmit(h, T1, SELECT, 258)).at(-2), 0x90, 'the new card, after the reconnect');
     await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
     await b.status(d);
   } finally { await stop(); }
@@ -721,7 +721,7 @@ test('R48: Reconnect DIRECT → DIRECT with SCARD_RESET_CARD resets the card (th
     assert.equal(up.activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
     const kinds = entries.slice(mark3).filter((e) => e.kind === 'cardReset' || e.kind === 'cardPowered').map((e) => e.kind);
     assert.deepEqual(kinds, ['cardReset'], 'one reset');
-    assert.equal((await b.transmit(d, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(d, T1, SELECT, 258)).at(-2), 0x90);
   } finally { await stop(); }
 });
 
@@ -737,7 +737,7 @@ test('R49: SCardConnect(DIRECT) while another handle holds a transaction waits f
     const d = b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0).then((c) => { directIn = true; return c.handle; });
     const y = b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY).then((c) => { sharedIn = true; return c.handle; });
     // Several round trips of the owner (each through the reader's queue): the others still wait.
-    for (let i = 0; i < 3; i++) assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90);
+    for (let i = 0; i < 3; i++) assert.equal((await b.transmit(x, T1, SELECT, 258)).at(-2), 0x90);
     assert.deepEqual([directIn, sharedIn], [false, false], 'both wait for the transaction');
     await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
     assert.equal(await within(d), 'ok', 'the direct connect, once the transaction ended');
@@ -768,7 +768,7 @@ test('R50: BEGIN on a direct handle holds the reader (others refused, a connect 
     await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
     await rejectsWith(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_NOT_TRANSACTED, 'both levels ended');
     assert.equal(await within(y), 'ok', 'the waiting connect gets in');
-    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90);
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).at(-2), 0x90);
   } finally { await stop(); }
 });
 
@@ -783,7 +783,7 @@ test('R50: Begin, Reconnect SHARED → DIRECT → SHARED: the transaction surviv
     assert.equal(await within(b.control(x, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'the direct handle\'s control');
     await b.reconnect(x, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
     await rejectsWith(b.transmit(y, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'still held, shared again');
-    assert.equal((await b.transmit(x, T1, SELECT, 258)).response.at(-2), 0x90, 'the owner transmits');
+    assert.equal((await b.transmit(x, T1, SELECT, 258)).at(-2), 0x90, 'the owner transmits');
     // EXCLUSIVE → DIRECT keeps it too (the exclusive hold, one level more, goes).
     await b.disconnect(y, Disposition.SCARD_LEAVE_CARD);
     await b.reconnect(x, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD);
