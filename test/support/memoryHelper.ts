@@ -40,7 +40,12 @@ export async function startMemoryHelper(options: {
   const started = new Promise<ParamsOf<typeof StartedNotification>>((resolve) => client.onNotification(StartedNotification.method, resolve));
   options.handlers?.(client, pinKey);
   client.listen();
-  await client.sendRequest('initialize', { processId: null, rootUri: null, capabilities: {}, initializationOptions: options.initializationOptions ?? {} });
+  // The system's PC/SC readers stay out unless a test asks for them: another program's pcscd with a
+  // vpcd reader (the refstack tier's, a developer's vicc) would add "Virtual PCD 00 00" beside the
+  // simulator and change what a test that picks "the reader with a card" finds.
+  const init = (options.initializationOptions ?? {}) as Record<string, unknown>;
+  const initializationOptions = 'pcsc' in init ? init : { ...init, pcsc: { enabled: false } };
+  await client.sendRequest('initialize', { processId: null, rootUri: null, capabilities: {}, initializationOptions });
   client.sendNotification('initialized', {});
   return {
     client,
