@@ -717,7 +717,15 @@ export class ReaderManager {
       const q = r.gate.queue;
       if (q.owner !== id) throw new ScError('BAD_REQUEST', 'This direct handle holds no transaction to end.');
       if (--q.depth > 0) { this.transactionChanged(); return; }
-      this.transactionEnded(r);
+      // A card handle's transaction handed over to this entry (handOverTransaction) holds the system-side
+      // one too: it ends here as a connection's end ends it (third review F1, R55), and with no connection
+      // of ours left the driver lets go of the card (the old connection's close could not: the queue was owned).
+      try {
+        await r.gate.endDriverTransaction();
+      } finally {
+        this.transactionEnded(r);
+      }
+      await this.releaseIfUnused(r);
     });
   }
 

@@ -455,7 +455,11 @@ export class ManagerBackend implements CardBackend {
       const now = this.ownId(h);
       h.transactions = held && now !== undefined && this.manager.transactionOwner(h.reader) === now ? held : 0;
       oldDirect?.(); // after the hand-over: an entry that still held the transaction would release it
-      if (old) await old.disconnect('leave').catch(() => {});
+      // Handed over to the direct entry, the old connection's close cannot let the driver go of the card
+      // (its release waits in the reader's queue behind the transaction this handle now holds): not awaited,
+      // or the reconnect waits for its own End (R55). The entry's End or drop ends it.
+      const closing = old?.disconnect('leave').catch(() => {});
+      if (!(held && old && !conn)) await closing;
     };
     const { conn, protocol } = await this.open(h.reader, shareMode, preferredProtocols, h.client, old ?? oldDirect, commit, held);
     if (!conn) await commit(null);

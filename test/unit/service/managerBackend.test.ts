@@ -9,6 +9,8 @@ import { rvOf } from '../../../server/src/service/backend';
 import { ManagerBackend } from '../../../server/src/service/managerBackend';
 import { secretRanges } from '../../../server/src/codecs/apdu';
 import { Disposition, ProtocolBits, Rv, ShareMode } from '../../../server/src/service/wire';
+import { ScError } from '../../../server/src/util/errors';
+import type { PowerMode } from '../../../server/src/drivers/driver';
 
 const A = 'Workbench Simulator 00 00';
 const B = 'Workbench Simulator 01 00';
@@ -835,5 +837,80 @@ test('R51: CONTROL on a card handle after a removal or another handle\'s reset r
     sim.removeCard('sim:1');
     assert.equal(await within(b.control(x, 0x42000000 + 3400, new Uint8Array(0))), 'ok', 'an exclusive handle after the removal');
     await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_W_REMOVED_CARD, 'its transmit hears it');
+  } finally { await stop(); }
+});
+
+/** A simulator with the PC/SC driver's system-side transaction and handle (counted), and a card that can go mute. */
+class SystemSim extends SimulatorDriver {
+  held = 0;
+  holds = 0;
+  releases = 0;
+  /** Power-ups of sim:0 after this many fail as a card that does not answer (IFDPowerICC's failure). */
+  muteAfter = Infinity;
+  private powerUps = 0;
+  private readonly waiters = new Set<() => void>();
+  async beginTransaction(_key: string): Promise<void> { this.held++; }
+  async endTransaction(_key: string): Promise<void> { this.held--; for (const w of [...this.waiters]) w(); }
+  /** Resolves once `cond` holds, looked at after each system-side end and release. */
+  when(cond: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      if (cond()) { resolve(); return; }
+      const w = () => { if (cond()) { this.waiters.delete(w); resolve(); } };
+      this.waiters.add(w);
+    });
+  }
+  async hold(_key: string): Promise<void> { this.holds++; }
+  async release(_key: string): Promise<void> { this.releases++; for (const w of [...this.waiters]) w(); }
+  override async powerOn(key: string, mode: PowerMode): Promise<Uint8Array> {
+    if (key === 'sim:0' && ++this.powerUps > this.muteAfter) throw new ScError('TIMEOUT', 'The card did not answer the reset.');
+    return super.powerOn(key, mode);
+  }
+}
+
+async function systemSetup() {
+  const sim = new SystemSim({ readers: 2 });
+  const m = new ReaderManager([sim], { historySize: 0 });
+  await m.start();
+  const b = new ManagerBackend(m);
+  return { sim, m, b, async stop() { b.dispose(); await m.stop(); } };
+}
+
+// winscard.c SCardEndTransaction (~1170) unlocks hLockId whatever the handle's share mode; the PC/SC driver's
+// system-side transaction taken by the card handle's Begin must end with it (third review, F1).
+test('R55: Begin on a card handle, Reconnect to DIRECT, End: the system-side transaction ends, and the driver lets go of the card after the disconnect', async () => {
+  const { sim, m, b, stop } = await systemSetup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(x);
+    assert.equal(sim.held, 1, 'the system-side transaction is taken');
+    await b.reconnect(x, ShareMode.SCARD_SHARE_DIRECT, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(sim.held, 1, 'kept across the share change');
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(m.transactionOwner(A), null);
+    assert.equal(sim.held, 0, 'the client\'s End ended the system-side transaction');
+    assert.ok(sim.releases >= 1, 'no card connection is left: the driver let go of its system handle');
+    await b.disconnect(x, Disposition.SCARD_LEAVE_CARD);
+    // The next Begin takes the system-side transaction again (no stale "held" flag in the gate).
+    const y = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(y);
+    assert.equal(sim.held, 1, 'a later Begin takes it again');
+    await b.endTransaction(y, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(sim.held, 0);
+  } finally { await stop(); }
+});
+
+test('R55: the direct handle that took a card handle\'s transaction disconnects without End: the system-side transaction ends too', async () => {
+  const { sim, m, b, stop } = await systemSetup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(x);
+    await b.beginTransaction(x);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_DIRECT, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(sim.held, 1, 'one level left');
+    await b.disconnect(x, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(m.transactionOwner(A), null);
+    assert.equal(await within(sim.when(() => sim.held === 0)), 'ok', 'the system-side transaction ended with the holder');
+    assert.equal(await within(sim.when(() => sim.releases >= 1)), 'ok', 'and the driver let go of the card');
   } finally { await stop(); }
 });
