@@ -116,6 +116,9 @@ export class ManagerBackend implements CardBackend {
       if (h.reader !== reader || h.closed || (!all && h.conn)) continue;
       h.removed = event === 'removed';
       h.reset = event === 'reset';
+      // A removal unlocks the reader: hLockId = 0, LockCount = 0 (readerfactory.c 1338–1343). The manager
+      // released the queue; a count kept here would be handed over again at a share change (R56).
+      if (event === 'removed') h.transactions = 0;
     }
   }
 
@@ -566,7 +569,11 @@ export class ManagerBackend implements CardBackend {
     // transaction", then RFUnlockSharing's RFCheckSharing) before SCARD_E_NOT_TRANSACTED (winscard.c).
     this.checkSharing(h);
     if (!h.conn) return this.endDirect(h, disposition);
-    if (h.transactions === 0) throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'no transaction');
+    if (h.transactions === 0) {
+      // The removal that cleared the count is answered first (RFCheckReaderEventState, winscard.c ~1118), as on a direct handle.
+      if (this.eventPending(h)) this.eventState(h);
+      throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'no transaction');
+    }
     try {
       await h.conn.endTransaction(managerDisposition(disposition));
     } catch (e) {

@@ -914,3 +914,41 @@ test('R55: the direct handle that took a card handle\'s transaction disconnects 
     assert.equal(await within(sim.when(() => sim.releases >= 1)), 'ok', 'and the driver let go of the card');
   } finally { await stop(); }
 });
+
+// readerfactory.c RFSetReaderEventState (1338–1343): a removal sets hLockId = 0 and LockCount = 0 (third review, F2).
+test('R56: a transaction lost to a removal is not counted again: Begin after the reconnect, a share change and one End free the reader', async () => {
+  const { sim, m, b, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(x);
+    sim.removeCard('sim:0');
+    await rejectsWith(b.endTransaction(x, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_W_REMOVED_CARD, 'End after the removal (winscard.c 1118)');
+    sim.insertCard('sim:0');
+    await cardReady(m);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    await b.beginTransaction(x);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(m.transactionOwner(A), null, 'one Begin, one End');
+    assert.equal(await within(b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)), 'ok', 'another client\'s connect gets in');
+    // A card handle that reconnects after a removal without End, then changes SHARED → EXCLUSIVE.
+    const c = (await b.connect(B, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(c);
+    sim.removeCard('sim:1');
+    await rejectsWith(b.status(c), Rv.SCARD_W_REMOVED_CARD, 'the card handle hears the removal');
+    sim.insertCard('sim:1');
+    await cardReady(m, B);
+    await b.reconnect(c, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.beginTransaction(c);
+    await b.reconnect(c, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.reconnect(c, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.endTransaction(c, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(m.transactionOwner(B), null, 'the card handle\'s one End frees the reader');
+    assert.equal(await within(b.connect(B, ShareMode.SCARD_SHARE_SHARED, ANY)), 'ok');
+    // A card handle's End after a removal answers the removal (winscard.c 1118), then nothing is left to end.
+    await b.beginTransaction(c);
+    sim.removeCard('sim:1');
+    await rejectsWith(b.endTransaction(c, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_W_REMOVED_CARD, 'a card handle\'s End after the removal');
+    await rejectsWith(b.endTransaction(c, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_W_REMOVED_CARD, 'until its reconnect');
+  } finally { await stop(); }
+});
