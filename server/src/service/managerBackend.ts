@@ -596,9 +596,11 @@ export class ManagerBackend implements CardBackend {
     let conn: Connection;
     try {
       h = this.live(handle);
-      // A direct handle: its removal or reset first (pcscd's RFCheckReaderEventState, winscard.c ~1535), then no card session.
-      conn = this.checkEvents(h);
+      // pcscd's order (R57): RFCheckSharing (winscard.c 1521), then RFCheckReaderEventState (1535), so another
+      // handle's transaction is SCARD_E_SHARING_VIOLATION (polled by libpcsclite) before a pending reset or
+      // removal; a direct handle's then "no card session".
       this.checkSharing(h);
+      conn = this.checkEvents(h);
       if (sendPci.protocol !== h.protocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
       if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
     } catch (e) {

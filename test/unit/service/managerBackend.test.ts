@@ -952,3 +952,23 @@ test('R56: a transaction lost to a removal is not counted again: Begin after the
     await rejectsWith(b.endTransaction(c, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_W_REMOVED_CARD, 'until its reconnect');
   } finally { await stop(); }
 });
+
+// winscard.c SCardTransmit: RFCheckSharing (1521) before RFCheckReaderEventState (1535) (third review, F3).
+test('R57: Transmit on a handle with a pending reset while another handle holds the transaction: SHARING_VIOLATION first, then W_RESET_CARD', async () => {
+  const { b, stop } = await setup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const y = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.reconnect(y, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    await b.beginTransaction(y);
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'during the other\'s transaction');
+    await b.endTransaction(y, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'after it');
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.reconnect(y, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    await b.beginTransaction(y);
+    await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'a direct handle too');
+    await b.endTransaction(y, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the direct handle, after it');
+  } finally { await stop(); }
+});
