@@ -348,6 +348,9 @@ export class ManagerBackend implements CardBackend {
       const err = asScError(e);
       // IFDPowerICC on an absent card is SCARD_W_REMOVED_CARD, which SCardReconnect answers as SCARD_E_NO_SMARTCARD (~617–620).
       if (err.code === 'NO_CARD' || err.code === 'CARD_REMOVED') return new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card to reset');
+      // Every other IFDPowerICC failure is SCARD_W_UNRESPONSIVE_CARD (winscard.c 621–628, R58): a card that does
+      // not answer the reset or answers garbage; the reader's or the handle's own failures keep their codes.
+      if (err.code === 'TIMEOUT' || err.code === 'PROTOCOL' || err.code === 'DRIVER') return new BackendError(Rv.SCARD_W_UNRESPONSIVE_CARD, err.message);
       return new BackendError(rvFor(err.code, 'card'), err.message);
     };
     const mode = initialization === Disposition.SCARD_RESET_CARD ? 'warm' : 'cold';

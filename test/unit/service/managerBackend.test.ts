@@ -972,3 +972,16 @@ test('R57: Transmit on a handle with a pending reset while another handle holds 
     await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the direct handle, after it');
   } finally { await stop(); }
 });
+
+// winscard.c SCardReconnect 616–628: an IFDPowerICC failure other than "no card" is SCARD_W_UNRESPONSIVE_CARD (third review, F4).
+test('R58: Reconnect(RESET) on a card that does not answer the reset: SCARD_W_UNRESPONSIVE_CARD, on a shared handle and on a direct one', async () => {
+  const { sim, b, stop } = await systemSetup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    sim.muteAfter = 0;
+    await rejectsWith(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'shared, RESET');
+    await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_UNPOWER_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct, UNPOWER');
+    await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct, RESET');
+  } finally { await stop(); }
+});
