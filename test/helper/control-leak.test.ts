@@ -13,7 +13,6 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
 import { encodePinVerify } from '../../server/src/codecs/pinpad';
 import {
   ApiConnectRequest, ApiControlRequest, ApiDisconnectRequest, LogHistoryRequest, ReaderControlRequest, RunScriptRequest,
@@ -21,6 +20,7 @@ import {
 } from '../../server/src/protocol';
 import { LogStore } from '../../extension/src/logStore';
 import { jsonLines, traceText } from '../../webview/src/format';
+import { GetKeySimulator, OWN_GET_KEY } from '../support/getKeySimulator';
 import { startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
 import { noPinAssertion } from '../support/pinForms';
 
@@ -30,8 +30,6 @@ const READER = 'Workbench Simulator 00 00';
 const hex = (b: Iterable<number>): string => Buffer.from([...b]).toString('hex').toUpperCase();
 const ascii = (digits: string): number[] => [...Buffer.from(digits, 'ascii')];
 
-/** GET_KEY at a code of the reader's own (listed in its feature list): it answers the digits typed. */
-const OWN_GET_KEY = 0x00313510;
 const IOCTL_VERIFY_PIN_DIRECT = 0x42330006; // the simulator's pinpad lists it (libccid's numbering)
 const IOCTL_MCT_UNIVERSAL = 0x42330009; // libccid's numbering, not listed by this reader
 const IOCTL_CCID_ESC_COMMAND = 0x42000001; // libccid's escape, SCARD_CTL_CODE(1), not listed
@@ -39,15 +37,6 @@ const VERIFY = [0x00, 0x20, 0x00, 0x01, 0x06, ...ascii(PIN)];
 const PIN_VERIFY = encodePinVerify({ timeout: 0, format: 'ascii', position: 0, minDigits: 6, maxDigits: 6, apdu: Uint8Array.from(VERIFY) });
 const ESCAPE = [0xff, 0x00, 0x00, 0x00, VERIFY.length, ...VERIFY];
 const MCT = [0x02, 0x00, ...VERIFY];
-
-class GetKeySimulator extends SimulatorDriver {
-  override async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
-    if (code === OWN_GET_KEY) return Uint8Array.from(ascii(PIN));
-    const out = await super.control(key, code, data);
-    if (code !== 3400) return out;
-    return Uint8Array.from([...out, 0x10, 4, 0x00, 0x31, 0x35, 0x10]);
-  }
-}
 
 let tmp: string;
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-control-leak-')); });
@@ -82,7 +71,7 @@ async function exportsHoldNoPin(helper: MemoryHelper, who: string): Promise<void
 }
 
 function startHelper(): Promise<MemoryHelper> {
-  return startMemoryHelper({ helper: { drivers: [new GetKeySimulator({ keypad: async () => '1234' })] } });
+  return startMemoryHelper({ helper: { drivers: [new GetKeySimulator(PIN, { keypad: async () => '1234' })] } });
 }
 
 test('a script\'s control statements (GET_KEY, a PIN-pad call, an escape and MCT wrapping a VERIFY) are masked in every log', async () => {

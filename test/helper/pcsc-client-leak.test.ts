@@ -12,12 +12,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
 import { encodePinVerify } from '../../server/src/codecs/pinpad';
 import { LogHistoryRequest, PcscServiceStatusNotification, type LogEntry, type PcscServiceStatus } from '../../server/src/protocol';
 import { Command } from '../../server/src/service/wire';
 import { LogStore } from '../../extension/src/logStore';
 import { jsonLines, traceText } from '../../webview/src/format';
+import { GetKeySimulator, OWN_GET_KEY } from '../support/getKeySimulator';
 import { startMemoryHelper, type MemoryHelper } from '../support/memoryHelper';
 import { SocketTransport, WireClient } from '../support/pcscWireClient';
 import { noPinAssertion } from '../support/pinForms';
@@ -44,8 +44,6 @@ const IOCTL_VERIFY_PIN_DIRECT = 0x42330006; // the simulator's pinpad lists it (
 const IOCTL_MODIFY_PIN_DIRECT = 0x42330007; // libccid's numbering; this reader does not list it
 const IOCTL_MCT_UNIVERSAL = 0x42330009; // libccid's numbering of the tag (cyberJack drivers list their own)
 const IOCTL_CCID_ESC_COMMAND = 0x42000001; // libccid: FEATURE_CCID_ESC_COMMAND is SCARD_CTL_CODE(1)
-/** GET_KEY at a code of the reader's own, listed by the helper test's reader (the simulator of `scard serve` has none). */
-const OWN_GET_KEY = 0x00313510;
 
 /** PIN_VERIFY_STRUCTURE whose APDU template carries the PIN (some programs fill it in themselves). */
 const PIN_VERIFY = encodePinVerify({ timeout: 0, format: 'ascii', position: 0, minDigits: 6, maxDigits: 6, apdu: apdu(0x00, 0x20, 0x00, 0x01, 0x06, ...ascii(PIN)) });
@@ -95,15 +93,6 @@ async function sendSecrets(socket: string, getKey = false): Promise<void> {
 }
 
 /** The simulator's pinpad reader, also listing GET_KEY at a code of its own: it answers the digits typed. */
-class GetKeySimulator extends SimulatorDriver {
-  override async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
-    if (code === OWN_GET_KEY) return Uint8Array.from(ascii(PIN));
-    const out = await super.control(key, code, data);
-    if (code !== 3400) return out;
-    return Uint8Array.from([...out, 0x10, 4, 0x00, 0x31, 0x35, 0x10]);
-  }
-}
-
 let tmp: string;
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-client-leak-')); });
 after(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
@@ -114,7 +103,7 @@ test('helper: a client\'s VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and
   let helper: MemoryHelper | undefined;
   try {
     helper = await startMemoryHelper({
-      helper: { drivers: [new GetKeySimulator({ keypad: async () => '1234' })] },
+      helper: { drivers: [new GetKeySimulator(PIN, { keypad: async () => '1234' })] },
       initializationOptions: { pcscService: { enabled: true, socketPath: path.join(tmp, 'helper', 'pcscd.comm') } },
       handlers: (c) => {
         c.onNotification(PcscServiceStatusNotification.method, (p: PcscServiceStatus) => { if (p.state === 'running') running(p); });

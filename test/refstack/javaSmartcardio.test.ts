@@ -15,15 +15,15 @@
 // Run under `flock /tmp/wb-refstack.lock` (pcscd's vpcd uses fixed ports).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { missingPart, missingPyscard, requireCommands } from '../support/system';
 import { startServe, type Serve } from '../support/scardServe';
 import { freePort } from '../support/net';
+import { startBuiltPcscd, type BuiltPcscd } from '../support/builtPcscd';
 import { loadRefStack, type RefStack, type StackProcess } from './stack';
 import { ATR, BINARY, FCI, ScriptedCard } from './scriptedCard';
 
@@ -217,46 +217,23 @@ describe('the same Java program against Debian\'s pcscd 1.9.9 + vpcd (the same s
 for (const c of CLIENTS.filter((x) => x.version)) {
   describe(`the same Java program against pcsc-lite ${c.version}'s own pcscd (4:${c.minor}) + vpcd, compared`, { skip }, () => {
     let stack: RefStack;
-    let daemon: ChildProcess | null = null;
+    let daemon: BuiltPcscd | null = null;
     let socket = '';
-    let log = '';
     before(async () => {
       stack = await loadRefStack();
       await stack.stopRecorded();
-      const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
-      const { buildPcscliteDaemon } = (await import(url)) as { buildPcscliteDaemon(v: string): { pcscd: string; socket: string } };
-      const b = buildPcscliteDaemon(c.version!);
-      socket = b.socket;
-      daemon = spawn(b.pcscd, ['-f', '-c', stack.prepare().conf], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-      daemon.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
-      daemon.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
-      const deadline = Date.now() + 10_000;
-      while (!(await accepts(socket))) {
-        if (Date.now() > deadline || daemon.exitCode !== null) throw new Error(`pcscd ${c.version} did not start:\n${log.slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      daemon = await startBuiltPcscd(c.version!, stack.prepare().conf);
+      socket = daemon.socket;
       untilVpcdReaders(socket, c.version);
     });
     after(async () => {
-      if (daemon?.pid && daemon.exitCode === null) {
-        const gone = new Promise((r) => daemon!.once('exit', r));
-        process.kill(-daemon.pid, 'SIGTERM');
-        await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
-        if (daemon.exitCode === null) process.kill(-daemon.pid, 'SIGKILL');
-      }
+      await daemon?.stop();
     });
 
     test(`${c.label}: every step and every APDU the card saw match the workbench service's`, { timeout: 120_000 }, async () => {
-      assert.doesNotMatch(log, /Address already in use/, 'vpcd could not listen (another vpcd on 35963?)');
+      assert.doesNotMatch(daemon!.log(), /Address already in use/, 'vpcd could not listen (another vpcd on 35963?)');
       await compareWithPcscd(c, socket, stack.VPCD_PORTS[0]);
     });
   });
 }
 
-function accepts(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}

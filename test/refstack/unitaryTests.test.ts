@@ -12,15 +12,15 @@
 // Run under `flock /tmp/wb-refstack.lock` (pcscd's vpcd uses fixed ports).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { missingPart, missingPyscard, requireCommands } from '../support/system';
 import { startServe, type Serve } from '../support/scardServe';
 import { freePort } from '../support/net';
+import { startBuiltPcscd, type BuiltPcscd } from '../support/builtPcscd';
 import { loadRefStack, type RefStack, type StackProcess } from './stack';
 import { ScriptedCard } from './scriptedCard';
 
@@ -278,45 +278,22 @@ for (const c of CLIENTS.filter((x): x is Client & { version: '2.3.3' | '2.5.1' }
   const v = c.version;
   describe(`the same UnitaryTests over the ${v} library against pcsc-lite ${v}'s own pcscd (${v === '2.5.1' ? '4:6' : '4:5'}) + vpcd, compared`, { skip }, () => {
     let stack: RefStack;
-    let daemon: ChildProcess | null = null;
+    let daemon: BuiltPcscd | null = null;
     let socket = '';
-    let log = '';
     const card = new ScriptedCard();
     before(async () => {
       stack = await loadRefStack();
       await stack.stopRecorded();
-      const url = pathToFileURL(path.resolve('scripts/pcsclite.mjs')).href;
-      const { buildPcscliteDaemon } = (await import(url)) as { buildPcscliteDaemon(v: string): { pcscd: string; socket: string } };
-      const b = buildPcscliteDaemon(v);
-      socket = b.socket;
-      daemon = spawn(b.pcscd, ['-f', '-c', stack.prepare().conf], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-      daemon.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
-      daemon.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
-      const deadline = Date.now() + 10_000;
-      while (!(await accepts(socket))) {
-        if (Date.now() > deadline || daemon.exitCode !== null) throw new Error(`pcscd ${v} did not start:\n${log.slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      daemon = await startBuiltPcscd(v, stack.prepare().conf);
+      socket = daemon.socket;
       await card.insert(stack.VPCD_PORTS[0]);
       await untilCard(socket, c);
     });
     after(async () => {
       await card.remove();
-      if (daemon?.pid && daemon.exitCode === null) {
-        const gone = new Promise((r) => daemon!.once('exit', r));
-        process.kill(-daemon.pid, 'SIGTERM');
-        await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
-        if (daemon.exitCode === null) process.kill(-daemon.pid, 'SIGKILL');
-      }
+      await daemon?.stop();
     });
     compareTests(c, () => socket);
   });
 }
 
-function accepts(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
