@@ -509,6 +509,11 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
       if (msg.reset) resetShown();
       schedule();
       break;
+    case 'packedRows':
+      if (!model.receivePacked(msg.rows, msg.reset)) break;
+      if (msg.reset) resetShown();
+      schedule();
+      break;
     case 'state':
       stateEl.dataset.state = msg.state;
       stateEl.textContent = `Reader manager: ${msg.state}${msg.state === 'running' ? ` (${msg.readers} reader${msg.readers === 1 ? '' : 's'})` : ''}`;
