@@ -21,9 +21,11 @@ const MAX_BATCH = 2000;
  * The history a panel gets on `ready` goes in messages of this many rows, in column form
  * (webview/src/packed.ts): the workbench's renderer parses it and clones it into the webview, in
  * the heap it shares with the webview, so no object is made per row (live rows, at most MAX_BATCH
- * per message, go as they are).
+ * per message, go as they are). 1,000 rows are an 83 KB message: below V8's large-object size
+ * (128 KB), so its strings die young, in the scavenges, instead of filling the old generation
+ * (10,000-row messages made the major collection during a scroll no shorter; docs/benchmarks.md).
  */
-const HISTORY_CHUNK = 10_000;
+const HISTORY_CHUNK = 1000;
 
 export interface LogPanelServices {
   /** Decodes an exchange in the helper. */

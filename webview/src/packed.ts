@@ -219,26 +219,30 @@ export function unpackRows(raw: unknown): UnpackedRows | undefined {
   return new UnpackedRows(c, strings, long, extra);
 }
 
-// ---------------------------------------------------------------- base64 (no atob/Buffer: both ends, no string per chunk)
+// ---------------------------------------------------------------- base64 (no atob/Buffer: the same code at both ends, no string made per chunk)
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const DECODE = new Int16Array(128).fill(-1);
 for (let i = 0; i < 64; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 
+const CODES = Uint8Array.from(ALPHABET, (ch) => ch.charCodeAt(0));
+const ASCII = new TextDecoder('latin1');
+
 export function toBase64(bytes: Uint8Array): string {
-  const parts: string[] = [];
-  const CHUNK = 3 * 4096;
-  for (let at = 0; at < bytes.length; at += CHUNK) {
-    const end = Math.min(bytes.length, at + CHUNK);
-    const codes: number[] = [];
-    for (let i = at; i < end; i += 3) {
-      const rest = end - i;
-      const v = (bytes[i] << 16) | ((rest > 1 ? bytes[i + 1] : 0) << 8) | (rest > 2 ? bytes[i + 2] : 0);
-      codes.push(ALPHABET.charCodeAt(v >> 18), ALPHABET.charCodeAt((v >> 12) & 63), rest > 1 ? ALPHABET.charCodeAt((v >> 6) & 63) : 61, rest > 2 ? ALPHABET.charCodeAt(v & 63) : 61);
-    }
-    parts.push(String.fromCharCode(...codes));
+  const n = bytes.length;
+  const out = new Uint8Array(Math.ceil(n / 3) * 4);
+  let o = 0;
+  let i = 0;
+  for (; i + 2 < n; i += 3) {
+    const v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    out[o++] = CODES[v >> 18]; out[o++] = CODES[(v >> 12) & 63]; out[o++] = CODES[(v >> 6) & 63]; out[o++] = CODES[v & 63];
   }
-  return parts.join('');
+  if (i < n) {
+    const two = i + 1 < n;
+    const v = (bytes[i] << 16) | (two ? bytes[i + 1] << 8 : 0);
+    out[o++] = CODES[v >> 18]; out[o++] = CODES[(v >> 12) & 63]; out[o++] = two ? CODES[(v >> 6) & 63] : 61; out[o++] = 61;
+  }
+  return ASCII.decode(out);
 }
 
 /** Exactly `size` bytes from base64 (8-byte aligned for the typed arrays), or undefined. */
