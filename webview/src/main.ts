@@ -510,7 +510,8 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
       schedule();
       break;
     case 'packedRows':
-      if (!model.receivePacked(msg.rows, msg.reset)) break;
+      // Not expected (the extension packs what it sends): said, not swallowed; the rows of that batch are missing.
+      if (!model.receivePacked(msg.rows, msg.reset)) { showError(new Error('The APDU Log could not read part of its history: reopen the panel.')); break; }
       if (msg.reset) resetShown();
       schedule();
       break;
