@@ -1,7 +1,9 @@
 // Where the APDU Log's long frames go: fills the panel with 100,000 rows as the bench's panel row
 // does (test/e2e/panel-perf.mjs), then scrolls it top to bottom under a Chromium trace and prints
 // the trace events of the frames over 40 ms (GC, layout, style, script) and the JS heap in use.
-// Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N]
+// Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N] [--gc-before-reopen]
+// --gc-before-reopen: a full collection after the run and the panel's close, so that what the
+// heap holds before the scroll is the live heap plus the reopen's own garbage (the history sent again).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,11 +17,16 @@ const script = perf.writeScript(workspace, N);
 const wb = await support.launchWorkbench({ workspace, name: 'profile-panel', settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false, 'smartcard.log.location': 'editor' } });
 try {
   const { page } = wb;
-  await perf.fill(page, script, N);
-  await perf.reopen(page);
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Performance.enable');
   const heap = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.filter((m) => /JSHeap/.test(m.name)).map((m) => [m.name, Math.round(m.value / 1e6)]));
+  await perf.fill(page, script, N);
+  console.log('heap after the run (MB):', await heap());
+  const reopened = await perf.reopen(page, process.argv.includes('--gc-before-reopen') ? async () => {
+    await cdp.send('HeapProfiler.collectGarbage');
+    console.log('heap after a full collection, panel closed (MB):', await heap());
+  } : undefined);
+  console.log(`reopen: newest row shown after ${Math.round(reopened)} ms`);
   console.log('heap before scroll (MB):', await heap());
   const events = [];
   cdp.on('Tracing.dataCollected', (e) => { for (const ev of e.value) events.push(ev); });

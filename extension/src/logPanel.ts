@@ -6,6 +6,7 @@ import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 import { filterRows } from '../../webview/src/filter';
 import { jsonLines, traceText } from '../../webview/src/format';
+import { packRows } from '../../webview/src/packed';
 import {
   parseWebviewMessage, type DecodedExchange, type ExportFormat, type HostMessage, type LogFilter, type LogRow, type ManagerState,
   type WebviewMessage, type WebviewRequests,
@@ -16,8 +17,15 @@ import type { LogStore } from './logStore';
 /** Coalesce rows arriving close together into one postMessage. */
 const BATCH_MS = 40;
 const MAX_BATCH = 2000;
-/** The history a panel gets on `ready` goes in messages of this many rows. */
-const HISTORY_CHUNK = 10_000;
+/**
+ * The history a panel gets on `ready` goes in messages of this many rows, in column form
+ * (webview/src/packed.ts): the workbench's renderer parses it and clones it into the webview, in
+ * the heap it shares with the webview, so no object is made per row (live rows, at most MAX_BATCH
+ * per message, go as they are). 1,000 rows are an 83 KB message: below V8's large-object size
+ * (128 KB), so its strings die young, in the scavenges, instead of filling the old generation
+ * (10,000-row messages made the major collection during a scroll no shorter; docs/benchmarks.md).
+ */
+const HISTORY_CHUNK = 1000;
 
 export interface LogPanelServices {
   /** Decodes an exchange in the helper. */
@@ -265,8 +273,8 @@ export class LogPanel implements vscode.Disposable {
     // Rows waiting for the other hosts go out first: the history holds them already.
     this.flush();
     const rows = this.store.rows();
-    this.post({ type: 'rows', rows: rows.slice(0, HISTORY_CHUNK), reset: true }, to);
-    for (let i = HISTORY_CHUNK; i < rows.length; i += HISTORY_CHUNK) this.post({ type: 'rows', rows: rows.slice(i, i + HISTORY_CHUNK) }, to);
+    this.post({ type: 'packedRows', rows: packRows(rows.slice(0, HISTORY_CHUNK)), reset: true }, to);
+    for (let i = HISTORY_CHUNK; i < rows.length; i += HISTORY_CHUNK) this.post({ type: 'packedRows', rows: packRows(rows.slice(i, i + HISTORY_CHUNK)) }, to);
   }
 
   private flush(): void {

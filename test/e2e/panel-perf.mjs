@@ -62,12 +62,16 @@ export async function fill(page, scriptName, n = 100_000) {
   return { inPanelMs };
 }
 
-/** Closes the panel and opens it again: time until its newest row is on screen (the whole history sent again). */
-export async function reopen(page) {
+/**
+ * Closes the panel and opens it again: time until its newest row is on screen (the whole history
+ * sent again). `whileClosed` (a profile's hook) runs between the two, outside the time.
+ */
+export async function reopen(page, whileClosed) {
   const log = logFrame(page);
   await page.locator('.tabs-container .tab', { hasText: 'APDU Log' }).click();
   await command(page, 'View: Close Editor');
   await page.locator('.tabs-container .tab', { hasText: 'APDU Log' }).waitFor({ state: 'detached' });
+  await whileClosed?.();
   const t0 = performance.now();
   await command(page, 'Smart Card: Show APDU Log');
   await log.locator('#log > .row[data-kind="echo"]', { hasText: LAST }).waitFor({ timeout: 120_000 });

@@ -4,41 +4,21 @@
 // rarely has (a control call's code, an event's ATR, a script's message…). 100,000 rows are a few
 // dozen objects instead of 200,000 (a row and its holder each): the webview's heap is shared
 // with the workbench in code-server, and every major collection marks and moves what is live.
-// Rows come in as the extension's message objects and are copied in field by field (the objects
-// are not kept); a row is made again as an object only when it is rendered, copied or searched.
+// Rows come in as the extension's packed batches (./packed: the history) copied in column by
+// column, or as message objects (live rows) copied in field by field (the objects are not kept); a row is made again as an object only when it is rendered, copied or searched.
 // Pure (no DOM).
+import {
+  AUTO_STEPS, KIND_CODE, KINDS, OTHER_KIND, SHARED_HEX_MAX, STRING_FIELDS, SW_CATEGORIES, indexIn, parseId, type Rare, type UnpackedRows,
+} from './packed';
 import type { LogRow } from './protocol';
 
-const KINDS = [
-  'exchange', 'control', 'readerAdded', 'readerRemoved', 'cardInserted', 'cardRemoved', 'cardPowered', 'cardUnpowered', 'cardReset',
-  'scriptStarted', 'scriptEnded', 'echo', 'manager',
-] as const;
-const KIND_CODE = new Map<string, number>(KINDS.map((k, i) => [k, i]));
-/** A kind not in KINDS: the row keeps its `kind` with its other rare fields. */
-const OTHER_KIND = 255;
 export const EXCHANGE = 0;
-
-const SW_CATEGORIES = ['success', 'warning', 'error'] as const;
-const AUTO_STEPS = ['getResponse', 'resendWithLe', 'retryCounter'] as const;
-const indexIn = (list: readonly string[], v: unknown) => (typeof v === 'string' ? list.indexOf(v) : -1);
 
 /** Distinct strings kept in the table; past it, a row keeps a new string with its rare fields. */
 const STRINGS_MAX = 65_536;
-/** Commands and responses up to this many hex digits are shared (a status word, a SELECT, a READ BINARY's header repeat through a run). */
-const SHARED_HEX_MAX = 24;
+/** Short commands and responses are shared (a status word, a SELECT, a READ BINARY's header repeat through a run). */
 const SHARED_HEX_COUNT = 10_000;
 
-type Rare = Record<string, unknown>;
-
-/** `gen:seq` with both plain decimal numbers (the helper's rows); anything else is kept as a string. */
-function parseId(id: string): [number, number] | undefined {
-  const c = id.indexOf(':');
-  if (c <= 0) return undefined;
-  const gen = Number(id.slice(0, c));
-  const seq = Number(id.slice(c + 1));
-  if (!Number.isInteger(gen) || gen < 0 || gen > 0xFFFF_FFFF || !Number.isSafeInteger(seq) || seq < 0) return undefined;
-  return `${gen}:${seq}` === id ? [gen, seq] : undefined;
-}
 
 export class Columns {
   /** Rows held. */
@@ -73,6 +53,8 @@ export class Columns {
   private readonly strings: string[] = [];
   private readonly stringIndex = new Map<string, number>();
   private readonly sharedHex = new Map<string, string>();
+  /** Changes when the string table is cleared: a batch's map onto the table (`pushPacked`) is then stale. */
+  private epoch: object = {};
 
   /** Every row and string forgotten. */
   clear(): void {
@@ -84,6 +66,7 @@ export class Columns {
     this.strings.length = 0;
     this.stringIndex.clear();
     this.sharedHex.clear();
+    this.epoch = {};
   }
 
   /** Copies a row in (the object is not kept); returns its index. */
@@ -139,6 +122,44 @@ export class Columns {
     }
     this.command.push(command);
     this.response.push(response);
+    this.rare.push(rare);
+    this.search.push(undefined);
+    return i;
+  }
+
+  /**
+   * Copies row `j` of a packed batch in without making it an object; returns its index. A string
+   * the table cannot take any more goes with the row's rare fields, as in `push`.
+   */
+  pushPacked(u: UnpackedRows, j: number): number {
+    const i = this.length;
+    if (i === this.cap) this.grow(Math.max(1024, this.cap * 2));
+    this.length = i + 1;
+    const c = u.c;
+    this.gen[i] = c.gen[j]; this.seq[i] = c.seq[j]; this.time[i] = c.time[j]; this.dur[i] = c.dur[j];
+    this.kindCode[i] = c.kindCode[j]; this.flags[i] = c.flags[j]; this.line[i] = c.line[j];
+    this.height[i] = NaN;
+    let rare = u.rare.get(j);
+    if (rare) rare = { ...rare };
+    if (u.mapped?.owner !== this.epoch) u.mapped = { owner: this.epoch, to: new Int32Array(u.strings.length).fill(-1) };
+    const map = u.mapped.to;
+    for (const f of STRING_FIELDS) {
+      const s = c[f][j];
+      const col = this[f];
+      col[i] = -1;
+      if (s < 0) continue;
+      let to = map[s];
+      if (to === -1) {
+        to = this.putString(col, i, u.strings[s]) ? col[i] : -2;
+        map[s] = to;
+      }
+      if (to >= 0) col[i] = to;
+      else (rare ??= {})[f] = u.strings[s];
+    }
+    const command = u.hex(c.command[j]);
+    const response = u.hex(c.response[j]);
+    this.command.push(command === undefined ? undefined : this.shareHex(command));
+    this.response.push(response === undefined ? undefined : this.shareHex(response));
     this.rare.push(rare);
     this.search.push(undefined);
     return i;

@@ -509,6 +509,12 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
       if (msg.reset) resetShown();
       schedule();
       break;
+    case 'packedRows':
+      // Not expected (the extension packs what it sends): said, not swallowed; the rows of that batch are missing.
+      if (!model.receivePacked(msg.rows, msg.reset)) { showError(new Error('The APDU Log could not read part of its history: reopen the panel.')); break; }
+      if (msg.reset) resetShown();
+      schedule();
+      break;
     case 'state':
       stateEl.dataset.state = msg.state;
       stateEl.textContent = `Reader manager: ${msg.state}${msg.state === 'running' ? ` (${msg.readers} reader${msg.readers === 1 ? '' : 's'})` : ''}`;

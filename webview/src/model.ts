@@ -9,6 +9,7 @@
 import { rowText } from './format';
 import { needleOf, rowPasses, searchText, textMatches } from './filter';
 import { Columns } from './columns';
+import { unpackRows, type PackedRows, type UnpackedRows } from './packed';
 import { logHighWater, type DecodedExchange, type LogFilter, type LogRow, type TrimmedRow } from './protocol';
 
 /** An expanded exchange's details: asked for, decoded, failed, or no longer in the extension's log. */
@@ -64,7 +65,8 @@ export class LogModel {
   private viewLimit = 0;
   private pausedNow = false;
   private arrived = 0;
-  private queue: LogRow[][] = [];
+  /** Batches not taken in yet: rows, or a packed batch with the next row to take. */
+  private queue: (LogRow[] | { packed: UnpackedRows; next: number })[] = [];
   private queued = 0;
   private resetPending: { firstId?: string } | undefined;
 
@@ -120,6 +122,26 @@ export class LogModel {
   }
 
   /**
+   * A `packed` message (the history in column form, ./packed): as `receive`. Its rows are copied
+   * into the columns as they are taken in, without being made objects (but for the few with rare
+   * fields). Returns false, changing nothing, for a batch that does not read.
+   */
+  receivePacked(p: PackedRows, reset = false): boolean {
+    const u = unpackRows(p);
+    if (!u) return false;
+    if (reset) {
+      this.queue = [];
+      this.queued = 0;
+      this.clear();
+      this.resetPending = { firstId: u.firstNonManagerId() };
+    } else if (this.resetPending && !this.resetPending.firstId) {
+      this.resetPending.firstId = u.firstNonManagerId();
+    }
+    if (u.length) { this.queue.push({ packed: u, next: 0 }); this.queued += u.length; }
+    return true;
+  }
+
+  /**
    * Takes up to `budget` queued rows in, then trims the oldest rows past the bound. Returns
    * how many entries left the front of the view (the virtual list keeps its place by them;
    * `trimming` told which, before they went).
@@ -128,6 +150,16 @@ export class LogModel {
     const before = this.rows.length;
     while (this.queue.length && budget > 0) {
       const batch = this.queue[0];
+      if (!Array.isArray(batch)) {
+        const { packed } = batch;
+        const end = Math.min(packed.length, batch.next + budget);
+        for (let j = batch.next; j < end; j++) this.addPacked(packed, j);
+        budget -= end - batch.next;
+        this.queued -= end - batch.next;
+        batch.next = end;
+        if (end === packed.length) this.queue.shift();
+        continue;
+      }
       const take = batch.length <= budget ? batch : batch.splice(0, budget);
       if (take === batch) this.queue.shift();
       for (const r of take) this.addRow(r);
@@ -296,6 +328,28 @@ export class LogModel {
       for (const k of waiting) this.kidParent.set(k.id, r.id);
     }
     if (r.kind === 'scriptStarted' && !this.resetPending) this.events.runStarted?.(it);
+  }
+
+  /** Row `j` of a packed batch: copied into the columns; one with rare fields (an event's ATR, an automatic step…) as an object. */
+  private addPacked(u: UnpackedRows, j: number): void {
+    if (u.rare.has(j)) { this.addRow(u.row(j)); return; }
+    this.held++;
+    const it = this.rows.pushPacked(u, j);
+    const reader = this.rows.readerOf(it);
+    const client = this.rows.clientOf(it);
+    if (reader && !this.readersSeen.has(reader)) { this.readersSeen.add(reader); this.events.reader?.(reader); }
+    if (client && !this.clientsSeen.has(client)) { this.clientsSeen.add(client); this.events.client?.(client); }
+    if (this.rows.isExchange(it)) this.exchangeCount++;
+    if (this.orphans.size) {
+      const id = this.rows.id(it);
+      const waiting = this.orphans.get(id);
+      if (waiting) {
+        this.orphans.delete(id);
+        this.kids.set(it, waiting);
+        for (const k of waiting) this.kidParent.set(k.id, id);
+      }
+    }
+    if (!this.resetPending && this.rows.kind(it) === 'scriptStarted') this.events.runStarted?.(it);
   }
 
   private attachKid(p: number, parentId: string, r: LogRow): void {

@@ -83,6 +83,23 @@ export type LogRow = ExchangeRow | ControlRow | EventRow | ScriptRow | ManagerRo
 
 export type ManagerState = 'starting' | 'running' | 'restarting' | 'stopped';
 
+/**
+ * A batch of rows in column form, as the extension posts the history (plain JSON values; packed
+ * and read by ./packed, which says the layout of `num`).
+ */
+export interface PackedRows {
+  /** Rows in the batch. */
+  n: number;
+  /** The number-like columns, base64 (layout: ./packed). */
+  num: string;
+  /** Reader, client, status word, meaning, script URI, short hex: each distinct string once. */
+  strings: string[];
+  /** Hex longer than ./packed's SHARED_HEX_MAX (24 digits), in the order the columns refer to them. */
+  long: string[];
+  /** `[row, fields, row, fields, …]`, rows ascending: the fields the columns do not hold. */
+  rare: unknown[];
+}
+
 // ---------------------------------------------------------------- the log's bound
 
 /**
@@ -169,6 +186,8 @@ export type WebviewMessage =
 export type HostMessage =
   /** New rows, batched; `reset` replaces everything shown (history after `ready`, or a clear). */
   | { type: 'rows'; rows: LogRow[]; reset?: boolean }
+  /** The same in column form (./packed): the history, so that no object is made per row on the way. */
+  | { type: 'packedRows'; rows: PackedRows; reset?: boolean }
   | { type: 'state'; state: ManagerState; readers: number; detail?: string }
   | { type: 'response'; id: number; result: unknown }
   | { type: 'error'; id: number; error: ErrorValue };
