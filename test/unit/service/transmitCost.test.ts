@@ -30,6 +30,16 @@ const BUDGET_BYTES = 9_500;
 
 const u32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset, b.length).getUint32(at, HOST_LITTLE_ENDIAN);
 
+/** A 4:6 client's first calls through `ask` (version, a context, a shared T=1 connection to READER): its card handle. */
+async function connectT1(ask: (bytes: Uint8Array) => Promise<Uint8Array>): Promise<number> {
+  await ask(encodeRequest(Command.CMD_VERSION, encodeStruct('version_struct', { major: 4, minor: 6 })));
+  const hContext = u32(await ask(encodeRequest(Command.SCARD_ESTABLISH_CONTEXT, encodeStruct('establish_struct', { dwScope: 2 }))), 4);
+  const connected = await ask(encodeRequest(Command.SCARD_CONNECT, encodeStruct('connect_struct', {
+    hContext, szReader: READER, dwShareMode: 2, dwPreferredProtocols: ProtocolBits.SCARD_PROTOCOL_T1,
+  })));
+  return u32(connected, STRUCTS.connect_struct.fields.hCard.offset);
+}
+
 test(`a TRANSMIT through the session, the manager and the trace allocates under ${BUDGET_BYTES} bytes of heap`, async () => {
   const sim = new SimulatorDriver({ readers: 1 });
   const m = new ReaderManager([sim], { historySize: 0 });
@@ -121,12 +131,7 @@ test('a TRANSMIT answer the transport still holds is never written over by the n
     session.receive(bytes);
   });
   try {
-    await ask(encodeRequest(Command.CMD_VERSION, encodeStruct('version_struct', { major: 4, minor: 6 })));
-    const hContext = u32(await ask(encodeRequest(Command.SCARD_ESTABLISH_CONTEXT, encodeStruct('establish_struct', { dwScope: 2 }))), 4);
-    const connected = await ask(encodeRequest(Command.SCARD_CONNECT, encodeStruct('connect_struct', {
-      hContext, szReader: READER, dwShareMode: 2, dwPreferredProtocols: ProtocolBits.SCARD_PROTOCOL_T1,
-    })));
-    const hCard = u32(connected, STRUCTS.connect_struct.fields.hCard.offset);
+    const hCard = await connectT1(ask);
     const challenge = encodeRequest(Command.SCARD_TRANSMIT, encodeStruct('transmit_struct', {
       hCard, ioSendPciProtocol: ProtocolBits.SCARD_PROTOCOL_T1, ioSendPciLength: 8, cbSendLength: 5, pcbRecvLength: 258,
     }), Uint8Array.of(0x00, 0x84, 0x00, 0x00, 0x08)); // GET CHALLENGE: 8 random bytes each time
@@ -175,12 +180,7 @@ test('answers of every size through the reused reply buffer: short, an extended 
     session.receive(bytes);
   });
   try {
-    await ask(encodeRequest(Command.CMD_VERSION, encodeStruct('version_struct', { major: 4, minor: 6 })));
-    const hContext = u32(await ask(encodeRequest(Command.SCARD_ESTABLISH_CONTEXT, encodeStruct('establish_struct', { dwScope: 2 }))), 4);
-    const connected = await ask(encodeRequest(Command.SCARD_CONNECT, encodeStruct('connect_struct', {
-      hContext, szReader: READER, dwShareMode: 2, dwPreferredProtocols: ProtocolBits.SCARD_PROTOCOL_T1,
-    })));
-    const hCard = u32(connected, STRUCTS.connect_struct.fields.hCard.offset);
+    const hCard = await connectT1(ask);
     const F = STRUCTS.transmit_struct.fields;
     const size = STRUCTS.transmit_struct.size;
     const transmit = (n: number, recv: number) => ask(encodeRequest(Command.SCARD_TRANSMIT, encodeStruct('transmit_struct', {
