@@ -8,7 +8,7 @@
 // column, or as message objects (live rows) copied in field by field (the objects are not kept); a row is made again as an object only when it is rendered, copied or searched.
 // Pure (no DOM).
 import {
-  AUTO_STEPS, KIND_CODE, KINDS, OTHER_KIND, SHARED_HEX_MAX, STRING_FIELDS, SW_CATEGORIES, indexIn, parseId, type Rare, type UnpackedRows,
+  AUTO_STEPS, KINDS, OTHER_KIND, SHARED_HEX_MAX, STRING_FIELDS, SW_CATEGORIES, parseId, writeRow, type Rare, type RowColumns, type UnpackedRows,
 } from './packed';
 import type { LogRow } from './protocol';
 
@@ -20,27 +20,28 @@ const STRINGS_MAX = 65_536;
 const SHARED_HEX_COUNT = 10_000;
 
 
-export class Columns {
+export class Columns implements RowColumns {
   /** Rows held. */
   length = 0;
   private cap = 0;
-  private gen = new Uint32Array(0);
+  // The row columns (RowColumns): open for ./packed's writeRow, which `push` hands them to; written by nothing else.
+  gen = new Uint32Array(0);
   /** NaN: the id is not `gen:seq` (kept in the row's rare fields). */
-  private seq = new Float64Array(0);
+  seq = new Float64Array(0);
   /** NaN: absent. */
-  private time = new Float64Array(0);
-  private dur = new Float64Array(0);
-  private kindCode = new Uint8Array(0);
+  time = new Float64Array(0);
+  dur = new Float64Array(0);
+  kindCode = new Uint8Array(0);
   /** Bits 0–1: status-word category + 1; bits 2–3: automatic step + 1 (0: none). */
-  private flags = new Uint8Array(0);
+  flags = new Uint8Array(0);
   /** Script line + 1 (0: none). */
-  private line = new Int32Array(0);
+  line = new Int32Array(0);
   /** Indices into `strings` (-1: absent). */
-  private reader = new Int32Array(0);
-  private client = new Int32Array(0);
-  private sw = new Int32Array(0);
-  private swMeaning = new Int32Array(0);
-  private uri = new Int32Array(0);
+  reader = new Int32Array(0);
+  client = new Int32Array(0);
+  sw = new Int32Array(0);
+  swMeaning = new Int32Array(0);
+  uri = new Int32Array(0);
   /** Measured height in px for the virtual list (NaN: not measured, or changed since). */
   private height = new Float64Array(0);
   private command: (string | undefined)[] = [];
@@ -55,6 +56,9 @@ export class Columns {
   private readonly sharedHex = new Map<string, string>();
   /** Changes when the string table is cleared: a batch's map onto the table (`pushPacked`) is then stale. */
   private epoch: object = {};
+  // Bound once for writeRow (`push`): a string's index in the table, and a command's or response's hex for the row being pushed.
+  private readonly stringIndexOf = (v: string): number => this.stringAt(v);
+  private readonly hexOf = (field: 'command' | 'response', v: string): void => { this[field][this.length - 1] = this.shareHex(v); };
 
   /** Every row and string forgotten. */
   clear(): void {
@@ -78,51 +82,9 @@ export class Columns {
     this.kindCode[i] = OTHER_KIND; this.flags[i] = 0; this.line[i] = 0;
     this.reader[i] = -1; this.client[i] = -1; this.sw[i] = -1; this.swMeaning[i] = -1; this.uri[i] = -1;
     this.height[i] = NaN;
-    let command: string | undefined;
-    let response: string | undefined;
-    let rare: Rare | undefined;
-    const fields = r as unknown as Record<string, unknown>;
-    for (const k in fields) {
-      const v = fields[k];
-      if (v === undefined) continue;
-      let kept = false;
-      switch (k) {
-        case 'id': {
-          const p = typeof v === 'string' ? parseId(v) : undefined;
-          if (p) { this.gen[i] = p[0]; this.seq[i] = p[1]; kept = true; }
-          break;
-        }
-        case 'time': if (typeof v === 'number' && !Number.isNaN(v)) { this.time[i] = v; kept = true; } break;
-        case 'durationMs': if (typeof v === 'number' && !Number.isNaN(v)) { this.dur[i] = v; kept = true; } break;
-        case 'kind': {
-          const c = typeof v === 'string' ? KIND_CODE.get(v) : undefined;
-          if (c !== undefined) { this.kindCode[i] = c; kept = true; }
-          break;
-        }
-        case 'line': if (Number.isInteger(v) && (v as number) >= 0 && (v as number) < 0x7FFF_FFFF) { this.line[i] = (v as number) + 1; kept = true; } break;
-        case 'reader': kept = this.putString(this.reader, i, v); break;
-        case 'client': kept = this.putString(this.client, i, v); break;
-        case 'sw': kept = this.putString(this.sw, i, v); break;
-        case 'swMeaning': kept = this.putString(this.swMeaning, i, v); break;
-        case 'uri': kept = this.putString(this.uri, i, v); break;
-        case 'command': if (typeof v === 'string') { command = this.shareHex(v); kept = true; } break;
-        case 'response': if (typeof v === 'string') { response = this.shareHex(v); kept = true; } break;
-        case 'swCategory': {
-          const c = indexIn(SW_CATEGORIES, v);
-          if (c >= 0) { this.flags[i] |= c + 1; kept = true; }
-          break;
-        }
-        case 'auto': {
-          const a = indexIn(AUTO_STEPS, v);
-          if (a >= 0) { this.flags[i] |= (a + 1) << 2; kept = true; }
-          break;
-        }
-      }
-      if (!kept) (rare ??= {})[k] = v;
-    }
-    this.command.push(command);
-    this.response.push(response);
-    this.rare.push(rare);
+    this.command.push(undefined);
+    this.response.push(undefined);
+    this.rare.push(writeRow(r, i, this, this.stringIndexOf, this.hexOf));
     this.search.push(undefined);
     return i;
   }
@@ -284,15 +246,22 @@ export class Columns {
 
   private putString(col: Int32Array, i: number, v: unknown): boolean {
     if (typeof v !== 'string') return false;
+    const s = this.stringAt(v);
+    if (s < 0) return false;
+    col[i] = s;
+    return true;
+  }
+
+  /** The index of `v` in the string table, added if new; -1 when the table is full. */
+  private stringAt(v: string): number {
     let s = this.stringIndex.get(v);
     if (s === undefined) {
-      if (this.strings.length >= STRINGS_MAX) return false;
+      if (this.strings.length >= STRINGS_MAX) return -1;
       s = this.strings.length;
       this.strings.push(v);
       this.stringIndex.set(v, s);
     }
-    col[i] = s;
-    return true;
+    return s;
   }
 
   private getString(r: Record<string, unknown>, key: string, s: number): void {

@@ -69,6 +69,67 @@ class Layout {
 /** The string columns a row may have, in the order a row object is made again. */
 export const STRING_FIELDS = ['reader', 'client', 'sw', 'swMeaning', 'uri'] as const;
 
+/** The columns a row's fields are written into: a packed batch's and ./columns' alike. */
+export interface RowColumns {
+  gen: Uint32Array; seq: Float64Array; time: Float64Array; dur: Float64Array;
+  kindCode: Uint8Array; flags: Uint8Array; line: Int32Array;
+  reader: Int32Array; client: Int32Array; sw: Int32Array; swMeaning: Int32Array; uri: Int32Array;
+}
+
+/**
+ * Writes the fields of row object `r` into row `i` of `c` (already at its defaults: no id, no time,
+ * kind OTHER_KIND, flags and line 0, strings -1). A string field takes the index `str` gives (-1:
+ * no room, the field stays with the row), command and response go to `hex`. Returns the fields no
+ * column took — unknown ones, or of an unexpected type — which travel with the row as they are.
+ */
+export function writeRow(
+  r: LogRow, i: number, c: RowColumns, str: (v: string) => number, hex: (field: 'command' | 'response', v: string) => void,
+): Rare | undefined {
+  let extra: Rare | undefined;
+  const fields = r as unknown as Record<string, unknown>;
+  for (const k in fields) {
+    const v = fields[k];
+    if (v === undefined) continue;
+    let kept = false;
+    switch (k) {
+      case 'id': {
+        const p = typeof v === 'string' ? parseId(v) : undefined;
+        if (p) { c.gen[i] = p[0]; c.seq[i] = p[1]; kept = true; }
+        break;
+      }
+      case 'time': if (typeof v === 'number' && !Number.isNaN(v)) { c.time[i] = v; kept = true; } break;
+      case 'durationMs': if (typeof v === 'number' && !Number.isNaN(v)) { c.dur[i] = v; kept = true; } break;
+      case 'kind': {
+        const code = typeof v === 'string' ? KIND_CODE.get(v) : undefined;
+        if (code !== undefined) { c.kindCode[i] = code; kept = true; }
+        break;
+      }
+      case 'line': if (Number.isInteger(v) && (v as number) >= 0 && (v as number) < 0x7FFF_FFFF) { c.line[i] = (v as number) + 1; kept = true; } break;
+      case 'reader': case 'client': case 'sw': case 'swMeaning': case 'uri':
+        if (typeof v === 'string') {
+          const s = str(v);
+          if (s >= 0) { c[k][i] = s; kept = true; }
+        }
+        break;
+      case 'command': case 'response':
+        if (typeof v === 'string') { hex(k, v); kept = true; }
+        break;
+      case 'swCategory': {
+        const s = indexIn(SW_CATEGORIES, v);
+        if (s >= 0) { c.flags[i] |= s + 1; kept = true; }
+        break;
+      }
+      case 'auto': {
+        const a = indexIn(AUTO_STEPS, v);
+        if (a >= 0) { c.flags[i] |= (a + 1) << 2; kept = true; }
+        break;
+      }
+    }
+    if (!kept) (extra ??= {})[k] = v;
+  }
+  return extra;
+}
+
 /** Packs rows for the wire (the extension's side). Fields of an unexpected type travel as they are. */
 export function packRows(rows: readonly LogRow[]): PackedRows {
   const n = rows.length;
@@ -84,48 +145,13 @@ export function packRows(rows: readonly LogRow[]): PackedRows {
     return s;
   };
   const hex = (v: string): number => (v.length <= SHARED_HEX_MAX ? put(v) : (long.push(v), -1 - long.length));
+  let row = 0;
+  const hexOf = (field: 'command' | 'response', v: string): void => { c[field][row] = hex(v); };
   for (let i = 0; i < n; i++) {
     c.seq[i] = NaN; c.time[i] = NaN; c.dur[i] = NaN; c.kindCode[i] = OTHER_KIND;
     c.reader[i] = -1; c.client[i] = -1; c.sw[i] = -1; c.swMeaning[i] = -1; c.uri[i] = -1; c.command[i] = -1; c.response[i] = -1;
-    let extra: Rare | undefined;
-    const fields = rows[i] as unknown as Record<string, unknown>;
-    for (const k in fields) {
-      const v = fields[k];
-      if (v === undefined) continue;
-      let kept = false;
-      switch (k) {
-        case 'id': {
-          const p = typeof v === 'string' ? parseId(v) : undefined;
-          if (p) { c.gen[i] = p[0]; c.seq[i] = p[1]; kept = true; }
-          break;
-        }
-        case 'time': if (typeof v === 'number' && !Number.isNaN(v)) { c.time[i] = v; kept = true; } break;
-        case 'durationMs': if (typeof v === 'number' && !Number.isNaN(v)) { c.dur[i] = v; kept = true; } break;
-        case 'kind': {
-          const code = typeof v === 'string' ? KIND_CODE.get(v) : undefined;
-          if (code !== undefined) { c.kindCode[i] = code; kept = true; }
-          break;
-        }
-        case 'line': if (Number.isInteger(v) && (v as number) >= 0 && (v as number) < 0x7FFF_FFFF) { c.line[i] = (v as number) + 1; kept = true; } break;
-        case 'reader': case 'client': case 'sw': case 'swMeaning': case 'uri':
-          if (typeof v === 'string') { c[k][i] = put(v); kept = true; }
-          break;
-        case 'command': case 'response':
-          if (typeof v === 'string') { c[k][i] = hex(v); kept = true; }
-          break;
-        case 'swCategory': {
-          const s = indexIn(SW_CATEGORIES, v);
-          if (s >= 0) { c.flags[i] |= s + 1; kept = true; }
-          break;
-        }
-        case 'auto': {
-          const a = indexIn(AUTO_STEPS, v);
-          if (a >= 0) { c.flags[i] |= (a + 1) << 2; kept = true; }
-          break;
-        }
-      }
-      if (!kept) (extra ??= {})[k] = v;
-    }
+    row = i;
+    const extra = writeRow(rows[i], i, c, put, hexOf);
     if (extra) rare.push(i, extra);
   }
   return { n, num: toBase64(bytes), strings, long, rare };
