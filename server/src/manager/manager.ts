@@ -18,6 +18,7 @@ import { toHex } from '../util/hex';
 import { Connection } from './connection';
 import { type GateCallOptions, ReaderGate } from './gate';
 import { readerName } from './naming';
+import { toT0Tpdu } from './t0';
 
 export { Connection, type ControlOptions, type Disposition } from './connection';
 
@@ -812,6 +813,23 @@ export class ReaderManager {
   /** SCardControl without a connection (like SCARD_SHARE_DIRECT): works with no card in the reader. */
   controlDirect(name: string, code: number, data: Uint8Array, opts?: GateCallOptions, turn = 0): Promise<Uint8Array> {
     return this.direct(name, (r) => r.gate.control(code, data, opts), turn);
+  }
+
+  /**
+   * SCardTransmit on a PC/SC client's SCARD_SHARE_DIRECT handle (no connection): one exchange with the card as it
+   * is, in the reader's queue (`turn`: the handle's own transaction), logged under `opts.client`. pcscd passes it
+   * to the IFD handler whatever the share mode (winscard.c SCardTransmit); the service checks the PCI first.
+   * A T=0 card gets the command as a connection's with `getResponse: false` would (case 4 as case 3, 61xx / 6Cxx
+   * back to the caller). Nothing is powered up: a card that is not powered is PROTOCOL (the IFD handler's
+   * "ICC inactive": SCARD_E_NOT_TRANSACTED).
+   */
+  transmitDirect(name: string, apdu: Uint8Array, opts: TransmitOptions, turn = 0): Promise<Uint8Array> {
+    return this.direct(name, async (r) => {
+      if (!r.card.present) throw new ScError('NO_CARD', `No card in '${name}'.`);
+      if (!r.card.powered || r.card.protocol === undefined) throw new ScError('PROTOCOL', `The card in '${name}' is not powered.`);
+      const command = r.card.protocol === 0 ? toT0Tpdu(apdu) : apdu;
+      return (await this.exchange(r, command, opts)).raw;
+    }, turn);
   }
 
   /** The driver can eject cards (Disconnect with 'eject'). */

@@ -601,16 +601,46 @@ export class ManagerBackend implements CardBackend {
       h = this.live(handle);
       // pcscd's order (R57): RFCheckSharing (winscard.c 1521), then RFCheckReaderEventState (1535), so another
       // handle's transaction is SCARD_E_SHARING_VIOLATION (polled by libpcsclite) before a pending reset or
-      // removal; a direct handle's then "no card session".
+      // removal; a direct handle's call goes to the card too (R59).
       this.checkSharing(h);
+      if (!h.conn) return this.transmitDirect(h, sendPci.protocol, command);
       conn = this.checkEvents(h);
-      if (sendPci.protocol !== h.protocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
+      // pcscd lets a RAW or ANY_OLD PCI through whatever the protocol (winscard.c ~1542–1560, R59).
+      if (sendPci.protocol !== h.protocol && sendPci.protocol !== ProtocolBits.SCARD_PROTOCOL_RAW && sendPci.protocol !== ProtocolBits.SCARD_PROTOCOL_ANY_OLD) {
+        throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
+      }
       if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
     } catch (e) {
       return Promise.reject(e);
     }
     const secret = secretRanges(command);
     return conn.transmit(command, secret ? { ...h.plainTransmit, secret } : h.plainTransmit).then(responseOf, h.transmitFailed);
+  }
+
+  /**
+   * SCardTransmit on a SCARD_SHARE_DIRECT handle (R59). pcscd's SCardTransmit does not look at the share mode
+   * (winscard.c ~1491–1640): after the sharing and the handle's event, a PCI other than RAW needs a card
+   * (SCARD_E_NO_SMARTCARD) and, unless ANY_OLD, the reader's cardProtocol (what a connect negotiated since the
+   * last power change, UNDEFINED after a reset: SCARD_E_PROTO_MISMATCH); then the command goes to the card as
+   * it is, in the handle's own turn of the reader's queue (its transaction), and is logged as the client's.
+   */
+  private transmitDirect(h: Handle, pci: number, command: Uint8Array): Promise<Uint8Array> {
+    this.eventState(h);
+    let info: ReaderInfo;
+    try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+    if (pci !== ProtocolBits.SCARD_PROTOCOL_RAW) {
+      if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
+      const cardProtocol = this.negotiated.get(h.reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED;
+      if (pci !== ProtocolBits.SCARD_PROTOCOL_ANY_OLD && pci !== cardProtocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI is not the card\'s protocol');
+    }
+    if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
+    const secret = secretRanges(command);
+    return this.manager.transmitDirect(h.reader, command, secret ? { ...h.plainTransmit, secret } : h.plainTransmit, this.ownId(h)).catch((e: unknown) => {
+      const code = asScError(e).code;
+      // The IFD handler's IFD_ICC_NOT_PRESENT (ifdwrapper.c IFDTransmit): not an event of the handle's.
+      if (code === 'NO_CARD' || code === 'CARD_REMOVED') throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, asScError(e).message);
+      throw this.fail(h, e);
+    });
   }
 
   async control(handle: BackendHandle, wireCode: number, data: Uint8Array): Promise<Uint8Array> {

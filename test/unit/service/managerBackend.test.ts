@@ -985,3 +985,64 @@ test('R58: Reconnect(RESET) on a card that does not answer the reset: SCARD_W_UN
     await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct, RESET');
   } finally { await stop(); }
 });
+
+// ---------------------------------------------------------------- issue 15, round 6: R59–
+
+const RAW = { protocol: ProtocolBits.SCARD_PROTOCOL_RAW, pciLength: 8 };
+const T0 = { protocol: ProtocolBits.SCARD_PROTOCOL_T0, pciLength: 8 };
+const UNDEFINED = { protocol: ProtocolBits.SCARD_PROTOCOL_UNDEFINED, pciLength: 8 };
+
+// winscard.c SCardTransmit ~1491–1640 never looks at the share mode: RFCheckSharing, the handle's event, then
+// "no card" for a PCI other than RAW, the PCI against the reader's cardProtocol (RAW and ANY_OLD pass), IFDTransmit.
+test('R59: Transmit on a direct handle goes to the card when the PCI names the reader\'s protocol (or RAW); else PROTO_MISMATCH; no card: NO_SMARTCARD', async () => {
+  const { sim, b, m, entries, stop } = await setup();
+  try {
+    await m.resetCard(A, 'cold');
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    // Nothing negotiated since the power-up: cardProtocol UNDEFINED; only RAW (or an UNDEFINED PCI) matches.
+    await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_E_PROTO_MISMATCH, 'T=1 PCI with cardProtocol UNDEFINED');
+    assert.equal((await b.transmit(d, RAW, SELECT, 258)).at(-2), 0x90, 'RAW goes to the card');
+    assert.equal((await b.transmit(d, UNDEFINED, SELECT, 258)).at(-2), 0x90, 'a PCI equal to cardProtocol (UNDEFINED) too');
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle; // negotiates T=1
+    const mark = entries.length;
+    const r = await b.transmit(d, T1, SELECT, 258);
+    assert.equal(r.at(-2), 0x90, 'T=1 PCI once a connect negotiated T=1');
+    const logged = entries.slice(mark).filter((e) => e.kind === 'exchange');
+    assert.equal(logged.length, 1, 'the exchange is in the APDU Log');
+    await rejectsWith(b.transmit(d, T0, SELECT, 258), Rv.SCARD_E_PROTO_MISMATCH, 'T=0 PCI on the T=1 card');
+    assert.equal((await b.transmit(s, RAW, SELECT, 258)).at(-2), 0x90, 'a card handle takes a RAW PCI as pcscd does');
+    const e = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, ANY)).handle;
+    assert.equal((await b.transmit(e, T1, SELECT, 258)).at(-2), 0x90, 'a direct handle connected with T0|T1 alike');
+    // Its own DIRECT/RESET: cardProtocol UNDEFINED again.
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD);
+    await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_E_PROTO_MISMATCH, 'after its reset');
+    assert.equal((await b.transmit(d, RAW, SELECT, 258)).at(-2), 0x90, 'RAW after its reset');
+    // The card removed: a new direct handle (no event to hear) gets NO_SMARTCARD for T=0/T=1 PCIs, and RAW reaches
+    // no card either (the IFD handler's IFD_ICC_NOT_PRESENT).
+    sim.removeCard('sim:0');
+    const f = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await rejectsWith(b.transmit(f, T1, SELECT, 258), Rv.SCARD_E_NO_SMARTCARD, 'T=1 with no card');
+    await rejectsWith(b.transmit(f, RAW, SELECT, 258), Rv.SCARD_E_NO_SMARTCARD, 'RAW with no card');
+    await b.status(f); // nothing recorded on the handle by it
+  } finally { await stop(); }
+});
+
+test('R59: a direct handle\'s transmit runs in its own transaction; another handle\'s transaction refuses it at once; a VERIFY is masked', async () => {
+  const { b, entries, stop } = await setup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(d);
+    assert.equal((await b.transmit(d, T1, SELECT, 258)).at(-2), 0x90, 'in its own transaction');
+    await rejectsWith(b.transmit(s, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'the other handle meanwhile');
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    await b.beginTransaction(s);
+    await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'the direct handle during the other\'s');
+    await b.endTransaction(s, Disposition.SCARD_LEAVE_CARD);
+    const mark = entries.length;
+    await b.transmit(d, T1, Uint8Array.of(0x00, 0x20, 0x00, 0x81, 0x04, 0x31, 0x32, 0x33, 0x34), 258).catch(() => {});
+    const text = JSON.stringify(entries.slice(mark));
+    assert.ok(!text.includes('31323334') && !text.includes('31 32 33 34'), 'the PIN is masked');
+    assert.ok(entries.slice(mark).some((e) => e.kind === 'exchange' && e.command.includes('**')), text);
+  } finally { await stop(); }
+});
