@@ -845,7 +845,16 @@ export class ReaderManager {
     } catch (e) {
       const err = asScError(e);
       // Another program holding the card (PC/SC) or resetting it says nothing about the card's answer.
-      if (!['NO_CARD', 'CARD_REMOVED', 'SHARING_VIOLATION', 'CARD_RESET'].includes(err.code)) r.card.mute = true;
+      if (!['NO_CARD', 'CARD_REMOVED', 'SHARING_VIOLATION', 'CARD_RESET'].includes(err.code)) {
+        // A card that did not answer its power-up or reset is not powered any more, whatever it was before: no
+        // ATR, no protocol (pcscd: readerState SCARD_PRESENT | SCARD_SWALLOWED, cardAtrLength 0, winscard.c ~620,
+        // eventhandler.c ~398; R60). The next connection's call powers it up again.
+        r.card.mute = true;
+        r.card.powered = false;
+        r.card.atr = undefined;
+        r.card.protocol = undefined;
+        this.readersChanged();
+      }
       throw err;
     }
     const info = parseAtr(atr);

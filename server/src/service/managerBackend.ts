@@ -273,7 +273,9 @@ export class ManagerBackend implements CardBackend {
       return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
     }
     if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
-    if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNRESPONSIVE_CARD, 'the card did not answer its power-up');
+    // pcscd's SCardConnect finds a swallowed card not POWERED: SCARD_W_UNPOWERED_CARD (winscard.c ~336; after a
+    // failed reset powerState stays IN_USE and nothing is powered up again, R60).
+    if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNPOWERED_CARD, 'the card did not answer its power-up or reset');
     const exclusive = share === ShareMode.SCARD_SHARE_EXCLUSIVE;
     let conn: Connection;
     try {
@@ -344,6 +346,8 @@ export class ManagerBackend implements CardBackend {
       // The handle keeps the reset pcscd marked it with before the power-up (no RFClearReaderEventState).
       h.removed = false;
       h.reset = true;
+      // "the protocol is unset after a power on" (winscard.c ~596), whether or not the card answered.
+      if (this.negotiated.delete(h.reader)) this.changed();
       if (e instanceof BackendError) return e;
       const err = asScError(e);
       // IFDPowerICC on an absent card is SCARD_W_REMOVED_CARD, which SCardReconnect answers as SCARD_E_NO_SMARTCARD (~617–620).

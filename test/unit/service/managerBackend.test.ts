@@ -1046,3 +1046,68 @@ test('R59: a direct handle\'s transmit runs in its own transaction; another hand
     assert.ok(entries.slice(mark).some((e) => e.kind === 'exchange' && e.command.includes('**')), text);
   } finally { await stop(); }
 });
+
+// winscard.c SCardReconnect ~575–628: RFSetReaderEventState(SCARD_RESET) first (every handle), cardProtocol UNDEFINED,
+// and on an IFDPowerICC failure readerState = SCARD_PRESENT | SCARD_SWALLOWED with cardAtrLength 0 (the eventCounter
+// untouched: only the eventhandler counts insertions and removals). Then SCardConnect finds the card not POWERED
+// (~336: SCARD_W_UNPOWERED_CARD; powerState is still IN_USE, so no new power-up), a direct connect works, and
+// SCardReconnect(LEAVE) answers SCARD_W_UNRESPONSIVE_CARD (~640). A later RESET that the card answers clears it.
+test('R60: after a reset the card does not answer: the table shows SWALLOWED (no ATR, same event counter), every handle hears the reset, connect is W_UNPOWERED_CARD, LEAVE is W_UNRESPONSIVE_CARD', async () => {
+  const { sim, b, stop } = await systemSetup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const t = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    const fact = () => b.readers().find((r) => r.name === A)!;
+    const before = fact();
+    assert.equal(before.card, 'powered');
+    let changes = 0;
+    const off = b.onChange(() => { changes++; });
+    sim.muteAfter = 0;
+    await rejectsWith(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'the reset');
+    off();
+    const after = fact();
+    assert.equal(after.card, 'mute', 'SCARD_PRESENT | SCARD_SWALLOWED');
+    assert.equal(after.atr, undefined, 'cardAtrLength 0');
+    assert.equal(after.protocol, 0, 'cardProtocol UNDEFINED');
+    assert.equal(after.eventCounter, before.eventCounter, 'no insertion or removal counted');
+    assert.ok(changes > 0, 'the table was published again (a client\'s next read sees it)');
+    for (const [h, who] of [[s, 'the caller'], [t, 'the other card handle'], [d, 'the direct handle']] as const) {
+      await rejectsWith(b.status(h), Rv.SCARD_W_RESET_CARD, `${who}: status`);
+    }
+    await rejectsWith(b.transmit(t, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the other handle: transmit');
+    await rejectsWith(b.reconnect(t, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'reconnect LEAVE on the swallowed card');
+    await rejectsWith(b.status(t), Rv.SCARD_W_RESET_CARD, 'still reset (the failed reconnect cleared nothing)');
+    await rejectsWith(b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY), Rv.SCARD_W_UNPOWERED_CARD, 'a new shared connect');
+    await rejectsWith(b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY), Rv.SCARD_W_UNPOWERED_CARD, 'exclusive beside the others: the power check (~336) comes before the share mode (~462)');
+    const e = await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0);
+    assert.equal(e.activeProtocol, ProtocolBits.SCARD_PROTOCOL_UNDEFINED, 'a direct connect works, no protocol');
+    await rejectsWith(b.transmit(e.handle, T1, SELECT, 258), Rv.SCARD_E_PROTO_MISMATCH, 'cardProtocol UNDEFINED');
+    await rejectsWith(b.transmit(e.handle, RAW, SELECT, 258), Rv.SCARD_E_NOT_TRANSACTED, 'RAW to a card that did not answer its reset');
+    // The card answers again: a RESET brings it back for everyone.
+    sim.muteAfter = Infinity;
+    const r = await b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    assert.equal(r.activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
+    assert.equal(fact().card, 'powered');
+    assert.ok(fact().atr && fact().atr!.length > 0);
+    assert.equal((await b.transmit(s, T1, SELECT, 258)).at(-2), 0x90);
+    await b.reconnect(t, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal((await b.transmit(t, T1, SELECT, 258)).at(-2), 0x90);
+    await b.disconnect((await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
+test('R60: a direct handle\'s failed DIRECT/RESET leaves the card swallowed as well; the Readers view\'s facts show it mute', async () => {
+  const { sim, b, m, stop } = await systemSetup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    sim.muteAfter = 0;
+    await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct, RESET');
+    assert.equal(b.readers().find((r) => r.name === A)!.card, 'mute');
+    assert.equal(m.reader(A).card?.mute, true);
+    assert.equal(m.reader(A).card?.powered, false, 'the manager does not take the card for powered');
+    await rejectsWith(b.status(s), Rv.SCARD_W_RESET_CARD, 'the shared handle hears it');
+    await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct LEAVE');
+  } finally { await stop(); }
+});
