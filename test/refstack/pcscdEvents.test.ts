@@ -123,7 +123,7 @@ async function connectDuringTransaction(reader: string, e: NodeJS.ProcessEnv, sh
   }
 }
 
-const ours: { events?: Line[]; connect: Line[]; transactions?: Line[] } = { connect: [] };
+const ours: { events?: Line[]; connect: Line[]; transactions?: Line[]; direct?: Line[] } = { connect: [] };
 
 /** A scenario that needs nothing from the test: its step lines. */
 async function scenario(args: string[], e: NodeJS.ProcessEnv): Promise<Line[]> {
@@ -174,6 +174,14 @@ describe('the workbench service (reader manager + simulator) with Debian\'s libp
     assert.deepEqual([rv('direct begin'), rv('shared refused during it'), rv('other refused (held by the direct handle)'), rv('end')], [0, true, true, 0], JSON.stringify(ours.transactions));
   });
 
+  test('SCardTransmit on direct handles: sent to the card when the PCI names the reader\'s protocol or RAW (R59)', { timeout: 60_000 }, async () => {
+    ours.direct = await scenario(['direct', SIM_READER], env(server.socketPath));
+    const step = (name: string) => ours.direct!.find((l) => l.step === name);
+    assert.deepEqual(step('direct transmit, the card\'s protocol'), { step: 'direct transmit, the card\'s protocol', rv: 0, sw: true }, JSON.stringify(ours.direct));
+    assert.equal(step('direct transmit, the other protocol')?.rv, 0x8010000f, 'SCARD_E_PROTO_MISMATCH');
+    assert.equal(step('direct transmit after its reset, the old protocol')?.rv, 0x8010000f, 'cardProtocol UNDEFINED after the reset');
+  });
+
   for (const share of ['shared', 'direct'] as const) {
     test(`two clients: SCardConnect (${share}) during another client's transaction waits for its end`, { timeout: 60_000 }, async () => {
       const r = await connectDuringTransaction(SIM_READER, env(server.socketPath), share);
@@ -212,6 +220,11 @@ describe('the same client against Debian\'s pcscd 1.9.9 + vpcd + vicc: the same 
   test('transactions on a direct handle, and across SCardReconnect to DIRECT and back: as the workbench service', { timeout: 60_000 }, async () => {
     assert.ok(ours.transactions, 'the workbench run comes first');
     assert.deepEqual(await scenario(['transactions', VPCD_READER], env(null)), ours.transactions);
+  });
+
+  test('SCardTransmit on direct handles: the same return codes as the workbench service', { timeout: 60_000 }, async () => {
+    assert.ok(ours.direct, 'the workbench run comes first');
+    assert.deepEqual(await scenario(['direct', VPCD_READER], env(null)), ours.direct);
   });
 
   test('two clients: SCardConnect (shared, then direct) during another client\'s transaction, as the workbench service', { timeout: 60_000 }, async () => {

@@ -18,6 +18,7 @@ import { toHex } from '../util/hex';
 import { Connection } from './connection';
 import { type GateCallOptions, ReaderGate } from './gate';
 import { readerName } from './naming';
+import { toT0Tpdu } from './t0';
 
 export { Connection, type ControlOptions, type Disposition } from './connection';
 
@@ -422,6 +423,15 @@ export class ReaderManager {
         r.card.powered = false;
         this.readersChanged();
       },
+      // Another program reset the card (PC/SC): the connections count it in the gate; everyone else (the PC/SC
+      // service's direct handles, the APDU Log) hears it as a reset of the card (R63).
+      resetByOthers: () => {
+        if (!r.card.present) return;
+        this.emitEntry<EventEntry>({
+          kind: 'cardReset', reader: r.name, eventCount: r.eventCount,
+          ...(r.card.atr ? { atr: toHex(r.card.atr) } : {}), ...(r.card.protocol !== undefined ? { protocol: r.card.protocol } : {}),
+        });
+      },
     });
     const r: ReaderEntry = {
       name, driver, slot, gate,
@@ -683,19 +693,42 @@ export class ReaderManager {
     const r = this.entry(name);
     const id = ++this.connSeq;
     r.directUsers.set(id, client);
+    if (r.directUsers.size === 1) this.watchEvents(r, true);
     this.readersChanged();
     return Object.assign(() => {
       if (!r.directUsers.delete(id)) return;
       if (r.gate.queue.owner === id) this.releaseTransaction(r);
+      if (r.directUsers.size === 0) this.watchEvents(r, false);
       this.readersChanged();
     }, { directId: id });
+  }
+
+  /** The driver watches the card for other programs' resets while a direct handle is open (Driver.watchEvents, R63). */
+  private watchEvents(r: ReaderEntry, on: boolean): void {
+    const watch = r.driver.watchEvents;
+    if (!watch || r.removed) return;
+    void r.gate.call('events', () => watch.call(r.driver, r.slot.key, on)).catch((e) => this.log('debug', `${r.name}: watching for resets: ${asScError(e).message}`));
+  }
+
+  /**
+   * Before a direct handle's call that reports the card's events: asks the driver whether another program
+   * reset the card (Driver.checkEvents); a reset is counted and heard as a `cardReset` entry (resetByOthers).
+   */
+  async checkEvents(name: string): Promise<void> {
+    const r = this.readers.get(name);
+    const check = r?.driver.checkEvents;
+    if (!r || !check || r.removed) return;
+    await r.gate.call('events', () => check.call(r.driver, r.slot.key)).catch((e) => {
+      if (asScError(e).code !== 'CARD_RESET') this.log('debug', `${r.name}: checking for resets: ${asScError(e).message}`);
+    });
   }
 
   /**
    * SCardBeginTransaction on a PC/SC client's direct handle: pcscd locks the reader for any handle
    * (RFLockSharing, readerfactory.c 1061), so the reader's queue is held under the direct entry's id,
-   * nested as a connection's. No system-side transaction (there is no card session to hold one on),
-   * never released for being idle (a client's), released when the entry goes.
+   * nested as a connection's, with the system-side transaction too where the driver has one (PC/SC: the
+   * machine's other programs are held off as by a card handle's transaction, R62). Never released for
+   * being idle (a client's), released when the entry goes.
    */
   beginDirectTransaction(name: string, user: DirectUser): Promise<void> {
     const r = this.entry(name);
@@ -704,7 +737,16 @@ export class ReaderManager {
     return r.gate.queue.run(id, async () => {
       const q = r.gate.queue;
       if (q.owner === id) q.depth++;
-      else { q.owner = id; q.depth = 1; }
+      else {
+        try {
+          await r.gate.beginTransaction();
+        } catch (e) {
+          await this.releaseIfUnused(r); // a connection the driver made for it is let go again
+          throw e;
+        }
+        q.owner = id;
+        q.depth = 1;
+      }
       this.transactionChanged();
     });
   }
@@ -814,6 +856,23 @@ export class ReaderManager {
     return this.direct(name, (r) => r.gate.control(code, data, opts), turn);
   }
 
+  /**
+   * SCardTransmit on a PC/SC client's SCARD_SHARE_DIRECT handle (no connection): one exchange with the card as it
+   * is, in the reader's queue (`turn`: the handle's own transaction), logged under `opts.client`. pcscd passes it
+   * to the IFD handler whatever the share mode (winscard.c SCardTransmit); the service checks the PCI first.
+   * A T=0 card gets the command as a connection's with `getResponse: false` would (case 4 as case 3, 61xx / 6Cxx
+   * back to the caller). Nothing is powered up: a card that is not powered is PROTOCOL (the IFD handler's
+   * "ICC inactive": SCARD_E_NOT_TRANSACTED).
+   */
+  transmitDirect(name: string, apdu: Uint8Array, opts: TransmitOptions, turn = 0): Promise<Uint8Array> {
+    return this.direct(name, async (r) => {
+      if (!r.card.present) throw new ScError('NO_CARD', `No card in '${name}'.`);
+      if (!r.card.powered || r.card.protocol === undefined) throw new ScError('PROTOCOL', `The card in '${name}' is not powered.`);
+      const command = r.card.protocol === 0 ? toT0Tpdu(apdu) : apdu;
+      return (await this.exchange(r, command, opts)).raw;
+    }, turn);
+  }
+
   /** The driver can eject cards (Disconnect with 'eject'). */
   canEject(name: string): boolean {
     return typeof this.entry(name).driver.eject === 'function';
@@ -827,7 +886,16 @@ export class ReaderManager {
     } catch (e) {
       const err = asScError(e);
       // Another program holding the card (PC/SC) or resetting it says nothing about the card's answer.
-      if (!['NO_CARD', 'CARD_REMOVED', 'SHARING_VIOLATION', 'CARD_RESET'].includes(err.code)) r.card.mute = true;
+      if (!['NO_CARD', 'CARD_REMOVED', 'SHARING_VIOLATION', 'CARD_RESET'].includes(err.code)) {
+        // A card that did not answer its power-up or reset is not powered any more, whatever it was before: no
+        // ATR, no protocol (pcscd: readerState SCARD_PRESENT | SCARD_SWALLOWED, cardAtrLength 0, winscard.c ~620,
+        // eventhandler.c ~398; R60). The next connection's call powers it up again.
+        r.card.mute = true;
+        r.card.powered = false;
+        r.card.atr = undefined;
+        r.card.protocol = undefined;
+        this.readersChanged();
+      }
       throw err;
     }
     const info = parseAtr(atr);

@@ -273,7 +273,9 @@ export class ManagerBackend implements CardBackend {
       return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
     }
     if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
-    if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNRESPONSIVE_CARD, 'the card did not answer its power-up');
+    // pcscd's SCardConnect finds a swallowed card not POWERED: SCARD_W_UNPOWERED_CARD (winscard.c ~336; after a
+    // failed reset powerState stays IN_USE and nothing is powered up again, R60).
+    if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNPOWERED_CARD, 'the card did not answer its power-up or reset');
     const exclusive = share === ShareMode.SCARD_SHARE_EXCLUSIVE;
     let conn: Connection;
     try {
@@ -333,6 +335,8 @@ export class ManagerBackend implements CardBackend {
     const h = this.live(handle);
     // pcscd's SCardReconnect: RFCheckSharing first, whatever the initialization (winscard.c ~570).
     this.checkSharing(h);
+    // Another program's reset not yet heard is taken now, so the reconnect clears it as pcscd's does (R63).
+    if (!h.conn) await this.outsideEvents(h);
     const changing = shareMode !== h.share;
     const toDirect = shareMode === ShareMode.SCARD_SHARE_DIRECT;
     const raw = (preferredProtocols & ProtocolBits.SCARD_PROTOCOL_RAW) !== 0;
@@ -344,6 +348,8 @@ export class ManagerBackend implements CardBackend {
       // The handle keeps the reset pcscd marked it with before the power-up (no RFClearReaderEventState).
       h.removed = false;
       h.reset = true;
+      // "the protocol is unset after a power on" (winscard.c ~596), whether or not the card answered.
+      if (this.negotiated.delete(h.reader)) this.changed();
       if (e instanceof BackendError) return e;
       const err = asScError(e);
       // IFDPowerICC on an absent card is SCARD_W_REMOVED_CARD, which SCardReconnect answers as SCARD_E_NO_SMARTCARD (~617–620).
@@ -525,6 +531,7 @@ export class ManagerBackend implements CardBackend {
 
   /** SCardBeginTransaction on a direct handle: pcscd locks the reader for it as for any handle (R50). */
   private async beginDirect(h: Handle): Promise<void> {
+    await this.outsideEvents(h);
     this.eventState(h);
     try {
       this.checkSharing(h);
@@ -543,6 +550,7 @@ export class ManagerBackend implements CardBackend {
 
   /** SCardEndTransaction on a direct handle; RESET/UNPOWER reset the reader's card in its own turn, as pcscd's. */
   private async endDirect(h: Handle, disposition: number): Promise<void> {
+    await this.outsideEvents(h);
     this.eventState(h); // pcscd's SCardEndTransaction: RFCheckReaderEventState first (winscard.c ~1118)
     const user = h.dropDirect;
     if (!user || h.transactions === 0 || this.manager.transactionOwner(h.reader) !== user.directId) {
@@ -601,16 +609,46 @@ export class ManagerBackend implements CardBackend {
       h = this.live(handle);
       // pcscd's order (R57): RFCheckSharing (winscard.c 1521), then RFCheckReaderEventState (1535), so another
       // handle's transaction is SCARD_E_SHARING_VIOLATION (polled by libpcsclite) before a pending reset or
-      // removal; a direct handle's then "no card session".
+      // removal; a direct handle's call goes to the card too (R59).
       this.checkSharing(h);
+      if (!h.conn) return this.outsideEvents(h).then(() => this.transmitDirect(h, sendPci.protocol, command));
       conn = this.checkEvents(h);
-      if (sendPci.protocol !== h.protocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
+      // pcscd lets a RAW or ANY_OLD PCI through whatever the protocol (winscard.c ~1542–1560, R59).
+      if (sendPci.protocol !== h.protocol && sendPci.protocol !== ProtocolBits.SCARD_PROTOCOL_RAW && sendPci.protocol !== ProtocolBits.SCARD_PROTOCOL_ANY_OLD) {
+        throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
+      }
       if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
     } catch (e) {
       return Promise.reject(e);
     }
     const secret = secretRanges(command);
     return conn.transmit(command, secret ? { ...h.plainTransmit, secret } : h.plainTransmit).then(responseOf, h.transmitFailed);
+  }
+
+  /**
+   * SCardTransmit on a SCARD_SHARE_DIRECT handle (R59). pcscd's SCardTransmit does not look at the share mode
+   * (winscard.c ~1491–1640): after the sharing and the handle's event, a PCI other than RAW needs a card
+   * (SCARD_E_NO_SMARTCARD) and, unless ANY_OLD, the reader's cardProtocol (what a connect negotiated since the
+   * last power change, UNDEFINED after a reset: SCARD_E_PROTO_MISMATCH); then the command goes to the card as
+   * it is, in the handle's own turn of the reader's queue (its transaction), and is logged as the client's.
+   */
+  private transmitDirect(h: Handle, pci: number, command: Uint8Array): Promise<Uint8Array> {
+    this.eventState(h);
+    let info: ReaderInfo;
+    try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+    if (pci !== ProtocolBits.SCARD_PROTOCOL_RAW) {
+      if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
+      const cardProtocol = this.negotiated.get(h.reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED;
+      if (pci !== ProtocolBits.SCARD_PROTOCOL_ANY_OLD && pci !== cardProtocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI is not the card\'s protocol');
+    }
+    if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
+    const secret = secretRanges(command);
+    return this.manager.transmitDirect(h.reader, command, secret ? { ...h.plainTransmit, secret } : h.plainTransmit, this.ownId(h)).catch((e: unknown) => {
+      const code = asScError(e).code;
+      // The IFD handler's IFD_ICC_NOT_PRESENT (ifdwrapper.c IFDTransmit): not an event of the handle's.
+      if (code === 'NO_CARD' || code === 'CARD_REMOVED') throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, asScError(e).message);
+      throw this.fail(h, e);
+    });
   }
 
   async control(handle: BackendHandle, wireCode: number, data: Uint8Array): Promise<Uint8Array> {
@@ -642,7 +680,19 @@ export class ManagerBackend implements CardBackend {
     // SCardStatus: RFCheckSharing first (winscard.c ~1271), then the event state.
     this.checkSharing(h);
     if (h.conn) this.checkEvents(h);
-    else this.eventState(h); // a direct handle hears the removal and resets too (R47)
+    else {
+      await this.outsideEvents(h);
+      this.eventState(h); // a direct handle hears the removal and resets too (R47), another program's reset too (R63)
+    }
+  }
+
+  /**
+   * A direct handle has no connection through which another program's reset of a system reader reaches it (a card
+   * connection hears it from the driver): the driver is asked first (Driver.checkEvents: SCardStatus on its own
+   * direct connection in the system pcscd), and a reset found there marks the reader's direct handles (R63).
+   */
+  private outsideEvents(h: Handle): Promise<void> {
+    return this.manager.checkEvents(h.reader);
   }
 
   async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
@@ -651,7 +701,10 @@ export class ManagerBackend implements CardBackend {
     // then RFCheckReaderEventState (winscard.c ~1397): a reset or removed card is the handle's
     // SCARD_W_RESET_CARD / SCARD_W_REMOVED_CARD until its SCardReconnect, a direct handle's too (R47).
     if (h.conn) this.checkEvents(h);
-    else this.eventState(h);
+    else {
+      await this.outsideEvents(h);
+      this.eventState(h);
+    }
     let info: ReaderInfo;
     try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
     // The reader driver's own bytes, as pcscd passes the IFD handler's answer through (winscard.c ~1401);

@@ -11,6 +11,11 @@ r"""A pyscard client for what pcscd answers around card events and transactions 
                      T's SCardGetAttrib is refused for sharing (libpcsclite does not poll GetAttrib) meanwhile
                      and after D's end; then S begins, reconnects to DIRECT and back to SHARED (LEAVE), and
                      T is asked again after each step and after S's end (R50)
+  direct READER      SCardTransmit on SCARD_SHARE_DIRECT handles (winscard.c SCardTransmit ~1491-1640: no share-mode
+                     check; the send PCI's protocol against the reader's cardProtocol, RAW passing): a shared handle
+                     S negotiates, direct handles with dwPreferredProtocols 0 and T0|T1 report it and transmit with
+                     it, the other protocol and RAW; after the direct handle's own DIRECT/RESET (cardProtocol
+                     UNDEFINED) and after S negotiates again (R59)
   hold READER        connect shared, SCardBeginTransaction, print {"began": rv}; on each stdin line "transmit"
                      transmit (SELECT MF) and print {"transmit": rv}; on "end" SCardEndTransaction, print
                      {"ended": rv}; at the end of stdin disconnect
@@ -24,7 +29,7 @@ import sys
 
 from smartcard.scard import (
     SCARD_SCOPE_USER, SCARD_STATE_UNAWARE, SCARD_STATE_EMPTY, SCARD_STATE_PRESENT, SCARD_STATE_MUTE,
-    SCARD_S_SUCCESS, SCARD_SHARE_SHARED, SCARD_SHARE_DIRECT, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1,
+    SCARD_S_SUCCESS, SCARD_SHARE_SHARED, SCARD_SHARE_DIRECT, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_PROTOCOL_RAW,
     SCARD_LEAVE_CARD, SCARD_RESET_CARD, SCARD_UNPOWER_CARD, SCARD_ATTR_ATR_STRING, SCARD_ATTR_CHANNEL_ID,
     SCARD_CTL_CODE, SCardEstablishContext, SCardGetStatusChange, SCardListReaders, SCardReleaseContext,
     SCardConnect, SCardReconnect, SCardDisconnect, SCardTransmit, SCardStatus, SCardGetAttrib, SCardControl,
@@ -77,6 +82,13 @@ def events(reader):
         out(step=who + ' getattrib ATR', rv=attrib(h, SCARD_ATTR_ATR_STRING))
         out(step=who + ' transmit', rv=tx(h, p))
         out(step=who + ' status again', rv=status(h))
+    # A direct handle opened on the empty reader: no event to hear; pcscd's SCardTransmit answers
+    # SCARD_E_NO_SMARTCARD for a PCI other than RAW (winscard.c ~1542) (R59).
+    rv, e, eproto = SCardConnect(hcontext, reader, SCARD_SHARE_DIRECT, 0)
+    out(step='direct connect with no card', rv=u(rv), protocol=eproto)
+    out(step='its transmit T=1', rv=tx(e, SCARD_PROTOCOL_T1))
+    out(step='its transmit T=0', rv=tx(e, SCARD_PROTOCOL_T0))
+    SCardDisconnect(e, SCARD_LEAVE_CARD)
     c = control(d)
     out(step='direct control is no event', rv=c not in (0x80100068, 0x80100069))
     c = control(s)
@@ -145,6 +157,44 @@ def transactions(reader):
     out(done=0)
 
 
+def direct(reader):
+    rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
+    SCardListReaders(hcontext, [])
+    rv, s, sproto = SCardConnect(hcontext, reader, SCARD_SHARE_SHARED, ANY)
+    out(step='shared connect', rv=u(rv), protocol=sproto)
+    other = SCARD_PROTOCOL_T0 if sproto == SCARD_PROTOCOL_T1 else SCARD_PROTOCOL_T1
+    rv, d, dproto = SCardConnect(hcontext, reader, SCARD_SHARE_DIRECT, 0)
+    out(step='direct connect, no preferred protocol', rv=u(rv), same_protocol=dproto == sproto)
+    rv, e, eproto = SCardConnect(hcontext, reader, SCARD_SHARE_DIRECT, ANY)
+    out(step='direct connect, T0|T1', rv=u(rv), same_protocol=eproto == sproto)
+
+    def tx(h, p):
+        rv, resp = SCardTransmit(h, p, SELECT_MF)
+        # The cards differ (simulator, vicc): whether a status word came back, not which.
+        return {'rv': u(rv), 'sw': len(resp) >= 2 if rv == SCARD_S_SUCCESS else None}
+
+    out(step='direct transmit, the card\'s protocol', **tx(d, sproto))
+    out(step='direct T0|T1 handle transmit, the card\'s protocol', **tx(e, sproto))
+    out(step='direct transmit, the other protocol', **tx(d, other))
+    out(step='direct transmit, RAW', **tx(d, SCARD_PROTOCOL_RAW))
+    out(step='shared transmit, RAW', **tx(s, SCARD_PROTOCOL_RAW))
+    rv, p = SCardReconnect(d, SCARD_SHARE_DIRECT, 0, SCARD_RESET_CARD)
+    out(step='direct reconnect DIRECT RESET', rv=u(rv), protocol=p)
+    out(step='direct transmit after its reset, the old protocol', **tx(d, sproto))
+    out(step='direct transmit after its reset, RAW', **tx(d, SCARD_PROTOCOL_RAW))
+    out(step='the other direct handle hears the reset', **tx(e, sproto))
+    rv, p = SCardReconnect(e, SCARD_SHARE_DIRECT, 0, SCARD_LEAVE_CARD)
+    out(step='it reconnects LEAVE', rv=u(rv), protocol=p)
+    rv, sproto2 = SCardReconnect(s, SCARD_SHARE_SHARED, ANY, SCARD_LEAVE_CARD)
+    out(step='shared reconnect LEAVE negotiates again', rv=u(rv), same_protocol=sproto2 == sproto)
+    out(step='direct transmit, the card\'s protocol again', **tx(d, sproto))
+    out(step='shared transmit', **tx(s, sproto))
+    for h in (d, e, s):
+        SCardDisconnect(h, SCARD_LEAVE_CARD)
+    SCardReleaseContext(hcontext)
+    out(done=0)
+
+
 def hold(reader):
     rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
     SCardListReaders(hcontext, [])
@@ -178,6 +228,8 @@ if __name__ == '__main__':
         events(sys.argv[2])
     elif cmd == 'transactions':
         transactions(sys.argv[2])
+    elif cmd == 'direct':
+        direct(sys.argv[2])
     elif cmd == 'hold':
         hold(sys.argv[2])
     elif cmd == 'connect':

@@ -48,6 +48,9 @@ export interface CcidDeviceProfile {
   serialNumber?: string;
   /** What the user types on the pinpad's keypad (readers with bPINSupport). */
   keypad?: string;
+  /** Where node-usb says the device is (`UsbDevice.bus`, `.address`); none by default. */
+  bus?: string;
+  address?: number;
 }
 
 /** The six profiles of the test suite, each named after its real reader. */
@@ -122,6 +125,9 @@ export class SimulatedCcidDevice implements UsbDeviceLike {
   private interruptIn = new Waiter<Uint8Array>();
   private flooded = false;
   private readonly ccidBytes: Uint8Array;
+  /** Like node-usb's UsbDevice.bus and .address, when the profile gives them. */
+  readonly bus?: string;
+  readonly address?: number;
   /** Like node-usb's UsbDevice.handle: names the physical device across device objects. */
   readonly handle = `sim-${++deviceCount}`;
   /** Set by SimulatedWebUsb so the device can unplug itself. */
@@ -136,6 +142,8 @@ export class SimulatedCcidDevice implements UsbDeviceLike {
     this.productName = reader.iProduct;
     this.manufacturerName = reader.iManufacturer;
     this.serialNumber = profile.serialNumber ?? null;
+    if (profile.bus !== undefined) this.bus = profile.bus;
+    if (profile.address !== undefined) this.address = profile.address;
     const [major = '0', low = '00'] = reader.bcdDevice.trim().split(/\s+/)[0].split('.');
     this.deviceVersionMajor = parseInt(major, 16);
     this.deviceVersionMinor = parseInt(low.padStart(2, '0')[0], 16);

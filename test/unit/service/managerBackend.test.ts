@@ -851,13 +851,27 @@ class SystemSim extends SimulatorDriver {
   private readonly waiters = new Set<() => void>();
   async beginTransaction(_key: string): Promise<void> { this.held++; }
   async endTransaction(_key: string): Promise<void> { this.held--; for (const w of [...this.waiters]) w(); }
-  /** Resolves once `cond` holds, looked at after each system-side end and release. */
+  /** Resolves once `cond` holds, looked at after each system-side end, release and watch change. */
   when(cond: () => boolean): Promise<void> {
     return new Promise((resolve) => {
       if (cond()) { resolve(); return; }
       const w = () => { if (cond()) { this.waiters.delete(w); resolve(); } };
       this.waiters.add(w);
     });
+  }
+  /** PC/SC's direct connection of the driver's while a client's direct handle is open (Driver.watchEvents, R63). */
+  watching = false;
+  /** Another program reset the card: the driver's handles (card and watching) have SCARD_W_RESET_CARD pending. */
+  private outside = false;
+  outsideReset(): void { this.outside = true; }
+  async watchEvents(_key: string, on: boolean): Promise<void> { this.watching = on; for (const w of [...this.waiters]) w(); }
+  async checkEvents(_key: string): Promise<void> {
+    if (this.watching && this.outside) { this.outside = false; throw new ScError('CARD_RESET', 'reset by another program'); }
+  }
+  override async transmit(key: string, command: Uint8Array): Promise<Uint8Array> {
+    // The card connection hears it first: taken as seen on both (the pcsc driver's acknowledgeReset).
+    if (this.outside) { this.outside = false; throw new ScError('CARD_RESET', 'reset by another program'); }
+    return super.transmit(key, command);
   }
   async hold(_key: string): Promise<void> { this.holds++; }
   async release(_key: string): Promise<void> { this.releases++; for (const w of [...this.waiters]) w(); }
@@ -984,4 +998,197 @@ test('R58: Reconnect(RESET) on a card that does not answer the reset: SCARD_W_UN
     await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_UNPOWER_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct, UNPOWER');
     await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct, RESET');
   } finally { await stop(); }
+});
+
+// ---------------------------------------------------------------- issue 15, round 6: R59–
+
+const RAW = { protocol: ProtocolBits.SCARD_PROTOCOL_RAW, pciLength: 8 };
+const T0 = { protocol: ProtocolBits.SCARD_PROTOCOL_T0, pciLength: 8 };
+const UNDEFINED = { protocol: ProtocolBits.SCARD_PROTOCOL_UNDEFINED, pciLength: 8 };
+
+// winscard.c SCardTransmit ~1491–1640 never looks at the share mode: RFCheckSharing, the handle's event, then
+// "no card" for a PCI other than RAW, the PCI against the reader's cardProtocol (RAW and ANY_OLD pass), IFDTransmit.
+test('R59: Transmit on a direct handle goes to the card when the PCI names the reader\'s protocol (or RAW); else PROTO_MISMATCH; no card: NO_SMARTCARD', async () => {
+  const { sim, b, m, entries, stop } = await setup();
+  try {
+    await m.resetCard(A, 'cold');
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    // Nothing negotiated since the power-up: cardProtocol UNDEFINED; only RAW (or an UNDEFINED PCI) matches.
+    await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_E_PROTO_MISMATCH, 'T=1 PCI with cardProtocol UNDEFINED');
+    assert.equal((await b.transmit(d, RAW, SELECT, 258)).at(-2), 0x90, 'RAW goes to the card');
+    assert.equal((await b.transmit(d, UNDEFINED, SELECT, 258)).at(-2), 0x90, 'a PCI equal to cardProtocol (UNDEFINED) too');
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle; // negotiates T=1
+    const mark = entries.length;
+    const r = await b.transmit(d, T1, SELECT, 258);
+    assert.equal(r.at(-2), 0x90, 'T=1 PCI once a connect negotiated T=1');
+    const logged = entries.slice(mark).filter((e) => e.kind === 'exchange');
+    assert.equal(logged.length, 1, 'the exchange is in the APDU Log');
+    await rejectsWith(b.transmit(d, T0, SELECT, 258), Rv.SCARD_E_PROTO_MISMATCH, 'T=0 PCI on the T=1 card');
+    assert.equal((await b.transmit(s, RAW, SELECT, 258)).at(-2), 0x90, 'a card handle takes a RAW PCI as pcscd does');
+    const e = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, ANY)).handle;
+    assert.equal((await b.transmit(e, T1, SELECT, 258)).at(-2), 0x90, 'a direct handle connected with T0|T1 alike');
+    // Its own DIRECT/RESET: cardProtocol UNDEFINED again.
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD);
+    await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_E_PROTO_MISMATCH, 'after its reset');
+    assert.equal((await b.transmit(d, RAW, SELECT, 258)).at(-2), 0x90, 'RAW after its reset');
+    // The card removed: a new direct handle (no event to hear) gets NO_SMARTCARD for T=0/T=1 PCIs, and RAW reaches
+    // no card either (the IFD handler's IFD_ICC_NOT_PRESENT).
+    sim.removeCard('sim:0');
+    const f = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await rejectsWith(b.transmit(f, T1, SELECT, 258), Rv.SCARD_E_NO_SMARTCARD, 'T=1 with no card');
+    await rejectsWith(b.transmit(f, RAW, SELECT, 258), Rv.SCARD_E_NO_SMARTCARD, 'RAW with no card');
+    await b.status(f); // nothing recorded on the handle by it
+  } finally { await stop(); }
+});
+
+test('R59: a direct handle\'s transmit runs in its own transaction; another handle\'s transaction refuses it at once; a VERIFY is masked', async () => {
+  const { b, entries, stop } = await setup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(d);
+    assert.equal((await b.transmit(d, T1, SELECT, 258)).at(-2), 0x90, 'in its own transaction');
+    await rejectsWith(b.transmit(s, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'the other handle meanwhile');
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    await b.beginTransaction(s);
+    await rejectsWith(b.transmit(d, T1, SELECT, 258), Rv.SCARD_E_SHARING_VIOLATION, 'the direct handle during the other\'s');
+    await b.endTransaction(s, Disposition.SCARD_LEAVE_CARD);
+    const mark = entries.length;
+    await b.transmit(d, T1, Uint8Array.of(0x00, 0x20, 0x00, 0x81, 0x04, 0x31, 0x32, 0x33, 0x34), 258).catch(() => {});
+    const text = JSON.stringify(entries.slice(mark));
+    assert.ok(!text.includes('31323334') && !text.includes('31 32 33 34'), 'the PIN is masked');
+    assert.ok(entries.slice(mark).some((e) => e.kind === 'exchange' && e.command.includes('**')), text);
+  } finally { await stop(); }
+});
+
+// winscard.c SCardReconnect ~575–628: RFSetReaderEventState(SCARD_RESET) first (every handle), cardProtocol UNDEFINED,
+// and on an IFDPowerICC failure readerState = SCARD_PRESENT | SCARD_SWALLOWED with cardAtrLength 0 (the eventCounter
+// untouched: only the eventhandler counts insertions and removals). Then SCardConnect finds the card not POWERED
+// (~336: SCARD_W_UNPOWERED_CARD; powerState is still IN_USE, so no new power-up), a direct connect works, and
+// SCardReconnect(LEAVE) answers SCARD_W_UNRESPONSIVE_CARD (~640). A later RESET that the card answers clears it.
+test('R60: after a reset the card does not answer: the table shows SWALLOWED (no ATR, same event counter), every handle hears the reset, connect is W_UNPOWERED_CARD, LEAVE is W_UNRESPONSIVE_CARD', async () => {
+  const { sim, b, stop } = await systemSetup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const t = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    const fact = () => b.readers().find((r) => r.name === A)!;
+    const before = fact();
+    assert.equal(before.card, 'powered');
+    let changes = 0;
+    const off = b.onChange(() => { changes++; });
+    sim.muteAfter = 0;
+    await rejectsWith(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'the reset');
+    off();
+    const after = fact();
+    assert.equal(after.card, 'mute', 'SCARD_PRESENT | SCARD_SWALLOWED');
+    assert.equal(after.atr, undefined, 'cardAtrLength 0');
+    assert.equal(after.protocol, 0, 'cardProtocol UNDEFINED');
+    assert.equal(after.eventCounter, before.eventCounter, 'no insertion or removal counted');
+    assert.ok(changes > 0, 'the table was published again (a client\'s next read sees it)');
+    for (const [h, who] of [[s, 'the caller'], [t, 'the other card handle'], [d, 'the direct handle']] as const) {
+      await rejectsWith(b.status(h), Rv.SCARD_W_RESET_CARD, `${who}: status`);
+    }
+    await rejectsWith(b.transmit(t, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the other handle: transmit');
+    await rejectsWith(b.reconnect(t, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'reconnect LEAVE on the swallowed card');
+    await rejectsWith(b.status(t), Rv.SCARD_W_RESET_CARD, 'still reset (the failed reconnect cleared nothing)');
+    await rejectsWith(b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY), Rv.SCARD_W_UNPOWERED_CARD, 'a new shared connect');
+    await rejectsWith(b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY), Rv.SCARD_W_UNPOWERED_CARD, 'exclusive beside the others: the power check (~336) comes before the share mode (~462)');
+    const e = await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0);
+    assert.equal(e.activeProtocol, ProtocolBits.SCARD_PROTOCOL_UNDEFINED, 'a direct connect works, no protocol');
+    await rejectsWith(b.transmit(e.handle, T1, SELECT, 258), Rv.SCARD_E_PROTO_MISMATCH, 'cardProtocol UNDEFINED');
+    await rejectsWith(b.transmit(e.handle, RAW, SELECT, 258), Rv.SCARD_E_NOT_TRANSACTED, 'RAW to a card that did not answer its reset');
+    // The card answers again: a RESET brings it back for everyone.
+    sim.muteAfter = Infinity;
+    const r = await b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    assert.equal(r.activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
+    assert.equal(fact().card, 'powered');
+    assert.ok(fact().atr && fact().atr!.length > 0);
+    assert.equal((await b.transmit(s, T1, SELECT, 258)).at(-2), 0x90);
+    await b.reconnect(t, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    assert.equal((await b.transmit(t, T1, SELECT, 258)).at(-2), 0x90);
+    await b.disconnect((await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
+test('R60: a direct handle\'s failed DIRECT/RESET leaves the card swallowed as well; the Readers view\'s facts show it mute', async () => {
+  const { sim, b, m, stop } = await systemSetup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    sim.muteAfter = 0;
+    await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct, RESET');
+    assert.equal(b.readers().find((r) => r.name === A)!.card, 'mute');
+    assert.equal(m.reader(A).card?.mute, true);
+    assert.equal(m.reader(A).card?.powered, false, 'the manager does not take the card for powered');
+    await rejectsWith(b.status(s), Rv.SCARD_W_RESET_CARD, 'the shared handle hears it');
+    await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct LEAVE');
+  } finally { await stop(); }
+});
+
+// pcscd's SCardBeginTransaction locks the reader for any handle (RFLockSharing, readerfactory.c 1061), a direct
+// one too: on a system reader the machine's other programs are held off as by a card handle's transaction (R62).
+test('R62: Begin on a direct handle of a system reader takes the system-side transaction; the last End ends it and lets the card go; a holder that disconnects ends it too', async () => {
+  const { sim, m, b, stop } = await systemSetup();
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(d);
+    assert.equal(sim.held, 1, 'SCardBeginTransaction in the system service');
+    await b.beginTransaction(d);
+    assert.equal(sim.held, 1, 'nested: once');
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(sim.held, 1, 'one level left');
+    const releases = sim.releases;
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(sim.held, 0, 'the last End ends it');
+    assert.equal(m.transactionOwner(A), null);
+    assert.ok(sim.releases > releases, 'no connection of ours uses the card: the driver let go of it');
+    await b.beginTransaction(d);
+    assert.equal(sim.held, 1);
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(await within(sim.when(() => sim.held === 0)), 'ok', 'the holder\'s disconnect ends it');
+    // With no card in the reader (pcscd's Begin does not look for one).
+    sim.removeCard('sim:1');
+    const e = (await b.connect(B, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(e);
+    assert.equal(sim.held, 1, 'no card: the system-side transaction all the same');
+    await b.endTransaction(e, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(sim.held, 0);
+  } finally { await stop(); }
+});
+
+// pcscd's RFSetReaderEventState marks every handle of the reader when a client resets the card, a direct one too:
+// another program's reset of a system reader reaches the service's direct handles as it reaches card handles (R63).
+test('R63: another program resets a system reader\'s card: a direct handle hears SCARD_W_RESET_CARD until its reconnect, alone on the reader or beside a card handle that found it first', async () => {
+  const { sim, b, m, stop } = await systemSetup();
+  const entries: string[] = [];
+  const off = m.onEntry((e) => { if (e.kind === 'cardReset') entries.push(e.reader); });
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.status(d);
+    sim.outsideReset();
+    await rejectsWith(b.status(d), Rv.SCARD_W_RESET_CARD, 'the direct handle alone: status');
+    await rejectsWith(b.getAttrib(d, 0x00010100), Rv.SCARD_W_RESET_CARD, 'getAttrib, until the reconnect');
+    await rejectsWith(b.transmit(d, RAW, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'transmit');
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    await b.status(d);
+    assert.deepEqual(entries, [A], 'one cardReset entry: the APDU Log shows the reset');
+    // A card handle beside it finds the reset first (its transmit): the direct handle hears it too, once.
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    sim.outsideReset();
+    await rejectsWith(b.transmit(s, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the card handle');
+    await rejectsWith(b.status(d), Rv.SCARD_W_RESET_CARD, 'the direct handle');
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    await b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.status(d);
+    await b.status(s);
+    assert.equal(entries.length, 2, 'not reported twice');
+    // A reset not yet looked at is cleared by the reconnect, as pcscd's SCardReconnect clears it.
+    sim.outsideReset();
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    await b.status(d);
+    // The driver watches only while a direct handle is open.
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(await within(sim.when(() => !sim.watching)), 'ok');
+  } finally { off(); await stop(); }
 });

@@ -168,6 +168,17 @@ interface Reader {
   share: number;
   protocol: number;
   inTransaction: boolean;
+  /**
+   * A SCARD_SHARE_DIRECT connection of ours holding the system-side transaction when there was no card to
+   * connect to (a PC/SC client's direct handle may begin one on an empty reader, as in pcscd); closed at its end.
+   */
+  txHandle: Handle | null;
+  /**
+   * A SCARD_SHARE_DIRECT connection of ours kept while a PC/SC client of the workbench has a direct handle on the
+   * reader (watchEvents): pcscd marks it reset when another program resets the card, as it marks the client's
+   * own handle, so checkEvents can tell (R63).
+   */
+  watchHandle: Handle | null;
   chain: Promise<unknown>;
   /** Exchanges in a row answered within FAST_EXCHANGE_MS. */
   fastInARow: number;
@@ -404,6 +415,8 @@ export class PcscDriver implements Driver {
         share: SCARD_SHARE_SHARED,
         protocol: 0,
         inTransaction: false,
+        txHandle: null,
+        watchHandle: null,
         chain: Promise.resolve(),
         fastInARow: 0,
       };
@@ -488,7 +501,7 @@ export class PcscDriver implements Driver {
     if (r.handle === null) return;
     const handle = r.handle;
     r.handle = null;
-    r.inTransaction = false;
+    if (r.txHandle === null) r.inTransaction = false; // a transaction on a direct connection of ours stays
     void this.api?.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
   }
 
@@ -524,7 +537,7 @@ export class PcscDriver implements Driver {
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
-      r.inTransaction = false;
+      if (r.txHandle === null) r.inTransaction = false;
       await api.disconnect(handle, SCARD_UNPOWER_CARD);
     });
   }
@@ -663,6 +676,20 @@ export class PcscDriver implements Driver {
   /** PC/SC transaction: other programs wait until it ends (not part of the Driver interface yet). */
   async beginTransaction(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
+      if (r.handle === null && (!r.present || r.state & SCARD_STATE.MUTE)) {
+        // No card to connect to (a client's direct handle, R62): pcscd locks the reader for a direct handle too.
+        const direct = await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0);
+        try {
+          api.status(direct.handle);
+          await api.beginTransaction(direct.handle);
+        } catch (e) {
+          await api.disconnect(direct.handle, SCARD_LEAVE_CARD).catch(() => undefined);
+          throw e;
+        }
+        r.txHandle = direct.handle;
+        r.inTransaction = true;
+        return;
+      }
       const handle = await this.connectedOrConnect(r, api, ctx, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
       // libpcsclite's SCardBeginTransaction polls pcscd's SCARD_E_SHARING_VIOLATION whatever PCSCLITE_NO_BLOCKING
       // says (winscard_clnt.c 1186–1223). SCardStatus meets another program's transaction first (RFCheckSharing,
@@ -679,8 +706,62 @@ export class PcscDriver implements Driver {
       if (!r.inTransaction) throw new ScError('BAD_REQUEST', `No transaction is open on "${r.name}".`);
       const d = { leave: SCARD_LEAVE_CARD, reset: SCARD_RESET_CARD, unpower: SCARD_UNPOWER_CARD }[disposition];
       r.inTransaction = false;
+      const tx = r.txHandle;
+      if (tx !== null) {
+        r.txHandle = null;
+        try {
+          await api.endTransaction(tx, d);
+        } finally {
+          await api.disconnect(tx, SCARD_LEAVE_CARD).catch(() => undefined);
+        }
+        return;
+      }
       await api.endTransaction(this.connected(r), d);
     });
+  }
+
+  /** While a direct handle of a client is open: a SCARD_SHARE_DIRECT connection of ours in the service (R63). */
+  async watchEvents(key: string, on: boolean): Promise<void> {
+    if (!this.readers.has(key)) return;
+    await this.serialized(key, async (r, api, ctx) => {
+      if (on && r.watchHandle === null) r.watchHandle = (await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0)).handle;
+      if (!on && r.watchHandle !== null) {
+        const h = r.watchHandle;
+        r.watchHandle = null;
+        await api.disconnect(h, SCARD_LEAVE_CARD).catch(() => undefined);
+      }
+    });
+  }
+
+  /**
+   * Another program reset the card since the last look: SCardStatus on the watching direct connection answers
+   * SCARD_W_RESET_CARD (pcscd's RFCheckReaderEventState), thrown on as CARD_RESET once (serialized() takes it as
+   * seen on our connections). A removal is the watcher's news already: the connection is only renewed.
+   */
+  async checkEvents(key: string): Promise<void> {
+    if (!this.readers.has(key)) return;
+    await this.serialized(key, async (r, api, ctx) => {
+      if (r.watchHandle === null) return;
+      try {
+        api.status(r.watchHandle);
+      } catch (e) {
+        if (e instanceof PcscError && e.rv === SCARD_W_RESET_CARD) throw e;
+        if (e instanceof PcscError && e.rv === SCARD_W_REMOVED_CARD) await this.renewWatch(r, api, ctx);
+      }
+    });
+  }
+
+  /** A new direct connection in place of the watching one (its events taken as seen). */
+  private async renewWatch(r: Reader, api: Winscard, ctx: Handle): Promise<void> {
+    const old = r.watchHandle;
+    if (old === null) return;
+    r.watchHandle = null;
+    await api.disconnect(old, SCARD_LEAVE_CARD).catch(() => undefined);
+    try {
+      r.watchHandle = (await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0)).handle;
+    } catch (e) {
+      this.sink?.log('debug', `pcsc: watching "${r.name}" for resets: ${toScError(e, r.name).message}`);
+    }
   }
 
   /** The ATR pcscd powered the card with (from the reader state), without connecting; undefined for a mute card. */
@@ -720,7 +801,7 @@ export class PcscDriver implements Driver {
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
-      r.inTransaction = false; // SCardDisconnect ends a transaction too
+      if (r.txHandle === null) r.inTransaction = false; // SCardDisconnect ends a transaction too (not one on a direct connection)
       r.fastInARow = 0;
       this.sink?.log('debug', `pcsc: left the card in "${r.name}" (no connection of ours needs it)`);
       await api.disconnect(handle, SCARD_LEAVE_CARD);
@@ -779,6 +860,15 @@ export class PcscDriver implements Driver {
    * CARD_RESET once); our handle takes the card as it is now, in the same share mode.
    */
   private async acknowledgeReset(r: Reader, api: Winscard): Promise<void> {
+    // The watching direct connection got the same reset: taken as seen too, or it would be reported twice (R63).
+    if (r.watchHandle !== null && this.workCtx !== null) {
+      const ctx = this.workCtx;
+      try {
+        await api.reconnect(r.watchHandle, SCARD_SHARE_DIRECT, 0, SCARD_LEAVE_CARD);
+      } catch {
+        await this.renewWatch(r, api, ctx);
+      }
+    }
     if (r.handle === null) return;
     try {
       r.protocol = await api.reconnect(r.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD);

@@ -437,6 +437,8 @@ class UsbCcidDriver implements Driver {
       const bcdDevice = ((dev.deviceVersionMajor & 0xff) << 8) | ((dev.deviceVersionMinor ?? 0) & 0xf) << 4 | ((dev.deviceVersionSubminor ?? 0) & 0xf);
       facts.ifdVersion = (bcdDevice << 16) >>> 0;
     }
+    const channelId = usbChannelId(dev);
+    if (channelId !== undefined) facts.channelId = channelId;
     return facts;
   }
 
@@ -674,4 +676,18 @@ function describeDevice(d: UsbDeviceLike): string {
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * SCARD_ATTR_CHANNEL_ID as libccid answers it (ifdhandler.c IFDHGetCapabilities): 0x0020 << 16 (SCARD_CHANNEL_TYPE
+ * USB) | bus number << 8 | device address, from the bus and address node-usb reports. None when the device
+ * does not tell both (the service then answers SCARD_E_UNSUPPORTED_FEATURE, R45).
+ */
+export function usbChannelId(dev: Pick<UsbDeviceLike, 'bus' | 'address'>): number | undefined {
+  const bus = typeof dev.bus === 'number' ? dev.bus : typeof dev.bus === 'string' ? /^\D*(\d+)/.exec(dev.bus)?.[1] : undefined;
+  const busNumber = bus === undefined ? NaN : Number(bus);
+  const address = dev.address;
+  if (!Number.isInteger(busNumber) || busNumber < 0 || busNumber > 0xff) return undefined;
+  if (typeof address !== 'number' || !Number.isInteger(address) || address < 0 || address > 0xff) return undefined;
+  return ((0x0020 << 16) | (busNumber << 8) | address) >>> 0;
 }

@@ -63,6 +63,12 @@ export interface UsbDeviceLike {
   readonly deviceVersionMajor?: number;
   readonly deviceVersionMinor?: number;
   readonly deviceVersionSubminor?: number;
+  /**
+   * node-usb 3's additions (not WebUSB): the bus the device is on, as a string ("3"; a sysfs-style "3-1.2"
+   * names the bus first), and its address on that bus. Read for SCARD_ATTR_CHANNEL_ID as libccid gives it.
+   */
+  readonly bus?: string | number;
+  readonly address?: number;
   readonly opened: boolean;
   readonly configuration?: UsbConfigurationLike | null;
   readonly configurations: UsbConfigurationLike[];
