@@ -2,11 +2,16 @@
 // The reader side's work per APDU, alternating source trees run by run (issue 17): CPU µs per APDU
 // (the process; with --threads also its main thread and V8's workers) and bytes allocated per APDU
 // (the sum of --trace-gc-nvp's `allocated=` between two forced collections around the loop).
-//   node bench/apdu-cost.mjs [--src DIR]... [--mode vpcd|sim] [--n 40000] [--reps 5] [--cold]
+//   node bench/apdu-cost.mjs [--src DIR]... [--node-args "FLAGS"]... [--mode vpcd|sim] [--card fast|vicc]
+//                            [--n 40000] [--reps 5] [--cold] [--curve 1000]
 // Each --src DIR is a tree whose server/src is measured (default: this one); vpcd mode runs the
 // engine + manager + vpcd driver with bench/fast-peer.mjs and the trace printed to a file, as the
 // bench's harness; sim mode is a Connection.transmit loop on the simulator. The machine is shared:
 // compare medians of alternating runs; bytes per APDU hardly move between runs.
+// --node-args "FLAGS" (repeatable; '' for none): Node/V8 options to compare, alternating like trees.
+// --card vicc: vpcd mode with vsmartcard's vicc as the card (as the bench's vicc row; on a free port,
+// so no lock is needed) instead of bench/fast-peer.mjs. --curve W: also CPU µs per APDU in windows of
+// W APDUs through the run (median per window), which shows how long a fresh process takes to warm up.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,10 +24,14 @@ const argv = process.argv.slice(2);
 const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt; };
 const srcs = argv.flatMap((a, i) => (a === '--src' ? [path.resolve(argv[i + 1])] : []));
 const trees = srcs.length ? srcs : [root];
+const nodeArgSets = argv.flatMap((a, i) => (a === '--node-args' ? [argv[i + 1].split(' ').filter(Boolean)] : []));
+const variants = trees.flatMap((tree, t) => (nodeArgSets.length ? nodeArgSets : [[]]).map((args) => ({ tree, t, args })));
 const mode = opt('--mode', 'vpcd');
 const N = Number(opt('--n', '40000'));
 const REPS = Number(opt('--reps', '5'));
 const cold = argv.includes('--cold');
+const card = opt('--card', 'fast');
+const curve = Number(opt('--curve', '0'));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'apdu-cost-'));
 
 async function bundle(tree, i) {
@@ -53,17 +62,25 @@ async function freePort() {
   return new Promise((resolve) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
 }
 
-async function once(file, alloc) {
+let viccPath;
+function startCard(port) {
+  if (card === 'fast') return spawn(process.execPath, [path.join(root, 'bench', 'fast-peer.mjs'), String(port)], { stdio: 'ignore' });
+  // vicc exits by itself when the reader side closes the socket; killed below otherwise.
+  const env = { ...process.env, PYTHONPATH: viccPath, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' };
+  return spawn('/usr/bin/vicc', ['-t', 'iso7816', '-H', '127.0.0.1', '-P', String(port)], { stdio: 'ignore', env });
+}
+
+async function once(file, alloc, nodeArgs) {
   const port = await freePort();
   const args = mode === 'vpcd' ? ['vpcd', String(port), String(N), path.join(tmp, 'trace.txt')] : ['sim', String(N)];
-  const h = spawn(process.execPath, [...(alloc ? ['--expose-gc', '--trace-gc-nvp'] : []), file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COLD: cold ? '1' : '0' } });
+  const h = spawn(process.execPath, [...nodeArgs, ...(alloc ? ['--expose-gc', '--trace-gc-nvp'] : []), file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COLD: cold ? '1' : '0', CURVE: String(curve) } });
   let out = '';
   let err = '';
   let peer;
   h.stdout.on('data', (d) => { out += d; });
   h.stderr.on('data', (d) => {
     err += d;
-    if (mode === 'vpcd' && !peer && err.includes('LISTENING')) peer = spawn(process.execPath, [path.join(root, 'bench', 'fast-peer.mjs'), String(port)], { stdio: 'ignore' });
+    if (mode === 'vpcd' && !peer && err.includes('LISTENING')) peer = startCard(port);
   });
   const code = await new Promise((resolve) => h.on('exit', resolve));
   peer?.kill();
@@ -78,20 +95,23 @@ async function once(file, alloc) {
 }
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+if (card === 'vicc') viccPath = (await import('../scripts/refstack.mjs')).prepareVicc();
 const files = [];
 for (let i = 0; i < trees.length; i++) files.push(await bundle(trees[i], i));
-const results = trees.map(() => ({ cpu: [], main: [], workers: [], bytes: [] }));
+const results = variants.map(() => ({ cpu: [], user: [], sys: [], main: [], workers: [], bytes: [], curve: [] }));
 for (let rep = 0; rep < REPS; rep++) {
-  for (let i = 0; i < trees.length; i++) {
-    const r = await once(files[i], false);
-    results[i].cpu.push(r.cpuUs); results[i].main.push(r.mainThreadUs); results[i].workers.push(r.workerThreadsUs);
-    if (rep === 0) results[i].bytes.push((await once(files[i], true)).bytes);
+  for (let i = 0; i < variants.length; i++) {
+    const v = variants[i];
+    const r = await once(files[v.t], false, v.args);
+    results[i].cpu.push(r.cpuUs); results[i].user.push(r.userUs); results[i].sys.push(r.systemUs); if (r.curve) results[i].curve.push(r.curve); results[i].main.push(r.mainThreadUs); results[i].workers.push(r.workerThreadsUs);
+    if (rep === 0) results[i].bytes.push((await once(files[v.t], true, v.args)).bytes);
   }
 }
 const f = (xs) => `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`;
-console.log(`mode ${mode}${cold ? ' (cold)' : ''}, ${N} APDUs × ${REPS} runs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-for (let i = 0; i < trees.length; i++) {
+console.log(`mode ${mode}${mode === 'vpcd' ? ` (card: ${card})` : ''}${cold ? ' (cold)' : ''}, ${N} APDUs × ${REPS} runs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+for (let i = 0; i < variants.length; i++) {
   const r = results[i];
-  console.log(`${trees[i]}: CPU ${f(r.cpu)} µs/APDU (main thread ${f(r.main)}, V8 workers ${f(r.workers)}); ${Math.round(r.bytes[0])} bytes allocated/APDU`);
+  console.log(`${variants[i].tree}${variants[i].args.length ? ` [${variants[i].args.join(' ')}]` : ''}: CPU ${f(r.cpu)} µs/APDU (user ${f(r.user)}, kernel ${f(r.sys)}; main thread ${f(r.main)}, V8 workers ${f(r.workers)}); ${Math.round(r.bytes[0])} bytes allocated/APDU`);
+  if (r.curve.length) console.log(`  CPU µs/APDU per ${curve} APDUs (median of ${r.curve.length}): ${r.curve[0].map((_, w) => median(r.curve.map((c) => c[w])).toFixed(0)).join(' ')}`);
 }
 fs.rmSync(tmp, { recursive: true, force: true });

@@ -5,7 +5,8 @@
 //   apdu-cost vpcd PORT N TRACEFILE   engine + manager + vpcd driver (a card peer connects to PORT),
 //                                     the trace printed to TRACEFILE as `scard run` prints it
 //   apdu-cost sim N                   Connection.transmit loop on the simulator (T=1)
-// COLD=1: no warm-up run first (the bench's harness measures a fresh process).
+// COLD=1: no warm-up run first (the bench's harness measures a fresh process). CURVE=W: also the
+// process's CPU µs per APDU in each window of W APDUs (vpcd mode).
 import fs from 'node:fs';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
 import { createVpcdDriver } from '../../server/src/drivers/vpcd/driver';
@@ -46,14 +47,24 @@ async function main(): Promise<void> {
   const cold = process.env.COLD === '1';
   let cpu: NodeJS.CpuUsage;
   let ticks0: number[];
+  const curve: number[] = [];
   if (vpcd) {
     const line = '00 A4 00 0C 02 3F 00\n';
     const script = parseScript(line.repeat(n));
     if (!cold) await runScript(parseScript(line.repeat(2000)), { manager: m, reader });
+    const w = Number(process.env.CURVE ?? 0);
+    let last: NodeJS.CpuUsage;
+    const onProgress = w > 0 ? (done: number): void => {
+      if (done % w) return;
+      const u = process.cpuUsage(last);
+      curve.push((u.user + u.system) / w);
+      last = process.cpuUsage();
+    } : undefined;
     mark('begin');
     ticks0 = threadTicks();
     const cpu0 = process.cpuUsage();
-    const r = await runScript(script, { manager: m, reader });
+    last = cpu0;
+    const r = await runScript(script, { manager: m, reader, onProgress });
     out?.flush();
     cpu = process.cpuUsage(cpu0);
     if (!r.ok) throw new Error(String(r.failure?.message));
@@ -72,7 +83,7 @@ async function main(): Promise<void> {
   const tickUs = 1e6 / 100; // CLK_TCK
   const mainUs = ((ticks[0] - ticks0[0]) * tickUs) / n;
   const allUs = ticks.reduce((s, t, i) => s + t - (ticks0[i] ?? 0), 0) * tickUs / n;
-  fs.writeSync(1, `RESULT ${JSON.stringify({ cpuUs: (cpu.user + cpu.system) / n, mainThreadUs: mainUs, workerThreadsUs: allUs - mainUs })}\n`);
+  fs.writeSync(1, `RESULT ${JSON.stringify({ cpuUs: (cpu.user + cpu.system) / n, userUs: cpu.user / n, systemUs: cpu.system / n, mainThreadUs: mainUs, workerThreadsUs: allUs - mainUs, ...(curve.length ? { curve } : {}) })}\n`);
   await m.stop();
   if (fd >= 0) fs.closeSync(fd);
 }

@@ -162,7 +162,8 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 const cancelled = (line: number) => new LineError(line, new ScError('CANCELLED', 'Cancelled by the user before this line; the connection was closed and the card left as it was (no reset).'));
 
 async function execBlock(statements: Statement[], st: RunState, ctx: EngineContext, runId: number): Promise<void> {
-  for (const s of statements) {
+  for (let i = 0; i < statements.length; i++) {
+    const s = statements[i];
     if (++st.sinceYield >= YIELD_EVERY) {
       st.sinceYield = 0;
       await yieldToEventLoop();
@@ -170,10 +171,18 @@ async function execBlock(statements: Statement[], st: RunState, ctx: EngineConte
     if (ctx.signal?.aborted) throw cancelled(s.line);
     st.line = s.line;
     try {
-      // The hot path (a plain command) has its own small async function: execStatement's
-      // frame holds every case's locals and was a large part of each APDU's garbage.
-      if (s.kind === 'apdu') await execApdu(s, st, ctx, runId);
-      else await execStatement(s, st, ctx, runId);
+      if (s.kind === 'apdu') {
+        // The hot path, nearly every line: a command of hex literals on an open connection, its
+        // answer awaited here (no promise or closure of the engine's own per line). Anything else
+        // (variables, PINs, the first connect) in execApduBuilt; both send with the same transmit.
+        const conn = st.conn;
+        const bytes = conn ? literalCommand(s.parts) : undefined;
+        if (conn && bytes) {
+          st.lastQuery = undefined;
+          const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret: undefined, signal: ctx.signal, timeoutMs: st.timeoutMs });
+          answered(s, st, ctx, conn, bytes, res, undefined);
+        } else await execApduBuilt(s, st, ctx, runId);
+      } else await execStatement(s, st, ctx, runId); // every other statement: its own frame, so this one stays small
     } catch (e) {
       if (e instanceof ExitScript || e instanceof LineError) throw e;
       throw new LineError(s.line, asScError(e));
@@ -203,18 +212,6 @@ function literalCommand(parts: HexPart[]): Uint8Array | undefined {
   const bytes = parts.length === 1 ? (parts[0] as { bytes: Uint8Array }).bytes : concatBytes(...parts.map((p) => (p as { bytes: Uint8Array }).bytes));
   literalBytes.set(parts, bytes);
   return bytes;
-}
-
-function execApdu(s: ApduStatement, st: RunState, ctx: EngineContext, runId: number): Promise<void> {
-  // A command of hex literals on an open connection (nearly every line): no async frame, the
-  // answer handled in the transmit's callback. Anything else (variables, PINs, the first
-  // connect) in execApduBuilt. Both send it with the same transmit.
-  const conn = st.conn;
-  const bytes = conn ? literalCommand(s.parts) : undefined;
-  if (!conn || !bytes) return execApduBuilt(s, st, ctx, runId);
-  st.lastQuery = undefined;
-  return conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret: undefined, signal: ctx.signal, timeoutMs: st.timeoutMs })
-    .then((res) => answered(s, st, ctx, conn, bytes, res, undefined));
 }
 
 /** After the card answered a line's command: the retry-counter query remembered, a refused PIN forgotten, the line's result. */
@@ -258,7 +255,7 @@ async function execStatement(s: Statement, st: RunState, ctx: EngineContext, run
   if (s.kind !== 'apdu') st.lastQuery = undefined;
   switch (s.kind) {
     case 'apdu':
-      return execApdu(s, st, ctx, runId);
+      return execApduBuilt(s, st, ctx, runId);
     case 'pinpad': {
       const conn = await connection(st, ctx);
       const features = parseFeatureList(await conn.control(CM_IOCTL_GET_FEATURE_REQUEST, new Uint8Array(0), { timeoutMs: st.timeoutMs }));
