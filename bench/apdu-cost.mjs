@@ -3,7 +3,7 @@
 // (the process; with --threads also its main thread and V8's workers) and bytes allocated per APDU
 // (the sum of --trace-gc-nvp's `allocated=` between two forced collections around the loop).
 //   node bench/apdu-cost.mjs [--src DIR]... [--node-args "FLAGS"]... [--mode vpcd|sim|serve] [--card fast|vicc]
-//                            [--n 40000] [--reps 5] [--cold] [--curve 1000] [--warm 10000]
+//                            [--n 40000] [--reps 5] [--cold] [--curve 1000] [--warm 10000] [--json]
 // Each --src DIR is a tree whose server/src is measured (default: this one); vpcd mode runs the
 // engine + manager + vpcd driver with bench/fast-peer.mjs and the trace printed to a file, as the
 // bench's harness; sim mode is a Connection.transmit loop on the simulator. The machine is shared:
@@ -15,7 +15,7 @@
 // serve mode: `scard serve` (the tree's CLI, or a built CLI given as --src DIR/out/cli.js; simulator, its
 // trace to a file, as the bench's svc rows) under pyscard's transmit loop (bench/py/serve_cost.py):
 // --warm APDUs, then --n measured, the service's CPU from /proc and its heap allocation from
-// v8.GCProfiler (bench/lib/alloc-preload.cjs) over exactly those, with pyscard's wall time per APDU.
+// v8.GCProfiler (bench/lib/alloc-preload.cjs) over exactly those, with pyscard's wall time per APDU (--json: serve's trace as JSON Lines).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -37,6 +37,7 @@ const cold = argv.includes('--cold');
 const card = opt('--card', 'fast');
 const curve = Number(opt('--curve', '0'));
 const WARM = Number(opt('--warm', '10000'));
+const JSON_TRACE = argv.includes('--json');
 const PY = '/usr/bin/python3'; // Debian's, which has pyscard
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'apdu-cost-'));
 
@@ -84,7 +85,7 @@ async function onceServe(file) {
   const env = { ...process.env };
   delete env.PCSCLITE_CSOCK_NAME;
   const outFd = fs.openSync(traceFile, 'w');
-  const h = spawn(process.execPath, ['--require', path.join(root, 'bench', 'lib', 'alloc-preload.cjs'), file, 'serve', '--socket', socket], { stdio: ['ignore', outFd, 'pipe'], env });
+  const h = spawn(process.execPath, ['--require', path.join(root, 'bench', 'lib', 'alloc-preload.cjs'), file, 'serve', '--socket', socket, ...(JSON_TRACE ? ['--json'] : [])], { stdio: ['ignore', outFd, 'pipe'], env });
   fs.closeSync(outFd);
   let err = '';
   h.stderr.on('data', (d) => { err += d; });
@@ -107,7 +108,8 @@ async function onceServe(file) {
   const r = JSON.parse(out.trim().split('\n').pop());
   const alloc = /^ALLOC (\d+)$/m.exec(err);
   const lines = fs.readFileSync(traceFile, 'utf8').split('\n').length - 2;
-  if (lines < 2 * (WARM + N)) throw new Error(`the trace has ${lines} lines, not ${2 * (WARM + N)}`);
+  const perApdu = JSON_TRACE ? 1 : 2;
+  if (lines < perApdu * (WARM + N)) throw new Error(`the trace has ${lines} lines, not ${perApdu * (WARM + N)}`);
   fs.rmSync(dir, { recursive: true, force: true });
   return { cpuUs: (r.service_cpu_ms * 1000) / N, wallUs: (r.loop_ms * 1000) / N, clientUs: (r.client_cpu_ms * 1000) / N, bytes: alloc ? Number(alloc[1]) / N : NaN };
 }
@@ -164,7 +166,7 @@ for (let rep = 0; rep < REPS && mode !== 'serve'; rep++) {
   }
 }
 const f = (xs) => `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`;
-console.log(`mode ${mode}${mode === 'vpcd' ? ` (card: ${card})` : ''}${cold ? ' (cold)' : ''}, ${N} APDUs × ${REPS} runs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(`mode ${mode}${mode === 'vpcd' ? ` (card: ${card})` : ''}${cold ? ' (cold)' : ''}${JSON_TRACE ? ' (--json)' : ''}, ${N} APDUs × ${REPS} runs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 for (let i = 0; i < variants.length; i++) {
   const r = results[i];
   if (mode === 'serve') {
