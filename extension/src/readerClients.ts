@@ -16,7 +16,7 @@ export interface ClientRow {
 const SHARE_MEANING: Record<ReaderClient['share'], string> = {
   shared: 'shared: other connections may use the reader too',
   exclusive: 'exclusive: no other connection may use the reader',
-  direct: 'direct: control commands to the reader, no card session',
+  direct: 'direct: the reader itself (control commands; APDUs only with RAW or the card’s protocol), no share of the card',
 };
 
 const ICON: Record<ReaderClient['share'], string> = { shared: 'plug', exclusive: 'lock', direct: 'debug-disconnect' };

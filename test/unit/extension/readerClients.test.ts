@@ -25,7 +25,7 @@ test('one row per connection: who as the label, share mode and transaction as th
     ['opensc-tool (pid 12)', 'direct', 'opensc-tool (pid 12) · direct', 'debug-disconnect'],
   ]);
   assert.match(rows[0].tooltip, /python3 \(pid 4711\)\nexclusive: no other connection may use the reader\nholds the reader's transaction/);
-  assert.match(rows[2].tooltip, /direct: control commands to the reader, no card session/);
+  assert.match(rows[2].tooltip, /direct: the reader itself \(control commands; APDUs only with RAW or the card’s protocol\), no share of the card/);
 });
 
 test('past the cap, one more row says how many are not listed; nobody, or an older helper, gives no row', () => {
