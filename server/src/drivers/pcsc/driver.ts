@@ -676,7 +676,7 @@ export class PcscDriver implements Driver {
   /** PC/SC transaction: other programs wait until it ends (not part of the Driver interface yet). */
   async beginTransaction(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
-      if (r.handle === null && (!r.present || r.state & SCARD_STATE.MUTE)) {
+      if (r.handle === null && !r.present) {
         // No card to connect to (a client's direct handle, R62): pcscd locks the reader for a direct handle too.
         const direct = await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0);
         try {
