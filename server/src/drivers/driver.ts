@@ -112,12 +112,4 @@ export interface Driver {
    * once after it appears (and again at the next power-up if that failed), under a short deadline.
    */
   readerFacts?(key: string): Promise<ReaderFacts>;
-  /**
-   * Optional: a PC/SC client's SCARD_SHARE_DIRECT handle is open on the reader (`on`), or the last one closed.
-   * A driver in front of another resource manager (PC/SC) keeps a direct connection there meanwhile, as pcscd
-   * keeps the client's own, so what other programs do to the card reaches it (checkEvents).
-   */
-  watchEvents?(key: string, on: boolean): Promise<void>;
-  /** Optional: throws CARD_RESET once when another program reset the card since the last look (watchEvents). */
-  checkEvents?(key: string): Promise<void>;
 }

@@ -32,12 +32,10 @@ export interface GateHost {
   log(level: LogLevel, message: string): void;
   /** A call on the card was abandoned: its state is unknown (powered up again on next use). */
   cardStateLost(): void;
-  /** The driver said another program reset the card (PC/SC's SCARD_W_RESET_CARD), counted in `resets`. */
-  resetByOthers?(): void;
 }
 
 /** What a driver call is, for errors and whether abandoning it leaves the card in an unknown state. */
-export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release' | 'hold' | 'readerFacts' | 'events';
+export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release' | 'hold' | 'readerFacts';
 
 const NO_OPTIONS: GateCallOptions = {};
 
@@ -282,10 +280,7 @@ export class ReaderGate {
   /** The driver failed a call (in time or not). */
   driverFailed(call: PendingCall, e: unknown, late: boolean): void {
     // Another program reset the card (PC/SC's SCARD_W_RESET_CARD): every other connection hears it once too.
-    if (asScError(e).code === 'CARD_RESET') {
-      this.resets++;
-      this.host.resetByOthers?.();
-    }
+    if (asScError(e).code === 'CARD_RESET') this.resets++;
     if (late) this.host.log('debug', `${this.host.name}: late ${call.kind} failure dropped: ${asScError(e).message}`);
     else this.unlist(call);
   }

@@ -423,15 +423,6 @@ export class ReaderManager {
         r.card.powered = false;
         this.readersChanged();
       },
-      // Another program reset the card (PC/SC): the connections count it in the gate; everyone else (the PC/SC
-      // service's direct handles, the APDU Log) hears it as a reset of the card (R63).
-      resetByOthers: () => {
-        if (!r.card.present) return;
-        this.emitEntry<EventEntry>({
-          kind: 'cardReset', reader: r.name, eventCount: r.eventCount,
-          ...(r.card.atr ? { atr: toHex(r.card.atr) } : {}), ...(r.card.protocol !== undefined ? { protocol: r.card.protocol } : {}),
-        });
-      },
     });
     const r: ReaderEntry = {
       name, driver, slot, gate,
@@ -693,34 +684,12 @@ export class ReaderManager {
     const r = this.entry(name);
     const id = ++this.connSeq;
     r.directUsers.set(id, client);
-    if (r.directUsers.size === 1) this.watchEvents(r, true);
     this.readersChanged();
     return Object.assign(() => {
       if (!r.directUsers.delete(id)) return;
       if (r.gate.queue.owner === id) this.releaseTransaction(r);
-      if (r.directUsers.size === 0) this.watchEvents(r, false);
       this.readersChanged();
     }, { directId: id });
-  }
-
-  /** The driver watches the card for other programs' resets while a direct handle is open (Driver.watchEvents, R63). */
-  private watchEvents(r: ReaderEntry, on: boolean): void {
-    const watch = r.driver.watchEvents;
-    if (!watch || r.removed) return;
-    void r.gate.call('events', () => watch.call(r.driver, r.slot.key, on)).catch((e) => this.log('debug', `${r.name}: watching for resets: ${asScError(e).message}`));
-  }
-
-  /**
-   * Before a direct handle's call that reports the card's events: asks the driver whether another program
-   * reset the card (Driver.checkEvents); a reset is counted and heard as a `cardReset` entry (resetByOthers).
-   */
-  async checkEvents(name: string): Promise<void> {
-    const r = this.readers.get(name);
-    const check = r?.driver.checkEvents;
-    if (!r || !check || r.removed) return;
-    await r.gate.call('events', () => check.call(r.driver, r.slot.key)).catch((e) => {
-      if (asScError(e).code !== 'CARD_RESET') this.log('debug', `${r.name}: checking for resets: ${asScError(e).message}`);
-    });
   }
 
   /**

@@ -335,8 +335,6 @@ export class ManagerBackend implements CardBackend {
     const h = this.live(handle);
     // pcscd's SCardReconnect: RFCheckSharing first, whatever the initialization (winscard.c ~570).
     this.checkSharing(h);
-    // Another program's reset not yet heard is taken now, so the reconnect clears it as pcscd's does (R63).
-    if (!h.conn) await this.outsideEvents(h);
     const changing = shareMode !== h.share;
     const toDirect = shareMode === ShareMode.SCARD_SHARE_DIRECT;
     const raw = (preferredProtocols & ProtocolBits.SCARD_PROTOCOL_RAW) !== 0;
@@ -531,7 +529,6 @@ export class ManagerBackend implements CardBackend {
 
   /** SCardBeginTransaction on a direct handle: pcscd locks the reader for it as for any handle (R50). */
   private async beginDirect(h: Handle): Promise<void> {
-    await this.outsideEvents(h);
     this.eventState(h);
     try {
       this.checkSharing(h);
@@ -550,7 +547,6 @@ export class ManagerBackend implements CardBackend {
 
   /** SCardEndTransaction on a direct handle; RESET/UNPOWER reset the reader's card in its own turn, as pcscd's. */
   private async endDirect(h: Handle, disposition: number): Promise<void> {
-    await this.outsideEvents(h);
     this.eventState(h); // pcscd's SCardEndTransaction: RFCheckReaderEventState first (winscard.c ~1118)
     const user = h.dropDirect;
     if (!user || h.transactions === 0 || this.manager.transactionOwner(h.reader) !== user.directId) {
@@ -611,7 +607,7 @@ export class ManagerBackend implements CardBackend {
       // handle's transaction is SCARD_E_SHARING_VIOLATION (polled by libpcsclite) before a pending reset or
       // removal; a direct handle's call goes to the card too (R59).
       this.checkSharing(h);
-      if (!h.conn) return this.outsideEvents(h).then(() => this.transmitDirect(h, sendPci.protocol, command));
+      if (!h.conn) return this.transmitDirect(h, sendPci.protocol, command);
       conn = this.checkEvents(h);
       // pcscd lets a RAW or ANY_OLD PCI through whatever the protocol (winscard.c ~1542–1560, R59).
       if (sendPci.protocol !== h.protocol && sendPci.protocol !== ProtocolBits.SCARD_PROTOCOL_RAW && sendPci.protocol !== ProtocolBits.SCARD_PROTOCOL_ANY_OLD) {
@@ -680,19 +676,7 @@ export class ManagerBackend implements CardBackend {
     // SCardStatus: RFCheckSharing first (winscard.c ~1271), then the event state.
     this.checkSharing(h);
     if (h.conn) this.checkEvents(h);
-    else {
-      await this.outsideEvents(h);
-      this.eventState(h); // a direct handle hears the removal and resets too (R47), another program's reset too (R63)
-    }
-  }
-
-  /**
-   * A direct handle has no connection through which another program's reset of a system reader reaches it (a card
-   * connection hears it from the driver): the driver is asked first (Driver.checkEvents: SCardStatus on its own
-   * direct connection in the system pcscd), and a reset found there marks the reader's direct handles (R63).
-   */
-  private outsideEvents(h: Handle): Promise<void> {
-    return this.manager.checkEvents(h.reader);
+    else this.eventState(h); // a direct handle hears the removal and resets too (R47)
   }
 
   async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
@@ -701,10 +685,7 @@ export class ManagerBackend implements CardBackend {
     // then RFCheckReaderEventState (winscard.c ~1397): a reset or removed card is the handle's
     // SCARD_W_RESET_CARD / SCARD_W_REMOVED_CARD until its SCardReconnect, a direct handle's too (R47).
     if (h.conn) this.checkEvents(h);
-    else {
-      await this.outsideEvents(h);
-      this.eventState(h);
-    }
+    else this.eventState(h);
     let info: ReaderInfo;
     try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
     // The reader driver's own bytes, as pcscd passes the IFD handler's answer through (winscard.c ~1401);

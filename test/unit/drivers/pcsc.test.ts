@@ -882,36 +882,3 @@ test('R43: pcscd not running at start: PCSCLITE_NO_BLOCKING stays set until an S
     await driver.stop();
   }
 });
-
-// R62/R63 (issue 15, round 6): what the driver does for a PC/SC client's SCARD_SHARE_DIRECT handles.
-test('watchEvents keeps a direct connection in the service; checkEvents reports another program\'s reset once (CARD_RESET), acknowledged on it and on the card handle alike', async () => {
-  const { fake, driver } = await started();
-  await driver.watchEvents!(R0, true);
-  const [watch] = [...fake.open.entries()].filter(([, h]) => h.share === 3).map(([k]) => k);
-  assert.ok(watch !== undefined, 'a SCARD_SHARE_DIRECT connection is open');
-  await driver.checkEvents!(R0); // nothing happened
-  fake.resetSeen.add(watch);
-  await assert.rejects(driver.checkEvents!(R0), (e: ScError) => e.code === 'CARD_RESET');
-  await driver.checkEvents!(R0); // taken as seen
-  // A card handle finds the reset first: the watching connection takes it as seen too.
-  await driver.hold!(R0, 'shared');
-  const card = [...fake.open.entries()].find(([, h]) => h.share === 2)![0];
-  fake.resetSeen.add(watch);
-  fake.resetSeen.add(card);
-  await assert.rejects(driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1), (e: ScError) => e.code === 'CARD_RESET');
-  await driver.checkEvents!(R0);
-  await driver.watchEvents!(R0, false);
-  assert.ok(!fake.open.has(watch), 'closed with the last direct handle');
-  await driver.stop();
-});
-
-test('a transaction with no card in the reader (a client\'s direct handle) is held on a direct connection of the driver\'s, closed at its end', async () => {
-  const { fake, driver } = await started();
-  await driver.beginTransaction!(R1);
-  const direct = [...fake.open.entries()].filter(([, h]) => h.reader === R1);
-  assert.deepEqual(direct.map(([, h]) => h.share), [3], 'SCardBeginTransaction on a SCARD_SHARE_DIRECT connection');
-  await driver.endTransaction!(R1, 'leave');
-  assert.equal([...fake.open.values()].filter((h) => h.reader === R1).length, 0, 'closed at the end');
-  await assert.rejects(driver.endTransaction!(R1, 'leave'), (e: ScError) => e.code === 'BAD_REQUEST');
-  await driver.stop();
-});

@@ -851,27 +851,13 @@ class SystemSim extends SimulatorDriver {
   private readonly waiters = new Set<() => void>();
   async beginTransaction(_key: string): Promise<void> { this.held++; }
   async endTransaction(_key: string): Promise<void> { this.held--; for (const w of [...this.waiters]) w(); }
-  /** Resolves once `cond` holds, looked at after each system-side end, release and watch change. */
+  /** Resolves once `cond` holds, looked at after each system-side end and release. */
   when(cond: () => boolean): Promise<void> {
     return new Promise((resolve) => {
       if (cond()) { resolve(); return; }
       const w = () => { if (cond()) { this.waiters.delete(w); resolve(); } };
       this.waiters.add(w);
     });
-  }
-  /** PC/SC's direct connection of the driver's while a client's direct handle is open (Driver.watchEvents, R63). */
-  watching = false;
-  /** Another program reset the card: the driver's handles (card and watching) have SCARD_W_RESET_CARD pending. */
-  private outside = false;
-  outsideReset(): void { this.outside = true; }
-  async watchEvents(_key: string, on: boolean): Promise<void> { this.watching = on; for (const w of [...this.waiters]) w(); }
-  async checkEvents(_key: string): Promise<void> {
-    if (this.watching && this.outside) { this.outside = false; throw new ScError('CARD_RESET', 'reset by another program'); }
-  }
-  override async transmit(key: string, command: Uint8Array): Promise<Uint8Array> {
-    // The card connection hears it first: taken as seen on both (the pcsc driver's acknowledgeReset).
-    if (this.outside) { this.outside = false; throw new ScError('CARD_RESET', 'reset by another program'); }
-    return super.transmit(key, command);
   }
   async hold(_key: string): Promise<void> { this.holds++; }
   async release(_key: string): Promise<void> { this.releases++; for (const w of [...this.waiters]) w(); }
@@ -1155,40 +1141,4 @@ test('R62: Begin on a direct handle of a system reader takes the system-side tra
     await b.endTransaction(e, Disposition.SCARD_LEAVE_CARD);
     assert.equal(sim.held, 0);
   } finally { await stop(); }
-});
-
-// pcscd's RFSetReaderEventState marks every handle of the reader when a client resets the card, a direct one too:
-// another program's reset of a system reader reaches the service's direct handles as it reaches card handles (R63).
-test('R63: another program resets a system reader\'s card: a direct handle hears SCARD_W_RESET_CARD until its reconnect, alone on the reader or beside a card handle that found it first', async () => {
-  const { sim, b, m, stop } = await systemSetup();
-  const entries: string[] = [];
-  const off = m.onEntry((e) => { if (e.kind === 'cardReset') entries.push(e.reader); });
-  try {
-    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
-    await b.status(d);
-    sim.outsideReset();
-    await rejectsWith(b.status(d), Rv.SCARD_W_RESET_CARD, 'the direct handle alone: status');
-    await rejectsWith(b.getAttrib(d, 0x00010100), Rv.SCARD_W_RESET_CARD, 'getAttrib, until the reconnect');
-    await rejectsWith(b.transmit(d, RAW, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'transmit');
-    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
-    await b.status(d);
-    assert.deepEqual(entries, [A], 'one cardReset entry: the APDU Log shows the reset');
-    // A card handle beside it finds the reset first (its transmit): the direct handle hears it too, once.
-    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
-    sim.outsideReset();
-    await rejectsWith(b.transmit(s, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the card handle');
-    await rejectsWith(b.status(d), Rv.SCARD_W_RESET_CARD, 'the direct handle');
-    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
-    await b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
-    await b.status(d);
-    await b.status(s);
-    assert.equal(entries.length, 2, 'not reported twice');
-    // A reset not yet looked at is cleared by the reconnect, as pcscd's SCardReconnect clears it.
-    sim.outsideReset();
-    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
-    await b.status(d);
-    // The driver watches only while a direct handle is open.
-    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
-    assert.equal(await within(sim.when(() => !sim.watching)), 'ok');
-  } finally { off(); await stop(); }
 });

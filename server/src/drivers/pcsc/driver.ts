@@ -173,12 +173,6 @@ interface Reader {
    * connect to (a PC/SC client's direct handle may begin one on an empty reader, as in pcscd); closed at its end.
    */
   txHandle: Handle | null;
-  /**
-   * A SCARD_SHARE_DIRECT connection of ours kept while a PC/SC client of the workbench has a direct handle on the
-   * reader (watchEvents): pcscd marks it reset when another program resets the card, as it marks the client's
-   * own handle, so checkEvents can tell (R63).
-   */
-  watchHandle: Handle | null;
   chain: Promise<unknown>;
   /** Exchanges in a row answered within FAST_EXCHANGE_MS. */
   fastInARow: number;
@@ -416,7 +410,6 @@ export class PcscDriver implements Driver {
         protocol: 0,
         inTransaction: false,
         txHandle: null,
-        watchHandle: null,
         chain: Promise.resolve(),
         fastInARow: 0,
       };
@@ -720,50 +713,6 @@ export class PcscDriver implements Driver {
     });
   }
 
-  /** While a direct handle of a client is open: a SCARD_SHARE_DIRECT connection of ours in the service (R63). */
-  async watchEvents(key: string, on: boolean): Promise<void> {
-    if (!this.readers.has(key)) return;
-    await this.serialized(key, async (r, api, ctx) => {
-      if (on && r.watchHandle === null) r.watchHandle = (await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0)).handle;
-      if (!on && r.watchHandle !== null) {
-        const h = r.watchHandle;
-        r.watchHandle = null;
-        await api.disconnect(h, SCARD_LEAVE_CARD).catch(() => undefined);
-      }
-    });
-  }
-
-  /**
-   * Another program reset the card since the last look: SCardStatus on the watching direct connection answers
-   * SCARD_W_RESET_CARD (pcscd's RFCheckReaderEventState), thrown on as CARD_RESET once (serialized() takes it as
-   * seen on our connections). A removal is the watcher's news already: the connection is only renewed.
-   */
-  async checkEvents(key: string): Promise<void> {
-    if (!this.readers.has(key)) return;
-    await this.serialized(key, async (r, api, ctx) => {
-      if (r.watchHandle === null) return;
-      try {
-        api.status(r.watchHandle);
-      } catch (e) {
-        if (e instanceof PcscError && e.rv === SCARD_W_RESET_CARD) throw e;
-        if (e instanceof PcscError && e.rv === SCARD_W_REMOVED_CARD) await this.renewWatch(r, api, ctx);
-      }
-    });
-  }
-
-  /** A new direct connection in place of the watching one (its events taken as seen). */
-  private async renewWatch(r: Reader, api: Winscard, ctx: Handle): Promise<void> {
-    const old = r.watchHandle;
-    if (old === null) return;
-    r.watchHandle = null;
-    await api.disconnect(old, SCARD_LEAVE_CARD).catch(() => undefined);
-    try {
-      r.watchHandle = (await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0)).handle;
-    } catch (e) {
-      this.sink?.log('debug', `pcsc: watching "${r.name}" for resets: ${toScError(e, r.name).message}`);
-    }
-  }
-
   /** The ATR pcscd powered the card with (from the reader state), without connecting; undefined for a mute card. */
   passiveAtr(key: string): Uint8Array | undefined {
     const r = this.readers.get(key);
@@ -860,15 +809,6 @@ export class PcscDriver implements Driver {
    * CARD_RESET once); our handle takes the card as it is now, in the same share mode.
    */
   private async acknowledgeReset(r: Reader, api: Winscard): Promise<void> {
-    // The watching direct connection got the same reset: taken as seen too, or it would be reported twice (R63).
-    if (r.watchHandle !== null && this.workCtx !== null) {
-      const ctx = this.workCtx;
-      try {
-        await api.reconnect(r.watchHandle, SCARD_SHARE_DIRECT, 0, SCARD_LEAVE_CARD);
-      } catch {
-        await this.renewWatch(r, api, ctx);
-      }
-    }
     if (r.handle === null) return;
     try {
       r.protocol = await api.reconnect(r.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD);
