@@ -65,7 +65,7 @@ class Session {
   }
 
   /** `to`: the workbench's service (its socket) or the system pcscd directly (null). */
-  static start(label: string, to: string | null, reader: string, share: 'shared' | 'exclusive' | 'direct'): Session {
+  static start(label: string, to: string | null, reader: string, share: 'shared' | 'exclusive'): Session {
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.LD_LIBRARY_PATH;
     delete env.PCSCLITE_CSOCK_NAME;
@@ -222,40 +222,6 @@ describe('share modes pass through to a system reader (system pcscd + vpcd + vic
       assert.deepEqual(await w.call('transmit'), { transmit: RESET_CARD, sw: null }, 'again, until SCardReconnect (as pcscd)');
       assert.deepEqual(await w.call('reconnect'), { reconnect: 0 });
       assert.equal((await w.call('transmit')).transmit, 0, 'after the reconnect');
-      await d.end();
-      await w.end();
-    } finally { d.kill(); w.kill(); }
-  });
-
-  // pcscd's SCardBeginTransaction locks the reader for any handle (RFLockSharing), a SCARD_SHARE_DIRECT one too (R62).
-  test('a service client\'s transaction on a DIRECT handle holds SCardBeginTransaction in the system pcscd too: the outside program\'s transmit is refused until it ends', async () => {
-    const d = Session.start('direct shared', null, SYSTEM_READER, 'shared');
-    const w = Session.start('service client, direct handle', socket, served, 'direct');
-    try {
-      assert.deepEqual(await d.next(), { connect: 0 });
-      assert.deepEqual(await w.next(), { connect: 0 });
-      assert.deepEqual(await w.call('begin'), { begin: 0 });
-      assert.deepEqual(await d.call('transmit'), { transmit: SHARING_VIOLATION, sw: null }, 'the outside transmit inside the direct handle\'s transaction');
-      assert.deepEqual(await w.call('end'), { end: 0 });
-      assert.equal((await d.call('transmit')).transmit, 0, 'after the transaction');
-      await d.end();
-      await w.end();
-    } finally { d.kill(); w.kill(); }
-  });
-
-  // pcscd marks every handle of the reader, direct ones included, when a client resets the card (RFSetReaderEventState, R62).
-  test('an outside program resets the card: SCARD_W_RESET_CARD reaches a service client\'s DIRECT handle too (until its SCardReconnect)', async () => {
-    const w = Session.start('service client, direct handle', socket, served, 'direct');
-    const d = Session.start('direct shared', null, SYSTEM_READER, 'shared');
-    try {
-      assert.deepEqual(await w.next(), { connect: 0 });
-      assert.deepEqual(await w.call('status'), { status: 0 });
-      assert.deepEqual(await d.next(), { connect: 0 });
-      assert.deepEqual(await d.call('reset'), { reset: 0 });
-      assert.deepEqual(await w.call('status'), { status: RESET_CARD }, 'the direct handle\'s first call after the outside reset');
-      assert.deepEqual(await w.call('status'), { status: RESET_CARD }, 'again, until SCardReconnect (as pcscd)');
-      assert.deepEqual(await w.call('reconnect'), { reconnect: 0 });
-      assert.deepEqual(await w.call('status'), { status: 0 }, 'after the reconnect');
       await d.end();
       await w.end();
     } finally { d.kill(); w.kill(); }

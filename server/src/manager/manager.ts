@@ -695,9 +695,8 @@ export class ReaderManager {
   /**
    * SCardBeginTransaction on a PC/SC client's direct handle: pcscd locks the reader for any handle
    * (RFLockSharing, readerfactory.c 1061), so the reader's queue is held under the direct entry's id,
-   * nested as a connection's, with the system-side transaction too where the driver has one (PC/SC: the
-   * machine's other programs are held off as by a card handle's transaction, R62). Never released for
-   * being idle (a client's), released when the entry goes.
+   * nested as a connection's. No system-side transaction (there is no card session to hold one on),
+   * never released for being idle (a client's), released when the entry goes.
    */
   beginDirectTransaction(name: string, user: DirectUser): Promise<void> {
     const r = this.entry(name);
@@ -706,16 +705,7 @@ export class ReaderManager {
     return r.gate.queue.run(id, async () => {
       const q = r.gate.queue;
       if (q.owner === id) q.depth++;
-      else {
-        try {
-          await r.gate.beginTransaction();
-        } catch (e) {
-          await this.releaseIfUnused(r); // a connection the driver made for it is let go again
-          throw e;
-        }
-        q.owner = id;
-        q.depth = 1;
-      }
+      else { q.owner = id; q.depth = 1; }
       this.transactionChanged();
     });
   }

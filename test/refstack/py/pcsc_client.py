@@ -17,9 +17,8 @@ r"""A pyscard client for the PC/SC service tests; one JSON line per fact.
                                  SCARD_W_* warning (at most 3 times), end, disconnect
   exclusive READER               connect exclusive, print {"exclusive": rv}; on each stdin line transmit the
                                  SELECT and print {"sw": ...}; at the end of stdin disconnect, print {"done": rv}
-  session READER shared|exclusive|direct
-                                 connect in that share mode (direct: no preferred protocol), print {"connect": rv};
-                                 then one stdin line per call: status → {"status": rv},
+  session READER shared|exclusive
+                                 connect in that share mode, print {"connect": rv}; then one stdin line per call:
                                  transmit (SELECT MF) → {"transmit": rv, "sw": ...}, begin → {"begin": rv}
                                  (the library polls while another program holds the reader), end → {"end": rv},
                                  reset (SCardReconnect RESET) / reconnect (LEAVE) → {"reset"|"reconnect": rv},
@@ -82,9 +81,8 @@ def main(argv):
         return
     if cmd in ('hold', 'begin', 'exclusive', 'resets'):
         from smartcard.scard import (SCardConnect, SCardBeginTransaction, SCardEndTransaction, SCardDisconnect,
-                                     SCardTransmit, SCardReconnect, SCardStatus, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,
-                                     SCARD_SHARE_DIRECT, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD,
-                                     SCARD_RESET_CARD)
+                                     SCardTransmit, SCardReconnect, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,
+                                     SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD, SCARD_RESET_CARD)
         rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
         share = SCARD_SHARE_EXCLUSIVE if cmd == 'exclusive' else SCARD_SHARE_SHARED
         rv, hcard, proto = SCardConnect(hcontext, argv[1], share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)
@@ -157,13 +155,12 @@ def main(argv):
         return
     if cmd == 'session':
         from smartcard.scard import (SCardConnect, SCardBeginTransaction, SCardEndTransaction, SCardDisconnect,
-                                     SCardTransmit, SCardReconnect, SCardStatus, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,
-                                     SCARD_SHARE_DIRECT, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD,
-                                     SCARD_RESET_CARD)
+                                     SCardTransmit, SCardReconnect, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,
+                                     SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD, SCARD_RESET_CARD)
         rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
         SCardListReaders(hcontext, [])
-        share = {'exclusive': SCARD_SHARE_EXCLUSIVE, 'direct': SCARD_SHARE_DIRECT}.get(argv[2], SCARD_SHARE_SHARED)
-        any_t = 0 if share == SCARD_SHARE_DIRECT else SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1
+        share = SCARD_SHARE_EXCLUSIVE if argv[2] == 'exclusive' else SCARD_SHARE_SHARED
+        any_t = SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1
         rv, hcard, proto = SCardConnect(hcontext, argv[1], share, any_t)
         out(connect=rv & 0xFFFFFFFF)
         for line in sys.stdin:
@@ -172,8 +169,6 @@ def main(argv):
                 rv, resp = SCardTransmit(hcard, proto, [0x00, 0xA4, 0x00, 0x00, 0x02, 0x3F, 0x00])
                 ok = rv == SCARD_S_SUCCESS and len(resp) >= 2
                 out(transmit=rv & 0xFFFFFFFF, sw='%02X %02X' % (resp[-2], resp[-1]) if ok else None)
-            elif op == 'status':
-                out(status=SCardStatus(hcard)[0] & 0xFFFFFFFF)
             elif op == 'begin':
                 out(begin=SCardBeginTransaction(hcard) & 0xFFFFFFFF)
             elif op == 'end':

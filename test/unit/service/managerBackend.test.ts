@@ -1111,34 +1111,3 @@ test('R60: a direct handle\'s failed DIRECT/RESET leaves the card swallowed as w
     await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct LEAVE');
   } finally { await stop(); }
 });
-
-// pcscd's SCardBeginTransaction locks the reader for any handle (RFLockSharing, readerfactory.c 1061), a direct
-// one too: on a system reader the machine's other programs are held off as by a card handle's transaction (R62).
-test('R62: Begin on a direct handle of a system reader takes the system-side transaction; the last End ends it and lets the card go; a holder that disconnects ends it too', async () => {
-  const { sim, m, b, stop } = await systemSetup();
-  try {
-    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
-    await b.beginTransaction(d);
-    assert.equal(sim.held, 1, 'SCardBeginTransaction in the system service');
-    await b.beginTransaction(d);
-    assert.equal(sim.held, 1, 'nested: once');
-    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
-    assert.equal(sim.held, 1, 'one level left');
-    const releases = sim.releases;
-    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
-    assert.equal(sim.held, 0, 'the last End ends it');
-    assert.equal(m.transactionOwner(A), null);
-    assert.ok(sim.releases > releases, 'no connection of ours uses the card: the driver let go of it');
-    await b.beginTransaction(d);
-    assert.equal(sim.held, 1);
-    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
-    assert.equal(await within(sim.when(() => sim.held === 0)), 'ok', 'the holder\'s disconnect ends it');
-    // With no card in the reader (pcscd's Begin does not look for one).
-    sim.removeCard('sim:1');
-    const e = (await b.connect(B, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
-    await b.beginTransaction(e);
-    assert.equal(sim.held, 1, 'no card: the system-side transaction all the same');
-    await b.endTransaction(e, Disposition.SCARD_LEAVE_CARD);
-    assert.equal(sim.held, 0);
-  } finally { await stop(); }
-});

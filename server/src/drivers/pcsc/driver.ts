@@ -168,11 +168,6 @@ interface Reader {
   share: number;
   protocol: number;
   inTransaction: boolean;
-  /**
-   * A SCARD_SHARE_DIRECT connection of ours holding the system-side transaction when there was no card to
-   * connect to (a PC/SC client's direct handle may begin one on an empty reader, as in pcscd); closed at its end.
-   */
-  txHandle: Handle | null;
   chain: Promise<unknown>;
   /** Exchanges in a row answered within FAST_EXCHANGE_MS. */
   fastInARow: number;
@@ -409,7 +404,6 @@ export class PcscDriver implements Driver {
         share: SCARD_SHARE_SHARED,
         protocol: 0,
         inTransaction: false,
-        txHandle: null,
         chain: Promise.resolve(),
         fastInARow: 0,
       };
@@ -494,7 +488,7 @@ export class PcscDriver implements Driver {
     if (r.handle === null) return;
     const handle = r.handle;
     r.handle = null;
-    if (r.txHandle === null) r.inTransaction = false; // a transaction on a direct connection of ours stays
+    r.inTransaction = false;
     void this.api?.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
   }
 
@@ -530,7 +524,7 @@ export class PcscDriver implements Driver {
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
-      if (r.txHandle === null) r.inTransaction = false;
+      r.inTransaction = false;
       await api.disconnect(handle, SCARD_UNPOWER_CARD);
     });
   }
@@ -669,20 +663,6 @@ export class PcscDriver implements Driver {
   /** PC/SC transaction: other programs wait until it ends (not part of the Driver interface yet). */
   async beginTransaction(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
-      if (r.handle === null && !r.present) {
-        // No card to connect to (a client's direct handle, R62): pcscd locks the reader for a direct handle too.
-        const direct = await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0);
-        try {
-          api.status(direct.handle);
-          await api.beginTransaction(direct.handle);
-        } catch (e) {
-          await api.disconnect(direct.handle, SCARD_LEAVE_CARD).catch(() => undefined);
-          throw e;
-        }
-        r.txHandle = direct.handle;
-        r.inTransaction = true;
-        return;
-      }
       const handle = await this.connectedOrConnect(r, api, ctx, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
       // libpcsclite's SCardBeginTransaction polls pcscd's SCARD_E_SHARING_VIOLATION whatever PCSCLITE_NO_BLOCKING
       // says (winscard_clnt.c 1186–1223). SCardStatus meets another program's transaction first (RFCheckSharing,
@@ -699,16 +679,6 @@ export class PcscDriver implements Driver {
       if (!r.inTransaction) throw new ScError('BAD_REQUEST', `No transaction is open on "${r.name}".`);
       const d = { leave: SCARD_LEAVE_CARD, reset: SCARD_RESET_CARD, unpower: SCARD_UNPOWER_CARD }[disposition];
       r.inTransaction = false;
-      const tx = r.txHandle;
-      if (tx !== null) {
-        r.txHandle = null;
-        try {
-          await api.endTransaction(tx, d);
-        } finally {
-          await api.disconnect(tx, SCARD_LEAVE_CARD).catch(() => undefined);
-        }
-        return;
-      }
       await api.endTransaction(this.connected(r), d);
     });
   }
@@ -750,7 +720,7 @@ export class PcscDriver implements Driver {
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
-      if (r.txHandle === null) r.inTransaction = false; // SCardDisconnect ends a transaction too (not one on a direct connection)
+      r.inTransaction = false; // SCardDisconnect ends a transaction too
       r.fastInARow = 0;
       this.sink?.log('debug', `pcsc: left the card in "${r.name}" (no connection of ours needs it)`);
       await api.disconnect(handle, SCARD_LEAVE_CARD);
