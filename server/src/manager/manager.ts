@@ -844,8 +844,9 @@ export class ReaderManager {
       atr = await r.gate.powerOn(mode, call);
     } catch (e) {
       const err = asScError(e);
-      // Another program holding the card (PC/SC) or resetting it says nothing about the card's answer.
-      if (!['NO_CARD', 'CARD_REMOVED', 'SHARING_VIOLATION', 'CARD_RESET'].includes(err.code)) {
+      // Another program holding the card (PC/SC) or resetting it, a caller giving up (Cancel) or the reader
+      // going says nothing about the card's answer (R64).
+      if (!['NO_CARD', 'CARD_REMOVED', 'SHARING_VIOLATION', 'CARD_RESET', 'CANCELLED', 'READER_UNAVAILABLE'].includes(err.code)) {
         // A card that did not answer its power-up or reset is not powered any more, whatever it was before: no
         // ATR, no protocol (pcscd: readerState SCARD_PRESENT | SCARD_SWALLOWED, cardAtrLength 0, winscard.c ~620,
         // eventhandler.c ~398; R60). The next connection's call powers it up again.

@@ -238,6 +238,13 @@ export class ManagerBackend implements CardBackend {
     }
   }
 
+  /** Whether any handle is open on the reader: a connection (ours or the workbench's) or a direct user. */
+  private inUse(reader: string, info: ReaderInfo): boolean {
+    if (info.connections > 0 || (info.clients?.length ?? 0) > 0) return true;
+    for (const h of this.handles) if (h.reader === reader && !h.closed) return true;
+    return false;
+  }
+
   private static wanted(preferred: number, share: number): Protocol | undefined {
     if (share === ShareMode.SCARD_SHARE_DIRECT) return undefined;
     const t0 = (preferred & ProtocolBits.SCARD_PROTOCOL_T0) !== 0;
@@ -273,9 +280,12 @@ export class ManagerBackend implements CardBackend {
       return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
     }
     if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
-    // pcscd's SCardConnect finds a swallowed card not POWERED: SCARD_W_UNPOWERED_CARD (winscard.c ~336; after a
-    // failed reset powerState stays IN_USE and nothing is powered up again, R60).
-    if (info.card.mute) throw new BackendError(Rv.SCARD_W_UNPOWERED_CARD, 'the card did not answer its power-up or reset');
+    // pcscd's SCardConnect finds a swallowed card not POWERED: SCARD_W_UNPOWERED_CARD (winscard.c ~336, R60) while
+    // handles are open (powerState stays IN_USE). When the last one has gone, pcscd powers the card down
+    // (SCardDisconnect ~1014–1019, eventhandler.c ~470–490) and the next connect powers it up again (~312–336):
+    // here the manager's connect does, at once (R64: pcscd's 5 s grace period is not waited for).
+    const mute = info.card.mute === true;
+    if (mute && this.inUse(reader, info)) throw new BackendError(Rv.SCARD_W_UNPOWERED_CARD, 'the card did not answer its power-up or reset');
     const exclusive = share === ShareMode.SCARD_SHARE_EXCLUSIVE;
     let conn: Connection;
     try {
@@ -285,6 +295,10 @@ export class ManagerBackend implements CardBackend {
         ...(replaces ? { replaces } : {}), ...(transactions ? { takesTransaction: transactions } : {}),
       });
     } catch (e) {
+      // A power-up that failed again: pcscd's SCardConnect answers SCARD_W_UNPOWERED_CARD (~322–341).
+      let still = false;
+      try { still = this.manager.reader(reader).card?.mute === true; } catch { /* the reader went: fail() says so */ }
+      if (mute && still) throw new BackendError(Rv.SCARD_W_UNPOWERED_CARD, 'the card did not answer its power-up');
       throw this.fail(null, e, 'connect');
     }
     // A reconnect's swap is done here: the handle takes the new connection (and the client's transaction,

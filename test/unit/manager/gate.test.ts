@@ -218,6 +218,28 @@ test('item 6: a power-up that never answers fails at its deadline and the next c
   await manager.stop();
 });
 
+// R64: a power-up given up by its caller (Cancel) says nothing about the card: it is not marked mute
+// (a mute card's connect is SCARD_W_UNPOWERED_CARD to PC/SC clients); a time-out is the card's silence and is.
+test('R64: a cancelled power-up does not mark the card mute; a timed-out one does', async () => {
+  const { driver, manager, name } = await gateManager({ exchangeTimeoutMs: 200 });
+  const ac = new AbortController();
+  const c = await manager.connect(name, { signal: ac.signal });
+  driver.hang.add('powerOn');
+  const p = c.reset('cold');
+  setTimeout(() => ac.abort(), 20);
+  await assert.rejects(settlesWithin(p, 5000, 'cancelled reset'), isCode('CANCELLED'));
+  assert.notEqual(manager.reader(name).card?.mute, true, 'a cancelled power-up is not the card\'s silence');
+  c.close();
+  const d = await manager.connect(name);
+  driver.hang.add('powerOn');
+  await assert.rejects(settlesWithin(d.reset('cold'), 5000, 'timed-out reset'), isCode('TIMEOUT'));
+  assert.equal(manager.reader(name).card?.mute, true, 'a power-up the card never answered marks it mute');
+  await settlesWithin(d.reset('cold'), 5000, 'next reset');
+  assert.equal(manager.reader(name).card?.mute, undefined, 'answered again');
+  driver.late.splice(0).forEach((l) => l.resolve(fromHex('3B00')));
+  await manager.stop();
+});
+
 test('item 6: control and beginTransaction have the deadline and hear Cancel', async () => {
   const { driver, manager, name } = await gateManager({ exchangeTimeoutMs: 100 });
   const c = await manager.connect(name);

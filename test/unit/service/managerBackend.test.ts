@@ -1097,6 +1097,35 @@ test('R60: after a reset the card does not answer: the table shows SWALLOWED (no
   } finally { await stop(); }
 });
 
+// pcscd powers a swallowed card down when its last handle goes (SCardDisconnect: GRACE_PERIOD, winscard.c
+// ~1014–1019; the event handler then UNPOWERED, eventhandler.c ~470–490) and up again at the next SCardConnect
+// (~312–336): the card is not lost for good (review of round 6, F5).
+test('R64: a swallowed card comes back at the next connect once no handle is left on the reader; while one is, connect stays W_UNPOWERED_CARD', async () => {
+  const { sim, b, stop } = await systemSetup();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    sim.muteAfter = 0;
+    await rejectsWith(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'the reset');
+    sim.muteAfter = Infinity; // the card would answer again
+    await b.disconnect(s, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY), Rv.SCARD_W_UNPOWERED_CARD, 'the direct handle is still open');
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+    const c = await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
+    assert.equal(c.activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1, 'powered up again at the connect');
+    assert.equal(b.readers().find((r) => r.name === A)!.card, 'powered');
+    assert.equal((await b.transmit(c.handle, T1, SELECT, 258)).at(-2), 0x90);
+    await b.disconnect(c.handle, Disposition.SCARD_LEAVE_CARD);
+    // Still mute at that connect: W_UNPOWERED_CARD, as pcscd's failed power-up (~322–341).
+    sim.muteAfter = 0;
+    const t = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await rejectsWith(b.reconnect(t, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'mute again');
+    await b.disconnect(t, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY), Rv.SCARD_W_UNPOWERED_CARD, 'the power-up at the connect failed too');
+    assert.equal(b.readers().find((r) => r.name === A)!.card, 'mute');
+  } finally { await stop(); }
+});
+
 test('R60: a direct handle\'s failed DIRECT/RESET leaves the card swallowed as well; the Readers view\'s facts show it mute', async () => {
   const { sim, b, m, stop } = await systemSetup();
   try {
