@@ -6,11 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHook } from 'node:async_hooks';
-import net from 'node:net';
 import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
 import { createVpcdDriver } from '../../../server/src/drivers/vpcd/driver';
 import type { Connection } from '../../../server/src/manager/connection';
 import { ReaderManager } from '../../../server/src/manager/manager';
+import { connectInstantPeer, freeLoopbackPort } from '../../support/instantVpcdPeer';
 
 const SELECT_MF = Uint8Array.of(0x00, 0xa4, 0x00, 0x0c, 0x02, 0x3f, 0x00);
 const N = 200;
@@ -58,26 +58,11 @@ test('simulator: one transmit creates at most 5 promises (8 before) and no timer
 });
 
 test('vpcd with a peer that answers at once: one transmit creates at most 5 promises (8 before) and no timer', async () => {
-  // A free port from the system, then the driver listens on it.
-  const port = await new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
-  });
+  const port = await freeLoopbackPort();
   const m = new ReaderManager([createVpcdDriver({ ports: [port] })], { historySize: 0 });
   await m.start();
-  const peer = net.connect({ port, host: '127.0.0.1' });
+  const peer = connectInstantPeer(port);
   try {
-    peer.setNoDelay(true);
-    let buf = Buffer.alloc(0);
-    peer.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const len = buf.readUInt16BE(0);
-        const body = buf.subarray(2, 2 + len);
-        buf = buf.subarray(2 + len);
-        if (len === 1 && body[0] === 0x04) peer.write(Buffer.from('000b3b951381018073ff01000b', 'hex'));
-        else if (len > 1) peer.write(Buffer.from([0, 2, 0x90, 0x00]));
-      }
-    });
     const reader = m.list().readers[0].name;
     await m.waitForCard(reader, true, 5000);
     const conn = await m.connect(reader);

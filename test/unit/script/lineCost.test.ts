@@ -6,13 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHook } from 'node:async_hooks';
-import net from 'node:net';
+import type net from 'node:net';
 import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
 import { createVpcdDriver } from '../../../server/src/drivers/vpcd/driver';
 import type { Driver } from '../../../server/src/drivers/driver';
 import { ReaderManager } from '../../../server/src/manager/manager';
 import { runScript } from '../../../server/src/script/engine';
 import { parseScript } from '../../../server/src/script/parser';
+import { connectInstantPeer, freeLoopbackPort } from '../../support/instantVpcdPeer';
 
 const LINE = '00 A4 00 0C 02 3F 00\n';
 const N = 100; // N and 2N lines stay below the engine's yield interval (256): no setImmediate counted
@@ -73,29 +74,14 @@ test('simulator: a command line of hex literals adds no promise of the engine be
 
 /** A vpcd card that answers at once; records every frame it receives, as received. */
 async function vpcdWithPeer(): Promise<{ driver: Driver; frames: Buffer[]; close(): void }> {
-  const port = await new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
-  });
+  const port = await freeLoopbackPort();
   const driver = createVpcdDriver({ ports: [port] });
   const frames: Buffer[] = [];
   let peer: net.Socket | undefined;
   const start = driver.start.bind(driver);
   driver.start = async (sink) => {
     await start(sink);
-    peer = net.connect({ port, host: '127.0.0.1' });
-    peer.setNoDelay(true);
-    let buf = Buffer.alloc(0);
-    peer.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const len = buf.readUInt16BE(0);
-        frames.push(Buffer.from(buf.subarray(0, 2 + len)));
-        const body = buf.subarray(2, 2 + len);
-        buf = buf.subarray(2 + len);
-        if (len === 1 && body[0] === 0x04) peer!.write(Buffer.from('000b3b951381018073ff01000b', 'hex'));
-        else if (len > 1) peer!.write(Buffer.from([0, 2, 0x90, 0x00]));
-      }
-    });
+    peer = connectInstantPeer(port, frames);
   };
   return { driver, frames, close: () => peer?.destroy() };
 }
