@@ -8,7 +8,8 @@
 import { rowText } from './format';
 import { showAll, WORKBENCH_CLIENT } from './filter';
 import { LogModel } from './model';
-import { release, renderRow, reusable } from './rows';
+import { newExchangeFields } from './columns';
+import { release, renderPlainExchange, renderRow, reusable } from './rows';
 import {
   LOG_CAPACITY, type DecodedExchange, type ErrorValue, type HostMessage, type LogFilter, type TrimmedRow, type WebviewMessage,
   type WebviewRequestMethod, type WebviewRequests,
@@ -288,10 +289,20 @@ const inRange = new Set<string>();
 const leaving: HTMLElement[] = [];
 const els: HTMLElement[] = [];
 
+/** The ids of the rows in the range rendered last, by position from `first` (made once per row and frame). */
+const rangeIds: string[] = [];
+/** Filled for each plain exchange entering the view (no row object made for it). */
+const fields = newExchangeFields();
+
 function renderRange(start: number, end: number): void {
   const view = model.view;
   inRange.clear();
-  for (let i = start; i <= end; i++) inRange.add(model.id(view[i]));
+  rangeIds.length = 0;
+  for (let i = start; i <= end; i++) {
+    const id = model.id(view[i]);
+    rangeIds.push(id);
+    inRange.add(id);
+  }
   for (const [id, el] of rendered) {
     if (inRange.has(id)) continue;
     rendered.delete(id);
@@ -303,11 +314,13 @@ function renderRange(start: number, end: number): void {
   els.length = 0;
   for (let i = start; i <= end; i++) {
     const it = view[i];
-    const id = model.id(it);
+    const id = rangeIds[i - start];
     let el = rendered.get(id);
     if (!el) {
       const reuse = next < leaving.length ? leaving[next] : undefined;
-      el = renderRow(model, model.row(it), model.kidsOf(it), true, reuse);
+      el = !model.kidCount(it) && !expanded.has(id) && model.exchangeFields(it, fields, id)
+        ? renderPlainExchange(model, fields, reuse)
+        : renderRow(model, model.row(it), model.kidsOf(it), true, reuse);
       if (el === reuse) next++;
       rendered.set(id, el);
     }
@@ -342,7 +355,7 @@ function measure(): boolean {
   let probed = false;
   for (let i = first; i <= last; i++) {
     const it = view[i];
-    const id = model.id(it);
+    const id = rangeIds[i - first];
     const plain = !model.kidCount(it) && !expanded.has(id);
     const shape = shapeOf(model.kind(it));
     const own = model.height(it);
