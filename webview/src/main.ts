@@ -9,6 +9,7 @@ import { rowText } from './format';
 import { showAll, WORKBENCH_CLIENT } from './filter';
 import { LogModel } from './model';
 import { newExchangeFields } from './columns';
+import { placeInOrder } from './order';
 import { release, renderPlainExchange, renderRow, reusable } from './rows';
 import {
   LOG_CAPACITY, type DecodedExchange, type ErrorValue, type HostMessage, type LogFilter, type TrimmedRow, type WebviewMessage,
@@ -288,6 +289,12 @@ const inRange = new Set<string>();
 /** Elements of rows that left the view, refilled for the rows arriving (in the order they were shown). */
 const leaving: HTMLElement[] = [];
 const els: HTMLElement[] = [];
+/** The list's children before a frame's changes (a copy: the live collection changes as they move). */
+const shownEls: HTMLElement[] = [];
+const listOps = {
+  remove: (el: HTMLElement) => el.remove(),
+  insertBefore: (el: HTMLElement, before: HTMLElement | null) => logEl.insertBefore(el, before),
+};
 
 /** The ids of the rows in the range rendered last, by position from `first` (made once per row and frame). */
 const rangeIds: string[] = [];
@@ -333,7 +340,13 @@ function renderRange(start: number, end: number): void {
   const children = logEl.children;
   let same = children.length === els.length;
   for (let i = 0; same && i < els.length; i++) same = children[i] === els[i];
-  if (!same) logEl.replaceChildren(...els);
+  if (!same) {
+    // The fewest moves: a row re-inserted is restyled and laid out again, so taking them all out
+    // and back (when only the number of rows in view changed) made a frame redo every row.
+    shownEls.length = 0;
+    for (let i = 0; i < children.length; i++) shownEls.push(children[i] as HTMLElement);
+    placeInOrder(shownEls, els, listOps);
+  }
   first = start;
   last = end;
   const y = view.length ? offsets[start] : 0;
