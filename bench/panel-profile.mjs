@@ -2,7 +2,8 @@
 // does (test/e2e/panel-perf.mjs), then scrolls it top to bottom under a Chromium trace and prints
 // the trace events of the frames over 40 ms (GC, layout, style, script) and the JS heap in use;
 // then scrolls it again under V8's sampling heap profiler (every allocation, also those already
-// collected) and prints what the panel's own code allocated per jump, with the DOM's node count.
+// collected) and prints what the panel's own code allocated per jump, with the DOM's node count;
+// then a short scroll under Blink's invalidation tracking: why style and layout redo elements.
 // Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N] [--gc-before-reopen] [--root DIR]
 // --gc-before-reopen: a full collection after the run and the panel's close, so that what the
 // heap holds before the scroll is the live heap plus the reopen's own garbage (the history sent again).
@@ -108,6 +109,25 @@ try {
   walk(profile.head, false);
   console.log(`second scroll (sampled): ${again.frames} frames; allocated by the panel's script ${(ours / 1e6).toFixed(2)} MB (${Math.round(ours / again.frames)} bytes per jump), by everything in the renderer ${(all / 1e6).toFixed(2)} MB; DOM nodes ${nodesBefore} → ${nodesAfter}`);
   for (const [k, v] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${k.padEnd(60)} ${(v / 1e3).toFixed(0).padStart(8)} KB`);
+  // Why style and layout redo rows: a short scroll (100 jumps) under Blink's invalidation tracking,
+  // the reasons counted (a row element "inserted into tree" is restyled and laid out whole).
+  const mark = events.length;
+  const traced = new Promise((r) => cdp.once('Tracing.tracingComplete', r));
+  await cdp.send('Tracing.start', { categories: 'devtools.timeline,disabled-by-default-devtools.timeline.invalidationTracking', transferMode: 'ReportEvents' });
+  await perf.scrollThrough(page, 100);
+  await cdp.send('Tracing.end');
+  await traced;
+  const inval = events.slice(mark);
+  const reasons = new Map();
+  for (const e of inval) {
+    if (!/InvalidationTracking$/.test(e.name)) continue;
+    const d = e.args?.data ?? {};
+    const key = `${e.name.replace('InvalidationTracking', '')}: ${d.reason ?? ''} (${d.nodeName ?? ''})`;
+    reasons.set(key, (reasons.get(key) ?? 0) + 1);
+  }
+  const counts = inval.filter((e) => e.name === 'UpdateLayoutTree' && onMain(e)).map((e) => e.args?.elementCount ?? 0);
+  console.log(`short scroll (100 jumps) under invalidation tracking: elements restyled per style update: max ${Math.max(0, ...counts)}, ${counts.filter((c) => c > 100).length} update(s) over 100; most frequent reasons:`);
+  for (const [k, n] of [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${String(n).padStart(7)} ${k.slice(0, 110)}`);
 } finally {
   await wb.close();
   fs.rmSync(workspace, { recursive: true, force: true });
