@@ -1,17 +1,25 @@
 // Where the APDU Log's long frames go: fills the panel with 100,000 rows as the bench's panel row
 // does (test/e2e/panel-perf.mjs), then scrolls it top to bottom under a Chromium trace and prints
-// the trace events of the frames over 40 ms (GC, layout, style, script) and the JS heap in use.
-// Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N] [--gc-before-reopen]
+// the trace events of the frames over 40 ms (GC, layout, style, script) and the JS heap in use;
+// then scrolls it again under V8's sampling heap profiler (every allocation, also those already
+// collected) and prints what the panel's own code allocated per jump, with the DOM's node count;
+// then a short scroll under Blink's invalidation tracking: why style and layout redo elements.
+// Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N] [--gc-before-reopen] [--root DIR]
 // --gc-before-reopen: a full collection after the run and the panel's close, so that what the
 // heap holds before the scroll is the live heap plus the reopen's own garbage (the history sent again).
+// --root DIR: another checkout, built (its out/, its test/e2e helpers): main's build against a
+// branch's, one after the other, with the same measurement.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as support from '../test/e2e/support.mjs';
-import * as perf from '../test/e2e/panel-perf.mjs';
+import { pathToFileURL } from 'node:url';
 
 const arg = (name, dflt) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : dflt; };
 const N = Number(arg('--rows', '100000'));
+const root = path.resolve(arg('--root', path.join(import.meta.dirname, '..')));
+const support = await import(pathToFileURL(path.join(root, 'test/e2e/support.mjs')).href);
+const perf = await import(pathToFileURL(path.join(root, 'test/e2e/panel-perf.mjs')).href);
+console.log(`build: ${root}`);
 const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'scard-profile-panel-'));
 const script = perf.writeScript(workspace, N);
 const wb = await support.launchWorkbench({ workspace, name: 'profile-panel', settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false, 'smartcard.log.location': 'editor' } });
@@ -20,6 +28,7 @@ try {
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Performance.enable');
   const heap = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.filter((m) => /JSHeap/.test(m.name)).map((m) => [m.name, Math.round(m.value / 1e6)]));
+  const domNodes = async () => (await cdp.send('Memory.getDOMCounters')).nodes;
   await perf.fill(page, script, N);
   console.log('heap after the run (MB):', await heap());
   const reopened = await perf.reopen(page, process.argv.includes('--gc-before-reopen') ? async () => {
@@ -39,19 +48,86 @@ try {
   console.log('heap after scroll (MB):', await heap());
   // Complete events (ph X) by name: count, total and longest, main threads of renderers only.
   const threads = new Map(events.filter((e) => e.ph === 'M' && e.name === 'thread_name').map((e) => [`${e.pid}:${e.tid}`, e.args.name]));
-  const main = events.filter((e) => e.ph === 'X' && e.dur && /CrRendererMain/.test(threads.get(`${e.pid}:${e.tid}`) ?? ''));
+  const onMain = (e) => /CrRendererMain/.test(threads.get(`${e.pid}:${e.tid}`) ?? '');
+  const main = events.filter((e) => e.ph === 'X' && e.dur && onMain(e));
   const by = new Map();
   for (const e of main) {
     const b = by.get(e.name) ?? { n: 0, total: 0, max: 0 };
     b.n++; b.total += e.dur / 1000; b.max = Math.max(b.max, e.dur / 1000);
     by.set(e.name, b);
   }
-  const top = [...by].filter(([, b]) => b.max >= 2).sort((a, b) => b[1].max - a[1].max).slice(0, 25);
+  const top = [...by].filter(([, b]) => b.max >= 2).sort((a, b) => b[1].max - a[1].max).slice(0, 30);
   console.log('renderer main thread events (longest first): name  count  total ms  max ms');
-  for (const [name, b] of top) console.log(`  ${name.padEnd(40)} ${String(b.n).padStart(6)} ${b.total.toFixed(1).padStart(9)} ${b.max.toFixed(1).padStart(7)}`);
+  for (const [name, b] of top) console.log(`  ${name.padEnd(48)} ${String(b.n).padStart(6)} ${b.total.toFixed(1).padStart(9)} ${b.max.toFixed(1).padStart(7)}`);
   const gc = events.filter((e) => /GC|Collect|Mark|Sweep|Scavenge/i.test(e.name) && e.dur >= 10_000).sort((a, b) => b.dur - a.dur).slice(0, 15);
   console.log('GC events ≥ 10 ms (all threads):');
   for (const e of gc) console.log(`  ${e.name} ${(e.dur / 1000).toFixed(1)} ms on ${threads.get(`${e.pid}:${e.tid}`)} ${JSON.stringify(e.args?.data ?? e.args ?? {}).slice(0, 160)}`);
+  // The longest frames: the gaps between one animation frame callback's start and the next, and
+  // what ran on the renderer's main thread inside each (events of 2 ms or more, outermost first).
+  const frames = main.filter((e) => e.name === 'FireAnimationFrame').sort((a, b) => a.ts - b.ts);
+  const gaps = [];
+  for (let k = 1; k < frames.length; k++) gaps.push({ from: frames[k - 1].ts, to: frames[k].ts });
+  gaps.sort((a, b) => (b.to - b.from) - (a.to - a.from));
+  const gcs = events.filter((e) => e.ph === 'X' && onMain(e) && /^(MajorGC|MinorGC|V8\.GC_MARK_COMPACTOR|V8\.GC_SCAVENGER|BlinkGC\.AtomicPause.*|CppGC.*)$/.test(e.name));
+  console.log(`scavenges on the main thread during the scroll: ${gcs.filter((e) => e.name === 'MinorGC').length}, major collections: ${gcs.filter((e) => e.name === 'MajorGC').length}`);
+  console.log('the five longest frames (callback start to the next), with what ran in them:');
+  for (const g of gaps.slice(0, 5)) {
+    console.log(`  ${((g.to - g.from) / 1000).toFixed(1)} ms`);
+    const inside = main.filter((e) => e.ts >= g.from && e.ts < g.to && e.dur >= 2000).sort((a, b) => a.ts - b.ts);
+    // Style and layout say how much they did (elements, layout objects) and for which frame (the
+    // webview's document or the workbench's: one renderer runs both in code-server).
+    const what = (e) => {
+      const a = e.args ?? {};
+      if (e.name === 'UpdateLayoutTree') return `${a.elementCount ?? ''} elements, frame ${a.beginData?.frame ?? '?'}`;
+      if (e.name === 'Layout') return `${a.beginData?.dirtyObjects ?? ''}/${a.beginData?.totalObjects ?? ''} objects, frame ${a.beginData?.frame ?? '?'}`;
+      if (e.name === 'FireAnimationFrame') return `frame ${a.data?.frame ?? '?'}`;
+      return a.data?.type ?? '';
+    };
+    for (const e of inside.slice(0, 25)) console.log(`    +${((e.ts - g.from) / 1000).toFixed(1).padStart(6)} ${e.name.padEnd(48)} ${(e.dur / 1000).toFixed(1)} ms ${what(e)}`);
+  }
+  // What one jump allocates: the same scroll again, every allocation sampled (also those collected
+  // since), the bytes whose stack runs through the panel's own script, per frame; and the DOM's nodes.
+  const nodesBefore = await domNodes();
+  await cdp.send('HeapProfiler.enable');
+  await cdp.send('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  const again = await perf.scrollThrough(page);
+  const { profile } = await cdp.send('HeapProfiler.stopSampling');
+  const nodesAfter = await domNodes();
+  let ours = 0;
+  let all = 0;
+  const byFn = new Map();
+  const walk = (node, inOurs) => {
+    const here = inOurs || /webview\.js/.test(node.callFrame.url);
+    all += node.selfSize;
+    if (here) {
+      ours += node.selfSize;
+      const key = `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.split('/').pop()}:${node.callFrame.lineNumber + 1}`;
+      byFn.set(key, (byFn.get(key) ?? 0) + node.selfSize);
+    }
+    for (const c of node.children) walk(c, here);
+  };
+  walk(profile.head, false);
+  console.log(`second scroll (sampled): ${again.frames} frames; allocated by the panel's script ${(ours / 1e6).toFixed(2)} MB (${Math.round(ours / again.frames)} bytes per jump), by everything in the renderer ${(all / 1e6).toFixed(2)} MB; DOM nodes ${nodesBefore} → ${nodesAfter}`);
+  for (const [k, v] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${k.padEnd(60)} ${(v / 1e3).toFixed(0).padStart(8)} KB`);
+  // Why style and layout redo rows: a short scroll (100 jumps) under Blink's invalidation tracking,
+  // the reasons counted (a row element "inserted into tree" is restyled and laid out whole).
+  const mark = events.length;
+  const traced = new Promise((r) => cdp.once('Tracing.tracingComplete', r));
+  await cdp.send('Tracing.start', { categories: 'devtools.timeline,disabled-by-default-devtools.timeline.invalidationTracking', transferMode: 'ReportEvents' });
+  await perf.scrollThrough(page, 100);
+  await cdp.send('Tracing.end');
+  await traced;
+  const inval = events.slice(mark);
+  const reasons = new Map();
+  for (const e of inval) {
+    if (!/InvalidationTracking$/.test(e.name)) continue;
+    const d = e.args?.data ?? {};
+    const key = `${e.name.replace('InvalidationTracking', '')}: ${d.reason ?? ''} (${d.nodeName ?? ''})`;
+    reasons.set(key, (reasons.get(key) ?? 0) + 1);
+  }
+  const counts = inval.filter((e) => e.name === 'UpdateLayoutTree' && onMain(e)).map((e) => e.args?.elementCount ?? 0);
+  console.log(`short scroll (100 jumps) under invalidation tracking: elements restyled per style update: max ${Math.max(0, ...counts)}, ${counts.filter((c) => c > 100).length} update(s) over 100; most frequent reasons:`);
+  for (const [k, n] of [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${String(n).padStart(7)} ${k.slice(0, 110)}`);
 } finally {
   await wb.close();
   fs.rmSync(workspace, { recursive: true, force: true });

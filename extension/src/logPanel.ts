@@ -18,14 +18,14 @@ import type { LogStore } from './logStore';
 const BATCH_MS = 40;
 const MAX_BATCH = 2000;
 /**
- * The history a panel gets on `ready` goes in messages of this many rows, in column form
- * (webview/src/packed.ts): the workbench's renderer parses it and clones it into the webview, in
- * the heap it shares with the webview, so no object is made per row (live rows, at most MAX_BATCH
- * per message, go as they are). 1,000 rows are an 83 KB message: below V8's large-object size
- * (128 KB), so its strings die young, in the scavenges, instead of filling the old generation
- * (10,000-row messages made the major collection during a scroll no shorter; docs/benchmarks.md).
+ * Rows go to the panel in messages of at most this many, in column form (webview/src/packed.ts):
+ * the history a panel gets on `ready` and the live rows alike. The workbench's renderer parses
+ * each message and clones it into the webview, in the heap it shares with the webview in
+ * code-server, so no object is made per row, and the number-like columns are bytes, which VS Code
+ * carries beside the message and transfers, never a string in that heap. 1,000 rows keep a
+ * message's strings (the table, the long hex) small and short-lived (docs/benchmarks.md).
  */
-const HISTORY_CHUNK = 1000;
+const CHUNK = 1000;
 
 export interface LogPanelServices {
   /** Decodes an exchange in the helper. */
@@ -273,8 +273,8 @@ export class LogPanel implements vscode.Disposable {
     // Rows waiting for the other hosts go out first: the history holds them already.
     this.flush();
     const rows = this.store.rows();
-    this.post({ type: 'packedRows', rows: packRows(rows.slice(0, HISTORY_CHUNK)), reset: true }, to);
-    for (let i = HISTORY_CHUNK; i < rows.length; i += HISTORY_CHUNK) this.post({ type: 'packedRows', rows: packRows(rows.slice(i, i + HISTORY_CHUNK)) }, to);
+    this.post({ type: 'packedRows', rows: packRows(rows.slice(0, CHUNK)), reset: true }, to);
+    for (let i = CHUNK; i < rows.length; i += CHUNK) this.post({ type: 'packedRows', rows: packRows(rows.slice(i, i + CHUNK)) }, to);
   }
 
   private flush(): void {
@@ -283,7 +283,7 @@ export class LogPanel implements vscode.Disposable {
     if (!this.pending.length) return;
     const rows = this.pending;
     this.pending = [];
-    this.post({ type: 'rows', rows });
+    for (let i = 0; i < rows.length; i += CHUNK) this.post({ type: 'packedRows', rows: packRows(rows.slice(i, i + CHUNK)) });
   }
 
   /** To one host, or to every host that is ready. */

@@ -10,7 +10,7 @@
 import {
   AUTO_STEPS, KINDS, OTHER_KIND, SHARED_HEX_MAX, STRING_FIELDS, SW_CATEGORIES, parseId, writeRow, type Rare, type RowColumns, type UnpackedRows,
 } from './packed';
-import type { LogRow } from './protocol';
+import type { AutoStep, LogRow, SwCategory } from './protocol';
 
 export const EXCHANGE = 0;
 
@@ -19,6 +19,24 @@ const STRINGS_MAX = 65_536;
 /** Short commands and responses are shared (a status word, a SELECT, a READ BINARY's header repeat through a run). */
 const SHARED_HEX_COUNT = 10_000;
 
+
+/**
+ * What a collapsed exchange shows: an exchange row's fields (without `parent`: a plain exchange is
+ * not an automatic step), filled in place by `Columns.exchangeFields` for row after row.
+ */
+export interface ExchangeFields {
+  id: string; time: number; reader: string; client?: string;
+  command: string; response: string; sw: string; swMeaning: string; swCategory: SwCategory;
+  durationMs: number; auto?: AutoStep; line?: number; uri?: string;
+}
+
+/** One object to fill again and again. */
+export function newExchangeFields(): ExchangeFields {
+  return {
+    id: '', time: 0, reader: '', client: undefined, command: '', response: '', sw: '', swMeaning: '', swCategory: 'success',
+    durationMs: 0, auto: undefined, line: undefined, uri: undefined,
+  };
+}
 
 export class Columns implements RowColumns {
   /** Rows held. */
@@ -151,6 +169,39 @@ export class Columns implements RowColumns {
     const rare = this.rare[i];
     if (rare) Object.assign(r, rare);
     return r as unknown as LogRow;
+  }
+
+  /**
+   * Fills `out` with row `i`'s fields when it is a plain exchange (every field an exchange must have
+   * in its column, and nothing else: no rare field, an id `gen:seq`); returns false, `out` then
+   * half-filled, for any other row. `id`: the row's id when the caller has made it already.
+   * Rendering a row entering the view this way makes no object (`row` makes one per call).
+   */
+  exchangeFields(i: number, out: ExchangeFields, id?: string): boolean {
+    if (this.kindCode[i] !== EXCHANGE || this.rare[i] !== undefined) return false;
+    const f = this.flags[i];
+    const command = this.command[i];
+    const response = this.response[i];
+    const reader = this.reader[i];
+    const sw = this.sw[i];
+    const swMeaning = this.swMeaning[i];
+    if (!(f & 3) || command === undefined || response === undefined || reader < 0 || sw < 0 || swMeaning < 0) return false;
+    if (Number.isNaN(this.seq[i]) || Number.isNaN(this.time[i]) || Number.isNaN(this.dur[i])) return false;
+    const strings = this.strings;
+    out.id = id ?? this.id(i);
+    out.time = this.time[i];
+    out.reader = strings[reader];
+    out.client = this.client[i] >= 0 ? strings[this.client[i]] : undefined;
+    out.command = command;
+    out.response = response;
+    out.sw = strings[sw];
+    out.swMeaning = strings[swMeaning];
+    out.swCategory = SW_CATEGORIES[(f & 3) - 1];
+    out.durationMs = this.dur[i];
+    out.auto = f >> 2 ? AUTO_STEPS[(f >> 2) - 1] : undefined;
+    out.line = this.line[i] ? this.line[i] - 1 : undefined;
+    out.uri = this.uri[i] >= 0 ? strings[this.uri[i]] : undefined;
+    return true;
   }
 
   id(i: number): string {

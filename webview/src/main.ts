@@ -8,7 +8,9 @@
 import { rowText } from './format';
 import { showAll, WORKBENCH_CLIENT } from './filter';
 import { LogModel } from './model';
-import { release, renderRow, reusable } from './rows';
+import { newExchangeFields } from './columns';
+import { placeInOrder } from './order';
+import { release, renderPlainExchange, renderRow, reusable } from './rows';
 import {
   LOG_CAPACITY, type DecodedExchange, type ErrorValue, type HostMessage, type LogFilter, type TrimmedRow, type WebviewMessage,
   type WebviewRequestMethod, type WebviewRequests,
@@ -287,11 +289,27 @@ const inRange = new Set<string>();
 /** Elements of rows that left the view, refilled for the rows arriving (in the order they were shown). */
 const leaving: HTMLElement[] = [];
 const els: HTMLElement[] = [];
+/** The list's children before a frame's changes (a copy: the live collection changes as they move). */
+const shownEls: HTMLElement[] = [];
+const listOps = {
+  remove: (el: HTMLElement) => el.remove(),
+  insertBefore: (el: HTMLElement, before: HTMLElement | null) => logEl.insertBefore(el, before),
+};
+
+/** The ids of the rows in the range rendered last, by position from `first` (made once per row and frame). */
+const rangeIds: string[] = [];
+/** Filled for each plain exchange entering the view (no row object made for it). */
+const fields = newExchangeFields();
 
 function renderRange(start: number, end: number): void {
   const view = model.view;
   inRange.clear();
-  for (let i = start; i <= end; i++) inRange.add(model.id(view[i]));
+  rangeIds.length = 0;
+  for (let i = start; i <= end; i++) {
+    const id = model.id(view[i]);
+    rangeIds.push(id);
+    inRange.add(id);
+  }
   for (const [id, el] of rendered) {
     if (inRange.has(id)) continue;
     rendered.delete(id);
@@ -303,11 +321,13 @@ function renderRange(start: number, end: number): void {
   els.length = 0;
   for (let i = start; i <= end; i++) {
     const it = view[i];
-    const id = model.id(it);
+    const id = rangeIds[i - start];
     let el = rendered.get(id);
     if (!el) {
       const reuse = next < leaving.length ? leaving[next] : undefined;
-      el = renderRow(model, model.row(it), model.kidsOf(it), true, reuse);
+      el = !model.kidCount(it) && !expanded.has(id) && model.exchangeFields(it, fields, id)
+        ? renderPlainExchange(model, fields, reuse)
+        : renderRow(model, model.row(it), model.kidsOf(it), true, reuse);
       if (el === reuse) next++;
       rendered.set(id, el);
     }
@@ -320,7 +340,13 @@ function renderRange(start: number, end: number): void {
   const children = logEl.children;
   let same = children.length === els.length;
   for (let i = 0; same && i < els.length; i++) same = children[i] === els[i];
-  if (!same) logEl.replaceChildren(...els);
+  if (!same) {
+    // The fewest moves: a row re-inserted is restyled and laid out again, so taking them all out
+    // and back (when only the number of rows in view changed) made a frame redo every row.
+    shownEls.length = 0;
+    for (let i = 0; i < children.length; i++) shownEls.push(children[i] as HTMLElement);
+    placeInOrder(shownEls, els, listOps);
+  }
   first = start;
   last = end;
   const y = view.length ? offsets[start] : 0;
@@ -342,7 +368,7 @@ function measure(): boolean {
   let probed = false;
   for (let i = first; i <= last; i++) {
     const it = view[i];
-    const id = model.id(it);
+    const id = rangeIds[i - first];
     const plain = !model.kidCount(it) && !expanded.has(id);
     const shape = shapeOf(model.kind(it));
     const own = model.height(it);

@@ -8,7 +8,7 @@
 // (`row`), for the few rows rendered, a copy or a search.
 import { rowText } from './format';
 import { needleOf, rowPasses, searchText, textMatches } from './filter';
-import { Columns } from './columns';
+import { Columns, type ExchangeFields } from './columns';
 import { unpackRows, type PackedRows, type UnpackedRows } from './packed';
 import { logHighWater, type DecodedExchange, type LogFilter, type LogRow, type TrimmedRow } from './protocol';
 
@@ -96,6 +96,8 @@ export class LogModel {
   viewAt(k: number): number { return this.viewBuf[k]; }
   /** An item's row, as an object made for the caller. */
   row(item: number): LogRow { return this.rows.row(item); }
+  /** Fills `out` with a top-level plain exchange's fields, without making the row (false: any other row; see Columns). */
+  exchangeFields(item: number, out: ExchangeFields, id?: string): boolean { return this.rows.exchangeFields(item, out, id); }
   id(item: number): string { return this.rows.id(item); }
   kind(item: number): string { return this.rows.kind(item); }
   kidsOf(item: number): readonly LogRow[] { return this.kids.get(item) ?? NO_KIDS; }

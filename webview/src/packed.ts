@@ -1,8 +1,8 @@
-// The APDU Log's rows in column form on the wire: how the extension sends the history (the rows a
-// panel gets after `ready`, 10,000 per message) so that neither the workbench's renderer (which
+// The APDU Log's rows in column form on the wire: how the extension sends its rows (the history a
+// panel gets after `ready`, and the live rows, 1,000 per message) so that neither the workbench's renderer (which
 // parses the message) nor the webview (which gets it cloned) makes an object per row. A batch is a
-// handful of values: the number-like fields of every row packed into one base64 string (typed
-// arrays on both sides), one table of the strings that repeat, a list of the long hex strings, and
+// handful of values: the number-like fields of every row packed into one typed array (carried as
+// binary and transferred, never a string), one table of the strings that repeat, a list of the long hex strings, and
 // the fields few rows have (an event's ATR, a control code, an automatic step's parent…) as a
 // sparse list. ./columns copies a batch in row by row without making the rows.
 // Pure (no DOM, no node): imported by the extension and the webview. Both ends are little-endian
@@ -154,7 +154,7 @@ export function packRows(rows: readonly LogRow[]): PackedRows {
     const extra = writeRow(rows[i], i, c, put, hexOf);
     if (extra) rare.push(i, extra);
   }
-  return { n, num: toBase64(bytes), strings, long, rare };
+  return { n, num: bytes, strings, long, rare };
 }
 
 /** A batch as the webview reads it: typed arrays over the decoded bytes. */
@@ -210,6 +210,8 @@ export class UnpackedRows {
   }
 }
 
+/** A Uint8Array, also one made in another realm (a webview frame's). */
+const isBytes = (v: unknown): v is Uint8Array => ArrayBuffer.isView(v) && Object.prototype.toString.call(v) === '[object Uint8Array]';
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const allStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
 /** Rows in one batch at most (the extension sends 10,000). */
@@ -219,11 +221,12 @@ const MAX_ROWS = 1_000_000;
 export function unpackRows(raw: unknown): UnpackedRows | undefined {
   if (!isObject(raw)) return undefined;
   const { n, num, strings, long, rare } = raw;
-  if (!Number.isInteger(n) || (n as number) < 0 || (n as number) > MAX_ROWS || typeof num !== 'string') return undefined;
+  if (!Number.isInteger(n) || (n as number) < 0 || (n as number) > MAX_ROWS || !isBytes(num)) return undefined;
   if (!allStrings(strings) || !allStrings(long) || !Array.isArray(rare) || rare.length % 2) return undefined;
   const rows = n as number;
-  const bytes = fromBase64(num, rows * BYTES_PER_ROW);
-  if (!bytes) return undefined;
+  if (num.byteLength !== rows * BYTES_PER_ROW) return undefined;
+  // The 8-byte columns need an aligned start: bytes at another offset are copied (VS Code gives a fresh buffer).
+  const bytes = num.byteOffset % 8 ? new Uint8Array(num) : num;
   const c = new Layout(bytes, rows);
   const extra = new Map<number, Rare>();
   let last = -1;
@@ -243,57 +246,4 @@ export function unpackRows(raw: unknown): UnpackedRows | undefined {
     for (const v of [c.command[j], c.response[j]]) if (v >= ns || (v <= -2 && -2 - v >= long.length)) return undefined;
   }
   return new UnpackedRows(c, strings, long, extra);
-}
-
-// ---------------------------------------------------------------- base64 (no atob/Buffer: the same code at both ends, no string made per chunk)
-
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-const DECODE = new Int16Array(128).fill(-1);
-for (let i = 0; i < 64; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
-
-const CODES = Uint8Array.from(ALPHABET, (ch) => ch.charCodeAt(0));
-const ASCII = new TextDecoder('latin1');
-
-export function toBase64(bytes: Uint8Array): string {
-  const n = bytes.length;
-  const out = new Uint8Array(Math.ceil(n / 3) * 4);
-  let o = 0;
-  let i = 0;
-  for (; i + 2 < n; i += 3) {
-    const v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
-    out[o++] = CODES[v >> 18]; out[o++] = CODES[(v >> 12) & 63]; out[o++] = CODES[(v >> 6) & 63]; out[o++] = CODES[v & 63];
-  }
-  if (i < n) {
-    const two = i + 1 < n;
-    const v = (bytes[i] << 16) | (two ? bytes[i + 1] << 8 : 0);
-    out[o++] = CODES[v >> 18]; out[o++] = CODES[(v >> 12) & 63]; out[o++] = two ? CODES[(v >> 6) & 63] : 61; out[o++] = 61;
-  }
-  return ASCII.decode(out);
-}
-
-/** Exactly `size` bytes from base64 (8-byte aligned for the typed arrays), or undefined. */
-export function fromBase64(s: string, size: number): Uint8Array | undefined {
-  if (s.length !== Math.ceil(size / 3) * 4) return undefined;
-  const out = new Uint8Array(new ArrayBuffer(size + 2));
-  let o = 0;
-  for (let i = 0; i < s.length; i += 4) {
-    const last = i + 4 === s.length;
-    let v = 0;
-    let pad = 0;
-    for (let k = 0; k < 4; k++) {
-      const ch = s.charCodeAt(i + k);
-      const d = ch < 128 ? DECODE[ch] : -1;
-      if (d < 0) {
-        if (ch !== 61 || !last || k < 2) return undefined;
-        pad++;
-        v <<= 6;
-      } else {
-        if (pad) return undefined;
-        v = (v << 6) | d;
-      }
-    }
-    out[o] = v >> 16; out[o + 1] = (v >> 8) & 255; out[o + 2] = v & 255;
-    o += 3 - pad;
-  }
-  return o === size ? out.subarray(0, size) : undefined;
 }

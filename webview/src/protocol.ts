@@ -84,14 +84,18 @@ export type LogRow = ExchangeRow | ControlRow | EventRow | ScriptRow | ManagerRo
 export type ManagerState = 'starting' | 'running' | 'restarting' | 'stopped';
 
 /**
- * A batch of rows in column form, as the extension posts the history (plain JSON values; packed
- * and read by ./packed, which says the layout of `num`).
+ * A batch of rows in column form, as the extension posts every row (plain JSON values and one
+ * typed array; packed and read by ./packed, which says the layout of `num`).
  */
 export interface PackedRows {
   /** Rows in the batch. */
   n: number;
-  /** The number-like columns, base64 (layout: ./packed). */
-  num: string;
+  /**
+   * The number-like columns as bytes (layout: ./packed). A typed array: VS Code sends its buffer
+   * beside the message's JSON and the workbench transfers it to the webview, so no renderer's
+   * JavaScript heap holds it as a string (webviews share the workbench's heap in code-server).
+   */
+  num: Uint8Array;
   /** Reader, client, status word, meaning, script URI, short hex: each distinct string once. */
   strings: string[];
   /** Hex longer than ./packed's SHARED_HEX_MAX (24 digits), in the order the columns refer to them. */

@@ -1,8 +1,9 @@
 // The APDU Log's rows as DOM elements, built with textContent (no HTML from data).
 // An exchange row is a skeleton filled in; plain collapsed ones are pooled and reused.
-import { autoLabels, clock, commandName, duration, eventLabels, fileName, printableText, responseData, rowText, shortHex, spacedHex } from './format';
+import type { ExchangeFields } from './columns';
+import { autoLabels, clock, commandName, duration, eventLabels, fileName, printableText, responseData, rowText, shortHex, spacedHex, spacedSw } from './format';
 import type { DecodeState } from './model';
-import { LOG_CAPACITY, type LogRow, type TlvView } from './protocol';
+import { LOG_CAPACITY, type AutoStep, type LogRow, type TlvView } from './protocol';
 
 /** What a row's look depends on besides the row: whether it is expanded, and its decoding. */
 export interface RowState {
@@ -50,12 +51,20 @@ function hexSpan(cls: string, hex: string): HTMLSpanElement {
 // DOM at all: the nodes it made otherwise were garbage in the heap the webview shares with the
 // workbench (code-server serves webviews from the workbench's origin), and their collection
 // brought the browser's major GCs into the scroll.
+// What a skeleton shows is also kept on the JavaScript side and compared there: reading a text or
+// an attribute back from the DOM gives a new string each time it changed, each held by a weak
+// handle in Blink's string cache, and a major collection processes every one of them in its pause.
+/** A span holding one text node, and the text written there. */
+interface TextField { el: HTMLSpanElement; node: Text; text: string }
 interface ExchangeSkeleton {
   el: HTMLElement;
-  time: HTMLSpanElement; auto: HTMLSpanElement; reader: HTMLSpanElement; client: HTMLSpanElement; line: HTMLSpanElement; duration: HTMLSpanElement;
-  name: HTMLSpanElement; cmd: HTMLSpanElement; data: HTMLSpanElement; text: HTMLSpanElement; dataGap: Text; sw: HTMLSpanElement; meaning: HTMLSpanElement;
+  time: TextField; auto: TextField; reader: TextField; client: TextField; line: TextField; duration: TextField;
+  name: TextField; cmd: TextField; data: TextField; text: TextField; dataGap: Text; sw: TextField; meaning: TextField;
   /** The automatic steps' box; an expanded row's details go just before it. */
   children: HTMLDivElement;
+  /** The attributes written, by element and name (`el class`, `line title`…); absent: not set. */
+  attrs: Map<string, string>;
+  gap: string;
   /** What the fields show now: the row's id, and the inputs of the derived texts, so a refill skips what did not change. */
   id?: string;
   command?: string;
@@ -65,52 +74,53 @@ const skeletonPool: ExchangeSkeleton[] = [];
 const skeletonOf = new WeakMap<HTMLElement, ExchangeSkeleton>();
 const POOL_MAX = 256;
 
-/** A span holding one text node, written with `setText`. */
-function textSpan(cls: string): HTMLSpanElement {
-  const s = document.createElement('span');
-  s.className = cls;
-  s.append(document.createTextNode(''));
-  return s;
+function textField(cls: string): TextField {
+  const el = document.createElement('span');
+  el.className = cls;
+  const node = document.createTextNode('');
+  el.append(node);
+  return { el, node, text: '' };
 }
 
-/** Writes a text span's text node in place (setting textContent would make a new node each time). */
-function setText(s: HTMLElement, text: string): void {
-  const t = s.firstChild as Text;
-  if (t.data !== text) t.data = text;
+/** Writes a field's text node in place when its text changes (setting textContent would make a new node each time). */
+function setText(f: TextField, text: string): void {
+  if (f.text !== text) { f.text = text; f.node.data = text; }
 }
 
 function setHidden(el: HTMLElement, hidden: boolean): void {
   if (el.hidden !== hidden) el.hidden = hidden;
 }
 
-/** Sets (or with undefined removes) an attribute, touching the element only when it changes. */
-function setAttr(el: HTMLElement, name: string, value: string | undefined): void {
-  if (value === undefined) { if (el.hasAttribute(name)) el.removeAttribute(name); }
-  else if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+/** Sets (or with undefined removes) an attribute of a skeleton's element, touching it only when it changes. */
+function setAttr(s: ExchangeSkeleton, key: string, el: HTMLElement, name: string, value: string | undefined): void {
+  const was = s.attrs.get(key);
+  if (was === value) return;
+  if (value === undefined) { s.attrs.delete(key); el.removeAttribute(name); }
+  else { s.attrs.set(key, value); el.setAttribute(name, value); }
 }
 
 /** A new skeleton; only a `reusable` one (a plain collapsed row) may be refilled for another row. */
 function newSkeleton(reusable: boolean): ExchangeSkeleton {
   const s: ExchangeSkeleton = {
     el: document.createElement('div'),
-    time: textSpan('time'), auto: textSpan('auto'), reader: textSpan('reader'), client: textSpan('client'), line: textSpan('line'), duration: textSpan('duration'),
-    name: textSpan('name'), cmd: textSpan('hex cmd'), data: textSpan('hex data'), text: textSpan('text'), dataGap: document.createTextNode(''), sw: textSpan('sw'), meaning: textSpan('meaning'),
-    children: div('children'),
+    time: textField('time'), auto: textField('auto'), reader: textField('reader'), client: textField('client'), line: textField('line'), duration: textField('duration'),
+    name: textField('name'), cmd: textField('hex cmd'), data: textField('hex data'), text: textField('text'), dataGap: document.createTextNode(''), sw: textField('sw'), meaning: textField('meaning'),
+    children: div('children'), attrs: new Map([['line class', 'line']]), gap: '',
   };
   s.el.tabIndex = -1;
   s.el.append(
-    div('meta', s.time, s.auto, s.reader, s.client, s.line, s.duration),
-    div('apdu', s.name, span('dir', '>'), ' ', s.cmd, ' ', span('dir', '<'), ' ', s.data, s.dataGap, s.text, s.sw, ' ', s.meaning),
+    div('meta', s.time.el, s.auto.el, s.reader.el, s.client.el, s.line.el, s.duration.el),
+    div('apdu', s.name.el, span('dir', '>'), ' ', s.cmd.el, ' ', span('dir', '<'), ' ', s.data.el, s.dataGap, s.text.el, s.sw.el, ' ', s.meaning.el),
     s.children,
   );
   if (reusable) skeletonOf.set(s.el, s);
   return s;
 }
 
-function setHex(el: HTMLSpanElement, hex: string): void {
+function setHex(s: ExchangeSkeleton, f: TextField, key: string, hex: string): void {
   const { text, cut } = shortHex(hex);
-  setText(el, text);
-  setAttr(el, 'title', cut ? spacedHex(hex) : undefined);
+  setText(f, text);
+  setAttr(s, key, f.el, 'title', cut ? spacedHex(hex) : undefined);
 }
 
 /** A plain collapsed exchange's element: `reuse` (an element leaving the view) refilled when it is one, else one from the pool. */
@@ -119,46 +129,66 @@ function plainSkeleton(reuse: HTMLElement | undefined): ExchangeSkeleton {
   return s || (skeletonPool.pop() ?? newSkeleton(true));
 }
 
+/** The texts and attributes that repeat row after row, made once. */
+const classes = { collapsed: new Map<string, string>(), expanded: new Map<string, string>() };
+const upperSws = new Map<string, string>();
+const lineTexts: string[] = [];
+const lineNumbers: string[] = [];
+const rowClass = (open: boolean, category: string) => {
+  const memo = open ? classes.expanded : classes.collapsed;
+  let c = memo.get(category);
+  if (c === undefined) { c = `row exchange ${open ? 'expanded' : 'collapsed'} sw-${category}`; if (memo.size < 64) memo.set(category, c); }
+  return c;
+};
+const upperSw = (sw: string) => {
+  let u = upperSws.get(sw);
+  if (u === undefined) { u = sw.toUpperCase(); if (upperSws.size < 4096) upperSws.set(sw, u); }
+  return u;
+};
+const lineText = (n: number) => (n < 100_000 ? (lineTexts[n] ??= `line ${n}`) : `line ${n}`);
+const lineNumber = (n: number) => (n < 100_000 ? (lineNumbers[n] ??= String(n)) : String(n));
+
 /**
  * An exchange row: a top-level collapsed one without automatic steps in a reused skeleton,
  * any other (expanded, with steps, or a step itself) in a new one with its details and steps.
+ * `r`: the row, or a plain exchange's fields as the columns give them (`exchangeFields`).
  */
-function exchangeRow(state: RowState, r: Extract<LogRow, { kind: 'exchange' }>, kids: readonly LogRow[], top: boolean, reuse?: HTMLElement): HTMLElement {
+function exchangeRow(state: RowState, r: ExchangeFields, kids: readonly LogRow[], top: boolean, reuse?: HTMLElement): HTMLElement {
   const open = state.expanded.has(r.id);
   const plain = top && !open && !kids.length;
   const s = plain ? plainSkeleton(reuse) : newSkeleton(false);
   const el = s.el;
   if (s.id === r.id && plain) return el;
   s.id = plain ? r.id : undefined;
-  setAttr(el, 'class', `row exchange ${open ? 'expanded' : 'collapsed'} sw-${r.swCategory}`);
-  setAttr(el, 'aria-expanded', open ? 'true' : 'false');
-  setAttr(el, 'data-kind', 'exchange');
-  setAttr(el, 'data-id', r.id);
-  setAttr(el, 'data-sw', r.sw.toUpperCase());
-  setAttr(el, 'data-reader', r.reader || undefined);
-  setAttr(el, 'data-auto', r.auto);
+  setAttr(s, 'class', el, 'class', rowClass(open, r.swCategory));
+  setAttr(s, 'aria-expanded', el, 'aria-expanded', open ? 'true' : 'false');
+  setAttr(s, 'data-kind', el, 'data-kind', 'exchange');
+  setAttr(s, 'data-id', el, 'data-id', r.id);
+  setAttr(s, 'data-sw', el, 'data-sw', upperSw(r.sw));
+  setAttr(s, 'data-reader', el, 'data-reader', r.reader || undefined);
+  setAttr(s, 'data-auto', el, 'data-auto', r.auto);
   setText(s.time, clock(r.time));
-  setHidden(s.auto, !r.auto);
-  setText(s.auto, r.auto ? `↳ ${autoLabels[r.auto]}` : '');
+  setHidden(s.auto.el, !r.auto);
+  setText(s.auto, r.auto ? autoTexts[r.auto] : '');
   setText(s.reader, r.reader);
   // Rows another program made (an extension through the API, a PC/SC client) carry its name.
-  setHidden(s.client, !r.client);
+  setHidden(s.client.el, !r.client);
   setText(s.client, r.client ?? '');
-  setAttr(el, 'data-client', r.client || undefined);
-  setHidden(s.line, !r.line);
-  setText(s.line, r.line ? `line ${r.line}` : '');
+  setAttr(s, 'data-client', el, 'data-client', r.client || undefined);
+  setHidden(s.line.el, !r.line);
+  setText(s.line, r.line ? lineText(r.line) : '');
   const link = !!(r.line && r.uri);
-  setAttr(s.line, 'class', link ? 'line link' : 'line');
-  setAttr(s.line, 'title', link ? 'Show this line in the script' : undefined);
-  setAttr(s.line, 'data-uri', link ? r.uri : undefined);
-  setAttr(s.line, 'data-line', link ? String(r.line) : undefined);
+  setAttr(s, 'line class', s.line.el, 'class', link ? 'line link' : 'line');
+  setAttr(s, 'line title', s.line.el, 'title', link ? 'Show this line in the script' : undefined);
+  setAttr(s, 'line data-uri', s.line.el, 'data-uri', link ? r.uri : undefined);
+  setAttr(s, 'line data-line', s.line.el, 'data-line', link ? lineNumber(r.line as number) : undefined);
   setText(s.duration, duration(r.durationMs));
   if (s.command !== r.command) {
     s.command = r.command;
     const name = commandName(r.command);
-    setHidden(s.name, !name);
+    setHidden(s.name.el, !name);
     setText(s.name, name ? `${name} ` : '');
-    setHex(s.cmd, r.command);
+    setHex(s, s.cmd, 'cmd title', r.command);
   }
   if (s.response !== r.response) {
     s.response = r.response;
@@ -166,19 +196,29 @@ function exchangeRow(state: RowState, r: Extract<LogRow, { kind: 'exchange' }>, 
     // Text (a READ BINARY of a text file) is shown as text, so it reads without expanding;
     // its hex is in the tooltip and the expanded row.
     const text = data ? printableText(data) : '';
-    setHidden(s.data, !data || !!text);
-    setHex(s.data, data);
+    setHidden(s.data.el, !data || !!text);
+    setHex(s, s.data, 'data title', data);
     const gap = data && !text ? ' ' : '';
-    if (s.dataGap.data !== gap) s.dataGap.data = gap;
-    setHidden(s.text, !text);
+    if (s.gap !== gap) { s.gap = gap; s.dataGap.data = gap; }
+    setHidden(s.text.el, !text);
     setText(s.text, text ? `"${text}" ` : '');
-    setAttr(s.text, 'title', text ? spacedHex(data) : undefined);
+    setAttr(s, 'text title', s.text.el, 'title', text ? spacedHex(data) : undefined);
   }
-  setText(s.sw, spacedHex(r.sw));
+  setText(s.sw, spacedSw(r.sw));
   setText(s.meaning, r.swMeaning);
   if (open) el.insertBefore(exchangeDetails(state, r), s.children);
   for (const k of kids) s.children.append(renderRow(state, k, []));
   return el;
+}
+
+const autoTexts = Object.fromEntries(Object.entries(autoLabels).map(([k, v]) => [k, `↳ ${v}`])) as Record<AutoStep, string>;
+
+/**
+ * A plain collapsed exchange of the list from its fields (`exchangeFields`: no row object made),
+ * in `reuse` when given (see `reusable`): the same element `renderRow` makes from the row.
+ */
+export function renderPlainExchange(state: RowState, r: ExchangeFields, reuse?: HTMLElement): HTMLElement {
+  return exchangeRow(state, r, [], true, reuse);
 }
 
 /** Whether an element leaving the view can be refilled for another plain collapsed exchange. */
@@ -274,7 +314,7 @@ function tlvTree(nodes: readonly TlvView[]): HTMLElement {
   return ul;
 }
 
-function exchangeDetails(state: RowState, r: Extract<LogRow, { kind: 'exchange' }>): HTMLElement {
+function exchangeDetails(state: RowState, r: ExchangeFields): HTMLElement {
   const d = div('details');
   const got = state.decoded.get(r.id);
   if (got === undefined || got === 'loading') {

@@ -11,6 +11,24 @@ import type { LogRow } from '../../../webview/src/protocol';
 /** A row as it arrives after postMessage (JSON: no undefined fields). */
 const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
+/**
+ * A message as VS Code carries it from the extension host to a webview (extHostWebview's
+ * serializeWebviewMessage, then the workbench's): JSON, with every typed array replaced by a
+ * reference and its buffer sent beside the text, given back as a typed array over a fresh
+ * ArrayBuffer (which the workbench then transfers to the webview).
+ */
+function ship<T>(msg: T): { message: T; json: string } {
+  const buffers: ArrayBuffer[] = [];
+  const json = JSON.stringify(msg, (_, v: unknown) => (ArrayBuffer.isView(v)
+    ? { $ref: buffers.push(v.buffer as ArrayBuffer) - 1, byteOffset: v.byteOffset, byteLength: v.byteLength }
+    : v));
+  const copies = buffers.map((b) => b.slice(0));
+  const message = JSON.parse(json, (_, v: { $ref?: number; byteOffset: number; byteLength: number }) => (
+    v && typeof v === 'object' && typeof v.$ref === 'number' ? new Uint8Array(copies[v.$ref], v.byteOffset, v.byteLength) : v)) as T;
+  return { message, json };
+}
+const carried = <T>(msg: T): T => ship(msg).message;
+
 const ROWS: LogRow[] = [
   { kind: 'manager', id: '0:m1700000000000:0', time: 1_700_000_000_000, state: 'starting', message: 'Starting the reader manager' },
   { kind: 'readerAdded', id: '1:0', time: 1_700_000_000_001.5, reader: 'Lecteur « Ünïcödé » 读卡器 🂡 00 00' },
@@ -47,21 +65,21 @@ const ROWS: LogRow[] = [
 ];
 
 test('every row kind comes back from the packed form as it went in', () => {
-  const p = wire(packRows(ROWS));
+  const p = carried(packRows(ROWS));
   const u = unpackRows(p);
   assert.ok(u, 'a packed batch unpacks');
   assert.equal(u.length, ROWS.length);
   for (let j = 0; j < ROWS.length; j++) assert.deepEqual(u.row(j), wire(ROWS[j]), `row ${j} (${ROWS[j].id})`);
 });
 
-test('a packed batch survives a structured clone (the webview frames) as well as JSON', () => {
-  const u = unpackRows(structuredClone(wire(packRows(ROWS))));
+test('a packed batch survives a structured clone (the webview frames) as well as VS Code\'s carriage', () => {
+  const u = unpackRows(structuredClone(carried(packRows(ROWS))));
   assert.ok(u);
   assert.deepEqual(Array.from({ length: u.length }, (_, j) => u.row(j)), wire(ROWS));
 });
 
 test('rows packed are copied into the columns without a row object, as pushing them would', () => {
-  const u = unpackRows(wire(packRows(ROWS)));
+  const u = unpackRows(carried(packRows(ROWS)));
   assert.ok(u);
   const viaPacked = new Columns();
   const viaRows = new Columns();
@@ -82,8 +100,8 @@ test('rows packed are copied into the columns without a row object, as pushing t
 
 test('batches have their own string tables: the second batch maps onto the columns\' table', () => {
   const c = new Columns();
-  const a = unpackRows(wire(packRows(ROWS.slice(0, 10))));
-  const b = unpackRows(wire(packRows(ROWS.slice(10))));
+  const a = unpackRows(carried(packRows(ROWS.slice(0, 10))));
+  const b = unpackRows(carried(packRows(ROWS.slice(10))));
   assert.ok(a && b);
   for (let j = 0; j < a.length; j++) c.pushPacked(a, j);
   for (let j = 0; j < b.length; j++) c.pushPacked(b, j);
@@ -91,14 +109,14 @@ test('batches have their own string tables: the second batch maps onto the colum
 });
 
 test('an empty batch, and a batch of 100,000 rows, pack and unpack', () => {
-  const e = unpackRows(wire(packRows([])));
+  const e = unpackRows(carried(packRows([])));
   assert.ok(e);
   assert.equal(e.length, 0);
   const many: LogRow[] = Array.from({ length: 100_000 }, (_, i) => ({
     kind: 'exchange', id: `3:${i}`, time: 1_700_000_000_000 + i, reader: `Reader ${i % 3}`, command: `00A4000C02${(i & 0xFFFF).toString(16).padStart(4, '0')}`,
     response: '9000', sw: '9000', swMeaning: 'Success', swCategory: 'success', durationMs: i / 7,
   }));
-  const p = wire(packRows(many));
+  const p = carried(packRows(many));
   const u = unpackRows(p);
   assert.ok(u);
   assert.equal(u.length, many.length);
@@ -111,11 +129,34 @@ test('an empty batch, and a batch of 100,000 rows, pack and unpack', () => {
   assert.equal(p.rare.length, 0);
 });
 
+test('the number-like columns travel as bytes beside the message, not as text in it', () => {
+  const rows: LogRow[] = Array.from({ length: 1000 }, (_, i) => ({
+    kind: 'exchange', id: `1:${i}`, time: 1_700_000_000_000 + i, reader: 'Workbench Simulator 00 00', command: '00A4000C023F00',
+    response: '9000', sw: '9000', swMeaning: 'Success', swCategory: 'success', durationMs: i / 7, line: 3, uri: 'file:///w/panel100k.apdu',
+  }));
+  const p = packRows(rows);
+  // A typed array: VS Code sends its buffer as binary and the workbench transfers it to the webview,
+  // so neither renderer's JS heap holds a copy of the columns as a string.
+  assert.ok(p.num instanceof Uint8Array, 'the columns are bytes');
+  const { message, json } = ship(p);
+  assert.ok(json.length < 1000, `the text of a 1,000-row message is ${json.length} characters`);
+  const u = unpackRows(message);
+  assert.ok(u);
+  for (const j of [0, 1, 999]) assert.deepEqual(u.row(j), rows[j]);
+  // Bytes at an offset not aligned for the 8-byte columns are read too (copied).
+  const bytes = new Uint8Array(p.num.byteLength + 3);
+  bytes.set(p.num, 3);
+  const moved = unpackRows({ ...message, num: bytes.subarray(3) });
+  assert.ok(moved);
+  assert.deepEqual(moved.row(999), rows[999]);
+});
+
 test('malformed packed batches are refused, not half-read', () => {
-  const good = wire(packRows(ROWS));
+  const good = carried(packRows(ROWS));
   const bad: unknown[] = [
-    null, 7, 'x', [], {}, { ...good, n: -1 }, { ...good, n: good.n + 1 }, { ...good, n: 1.5 }, { ...good, num: 'not base64 at all!' },
-    { ...good, num: good.num.slice(0, 8) }, { ...good, strings: 'x' }, { ...good, strings: [1] }, { ...good, long: [1] }, { ...good, rare: [0] },
+    null, 7, 'x', [], {}, { ...good, n: -1 }, { ...good, n: good.n + 1 }, { ...good, n: 1.5 }, { ...good, num: 'not bytes at all!' },
+    { ...good, num: good.num.slice(0, 8) }, { ...good, num: new Uint16Array(good.num.byteLength / 2) }, { ...good, num: Array.from(good.num) },
+    { ...good, num: new DataView(good.num.buffer) }, { ...good, strings: 'x' }, { ...good, strings: [1] }, { ...good, long: [1] }, { ...good, rare: [0] },
     { ...good, rare: [good.n, {}] }, { ...good, rare: [0, 'x'] },
   ];
   for (const b of bad) assert.equal(unpackRows(b), undefined, JSON.stringify(b)?.slice(0, 80));
@@ -132,7 +173,7 @@ test('the model takes a packed history as it takes the rows themselves', () => {
   const viaRows = new LogModel({ ...showAll }, 1000, a.ev);
   const viaPacked = new LogModel({ ...showAll }, 1000, b.ev);
   viaRows.receive(wire(ROWS), true);
-  const p: PackedRows = wire(packRows(ROWS));
+  const p: PackedRows = carried(packRows(ROWS));
   viaPacked.receivePacked(p, true);
   assert.equal(viaPacked.queuedRows, ROWS.length);
   // Taken in over several frames, a batch cut in between.
