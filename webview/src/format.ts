@@ -38,25 +38,27 @@ export function clock(time: number): string {
   );
 }
 
-/** Texts made before, by value (durations repeat through a run); bounded, cleared when full. */
-const durations = new Map<number, string>();
-const spacedSws = new Map<string, string>();
-const MEMO_MAX = 4096;
-
-function remember<K>(memo: Map<K, string>, key: K, text: string): string {
-  if (memo.size >= MEMO_MAX) memo.clear();
-  memo.set(key, text);
-  return text;
+/**
+ * `make` remembered by key: a text that repeats row after row (a duration, a status word, a row's
+ * class) is made once. At most `max` are kept; the memo starts again when full.
+ */
+export function memoized<K>(make: (key: K) => string, max = 4096): (key: K) => string {
+  const memo = new Map<K, string>();
+  return (key) => {
+    let text = memo.get(key);
+    if (text === undefined) {
+      if (memo.size >= max) memo.clear();
+      text = make(key);
+      memo.set(key, text);
+    }
+    return text;
+  };
 }
 
-export function duration(ms: number): string {
-  return durations.get(ms) ?? remember(durations, ms, ms < 10 ? `${ms.toFixed(2)} ms` : ms < 1000 ? `${ms.toFixed(1)} ms` : `${(ms / 1000).toFixed(2)} s`);
-}
+export const duration = memoized((ms: number) => (ms < 10 ? `${ms.toFixed(2)} ms` : ms < 1000 ? `${ms.toFixed(1)} ms` : `${(ms / 1000).toFixed(2)} s`));
 
 /** `spacedHex` of a status word, made once per distinct value (a run repeats a few). */
-export function spacedSw(sw: string): string {
-  return spacedSws.get(sw) ?? remember(spacedSws, sw, spacedHex(sw));
-}
+export const spacedSw = memoized(spacedHex);
 
 export const eventLabels: Record<CardEventKind, { icon: string; text: string }> = {
   readerAdded: { icon: '+', text: 'Reader added' },

@@ -1,7 +1,7 @@
 // The APDU Log's rows as DOM elements, built with textContent (no HTML from data).
 // An exchange row is a skeleton filled in; plain collapsed ones are pooled and reused.
 import type { ExchangeFields } from './columns';
-import { autoLabels, clock, commandName, duration, eventLabels, fileName, printableText, responseData, rowText, shortHex, spacedHex, spacedSw } from './format';
+import { autoLabels, clock, commandName, duration, eventLabels, fileName, memoized, printableText, responseData, rowText, shortHex, spacedHex, spacedSw } from './format';
 import type { DecodeState } from './model';
 import { LOG_CAPACITY, type AutoStep, type LogRow, type TlvView } from './protocol';
 
@@ -130,21 +130,12 @@ function plainSkeleton(reuse: HTMLElement | undefined): ExchangeSkeleton {
 }
 
 /** The texts and attributes that repeat row after row, made once. */
-const classes = { collapsed: new Map<string, string>(), expanded: new Map<string, string>() };
-const upperSws = new Map<string, string>();
+const collapsedClass = memoized((category: string) => `row exchange collapsed sw-${category}`, 64);
+const expandedClass = memoized((category: string) => `row exchange expanded sw-${category}`, 64);
+const rowClass = (open: boolean, category: string) => (open ? expandedClass : collapsedClass)(category);
+const upperSw = memoized((sw: string) => sw.toUpperCase());
 const lineTexts: string[] = [];
 const lineNumbers: string[] = [];
-const rowClass = (open: boolean, category: string) => {
-  const memo = open ? classes.expanded : classes.collapsed;
-  let c = memo.get(category);
-  if (c === undefined) { c = `row exchange ${open ? 'expanded' : 'collapsed'} sw-${category}`; if (memo.size < 64) memo.set(category, c); }
-  return c;
-};
-const upperSw = (sw: string) => {
-  let u = upperSws.get(sw);
-  if (u === undefined) { u = sw.toUpperCase(); if (upperSws.size < 4096) upperSws.set(sw, u); }
-  return u;
-};
 const lineText = (n: number) => (n < 100_000 ? (lineTexts[n] ??= `line ${n}`) : `line ${n}`);
 const lineNumber = (n: number) => (n < 100_000 ? (lineNumbers[n] ??= String(n)) : String(n));
 
