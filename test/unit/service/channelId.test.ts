@@ -45,14 +45,27 @@ test('R61: a USB device that tells no bus and address: SCARD_E_UNSUPPORTED_FEATU
   assert.equal(ids[0].id, Rv.SCARD_E_UNSUPPORTED_FEATURE >>> 0);
 });
 
-test('R61: usbChannelId reads node-usb\'s bus string (a plain number, or a sysfs-style "3-1.2" naming the bus first) and refuses what is not a byte', () => {
-  assert.equal(usbChannelId({ bus: '3', address: 7 }), 0x00200307);
-  assert.equal(usbChannelId({ bus: 12, address: 1 }), 0x00200c01);
-  assert.equal(usbChannelId({ bus: '3-1.2', address: 9 }), 0x00200309);
-  assert.equal(usbChannelId({ bus: 'usb2', address: 5 }), 0x00200205);
-  assert.equal(usbChannelId({ bus: '3' }), undefined);
-  assert.equal(usbChannelId({ address: 3 }), undefined);
-  assert.equal(usbChannelId({ bus: '256', address: 1 }), undefined);
-  assert.equal(usbChannelId({ bus: '1', address: 300 }), undefined);
-  assert.equal(usbChannelId({ bus: 'x', address: 1 }), undefined);
+test('R61: usbChannelId reads node-usb\'s bus string on Linux (nusb: the sysfs busnum, zero-padded: "003") and refuses what is not a byte', () => {
+  assert.equal(usbChannelId({ bus: '003', address: 7 }, 'linux'), 0x00200307);
+  assert.equal(usbChannelId({ bus: '3', address: 7 }, 'linux'), 0x00200307);
+  assert.equal(usbChannelId({ bus: 12, address: 1 }, 'linux'), 0x00200c01);
+  assert.equal(usbChannelId({ bus: '010', address: 1 }, 'linux'), 0x00200a01, 'decimal on Linux, not octal');
+  assert.equal(usbChannelId({ bus: '3' }, 'linux'), undefined);
+  assert.equal(usbChannelId({ address: 3 }, 'linux'), undefined);
+  assert.equal(usbChannelId({ bus: '256', address: 1 }, 'linux'), undefined);
+  assert.equal(usbChannelId({ bus: '1', address: 300 }, 'linux'), undefined);
+  assert.equal(usbChannelId({ bus: 'x', address: 1 }, 'linux'), undefined);
+  assert.equal(usbChannelId({ bus: '3-1.2', address: 9 }, 'linux'), undefined, 'not a bus number: no guess');
+});
+
+test('R67: on macOS nusb writes the bus as two hex digits of the IOKit locationID (format!("{:02x}", location_id >> 24)), which is libusb\'s bus number there: read as hex', () => {
+  assert.equal(usbChannelId({ bus: '14', address: 3 }, 'darwin'), 0x00201403, 'bus 0x14 = 20, not 14');
+  assert.equal(usbChannelId({ bus: '0a', address: 2 }, 'darwin'), 0x00200a02);
+  assert.equal(usbChannelId({ bus: '01', address: 5 }, 'darwin'), 0x00200105);
+  assert.equal(usbChannelId({ bus: 'zz', address: 5 }, 'darwin'), undefined);
+});
+
+test('R67: on Windows nusb\'s bus is a location path ("PCIROOT(0)#PCI(1400)#USBROOT(0)"), which carries no libusb bus number: no channel id, SCARD_E_UNSUPPORTED_FEATURE', () => {
+  assert.equal(usbChannelId({ bus: 'PCIROOT(0)#PCI(1400)#USBROOT(0)', address: 4 }, 'win32'), undefined);
+  assert.equal(usbChannelId({ bus: '3', address: 4 }, 'win32'), undefined);
 });

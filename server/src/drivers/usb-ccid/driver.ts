@@ -680,14 +680,23 @@ function errorMessage(e: unknown): string {
 
 /**
  * SCARD_ATTR_CHANNEL_ID as libccid answers it (ifdhandler.c IFDHGetCapabilities): 0x0020 << 16 (SCARD_CHANNEL_TYPE
- * USB) | bus number << 8 | device address, from the bus and address node-usb reports. None when the device
- * does not tell both (the service then answers SCARD_E_UNSUPPORTED_FEATURE, R45).
+ * USB) | bus number << 8 | device address, libusb's bus number and address. node-usb 3 passes on nusb's `bus_id`,
+ * whose form is the platform's (R67):
+ * - Linux: the sysfs `busnum`, zero-padded decimal (`"003"`), which is libusb's bus number;
+ * - macOS: `locationID >> 24` as two hex digits (`"14"` is bus 20), which is libusb's bus number there;
+ * - Windows: a location path (`"PCIROOT(0)#PCI(1400)#USBROOT(0)"`) with no libusb bus number in it: none.
+ * None when the device does not tell both (the service then answers SCARD_E_UNSUPPORTED_FEATURE, R45).
  */
-export function usbChannelId(dev: Pick<UsbDeviceLike, 'bus' | 'address'>): number | undefined {
-  const bus = typeof dev.bus === 'number' ? dev.bus : typeof dev.bus === 'string' ? /^\D*(\d+)/.exec(dev.bus)?.[1] : undefined;
-  const busNumber = bus === undefined ? NaN : Number(bus);
+export function usbChannelId(dev: Pick<UsbDeviceLike, 'bus' | 'address'>, platform: NodeJS.Platform = process.platform): number | undefined {
+  const busNumber = typeof dev.bus === 'number' ? dev.bus : typeof dev.bus === 'string' ? busNumberOf(dev.bus, platform) : NaN;
   const address = dev.address;
   if (!Number.isInteger(busNumber) || busNumber < 0 || busNumber > 0xff) return undefined;
   if (typeof address !== 'number' || !Number.isInteger(address) || address < 0 || address > 0xff) return undefined;
   return ((0x0020 << 16) | (busNumber << 8) | address) >>> 0;
+}
+
+function busNumberOf(bus: string, platform: NodeJS.Platform): number {
+  if (platform === 'darwin') return /^[0-9a-f]{1,2}$/i.test(bus) ? parseInt(bus, 16) : NaN;
+  if (platform === 'win32') return NaN;
+  return /^\d{1,3}$/.test(bus) ? parseInt(bus, 10) : NaN;
 }

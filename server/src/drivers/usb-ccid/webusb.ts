@@ -64,8 +64,9 @@ export interface UsbDeviceLike {
   readonly deviceVersionMinor?: number;
   readonly deviceVersionSubminor?: number;
   /**
-   * node-usb 3's additions (not WebUSB): the bus the device is on, as a string ("3"; a sysfs-style "3-1.2"
-   * names the bus first), and its address on that bus. Read for SCARD_ATTR_CHANNEL_ID as libccid gives it.
+   * node-usb 3's additions (not WebUSB): the bus the device is on, as a string (nusb's `bus_id`: "003" on Linux,
+   * two hex digits on macOS, a location path on Windows; see usbChannelId), and its address on that bus. Read for
+   * SCARD_ATTR_CHANNEL_ID as libccid gives it.
    */
   readonly bus?: string | number;
   readonly address?: number;
