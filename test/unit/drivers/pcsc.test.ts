@@ -248,6 +248,9 @@ class FakeWinscard implements Winscard {
     if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardStatus');
     return { reader: '', state: 0, protocol: 2, atr: ATR };
   }
+  async statusAsync(card: Handle): Promise<CardStatus> {
+    return this.status(card);
+  }
 }
 
 class Sink implements DriverSink {
@@ -1089,4 +1092,60 @@ test('F6: a system reader that goes away, and the driver\'s stop, leave no handl
   void d;
   await stop();
   assert.deepEqual([...fake.open.values()], [], 'none left after the stop');
+});
+
+/**
+ * libpcsclite's context mutex (winscard_clnt.c 3567–3583): every handle call of a context takes it and an SCardControl
+ * keeps it for its whole round trip. A synchronous SCardStatus meanwhile would stop the helper's event loop in
+ * pthread_mutex_lock; the asynchronous one waits on its worker thread.
+ */
+class ContextMutexFake extends FakeWinscard {
+  private inFlight = 0;
+  private idle: (() => void)[] = [];
+  controlGate?: Promise<void>;
+  override async control(card: Handle, code: number): Promise<Uint8Array> {
+    this.inFlight++;
+    try {
+      if (this.controlGate) await this.controlGate;
+      return await super.control(card, code);
+    } finally {
+      if (--this.inFlight === 0) for (const w of this.idle.splice(0)) w();
+    }
+  }
+  override status(card: Handle): CardStatus {
+    if (this.inFlight) throw new Error('SCardStatus would block the event loop (libpcsclite context mutex held by a call on another reader)');
+    return super.status(card);
+  }
+  override async statusAsync(card: Handle): Promise<CardStatus> {
+    while (this.inFlight) await new Promise<void>((r) => this.idle.push(r));
+    return super.status(card);
+  }
+}
+
+test('F3: beginTransaction and a power-up read SCardStatus off the event loop: a PIN-pad control on another reader does not freeze the helper', async () => {
+  const fake = new ContextMutexFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: true, counter: 1 });
+  const sink = new Sink();
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] });
+  await driver.start(sink);
+  try {
+    await driver.hold!(R1, 'shared');
+    let release!: () => void;
+    fake.controlGate = new Promise<void>((r) => { release = r; });
+    const pinEntry = driver.control(R0, 3400, new Uint8Array(0)); // a person types a PIN on R0's pad
+    await new Promise((r) => setImmediate(r));
+    let settled = false;
+    const begin = driver.beginTransaction!(R1).finally(() => { settled = true; });
+    const reset = driver.powerOn(R1, 'warm');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(settled, false, 'the Begin waits for the context (on a worker thread), as libpcsclite makes it wait');
+    release();
+    await begin;
+    assert.deepEqual([...(await reset)], [...ATR]);
+    await pinEntry;
+    await driver.endTransaction!(R1, 'leave');
+  } finally {
+    await driver.stop();
+  }
 });

@@ -45,7 +45,7 @@ import {
   SCARD_W_RESET_CARD,
   toScError,
 } from './errors';
-import { loadWinscard, type Handle, type ReaderState, type Winscard } from './transport';
+import { loadWinscard, type CardStatus, type Handle, type ReaderState, type Winscard } from './transport';
 
 export interface PcscOptions {
   /** Path or name of the PC/SC library (default per platform: libpcsclite.so.1, winscard.dll, PCSC.framework). */
@@ -171,6 +171,14 @@ interface Reader {
   chain: Promise<unknown>;
   /** Exchanges in a row answered within FAST_EXCHANGE_MS. */
   fastInARow: number;
+}
+
+/**
+ * SCardStatus off the event loop where the library offers it (fourth review F3): the synchronous call waits on
+ * libpcsclite's context mutex, which a long SCardControl or SCardTransmit on another reader holds for its whole call.
+ */
+async function cardStatus(api: Winscard, handle: Handle): Promise<CardStatus> {
+  return api.statusAsync ? api.statusAsync(handle) : api.status(handle);
 }
 
 /**
@@ -513,7 +521,7 @@ export class PcscDriver implements Driver {
         r.handle = c.handle;
         r.protocol = await api.reconnect(c.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
       }
-      return api.status(r.handle).atr;
+      return (await cardStatus(api, r.handle)).atr;
     });
   }
 
@@ -668,7 +676,7 @@ export class PcscDriver implements Driver {
       // says (winscard_clnt.c 1186–1223). SCardStatus meets another program's transaction first (RFCheckSharing,
       // winscard.c 1271) and, with the variable, answers at once: the refusal goes to the caller as pcscd gives it.
       // A transaction the other program begins between the two calls still blocks here until it ends.
-      api.status(handle);
+      await cardStatus(api, handle);
       await api.beginTransaction(handle);
       r.inTransaction = true;
     });
