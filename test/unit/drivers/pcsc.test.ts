@@ -1149,3 +1149,21 @@ test('F3: beginTransaction and a power-up read SCardStatus off the event loop: a
     await driver.stop();
   }
 });
+
+test('F1 guard: should our transaction ever be held on anything but the card handle, a call that needs a connection is refused instead of connecting (white box)', async () => {
+  const { fake, driver } = await started();
+  try {
+    await driver.hold!(R0, 'shared');
+    await driver.beginTransaction!(R0);
+    // Break the invariant on purpose: the transaction held, the card handle forgotten.
+    const r = (driver as unknown as { readers: Map<string, { handle: Handle | null }> }).readers.get(R0)!;
+    const held = r.handle!;
+    r.handle = null;
+    await assert.rejects(driver.control(R0, 3400, new Uint8Array(0)), (e: ScError) => e.code === 'SHARING_VIOLATION' && /for ever/.test(e.message));
+    await assert.rejects(driver.powerOn(R0, 'warm'), (e: ScError) => e.code === 'SHARING_VIOLATION');
+    assert.deepEqual(fake.lockWaits, [], 'no SCardConnect reached pcscd');
+    r.handle = held;
+    await driver.endTransaction!(R0, 'leave');
+    assert.equal(fake.lock.size, 0);
+  } finally { await driver.stop(); }
+});
