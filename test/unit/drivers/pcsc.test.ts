@@ -1076,12 +1076,10 @@ test('F2 (b): a card handle\'s own Reconnect(RESET) beside a direct handle: the 
 
 test('F6: a system reader that goes away, and the driver\'s stop, leave no handle of ours in pcscd', async () => {
   const { fake, b, A, B, stop } = await systemService();
-  const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+  await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0); // a direct handle left open on the reader that goes
   const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
   await b.transmit(s, T0PCI, SELECT_MF, 258);
-  const e = (await b.connect(B, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
-  await b.beginTransaction(e);
-  await b.control(e, 0x42000000 + 3400, new Uint8Array(0));
+  await b.status((await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle);
   assert.ok([...fake.open.values()].some((h) => h.reader === R0), 'a card handle of ours on R0');
   fake.readers.delete(R0);
   fake.readers.get(R1)!.counter++; // wakes the watcher, which reads the list again
@@ -1089,7 +1087,9 @@ test('F6: a system reader that goes away, and the driver\'s stop, leave no handl
   const until = Date.now() + 2000;
   while ([...fake.open.values()].some((h) => h.reader === R0) && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
   assert.deepEqual([...fake.open.values()].filter((h) => h.reader === R0), [], 'every handle of the removed reader disconnected');
-  void d;
+  const e = (await b.connect(B, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+  await b.beginTransaction(e);
+  await b.control(e, 0x42000000 + 3400, new Uint8Array(0));
   await stop();
   assert.deepEqual([...fake.open.values()], [], 'none left after the stop');
 });
