@@ -65,7 +65,7 @@ class Session {
   }
 
   /** `to`: the workbench's service (its socket) or the system pcscd directly (null). */
-  static start(label: string, to: string | null, reader: string, share: 'shared' | 'exclusive'): Session {
+  static start(label: string, to: string | null, reader: string, share: 'shared' | 'exclusive' | 'direct'): Session {
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.LD_LIBRARY_PATH;
     delete env.PCSCLITE_CSOCK_NAME;
@@ -222,6 +222,54 @@ describe('share modes pass through to a system reader (system pcscd + vpcd + vic
       assert.deepEqual(await w.call('transmit'), { transmit: RESET_CARD, sw: null }, 'again, until SCardReconnect (as pcscd)');
       assert.deepEqual(await w.call('reconnect'), { reconnect: 0 });
       assert.equal((await w.call('transmit')).transmit, 0, 'after the reconnect');
+      await d.end();
+      await w.end();
+    } finally { d.kill(); w.kill(); }
+  });
+
+  // Fourth review F1's twin against the real system pcscd: pcscd's SCardConnect waits while hLockId is set, whatever the
+  // share mode (winscard.c 287–295), so a connect of the driver's own under its own transaction would leave the system
+  // reader locked for every program until pcscd restarts. The first R62/R63 did that here (the watch connection).
+  test('F1: a service client begins, reconnects its handle to DIRECT, ends: the outside program is held off in between and transmits after (the system reader is not left locked)', async () => {
+    const d = Session.start('direct shared', null, SYSTEM_READER, 'shared');
+    const w = Session.start('service client', socket, served, 'shared');
+    try {
+      assert.deepEqual(await d.next(), { connect: 0 });
+      assert.deepEqual(await w.next(), { connect: 0 });
+      assert.deepEqual(await w.call('begin'), { begin: 0 });
+      assert.deepEqual(await w.call('to-direct'), { 'to-direct': 0 });
+      assert.deepEqual(await w.call('status'), { status: 0 });
+      assert.deepEqual(await d.call('transmit'), { transmit: SHARING_VIOLATION, sw: null }, 'the transaction survives the share change, in the system pcscd too');
+      assert.deepEqual(await w.call('end'), { end: 0 }, 'End answered');
+      assert.deepEqual(await d.call('transmit'), { transmit: 0, sw: '61 0C' }, 'the outside program after the End: the reader is free');
+      // A new program of the machine can connect (pcscd's connect would wait for ever on a lock left behind).
+      const e = Session.start('direct shared, after', null, SYSTEM_READER, 'shared');
+      try {
+        assert.deepEqual(await e.next(), { connect: 0 });
+        await e.end();
+      } finally { e.kill(); }
+      assert.deepEqual(await w.call('to-shared'), { 'to-shared': 0 });
+      assert.equal((await w.call('transmit')).transmit, 0);
+      await d.end();
+      await w.end();
+    } finally { d.kill(); w.kill(); }
+  });
+
+  // Today's behaviour, pinned (docs/pcsc-service.md, "Known differences left"): a service client's transaction on a
+  // DIRECT handle of a system reader is the service's own; other programs of the machine are not held off by it, as
+  // pcscd would hold them off (RFLockSharing locks the reader for a direct handle too). The first attempt to take the
+  // system transaction for it was reverted (fourth review F1); this test changes when that is done safely.
+  test('a service client\'s transaction on a DIRECT handle: today not a transaction in the system pcscd (known difference); nothing of ours is left locked', async () => {
+    const d = Session.start('direct shared', null, SYSTEM_READER, 'shared');
+    const w = Session.start('service client, direct handle', socket, served, 'direct');
+    try {
+      assert.deepEqual(await d.next(), { connect: 0 });
+      assert.deepEqual(await w.next(), { connect: 0 });
+      assert.deepEqual(await w.call('begin'), { begin: 0 });
+      assert.deepEqual(await w.call('status'), { status: 0 });
+      assert.deepEqual(await d.call('transmit'), { transmit: 0, sw: '61 0C' }, 'known difference: pcscd would answer SCARD_E_SHARING_VIOLATION here');
+      assert.deepEqual(await w.call('end'), { end: 0 });
+      assert.deepEqual(await d.call('transmit'), { transmit: 0, sw: '61 0C' });
       await d.end();
       await w.end();
     } finally { d.kill(); w.kill(); }

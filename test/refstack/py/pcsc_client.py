@@ -17,11 +17,13 @@ r"""A pyscard client for the PC/SC service tests; one JSON line per fact.
                                  SCARD_W_* warning (at most 3 times), end, disconnect
   exclusive READER               connect exclusive, print {"exclusive": rv}; on each stdin line transmit the
                                  SELECT and print {"sw": ...}; at the end of stdin disconnect, print {"done": rv}
-  session READER shared|exclusive
-                                 connect in that share mode, print {"connect": rv}; then one stdin line per call:
+  session READER shared|exclusive|direct
+                                 connect in that share mode (direct: no preferred protocol), print {"connect": rv};
+                                 then one stdin line per call: status → {"status": rv},
                                  transmit (SELECT MF) → {"transmit": rv, "sw": ...}, begin → {"begin": rv}
                                  (the library polls while another program holds the reader), end → {"end": rv},
                                  reset (SCardReconnect RESET) / reconnect (LEAVE) → {"reset"|"reconnect": rv},
+                                 to-direct / to-shared (SCardReconnect LEAVE to that share mode) → {"to-direct"|"to-shared": rv},
                                  disconnect → {"disconnect": rv}; at the end of stdin release the context, print {"done": 0}
 Runs under Debian's /usr/bin/python3 (python3-pyscard); the PC/SC library is
 whatever LD_LIBRARY_PATH selects, the daemon whatever PCSCLITE_CSOCK_NAME names.
@@ -155,17 +157,27 @@ def main(argv):
         return
     if cmd == 'session':
         from smartcard.scard import (SCardConnect, SCardBeginTransaction, SCardEndTransaction, SCardDisconnect,
-                                     SCardTransmit, SCardReconnect, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,
-                                     SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD, SCARD_RESET_CARD)
+                                     SCardTransmit, SCardReconnect, SCardStatus, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,
+                                     SCARD_SHARE_DIRECT, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD,
+                                     SCARD_RESET_CARD)
         rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
         SCardListReaders(hcontext, [])
-        share = SCARD_SHARE_EXCLUSIVE if argv[2] == 'exclusive' else SCARD_SHARE_SHARED
+        share = {'exclusive': SCARD_SHARE_EXCLUSIVE, 'direct': SCARD_SHARE_DIRECT}.get(argv[2], SCARD_SHARE_SHARED)
         any_t = SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1
-        rv, hcard, proto = SCardConnect(hcontext, argv[1], share, any_t)
+        if share == SCARD_SHARE_DIRECT:
+            rv, hcard, proto = SCardConnect(hcontext, argv[1], share, 0)
+        else:
+            rv, hcard, proto = SCardConnect(hcontext, argv[1], share, any_t)
         out(connect=rv & 0xFFFFFFFF)
         for line in sys.stdin:
             op = line.strip()
-            if op == 'transmit':
+            if op == 'status':
+                out(status=SCardStatus(hcard)[0] & 0xFFFFFFFF)
+            elif op in ('to-direct', 'to-shared'):
+                share = SCARD_SHARE_DIRECT if op == 'to-direct' else SCARD_SHARE_SHARED
+                rv, proto = SCardReconnect(hcard, share, 0 if op == 'to-direct' else any_t, SCARD_LEAVE_CARD)
+                out(**{op: rv & 0xFFFFFFFF})
+            elif op == 'transmit':
                 rv, resp = SCardTransmit(hcard, proto, [0x00, 0xA4, 0x00, 0x00, 0x02, 0x3F, 0x00])
                 ok = rv == SCARD_S_SUCCESS and len(resp) >= 2
                 out(transmit=rv & 0xFFFFFFFF, sw='%02X %02X' % (resp[-2], resp[-1]) if ok else None)

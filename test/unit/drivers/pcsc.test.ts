@@ -121,10 +121,44 @@ class FakeWinscard implements Winscard {
   directRefused = false;
   /** The next SCardGetAttrib on a card handle meets another program's reset (SCARD_W_RESET_CARD). */
   attribResetOnce = false;
-  /** Another program's transaction: pcscd's SCardConnect waits in its hLockId poll loop (winscard.c 289–295) until this resolves. */
+  /**
+   * Another program's transaction: pcscd's SCardConnect waits in its hLockId poll loop (winscard.c 287–295) until this
+   * resolves, whatever the share mode (the wait comes before the share mode is looked at).
+   */
   lockedElsewhere?: Promise<void>;
+  /** The system transaction of each reader held by one of our handles (pcscd's hLockId): SCardBeginTransaction sets it. */
+  lock = new Map<string, Handle>();
+  private lockWaiters: (() => void)[] = [];
+  /**
+   * SCardConnect calls that met a transaction held by a handle of ours (the driver's work context). pcscd serves one
+   * context on one thread and libpcsclite holds the context's mutex for the whole call (winscard_svc.c, winscard_clnt.c):
+   * the SCardEndTransaction or SCardDisconnect that would free the lock can never be sent, so pcscd's loop waits for
+   * ever and the reader stays locked for every program of the machine (fourth review, F1). The fake waits a bounded
+   * moment (a disconnect already on its way may still get in) and then fails the call and records it; tests assert none.
+   */
+  lockWaits: string[] = [];
+  lockWaitMs = 50;
+  private unlock(reader: string, handle: Handle): void {
+    if (this.lock.get(reader) !== handle) return;
+    this.lock.delete(reader);
+    for (const w of this.lockWaiters.splice(0)) w();
+  }
+  /** RFSetReaderEventState(SCARD_RESET) (winscard.c 582, 894, 1156): every handle of the reader hears the reset. */
+  private markReset(reader: string): void {
+    for (const [h, o] of this.open) if (o.reader === reader) this.resetSeen.add(h);
+  }
   async connect(_ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
-    if (this.lockedElsewhere && share !== 3) await this.lockedElsewhere;
+    if (this.lockedElsewhere) await this.lockedElsewhere;
+    if (this.lock.has(reader)) {
+      const until = Date.now() + this.lockWaitMs;
+      while (this.lock.has(reader) && Date.now() < until) {
+        await new Promise<void>((r) => { this.lockWaiters.push(r); setTimeout(r, Math.max(1, until - Date.now())); });
+      }
+      if (this.lock.has(reader)) {
+        this.lockWaits.push(`${reader} share ${share}`);
+        throw new Error(`connect waited on hLockId: SCardConnect(${reader}, share ${share}) while handle ${this.lock.get(reader)} of the same context holds the reader's transaction (pcscd would wait for ever)`);
+      }
+    }
     if (this.directRefused && share === 3) throw new PcscError(0x80100017, 'SCardConnect'); // SCARD_E_READER_UNAVAILABLE
     if (this.heldElsewhere) throw new PcscError(0x8010000b, 'SCardConnect');
     if (share !== 3 && !this.readers.get(reader)?.present) throw new PcscError(SCARD_E_NO_SMARTCARD, 'SCardConnect');
@@ -150,7 +184,8 @@ class FakeWinscard implements Winscard {
     if (share === 1 && this.otherProgramConnected) throw new PcscError(0x8010000b, 'SCardReconnect');
     const h = this.open.get(card);
     if (h) h.share = share;
-    this.resetSeen.delete(card);
+    if (h && (init === 1 || init === 2)) this.markReset(h.reader); // SCARD_RESET_CARD / SCARD_UNPOWER_CARD
+    this.resetSeen.delete(card); // RFClearReaderEventState: the caller's own (winscard.c 813)
     return protocols === 1 ? 1 : 2;
   }
   /** A service that takes its time to answer SCardDisconnect (a macrotask, as a real round trip is). */
@@ -158,12 +193,27 @@ class FakeWinscard implements Winscard {
   async disconnect(card: Handle, disposition: number): Promise<void> {
     this.dispositions.push(`disconnect ${disposition}`);
     if (this.disconnectDelayMs) await new Promise((r) => setTimeout(r, this.disconnectDelayMs));
+    const h = this.open.get(card);
     this.open.delete(card);
+    this.resetSeen.delete(card);
+    if (!h) return;
+    if (disposition === 1 || disposition === 2) this.markReset(h.reader); // winscard.c 894: the others hear it
+    this.unlock(h.reader, card); // RFUnlockAllSharing
   }
   async beginTransaction(card: Handle): Promise<void> {
     if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardBeginTransaction');
+    const h = this.open.get(card);
+    if (!h) throw new PcscError(0x80100003, 'SCardBeginTransaction'); // SCARD_E_INVALID_HANDLE
+    const holder = this.lock.get(h.reader);
+    if (holder !== undefined && holder !== card) throw new PcscError(0x8010000b, 'SCardBeginTransaction');
+    this.lock.set(h.reader, card);
   }
-  async endTransaction(): Promise<void> {}
+  async endTransaction(card: Handle, disposition: number): Promise<void> {
+    const h = this.open.get(card);
+    if (!h) throw new PcscError(0x80100003, 'SCardEndTransaction');
+    if (disposition === 1 || disposition === 2) this.markReset(h.reader); // winscard.c 1156: the caller too
+    this.unlock(h.reader, card);
+  }
   async transmit(card: Handle, _protocol: number, command: Uint8Array): Promise<Uint8Array> {
     if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardTransmit');
     return Uint8Array.of(command[1], 0x90, 0x00);
@@ -197,6 +247,9 @@ class FakeWinscard implements Winscard {
   status(card: Handle): CardStatus {
     if (this.resetSeen.has(card)) throw new PcscError(SCARD_W_RESET_CARD, 'SCardStatus');
     return { reader: '', state: 0, protocol: 2, atr: ATR };
+  }
+  async statusAsync(card: Handle): Promise<CardStatus> {
+    return this.status(card);
   }
 }
 
@@ -881,4 +934,236 @@ test('R43: pcscd not running at start: PCSCLITE_NO_BLOCKING stays set until an S
   } finally {
     await driver.stop();
   }
+});
+
+// Fourth review (F1, F2, F6) against a fake that follows winscard.c on the two points the first R62/R63 broke:
+// SCardConnect waits while any handle holds the reader's transaction, DIRECT too (winscard.c 287–295; on the driver's
+// one context that wait never ends, so the fake fails it with "connect waited on hLockId"), and a RESET/UNPOWER
+// marks every handle of the reader (RFSetReaderEventState, 582/894/1156), only the caller's cleared (813).
+async function systemService(exchangeTimeoutMs = 1500) {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: false, counter: 0 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], syncTransmit: false })], { historySize: 0, exchangeTimeoutMs });
+  const resets: string[] = [];
+  m.onEntry((e) => { if (e.kind === 'cardReset') resets.push(e.reader); });
+  await m.start();
+  const b = new ManagerBackend(m);
+  const [A, B] = m.list().readers.map((r) => r.name);
+  return {
+    fake, m, b, A, B, resets,
+    async stop() {
+      b.dispose();
+      await m.stop();
+      assert.deepEqual(fake.lockWaits, [], 'no SCardConnect waited on a transaction of ours');
+    },
+  };
+}
+const rvAfter = (p: Promise<unknown>) => p.then(() => 0, (e) => rvOf(e) >>> 0);
+const T0PCI = { protocol: 1, pciLength: 8 }; // the fake's ATR offers T=0 only
+const SELECT_MF = Uint8Array.of(0x00, 0xa4, 0x00, 0x00, 0x02, 0x3f, 0x00);
+
+test('fake pcscd: SCardConnect under a transaction of ours fails with "connect waited on hLockId", DIRECT too; a RESET marks every other handle, the caller\'s cleared', async () => {
+  const { fake, driver } = await started();
+  await driver.hold!(R0, 'shared');
+  await driver.beginTransaction!(R0);
+  const [card] = fake.lock.values();
+  assert.ok(card !== undefined, 'SCardBeginTransaction took the reader\'s lock');
+  await assert.rejects(fake.connect(1, R0, 3, 0), /connect waited on hLockId/);
+  await assert.rejects(fake.connect(1, R0, 2, 3), /connect waited on hLockId/);
+  assert.equal(fake.lockWaits.length, 2);
+  fake.lockWaits.length = 0;
+  const other = await fake.connect(1, R1, 3, 0); // another reader is not locked
+  await driver.endTransaction!(R0, 'leave');
+  assert.equal(fake.lock.size, 0, 'SCardEndTransaction freed it');
+  const watch = await fake.connect(1, R0, 3, 0);
+  await fake.reconnect(card, 2, 3, 1); // our card handle resets the card
+  assert.ok(fake.resetSeen.has(watch.handle), 'the other handle of the reader hears the reset');
+  assert.ok(!fake.resetSeen.has(card), 'the caller\'s own event is cleared');
+  assert.ok(!fake.resetSeen.has(other.handle), 'a handle of another reader does not');
+  await fake.disconnect(watch.handle, 0);
+  await fake.disconnect(other.handle, 0);
+  await driver.stop();
+});
+
+test('F1 (a): Begin on a card handle of a system reader, Reconnect to DIRECT, End: the system transaction ends; no connect waits on our own lock; an outside connect gets in after', async () => {
+  const { fake, b, A, stop } = await systemService();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(s)), 0);
+    assert.equal(fake.lock.size, 1, 'the system pcscd\'s transaction is taken on our card handle');
+    assert.equal(await rvAfter(b.reconnect(s, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.status(s)), 0);
+    assert.equal(await rvAfter(b.control(s, 0x42000000 + 3400, new Uint8Array(0))), 0, 'CONTROL on the direct handle');
+    assert.equal(await rvAfter(b.endTransaction(s, Disposition.SCARD_LEAVE_CARD)), 0, 'End');
+    assert.equal(fake.lock.size, 0, 'the system reader is not left locked');
+    assert.deepEqual(fake.lockWaits, []);
+    // Another program of the machine (its own context) connects and transmits.
+    const outside = await fake.connect(99, R0, ShareMode.SCARD_SHARE_SHARED, 3);
+    assert.deepEqual([...(await fake.transmit(outside.handle, 1, SELECT_MF))], [0xa4, 0x90, 0x00]);
+    await fake.disconnect(outside.handle, 0);
+    await b.disconnect(s, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
+test('F1 (b): a direct handle on an empty system reader and on a card: Begin, Control, GetAttrib, Status, End: answered, nothing waits on our lock, the reader free after', async () => {
+  const { fake, b, A, B, stop } = await systemService();
+  try {
+    for (const name of [B, A]) {
+      const d = (await b.connect(name, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+      assert.equal(await rvAfter(b.beginTransaction(d)), 0, `${name}: Begin`);
+      assert.equal(await rvAfter(b.control(d, 0x42000000 + 3400, new Uint8Array(0))), 0, `${name}: Control`);
+      assert.equal(await rvAfter(b.getAttrib(d, 0x00010100)), 0, `${name}: GetAttrib`);
+      assert.equal(await rvAfter(b.status(d)), 0, `${name}: Status`);
+      assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0, `${name}: End`);
+      assert.equal(fake.lock.size, 0, `${name}: no system transaction left`);
+      assert.deepEqual(fake.lockWaits, []);
+      await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+    }
+  } finally { await stop(); }
+});
+
+test('F1 (c): a direct handle\'s transaction, then a card arrives and the handle resets it (Reconnect DIRECT/RESET): no connect under our lock; End frees the reader', async () => {
+  const { fake, m, b, B, stop } = await systemService();
+  try {
+    const d = (await b.connect(B, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+    fake.insert(R1);
+    const until = Date.now() + 2000;
+    while (!m.reader(B).card && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(m.reader(B).card, 'the manager saw the insertion');
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD)), 0, 'its reset');
+    assert.deepEqual(fake.lockWaits, [], 'the power-up did not connect under our own lock');
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(fake.lock.size, 0);
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
+test('F2 (a): a direct handle\'s own Reconnect(RESET) is not heard back by it as another program\'s reset; one cardReset entry', async () => {
+  const { b, A, resets, stop } = await systemService();
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    assert.equal(await rvAfter(b.status(d)), 0);
+    const before = resets.length;
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD)), 0, 'its own reset');
+    assert.equal(await rvAfter(b.status(d)), 0, 'pcscd: its own reconnect cleared its event (winscard.c 813)');
+    assert.equal(await rvAfter(b.getAttrib(d, 0x00010100)), 0);
+    assert.equal(resets.length - before, 1, 'one reset, one cardReset entry');
+  } finally { await stop(); }
+});
+
+test('F2 (b): a card handle\'s own Reconnect(RESET) beside a direct handle: the direct handle hears it once, the card handle never', async () => {
+  const { b, A, resets, stop } = await systemService();
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.status(d)), 0);
+    const before = resets.length;
+    assert.equal(await rvAfter(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_RESET_CARD)), 0);
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0, 'S after its own reset');
+    assert.equal(await rvAfter(b.status(d)), 0x80100068, 'D: SCARD_W_RESET_CARD (pcscd marks it)');
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.status(d)), 0);
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0, 'S does not hear its own reset back once D looked');
+    assert.equal(await rvAfter(b.disconnect(s, Disposition.SCARD_RESET_CARD)), 0, 'S leaves resetting the card');
+    assert.equal(await rvAfter(b.status(d)), 0x80100068, 'D hears that one too');
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.status(d)), 0, 'and only once');
+    assert.equal(resets.length - before, 2, 'two resets, two cardReset entries');
+  } finally { await stop(); }
+});
+
+test('F6: a system reader that goes away, and the driver\'s stop, leave no handle of ours in pcscd', async () => {
+  const { fake, b, A, B, stop } = await systemService();
+  await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0); // a direct handle left open on the reader that goes
+  const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+  await b.transmit(s, T0PCI, SELECT_MF, 258);
+  await b.status((await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle);
+  assert.ok([...fake.open.values()].some((h) => h.reader === R0), 'a card handle of ours on R0');
+  fake.readers.delete(R0);
+  fake.readers.get(R1)!.counter++; // wakes the watcher, which reads the list again
+  fake.change();
+  const until = Date.now() + 2000;
+  while ([...fake.open.values()].some((h) => h.reader === R0) && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual([...fake.open.values()].filter((h) => h.reader === R0), [], 'every handle of the removed reader disconnected');
+  const e = (await b.connect(B, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+  await b.beginTransaction(e);
+  await b.control(e, 0x42000000 + 3400, new Uint8Array(0));
+  await stop();
+  assert.deepEqual([...fake.open.values()], [], 'none left after the stop');
+});
+
+/**
+ * libpcsclite's context mutex (winscard_clnt.c 3567–3583): every handle call of a context takes it and an SCardControl
+ * keeps it for its whole round trip. A synchronous SCardStatus meanwhile would stop the helper's event loop in
+ * pthread_mutex_lock; the asynchronous one waits on its worker thread.
+ */
+class ContextMutexFake extends FakeWinscard {
+  private inFlight = 0;
+  private idle: (() => void)[] = [];
+  controlGate?: Promise<void>;
+  override async control(card: Handle, code: number): Promise<Uint8Array> {
+    this.inFlight++;
+    try {
+      if (this.controlGate) await this.controlGate;
+      return await super.control(card, code);
+    } finally {
+      if (--this.inFlight === 0) for (const w of this.idle.splice(0)) w();
+    }
+  }
+  override status(card: Handle): CardStatus {
+    if (this.inFlight) throw new Error('SCardStatus would block the event loop (libpcsclite context mutex held by a call on another reader)');
+    return super.status(card);
+  }
+  override async statusAsync(card: Handle): Promise<CardStatus> {
+    while (this.inFlight) await new Promise<void>((r) => this.idle.push(r));
+    return super.status(card);
+  }
+}
+
+test('F3: beginTransaction and a power-up read SCardStatus off the event loop: a PIN-pad control on another reader does not freeze the helper', async () => {
+  const fake = new ContextMutexFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: true, counter: 1 });
+  const sink = new Sink();
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] });
+  await driver.start(sink);
+  try {
+    await driver.hold!(R1, 'shared');
+    let release!: () => void;
+    fake.controlGate = new Promise<void>((r) => { release = r; });
+    const pinEntry = driver.control(R0, 3400, new Uint8Array(0)); // a person types a PIN on R0's pad
+    await new Promise((r) => setImmediate(r));
+    let settled = false;
+    const begin = driver.beginTransaction!(R1).finally(() => { settled = true; });
+    const reset = driver.powerOn(R1, 'warm');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(settled, false, 'the Begin waits for the context (on a worker thread), as libpcsclite makes it wait');
+    release();
+    await begin;
+    assert.deepEqual([...(await reset)], [...ATR]);
+    await pinEntry;
+    await driver.endTransaction!(R1, 'leave');
+  } finally {
+    await driver.stop();
+  }
+});
+
+test('F1 guard: should our transaction ever be held on anything but the card handle, a call that needs a connection is refused instead of connecting (white box)', async () => {
+  const { fake, driver } = await started();
+  try {
+    await driver.hold!(R0, 'shared');
+    await driver.beginTransaction!(R0);
+    // Break the invariant on purpose: the transaction held, the card handle forgotten.
+    const r = (driver as unknown as { readers: Map<string, { handle: Handle | null }> }).readers.get(R0)!;
+    const held = r.handle!;
+    r.handle = null;
+    await assert.rejects(driver.control(R0, 3400, new Uint8Array(0)), (e: ScError) => e.code === 'SHARING_VIOLATION' && /for ever/.test(e.message));
+    await assert.rejects(driver.powerOn(R0, 'warm'), (e: ScError) => e.code === 'SHARING_VIOLATION');
+    assert.deepEqual(fake.lockWaits, [], 'no SCardConnect reached pcscd');
+    r.handle = held;
+    await driver.endTransaction!(R0, 'leave');
+    assert.equal(fake.lock.size, 0);
+  } finally { await driver.stop(); }
 });

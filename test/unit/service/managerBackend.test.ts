@@ -10,7 +10,7 @@ import { ManagerBackend } from '../../../server/src/service/managerBackend';
 import { secretRanges } from '../../../server/src/codecs/apdu';
 import { Disposition, ProtocolBits, Rv, ShareMode } from '../../../server/src/service/wire';
 import { ScError } from '../../../server/src/util/errors';
-import type { PowerMode } from '../../../server/src/drivers/driver';
+import type { PowerMode, ReaderFacts } from '../../../server/src/drivers/driver';
 
 const A = 'Workbench Simulator 00 00';
 const B = 'Workbench Simulator 01 00';
@@ -840,17 +840,47 @@ test('R51: CONTROL on a card handle after a removal or another handle\'s reset r
   } finally { await stop(); }
 });
 
-/** A simulator with the PC/SC driver's system-side transaction and handle (counted), and a card that can go mute. */
+/**
+ * A simulator with the PC/SC driver's system-side transaction and handle (counted), and a card that can go mute. It
+ * follows winscard.c on the two points the fourth review found the first R62/R63 broke (F1, F2):
+ * - the driver's connections in the system pcscd: its card handle (`connected`, made by the first call that needs the
+ *   card, gone at release / Power Off / eject, whose SCardDisconnect ends a transaction it held) and the direct
+ *   connection a control or readerFacts call makes without one. SCardConnect waits while hLockId is set whatever the
+ *   share mode (winscard.c 287–295), and on the driver's one context nothing can end our own lock meanwhile: such a
+ *   connect fails with "connect waited on hLockId" and is recorded (`lockWaits`, asserted empty by systemSetup's stop);
+ * - a RESET / UNPOWER of the driver's (SCardReconnect, SCardDisconnect, SCardEndTransaction) marks every other handle
+ *   of the reader (RFSetReaderEventState): another program's handle on the machine's pcscd (`outside`) hears
+ *   SCARD_W_RESET_CARD; the driver's own handle is cleared (RFClearReaderEventState, winscard.c 813).
+ */
 class SystemSim extends SimulatorDriver {
   held = 0;
   holds = 0;
   releases = 0;
+  connected = false;
+  lockWaits: string[] = [];
+  /** Another program's handle on the machine's pcscd: the resets it heard (until it looks). */
+  outside = { resets: 0 };
   /** Power-ups of sim:0 after this many fail as a card that does not answer (IFDPowerICC's failure). */
   muteAfter = Infinity;
   private powerUps = 0;
   private readonly waiters = new Set<() => void>();
-  async beginTransaction(_key: string): Promise<void> { this.held++; }
-  async endTransaction(_key: string): Promise<void> { this.held--; for (const w of [...this.waiters]) w(); }
+  private systemConnect(key: string, share: string): void {
+    if (this.held === 0) return;
+    this.lockWaits.push(`${key} ${share}`);
+    throw new Error(`connect waited on hLockId: SCardConnect(${key}, ${share}) while a handle of the driver's context holds the reader's transaction`);
+  }
+  private card(key: string): void {
+    if (this.connected) return;
+    this.systemConnect(key, 'SHARED');
+    this.connected = true;
+  }
+  private wake(): void { for (const w of [...this.waiters]) w(); }
+  async beginTransaction(key: string): Promise<void> { this.card(key); this.held++; }
+  async endTransaction(_key: string, disposition: 'leave' | 'reset' | 'unpower' = 'leave'): Promise<void> {
+    this.held--;
+    if (disposition !== 'leave') this.outside.resets++;
+    this.wake();
+  }
   /** Resolves once `cond` holds, looked at after each system-side end and release. */
   when(cond: () => boolean): Promise<void> {
     return new Promise((resolve) => {
@@ -859,11 +889,36 @@ class SystemSim extends SimulatorDriver {
       this.waiters.add(w);
     });
   }
-  async hold(_key: string): Promise<void> { this.holds++; }
-  async release(_key: string): Promise<void> { this.releases++; for (const w of [...this.waiters]) w(); }
+  async hold(key: string): Promise<void> { this.card(key); this.holds++; }
+  async release(_key: string): Promise<void> {
+    this.releases++;
+    if (this.connected) { this.connected = false; this.held = 0; } // SCardDisconnect: RFUnlockAllSharing
+    this.wake();
+  }
   override async powerOn(key: string, mode: PowerMode): Promise<Uint8Array> {
+    this.card(key);
+    this.outside.resets++; // SCardReconnect(RESET / UNPOWER): RFSetReaderEventState
     if (key === 'sim:0' && ++this.powerUps > this.muteAfter) throw new ScError('TIMEOUT', 'The card did not answer the reset.');
     return super.powerOn(key, mode);
+  }
+  override async powerOff(key: string): Promise<void> {
+    this.card(key);
+    this.connected = false; // SCardDisconnect(UNPOWER): ends a transaction it held, the others hear a reset
+    this.held = 0;
+    this.outside.resets++;
+    return super.powerOff(key);
+  }
+  override async transmit(key: string, command: Uint8Array): Promise<Uint8Array> {
+    this.card(key);
+    return super.transmit(key, command);
+  }
+  override async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
+    if (!this.connected) this.systemConnect(key, 'DIRECT');
+    return super.control(key, code, data);
+  }
+  override async readerFacts(key: string): Promise<ReaderFacts> {
+    if (!this.connected) this.systemConnect(key, 'DIRECT');
+    return super.readerFacts(key);
   }
 }
 
@@ -872,7 +927,7 @@ async function systemSetup() {
   const m = new ReaderManager([sim], { historySize: 0 });
   await m.start();
   const b = new ManagerBackend(m);
-  return { sim, m, b, async stop() { b.dispose(); await m.stop(); } };
+  return { sim, m, b, async stop() { b.dispose(); await m.stop(); assert.deepEqual(sim.lockWaits, [], 'no SCardConnect waited on a transaction of ours'); } };
 }
 
 // winscard.c SCardEndTransaction (~1170) unlocks hLockId whatever the handle's share mode; the PC/SC driver's
@@ -1138,5 +1193,58 @@ test('R60: a direct handle\'s failed DIRECT/RESET leaves the card swallowed as w
     assert.equal(m.reader(A).card?.powered, false, 'the manager does not take the card for powered');
     await rejectsWith(b.status(s), Rv.SCARD_W_RESET_CARD, 'the shared handle hears it');
     await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_W_UNRESPONSIVE_CARD, 'direct LEAVE');
+  } finally { await stop(); }
+});
+
+// Fourth review F1 against SystemSim's hLockId rule: a direct handle's transaction and its reader calls never make the
+// driver connect while a handle of ours holds the reader's system transaction.
+test('F1: Begin on a card handle, Reconnect to DIRECT, Control and Status in the transaction, End: no connect under our own lock, the system transaction ended', async () => {
+  const { sim, m, b, stop } = await systemSetup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.beginTransaction(x);
+    assert.equal(sim.held, 1);
+    await b.reconnect(x, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD);
+    await b.control(x, 0x42000000 + 3400, new Uint8Array(0));
+    await b.status(x);
+    await b.getAttrib(x, 0x00010100);
+    await b.endTransaction(x, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(sim.held, 0);
+    assert.equal(m.transactionOwner(A), null);
+    assert.deepEqual(sim.lockWaits, []);
+    await b.disconnect(x, Disposition.SCARD_LEAVE_CARD);
+    // A direct handle's own transaction on a reader, then its reader calls.
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(d);
+    await b.control(d, 0x42000000 + 3400, new Uint8Array(0));
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD);
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(m.transactionOwner(A), null);
+    assert.equal(await within(sim.when(() => sim.held === 0)), 'ok', 'no system transaction left');
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
+// Fourth review F2: one reset of the card is one RFSetReaderEventState in the system pcscd: another program hears it
+// once, and the handle that made it does not hear it back.
+test('F2: a client\'s Reconnect(RESET) on a system reader is one reset for another program of the machine; the client\'s own handle does not hear it back', async () => {
+  const { sim, b, stop } = await systemSetup();
+  try {
+    const x = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    await b.transmit(x, T1, SELECT, 258);
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    const before = sim.outside.resets;
+    await b.reconnect(x, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    assert.equal(sim.outside.resets - before, 1, 'one reset in the system pcscd');
+    await b.transmit(x, T1, SELECT, 258);
+    await rejectsWith(b.status(d), Rv.SCARD_W_RESET_CARD, 'the direct handle beside it hears it');
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD);
+    assert.equal(sim.outside.resets - before, 2, 'the direct handle\'s reset is the second');
+    await b.status(d);
+    await rejectsWith(b.transmit(x, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'the card handle hears the direct handle\'s reset once');
+    await b.reconnect(x, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    await b.transmit(x, T1, SELECT, 258);
+    await b.status(d);
+    assert.equal(sim.outside.resets - before, 2, 'taking a reset as seen is no reset');
   } finally { await stop(); }
 });

@@ -45,7 +45,7 @@ import {
   SCARD_W_RESET_CARD,
   toScError,
 } from './errors';
-import { loadWinscard, type Handle, type ReaderState, type Winscard } from './transport';
+import { loadWinscard, type CardStatus, type Handle, type ReaderState, type Winscard } from './transport';
 
 export interface PcscOptions {
   /** Path or name of the PC/SC library (default per platform: libpcsclite.so.1, winscard.dll, PCSC.framework). */
@@ -171,6 +171,14 @@ interface Reader {
   chain: Promise<unknown>;
   /** Exchanges in a row answered within FAST_EXCHANGE_MS. */
   fastInARow: number;
+}
+
+/**
+ * SCardStatus off the event loop where the library offers it (fourth review F3): the synchronous call waits on
+ * libpcsclite's context mutex, which a long SCardControl or SCardTransmit on another reader holds for its whole call.
+ */
+async function cardStatus(api: Winscard, handle: Handle): Promise<CardStatus> {
+  return api.statusAsync ? api.statusAsync(handle) : api.status(handle);
 }
 
 /**
@@ -509,18 +517,18 @@ export class PcscDriver implements Driver {
       if (r.handle === null) {
         // Not connected (the card was left to others, or its handle went stale): connect, then
         // reset as asked — a fresh SCardConnect alone does not reset a card pcscd already powered.
-        const c = await api.connect(ctx, r.name, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+        const c = await this.connect(r, api, ctx, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
         r.handle = c.handle;
         r.protocol = await api.reconnect(c.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
       }
-      return api.status(r.handle).atr;
+      return (await cardStatus(api, r.handle)).atr;
     });
   }
 
   async powerOff(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
       // Released (or never connected): connect just to unpower, so Power Off does what it says.
-      if (r.handle === null && r.present) r.handle = (await api.connect(ctx, r.name, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)).handle;
+      if (r.handle === null && r.present) r.handle = (await this.connect(r, api, ctx, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)).handle;
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
@@ -531,7 +539,7 @@ export class PcscDriver implements Driver {
 
   async eject(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
-      const handle = r.handle ?? (await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0)).handle;
+      const handle = r.handle ?? (await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0)).handle;
       r.handle = null;
       await api.disconnect(handle, SCARD_EJECT_CARD);
     });
@@ -610,7 +618,7 @@ export class PcscDriver implements Driver {
     return this.serialized(key, async (r, api, ctx) => {
       const ioctl = code < 0x10000 ? api.ctlCode(code) : code;
       if (r.handle !== null) return api.control(r.handle, ioctl, data);
-      const direct = await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0);
+      const direct = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0);
       try {
         return await api.control(direct.handle, ioctl, data);
       } finally {
@@ -629,7 +637,7 @@ export class PcscDriver implements Driver {
       const facts: ReaderFacts = { source: 'SCardGetAttrib' };
       const unanswered: string[] = [];
       const raw: Record<string, string> = {}; // the bytes as answered, for the PC/SC service's SCardGetAttrib
-      const direct = r.handle === null ? await api.connect(ctx, r.name, SCARD_SHARE_DIRECT, 0) : null;
+      const direct = r.handle === null ? await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0) : null;
       const handle = direct ? direct.handle : r.handle!;
       try {
         for (const a of READER_ATTRIBUTES) {
@@ -668,7 +676,7 @@ export class PcscDriver implements Driver {
       // says (winscard_clnt.c 1186–1223). SCardStatus meets another program's transaction first (RFCheckSharing,
       // winscard.c 1271) and, with the variable, answers at once: the refusal goes to the caller as pcscd gives it.
       // A transaction the other program begins between the two calls still blocks here until it ends.
-      api.status(handle);
+      await cardStatus(api, handle);
       await api.beginTransaction(handle);
       r.inTransaction = true;
     });
@@ -701,7 +709,7 @@ export class PcscDriver implements Driver {
     await this.serialized(key, async (r, api, ctx) => {
       const wanted = share === 'exclusive' ? SCARD_SHARE_EXCLUSIVE : SCARD_SHARE_SHARED;
       if (r.handle === null) {
-        const c = await api.connect(ctx, r.name, wanted, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+        const c = await this.connect(r, api, ctx, wanted, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
         r.handle = c.handle;
         r.protocol = c.protocol;
       } else if (r.share !== wanted) {
@@ -735,10 +743,24 @@ export class PcscDriver implements Driver {
    */
   private async connectedOrConnect(r: Reader, api: Winscard, ctx: Handle, protocols: number): Promise<Handle> {
     if (r.handle !== null) return r.handle;
-    const c = await api.connect(ctx, r.name, r.share, protocols);
+    const c = await this.connect(r, api, ctx, r.share, protocols);
     r.handle = c.handle;
     r.protocol = c.protocol;
     return c.handle;
+  }
+
+  /**
+   * SCardConnect, never while a handle of ours holds the reader's transaction in the system service: pcscd's connect
+   * waits while hLockId is set whatever the share mode (winscard.c 287–295), and on our one context the End that would
+   * clear it can never be sent meanwhile (pcscd serves a context on one thread; libpcsclite holds the context's mutex
+   * for the call). The reader would stay locked for every program of the machine (fourth review F1). Our transaction
+   * is only ever held on `r.handle`, so every call site has the handle then; this is the guard should that change.
+   */
+  private connect(r: Reader, api: Winscard, ctx: Handle, share: number, protocols: number): Promise<{ handle: Handle; protocol: number }> {
+    if (r.inTransaction) {
+      return Promise.reject(new ScError('SHARING_VIOLATION', `Not connecting to "${r.name}" again while our transaction holds it in the PC/SC service (the connection would wait for that transaction for ever).`));
+    }
+    return api.connect(ctx, r.name, share, protocols);
   }
 
   private connected(r: Reader): Handle {

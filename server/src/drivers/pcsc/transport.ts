@@ -56,6 +56,12 @@ export interface Winscard {
   /** SCardGetAttrib on a worker thread (pcscd holds the reader's lock while the IFD handler answers). */
   getAttrib(card: Handle, attr: number): Promise<Uint8Array>;
   status(card: Handle): CardStatus;
+  /**
+   * SCardStatus on a worker thread. libpcsclite takes the context's mutex for every handle call and an SCardTransmit or
+   * SCardControl keeps it for its whole round trip (winscard_clnt.c 3567–3583), so the synchronous call would stop the
+   * event loop behind a long call on another reader (a PIN-pad entry; fourth review F3).
+   */
+  statusAsync?(card: Handle): Promise<CardStatus>;
 }
 
 export type Platform = 'linux' | 'darwin' | 'win32';
@@ -134,6 +140,8 @@ const RECV_BUFFER = 65536 + 2;
 const MAX_ATR = 36;
 /** SCardGetAttrib answers fit pcsc-lite's MAX_BUFFER_SIZE (264 bytes). */
 const ATTR_BUFFER = 264;
+/** SCardStatus's reader name buffer in one call: pcsc-lite's names are at most MAX_READERNAME (128) bytes. */
+const READER_NAME_BUFFER = 1024;
 
 function unsigned(rv: number | bigint): number {
   return Number(BigInt.asUintN(32, BigInt(rv)));
@@ -317,6 +325,32 @@ export function loadWinscard(library?: string): Winscard {
       const size = [buf.length];
       await asyncCall(SCardGetAttrib, 'SCardGetAttrib', [card, attr >>> 0, buf, size]);
       return new Uint8Array(buf.subarray(0, Math.min(Number(size[0]), buf.length)));
+    },
+    async statusAsync(card) {
+      const state = [0];
+      const protocol = [0];
+      const atrLength = [MAX_ATR];
+      const atr = Buffer.alloc(MAX_ATR);
+      let name = Buffer.alloc(READER_NAME_BUFFER);
+      const nameLength = [READER_NAME_BUFFER];
+      try {
+        await asyncCall(SCardStatus, 'SCardStatus', [card, name, nameLength, state, protocol, atr, atrLength]);
+      } catch (e) {
+        if (!(e instanceof PcscError) || e.rv !== SCARD_E_INSUFFICIENT_BUFFER) throw e;
+        // A longer name (not from pcsc-lite): ask its length, then read it, both off the event loop.
+        nameLength[0] = 0;
+        atrLength[0] = MAX_ATR;
+        await asyncCall(SCardStatus, 'SCardStatus', [card, null, nameLength, state, protocol, atr, atrLength]);
+        name = Buffer.alloc(Number(nameLength[0]));
+        atrLength[0] = MAX_ATR;
+        await asyncCall(SCardStatus, 'SCardStatus', [card, name, nameLength, state, protocol, atr, atrLength]);
+      }
+      return {
+        reader: multiString(name, Math.min(Number(nameLength[0]), name.length))[0] ?? '',
+        state: Number(state[0]),
+        protocol: Number(protocol[0]),
+        atr: new Uint8Array(atr.subarray(0, Number(atrLength[0]))),
+      };
     },
     status(card) {
       const nameLength = [0];
