@@ -63,7 +63,8 @@ async function measuredRun(m: ReaderManager, reader: string, file: string, out: 
   const script = parseScript(fs.readFileSync(file, 'utf8'));
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  const result = await runScript(script, { manager: m, reader });
+  // A Cancel signal, as `scard run` gives every run (its SIGINT; the helper: the run's Cancel).
+  const result = await runScript(script, { manager: m, reader, signal: new AbortController().signal });
   out.flush();
   const wallMs = performance.now() - t0;
   // CPU time of this process: steadier than wall time on a shared machine.
