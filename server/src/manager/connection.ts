@@ -123,7 +123,7 @@ export class Connection {
     // never happens (the gate checks the Cancel before anything is sent).
     if (this.queueFree()) return this.r.gate.queue.run(this.id, fn, false);
     // No Cancel (the editor's, the API's connection): the wait has a deadline (a PC/SC client's waits as in pcscd).
-    if (!signal && !this.keepsIdleTransaction && !this.queueFree()) return this.r.gate.queue.run(this.id, fn, false, this.manager.queueDeadline(this.r));
+    if (!signal && !this.keepsIdleTransaction) return this.r.gate.queue.run(this.id, fn, false, this.manager.queueDeadline(this.r));
     return this.r.gate.queue.run(this.id, fn, false, signal ? { signal, error: () => this.r.gate.notSentError() } : undefined);
   }
 
