@@ -132,8 +132,15 @@ async function oursViaVpcd(b, startCard) {
     const m = /^RESULT (.*)$/m.exec(fs.readFileSync(traceFile, 'utf8'));
     if (code !== 0 || !m) throw new Error(`harness failed (${code}): ${h.stderr.slice(-500)}`);
     const res = JSON.parse(m[1]);
-    if (!res.ok) throw new Error(`script failed: ${res.failure?.message}`);
-    return { rate: N / (res.durationMs / 1000), cpuUs: res.cpuUs / N };
+    for (const r of [res, res.later]) {
+      if (!r?.ok) throw new Error(`script failed: ${r?.failure?.message ?? 'no later run'}`);
+      if (r.commands !== N) throw new Error(`the script ran ${r.commands} of ${N} commands`);
+    }
+    // The trace holds every exchange of both runs: nothing was skipped in the later one.
+    const answered = (fs.readFileSync(traceFile, 'utf8').match(/^< 90 00/gm) ?? []).length;
+    if (answered !== 2 * N) throw new Error(`the trace shows ${answered} answers of ${2 * N}`);
+    // rate/cpuUs: the first run in a fresh process (cold); later: the same file run again by the same process (warm).
+    return { rate: N / (res.durationMs / 1000), cpuUs: res.cpuUs / N, later: { rate: N / (res.later.durationMs / 1000), cpuUs: res.later.cpuUs / N } };
   } finally {
     await h.stop();
     await card?.stop();
@@ -305,13 +312,24 @@ async function benchVicc(b, pcscd) {
   addRow({ what: 'vpcd driver with vicc vs scriptor', ours: oursS, against: { label: 'scriptor → pcscd → vpcd → vicc', unit: 'APDU/s', values: scriptor }, target: { ratioMin: 1 }, targetText: 'ratio ≥ 1.0' });
   addRow({ what: 'vpcd driver with vicc vs pyscard', ours: oursS, against: { label: 'pyscard → pcscd → vpcd → vicc', unit: 'APDU/s', values: pyscard.map((x) => x.rate) }, target: { ratioMin: 1 }, targetText: 'ratio ≥ 1.0' });
   addRow({
-    what: 'reader-side CPU per APDU, vicc', lowerIsBetter: true, target: {}, targetText: '— (information; steadier than rates on a shared machine)',
-    ours: { label: 'harness process (manager, engine, vpcd driver, trace)', unit: 'µs', values: ours.map((x) => x.cpuUs) },
+    what: 'reader-side CPU per APDU, vicc', lowerIsBetter: true, target: {}, targetText: '— (information: the first run in a fresh process, cold; steadier than rates on a shared machine)',
+    ours: { label: 'harness process (manager, engine, vpcd driver, trace), first run', unit: 'µs', values: ours.map((x) => x.cpuUs) },
+    against: { label: 'pyscard + pcscd processes', unit: 'µs', values: pyscard.map((x) => x.cpuUs) },
+  });
+  // Issue 17: "bring our side's CPU per APDU below pcscd's". pcscd is measured long-running (warm), as the
+  // helper is once it has run a script: the target is on the later run (docs/benchmarks.md, seventh pass).
+  addRow({
+    what: 'reader-side CPU per APDU, vicc, later run', lowerIsBetter: true, target: { ratioMin: 1 }, targetText: 'ratio ≥ 1.0 (below pyscard + pcscd\'s; both warm)',
+    ours: { label: 'harness process, the same file run again by the same process (manager, driver, vicc connection)', unit: 'µs', values: ours.map((x) => x.later.cpuUs) },
     against: { label: 'pyscard + pcscd processes', unit: 'µs', values: pyscard.map((x) => x.cpuUs) },
   });
   addRow({
-    what: 'reader-side CPU per APDU, vicc, as scriptor', lowerIsBetter: true, target: {}, targetText: '— (information; both parse a script and print a trace)',
-    ours: { label: 'harness process (manager, engine, vpcd driver, trace)', unit: 'µs', values: ours.map((x) => x.cpuUs) },
+    what: 'vpcd driver with vicc, later run, vs pyscard', ours: { label: 'vpcd driver → vicc (engine time), later run', unit: 'APDU/s', values: ours.map((x) => x.later.rate) },
+    against: { label: 'pyscard → pcscd → vpcd → vicc', unit: 'APDU/s', values: pyscard.map((x) => x.rate) }, target: {}, targetText: '— (information; vicc is the bottleneck)',
+  });
+  addRow({
+    what: 'reader-side CPU per APDU, vicc, as scriptor', lowerIsBetter: true, target: {}, targetText: '— (information; both parse a script and print a trace, both in a fresh process)',
+    ours: { label: 'harness process (manager, engine, vpcd driver, trace), first run', unit: 'µs', values: ours.map((x) => x.cpuUs) },
     against: { label: 'scriptor + pcscd processes (10,000-line run minus a 1-line run)', unit: 'µs', values: scriptorCpu },
   });
 }
@@ -357,8 +375,13 @@ async function benchFastAndPcsc(b, pcscd) {
       against, target: { min: 10_000, ratioMin: 1 }, targetText: '≥ 10,000 APDU/s, ratio ≥ 1.0',
     });
     addRow({
-      what: 'reader-side CPU per APDU, fast peer', lowerIsBetter: true, target: {}, targetText: '— (information)',
-      ours: { label: 'harness process (manager, engine, vpcd driver, trace)', unit: 'µs', values: vpcd.map((x) => x.cpuUs) },
+      what: 'reader-side CPU per APDU, fast peer', lowerIsBetter: true, target: {}, targetText: '— (information: the first run in a fresh process, cold)',
+      ours: { label: 'harness process (manager, engine, vpcd driver, trace), first run', unit: 'µs', values: vpcd.map((x) => x.cpuUs) },
+      against: { label: 'pyscard + pcscd processes', unit: 'µs', values: pyscard.map((x) => x.cpuUs) },
+    });
+    addRow({
+      what: 'reader-side CPU per APDU, fast peer, later run', lowerIsBetter: true, target: {}, targetText: '— (information: warm, as pcscd)',
+      ours: { label: 'harness process, the same file run again by the same process', unit: 'µs', values: vpcd.map((x) => x.later.cpuUs) },
       against: { label: 'pyscard + pcscd processes', unit: 'µs', values: pyscard.map((x) => x.cpuUs) },
     });
   }

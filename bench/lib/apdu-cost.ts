@@ -51,7 +51,9 @@ async function main(): Promise<void> {
   if (vpcd) {
     const line = '00 A4 00 0C 02 3F 00\n';
     const script = parseScript(line.repeat(n));
-    if (!cold) await runScript(parseScript(line.repeat(2000)), { manager: m, reader });
+    // A Cancel signal, as `scard run` (SIGINT) and the helper (the run's Cancel) give every run.
+    const signal = new AbortController().signal;
+    if (!cold) await runScript(parseScript(line.repeat(2000)), { manager: m, reader, signal });
     const w = Number(process.env.CURVE ?? 0);
     let last: NodeJS.CpuUsage;
     const onProgress = w > 0 ? (done: number): void => {
@@ -64,7 +66,7 @@ async function main(): Promise<void> {
     ticks0 = threadTicks();
     const cpu0 = process.cpuUsage();
     last = cpu0;
-    const r = await runScript(script, { manager: m, reader, onProgress });
+    const r = await runScript(script, { manager: m, reader, onProgress, signal });
     out?.flush();
     cpu = process.cpuUsage(cpu0);
     if (!r.ok) throw new Error(String(r.failure?.message));

@@ -54,6 +54,12 @@ export interface DriverSink {
   timeExtension?(key: string, ms: number): void;
 }
 
+/** Where a driver's `transmitTo` hands its answer (the gate's call for it). */
+export interface TransmitSink {
+  answered(response: Uint8Array): void;
+  failedInDriver(e: unknown): void;
+}
+
 export interface Driver {
   /** `simulator`, `vpcd`, `pcsc`, `usb-ccid`. */
   readonly id: string;
@@ -75,6 +81,12 @@ export interface Driver {
    * the driver just carries bytes.
    */
   transmit(key: string, command: Uint8Array, protocol: Protocol): Promise<Uint8Array>;
+  /**
+   * Optional, the hot path of a script: `transmit` with the answer handed to `to` instead of a
+   * promise (no promise and no reaction per APDU). The driver calls exactly one of `to.answered`
+   * and `to.failedInDriver`, once, later or before it returns. The gate uses it when present.
+   */
+  transmitTo?(key: string, command: Uint8Array, protocol: Protocol, to: TransmitSink): void;
   /** Reader-specific control / escape command (SCardControl, PC_to_RDR_Escape). */
   control(key: string, code: number, data: Uint8Array): Promise<Uint8Array>;
   /** Optional: mechanical eject. */

@@ -119,8 +119,11 @@ export class Connection {
 
   /** Into the reader's queue; a Cancel while still waiting there leaves it at once, nothing sent. */
   private enqueue<T>(fn: () => Promise<T>, signal: AbortSignal | undefined = this.signal): Promise<T> {
+    // Started at once (every APDU of a script): no abort record or deadline to build for a wait that
+    // never happens (the gate checks the Cancel before anything is sent).
+    if (this.queueFree()) return this.r.gate.queue.run(this.id, fn, false);
     // No Cancel (the editor's, the API's connection): the wait has a deadline (a PC/SC client's waits as in pcscd).
-    if (!signal && !this.keepsIdleTransaction && !this.queueFree()) return this.r.gate.queue.run(this.id, fn, false, this.manager.queueDeadline(this.r));
+    if (!signal && !this.keepsIdleTransaction) return this.r.gate.queue.run(this.id, fn, false, this.manager.queueDeadline(this.r));
     return this.r.gate.queue.run(this.id, fn, false, signal ? { signal, error: () => this.r.gate.notSentError() } : undefined);
   }
 

@@ -12,7 +12,7 @@
 // - the driver-side transaction (SCardBeginTransaction), ended on every path
 //   that releases the queue's transaction.
 
-import type { Driver, LogLevel, ReaderFacts } from '../drivers/driver';
+import type { Driver, LogLevel, ReaderFacts, TransmitSink } from '../drivers/driver';
 import { ScError, asScError } from '../util/errors';
 import { ReaderQueue } from './queue';
 
@@ -46,8 +46,8 @@ function capture(resolve: (value: never) => void, reject: (e: unknown) => void):
   captured.reject = reject;
 }
 
-/** One driver call racing its deadline and the caller's abort (usually 0 or 1 per reader). */
-class PendingCall {
+/** One driver call racing its deadline and the caller's abort (usually 0 or 1 per reader); also the driver's TransmitSink. */
+class PendingCall implements TransmitSink {
   private settled = false;
   constructor(
     private readonly gate: ReaderGate,
@@ -55,6 +55,8 @@ class PendingCall {
     public deadline: number,
     readonly timeoutMs: number,
     readonly signal: AbortSignal | undefined,
+    /** The caller's promise, settled by `resolve`/`reject` below. */
+    readonly promise: Promise<unknown>,
     private readonly resolve: (value: unknown) => void,
     private readonly reject: (e: unknown) => void,
     private readonly onLateSuccess: ((value: unknown) => void) | undefined,
@@ -109,6 +111,13 @@ export class ReaderGate {
   transmit(command: Uint8Array, protocol: 0 | 1, opts: GateCallOptions = NO_OPTIONS): Promise<Uint8Array> {
     // Every APDU: no closure for the driver call (the abort is still checked before it is made).
     if (opts.signal?.aborted) return Promise.reject(this.cancelledError('transmit', false));
+    const to = this.driver.transmitTo;
+    if (to) {
+      // The driver answers the call itself: no promise of the driver's and no reaction to it.
+      const call = this.enlist<Uint8Array>('transmit', opts);
+      try { to.call(this.driver, this.key, command, protocol, call); } catch (e) { call.failedInDriver(e); }
+      return call.promise as Promise<Uint8Array>;
+    }
     let p: Promise<Uint8Array>;
     try { p = this.driver.transmit(this.key, command, protocol); } catch (e) { p = Promise.reject(e); }
     return this.race('transmit', p, opts);
@@ -248,16 +257,22 @@ export class ReaderGate {
    * promise's executor, no timer, no listener).
    */
   private race<T>(kind: CallKind, p: Promise<T>, opts: GateCallOptions, onLateSuccess?: (value: T) => void): Promise<T> {
+    const call = this.enlist(kind, opts, onLateSuccess);
+    p.then((value) => call.answered(value), (e) => call.failedInDriver(e));
+    return call.promise as Promise<T>;
+  }
+
+  /** A call's record and the caller's promise, under the reader's deadline timer and abort listener; the driver's answer settles it. */
+  private enlist<T>(kind: CallKind, opts: GateCallOptions, onLateSuccess?: (value: T) => void): PendingCall {
     const { signal } = opts;
     const timeoutMs = Math.max(opts.timeoutMs !== undefined && opts.timeoutMs > 0 ? opts.timeoutMs : this.host.exchangeTimeoutMs(), opts.minTimeoutMs ?? 0);
     const promise = new Promise<T>(capture);
-    const call = new PendingCall(this, kind, performance.now() + timeoutMs, timeoutMs, signal, captured.resolve as (v: unknown) => void, captured.reject!, onLateSuccess as ((v: unknown) => void) | undefined);
+    const call = new PendingCall(this, kind, performance.now() + timeoutMs, timeoutMs, signal, promise, captured.resolve as (v: unknown) => void, captured.reject!, onLateSuccess as ((v: unknown) => void) | undefined);
     captured.resolve = captured.reject = undefined!;
     this.pending.push(call);
     this.armTimer(call.deadline);
     if (signal && this.watchedSignal !== signal) this.watchSignal(signal);
-    p.then((value) => call.answered(value), (e) => call.failedInDriver(e));
-    return promise;
+    return call;
   }
 
   /** A call was abandoned (deadline, abort): its card state is lost when it touched the card. */

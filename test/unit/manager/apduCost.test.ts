@@ -57,7 +57,9 @@ test('simulator: one transmit creates at most 5 promises (8 before) and no timer
   }
 });
 
-test('vpcd with a peer that answers at once: one transmit creates at most 5 promises (8 before) and no timer', async () => {
+// The vpcd driver hands its answer straight to the gate's call (Driver.transmitTo): no promise of the
+// driver's and no reaction to it per APDU. 5 before (the driver's answer and the gate's `.then` on it).
+test('vpcd with a peer that answers at once: one transmit creates at most 3 promises (8, then 5 before) and no timer', async () => {
   const port = await freeLoopbackPort();
   const m = new ReaderManager([createVpcdDriver({ ports: [port] })], { historySize: 0 });
   await m.start();
@@ -68,10 +70,34 @@ test('vpcd with a peer that answers at once: one transmit creates at most 5 prom
     const conn = await m.connect(reader);
     const cost = await countPerApdu(conn, new AbortController().signal);
     assert.equal(cost.timers, 0, `timers per APDU: ${cost.timers}`);
-    assert.ok(cost.promises <= 5, `promises per APDU: ${cost.promises}`);
+    assert.ok(cost.promises <= 3, `promises per APDU: ${cost.promises}`);
     await conn.close();
   } finally {
     peer.destroy();
+    await m.stop();
+  }
+});
+
+test('a transmit the queue starts at once builds no abort record for a wait that never happens (the Cancel is still heard)', async () => {
+  const m = new ReaderManager([new SimulatorDriver({ card: 'T=1' })], { historySize: 0 });
+  await m.start();
+  try {
+    const ac = new AbortController();
+    // A script's connection: the run's Cancel signal on every call (scard run's SIGINT, the helper's Cancel).
+    const conn = await m.connect('Workbench Simulator 00 00', { signal: ac.signal });
+    await conn.transmit(SELECT_MF, { signal: ac.signal });
+    const queue = (conn as unknown as { r: { gate: { queue: { run: (...args: unknown[]) => unknown } } } }).r.gate.queue;
+    const run = queue.run;
+    const aborts: unknown[] = [];
+    queue.run = function (this: unknown, ...args: unknown[]) { aborts.push(args[3]); return run.apply(this, args); };
+    for (let i = 0; i < 10; i++) assert.equal((await conn.transmit(SELECT_MF, { signal: ac.signal })).sw, 0x9000);
+    assert.equal(aborts.length, 10);
+    assert.equal(aborts.filter((a) => a !== undefined).length, 0, 'an abort record (an object and a closure) was built for each APDU');
+    // The Cancel still stops the next command before anything is sent.
+    ac.abort();
+    await assert.rejects(conn.transmit(SELECT_MF, { signal: ac.signal }), (e: { code?: string }) => e.code === 'CANCELLED');
+    await conn.close();
+  } finally {
     await m.stop();
   }
 });

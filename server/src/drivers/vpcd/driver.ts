@@ -12,7 +12,7 @@
 import net from 'node:net';
 import { ScError } from '../../util/errors';
 import { toSpacedHex } from '../../util/hex';
-import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescriptor } from '../driver';
+import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescriptor, TransmitSink } from '../driver';
 import { encodeFrame, FrameDecoder, MAX_FRAME_BODY, VPCD_CTRL } from './framing';
 
 export interface VpcdOptions {
@@ -34,8 +34,8 @@ const FEATURE_REQUEST_FUNCTION = 3400;
 const FEATURE_REQUEST_CODES = [FEATURE_REQUEST_FUNCTION, 0x42000000 + FEATURE_REQUEST_FUNCTION, (0x31 << 16) | (FEATURE_REQUEST_FUNCTION << 2)];
 
 interface Waiter {
-  resolve(frame: Uint8Array): void;
-  reject(e: ScError): void;
+  /** Hears the answer: the gate's call itself (transmitTo), or a request's promise. */
+  to: TransmitSink;
   /** When the request left (performance.now()); the peer's one deadline timer checks it. */
   sentAt: number;
   /** The command (its header names it in messages, built only when one is needed), or a name. */
@@ -75,10 +75,18 @@ interface PortSlot {
 }
 
 /** `new Promise(capture)` hands out its resolving functions without a closure per promise. */
-const captured: { resolve?: (frame: Uint8Array) => void; reject?: (e: ScError) => void } = {};
-function capture(resolve: (frame: Uint8Array) => void, reject: (e: ScError) => void): void {
+const captured: { resolve?: (frame: Uint8Array) => void; reject?: (e: unknown) => void } = {};
+function capture(resolve: (frame: Uint8Array) => void, reject: (e: unknown) => void): void {
   captured.resolve = resolve;
   captured.reject = reject;
+}
+
+/** A promise and the TransmitSink that settles it (the requests outside the hot path). */
+function promiseSink(): { promise: Promise<Uint8Array>; to: TransmitSink } {
+  const promise = new Promise<Uint8Array>(capture);
+  const to: TransmitSink = { answered: captured.resolve!, failedInDriver: captured.reject! };
+  captured.resolve = captured.reject = undefined;
+  return { promise, to };
 }
 
 function describeWhat(what: Uint8Array | string): string {
@@ -179,24 +187,31 @@ export class VpcdDriver implements Driver {
     this.slot(key);
   }
 
-  // The hot path of a vpcd exchange: no async function, one promise for the
-  // answer, one write, no timer (the peer's deadline timer is reused).
-  transmit(key: string, command: Uint8Array, _protocol: Protocol): Promise<Uint8Array> {
+  transmit(key: string, command: Uint8Array, protocol: Protocol): Promise<Uint8Array> {
+    const { promise, to } = promiseSink();
+    this.transmitTo(key, command, protocol, to);
+    return promise;
+  }
+
+  // The hot path of a vpcd exchange (the gate's transmit): no async function, no promise (the
+  // answer goes straight to the gate's call), one write, no timer (the peer's deadline timer is reused).
+  transmitTo(key: string, command: Uint8Array, _protocol: Protocol, to: TransmitSink): void {
     // A 1-byte frame would be read as a control code (power off, reset…), not an APDU.
-    if (command.length < 4) return Promise.reject(new ScError('BAD_REQUEST', `A command APDU has at least 4 bytes (CLA INS P1 P2); got ${command.length}.`));
-    if (command.length > MAX_FRAME_BODY) return Promise.reject(new ScError('BAD_REQUEST', `A vpcd command can carry at most ${MAX_FRAME_BODY} bytes; got ${command.length}.`));
+    if (command.length < 4) return to.failedInDriver(new ScError('BAD_REQUEST', `A command APDU has at least 4 bytes (CLA INS P1 P2); got ${command.length}.`));
+    if (command.length > MAX_FRAME_BODY) return to.failedInDriver(new ScError('BAD_REQUEST', `A vpcd command can carry at most ${MAX_FRAME_BODY} bytes; got ${command.length}.`));
     // An idle slot with a powered card (every command of a script): no queue closure and no
     // promise for the slot's release; the answer (or the peer's loss) frees the slot.
     const slot = this.slots.get(key);
     const peer = slot?.peer;
     if (slot && !slot.busy && !slot.unavailable && peer && peer.powered && !peer.gone) {
       slot.busy = true;
-      return this.request(slot, peer, command, command, true, true);
+      this.ask(slot, peer, command, command, true, true, to);
+      return;
     }
-    return this.serialized(key, (slot, peer) => {
+    this.serialized(key, (slot, peer) => {
       if (!peer.powered) return Promise.reject(new ScError('PROTOCOL', 'The card is not powered; power it on (reset) first.'));
       return this.request(slot, peer, command, command, true);
-    });
+    }).then((frame) => to.answered(frame), (e: unknown) => to.failedInDriver(e));
   }
 
   /** vpcd's protocol carries power, reset, ATR and APDUs only: there is nothing to ask, and nothing is made up. */
@@ -274,11 +289,11 @@ export class VpcdDriver implements Driver {
     peer.waiter = null;
     if (waiter.apdu && frame.length < 2) {
       this.dropPeer(slot, peer, undefined, `answered with ${frame.length} bytes (no status word)`);
-      waiter.reject(new ScError('PROTOCOL', `The card emulator on port ${slot.port} answered without a status word; it was disconnected.`));
+      waiter.to.failedInDriver(new ScError('PROTOCOL', `The card emulator on port ${slot.port} answered without a status word; it was disconnected.`));
       if (waiter.releasesSlot) slot.next();
       return;
     }
-    waiter.resolve(frame);
+    waiter.to.answered(frame);
     if (waiter.releasesSlot) slot.next();
   }
 
@@ -288,22 +303,32 @@ export class VpcdDriver implements Driver {
     peer.socket.write(encodeFrame(payload));
   }
 
-  private request(slot: PortSlot, peer: Peer, payload: Uint8Array, what: Uint8Array | string, apdu: boolean, releasesSlot = false): Promise<Uint8Array> {
+  private request(slot: PortSlot, peer: Peer, payload: Uint8Array, what: Uint8Array | string, apdu: boolean): Promise<Uint8Array> {
+    const { promise, to } = promiseSink();
+    this.ask(slot, peer, payload, what, apdu, false, to);
+    return promise;
+  }
+
+  /** Sends a request whose answer `to` hears (exactly once); `releasesSlot`: the answer or the failure frees the slot. */
+  private ask(slot: PortSlot, peer: Peer, payload: Uint8Array, what: Uint8Array | string, apdu: boolean, releasesSlot: boolean, to: TransmitSink): void {
     if (peer.gone) {
       if (releasesSlot) slot.next();
-      return Promise.reject(this.removedError());
+      to.failedInDriver(this.removedError());
+      return;
     }
-    // The waiter takes the promise's resolving functions (no closure for the executor per request).
-    const answer = new Promise<Uint8Array>(capture);
-    peer.waiter = { resolve: captured.resolve!, reject: captured.reject!, sentAt: performance.now(), what, apdu, releasesSlot };
-    captured.resolve = captured.reject = undefined;
+    const waiter: Waiter = { to, sentAt: performance.now(), what, apdu, releasesSlot };
+    peer.waiter = waiter;
     if (peer.deadline === null) peer.deadline = setTimeout(() => this.checkDeadline(slot, peer), this.timeoutMs);
     try {
       this.send(peer, payload);
     } catch (e) {
-      peer.waiter.reject(e as ScError);
+      // send throws only for a peer already gone (dropPeer has run and answered any waiter it found).
+      if (peer.waiter === waiter) {
+        peer.waiter = null;
+        to.failedInDriver(e);
+        if (releasesSlot) slot.next();
+      }
     }
-    return answer;
   }
 
   /** The peer's deadline timer fired: drop the peer if its request is overdue, else wait for the time left. */
@@ -334,7 +359,7 @@ export class VpcdDriver implements Driver {
     peer.deadline = null;
     const waiter = peer.waiter;
     peer.waiter = null;
-    waiter?.reject(error ?? this.removedError());
+    waiter?.to.failedInDriver(error ?? this.removedError());
     peer.decoder.reset();
     peer.socket.destroy();
     if (slot.peer === peer) slot.peer = null;
