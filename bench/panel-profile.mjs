@@ -59,6 +59,22 @@ try {
   const top = [...by].filter(([, b]) => b.max >= 2).sort((a, b) => b[1].max - a[1].max).slice(0, 30);
   console.log('renderer main thread events (longest first): name  count  total ms  max ms');
   for (const [name, b] of top) console.log(`  ${name.padEnd(48)} ${String(b.n).padStart(6)} ${b.total.toFixed(1).padStart(9)} ${b.max.toFixed(1).padStart(7)}`);
+  // The rendering work per frame in CPU time (the events' thread time, `tdur`: what the renderer's
+  // main thread ran, without the time it waited for a core, so less moved by the machine's load):
+  // medians and 95th percentiles over the scroll's frames, and what style and layout redid.
+  const pct = (xs, p) => { const v = [...xs].sort((a, b) => a - b); return v.length ? v[Math.min(v.length - 1, Math.floor(v.length * p))] : 0; };
+  // Paint events nest (a layer's paint inside the document's): the outermost ones only.
+  const outer = (name) => { const evs = main.filter((e) => e.name === name); return evs.filter((e) => !evs.some((o) => o !== e && o.ts <= e.ts && o.ts + o.dur >= e.ts + e.dur && o.dur > e.dur)); };
+  const cpuLine = (name) => {
+    const evs = name === 'Paint' ? outer('Paint') : main.filter((e) => e.name === name);
+    const t = evs.map((e) => (e.tdur ?? e.dur) / 1000);
+    return `  ${name.padEnd(16)} ${String(evs.length).padStart(5)} events, CPU ms median ${pct(t, 0.5).toFixed(2).padStart(6)}, p95 ${pct(t, 0.95).toFixed(2).padStart(6)}, total ${t.reduce((a, b) => a + b, 0).toFixed(0).padStart(5)}`;
+  };
+  console.log('rendering work on the renderer main thread during the scroll (thread time):');
+  for (const name of ['FireAnimationFrame', 'UpdateLayoutTree', 'Layout', 'PrePaint', 'Paint', 'Layerize']) console.log(cpuLine(name));
+  const layouts = main.filter((e) => e.name === 'Layout');
+  const styles = main.filter((e) => e.name === 'UpdateLayoutTree');
+  console.log(`  layout: dirty objects per layout median ${pct(layouts.map((e) => e.args?.beginData?.dirtyObjects ?? 0), 0.5)}, p95 ${pct(layouts.map((e) => e.args?.beginData?.dirtyObjects ?? 0), 0.95)}; total objects ${pct(layouts.map((e) => e.args?.beginData?.totalObjects ?? 0), 0.5)}; style: elements per update median ${pct(styles.map((e) => e.args?.elementCount ?? 0), 0.5)}, p95 ${pct(styles.map((e) => e.args?.elementCount ?? 0), 0.95)}`);
   const gc = events.filter((e) => /GC|Collect|Mark|Sweep|Scavenge/i.test(e.name) && e.dur >= 10_000).sort((a, b) => b.dur - a.dur).slice(0, 15);
   console.log('GC events ≥ 10 ms (all threads):');
   for (const e of gc) console.log(`  ${e.name} ${(e.dur / 1000).toFixed(1)} ms on ${threads.get(`${e.pid}:${e.tid}`)} ${JSON.stringify(e.args?.data ?? e.args ?? {}).slice(0, 160)}`);
