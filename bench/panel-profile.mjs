@@ -4,7 +4,7 @@
 // then scrolls it again under V8's sampling heap profiler (every allocation, also those already
 // collected) and prints what the panel's own code allocated per jump, with the DOM's node count;
 // then a short scroll under Blink's invalidation tracking: why style and layout redo elements.
-// Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N] [--gc-before-reopen] [--root DIR]
+// Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N] [--gc-before-reopen] [--sample-reopen] [--root DIR]
 // --gc-before-reopen: a full collection after the run and the panel's close, so that what the
 // heap holds before the scroll is the live heap plus the reopen's own garbage (the history sent again).
 // --root DIR: another checkout, built (its out/, its test/e2e helpers): main's build against a
@@ -31,11 +31,34 @@ try {
   const domNodes = async () => (await cdp.send('Memory.getDOMCounters')).nodes;
   await perf.fill(page, script, N);
   console.log('heap after the run (MB):', await heap());
-  const reopened = await perf.reopen(page, process.argv.includes('--gc-before-reopen') ? async () => {
-    await cdp.send('HeapProfiler.collectGarbage');
-    console.log('heap after a full collection, panel closed (MB):', await heap());
-  } : undefined);
+  // --sample-reopen: what the reopen allocates (every allocation sampled, also those collected
+  // since), by function, whichever script: the garbage a major collection in the scroll then meets.
+  const sampleReopen = process.argv.includes('--sample-reopen');
+  const reopened = await perf.reopen(page, async () => {
+    if (process.argv.includes('--gc-before-reopen')) {
+      await cdp.send('HeapProfiler.collectGarbage');
+      console.log('heap after a full collection, panel closed (MB):', await heap());
+    }
+    if (sampleReopen) {
+      await cdp.send('HeapProfiler.enable');
+      await cdp.send('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    }
+  });
   console.log(`reopen: newest row shown after ${Math.round(reopened)} ms`);
+  if (sampleReopen) {
+    const { profile } = await cdp.send('HeapProfiler.stopSampling');
+    const self = new Map();
+    let total = 0;
+    const walk = (node, path) => {
+      const here = `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.split('/').pop()}:${node.callFrame.lineNumber + 1}`;
+      total += node.selfSize;
+      if (node.selfSize) self.set(`${path} > ${here}`, (self.get(`${path} > ${here}`) ?? 0) + node.selfSize);
+      for (const c of node.children) walk(c, here);
+    };
+    walk(profile.head, '');
+    console.log(`reopen allocated ${(total / 1e6).toFixed(1)} MB in the renderer (sampled); the largest, by caller > function:`);
+    for (const [k, v] of [...self].sort((x, y) => y[1] - x[1]).slice(0, 20)) console.log(`  ${(v / 1e6).toFixed(2).padStart(7)} MB  ${k.slice(0, 150)}`);
+  }
   console.log('heap before scroll (MB):', await heap());
   const events = [];
   cdp.on('Tracing.dataCollected', (e) => { for (const ev of e.value) events.push(ev); });
@@ -59,6 +82,22 @@ try {
   const top = [...by].filter(([, b]) => b.max >= 2).sort((a, b) => b[1].max - a[1].max).slice(0, 30);
   console.log('renderer main thread events (longest first): name  count  total ms  max ms');
   for (const [name, b] of top) console.log(`  ${name.padEnd(48)} ${String(b.n).padStart(6)} ${b.total.toFixed(1).padStart(9)} ${b.max.toFixed(1).padStart(7)}`);
+  // The rendering work per frame in CPU time (the events' thread time, `tdur`: what the renderer's
+  // main thread ran, without the time it waited for a core, so less moved by the machine's load):
+  // medians and 95th percentiles over the scroll's frames, and what style and layout redid.
+  const pct = (xs, p) => { const v = [...xs].sort((a, b) => a - b); return v.length ? v[Math.min(v.length - 1, Math.floor(v.length * p))] : 0; };
+  // Paint events nest (a layer's paint inside the document's): the outermost ones only.
+  const outer = (name) => { const evs = main.filter((e) => e.name === name); return evs.filter((e) => !evs.some((o) => o !== e && o.ts <= e.ts && o.ts + o.dur >= e.ts + e.dur && o.dur > e.dur)); };
+  const cpuLine = (name) => {
+    const evs = name === 'Paint' ? outer('Paint') : main.filter((e) => e.name === name);
+    const t = evs.map((e) => (e.tdur ?? e.dur) / 1000);
+    return `  ${name.padEnd(16)} ${String(evs.length).padStart(5)} events, CPU ms median ${pct(t, 0.5).toFixed(2).padStart(6)}, p95 ${pct(t, 0.95).toFixed(2).padStart(6)}, total ${t.reduce((a, b) => a + b, 0).toFixed(0).padStart(5)}`;
+  };
+  console.log('rendering work on the renderer main thread during the scroll (thread time):');
+  for (const name of ['FireAnimationFrame', 'UpdateLayoutTree', 'Layout', 'PrePaint', 'Paint', 'Layerize']) console.log(cpuLine(name));
+  const layouts = main.filter((e) => e.name === 'Layout');
+  const styles = main.filter((e) => e.name === 'UpdateLayoutTree');
+  console.log(`  layout: dirty objects per layout median ${pct(layouts.map((e) => e.args?.beginData?.dirtyObjects ?? 0), 0.5)}, p95 ${pct(layouts.map((e) => e.args?.beginData?.dirtyObjects ?? 0), 0.95)}; total objects ${pct(layouts.map((e) => e.args?.beginData?.totalObjects ?? 0), 0.5)}; style: elements per update median ${pct(styles.map((e) => e.args?.elementCount ?? 0), 0.5)}, p95 ${pct(styles.map((e) => e.args?.elementCount ?? 0), 0.95)}`);
   const gc = events.filter((e) => /GC|Collect|Mark|Sweep|Scavenge/i.test(e.name) && e.dur >= 10_000).sort((a, b) => b.dur - a.dur).slice(0, 15);
   console.log('GC events ≥ 10 ms (all threads):');
   for (const e of gc) console.log(`  ${e.name} ${(e.dur / 1000).toFixed(1)} ms on ${threads.get(`${e.pid}:${e.tid}`)} ${JSON.stringify(e.args?.data ?? e.args ?? {}).slice(0, 160)}`);
@@ -83,7 +122,10 @@ try {
       if (e.name === 'FireAnimationFrame') return `frame ${a.data?.frame ?? '?'}`;
       return a.data?.type ?? '';
     };
-    for (const e of inside.slice(0, 25)) console.log(`    +${((e.ts - g.from) / 1000).toFixed(1).padStart(6)} ${e.name.padEnd(48)} ${(e.dur / 1000).toFixed(1)} ms ${what(e)}`);
+    // Wall time, and in brackets the thread's CPU time in it: the rest is the thread waiting for a core.
+    for (const e of inside.slice(0, 25)) console.log(`    +${((e.ts - g.from) / 1000).toFixed(1).padStart(6)} ${e.name.padEnd(48)} ${(e.dur / 1000).toFixed(1)} ms (CPU ${((e.tdur ?? e.dur) / 1000).toFixed(1)}) ${what(e)}`);
+    const busy = inside.filter((e) => !inside.some((o) => o !== e && o.ts <= e.ts && o.ts + o.dur >= e.ts + e.dur)).reduce((t, e) => t + (e.tdur ?? e.dur), 0);
+    console.log(`    CPU time of the renderer's main thread in this frame (outermost events of 2 ms or more): ${(busy / 1000).toFixed(1)} ms`);
   }
   // What one jump allocates: the same scroll again, every allocation sampled (also those collected
   // since), the bytes whose stack runs through the panel's own script, per frame; and the DOM's nodes.

@@ -38,6 +38,75 @@ export function clock(time: number): string {
   );
 }
 
+/** The quarter hour of time whose offset from UTC is cached; its offset in ms (NaN: it changes inside it). */
+let offsetQuarter = NaN;
+let offsetMs = 0;
+const QUARTER = 900_000;
+const DAY = 86_400_000;
+
+/**
+ * Local time's ms since midnight, without a Date per call: the offset from UTC is read once per
+ * quarter hour of time (at its first and last ms); a quarter hour where it changes (a time-zone
+ * rule's change) takes a Date for each time.
+ */
+function localMsOfDay(time: number): number {
+  // As a Date takes it: whole ms toward zero, and only within ±8.64e15 ms.
+  time = Math.trunc(time);
+  if (!(Math.abs(time) <= 8.64e15)) return NaN;
+  const q = Math.floor(time / QUARTER);
+  if (q !== offsetQuarter) {
+    offsetQuarter = q;
+    const a = new Date(q * QUARTER).getTimezoneOffset();
+    const b = new Date(q * QUARTER + QUARTER - 1).getTimezoneOffset();
+    offsetMs = a === b ? -a * 60_000 : NaN;
+  }
+  let off = offsetMs;
+  if (Number.isNaN(off)) off = -new Date(time).getTimezoneOffset() * 60_000;
+  const t = (time + off) % DAY;
+  return t < 0 ? t + DAY : t;
+}
+
+/**
+ * Forgets the cached offset: for tests that change the process's time zone (the webview's does not
+ * change under it; if the system's did, the next quarter hour of time would read the new one).
+ */
+export function forgetTimeZone(): void {
+  offsetQuarter = NaN;
+  secondTexts.clear();
+}
+
+const secondTexts = new Map<number, string>();
+const milliTexts: string[] = [];
+
+/**
+ * `clock(time)` in two parts, `hh:mm:ss` and `.mmm`, each made once per value: the panel writes
+ * them to two text nodes, so a row entering the view makes no string and no Date for its time.
+ * `clockSecond(t) + clockMillis(t) === clock(t)`.
+ */
+export function clockSecond(time: number): string {
+  const local = localMsOfDay(time);
+  if (Number.isNaN(local)) return 'NaN:NaN:NaN';
+  const sec = Math.floor(local / 1000);
+  let text = secondTexts.get(sec);
+  if (text === undefined) {
+    if (secondTexts.size >= 4096) secondTexts.clear();
+    const h = (sec / 3600) | 0;
+    const m = ((sec / 60) | 0) % 60;
+    const s = sec % 60;
+    text = String.fromCharCode(ZERO + ((h / 10) | 0), ZERO + (h % 10), 58, ZERO + ((m / 10) | 0), ZERO + (m % 10), 58, ZERO + ((s / 10) | 0), ZERO + (s % 10));
+    secondTexts.set(sec, text);
+  }
+  return text;
+}
+
+/** The `.mmm` part of `clock(time)` (see `clockSecond`). */
+export function clockMillis(time: number): string {
+  const local = localMsOfDay(time);
+  if (Number.isNaN(local)) return '.NaN';
+  const ms = Math.floor(local) % 1000;
+  return (milliTexts[ms] ??= String.fromCharCode(46, ZERO + ((ms / 100) | 0), ZERO + (((ms / 10) | 0) % 10), ZERO + (ms % 10)));
+}
+
 /**
  * `make` remembered by key: a text that repeats row after row (a duration, a status word, a row's
  * class) is made once. At most `max` are kept; the memo starts again when full.

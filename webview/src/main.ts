@@ -93,6 +93,7 @@ const model = new LogModel(filter, LOG_CAPACITY, {
   client: (name) => addClientOption(name),
   changed: (it) => changed(it),
   trimming: (count) => trimming(count),
+  dropped: (count) => dropped(count),
   // A new run is what the user is waiting for: Follow comes back on, and the view goes to it.
   runStarted: () => { if (!follow) setFollow(true); },
 });
@@ -123,9 +124,9 @@ function recomputeOffsets(): void {
 
 /** Offsets for rows added to the end of the view since they were computed. */
 function syncOffsets(): void {
-  const view = model.view;
   if (!offsetsValid) { recomputeOffsets(); return; }
-  if (offsetsCount >= view.length) return;
+  if (offsetsCount >= model.viewLength) return;
+  const view = model.view;
   if (offsets.length < view.length + 1) {
     const next = new Float64Array(Math.max(1024, (view.length + 1) * 2));
     next.set(offsets);
@@ -182,6 +183,14 @@ function addReaderOption(name: string): void {
   if (name === filter.reader) readerEl.value = name;
 }
 
+/** The oldest `count` items were dropped: the rows in the DOM are found by their new numbers (-2: trimmed). */
+function dropped(count: number): void {
+  for (let k = 0; k < shownItems.length; k++) {
+    const it = shownItems[k];
+    if (it >= 0) shownItems[k] = it >= count ? it - count : -2;
+  }
+}
+
 /** The oldest rows are being trimmed and the view's first `count` go with them: the rows in view stay where they are. */
 function trimming(count: number): void {
   if (!(follow && !model.paused)) {
@@ -194,7 +203,23 @@ function trimming(count: number): void {
 
 // ---------------------------------------------------------------- layout, one per frame
 
-const rendered = new Map<string, HTMLElement>();
+// The rows in the DOM, in the view's order from `first`: item number, id and element, in three
+// arrays kept from frame to frame. A row staying in view keeps its id (made once, when it came
+// in); a frame makes no map entry, set entry, iterator or id string for the rows it keeps, and
+// finds them by item number (the view is in the items' order) without allocating.
+let shownItems: number[] = [];
+let shownIds: string[] = [];
+let shownRows: HTMLElement[] = [];
+// The next frame's arrays, swapped with the shown ones.
+let nextItems: number[] = [];
+let nextIds: string[] = [];
+let nextRows: HTMLElement[] = [];
+
+/** The element of the row with this id in the DOM, if it is there. */
+function shownById(id: string): HTMLElement | undefined {
+  const k = shownIds.indexOf(id);
+  return k < 0 ? undefined : shownRows[k];
+}
 let first = 0;
 let last = -1;
 /** The spacer's height as last written. */
@@ -207,7 +232,9 @@ let focusWanted = false;
 let activeId: string | undefined;
 
 function dropRendered(): void {
-  rendered.clear();
+  shownItems.length = 0;
+  shownIds.length = 0;
+  shownRows.length = 0;
   shownShift = NaN;
   logEl.replaceChildren();
   first = 0;
@@ -217,7 +244,9 @@ function dropRendered(): void {
 function changed(it: number): void {
   model.setHeight(it, undefined);
   offsetsValid = false;
-  rendered.delete(model.id(it));
+  // Rendered again at the next frame (its element stays until then).
+  const k = shownItems.indexOf(it);
+  if (k >= 0) shownItems[k] = -1;
   schedule();
 }
 
@@ -257,99 +286,112 @@ function frame(): void {
 }
 
 function layout(): void {
-  const view = model.view;
+  // The view's length, not the view (`model.view` makes a typed array each call).
+  const n = model.viewLength;
   const paused = model.paused;
   // An anchor keeps the row at the top of the view in place while heights above it are learnt.
-  const anchor = view.length ? indexAt(scroller.scrollTop) : 0;
-  const anchorDelta = view.length ? scroller.scrollTop - offsets[anchor] : 0;
+  const anchor = n ? indexAt(scroller.scrollTop) : 0;
+  const anchorDelta = n ? scroller.scrollTop - offsets[anchor] : 0;
   for (let pass = 0; pass < 3; pass++) {
-    const total = offsets[view.length];
+    const total = offsets[n];
     if (shownHeight !== total) {
       shownHeight = total;
       spacer.style.height = `${total}px`;
     }
-    if (follow && !paused) setScrollTop(offsets[view.length]);
-    else if (pass > 0 && view.length) setScrollTop(offsets[anchor] + anchorDelta);
+    if (follow && !paused) setScrollTop(offsets[n]);
+    else if (pass > 0 && n) setScrollTop(offsets[anchor] + anchorDelta);
     const top = scroller.scrollTop;
     const height = scroller.clientHeight || 600;
     const start = Math.max(0, indexAt(top) - OVERSCAN);
-    const end = view.length ? Math.min(view.length - 1, indexAt(top + height) + OVERSCAN) : -1;
+    const end = n ? Math.min(n - 1, indexAt(top + height) + OVERSCAN) : -1;
     renderRange(start, end);
     if (!measure()) break;
     recomputeOffsets();
   }
   if (focusWanted && activeId) {
     focusWanted = false;
-    rendered.get(activeId)?.focus({ preventScroll: true });
+    shownById(activeId)?.focus({ preventScroll: true });
   }
 }
 
-/** Ids of the rows in the range being rendered (one set, cleared each frame). */
-const inRange = new Set<string>();
 /** Elements of rows that left the view, refilled for the rows arriving (in the order they were shown). */
 const leaving: HTMLElement[] = [];
-const els: HTMLElement[] = [];
 /** The list's children before a frame's changes (a copy: the live collection changes as they move). */
-const shownEls: HTMLElement[] = [];
+const childEls: HTMLElement[] = [];
 const listOps = {
   remove: (el: HTMLElement) => el.remove(),
   insertBefore: (el: HTMLElement, before: HTMLElement | null) => logEl.insertBefore(el, before),
 };
-
-/** The ids of the rows in the range rendered last, by position from `first` (made once per row and frame). */
-const rangeIds: string[] = [];
+/** Per shown row (by position): kept in the next frame. */
+let kept = new Uint8Array(64);
 /** Filled for each plain exchange entering the view (no row object made for it). */
 const fields = newExchangeFields();
 
 function renderRange(start: number, end: number): void {
-  const view = model.view;
-  inRange.clear();
-  rangeIds.length = 0;
+  const count = end - start + 1;
+  const before = shownItems.length;
+  if (kept.length < before) kept = new Uint8Array(before * 2);
+  kept.fill(0, 0, before);
+  nextItems.length = 0;
+  nextIds.length = 0;
+  nextRows.length = 0;
+  // The rows staying: both lists are in the items' order, so one pass over each finds them.
+  let k = 0;
   for (let i = start; i <= end; i++) {
-    const id = model.id(view[i]);
-    rangeIds.push(id);
-    inRange.add(id);
+    const it = model.viewAt(i);
+    while (k < before && shownItems[k] < it) k++;
+    nextItems.push(it);
+    if (k < before && shownItems[k] === it) {
+      kept[k] = 1;
+      nextIds.push(shownIds[k]);
+      nextRows.push(shownRows[k]);
+      k++;
+    } else {
+      nextIds.push('');
+      nextRows.push(logEl);
+    }
   }
-  for (const [id, el] of rendered) {
-    if (inRange.has(id)) continue;
-    rendered.delete(id);
-    if (reusable(el)) leaving.push(el);
-  }
+  // A row changed (-1) is made again, not refilled; a trimmed one's element (-2) is reused.
+  for (let j = 0; j < before; j++) if (!kept[j] && shownItems[j] !== -1 && reusable(shownRows[j])) leaving.push(shownRows[j]);
   // Rows arriving take the leaving rows' elements in order: a jump of a whole page refills the
   // same elements in the same places, and the DOM's structure does not change at all.
   let next = 0;
-  els.length = 0;
-  for (let i = start; i <= end; i++) {
-    const it = view[i];
-    const id = rangeIds[i - start];
-    let el = rendered.get(id);
-    if (!el) {
+  for (let j = 0; j < count; j++) {
+    let el = nextRows[j];
+    let id = nextIds[j];
+    if (el === logEl) {
+      const it = nextItems[j];
+      id = model.id(it);
+      nextIds[j] = id;
       const reuse = next < leaving.length ? leaving[next] : undefined;
-      el = !model.kidCount(it) && !expanded.has(id) && model.exchangeFields(it, fields, id)
+      el = !model.kidCount(it) && !(expanded.size && expanded.has(id)) && model.exchangeFields(it, fields, id)
         ? renderPlainExchange(model, fields, reuse)
         : renderRow(model, model.row(it), model.kidsOf(it), true, reuse);
       if (el === reuse) next++;
-      rendered.set(id, el);
+      nextRows[j] = el;
     }
     const active = id === activeId;
     if (el.classList.contains('active') !== active) el.classList.toggle('active', active);
-    els.push(el);
   }
   for (let i = next; i < leaving.length; i++) release(leaving[i]);
   leaving.length = 0;
+  const items = shownItems; shownItems = nextItems; nextItems = items;
+  const ids = shownIds; shownIds = nextIds; nextIds = ids;
+  const rows = shownRows; shownRows = nextRows; nextRows = rows;
+  const els = shownRows;
   const children = logEl.children;
   let same = children.length === els.length;
   for (let i = 0; same && i < els.length; i++) same = children[i] === els[i];
   if (!same) {
     // The fewest moves: a row re-inserted is restyled and laid out again, so taking them all out
     // and back (when only the number of rows in view changed) made a frame redo every row.
-    shownEls.length = 0;
-    for (let i = 0; i < children.length; i++) shownEls.push(children[i] as HTMLElement);
-    placeInOrder(shownEls, els, listOps);
+    childEls.length = 0;
+    for (let i = 0; i < children.length; i++) childEls.push(children[i] as HTMLElement);
+    placeInOrder(childEls, els, listOps);
   }
   first = start;
   last = end;
-  const y = view.length ? offsets[start] : 0;
+  const y = model.viewLength ? offsets[start] : 0;
   if (y !== shownShift) {
     shownShift = y;
     logEl.style.transform = `translateY(${y}px)`;
@@ -363,20 +405,19 @@ function renderRange(start: number, end: number): void {
  * plain rows reads one height instead of every row's.
  */
 function measure(): boolean {
-  const view = model.view;
   let differs = false;
   let probed = false;
   for (let i = first; i <= last; i++) {
-    const it = view[i];
-    const id = rangeIds[i - first];
-    const plain = !model.kidCount(it) && !expanded.has(id);
+    const it = model.viewAt(i);
+    const id = shownIds[i - first];
+    const plain = !model.kidCount(it) && !(expanded.size && expanded.has(id));
     const shape = shapeOf(model.kind(it));
     const own = model.height(it);
     if (plain && learnt.has(shape) && own === undefined) {
       if (probed) continue;
       probed = true;
     }
-    const el = rendered.get(id);
+    const el = shownRows[i - first];
     if (!el) continue;
     const h = el.offsetHeight;
     if (!h) continue;
@@ -392,14 +433,16 @@ function measure(): boolean {
   return differs;
 }
 
-/** Toolbar text, written only when it changes (most frames change nothing there). */
-let shownCounts = '';
+/** What the toolbar shows, as last written: compared value by value (a key string made each frame was garbage). */
+const shownCounts = { exchanges: -1, viewLength: -1, itemCount: -1, queued: false, paused: false, arrivedWhilePaused: -1 };
 
 function updateCounts(): void {
   const { exchanges, viewLength, itemCount, queuedRows, paused, arrivedWhilePaused } = model;
-  const key = `${exchanges}/${viewLength}/${itemCount}/${queuedRows > 0}/${paused}/${arrivedWhilePaused}`;
-  if (key === shownCounts) return;
-  shownCounts = key;
+  const c = shownCounts;
+  const queued = queuedRows > 0;
+  if (c.exchanges === exchanges && c.viewLength === viewLength && c.itemCount === itemCount && c.queued === queued
+    && c.paused === paused && c.arrivedWhilePaused === arrivedWhilePaused) return;
+  Object.assign(c, { exchanges, viewLength, itemCount, queued, paused, arrivedWhilePaused });
   countEl.textContent = String(exchanges);
   countEl.title = `${exchanges} exchange(s); ${viewLength} row(s) shown of ${itemCount}`;
   emptyEl.hidden = itemCount > 0 || queuedRows > 0;
@@ -653,7 +696,8 @@ Object.assign(window, { apduLog: {
     let i = view.length - 1;
     while (i >= 0 && model.kind(view[i]) !== kind) i--;
     if (i < 0) return false;
-    const el = rendered.get(model.id(view[i]));
+    const k = shownItems.indexOf(view[i]);
+    const el = k < 0 ? undefined : shownRows[k];
     if (!el) return false;
     const a = el.getBoundingClientRect();
     const b = scroller.getBoundingClientRect();

@@ -30,6 +30,8 @@ export interface ModelEvents {
    * them): still readable now, gone (and every index moved down) when `ingest` returns.
    */
   trimming?(count: number): void;
+  /** The oldest `count` items were dropped: every item number after them is now `count` less. */
+  dropped?(count: number): void;
 }
 
 /** Shared by every row without automatic steps (most of them), until one arrives. */
@@ -408,6 +410,7 @@ export class LogModel {
     for (let k = 0; k < this.viewLen; k++) this.viewBuf[k] -= drop;
     this.held = held;
     this.viewLimit = Math.max(0, this.viewLimit - drop);
+    if (drop) this.events.dropped?.(drop);
     return gone;
   }
 

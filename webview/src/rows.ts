@@ -1,7 +1,7 @@
 // The APDU Log's rows as DOM elements, built with textContent (no HTML from data).
 // An exchange row is a skeleton filled in; plain collapsed ones are pooled and reused.
 import type { ExchangeFields } from './columns';
-import { autoLabels, clock, commandName, duration, eventLabels, fileName, memoized, printableText, responseData, rowText, shortHex, spacedHex, spacedSw } from './format';
+import { autoLabels, clock, clockMillis, clockSecond, commandName, duration, eventLabels, fileName, memoized, printableText, responseData, rowText, shortHex, spacedHex, spacedSw } from './format';
 import type { DecodeState } from './model';
 import { LOG_CAPACITY, type AutoStep, type LogRow, type TlvView } from './protocol';
 
@@ -54,11 +54,14 @@ function hexSpan(cls: string, hex: string): HTMLSpanElement {
 // What a skeleton shows is also kept on the JavaScript side and compared there: reading a text or
 // an attribute back from the DOM gives a new string each time it changed, each held by a weak
 // handle in Blink's string cache, and a major collection processes every one of them in its pause.
+/** A text node, and the text written there. */
+interface TextPart { node: Text; text: string }
 /** A span holding one text node, and the text written there. */
-interface TextField { el: HTMLSpanElement; node: Text; text: string }
+interface TextField extends TextPart { el: HTMLSpanElement }
 interface ExchangeSkeleton {
   el: HTMLElement;
-  time: TextField; auto: TextField; reader: TextField; client: TextField; line: TextField; duration: TextField;
+  /** The time in two text nodes, `hh:mm:ss` and `.mmm` (`clockSecond`, `clockMillis`): texts made once per value. */
+  time: TextField; timeMs: TextPart; auto: TextField; reader: TextField; client: TextField; line: TextField; duration: TextField;
   name: TextField; cmd: TextField; data: TextField; text: TextField; dataGap: Text; sw: TextField; meaning: TextField;
   /** The automatic steps' box; an expanded row's details go just before it. */
   children: HTMLDivElement;
@@ -83,7 +86,7 @@ function textField(cls: string): TextField {
 }
 
 /** Writes a field's text node in place when its text changes (setting textContent would make a new node each time). */
-function setText(f: TextField, text: string): void {
+function setText(f: TextPart, text: string): void {
   if (f.text !== text) { f.text = text; f.node.data = text; }
 }
 
@@ -103,11 +106,12 @@ function setAttr(s: ExchangeSkeleton, key: string, el: HTMLElement, name: string
 function newSkeleton(reusable: boolean): ExchangeSkeleton {
   const s: ExchangeSkeleton = {
     el: document.createElement('div'),
-    time: textField('time'), auto: textField('auto'), reader: textField('reader'), client: textField('client'), line: textField('line'), duration: textField('duration'),
+    time: textField('time'), timeMs: { node: document.createTextNode(''), text: '' }, auto: textField('auto'), reader: textField('reader'), client: textField('client'), line: textField('line'), duration: textField('duration'),
     name: textField('name'), cmd: textField('hex cmd'), data: textField('hex data'), text: textField('text'), dataGap: document.createTextNode(''), sw: textField('sw'), meaning: textField('meaning'),
     children: div('children'), attrs: new Map([['line class', 'line']]), gap: '',
   };
   s.el.tabIndex = -1;
+  s.time.el.append(s.timeMs.node);
   s.el.append(
     div('meta', s.time.el, s.auto.el, s.reader.el, s.client.el, s.line.el, s.duration.el),
     div('apdu', s.name.el, span('dir', '>'), ' ', s.cmd.el, ' ', span('dir', '<'), ' ', s.data.el, s.dataGap, s.text.el, s.sw.el, ' ', s.meaning.el),
@@ -145,7 +149,7 @@ const lineNumber = (n: number) => (n < 100_000 ? (lineNumbers[n] ??= String(n)) 
  * `r`: the row, or a plain exchange's fields as the columns give them (`exchangeFields`).
  */
 function exchangeRow(state: RowState, r: ExchangeFields, kids: readonly LogRow[], top: boolean, reuse?: HTMLElement): HTMLElement {
-  const open = state.expanded.has(r.id);
+  const open = state.expanded.size > 0 && state.expanded.has(r.id);
   const plain = top && !open && !kids.length;
   const s = plain ? plainSkeleton(reuse) : newSkeleton(false);
   const el = s.el;
@@ -158,7 +162,8 @@ function exchangeRow(state: RowState, r: ExchangeFields, kids: readonly LogRow[]
   setAttr(s, 'data-sw', el, 'data-sw', upperSw(r.sw));
   setAttr(s, 'data-reader', el, 'data-reader', r.reader || undefined);
   setAttr(s, 'data-auto', el, 'data-auto', r.auto);
-  setText(s.time, clock(r.time));
+  setText(s.time, clockSecond(r.time));
+  setText(s.timeMs, clockMillis(r.time));
   setHidden(s.auto.el, !r.auto);
   setText(s.auto, r.auto ? autoTexts[r.auto] : '');
   setText(s.reader, r.reader);

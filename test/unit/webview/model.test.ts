@@ -40,6 +40,26 @@ function feed(m: LogModel, rows: LogRow[], reset = false): number {
   return gone;
 }
 
+test('the items dropped from the front are told (also when none was in the view): the virtual list finds its rows by their new numbers', () => {
+  // A filter that shows only reader B: the rows trimmed are none of the view's.
+  const drops: number[] = [];
+  let before: string[] = [];
+  const m: LogModel = model(8, { ...showAll, reader: B }, {
+    trimming: () => assert.fail('no row of the view leaves'),
+    dropped: (count) => {
+      drops.push(count);
+      // Told after the drop: the items known before (by id) are now `count` lower.
+      before.forEach((id, it) => { if (it >= count) assert.equal(m.id(it - count), id, `item ${it} is now ${it - count}`); });
+    },
+  });
+  feed(m, [...range(0, 9).map((i) => exchange(i)), exchange(9, { reader: B })]);
+  assert.deepEqual(drops, [], 'nothing dropped up to the high-water mark');
+  before = ids(m, all(m));
+  feed(m, [exchange(10)]);
+  assert.deepEqual(drops, [3], 'three items went, none of them in the view');
+  assert.deepEqual(ids(m, m.view), ['1:9']);
+});
+
 test('the panel and the extension keep the same number of rows: one constant', () => {
   assert.equal(LOG_CAPACITY, 100_000);
   assert.equal(new LogStore().capacity, LOG_CAPACITY);

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Columns, newExchangeFields, type ExchangeFields } from '../../../webview/src/columns';
-import { clock, duration, spacedHex, spacedSw } from '../../../webview/src/format';
+import { clock, clockMillis, clockSecond, duration, forgetTimeZone, spacedHex, spacedSw } from '../../../webview/src/format';
 import { packRows, unpackRows } from '../../../webview/src/packed';
 import type { LogRow } from '../../../webview/src/protocol';
 
@@ -100,10 +100,16 @@ test('clock() gives the same text as with a Date per row, in every time zone and
       for (const t of times) assert.equal(clock(t), clockReference(t), `${tz} ${new Date(t).toISOString()}`);
       // The same times again, out of order (a cache must not hand out another time zone or offset).
       for (const t of [...times].reverse()) assert.equal(clock(t), clockReference(t), `${tz} ${t} again`);
+      // The two parts the panel writes to a row's time (offset cached per quarter hour, texts per value).
+      forgetTimeZone();
+      for (const t of times) assert.equal(clockSecond(t) + clockMillis(t), clockReference(t), `parts: ${tz} ${new Date(t).toISOString()}`);
+      for (const t of [...times].reverse()) assert.equal(clockSecond(t) + clockMillis(t), clockReference(t), `parts: ${tz} ${t} again`);
     }
+    for (const t of [NaN, Infinity, 8.64e15 + 1]) assert.equal(clockSecond(t) + clockMillis(t), clock(t), `parts: ${t}`);
   } finally {
     if (zone === undefined) delete process.env.TZ;
     else process.env.TZ = zone;
+    forgetTimeZone();
   }
 });
 
