@@ -227,15 +227,17 @@ export class ClientSession {
     return this.finished;
   }
 
-  /** Bytes from the client. */
-  receive(bytes: Uint8Array): void {
+  /**
+   * Bytes from the client. `transient`: `bytes` is a view of a read buffer the transport
+   * reuses once this returns (server.ts's one read buffer), so whatever of it stays
+   * buffered undecoded is copied before returning; decoded requests are copies anyway.
+   */
+  receive(bytes: Uint8Array, transient = false): void {
     if (this.finished) return;
     this.decoder.push(bytes);
     if (this.decoder.bufferedBytes > MAX_BUFFERED_BYTES) {
       this.fail(`sent ${this.decoder.bufferedBytes} bytes without reading the replies`);
-      return;
-    }
-    if (this.busy) {
+    } else if (this.busy) {
       // More bytes while a request waits on the backend (a client that does not wait for
       // its replies): stop reading until the requests are done, as pcscd's thread does.
       // Only then, not around every request: a pause and a resume per APDU cost more than
@@ -244,9 +246,10 @@ export class ClientSession {
         this.paused = true;
         this.io.pause?.();
       }
-      return;
+    } else {
+      this.pump();
     }
-    this.pump();
+    if (transient && this.decoder.bufferedBytes > 0) this.decoder.retain(bytes.buffer);
   }
 
   /** The client closed its side or the connection broke. */
