@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { PcscService } from './session';
-import { peerCredentials, peerLabel, socketFd } from './peer';
+import { peerCredentials, peerLabel } from './peer';
 import { startReading, type ReadMode } from './socketRead';
 
 export const SOCKET_FOLDER = 'smartcard-workbench';
@@ -82,8 +82,6 @@ export interface ServeOptions {
   socketPath?: string;
   /** Read clients through Node's streams, not into the one reused buffer (tests of both ways). */
   streamReads?: boolean;
-  /** Write every reply through Node's stream, never straight to the socket (tests of both ways). */
-  streamWrites?: boolean;
 }
 
 export async function startPcscServer(service: PcscService, options: ServeOptions = {}): Promise<PcscServer> {
@@ -122,26 +120,9 @@ export async function startPcscServer(service: PcscService, options: ServeOption
     sockets.add(socket);
     counted();
     const peer = peerLabel(creds, `client#${++peerCount}`);
-    // Replies go straight to the kernel (one write(2), no stream machinery) while nothing waits in the
-    // socket's own queue; what the kernel does not take at once is queued there, in order.
-    const fd = options.streamWrites ? null : socketFd(socket);
     const session = service.newSession({
       send(bytes) {
         if (socket.destroyed) return true;
-        if (fd !== null && socket.writableLength === 0) {
-          let written = 0;
-          try {
-            written = fs.writeSync(fd, bytes);
-          } catch (e) {
-            // EAGAIN: the client's side is full; the stream waits for room. Anything else (EPIPE: it left) ends it.
-            if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') {
-              socket.destroy();
-              return true;
-            }
-          }
-          if (written === bytes.length) return true;
-          bytes = bytes.subarray(written);
-        }
         socket.write(bytes);
         const unread = socket.writableLength;
         if (unread > MAX_UNREAD_REPLY_BYTES) {
