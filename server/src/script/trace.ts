@@ -13,25 +13,6 @@ let spacedScratch = Buffer.allocUnsafe(1024);
 export function spaced(hex: string): string {
   const n = hex.length;
   if (n <= 2) return hex;
-  // The short texts repeat APDU after APDU (a status word alone, the same SELECT): made once.
-  if (n <= MEMO_HEX) {
-    const known = spacedMemo.get(hex);
-    if (known !== undefined) return known;
-    const text = spacedOnce(hex, n);
-    if (spacedMemo.size >= MEMO_ENTRIES) spacedMemo.clear();
-    spacedMemo.set(hex, text);
-    return text;
-  }
-  return spacedOnce(hex, n);
-}
-
-/** spaced() remembers texts of up to this many characters (a short APDU's header and Lc, a status word with a few bytes)... */
-const MEMO_HEX = 32;
-/** ...and at most this many, forgotten all at once when full (a card answering random bytes cannot grow it). */
-const MEMO_ENTRIES = 512;
-const spacedMemo = new Map<string, string>();
-
-function spacedOnce(hex: string, n: number): string {
   const size = n + ((n + 1) >> 1) - 1;
   if (spacedScratch.length < size) spacedScratch = Buffer.allocUnsafe(size * 2);
   const out = spacedScratch;
@@ -73,21 +54,17 @@ function sender(client: string | undefined): string {
   return client ? `  [${client}]` : '';
 }
 
-/** An exchange's two lines (formatEntry's, and entryPrinter's as one text). */
-function commandLine(e: ExchangeEntry): string {
-  const indent = e.auto && e.auto !== 'retryCounter' ? '    ' : '';
-  const tag = e.auto ? `  (${AUTO_TAGS[e.auto]}, automatic)` : '';
-  const where = !e.auto && e.line ? `  (line ${e.line})` : '';
-  return `${indent}> ${spaced(e.command)}${tag}${where}${sender(e.client)}`;
-}
-function responseLine(e: ExchangeEntry): string {
-  const indent = e.auto && e.auto !== 'retryCounter' ? '    ' : '';
-  return `${indent}< ${spaced(e.response)} : ${e.swMeaning} [${ms(e.durationMs)}]`;
-}
-
 export function formatEntry(e: LogEntry): string[] {
   switch (e.kind) {
-    case 'exchange': return [commandLine(e), responseLine(e)];
+    case 'exchange': {
+      const indent = e.auto && e.auto !== 'retryCounter' ? '    ' : '';
+      const tag = e.auto ? `  (${AUTO_TAGS[e.auto]}, automatic)` : '';
+      const where = !e.auto && e.line ? `  (line ${e.line})` : '';
+      return [
+        `${indent}> ${spaced(e.command)}${tag}${where}${sender(e.client)}`,
+        `${indent}< ${spaced(e.response)} : ${e.swMeaning} [${ms(e.durationMs)}]`,
+      ];
+    }
     case 'control':
       return [`> CONTROL ${e.code} ${spaced(e.command)}${sender(e.client)}`, e.error ? `< error: ${e.error}` : `< ${spaced(e.response ?? '')} [${ms(e.durationMs)}]`];
     case 'readerAdded': return [`# reader added: ${e.reader}`];
@@ -141,8 +118,6 @@ export class BufferedOutput {
 export function entryPrinter(out: BufferedOutput, json: boolean): (e: LogEntry) => void {
   if (json) return (e) => out.line(toJsonLine(e));
   return (e) => {
-    // Every APDU: its two lines as one text, no array.
-    if (e.kind === 'exchange') return out.line(`${commandLine(e)}\n${responseLine(e)}`);
     if (e.kind === 'readerAdded' || e.kind === 'cardInserted') return;
     const lines = formatEntry(e);
     for (let i = 0; i < lines.length; i++) out.line(lines[i]);

@@ -33,32 +33,3 @@ test('the exchange lines keep their form', () => {
   } as Parameters<typeof formatEntry>[0]);
   assert.deepEqual(lines, ['> 00 A4 00 0C 02 3F 00', '< 90 00 : OK [0.25 ms]']);
 });
-
-test('spaced: short texts seen again (remembered) and after 2,000 others (the memo emptied) come out the same', () => {
-  const seen: string[] = [];
-  for (let i = 0; i < 2_000; i++) {
-    const hex = randomBytes(1 + (i % 16)).toString('hex').toUpperCase();
-    seen.push(hex);
-    assert.equal(spaced(hex), reference(hex));
-  }
-  for (const hex of seen) assert.equal(spaced(hex), reference(hex), hex);
-  for (const hex of ['9000', '6A82', '00A4000C023F00']) {
-    assert.equal(spaced(hex), reference(hex), 'once');
-    assert.equal(spaced(hex), reference(hex), 'again');
-  }
-});
-
-test('an exchange through entryPrinter prints what formatEntry gives, line for line', async () => {
-  const { BufferedOutput, entryPrinter } = await import('../../../server/src/script/trace');
-  let text = '';
-  const out = new BufferedOutput((t) => { text += t; });
-  const e = {
-    kind: 'exchange', seq: 1, time: 0, reader: 'r', command: '0020000106' + '**'.repeat(6), response: '63C2', swMeaning: 'Wrong PIN, 2 tries left',
-    durationMs: 12.5, auto: 'retryCounter', line: 4, client: 'python3 (pid 7)',
-  } as Parameters<typeof formatEntry>[0];
-  const auto = { ...e, auto: 'getResponse', response: '6F10' + '00'.repeat(16) + '9000' } as Parameters<typeof formatEntry>[0];
-  entryPrinter(out, false)(e);
-  entryPrinter(out, false)(auto);
-  out.flush();
-  assert.equal(text, [...formatEntry(e), ...formatEntry(auto)].map((l) => `${l}\n`).join(''));
-});
