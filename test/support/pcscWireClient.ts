@@ -15,6 +15,9 @@ export interface Transport {
   onClose(cb: (reason: string) => void): void;
 }
 
+/** The one read buffer of MemoryTransport's `oneBuffer` mode (as large as the server's). */
+const SHARED_READ = new Uint8Array(64 * 1024);
+
 export class MemoryTransport implements Transport {
   readonly session: ClientSession;
   private dataCb: (b: Uint8Array) => void = () => {};
@@ -22,7 +25,11 @@ export class MemoryTransport implements Transport {
   closedReason: string | null = null;
   /** Bytes the session sent after it closed the connection (must stay 0). */
   sentAfterClose = 0;
-  constructor(service: PcscService, peer = 'mem') {
+  /**
+   * `oneBuffer`: bytes reach the session as the server's reads do (socketRead.ts), each a view of one
+   * shared buffer that is written over with 0xEE once the session returns.
+   */
+  constructor(service: PcscService, peer = 'mem', private readonly oneBuffer = false) {
     this.session = service.newSession({
       send: (b) => {
         if (this.closedReason !== null) this.sentAfterClose += b.length;
@@ -35,7 +42,16 @@ export class MemoryTransport implements Transport {
     }, peer);
   }
   write(bytes: Uint8Array): void {
-    this.session.receive(bytes);
+    if (!this.oneBuffer) {
+      this.session.receive(bytes);
+      return;
+    }
+    for (let at = 0; at < bytes.length; at += SHARED_READ.length) {
+      const n = Math.min(SHARED_READ.length, bytes.length - at);
+      SHARED_READ.set(bytes.subarray(at, at + n), 0);
+      this.session.receive(new Uint8Array(SHARED_READ.buffer, 0, n), true);
+      SHARED_READ.fill(0xee);
+    }
   }
   end(): void {
     this.session.ended();

@@ -28,7 +28,7 @@
 //   emitEntry, the same rule for every caller).
 
 import { setTimeout as delay } from 'node:timers/promises';
-import { BackendError, type BackendHandle, type CardBackend, type IoRequest } from './backend';
+import { BackendError, type BackendHandle, type CardBackend, type IoRequest, type TransmitSink } from './backend';
 import type { CardCondition, ReaderFacts } from './readerState';
 import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
 import type { Connection, DirectUser, Disposition as ManagerDisposition, ReaderManager, TransmitOptions } from '../manager/manager';
@@ -76,6 +76,11 @@ interface Handle {
   readonly plainTransmit: TransmitOptions;
   /** A transmit failure as the PC/SC return code, bound once per handle. */
   readonly transmitFailed: (e: unknown) => never;
+  /** transmitTo's sink while its TRANSMIT is in the manager (one at a time: a client's requests are served in order). */
+  sink: TransmitSink | null;
+  /** transmitTo's reactions, bound once per handle: the answer or the failure (as the PC/SC return code) to the sink. */
+  readonly answeredTo: (r: { response: Uint8Array }) => void;
+  readonly failedTo: (e: unknown) => void;
 }
 
 export interface ManagerBackendOptions {
@@ -339,6 +344,9 @@ export class ManagerBackend implements CardBackend {
       // The client named here, so the connection does not copy the options to add it (per APDU).
       plainTransmit: { getResponse: false, client },
       transmitFailed: (e) => { throw this.fail(h, e); },
+      sink: null,
+      answeredTo: (r) => { const sink = h.sink!; h.sink = null; sink.answered(r.response); },
+      failedTo: (e) => { const sink = h.sink!; h.sink = null; sink.failed(this.fail(h, e)); },
     };
     this.handles.add(h);
     if (!conn) this.directOpened(h); // a direct handle counts in the sharing; a manager connection reports itself
@@ -614,25 +622,51 @@ export class ManagerBackend implements CardBackend {
   transmit(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number): Promise<Uint8Array> {
     void maxResponse;
     let h: Handle;
-    let conn: Connection;
+    let conn: Connection | null;
     try {
       h = this.live(handle);
-      // pcscd's order (R57): RFCheckSharing (winscard.c 1521), then RFCheckReaderEventState (1535), so another
-      // handle's transaction is SCARD_E_SHARING_VIOLATION (polled by libpcsclite) before a pending reset or
-      // removal; a direct handle's call goes to the card too (R59).
-      this.checkSharing(h);
-      if (!h.conn) return this.transmitDirect(h, sendPci.protocol, command);
-      conn = this.checkEvents(h);
-      // pcscd lets a RAW or ANY_OLD PCI through whatever the protocol (winscard.c ~1542–1560, R59).
-      if (sendPci.protocol !== h.protocol && sendPci.protocol !== ProtocolBits.SCARD_PROTOCOL_RAW && sendPci.protocol !== ProtocolBits.SCARD_PROTOCOL_ANY_OLD) {
-        throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
-      }
-      if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
+      conn = this.transmitChecks(h, sendPci, command);
+      if (!conn) return this.transmitDirect(h, sendPci.protocol, command);
     } catch (e) {
       return Promise.reject(e);
     }
     const secret = secretRanges(command);
     return conn.transmit(command, secret ? { ...h.plainTransmit, secret } : h.plainTransmit).then(responseOf, h.transmitFailed);
+  }
+
+  /**
+   * transmit, the service's way: the same checks and the same connection call, its outcome handed to
+   * the session's sink by the handle's bound reactions (no promise of its own per APDU). A check that
+   * fails throws at once, as transmit's rejects before anything is sent.
+   */
+  transmitTo(handle: BackendHandle, sendPci: IoRequest, command: Uint8Array, maxResponse: number, sink: TransmitSink): void {
+    void maxResponse;
+    const h = this.live(handle);
+    const conn = this.transmitChecks(h, sendPci, command);
+    if (!conn) {
+      this.transmitDirect(h, sendPci.protocol, command).then((r) => sink.answered(r), (e: unknown) => sink.failed(e));
+      return;
+    }
+    const secret = secretRanges(command);
+    const pending = conn.transmit(command, secret ? { ...h.plainTransmit, secret } : h.plainTransmit);
+    h.sink = sink;
+    pending.then(h.answeredTo, h.failedTo);
+  }
+
+  /** transmit's checks before the card, in pcscd's order: the handle's connection, or null for a direct handle (R59). */
+  private transmitChecks(h: Handle, sendPci: IoRequest, command: Uint8Array): Connection | null {
+    // pcscd's order (R57): RFCheckSharing (winscard.c 1521), then RFCheckReaderEventState (1535), so another
+    // handle's transaction is SCARD_E_SHARING_VIOLATION (polled by libpcsclite) before a pending reset or
+    // removal; a direct handle's call goes to the card too (R59).
+    this.checkSharing(h);
+    if (!h.conn) return null;
+    const conn = this.checkEvents(h);
+    // pcscd lets a RAW or ANY_OLD PCI through whatever the protocol (winscard.c ~1542–1560, R59).
+    if (sendPci.protocol !== h.protocol && sendPci.protocol !== ProtocolBits.SCARD_PROTOCOL_RAW && sendPci.protocol !== ProtocolBits.SCARD_PROTOCOL_ANY_OLD) {
+      throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI names another protocol');
+    }
+    if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
+    return conn;
   }
 
   /**

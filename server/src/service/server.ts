@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { PcscService } from './session';
 import { peerCredentials, peerLabel } from './peer';
+import { startReading, type ReadMode } from './socketRead';
 
 export const SOCKET_FOLDER = 'smartcard-workbench';
 export const SOCKET_NAME = 'pcscd.comm';
@@ -68,6 +69,8 @@ export interface PcscServer {
   readonly socketPath: string;
   /** Open client connections. */
   readonly connections: number;
+  /** How the newest client's socket is read (socketRead.ts); null before the first. */
+  readonly readMode: ReadMode | null;
   /** Called with the new count whenever a client connects or leaves; returns the unsubscribe function. */
   onConnections(listener: (count: number) => void): () => void;
   /** Stops accepting, ends every client connection, removes the socket. */
@@ -77,6 +80,8 @@ export interface PcscServer {
 export interface ServeOptions {
   /** Default: defaultSocketPath(). */
   socketPath?: string;
+  /** Read clients through Node's streams, not into the one reused buffer (tests of both ways). */
+  streamReads?: boolean;
 }
 
 export async function startPcscServer(service: PcscService, options: ServeOptions = {}): Promise<PcscServer> {
@@ -93,7 +98,9 @@ export async function startPcscServer(service: PcscService, options: ServeOption
   const listeners = new Set<(count: number) => void>();
   const counted = () => { for (const l of [...listeners]) l(sockets.size); };
   let peerCount = 0;
-  const server = net.createServer({ allowHalfOpen: false }, (socket) => {
+  let readMode: ReadMode | null = null;
+  // Paused on connect: nothing is read before startReading chose how.
+  const server = net.createServer({ allowHalfOpen: false, pauseOnConnect: true }, (socket) => {
     if (sockets.size >= MAX_CLIENTS) {
       service.log('warn', `${MAX_CLIENTS} clients already connected; closing a new one, as pcscd does`);
       socket.destroy();
@@ -135,13 +142,13 @@ export async function startPcscServer(service: PcscService, options: ServeOption
         if (!socket.destroyed) socket.resume();
       },
     }, peer);
-    socket.on('data', (chunk: Buffer) => session.receive(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)));
     socket.on('error', () => { /* the 'close' that follows ends the session */ });
     socket.on('close', () => {
       sockets.delete(socket);
       session.ended();
       counted();
     });
+    readMode = startReading(socket, (bytes, transient) => session.receive(bytes, transient), { stream: options.streamReads });
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -155,6 +162,9 @@ export async function startPcscServer(service: PcscService, options: ServeOption
 
   return {
     socketPath,
+    get readMode() {
+      return readMode;
+    },
     get connections() {
       return sockets.size;
     },

@@ -18,7 +18,7 @@
 // through TRANSMIT and must not reach a log.
 
 import { randomInt } from 'node:crypto';
-import { BackendError, rvOf, type BackendHandle, type CardBackend } from './backend';
+import { BackendError, rvOf, type BackendHandle, type CardBackend, type TransmitSink } from './backend';
 import {
   buildTable, encodeTable, INITIAL_LAYOUT, INITIAL_READER_EVENTS, nextReaderEvents, placeReaders,
   type ReaderStateEntry, type SlotLayout,
@@ -56,6 +56,9 @@ const REPLY_BUFFER_KEEP = 4096;
 
 /** pcscd.h PCSC_MAX_CONTEXT_CARD_HANDLES: handles per client; one more is SCARD_E_NO_MEMORY (MSGAddHandle). */
 export const MAX_HANDLES_PER_CLIENT = 200;
+
+/** handle()'s answer for a TRANSMIT in the backend: its own continuation goes on with the next request. */
+const IN_BACKEND: Promise<void> = Promise.resolve();
 
 export class PcscService {
   private layout: SlotLayout = INITIAL_LAYOUT;
@@ -204,8 +207,10 @@ export class ClientSession {
   private replyView: Buffer | null = null;
 
   // Bound once, not per APDU: the continuations of a TRANSMIT and of the request loop.
-  private readonly transmitted = (response: Uint8Array): Promise<void> | undefined => this.answerTransmit(response);
-  private readonly transmitFailed = (e: unknown): Promise<void> | undefined => this.failTransmit(e);
+  private readonly transmitted = (response: Uint8Array): void => this.settleTransmit(response, false);
+  private readonly transmitFailed = (e: unknown): void => this.settleTransmit(e, true);
+  /** Where the backend's transmitTo hands a TRANSMIT's outcome: answered, then the next request, in the same turn. */
+  private readonly sink: TransmitSink = { answered: this.transmitted, failed: this.transmitFailed };
   private readonly drainNext = (): void => this.drain();
   private readonly drainFailed = (e: unknown): void => {
     this.fail(`internal error: ${e instanceof Error ? e.message : String(e)}`);
@@ -227,15 +232,17 @@ export class ClientSession {
     return this.finished;
   }
 
-  /** Bytes from the client. */
-  receive(bytes: Uint8Array): void {
+  /**
+   * Bytes from the client. `transient`: `bytes` is a view of a read buffer the transport
+   * reuses once this returns (server.ts's one read buffer), so whatever of it stays
+   * buffered undecoded is copied before returning; decoded requests are copies anyway.
+   */
+  receive(bytes: Uint8Array, transient = false): void {
     if (this.finished) return;
     this.decoder.push(bytes);
     if (this.decoder.bufferedBytes > MAX_BUFFERED_BYTES) {
       this.fail(`sent ${this.decoder.bufferedBytes} bytes without reading the replies`);
-      return;
-    }
-    if (this.busy) {
+    } else if (this.busy) {
       // More bytes while a request waits on the backend (a client that does not wait for
       // its replies): stop reading until the requests are done, as pcscd's thread does.
       // Only then, not around every request: a pause and a resume per APDU cost more than
@@ -244,9 +251,10 @@ export class ClientSession {
         this.paused = true;
         this.io.pause?.();
       }
-      return;
+    } else {
+      this.pump();
     }
-    this.pump();
+    if (transient && this.decoder.bufferedBytes > 0) this.decoder.retain(bytes.buffer);
   }
 
   /** The client closed its side or the connection broke. */
@@ -311,8 +319,9 @@ export class ClientSession {
         }
         const pending = this.handle(d.request);
         if (pending) {
-          // No async frame and no closure per request: the bound continuations go on from here.
-          pending.then(this.drainNext, this.drainFailed);
+          // No async frame and no closure per request: the bound continuations go on from here
+          // (a TRANSMIT's go on themselves, in settleTransmit).
+          if (pending !== IN_BACKEND) pending.then(this.drainNext, this.drainFailed);
           return;
         }
       }
@@ -624,13 +633,36 @@ export class ClientSession {
     }
     this.txRequest = req;
     this.txCard = card;
-    let pending: Promise<Uint8Array>;
+    const backend = this.service.backend;
+    const pci = { protocol: b.ioSendPciProtocol as number, pciLength: b.ioSendPciLength as number };
     try {
-      pending = this.service.backend.transmit(card.backend, { protocol: b.ioSendPciProtocol as number, pciLength: b.ioSendPciLength as number }, req.data!, b.pcbRecvLength as number);
+      if (backend.transmitTo) {
+        // The answer comes to the sink (settleTransmit): no promise of the session's per APDU.
+        backend.transmitTo(card.backend, pci, req.data!, b.pcbRecvLength as number, this.sink);
+      } else {
+        backend.transmit(card.backend, pci, req.data!, b.pcbRecvLength as number).then(this.transmitted, this.transmitFailed);
+      }
     } catch (e) {
       return this.failTransmit(e);
     }
-    return pending.then(this.transmitted, this.transmitFailed);
+    return IN_BACKEND;
+  }
+
+  /**
+   * A TRANSMIT's outcome from the backend: the reply written, then the request loop goes on
+   * at once (what drain's continuation did one microtask later). Never throws: it runs as the
+   * backend's reaction.
+   */
+  private settleTransmit(outcome: unknown, failed: boolean): void {
+    let late: Promise<void> | undefined;
+    try {
+      late = failed ? this.failTransmit(outcome) : this.answerTransmit(outcome as Uint8Array);
+    } catch (e) {
+      this.drainFailed(e);
+      return;
+    }
+    if (late) late.then(this.drainNext, this.drainFailed);
+    else this.drain();
   }
 
   private answerTransmit(response: Uint8Array): Promise<void> | undefined {

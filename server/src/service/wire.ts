@@ -362,6 +362,12 @@ export type Decoded = { readonly request: Request } | { readonly error: WireErro
  * message plus one pushed chunk: the caller reads until `next` returns null before
  * pushing more.
  */
+/** A copy of bytes start..end, also when `bytes` is a Buffer (whose slice() is a view, not a copy). */
+const sliceCopy = Uint8Array.prototype.slice;
+function copyOf(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return sliceCopy.call(bytes, start, end);
+}
+
 export class RequestDecoder {
   private chunks: Uint8Array[] = [];
   private buffered = 0;
@@ -377,6 +383,16 @@ export class RequestDecoder {
     if (this.failed || bytes.length === 0) return;
     this.chunks.push(bytes);
     this.buffered += bytes.length;
+  }
+
+  /**
+   * The bytes still buffered that are views of `buffer` (a read buffer the transport reuses)
+   * become copies of their own: called when the read's bytes are good no longer. Usually
+   * nothing is left (a read holds whole messages, and every decoded request is a copy).
+   */
+  retain(buffer: ArrayBufferLike): void {
+    const chunks = this.chunks;
+    for (let i = 0; i < chunks.length; i++) if (chunks[i].buffer === buffer) chunks[i] = copyOf(chunks[i], 0, chunks[i].length);
   }
 
   next(): Decoded | null {
@@ -414,8 +430,8 @@ export class RequestDecoder {
       let data: Uint8Array;
       const first = this.chunks[0];
       if (first.length >= total) {
-        raw = first.slice(headerSize, headerSize + expected);
-        data = first.slice(headerSize + expected, total);
+        raw = copyOf(first, headerSize, headerSize + expected);
+        data = copyOf(first, headerSize + expected, total);
         this.skip(total);
       } else {
         const all = this.take(total);
@@ -479,7 +495,7 @@ export class RequestDecoder {
 
   private take(n: number): Uint8Array {
     const first = this.chunks[0];
-    const out = first.length >= n ? first.slice(0, n) : this.peek(n); // a copy either way
+    const out = first.length >= n ? copyOf(first, 0, n) : this.peek(n); // a copy either way
     this.skip(n);
     return out;
   }
