@@ -1167,3 +1167,41 @@ test('F1 guard: should our transaction ever be held on anything but the card han
     assert.equal(fake.lock.size, 0);
   } finally { await driver.stop(); }
 });
+
+test('R68 (fifth review F2): a PC/SC client\'s nested Begin, End(EJECT) on a system reader: the handle keeps working (transmit, End) as with pcscd, the reader is not left locked', async () => {
+  const { fake, b, A, stop } = await systemService();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(s)), 0);
+    assert.equal(await rvAfter(b.beginTransaction(s)), 0);
+    assert.equal(await rvAfter(b.endTransaction(s, Disposition.SCARD_EJECT_CARD)), 0, 'End(EJECT) of the nested transaction');
+    assert.equal(fake.lock.size, 0, 'the eject disconnected our system handle: pcscd\'s lock went with it (RFUnlockAllSharing)');
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0, 'transmit after the eject');
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0, 'and again');
+    assert.equal(await rvAfter(b.endTransaction(s, Disposition.SCARD_LEAVE_CARD)), 0, 'the outer End');
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0, 'transmit after the End');
+    assert.equal(fake.lock.size, 0, 'no system transaction left');
+  } finally { await stop(); }
+});
+
+test('R68: driver level: hold, Begin, eject, then a power-up and a control connect again (the eject ended our transaction); a removal with the handle already gone clears it too', async () => {
+  const { fake, sink, driver } = await started();
+  try {
+    await driver.hold!(R0, 'shared');
+    await driver.beginTransaction!(R0);
+    await driver.eject!(R0);
+    assert.equal(fake.lock.size, 0);
+    assert.deepEqual([...(await driver.powerOn(R0, 'warm'))], [...ATR], 'power-up after the eject');
+    await driver.control(R0, 3400, new Uint8Array(0));
+    await driver.beginTransaction!(R0);
+    const r = (driver as unknown as { readers: Map<string, { handle: Handle | null; inTransaction: boolean }> }).readers.get(R0)!;
+    // The handle already gone (a failed reset acknowledgement dropped it), then the card leaves: the flag goes too.
+    const held = r.handle!;
+    r.handle = null;
+    const gone = sink.next(`card removed ${R0}`);
+    fake.remove(R0);
+    await gone;
+    await fake.disconnect(held, 0);
+    assert.equal(r.inTransaction, false, 'the removal cleared our transaction flag with no handle to drop');
+  } finally { await driver.stop(); }
+});

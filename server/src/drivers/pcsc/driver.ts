@@ -168,6 +168,11 @@ interface Reader {
   share: number;
   protocol: number;
   inTransaction: boolean;
+  /**
+   * Our transaction ended with our handle (SCardDisconnect of an eject, a power-off, a release, a dropped handle: pcscd's
+   * RFUnlockAllSharing) while the manager still holds it: the manager's End then finds nothing left to end (R68).
+   */
+  transactionGone: boolean;
   chain: Promise<unknown>;
   /** Exchanges in a row answered within FAST_EXCHANGE_MS. */
   fastInARow: number;
@@ -412,6 +417,7 @@ export class PcscDriver implements Driver {
         share: SCARD_SHARE_SHARED,
         protocol: 0,
         inTransaction: false,
+        transactionGone: false,
         chain: Promise.resolve(),
         fastInARow: 0,
       };
@@ -492,11 +498,18 @@ export class PcscDriver implements Driver {
     if (present && (!wasPresent || counterMoved)) this.sink?.cardInserted(r.name);
   }
 
+  /** Our handle goes (SCardDisconnect, or pcscd dropped it): pcscd ends its transaction with it (RFUnlockAllSharing). */
+  private transactionEndsWithHandle(r: Reader): void {
+    if (r.inTransaction) r.transactionGone = true;
+    r.inTransaction = false;
+  }
+
   private dropHandle(r: Reader): void {
+    // No handle, no transaction of ours in pcscd: the flag goes even when the handle went first (R68).
+    this.transactionEndsWithHandle(r);
     if (r.handle === null) return;
     const handle = r.handle;
     r.handle = null;
-    r.inTransaction = false;
     void this.api?.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
   }
 
@@ -532,7 +545,7 @@ export class PcscDriver implements Driver {
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
-      r.inTransaction = false;
+      this.transactionEndsWithHandle(r);
       await api.disconnect(handle, SCARD_UNPOWER_CARD);
     });
   }
@@ -541,6 +554,7 @@ export class PcscDriver implements Driver {
     await this.serialized(key, async (r, api, ctx) => {
       const handle = r.handle ?? (await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0)).handle;
       r.handle = null;
+      this.transactionEndsWithHandle(r); // SCardDisconnect ends a transaction too (fifth review F2, R68)
       await api.disconnect(handle, SCARD_EJECT_CARD);
     });
   }
@@ -679,11 +693,16 @@ export class PcscDriver implements Driver {
       await cardStatus(api, handle);
       await api.beginTransaction(handle);
       r.inTransaction = true;
+      r.transactionGone = false;
     });
   }
 
   async endTransaction(key: string, disposition: 'leave' | 'reset' | 'unpower' = 'leave'): Promise<void> {
     await this.serialized(key, async (r, api) => {
+      if (!r.inTransaction && r.transactionGone) {
+        r.transactionGone = false; // our disconnect ended it in pcscd already: nothing left to end
+        return;
+      }
       if (!r.inTransaction) throw new ScError('BAD_REQUEST', `No transaction is open on "${r.name}".`);
       const d = { leave: SCARD_LEAVE_CARD, reset: SCARD_RESET_CARD, unpower: SCARD_UNPOWER_CARD }[disposition];
       r.inTransaction = false;
@@ -728,7 +747,7 @@ export class PcscDriver implements Driver {
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
-      r.inTransaction = false; // SCardDisconnect ends a transaction too
+      this.transactionEndsWithHandle(r); // SCardDisconnect ends a transaction too
       r.fastInARow = 0;
       this.sink?.log('debug', `pcsc: left the card in "${r.name}" (no connection of ours needs it)`);
       await api.disconnect(handle, SCARD_LEAVE_CARD);
