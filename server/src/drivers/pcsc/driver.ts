@@ -192,8 +192,9 @@ interface Reader {
 }
 
 /**
- * SCardStatus off the event loop where the library offers it (fourth review F3): the synchronous call waits on
- * libpcsclite's context mutex, which a long SCardControl or SCardTransmit on another reader holds for its whole call.
+ * SCardStatus off the event loop where the library offers it (fourth review F3): a handle call can wait on
+ * libpcsclite's context mutex; since R69 nothing else of the driver is on the reader's context then, but a
+ * round trip to pcscd is still no call for the event loop.
  */
 async function cardStatus(api: Winscard, handle: Handle): Promise<CardStatus> {
   return api.statusAsync ? api.statusAsync(handle) : api.status(handle);
