@@ -1400,3 +1400,25 @@ test('R68: driver level: hold, Begin, eject, then a power-up and a control conne
     assert.equal(r.inTransaction, false, 'the removal cleared our transaction flag with no handle to drop');
   } finally { await driver.stop(); }
 });
+
+test('R69: stop while nobody types on R0\'s PIN pad: the stop ends after its bounded wait, saying so; R0\'s handle and context go when the entry ends', async () => {
+  const { fake, sink, driver, pin, typed } = await pinPadScene();
+  const released: Handle[] = [];
+  const release = fake.releaseContext.bind(fake);
+  fake.releaseContext = (ctx: Handle) => { released.push(ctx); release(ctx); };
+  const t0 = Date.now();
+  try {
+    assert.equal(await within(driver.stop(), 5000), undefined, 'the stop ends although the PIN entry does not');
+    assert.ok(Date.now() - t0 < 4000, `stopped after ${Date.now() - t0} ms`);
+    assert.ok(sink.logs.some((l) => l.level === 'warn' && /still in the PC\/SC service/.test(l.message)), 'the wait is told');
+    assert.deepEqual(fake.freezes, []);
+    assert.deepEqual(fake.stalls, []);
+    const r0Handles = () => [...fake.open.values()].filter((h) => h.reader === R0);
+    assert.equal(r0Handles().length, 1, 'R0\'s handle stays while its call runs');
+    const before = released.length;
+    typed();
+    await pin.catch(() => undefined);
+    assert.ok(await until(() => r0Handles().length === 0 && released.length === before + 1), 'R0\'s handle disconnected and its context released when the entry ended');
+    assert.deepEqual(fake.freezes, []);
+  } finally { typed(); }
+});
