@@ -48,6 +48,10 @@ class FakeWinscard implements Winscard {
     this.up = false;
     for (const w of this.waiters.splice(0)) w.reject(new PcscError(SCARD_E_NO_SERVICE, 'SCardGetStatusChange'));
   }
+  /** The waiting calls' timeouts run out now (SCARD_E_TIMEOUT): the driver's PnP watchdog path. */
+  expireWaits(): void {
+    for (const w of this.waiters.splice(0)) w.reject(new PcscError(SCARD_E_TIMEOUT, 'SCardGetStatusChange'));
+  }
   insert(name: string): void {
     const r = this.readers.get(name)!;
     r.present = true;
@@ -70,11 +74,11 @@ class FakeWinscard implements Winscard {
     if (!this.up) throw new PcscError(SCARD_E_NO_SERVICE, 'SCardEstablishContext');
     return this.nextHandle++;
   }
-  releaseContext(): void {}
-  isValidContext(): boolean {
+  releaseContext(_ctx?: Handle): void {}
+  isValidContext(_ctx?: Handle): boolean {
     return this.up;
   }
-  listReaders(): string[] {
+  listReaders(_ctx?: Handle): string[] {
     if (!this.up) throw new PcscError(SCARD_E_NO_SERVICE, 'SCardListReaders');
     return [...this.readers.keys()];
   }
@@ -1095,59 +1099,250 @@ test('F6: a system reader that goes away, and the driver\'s stop, leave no handl
 });
 
 /**
- * libpcsclite's context mutex (winscard_clnt.c 3567–3583): every handle call of a context takes it and an SCardControl
- * keeps it for its whole round trip. A synchronous SCardStatus meanwhile would stop the helper's event loop in
- * pthread_mutex_lock; the asynchronous one waits on its worker thread.
+ * libpcsclite's two locks as winscard_clnt.c 2.5.1 takes them (fifth review F3):
+ * - every call takes the process-wide `clientMutex` (SCardLockThread) to find its context;
+ * - the calls that lock a context (SCardGetAndLockContext 3414–3425: SCardConnect, SCardListReaders,
+ *   SCardGetStatusChange, SCardReleaseContext; SCardGetContextChannelAndLockFromHandle 3572–3583: every handle call,
+ *   SCardReconnect/Disconnect/Begin/End/Status/Transmit/Control/GetAttrib) then wait for the context's `mMutex`
+ *   STILL HOLDING `clientMutex`, and keep `mMutex` for their whole round trip (an SCardControl for a PIN pad: until the
+ *   person has typed);
+ * - SCardEstablishContext, SCardIsValidContext (SCardGetContextValidity 414–421) and SCardCancel (3229–3240) take
+ *   `clientMutex` only, for a moment.
+ * So a call waiting for a busy context stalls every other call of the process, on any context. A synchronous call on
+ * the event loop that would wait (for `clientMutex` or for its context) is recorded in `freezes` and fails; an
+ * asynchronous one that waits for `clientMutex` behind another call's wait is recorded in `stalls` and waits.
  */
-class ContextMutexFake extends FakeWinscard {
-  private inFlight = 0;
-  private idle: (() => void)[] = [];
+class ClientMutexFake extends FakeWinscard {
+  /** The context each card handle was connected on. */
+  readonly ctxOf = new Map<Handle, Handle>();
+  /** Contexts whose mMutex a call holds now, with that call. */
+  readonly ctxBusy = new Map<Handle, string>();
+  private ctxWaiters: (() => void)[] = [];
+  /** The call that waits for a context's mMutex while holding clientMutex. */
+  clientHolder: string | null = null;
+  private clientWaiters: (() => void)[] = [];
+  freezes: string[] = [];
+  stalls: string[] = [];
+  /** SCardControl answers once this resolves (a person at the PIN pad). */
   controlGate?: Promise<void>;
-  override async control(card: Handle, code: number): Promise<Uint8Array> {
-    this.inFlight++;
+  /** The next SCardTransmit fails with this (the card went during the exchange). */
+  transmitFailsOnce?: number;
+
+  private wake(list: (() => void)[]): void {
+    for (const w of list.splice(0)) w();
+  }
+  private async lockContext(ctx: Handle, name: string): Promise<() => void> {
+    while (this.clientHolder !== null) {
+      this.stalls.push(`${name} waited for clientMutex behind ${this.clientHolder}`);
+      await new Promise<void>((r) => this.clientWaiters.push(r));
+    }
+    if (this.ctxBusy.has(ctx)) {
+      this.clientHolder = `${name} (waiting for context ${String(ctx)}, busy with ${this.ctxBusy.get(ctx)})`;
+      while (this.ctxBusy.has(ctx)) await new Promise<void>((r) => this.ctxWaiters.push(r));
+      this.clientHolder = null;
+      this.wake(this.clientWaiters);
+    }
+    this.ctxBusy.set(ctx, name);
+    return () => {
+      this.ctxBusy.delete(ctx);
+      this.wake(this.ctxWaiters);
+    };
+  }
+  private async locked<T>(ctx: Handle, name: string, call: () => Promise<T>): Promise<T> {
+    const unlock = await this.lockContext(ctx, name);
     try {
-      if (this.controlGate) await this.controlGate;
-      return await super.control(card, code);
+      return await call();
     } finally {
-      if (--this.inFlight === 0) for (const w of this.idle.splice(0)) w();
+      unlock();
     }
   }
-  override status(card: Handle): CardStatus {
-    if (this.inFlight) throw new Error('SCardStatus would block the event loop (libpcsclite context mutex held by a call on another reader)');
-    return super.status(card);
+  private onEventLoop(ctx: Handle | null, name: string): void {
+    const why = this.clientHolder !== null ? `clientMutex, held by ${this.clientHolder}` : ctx !== null && this.ctxBusy.has(ctx) ? `context ${String(ctx)}'s mutex, held by ${this.ctxBusy.get(ctx)}` : null;
+    if (why === null) return;
+    this.freezes.push(`${name} on the event loop waits for ${why}`);
+    throw new Error(`${name} would block the helper's event loop: it waits for ${why}`);
   }
-  override async statusAsync(card: Handle): Promise<CardStatus> {
-    while (this.inFlight) await new Promise<void>((r) => this.idle.push(r));
-    return super.status(card);
+  private handleCtx(card: Handle): Handle {
+    return this.ctxOf.get(card) ?? -1;
+  }
+
+  override establishContext(): Handle {
+    this.onEventLoop(null, 'SCardEstablishContext');
+    return super.establishContext();
+  }
+  override releaseContext(ctx: Handle): void {
+    this.onEventLoop(ctx, 'SCardReleaseContext');
+  }
+  override isValidContext(ctx: Handle): boolean {
+    this.onEventLoop(null, 'SCardIsValidContext');
+    return super.isValidContext(ctx);
+  }
+  override cancel(ctx: Handle): void {
+    this.onEventLoop(null, 'SCardCancel');
+    super.cancel(ctx);
+  }
+  override listReaders(ctx: Handle): string[] {
+    this.onEventLoop(ctx, 'SCardListReaders');
+    return super.listReaders();
+  }
+  override getStatusChange(ctx: Handle, timeoutMs: number, states: ReaderState[]): Promise<ReaderState[]> {
+    return this.locked(ctx, 'SCardGetStatusChange', () => super.getStatusChange(ctx, timeoutMs, states));
+  }
+  override connect(ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
+    return this.locked(ctx, `SCardConnect(${reader.slice(-5)})`, async () => {
+      const c = await super.connect(ctx, reader, share, protocols);
+      this.ctxOf.set(c.handle, ctx);
+      return c;
+    });
+  }
+  override reconnect(card: Handle, share: number, protocols: number, init: number): Promise<number> {
+    return this.locked(this.handleCtx(card), 'SCardReconnect', () => super.reconnect(card, share, protocols, init));
+  }
+  override disconnect(card: Handle, disposition: number): Promise<void> {
+    return this.locked(this.handleCtx(card), 'SCardDisconnect', () => super.disconnect(card, disposition));
+  }
+  override beginTransaction(card: Handle): Promise<void> {
+    return this.locked(this.handleCtx(card), 'SCardBeginTransaction', () => super.beginTransaction(card));
+  }
+  override endTransaction(card: Handle, disposition: number): Promise<void> {
+    return this.locked(this.handleCtx(card), 'SCardEndTransaction', () => super.endTransaction(card, disposition));
+  }
+  override transmit(card: Handle, protocol: number, command: Uint8Array): Promise<Uint8Array> {
+    return this.locked(this.handleCtx(card), 'SCardTransmit', async () => {
+      const rv = this.transmitFailsOnce;
+      this.transmitFailsOnce = undefined;
+      if (rv !== undefined) throw new PcscError(rv, 'SCardTransmit');
+      return super.transmit(card, protocol, command);
+    });
+  }
+  override control(card: Handle, code: number): Promise<Uint8Array> {
+    return this.locked(this.handleCtx(card), 'SCardControl (PIN pad)', async () => {
+      if (this.controlGate) await this.controlGate;
+      return super.control(card, code);
+    });
+  }
+  override getAttrib(card: Handle, attr: number): Promise<Uint8Array> {
+    return this.locked(this.handleCtx(card), 'SCardGetAttrib', () => super.getAttrib(card, attr));
+  }
+  override status(card: Handle): CardStatus {
+    this.onEventLoop(this.handleCtx(card), 'SCardStatus');
+    return this.cardStatus(card);
+  }
+  override statusAsync(card: Handle): Promise<CardStatus> {
+    return this.locked(this.handleCtx(card), 'SCardStatus', async () => this.cardStatus(card));
+  }
+  /** pcscd's answer: the card's presence from the reader (a card gone reads as not present). */
+  private cardStatus(card: Handle): CardStatus {
+    const st = super.status(card);
+    const reader = this.open.get(card)?.reader;
+    const present = reader !== undefined && this.readers.get(reader)?.present === true;
+    return { ...st, reader: reader ?? '', state: present ? 0x34 : 0x02 };
   }
 }
 
-test('F3: beginTransaction and a power-up read SCardStatus off the event loop: a PIN-pad control on another reader does not freeze the helper', async () => {
-  const fake = new ContextMutexFake();
+const R2 = 'Gemalto PC Twin Reader 00 00';
+
+/** A driver over ClientMutexFake with R0 (a PIN pad), R1 (held shared) and R2 (empty); `pin` starts a PIN entry on R0 that waits for `typed()`. */
+async function pinPadScene() {
+  const fake = new ClientMutexFake();
   fake.readers.set(R0, { present: true, counter: 1 });
   fake.readers.set(R1, { present: true, counter: 1 });
+  fake.readers.set(R2, { present: false, counter: 0 });
   const sink = new Sink();
   const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] });
   await driver.start(sink);
-  try {
-    await driver.hold!(R1, 'shared');
-    let release!: () => void;
-    fake.controlGate = new Promise<void>((r) => { release = r; });
-    const pinEntry = driver.control(R0, 3400, new Uint8Array(0)); // a person types a PIN on R0's pad
-    await new Promise((r) => setImmediate(r));
-    let settled = false;
-    const begin = driver.beginTransaction!(R1).finally(() => { settled = true; });
-    const reset = driver.powerOn(R1, 'warm');
-    await new Promise((r) => setTimeout(r, 20));
-    assert.equal(settled, false, 'the Begin waits for the context (on a worker thread), as libpcsclite makes it wait');
-    release();
-    await begin;
-    assert.deepEqual([...(await reset)], [...ATR]);
-    await pinEntry;
-    await driver.endTransaction!(R1, 'leave');
-  } finally {
-    await driver.stop();
+  await watching(fake);
+  let typed!: () => void;
+  fake.controlGate = new Promise<void>((r) => { typed = r; });
+  await driver.hold!(R0, 'shared');
+  await driver.hold!(R1, 'shared'); // R1's card connection, made before the person starts typing on R0
+  const pin = driver.control(R0, 0x42330006, Uint8Array.of(0x00)); // FEATURE_VERIFY_PIN_DIRECT's ioctl
+  await until(() => [...fake.ctxBusy.values()].some((c) => c.startsWith('SCardControl')));
+  return { fake, sink, driver, pin, typed };
+}
+
+/** Waits (bounded) until `cond` holds; false if it never did. */
+async function until(cond: () => boolean, ms = 1000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 1));
   }
+  return true;
+}
+
+/** Settles within `ms`, or says it is still waiting (bounded: the PIN entry never ends by itself). */
+function within<T>(p: Promise<T>, ms = 1000): Promise<T | 'still waiting'> {
+  return Promise.race([p, new Promise<'still waiting'>((r) => setTimeout(() => r('still waiting'), ms))]);
+}
+
+test('R69 (fifth review F3): a PIN-pad SCardControl in flight on R0: Begin, a power-up and transmits on R1 go through at once, and no call of the process waits behind them for libpcsclite\'s clientMutex', async () => {
+  const { fake, driver, pin, typed } = await pinPadScene();
+  try {
+    assert.equal(await within(driver.beginTransaction!(R1)), undefined, 'the Begin on R1 while a person types on R0');
+    assert.deepEqual([...((await within(driver.powerOn(R1, 'warm'))) as Uint8Array)], [...ATR], 'a power-up on R1');
+    assert.deepEqual([...((await within(driver.transmit(R1, SELECT_MF, 0))) as Uint8Array)], [0xa4, 0x90, 0x00]);
+    assert.equal(await within(driver.endTransaction!(R1, 'leave')), undefined);
+    assert.deepEqual(fake.stalls, [], 'no call waited for clientMutex behind a wait for a busy context');
+    assert.deepEqual(fake.freezes, []);
+    typed();
+    await pin;
+  } finally { typed(); await driver.stop(); }
+});
+
+test('R69: a PIN entry on R0 and the PnP watchdog: SCardListReaders does not freeze the event loop; a card put in R2 meanwhile is reported', async () => {
+  const { fake, sink, driver, pin, typed } = await pinPadScene();
+  try {
+    const begin = driver.beginTransaction!(R1); // a PC/SC client's Begin on R1 while the person types
+    fake.expireWaits(); // the watcher's SCardGetStatusChange times out (PNP_WATCHDOG_MS): the list is read again
+    await new Promise((r) => setTimeout(r, 1));
+    assert.ok(await until(() => fake.waiting > 0), 'the watcher waits for events again');
+    const inserted = sink.next(`inserted ${R2}`);
+    fake.insert(R2);
+    assert.equal(await within(inserted), undefined, 'the insertion in R2 is reported during the PIN entry');
+    const removed = sink.next(`card removed ${R2}`);
+    fake.remove(R2);
+    assert.equal(await within(removed), undefined, 'and the removal after it (a second SCardGetStatusChange)');
+    await within(begin);
+    assert.deepEqual(fake.freezes, [], 'no synchronous call waited on the event loop');
+    assert.deepEqual(fake.stalls, []);
+    assert.ok(!sink.logs.some((l) => /would block/.test(l.message)), sink.logs.map((l) => l.message).join('\n'));
+    typed();
+    await pin;
+    await driver.endTransaction!(R1, 'leave');
+  } finally { typed(); await driver.stop(); }
+});
+
+test('R69: a PIN entry on R0, and the card leaves R1 during an exchange: the failed transmit is explained (CARD_REMOVED) without freezing the event loop', async () => {
+  const { fake, driver, pin, typed } = await pinPadScene();
+  try {
+    fake.readers.get(R1)!.present = false; // pcscd has not told the watcher yet
+    fake.transmitFailsOnce = 0x80100016; // SCARD_E_NOT_TRANSACTED: what libccid's failed exchange comes back as
+    const out = await within(driver.transmit(R1, SELECT_MF, 0).then(() => 'answered', (e: ScError) => e.code));
+    assert.equal(out, 'CARD_REMOVED');
+    assert.deepEqual(fake.freezes, [], 'explainLoss\'s SCardIsValidContext and SCardStatus did not wait on the event loop');
+    assert.deepEqual(fake.stalls, []);
+    typed();
+    await pin;
+  } finally { typed(); await driver.stop(); }
+});
+
+test('R69: stop during a PIN entry on R0 with a Begin on R1: SCardCancel and the contexts\' release do not freeze the event loop; the stop ends once the entry does', async () => {
+  const { fake, driver, pin, typed } = await pinPadScene();
+  let stopped: Promise<void> | undefined;
+  try {
+    const begin = driver.beginTransaction!(R1);
+    await within(begin, 200);
+    stopped = driver.stop();
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(fake.freezes, [], 'SCardCancel at stop');
+    typed();
+    await pin.catch(() => undefined);
+    assert.equal(await within(stopped, 3000), undefined, 'stopped');
+    assert.deepEqual(fake.freezes, []);
+    assert.deepEqual(fake.stalls, []);
+    assert.deepEqual([...fake.open.keys()], [], 'no handle left');
+  } finally { typed(); await (stopped ?? driver.stop()); }
 });
 
 test('F1 guard: should our transaction ever be held on anything but the card handle, a call that needs a connection is refused instead of connecting (white box)', async () => {
@@ -1166,4 +1361,64 @@ test('F1 guard: should our transaction ever be held on anything but the card han
     await driver.endTransaction!(R0, 'leave');
     assert.equal(fake.lock.size, 0);
   } finally { await driver.stop(); }
+});
+
+test('R68 (fifth review F2): a PC/SC client\'s nested Begin, End(EJECT) on a system reader: the handle keeps working (transmit, End) as with pcscd, the reader is not left locked', async () => {
+  const { fake, b, A, stop } = await systemService();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(s)), 0);
+    assert.equal(await rvAfter(b.beginTransaction(s)), 0);
+    assert.equal(await rvAfter(b.endTransaction(s, Disposition.SCARD_EJECT_CARD)), 0, 'End(EJECT) of the nested transaction');
+    assert.equal(fake.lock.size, 0, 'the eject disconnected our system handle: pcscd\'s lock went with it (RFUnlockAllSharing)');
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0, 'transmit after the eject');
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0, 'and again');
+    assert.equal(await rvAfter(b.endTransaction(s, Disposition.SCARD_LEAVE_CARD)), 0, 'the outer End');
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0, 'transmit after the End');
+    assert.equal(fake.lock.size, 0, 'no system transaction left');
+  } finally { await stop(); }
+});
+
+test('R68: driver level: hold, Begin, eject, then a power-up and a control connect again (the eject ended our transaction); a removal with the handle already gone clears it too', async () => {
+  const { fake, sink, driver } = await started();
+  try {
+    await driver.hold!(R0, 'shared');
+    await driver.beginTransaction!(R0);
+    await driver.eject!(R0);
+    assert.equal(fake.lock.size, 0);
+    assert.deepEqual([...(await driver.powerOn(R0, 'warm'))], [...ATR], 'power-up after the eject');
+    await driver.control(R0, 3400, new Uint8Array(0));
+    await driver.beginTransaction!(R0);
+    const r = (driver as unknown as { readers: Map<string, { handle: Handle | null; inTransaction: boolean }> }).readers.get(R0)!;
+    // The handle already gone (a failed reset acknowledgement dropped it), then the card leaves: the flag goes too.
+    const held = r.handle!;
+    r.handle = null;
+    const gone = sink.next(`card removed ${R0}`);
+    fake.remove(R0);
+    await gone;
+    await fake.disconnect(held, 0);
+    assert.equal(r.inTransaction, false, 'the removal cleared our transaction flag with no handle to drop');
+  } finally { await driver.stop(); }
+});
+
+test('R69: stop while nobody types on R0\'s PIN pad: the stop ends after its bounded wait, saying so; R0\'s handle and context go when the entry ends', async () => {
+  const { fake, sink, driver, pin, typed } = await pinPadScene();
+  const released: Handle[] = [];
+  const release = fake.releaseContext.bind(fake);
+  fake.releaseContext = (ctx: Handle) => { released.push(ctx); release(ctx); };
+  const t0 = Date.now();
+  try {
+    assert.equal(await within(driver.stop(), 5000), undefined, 'the stop ends although the PIN entry does not');
+    assert.ok(Date.now() - t0 < 4000, `stopped after ${Date.now() - t0} ms`);
+    assert.ok(sink.logs.some((l) => l.level === 'warn' && /still in the PC\/SC service/.test(l.message)), 'the wait is told');
+    assert.deepEqual(fake.freezes, []);
+    assert.deepEqual(fake.stalls, []);
+    const r0Handles = () => [...fake.open.values()].filter((h) => h.reader === R0);
+    assert.equal(r0Handles().length, 1, 'R0\'s handle stays while its call runs');
+    const before = released.length;
+    typed();
+    await pin.catch(() => undefined);
+    assert.ok(await until(() => r0Handles().length === 0 && released.length === before + 1), 'R0\'s handle disconnected and its context released when the entry ended');
+    assert.deepEqual(fake.freezes, []);
+  } finally { typed(); }
 });

@@ -5,8 +5,11 @@
 // thread watches every reader plus the `\\?PnP?\Notification` pseudo-reader
 // (ending every 10 s to re-read the list, a watchdog against a missed arrival);
 // SCardCancel ends it on stop or when the reader list changes.
-// Connections and transmits use a second context, so they never queue behind
-// the waiting call. If the service stops (SCARD_E_NO_SERVICE / SERVICE_STOPPED)
+// The reader list is read on a second context (only ever one call on it), and each
+// reader's card calls run on a context of that reader's own (R69): libpcsclite waits
+// for a busy context while holding its process-wide clientMutex (winscard_clnt.c
+// 3414–3425, 3572–3583), so one context shared by two readers let a long call on one
+// (a PIN-pad entry) stall every call of the helper, the watcher's too. If the service stops (SCARD_E_NO_SERVICE / SERVICE_STOPPED)
 // every slot is removed and the context is re-established with a back-off;
 // the readers come back when the service does, without restarting the helper.
 
@@ -135,6 +138,8 @@ const NO_PNP_POLL_MS = 1000;
  * one cheap call per interval, never a busy loop.
  */
 const PNP_WATCHDOG_MS = 10_000;
+/** How long closing the service waits for the readers' calls still in flight (a PIN entry at stop) before going on. */
+const CLOSE_WAIT_MS = 2000;
 /**
  * A transmit runs on the calling thread (no worker-thread hop, which costs more
  * than a fast card's whole exchange: 2-5x the CPU) once the card has answered
@@ -168,14 +173,28 @@ interface Reader {
   share: number;
   protocol: number;
   inTransaction: boolean;
+  /**
+   * This reader's own context for its card calls (established at its first call, released with the reader). Only its
+   * chain calls on it, one call at a time, so no call of the driver ever waits for a busy context in libpcsclite, which
+   * would hold the process-wide clientMutex meanwhile and stall every other call of the helper (fifth review F3, R69).
+   */
+  ctx: Handle | null;
+  /** A disconnect of a dropped handle on `ctx`, still on its way: the next call on `ctx` waits for it (R69). */
+  pending: Promise<void> | null;
+  /**
+   * Our transaction ended with our handle (SCardDisconnect of an eject, a power-off, a release, a dropped handle: pcscd's
+   * RFUnlockAllSharing) while the manager still holds it: the manager's End then finds nothing left to end (R68).
+   */
+  transactionGone: boolean;
   chain: Promise<unknown>;
   /** Exchanges in a row answered within FAST_EXCHANGE_MS. */
   fastInARow: number;
 }
 
 /**
- * SCardStatus off the event loop where the library offers it (fourth review F3): the synchronous call waits on
- * libpcsclite's context mutex, which a long SCardControl or SCardTransmit on another reader holds for its whole call.
+ * SCardStatus off the event loop where the library offers it (fourth review F3): a handle call can wait on
+ * libpcsclite's context mutex; since R69 nothing else of the driver is on the reader's context then, but a
+ * round trip to pcscd is still no call for the event loop.
  */
 async function cardStatus(api: Winscard, handle: Handle): Promise<CardStatus> {
   return api.statusAsync ? api.statusAsync(handle) : api.status(handle);
@@ -331,16 +350,46 @@ export class PcscDriver implements Driver {
     this.scheduleReconnect();
   }
 
-  /** Forgets every reader (reporting removals if asked) and releases the contexts. */
+  /**
+   * Forgets every reader (reporting removals if asked) and releases the contexts. Each reader's handle and context go
+   * at the end of its chain (never beside a call still on that context, R69); a call that outlasts CLOSE_WAIT_MS (a PIN
+   * entry at stop) is not waited for: its reader's context is released when it ends.
+   */
   private async closeService(report: boolean): Promise<void> {
-    const api = this.api;
+    const closing: Promise<void>[] = [];
     for (const r of [...this.readers.values()]) {
-      if (r.handle !== null && api) await api.disconnect(r.handle, SCARD_LEAVE_CARD).catch(() => undefined);
-      r.handle = null;
+      closing.push(this.retire(r));
       this.readers.delete(r.name);
       if (report) this.sink?.slotRemoved(r.name);
     }
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      Promise.all(closing).then(() => false),
+      new Promise<boolean>((res) => { timer = setTimeout(() => res(true), CLOSE_WAIT_MS); }),
+    ]);
+    clearTimeout(timer);
+    if (late) this.sink?.log('warn', 'pcsc: a call on a reader (a PIN entry?) is still in the PC/SC service; its connection is closed when it ends');
     this.releaseContexts();
+  }
+
+  /** At the end of the reader's chain: its handle disconnected (leaving the card), its context released. */
+  private retire(r: Reader): Promise<void> {
+    const api = this.api;
+    const tail = r.chain.then(async () => {
+      await r.pending;
+      r.pending = null;
+      const handle = r.handle;
+      r.handle = null;
+      this.transactionEndsWithHandle(r);
+      if (handle !== null && api) await api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
+      const ctx = r.ctx;
+      r.ctx = null;
+      if (ctx !== null) {
+        try { api?.releaseContext(ctx); } catch { /* the service may be gone already */ }
+      }
+    });
+    r.chain = tail;
+    return tail;
   }
 
   private releaseContexts(): void {
@@ -386,7 +435,7 @@ export class PcscDriver implements Driver {
     for (const r of [...this.readers.values()]) {
       if (names.includes(r.name)) continue;
       this.readers.delete(r.name);
-      if (r.handle !== null) void api.disconnect(r.handle, SCARD_LEAVE_CARD).catch(() => undefined);
+      void this.retire(r);
       this.sink?.log('info', `pcsc: reader "${r.name}" removed`);
       this.sink?.slotRemoved(r.name);
     }
@@ -412,6 +461,9 @@ export class PcscDriver implements Driver {
         share: SCARD_SHARE_SHARED,
         protocol: 0,
         inTransaction: false,
+        transactionGone: false,
+        ctx: null,
+        pending: null,
         chain: Promise.resolve(),
         fastInARow: 0,
       };
@@ -486,18 +538,38 @@ export class PcscDriver implements Driver {
     r.present = present;
     r.atr = present ? s.atr.slice() : new Uint8Array(0);
     if (wasPresent && (!present || counterMoved)) {
-      this.dropHandle(r);
+      this.dropHandle(r, false);
       this.sink?.cardRemoved(r.name);
     }
     if (present && (!wasPresent || counterMoved)) this.sink?.cardInserted(r.name);
   }
 
-  private dropHandle(r: Reader): void {
+  /** Our handle goes (SCardDisconnect, or pcscd dropped it): pcscd ends its transaction with it (RFUnlockAllSharing). */
+  private transactionEndsWithHandle(r: Reader): void {
+    if (r.inTransaction) r.transactionGone = true;
+    r.inTransaction = false;
+  }
+
+  /**
+   * Our handle is stale (the card left or was reset under it): forget it and disconnect it. From the reader's chain
+   * (`inChain`) the disconnect goes at once and the chain's next call on the context waits for it; from outside (the
+   * watcher) it goes at the end of the chain, never beside a call of the chain on the same context (R69).
+   */
+  private dropHandle(r: Reader, inChain = true): void {
+    // No handle, no transaction of ours in pcscd: the flag goes even when the handle went first (R68).
+    this.transactionEndsWithHandle(r);
     if (r.handle === null) return;
     const handle = r.handle;
     r.handle = null;
-    r.inTransaction = false;
-    void this.api?.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
+    const api = this.api;
+    if (!api) return;
+    const disconnect = () => api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
+    if (inChain) {
+      const before = r.pending;
+      r.pending = (before ?? Promise.resolve()).then(disconnect);
+    } else {
+      r.chain = r.chain.then(disconnect);
+    }
   }
 
   // ---- card access -------------------------------------------------------------
@@ -532,7 +604,7 @@ export class PcscDriver implements Driver {
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
-      r.inTransaction = false;
+      this.transactionEndsWithHandle(r);
       await api.disconnect(handle, SCARD_UNPOWER_CARD);
     });
   }
@@ -541,6 +613,7 @@ export class PcscDriver implements Driver {
     await this.serialized(key, async (r, api, ctx) => {
       const handle = r.handle ?? (await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0)).handle;
       r.handle = null;
+      this.transactionEndsWithHandle(r); // SCardDisconnect ends a transaction too (fifth review F2, R68)
       await api.disconnect(handle, SCARD_EJECT_CARD);
     });
   }
@@ -569,11 +642,11 @@ export class PcscDriver implements Driver {
         out = sync ? api.transmitSync!(handle, r.protocol, command) : await api.transmit(handle, r.protocol, command);
       } catch (e) {
         r.fastInARow = 0;
-        throw this.explainLoss(r, api, ctx, handle) ?? e;
+        throw (await this.explainLoss(r, api, ctx, handle)) ?? e;
       }
       r.fastInARow = clock() - t0 < FAST_EXCHANGE_MS ? r.fastInARow + 1 : 0;
       // pcscd's vpcd reports a card peer that vanished as an empty answer.
-      if (out.length === 0) throw this.explainLoss(r, api, ctx, handle) ?? new ScError('PROTOCOL', `"${r.name}" returned an empty response (no status word); the card was probably removed or stopped answering (pcscd notices a removal up to 0.5 s late).`);
+      if (out.length === 0) throw (await this.explainLoss(r, api, ctx, handle)) ?? new ScError('PROTOCOL', `"${r.name}" returned an empty response (no status word); the card was probably removed or stopped answering (pcscd notices a removal up to 0.5 s late).`);
       return out;
     });
   }
@@ -583,7 +656,9 @@ export class PcscDriver implements Driver {
    * stopped, or the card left. PC/SC's own codes for these (a security
    * violation, an empty answer) send users looking in the wrong place.
    */
-  private explainLoss(r: Reader, api: Winscard, ctx: Handle, handle: Handle): ScError | null {
+  private async explainLoss(r: Reader, api: Winscard, ctx: Handle, handle: Handle): Promise<ScError | null> {
+    // SCardIsValidContext takes only libpcsclite's clientMutex (winscard_clnt.c 414–421), never a context's mutex;
+    // SCardStatus goes to a worker thread like every handle call (R69).
     let valid = true;
     try { valid = api.isValidContext(ctx); } catch { valid = false; }
     if (!valid) {
@@ -591,7 +666,7 @@ export class PcscDriver implements Driver {
       return new ScError('READER_UNAVAILABLE', `The PC/SC service (pcscd / Smart Card service) stopped during the exchange with "${r.name}"; its readers come back when it runs again.`);
     }
     try {
-      const st = api.status(handle);
+      const st = await cardStatus(api, handle);
       if (!(st.state & SCARD_STATUS_PRESENT)) {
         this.dropHandle(r);
         return new ScError('CARD_REMOVED', `The card was removed from "${r.name}" during the exchange.`);
@@ -679,11 +754,16 @@ export class PcscDriver implements Driver {
       await cardStatus(api, handle);
       await api.beginTransaction(handle);
       r.inTransaction = true;
+      r.transactionGone = false;
     });
   }
 
   async endTransaction(key: string, disposition: 'leave' | 'reset' | 'unpower' = 'leave'): Promise<void> {
     await this.serialized(key, async (r, api) => {
+      if (!r.inTransaction && r.transactionGone) {
+        r.transactionGone = false; // our disconnect ended it in pcscd already: nothing left to end
+        return;
+      }
       if (!r.inTransaction) throw new ScError('BAD_REQUEST', `No transaction is open on "${r.name}".`);
       const d = { leave: SCARD_LEAVE_CARD, reset: SCARD_RESET_CARD, unpower: SCARD_UNPOWER_CARD }[disposition];
       r.inTransaction = false;
@@ -728,7 +808,7 @@ export class PcscDriver implements Driver {
       if (r.handle === null) return;
       const handle = r.handle;
       r.handle = null;
-      r.inTransaction = false; // SCardDisconnect ends a transaction too
+      this.transactionEndsWithHandle(r); // SCardDisconnect ends a transaction too
       r.fastInARow = 0;
       this.sink?.log('debug', `pcsc: left the card in "${r.name}" (no connection of ours needs it)`);
       await api.disconnect(handle, SCARD_LEAVE_CARD);
@@ -760,6 +840,9 @@ export class PcscDriver implements Driver {
     if (r.inTransaction) {
       return Promise.reject(new ScError('SHARING_VIOLATION', `Not connecting to "${r.name}" again while our transaction holds it in the PC/SC service (the connection would wait for that transaction for ever).`));
     }
+    // A dropped handle's disconnect first: one call at a time on the reader's context (R69).
+    const pending = r.pending;
+    if (pending) return pending.then(() => api.connect(ctx, r.name, share, protocols));
     return api.connect(ctx, r.name, share, protocols);
   }
 
@@ -775,11 +858,16 @@ export class PcscDriver implements Driver {
       return Promise.reject(new ScError('NO_READER', `No PC/SC reader "${key}".${why}`));
     }
     const api = this.api;
-    const ctx = this.workCtx;
     const run = r.chain.then(async () => {
       this.active++;
       try {
-        return await op(r, api, ctx);
+        if (r.pending) {
+          await r.pending;
+          r.pending = null;
+        }
+        // The reader's own context (R69): established (a short call, clientMutex only) at its first card call.
+        r.ctx ??= api.establishContext(SCARD_SCOPE_SYSTEM);
+        return await op(r, api, r.ctx);
       } catch (e) {
         if (e instanceof PcscError && e.rv === SCARD_W_REMOVED_CARD) this.dropHandle(r);
         if (e instanceof PcscError && e.rv === SCARD_W_RESET_CARD) await this.acknowledgeReset(r, api);

@@ -59,7 +59,9 @@ export interface Winscard {
   /**
    * SCardStatus on a worker thread. libpcsclite takes the context's mutex for every handle call and an SCardTransmit or
    * SCardControl keeps it for its whole round trip (winscard_clnt.c 3567–3583), so the synchronous call would stop the
-   * event loop behind a long call on another reader (a PIN-pad entry; fourth review F3).
+   * event loop behind a long call on the same context. A worker waiting there still holds libpcsclite's process-wide
+   * clientMutex and stalls every other call of the process: the driver never makes two calls on one context at once
+   * (a context per reader, R69).
    */
   statusAsync?(card: Handle): Promise<CardStatus>;
 }
