@@ -49,12 +49,13 @@ function fieldsOf(socket: net.Socket): Fields | null {
   return { kBuffer, kBufferCb, kBufferGen };
 }
 
-/** The handle reads into the shared buffer from now on; false when it refused (then nothing changed). */
+/** The handle reads into the shared buffer from now on; false when it refused or answered anything but Node's 0. */
 function takesBuffer(handle: Handle): boolean {
   shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
   try {
-    (handle.useUserBuffer as (b: Uint8Array) => void).call(handle, shared);
-    return true;
+    // Node's StreamBase::UseUserBuffer answers 0; anything else (another runtime's error code, nothing
+    // at all) is taken as a refusal, so the reads stay Node's own.
+    return (handle.useUserBuffer as (b: Uint8Array) => unknown).call(handle, shared) === 0;
   } catch {
     return false;
   }
@@ -77,7 +78,13 @@ export function startReading(socket: net.Socket, onBytes: OnBytes, options: { st
     own[fields.kBuffer] = shared;
     own[fields.kBufferCb] = (n: number): void => {
       if (view.length !== n) view = new Uint8Array(bytes, 0, n);
-      onBytes(view, true);
+      try {
+        onBytes(view, true);
+      } finally {
+        // The read's bytes (a VERIFY's PIN among them) do not stay in the buffer until a longer read
+        // happens to cover them: the session has copied what it keeps.
+        view.fill(0);
+      }
     };
     socket.resume();
     return 'own-buffer';

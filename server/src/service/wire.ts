@@ -368,6 +368,9 @@ function copyOf(bytes: Uint8Array, start: number, end: number): Uint8Array {
   return sliceCopy.call(bytes, start, end);
 }
 
+/** Pieces a RequestDecoder holds before it joins them into one (a client writing a byte at a time). */
+const MAX_PIECES = 64;
+
 export class RequestDecoder {
   private chunks: Uint8Array[] = [];
   private buffered = 0;
@@ -383,6 +386,9 @@ export class RequestDecoder {
     if (this.failed || bytes.length === 0) return;
     this.chunks.push(bytes);
     this.buffered += bytes.length;
+    // A client dripping a message in small reads: the pieces become one now and then, so what a
+    // read costs stays bounded (a piece each made every later read and the final take cost more).
+    if (this.chunks.length > MAX_PIECES) this.chunks = [this.peek(this.buffered)];
   }
 
   /**
@@ -391,8 +397,9 @@ export class RequestDecoder {
    * nothing is left (a read holds whole messages, and every decoded request is a copy).
    */
   retain(buffer: ArrayBufferLike): void {
+    // Only the newest pieces can be views of it: every earlier read's were made copies at its end.
     const chunks = this.chunks;
-    for (let i = 0; i < chunks.length; i++) if (chunks[i].buffer === buffer) chunks[i] = copyOf(chunks[i], 0, chunks[i].length);
+    for (let i = chunks.length - 1; i >= 0 && chunks[i].buffer === buffer; i--) chunks[i] = copyOf(chunks[i], 0, chunks[i].length);
   }
 
   next(): Decoded | null {

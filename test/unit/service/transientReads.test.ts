@@ -13,9 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BackendHandle, CardBackend } from '../../../server/src/service/backend';
 import { startPcscServer } from '../../../server/src/service/server';
+import { startReading } from '../../../server/src/service/socketRead';
 import { PcscService } from '../../../server/src/service/session';
 import {
-  Command, encodeRequest, encodeStruct, HOST_LITTLE_ENDIAN, MAX_BUFFER_SIZE_EXTENDED, ProtocolBits, STRUCTS,
+  Command, RequestDecoder, encodeRequest, encodeStruct, HOST_LITTLE_ENDIAN, MAX_BUFFER_SIZE_EXTENDED, ProtocolBits, STRUCTS,
 } from '../../../server/src/service/wire';
 
 const READER = 'Workbench Simulator 00 00';
@@ -280,3 +281,81 @@ for (const mode of ['own-buffer', 'stream'] as const) {
     }
   });
 }
+
+test('a message dripped 1 byte per read stays linear: the decoder keeps a bounded number of pieces (outside review 6, F1)', () => {
+  const decoder = new RequestDecoder();
+  const message = transmitRequest(1, apduOf(4000, 9), 4000);
+  const shared = new Uint8Array(16);
+  let most = 0;
+  for (let i = 0; i < message.length - 1; i++) {
+    shared[0] = message[i];
+    decoder.push(shared.subarray(0, 1));
+    assert.equal(decoder.next(), null, `byte ${i}: not a whole message yet`);
+    decoder.retain(shared.buffer);
+    shared[0] = 0xee;
+    most = Math.max(most, (decoder as unknown as { chunks: unknown[] }).chunks.length);
+  }
+  assert.ok(most <= 128, `pieces held at once: ${most} (each read a piece of its own made every later read cost more)`);
+  shared[0] = message[message.length - 1];
+  decoder.push(shared.subarray(0, 1));
+  const d = decoder.next();
+  assert.ok(d && !('error' in d), 'the whole TRANSMIT decoded');
+  const data = (d as { request: { data: Uint8Array } }).request.data;
+  assert.deepEqual(digest(data), digest(apduOf(4000, 9)), 'every byte as sent');
+});
+
+test('a read\'s bytes are wiped from the one reused buffer once the session has them: a VERIFY\'s PIN does not stay there (outside review 6, F3)', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-wipe-'));
+  const server = net.createServer({ pauseOnConnect: true });
+  const views: Uint8Array[] = [];
+  try {
+    const sock = path.join(tmp, 's');
+    await new Promise<void>((r) => server.listen(sock, r));
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+    const c = net.connect(sock);
+    const s = await accepted;
+    const got = new Promise<void>((resolve) => {
+      const mode = startReading(s, (bytes, transient) => {
+        assert.equal(transient, true);
+        views.push(bytes);
+        if (views.length === 1) resolve();
+      });
+      assert.equal(mode, 'own-buffer');
+    });
+    // A VERIFY's PIN as a client sends it.
+    c.write(Uint8Array.of(0x00, 0x20, 0x00, 0x81, 0x08, 0x31, 0x32, 0x33, 0x34, 0xff, 0xff, 0xff, 0xff));
+    await got;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual([...views[0]], new Array(13).fill(0), 'the shared buffer no longer holds the bytes of the read');
+    c.destroy();
+    s.destroy();
+  } finally {
+    server.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('a handle that refuses the buffer (useUserBuffer answers an error code) is read through Node\'s streams (outside review 6, F2)', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-refuse-'));
+  const server = net.createServer({ pauseOnConnect: true });
+  try {
+    const sock = path.join(tmp, 's');
+    await new Promise<void>((r) => server.listen(sock, r));
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+    const c = net.connect(sock);
+    const s = await accepted;
+    const handle = (s as unknown as { _handle: { useUserBuffer: (b: Uint8Array) => number } })._handle;
+    handle.useUserBuffer = () => -22; // EINVAL, as another runtime might answer
+    const got = new Promise<Uint8Array>((resolve) => {
+      const mode = startReading(s, (bytes) => resolve(Uint8Array.from(bytes)));
+      assert.equal(mode, 'stream', 'refused: the normal reads');
+    });
+    c.write(Uint8Array.of(1, 2, 3, 4, 5));
+    assert.deepEqual([...(await got)], [1, 2, 3, 4, 5]);
+    c.destroy();
+    s.destroy();
+  } finally {
+    server.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
