@@ -182,6 +182,14 @@ interface Reader {
   /** A disconnect of a dropped handle on `ctx`, still on its way: the next call on `ctx` waits for it (R69). */
   pending: Promise<void> | null;
   /**
+   * Handles the watcher dropped (the card left or was swapped) and not yet disconnected. pcscd keeps such a handle's
+   * transaction (hLockId) and exclusive hold until its SCardDisconnect, so every call of the chain disconnects these
+   * first, before anything else on `ctx` (a connect under them would wait for ever or get SHARING_VIOLATION, R70).
+   */
+  stale: Handle[];
+  /** Taken out of the driver (stop, service loss, reader gone): a call of the chain that starts now is refused (R71). */
+  retired: boolean;
+  /**
    * Our transaction ended with our handle (SCardDisconnect of an eject, a power-off, a release, a dropped handle: pcscd's
    * RFUnlockAllSharing) while the manager still holds it: the manager's End then finds nothing left to end (R68).
    */
@@ -375,9 +383,11 @@ export class PcscDriver implements Driver {
   /** At the end of the reader's chain: its handle disconnected (leaving the card), its context released. */
   private retire(r: Reader): Promise<void> {
     const api = this.api;
+    r.retired = true;
     const tail = r.chain.then(async () => {
       await r.pending;
       r.pending = null;
+      await this.disconnectStale(r, api);
       const handle = r.handle;
       r.handle = null;
       this.transactionEndsWithHandle(r);
@@ -464,6 +474,8 @@ export class PcscDriver implements Driver {
         transactionGone: false,
         ctx: null,
         pending: null,
+        stale: [],
+        retired: false,
         chain: Promise.resolve(),
         fastInARow: 0,
       };
@@ -563,12 +575,24 @@ export class PcscDriver implements Driver {
     r.handle = null;
     const api = this.api;
     if (!api) return;
-    const disconnect = () => api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
     if (inChain) {
       const before = r.pending;
-      r.pending = (before ?? Promise.resolve()).then(disconnect);
+      r.pending = (before ?? Promise.resolve()).then(() => api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined));
     } else {
-      r.chain = r.chain.then(disconnect);
+      // From the watcher: never beside a call of the chain on `ctx` (R69), but before the chain's next native call on
+      // it (R70): the call in flight may connect again, and so may every call already queued.
+      r.stale.push(handle);
+      r.chain = r.chain.then(() => this.disconnectStale(r, api));
+    }
+  }
+
+  /**
+   * Disconnects the handles the watcher dropped; only from the reader's chain (no other call on its context then).
+   * pcscd clears our hLockId and exclusive hold on the reader only now (RFUnlockAllSharing).
+   */
+  private async disconnectStale(r: Reader, api: Winscard | null): Promise<void> {
+    for (const handle of r.stale.splice(0)) {
+      if (api) await api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
     }
   }
 
@@ -840,10 +864,10 @@ export class PcscDriver implements Driver {
     if (r.inTransaction) {
       return Promise.reject(new ScError('SHARING_VIOLATION', `Not connecting to "${r.name}" again while our transaction holds it in the PC/SC service (the connection would wait for that transaction for ever).`));
     }
-    // A dropped handle's disconnect first: one call at a time on the reader's context (R69).
+    // A dropped handle's disconnect first: one call at a time on the reader's context (R69); a handle the watcher
+    // dropped while this call ran holds pcscd's lock until it is disconnected (R70).
     const pending = r.pending;
-    if (pending) return pending.then(() => api.connect(ctx, r.name, share, protocols));
-    return api.connect(ctx, r.name, share, protocols);
+    return (pending ?? Promise.resolve()).then(() => this.disconnectStale(r, api)).then(() => api.connect(ctx, r.name, share, protocols));
   }
 
   private connected(r: Reader): Handle {
@@ -859,12 +883,17 @@ export class PcscDriver implements Driver {
     }
     const api = this.api;
     const run = r.chain.then(async () => {
+      if (r.retired) {
+        // Queued before the driver stopped or the reader went: only the call already in flight finishes (R71).
+        throw new ScError('READER_UNAVAILABLE', `The PC/SC reader "${r.name}" was closed (the driver stopped, the PC/SC service went away or the reader was removed) before this call started; nothing was sent.`);
+      }
       this.active++;
       try {
         if (r.pending) {
           await r.pending;
           r.pending = null;
         }
+        await this.disconnectStale(r, api);
         // The reader's own context (R69): established (a short call, clientMutex only) at its first card call.
         r.ctx ??= api.establishContext(SCARD_SCOPE_SYSTEM);
         return await op(r, api, r.ctx);
