@@ -1586,3 +1586,22 @@ test('R71 (F2): stop during a long call (a PIN entry) with calls queued behind i
     assert.deepEqual(fake.sent.slice(before), [], 'nothing reached the card after stop');
   } finally { typed(); }
 });
+
+test('R72 (F3): stop while start is between its reader list and its status query, then start again: the new sink hears every reader; the stopped start reports nothing and starts no watcher', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] });
+  const s1 = new Sink();
+  const p = driver.start(s1);
+  await driver.stop();
+  await p;
+  assert.deepEqual(s1.events, [], 'nothing reported after stop');
+  assert.equal(fake.waiting, 0, 'no watcher left waiting by the stopped start');
+  const s2 = new Sink();
+  await driver.start(s2);
+  try {
+    assert.deepEqual(s2.events, [`added ${R0}`], 'R0 reported to the restarted driver\'s sink');
+    assert.deepEqual(await driver.transmit(R0, Uint8Array.of(0, 0xb0, 0, 0, 0), 0), Uint8Array.of(0xb0, 0x90, 0x00));
+  } finally { await driver.stop(); }
+  assert.equal(fake.open.size, 0, 'no handle of ours left');
+});

@@ -319,13 +319,17 @@ export class PcscDriver implements Driver {
     this.pnpState = 0;
     this.sink?.log('info', `pcsc: connected to the PC/SC service (${api.library})`);
     this.sink?.status?.('running');
+    const ctx = this.workCtx;
     try {
       await this.syncReaders();
     } catch (e) {
+      if (!this.running || this.workCtx !== ctx) return true; // stopped meanwhile: nothing of this attempt is left
       await this.closeService(true);
       this.sink?.log('warn', `pcsc: ${toScError(e).message}`);
       return false;
     }
+    // stop() (and perhaps a new start()) came during the reader list: this attempt's contexts are gone, no watcher (R72).
+    if (!this.running || this.workCtx !== ctx) return true;
     const generation = ++this.generation;
     this.monitor = this.watch(generation);
     return true;
@@ -457,6 +461,8 @@ export class PcscDriver implements Driver {
     } catch (e) {
       if (!(e instanceof PcscError) || (e.rv !== SCARD_E_TIMEOUT && e.rv !== SCARD_E_UNKNOWN_READER)) throw e;
     }
+    // Stopped (or the service closed) during the query: the context is gone and the readers are not ours to add (R72).
+    if (!this.running || this.workCtx !== ctx) return;
     for (const name of fresh) {
       if (this.readers.has(name)) continue;
       const st = states.find((s) => s.reader === name);
