@@ -571,7 +571,9 @@ export class PcscDriver implements Driver {
   /**
    * Our handle is stale (the card left or was reset under it): forget it and disconnect it. From the reader's chain
    * (`inChain`) the disconnect goes at once and the chain's next call on the context waits for it; from outside (the
-   * watcher) it goes at the end of the chain, never beside a call of the chain on the same context (R69).
+   * watcher) the handle goes on `r.stale`, disconnected by the chain before its next native call on the context (a
+   * connect of the call in flight, the next queued call, or a flush at the chain's end): never beside a call of the
+   * chain on the same context (R69), never after a connect of ours that pcscd would hold behind its lock (R70).
    */
   private dropHandle(r: Reader, inChain = true): void {
     // No handle, no transaction of ours in pcscd: the flag goes even when the handle went first (R68).
