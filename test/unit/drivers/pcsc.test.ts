@@ -152,6 +152,8 @@ class FakeWinscard implements Winscard {
     for (const [h, o] of this.open) if (o.reader === reader) this.resetSeen.add(h);
   }
   async connect(_ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
+    // winscard.c 279–283: a handle holding the reader exclusively refuses every connect first, before the lock wait.
+    if ([...this.open.values()].some((o) => o.reader === reader && o.share === 1)) throw new PcscError(0x8010000b, 'SCardConnect');
     if (this.lockedElsewhere) await this.lockedElsewhere;
     if (this.lock.has(reader)) {
       const until = Date.now() + this.lockWaitMs;
@@ -1421,4 +1423,185 @@ test('R69: stop while nobody types on R0\'s PIN pad: the stop ends after its bou
     assert.ok(await until(() => r0Handles().length === 0 && released.length === before + 1), 'R0\'s handle disconnected and its context released when the entry ended');
     assert.deepEqual(fake.freezes, []);
   } finally { typed(); }
+});
+
+/**
+ * A card pulled while one of our calls is at pcscd (seventh review, third pass, F1): the handle's calls wait for `gate`
+ * and then answer SCARD_W_REMOVED_CARD, as pcscd does for a handle whose card left.
+ */
+class GatedFake extends FakeWinscard {
+  gate: Promise<void> | null = null;
+  override async reconnect(card: Handle, share: number, protocols: number, init: number): Promise<number> {
+    if (this.gate) await this.gate;
+    if (this.removedSeen.has(card)) throw new PcscError(0x80100069, 'SCardReconnect');
+    return super.reconnect(card, share, protocols, init);
+  }
+  override async transmit(card: Handle, p: number, c: Uint8Array): Promise<Uint8Array> {
+    if (this.gate) await this.gate;
+    if (this.removedSeen.has(card)) throw new PcscError(0x80100069, 'SCardTransmit');
+    return super.transmit(card, p, c);
+  }
+  override status(card: Handle): CardStatus {
+    if (this.removedSeen.has(card)) throw new PcscError(0x80100069, 'SCardStatus');
+    return super.status(card);
+  }
+}
+
+async function gatedScene(): Promise<{ fake: GatedFake; sink: Sink; driver: ReturnType<typeof createPcscDriver> }> {
+  const fake = new GatedFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const sink = new Sink();
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] });
+  await driver.start(sink);
+  await watching(fake);
+  return { fake, sink, driver };
+}
+
+/** The card leaves (and another comes) while a call of ours is at pcscd; the watcher reports the removal first. */
+async function pullCard(fake: GatedFake, sink: Sink, handle: Handle): Promise<void> {
+  const removed = sink.next(`card removed ${R0}`);
+  fake.removedSeen.add(handle);
+  fake.remove(R0);
+  await removed;
+  const inserted = sink.next(`inserted ${R0}`);
+  fake.insert(R0);
+  await inserted;
+}
+
+function gate(fake: GatedFake): () => void {
+  let open!: () => void;
+  fake.gate = new Promise((r) => (open = r));
+  return () => { fake.gate = null; open(); };
+}
+
+test('R70 (F1): the card pulled during a warm reset inside our transaction, the watcher first: the stale handle is disconnected before the new connect, which never waits on our own hLockId', async () => {
+  const { fake, sink, driver } = await gatedScene();
+  try {
+    await driver.beginTransaction(R0);
+    const h = fake.lock.get(R0)!;
+    assert.ok(h !== undefined, 'our transaction holds R0');
+    const openGate = gate(fake);
+    const p = driver.powerOn(R0, 'warm').then(() => 'ok', (e: Error) => e.message);
+    await new Promise((r) => setImmediate(r));
+    await pullCard(fake, sink, h);
+    openGate();
+    assert.equal(await p, 'ok', 'the power-up connects to the new card');
+    assert.deepEqual(fake.lockWaits, [], 'no SCardConnect while our own stale handle held hLockId');
+    assert.ok(!fake.open.has(h), 'the stale handle is disconnected');
+    assert.equal(fake.lock.has(R0), false, 'the reader is not left locked for other programs');
+  } finally { await driver.stop(); }
+});
+
+test('R70 (F1): a transmit in flight and one queued inside our transaction, the card pulled, the watcher first: the first hears CARD_REMOVED, the second connects without waiting on our lock', async () => {
+  const { fake, sink, driver } = await gatedScene();
+  try {
+    await driver.beginTransaction(R0);
+    const h = fake.lock.get(R0)!;
+    const openGate = gate(fake);
+    const t1 = driver.transmit(R0, Uint8Array.of(0, 0xb0, 0, 0, 0), 0).then(() => 'ok', (e: ScError) => e.code);
+    const t2 = driver.transmit(R0, Uint8Array.of(0, 0xb0, 0, 0, 0), 0).then(() => 'ok', (e: ScError) => `${e.code} ${e.message}`);
+    await new Promise((r) => setImmediate(r));
+    await pullCard(fake, sink, h);
+    openGate();
+    assert.equal(await t1, 'CARD_REMOVED');
+    assert.equal(await t2, 'ok', 'the queued transmit reaches the new card');
+    assert.deepEqual(fake.lockWaits, [], 'no SCardConnect while our own stale handle held hLockId');
+    assert.ok(!fake.open.has(h));
+    assert.equal(fake.lock.has(R0), false);
+  } finally { await driver.stop(); }
+});
+
+test('R70 (F1, exclusive): a card swapped under our exclusive handle while a call is in flight: the queued call connects (exclusive again) without a SHARING_VIOLATION caused by our own stale handle', async () => {
+  const { fake, sink, driver } = await gatedScene();
+  try {
+    await driver.hold(R0, 'exclusive');
+    const h = [...fake.open.keys()][0];
+    assert.equal(fake.open.get(h)?.share, 1, 'held exclusively');
+    const openGate = gate(fake);
+    const t1 = driver.transmit(R0, Uint8Array.of(0, 0xb0, 0, 0, 0), 0).then(() => 'ok', (e: ScError) => e.code);
+    const t2 = driver.transmit(R0, Uint8Array.of(0, 0xb0, 0, 0, 0), 0).then(() => 'ok', (e: ScError) => `${e.code} ${e.message}`);
+    await new Promise((r) => setImmediate(r));
+    await pullCard(fake, sink, h);
+    openGate();
+    assert.equal(await t1, 'CARD_REMOVED');
+    assert.equal(await t2, 'ok', 'the queued transmit connects to the new card');
+    assert.ok(!fake.open.has(h), 'the stale handle is disconnected');
+    assert.deepEqual([...fake.open.values()].map((o) => o.share), [1], 'one handle of ours, exclusive as held');
+  } finally { await driver.stop(); }
+});
+
+test('R70 (F1): a stale handle the watcher dropped with no call queued is disconnected at once (the reader not left locked for other programs)', async () => {
+  const { fake, sink, driver } = await gatedScene();
+  try {
+    await driver.beginTransaction(R0);
+    const h = fake.lock.get(R0)!;
+    await pullCard(fake, sink, h);
+    assert.ok(await until(() => !fake.open.has(h) && !fake.lock.has(R0)), 'the stale handle is disconnected, the lock gone');
+  } finally { await driver.stop(); }
+});
+
+test('R71 (F2): stop during a long call (a PIN entry) with calls queued behind it: the queued calls are refused (nothing reaches the card after stop), the handle and context go when the entry ends', async () => {
+  class PinFake extends FakeWinscard {
+    pin: Promise<void> | null = null;
+    sent: string[] = [];
+    released: Handle[] = [];
+    override async control(card: Handle, code: number): Promise<Uint8Array> {
+      if (this.pin) await this.pin;
+      return super.control(card, code);
+    }
+    override async transmit(card: Handle, p: number, c: Uint8Array): Promise<Uint8Array> {
+      this.sent.push(Buffer.from(c).toString('hex'));
+      return super.transmit(card, p, c);
+    }
+    override async reconnect(card: Handle, share: number, protocols: number, init: number): Promise<number> {
+      this.sent.push(`reconnect ${init}`);
+      return super.reconnect(card, share, protocols, init);
+    }
+    override async beginTransaction(card: Handle): Promise<void> {
+      this.sent.push('begin');
+      return super.beginTransaction(card);
+    }
+    override releaseContext(ctx?: Handle): void { this.released.push(ctx!); }
+  }
+  const fake = new PinFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const sink = new Sink();
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] });
+  await driver.start(sink);
+  await watching(fake);
+  await driver.transmit(R0, Uint8Array.of(0, 0xa4, 4, 0), 0);
+  let typed!: () => void;
+  fake.pin = new Promise((r) => (typed = r));
+  try {
+    const pin = driver.control(R0, 3400, new Uint8Array(0)).then(() => 'ok', (e: ScError) => e.code);
+    const q1 = driver.transmit(R0, Uint8Array.of(0x00, 0x20, 0x00, 0x81, 0x00), 0).then(() => 'ok', (e: ScError) => e.code);
+    const q2 = driver.powerOn(R0, 'cold').then(() => 'ok', (e: ScError) => e.code);
+    const q3 = driver.beginTransaction(R0).then(() => 'ok', (e: ScError) => e.code);
+    await driver.stop();
+    const before = fake.sent.length;
+    typed();
+    assert.equal(await pin, 'ok', 'the call in flight finishes');
+    assert.deepEqual([await q1, await q2, await q3], ['READER_UNAVAILABLE', 'READER_UNAVAILABLE', 'READER_UNAVAILABLE'], 'the calls queued behind it are refused');
+    assert.ok(await until(() => fake.open.size === 0 && fake.released.length === 3), 'R0\'s handle disconnected and every context released');
+    assert.deepEqual(fake.sent.slice(before), [], 'nothing reached the card after stop');
+  } finally { typed(); }
+});
+
+test('R72 (F3): stop while start is between its reader list and its status query, then start again: the new sink hears every reader; the stopped start reports nothing and starts no watcher', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] });
+  const s1 = new Sink();
+  const p = driver.start(s1);
+  await driver.stop();
+  await p;
+  assert.deepEqual(s1.events, [], 'nothing reported after stop');
+  assert.equal(fake.waiting, 0, 'no watcher left waiting by the stopped start');
+  const s2 = new Sink();
+  await driver.start(s2);
+  try {
+    assert.deepEqual(s2.events, [`added ${R0}`], 'R0 reported to the restarted driver\'s sink');
+    assert.deepEqual(await driver.transmit(R0, Uint8Array.of(0, 0xb0, 0, 0, 0), 0), Uint8Array.of(0xb0, 0x90, 0x00));
+  } finally { await driver.stop(); }
+  assert.equal(fake.open.size, 0, 'no handle of ours left');
 });

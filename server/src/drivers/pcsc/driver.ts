@@ -182,6 +182,14 @@ interface Reader {
   /** A disconnect of a dropped handle on `ctx`, still on its way: the next call on `ctx` waits for it (R69). */
   pending: Promise<void> | null;
   /**
+   * Handles the watcher dropped (the card left or was swapped) and not yet disconnected. pcscd keeps such a handle's
+   * transaction (hLockId) and exclusive hold until its SCardDisconnect, so every call of the chain disconnects these
+   * first, before anything else on `ctx` (a connect under them would wait for ever or get SHARING_VIOLATION, R70).
+   */
+  stale: Handle[];
+  /** Taken out of the driver (stop, service loss, reader gone): a call of the chain that starts now is refused (R71). */
+  retired: boolean;
+  /**
    * Our transaction ended with our handle (SCardDisconnect of an eject, a power-off, a release, a dropped handle: pcscd's
    * RFUnlockAllSharing) while the manager still holds it: the manager's End then finds nothing left to end (R68).
    */
@@ -311,13 +319,17 @@ export class PcscDriver implements Driver {
     this.pnpState = 0;
     this.sink?.log('info', `pcsc: connected to the PC/SC service (${api.library})`);
     this.sink?.status?.('running');
+    const ctx = this.workCtx;
     try {
       await this.syncReaders();
     } catch (e) {
+      if (!this.running || this.workCtx !== ctx) return true; // stopped meanwhile: nothing of this attempt is left
       await this.closeService(true);
       this.sink?.log('warn', `pcsc: ${toScError(e).message}`);
       return false;
     }
+    // stop() (and perhaps a new start()) came during the reader list: this attempt's contexts are gone, no watcher (R72).
+    if (!this.running || this.workCtx !== ctx) return true;
     const generation = ++this.generation;
     this.monitor = this.watch(generation);
     return true;
@@ -375,9 +387,11 @@ export class PcscDriver implements Driver {
   /** At the end of the reader's chain: its handle disconnected (leaving the card), its context released. */
   private retire(r: Reader): Promise<void> {
     const api = this.api;
+    r.retired = true;
     const tail = r.chain.then(async () => {
       await r.pending;
       r.pending = null;
+      await this.disconnectStale(r, api);
       const handle = r.handle;
       r.handle = null;
       this.transactionEndsWithHandle(r);
@@ -447,6 +461,8 @@ export class PcscDriver implements Driver {
     } catch (e) {
       if (!(e instanceof PcscError) || (e.rv !== SCARD_E_TIMEOUT && e.rv !== SCARD_E_UNKNOWN_READER)) throw e;
     }
+    // Stopped (or the service closed) during the query: the context is gone and the readers are not ours to add (R72).
+    if (!this.running || this.workCtx !== ctx) return;
     for (const name of fresh) {
       if (this.readers.has(name)) continue;
       const st = states.find((s) => s.reader === name);
@@ -464,6 +480,8 @@ export class PcscDriver implements Driver {
         transactionGone: false,
         ctx: null,
         pending: null,
+        stale: [],
+        retired: false,
         chain: Promise.resolve(),
         fastInARow: 0,
       };
@@ -553,7 +571,9 @@ export class PcscDriver implements Driver {
   /**
    * Our handle is stale (the card left or was reset under it): forget it and disconnect it. From the reader's chain
    * (`inChain`) the disconnect goes at once and the chain's next call on the context waits for it; from outside (the
-   * watcher) it goes at the end of the chain, never beside a call of the chain on the same context (R69).
+   * watcher) the handle goes on `r.stale`, disconnected by the chain before its next native call on the context (a
+   * connect of the call in flight, the next queued call, or a flush at the chain's end): never beside a call of the
+   * chain on the same context (R69), never after a connect of ours that pcscd would hold behind its lock (R70).
    */
   private dropHandle(r: Reader, inChain = true): void {
     // No handle, no transaction of ours in pcscd: the flag goes even when the handle went first (R68).
@@ -563,12 +583,24 @@ export class PcscDriver implements Driver {
     r.handle = null;
     const api = this.api;
     if (!api) return;
-    const disconnect = () => api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
     if (inChain) {
       const before = r.pending;
-      r.pending = (before ?? Promise.resolve()).then(disconnect);
+      r.pending = (before ?? Promise.resolve()).then(() => api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined));
     } else {
-      r.chain = r.chain.then(disconnect);
+      // From the watcher: never beside a call of the chain on `ctx` (R69), but before the chain's next native call on
+      // it (R70): the call in flight may connect again, and so may every call already queued.
+      r.stale.push(handle);
+      r.chain = r.chain.then(() => this.disconnectStale(r, api));
+    }
+  }
+
+  /**
+   * Disconnects the handles the watcher dropped; only from the reader's chain (no other call on its context then).
+   * pcscd clears our hLockId and exclusive hold on the reader only now (RFUnlockAllSharing).
+   */
+  private async disconnectStale(r: Reader, api: Winscard | null): Promise<void> {
+    for (const handle of r.stale.splice(0)) {
+      if (api) await api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
     }
   }
 
@@ -840,10 +872,10 @@ export class PcscDriver implements Driver {
     if (r.inTransaction) {
       return Promise.reject(new ScError('SHARING_VIOLATION', `Not connecting to "${r.name}" again while our transaction holds it in the PC/SC service (the connection would wait for that transaction for ever).`));
     }
-    // A dropped handle's disconnect first: one call at a time on the reader's context (R69).
+    // A dropped handle's disconnect first: one call at a time on the reader's context (R69); a handle the watcher
+    // dropped while this call ran holds pcscd's lock until it is disconnected (R70).
     const pending = r.pending;
-    if (pending) return pending.then(() => api.connect(ctx, r.name, share, protocols));
-    return api.connect(ctx, r.name, share, protocols);
+    return (pending ?? Promise.resolve()).then(() => this.disconnectStale(r, api)).then(() => api.connect(ctx, r.name, share, protocols));
   }
 
   private connected(r: Reader): Handle {
@@ -859,12 +891,17 @@ export class PcscDriver implements Driver {
     }
     const api = this.api;
     const run = r.chain.then(async () => {
+      if (r.retired) {
+        // Queued before the driver stopped or the reader went: only the call already in flight finishes (R71).
+        throw new ScError('READER_UNAVAILABLE', `The PC/SC reader "${r.name}" was closed (the driver stopped, the PC/SC service went away or the reader was removed) before this call started; nothing was sent.`);
+      }
       this.active++;
       try {
         if (r.pending) {
           await r.pending;
           r.pending = null;
         }
+        await this.disconnectStale(r, api);
         // The reader's own context (R69): established (a short call, clientMutex only) at its first card call.
         r.ctx ??= api.establishContext(SCARD_SCOPE_SYSTEM);
         return await op(r, api, r.ctx);
