@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type net from 'node:net';
 import { createMessageConnection, IPCMessageReader, IPCMessageWriter } from 'vscode-jsonrpc/node';
-import { EventsNotification, type LogEntry, RunScriptRequest, type RunScriptResult as RunResult } from '../../server/src/protocol';
+import { EventsNotification, type LogEntry, PcscServiceStatusNotification, type PcscServiceStatus, RunScriptRequest, type RunScriptResult as RunResult } from '../../server/src/protocol';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
 import { createVpcdDriver } from '../../server/src/drivers/vpcd/driver';
 import { startMemoryHelper, notified, type MemoryHelper } from '../support/memoryHelper';
@@ -25,17 +25,21 @@ after(async () => { for (const s of stops.reverse()) await s(); });
 async function recordingHelper(options: Parameters<typeof startMemoryHelper>[0] = {}) {
   const entries: LogEntry[] = [];
   let notifications = 0;
+  let service = 'stopped';
   const n = notified();
   const helper: MemoryHelper = await startMemoryHelper({
     ...options,
-    handlers: (c) => c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => {
-      notifications++;
-      entries.push(...p.entries);
-      n.changed();
-    }),
+    handlers: (c) => {
+      c.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => {
+        notifications++;
+        entries.push(...p.entries);
+        n.changed();
+      });
+      c.onNotification(PcscServiceStatusNotification.method, (p: PcscServiceStatus) => { service = p.state; n.changed(); });
+    },
   });
   stops.push(() => helper.stop());
-  return { helper, entries, notifications: () => notifications, until: n.until };
+  return { helper, entries, notifications: () => notifications, service: () => service, until: n.until };
 }
 
 const ofRun = (entries: LogEntry[], runId: number) => entries.filter((e) => (e as { runId?: number }).runId === runId);
@@ -85,7 +89,7 @@ test('a single exchange with nothing after it (a PC/SC client\'s transmit: no re
   stops.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const socket = path.join(tmp, 'pcscd.comm');
   const h = await recordingHelper({ helper: { drivers: [new SimulatorDriver()] }, initializationOptions: { pcscService: { enabled: true, socketPath: socket } } });
-  await h.until(() => fs.existsSync(socket));
+  await h.until(() => h.service() === 'running');
   const c = new WireClient(await SocketTransport.connect(socket));
   stops.push(() => c.transport.end());
   const hContext = await c.open(4);
@@ -104,7 +108,8 @@ test('a single exchange with nothing after it (a PC/SC client\'s transmit: no re
   }
 });
 
-test('a real helper process: shutdown then exit at once loses nothing of a run the shutdown cancelled', async () => {
+/** The product's helper bundle forked with IPC as the extension forks it; its notifications recorded. */
+async function forkedHelper(initializationOptions: unknown) {
   const server = path.join(__dirname, '..', '..', 'server.js');
   const env = { ...process.env };
   delete env.SMARTCARD_PIN_KEY;
@@ -113,26 +118,52 @@ test('a real helper process: shutdown then exit at once loses nothing of a run t
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   stops.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill(); });
   const conn = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
+  stops.push(() => conn.dispose());
   const entries: LogEntry[] = [];
   const n = notified();
   let started = false;
   conn.onNotification('smartcard/started', () => { started = true; n.changed(); });
   conn.onNotification(EventsNotification.method, (p: { entries: LogEntry[] }) => { entries.push(...p.entries); n.changed(); });
+  let service = 'stopped';
+  conn.onNotification(PcscServiceStatusNotification.method, (p: PcscServiceStatus) => { service = p.state; n.changed(); });
   conn.onError(() => undefined);
   conn.listen();
-  await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { simulator: { card: 'T=1' }, pcsc: { enabled: false } } });
+  await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions });
   conn.sendNotification('initialized', {});
   await n.until(() => started);
-  const run = conn.sendRequest(RunScriptRequest.method, { text: `repeat 1000000\n${APDU}\nend\n` }).catch(() => undefined);
-  await n.until(() => entries.some((e) => e.kind === 'exchange'));
-  const runId = (entries.find((e) => e.kind === 'exchange') as { runId: number }).runId;
-  await conn.sendRequest('shutdown');
-  conn.sendNotification('exit');
-  assert.equal(await exited, 0);
+  return { conn, entries, until: n.until, exited, service: () => service };
+}
+
+test('a real helper process: an exit with no shutdown before it (the client went away) still sends the rows a PC/SC client just made', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-batching-exit-'));
+  stops.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const socket = path.join(tmp, 'pcscd.comm');
+  const h = await forkedHelper({ simulator: { card: 'T=1' }, pcsc: { enabled: false }, pcscService: { enabled: true, socketPath: socket } });
+  await h.until(() => h.service() === 'running');
+  const c = new WireClient(await SocketTransport.connect(socket));
+  stops.push(() => c.transport.end());
+  const hContext = await c.open(4);
+  const conn = await c.connect(hContext, 'Workbench Simulator 00 00');
+  assert.equal(conn.rv, 0, 'connect');
+  const before = h.entries.filter((e) => e.kind === 'exchange').length;
+  const { s } = await c.transmit(conn.hCard as number, Uint8Array.from([0x00, 0xa4, 0x00, 0x0c, 0x02, 0x3f, 0x00]), conn.dwActiveProtocol as number);
+  assert.equal(s.rv, 0, 'transmitted');
+  h.conn.sendNotification('exit'); // at once: the row is still in the helper's batch
+  await h.exited;
+  assert.equal(h.entries.filter((e) => e.kind === 'exchange').length, before + 1, 'the exchange row arrived before the helper exited');
+});
+
+test('a real helper process: shutdown then exit at once loses nothing of a run the shutdown cancelled', async () => {
+  const h = await forkedHelper({ simulator: { card: 'T=1' }, pcsc: { enabled: false } });
+  const run = h.conn.sendRequest(RunScriptRequest.method, { text: `repeat 1000000\n${APDU}\nend\n` }).catch(() => undefined);
+  await h.until(() => h.entries.some((e) => e.kind === 'exchange'));
+  const runId = (h.entries.find((e) => e.kind === 'exchange') as { runId: number }).runId;
+  await h.conn.sendRequest('shutdown');
+  h.conn.sendNotification('exit');
+  assert.equal(await h.exited, 0);
   void run;
-  const mine = ofRun(entries, runId);
+  const mine = ofRun(h.entries, runId);
   assert.equal(mine.at(-1)?.kind, 'scriptEnded', `the cancelled run's scriptEnded arrived before the helper exited (last: ${mine.at(-1)?.kind}, ${mine.length} entries)`);
-  const seqs = entries.map((e) => e.seq);
+  const seqs = h.entries.map((e) => e.seq);
   for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1, `no entry lost between seq ${seqs[i - 1]} and ${seqs[i]}`);
-  conn.dispose();
 });
