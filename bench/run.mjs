@@ -768,6 +768,12 @@ async function benchService(b, pcscd) {
 }
 
 
+/** `promise`, or an error after `ms`; the timer is cleared either way (a pending one kept the bench alive ~2 min after its table). */
+function within(promise, ms, message) {
+  let timer;
+  return Promise.race([promise, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); })]).finally(() => clearTimeout(timer));
+}
+
 /** Starts the helper as the extension does (IPC, its execArgv) and waits for smartcard/started. */
 async function startHelper(b, rpc, execArgv = HELPER_EXEC_ARGV) {
   const t0 = performance.now();
@@ -780,7 +786,7 @@ async function startHelper(b, rpc, execArgv = HELPER_EXEC_ARGV) {
   conn.listen();
   await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { simulator: { card: 'T=1' } } });
   await conn.sendNotification('initialized', {});
-  await Promise.race([started, sleep(10_000).then(() => { throw new Error('helper did not announce started within 10 s'); })]);
+  await within(started, 10_000, 'helper did not announce started within 10 s');
   const startMs = performance.now() - t0;
   const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'))[1]) / 1024;
   return { p, conn, startMs, rss, entries: () => entries };
@@ -818,7 +824,7 @@ async function benchHelperWith(b, execArgv, variant) {
     for (let i = 0; i < 10; i++) {
       const t0 = performance.now();
       const run = h.conn.sendRequest('smartcard/runScript', { text: `repeat ${chunk}\n${APDU}\nend\n`, uri: 'bench:1M' });
-      const res = await Promise.race([run, sleep(120_000).then(() => { throw new Error(`a ${chunk}-APDU run took over 120 s`); })]);
+      const res = await within(run, 120_000, `a ${chunk}-APDU run took over 120 s`);
       if (!res.ok) throw new Error(`run failed: ${res.failure?.message}`);
       rates.push(chunk / ((performance.now() - t0) / 1000));
       await sleep(200);
