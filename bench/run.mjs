@@ -4,6 +4,8 @@
 // target is met. Nothing here asserts: a benchmark prints (house rule 9).
 //   npm run bench                     all rows, 5 runs each (~3-4 min)
 //   node bench/run.mjs --reps 3 --only engine,vicc,fast,pcsc,events,svc,helper,editor,panel
+//   --flag-variants: the vicc and helper rows also for the helper forked with each V8 flag of
+//   HELPER_EXEC_ARGV left out alone (information rows, to choose the flags by measurement)
 // Writes bench/RESULTS.md. Needs root (the private pcscd runs in its own mount
 // namespace), pcscd, vicc, pcsc-tools and python3-pyscard for the comparisons.
 import * as esbuild from 'esbuild';
@@ -170,6 +172,14 @@ const HELPER_EXEC_ARGV = (() => {
 })();
 
 /**
+ * `--flag-variants`: HELPER_EXEC_ARGV with one flag left out, each (information rows beside the
+ * product's: CPU per APDU of the later run, spawn time, idle RSS, RSS after 1,000,000 APDUs).
+ */
+const FLAG_VARIANTS = argv.includes('--flag-variants')
+  ? HELPER_EXEC_ARGV.map((flag) => ({ name: `without ${flag}`, execArgv: HELPER_EXEC_ARGV.filter((f) => f !== flag) }))
+  : [];
+
+/**
  * The user settings of the helper rows with a vpcd card: only the vpcd driver, on `port` (no other
  * reader, no PC/SC service socket next to the bench's). The extension's own Config.helperOptions turns
  * them into the initializationOptions (bench/lib/helper-options.ts), every other setting at its default.
@@ -201,7 +211,7 @@ async function helperViaVpcd(b, startCard, execArgv = HELPER_EXEC_ARGV) {
   const pinKey = crypto.randomBytes(32);
   const env = { ...process.env, SMARTCARD_PIN_KEY: pinKey.toString('base64') };
   delete env.PCSCLITE_CSOCK_NAME;
-  const p = start('helper (vpcd)', process.execPath, [...execArgv, ...profileArgv(execArgv === HELPER_EXEC_ARGV ? 'helper' : 'helper-default-flags'), b.server, '--node-ipc'], { ipc: true, env });
+  const p = start('helper (vpcd)', process.execPath, [...execArgv, ...profileArgv(execArgv === HELPER_EXEC_ARGV ? 'helper' : `helper-flags${execArgv.join('')}`), b.server, '--node-ipc'], { ipc: true, env });
   const conn = rpc.createMessageConnection(new rpc.IPCMessageReader(p.child), new rpc.IPCMessageWriter(p.child));
   const perRun = new Map(); // runId → { exchanges, ended }
   const waiters = [];
@@ -259,7 +269,7 @@ async function helperViaVpcd(b, startCard, execArgv = HELPER_EXEC_ARGV) {
     const later = await runOnce();
     const cpuUs = cpuOf(p.pid) - cpu0;
     if (progress === progress0) throw new Error('no runProgress notification during the later run');
-    process.stdout.write(`    helper${execArgv === HELPER_EXEC_ARGV ? '' : ' (default V8 flags)'}: later run ${(cpuUs / N).toFixed(1)} µs/APDU, ${notes - notes0} smartcard/events and ${progress - progress0} smartcard/runProgress notifications for its ${N} exchanges\n`);
+    process.stdout.write(`    helper${execArgv === HELPER_EXEC_ARGV ? '' : ` (${execArgv.length ? execArgv.join(' ') : 'default V8 flags'})`}: later run ${(cpuUs / N).toFixed(1)} µs/APDU, ${notes - notes0} smartcard/events and ${progress - progress0} smartcard/runProgress notifications for its ${N} exchanges\n`);
     return { rate: N / (first.durationMs / 1000), cpuUs: cpuFirstUs / N, later: { rate: N / (later.durationMs / 1000), cpuUs: cpuUs / N } };
   } finally {
     // As VS Code stops it: shutdown, then exit (bounded; stopped by its PID if it does not go).
@@ -406,6 +416,7 @@ async function benchVicc(b, pcscd) {
   const ours = [];
   const helper = [];
   const helperDefault = [];
+  const helperVariants = FLAG_VARIANTS.map(() => []);
   const scriptor = [];
   const one = [];
   const scriptorCpu = [];
@@ -418,6 +429,7 @@ async function benchVicc(b, pcscd) {
       ours.push(await oursViaVpcd(b, startVicc));
       helper.push(await helperViaVpcd(b, startVicc));
       helperDefault.push(await helperViaVpcd(b, startVicc, []));
+      for (const [k, v] of FLAG_VARIANTS.entries()) helperVariants[k].push(await helperViaVpcd(b, startVicc, v.execArgv));
       // scriptor: the marginal cost of 9,999 APDUs (10,000-line run minus a 1-line run), so Perl's start-up does not count.
       const r1 = await scriptorRun(reader, b.script1, pcscd, stdoutFile);
       one.push(r1.wallMs);
@@ -466,6 +478,13 @@ async function benchVicc(b, pcscd) {
     ours: { label: 'the same helper run, forked without HELPER_EXEC_ARGV', unit: 'µs', values: helperDefault.map((x) => x.later.cpuUs) },
     against: { label: 'pyscard + pcscd processes', unit: 'µs', values: pyscard.map((x) => x.cpuUs) },
   });
+  for (const [k, v] of FLAG_VARIANTS.entries()) {
+    addRow({
+      what: `reader-side CPU per APDU, vicc, later run in the helper ${v.name}`, lowerIsBetter: true, target: {}, targetText: '— (information: --flag-variants)',
+      ours: { label: `the same helper run, forked with ${v.execArgv.join(' ')}`, unit: 'µs', values: helperVariants[k].map((x) => x.later.cpuUs) },
+      against: { label: 'pyscard + pcscd processes', unit: 'µs', values: pyscard.map((x) => x.cpuUs) },
+    });
+  }
   addRow({
     what: 'reader-side CPU per APDU, vicc, later run in the harness', lowerIsBetter: true, target: {}, targetText: '— (information: `scard run`\'s configuration kept warm, which no product process runs warm)',
     ours: { label: 'harness process (no log history, trace to a file, default V8 flags), the same file run again', unit: 'µs', values: ours.map((x) => x.later.cpuUs) },
@@ -749,10 +768,16 @@ async function benchService(b, pcscd) {
 }
 
 
+/** `promise`, or an error after `ms`; the timer is cleared either way (a pending one kept the bench alive ~2 min after its table). */
+function within(promise, ms, message) {
+  let timer;
+  return Promise.race([promise, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); })]).finally(() => clearTimeout(timer));
+}
+
 /** Starts the helper as the extension does (IPC, its execArgv) and waits for smartcard/started. */
-async function startHelper(b, rpc) {
+async function startHelper(b, rpc, execArgv = HELPER_EXEC_ARGV) {
   const t0 = performance.now();
-  const p = start('helper', process.execPath, [...HELPER_EXEC_ARGV, b.server, '--node-ipc'], { ipc: true });
+  const p = start('helper', process.execPath, [...execArgv, b.server, '--node-ipc'], { ipc: true });
   const conn = rpc.createMessageConnection(new rpc.IPCMessageReader(p.child), new rpc.IPCMessageWriter(p.child));
   let entries = 0;
   const started = new Promise((resolve) => conn.onNotification('smartcard/started', resolve));
@@ -761,29 +786,36 @@ async function startHelper(b, rpc) {
   conn.listen();
   await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { simulator: { card: 'T=1' } } });
   await conn.sendNotification('initialized', {});
-  await Promise.race([started, sleep(10_000).then(() => { throw new Error('helper did not announce started within 10 s'); })]);
+  await within(started, 10_000, 'helper did not announce started within 10 s');
   const startMs = performance.now() - t0;
   const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'))[1]) / 1024;
   return { p, conn, startMs, rss, entries: () => entries };
 }
 
 async function benchHelper(b) {
+  await benchHelperWith(b, HELPER_EXEC_ARGV, '');
+  // --flag-variants: the same rows for each flag left out (information; the targets shown for comparison).
+  for (const v of FLAG_VARIANTS) await benchHelperWith(b, v.execArgv, ` ${v.name}`);
+}
+
+async function benchHelperWith(b, execArgv, variant) {
   const rpc = createRequire(import.meta.url)('vscode-jsonrpc/node');
   const startMs = [];
   const idle = [];
+  const info = variant ? ' (information: --flag-variants)' : '';
   for (let i = 0; i < REPS; i++) {
-    const h = await startHelper(b, rpc);
+    const h = await startHelper(b, rpc, execArgv);
     startMs.push(h.startMs);
     await sleep(1000);
     idle.push(h.rss());
     h.conn.dispose();
     await h.p.stop();
   }
-  addRow({ what: 'helper: spawn → "started"', lowerIsBetter: true, ours: { label: `fork out/server.js --node-ipc${HELPER_EXEC_ARGV.length ? ` (${HELPER_EXEC_ARGV.join(' ')})` : ''}`, unit: 'ms', values: startMs }, target: { max: 300 }, targetText: '< 300 ms' });
-  addRow({ what: 'helper: idle RSS (1 s after started)', lowerIsBetter: true, ours: { label: 'VmRSS', unit: 'MB', values: idle }, target: { max: 80 }, targetText: '< 80 MB' });
+  addRow({ what: `helper${variant}: spawn → "started"`, lowerIsBetter: true, ours: { label: `fork out/server.js --node-ipc${execArgv.length ? ` (${execArgv.join(' ')})` : ''}`, unit: 'ms', values: startMs }, target: { max: 300 }, targetText: `< 300 ms${info}` });
+  addRow({ what: `helper${variant}: idle RSS (1 s after started)`, lowerIsBetter: true, ours: { label: 'VmRSS', unit: 'MB', values: idle }, target: { max: 80 }, targetText: `< 80 MB${info}` });
 
   // One helper, 10 runs of 100,000 APDUs through the panel's event stream (a client counts the entries).
-  const h = await startHelper(b, rpc);
+  const h = await startHelper(b, rpc, execArgv);
   const chunk = HELPER_APDUS / 10;
   const after = [];
   const rates = [];
@@ -792,12 +824,12 @@ async function benchHelper(b) {
     for (let i = 0; i < 10; i++) {
       const t0 = performance.now();
       const run = h.conn.sendRequest('smartcard/runScript', { text: `repeat ${chunk}\n${APDU}\nend\n`, uri: 'bench:1M' });
-      const res = await Promise.race([run, sleep(120_000).then(() => { throw new Error(`a ${chunk}-APDU run took over 120 s`); })]);
+      const res = await within(run, 120_000, `a ${chunk}-APDU run took over 120 s`);
       if (!res.ok) throw new Error(`run failed: ${res.failure?.message}`);
       rates.push(chunk / ((performance.now() - t0) / 1000));
       await sleep(200);
       after.push(h.rss());
-      process.stdout.write(`    helper: ${(i + 1) * chunk} APDUs, RSS ${after.at(-1).toFixed(1)} MB, ${Math.round(rates.at(-1))} APDU/s\n`);
+      process.stdout.write(`    helper${variant}: ${(i + 1) * chunk} APDUs, RSS ${after.at(-1).toFixed(1)} MB, ${Math.round(rates.at(-1))} APDU/s\n`);
     }
   } catch (e) { error = e.message; } finally {
     h.conn.dispose();
@@ -807,14 +839,14 @@ async function benchHelper(b) {
   // medians move with the phase; the lowest of each half (where it returns after collecting) does not.
   const growth = after.length === 10 ? Math.min(...after.slice(5)) - Math.min(...after.slice(0, 5)) : undefined;
   addRow({
-    what: `helper: RSS after ${HELPER_APDUS.toLocaleString('en-US')} APDUs (10 runs, panel stream consumed)`, lowerIsBetter: true,
+    what: `helper${variant}: RSS after ${HELPER_APDUS.toLocaleString('en-US')} APDUs (10 runs, panel stream consumed)`, lowerIsBetter: true,
     // "No growth": the second half's lowest within 10 % (at least 5 MB) of the first half's; the 80 MB budget applies too.
     ours: { label: 'VmRSS after each 100,000', unit: 'MB', values: after },
     target: { ok: growth !== undefined && growth <= Math.max(5, Math.min(...after.slice(0, 5)) * 0.1), max: 80 },
-    targetText: `< 80 MB and no growth (lowest of runs 1–5 → 6–10: ${growth === undefined ? '?' : `${growth >= 0 ? '+' : ''}${growth.toFixed(1)}`} MB)`,
+    targetText: `< 80 MB and no growth (lowest of runs 1–5 → 6–10: ${growth === undefined ? '?' : `${growth >= 0 ? '+' : ''}${growth.toFixed(1)}`} MB)${info}`,
     error,
   });
-  addRow({ what: 'helper: APDU/s in those runs (engine + IPC events)', ours: { label: 'runScript request', unit: 'APDU/s', values: rates }, target: {}, targetText: '— (information)' });
+  addRow({ what: `helper${variant}: APDU/s in those runs (engine + IPC events)`, ours: { label: 'runScript request', unit: 'APDU/s', values: rates }, target: {}, targetText: '— (information)' });
 }
 
 /**

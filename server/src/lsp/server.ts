@@ -41,6 +41,15 @@ export const HELPER_VERSION = WORKBENCH_VERSION;
 
 /** How often at most the Readers view hears that a transaction began or ended (nothing else changing). */
 const TRANSACTIONS_SHOWN_EVERY_MS = 100;
+/**
+ * The log stream (`smartcard/events`) goes out in batches: when one holds EVENTS_BATCH_MAX entries,
+ * or EVENTS_BATCH_MS after its first entry (one frame: a row shows at most a frame later), and at
+ * once before anything that must follow its entries (every response, readersChanged, runProgress,
+ * started, a PIN or confirm prompt, the PC/SC service's status, shutdown and exit). Once per
+ * event-loop turn was once per APDU with a vpcd card: a third of the helper's CPU went to IPC writes.
+ */
+const EVENTS_BATCH_MAX = 1000;
+const EVENTS_BATCH_MS = 16;
 
 export interface HelperOptions {
   /** Drivers to use instead of the ones from settings (tests). */
@@ -96,12 +105,12 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
         backend.dispose();
         log('info', 'PC/SC service stopped; its socket is removed');
         pcscStatus = { state: 'stopped' };
-        notify(connection, PcscServiceStatusNotification, pcscStatus);
+        flush(); notify(connection, PcscServiceStatusNotification, pcscStatus);
       }
       if (!want || pcscRunning || !m) {
         if (!want && pcscStatus.state === 'failed') {
           pcscStatus = { state: 'stopped' };
-          notify(connection, PcscServiceStatusNotification, pcscStatus);
+          flush(); notify(connection, PcscServiceStatusNotification, pcscStatus);
         }
         return;
       }
@@ -119,7 +128,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
         log('warn', `PC/SC service not started: ${message}`);
         pcscStatus = { state: 'failed', message };
       }
-      notify(connection, PcscServiceStatusNotification, pcscStatus);
+      flush(); notify(connection, PcscServiceStatusNotification, pcscStatus);
     }).catch((e) => log('error', `PC/SC service: ${asScError(e).message}`));
     return pcscQueue;
   };
@@ -145,6 +154,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   const askPin = async (p: Omit<AskPinParams, 'challenge'>, cancelled: string): Promise<string> => {
     if (!options.pinKey) throw new ScError('NOT_SUPPORTED', 'This reader manager was started without a PIN key, so it cannot take a PIN from the editor. Run "Smart Card: Restart Reader Manager".');
     const params: AskPinParams = { ...p, challenge: randomBytes(16).toString('base64') };
+    flush(); // the rows that led to the prompt first
     const answer = await ask(connection, AskPinRequest, params);
     if ('cancelled' in answer) throw new ScError('CANCELLED', cancelled);
     const pin = openPin(options.pinKey, answer.sealed, askPinAad(params));
@@ -167,11 +177,11 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     return script;
   };
 
-  // Batch log entries: one notification per turn of the event loop, not per APDU.
+  // Batch log entries by size and time (EVENTS_BATCH_MAX, EVENTS_BATCH_MS), not per event-loop turn.
   let batch: LogEntry[] = [];
-  let flushScheduled = false;
+  let batchTimer: NodeJS.Timeout | undefined;
   const flush = () => {
-    flushScheduled = false;
+    if (batchTimer) { clearTimeout(batchTimer); batchTimer = undefined; }
     if (!batch.length) return;
     const entries = batch;
     batch = [];
@@ -198,8 +208,8 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
         const c = editorConnections.get(e.reader);
         if (c) { editorConnections.delete(e.reader); c.close(); }
       }
-      batch.push(e);
-      if (!flushScheduled) { flushScheduled = true; setImmediate(flush); }
+      if (batch.push(e) >= EVENTS_BATCH_MAX) flush();
+      else if (!batchTimer) batchTimer = setTimeout(flush, EVENTS_BATCH_MS);
     });
     const sendReaders = () => {
       readersScheduled = false;
@@ -238,6 +248,8 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       if (e instanceof ResponseError) throw e;
       const err = asScError(e);
       throw new ResponseError(1, err.message, { code: err.code, message: err.message });
+    } finally {
+      flush(); // the entries a request made (a run's rows and scriptEnded) before its response
     }
   };
 
@@ -272,7 +284,9 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     shuttingDown = true;
     await syncPcscService();
     await manager?.stop();
+    flush(); // nothing the stop logged is lost: the client sends exit right after this response
   });
+  connection.onExit(() => flush());
 
   handle(connection, ReadersRequest, wrap(async () => { const m = await ready(); return decorate(m, m.list()); }));
   handle(connection, DriversRequest, wrap(async () => (await ready()).driverStates()));
@@ -305,12 +319,13 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
         pinPolicy: pinSettings.cache ?? 'run',
         sessionPins,
         checkRetries: pinSettings.checkRetries !== false,
-        confirm: async (message, confirm) => (await ask(connection, ConfirmRequest, { message, confirm })).confirmed === true,
+        confirm: async (message, confirm) => { flush(); return (await ask(connection, ConfirmRequest, { message, confirm })).confirmed === true; },
         askPin: (label, where) => askPin({
           label, ...(where?.reader ? { reader: where.reader } : {}), ...(p.uri ? { uri: p.uri } : {}), ...(where?.line ? { line: where.line } : {}),
           ...(where?.tries !== undefined ? { tries: where.tries } : {}), ...(client ? { client } : {}),
         }, `PIN entry for "${label}" was cancelled.`),
         onProgress: throttle((done, total, line) => {
+          flush(); // the rows up to `done` before the progress that counts them
           notify(connection, RunProgressNotification, { runId, done, total, line });
         }),
       });
