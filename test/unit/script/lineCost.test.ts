@@ -5,7 +5,6 @@
 // the frame the vpcd driver writes for each command. Counts are exact on any machine.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import type net from 'node:net';
 import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
 import { createVpcdDriver } from '../../../server/src/drivers/vpcd/driver';
@@ -14,23 +13,11 @@ import { ReaderManager } from '../../../server/src/manager/manager';
 import { runScript } from '../../../server/src/script/engine';
 import { parseScript } from '../../../server/src/script/parser';
 import { connectInstantPeer, freeLoopbackPort } from '../../support/instantVpcdPeer';
+import { promisesIn } from '../../support/promises';
 
 const LINE = '00 A4 00 0C 02 3F 00\n';
 const N = 100; // N and 2N lines stay below the engine's yield interval (256): no setImmediate counted
 const SELECT_MF = Uint8Array.of(0x00, 0xa4, 0x00, 0x0c, 0x02, 0x3f, 0x00);
-
-/** Promises created while `body` runs. */
-async function promisesIn(body: () => Promise<void>): Promise<number> {
-  let promises = 0;
-  const hook = createHook({ init(_id, type) { if (type === 'PROMISE') promises++; } });
-  hook.enable();
-  try {
-    await body();
-  } finally {
-    hook.disable();
-  }
-  return promises;
-}
 
 /**
  * Promises per line that runScript creates beyond what the same commands through `Connection.transmit`

@@ -304,16 +304,22 @@ test('a message dripped 1 byte per read stays linear: the decoder keeps a bounde
   assert.deepEqual(digest(data), digest(apduOf(4000, 9)), 'every byte as sent');
 });
 
-test('a read\'s bytes are wiped from the one reused buffer once the session has them: a VERIFY\'s PIN does not stay there (outside review 6, F3)', async () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-wipe-'));
+/** A client socket and the server's side of it, accepted paused (as the service's server accepts) and not read yet. */
+async function acceptedPair(): Promise<{ c: net.Socket; s: net.Socket; done: () => void }> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-accept-'));
   const server = net.createServer({ pauseOnConnect: true });
+  const sock = path.join(tmp, 's');
+  await new Promise<void>((r) => server.listen(sock, r));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const c = net.connect(sock);
+  const s = await accepted;
+  return { c, s, done: () => { c.destroy(); s.destroy(); server.close(); fs.rmSync(tmp, { recursive: true, force: true }); } };
+}
+
+test('a read\'s bytes are wiped from the one reused buffer once the session has them: a VERIFY\'s PIN does not stay there (outside review 6, F3)', async () => {
+  const { c, s, done } = await acceptedPair();
   const views: Uint8Array[] = [];
   try {
-    const sock = path.join(tmp, 's');
-    await new Promise<void>((r) => server.listen(sock, r));
-    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-    const c = net.connect(sock);
-    const s = await accepted;
     const got = new Promise<void>((resolve) => {
       const mode = startReading(s, (bytes, transient) => {
         assert.equal(transient, true);
@@ -327,23 +333,14 @@ test('a read\'s bytes are wiped from the one reused buffer once the session has 
     await got;
     await new Promise((r) => setImmediate(r));
     assert.deepEqual([...views[0]], new Array(13).fill(0), 'the shared buffer no longer holds the bytes of the read');
-    c.destroy();
-    s.destroy();
   } finally {
-    server.close();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    done();
   }
 });
 
 test('a handle that refuses the buffer (useUserBuffer answers an error code) is read through Node\'s streams (outside review 6, F2)', async () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-refuse-'));
-  const server = net.createServer({ pauseOnConnect: true });
+  const { c, s, done } = await acceptedPair();
   try {
-    const sock = path.join(tmp, 's');
-    await new Promise<void>((r) => server.listen(sock, r));
-    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-    const c = net.connect(sock);
-    const s = await accepted;
     const handle = (s as unknown as { _handle: { useUserBuffer: (b: Uint8Array) => number } })._handle;
     handle.useUserBuffer = () => -22; // EINVAL, as another runtime might answer
     const got = new Promise<Uint8Array>((resolve) => {
@@ -352,10 +349,7 @@ test('a handle that refuses the buffer (useUserBuffer answers an error code) is 
     });
     c.write(Uint8Array.of(1, 2, 3, 4, 5));
     assert.deepEqual([...(await got)], [1, 2, 3, 4, 5]);
-    c.destroy();
-    s.destroy();
   } finally {
-    server.close();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    done();
   }
 });

@@ -7,30 +7,17 @@
 // exact on any machine.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import { SimulatorDriver } from '../../../server/src/drivers/simulator/driver';
 import { ReaderManager } from '../../../server/src/manager/manager';
 import { ManagerBackend } from '../../../server/src/service/managerBackend';
 import { PcscService } from '../../../server/src/service/session';
 import { Command, encodeRequest, encodeStruct, HOST_LITTLE_ENDIAN, ProtocolBits, STRUCTS } from '../../../server/src/service/wire';
+import { promisesIn } from '../../support/promises';
 
 const READER = 'Workbench Simulator 00 00';
 const SELECT_MF = Uint8Array.of(0x00, 0xa4, 0x00, 0x0c, 0x02, 0x3f, 0x00);
 const N = 200;
 const u32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset, b.length).getUint32(at, HOST_LITTLE_ENDIAN);
-
-/** Promises created while `body` runs. */
-async function promisesIn(body: () => Promise<void>): Promise<number> {
-  let promises = 0;
-  const hook = createHook({ init(_id, type) { if (type === 'PROMISE') promises++; } });
-  hook.enable();
-  try {
-    await body();
-  } finally {
-    hook.disable();
-  }
-  return promises;
-}
 
 test('a TRANSMIT through the session and ManagerBackend creates at most 1 promise beyond Connection.transmit\'s (3 before)', async () => {
   const m = new ReaderManager([new SimulatorDriver({ readers: 1 })], { historySize: 0 });
