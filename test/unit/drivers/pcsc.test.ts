@@ -1605,3 +1605,44 @@ test('R72 (F3): stop while start is between its reader list and its status query
   } finally { await driver.stop(); }
   assert.equal(fake.open.size, 0, 'no handle of ours left');
 });
+
+/** A winscard that gives a released context's value to the next SCardEstablishContext (pcsc-lite's are random; a platform may reuse them). */
+class ReusingContextsFake extends FakeWinscard {
+  private live = new Set<number>();
+  override establishContext(): Handle {
+    super.establishContext(); // the attempt counted, NO_SERVICE when down
+    let v = 1000;
+    while (this.live.has(v)) v++;
+    this.live.add(v);
+    return v;
+  }
+  override releaseContext(ctx?: Handle): void {
+    this.live.delete(Number(ctx));
+  }
+  /** The first zero-timeout status query (a start's reader list) waits until `release()`. */
+  release: () => void = () => {};
+  private held: Promise<void> | null = new Promise<void>((r) => { this.release = r; }); // after `release`'s own initializer
+  override async getStatusChange(ctx: Handle, timeoutMs: number, states: ReaderState[]): Promise<ReaderState[]> {
+    if (timeoutMs === 0 && this.held) { const h = this.held; this.held = null; await h; }
+    return super.getStatusChange(ctx, timeoutMs, states);
+  }
+}
+
+test('R72: the same, on a platform that reuses a released context\'s value: the stopped start still knows it was overtaken (a count of the work context\'s lives, not its value)', async () => {
+  const fake = new ReusingContextsFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5] });
+  const s1 = new Sink();
+  const p = driver.start(s1);
+  await driver.stop(); // the first start waits in its status query
+  const s2 = new Sink();
+  await driver.start(s2); // its contexts get the first start's values again
+  fake.release();
+  await p;
+  try {
+    assert.deepEqual(s1.events, [], 'nothing reported to the stopped start\'s sink');
+    assert.deepEqual(s2.events, [`added ${R0}`], 'R0 reported once, to the restarted driver\'s sink');
+    assert.equal(fake.waiting, 1, 'one watcher: the restarted driver\'s');
+  } finally { await driver.stop(); }
+  assert.equal(fake.waiting, 0);
+});

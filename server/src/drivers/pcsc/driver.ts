@@ -241,6 +241,12 @@ export class PcscDriver implements Driver {
   private running = false;
   /** Bumped whenever the service connection is rebuilt, so an old loop ends quietly. */
   private generation = 0;
+  /**
+   * Counts the work context's lives (one per establish, one per release), so an attempt knows it was
+   * overtaken even when a new context has the same handle value as its own (R72: pcsc-lite's are random,
+   * other platforms' need not be).
+   */
+  private workEpoch = 0;
   private monitor: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryIndex = 0;
@@ -305,6 +311,7 @@ export class PcscDriver implements Driver {
     try {
       this.monitorCtx = api.establishContext(SCARD_SCOPE_SYSTEM);
       this.workCtx = api.establishContext(SCARD_SCOPE_SYSTEM);
+      this.workEpoch++;
     } catch (e) {
       this.releaseContexts();
       const rv = e instanceof PcscError ? e.rv : 0;
@@ -319,17 +326,17 @@ export class PcscDriver implements Driver {
     this.pnpState = 0;
     this.sink?.log('info', `pcsc: connected to the PC/SC service (${api.library})`);
     this.sink?.status?.('running');
-    const ctx = this.workCtx;
+    const epoch = this.workEpoch;
     try {
       await this.syncReaders();
     } catch (e) {
-      if (!this.running || this.workCtx !== ctx) return true; // stopped meanwhile: nothing of this attempt is left
+      if (!this.running || this.workEpoch !== epoch) return true; // stopped meanwhile: nothing of this attempt is left
       await this.closeService(true);
       this.sink?.log('warn', `pcsc: ${toScError(e).message}`);
       return false;
     }
     // stop() (and perhaps a new start()) came during the reader list: this attempt's contexts are gone, no watcher (R72).
-    if (!this.running || this.workCtx !== ctx) return true;
+    if (!this.running || this.workEpoch !== epoch) return true;
     const generation = ++this.generation;
     this.monitor = this.watch(generation);
     return true;
@@ -416,6 +423,7 @@ export class PcscDriver implements Driver {
       }
     }
     this.monitorCtx = null;
+    if (this.workCtx !== null) this.workEpoch++;
     this.workCtx = null;
   }
 
@@ -437,6 +445,7 @@ export class PcscDriver implements Driver {
   private async syncReaders(): Promise<void> {
     const api = this.api!;
     const ctx = this.workCtx;
+    const epoch = this.workEpoch;
     if (ctx === null) return;
     let names: string[];
     try {
@@ -462,7 +471,7 @@ export class PcscDriver implements Driver {
       if (!(e instanceof PcscError) || (e.rv !== SCARD_E_TIMEOUT && e.rv !== SCARD_E_UNKNOWN_READER)) throw e;
     }
     // Stopped (or the service closed) during the query: the context is gone and the readers are not ours to add (R72).
-    if (!this.running || this.workCtx !== ctx) return;
+    if (!this.running || this.workEpoch !== epoch) return;
     for (const name of fresh) {
       if (this.readers.has(name)) continue;
       const st = states.find((s) => s.reader === name);
