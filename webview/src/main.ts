@@ -220,6 +220,12 @@ function shownById(id: string): HTMLElement | undefined {
   const k = shownIds.indexOf(id);
   return k < 0 ? undefined : shownRows[k];
 }
+
+/** The element of the row of this item in the DOM, if it is there. */
+function shownByItem(it: number): HTMLElement | undefined {
+  const k = shownItems.indexOf(it);
+  return k < 0 ? undefined : shownRows[k];
+}
 let first = 0;
 let last = -1;
 /** The spacer's height as last written. */
@@ -696,8 +702,7 @@ Object.assign(window, { apduLog: {
     let i = view.length - 1;
     while (i >= 0 && model.kind(view[i]) !== kind) i--;
     if (i < 0) return false;
-    const k = shownItems.indexOf(view[i]);
-    const el = k < 0 ? undefined : shownRows[k];
+    const el = shownByItem(view[i]);
     if (!el) return false;
     const a = el.getBoundingClientRect();
     const b = scroller.getBoundingClientRect();

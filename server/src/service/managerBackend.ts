@@ -630,8 +630,7 @@ export class ManagerBackend implements CardBackend {
     } catch (e) {
       return Promise.reject(e);
     }
-    const secret = secretRanges(command);
-    return conn.transmit(command, secret ? { ...h.plainTransmit, secret } : h.plainTransmit).then(responseOf, h.transmitFailed);
+    return conn.transmit(command, this.transmitOptions(h, command)).then(responseOf, h.transmitFailed);
   }
 
   /**
@@ -647,10 +646,15 @@ export class ManagerBackend implements CardBackend {
       this.transmitDirect(h, sendPci.protocol, command).then((r) => sink.answered(r), (e: unknown) => sink.failed(e));
       return;
     }
-    const secret = secretRanges(command);
-    const pending = conn.transmit(command, secret ? { ...h.plainTransmit, secret } : h.plainTransmit);
+    const pending = conn.transmit(command, this.transmitOptions(h, command));
     h.sink = sink;
     pending.then(h.answeredTo, h.failedTo);
+  }
+
+  /** The handle's transmit options, with the command's secret bytes (a VERIFY's PIN) named for the log's masking. */
+  private transmitOptions(h: Handle, command: Uint8Array): TransmitOptions {
+    const secret = secretRanges(command);
+    return secret ? { ...h.plainTransmit, secret } : h.plainTransmit;
   }
 
   /** transmit's checks before the card, in pcscd's order: the handle's connection, or null for a direct handle (R59). */
@@ -686,8 +690,7 @@ export class ManagerBackend implements CardBackend {
       if (pci !== ProtocolBits.SCARD_PROTOCOL_ANY_OLD && pci !== cardProtocol) throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the send PCI is not the card\'s protocol');
     }
     if (command.length < 4) throw new BackendError(Rv.SCARD_E_INVALID_PARAMETER, 'a command APDU has at least 4 bytes');
-    const secret = secretRanges(command);
-    return this.manager.transmitDirect(h.reader, command, secret ? { ...h.plainTransmit, secret } : h.plainTransmit, this.ownId(h)).catch((e: unknown) => {
+    return this.manager.transmitDirect(h.reader, command, this.transmitOptions(h, command), this.ownId(h)).catch((e: unknown) => {
       const code = asScError(e).code;
       // The IFD handler's IFD_ICC_NOT_PRESENT (ifdwrapper.c IFDTransmit): not an event of the handle's.
       if (code === 'NO_CARD' || code === 'CARD_REMOVED') throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, asScError(e).message);

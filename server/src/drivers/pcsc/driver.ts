@@ -396,9 +396,7 @@ export class PcscDriver implements Driver {
     const api = this.api;
     r.retired = true;
     const tail = r.chain.then(async () => {
-      await r.pending;
-      r.pending = null;
-      await this.disconnectStale(r, api);
+      await this.settleDrops(r, api);
       const handle = r.handle;
       r.handle = null;
       this.transactionEndsWithHandle(r);
@@ -611,6 +609,19 @@ export class PcscDriver implements Driver {
     for (const handle of r.stale.splice(0)) {
       if (api) await api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
     }
+  }
+
+  /**
+   * Before a native call on the reader's context: a dropped handle's disconnect still on its way (`r.pending`)
+   * finished, then the handles the watcher dropped disconnected (R69, R70). Only from the reader's chain.
+   */
+  private async settleDrops(r: Reader, api: Winscard | null): Promise<void> {
+    while (r.pending) {
+      const pending = r.pending;
+      await pending;
+      if (r.pending === pending) r.pending = null;
+    }
+    await this.disconnectStale(r, api);
   }
 
   // ---- card access -------------------------------------------------------------
@@ -883,8 +894,7 @@ export class PcscDriver implements Driver {
     }
     // A dropped handle's disconnect first: one call at a time on the reader's context (R69); a handle the watcher
     // dropped while this call ran holds pcscd's lock until it is disconnected (R70).
-    const pending = r.pending;
-    return (pending ?? Promise.resolve()).then(() => this.disconnectStale(r, api)).then(() => api.connect(ctx, r.name, share, protocols));
+    return this.settleDrops(r, api).then(() => api.connect(ctx, r.name, share, protocols));
   }
 
   private connected(r: Reader): Handle {
@@ -906,11 +916,7 @@ export class PcscDriver implements Driver {
       }
       this.active++;
       try {
-        if (r.pending) {
-          await r.pending;
-          r.pending = null;
-        }
-        await this.disconnectStale(r, api);
+        await this.settleDrops(r, api);
         // The reader's own context (R69): established (a short call, clientMutex only) at its first card call.
         r.ctx ??= api.establishContext(SCARD_SCOPE_SYSTEM);
         return await op(r, api, r.ctx);
