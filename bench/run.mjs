@@ -6,6 +6,7 @@
 //   node bench/run.mjs --reps 3 --only engine,vicc,fast,pcsc,events,svc,helper,editor,panel
 //   --flag-variants: the vicc and helper rows also for the helper forked with each V8 flag of
 //   HELPER_EXEC_ARGV left out alone (information rows, to choose the flags by measurement)
+//   --variant "FLAGS" (repeatable): the same rows for the helper forked with exactly FLAGS
 // Writes bench/RESULTS.md. Needs root (the private pcscd runs in its own mount
 // namespace), pcscd, vicc, pcsc-tools and python3-pyscard for the comparisons.
 import * as esbuild from 'esbuild';
@@ -175,9 +176,14 @@ const HELPER_EXEC_ARGV = (() => {
  * `--flag-variants`: HELPER_EXEC_ARGV with one flag left out, each (information rows beside the
  * product's: CPU per APDU of the later run, spawn time, idle RSS, RSS after 1,000,000 APDUs).
  */
-const FLAG_VARIANTS = argv.includes('--flag-variants')
-  ? HELPER_EXEC_ARGV.map((flag) => ({ name: `without ${flag}`, execArgv: HELPER_EXEC_ARGV.filter((f) => f !== flag) }))
-  : [];
+const FLAG_VARIANTS = [
+  ...(argv.includes('--flag-variants')
+    ? HELPER_EXEC_ARGV.map((flag) => ({ name: `without ${flag}`, execArgv: HELPER_EXEC_ARGV.filter((f) => f !== flag) }))
+    : []),
+  // `--variant "FLAGS"` (repeatable): the same rows for the helper forked with exactly FLAGS instead (candidates for HELPER_EXEC_ARGV).
+  ...argv.flatMap((a, i) => (a === '--variant' && argv[i + 1] !== undefined ? [argv[i + 1]] : []))
+    .map((flags) => ({ name: `with ${flags}`, execArgv: flags.split(/\s+/).filter(Boolean) })),
+];
 
 /**
  * The user settings of the helper rows with a vpcd card: only the vpcd driver, on `port` (no other
@@ -198,8 +204,9 @@ const profileArgv = (name) => (process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu
  * bench's bundle of server/src/main.ts forked as the extension forks it (IPC, HELPER_EXEC_ARGV, a PIN
  * key in its environment), initialized with what the extension's Config.helperOptions gives for a user
  * who turned on only the vpcd driver on OUR_PORT; the card `startCard` connects
- * to it; the 10,000-line file sent twice as runScript requests, as "Run APDU Script" sends the editor's
- * text. This process takes every notification off the IPC channel and parses it, as VS Code's
+ * to it; the 10,000-line file opened (didOpen; the helper parses it for its diagnostics, outside the
+ * measured runs) and sent twice as runScript requests, as "Run APDU Script" sends the open editor's
+ * text and uri. This process takes every notification off the IPC channel and parses it, as VS Code's
  * language client does (the log entries are counted per run). CPU: the helper's utime + stime (all
  * threads, /proc/PID/stat) from just before the second request to when its response and its
  * scriptEnded entry have both arrived (every entry of the run serialized and sent by then).
@@ -228,6 +235,8 @@ async function helperViaVpcd(b, startCard, execArgv = HELPER_EXEC_ARGV) {
   conn.onNotification('smartcard/started', (e) => { started = true; readers = e.readers; settle(); });
   conn.onNotification('smartcard/readersChanged', (e) => { readers = e.readers; settle(); });
   conn.onNotification('smartcard/runProgress', () => { progress++; });
+  const diagnosed = new Set();
+  conn.onNotification('textDocument/publishDiagnostics', (e) => { diagnosed.add(e.uri); settle(); });
   conn.onNotification('smartcard/events', (e) => {
     notes++;
     for (const x of e.entries) {
@@ -251,8 +260,13 @@ async function helperViaVpcd(b, startCard, execArgv = HELPER_EXEC_ARGV) {
     await until('the card in the reader', () => readers[0]?.card, 20_000);
     const reader = readers[0].name;
     const text = fs.readFileSync(b.script10k, 'utf8');
+    const uri = pathToFileURL(b.script10k).href;
+    // As in VS Code: the file is open in the editor (the language client sent didOpen, the helper
+    // parsed it for its diagnostics) before "Run APDU Script" sends its text and uri.
+    conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'apdu', version: 1, text } });
+    await until('the diagnostics of the opened file', () => diagnosed.has(uri), 20_000);
     const runOnce = async () => {
-      const res = await conn.sendRequest('smartcard/runScript', { text, uri: pathToFileURL(b.script10k).href, reader });
+      const res = await conn.sendRequest('smartcard/runScript', { text, uri, reader });
       await until(`the end of run ${res.runId} in the log stream`, () => perRun.get(res.runId)?.ended, 20_000);
       if (!res.ok) throw new Error(`helper run failed: ${res.failure?.message}`);
       const seen = perRun.get(res.runId);
