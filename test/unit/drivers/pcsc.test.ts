@@ -1234,6 +1234,24 @@ test('R73 (F6): the card removed, the reader removed, and the driver stopped whi
   assert.deepEqual([...fake.open.values()], [], 'none left after the stop');
 });
 
+test('R73: a DIRECT holder whose transaction a removal ended, not yet let go, is disconnected by the next direct Begin, never overwritten (white box)', async () => {
+  const { fake, driver } = await started();
+  try {
+    await driver.beginTransaction!(R1, { direct: true });
+    const r = (driver as unknown as { readers: Map<string, { txHandle: Handle | null; inTransaction: boolean }> }).readers.get(R1)!;
+    const first = r.txHandle!;
+    assert.equal(fake.lock.get(R1), first);
+    fake.lock.delete(R1); // RFSetReaderEventState(SCARD_REMOVED): hLockId = 0; the driver's flag follows (dropHandle)
+    r.inTransaction = false;
+    await driver.beginTransaction!(R1, { direct: true });
+    assert.ok(!fake.open.has(first), 'the old holder disconnected');
+    assert.notEqual(r.txHandle, first);
+    await driver.endTransaction!(R1, 'leave');
+    assert.deepEqual(ours(fake, R1), [], 'nothing of ours left on the reader');
+    assert.equal(fake.lock.size, 0);
+  } finally { await driver.stop(); }
+});
+
 /**
  * libpcsclite's two locks as winscard_clnt.c 2.5.1 takes them (fifth review F3):
  * - every call takes the process-wide `clientMutex` (SCardLockThread) to find its context;

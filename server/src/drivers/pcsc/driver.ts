@@ -832,6 +832,12 @@ export class PcscDriver implements Driver {
   async beginTransaction(key: string, opts?: { direct?: boolean }): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
       if (opts?.direct && r.handle === null) {
+        if (r.txHandle !== null && !r.inTransaction) {
+          // A holder whose transaction a removal ended in pcscd, not yet let go: never overwritten (leaked) by a new one.
+          const old = r.txHandle;
+          r.txHandle = null;
+          await api.disconnect(old, SCARD_LEAVE_CARD).catch(() => undefined);
+        }
         // Through the guard, before any lock of ours is held. pcscd's SCardConnect waits while ANOTHER program holds the
         // reader's transaction (winscard.c 287–295): that is the client's own Begin waiting, as with pcscd; the gate's
         // deadline answers the caller meanwhile, and a late grant is ended at once (Gate.beginTransaction).
