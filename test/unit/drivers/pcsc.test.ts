@@ -1192,6 +1192,31 @@ test('R73: in a direct handle\'s transaction its Reconnect(DIRECT, RESET) and a 
   } finally { await stop(); }
 });
 
+test('R73: a cold reset in a direct handle\'s transaction (Reconnect DIRECT/UNPOWER, End(UNPOWER)) keeps the system transaction on the holder: no connect, no disconnect, the reader locked until the End', async () => {
+  const { fake, b, A, stop } = await systemService();
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+    const holder = fake.lock.get(R0)!;
+    const connects = fake.connects;
+    fake.dispositions.length = 0;
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_UNPOWER_CARD)), 0, 'its cold reset');
+    assert.equal(fake.lock.get(R0), holder, 'still held on the same handle');
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_UNPOWER_CARD)), 0, 'End(UNPOWER) of the inner level');
+    assert.equal(fake.lock.get(R0), holder, 'the outer level still holds it');
+    assert.equal(fake.connects, connects, 'no SCardConnect');
+    assert.deepEqual(fake.dispositions.filter((x) => x.startsWith('disconnect')), [], 'no SCardDisconnect (it would end the transaction for every program)');
+    // pcscd's End(UNPOWER) marks the caller too (winscard.c 1156): its next call hears the reset until it reconnects.
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0x80100068, 'W_RESET_CARD, as pcscd');
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(fake.lock.get(R0), holder, 'the reconnect keeps it');
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(fake.lock.size, 0);
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
 test('R73: another program holds the transaction: the driver\'s DIRECT connect waits in pcscd (the client\'s Begin waits, as with pcscd); past the deadline SCARD_E_SHARING_VIOLATION, which libpcsclite asks again; the late grant is ended and disconnected at once; the next Begin gets it', async () => {
   const { fake, m, b, A, stop } = await systemService(300);
   let free!: () => void;

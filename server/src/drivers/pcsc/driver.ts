@@ -182,6 +182,8 @@ interface Reader {
    * reader's retirement (removal, stop), and with SCardDisconnect's disposition by a power-off or eject.
    */
   txHandle: Handle | null;
+  /** Our transaction is a PC/SC client's direct handle's (begun with `direct`, on `txHandle` or on our card handle). */
+  directTransaction: boolean;
   /**
    * This reader's own context for its card calls (established at its first call, released with the reader). Only its
    * chain calls on it, one call at a time, so no call of the driver ever waits for a busy context in libpcsclite, which
@@ -498,6 +500,7 @@ export class PcscDriver implements Driver {
         protocol: 0,
         inTransaction: false,
         txHandle: null,
+        directTransaction: false,
         transactionGone: false,
         ctx: null,
         pending: null,
@@ -669,13 +672,13 @@ export class PcscDriver implements Driver {
 
   async powerOff(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
-      if (r.handle === null && r.txHandle !== null) {
-        // Our DIRECT handle holds a client's transaction (R73): it unpowers the card, and its SCardDisconnect ends that
-        // transaction in pcscd as a card handle's does (RFUnlockAllSharing); never a connect under our own lock.
-        const tx = r.txHandle;
-        r.txHandle = null;
-        this.transactionEndsWithHandle(r);
-        await api.disconnect(tx, SCARD_UNPOWER_CARD);
+      if (r.inTransaction && r.directTransaction) {
+        // A PC/SC client's direct handle holds our transaction (R73); only its cold reset reaches here (a power-off and
+        // a power-up: the Readers view's Power Off waits for the transaction's end). pcscd has no power-off that keeps
+        // the lock (SCardDisconnect(UNPOWER) would end it for every program): SCardReconnect(UNPOWER) on the holder,
+        // which powers the card down and up again and keeps it; the power-up that follows cycles it once more.
+        if (r.handle !== null) r.protocol = await api.reconnect(r.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_UNPOWER_CARD);
+        else if (r.txHandle !== null) await api.reconnect(r.txHandle, SCARD_SHARE_DIRECT, 0, SCARD_UNPOWER_CARD);
         return;
       }
       // Released (or never connected): connect just to unpower, so Power Off does what it says.
@@ -854,6 +857,7 @@ export class PcscDriver implements Driver {
         }
         r.txHandle = d.handle;
         r.inTransaction = true;
+        r.directTransaction = true;
         r.transactionGone = false;
         return;
       }
@@ -865,6 +869,7 @@ export class PcscDriver implements Driver {
       await cardStatus(api, handle);
       await api.beginTransaction(handle);
       r.inTransaction = true;
+      r.directTransaction = opts?.direct === true;
       r.transactionGone = false;
     });
   }
