@@ -687,7 +687,12 @@ export class ReaderManager {
     this.readersChanged();
     return Object.assign(() => {
       if (!r.directUsers.delete(id)) return;
-      if (r.gate.queue.owner === id) this.releaseTransaction(r);
+      if (r.gate.queue.owner === id) {
+        this.releaseTransaction(r);
+        // A power-up in its transaction left the driver a card connection (R73: the DIRECT holder became it) that
+        // nobody uses now: let go of it, as the entry's End does (queued: after the system transaction's end).
+        this.releaseLater(r);
+      }
       this.readersChanged();
     }, { directId: id });
   }

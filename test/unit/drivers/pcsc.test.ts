@@ -1217,6 +1217,22 @@ test('R73: a cold reset in a direct handle\'s transaction (Reconnect DIRECT/UNPO
   } finally { await stop(); }
 });
 
+test('R73: a client that dies holding a direct handle\'s transaction (empty reader and with a card): the card is reset on the holder, the system lock freed, no handle of ours left', async () => {
+  const { fake, m, b, A, B, stop } = await systemService();
+  try {
+    for (const [name, reader] of [[B, R1], [A, R0]] as const) {
+      const d = (await b.connect(name, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+      assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+      assert.equal(fake.lock.size, 1, `${name}: held`);
+      fake.dispositions.length = 0;
+      await b.abandon(d);
+      assert.equal(m.transactionOwner(name), null, `${name}: the reader's queue released`);
+      await untilHolds(() => fake.lock.size === 0, 'lock'); await untilHolds(() => ours(fake, reader).length === 0, `${name}: nothing of ours left`);
+      if (reader === R0) assert.ok(fake.dispositions.includes('reconnect 1'), 'pcscd resets the lock holder\'s card: on the holder, by SCardReconnect');
+    }
+  } finally { await stop(); }
+});
+
 test('R73: another program holds the transaction: the driver\'s DIRECT connect waits in pcscd (the client\'s Begin waits, as with pcscd); past the deadline SCARD_E_SHARING_VIOLATION, which libpcsclite asks again; the late grant is ended and disconnected at once; the next Begin gets it', async () => {
   const { fake, m, b, A, stop } = await systemService(300);
   let free!: () => void;
