@@ -178,8 +178,8 @@ interface Reader {
    * A SCARD_SHARE_DIRECT handle of ours that holds the reader's system transaction for a PC/SC client's direct handle
    * when we had no card handle to begin on (R73). Set only with `inTransaction` and `handle` null: while it is set every
    * reader call of the driver uses it (control, facts, eject), and a call that needs the card turns it into our card
-   * handle with SCardReconnect (promote): never a new SCardConnect under our own lock. Disconnected at End, at the
-   * reader's retirement (removal, stop), and with SCardDisconnect's disposition by a power-off or eject.
+   * handle with SCardReconnect (promote): never a new SCardConnect under our own lock; a cold reset's power-off half is
+   * SCardReconnect(UNPOWER) on it. Disconnected at End, at the reader's retirement (removal, stop), and by an eject.
    */
   txHandle: Handle | null;
   /** Our transaction is a PC/SC client's direct handle's (begun with `direct`, on `txHandle` or on our card handle). */
@@ -982,7 +982,8 @@ export class PcscDriver implements Driver {
    * waits while hLockId is set whatever the share mode (winscard.c 287–295), and on our one context the End that would
    * clear it can never be sent meanwhile (pcscd serves a context on one thread; libpcsclite holds the context's mutex
    * for the call). The reader would stay locked for every program of the machine (fourth review F1). Our transaction
-   * is only ever held on `r.handle`, so every call site has the handle then; this is the guard should that change.
+   * is only ever held on `r.handle` or `r.txHandle` (R73), and every call site uses or promotes that handle then; this is
+   * the guard should that change.
    */
   private connect(r: Reader, api: Winscard, ctx: Handle, share: number, protocols: number): Promise<{ handle: Handle; protocol: number }> {
     if (r.inTransaction) {
