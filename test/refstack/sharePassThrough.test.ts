@@ -255,11 +255,10 @@ describe('share modes pass through to a system reader (system pcscd + vpcd + vic
     } finally { d.kill(); w.kill(); }
   });
 
-  // Today's behaviour, pinned (docs/pcsc-service.md, "Known differences left"): a service client's transaction on a
-  // DIRECT handle of a system reader is the service's own; other programs of the machine are not held off by it, as
-  // pcscd would hold them off (RFLockSharing locks the reader for a direct handle too). The first attempt to take the
-  // system transaction for it was reverted (fourth review F1); this test changes when that is done safely.
-  test('a service client\'s transaction on a DIRECT handle: today not a transaction in the system pcscd (known difference); nothing of ours is left locked', async () => {
+  // pcscd's SCardBeginTransaction locks the reader for any handle (RFLockSharing, readerfactory.c 1061), a SCARD_SHARE_DIRECT
+  // one too: a service client's transaction on a DIRECT handle of a system reader is the system pcscd's transaction (R73;
+  // until round 8 a known difference, pinned here with the outside transmit answered 0).
+  test('a service client\'s transaction on a DIRECT handle holds off the outside program in the system pcscd (SCARD_E_SHARING_VIOLATION) until its End; nothing of ours is left locked', async () => {
     const d = Session.start('direct shared', null, SYSTEM_READER, 'shared');
     const w = Session.start('service client, direct handle', socket, served, 'direct');
     try {
@@ -267,7 +266,35 @@ describe('share modes pass through to a system reader (system pcscd + vpcd + vic
       assert.deepEqual(await w.next(), { connect: 0 });
       assert.deepEqual(await w.call('begin'), { begin: 0 });
       assert.deepEqual(await w.call('status'), { status: 0 });
-      assert.deepEqual(await d.call('transmit'), { transmit: 0, sw: '61 0C' }, 'known difference: pcscd would answer SCARD_E_SHARING_VIOLATION here');
+      assert.deepEqual(await d.call('transmit'), { transmit: SHARING_VIOLATION, sw: null }, 'the outside transmit inside the direct handle\'s transaction, as pcscd answers it');
+      assert.deepEqual(await w.call('end'), { end: 0 });
+      assert.deepEqual(await d.call('transmit'), { transmit: 0, sw: '61 0C' }, 'after the End');
+      // A new program of the machine connects (pcscd's connect would wait for ever on a lock left behind).
+      const e = Session.start('direct shared, after', null, SYSTEM_READER, 'shared');
+      try {
+        assert.deepEqual(await e.next(), { connect: 0 });
+        await e.end();
+      } finally { e.kill(); }
+      await d.end();
+      await w.end();
+    } finally { d.kill(); w.kill(); }
+  });
+
+  // The reverse: the outside program holds the transaction; the service client's Begin on its DIRECT handle waits, as
+  // pcscd's SCardBeginTransaction makes it wait, and gets the transaction once the outside program ends its own (R73).
+  test('an outside program\'s transaction: a service client\'s Begin on a DIRECT handle waits for its End, then holds the outside program off in turn', async () => {
+    const d = Session.start('direct shared', null, SYSTEM_READER, 'shared');
+    const w = Session.start('service client, direct handle', socket, served, 'direct');
+    try {
+      assert.deepEqual(await d.next(), { connect: 0 });
+      assert.deepEqual(await w.next(), { connect: 0 });
+      assert.deepEqual(await d.call('begin'), { begin: 0 });
+      w.send('begin');
+      assert.deepEqual(await d.call('transmit'), { transmit: 0, sw: '61 0C' }, 'the outside program still holds its transaction');
+      assert.equal(w.pending, 0, 'the client\'s Begin has not been answered inside the outside transaction');
+      assert.deepEqual(await d.call('end'), { end: 0 });
+      assert.deepEqual(await w.next(), { begin: 0 }, 'the client\'s Begin, once the outside transaction ended');
+      assert.deepEqual(await d.call('transmit'), { transmit: SHARING_VIOLATION, sw: null }, 'now the outside program is held off');
       assert.deepEqual(await w.call('end'), { end: 0 });
       assert.deepEqual(await d.call('transmit'), { transmit: 0, sw: '61 0C' });
       await d.end();

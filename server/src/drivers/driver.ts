@@ -94,9 +94,11 @@ export interface Driver {
   /**
    * Optional: a transaction on the system side too (SCardBeginTransaction), so
    * other applications sharing the card wait as well. The manager's own queue
-   * serializes the workbench's clients either way.
+   * serializes the workbench's clients either way. `direct`: for a PC/SC client's
+   * SCARD_SHARE_DIRECT handle, which needs no card (the PC/SC driver begins it on a
+   * direct connection of its own when it has no card connection, R73).
    */
-  beginTransaction?(key: string): Promise<void>;
+  beginTransaction?(key: string, opts?: { direct?: boolean }): Promise<void>;
   /**
    * Optional: the ATR of a card the platform has already powered (pcscd does at
    * insertion and reports it with SCardGetStatusChange), so reader initialization

@@ -180,11 +180,11 @@ export class ReaderGate {
     return this.call('hold', () => hold.call(this.driver, this.key, share), opts, onLateSuccess);
   }
 
-  /** The system-side transaction, when the driver has one (PC/SC). */
-  async beginTransaction(opts?: GateCallOptions): Promise<void> {
+  /** The system-side transaction, when the driver has one (PC/SC). `direct`: for a PC/SC client's direct handle (R73). */
+  async beginTransaction(opts?: GateCallOptions, direct = false): Promise<void> {
     const begin = this.driver.beginTransaction;
     if (!begin || this.driverTransaction) return;
-    await this.call('beginTransaction', () => begin.call(this.driver, this.key), opts, () => {
+    await this.call('beginTransaction', () => (direct ? begin.call(this.driver, this.key, { direct }) : begin.call(this.driver, this.key)), opts, () => {
       // Granted after the caller gave up: hand it back at once, or every other application stays blocked.
       this.host.log('warn', `${this.host.name}: the system granted a transaction after its caller gave up; ending it`);
       this.driverTransaction = true;

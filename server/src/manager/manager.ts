@@ -687,7 +687,12 @@ export class ReaderManager {
     this.readersChanged();
     return Object.assign(() => {
       if (!r.directUsers.delete(id)) return;
-      if (r.gate.queue.owner === id) this.releaseTransaction(r);
+      if (r.gate.queue.owner === id) {
+        this.releaseTransaction(r);
+        // A power-up in its transaction left the driver a card connection (R73: the DIRECT holder became it) that
+        // nobody uses now: let go of it, as the entry's End does (queued: after the system transaction's end).
+        this.releaseLater(r);
+      }
       this.readersChanged();
     }, { directId: id });
   }
@@ -695,8 +700,14 @@ export class ReaderManager {
   /**
    * SCardBeginTransaction on a PC/SC client's direct handle: pcscd locks the reader for any handle
    * (RFLockSharing, readerfactory.c 1061), so the reader's queue is held under the direct entry's id,
-   * nested as a connection's. No system-side transaction (there is no card session to hold one on),
-   * never released for being idle (a client's), released when the entry goes.
+   * nested as a connection's, with the system-side transaction too where the driver has one (PC/SC: the
+   * machine's other programs are held off as by a card handle's, R73). Never released for being idle
+   * (a client's), released when the entry goes.
+   *
+   * The driver's Begin may wait in the system service behind ANOTHER program's transaction (pcscd's own
+   * Begin waits then too). After the gate's deadline the caller hears SHARING_VIOLATION, which a client's
+   * libpcsclite answers by asking again (SCardBeginTransaction polls it, winscard_clnt.c 1186–1223): the
+   * client goes on waiting as with pcscd; a grant that comes late is ended at once (Gate.beginTransaction).
    */
   beginDirectTransaction(name: string, user: DirectUser): Promise<void> {
     const r = this.entry(name);
@@ -705,7 +716,17 @@ export class ReaderManager {
     return r.gate.queue.run(id, async () => {
       const q = r.gate.queue;
       if (q.owner === id) q.depth++;
-      else { q.owner = id; q.depth = 1; }
+      else {
+        try {
+          await r.gate.beginTransaction(undefined, true);
+        } catch (e) {
+          const err = asScError(e);
+          if (err.code === 'TIMEOUT') throw new ScError('SHARING_VIOLATION', `${err.message} (asked again by the client's library)`);
+          throw err;
+        }
+        q.owner = id;
+        q.depth = 1;
+      }
       this.transactionChanged();
     });
   }

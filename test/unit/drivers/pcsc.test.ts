@@ -62,6 +62,8 @@ class FakeWinscard implements Winscard {
     const r = this.readers.get(name)!;
     r.present = false;
     r.counter++;
+    // RFSetReaderEventState(SCARD_REMOVED) unlocks the reader: hLockId = 0 (readerfactory.c 1338–1343).
+    if (this.lock.delete(name)) for (const w of this.lockWaiters.splice(0)) w();
     this.change();
   }
 
@@ -1098,6 +1100,197 @@ test('F6: a system reader that goes away, and the driver\'s stop, leave no handl
   await b.control(e, 0x42000000 + 3400, new Uint8Array(0));
   await stop();
   assert.deepEqual([...fake.open.values()], [], 'none left after the stop');
+});
+
+// R73: a PC/SC client's direct handle's transaction on a system reader is pcscd's transaction (RFLockSharing locks the
+// reader for a DIRECT handle too). The driver begins it on its card handle when it has one, else on a DIRECT handle of
+// its own made through the connect guard before any lock is ours; every reader call in the transaction uses that
+// handle, a power-up turns it into the card handle with SCardReconnect, and End ends and disconnects it.
+const ours = (fake: FakeWinscard, reader: string) => [...fake.open.entries()].filter(([, o]) => o.reader === reader);
+async function untilHolds(cond: () => boolean, what: string, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`${what} (within ${ms} ms)`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('R73: Begin on a direct handle of a system reader (with a card, and empty) takes pcscd\'s transaction on a DIRECT handle of the driver\'s; Control, GetAttrib and Status in it use that handle; End ends it and disconnects it', async () => {
+  const { fake, b, A, B, stop } = await systemService();
+  try {
+    for (const [name, reader] of [[A, R0], [B, R1]] as const) {
+      const d = (await b.connect(name, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+      assert.deepEqual(ours(fake, reader), [], `${name}: no handle of ours before the Begin`);
+      assert.equal(await rvAfter(b.beginTransaction(d)), 0, `${name}: Begin`);
+      const holder = fake.lock.get(reader);
+      assert.ok(holder !== undefined, `${name}: SCardBeginTransaction in the system pcscd`);
+      assert.equal(fake.open.get(holder)!.share, 3, `${name}: on a DIRECT handle (nothing powered, no card needed)`);
+      assert.equal(await rvAfter(b.beginTransaction(d)), 0, `${name}: nested Begin`);
+      const connects = fake.connects;
+      const attribs = fake.attribShares.length;
+      assert.equal(await rvAfter(b.control(d, 0x42000000 + 3400, new Uint8Array(0))), 0, `${name}: Control`);
+      assert.equal(await rvAfter(b.getAttrib(d, 0x00010100)), 0, `${name}: GetAttrib`);
+      assert.equal(await rvAfter(b.status(d)), 0, `${name}: Status`);
+      assert.equal(fake.connects, connects, `${name}: no SCardConnect inside our transaction (the holder answered)`);
+      assert.ok(fake.attribShares.length === attribs || fake.attribShares.slice(attribs).every((x) => x === 3), `${name}: facts on the DIRECT holder`);
+      assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0, `${name}: End, one level`);
+      assert.equal(fake.lock.get(reader), holder, `${name}: still held after one End of two`);
+      assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0, `${name}: End`);
+      assert.equal(fake.lock.size, 0, `${name}: the reader free for the machine`);
+      assert.deepEqual(ours(fake, reader), [], `${name}: the DIRECT holder disconnected at End`);
+      // The holder's disconnect without End ends it too (pcscd's RFUnlockAllSharing).
+      assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+      assert.equal(fake.lock.size, 1);
+      await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+      await untilHolds(() => fake.lock.size === 0 && ours(fake, reader).length === 0, `${name}: the disconnect ended it and the DIRECT holder went`);
+    }
+  } finally { await stop(); }
+});
+
+test('R73: a card handle of ours already open: the direct handle\'s Begin is taken on it (no connect); End ends it there', async () => {
+  const { fake, b, A, stop } = await systemService();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0);
+    const [[card]] = ours(fake, R0);
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    const connects = fake.connects;
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+    assert.equal(fake.lock.get(R0), card, 'begun on our card handle');
+    assert.equal(fake.connects, connects, 'no connect');
+    assert.equal(await rvAfter(b.control(d, 0x42000000 + 3400, new Uint8Array(0))), 0);
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(fake.lock.size, 0);
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+    await b.disconnect(s, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
+test('R73: in a direct handle\'s transaction its Reconnect(DIRECT, RESET) and a transmit power the card up on the DIRECT holder (SCardReconnect, never a new SCardConnect); End ends there and the card is let go', async () => {
+  const { fake, b, A, resets, stop } = await systemService();
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+    const holder = fake.lock.get(R0)!;
+    const connects = fake.connects;
+    const before = resets.length;
+    fake.dispositions.length = 0;
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD)), 0, 'its reset');
+    // (A LEAVE reconnect may follow: the manager sets the protocol the ATR offers, on the same handle.)
+    assert.deepEqual(fake.dispositions.filter((x) => x !== 'reconnect 0'), ['reconnect 1'], 'one SCardReconnect(RESET) on the holder, nothing disconnected');
+    assert.equal(fake.connects, connects, 'no SCardConnect under our own lock');
+    assert.equal(fake.lock.get(R0), holder, 'the transaction stays on the same handle');
+    assert.equal(fake.open.get(holder)!.share, 2, 'now our card handle (SHARED)');
+    assert.equal(resets.length - before, 1, 'one cardReset entry');
+    // After a reset pcscd's cardProtocol is UNDEFINED for a direct handle: a RAW PCI goes through (R59).
+    assert.equal(await rvAfter(b.transmit(d, { protocol: 4, pciLength: 8 }, SELECT_MF, 258)), 0, 'a direct transmit in the transaction');
+    assert.equal(fake.connects, connects, 'still no SCardConnect');
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(fake.lock.size, 0);
+    await untilHolds(() => ours(fake, R0).length === 0, 'no connection of the manager uses the card: the driver let go of it');
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
+test('R73: a cold reset in a direct handle\'s transaction (Reconnect DIRECT/UNPOWER, End(UNPOWER)) keeps the system transaction on the holder: no connect, no disconnect, the reader locked until the End', async () => {
+  const { fake, b, A, stop } = await systemService();
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+    const holder = fake.lock.get(R0)!;
+    const connects = fake.connects;
+    fake.dispositions.length = 0;
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_UNPOWER_CARD)), 0, 'its cold reset');
+    assert.equal(fake.lock.get(R0), holder, 'still held on the same handle');
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_UNPOWER_CARD)), 0, 'End(UNPOWER) of the inner level');
+    assert.equal(fake.lock.get(R0), holder, 'the outer level still holds it');
+    assert.equal(fake.connects, connects, 'no SCardConnect');
+    assert.deepEqual(fake.dispositions.filter((x) => x.startsWith('disconnect')), [], 'no SCardDisconnect (it would end the transaction for every program)');
+    // pcscd's End(UNPOWER) marks the caller too (winscard.c 1156): its next call hears the reset until it reconnects.
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0x80100068, 'W_RESET_CARD, as pcscd');
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(fake.lock.get(R0), holder, 'the reconnect keeps it');
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(fake.lock.size, 0);
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
+test('R73: a client that dies holding a direct handle\'s transaction (empty reader and with a card): the card is reset on the holder, the system lock freed, no handle of ours left', async () => {
+  const { fake, m, b, A, B, stop } = await systemService();
+  try {
+    for (const [name, reader] of [[B, R1], [A, R0]] as const) {
+      const d = (await b.connect(name, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+      assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+      assert.equal(fake.lock.size, 1, `${name}: held`);
+      fake.dispositions.length = 0;
+      await b.abandon(d);
+      assert.equal(m.transactionOwner(name), null, `${name}: the reader's queue released`);
+      await untilHolds(() => fake.lock.size === 0, 'lock'); await untilHolds(() => ours(fake, reader).length === 0, `${name}: nothing of ours left`);
+      if (reader === R0) assert.ok(fake.dispositions.includes('reconnect 1'), 'pcscd resets the lock holder\'s card: on the holder, by SCardReconnect');
+    }
+  } finally { await stop(); }
+});
+
+test('R73: another program holds the transaction: the driver\'s DIRECT connect waits in pcscd (the client\'s Begin waits, as with pcscd); past the deadline SCARD_E_SHARING_VIOLATION, which libpcsclite asks again; the late grant is ended and disconnected at once; the next Begin gets it', async () => {
+  const { fake, m, b, A, stop } = await systemService(300);
+  let free!: () => void;
+  fake.lockedElsewhere = new Promise<void>((r) => { free = r; });
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    const connects = fake.connects;
+    const t0 = Date.now();
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0x8010000b, 'SCARD_E_SHARING_VIOLATION after the deadline');
+    assert.ok(Date.now() - t0 >= 250, 'it waited for the deadline');
+    assert.equal(m.transactionOwner(A), null, 'the reader\'s queue is not held by it');
+    fake.lockedElsewhere = undefined;
+    free();
+    await untilHolds(() => fake.connects === connects + 1 && fake.lock.size === 0 && ours(fake, R0).length === 0, 'the late grant was ended and its handle disconnected');
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0, 'asked again: granted');
+    assert.equal(fake.lock.size, 1);
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(fake.lock.size, 0);
+    assert.deepEqual(ours(fake, R0), []);
+  } finally { free(); await stop(); }
+});
+
+test('R73 (F6): the card removed, the reader removed, and the driver stopped while a direct handle\'s transaction is held on the DIRECT holder: no handle of ours left in pcscd', async () => {
+  const { fake, m, b, A, B, stop } = await systemService();
+  const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+  assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+  fake.remove(R0); // pcscd clears hLockId at a removal
+  await untilHolds(() => m.transactionOwner(A) === null && ours(fake, R0).length === 0, 'the removal ended the transaction and the DIRECT holder went');
+  const e = (await b.connect(B, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+  assert.equal(await rvAfter(b.beginTransaction(e)), 0);
+  assert.equal(ours(fake, R1).length, 1);
+  fake.readers.delete(R1);
+  fake.readers.get(R0)!.counter++; // wakes the watcher, which reads the list again
+  fake.change();
+  await untilHolds(() => ours(fake, R1).length === 0, 'the removed reader\'s DIRECT holder disconnected');
+  const f = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle; // A is empty now
+  assert.equal(await rvAfter(b.beginTransaction(f)), 0);
+  assert.equal(fake.lock.size, 1, 'held when the driver stops');
+  await stop();
+  assert.deepEqual([...fake.open.values()], [], 'none left after the stop');
+});
+
+test('R73: a DIRECT holder whose transaction a removal ended, not yet let go, is disconnected by the next direct Begin, never overwritten (white box)', async () => {
+  const { fake, driver } = await started();
+  try {
+    await driver.beginTransaction!(R1, { direct: true });
+    const r = (driver as unknown as { readers: Map<string, { txHandle: Handle | null; inTransaction: boolean }> }).readers.get(R1)!;
+    const first = r.txHandle!;
+    assert.equal(fake.lock.get(R1), first);
+    fake.lock.delete(R1); // RFSetReaderEventState(SCARD_REMOVED): hLockId = 0; the driver's flag follows (dropHandle)
+    r.inTransaction = false;
+    await driver.beginTransaction!(R1, { direct: true });
+    assert.ok(!fake.open.has(first), 'the old holder disconnected');
+    assert.notEqual(r.txHandle, first);
+    await driver.endTransaction!(R1, 'leave');
+    assert.deepEqual(ours(fake, R1), [], 'nothing of ours left on the reader');
+    assert.equal(fake.lock.size, 0);
+  } finally { await driver.stop(); }
 });
 
 /**

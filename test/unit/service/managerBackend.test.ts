@@ -857,6 +857,10 @@ class SystemSim extends SimulatorDriver {
   holds = 0;
   releases = 0;
   connected = false;
+  /** The driver's DIRECT handle holding a direct handle's transaction (R73): no card connection of ours then. */
+  tx = false;
+  /** Begins for a direct handle that took the system transaction on such a DIRECT handle. */
+  directBegins = 0;
   lockWaits: string[] = [];
   /** Another program's handle on the machine's pcscd: the resets it heard (until it looks). */
   outside = { resets: 0 };
@@ -871,13 +875,23 @@ class SystemSim extends SimulatorDriver {
   }
   private card(key: string): void {
     if (this.connected) return;
+    // R73: the DIRECT holder becomes the card connection with SCardReconnect, no SCardConnect under our lock.
+    if (this.tx) { this.tx = false; this.connected = true; return; }
     this.systemConnect(key, 'SHARED');
     this.connected = true;
   }
   private wake(): void { for (const w of [...this.waiters]) w(); }
-  async beginTransaction(key: string): Promise<void> { this.card(key); this.held++; }
+  async beginTransaction(key: string, opts?: { direct?: boolean }): Promise<void> {
+    if (opts?.direct && !this.connected) {
+      this.systemConnect(key, 'DIRECT'); // made before the lock is ours (the guard refuses it under our own)
+      this.tx = true;
+      this.directBegins++;
+    } else this.card(key);
+    this.held++;
+  }
   async endTransaction(_key: string, disposition: 'leave' | 'reset' | 'unpower' = 'leave'): Promise<void> {
     this.held--;
+    this.tx = false; // the DIRECT holder is disconnected at End
     if (disposition !== 'leave') this.outside.resets++;
     this.wake();
   }
@@ -913,11 +927,11 @@ class SystemSim extends SimulatorDriver {
     return super.transmit(key, command);
   }
   override async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
-    if (!this.connected) this.systemConnect(key, 'DIRECT');
+    if (!this.connected && !this.tx) this.systemConnect(key, 'DIRECT');
     return super.control(key, code, data);
   }
   override async readerFacts(key: string): Promise<ReaderFacts> {
-    if (!this.connected) this.systemConnect(key, 'DIRECT');
+    if (!this.connected && !this.tx) this.systemConnect(key, 'DIRECT');
     return super.readerFacts(key);
   }
 }
@@ -1246,5 +1260,42 @@ test('F2: a client\'s Reconnect(RESET) on a system reader is one reset for anoth
     await b.transmit(x, T1, SELECT, 258);
     await b.status(d);
     assert.equal(sim.outside.resets - before, 2, 'taking a reset as seen is no reset');
+  } finally { await stop(); }
+});
+
+// pcscd's SCardBeginTransaction locks the reader for any handle (RFLockSharing, readerfactory.c 1061), a direct
+// one too: on a system reader the machine's other programs are held off as by a card handle's transaction (R73;
+// the first attempt, R62, was reverted for the fourth review's F1: SystemSim now fails any connect under our lock).
+test('R73: Begin on a direct handle of a system reader takes the system-side transaction (a DIRECT holder, no card connection); reader calls and a reset in it connect nothing; the last End ends it; a holder that disconnects ends it too; an empty reader too', async () => {
+  const { sim, m, b, stop } = await systemSetup();
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(d);
+    assert.equal(sim.held, 1, 'SCardBeginTransaction in the system service');
+    assert.equal(sim.directBegins, 1, 'on a DIRECT handle of the driver\'s');
+    await b.beginTransaction(d);
+    assert.equal(sim.held, 1, 'nested: once');
+    await b.control(d, 0x42000000 + 3400, new Uint8Array(0));
+    await b.getAttrib(d, 0x00010100);
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(sim.held, 1, 'one level left');
+    await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD);
+    const releases = sim.releases;
+    await b.endTransaction(d, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(sim.held, 0, 'the last End ends it');
+    assert.equal(m.transactionOwner(A), null);
+    assert.ok(sim.releases > releases, 'no connection of ours uses the card: the driver let go of it');
+    await b.beginTransaction(d);
+    assert.equal(sim.held, 1);
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(await within(sim.when(() => sim.held === 0)), 'ok', 'the holder\'s disconnect ends it');
+    // With no card in the reader (pcscd's Begin does not look for one).
+    sim.removeCard('sim:1');
+    const e = (await b.connect(B, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    await b.beginTransaction(e);
+    assert.equal(sim.held, 1, 'no card: the system-side transaction all the same');
+    await b.control(e, 0x42000000 + 3400, new Uint8Array(0));
+    await b.endTransaction(e, Disposition.SCARD_LEAVE_CARD);
+    assert.equal(sim.held, 0);
   } finally { await stop(); }
 });

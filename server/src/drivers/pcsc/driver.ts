@@ -41,6 +41,7 @@ import {
   pcscErrorName,
   SCARD_E_CANCELLED,
   SCARD_E_NO_SMARTCARD,
+  SCARD_E_SHARING_VIOLATION,
   SCARD_E_TIMEOUT,
   SCARD_E_UNKNOWN_READER,
   SCARD_F_COMM_ERROR,
@@ -173,6 +174,16 @@ interface Reader {
   share: number;
   protocol: number;
   inTransaction: boolean;
+  /**
+   * A SCARD_SHARE_DIRECT handle of ours that holds the reader's system transaction for a PC/SC client's direct handle
+   * when we had no card handle to begin on (R73). Set only with `inTransaction` and `handle` null: while it is set every
+   * reader call of the driver uses it (control, facts, eject), and a call that needs the card turns it into our card
+   * handle with SCardReconnect (promote): never a new SCardConnect under our own lock; a cold reset's power-off half is
+   * SCardReconnect(UNPOWER) on it. Disconnected at End, at the reader's retirement (removal, stop), and by an eject.
+   */
+  txHandle: Handle | null;
+  /** Our transaction is a PC/SC client's direct handle's (begun with `direct`, on `txHandle` or on our card handle). */
+  directTransaction: boolean;
   /**
    * This reader's own context for its card calls (established at its first call, released with the reader). Only its
    * chain calls on it, one call at a time, so no call of the driver ever waits for a busy context in libpcsclite, which
@@ -398,9 +409,13 @@ export class PcscDriver implements Driver {
     const tail = r.chain.then(async () => {
       await this.settleDrops(r, api);
       const handle = r.handle;
+      const tx = r.txHandle;
       r.handle = null;
+      r.txHandle = null;
       this.transactionEndsWithHandle(r);
       if (handle !== null && api) await api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
+      // A direct handle of ours holding a client's transaction goes with the reader too (fourth review F6).
+      if (tx !== null && api) await api.disconnect(tx, SCARD_LEAVE_CARD).catch(() => undefined);
       const ctx = r.ctx;
       r.ctx = null;
       if (ctx !== null) {
@@ -484,6 +499,8 @@ export class PcscDriver implements Driver {
         share: SCARD_SHARE_SHARED,
         protocol: 0,
         inTransaction: false,
+        txHandle: null,
+        directTransaction: false,
         transactionGone: false,
         ctx: null,
         pending: null,
@@ -638,19 +655,32 @@ export class PcscDriver implements Driver {
           this.dropHandle(r);
         }
       }
-      if (r.handle === null) {
+      if (r.handle === null && r.txHandle !== null) {
+        // Our DIRECT handle holds a client's transaction (R73): it becomes our card handle, reset as asked, in one
+        // SCardReconnect on the lock holder (a new SCardConnect would wait on our own hLockId for ever).
+        await this.promote(r, api, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
+      } else if (r.handle === null) {
         // Not connected (the card was left to others, or its handle went stale): connect, then
         // reset as asked — a fresh SCardConnect alone does not reset a card pcscd already powered.
         const c = await this.connect(r, api, ctx, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
         r.handle = c.handle;
         r.protocol = await api.reconnect(c.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
       }
-      return (await cardStatus(api, r.handle)).atr;
+      return (await cardStatus(api, r.handle!)).atr;
     });
   }
 
   async powerOff(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
+      if (r.inTransaction && r.directTransaction) {
+        // A PC/SC client's direct handle holds our transaction (R73); only its cold reset reaches here (a power-off and
+        // a power-up: the Readers view's Power Off waits for the transaction's end). pcscd has no power-off that keeps
+        // the lock (SCardDisconnect(UNPOWER) would end it for every program): SCardReconnect(UNPOWER) on the holder,
+        // which powers the card down and up again and keeps it; the power-up that follows cycles it once more.
+        if (r.handle !== null) r.protocol = await api.reconnect(r.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_UNPOWER_CARD);
+        else if (r.txHandle !== null) await api.reconnect(r.txHandle, SCARD_SHARE_DIRECT, 0, SCARD_UNPOWER_CARD);
+        return;
+      }
       // Released (or never connected): connect just to unpower, so Power Off does what it says.
       if (r.handle === null && r.present) r.handle = (await this.connect(r, api, ctx, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1)).handle;
       if (r.handle === null) return;
@@ -663,8 +693,9 @@ export class PcscDriver implements Driver {
 
   async eject(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
-      const handle = r.handle ?? (await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0)).handle;
+      const handle = r.handle ?? r.txHandle ?? (await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0)).handle;
       r.handle = null;
+      r.txHandle = null;
       this.transactionEndsWithHandle(r); // SCardDisconnect ends a transaction too (fifth review F2, R68)
       await api.disconnect(handle, SCARD_EJECT_CARD);
     });
@@ -744,7 +775,8 @@ export class PcscDriver implements Driver {
   async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
     return this.serialized(key, async (r, api, ctx) => {
       const ioctl = code < 0x10000 ? api.ctlCode(code) : code;
-      if (r.handle !== null) return api.control(r.handle, ioctl, data);
+      const held = r.handle ?? r.txHandle; // the handle holding our transaction, if any (R73): no connect under it
+      if (held !== null) return api.control(held, ioctl, data);
       const direct = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0);
       try {
         return await api.control(direct.handle, ioctl, data);
@@ -764,8 +796,9 @@ export class PcscDriver implements Driver {
       const facts: ReaderFacts = { source: 'SCardGetAttrib' };
       const unanswered: string[] = [];
       const raw: Record<string, string> = {}; // the bytes as answered, for the PC/SC service's SCardGetAttrib
-      const direct = r.handle === null ? await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0) : null;
-      const handle = direct ? direct.handle : r.handle!;
+      const held = r.handle ?? r.txHandle; // our DIRECT transaction holder answers as a direct connection (R73)
+      const direct = held === null ? await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0) : null;
+      const handle = direct ? direct.handle : held!;
       try {
         for (const a of READER_ATTRIBUTES) {
           try {
@@ -781,7 +814,7 @@ export class PcscDriver implements Driver {
             // RFCheckReaderEventState, winscard.c 1397): a reset or a removal, not an attribute the
             // IFD handler lacks. serialized() acknowledges the reset or drops the handle; the manager
             // hears CARD_RESET / CARD_REMOVED and reads the facts again.
-            if (!direct && (e.rv === SCARD_W_RESET_CARD || e.rv === SCARD_W_REMOVED_CARD)) throw e;
+            if (handle === r.handle && (e.rv === SCARD_W_RESET_CARD || e.rv === SCARD_W_REMOVED_CARD)) throw e;
             unanswered.push(`${a.name}: ${attributeErrorName(e.rv)}`);
           }
         }
@@ -795,9 +828,39 @@ export class PcscDriver implements Driver {
     });
   }
 
-  /** PC/SC transaction: other programs wait until it ends (not part of the Driver interface yet). */
-  async beginTransaction(key: string): Promise<void> {
+  /**
+   * PC/SC transaction: other programs wait until it ends. `direct`: for a PC/SC client's SCARD_SHARE_DIRECT handle
+   * (R73): begun on our card handle when we have one, else on a DIRECT handle of ours (no card needed, nothing powered).
+   */
+  async beginTransaction(key: string, opts?: { direct?: boolean }): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
+      if (opts?.direct && r.handle === null) {
+        if (r.txHandle !== null && !r.inTransaction) {
+          // A holder whose transaction a removal ended in pcscd, not yet let go: never overwritten (leaked) by a new one.
+          const old = r.txHandle;
+          r.txHandle = null;
+          await api.disconnect(old, SCARD_LEAVE_CARD).catch(() => undefined);
+        }
+        // Through the guard, before any lock of ours is held. pcscd's SCardConnect waits while ANOTHER program holds the
+        // reader's transaction (winscard.c 287–295): that is the client's own Begin waiting, as with pcscd; the gate's
+        // deadline answers the caller meanwhile, and a late grant is ended at once (Gate.beginTransaction).
+        const d = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0);
+        try {
+          // As below: another program's transaction begun since the connect is refused at once, not polled for ever.
+          await cardStatus(api, d.handle).catch((e: unknown) => {
+            if (e instanceof PcscError && e.rv === SCARD_E_SHARING_VIOLATION) throw e;
+          });
+          await api.beginTransaction(d.handle);
+        } catch (e) {
+          await api.disconnect(d.handle, SCARD_LEAVE_CARD).catch(() => undefined);
+          throw e;
+        }
+        r.txHandle = d.handle;
+        r.inTransaction = true;
+        r.directTransaction = true;
+        r.transactionGone = false;
+        return;
+      }
       const handle = await this.connectedOrConnect(r, api, ctx, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
       // libpcsclite's SCardBeginTransaction polls pcscd's SCARD_E_SHARING_VIOLATION whatever PCSCLITE_NO_BLOCKING
       // says (winscard_clnt.c 1186–1223). SCardStatus meets another program's transaction first (RFCheckSharing,
@@ -806,12 +869,28 @@ export class PcscDriver implements Driver {
       await cardStatus(api, handle);
       await api.beginTransaction(handle);
       r.inTransaction = true;
+      r.directTransaction = opts?.direct === true;
       r.transactionGone = false;
     });
   }
 
   async endTransaction(key: string, disposition: 'leave' | 'reset' | 'unpower' = 'leave'): Promise<void> {
     await this.serialized(key, async (r, api) => {
+      const tx = r.txHandle;
+      if (tx !== null) {
+        // Our DIRECT handle holding a client's transaction (R73): ended on it, then disconnected (even when a removal
+        // ended the transaction in pcscd first: RFSetReaderEventState(SCARD_REMOVED) clears hLockId).
+        const held = r.inTransaction;
+        r.txHandle = null;
+        r.inTransaction = false;
+        r.transactionGone = false;
+        try {
+          if (held) await api.endTransaction(tx, { leave: SCARD_LEAVE_CARD, reset: SCARD_RESET_CARD, unpower: SCARD_UNPOWER_CARD }[disposition]);
+        } finally {
+          await api.disconnect(tx, SCARD_LEAVE_CARD).catch(() => undefined);
+        }
+        return;
+      }
       if (!r.inTransaction && r.transactionGone) {
         r.transactionGone = false; // our disconnect ended it in pcscd already: nothing left to end
         return;
@@ -840,7 +919,9 @@ export class PcscDriver implements Driver {
   async hold(key: string, share: 'shared' | 'exclusive'): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
       const wanted = share === 'exclusive' ? SCARD_SHARE_EXCLUSIVE : SCARD_SHARE_SHARED;
-      if (r.handle === null) {
+      if (r.handle === null && r.txHandle !== null) {
+        await this.promote(r, api, wanted, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD); // R73
+      } else if (r.handle === null) {
         const c = await this.connect(r, api, ctx, wanted, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
         r.handle = c.handle;
         r.protocol = c.protocol;
@@ -875,6 +956,7 @@ export class PcscDriver implements Driver {
    */
   private async connectedOrConnect(r: Reader, api: Winscard, ctx: Handle, protocols: number): Promise<Handle> {
     if (r.handle !== null) return r.handle;
+    if (r.txHandle !== null) return this.promote(r, api, r.share, protocols, SCARD_LEAVE_CARD); // R73
     const c = await this.connect(r, api, ctx, r.share, protocols);
     r.handle = c.handle;
     r.protocol = c.protocol;
@@ -882,11 +964,26 @@ export class PcscDriver implements Driver {
   }
 
   /**
+   * Our DIRECT handle that holds a client's transaction (R73) becomes our card handle: SCardReconnect on the lock holder
+   * to `share` (pcscd keeps hLockId across it, winscard.c SCardReconnect), so the transaction stays ours and no
+   * SCardConnect is made under it. On failure (no card, a card that does not answer) it stays the DIRECT holder.
+   */
+  private async promote(r: Reader, api: Winscard, share: number, protocols: number, init: number): Promise<Handle> {
+    const h = r.txHandle!;
+    r.protocol = await api.reconnect(h, share, protocols, init);
+    r.txHandle = null;
+    r.handle = h;
+    r.share = share;
+    return h;
+  }
+
+  /**
    * SCardConnect, never while a handle of ours holds the reader's transaction in the system service: pcscd's connect
    * waits while hLockId is set whatever the share mode (winscard.c 287–295), and on our one context the End that would
    * clear it can never be sent meanwhile (pcscd serves a context on one thread; libpcsclite holds the context's mutex
    * for the call). The reader would stay locked for every program of the machine (fourth review F1). Our transaction
-   * is only ever held on `r.handle`, so every call site has the handle then; this is the guard should that change.
+   * is only ever held on `r.handle` or `r.txHandle` (R73), and every call site uses or promotes that handle then; this is
+   * the guard should that change.
    */
   private connect(r: Reader, api: Winscard, ctx: Handle, share: number, protocols: number): Promise<{ handle: Handle; protocol: number }> {
     if (r.inTransaction) {
