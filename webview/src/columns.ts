@@ -310,7 +310,12 @@ export class Columns implements RowColumns {
   }
 
   searchOf(i: number, make: (r: LogRow) => string): string {
-    if (!this.search) { this.search = new Array<string | undefined>(this.length); this.search.fill(undefined); }
+    if (!this.search) {
+      // Pushed, not `new Array(length)`: past 100,000 entries V8 would make that a dictionary.
+      const search: (string | undefined)[] = [];
+      for (let k = 0; k < this.length; k++) search.push(undefined);
+      this.search = search;
+    }
     return (this.search[i] ??= make(this.row(i)));
   }
 
