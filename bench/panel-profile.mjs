@@ -56,7 +56,18 @@ try {
       for (const c of node.children) walk(c, here);
     };
     walk(profile.head, '');
-    console.log(`reopen allocated ${(total / 1e6).toFixed(1)} MB in the renderer (sampled); the largest, by caller > function:`);
+    // By script, each allocation counted once, to the innermost script of its stack that is the
+    // panel's (webview.js), the webview host's (index.html: the message relay), or else the workbench's.
+    const byScript = new Map();
+    const group = (node, owner) => {
+      const url = node.callFrame.url;
+      const here = /webview\.js/.test(url) ? 'panel (webview.js)' : /index\.html/.test(url) ? 'webview host (index.html)' : /workbench\.js/.test(url) ? 'workbench (workbench.js)' : owner;
+      if (node.selfSize) byScript.set(here, (byScript.get(here) ?? 0) + node.selfSize);
+      for (const c of node.children) group(c, here);
+    };
+    group(profile.head, 'other (V8, DevTools, toolkit)');
+    console.log(`reopen allocated ${(total / 1e6).toFixed(1)} MB in the renderer (sampled); by script: ${[...byScript].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${(v / 1e6).toFixed(2)} MB`).join(', ')}`);
+    console.log('the largest, by caller > function:');
     for (const [k, v] of [...self].sort((x, y) => y[1] - x[1]).slice(0, 20)) console.log(`  ${(v / 1e6).toFixed(2).padStart(7)} MB  ${k.slice(0, 150)}`);
   }
   console.log('heap before scroll (MB):', await heap());

@@ -272,9 +272,11 @@ export class LogPanel implements vscode.Disposable {
   private sendHistory(to: Host): void {
     // Rows waiting for the other hosts go out first: the history holds them already.
     this.flush();
-    const rows = this.store.rows();
-    this.post({ type: 'packedRows', rows: packRows(rows.slice(0, CHUNK)), reset: true }, to);
-    for (let i = CHUNK; i < rows.length; i += CHUNK) this.post({ type: 'packedRows', rows: packRows(rows.slice(i, i + CHUNK)) }, to);
+    // The store's own array, not a copy: nothing changes it before this loop ends. The first
+    // message says the history's length, so that the panel sizes its columns once.
+    const rows = this.store.view();
+    this.post({ type: 'packedRows', rows: packRows(rows, 0, CHUNK), reset: true, total: rows.length }, to);
+    for (let i = CHUNK; i < rows.length; i += CHUNK) this.post({ type: 'packedRows', rows: packRows(rows, i, i + CHUNK) }, to);
   }
 
   private flush(): void {
@@ -283,7 +285,7 @@ export class LogPanel implements vscode.Disposable {
     if (!this.pending.length) return;
     const rows = this.pending;
     this.pending = [];
-    for (let i = 0; i < rows.length; i += CHUNK) this.post({ type: 'packedRows', rows: packRows(rows.slice(i, i + CHUNK)) });
+    for (let i = 0; i < rows.length; i += CHUNK) this.post({ type: 'packedRows', rows: packRows(rows, i, i + CHUNK) });
   }
 
   /** To one host, or to every host that is ready. */

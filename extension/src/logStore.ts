@@ -150,6 +150,11 @@ export class LogStore {
     return [...this.rowsInOrder];
   }
 
+  /** The rows held, oldest first, without a copy: valid until the store next changes. */
+  view(): readonly LogRow[] {
+    return this.rowsInOrder;
+  }
+
   clear(): number {
     const n = this.rowsInOrder.length;
     this.rowsInOrder = [];

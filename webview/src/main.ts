@@ -113,9 +113,12 @@ const shapeOf = (kind: string): keyof typeof base => (kind === 'exchange' ? 'exc
 /** An item's height: measured, or its shape's with its automatic steps. */
 const estimate = (it: number) => model.height(it) ?? base[shapeOf(model.kind(it))] + model.kidCount(it) * base.kid;
 
+/** Room for `need` offsets: the history's length told at a reset when it holds them (sized once), else twice what is needed. */
+const offsetsRoom = (need: number) => Math.max(1024, need <= model.reserved + 1 ? model.reserved + 1 : need * 2);
+
 function recomputeOffsets(): void {
   const view = model.view;
-  if (offsets.length < view.length + 1) offsets = new Float64Array(Math.max(1024, view.length * 2));
+  if (offsets.length < view.length + 1) offsets = new Float64Array(offsetsRoom(view.length + 1));
   offsets[0] = 0;
   for (let i = 0; i < view.length; i++) offsets[i + 1] = offsets[i] + estimate(view[i]);
   offsetsValid = true;
@@ -128,7 +131,7 @@ function syncOffsets(): void {
   if (offsetsCount >= model.viewLength) return;
   const view = model.view;
   if (offsets.length < view.length + 1) {
-    const next = new Float64Array(Math.max(1024, (view.length + 1) * 2));
+    const next = new Float64Array(offsetsRoom(view.length + 1));
     next.set(offsets);
     offsets = next;
   }
@@ -586,7 +589,7 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
       break;
     case 'packedRows':
       // Not expected (the extension packs what it sends): said, not swallowed; the rows of that batch are missing.
-      if (!model.receivePacked(msg.rows, msg.reset)) { showError(new Error('The APDU Log could not read part of its history: reopen the panel.')); break; }
+      if (!model.receivePacked(msg.rows, msg.reset, msg.total)) { showError(new Error('The APDU Log could not read part of its history: reopen the panel.')); break; }
       if (msg.reset) resetShown();
       schedule();
       break;

@@ -9,7 +9,7 @@
 import { rowText } from './format';
 import { needleOf, rowPasses, searchText, textMatches } from './filter';
 import { Columns, type ExchangeFields } from './columns';
-import { unpackRows, type PackedRows, type UnpackedRows } from './packed';
+import { KIND_CODE, unpackRows, type PackedRows, type UnpackedRows } from './packed';
 import { logHighWater, type DecodedExchange, type LogFilter, type LogRow, type TrimmedRow } from './protocol';
 
 /** An expanded exchange's details: asked for, decoded, failed, or no longer in the extension's log. */
@@ -33,6 +33,8 @@ export interface ModelEvents {
   /** The oldest `count` items were dropped: every item number after them is now `count` less. */
   dropped?(count: number): void;
 }
+
+const SCRIPT_STARTED = KIND_CODE.get('scriptStarted');
 
 /** Shared by every row without automatic steps (most of them), until one arrives. */
 const NO_KIDS: readonly LogRow[] = [];
@@ -88,6 +90,8 @@ export class LogModel {
   get viewLength(): number { return this.viewLen; }
   /** Exchanges held, automatic steps included (the toolbar's count). */
   get exchanges(): number { return this.exchangeCount; }
+  /** Top-level rows the model has room for without growing (the history's length, when told). */
+  get reserved(): number { return this.rows.capacity; }
   /** Rows received but not taken in yet. */
   get queuedRows(): number { return this.queued; }
   get paused(): boolean { return this.pausedNow; }
@@ -128,15 +132,18 @@ export class LogModel {
   /**
    * A `packed` message (the history in column form, ./packed): as `receive`. Its rows are copied
    * into the columns as they are taken in, without being made objects (but for the few with rare
-   * fields). Returns false, changing nothing, for a batch that does not read.
+   * fields). `total`, with a reset: the history's length, which sizes the columns and the view
+   * once (up to the bound), instead of growing them batch after batch. Returns false, changing
+   * nothing, for a batch that does not read.
    */
-  receivePacked(p: PackedRows, reset = false): boolean {
+  receivePacked(p: PackedRows, reset = false, total?: number): boolean {
     const u = unpackRows(p);
     if (!u) return false;
     if (reset) {
       this.queue = [];
       this.queued = 0;
       this.clear();
+      if (typeof total === 'number' && Number.isSafeInteger(total) && total > 0) this.reserve(Math.min(total, logHighWater(this.capacity)));
       this.resetPending = { firstId: u.firstNonManagerId() };
     } else if (this.resetPending && !this.resetPending.firstId) {
       this.resetPending.firstId = u.firstNonManagerId();
@@ -157,7 +164,7 @@ export class LogModel {
       if (!Array.isArray(batch)) {
         const { packed } = batch;
         const end = Math.min(packed.length, batch.next + budget);
-        for (let j = batch.next; j < end; j++) this.addPacked(packed, j);
+        this.addPacked(packed, batch.next, end);
         budget -= end - batch.next;
         this.queued -= end - batch.next;
         batch.next = end;
@@ -334,26 +341,53 @@ export class LogModel {
     if (r.kind === 'scriptStarted' && !this.resetPending) this.events.runStarted?.(it);
   }
 
-  /** Row `j` of a packed batch: copied into the columns; one with rare fields (an event's ATR, an automatic step…) as an object. */
-  private addPacked(u: UnpackedRows, j: number): void {
-    if (u.rare.has(j)) { this.addRow(u.row(j)); return; }
-    this.held++;
-    const it = this.rows.pushPacked(u, j);
-    const reader = this.rows.readerOf(it);
-    const client = this.rows.clientOf(it);
-    if (reader && !this.readersSeen.has(reader)) { this.readersSeen.add(reader); this.events.reader?.(reader); }
-    if (client && !this.clientsSeen.has(client)) { this.clientsSeen.add(client); this.events.client?.(client); }
-    if (this.rows.isExchange(it)) this.exchangeCount++;
-    if (this.orphans.size) {
-      const id = this.rows.id(it);
-      const waiting = this.orphans.get(id);
-      if (waiting) {
-        this.orphans.delete(id);
-        this.kids.set(it, waiting);
-        for (const k of waiting) this.kidParent.set(k.id, id);
+  /** Room for `n` top-level rows in the columns and the view, made at once. */
+  private reserve(n: number): void {
+    this.rows.reserve(n);
+    if (this.viewBuf.length < n) this.viewBuf = new Int32Array(n);
+  }
+
+  /**
+   * Rows `from` … `to` − 1 of a packed batch: copied into the columns a run at a time; one with
+   * rare fields (an event's ATR, an automatic step…) as an object, in its place.
+   */
+  private addPacked(u: UnpackedRows, from: number, to: number): void {
+    const rows = this.rows;
+    for (let j = from; j < to;) {
+      if (u.rare.has(j)) { this.addRow(u.row(j)); j++; continue; }
+      let k = j + 1;
+      while (k < to && !u.rare.has(k)) k++;
+      const first = rows.pushPackedRange(u, j, k);
+      const end = first + (k - j);
+      this.held += k - j;
+      // Readers and clients are looked at when a row's differs from the row before (a run is mostly one reader's).
+      let lastReader = -2;
+      let lastClient = -2;
+      for (let it = first; it < end; it++) {
+        if (rows.reader[it] !== lastReader || lastReader < 0) {
+          lastReader = rows.reader[it];
+          const reader = rows.readerOf(it);
+          if (reader && !this.readersSeen.has(reader)) { this.readersSeen.add(reader); this.events.reader?.(reader); }
+        }
+        if (rows.client[it] !== lastClient || lastClient < 0) {
+          lastClient = rows.client[it];
+          const client = rows.clientOf(it);
+          if (client && !this.clientsSeen.has(client)) { this.clientsSeen.add(client); this.events.client?.(client); }
+        }
+        if (rows.isExchange(it)) this.exchangeCount++;
+        if (this.orphans.size) {
+          const id = rows.id(it);
+          const waiting = this.orphans.get(id);
+          if (waiting) {
+            this.orphans.delete(id);
+            this.kids.set(it, waiting);
+            for (const w of waiting) this.kidParent.set(w.id, id);
+          }
+        }
+        if (!this.resetPending && rows.kindCode[it] === SCRIPT_STARTED) this.events.runStarted?.(it);
       }
+      j = k;
     }
-    if (!this.resetPending && this.rows.kind(it) === 'scriptStarted') this.events.runStarted?.(it);
   }
 
   private attachKid(p: number, parentId: string, r: LogRow): void {

@@ -130,9 +130,13 @@ export function writeRow(
   return extra;
 }
 
-/** Packs rows for the wire (the extension's side). Fields of an unexpected type travel as they are. */
-export function packRows(rows: readonly LogRow[]): PackedRows {
-  const n = rows.length;
+/**
+ * Packs rows `from` … `to` − 1 (default: all) for the wire (the extension's side), without a copy
+ * of the list. Fields of an unexpected type travel as they are.
+ */
+export function packRows(all: readonly LogRow[], from = 0, to = all.length): PackedRows {
+  from = Math.max(0, from);
+  const n = Math.max(0, Math.min(to, all.length) - from);
   const bytes = new Uint8Array(n * BYTES_PER_ROW);
   const c = new Layout(bytes, n);
   const strings: string[] = [];
@@ -151,7 +155,7 @@ export function packRows(rows: readonly LogRow[]): PackedRows {
     c.seq[i] = NaN; c.time[i] = NaN; c.dur[i] = NaN; c.kindCode[i] = OTHER_KIND;
     c.reader[i] = -1; c.client[i] = -1; c.sw[i] = -1; c.swMeaning[i] = -1; c.uri[i] = -1; c.command[i] = -1; c.response[i] = -1;
     row = i;
-    const extra = writeRow(rows[i], i, c, put, hexOf);
+    const extra = writeRow(all[from + i], i, c, put, hexOf);
     if (extra) rare.push(i, extra);
   }
   return { n, num: bytes, strings, long, rare };
@@ -163,6 +167,8 @@ export class UnpackedRows {
   readonly rare: Map<number, Rare>;
   /** A batch's string index → the index in one Columns' table (filled by ./columns as it copies). */
   mapped: { owner: object; to: Int32Array } | undefined;
+  /** The same for the short hex in `strings` → the index in one Columns' hex list. */
+  mappedHex: { owner: object; to: Int32Array } | undefined;
 
   constructor(readonly c: Layout, readonly strings: readonly string[], readonly long: readonly string[], rare: Map<number, Rare>) {
     this.length = c.kindCode.length;
@@ -237,13 +243,28 @@ export function unpackRows(raw: unknown): UnpackedRows | undefined {
     extra.set(j as number, fields);
     last = j as number;
   }
+  // Column by column, with no value made per row (the webview runs this cold at every reopen,
+  // where a double read from a typed array or an iterator is an allocation).
   const ns = strings.length;
+  const nl = long.length;
+  const seq = c.seq;
   for (let j = 0; j < rows; j++) {
-    if (!Number.isNaN(c.seq[j]) && !(Number.isSafeInteger(c.seq[j]) && c.seq[j] >= 0)) return undefined;
-    if (c.kindCode[j] >= KINDS.length && c.kindCode[j] !== OTHER_KIND) return undefined;
-    if (c.flags[j] >= 16 || c.line[j] < 0) return undefined;
-    for (const f of STRING_FIELDS) if (c[f][j] < -1 || c[f][j] >= ns) return undefined;
-    for (const v of [c.command[j], c.response[j]]) if (v >= ns || (v <= -2 && -2 - v >= long.length)) return undefined;
+    const v = seq[j];
+    if (v !== v) continue;
+    if (!(Number.isSafeInteger(v) && v >= 0)) return undefined;
+  }
+  const kinds = c.kindCode;
+  const flags = c.flags;
+  const line = c.line;
+  for (let j = 0; j < rows; j++) {
+    if ((kinds[j] >= KINDS.length && kinds[j] !== OTHER_KIND) || flags[j] >= 16 || line[j] < 0) return undefined;
+  }
+  for (let q = 0; q < STRING_FIELDS.length; q++) {
+    const col = c[STRING_FIELDS[q]];
+    for (let j = 0; j < rows; j++) if (col[j] < -1 || col[j] >= ns) return undefined;
+  }
+  for (const col of [c.command, c.response]) {
+    for (let j = 0; j < rows; j++) if (col[j] >= ns || (col[j] <= -2 && -2 - col[j] >= nl)) return undefined;
   }
   return new UnpackedRows(c, strings, long, extra);
 }

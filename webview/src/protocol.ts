@@ -190,8 +190,12 @@ export type WebviewMessage =
 export type HostMessage =
   /** New rows, batched; `reset` replaces everything shown (history after `ready`, or a clear). */
   | { type: 'rows'; rows: LogRow[]; reset?: boolean }
-  /** The same in column form (./packed): the history, so that no object is made per row on the way. */
-  | { type: 'packedRows'; rows: PackedRows; reset?: boolean }
+  /**
+   * The same in column form (./packed): the history, so that no object is made per row on the way.
+   * `total`, with `reset`: the rows the whole history has (its batches follow), so that the panel
+   * sizes its columns once.
+   */
+  | { type: 'packedRows'; rows: PackedRows; reset?: boolean; total?: number }
   | { type: 'state'; state: ManagerState; readers: number; detail?: string }
   | { type: 'response'; id: number; result: unknown }
   | { type: 'error'; id: number; error: ErrorValue };
