@@ -132,7 +132,7 @@ export class SimulatedCard {
   }
 
   private processTpdu(cmd: Uint8Array): Uint8Array {
-    const cla = cmd[0], ins = cmd[1], p1 = cmd[2], p2 = cmd[3];
+    const [cla, ins, p1, p2] = cmd;
     const p3 = cmd.length > 4 ? cmd[4] : 0;
     if (ins === 0xc0) return this.getResponse(p3 === 0 ? 256 : p3, true);
     this.pending = null;
@@ -317,8 +317,7 @@ function controlParameters(tag: number, node: FsNode): Uint8Array {
 
 /** Short APDU cases 1-4 (the demo card knows no extended length). */
 function parseShortApdu(b: Uint8Array): Apdu | null {
-  // By index: destructuring a Uint8Array runs its iterator (every APDU).
-  const cla = b[0], ins = b[1], p1 = b[2], p2 = b[3];
+  const [cla, ins, p1, p2] = b;
   if (b.length === 4) return { cla, ins, p1, p2, data: EMPTY, le: null };
   if (b.length === 5) return { cla, ins, p1, p2, data: EMPTY, le: b[4] === 0 ? 256 : b[4] };
   const lc = b[4];
