@@ -40,7 +40,17 @@ function spacedText(hex: string): string {
 }
 
 function ms(n: number): string {
-  return n < 10 ? `${n.toFixed(2)} ms` : `${Math.round(n)} ms`;
+  return `${msNumber(n)} ms`;
+}
+
+/** The texts of durations under 10 ms in whole µs (what the log keeps), made once each: toFixed runs per APDU otherwise. */
+const SHORT_MS: string[] = [];
+
+function msNumber(n: number): string {
+  if (!(n < 10)) return String(Math.round(n));
+  const us = Math.round(n * 1000);
+  if (us >= 0 && us / 1000 === n) return SHORT_MS[us] ??= n.toFixed(2);
+  return n.toFixed(2);
 }
 
 const AUTO_TAGS: Record<NonNullable<ExchangeEntry['auto']>, string> = {
@@ -90,34 +100,127 @@ export function toJsonLine(e: LogEntry): string {
  * answering over a socket every APDU is its own turn of the event loop, so
  * "once per turn" would still be one write per APDU). `flush()` before anything
  * else reaches the terminal (stderr, a prompt) and at the end.
+ *
+ * The text is gathered as UTF-8 bytes: an exchange's two lines are written straight
+ * into the buffer (`exchange`), no strings of their own, and nothing is encoded again
+ * at the write. Each write gets a buffer of its own (the next text goes into a new one).
  */
 const FLUSH_MS = 20;
 
 export class BufferedOutput {
-  private pending = '';
+  private buf: Buffer | null = null;
+  private at = 0;
   private scheduled = false;
   private readonly flushSoon = (): void => { this.scheduled = false; this.flush(); };
 
-  constructor(private readonly write: (text: string) => void, private readonly limit = 65_536) {}
+  constructor(private readonly write: (bytes: Buffer) => void, private readonly limit = 65_536) {}
 
   line(text: string): void {
-    this.pending += text + '\n';
-    if (this.pending.length >= this.limit) this.flush();
-    else if (!this.scheduled) { this.scheduled = true; setTimeout(this.flushSoon, FLUSH_MS); }
+    const b = this.room(text.length * 3 + 1);
+    let at = this.at;
+    at += b.write(text, at);
+    b[at++] = 0x0a;
+    this.at = at;
+    this.written();
+  }
+
+  /** An exchange's two trace lines (formatEntry's), written into the buffer as they are made. */
+  exchange(e: ExchangeEntry): void {
+    const indent = e.auto && e.auto !== 'retryCounter';
+    const tag = e.auto ? AUTO_TAGS[e.auto] : '';
+    const line = !e.auto && e.line ? String(e.line) : '';
+    const client = e.client ?? '';
+    const meaning = e.swMeaning ?? '';
+    const b = this.room(64 + tag.length * 3 + line.length + client.length * 3 + meaning.length * 3 + (e.command.length + e.response.length) * 6);
+    let at = this.at;
+    if (indent) at = ascii(b, at, '    ');
+    b[at++] = 0x3e; // '>'
+    b[at++] = 0x20;
+    at = spacedInto(b, at, e.command);
+    if (tag) { at = ascii(b, at, '  ('); at = text(b, at, tag); at = ascii(b, at, ', automatic)'); }
+    if (line) { at = ascii(b, at, '  (line '); at = ascii(b, at, line); b[at++] = 0x29; }
+    if (client) { at = ascii(b, at, '  ['); at = text(b, at, client); b[at++] = 0x5d; }
+    b[at++] = 0x0a;
+    if (indent) at = ascii(b, at, '    ');
+    b[at++] = 0x3c; // '<'
+    b[at++] = 0x20;
+    at = spacedInto(b, at, e.response);
+    at = ascii(b, at, ' : ');
+    at = text(b, at, meaning);
+    at = ascii(b, at, ' [');
+    at = ascii(b, at, msNumber(e.durationMs));
+    at = ascii(b, at, ' ms]\n');
+    this.at = at;
+    this.written();
   }
 
   flush(): void {
-    if (!this.pending) return;
-    const text = this.pending;
-    this.pending = '';
-    this.write(text);
+    const b = this.buf;
+    if (b === null || this.at === 0) return;
+    const n = this.at;
+    this.buf = null;
+    this.at = 0;
+    this.write(b.subarray(0, n));
   }
+
+  /** A buffer with `bytes` free after the text held (written out first when it would not fit). */
+  private room(bytes: number): Buffer {
+    let b = this.buf;
+    if (b !== null && this.at + bytes <= b.length) return b;
+    this.flush();
+    b = Buffer.allocUnsafe(Math.max(this.limit + 1024, bytes));
+    this.buf = b;
+    return b;
+  }
+
+  private written(): void {
+    if (this.at >= this.limit) this.flush();
+    else if (!this.scheduled) { this.scheduled = true; setTimeout(this.flushSoon, FLUSH_MS); }
+  }
+}
+
+/** An ASCII text (the printer's own words and numbers) into `b` at `at`; returns the end. */
+function ascii(b: Buffer, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) b[at++] = s.charCodeAt(i);
+  return at;
+}
+
+/** Any text as UTF-8: byte by byte while it is ASCII, else encoded by Node. */
+function text(b: Buffer, at: number, s: string): number {
+  const start = at;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return start + b.write(s, start);
+    b[at++] = c;
+  }
+  return at;
+}
+
+/** spaced(hex) into `b` at `at` (as UTF-8 for a text that is not ASCII, which hex never is). */
+function spacedInto(b: Buffer, at: number, hex: string): number {
+  const n = hex.length;
+  if (n <= 2) return text(b, at, hex);
+  const start = at;
+  for (let i = 0; i < n; i += 2) {
+    if (i !== 0) b[at++] = 0x20;
+    const c = hex.charCodeAt(i);
+    b[at++] = c;
+    let wide = c;
+    if (i + 1 < n) {
+      const d = hex.charCodeAt(i + 1);
+      b[at++] = d;
+      wide |= d;
+    }
+    if (wide >= 0x80) return text(b, start, spacedText(hex));
+  }
+  return at;
 }
 
 /** Prints log entries as the CLI does: trace lines, or JSON Lines with `json`. */
 export function entryPrinter(out: BufferedOutput, json: boolean): (e: LogEntry) => void {
   if (json) return (e) => out.line(toJsonLine(e));
   return (e) => {
+    if (e.kind === 'exchange') { out.exchange(e); return; }
     if (e.kind === 'readerAdded' || e.kind === 'cardInserted') return;
     const lines = formatEntry(e);
     for (let i = 0; i < lines.length; i++) out.line(lines[i]);

@@ -52,3 +52,21 @@ test('protected file needs VERIFY', () => {
   tx(c, '002000010431323334');
   assert.ok(tx(c, '00B0000000').endsWith('6282'));
 });
+
+test('T=1 card: the four short APDU cases and malformed lengths (the parse reads bytes by index)', () => {
+  const c = new SimulatedCard('T=1');
+  c.reset();
+  assert.equal(tx(c, '00A40000'), '6F0782013883023F009000', 'case 1: SELECT MF, FCI');
+  assert.equal(tx(c, '0084000004').length, 12, 'case 2: 4 challenge bytes + SW');
+  assert.equal(tx(c, '0084000000').length, 20, 'case 2, Le 00: the card\'s 8 bytes');
+  assert.equal(tx(c, '00A4000C023F00'), '9000', 'case 3');
+  assert.equal(tx(c, '00A40000022F0000'), '6F0B8002001182010183022F009000', 'case 4: SELECT EF.DIR, FCI');
+  assert.equal(tx(c, '00A40000022F0004'), '6F0B80026109', 'case 4, Le shorter than the FCI: 61xx');
+  assert.equal(tx(c, '00C0000000'), '001182010183022F009000', 'the rest by GET RESPONSE');
+  assert.equal(tx(c, '00A4000C00'), '9000', 'case 2 form of SELECT MF');
+  assert.equal(tx(c, '00A4000C003F00'), '6700', 'Lc 00 with data');
+  assert.equal(tx(c, '00A4000C033F00'), '6700', 'Lc longer than the data');
+  assert.equal(tx(c, '00A4000C023F000000'), '6700', 'two bytes too many');
+  assert.equal(tx(c, '80A4000C023F00'), '6E00', 'CLA with bit 8 set');
+  assert.equal(tx(c, '00A4'), '6700', 'shorter than a header');
+});

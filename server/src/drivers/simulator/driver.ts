@@ -3,7 +3,7 @@
 // and removal are its plug-and-play events.
 
 import { ScError } from '../../util/errors';
-import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescriptor } from '../driver';
+import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescriptor, TransmitSink } from '../driver';
 import { WORKBENCH_VERSION, ifdVersionDword } from '../../util/version';
 import { CardKind, SimulatedCard } from './card';
 import { CM_IOCTL_GET_FEATURE_REQUEST } from '../../codecs/pcscFeatures';
@@ -131,6 +131,26 @@ export class SimulatorDriver implements Driver {
   }
 
   async transmit(key: string, command: Uint8Array): Promise<Uint8Array> {
+    return this.answer(key, command);
+  }
+
+  /**
+   * The gate's call answered in the same turn (Driver.transmitTo): the card is in process, so no
+   * promise of the driver's and no reaction to it per APDU. The gate's deadline and Cancel are as for
+   * any driver (the abort is checked before this is called).
+   */
+  transmitTo(key: string, command: Uint8Array, _protocol: Protocol, to: TransmitSink): void {
+    let response: Uint8Array;
+    try {
+      response = this.answer(key, command);
+    } catch (e) {
+      to.failedInDriver(e);
+      return;
+    }
+    to.answered(response);
+  }
+
+  private answer(key: string, command: Uint8Array): Uint8Array {
     const slot = this.slot(key);
     const card = this.present(slot);
     if (!slot.powered) throw new ScError('PROTOCOL', 'The card is not powered.');
