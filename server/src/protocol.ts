@@ -468,6 +468,8 @@ export const PcscServiceStatusNotification = notification<PcscServiceStatus>('sm
 export interface ReaderManagerSettings {
   /** A card or reader that does not answer one driver call within this long fails it (seconds, at least 1; default 60). */
   exchangeTimeoutSeconds?: number;
+  /** A card nobody uses is powered down after this long, as pcscd does (seconds; default 5; 0: never). */
+  idlePowerOffSeconds?: number;
 }
 
 export type PinCachePolicy = 'none' | 'run' | 'session';

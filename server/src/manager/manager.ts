@@ -197,7 +197,7 @@ export class ReaderManager {
   private readonly historySize: number;
   private readonly transactionTimeoutMs: number;
   private exchangeTimeoutMs: number;
-  private readonly powerOffGraceMs: number;
+  private powerOffGraceMs: number;
   /** stop() was called: no idle power-down any more. */
   private stopped = false;
 
@@ -207,6 +207,16 @@ export class ReaderManager {
     this.powerOffGraceMs = Number.isFinite(grace) && grace > 0 ? grace : 0;
     this.transactionTimeoutMs = options.transactionTimeoutMs ?? 30_000;
     this.exchangeTimeoutMs = options.exchangeTimeoutMs ?? 60_000;
+  }
+
+  /**
+   * The grace period before an unused card is powered down, from now on (setting
+   * `smartcard.readerManager.idlePowerOff`; 0: never). A period under way starts again with the new length.
+   */
+  setPowerOffGrace(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) return;
+    this.powerOffGraceMs = ms;
+    for (const r of this.readers.values()) if (r.idleTimer) this.idleCheck(r, true);
   }
 
   /** The exchange time-out for calls made from now on (setting `smartcard.readerManager.exchangeTimeout`). */
