@@ -235,6 +235,7 @@ export class ReaderManager {
    * card shows its ATR a little later, through the usual change event).
    */
   async start(): Promise<void> {
+    this.stopped = false;
     await Promise.all(this.drivers.map(async (driver) => {
       try {
         await driver.start(this.sinkFor(driver));
