@@ -81,7 +81,12 @@ export class Config {
   /** Reader manager settings: sent at start and again whenever they change (no restart needed). */
   get readerManagerSettings(): ReaderManagerSettings {
     const seconds = this.cfg.get<number>('readerManager.exchangeTimeout', 60);
-    return { exchangeTimeoutSeconds: typeof seconds === 'number' && Number.isFinite(seconds) ? Math.max(1, seconds) : 60 };
+    // Machine scope: a workspace cannot keep a card (and its verified PIN) powered for its next user.
+    const idleSeconds = this.get<number>('readerManager.idlePowerOff', 5);
+    return {
+      exchangeTimeoutSeconds: typeof seconds === 'number' && Number.isFinite(seconds) ? Math.max(1, seconds) : 60,
+      idlePowerOffSeconds: typeof idleSeconds === 'number' && Number.isFinite(idleSeconds) && idleSeconds >= 0 ? idleSeconds : 5,
+    };
   }
 
   needsHelperRestart(e: vscode.ConfigurationChangeEvent): boolean {

@@ -79,7 +79,7 @@ export class Ctx {
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('smartcard.log.persist')) this.applyLogPersist();
         if (e.affectsConfiguration('smartcard.readerManager')) this.manager.updatePolicy();
-        if (e.affectsConfiguration('smartcard.readerManager.exchangeTimeout')) this.manager.notifySettings({ readerManager: this.config.readerManagerSettings });
+        if (e.affectsConfiguration('smartcard.readerManager.exchangeTimeout') || e.affectsConfiguration('smartcard.readerManager.idlePowerOff')) this.manager.notifySettings({ readerManager: this.config.readerManagerSettings });
         if (e.affectsConfiguration('smartcard.pin')) this.manager.notifySettings({ pin: this.config.pinSettings });
         // The PC/SC service starts and stops with its setting, without a helper restart.
         if (e.affectsConfiguration('smartcard.pcscService')) this.manager.notifySettings({ pcscService: { enabled: this.config.pcscServiceEnabled } });

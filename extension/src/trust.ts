@@ -4,12 +4,12 @@
 // No vscode import, so unit tests drive it.
 
 /** Never taken from a workspace, trusted or not (`"scope": "machine"`): a per-folder value makes no sense. */
-export const MACHINE_SETTINGS: readonly string[] = ['pcsc.library', 'usbCcid.rawTrace', 'pcscService.enabled'];
+export const MACHINE_SETTINGS: readonly string[] = ['pcsc.library', 'usbCcid.rawTrace', 'pcscService.enabled', 'readerManager.idlePowerOff'];
 
 /** Not taken from an untrusted workspace (`restrictedConfigurations`). */
 export const RESTRICTED_SETTINGS: readonly string[] = [
   'pcsc.library', 'vpcd.enabled', 'vpcd.ports', 'pin.cache', 'pin.idleTimeout', 'pin.checkRetries', 'usbCcid.rawTrace', 'log.persist',
-  'pcscService.enabled',
+  'pcscService.enabled', 'readerManager.idlePowerOff',
 ];
 
 /** What `WorkspaceConfiguration.inspect` reports (the parts used here). */

@@ -33,6 +33,8 @@ export interface CardInfo {
   powered: boolean;
   /** Present but did not answer to reset. */
   mute?: boolean;
+  /** Powered down by the manager because nobody used it for the grace period (as pcscd does); the next connection powers it up (reset). */
+  idle?: boolean;
   /** Card names matching the ATR in pcsc-tools' smartcard_list.txt. */
   identified?: string[];
 }
@@ -203,6 +205,8 @@ export interface EventEntry extends EntryBase {
   protocol?: ProtocolNumber;
   /** On power-up: card names matching the ATR in smartcard_list.txt. */
   identified?: string[];
+  /** cardUnpowered: the manager's power-down of a card nobody used for the grace period (R77), not a client's. */
+  idle?: boolean;
 }
 
 export interface ControlEntry extends EntryBase {
@@ -464,6 +468,8 @@ export const PcscServiceStatusNotification = notification<PcscServiceStatus>('sm
 export interface ReaderManagerSettings {
   /** A card or reader that does not answer one driver call within this long fails it (seconds, at least 1; default 60). */
   exchangeTimeoutSeconds?: number;
+  /** A card nobody uses is powered down after this long, as pcscd does (seconds; default 5; 0: never). */
+  idlePowerOffSeconds?: number;
 }
 
 export type PinCachePolicy = 'none' | 'run' | 'session';

@@ -137,11 +137,18 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
   let shuttingDown = false;
   /** The exchange time-out from settings, in ms (undefined: the manager's default, 60 s). */
   let exchangeTimeoutMs: number | undefined;
+  /** The idle power-off from settings, in ms (undefined: the manager's default, pcscd's 5 s; 0: never). */
+  let powerOffGraceMs: number | undefined;
   const applySettings = (settings: HelperSettings) => {
     const seconds = settings.readerManager?.exchangeTimeoutSeconds;
     if (typeof seconds === 'number' && Number.isFinite(seconds)) {
       exchangeTimeoutMs = Math.max(1, seconds) * 1000;
       manager?.setExchangeTimeout(exchangeTimeoutMs);
+    }
+    const idle = settings.readerManager?.idlePowerOffSeconds;
+    if (typeof idle === 'number' && Number.isFinite(idle) && idle >= 0) {
+      powerOffGraceMs = Math.min(idle, 86_400) * 1000;
+      manager?.setPowerOffGrace(powerOffGraceMs);
     }
     pinSettings = { ...pinSettings, ...(settings.pin ?? {}) };
     sessionPins.setIdleTimeout((pinSettings.idleTimeoutSeconds ?? 300) * 1000);
@@ -209,6 +216,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
       log, identify: (atr) => identifyAtr(atr),
       ...(options.initializeCards === false ? { initializeCards: false } : {}),
       ...(exchangeTimeoutMs !== undefined ? { exchangeTimeoutMs } : {}),
+      ...(powerOffGraceMs !== undefined ? { powerOffGraceMs } : {}),
     });
     manager = m;
     m.onEntry((e) => {

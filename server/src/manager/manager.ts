@@ -29,6 +29,8 @@ interface CardState {
   protocol?: Protocol;
   mute?: boolean;
   identified?: string[];
+  /** Powered down by the manager after the grace period with nobody using it (R77); the ATR is kept. */
+  idle?: boolean;
 }
 
 /** One reader in the cache (connection.ts reads it too). */
@@ -54,6 +56,14 @@ export interface ReaderEntry {
   factsAgain?: boolean;
   /** A card just inserted is being powered up by reader initialization (pcscd shows it only once powered). */
   initializing?: boolean;
+  /**
+   * pcscd's POWER_STATE_IN_USE: set by a connection (not a PC/SC direct handle), cleared when the reader's last
+   * connection or direct handle goes (winscard.c ~346, ~1005–1025). While it is clear, a powered card is powered
+   * down after the grace period (R77).
+   */
+  inUse?: boolean;
+  /** The grace period's timer (one per reader; unref'd). */
+  idleTimer?: NodeJS.Timeout;
 }
 
 export interface ManagerOptions {
@@ -68,7 +78,15 @@ export interface ManagerOptions {
   identify?: (atrSpacedHex: string) => string[];
   /** Reader initialization: power up an inserted card, read its ATR, pick the protocol (default true). */
   initializeCards?: boolean;
+  /**
+   * A powered card nobody uses (no connection; after its last user, or after insertion with nobody
+   * connecting) is powered down after this long, as pcscd does (default POWER_OFF_GRACE_MS; 0: never).
+   */
+  powerOffGraceMs?: number;
 }
+
+/** pcscd.h PCSCLITE_POWER_OFF_GRACE_PERIOD: how long pcscd keeps a card powered that nobody uses (R77). */
+export const POWER_OFF_GRACE_MS = 5000;
 
 export interface TransmitOptions {
   /** Apply T=0 GET RESPONSE / 6Cxx rules (script `set getresponse`), default true. */
@@ -179,11 +197,26 @@ export class ReaderManager {
   private readonly historySize: number;
   private readonly transactionTimeoutMs: number;
   private exchangeTimeoutMs: number;
+  private powerOffGraceMs: number;
+  /** stop() was called: no idle power-down any more. */
+  private stopped = false;
 
   constructor(readonly drivers: Driver[], private readonly options: ManagerOptions = {}) {
     this.historySize = options.historySize ?? 10_000;
+    const grace = options.powerOffGraceMs ?? POWER_OFF_GRACE_MS;
+    this.powerOffGraceMs = Number.isFinite(grace) && grace > 0 ? grace : 0;
     this.transactionTimeoutMs = options.transactionTimeoutMs ?? 30_000;
     this.exchangeTimeoutMs = options.exchangeTimeoutMs ?? 60_000;
+  }
+
+  /**
+   * The grace period before an unused card is powered down, from now on (setting
+   * `smartcard.readerManager.idlePowerOff`; 0: never). A period under way starts again with the new length.
+   */
+  setPowerOffGrace(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) return;
+    this.powerOffGraceMs = ms;
+    for (const r of this.readers.values()) if (r.idleTimer) this.idleCheck(r, true);
   }
 
   /** The exchange time-out for calls made from now on (setting `smartcard.readerManager.exchangeTimeout`). */
@@ -202,6 +235,7 @@ export class ReaderManager {
    * card shows its ATR a little later, through the usual change event).
    */
   async start(): Promise<void> {
+    this.stopped = false;
     await Promise.all(this.drivers.map(async (driver) => {
       try {
         await driver.start(this.sinkFor(driver));
@@ -221,8 +255,10 @@ export class ReaderManager {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const readers = [...this.readers.values()];
     for (const r of readers) {
+      this.cancelIdle(r);
       for (const c of [...r.connections]) c.close();
       if (r.transactionTimer) clearTimeout(r.transactionTimer);
     }
@@ -319,6 +355,7 @@ export class ReaderManager {
       if (r.card.atr) { card.atr = toHex(r.card.atr); card.protocols = offeredProtocols(r.card.atr); }
       if (r.card.protocol !== undefined) card.protocol = r.card.protocol;
       if (r.card.mute) card.mute = true;
+      if (r.card.idle) card.idle = true;
       if (r.card.identified?.length) card.identified = r.card.identified;
     }
     const conns = [...r.connections];
@@ -499,6 +536,7 @@ export class ReaderManager {
     this.bySlot.delete(id);
     this.readers.delete(r.name);
     r.removed = true;
+    this.cancelIdle(r);
     r.card = { present: false, powered: false };
     r.gate.insertions++;
     for (const c of [...r.connections]) c.invalidate('READER_UNAVAILABLE', `The reader '${r.name}' was removed.`);
@@ -519,6 +557,7 @@ export class ReaderManager {
     if (!r) return;
     if (r.card.present === present) return;
     r.eventCount++;
+    this.cancelIdle(r);
     r.card = { present, powered: false };
     r.gate.insertions++;
     if (!present && r.gate.queue.owner !== null) {
@@ -564,6 +603,8 @@ export class ReaderManager {
       if (atr) await this.adoptPassiveAtr(r, atr);
       else await this.powerUp(r, 'cold');
       await this.releaseIfUnused(r);
+      // Nobody connected yet: pcscd's powerState POWERED, powered down after the grace period unless used (R77).
+      this.idleCheck(r);
     }).catch((e) => {
       const err = asScError(e);
       if (err.code === 'NO_CARD' || err.code === 'CARD_REMOVED' || r.gate.insertions !== insertion) return;
@@ -643,6 +684,9 @@ export class ReaderManager {
         throw new ScError('SHARING_VIOLATION', `'${name}' is held exclusively by another connection.`);
       }
       if (!r.card.present) throw new ScError('NO_CARD', `No card in '${name}'. Insert a card and try again.`);
+      // The card is in use from here (pcscd's POWER_STATE_IN_USE, winscard.c ~346): no idle power-down; one
+      // powered down already is powered up below, i.e. the connection gets a freshly reset card (R77).
+      this.cancelIdle(r);
       // A protocol the card's ATR does not offer is refused before the card is touched (no power-down for nothing).
       if (opts.protocol !== undefined && r.card.atr) {
         const offered = offeredProtocols(r.card.atr);
@@ -666,12 +710,17 @@ export class ReaderManager {
       if (share === 'exclusive' || !others.length) await r.gate.hold(share, call, () => this.releaseLater(r));
       conn.seen();
       r.connections.add(conn);
+      r.inUse = true;
       if (replacedId !== undefined && opts.takesTransaction && r.gate.queue.owner === replacedId) {
         r.gate.queue.owner = conn.id;
         r.gate.queue.depth = opts.takesTransaction;
         this.armTransactionTimer(r);
       }
-    }, false, abort);
+    }, false, abort).catch((e: unknown) => {
+      // A connect that failed leaves the card to the grace period again if nobody else uses it.
+      this.idleCheck(r);
+      throw e;
+    });
     this.readersChanged();
     return conn;
   }
@@ -693,6 +742,7 @@ export class ReaderManager {
         // nobody uses now: let go of it, as the entry's End does (queued: after the system transaction's end).
         this.releaseLater(r);
       }
+      this.idleCheck(r, true);
       this.readersChanged();
     }, { directId: id });
   }
@@ -793,6 +843,8 @@ export class ReaderManager {
         return await fn(r);
       } finally {
         await this.releaseIfUnused(r);
+        // A card the Readers view (or a direct handle's reset) powered with nobody connected: the grace period again.
+        this.idleCheck(r);
       }
     }, false, this.queueDeadline(r));
   }
@@ -875,6 +927,7 @@ export class ReaderManager {
         r.card.powered = false;
         r.card.atr = undefined;
         r.card.protocol = undefined;
+        r.card.idle = undefined;
         this.readersChanged();
       }
       throw err;
@@ -896,6 +949,7 @@ export class ReaderManager {
     if (r.factsAgain) await this.readFacts(r, call);
     r.card.powered = true;
     r.card.mute = false;
+    r.card.idle = undefined;
     r.card.atr = atr;
     r.card.protocol = protocol;
     try { r.card.identified = this.options.identify?.(toHex(atr, ' ')) ?? []; } catch (e) {
@@ -950,14 +1004,61 @@ export class ReaderManager {
     void r.gate.queue.run(0, () => this.releaseIfUnused(r)).catch((e) => this.log('debug', `${r.name}: release: ${asScError(e).message}`));
   }
 
-  async powerDown(r: ReaderEntry, call?: GateCallOptions): Promise<void> {
+  /** `idle`: the grace period's power-down (R77), which keeps the ATR (pcscd keeps it in its table). */
+  async powerDown(r: ReaderEntry, call?: GateCallOptions, idle = false): Promise<void> {
     if (!r.card.powered) return;
     await r.gate.powerOff(call);
     r.card.powered = false;
-    r.card.atr = undefined;
+    if (!idle) r.card.atr = undefined;
     r.card.protocol = undefined;
-    this.emitEntry<EventEntry>({ kind: 'cardUnpowered', reader: r.name, eventCount: r.eventCount });
+    if (idle) r.card.idle = true;
+    this.emitEntry<EventEntry>({ kind: 'cardUnpowered', reader: r.name, eventCount: r.eventCount, ...(idle ? { idle: true } : {}) });
     this.readersChanged();
+  }
+
+  // ------------------------------------------------------------ on-demand power (R77)
+
+  /**
+   * pcscd's on-demand power (eventhandler.c ~440–495, winscard.c ~1005–1025): with no connection and no
+   * direct handle left the reader is no longer in use; a powered card not in use is powered down after the
+   * grace period (also one just inserted that nobody connected to, and one beside direct handles only, whose
+   * connects never set POWER_STATE_IN_USE). Any use starts the period again; a connection cancels it. Not on
+   * a system reader (PC/SC driver): its own pcscd does it once the driver's handle is gone (releaseIfUnused).
+   */
+  private idleCheck(r: ReaderEntry, lastUserGone = false): void {
+    if (!r.connections.size && !r.directUsers.size) r.inUse = false;
+    this.cancelIdle(r);
+    if (this.stopped || !this.powerOffGraceMs || r.removed || r.inUse || r.connections.size || !r.card.present) return;
+    // A card swallowed by a failed reset (R60) while in use goes through the same grace period when its last user
+    // goes: pcscd powers it up again only from POWER_STATE_UNPOWERED, i.e. after the period (R64's wait, R77).
+    if (!r.card.powered && !(r.card.mute && lastUserGone)) return;
+    if (r.gate.canRelease) return;
+    r.idleTimer = setTimeout(() => this.idlePowerDown(r), this.powerOffGraceMs);
+    r.idleTimer.unref();
+  }
+
+  /**
+   * The reader's last user went less than the grace period ago and nobody has used it since (pcscd's
+   * POWER_STATE_GRACE_PERIOD / POWERED before the power-down): a swallowed card is not powered up again yet (R64).
+   */
+  inGracePeriod(name: string): boolean {
+    return this.readers.get(name)?.idleTimer !== undefined;
+  }
+
+  private cancelIdle(r: ReaderEntry): void {
+    if (r.idleTimer) clearTimeout(r.idleTimer);
+    r.idleTimer = undefined;
+  }
+
+  /** The grace period ended: in the reader's queue (after any call or transaction), still unused, power down. */
+  private idlePowerDown(r: ReaderEntry): void {
+    r.idleTimer = undefined;
+    const insertion = r.gate.insertions;
+    void r.gate.queue.run(0, async () => {
+      if (this.stopped || r.removed || r.inUse || r.connections.size || !r.card.powered || r.gate.insertions !== insertion || r.idleTimer) return;
+      this.log('debug', `${r.name}: the card was not used for ${this.powerOffGraceMs} ms; powered down (pcscd's on-demand power)`);
+      await this.powerDown(r, undefined, true);
+    }).catch((e) => this.log('debug', `${r.name}: idle power-down: ${asScError(e).message}`));
   }
 
   /** Asks the reader once for its PC/SC part 10 features (CM_IOCTL_GET_FEATURE_REQUEST). */
@@ -1048,6 +1149,8 @@ export class ReaderManager {
   connectionClosed(r: ReaderEntry, conn: Connection): Promise<void> {
     r.connections.delete(conn);
     if (r.gate.queue.owner === conn.id) this.releaseTransaction(r);
+    // The last user gone: pcscd's POWER_STATE_GRACE_PERIOD (R77).
+    this.idleCheck(r, true);
     // The last of our connections ended: the driver leaves the card (re-checked in the queue).
     const released = r.gate.canRelease && !r.connections.size
       ? r.gate.queue.run(0, () => this.releaseIfUnused(r)).catch((e) => this.log('debug', `${r.name}: release: ${asScError(e).message}`))

@@ -109,7 +109,8 @@ export class ManagerBackend implements CardBackend {
       // included, gets the event, the last one replacing an earlier one. A card connection also hears
       // resets through the gate's counters; a direct handle has no connection, so it hears them here.
       if (e.kind === 'cardRemoved' || e.kind === 'readerRemoved') this.markEvent(e.reader, 'removed', true);
-      if (e.kind === 'cardReset' || e.kind === 'cardUnpowered') this.markEvent(e.reader, 'reset', false);
+      // pcscd's on-demand power-down (eventhandler.c ~470–480) tells no handle (R77).
+      if (e.kind === 'cardReset' || (e.kind === 'cardUnpowered' && !e.idle)) this.markEvent(e.reader, 'reset', false);
     });
     const un = this.unsubscribe;
     this.unsubscribe = () => { un(); off(); };
@@ -154,6 +155,8 @@ export class ManagerBackend implements CardBackend {
     let card: CardCondition = 'absent';
     if (r.card?.mute) card = 'mute';
     else if (r.card?.powered && r.card.atr) card = 'powered';
+    // pcscd's on-demand power-down changes only cardProtocol (UNDEFINED): the bits and the ATR stay (R77).
+    else if (r.card?.idle && r.card.atr) card = 'powered';
     else if (r.card) card = 'unpowered';
     let atr: Uint8Array | undefined;
     if (card === 'powered' && r.card?.atr) {
@@ -282,15 +285,26 @@ export class ManagerBackend implements CardBackend {
         await this.untilNoTransaction(reader);
         try { this.manager.reader(reader); } catch (e) { throw this.fail(null, e, 'connect'); }
       }
+      // Asking for RAW sets the reader's cardProtocol to RAW for every client, whatever the share mode
+      // (winscard.c ~357, ~657; R78): other handles' T=0/T=1 transmits are then SCARD_E_PROTO_MISMATCH.
+      if (preferred & ProtocolBits.SCARD_PROTOCOL_RAW) this.negotiate(reader, ProtocolBits.SCARD_PROTOCOL_RAW);
       return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
     }
     if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
+    // A cardProtocol of RAW set by someone (R78) is a protocol the card runs that a T=0/T=1 connect did not ask for
+    // (winscard.c ~408–414: `if (! (dwPreferredProtocols & cardProtocol))`).
+    const rawSet = this.negotiated.get(reader) === ProtocolBits.SCARD_PROTOCOL_RAW;
+    if (rawSet && !(preferred & ProtocolBits.SCARD_PROTOCOL_RAW) && !replaces) {
+      throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the reader\'s protocol is RAW (another client asked for it)');
+    }
     // pcscd's SCardConnect finds a swallowed card not POWERED: SCARD_W_UNPOWERED_CARD (winscard.c ~336, R60) while
     // handles are open (powerState stays IN_USE). When the last one has gone, pcscd powers the card down
-    // (SCardDisconnect ~1014–1019, eventhandler.c ~470–490) and the next connect powers it up again (~312–336):
-    // here the manager's connect does, at once (R64: pcscd's 5 s grace period is not waited for).
+    // (SCardDisconnect ~1014–1019, eventhandler.c ~470–490) after its grace period, and the next connect powers it up
+    // again (~312–336): here the manager's connect does, once the manager's grace period is over (R64, R77).
     const mute = info.card.mute === true;
-    if (mute && this.inUse(reader, info)) throw new BackendError(Rv.SCARD_W_UNPOWERED_CARD, 'the card did not answer its power-up or reset');
+    if (mute && (this.inUse(reader, info) || this.manager.inGracePeriod(reader))) {
+      throw new BackendError(Rv.SCARD_W_UNPOWERED_CARD, 'the card did not answer its power-up or reset');
+    }
     const exclusive = share === ShareMode.SCARD_SHARE_EXCLUSIVE;
     let conn: Connection;
     try {
@@ -320,7 +334,8 @@ export class ManagerBackend implements CardBackend {
       await conn.disconnect('leave').catch(() => {});
       throw this.fail(null, e, 'connect');
     }
-    const protocol = conn.protocol === 0 ? ProtocolBits.SCARD_PROTOCOL_T0 : ProtocolBits.SCARD_PROTOCOL_T1;
+    const protocol = preferred & ProtocolBits.SCARD_PROTOCOL_RAW ? ProtocolBits.SCARD_PROTOCOL_RAW
+      : conn.protocol === 0 ? ProtocolBits.SCARD_PROTOCOL_T0 : ProtocolBits.SCARD_PROTOCOL_T1;
     this.negotiate(reader, protocol);
     return { conn, protocol };
   }
@@ -334,6 +349,11 @@ export class ManagerBackend implements CardBackend {
   private negotiate(reader: string, protocol: number): void {
     if (this.negotiated.get(reader) === protocol) return;
     this.negotiated.set(reader, protocol);
+    // pcscd's SCardTransmit compares the PCI with the reader's cardProtocol, not the handle's (winscard.c ~1551–1560):
+    // once a client has set RAW, every card handle's T=0/T=1 PCI is SCARD_E_PROTO_MISMATCH (R78).
+    if (protocol === ProtocolBits.SCARD_PROTOCOL_RAW) {
+      for (const h of this.handles) if (h.reader === reader && h.conn && !h.closed) h.protocol = protocol;
+    }
     this.changed();
   }
 
@@ -451,11 +471,17 @@ export class ManagerBackend implements CardBackend {
     h.removed = false;
     h.reset = false;
     const conn = h.conn;
+    if (conn && !wasReset) conn.seen();
+    if (raw) {
+      // RAW asked for: the reader's cardProtocol for every client, whatever the share mode (winscard.c ~657; R78).
+      this.negotiate(h.reader, ProtocolBits.SCARD_PROTOCOL_RAW);
+      h.protocol = ProtocolBits.SCARD_PROTOCOL_RAW;
+      return { activeProtocol: h.protocol };
+    }
     if (!conn) {
       if (toDirect) h.protocol = this.negotiated.get(h.reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED;
       return { activeProtocol: h.protocol };
     }
-    if (!wasReset) conn.seen();
     h.protocol = protocolBits(conn);
     this.negotiate(h.reader, h.protocol);
     return { activeProtocol: h.protocol };

@@ -1,0 +1,56 @@
+// R77 as a person sees it in real VS Code: a card nobody uses is powered down after the grace period
+// (`smartcard.readerManager.idlePowerOff`, pcscd's 5 s by default; 1 s here, a machine setting), so a
+// PIN verified by one script run is no longer verified for a run after it, as with scriptor on pcscd.
+// The APDU Log shows the power-down, the Readers view shows the card not powered (its ATR kept).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { launchWorkbench, logFrame, missingPrerequisite, notification, openFile, runCommand, screenshot } from './support.mjs';
+
+const skip = missingPrerequisite();
+let wb;
+
+before(async () => {
+  if (skip) return;
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'smartcard-idle-ws-'));
+  // The simulator's demo PIN is 1234 (examples/verify-pin.apdu asks for it; here it is in the file).
+  fs.writeFileSync(path.join(ws, 'verify.apdu'), '# Verify the PIN, then check it is verified\n00 20 00 01 04 31 32 33 34 => 90 00\n00 20 00 01 => 90 00\n');
+  fs.writeFileSync(path.join(ws, 'still-verified.apdu'), '# A fresh card: the PIN is not verified (3 tries)\n00 20 00 01 => 63 C3\n');
+  wb = await launchWorkbench({
+    workspace: ws, name: 'idle-power',
+    settings: { 'smartcard.pcsc.enabled': false, 'smartcard.vpcd.enabled': false, 'smartcard.usbCcid.enabled': false },
+    machineSettings: { 'smartcard.readerManager.idlePowerOff': 1 },
+  });
+}, { timeout: 120_000 });
+
+after(async () => {
+  if (wb) await screenshot(wb.page, 'idle-power-end').catch(() => undefined);
+  await wb?.close();
+});
+
+test('a verified PIN does not outlive the run: the card is powered down after the grace period, the next run meets a reset card', { skip, timeout: 120_000 }, async () => {
+  const { page } = wb;
+  await runCommand(page, 'Smart Card: Show APDU Log');
+  const log = logFrame(page);
+  // The card inserted at start was powered by reader initialization and, nobody using it, powered down 1 s later.
+  const unpowered = log.locator('[data-kind="cardUnpowered"]');
+  await unpowered.first().waitFor({ timeout: 30_000 });
+  const before = await unpowered.count();
+  await openFile(page, 'verify.apdu');
+  await runCommand(page, 'Smart Card: Run APDU Script');
+  await notification(page, /Script passed: 2 commands/, 60_000);
+  // The run powered the card up; 1 s after its end the card is powered down again.
+  await unpowered.nth(before).waitFor({ timeout: 30_000 });
+  assert.ok(await log.locator('[data-kind="cardPowered"]').count() >= 2, 'the run powered the card up');
+  // The Readers view: the card is there, its ATR kept, not powered.
+  await page.locator('.activitybar .action-item a[aria-label^="Smart Card"]').click();
+  await page.locator('.monaco-list-row[aria-level="3"]', { hasText: /ATR 3B.*not powered/ }).first().waitFor({ timeout: 30_000 });
+  await screenshot(page, 'idle-power-unpowered');
+
+  await openFile(page, 'still-verified.apdu');
+  await runCommand(page, 'Smart Card: Run APDU Script');
+  const text = await notification(page, /Script (passed|failed)/, 60_000);
+  assert.match(text, /Script passed: 1 command/, 'the second run met a freshly reset card (63 C3), not the verified one');
+});
