@@ -16,6 +16,24 @@ export function toHex(bytes: Uint8Array, sep = ''): string {
   return s;
 }
 
+const SW_HEX = new Map<number, string>();
+/** At most this many status words' texts are kept (a card answering every one of the 65,536 would not grow it further). */
+const SW_HEX_MAX = 1024;
+
+/**
+ * A status word as 4 upper-case hex digits (`9000`), the same string each time for the same status
+ * word: the log keeps one per entry in its history, and most answers share a handful of them.
+ */
+export function swHex(sw1: number, sw2: number): string {
+  const key = (sw1 << 8) | sw2;
+  let s = SW_HEX.get(key);
+  if (s === undefined) {
+    s = BYTE_TO_HEX[sw1] + BYTE_TO_HEX[sw2];
+    if (SW_HEX.size < SW_HEX_MAX) SW_HEX.set(key, s);
+  }
+  return s;
+}
+
 /** Upper-case hex with a space between bytes: `00 A4 04 00`. */
 export function toSpacedHex(bytes: Uint8Array): string {
   return toHex(bytes, ' ');

@@ -5,7 +5,7 @@ import type { Driver, DriverSink, SlotDescriptor } from '../../../server/src/dri
 import { ReaderManager } from '../../../server/src/manager/manager';
 import { readerName } from '../../../server/src/manager/naming';
 import type { ExchangeEntry, LogEntry } from '../../../server/src/protocol';
-import { fromHex, toHex } from '../../../server/src/util/hex';
+import { fromHex, swHex, toHex } from '../../../server/src/util/hex';
 
 async function simManager(opts: { card?: 'T=0' | 'T=1'; readers?: number } = {}) {
   const sim = new SimulatorDriver({ card: opts.card ?? 'T=1', readers: opts.readers ?? 1 });
@@ -196,4 +196,41 @@ test('a protocol the powered card\'s ATR does not offer is refused before the ca
   assert.equal(after.card?.atr, before.card?.atr);
   assert.equal(after.card?.protocol, 1);
   assert.deepEqual(entries.slice(seen).map((e) => e.kind), [], 'no unpower, no power-up: nothing logged');
+});
+
+test('exchange entries: the same fields in the same order whichever way they are built; the status word is the response\'s last 4 digits', async () => {
+  const { m, entries } = await simManager({ card: 'T=1' });
+  const keys = (e: LogEntry) => Object.keys(e).join(',');
+  const base = 'kind,reader,command,response,sw,swMeaning,swCategory,durationMs,seq,time';
+  // A script's exchange (runId and line): built whole.
+  const c = await m.connect(m.resolve());
+  await c.transmit(fromHex('00 A4 00 0C 02 3F 00'), { runId: 7, line: 3 });
+  // An answer with data: sw is its last two bytes.
+  await c.transmit(fromHex('00 84 00 00 08'), { runId: 7, line: 4 });
+  // Without runId/line, and with a client (the API's, a PC/SC program's): fields added in the same order as before.
+  await c.transmit(fromHex('00 A4 00 0C 02 3F 00'));
+  const api = await m.connect(m.resolve(), { client: 'acme.tools' });
+  await api.transmit(fromHex('00 A4 00 0C 02 3F 00'), { runId: 8, line: 1 });
+  const ex = entries.filter((e): e is ExchangeEntry => e.kind === 'exchange');
+  assert.equal(ex.length, 4);
+  assert.deepEqual(ex.map(keys), [`${base},runId,line`, `${base},runId,line`, base, `${base},runId,line,client`]);
+  assert.deepEqual({ ...ex[0], durationMs: 0, time: 0 }, {
+    kind: 'exchange', reader: 'Workbench Simulator 00 00', command: '00A4000C023F00', response: '9000', sw: '9000',
+    swMeaning: ex[0].swMeaning, swCategory: 'success', durationMs: 0, seq: ex[0].seq, time: 0, runId: 7, line: 3,
+  });
+  assert.equal(ex[1].response.length, 20);
+  assert.equal(ex[1].sw, ex[1].response.slice(-4));
+  assert.equal(ex[1].sw, '9000');
+  assert.equal(ex[3].client, 'acme.tools');
+  // The history hands out the same entries as the listeners got, JSON alike.
+  assert.equal(JSON.stringify(m.historySince().filter((e) => e.kind === 'exchange')), JSON.stringify(ex));
+  await m.stop();
+});
+
+test('swHex: 4 upper-case hex digits for every status word', () => {
+  for (const [a, b] of [[0x90, 0x00], [0x6a, 0x82], [0x00, 0x0f], [0xff, 0xff]]) {
+    assert.equal(swHex(a, b), toHex(new Uint8Array([a, b])));
+    assert.equal(swHex(a, b), swHex(a, b));
+  }
+  for (let sw = 0; sw < 0x10000; sw += 37) assert.equal(swHex(sw >> 8, sw & 0xff), sw.toString(16).toUpperCase().padStart(4, '0'));
 });
