@@ -72,7 +72,11 @@ export interface Driver {
 
   /** Powers the card and returns its ATR. */
   powerOn(key: string, mode: PowerMode): Promise<Uint8Array>;
-  powerOff(key: string): Promise<void>;
+  /**
+   * `opts.coldReset`: the power-off of a cold reset (a power-up follows in the same turn). A driver whose system service
+   * keeps a transaction across the holder's cold reset but not across a power-off (PC/SC) keeps it then (R84).
+   */
+  powerOff(key: string, opts?: { coldReset?: boolean }): Promise<void>;
   /** Sets the protocol (and its parameters from the ATR) on the reader after power-up. */
   setProtocol(key: string, protocol: Protocol, atr: Uint8Array): Promise<void>;
   /**

@@ -209,7 +209,7 @@ export class Connection {
       this.armIfOwner();
       const call = this.call({});
       try {
-        if (mode === 'cold') await this.manager.powerDown(this.r, call);
+        if (mode === 'cold') await this.manager.powerDown(this.r, call, false, true);
         await this.manager.powerUp(this.r, mode, this.requestedProtocol, call);
       } finally {
         this.seen();
@@ -254,6 +254,12 @@ export class Connection {
       const q = this.r.gate.queue;
       if (q.owner === this.id) { q.depth++; this.armIfOwner(); this.manager.transactionChanged(); return; }
       await this.r.gate.beginTransaction(this.call(opts)).catch((e) => this.heardReset(e));
+      if (this.closed) {
+        // Disconnected (its client died) while the Begin waited: the queue is not taken by a connection that is gone,
+        // and the system transaction granted to nobody ends now, in this task (R82).
+        await this.r.gate.endDriverTransaction();
+        throw this.closed;
+      }
       q.owner = this.id;
       q.depth = 1;
       this.lostTransaction = false;

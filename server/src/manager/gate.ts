@@ -127,8 +127,9 @@ export class ReaderGate {
     return this.call('powerOn', () => { this.resets++; return this.driver.powerOn(this.key, mode); }, opts);
   }
 
-  powerOff(opts?: GateCallOptions): Promise<void> {
-    return this.call('powerOff', () => { this.resets++; return this.driver.powerOff(this.key); }, opts);
+  /** `coldReset`: a power-up follows in the same turn (Driver.powerOff). */
+  powerOff(opts?: GateCallOptions, coldReset = false): Promise<void> {
+    return this.call('powerOff', () => { this.resets++; return coldReset ? this.driver.powerOff(this.key, { coldReset }) : this.driver.powerOff(this.key); }, opts);
   }
 
   setProtocol(protocol: 0 | 1, atr: Uint8Array, opts?: GateCallOptions): Promise<void> {

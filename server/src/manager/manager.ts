@@ -700,7 +700,7 @@ export class ReaderManager {
           throw new ScError('PROTOCOL', `The card in '${name}' is already running T=${r.card.protocol}; disconnect with 'reset' to change to T=${opts.protocol}.`);
         }
         // Nobody uses the protocol chosen at initialization (or by an earlier client): power up again with the one asked for.
-        await this.powerDown(r, call);
+        await this.powerDown(r, call, false, true);
         await this.powerUp(r, 'cold', opts.protocol, call);
       }
       // The first connection, and every exclusive one, holds the reader in the system's service too
@@ -773,6 +773,13 @@ export class ReaderManager {
           const err = asScError(e);
           if (err.code === 'TIMEOUT') throw new ScError('SHARING_VIOLATION', `${err.message} (asked again by the client's library)`);
           throw err;
+        }
+        if (!r.directUsers.has(id)) {
+          // The handle went while its Begin waited (its client died, R82): nobody takes the queue, and the system
+          // transaction granted to nobody ends now, in this task, before anyone else's call (pcscd: a dead client's
+          // pending Begin holds nothing).
+          await r.gate.endDriverTransaction();
+          throw new ScError('BAD_REQUEST', 'The direct handle was closed while its transaction was being begun.');
         }
         q.owner = id;
         q.depth = 1;
@@ -873,7 +880,7 @@ export class ReaderManager {
   resetCard(name: string, mode: PowerMode, turn = 0): Promise<Uint8Array> {
     return this.direct(name, async (r) => {
       if (!r.card.present) throw new ScError('NO_CARD', `No card in '${name}'. Insert a card and try again.`);
-      if (mode === 'cold') await this.powerDown(r);
+      if (mode === 'cold') await this.powerDown(r, undefined, false, true);
       await this.powerUp(r, r.card.powered ? mode : 'cold');
       return r.card.atr!;
     }, turn);
@@ -1004,10 +1011,13 @@ export class ReaderManager {
     void r.gate.queue.run(0, () => this.releaseIfUnused(r)).catch((e) => this.log('debug', `${r.name}: release: ${asScError(e).message}`));
   }
 
-  /** `idle`: the grace period's power-down (R77), which keeps the ATR (pcscd keeps it in its table). */
-  async powerDown(r: ReaderEntry, call?: GateCallOptions, idle = false): Promise<void> {
+  /**
+   * `idle`: the grace period's power-down (R77), which keeps the ATR (pcscd keeps it in its table). `coldReset`: a
+   * cold reset's power-down, a power-up follows (a system transaction is kept across it, R84).
+   */
+  async powerDown(r: ReaderEntry, call?: GateCallOptions, idle = false, coldReset = false): Promise<void> {
     if (!r.card.powered) return;
-    await r.gate.powerOff(call);
+    await r.gate.powerOff(call, coldReset);
     r.card.powered = false;
     if (!idle) r.card.atr = undefined;
     r.card.protocol = undefined;

@@ -132,6 +132,8 @@ class FakeWinscard implements Winscard {
    * resolves, whatever the share mode (the wait comes before the share mode is looked at).
    */
   lockedElsewhere?: Promise<void>;
+  /** SCardConnect calls that waited on `lockedElsewhere`. */
+  waitedElsewhere = 0;
   /** The system transaction of each reader held by one of our handles (pcscd's hLockId): SCardBeginTransaction sets it. */
   lock = new Map<string, Handle>();
   private lockWaiters: (() => void)[] = [];
@@ -156,7 +158,7 @@ class FakeWinscard implements Winscard {
   async connect(_ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
     // winscard.c 279–283: a handle holding the reader exclusively refuses every connect first, before the lock wait.
     if ([...this.open.values()].some((o) => o.reader === reader && o.share === 1)) throw new PcscError(0x8010000b, 'SCardConnect');
-    if (this.lockedElsewhere) await this.lockedElsewhere;
+    if (this.lockedElsewhere) { this.waitedElsewhere++; await this.lockedElsewhere; }
     if (this.lock.has(reader)) {
       const until = Date.now() + this.lockWaitMs;
       while (this.lock.has(reader) && Date.now() < until) {
@@ -1838,4 +1840,138 @@ test('R72: the same, on a platform that reuses a released context\'s value: the 
     assert.equal(fake.waiting, 1, 'one watcher: the restarted driver\'s');
   } finally { await driver.stop(); }
   assert.equal(fake.waiting, 0);
+});
+
+// Ninth review (R82–R85): a direct handle's transaction on a system reader (R73), the lock counted as readerfactory.c does.
+/** LockCount as readerfactory.c keeps it: RFLockSharing += 1, RFUnlockSharing -= 1 (hLockId cleared at 0), RFUnlockAllSharing = 0. */
+class CountingFake extends FakeWinscard {
+  count = new Map<string, number>();
+  override async beginTransaction(card: Handle): Promise<void> {
+    await super.beginTransaction(card);
+    const r = this.open.get(card)!.reader;
+    this.count.set(r, (this.count.get(r) ?? 0) + 1);
+  }
+  override async endTransaction(card: Handle, disposition: number): Promise<void> {
+    const h = this.open.get(card);
+    if (!h) throw new PcscError(0x80100003, 'SCardEndTransaction');
+    const n = (this.count.get(h.reader) ?? 0) - 1;
+    if (n > 0) { this.count.set(h.reader, n); return; } // still held: LockCount > 0
+    this.count.delete(h.reader);
+    await super.endTransaction(card, disposition);
+  }
+  override async disconnect(card: Handle, disposition: number): Promise<void> {
+    const h = this.open.get(card);
+    if (h && this.lock.get(h.reader) === card) this.count.delete(h.reader);
+    await super.disconnect(card, disposition);
+  }
+}
+
+test('R82 (review 9 F1): the client dies while its direct Begin waits behind another program; the grant comes within the deadline', async () => {
+  const { fake, m, b, A, stop } = await systemService(1500);
+  let free!: () => void;
+  fake.lockedElsewhere = new Promise<void>((r) => { free = r; });
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    const begin = rvAfter(b.beginTransaction(d));
+    await untilHolds(() => fake.waitedElsewhere === 1, 'the driver\'s DIRECT connect waits in pcscd behind the other program');
+    await b.abandon(d); // the session's cleanup: the client died
+    fake.lockedElsewhere = undefined;
+    free(); // the other program ends its transaction, within the gate's deadline
+    assert.notEqual(await begin, 0, 'the Begin of a handle that is gone is not granted');
+    await b.abandon(d); // the session's finally: "release it again"
+    // pcscd: a client that died while its Begin was pending holds nothing. Before R82: the dead entry owned the reader's
+    // queue and our DIRECT handle held pcscd's lock until the idle-transaction timer (30 s) released it.
+    await untilHolds(() => m.transactionOwner(A) === null && fake.lock.size === 0 && ours(fake, R0).length === 0,
+      'nobody owns the reader, the machine\'s pcscd is not locked, the DIRECT holder went', 2000);
+    assert.equal(m.transactionOwner(A), null);
+    // Another program gets in at once.
+    const other = await fake.connect(0, R0, ShareMode.SCARD_SHARE_SHARED, 3);
+    await fake.disconnect(other.handle, 0);
+  } finally { free(); fake.lockWaits.length = 0; await stop(); }
+});
+
+test('R83 (review 9 F2): a late direct grant, and a card connection\'s Begin queued behind it in the driver stacks on it: one LockCount is left in pcscd', async () => {
+  const fake = new CountingFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: false, counter: 0 });
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], syncTransmit: false });
+  let begins = 0;
+  const begin = driver.beginTransaction!.bind(driver);
+  driver.beginTransaction = (key, opts) => { begins++; return begin(key, opts); };
+  const m = new ReaderManager([driver], { historySize: 0, exchangeTimeoutMs: 300 });
+  await m.start();
+  const b = new ManagerBackend(m);
+  const [A] = m.list().readers.map((r) => r.name);
+  let free!: () => void;
+  try {
+    const s1 = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    const s2 = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.transmit(s2, T0PCI, SELECT_MF, 258)), 0);
+    await b.disconnect(s1, Disposition.SCARD_UNPOWER_CARD); // another program sharing the card leaves it unpowered
+    assert.deepEqual(ours(fake, R0), [], 'S1\'s Disconnect(UNPOWER) left the driver no handle; S2 still open');
+    assert.equal(await rvAfter(b.reconnect(s2, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_LEAVE_CARD)), 0);
+    fake.lockedElsewhere = new Promise<void>((r) => { free = r; });
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0x8010000b, 'D\'s Begin: SHARING_VIOLATION at the deadline, its DIRECT connect still waiting');
+    const s2begin = rvAfter(b.beginTransaction(s2));
+    await untilHolds(() => begins === 2, 'S2\'s Begin is in the driver\'s chain behind D\'s');
+    fake.lockedElsewhere = undefined;
+    free();
+    assert.equal(await s2begin, 0, 'S2\'s Begin: granted');
+    assert.equal(fake.count.get(R0), 1, 'one LockCount in pcscd (before R83: 2, stacked on the late grant)');
+    assert.equal(await rvAfter(b.endTransaction(s2, Disposition.SCARD_LEAVE_CARD)), 0);
+    await untilHolds(() => m.transactionOwner(A) === null && fake.lock.size === 0, 'nobody holds a transaction: pcscd is free (before R83: held until S2 disconnects)', 1000);
+    assert.equal(fake.count.get(R0), undefined);
+    await b.disconnect(s2, Disposition.SCARD_LEAVE_CARD);
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+  } finally { free?.(); b.dispose(); await m.stop(); }
+});
+
+test('R84 (review 9 F3): a card handle\'s transaction handed over to the direct entry (Reconnect to DIRECT), then its cold reset: the system lock must stay', async () => {
+  const { fake, m, b, A, stop } = await systemService();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(s)), 0);
+    const holder = fake.lock.get(R0);
+    assert.equal(await rvAfter(b.reconnect(s, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0, 'to DIRECT, transaction kept');
+    const owner = m.transactionOwner(A);
+    assert.notEqual(owner, null);
+    assert.equal(fake.lock.get(R0), holder, 'the swap kept the system transaction on the same handle');
+    fake.dispositions.length = 0;
+    assert.equal(await rvAfter(b.reconnect(s, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_UNPOWER_CARD)), 0);
+    assert.ok(!fake.dispositions.some((x) => x.startsWith('disconnect')), `no SCardDisconnect in the cold reset: ${fake.dispositions.join(', ')}`);
+    assert.equal(m.transactionOwner(A), owner, 'the direct handle still owns the reader');
+    assert.equal(fake.lock.get(R0), holder, 'pcscd keeps hLockId across the holder\'s SCardReconnect(UNPOWER); the direct handle still holds its transaction');
+    assert.equal(await rvAfter(b.endTransaction(s, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(fake.lock.size, 0, 'its End ended it');
+    await b.disconnect(s, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
+test('R85 (review 9 F4): pcscd\'s UNKNOWN → PRESENT re-insertion moves the counter but keeps hLockId on our DIRECT holder; a cold reset in flight then never connects under our own lock (white box)', async () => {
+  const { fake, sink, driver } = await started();
+  try {
+    await watching(fake);
+    await driver.beginTransaction!(R0, { direct: true });
+    const holder = fake.lock.get(R0)!;
+    assert.ok(holder !== undefined, 'the direct Begin took pcscd\'s lock on a DIRECT holder');
+    // A reader error and back (eventhandler.c 330–345, 392–417): the counter moves, the card stays, no SCARD_REMOVED
+    // event, so hLockId stays on our holder. The watcher takes it for a swap and clears the driver's transaction.
+    const removed = sink.next(`card removed ${R0}`);
+    const inserted = sink.next(`inserted ${R0}`);
+    fake.readers.get(R0)!.counter++;
+    fake.change();
+    await Promise.all([removed, inserted]);
+    assert.equal(fake.lock.get(R0), holder, 'pcscd still holds the lock on our holder');
+    // The cold reset that was queued in the reader's chain at that moment (a direct handle's Reconnect(UNPOWER)).
+    await driver.powerOff(R0, { coldReset: true });
+    await driver.powerOn(R0, 'cold');
+    assert.deepEqual(fake.lockWaits, [], 'no SCardConnect waited on a transaction of ours');
+    assert.ok(!fake.open.has(holder), 'the holder was let go before the connect (pcscd unlocked the reader)');
+    assert.equal(fake.lock.size, 0, 'the machine\'s pcscd is not locked');
+    // The manager's end of the transaction the swap took: nothing left to end in pcscd.
+    await driver.endTransaction!(R0, 'leave');
+    await driver.release!(R0);
+    assert.deepEqual(ours(fake, R0), [], 'nothing of ours left on the reader');
+  } finally { await driver.stop(); }
 });

@@ -881,7 +881,11 @@ class SystemSim extends SimulatorDriver {
     this.connected = true;
   }
   private wake(): void { for (const w of [...this.waiters]) w(); }
+  /** Another program's transaction in the machine's pcscd: the driver's Begin (its connect or its Begin) waits until it ends. */
+  elsewhere?: Promise<void>;
+  waitedElsewhere = 0;
   async beginTransaction(key: string, opts?: { direct?: boolean }): Promise<void> {
+    if (this.elsewhere) { this.waitedElsewhere++; await this.elsewhere; }
     if (opts?.direct && !this.connected) {
       this.systemConnect(key, 'DIRECT'); // made before the lock is ours (the guard refuses it under our own)
       this.tx = true;
@@ -1297,5 +1301,30 @@ test('R73: Begin on a direct handle of a system reader takes the system-side tra
     await b.control(e, 0x42000000 + 3400, new Uint8Array(0));
     await b.endTransaction(e, Disposition.SCARD_LEAVE_CARD);
     assert.equal(sim.held, 0);
+  } finally { await stop(); }
+});
+
+// Ninth review F1 (R82): pcscd: a client that dies while its Begin waits behind another program holds nothing (each of
+// its SCardBeginTransaction messages returns after one poll, winscard.c 1077–1082, and nobody asks again).
+test('R82: a client dies while its Begin (direct handle, card handle) waits in the driver behind another program; the grant comes within the deadline: nobody owns the reader, the system-side transaction is ended', async () => {
+  const { sim, m, b, stop } = await systemSetup();
+  try {
+    for (const share of [ShareMode.SCARD_SHARE_DIRECT, ShareMode.SCARD_SHARE_SHARED]) {
+      const what = share === ShareMode.SCARD_SHARE_DIRECT ? 'direct handle' : 'card handle';
+      let free!: () => void;
+      sim.elsewhere = new Promise<void>((r) => { free = r; });
+      const waited = sim.waitedElsewhere;
+      const h = (await b.connect(A, share, share === ShareMode.SCARD_SHARE_DIRECT ? 0 : ANY)).handle;
+      const begin = b.beginTransaction(h).then(() => 0, (e) => rvOf(e) >>> 0);
+      assert.equal(await within(sim.when(() => sim.waitedElsewhere === waited + 1)), 'ok', `${what}: the driver's Begin waits`);
+      const abandoned = b.abandon(h); // the session's cleanup: the client died
+      sim.elsewhere = undefined;
+      free(); // the other program ends its transaction, well within the deadline
+      await abandoned;
+      await begin;
+      await b.abandon(h); // the session's "release it again"
+      assert.equal(await within(sim.when(() => sim.held === 0 && m.transactionOwner(A) === null)), 'ok', `${what}: nobody owns the reader, no system-side transaction (owner ${m.transactionOwner(A)}, held ${sim.held})`);
+      assert.equal(sim.tx, false, `${what}: no DIRECT holder left`);
+    }
   } finally { await stop(); }
 });

@@ -655,7 +655,7 @@ export class PcscDriver implements Driver {
           this.dropHandle(r);
         }
       }
-      if (r.handle === null && r.txHandle !== null) {
+      if (r.handle === null && r.txHandle !== null && r.inTransaction) {
         // Our DIRECT handle holds a client's transaction (R73): it becomes our card handle, reset as asked, in one
         // SCardReconnect on the lock holder (a new SCardConnect would wait on our own hLockId for ever).
         await this.promote(r, api, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, init);
@@ -670,13 +670,15 @@ export class PcscDriver implements Driver {
     });
   }
 
-  async powerOff(key: string): Promise<void> {
+  async powerOff(key: string, opts?: { coldReset?: boolean }): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
-      if (r.inTransaction && r.directTransaction) {
-        // A PC/SC client's direct handle holds our transaction (R73); only its cold reset reaches here (a power-off and
-        // a power-up: the Readers view's Power Off waits for the transaction's end). pcscd has no power-off that keeps
-        // the lock (SCardDisconnect(UNPOWER) would end it for every program): SCardReconnect(UNPOWER) on the holder,
-        // which powers the card down and up again and keeps it; the power-up that follows cycles it once more.
+      if (r.inTransaction && (r.directTransaction || opts?.coldReset)) {
+        // A PC/SC client's direct handle holds our transaction (R73): only its cold reset reaches here (a power-off and
+        // a power-up: the Readers view's Power Off waits for the transaction's end). Or any cold reset inside our
+        // transaction, whoever began it (a card handle's handed over to a direct handle, a card handle's own: R84).
+        // pcscd keeps hLockId across the holder's SCardReconnect(UNPOWER), but has no power-off that keeps it
+        // (SCardDisconnect(UNPOWER) would end it for every program): SCardReconnect(UNPOWER) on the holder, which powers
+        // the card down and up again and keeps it; the power-up that follows cycles it once more.
         if (r.handle !== null) r.protocol = await api.reconnect(r.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_UNPOWER_CARD);
         else if (r.txHandle !== null) await api.reconnect(r.txHandle, SCARD_SHARE_DIRECT, 0, SCARD_UNPOWER_CARD);
         return;
@@ -834,6 +836,15 @@ export class PcscDriver implements Driver {
    */
   async beginTransaction(key: string, opts?: { direct?: boolean }): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
+      if (r.inTransaction) {
+        // pcscd's lock is ours already: a grant that came after its caller gave up (Gate.beginTransaction), whose end
+        // is queued behind this call. Beginning again on the same handle would stack pcscd's LockCount (RFLockSharing,
+        // readerfactory.c 1061–1107) and the one End of the gate would leave a level held by nobody (R83): this Begin
+        // takes the transaction as it is. A card connection's Begin makes the DIRECT holder the card handle (R73).
+        if (!opts?.direct) await this.connectedOrConnect(r, api, ctx, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+        r.transactionGone = false;
+        return;
+      }
       if (opts?.direct && r.handle === null) {
         if (r.txHandle !== null && !r.inTransaction) {
           // A holder whose transaction a removal ended in pcscd, not yet let go: never overwritten (leaked) by a new one.
@@ -919,7 +930,7 @@ export class PcscDriver implements Driver {
   async hold(key: string, share: 'shared' | 'exclusive'): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
       const wanted = share === 'exclusive' ? SCARD_SHARE_EXCLUSIVE : SCARD_SHARE_SHARED;
-      if (r.handle === null && r.txHandle !== null) {
+      if (r.handle === null && r.txHandle !== null && r.inTransaction) {
         await this.promote(r, api, wanted, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD); // R73
       } else if (r.handle === null) {
         const c = await this.connect(r, api, ctx, wanted, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
@@ -956,7 +967,7 @@ export class PcscDriver implements Driver {
    */
   private async connectedOrConnect(r: Reader, api: Winscard, ctx: Handle, protocols: number): Promise<Handle> {
     if (r.handle !== null) return r.handle;
-    if (r.txHandle !== null) return this.promote(r, api, r.share, protocols, SCARD_LEAVE_CARD); // R73
+    if (r.txHandle !== null && r.inTransaction) return this.promote(r, api, r.share, protocols, SCARD_LEAVE_CARD); // R73
     const c = await this.connect(r, api, ctx, r.share, protocols);
     r.handle = c.handle;
     r.protocol = c.protocol;
@@ -991,7 +1002,21 @@ export class PcscDriver implements Driver {
     }
     // A dropped handle's disconnect first: one call at a time on the reader's context (R69); a handle the watcher
     // dropped while this call ran holds pcscd's lock until it is disconnected (R70).
-    return this.settleDrops(r, api).then(() => api.connect(ctx, r.name, share, protocols));
+    return this.settleDrops(r, api).then(async () => {
+      // A DIRECT holder whose transaction ended in our books but may still hold pcscd's hLockId: a removal clears it
+      // (readerfactory.c 1338–1343), pcscd's UNKNOWN → PRESENT re-insertion after a reader error moves the event counter
+      // without clearing it (eventhandler.c 330–345, 392–417), and the watcher cannot tell the two apart. Never connect
+      // beside it (R85): it is disconnected first (RFUnlockAllSharing), as the next direct Begin does.
+      if (r.txHandle !== null && !r.inTransaction) {
+        const old = r.txHandle;
+        r.txHandle = null;
+        await api.disconnect(old, SCARD_LEAVE_CARD).catch(() => undefined);
+      }
+      if (r.inTransaction || r.txHandle !== null) {
+        throw new ScError('SHARING_VIOLATION', `Not connecting to "${r.name}" again while our transaction holds it in the PC/SC service (the connection would wait for that transaction for ever).`);
+      }
+      return api.connect(ctx, r.name, share, protocols);
+    });
   }
 
   private connected(r: Reader): Handle {
