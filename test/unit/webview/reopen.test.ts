@@ -72,15 +72,21 @@ test('a reopen\'s 100,000 rows are taken in without a JavaScript allocation per 
   const first = history(rows);
   const second = history(rows);
   // The panel before the reopen: warm (its code optimized, its tables made), as the bench's is.
+  // Three reopens warm it: on a loaded machine V8's optimizing compiles (a background thread) can still
+  // be pending after one, and code not yet optimized boxes numbers on the heap (CI saw 8.9 bytes a row once).
   const m = new LogModel({ ...showAll }, N);
-  reopen(m, first, N);
+  for (let k = 0; k < 3; k++) reopen(m, first, N);
   assert.equal(m.itemCount, N);
-  const { bytes, top } = await allocated(() => reopen(m, second, N));
+  // The least of up to three measured reopens: a late tier-up can make one of them allocate more; the
+  // code this guards against allocated 18 MB in every one.
+  const tries: { bytes: number; top: string }[] = [];
+  for (let k = 0; k < 3 && !tries.some((t) => t.bytes < 600_000); k++) tries.push(await allocated(() => reopen(m, second, N)));
   assert.equal(m.itemCount, N);
   assert.equal(m.id(N - 1), `1:${N - 1}`);
+  const { bytes, top } = tries.reduce((a, b) => (b.bytes < a.bytes ? b : a));
   // A pointer per row in one JavaScript array alone would be 800 KB (before: 18 MB, 184 bytes a
   // row, in this test); the batches' own views and maps (100 of them) are a few KB each.
-  assert.ok(bytes < 600_000, `taking in ${N} rows allocated ${bytes} bytes of JavaScript heap (${(bytes / N).toFixed(1)} per row); the largest: ${top}`);
+  assert.ok(bytes < 600_000, `taking in ${N} rows allocated ${bytes} bytes of JavaScript heap (${(bytes / N).toFixed(1)} per row; tries: ${tries.map((t) => t.bytes).join(', ')}); the largest: ${top}`);
 });
 
 test('the columns are sized once from the history\'s length: no regrowth while it is taken in', () => {
