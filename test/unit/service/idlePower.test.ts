@@ -133,6 +133,8 @@ test('R80: a card handle\'s Reconnect(LEAVE) without RAW while the reader\'s pro
     await rejectsWith(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_ANY_OLD, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'LEAVE, ANY_OLD');
     // Before the share mode changes (~748): the handle is still shared, the reader not held.
     await rejectsWith(b.reconnect(s, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'LEAVE, T0|T1, to EXCLUSIVE');
+    // A direct handle asking to become a card handle with LEAVE, T0|T1: the same check (~707–714).
+    await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'DIRECT → SHARED, LEAVE, T0|T1');
     assert.equal(table(), ProtocolBits.SCARD_PROTOCOL_RAW, 'nothing changed');
     // The handle still works with a RAW PCI, and a RAW reconnect or a DIRECT one is accepted.
     assert.equal((await b.transmit(s, RAW, VERIFY_QUERY, 258)).length, 2);
