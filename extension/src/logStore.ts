@@ -30,7 +30,11 @@ export function entryToRow(e: LogEntry, gen: number, fileOfRun: (runId: number |
         ...(e.client ? { client: e.client } : {}),
       };
     default:
-      return { kind: e.kind, id, time: e.time, reader: e.reader, atr: e.atr, protocol: e.protocol, ...(e.identified?.length ? { card: e.identified[0] } : {}) };
+      return {
+        kind: e.kind, id, time: e.time, reader: e.reader, atr: e.atr, protocol: e.protocol,
+        ...(e.identified?.length ? { card: e.identified[0] } : {}),
+        ...(e.idle ? { idle: true, ...(typeof e.idleMs === 'number' ? { idleMs: e.idleMs } : {}) } : {}),
+      };
   }
 }
 

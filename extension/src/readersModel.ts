@@ -88,14 +88,20 @@ export function connectionsText(r: ReaderInfo): string {
 
 export function readerText(r: ReaderInfo, selected: boolean): ItemText {
   const state = readerState(r);
-  const description = [STATE_LOOK[state].words, editorText(r), selected ? 'selected' : undefined].filter(Boolean).join(' · ');
-  const lines = [r.name, `state: ${STATE_LOOK[state].words}`, `driver: ${r.driver}`, `slot: ${r.slot}`, `events: ${r.eventCount}`, connectionsText(r)];
+  const words = state === 'present' && r.card?.idle ? IDLE_WORDS : STATE_LOOK[state].words;
+  const description = [words, editorText(r), selected ? 'selected' : undefined].filter(Boolean).join(' · ');
+  const lines = [r.name, `state: ${words}`, `driver: ${r.driver}`, `slot: ${r.slot}`, `events: ${r.eventCount}`, connectionsText(r)];
   const ed = editorText(r);
   if (ed) lines.push(`${ed} (Disconnect to release it)`);
   if (r.unavailable) lines.push(r.unavailable);
   if (selected) lines.push('Scripts run on this reader (selected).');
   return { label: r.name, description, tooltip: lines.join('\n') };
 }
+
+/** A card the reader manager powered down because nobody used it (R77, `CardInfo.idle`), not a person's power-off. */
+const IDLE_WORDS = 'powered down (unused)';
+const IDLE_TOOLTIP = 'Powered down because nobody used it (smartcard.readerManager.idlePowerOff, as pcscd does); '
+  + 'the next connection or script powers it up again, reset: a verified PIN or a selected applet is gone.';
 
 /** The card row under a reader: why it cannot be used, or its card, or "no card". */
 export function cardText(r: ReaderInfo): ItemText {
@@ -107,9 +113,11 @@ export function cardText(r: ReaderInfo): ItemText {
   const proto = protocolName(card.protocol);
   // The card's name from smartcard_list.txt (its first description line), when known.
   const name = card.identified?.[0];
-  const description = [name, proto, card.powered ? 'powered' : 'not powered'].filter(Boolean).join(' · ');
+  const power = card.powered ? 'powered' : card.idle ? IDLE_WORDS : 'not powered';
+  const description = [name, proto, power].filter(Boolean).join(' · ');
   const identified = card.identified?.length ? `\nIdentified (smartcard_list.txt):\n  ${card.identified.join('\n  ')}` : '';
-  return { label: `ATR ${shortAtr(card.atr)}`, description, tooltip: `ATR ${spacedHex(card.atr)}\n${proto ?? 'no protocol yet'}\n${card.powered ? 'powered' : 'not powered'}${identified}` };
+  const powerLine = !card.powered && card.idle ? IDLE_TOOLTIP : power;
+  return { label: `ATR ${shortAtr(card.atr)}`, description, tooltip: `ATR ${spacedHex(card.atr)}\n${proto ?? 'no protocol yet'}\n${powerLine}${identified}` };
 }
 
 /** An ATR's first bytes as the card row's label shows them (a long ATR is cut at the side bar's default width). */

@@ -2,7 +2,7 @@
 //   scard run FILE [--reader GLOB] [--card T=0|T=1] [--json]
 //   scard test [PATH|GLOB …] [--junit FILE] [--reader GLOB] [--card T=0|T=1] [--json]
 //   scard readers [--watch] [--json]
-//   scard serve [--socket PATH] [--vpcd PORT] [--pcsc] [--usb] [--no-simulator] [--card T=0|T=1] [--json]
+//   scard serve [--socket PATH] [--vpcd PORT] [--pcsc] [--usb] [--no-simulator] [--card T=0|T=1] [--idle-power-off SECONDS] [--json]
 //   scard atr HEX [--json]
 //   scard ccid HEX [--json]
 import fs from 'node:fs';
@@ -48,6 +48,8 @@ options:
   --socket PATH        scard serve: the socket (default $XDG_RUNTIME_DIR/smartcard-workbench/pcscd.comm,
                        else /tmp/smartcard-workbench-UID/pcscd.comm)
   --timeout MS         a card or reader that does not answer one exchange within MS ms fails it (default 60000)
+  --idle-power-off S   power a card nobody uses down after S seconds, as pcscd does (default 5; 0 keeps idle
+                       cards powered): the next connection meets a freshly reset card
   --verbose            print the reader manager's log on stderr
   --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal
 exit status: 0 done (scard serve: stopped by SIGINT/SIGTERM), 1 failed (script (scard test: any script), invalid ATR, reader), 2 wrong usage, 130/143 interrupted (SIGINT/SIGTERM)`;
@@ -66,10 +68,10 @@ function stderr(text: string): void {
   process.stderr.write(text);
 }
 
-const VALUED = new Set(['junit', 'reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin', 'timeout', 'socket']);
+const VALUED = new Set(['junit', 'reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin', 'timeout', 'socket', 'idle-power-off']);
 const BOOLEAN = new Set(['json', 'watch', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'pinpad', 'verbose', 'help']);
 /** Options that shape the reader manager (drivers, simulator), for the commands that start one. */
-const MANAGER = ['vpcd', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'simulator-pin', 'pinpad', 'card', 'verbose'];
+const MANAGER = ['vpcd', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'simulator-pin', 'pinpad', 'card', 'verbose', 'idle-power-off'];
 const ALLOWED: Record<string, Set<string>> = {
   run: new Set([...MANAGER, 'reader', 'json', 'wait-card', 'pin-env', 'timeout', 'help']),
   test: new Set([...MANAGER, 'reader', 'json', 'junit', 'pin-env', 'timeout', 'help']),
@@ -111,7 +113,22 @@ function parseArgs(argv: string[]): Args {
   return out;
 }
 
+/** The longest --idle-power-off, as the smartcard.readerManager.idlePowerOff setting is capped (a day). */
+const MAX_IDLE_POWER_OFF_S = 86_400;
+
+/** `--idle-power-off SECONDS` in ms (0: never), or undefined for pcscd's 5 s; a bad value is a UsageError. */
+function idlePowerOffMs(args: Args): number | undefined {
+  const v = args.flags.get('idle-power-off');
+  if (v === undefined) return undefined;
+  const s = typeof v === 'string' && /^[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : NaN;
+  if (!Number.isFinite(s) || s > MAX_IDLE_POWER_OFF_S) {
+    throw new UsageError(`--idle-power-off takes seconds, 0 (keep idle cards powered) to ${MAX_IDLE_POWER_OFF_S}, e.g. --idle-power-off 5 (pcscd's grace period)`);
+  }
+  return Math.round(s * 1000);
+}
+
 function settingsFrom(args: Args): HelperSettings {
+  idlePowerOffMs(args); // refused with the other bad values, before anything starts
   const card = args.flags.get('card');
   if (card !== undefined && card !== 'T=0' && card !== 'T=1') throw new UsageError('--card is T=0 or T=1');
   const vpcd = args.flags.get('vpcd');
@@ -157,9 +174,11 @@ async function startManager(args: Args): Promise<ReaderManager> {
   if (exchangeTimeoutMs !== undefined && (typeof timeout !== 'string' || !/^[0-9]+$/.test(timeout) || exchangeTimeoutMs < 1 || exchangeTimeoutMs > 2 ** 31 - 1)) {
     throw new UsageError('--timeout takes milliseconds, 1 to 2147483647, e.g. --timeout 120000');
   }
+  const powerOffGraceMs = idlePowerOffMs(args);
   const m = new ReaderManager(createDrivers(settingsFrom(args), { keypad: (prompt) => readPin(prompt, pinEnv), trace: (line) => stderr(line + '\n') }), {
     identify: (atr) => identifyAtr(atr),
     ...(exchangeTimeoutMs !== undefined ? { exchangeTimeoutMs } : {}),
+    ...(powerOffGraceMs !== undefined ? { powerOffGraceMs } : {}),
     historySize: 0, // no client connects later: entries are printed and dropped (they die young, the collector's cheap case)
     log: (level, msg) => { if (verbose || level === 'error' || level === 'warn') stderr(`[${level}] ${msg}\n`); },
   });

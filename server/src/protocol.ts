@@ -207,6 +207,8 @@ export interface EventEntry extends EntryBase {
   identified?: string[];
   /** cardUnpowered: the manager's power-down of a card nobody used for the grace period (R77), not a client's. */
   idle?: boolean;
+  /** With `idle`: the grace period it waited (ms; `smartcard.readerManager.idlePowerOff`), for "unused for N s". */
+  idleMs?: number;
 }
 
 export interface ControlEntry extends EntryBase {

@@ -1,7 +1,8 @@
 // R77 as a person sees it in real VS Code: a card nobody uses is powered down after the grace period
 // (`smartcard.readerManager.idlePowerOff`, pcscd's 5 s by default; 1 s here, a machine setting), so a
 // PIN verified by one script run is no longer verified for a run after it, as with scriptor on pcscd.
-// The APDU Log shows the power-down, the Readers view shows the card not powered (its ATR kept).
+// The APDU Log shows the power-down as what it was ("Card powered down (unused for 1 s)", not a person's
+// "Card unpowered"), the Readers view the card "powered down (unused)" (its ATR kept), the tooltip naming the setting.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -44,10 +45,17 @@ test('a verified PIN does not outlive the run: the card is powered down after th
   // The run powered the card up; 1 s after its end the card is powered down again.
   await unpowered.nth(before).waitFor({ timeout: 30_000 });
   assert.ok(await log.locator('[data-kind="cardPowered"]').count() >= 2, 'the run powered the card up');
-  // The Readers view: the card is there, its ATR kept, not powered.
+  // The log row says what happened and after how long (issue 15, round 8 follow-up).
+  assert.equal((await unpowered.nth(before).locator('.label').innerText()).trim(), '○ Card powered down (unused for 1 s)');
+  // The Readers view: the card is there, its ATR kept, powered down for being unused; the tooltip names the setting.
   await page.locator('.activitybar .action-item a[aria-label^="Smart Card"]').click();
-  await page.locator('.monaco-list-row[aria-level="3"]', { hasText: /ATR 3B.*not powered/ }).first().waitFor({ timeout: 30_000 });
+  const cardRow = page.locator('.monaco-list-row[aria-level="3"]', { hasText: /ATR 3B.*powered down \(unused\)/ }).first();
+  await cardRow.waitFor({ timeout: 30_000 });
   await screenshot(page, 'idle-power-unpowered');
+  await cardRow.hover();
+  const hover = page.locator('.monaco-hover, .custom-hover, .workbench-hover', { hasText: 'smartcard.readerManager.idlePowerOff' }).first();
+  await hover.waitFor({ timeout: 15_000 });
+  assert.match(await hover.innerText(), /Powered down because nobody used it/);
 
   await openFile(page, 'still-verified.apdu');
   await runCommand(page, 'Smart Card: Run APDU Script');

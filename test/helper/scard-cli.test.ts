@@ -165,3 +165,61 @@ test('--reader: an exact name works; a glob matching several readers is refused 
   assert.equal(fromScript.status, 1, fromScript.stderr);
   assert.match(fromScript.stderr, /connect\.apdu:1: .*'\*' matches 2 readers/);
 });
+
+// pcscd powers a card nobody uses down after 5 s (R77; the extension's smartcard.readerManager.idlePowerOff);
+// `--idle-power-off SECONDS` sets it for scard run / test / readers / serve, 0 keeps idle cards powered.
+const VERIFY_THEN_IDLE = (ms: number, after: string) => `00 20 00 01 04 31 32 33 34 => 90 00\ndisconnect leave\ndelay ${ms}\n00 20 00 01 => ${after}\n`;
+
+test('--idle-power-off: bad values exit 2 saying what it takes', () => {
+  for (const v of ['-1', 'abc', '', '1e3', '5s', '86401', 'Infinity', 'NaN', '0x10']) {
+    const r = scard('run', hello, '--idle-power-off', v);
+    assert.equal(r.status, 2, `${JSON.stringify(v)}: ${r.stderr}`);
+    assert.match(r.stderr, /--idle-power-off takes seconds, 0 \(keep idle cards powered\) to 86400/, JSON.stringify(v));
+    assert.match(r.stderr, USAGE);
+  }
+  assert.match(scard('atr', '3B00', '--idle-power-off', '1').stderr, /'--idle-power-off' is not an option of 'scard atr'/);
+  assert.match(scard('serve', '--idle-power-off').stderr, /--idle-power-off needs a value/);
+});
+
+test('scard run --idle-power-off 0.2: a card left alone between two connections of a run is powered down, the next line meets a reset card', () => {
+  const file = path.join(dir, 'idle.apdu');
+  fs.writeFileSync(file, VERIFY_THEN_IDLE(1500, '63 C3'));
+  const r = scard('run', file, '--idle-power-off', '0.2');
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^# card powered down \(unused for 0\.2 s\): Workbench Simulator 00 00$/m);
+  assert.match(r.stdout, /# passed/);
+});
+
+test('scard run --idle-power-off 0 keeps an idle card powered past pcscd\'s 5 s: the PIN stays verified', () => {
+  const file = path.join(dir, 'kept.apdu');
+  fs.writeFileSync(file, VERIFY_THEN_IDLE(5600, '90 00'));
+  const r = scard('run', file, '--idle-power-off', '0');
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.doesNotMatch(r.stdout, /powered down|powered off/);
+});
+
+test('scard serve --idle-power-off 0.3: the card nobody connects to is powered down after 0.3 s, said in the JSON trace', async () => {
+  const socket = path.join(dir, 'serve-idle', 'pcscd.comm');
+  const p = spawn(process.execPath, [SCARD, 'serve', '--socket', socket, '--json', '--idle-power-off', '0.3'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+  const exited = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
+  try {
+    const lines = readline.createInterface({ input: p.stdout });
+    const found = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no idle power-down within 15 s: ${err}`)), 15_000);
+      p.on('close', (code) => { clearTimeout(timer); reject(new Error(`scard serve exited (${code}) before the idle power-down: ${err}`)); });
+      let first = true;
+      lines.on('line', (l) => {
+        if (first) { first = false; assert.equal(l, `export PCSCLITE_CSOCK_NAME=${socket}`); return; }
+        const e = JSON.parse(l) as Record<string, unknown>;
+        if (e.kind === 'cardUnpowered') { clearTimeout(timer); resolve(e); }
+      });
+    });
+    assert.equal(found.idle, true);
+    assert.equal(found.idleMs, 300);
+  } finally {
+    p.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, err);
+});

@@ -5,7 +5,8 @@
 // - a SELECT's FCI still waits for GET RESPONSE when the client connects again at once (within the grace period),
 //   and is gone after the grace period (the card was powered down and is powered up, i.e. reset, by the connect);
 //   meanwhile the table keeps the card's bits and ATR, its cardProtocol UNDEFINED (a DIRECT connect answers it);
-// - after a DIRECT connect asking for RAW, the reader's cardProtocol is RAW for every client.
+// - after a DIRECT connect asking for RAW, the reader's cardProtocol is RAW for every client, and a card handle's
+//   Reconnect(LEAVE) must ask for RAW too (R80) until a reset.
 // Run under `flock /tmp/wb-refstack.lock` (pcscd's vpcd uses fixed ports, pcscd the machine-wide socket).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -102,6 +103,10 @@ describe('the workbench service (reader manager, vpcd driver, the scripted card)
     assert.deepEqual(step(lines, 'direct connect asking for RAW'), { step: 'direct connect asking for RAW', rv: 0, protocol: 4 }, JSON.stringify(lines));
     assert.equal(step(lines, 'shared transmit, its T=1 PCI')?.rv, 0x8010000f, 'SCARD_E_PROTO_MISMATCH');
     assert.equal(step(lines, 'a new shared T0|T1 connect')?.rv, 0x8010000f, 'SCARD_E_PROTO_MISMATCH');
+    assert.equal(step(lines, 'shared reconnect LEAVE, T0|T1')?.rv, 0x8010000f, 'R80: SCARD_E_PROTO_MISMATCH');
+    assert.deepEqual(step(lines, 'shared reconnect LEAVE, T0|T1|RAW'), { step: 'shared reconnect LEAVE, T0|T1|RAW', rv: 0, protocol: 4 });
+    assert.equal(step(lines, 'shared reconnect RESET, T0|T1')?.rv, 0, 'a reset negotiates again');
+    assert.equal(step(lines, 'shared transmit after the reset, its PCI')?.rv, 0);
   });
 });
 

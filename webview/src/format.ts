@@ -1,5 +1,5 @@
 // Text for the APDU Log rows. Pure (no DOM) so unit tests can check it.
-import type { AutoStep, CardEventKind, LogRow } from './protocol';
+import type { AutoStep, CardEventKind, EventRow, LogRow } from './protocol';
 
 export function spacedHex(hex: string): string {
   return (hex.replace(/\s+/g, '').toUpperCase().match(/.{1,2}/g) ?? []).join(' ');
@@ -139,6 +139,15 @@ export const eventLabels: Record<CardEventKind, { icon: string; text: string }> 
   cardReset: { icon: '↻', text: 'Card reset' },
 };
 
+/** An event row's icon and words; the reader manager's power-down of an unused card (R77) says so. */
+export function eventLabel(r: EventRow): { icon: string; text: string } {
+  const l = eventLabels[r.kind];
+  if (r.kind !== 'cardUnpowered' || r.idle !== true) return l;
+  const ms = r.idleMs;
+  const period = typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ` for ${Number((ms / 1000).toFixed(2))} s` : '';
+  return { icon: l.icon, text: `Card powered down (unused${period})` };
+}
+
 export const autoLabels: Record<AutoStep, string> = {
   getResponse: 'GET RESPONSE (automatic, 61xx)',
   resendWithLe: 'resent with Le (automatic, 6Cxx)',
@@ -167,7 +176,7 @@ export function rowText(r: LogRow): string {
     default: {
       const atr = r.atr ? ` ATR ${spacedHex(r.atr)}` : '';
       const proto = r.protocol !== undefined ? ` T=${r.protocol}` : '';
-      return `${t} ${eventLabels[r.kind].text}: ${r.reader}${atr}${proto}`;
+      return `${t} ${eventLabel(r).text}: ${r.reader}${atr}${proto}`;
     }
   }
 }

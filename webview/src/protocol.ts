@@ -61,6 +61,10 @@ export interface EventRow extends RowBase {
   protocol?: 0 | 1;
   /** The card's name from smartcard_list.txt (first line of its description). */
   card?: string;
+  /** cardUnpowered: powered down by the reader manager because nobody used it (R77), not by a person or a program. */
+  idle?: boolean;
+  /** With `idle`: how long it was unused (ms, the `smartcard.readerManager.idlePowerOff` period). */
+  idleMs?: number;
 }
 
 export interface ScriptRow extends RowBase {

@@ -1,7 +1,7 @@
 // The APDU Log's rows as DOM elements, built with textContent (no HTML from data).
 // An exchange row is a skeleton filled in; plain collapsed ones are pooled and reused.
 import type { ExchangeFields } from './columns';
-import { autoLabels, clock, clockMillis, clockSecond, commandName, duration, eventLabels, fileName, memoized, printableText, responseData, rowText, shortHex, spacedHex, spacedSw } from './format';
+import { autoLabels, clock, clockMillis, clockSecond, commandName, duration, eventLabel, fileName, memoized, printableText, responseData, rowText, shortHex, spacedHex, spacedSw } from './format';
 import type { DecodeState } from './model';
 import { LOG_CAPACITY, type AutoStep, type LogRow, type TlvView } from './protocol';
 
@@ -272,7 +272,7 @@ export function renderRow(state: RowState, r: LogRow, kids: readonly LogRow[], t
       break;
     default: {
       el.classList.add('event');
-      const l = eventLabels[r.kind];
+      const l = eventLabel(r);
       meta.append(span('label', `${l.icon} ${l.text}`), span('reader', r.reader));
       if (r.atr) meta.append(span('atr', `ATR ${spacedHex(r.atr)}`));
       if (r.protocol !== undefined) meta.append(span('protocol', `T=${r.protocol}`));

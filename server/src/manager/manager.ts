@@ -1022,7 +1022,7 @@ export class ReaderManager {
     if (!idle) r.card.atr = undefined;
     r.card.protocol = undefined;
     if (idle) r.card.idle = true;
-    this.emitEntry<EventEntry>({ kind: 'cardUnpowered', reader: r.name, eventCount: r.eventCount, ...(idle ? { idle: true } : {}) });
+    this.emitEntry<EventEntry>({ kind: 'cardUnpowered', reader: r.name, eventCount: r.eventCount, ...(idle ? { idle: true, idleMs: this.powerOffGraceMs } : {}) });
     this.readersChanged();
   }
 

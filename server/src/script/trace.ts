@@ -83,7 +83,7 @@ export function formatEntry(e: LogEntry): string[] {
     case 'cardRemoved': return [`# card removed: ${e.reader}`];
     case 'cardPowered': return [`# card powered: ATR ${spaced(e.atr ?? '')}, T=${e.protocol}${e.identified?.length ? ` (${e.identified[0]})` : ''}`];
     case 'cardReset': return [`> RESET`, `< OK: ${spaced(e.atr ?? '')} (T=${e.protocol})`];
-    case 'cardUnpowered': return [`# card powered off: ${e.reader}`];
+    case 'cardUnpowered': return [e.idle ? `# card powered down (unused${e.idleMs ? ` for ${Number((e.idleMs / 1000).toFixed(2))} s` : ''}): ${e.reader}` : `# card powered off: ${e.reader}`];
     case 'echo': return [e.message ?? ''];
     case 'scriptStarted': return [];
     case 'scriptEnded': return [e.ok ? `# passed: ${e.message}` : `# FAILED: ${e.message}`];

@@ -440,7 +440,11 @@ export class ManagerBackend implements CardBackend {
       if (!toDirect && !raw) {
         // A protocol already in use that the caller does not accept is SCARD_E_PROTO_MISMATCH
         // (winscard.c ~711, ANY_OLD not expanded there), before the share mode changes.
-        const current = h.conn && h.conn.protocol !== undefined ? protocolBits(h.conn) : this.negotiated.get(h.reader);
+        // pcscd compares with the READER's cardProtocol: once a client set RAW (R78) that is RAW for every
+        // handle, whatever its own connection negotiated, so a T0|T1 (or ANY_OLD) LEAVE is refused (R80).
+        const readerProtocol = this.negotiated.get(h.reader);
+        const current = readerProtocol === ProtocolBits.SCARD_PROTOCOL_RAW ? readerProtocol
+          : h.conn && h.conn.protocol !== undefined ? protocolBits(h.conn) : readerProtocol;
         if (current !== undefined && current !== ProtocolBits.SCARD_PROTOCOL_UNDEFINED && !(preferredProtocols & current)) {
           throw new BackendError(Rv.SCARD_E_PROTO_MISMATCH, 'the card\'s protocol is not among the preferred ones');
         }

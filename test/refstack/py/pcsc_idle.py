@@ -9,7 +9,8 @@ r"""A pyscard client for pcscd's on-demand power (R77) and a DIRECT connect aski
       (the table's cardProtocol) and its SCardStatus, and a shared connect's GET RESPONSE (the card was reset)
   raw READER
       a shared handle S, then a DIRECT connect asking for SCARD_PROTOCOL_RAW (winscard.c ~357), S's transmit
-      with its T=1 PCI and with RAW, a new shared T0|T1 connect, a shared RAW connect, a DIRECT connect without RAW
+      with its T=1 PCI and with RAW, a new shared T0|T1 connect, a shared RAW connect, a DIRECT connect without RAW;
+      then S's reconnects: LEAVE with T0|T1 (R80), LEAVE with T0|T1|RAW, RESET with T0|T1, and a transmit after it
 Runs under Debian's /usr/bin/python3 (python3-pyscard); the daemon is whatever PCSCLITE_CSOCK_NAME names.
 """
 import json
@@ -19,8 +20,8 @@ import time
 from smartcard.scard import (
     SCARD_SCOPE_USER, SCARD_STATE_UNAWARE, SCARD_STATE_PRESENT, SCARD_STATE_MUTE, SCARD_S_SUCCESS,
     SCARD_SHARE_SHARED, SCARD_SHARE_DIRECT, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_PROTOCOL_RAW,
-    SCARD_LEAVE_CARD, SCardEstablishContext, SCardGetStatusChange, SCardListReaders, SCardReleaseContext,
-    SCardConnect, SCardDisconnect, SCardTransmit, SCardStatus,
+    SCARD_LEAVE_CARD, SCARD_RESET_CARD, SCardEstablishContext, SCardGetStatusChange, SCardListReaders, SCardReleaseContext,
+    SCardConnect, SCardDisconnect, SCardReconnect, SCardTransmit, SCardStatus,
 )
 
 ANY = SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1
@@ -103,6 +104,15 @@ def raw(reader):
         SCardDisconnect(r, SCARD_LEAVE_CARD)
     rv, e, eproto = SCardConnect(hcontext, reader, SCARD_SHARE_DIRECT, 0)
     out(step='a direct connect without RAW', rv=u(rv), protocol=eproto)
+    # R80: the reader's cardProtocol is RAW, so a LEAVE reconnect must ask for it (winscard.c ~707-714);
+    # a reset unsets it first (~596) and negotiates again.
+    rv, p = SCardReconnect(s, SCARD_SHARE_SHARED, ANY, SCARD_LEAVE_CARD)
+    out(step='shared reconnect LEAVE, T0|T1', rv=u(rv))
+    rv, p = SCardReconnect(s, SCARD_SHARE_SHARED, ANY | SCARD_PROTOCOL_RAW, SCARD_LEAVE_CARD)
+    out(step='shared reconnect LEAVE, T0|T1|RAW', rv=u(rv), protocol=p)
+    rv, p = SCardReconnect(s, SCARD_SHARE_SHARED, ANY, SCARD_RESET_CARD)
+    out(step='shared reconnect RESET, T0|T1', rv=u(rv), protocol=p)
+    out(step='shared transmit after the reset, its PCI', **tx(s, p, SELECT))
     for h in (e, d, s):
         SCardDisconnect(h, SCARD_LEAVE_CARD)
     SCardReleaseContext(hcontext)

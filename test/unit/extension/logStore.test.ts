@@ -29,6 +29,13 @@ test('events keep their reader, ATR and protocol', () => {
   assert.deepEqual(entryToRow(e, 1, () => undefined), { kind: 'cardInserted', id: '1:1', time: 5, reader: R, atr: '3B8E', protocol: 1 });
 });
 
+test('an idle power-down keeps its idle flag and period in the row (the APDU Log says "powered down (unused for N s)")', () => {
+  const idle = entryToRow({ kind: 'cardUnpowered', seq: 4, time: 9, reader: R, idle: true, idleMs: 5000 }, 1, () => undefined);
+  assert.deepEqual(idle, { kind: 'cardUnpowered', id: '1:4', time: 9, reader: R, atr: undefined, protocol: undefined, idle: true, idleMs: 5000 });
+  const client = entryToRow({ kind: 'cardUnpowered', seq: 5, time: 9, reader: R }, 1, () => undefined);
+  assert.equal('idle' in client, false, 'a client\'s or the Readers view\'s power-off has no idle flag');
+});
+
 test('new entries are appended once; duplicates from the history are dropped', () => {
   const s = new LogStore();
   s.newGeneration();

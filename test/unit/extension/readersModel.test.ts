@@ -133,6 +133,22 @@ test('a card shows its ATR spaced and its protocol; a long ATR is shortened on t
   assert.equal(cardText(reader('A', { card: { powered: false, mute: true } })).label, 'mute card');
 });
 
+test('a card the manager powered down for being unused says so, with the setting, not "not powered" as a power-off', () => {
+  const idle = reader('A', { card: { atr: card.atr, powered: false, idle: true } });
+  const t = cardText(idle);
+  assert.equal(t.label, 'ATR 3B 8E 80 01 80 31 …');
+  assert.equal(t.description, 'powered down (unused)');
+  assert.match(t.tooltip, /Powered down because nobody used it/);
+  assert.match(t.tooltip, /smartcard\.readerManager\.idlePowerOff/);
+  assert.match(t.tooltip, /next connection .*powers it up again/);
+  assert.doesNotMatch(t.tooltip, /not powered/);
+  assert.equal(readerText(idle, false).description, 'powered down (unused)');
+  // A card a person powered off (Power Off, a client's SCARD_UNPOWER_CARD) stays "not powered".
+  const off = reader('A', { card: { atr: card.atr, powered: false } });
+  assert.equal(cardText(off).description, 'not powered');
+  assert.equal(readerText(off, false).description, 'unpowered');
+});
+
 test('reader text names the driver and the selection', () => {
   const t = readerText(reader('Workbench Simulator 00 00', { card }), true);
   assert.equal(t.label, 'Workbench Simulator 00 00');

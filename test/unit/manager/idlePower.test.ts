@@ -47,7 +47,8 @@ test('a verified PIN does not outlive the last connection: the card is powered d
     assert.equal((await c.transmit(VERIFY_1234)).sw, 0x9000);
     const down = nextEntry(m, idleOff, 'the idle power-down');
     await c.disconnect('leave');
-    await down;
+    const downEntry = (await down) as EventEntry;
+    assert.equal(downEntry.idleMs, GRACE, 'the entry says how long the card was unused (the APDU Log\'s "unused for N s")');
     const info = m.reader(A).card!;
     assert.equal(info.powered, false);
     assert.equal(info.idle, true, 'the Readers view can tell an idle power-down from a client\'s');

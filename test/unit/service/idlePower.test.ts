@@ -119,6 +119,34 @@ test('R78: a reconnect to DIRECT asking for RAW sets RAW too', async () => {
   } finally { await stop(); }
 });
 
+test('R80: a card handle\'s Reconnect(LEAVE) without RAW while the reader\'s protocol is RAW is SCARD_E_PROTO_MISMATCH, as pcscd; RAW, DIRECT or a reset are accepted', async () => {
+  const { b, stop } = await setup(60_000);
+  try {
+    const { handle: s } = await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY);
+    const { handle: d } = await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, ProtocolBits.SCARD_PROTOCOL_RAW);
+    const table = () => entryFor(b.readers().find((r) => r.name === A)!).cardProtocol;
+    assert.equal(table(), ProtocolBits.SCARD_PROTOCOL_RAW);
+    // winscard.c SCardReconnect ~707–714: cardProtocol is set (RAW), so the preferred ones must contain it.
+    await rejectsWith(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'LEAVE, T0|T1');
+    await rejectsWith(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_T1, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'LEAVE, T1');
+    // ANY_OLD is not expanded there (only when the protocol is UNDEFINED, ~676–678).
+    await rejectsWith(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_ANY_OLD, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'LEAVE, ANY_OLD');
+    // Before the share mode changes (~748): the handle is still shared, the reader not held.
+    await rejectsWith(b.reconnect(s, ShareMode.SCARD_SHARE_EXCLUSIVE, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'LEAVE, T0|T1, to EXCLUSIVE');
+    // A direct handle asking to become a card handle with LEAVE, T0|T1: the same check (~707–714).
+    await rejectsWith(b.reconnect(d, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD), Rv.SCARD_E_PROTO_MISMATCH, 'DIRECT → SHARED, LEAVE, T0|T1');
+    assert.equal(table(), ProtocolBits.SCARD_PROTOCOL_RAW, 'nothing changed');
+    // The handle still works with a RAW PCI, and a RAW reconnect or a DIRECT one is accepted.
+    assert.equal((await b.transmit(s, RAW, VERIFY_QUERY, 258)).length, 2);
+    assert.equal((await b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY | ProtocolBits.SCARD_PROTOCOL_RAW, Disposition.SCARD_LEAVE_CARD)).activeProtocol, ProtocolBits.SCARD_PROTOCOL_RAW);
+    assert.equal((await b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, ANY, Disposition.SCARD_LEAVE_CARD)).activeProtocol, ProtocolBits.SCARD_PROTOCOL_RAW, 'DIRECT skips the check (~660)');
+    // A reset unsets the protocol first (~596) and negotiates again from the preferred ones.
+    assert.equal((await b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD)).activeProtocol, ProtocolBits.SCARD_PROTOCOL_T1);
+    assert.equal(table(), ProtocolBits.SCARD_PROTOCOL_T1);
+    assert.equal((await b.transmit(s, T1, VERIFY_QUERY, 258)).length, 2, 'T=1 again after the reset');
+  } finally { await stop(); }
+});
+
 test('R64 + R77: a card swallowed by a failed reset stays SCARD_W_UNPOWERED_CARD through the grace period after its last handle went, then a connect powers it up again', async () => {
   const { sim, m, b, stop } = await setup();
   try {
