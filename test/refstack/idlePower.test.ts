@@ -11,12 +11,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startPcscServer, type PcscServer } from '../../server/src/service/server';
-import { PcscService } from '../../server/src/service/session';
-import { ManagerBackend } from '../../server/src/service/managerBackend';
+import type { PcscServer } from '../../server/src/service/server';
 import { ReaderManager } from '../../server/src/manager/manager';
 import { VpcdDriver } from '../../server/src/drivers/vpcd/driver';
 import { createPcscDriver } from '../../server/src/drivers/pcsc/driver';
@@ -24,6 +20,7 @@ import { fromHex } from '../../server/src/util/hex';
 import { missingPyscard, requireCommands } from '../support/system';
 import { freePort, loadRefStack, type RefStack, type StackProcess } from './stack';
 import { ScriptedCard } from './scriptedCard';
+import { startServiceStack, type ServiceStack } from './serviceStack';
 
 const PY = '/usr/bin/python3';
 const IDLE = path.resolve('test/refstack/py/pcsc_idle.py');
@@ -63,29 +60,18 @@ const step = (lines: Line[], name: string) => lines.find((l) => l.step === name)
 const ours: { idle?: Line[]; raw?: Line[] } = {};
 
 describe('the workbench service (reader manager, vpcd driver, the scripted card) with Debian\'s libpcsclite client', { skip }, () => {
-  let tmp: string;
-  let manager: ReaderManager;
-  let backend: ManagerBackend;
-  let service: PcscService;
+  let stack: ServiceStack | undefined;
   let server: PcscServer;
   const card = new ScriptedCard();
   before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-idlepower-'));
     const port = await freePort();
-    manager = new ReaderManager([new VpcdDriver({ ports: [port] })], { historySize: 0 });
-    await manager.start();
-    backend = new ManagerBackend(manager);
-    service = new PcscService(backend, () => {});
-    server = await startPcscServer(service, { socketPath: path.join(tmp, 'smartcard-workbench', 'pcscd.comm') });
+    stack = await startServiceStack([new VpcdDriver({ ports: [port] })], 'wb-idlepower-');
+    server = stack.server;
     await card.insert(port);
   });
   after(async () => {
     await card.remove();
-    await server?.close();
-    service?.dispose();
-    backend?.dispose();
-    await manager?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   test('R77: the card keeps its state within the grace period, and is reset after it; the table keeps bits and ATR, cardProtocol UNDEFINED', { timeout: 60_000 }, async () => {

@@ -10,16 +10,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startPcscServer, type PcscServer } from '../../server/src/service/server';
-import { PcscService } from '../../server/src/service/session';
-import { ManagerBackend } from '../../server/src/service/managerBackend';
-import { ReaderManager } from '../../server/src/manager/manager';
+import type { PcscServer } from '../../server/src/service/server';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
 import { missingPyscard, requireCommands } from '../support/system';
 import { loadRefStack, type RefStack, type StackProcess } from './stack';
+import { startServiceStack, type ServiceStack } from './serviceStack';
 
 const PY = '/usr/bin/python3';
 const EVENTS = path.resolve('test/refstack/py/pcsc_events.py');
@@ -136,27 +132,16 @@ async function scenario(args: string[], e: NodeJS.ProcessEnv): Promise<Line[]> {
 }
 
 describe('the workbench service (reader manager + simulator) with Debian\'s libpcsclite client', { skip }, () => {
-  let tmp: string;
   let sim: SimulatorDriver;
-  let manager: ReaderManager;
-  let backend: ManagerBackend;
-  let service: PcscService;
+  let stack: ServiceStack | undefined;
   let server: PcscServer;
   before(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-pcscevents-'));
     sim = new SimulatorDriver({ readers: 1 });
-    manager = new ReaderManager([sim], { historySize: 0 });
-    await manager.start();
-    backend = new ManagerBackend(manager);
-    service = new PcscService(backend, () => {});
-    server = await startPcscServer(service, { socketPath: path.join(tmp, 'smartcard-workbench', 'pcscd.comm') });
+    stack = await startServiceStack([sim], 'wb-pcscevents-');
+    server = stack.server;
   });
   after(async () => {
-    await server?.close();
-    service?.dispose();
-    backend?.dispose();
-    await manager?.stop();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   test('events: a shared and a direct handle through a removal, a new card and the direct handle\'s resets', { timeout: 90_000 }, async () => {
