@@ -276,7 +276,11 @@ export class Connection {
         if (this.closed || this.lostTransaction) { this.lostTransaction = false; return; }
         throw new ScError('BAD_REQUEST', 'This connection holds no transaction to end.');
       }
-      await this.applyDisposition(disposition);
+      // pcscd's SCardEndTransaction(SCARD_UNPOWER_CARD) powers the card down and up again and keeps the lock while a
+      // level is left (winscard.c ~1134–1160): a cold reset in the owner's turn, whose power-off half keeps the system
+      // transaction (R84), not its SCardDisconnect's power-off, which would end it for every program (R87).
+      if (disposition === 'unpower') await this.coldResetInTurn();
+      else await this.applyDisposition(disposition);
       if (--q.depth > 0) { this.manager.transactionChanged(); return; }
       try {
         await this.r.gate.endDriverTransaction();
@@ -302,6 +306,17 @@ export class Connection {
     } finally {
       // The card is free for other programs (the system-side connection let go) when this resolves.
       await this.close();
+    }
+  }
+
+  /** A cold reset inside this connection's own queue turn (no abort signal, as applyDisposition). */
+  private async coldResetInTurn(): Promise<void> {
+    if (!this.r.card.present || this.r.removed) return;
+    try {
+      await this.manager.powerDown(this.r, undefined, false, true);
+      await this.manager.powerUp(this.r, 'cold', this.requestedProtocol);
+    } finally {
+      this.seen();
     }
   }
 

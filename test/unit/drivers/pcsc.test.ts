@@ -1927,6 +1927,70 @@ test('R83 (review 9 F2): a late direct grant, and a card connection\'s Begin que
   } finally { free?.(); b.dispose(); await m.stop(); }
 });
 
+test('R86 (review 10 G1): a card connection that took a late direct grant over holds a card handle\'s transaction: its Disconnect(UNPOWER) powers the card off, no power cycle', async () => {
+  const fake = new CountingFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: false, counter: 0 });
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], syncTransmit: false });
+  let begins = 0;
+  const begin = driver.beginTransaction!.bind(driver);
+  driver.beginTransaction = (key, opts) => { begins++; return begin(key, opts); };
+  const m = new ReaderManager([driver], { historySize: 0, exchangeTimeoutMs: 300 });
+  await m.start();
+  const b = new ManagerBackend(m);
+  const [A] = m.list().readers.map((r) => r.name);
+  let free!: () => void;
+  try {
+    const s1 = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    const s2 = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.transmit(s2, T0PCI, SELECT_MF, 258)), 0);
+    await b.disconnect(s1, Disposition.SCARD_UNPOWER_CARD);
+    assert.equal(await rvAfter(b.reconnect(s2, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_LEAVE_CARD)), 0);
+    fake.lockedElsewhere = new Promise<void>((r) => { free = r; });
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0x8010000b, 'D\'s Begin: SHARING_VIOLATION at the deadline');
+    const s2begin = rvAfter(b.beginTransaction(s2));
+    await untilHolds(() => begins === 2, 'S2\'s Begin is in the driver\'s chain behind D\'s');
+    fake.lockedElsewhere = undefined;
+    free();
+    assert.equal(await s2begin, 0, 'S2\'s Begin: granted on the late grant');
+    assert.equal(await rvAfter(b.reconnect(s2, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_RESET_CARD)), 0, 'S2 resets the card: powered');
+    assert.equal(m.reader(A).card?.powered, true);
+    fake.dispositions.length = 0;
+    await b.disconnect(s2, Disposition.SCARD_UNPOWER_CARD);
+    assert.ok(fake.dispositions.includes('disconnect 2'), `SCardDisconnect(UNPOWER), as pcscd powers the card off: ${fake.dispositions.join(', ')}`);
+    assert.ok(!fake.dispositions.includes('reconnect 2'), `no power cycle taken for a direct handle's cold reset: ${fake.dispositions.join(', ')}`);
+    await untilHolds(() => fake.lock.size === 0, 'pcscd is free once S2 went', 1000);
+    await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
+  } finally { free?.(); b.dispose(); await m.stop(); }
+});
+
+test('R87 (review 10 G2): a card handle\'s SCardEndTransaction(UNPOWER) powers the card down and up and keeps the lock while a level is left, as pcscd (winscard.c ~1134–1160)', async () => {
+  const { fake, m, b, A, stop } = await systemService();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.beginTransaction(s)), 0);
+    assert.equal(await rvAfter(b.beginTransaction(s)), 0);
+    const holder = fake.lock.get(R0);
+    assert.ok(holder !== undefined);
+    const owner = m.transactionOwner(A);
+    fake.dispositions.length = 0;
+    assert.equal(await rvAfter(b.endTransaction(s, Disposition.SCARD_UNPOWER_CARD)), 0, 'the inner End');
+    assert.ok(!fake.dispositions.some((x) => x.startsWith('disconnect')), `no SCardDisconnect, which would end the lock for every program: ${fake.dispositions.join(', ')}`);
+    assert.ok(fake.dispositions.includes('reconnect 2'), `the card power-cycled on the lock holder: ${fake.dispositions.join(', ')}`);
+    assert.equal(fake.lock.get(R0), holder, 'pcscd keeps the lock: one level is left');
+    assert.equal(m.transactionOwner(A), owner);
+    assert.equal(m.reader(A).card?.powered, true, 'pcscd powers the card up again after the power-down');
+    // The caller's own handle is marked reset too (RFSetReaderEventState marks every handle, winscard.c ~1156).
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0x80100068, 'SCARD_W_RESET_CARD');
+    assert.equal(await rvAfter(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.endTransaction(s, Disposition.SCARD_UNPOWER_CARD)), 0, 'the outer End');
+    assert.equal(fake.lock.size, 0, 'the last level ended: pcscd is free');
+    assert.equal(m.reader(A).card?.powered, true, 'powered down and up again, not left unpowered');
+    await b.disconnect(s, Disposition.SCARD_LEAVE_CARD);
+  } finally { await stop(); }
+});
+
 test('R84 (review 9 F3): a card handle\'s transaction handed over to the direct entry (Reconnect to DIRECT), then its cold reset: the system lock must stay', async () => {
   const { fake, m, b, A, stop } = await systemService();
   try {

@@ -843,6 +843,9 @@ export class PcscDriver implements Driver {
         // takes the transaction as it is. A card connection's Begin makes the DIRECT holder the card handle (R73).
         if (!opts?.direct) await this.connectedOrConnect(r, api, ctx, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
         r.transactionGone = false;
+        // Whose it is now: a card connection's Begin took it over (its power-off is a plain SCardDisconnect(UNPOWER),
+        // not a direct handle's power cycle on the holder, R86).
+        r.directTransaction = opts?.direct === true;
         return;
       }
       if (opts?.direct && r.handle === null) {
