@@ -85,10 +85,14 @@ export async function launchWorkbench({ workspace, settings = {}, machineSetting
   }, null, 2));
   // Machine-scoped settings (smartcard.pcsc.library): code-server takes them from the remote
   // machine's settings (the Settings editor's "Remote" tab), not from User/settings.json.
-  if (machineSettings) {
-    fs.mkdirSync(path.join(dirs.userData, 'Machine'), { recursive: true });
-    fs.writeFileSync(path.join(dirs.userData, 'Machine', 'settings.json'), JSON.stringify(machineSettings, null, 2));
-  }
+  // pcscd's idle power-down (R77, 5 s by default) is off unless a test sets it: it changes the Readers
+  // view and adds a log row 5 s after a card's last use, which took hovers and "newest row" checks of
+  // tests about other things by surprise on a slow machine. idle-power.test.mjs is the test of it.
+  fs.mkdirSync(path.join(dirs.userData, 'Machine'), { recursive: true });
+  fs.writeFileSync(path.join(dirs.userData, 'Machine', 'settings.json'), JSON.stringify({
+    'smartcard.readerManager.idlePowerOff': 0,
+    ...(machineSettings ?? {}),
+  }, null, 2));
   const xdg = { XDG_CONFIG_HOME: dirs.config, XDG_DATA_HOME: dirs.data, XDG_CACHE_HOME: dirs.cache };
   if (vsix) {
     // Installed like a user would (offline, from the file), instead of loaded from the working tree.

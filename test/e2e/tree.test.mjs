@@ -23,10 +23,6 @@ before(async () => {
     'smartcard.vpcd.ports': [await freePort()],
     'smartcard.pcsc.enabled': false,
     'smartcard.usbCcid.enabled': false,
-  }, machineSettings: {
-    // The looks of a powered card are checked seconds after each change: no idle power-down in between (R77's own
-    // e2e test, idle-power.test.mjs, checks that one).
-    'smartcard.readerManager.idlePowerOff': 0,
   } });
 }, { timeout: 120_000 });
 

@@ -14,7 +14,7 @@ before(async () => {
   if (skip) return;
   // The tree's looks after a run (its protocol) are checked seconds later: no idle power-down in between (R77's own
   // e2e test, idle-power.test.mjs, checks that one).
-  wb = await launchWorkbench({ workspace, name: 'workbench', machineSettings: { 'smartcard.readerManager.idlePowerOff': 0 } });
+  wb = await launchWorkbench({ workspace, name: 'workbench' });
 }, { timeout: 120_000 });
 
 after(async () => {
