@@ -1890,7 +1890,13 @@ test('R82 (review 9 F1): the client dies while its direct Begin waits behind ano
   } finally { free(); fake.lockWaits.length = 0; await stop(); }
 });
 
-test('R83 (review 9 F2): a late direct grant, and a card connection\'s Begin queued behind it in the driver stacks on it: one LockCount is left in pcscd', async () => {
+/**
+ * R83's and R86's ground: S1 and S2 share the card, S1 leaves it unpowered (the driver keeps no handle), another
+ * program holds pcscd's lock; a direct handle D's Begin gives up at the deadline while the driver's DIRECT connect
+ * still waits, and S2's Begin queues behind it in the driver. `grant()` lets the other program go: S2's Begin is
+ * answered on the late grant.
+ */
+async function lateDirectGrant() {
   const fake = new CountingFake();
   fake.readers.set(R0, { present: true, counter: 1 });
   fake.readers.set(R1, { present: false, counter: 0 });
@@ -1902,7 +1908,8 @@ test('R83 (review 9 F2): a late direct grant, and a card connection\'s Begin que
   await m.start();
   const b = new ManagerBackend(m);
   const [A] = m.list().readers.map((r) => r.name);
-  let free!: () => void;
+  let free: (() => void) | undefined;
+  const stop = async () => { free?.(); b.dispose(); await m.stop(); };
   try {
     const s1 = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
     const s2 = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
@@ -1915,45 +1922,31 @@ test('R83 (review 9 F2): a late direct grant, and a card connection\'s Begin que
     assert.equal(await rvAfter(b.beginTransaction(d)), 0x8010000b, 'D\'s Begin: SHARING_VIOLATION at the deadline, its DIRECT connect still waiting');
     const s2begin = rvAfter(b.beginTransaction(s2));
     await untilHolds(() => begins === 2, 'S2\'s Begin is in the driver\'s chain behind D\'s');
-    fake.lockedElsewhere = undefined;
-    free();
-    assert.equal(await s2begin, 0, 'S2\'s Begin: granted');
+    const grant = () => { fake.lockedElsewhere = undefined; free?.(); return s2begin; };
+    return { fake, m, b, A, s2, d, grant, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+test('R83 (review 9 F2): a late direct grant, and a card connection\'s Begin queued behind it in the driver stacks on it: one LockCount is left in pcscd', async () => {
+  const { fake, m, b, A, s2, d, grant, stop } = await lateDirectGrant();
+  try {
+    assert.equal(await grant(), 0, 'S2\'s Begin: granted');
     assert.equal(fake.count.get(R0), 1, 'one LockCount in pcscd (before R83: 2, stacked on the late grant)');
     assert.equal(await rvAfter(b.endTransaction(s2, Disposition.SCARD_LEAVE_CARD)), 0);
     await untilHolds(() => m.transactionOwner(A) === null && fake.lock.size === 0, 'nobody holds a transaction: pcscd is free (before R83: held until S2 disconnects)', 1000);
     assert.equal(fake.count.get(R0), undefined);
     await b.disconnect(s2, Disposition.SCARD_LEAVE_CARD);
     await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
-  } finally { free?.(); b.dispose(); await m.stop(); }
+  } finally { await stop(); }
 });
 
 test('R86 (review 10 G1): a card connection that took a late direct grant over holds a card handle\'s transaction: its Disconnect(UNPOWER) powers the card off, no power cycle', async () => {
-  const fake = new CountingFake();
-  fake.readers.set(R0, { present: true, counter: 1 });
-  fake.readers.set(R1, { present: false, counter: 0 });
-  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], syncTransmit: false });
-  let begins = 0;
-  const begin = driver.beginTransaction!.bind(driver);
-  driver.beginTransaction = (key, opts) => { begins++; return begin(key, opts); };
-  const m = new ReaderManager([driver], { historySize: 0, exchangeTimeoutMs: 300 });
-  await m.start();
-  const b = new ManagerBackend(m);
-  const [A] = m.list().readers.map((r) => r.name);
-  let free!: () => void;
+  const { fake, m, b, A, s2, d, grant, stop } = await lateDirectGrant();
   try {
-    const s1 = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
-    const s2 = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
-    assert.equal(await rvAfter(b.transmit(s2, T0PCI, SELECT_MF, 258)), 0);
-    await b.disconnect(s1, Disposition.SCARD_UNPOWER_CARD);
-    assert.equal(await rvAfter(b.reconnect(s2, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_LEAVE_CARD)), 0);
-    fake.lockedElsewhere = new Promise<void>((r) => { free = r; });
-    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
-    assert.equal(await rvAfter(b.beginTransaction(d)), 0x8010000b, 'D\'s Begin: SHARING_VIOLATION at the deadline');
-    const s2begin = rvAfter(b.beginTransaction(s2));
-    await untilHolds(() => begins === 2, 'S2\'s Begin is in the driver\'s chain behind D\'s');
-    fake.lockedElsewhere = undefined;
-    free();
-    assert.equal(await s2begin, 0, 'S2\'s Begin: granted on the late grant');
+    assert.equal(await grant(), 0, 'S2\'s Begin: granted on the late grant');
     assert.equal(await rvAfter(b.reconnect(s2, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_RESET_CARD)), 0, 'S2 resets the card: powered');
     assert.equal(m.reader(A).card?.powered, true);
     fake.dispositions.length = 0;
@@ -1962,7 +1955,7 @@ test('R86 (review 10 G1): a card connection that took a late direct grant over h
     assert.ok(!fake.dispositions.includes('reconnect 2'), `no power cycle taken for a direct handle's cold reset: ${fake.dispositions.join(', ')}`);
     await untilHolds(() => fake.lock.size === 0, 'pcscd is free once S2 went', 1000);
     await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
-  } finally { free?.(); b.dispose(); await m.stop(); }
+  } finally { await stop(); }
 });
 
 test('R87 (review 10 G2): a card handle\'s SCardEndTransaction(UNPOWER) powers the card down and up and keeps the lock while a level is left, as pcscd (winscard.c ~1134–1160)', async () => {
