@@ -20,7 +20,7 @@ import { fromHex } from '../../server/src/util/hex';
 import { missingPyscard, requireCommands } from '../support/system';
 import { freePort, loadRefStack, type RefStack, type StackProcess } from './stack';
 import { ScriptedCard } from './scriptedCard';
-import { startServiceStack, type ServiceStack } from './serviceStack';
+import { clientEnv as env, startServiceStack, type ServiceStack } from './serviceStack';
 
 const PY = '/usr/bin/python3';
 const IDLE = path.resolve('test/refstack/py/pcsc_idle.py');
@@ -30,14 +30,6 @@ const WAIT_S = 7;
 const skip = requireCommands('pcscd') || missingPyscard(PY);
 
 type Line = Record<string, unknown>;
-
-function env(socket: string | null): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env };
-  delete e.LD_LIBRARY_PATH;
-  delete e.PCSCLITE_CSOCK_NAME;
-  if (socket) e.PCSCLITE_CSOCK_NAME = socket;
-  return e;
-}
 
 /** One scenario to its end (bounded): its step lines. */
 function scenario(args: string[], e: NodeJS.ProcessEnv, ms = 45_000): Promise<Line[]> {

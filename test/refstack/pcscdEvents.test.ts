@@ -15,7 +15,7 @@ import type { PcscServer } from '../../server/src/service/server';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
 import { missingPyscard, requireCommands } from '../support/system';
 import { loadRefStack, type RefStack, type StackProcess } from './stack';
-import { startServiceStack, type ServiceStack } from './serviceStack';
+import { clientEnv as env, startServiceStack, type ServiceStack } from './serviceStack';
 
 const PY = '/usr/bin/python3';
 const EVENTS = path.resolve('test/refstack/py/pcsc_events.py');
@@ -67,14 +67,6 @@ class Client {
   end(): void { this.p.stdin.end(); }
   kill(): void { if (this.p.exitCode === null) this.p.kill('SIGKILL'); }
   get errors(): string { return this.stderr; }
-}
-
-function env(socket: string | null): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env };
-  delete e.LD_LIBRARY_PATH;
-  delete e.PCSCLITE_CSOCK_NAME;
-  if (socket) e.PCSCLITE_CSOCK_NAME = socket;
-  return e;
 }
 
 /** The events scenario: removal and insertion done by `remove` / `insert` when the client asks for them. */

@@ -1,6 +1,7 @@
 // The workbench's PC/SC service as the refstack comparisons run it: a reader manager over the given
 // drivers (no log history), its ManagerBackend and PcscService, listening on a socket in a fresh
-// private folder. `stop` undoes all of it, in the reverse order, and removes the folder.
+// private folder. `stop` undoes all of it, in the reverse order, and removes the folder. `clientEnv`
+// is a client program's environment for it, or (null) for the machine's pcscd.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,4 +41,16 @@ export async function startServiceStack(drivers: Driver[], tmpPrefix: string): P
     await stop();
     throw e;
   }
+}
+
+/**
+ * A client's environment: libpcsclite on `socket` (PCSCLITE_CSOCK_NAME), or on the machine's pcscd with
+ * null; Debian's library, not a built one (no LD_LIBRARY_PATH).
+ */
+export function clientEnv(socket: string | null): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = { ...process.env };
+  delete e.LD_LIBRARY_PATH;
+  delete e.PCSCLITE_CSOCK_NAME;
+  if (socket) e.PCSCLITE_CSOCK_NAME = socket;
+  return e;
 }
