@@ -849,13 +849,8 @@ export class PcscDriver implements Driver {
         return;
       }
       if (opts?.direct && r.handle === null) {
-        if (r.txHandle !== null && !r.inTransaction) {
-          // A holder whose transaction a removal ended in pcscd, not yet let go: never overwritten (leaked) by a new one.
-          const old = r.txHandle;
-          r.txHandle = null;
-          await api.disconnect(old, SCARD_LEAVE_CARD).catch(() => undefined);
-        }
-        // Through the guard, before any lock of ours is held. pcscd's SCardConnect waits while ANOTHER program holds the
+        // Through the guard, before any lock of ours is held; the guard also lets go of a holder whose transaction a
+        // removal ended (R85), so it is never overwritten (leaked) by the new one. pcscd's SCardConnect waits while ANOTHER program holds the
         // reader's transaction (winscard.c 287–295): that is the client's own Begin waiting, as with pcscd; the gate's
         // deadline answers the caller meanwhile, and a late grant is ended at once (Gate.beginTransaction).
         const d = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0);
@@ -1000,24 +995,20 @@ export class PcscDriver implements Driver {
    * the guard should that change.
    */
   private connect(r: Reader, api: Winscard, ctx: Handle, share: number, protocols: number): Promise<{ handle: Handle; protocol: number }> {
-    if (r.inTransaction) {
-      return Promise.reject(new ScError('SHARING_VIOLATION', `Not connecting to "${r.name}" again while our transaction holds it in the PC/SC service (the connection would wait for that transaction for ever).`));
-    }
+    if (r.inTransaction) return Promise.reject(underOurLock(r));
     // A dropped handle's disconnect first: one call at a time on the reader's context (R69); a handle the watcher
     // dropped while this call ran holds pcscd's lock until it is disconnected (R70).
     return this.settleDrops(r, api).then(async () => {
       // A DIRECT holder whose transaction ended in our books but may still hold pcscd's hLockId: a removal clears it
       // (readerfactory.c 1338–1343), pcscd's UNKNOWN → PRESENT re-insertion after a reader error moves the event counter
       // without clearing it (eventhandler.c 330–345, 392–417), and the watcher cannot tell the two apart. Never connect
-      // beside it (R85): it is disconnected first (RFUnlockAllSharing), as the next direct Begin does.
+      // beside it (R85): it is disconnected first (RFUnlockAllSharing); the next direct Begin comes through here too.
       if (r.txHandle !== null && !r.inTransaction) {
         const old = r.txHandle;
         r.txHandle = null;
         await api.disconnect(old, SCARD_LEAVE_CARD).catch(() => undefined);
       }
-      if (r.inTransaction || r.txHandle !== null) {
-        throw new ScError('SHARING_VIOLATION', `Not connecting to "${r.name}" again while our transaction holds it in the PC/SC service (the connection would wait for that transaction for ever).`);
-      }
+      if (r.inTransaction || r.txHandle !== null) throw underOurLock(r);
       return api.connect(ctx, r.name, share, protocols);
     });
   }
@@ -1087,4 +1078,9 @@ export class PcscDriver implements Driver {
       details: { transport: 'PC/SC', 'system reader name': r.name, library: this.api?.library ?? '' },
     };
   }
+}
+
+/** The connect guard's refusal: an SCardConnect while our transaction holds the reader would wait for it for ever. */
+function underOurLock(r: Reader): ScError {
+  return new ScError('SHARING_VIOLATION', `Not connecting to "${r.name}" again while our transaction holds it in the PC/SC service (the connection would wait for that transaction for ever).`);
 }
