@@ -34,25 +34,6 @@ function literalPrefix(pattern: string): string {
   return pattern.slice(0, Math.max(0, end)).toUpperCase();
 }
 
-/**
- * The pattern line at `start` cannot match an ATR starting with `key` (its first KEY_LENGTH
- * characters, upper case): they are literal hex digits and spaces, not followed by a
- * quantifier, not part of an alternative, and differ from the key.
- */
-function literalMismatch(bytes: Uint8Array, start: number, end: number, key: Uint8Array): boolean {
-  if (end - start <= KEY_LENGTH || bytes[start] === 0x20) return false; // a pattern is trimmed first
-  let differs = false;
-  for (let i = 0; i < KEY_LENGTH; i++) {
-    const c = bytes[start + i];
-    const literal = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66) || c === 0x20;
-    if (!literal) return false;
-    if ((c >= 0x61 ? c - 0x20 : c) !== key[i]) differs = true;
-  }
-  const next = bytes[start + KEY_LENGTH];
-  if (next === 0x2a || next === 0x3f || next === 0x7b || next === 0x2b) return false; // * ? { +
-  return differs && bytes.subarray(start, end).indexOf(0x7c) < 0; // no |
-}
-
 /** FNV-1a over the upper-cased pattern: finds duplicate candidates without keeping the strings. */
 function patternHash(upper: string): number {
   let h = 0x811c9dc5;
@@ -64,6 +45,21 @@ function patternHash(upper: string): number {
 function lineEnd(bytes: Uint8Array, from: number): number {
   const lf = bytes.indexOf(LF, from);
   return lf < 0 ? bytes.length : lf;
+}
+
+/**
+ * Regular expressions for the pattern lines that can match an ATR starting with `key` (the others'
+ * first characters are literal hex digits and spaces that differ from it, as the index's buckets know): `first` (sticky) for the text's first line, `next` (global) for each later one, matched
+ * from the LF before it. Such a line is neither a description (TAB) nor a comment (#) and: has at
+ * most KEY_LENGTH characters, starts with a space, has a character other than a hex digit or a
+ * space in its first KEY_LENGTH, starts with `key` (any case), has a quantifier right after them,
+ * or holds a `|` anywhere. (Not `^` with the m flag: JavaScript also starts a line after a CR.)
+ */
+function candidateLines(key: string): { first: RegExp; next: RegExp } {
+  const keyPattern = [...key].map((c) => (/[A-F]/.test(c) ? `[${c}${c.toLowerCase()}]` : c)).join('');
+  const k = KEY_LENGTH;
+  const alternatives = `[^\\n]{0,${k}}(?=\\n|$)| |[^\\n]{0,${k - 1}}[^0-9A-Fa-f \\n]|${keyPattern}|[^\\n]{${k}}[*?{+]|[^\\n]*\\|`;
+  return { first: new RegExp(`(?![\\t#])(?:${alternatives})`, 'y'), next: new RegExp(`\\n(?![\\t#])(?:${alternatives})`, 'g') };
 }
 
 /** Per entry, in the order added (so index order is priority order: source, then line). */
@@ -235,36 +231,50 @@ export class SmartcardList {
   private scan(atr: string): SmartcardListEntry[] {
     const found: SmartcardListEntry[] = [];
     const seen = new Set<string>();
-    const key = Buffer.from(atr.slice(0, KEY_LENGTH), 'latin1');
+    const { first, next } = candidateLines(atr.slice(0, KEY_LENGTH));
     for (let source = 0; source < this.texts.length; source++) {
       const bytes = this.texts[source];
-      let open: SmartcardListEntry | undefined;
-      let line = 0;
-      for (let start = 0; start < bytes.length; ) {
+      // Found by a regular expression over the bytes as Latin-1 (one character per byte, so its
+      // offsets are the bytes'): the pattern lines that can match, without a JavaScript
+      // step per line (the first lookup happens before the helper says "started").
+      const text = bytes.toString('latin1');
+      let line = 1;
+      let counted = 0;
+      const lineOf = (at: number) => {
+        for (; counted < at; counted++) if (bytes[counted] === LF) line++;
+        return line;
+      };
+      first.lastIndex = 0;
+      let start = first.test(text) ? 0 : -1;
+      next.lastIndex = 0;
+      for (;;) {
+        if (start < 0) {
+          const m = next.exec(text);
+          if (!m) break;
+          start = m.index + 1;
+        }
         const end = lineEnd(bytes, start);
-        line++;
-        const first = start < end ? bytes[start] : -1;
-        if (first === TAB) {
-          if (open) open.descriptions.push(bytes.toString('utf8', start + 1, end > start + 1 && bytes[end - 1] === CR ? end - 1 : end));
-        } else if (first !== HASH) {
-          open = undefined;
-          if (!literalMismatch(bytes, start, end, key)) {
-            const contentEnd = end > start && bytes[end - 1] === CR ? end - 1 : end;
-            const pattern = bytes.toString('utf8', start, contentEnd).trim();
-            const upper = pattern.toUpperCase();
-            const prefix = literalPrefix(pattern);
-            if (pattern && !seen.has(upper) && atr.startsWith(prefix)) {
-              let re: RegExp | undefined;
-              try { re = new RegExp(`^(?:${pattern})$`, 'i'); } catch { re = undefined; }
-              if (re) seen.add(upper); // a bad pattern is not an entry (a later copy of it is not one either)
-              if (re?.test(atr)) {
-                open = { pattern, descriptions: [], source: this.sources[source], line };
-                found.push(open);
-              }
+        next.lastIndex = end;
+        const contentEnd = end > start && bytes[end - 1] === CR ? end - 1 : end;
+        const pattern = bytes.toString('utf8', start, contentEnd).trim();
+        const upper = pattern.toUpperCase();
+        const prefix = literalPrefix(pattern);
+        if (pattern && !seen.has(upper) && atr.startsWith(prefix)) {
+          let re: RegExp | undefined;
+          try { re = new RegExp(`^(?:${pattern})$`, 'i'); } catch { re = undefined; }
+          if (re) seen.add(upper); // a bad pattern is not an entry (a later copy of it is not one either)
+          if (re?.test(atr)) {
+            const entry: SmartcardListEntry = { pattern, descriptions: [], source: this.sources[source], line: lineOf(start) };
+            // Its descriptions: the TAB lines up to the next line that is neither one nor a comment.
+            for (let at = end + 1; at < bytes.length && (bytes[at] === TAB || bytes[at] === HASH); ) {
+              const stop = lineEnd(bytes, at);
+              if (bytes[at] === TAB) entry.descriptions.push(bytes.toString('utf8', at + 1, stop > at + 1 && bytes[stop - 1] === CR ? stop - 1 : stop));
+              at = stop + 1;
             }
+            found.push(entry);
           }
         }
-        start = end + 1;
+        start = -1;
       }
     }
     return found;

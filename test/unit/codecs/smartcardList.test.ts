@@ -116,10 +116,11 @@ test('the Debian list: every concrete ATR identifies itself, bucketed lookup equ
 // the texts for one ATR instead of indexing the whole list. It must answer what the index does.
 test('the first lookup (a scan, no index) answers what the index answers', () => {
   const crlf = '3B 11 22\r\n\tfirst line\r\n# a comment inside\r\n\tsecond line\r\n\r\n3b 11 22\r\n\tsame pattern, lower case: skipped\r\n'
-    + '\r\n3B 33 ..  \r\n\tÉlan carte (UTF-8)\r\n\t\r\n  3B 44 55\n\tleading spaces\n3B 44 5? 66|3B 77\n\talternative\n3B 1(2\n\tbroken\n3B 1(2\n\tbroken again\n';
+    + '\r\n3B 33 ..  \r\n\tÉlan carte (UTF-8)\r\n\t\r\n  3B 44 55\n\tleading spaces\n3B 44 5? 66|3B 77\n\talternative\n3B 1(2\n\tbroken\n3B 1(2\n\tbroken again\n'
+    + '3B 8E?F 00\n\ta quantifier right after the first five characters\n';
   const texts: Array<[string, string]> = [['mine', '3B 95 13 81 01 80 73 FF 01 00 0B\n\tmy own description\n'], ['sample', SAMPLE], ['crlf', crlf]];
   const atrs = ['3B 95 13 81 01 80 73 FF 01 00 0B', '3B8F8001804F0CA000000306030001000000006A', '3B 8F 80 01 80 4F 0C A0 00 00 03 06 11 00 01 00 00 00 00 77',
-    '3B 65 00 00 90 12 34', '3B 65 00 00 70 12 34', '3b 02 14 50', '3B 11 22', '3B 33 7F', '3B 44 55', '3B 44 5 66', '3B 77', '3B 44 66', '3B 12', '3B 95 13', 'zz', ''];
+    '3B 65 00 00 90 12 34', '3B 65 00 00 70 12 34', '3b 02 14 50', '3B 11 22', '3B 33 7F', '3B 44 55', '3B 44 5 66', '3B 77', '3B 44 66', '3B 12', '3B 95 13', '3B 8F 00', 'zz', ''];
   const indexed = new SmartcardList();
   for (const [source, text] of texts) indexed.addText(text, source);
   assert.ok(indexed.size > 0); // builds the index

@@ -147,6 +147,27 @@ test('SmartcardList.addText never throws on any line; lookup never throws and fi
   }), fuzzParams(1500));
 });
 
+// The first lookup scans the texts (regular expressions over the bytes, server/src/codecs/smartcardList.ts);
+// later ones use the index: both must answer the same for any list, CR, spaces and case included.
+const scanLine = fc.oneof(
+  listLine,
+  fc.array(fc.constantFrom('3B', '3b', '8F', '8f', ' ', ' ', ' ', '  ', '..', '?', '*', '|', '\r', 'É', '#', '\t', '00', '{2}', 'FF', '3F'), { maxLength: 12 }).map((t) => t.join('')),
+);
+// ATRs the lines above can match, so that the answers are not all empty.
+const scanAtr = fc.array(fc.constantFrom('3B', '8F', '00', 'FF', '3F'), { minLength: 1, maxLength: 4 }).map((b) => b.join(' '));
+test('SmartcardList: the first lookup (a scan) answers what the index answers', () => {
+  fc.assert(fc.property(fc.array(scanLine, { maxLength: 40 }), fc.constantFrom('\n', '\r\n'), fc.array(fc.oneof(scanAtr, atrText), { minLength: 1, maxLength: 4 }), (lines, eol, atrs) => {
+    const text = lines.join(eol);
+    const indexed = new SmartcardList();
+    indexed.addText(text, 'fuzz');
+    for (const atr of atrs) {
+      const fresh = new SmartcardList();
+      fresh.addText(text, 'fuzz');
+      assert.deepEqual(bounded('first lookup', () => fresh.lookup(atr)), indexed.lookup(atr), JSON.stringify({ text, atr }));
+    }
+  }), fuzzParams(1500));
+});
+
 const SYSTEM_LIST = '/usr/share/pcsc/smartcard_list.txt';
 test('lookup in the real smartcard_list.txt finishes for hostile ATRs (long, repetitive)', { skip: existsSync(SYSTEM_LIST) ? false : `${SYSTEM_LIST} missing (pcsc-tools); run npm run setup:system` }, () => {
   const list = new SmartcardList();
