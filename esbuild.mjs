@@ -25,7 +25,7 @@ function testEntries(dir) {
 
 const builds = [
   { ...node, entryPoints: { extension: 'extension/src/extension.ts' }, outdir, external: ['vscode', ...nativeExternals] },
-  { ...node, entryPoints: { server: 'server/src/main.ts', cli: 'server/src/cli.ts' }, outdir, external: nativeExternals },
+  { ...node, entryPoints: { server: 'server/src/boot.ts', helper: 'server/src/main.ts', cli: 'server/src/cli.ts' }, outdir, external: nativeExternals },
   { ...common, platform: 'browser', target: 'es2022', format: 'iife', entryPoints: { webview: 'webview/src/main.ts' }, outdir },
 ];
 if (!production && outdir === 'out') {

@@ -9,7 +9,7 @@ import {
 } from 'vscode-languageclient/node';
 import {
   AskPinRequest, ConfirmRequest, EventsNotification, LogHistoryRequest, ReadersChangedNotification, RunProgressNotification, SettingsNotification, StartedNotification,
-  type DriverStatus, type HelperSettings, type LogEntry, type ParamsOf, type ReaderInfo, type Request, newPinKey, PIN_KEY_ENV,
+  type DriverStatus, type HelperSettings, type LogEntry, type ParamsOf, type ReaderInfo, type Request, newPinKey, PIN_KEY_ENV, CODE_CACHE_ENV,
   PcscServiceStatusNotification, type PcscServiceStatus,
 } from '../../server/src/protocol';
 import { pinPromptText, sealedAnswer } from './pinPrompt';
@@ -76,6 +76,8 @@ export class ReaderManagerClient implements vscode.Disposable {
     private readonly extensionPath: string,
     private readonly log: vscode.LogOutputChannel,
     private readonly config: Config,
+    /** Where the helper keeps V8's code cache of its bundle (the extension's global storage); none: no cache. */
+    private readonly codeCacheDir?: string,
   ) {
     this.policy = new RestartPolicy(config.restartPolicy);
   }
@@ -212,7 +214,8 @@ export class ReaderManagerClient implements vscode.Disposable {
     // the language client's trace may write to the output channel and to VS Code's log files): PINs
     // travel to the helper only sealed with it. Never logged.
     const pinKey = newPinKey();
-    const env = { [PIN_KEY_ENV]: pinKey.toString('base64') };
+    // V8's code cache of the helper's bundle (server/src/codeCache.ts) in the user's own storage.
+    const env = { [PIN_KEY_ENV]: pinKey.toString('base64'), ...(this.codeCacheDir ? { [CODE_CACHE_ENV]: this.codeCacheDir } : {}) };
     const serverOptions: ServerOptions = {
       run: { module, transport: TransportKind.ipc, options: { execArgv: HELPER_EXEC_ARGV, env } },
       debug: { module, transport: TransportKind.ipc, options: { execArgv: [...HELPER_EXEC_ARGV, '--nolazy', '--inspect=6019'], env } },

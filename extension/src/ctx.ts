@@ -29,7 +29,9 @@ export class Ctx {
     const subs = extension.subscriptions;
     this.log = vscode.window.createOutputChannel('Smart Card', { log: true });
     subs.push(this.log);
-    this.manager = new ReaderManagerClient(extension.extensionPath, this.log, this.config);
+    const globalStorage = extension.globalStorageUri;
+    this.manager = new ReaderManagerClient(extension.extensionPath, this.log, this.config,
+      globalStorage.scheme === 'file' ? vscode.Uri.joinPath(globalStorage, 'code-cache').fsPath : undefined);
     subs.push(this.manager);
     this.panel = new LogPanel(extension.extensionUri, this.logStore, this.log, () => ({
       state: this.manager.state === 'idle' ? 'stopped' : this.manager.state,

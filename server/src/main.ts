@@ -1,5 +1,7 @@
-// Helper process entry: started by the extension through vscode-languageclient (IPC).
+// The helper process (out/helper.js), run by boot.ts (out/server.js), which the extension starts through
+// vscode-languageclient (IPC).
 import { ProposedFeatures, createConnection } from 'vscode-languageserver/node';
+import { CODE_CACHE_STATE } from './codeCache';
 import { createHelper } from './lsp/server';
 import { PIN_KEY_ENV } from './protocol';
 
@@ -15,4 +17,8 @@ process.on('unhandledRejection', (reason) => {
   const text = reason instanceof Error ? `${reason.message}\n${reason.stack ?? ''}` : String(reason);
   connection.console.error(`[error] unhandled rejection in the reader manager: ${text}`);
 });
-createHelper(connection, pinKey?.length === 32 ? { pinKey } : {});
+const codeCache = (globalThis as Record<symbol, unknown>)[CODE_CACHE_STATE];
+createHelper(connection, {
+  ...(pinKey?.length === 32 ? { pinKey } : {}),
+  ...(typeof codeCache === 'string' ? { codeCache } : {}),
+});

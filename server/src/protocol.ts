@@ -371,6 +371,11 @@ export interface AskPinParams {
 
 /** Name of the environment variable that carries the key (base64, 32 bytes) to the helper. */
 export const PIN_KEY_ENV = 'SMARTCARD_PIN_KEY';
+/**
+ * The folder (the extension's global storage, only the user's) where the helper keeps V8's code
+ * cache of its bundle (server/src/codeCache.ts); handed over in the helper's environment.
+ */
+export const CODE_CACHE_ENV = 'SMARTCARD_HELPER_CODE_CACHE';
 
 /** A sealed PIN: fresh 12-byte nonce, ciphertext with the 16-byte tag appended; both base64. */
 export interface SealedPin { nonce: string; data: string }

@@ -4,7 +4,7 @@
 // picking that target's binaries when the helper runs there.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -108,7 +108,7 @@ function differences(a, b) {
 test('the JavaScript is identical in every package; only the per-target native packages differ', () => {
   const js = (t) => new Map([...packages.get(t)].filter(([n]) => /\.(c|m)?js$/.test(n) && !NATIVE_DIRS.test(n)));
   const first = js(targets[0]);
-  for (const n of ['extension/out/extension.js', 'extension/out/server.js', 'extension/out/cli.js', 'extension/out/webview.js', 'extension/node_modules/koffi/index.cjs', 'extension/node_modules/usb/dist/index.js']) {
+  for (const n of ['extension/out/extension.js', 'extension/out/server.js', 'extension/out/helper.js', 'extension/out/cli.js', 'extension/out/webview.js', 'extension/node_modules/koffi/index.cjs', 'extension/node_modules/usb/dist/index.js']) {
     assert.ok(first.has(n), `${n} is in the package`);
   }
   for (const t of targets.slice(1)) assert.deepEqual(differences(js(t), first), [], `JavaScript of ${t} vs ${targets[0]}`);
@@ -160,4 +160,33 @@ test(`this machine's package (${hostTarget()}) really loads koffi and usb`, { sk
   const got = JSON.parse(out.stdout);
   assert.deepEqual({ int: got.int, pointer: got.pointer, webusb: got.webusb }, { int: 4, pointer: 8, webusb: 'function' });
   assert.ok(got.koffiFile.startsWith(dir), `koffi came from the package: ${got.koffiFile}`);
+});
+
+test(`this machine's package (${hostTarget()}) starts its helper: server.js runs helper.js with the code cache`, { skip: !TARGETS[hostTarget()] && `no package for ${process.platform}-${process.arch}` }, async () => {
+  const dir = unpack(hostTarget());
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-package-cache-'));
+  const env = { ...process.env, SMARTCARD_HELPER_CODE_CACHE: cache };
+  delete env.PCSCLITE_CSOCK_NAME;
+  // JSON-RPC over Node's IPC channel, as vscode-languageclient speaks it (one message object per send).
+  const child = fork(path.join(dir, 'out', 'server.js'), ['--node-ipc'], { env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  let stderr = '';
+  child.stderr.on('data', (b) => { stderr += b; });
+  const log = [];
+  try {
+    const started = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no smartcard/started within 20 s; stderr: ${stderr}`)), 20_000);
+      child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`the helper exited (${code}): ${stderr}`)); });
+      child.on('message', (m) => {
+        if (m.id === 1) child.send({ jsonrpc: '2.0', method: 'initialized', params: {} });
+        if (m.method === 'window/logMessage') log.push(m.params.message);
+        if (m.method === 'smartcard/started') { clearTimeout(timer); resolve(m.params); }
+      });
+      child.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { pcsc: { enabled: false }, usbCcid: { enabled: false } } } });
+    });
+    assert.deepEqual(started.readers.map((r) => r.name), ['Workbench Simulator 00 00']);
+    assert.ok(log.some((l) => l.includes('(code cache: cold)')), log.join('\n'));
+  } finally {
+    child.kill();
+    fs.rmSync(cache, { recursive: true, force: true });
+  }
 });

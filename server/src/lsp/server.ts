@@ -63,6 +63,8 @@ export interface HelperOptions {
   pinKey?: Buffer;
   /** The script parser (tests count its calls); default parseScript. */
   parseScript?: (text: string) => Script;
+  /** How the helper's start used V8's code cache (boot.ts), said once in the log. */
+  codeCache?: string;
 }
 
 export function createHelper(connection: Connection, options: HelperOptions = {}): { manager: () => ReaderManager | null } {
@@ -252,7 +254,7 @@ export function createHelper(connection: Connection, options: HelperOptions = {}
     await m.start();
     flush();
     const list = decorate(m, m.list());
-    log('info', `reader manager started with ${list.readers.length} reader(s)`);
+    log('info', `reader manager started with ${list.readers.length} reader(s)${options.codeCache ? ` (code cache: ${options.codeCache})` : ''}`);
     notify(connection, StartedNotification, { ...list, drivers: m.driverStates(), version: HELPER_VERSION });
     // The PC/SC service on the manager's readers (once they are known, so a first client sees them).
     await syncPcscService();
