@@ -95,6 +95,14 @@ export interface CardEvent {
   readonly protocol?: 0 | 1;
   /** The reader's event counter after the event. */
   readonly eventCount?: number;
+  /**
+   * `unpowered` only: the workbench powered the card down because no connection used it for
+   * `smartcard.readerManager.idlePowerOff` seconds (pcscd's 5 s by default), not because someone
+   * asked; the next connect powers it up again, freshly reset (a verified PIN is gone).
+   */
+  readonly idle?: true;
+  /** With `idle`: how long it was unused, in ms. */
+  readonly idleMs?: number;
 }
 
 /**

@@ -8,8 +8,9 @@ import * as vscode from 'vscode';
 import type * as Api from '../../api/smartcard-workbench';
 import {
   ApiConnectRequest, ApiControlRequest, ApiDecodeRequest, ApiDisconnectRequest, ApiReleaseRequest, ApiResetRequest,
-  ApiTransactionRequest, ApiTransmitRequest, RunScriptRequest, type ApiDecodeKind, type EventEntry, type ReaderInfo, type Request,
+  ApiTransactionRequest, ApiTransmitRequest, RunScriptRequest, type ApiDecodeKind, type ReaderInfo, type Request,
 } from '../../server/src/protocol';
+import { publicCardEvent } from './apiEvents';
 import type { Ctx } from './ctx';
 
 export const API_VERSION = 1 as const;
@@ -36,10 +37,6 @@ function hexOf(v: unknown, what: string): string {
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex').toUpperCase();
   throw new SmartCardError('BAD_REQUEST', `The ${what} must be hex text or a Uint8Array.`);
 }
-
-const CARD_EVENTS: Partial<Record<EventEntry['kind'], Api.CardEvent['kind']>> = {
-  cardInserted: 'inserted', cardRemoved: 'removed', cardPowered: 'powered', cardUnpowered: 'unpowered', cardReset: 'reset',
-};
 
 function publicReader(r: ReaderInfo): Api.Reader {
   return {
@@ -107,14 +104,8 @@ class ClientApi implements Api.SmartCardApi {
       ctx.manager.onEntries(({ entries, history }) => {
         if (history) return; // replayed history: these were news before this helper's start
         for (const e of entries) {
-          const kind = CARD_EVENTS[e.kind as EventEntry['kind']];
-          if (!kind) continue;
-          const ev = e as EventEntry;
-          this.cardEmitter.fire({
-            kind, reader: ev.reader,
-            ...(ev.atr ? { atr: ev.atr } : {}), ...(ev.protocol !== undefined ? { protocol: ev.protocol } : {}),
-            ...(ev.eventCount !== undefined ? { eventCount: ev.eventCount } : {}),
-          });
+          const ev = publicCardEvent(e);
+          if (ev) this.cardEmitter.fire(ev);
         }
       }),
     );
