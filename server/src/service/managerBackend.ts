@@ -15,7 +15,9 @@
 // - SCARD_W_RESET_CARD and SCARD_W_REMOVED_CARD on every call of a handle after a reset
 //   (seen through the gate's counters, or its own EndTransaction(RESET)) or a removal, until
 //   its SCardReconnect (pcscd's dwEventStatus, RFCheckReaderEventState); direct handles too,
-//   from the manager's card entries (R47); CONTROL does not look (R51);
+//   from the manager's card entries (R47); CONTROL does not look (R51); on a system reader a
+//   reset another program made through pcscd too, found by the driver's look before each call
+//   that looks (R74);
 // - a direct handle may hold the reader's transaction, kept across SCardReconnect (R50);
 // - CONTROL, RECONNECT and STATUS check the sharing first (SHARING_VIOLATION at once);
 // - T=0 as pcscd and libccid do it: a case 4 command goes out as case 3 and 61xx /
