@@ -114,6 +114,34 @@ function untilServe(re: RegExp, what: string): Promise<void> {
   }), 20_000, `${what}: ${serveErr}`);
 }
 
+/**
+ * R74's client steps: a client (`to`: the service's socket, or null for the system pcscd) connects to `reader` in `share`
+ * mode; an outside program of the machine (always on the system pcscd) connects shared and resets the card; the client's
+ * SCardStatus / SCardGetAttrib before and after, its SCardReconnect(LEAVE), and both again. Each step's return code.
+ */
+async function outsideReset(to: string | null, reader: string, share: 'direct' | 'shared'): Promise<[string, unknown][]> {
+  const steps: [string, unknown][] = [];
+  const w = Session.start(`${to ? 'service' : 'pcscd'} client, ${share} handle`, to, reader, share);
+  const d = Session.start('outside program', null, SYSTEM_READER, 'shared');
+  const step = async (label: string, op: string): Promise<void> => { steps.push([label, (await w.call(op))[op]]); };
+  try {
+    steps.push(['connect', (await w.next()).connect]);
+    await step('status', 'status');
+    await step('getattrib', 'getattrib');
+    assert.deepEqual(await d.next(), { connect: 0 }, 'the outside program connects');
+    assert.deepEqual(await d.call('reset'), { reset: 0 }, 'the outside program\'s SCardReconnect(RESET)');
+    await step('status after the outside reset', 'status');
+    await step('getattrib after the outside reset', 'getattrib');
+    await step('status again', 'status');
+    await step('reconnect (LEAVE)', 'reconnect');
+    await step('status after the reconnect', 'status');
+    await step('getattrib after the reconnect', 'getattrib');
+    await d.end();
+    await w.end();
+  } finally { d.kill(); w.kill(); }
+  return steps;
+}
+
 before(async () => {
   if (skip) return;
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-share-'));
@@ -225,6 +253,52 @@ describe('share modes pass through to a system reader (system pcscd + vpcd + vic
       await d.end();
       await w.end();
     } finally { d.kill(); w.kill(); }
+  });
+
+  // R74: another program's reset through the system pcscd marks every handle of the reader (RFSetReaderEventState, winscard.c
+  // 582), a SCARD_SHARE_DIRECT one too; SCardStatus and SCardGetAttrib look (RFCheckReaderEventState, winscard.c 1290, 1397)
+  // and answer SCARD_W_RESET_CARD until the handle's SCardReconnect clears it (813). The same client steps run against the
+  // system pcscd directly and against the service: pcscd's answers are the expected ones.
+  for (const share of ['direct', 'shared'] as const) {
+    test(`R74: an outside program resets the card (SCardReconnect RESET through the system pcscd): a service client's ${share} handle answers SCardStatus / SCardGetAttrib as the same handle on pcscd does`, async () => {
+      const onPcscd = await outsideReset(null, SYSTEM_READER, share);
+      // Not vacuous: pcscd tells the handle, status and attribute alike, until its reconnect.
+      assert.deepEqual(onPcscd.slice(3, 6), [
+        ['status after the outside reset', RESET_CARD], ['getattrib after the outside reset', RESET_CARD], ['status again', RESET_CARD],
+      ], `pcscd alone: ${JSON.stringify(onPcscd)}`);
+      const onService = await outsideReset(socket, served, share);
+      assert.deepEqual(onService, onPcscd, `the service client, step by step, as the same client on pcscd: ${JSON.stringify(onService)}`);
+    });
+  }
+
+  // R74's watch is a SCARD_SHARE_DIRECT handle of the driver's in the system pcscd, which counts it in the reader's sharing
+  // (winscard.c ~480): the driver lets go of it for an exclusive hold, or a client's only direct handle could not become
+  // exclusive (pcscd allows that to the reader's last handle, winscard.c ~748–766), and takes it again after. Not compared
+  // with pcscd alone: Debian's pcscd 1.9.9 keeps the lock of a DIRECT handle reconnected EXCLUSIVE after it reconnects to
+  // SHARED or DIRECT (the next program's SCardConnect waits for ever; measured with these steps), where 2.5.1's
+  // SCardReconnect unlocks it (RFUnlockSharing, winscard.c ~770–800). The expected answers are 2.5.1's.
+  test('R74: a service client\'s direct handle reconnects EXCLUSIVE (the outside program refused), then DIRECT again: the outside program connects, and its reset is heard', async () => {
+    const w = Session.start('service client, direct handle', socket, served, 'direct');
+    try {
+      assert.deepEqual(await w.next(), { connect: 0 });
+      assert.deepEqual(await w.call('to-exclusive'), { 'to-exclusive': 0 }, 'the reader\'s only handle becomes exclusive');
+      const held = Session.start('outside program, beside the exclusive handle', null, SYSTEM_READER, 'shared');
+      try {
+        assert.deepEqual(await held.next(), { connect: SHARING_VIOLATION });
+        await held.end();
+      } finally { held.kill(); }
+      assert.deepEqual(await w.call('to-direct'), { 'to-direct': 0 });
+      const d = Session.start('outside program', null, SYSTEM_READER, 'shared');
+      try {
+        assert.deepEqual(await d.next(), { connect: 0 }, 'the reader is not left locked');
+        assert.deepEqual(await d.call('reset'), { reset: 0 });
+        await d.end();
+      } finally { d.kill(); }
+      assert.deepEqual(await w.call('status'), { status: RESET_CARD }, 'the watch was taken again after the exclusive hold');
+      assert.deepEqual(await w.call('reconnect'), { reconnect: 0 });
+      assert.deepEqual(await w.call('status'), { status: 0 });
+      await w.end();
+    } finally { w.kill(); }
   });
 
   // Fourth review F1's twin against the real system pcscd: pcscd's SCardConnect waits while hLockId is set, whatever the

@@ -130,4 +130,16 @@ export interface Driver {
    * once after it appears (and again at the next power-up if that failed), under a short deadline.
    */
   readerFacts?(key: string): Promise<ReaderFacts>;
+  /**
+   * Optional (R74): a PC/SC client of the workbench holds a SCARD_SHARE_DIRECT handle on the reader (`on`), or the
+   * last one went. A driver in front of another resource manager (PC/SC) keeps a direct handle of its own there
+   * meanwhile, so a reset another program of the machine makes reaches it even when it has no card connection.
+   */
+  watchCardEvents?(key: string, on: boolean): Promise<void>;
+  /**
+   * Optional (R74): pcscd's RFCheckReaderEventState for the driver's own handles in the system service: fails with
+   * CARD_RESET once for a reset another program made since the last look (one reset once, however many of its
+   * handles heard it; its own resets never), else resolves.
+   */
+  checkCardEvents?(key: string): Promise<void>;
 }

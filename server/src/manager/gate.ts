@@ -32,10 +32,12 @@ export interface GateHost {
   log(level: LogLevel, message: string): void;
   /** A call on the card was abandoned: its state is unknown (powered up again on next use). */
   cardStateLost(): void;
+  /** The driver answered CARD_RESET: another program of the machine reset the card (R74: direct handles hear it too). */
+  outsideReset(): void;
 }
 
 /** What a driver call is, for errors and whether abandoning it leaves the card in an unknown state. */
-export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release' | 'hold' | 'readerFacts';
+export type CallKind = 'transmit' | 'powerOn' | 'powerOff' | 'setProtocol' | 'control' | 'eject' | 'beginTransaction' | 'endTransaction' | 'release' | 'hold' | 'readerFacts' | 'watchCardEvents' | 'checkCardEvents';
 
 const NO_OPTIONS: GateCallOptions = {};
 
@@ -151,6 +153,25 @@ export class ReaderGate {
     const read = this.driver.readerFacts;
     if (!read) return undefined;
     return this.call('readerFacts', () => read.call(this.driver, this.key), opts);
+  }
+
+  /** Driver.watchCardEvents, when the driver has it (R74). */
+  watchCardEvents(on: boolean, opts?: GateCallOptions): Promise<void> {
+    const watch = this.driver.watchCardEvents;
+    if (!watch) return Promise.resolve();
+    return this.call('watchCardEvents', () => watch.call(this.driver, this.key, on), opts);
+  }
+
+  /** Driver.checkCardEvents, when the driver has it (R74): CARD_RESET counts as every other driver call's does. */
+  checkCardEvents(opts?: GateCallOptions): Promise<void> {
+    const check = this.driver.checkCardEvents;
+    if (!check) return Promise.resolve();
+    return this.call('checkCardEvents', () => check.call(this.driver, this.key), opts);
+  }
+
+  /** Whether the driver looks for other programs' card events (Driver.checkCardEvents). */
+  get checksCardEvents(): boolean {
+    return !!this.driver.checkCardEvents;
   }
 
   /** The ATR of a card the platform already powered (pcscd), read from the driver's cache: no I/O. */
@@ -296,7 +317,10 @@ export class ReaderGate {
   /** The driver failed a call (in time or not). */
   driverFailed(call: PendingCall, e: unknown, late: boolean): void {
     // Another program reset the card (PC/SC's SCARD_W_RESET_CARD): every other connection hears it once too.
-    if (asScError(e).code === 'CARD_RESET') this.resets++;
+    if (asScError(e).code === 'CARD_RESET') {
+      this.resets++;
+      this.host.outsideReset();
+    }
     if (late) this.host.log('debug', `${this.host.name}: late ${call.kind} failure dropped: ${asScError(e).message}`);
     else this.unlist(call);
   }

@@ -22,6 +22,9 @@ import { toT0Tpdu } from './t0';
 
 export { Connection, type ControlOptions, type Disposition } from './connection';
 
+/** How long a PC/SC client's call waits for the driver's look for other programs' resets (R74) before it goes on without it. */
+const CHECK_EVENTS_TIMEOUT_MS = 2000;
+
 interface CardState {
   present: boolean;
   powered: boolean;
@@ -190,6 +193,7 @@ export class ReaderManager {
   private readonly driverStatus = new Map<string, DriverStatus>();
   private readonly entryListeners = new Set<EntryListener>();
   private readonly readersListeners = new Set<(what: ReadersChange) => void>();
+  private readonly outsideResetListeners = new Set<(reader: string) => void>();
   private readonly history: LogEntry[] = [];
   private seq = 0;
   private connSeq = 0;
@@ -288,6 +292,15 @@ export class ReaderManager {
   onReadersChanged(listener: (what: ReadersChange) => void): () => void {
     this.readersListeners.add(listener);
     return () => this.readersListeners.delete(listener);
+  }
+
+  /**
+   * Another program of the machine reset a reader's card (a driver call answered CARD_RESET, R74). Card connections
+   * hear it through the gate's reset count; a PC/SC client's direct handle has no connection and hears it here.
+   */
+  onOutsideReset(listener: (reader: string) => void): () => void {
+    this.outsideResetListeners.add(listener);
+    return () => this.outsideResetListeners.delete(listener);
   }
 
   historySince(since = 0): LogEntry[] {
@@ -459,6 +472,9 @@ export class ReaderManager {
         if (!r.card.powered) return;
         r.card.powered = false;
         this.readersChanged();
+      },
+      outsideReset: () => {
+        for (const l of [...this.outsideResetListeners]) l(name);
       },
     });
     const r: ReaderEntry = {
@@ -736,6 +752,8 @@ export class ReaderManager {
     this.readersChanged();
     return Object.assign(() => {
       if (!r.directUsers.delete(id)) return;
+      // The last direct handle: the driver's watch on the system reader goes (R74).
+      if (r.directUsers.size === 0 && !r.removed) void r.gate.watchCardEvents(false).catch(() => undefined);
       if (r.gate.queue.owner === id) {
         this.releaseTransaction(r);
         // A power-up in its transaction left the driver a card connection (R73: the DIRECT holder became it) that
@@ -745,6 +763,30 @@ export class ReaderManager {
       this.idleCheck(r, true);
       this.readersChanged();
     }, { directId: id });
+  }
+
+  /**
+   * A PC/SC client's direct handle is open on the reader: a driver in front of the system's pcscd keeps a direct
+   * handle of its own there, so another program's reset reaches the client (R74). Under the exchange time-out: the
+   * driver's connect waits in pcscd while another program holds the reader's transaction (as the client's own would);
+   * the watch is then opened by the driver's next look (checkCardEvents).
+   */
+  watchCardEvents(name: string): Promise<void> {
+    return this.entry(name).gate.watchCardEvents(true);
+  }
+
+  /**
+   * pcscd's RFCheckReaderEventState for a PC/SC client's call that looks (SCardStatus, SCardGetAttrib; a direct
+   * handle's SCardTransmit and Begin/End too): the driver looks at its own handles in the system service; a reset
+   * another program made since is counted (CARD_RESET: card connections and direct handles hear it, R74). Resolves at
+   * once for drivers with no system service behind them. The look waits for the reader's call in flight (one call at a
+   * time on its context, R69), at most CHECK_EVENTS_TIMEOUT_MS: behind a PIN entry the caller goes on without it, and
+   * the reset is heard at the next look (pcscd keeps the mark until it is looked at).
+   */
+  checkCardEvents(name: string): Promise<void> {
+    const r = this.entry(name);
+    if (!r.gate.checksCardEvents || r.slot.unavailable) return Promise.resolve();
+    return r.gate.checkCardEvents({ timeoutMs: Math.min(CHECK_EVENTS_TIMEOUT_MS, this.exchangeTimeoutMs) });
   }
 
   /**

@@ -15,7 +15,9 @@
 // - SCARD_W_RESET_CARD and SCARD_W_REMOVED_CARD on every call of a handle after a reset
 //   (seen through the gate's counters, or its own EndTransaction(RESET)) or a removal, until
 //   its SCardReconnect (pcscd's dwEventStatus, RFCheckReaderEventState); direct handles too,
-//   from the manager's card entries (R47); CONTROL does not look (R51);
+//   from the manager's card entries (R47); CONTROL does not look (R51); on a system reader a
+//   reset another program made through pcscd too, found by the driver's look before each call
+//   that looks (R74);
 // - a direct handle may hold the reader's transaction, kept across SCardReconnect (R50);
 // - CONTROL, RECONNECT and STATUS check the sharing first (SHARING_VIOLATION at once);
 // - T=0 as pcscd and libccid do it: a case 4 command goes out as case 3 and 61xx /
@@ -112,8 +114,26 @@ export class ManagerBackend implements CardBackend {
       // pcscd's on-demand power-down (eventhandler.c ~470–480) tells no handle (R77).
       if (e.kind === 'cardReset' || (e.kind === 'cardUnpowered' && !e.idle)) this.markEvent(e.reader, 'reset', false);
     });
+    // Another program of the machine reset the card (a driver saw SCARD_W_RESET_CARD, R74): card connections hear it
+    // through the gate's count, direct handles here.
+    const offOutside = manager.onOutsideReset((reader) => this.markEvent(reader, 'reset', false));
     const un = this.unsubscribe;
-    this.unsubscribe = () => { un(); off(); };
+    this.unsubscribe = () => { un(); off(); offOutside(); };
+  }
+
+  /**
+   * R74: before a call pcscd answers with the handle's event (RFCheckReaderEventState: SCardStatus, SCardGetAttrib,
+   * SCardTransmit, Begin/End), and before a connect or reconnect (so a reset from before them is not told to them
+   * after), the driver looks in the system service for a reset another program made (PC/SC readers only; others
+   * resolve at once). What it finds reaches the handles through onOutsideReset and the gate's count; the look's own
+   * failure tells nothing and the call goes on as before.
+   */
+  private lookOutside(reader: string): Promise<void> {
+    try {
+      return this.manager.checkCardEvents(reader).catch(() => undefined);
+    } catch {
+      return Promise.resolve();
+    }
   }
 
   /** RFSetReaderEventState: `all` false marks the direct handles only (card connections count resets themselves). */
@@ -358,6 +378,7 @@ export class ManagerBackend implements CardBackend {
   }
 
   async connect(reader: string, shareMode: number, preferredProtocols: number, client = 'PC/SC client'): Promise<{ handle: BackendHandle; activeProtocol: number }> {
+    await this.lookOutside(reader);
     const { conn, protocol } = await this.open(reader, shareMode, preferredProtocols, client);
     const h: Handle = {
       reader, share: shareMode, conn, protocol, transactions: 0, removed: false, reset: false, closed: false, client,
@@ -369,7 +390,10 @@ export class ManagerBackend implements CardBackend {
       failedTo: (e) => { const sink = h.sink!; h.sink = null; sink.failed(this.fail(h, e)); },
     };
     this.handles.add(h);
-    if (!conn) this.directOpened(h); // a direct handle counts in the sharing; a manager connection reports itself
+    if (!conn) {
+      this.directOpened(h); // a direct handle counts in the sharing; a manager connection reports itself
+      await this.watchOutside(h);
+    }
     return { handle: h, activeProtocol: protocol };
   }
 
@@ -377,6 +401,7 @@ export class ManagerBackend implements CardBackend {
     const h = this.live(handle);
     // pcscd's SCardReconnect: RFCheckSharing first, whatever the initialization (winscard.c ~570).
     this.checkSharing(h);
+    await this.lookOutside(h.reader); // a reset before it is cleared by it, not told after it (R74)
     const changing = shareMode !== h.share;
     const toDirect = shareMode === ShareMode.SCARD_SHARE_DIRECT;
     const raw = (preferredProtocols & ProtocolBits.SCARD_PROTOCOL_RAW) !== 0;
@@ -476,6 +501,7 @@ export class ManagerBackend implements CardBackend {
     h.reset = false;
     const conn = h.conn;
     if (conn && !wasReset) conn.seen();
+    if (changing && toDirect && !conn) await this.watchOutside(h);
     if (raw) {
       // RAW asked for: the reader's cardProtocol for every client, whatever the share mode (winscard.c ~657; R78).
       this.negotiate(h.reader, ProtocolBits.SCARD_PROTOCOL_RAW);
@@ -533,6 +559,19 @@ export class ManagerBackend implements CardBackend {
     await this.close(h, managerDisposition(disposition));
   }
 
+  /**
+   * R74: a direct handle hears other programs' resets through the driver's own direct handle in the system service
+   * (PC/SC readers), opened now if it is not open yet; a failure (another program's transaction keeps the driver's
+   * connect waiting past the exchange time-out) leaves it to the driver's next look.
+   */
+  private async watchOutside(h: Handle): Promise<void> {
+    try {
+      await this.manager.watchCardEvents(h.reader);
+    } catch (e) {
+      this.options.log?.('debug', `${h.reader}: watching for other programs' resets: ${asScError(e).message}`);
+    }
+  }
+
   /** A direct handle: listed on its reader as the client's, and counted in the table's sharing. */
   private directOpened(h: Handle): void {
     try {
@@ -581,6 +620,7 @@ export class ManagerBackend implements CardBackend {
 
   /** SCardBeginTransaction on a direct handle: pcscd locks the reader for it as for any handle (R50). */
   private async beginDirect(h: Handle): Promise<void> {
+    await this.lookOutside(h.reader);
     this.eventState(h);
     try {
       this.checkSharing(h);
@@ -599,6 +639,7 @@ export class ManagerBackend implements CardBackend {
 
   /** SCardEndTransaction on a direct handle; RESET/UNPOWER reset the reader's card in its own turn, as pcscd's. */
   private async endDirect(h: Handle, disposition: number): Promise<void> {
+    await this.lookOutside(h.reader);
     this.eventState(h); // pcscd's SCardEndTransaction: RFCheckReaderEventState first (winscard.c ~1118)
     const user = h.dropDirect;
     if (!user || h.transactions === 0 || this.manager.transactionOwner(h.reader) !== user.directId) {
@@ -710,7 +751,8 @@ export class ManagerBackend implements CardBackend {
    * last power change, UNDEFINED after a reset: SCARD_E_PROTO_MISMATCH); then the command goes to the card as
    * it is, in the handle's own turn of the reader's queue (its transaction), and is logged as the client's.
    */
-  private transmitDirect(h: Handle, pci: number, command: Uint8Array): Promise<Uint8Array> {
+  private async transmitDirect(h: Handle, pci: number, command: Uint8Array): Promise<Uint8Array> {
+    await this.lookOutside(h.reader);
     this.eventState(h);
     let info: ReaderInfo;
     try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
@@ -754,8 +796,9 @@ export class ManagerBackend implements CardBackend {
 
   async status(handle: BackendHandle): Promise<void> {
     const h = this.live(handle);
-    // SCardStatus: RFCheckSharing first (winscard.c ~1271), then the event state.
+    // SCardStatus: RFCheckSharing first (winscard.c ~1271), then the event state, another program's reset too (R74).
     this.checkSharing(h);
+    await this.lookOutside(h.reader);
     if (h.conn) this.checkEvents(h);
     else this.eventState(h); // a direct handle hears the removal and resets too (R47)
   }
@@ -763,6 +806,7 @@ export class ManagerBackend implements CardBackend {
   async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
     const h = this.live(handle);
     this.checkSharing(h); // pcscd's SCardGetAttrib: RFCheckSharing first
+    await this.lookOutside(h.reader);
     // then RFCheckReaderEventState (winscard.c ~1397): a reset or removed card is the handle's
     // SCARD_W_RESET_CARD / SCARD_W_REMOVED_CARD until its SCardReconnect, a direct handle's too (R47).
     if (h.conn) this.checkEvents(h);

@@ -20,10 +20,11 @@ r"""A pyscard client for the PC/SC service tests; one JSON line per fact.
   session READER shared|exclusive|direct
                                  connect in that share mode (direct: no preferred protocol), print {"connect": rv};
                                  then one stdin line per call: status → {"status": rv},
+                                 getattrib (SCARD_ATTR_CHANNEL_ID: not supported by vpcd, nor by the service, R45) → {"getattrib": rv},
                                  transmit (SELECT MF) → {"transmit": rv, "sw": ...}, begin → {"begin": rv}
                                  (the library polls while another program holds the reader), end → {"end": rv},
                                  reset (SCardReconnect RESET) / reconnect (LEAVE) → {"reset"|"reconnect": rv},
-                                 to-direct / to-shared (SCardReconnect LEAVE to that share mode) → {"to-direct"|"to-shared": rv},
+                                 to-direct / to-shared / to-exclusive (SCardReconnect LEAVE to that share mode) → {"to-direct"|…: rv},
                                  disconnect → {"disconnect": rv}; at the end of stdin release the context, print {"done": 0}
 Runs under Debian's /usr/bin/python3 (python3-pyscard); the PC/SC library is
 whatever LD_LIBRARY_PATH selects, the daemon whatever PCSCLITE_CSOCK_NAME names.
@@ -159,7 +160,7 @@ def main(argv):
         from smartcard.scard import (SCardConnect, SCardBeginTransaction, SCardEndTransaction, SCardDisconnect,
                                      SCardTransmit, SCardReconnect, SCardStatus, SCARD_SHARE_SHARED, SCARD_SHARE_EXCLUSIVE,
                                      SCARD_SHARE_DIRECT, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD,
-                                     SCARD_RESET_CARD)
+                                     SCARD_RESET_CARD, SCardGetAttrib)
         rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
         SCardListReaders(hcontext, [])
         share = {'exclusive': SCARD_SHARE_EXCLUSIVE, 'direct': SCARD_SHARE_DIRECT}.get(argv[2], SCARD_SHARE_SHARED)
@@ -173,8 +174,10 @@ def main(argv):
             op = line.strip()
             if op == 'status':
                 out(status=SCardStatus(hcard)[0] & 0xFFFFFFFF)
-            elif op in ('to-direct', 'to-shared'):
-                share = SCARD_SHARE_DIRECT if op == 'to-direct' else SCARD_SHARE_SHARED
+            elif op == 'getattrib':
+                out(getattrib=SCardGetAttrib(hcard, 0x20110)[0] & 0xFFFFFFFF)
+            elif op in ('to-direct', 'to-shared', 'to-exclusive'):
+                share = {'to-direct': SCARD_SHARE_DIRECT, 'to-exclusive': SCARD_SHARE_EXCLUSIVE}.get(op, SCARD_SHARE_SHARED)
                 rv, proto = SCardReconnect(hcard, share, 0 if op == 'to-direct' else any_t, SCARD_LEAVE_CARD)
                 out(**{op: rv & 0xFFFFFFFF})
             elif op == 'transmit':

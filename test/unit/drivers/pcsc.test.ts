@@ -1109,6 +1109,18 @@ test('F6: a system reader that goes away, and the driver\'s stop, leave no handl
 // its own made through the connect guard before any lock is ours; every reader call in the transaction uses that
 // handle, a power-up turns it into the card handle with SCardReconnect, and End ends and disconnects it.
 const ours = (fake: FakeWinscard, reader: string) => [...fake.open.entries()].filter(([, o]) => o.reader === reader);
+/**
+ * R74: while a client has a direct handle on the reader the driver keeps one DIRECT handle of its own there (the watch,
+ * opened at the client's direct connect). `watchOn` takes it right after that connect (asserting it is the only one);
+ * `besides` is every other handle of ours on the reader.
+ */
+function watchOn(fake: FakeWinscard, reader: string): Handle {
+  const open = ours(fake, reader);
+  assert.equal(open.length, 1, `one handle of ours on ${reader} after the client's direct connect: the watch`);
+  assert.equal(open[0][1].share, 3, 'the watch is a SCARD_SHARE_DIRECT handle');
+  return open[0][0];
+}
+const besides = (fake: FakeWinscard, reader: string, watch: Handle | undefined) => ours(fake, reader).filter(([h]) => h !== watch);
 async function untilHolds(cond: () => boolean, what: string, ms = 2000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -1122,9 +1134,10 @@ test('R73: Begin on a direct handle of a system reader (with a card, and empty) 
   try {
     for (const [name, reader] of [[A, R0], [B, R1]] as const) {
       const d = (await b.connect(name, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
-      assert.deepEqual(ours(fake, reader), [], `${name}: no handle of ours before the Begin`);
+      const watch = watchOn(fake, reader); // R74: no other handle of ours before the Begin
       assert.equal(await rvAfter(b.beginTransaction(d)), 0, `${name}: Begin`);
       const holder = fake.lock.get(reader);
+      assert.notEqual(holder, watch, `${name}: the transaction is not begun on the watch`);
       assert.ok(holder !== undefined, `${name}: SCardBeginTransaction in the system pcscd`);
       assert.equal(fake.open.get(holder)!.share, 3, `${name}: on a DIRECT handle (nothing powered, no card needed)`);
       assert.equal(await rvAfter(b.beginTransaction(d)), 0, `${name}: nested Begin`);
@@ -1139,12 +1152,12 @@ test('R73: Begin on a direct handle of a system reader (with a card, and empty) 
       assert.equal(fake.lock.get(reader), holder, `${name}: still held after one End of two`);
       assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0, `${name}: End`);
       assert.equal(fake.lock.size, 0, `${name}: the reader free for the machine`);
-      assert.deepEqual(ours(fake, reader), [], `${name}: the DIRECT holder disconnected at End`);
+      assert.deepEqual(besides(fake, reader, watch), [], `${name}: the DIRECT holder disconnected at End`);
       // The holder's disconnect without End ends it too (pcscd's RFUnlockAllSharing).
       assert.equal(await rvAfter(b.beginTransaction(d)), 0);
       assert.equal(fake.lock.size, 1);
       await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
-      await untilHolds(() => fake.lock.size === 0 && ours(fake, reader).length === 0, `${name}: the disconnect ended it and the DIRECT holder went`);
+      await untilHolds(() => fake.lock.size === 0 && ours(fake, reader).length === 0, `${name}: the disconnect ended it and the DIRECT holder went, the watch with the last direct handle`);
     }
   } finally { await stop(); }
 });
@@ -1172,6 +1185,7 @@ test('R73: in a direct handle\'s transaction its Reconnect(DIRECT, RESET) and a 
   const { fake, b, A, resets, stop } = await systemService();
   try {
     const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    const watch = watchOn(fake, R0);
     assert.equal(await rvAfter(b.beginTransaction(d)), 0);
     const holder = fake.lock.get(R0)!;
     const connects = fake.connects;
@@ -1189,7 +1203,7 @@ test('R73: in a direct handle\'s transaction its Reconnect(DIRECT, RESET) and a 
     assert.equal(fake.connects, connects, 'still no SCardConnect');
     assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0);
     assert.equal(fake.lock.size, 0);
-    await untilHolds(() => ours(fake, R0).length === 0, 'no connection of the manager uses the card: the driver let go of it');
+    await untilHolds(() => besides(fake, R0, watch).length === 0, 'no connection of the manager uses the card: the driver let go of it');
     await b.disconnect(d, Disposition.SCARD_LEAVE_CARD);
   } finally { await stop(); }
 });
@@ -1248,24 +1262,29 @@ test('R73: another program holds the transaction: the driver\'s DIRECT connect w
     assert.equal(m.transactionOwner(A), null, 'the reader\'s queue is not held by it');
     fake.lockedElsewhere = undefined;
     free();
-    await untilHolds(() => fake.connects === connects + 1 && fake.lock.size === 0 && ours(fake, R0).length === 0, 'the late grant was ended and its handle disconnected');
+    // The watch's connect (R74, from the client's direct connect) waited in pcscd too, ahead of the Begin's.
+    await untilHolds(() => fake.connects === connects + 2 && fake.lock.size === 0 && ours(fake, R0).length === 1, 'the late grant was ended and its handle disconnected');
+    const watch = watchOn(fake, R0);
     assert.equal(await rvAfter(b.beginTransaction(d)), 0, 'asked again: granted');
     assert.equal(fake.lock.size, 1);
+    assert.notEqual(fake.lock.get(R0), watch);
     assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0);
     assert.equal(fake.lock.size, 0);
-    assert.deepEqual(ours(fake, R0), []);
+    assert.deepEqual(besides(fake, R0, watch), []);
   } finally { free(); await stop(); }
 });
 
 test('R73 (F6): the card removed, the reader removed, and the driver stopped while a direct handle\'s transaction is held on the DIRECT holder: no handle of ours left in pcscd', async () => {
   const { fake, m, b, A, B, stop } = await systemService();
   const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+  const watchA = watchOn(fake, R0);
   assert.equal(await rvAfter(b.beginTransaction(d)), 0);
   fake.remove(R0); // pcscd clears hLockId at a removal
-  await untilHolds(() => m.transactionOwner(A) === null && ours(fake, R0).length === 0, 'the removal ended the transaction and the DIRECT holder went');
+  await untilHolds(() => m.transactionOwner(A) === null && besides(fake, R0, watchA).length === 0, 'the removal ended the transaction and the DIRECT holder went');
   const e = (await b.connect(B, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+  const watchB = watchOn(fake, R1);
   assert.equal(await rvAfter(b.beginTransaction(e)), 0);
-  assert.equal(ours(fake, R1).length, 1);
+  assert.equal(besides(fake, R1, watchB).length, 1);
   fake.readers.delete(R1);
   fake.readers.get(R0)!.counter++; // wakes the watcher, which reads the list again
   fake.change();
@@ -2031,4 +2050,95 @@ test('R85 (review 9 F4): pcscd\'s UNKNOWN → PRESENT re-insertion moves the cou
     await driver.release!(R0);
     assert.deepEqual(ours(fake, R0), [], 'nothing of ours left on the reader');
   } finally { await driver.stop(); }
+});
+
+// R74: another program's reset through the system pcscd marks every handle of the reader (RFSetReaderEventState, winscard.c
+// 582), a SCARD_SHARE_DIRECT one too; SCardStatus, SCardGetAttrib, SCardTransmit and Begin/End look (RFCheckReaderEventState,
+// 1290, 1397, 1535, 1073) and answer SCARD_W_RESET_CARD until the handle's SCardReconnect (813). The outside program here is
+// a handle of another context on the fake pcscd, which marks our handles as pcscd does.
+const W_RESET_CARD = 0x80100068;
+async function outsideReset(fake: FakeWinscard, reader: string): Promise<void> {
+  const outside = await fake.connect(99, reader, ShareMode.SCARD_SHARE_SHARED, 3);
+  await fake.reconnect(outside.handle, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_RESET_CARD);
+  await fake.disconnect(outside.handle, Disposition.SCARD_LEAVE_CARD);
+}
+
+test('R74: another program resets the card: a client\'s direct handle (no card handle of ours) answers SCardStatus / SCardGetAttrib / SCardBeginTransaction SCARD_W_RESET_CARD until its SCardReconnect, as pcscd; the watch goes with the last direct handle', async () => {
+  const { fake, b, A, stop } = await systemService();
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    assert.equal(await rvAfter(b.status(d)), 0);
+    assert.equal(await rvAfter(b.getAttrib(d, 0x00010100)), 0);
+    assert.ok(ours(fake, R0).every(([, o]) => o.share === ShareMode.SCARD_SHARE_DIRECT), 'no card handle of ours to hear the reset');
+    await outsideReset(fake, R0);
+    assert.equal(await rvAfter(b.status(d)), W_RESET_CARD, 'SCardStatus after the outside reset');
+    assert.equal(await rvAfter(b.getAttrib(d, 0x00010100)), W_RESET_CARD, 'SCardGetAttrib');
+    assert.equal(await rvAfter(b.status(d)), W_RESET_CARD, 'again, until its SCardReconnect');
+    assert.equal(await rvAfter(b.control(d, 0x42000000 + 3400, new Uint8Array(0))), 0, 'SCardControl does not look (R51)');
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.status(d)), 0, 'cleared by its reconnect');
+    assert.equal(await rvAfter(b.getAttrib(d, 0x00010100)), 0);
+    await outsideReset(fake, R0);
+    assert.equal(await rvAfter(b.beginTransaction(d)), W_RESET_CARD, 'a second outside reset: SCardBeginTransaction looks too');
+    assert.equal(fake.lock.size, 0, 'no transaction begun');
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.status(d)), 0, 'told once: the watch was cleared when the reset was counted');
+    assert.equal(await rvAfter(b.disconnect(d, Disposition.SCARD_LEAVE_CARD)), 0);
+    await untilHolds(() => ours(fake, R0).length === 0, 'the watch disconnected with the last direct handle');
+  } finally { await stop(); }
+});
+
+test('R74: another program resets the card: a client\'s shared card handle answers SCardStatus / SCardGetAttrib SCARD_W_RESET_CARD before any transmit, until its SCardReconnect', async () => {
+  const { fake, b, A, stop } = await systemService();
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0);
+    assert.equal(await rvAfter(b.status(s)), 0);
+    await outsideReset(fake, R0);
+    assert.equal(await rvAfter(b.status(s)), W_RESET_CARD, 'SCardStatus');
+    assert.equal(await rvAfter(b.getAttrib(s, 0x00010100)), W_RESET_CARD, 'SCardGetAttrib');
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), W_RESET_CARD, 'SCardTransmit');
+    assert.equal(await rvAfter(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.status(s)), 0);
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0);
+    assert.equal(await rvAfter(b.disconnect(s, Disposition.SCARD_LEAVE_CARD)), 0);
+  } finally { await stop(); }
+});
+
+test('R74: one outside reset heard by both the watch and our card handle is told once to each client handle; our own resets (a card handle\'s, a direct handle\'s inside its transaction) are never taken for another program\'s', async () => {
+  const { fake, b, A, resets, stop } = await systemService();
+  try {
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle;
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0);
+    await outsideReset(fake, R0);
+    assert.equal(await rvAfter(b.status(d)), W_RESET_CARD, 'D');
+    assert.equal(await rvAfter(b.status(s)), W_RESET_CARD, 'S');
+    assert.equal(ours(fake, R0).length, 2, 'the watch and our card handle heard it; counted once (below)');
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.transmit(s, T0PCI, SELECT_MF, 258)), 0, 'S: once');
+    assert.equal(await rvAfter(b.status(d)), 0, 'D: once');
+    assert.equal(await rvAfter(b.status(s)), 0, 'S: once');
+    // Our own reset: S's Reconnect(RESET) marks the watch in pcscd; D hears it once (a cardReset entry), as F2 (b).
+    const before = resets.length;
+    assert.equal(await rvAfter(b.reconnect(s, ShareMode.SCARD_SHARE_SHARED, 3, Disposition.SCARD_RESET_CARD)), 0);
+    assert.equal(await rvAfter(b.status(d)), W_RESET_CARD);
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.status(d)), 0, 'not told again as another program\'s');
+    assert.equal(await rvAfter(b.status(s)), 0);
+    assert.equal(resets.length - before, 1);
+    assert.equal(await rvAfter(b.disconnect(s, Disposition.SCARD_LEAVE_CARD)), 0);
+    // D's own reset inside its transaction: the watch cannot be cleared under the lock (pcscd's RFCheckSharing); after End.
+    assert.equal(await rvAfter(b.beginTransaction(d)), 0);
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD)), 0);
+    assert.equal(await rvAfter(b.endTransaction(d, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.status(d)), 0, 'its own reset, cleared by its own reconnect');
+    assert.equal(await rvAfter(b.status(d)), 0);
+    await outsideReset(fake, R0);
+    assert.equal(await rvAfter(b.status(d)), W_RESET_CARD, 'another program\'s after that: heard');
+    assert.deepEqual(fake.lockWaits, []);
+  } finally { await stop(); }
 });

@@ -885,7 +885,7 @@ class SystemSim extends SimulatorDriver {
   elsewhere?: Promise<void>;
   waitedElsewhere = 0;
   async beginTransaction(key: string, opts?: { direct?: boolean }): Promise<void> {
-    if (this.elsewhere) { this.waitedElsewhere++; await this.elsewhere; }
+    if (this.elsewhere) { this.waitedElsewhere++; this.wake(); await this.elsewhere; }
     if (opts?.direct && !this.connected) {
       this.systemConnect(key, 'DIRECT'); // made before the lock is ours (the guard refuses it under our own)
       this.tx = true;
@@ -899,7 +899,7 @@ class SystemSim extends SimulatorDriver {
     if (disposition !== 'leave') this.outside.resets++;
     this.wake();
   }
-  /** Resolves once `cond` holds, looked at after each system-side end and release. */
+  /** Resolves once `cond` holds, looked at after each system-side end and release, and when a Begin starts waiting elsewhere. */
   when(cond: () => boolean): Promise<void> {
     return new Promise((resolve) => {
       if (cond()) { resolve(); return; }

@@ -185,6 +185,19 @@ interface Reader {
   /** Our transaction is a PC/SC client's direct handle's (begun with `direct`, on `txHandle` or on our card handle). */
   directTransaction: boolean;
   /**
+   * R74: a SCARD_SHARE_DIRECT handle of ours, open while a PC/SC client of the workbench has a direct handle on the
+   * reader (`watchWanted`), so a reset another program makes through pcscd reaches us when we have no card handle
+   * (RFSetReaderEventState marks every handle of the reader, winscard.c 582/894/1156). Looked at by checkCardEvents
+   * (SCardStatus, winscard.c 1290), cleared with SCardReconnect(LEAVE) (RFClearReaderEventState, 813) after each
+   * reset counted and after each reset of our own. Made through the connect guard, never under our own transaction;
+   * disconnected when the last direct handle goes, before an exclusive hold (pcscd counts a direct handle in the
+   * reader's sharing) and with the reader (removal, service loss, stop).
+   */
+  watch: Handle | null;
+  watchWanted: boolean;
+  /** A reset of ours marked `watch` and could not be cleared yet (under a transaction, pcscd refuses its calls). */
+  watchOwn: boolean;
+  /**
    * This reader's own context for its card calls (established at its first call, released with the reader). Only its
    * chain calls on it, one call at a time, so no call of the driver ever waits for a busy context in libpcsclite, which
    * would hold the process-wide clientMutex meanwhile and stall every other call of the helper (fifth review F3, R69).
@@ -200,6 +213,8 @@ interface Reader {
   stale: Handle[];
   /** Taken out of the driver (stop, service loss, reader gone): a call of the chain that starts now is refused (R71). */
   retired: boolean;
+  /** The call in the chain resets the card itself (pcscd marks `watch` too): the watch is cleared after it (R74). */
+  ownReset: boolean;
   /**
    * Our transaction ended with our handle (SCardDisconnect of an eject, a power-off, a release, a dropped handle: pcscd's
    * RFUnlockAllSharing) while the manager still holds it: the manager's End then finds nothing left to end (R68).
@@ -410,10 +425,13 @@ export class PcscDriver implements Driver {
       await this.settleDrops(r, api);
       const handle = r.handle;
       const tx = r.txHandle;
+      const watch = r.watch;
       r.handle = null;
       r.txHandle = null;
+      r.watch = null;
       this.transactionEndsWithHandle(r);
       if (handle !== null && api) await api.disconnect(handle, SCARD_LEAVE_CARD).catch(() => undefined);
+      if (watch !== null && api) await api.disconnect(watch, SCARD_LEAVE_CARD).catch(() => undefined);
       // A direct handle of ours holding a client's transaction goes with the reader too (fourth review F6).
       if (tx !== null && api) await api.disconnect(tx, SCARD_LEAVE_CARD).catch(() => undefined);
       const ctx = r.ctx;
@@ -501,11 +519,15 @@ export class PcscDriver implements Driver {
         inTransaction: false,
         txHandle: null,
         directTransaction: false,
+        watch: null,
+        watchWanted: false,
+        watchOwn: false,
         transactionGone: false,
         ctx: null,
         pending: null,
         stale: [],
         retired: false,
+        ownReset: false,
         chain: Promise.resolve(),
         fastInARow: 0,
       };
@@ -645,6 +667,7 @@ export class PcscDriver implements Driver {
 
   async powerOn(key: string, mode: PowerMode): Promise<Uint8Array> {
     return this.serialized(key, async (r, api, ctx) => {
+      r.ownReset = true;
       const init = mode === 'cold' ? SCARD_UNPOWER_CARD : SCARD_RESET_CARD;
       if (r.handle !== null) {
         try {
@@ -672,6 +695,7 @@ export class PcscDriver implements Driver {
 
   async powerOff(key: string, opts?: { coldReset?: boolean }): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
+      r.ownReset = true;
       if (r.inTransaction && (r.directTransaction || opts?.coldReset)) {
         // A PC/SC client's direct handle holds our transaction (R73): only its cold reset reaches here (a power-off and
         // a power-up: the Readers view's Power Off waits for the transaction's end). Or any cold reset inside our
@@ -885,6 +909,7 @@ export class PcscDriver implements Driver {
 
   async endTransaction(key: string, disposition: 'leave' | 'reset' | 'unpower' = 'leave'): Promise<void> {
     await this.serialized(key, async (r, api) => {
+      if (disposition !== 'leave') r.ownReset = true;
       const tx = r.txHandle;
       if (tx !== null) {
         // Our DIRECT handle holding a client's transaction (R73): ended on it, then disconnected (even when a removal
@@ -911,6 +936,89 @@ export class PcscDriver implements Driver {
     });
   }
 
+  /**
+   * R74: a PC/SC client of the workbench holds a direct handle on the reader (`on`), or the last one went: our own
+   * direct handle in pcscd (`watch`) is opened or disconnected. Not under our own transaction (the connect guard), nor
+   * while we hold the reader exclusively (pcscd refuses every connect then, and no other program can reset the card):
+   * the next look (checkCardEvents) opens it then.
+   */
+  async watchCardEvents(key: string, on: boolean): Promise<void> {
+    const reader = this.readers.get(key);
+    if (!reader) return;
+    reader.watchWanted = on;
+    await this.serialized(key, async (r, api, ctx) => {
+      if (!r.watchWanted) await this.closeWatch(r, api);
+      else await this.openWatch(r, api, ctx);
+    });
+  }
+
+  /**
+   * R74: pcscd's RFCheckReaderEventState for our handles: SCardStatus on the watch and on our card handle (off the
+   * event loop, on the reader's context). A reset another program made since the last look fails with CARD_RESET once,
+   * however many of our handles heard it: serialized() clears the other (acknowledgeReset); our own resets were cleared
+   * after the call that made them. A removal is the watcher's to report; the watch is cleared of it here. Another
+   * program's transaction (SCARD_E_SHARING_VIOLATION: pcscd looks at the sharing first) tells nothing yet.
+   */
+  async checkCardEvents(key: string): Promise<void> {
+    await this.serialized(key, async (r, api, ctx) => {
+      if (r.watchWanted) await this.openWatch(r, api, ctx);
+      if (r.watchOwn) await this.clearWatch(r, api); // our own reset's mark, left from a transaction: not another program's
+      if (r.watch !== null && !r.inTransaction && !r.watchOwn) {
+        try {
+          await cardStatus(api, r.watch);
+        } catch (e) {
+          if (!(e instanceof PcscError) || isServiceLost(e.rv)) throw e;
+          if (e.rv === SCARD_W_RESET_CARD) throw e; // serialized(): acknowledged on every handle of ours, CARD_RESET once
+          if (e.rv !== SCARD_E_SHARING_VIOLATION) await this.clearWatch(r, api);
+        }
+      }
+      if (r.handle !== null) {
+        await cardStatus(api, r.handle).catch((e: unknown) => {
+          if (e instanceof PcscError && (e.rv === SCARD_W_RESET_CARD || e.rv === SCARD_W_REMOVED_CARD || isServiceLost(e.rv))) throw e;
+        });
+      }
+    });
+  }
+
+  /** Opens the watch if wanted and none is open, where a connect of ours may go (R74); a refusal leaves it for later. */
+  private async openWatch(r: Reader, api: Winscard, ctx: Handle): Promise<void> {
+    if (!r.watchWanted || r.watch !== null || r.inTransaction || r.share === SCARD_SHARE_EXCLUSIVE || !this.running) return;
+    try {
+      const w = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0);
+      // Given up meanwhile (the last direct handle went while the connect waited in pcscd): not kept.
+      if (!r.watchWanted || r.retired) await api.disconnect(w.handle, SCARD_LEAVE_CARD).catch(() => undefined);
+      else { r.watch = w.handle; r.watchOwn = false; }
+    } catch (e) {
+      if (e instanceof PcscError && isServiceLost(e.rv)) throw e;
+      this.sink?.log('debug', `pcsc: no watch on "${r.name}" yet: ${toScError(e, r.name).message}`);
+    }
+  }
+
+  /**
+   * The watch's event cleared (SCardReconnect LEAVE, RFClearReaderEventState): after a reset of ours or one already
+   * counted. Under a transaction pcscd refuses it (RFCheckSharing): tried again after the transaction (`watchOwn`); no
+   * other program can reset the card meanwhile. A watch that cannot be cleared otherwise is disconnected (reopened by
+   * the next look, with no event).
+   */
+  private async clearWatch(r: Reader, api: Winscard): Promise<void> {
+    if (r.watch === null) { r.watchOwn = false; return; }
+    if (r.inTransaction) { r.watchOwn = true; return; }
+    try {
+      await api.reconnect(r.watch, SCARD_SHARE_DIRECT, 0, SCARD_LEAVE_CARD);
+      r.watchOwn = false;
+    } catch (e) {
+      if (e instanceof PcscError && e.rv === SCARD_E_SHARING_VIOLATION) { r.watchOwn = true; return; }
+      await this.closeWatch(r, api);
+    }
+  }
+
+  private async closeWatch(r: Reader, api: Winscard): Promise<void> {
+    const w = r.watch;
+    r.watch = null;
+    r.watchOwn = false;
+    if (w !== null) await api.disconnect(w, SCARD_LEAVE_CARD).catch(() => undefined);
+  }
+
   /** The ATR pcscd powered the card with (from the reader state), without connecting; undefined for a mute card. */
   passiveAtr(key: string): Uint8Array | undefined {
     const r = this.readers.get(key);
@@ -928,6 +1036,9 @@ export class PcscDriver implements Driver {
   async hold(key: string, share: 'shared' | 'exclusive'): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
       const wanted = share === 'exclusive' ? SCARD_SHARE_EXCLUSIVE : SCARD_SHARE_SHARED;
+      // pcscd counts our watch in the reader's sharing (winscard.c ~480): an exclusive hold would be refused beside it.
+      // While we hold the reader exclusively no other program connects, so none can reset it (R74).
+      if (wanted === SCARD_SHARE_EXCLUSIVE) await this.closeWatch(r, api);
       if (r.handle === null && r.txHandle !== null && r.inTransaction) {
         await this.promote(r, api, wanted, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD); // R73
       } else if (r.handle === null) {
@@ -945,7 +1056,8 @@ export class PcscDriver implements Driver {
   /** No client of ours needs the card: disconnect, leaving it powered (SCARD_LEAVE_CARD), so others can have it. */
   async release(key: string): Promise<void> {
     if (!this.readers.has(key)) return;
-    await this.serialized(key, async (r, api) => {
+    await this.serialized(key, async (r, api, ctx) => {
+      const wasExclusive = r.share === SCARD_SHARE_EXCLUSIVE;
       r.share = SCARD_SHARE_SHARED; // the next connection of ours is a shared one unless hold() says otherwise
       if (r.handle === null) return;
       const handle = r.handle;
@@ -954,6 +1066,8 @@ export class PcscDriver implements Driver {
       r.fastInARow = 0;
       this.sink?.log('debug', `pcsc: left the card in "${r.name}" (no connection of ours needs it)`);
       await api.disconnect(handle, SCARD_LEAVE_CARD);
+      // The watch an exclusive hold closed, back before another program can connect and reset (R74).
+      if (wasExclusive) await this.openWatch(r, api, ctx);
     });
   }
 
@@ -1035,7 +1149,13 @@ export class PcscDriver implements Driver {
         await this.settleDrops(r, api);
         // The reader's own context (R69): established (a short call, clientMutex only) at its first card call.
         r.ctx ??= api.establishContext(SCARD_SCOPE_SYSTEM);
-        return await op(r, api, r.ctx);
+        try {
+          return await op(r, api, r.ctx);
+        } finally {
+          // A reset of ours (or our transaction's end after one) marked the watch: not another program's (R74).
+          if (r.ownReset || r.watchOwn) await this.clearWatch(r, api);
+          r.ownReset = false;
+        }
       } catch (e) {
         if (e instanceof PcscError && e.rv === SCARD_W_REMOVED_CARD) this.dropHandle(r);
         if (e instanceof PcscError && e.rv === SCARD_W_RESET_CARD) await this.acknowledgeReset(r, api);
@@ -1057,6 +1177,8 @@ export class PcscDriver implements Driver {
    * CARD_RESET once); our handle takes the card as it is now, in the same share mode.
    */
   private async acknowledgeReset(r: Reader, api: Winscard): Promise<void> {
+    // The same reset marked the watch: counted once (R74).
+    await this.clearWatch(r, api);
     if (r.handle === null) return;
     try {
       r.protocol = await api.reconnect(r.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD);
