@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { publicCardEvent } from '../../../extension/src/apiEvents';
 import type { LogEntry } from '../../../server/src/protocol';
 
-const base = { id: '1:1', time: 0 };
+const base = { seq: 1, time: 0 };
 
 test('card events: the five kinds with reader, ATR, protocol and counter; other entries are not events', () => {
   assert.deepEqual(publicCardEvent({ ...base, kind: 'cardInserted', reader: 'R', eventCount: 2 } as LogEntry), { kind: 'inserted', reader: 'R', eventCount: 2 });
