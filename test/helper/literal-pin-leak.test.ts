@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
-import { LogHistoryRequest, RunScriptRequest } from '../../server/src/protocol';
+import { LogHistoryRequest, RunScriptRequest, SendApduRequest } from '../../server/src/protocol';
 import { startMemoryHelper } from '../support/memoryHelper';
 import { noPinAssertion } from '../support/pinForms';
 
@@ -152,13 +152,17 @@ test('a bad hex digit in a literal PIN: the error quotes no PIN digits', () => {
   });
 });
 
-test('helper: a literal VERIFY run from the editor is ** on the wire and in the log history', async () => {
+test('helper: a literal VERIFY run from the editor, and one typed into Send APDU, is ** on the wire and in the log history', async () => {
   const helper = await startMemoryHelper({ helper: { drivers: [new SimulatorDriver({ pin: PIN })] } });
   const { client } = helper;
   try {
     const res = await client.sendRequest(RunScriptRequest.method, { text: SCRIPT }) as { ok: boolean; lines: Array<{ line: number; sw: string }> };
     assert.equal(res.ok, true);
     assert.equal(res.lines.find((l) => l.line === 2)?.sw, '9000');
+    // Send APDU… runs a typed command as a one-line script: a VERIFY typed there is masked too.
+    const sent = await client.sendRequest(SendApduRequest.method, { apdu: `00 20 00 81 08 ${P}` }) as { ok: boolean; exchanges: Array<{ command: string; sw: string }> };
+    assert.deepEqual(sent.exchanges.map((e) => [e.command, e.sw]), [[`0020008108${'**'.repeat(8)}`, '9000']]);
+    assertNoPin(JSON.stringify(sent), 'Send APDU answer');
     const history = await client.sendRequest(LogHistoryRequest.method, {});
     assertNoPin(JSON.stringify(history), 'log history');
     await new Promise((r) => setImmediate(r));
