@@ -583,6 +583,17 @@ test('a PIN written in a script (a literal VERIFY, CHANGE REFERENCE DATA, a vari
     assert.ok(exported['export: text trace'].includes(`> ${VERIFY}`), 'the text export holds the masked VERIFY');
     assert.match(exported['export: JSON Lines'], /0020000108\*{16}/, 'the JSONL export holds the masked VERIFY');
 
+    // The editor's hint, in the Problems view: the literal VERIFY and CHANGE REFERENCE DATA (not the variable's line).
+    await runCommand(page, 'View: Focus Problems (Errors, Warnings, Infos)');
+    await page.locator('.markers-panel').waitFor({ timeout: 30_000 });
+    const hintRows = () => page.locator('.markers-panel .monaco-list-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? r.textContent).filter((t) => /a PIN written in the file/.test(t)));
+    const hintDeadline = Date.now() + 30_000;
+    let hints = await hintRows();
+    while (hints.length < 2 && Date.now() < hintDeadline) { await new Promise((r) => setTimeout(r, 250)); hints = await hintRows(); }
+    assert.equal(hints.length, 2, `two hints in the Problems view: ${hints.join(' | ')}`);
+    assert.ok(hints.every((h) => /\$\{pin:"…"\} asks for it instead/.test(h)), hints.join(' | '));
+    await screenshot(page, 'security-literal-problems');
+
     // The persisted APDU Log (written a second after the last row), then everything flushed.
     const storage = path.join(wb.tmp, 'userData', 'User');
     const persisted = () => { const f = []; const w = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); if (e.isDirectory()) w(p); else if (e.name === 'apdu-log.jsonl') f.push(p); } }; w(storage); return f; };

@@ -30,7 +30,7 @@ export function diagnostics(script: Script): Diagnostic[] {
   return out;
 }
 
-const PIN_IN_FILE = 'This command\'s data is a PIN written in the file: ${pin:"…"} asks for it instead (a run shows it as **, but the file keeps it)';
+const PIN_IN_FILE = 'This command\'s data is a PIN written in the file: ${pin:"…"} asks for it instead';
 
 /**
  * The commands whose data is a PIN written in hex in the file (VERIFY & co., `isSecretIns`): a run

@@ -52,7 +52,7 @@ test('a PIN written in the file: an Information hint on a literal VERIFY, CHANGE
   assert.deepEqual(hints.map((d) => d.range.start.line).sort((a, b) => a - b), [0, 7, 9]);
   for (const d of hints) {
     assert.equal(d.severity, 3 /* Information */);
-    assert.equal(d.message, 'This command\'s data is a PIN written in the file: ${pin:"…"} asks for it instead (a run shows it as **, but the file keeps it)');
+    assert.equal(d.message, 'This command\'s data is a PIN written in the file: ${pin:"…"} asks for it instead');
   }
   const verify = hints.find((d) => d.range.start.line === 0)!;
   assert.deepEqual([verify.range.start.character, verify.range.end.character], [0, 31], 'the command, not its expectation');
