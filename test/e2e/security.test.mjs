@@ -546,7 +546,8 @@ test('a PIN written in a script (a literal VERIFY, CHANGE REFERENCE DATA, a vari
     `let USERPIN = ${hexPin}`, '00 20 00 01 08 ${USERPIN} => 90 00', '',
   ].join('\n'));
   const needles = pinForms(LITERAL).map((f) => ({ ...f, pin: 'literal PIN' }));
-  const out = path.join(resultsDir, 'security-literal');
+  // Not named security-…: the test above searches every test-results/security-* file as a screenshot.
+  const out = path.join(resultsDir, 'literal-pin');
   fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
   const wb = await launchWorkbench({ workspace: ws, name: 'security-literal', settings: { 'smartcard.simulator.pin': LITERAL, 'smartcard.pcsc.enabled': false } });

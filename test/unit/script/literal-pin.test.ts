@@ -39,6 +39,16 @@ for (const card of ['T=0', 'T=1'] as const) {
   });
 }
 
+test('$data fed into a VERIFY is ** too (the GET CHALLENGE answer that held it is shown as it came)', async () => {
+  const { m, entries } = await simulatorManager('T=1');
+  const r = await runScript(parseScript('00 84 00 00 08 => * 90 00\n00 20 00 81 08 $data => 63 C2'), { manager: m });
+  assert.equal(r.ok, true, r.failure?.message);
+  const [challenge, verify] = entries.filter((e): e is ExchangeEntry => e.kind === 'exchange');
+  assert.equal(verify.command, `0020008108${'**'.repeat(8)}`);
+  assert.match(challenge.response, /^[0-9A-F]{16}9000$/);
+  await m.stop();
+});
+
 test('the same bytes in other commands are shown; a ${pin} in a VERIFY is masked as before', async () => {
   const { m, entries } = await simulatorManager('T=1');
   const r = await runScript(parseScript([
