@@ -532,6 +532,102 @@ test('a PIN reaches no byte written anywhere: editor runs, failures, helper cras
   }
 });
 
+// ---- a PIN written in a script (R88) ---------------------------------------------------------
+
+// A third PIN, written in hex in the script itself; the file is the only place it may be.
+const LITERAL = '58204719';
+
+test('a PIN written in a script (a literal VERIFY, CHANGE REFERENCE DATA, a variable) is ** in the panel, its export, the output channel and the persisted log', { skip, timeout: 300_000 }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'smartcard-literal-pin-ws-'));
+  fs.cpSync(path.join(root, 'examples'), path.join(ws, 'examples'), { recursive: true });
+  const hexPin = Buffer.from(LITERAL, 'ascii').toString('hex').toUpperCase();
+  fs.writeFileSync(path.join(ws, 'examples', 'literal-pin.apdu'), [
+    SELECT, `00 20 00 01 08 ${hexPin} => 90 00`, `00 24 00 01 10 ${hexPin}${hexPin} => 6D 00`,
+    `let USERPIN = ${hexPin}`, '00 20 00 01 08 ${USERPIN} => 90 00', '',
+  ].join('\n'));
+  const needles = pinForms(LITERAL).map((f) => ({ ...f, pin: 'literal PIN' }));
+  // Not named security-…: the test above searches every test-results/security-* file as a screenshot.
+  const out = path.join(resultsDir, 'literal-pin');
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  const wb = await launchWorkbench({ workspace: ws, name: 'security-literal', settings: { 'smartcard.simulator.pin': LITERAL, 'smartcard.pcsc.enabled': false } });
+  let closed = false;
+  try {
+    const { page } = wb;
+    await runCommand(page, 'Smart Card: Show APDU Log');
+    await waitRunning(page);
+    await openFile(page, 'literal-pin.apdu');
+    await runCommand(page, 'Smart Card: Run APDU Script');
+    assert.match(await notification(page, /Script (passed|failed)/), /Script passed/);
+
+    // The panel: both VERIFYs and the CHANGE REFERENCE DATA masked; decoded, the data stays `**`.
+    const log = logFrame(page);
+    const VERIFY = `00 20 00 01 08${' **'.repeat(8)}`;
+    assert.equal(await modelCount(log, 'exchange', VERIFY, 2), 2, 'both VERIFYs (literal and from a variable) are in the panel, masked');
+    assert.equal(await modelCount(log, 'exchange', `00 24 00 01 10${' **'.repeat(16)}`, 1), 1, 'the CHANGE REFERENCE DATA is in the panel, masked');
+    const row = log.locator('[data-kind="exchange"]', { hasText: VERIFY }).last();
+    await row.locator('.apdu').click();
+    await row.locator(':scope > .details [data-field="ins"]').waitFor({ timeout: 30_000 });
+    assert.match(await row.locator(':scope > .details').innerText(), /\*\*/, 'the decoding shows the data masked');
+    await screenshot(page, 'security-literal-panel');
+    const dom = {
+      'webview: inner frame markup': await log.locator('html').evaluate((e) => e.outerHTML),
+      'webview: inner frame text': await log.locator('body').innerText(),
+      'webview: host frame markup': await page.frameLocator(LOG_IFRAME).locator('html').evaluate((e) => e.outerHTML),
+    };
+
+    // The export, as a text trace and as JSON Lines.
+    const exported = {
+      'export: text trace': await exportLog(page, 'Text trace', path.join(out, 'export.txt')),
+      'export: JSON Lines': await exportLog(page, 'JSON Lines', path.join(out, 'export.jsonl')),
+    };
+    assert.ok(exported['export: text trace'].includes(`> ${VERIFY}`), 'the text export holds the masked VERIFY');
+    assert.match(exported['export: JSON Lines'], /0020000108\*{16}/, 'the JSONL export holds the masked VERIFY');
+
+    // The editor's hint, in the Problems view: the literal VERIFY and CHANGE REFERENCE DATA (not the variable's line).
+    await runCommand(page, 'View: Focus Problems (Errors, Warnings, Infos)');
+    await page.locator('.markers-panel').waitFor({ timeout: 30_000 });
+    const hintRows = () => page.locator('.markers-panel .monaco-list-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('aria-label') ?? r.textContent).filter((t) => /a PIN written in the file/.test(t)));
+    const hintDeadline = Date.now() + 30_000;
+    let hints = await hintRows();
+    while (hints.length < 2 && Date.now() < hintDeadline) { await new Promise((r) => setTimeout(r, 250)); hints = await hintRows(); }
+    assert.equal(hints.length, 2, `two hints in the Problems view: ${hints.join(' | ')}`);
+    assert.ok(hints.every((h) => /\$\{pin:"…"\} asks for it instead/.test(h)), hints.join(' | '));
+    await screenshot(page, 'security-literal-problems');
+
+    // The persisted APDU Log (written a second after the last row), then everything flushed.
+    const storage = path.join(wb.tmp, 'userData', 'User');
+    const persisted = () => { const f = []; const w = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); if (e.isDirectory()) w(p); else if (e.name === 'apdu-log.jsonl') f.push(p); } }; w(storage); return f; };
+    const holdsMasked = (f) => /0020000108\*{16}/.test(fs.readFileSync(f, 'utf8'));
+    const deadline = Date.now() + 20_000;
+    while (!persisted().some(holdsMasked) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    await wb.close({ keep: true });
+    closed = true;
+    const persistedLogs = persisted();
+    assert.ok(persistedLogs.some(holdsMasked), 'the persisted APDU Log holds the masked VERIFY');
+
+    // The output channel's log file (and every other VS Code log), the persisted log, the exports, the panel.
+    const channel = [];
+    const findLogs = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const p = path.join(d, e.name); if (e.isDirectory()) findLogs(p); else if (/Smart Card|smartcard/i.test(e.name)) channel.push(p); } };
+    findLogs(path.join(wb.tmp, 'userData', 'logs'));
+    assert.ok(channel.length >= 1, 'the extension output channel\'s log file exists');
+    assert.match(channel.map((f) => fs.readFileSync(f, 'utf8')).join('\n'), /literal-pin\.apdu/, 'the output channel logged the run');
+    const places = [
+      ['VS Code logs (output channels, extension host)', scanTree(path.join(wb.tmp, 'userData', 'logs'), needles)],
+      ['persisted APDU Log', persistedLogs.reduce((acc, f) => { const b = fs.readFileSync(f); return { files: acc.files + 1, bytes: acc.bytes + b.length, hits: [...acc.hits, ...findPin(b, needles)] }; }, { files: 0, bytes: 0, hits: [] })],
+      ...Object.entries({ ...exported, ...dom }).map(([where, text]) => { const b = Buffer.from(text, 'utf8'); return [where, { files: 1, bytes: b.length, hits: findPin(b, needles) }]; }),
+    ];
+    for (const [where, r] of places) console.log(`#   ${where}: ${r.files} file(s), ${r.bytes} bytes, ${r.hits.length} hit(s)`);
+    // The control: the search finds the PIN where it is written, the script.
+    assert.ok(findPin(fs.readFileSync(path.join(ws, 'examples', 'literal-pin.apdu')), needles).length > 0, 'the search finds the PIN in the script');
+    assert.deepEqual(places.flatMap(([where, r]) => r.hits.map((h) => `${where}: ${h}`)), [], 'the written PIN is nowhere but in the script');
+  } finally {
+    if (!closed) await wb.close();
+    fs.rmSync(ws, { recursive: true, force: true });
+    if (closed) fs.rmSync(wb.tmp, { recursive: true, force: true });
+  }
+});
+
 // ---- settings a workspace may not set ---------------------------------------------------------
 
 /** Builds test/e2e/fixtures/marker-lib.c: a library whose loading appends to `marker`. */

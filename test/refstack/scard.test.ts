@@ -91,6 +91,9 @@ test('scard run via our vpcd driver gives the same responses as scriptor via pcs
   const viaScard = entries.filter((e): e is ExchangeEntry => e.kind === 'exchange').map((e) => e.response.match(/../g)!.join(' '));
   assert.deepEqual(viaScard.map(shape), viaScriptor.map(shape));
   assert.ok(entries.some((e) => e.kind === 'cardReset'), 'the reset line reset the card');
+  // The script's literal VERIFY: its answer as scriptor's, its PIN `**` in our trace (R88).
+  assert.ok(entries.some((e) => e.kind === 'exchange' && (e as ExchangeEntry).command === `0020010004${'**'.repeat(4)}`), 'the VERIFY is masked');
+  assert.ok(!lines.join('\n').includes('31323334'), 'no PIN in the trace');
 });
 
 test('scard readers --watch --json prints card insertion and removal as JSON lines', { skip }, async () => {

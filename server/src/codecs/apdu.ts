@@ -423,12 +423,17 @@ export function commandHex(apdu: CommandApdu): string {
 const SECRET_INS = new Set([0x20, 0x21, 0x24, 0x25, 0x26, 0x28, 0x2c, 0x2d]);
 
 /**
- * The byte ranges of a command APDU sent by another program (a PC/SC client, an API caller) that
- * carry secrets, logged as `**`: everything after the header of those commands, length bytes
- * included (an extended length and a wrong Lc of 00 alike). Read from the bytes alone, without
- * trusting Lc, so a malformed command hides its tail too.
+ * The byte ranges of a command APDU that carry secrets, logged as `**` whoever sent it (a PC/SC
+ * client, an API caller, a script line with the PIN written in it, R88): everything after the
+ * header of those commands, length bytes included (an extended length and a wrong Lc of 00
+ * alike). Read from the bytes alone, without trusting Lc, so a malformed command hides its tail too.
  */
 export function secretRanges(apdu: Uint8Array): Array<[number, number]> | undefined {
   if (apdu.length <= 5 || !SECRET_INS.has(apdu[1])) return undefined;
   return [[5, apdu.length]];
+}
+
+/** Whether the data of a command with this INS is a PIN (secretRanges' rule), for messages about a line not yet built. */
+export function isSecretIns(ins: number): boolean {
+  return SECRET_INS.has(ins);
 }

@@ -5,6 +5,7 @@ import {
   CodeAction, CodeActionKind, CodeLens, CompletionItem, CompletionItemKind, Diagnostic, DiagnosticSeverity,
   DocumentSymbol, Hover, InsertTextFormat, MarkupKind, Position, Range, SymbolKind,
 } from 'vscode-languageserver';
+import { isSecretIns } from '../codecs/apdu';
 import { describeStatusWord } from '../codecs/sw';
 import type { PatternItem, Script, ScriptDiagnostic, Span, Statement } from '../script/ast';
 import { describeCommandLines } from './describe';
@@ -20,9 +21,35 @@ const SEVERITY: Record<ScriptDiagnostic['severity'], DiagnosticSeverity> = {
 };
 
 export function diagnostics(script: Script): Diagnostic[] {
-  return script.diagnostics.map((d) => ({
+  const out: Diagnostic[] = script.diagnostics.map((d) => ({
     range: toRange(d.span), severity: SEVERITY[d.severity], message: d.message, code: d.code, source: 'apdu',
   }));
+  for (const range of writtenPins(script.statements)) {
+    out.push({ range, severity: DiagnosticSeverity.Information, message: PIN_IN_FILE, code: 'pin-in-file', source: 'apdu' });
+  }
+  return out;
+}
+
+const PIN_IN_FILE = 'This command\'s data is a PIN written in the file: ${pin:"…"} asks for it instead';
+
+/**
+ * The commands whose data is a PIN written in hex in the file (VERIFY & co., `isSecretIns`): a run
+ * masks it (R88), the file still holds it. Bodies walked with a stack: repeat blocks nest deep.
+ */
+function writtenPins(statements: Statement[]): Range[] {
+  const out: Range[] = [];
+  const stack: Statement[][] = [statements];
+  while (stack.length) {
+    for (const s of stack.pop()!) {
+      if (s.kind === 'repeat') stack.push(s.body);
+      else if (s.kind === 'apdu' && s.parts[0].kind === 'hex' && s.parts[0].bytes.length >= 2 && isSecretIns(s.parts[0].bytes[1])) {
+        let n = 0;
+        for (const p of s.parts) n = p.kind === 'hex' ? n + p.bytes.length : -Infinity;
+        if (n > 5) out.push(Range.create(toRange(s.parts[0].span).start, toRange(s.parts[s.parts.length - 1].span).end));
+      }
+    }
+  }
+  return out;
 }
 
 export function codeActions(script: Script, uri: string, range: Range): CodeAction[] {

@@ -10,7 +10,7 @@ import { concatBytes, toHex, toSpacedHex } from '../util/hex';
 import type { Expectation, HexPart, PinEncoding, Script, Slice, Statement } from './ast';
 import { CM_IOCTL_GET_FEATURE_REQUEST, parseFeatureList } from '../codecs/pcscFeatures';
 import { encodePinVerify } from '../codecs/pinpad';
-import { parseCommandApdu } from '../codecs/apdu';
+import { instructionName, parseCommandApdu, secretRanges } from '../codecs/apdu';
 import { countCommands } from './ast';
 import type { SessionPinCache } from './pins';
 import { matchExpectation } from './parser';
@@ -179,7 +179,8 @@ async function execBlock(statements: Statement[], st: RunState, ctx: EngineConte
         const bytes = conn ? literalCommand(s.parts) : undefined;
         if (conn && bytes) {
           st.lastQuery = undefined;
-          const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret: undefined, signal: ctx.signal, timeoutMs: st.timeoutMs });
+          // A PIN written in the file (a literal VERIFY's data) is masked as a client's is.
+          const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret: secretRanges(bytes), signal: ctx.signal, timeoutMs: st.timeoutMs });
           answered(s, st, ctx, conn, bytes, res, undefined);
         } else await execApduBuilt(s, st, ctx, runId);
       } else await execStatement(s, st, ctx, runId); // every other statement: its own frame, so this one stays small
@@ -242,6 +243,10 @@ async function execApduBuilt(s: ApduStatement, st: RunState, ctx: EngineContext,
     if (m.secret.length) secret = m.secret;
     checkBuiltCommand(bytes, secret, s.parts);
   }
+  // The data of a VERIFY & co. is a PIN however it was written (hex, \${NAME}, $data): masked as a
+  // client's is, beside the \${pin} bytes (which may sit elsewhere, in a proprietary command).
+  const own = secretRanges(bytes);
+  if (own) secret = secret ? [...secret, ...own] : own;
   st.lastQuery = undefined;
   const res = await conn.transmit(bytes, { getResponse: st.getResponse, runId, line: s.line, secret, signal: ctx.signal, timeoutMs: st.timeoutMs });
   answered(s, st, ctx, conn, bytes, res, pinLabels);
@@ -518,6 +523,12 @@ function checkBuiltCommand(bytes: Uint8Array, secret: Array<[number, number]> | 
       ? `Lc is ${HEX2[bytes[4]]} but the data with the PIN ${labels} has another length`
       : `the command built with the PIN ${labels} does not fit its length fields`)
       + '; the command was not sent. Give the PIN a fixed length that matches Lc, e.g. ${pin:"User PIN",pad=8} with Lc 08.');
+  }
+  if (secretRanges(bytes) && !/^(INS|CLA) /.test(problem)) {
+    // A VERIFY & co. built from \${NAME} or $data: its data is a PIN, and the problem's byte count
+    // would tell its length.
+    const what = `this ${instructionName(bytes[0], bytes[1]) ?? 'command'}`;
+    throw new ScError('BAD_REQUEST', `${bytes[4] !== 0 ? `Lc is ${HEX2[bytes[4]]} but the data of ${what} has another length` : `the length fields of ${what} do not fit its data`}; the command was not sent.`);
   }
   throw new ScError('BAD_REQUEST', `the command built at run time is not a valid APDU: ${problem}; the command was not sent.`);
 }

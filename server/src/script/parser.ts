@@ -10,7 +10,7 @@ import type {
   Expectation, HexPart, PatternItem, PinEncoding, Pos, QuickFix, Script, ScriptDiagnostic, Slice, Span, Statement,
 } from './ast';
 import { KEYWORDS } from './ast';
-import { parseCommandApdu } from '../codecs/apdu';
+import { isSecretIns, parseCommandApdu } from '../codecs/apdu';
 
 /**
  * A logical line: physical lines joined by `\`. Positions are kept per physical
@@ -285,7 +285,7 @@ function parseCommand(l: Logical, lead: number, m: RegExpExecArray | null, word:
     const shown = m![0].length > 40 ? `${m![0].slice(0, 37)}…` : m![0];
     return err(`unknown command '${shown}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`, 'unknown-command', lead, lead + m![0].length);
   }
-  const parts = parseHexParts(l, lead, cmdEnd, diagnostics);
+  const parts = parseHexParts(l, lead, cmdEnd, diagnostics, true);
   if (!parts) return null;
   if (!parts.length) return err("an expectation '=>' needs a command before it");
   let expect: Expectation | undefined;
@@ -386,11 +386,24 @@ const isByteSeparator = (c: number) => c === 32 || c === 9 || c === 58;
 const isWordTail = (c: number) => (c >= 71 && c <= 90) || (c >= 103 && c <= 122) || c === 95;
 
 /**
+ * A word of a line, quoted for a message; unless it sits in the data of a command APDU that is a
+ * VERIFY & co., where it is part of a PIN written in the file (R88; a pinpad template's data is not a
+ * PIN). `parts` are the line's parts so far, `current` the hex part being collected.
+ */
+function quoteWord(command: boolean, parts: HexPart[], current: Uint8Array | undefined, text: string): string {
+  const lead = !command ? undefined : parts.length ? parts[0] : current && { kind: 'hex' as const, bytes: current };
+  if (lead?.kind !== 'hex' || lead.bytes.length < 2 || !isSecretIns(lead.bytes[1])) return `'${clip(text)}'`;
+  let count = current?.length ?? 0;
+  for (const p of parts) count += p.kind === 'hex' ? p.bytes.length : 5; // past a variable or PIN: in the data
+  return count >= 5 ? "a word of this command's data (not quoted: the data is a PIN)" : `'${clip(text)}'`;
+}
+
+/**
  * Hex bytes, ${NAME}, $data and PIN placeholders. Hex runs separated only by
  * spaces or ':' become one part (one byte array and one range for
  * `00 A4 04 00 07 …`, not one per byte: that was most of a parsed script's memory).
  */
-function parseHexParts(l: Logical, from: number, to: number, diagnostics: ScriptDiagnostic[]): HexPart[] | null {
+function parseHexParts(l: Logical, from: number, to: number, diagnostics: ScriptDiagnostic[], command = false): HexPart[] | null {
   const parts: HexPart[] = [];
   const t = l.text;
   let i = from;
@@ -414,11 +427,11 @@ function parseHexParts(l: Logical, from: number, to: number, diagnostics: Script
       if (j < to && isWordTail(t.charCodeAt(j))) {
         let k = j;
         while (k < to && /\w/.test(t[k])) k++;
-        diagnostics.push(diag(spanOf(l, i, k), 'error', `'${clip(t.slice(i, k))}' is not hex`, 'bad-hex'));
+        diagnostics.push(diag(spanOf(l, i, k), 'error', `${quoteWord(command, parts, partFrom >= 0 ? buf!.subarray(0, n) : undefined, t.slice(i, k))} is not hex`, 'bad-hex'));
         ok = false; i = k; continue;
       }
       if ((j - i) % 2) {
-        diagnostics.push(diag(spanOf(l, i, j), 'error', `odd number of hex digits in '${clip(t.slice(i, j))}'`, 'odd-hex'));
+        diagnostics.push(diag(spanOf(l, i, j), 'error', `odd number of hex digits in ${quoteWord(command, parts, partFrom >= 0 ? buf!.subarray(0, n) : undefined, t.slice(i, j))}`, 'odd-hex'));
         ok = false;
       } else if (ok) {
         if (partFrom < 0) { partFrom = i; buf ??= new Uint8Array((to - i + 1) >> 1); }
@@ -438,7 +451,7 @@ function parseHexParts(l: Logical, from: number, to: number, diagnostics: Script
     }
     let k = i + 1;
     while (k < to && !/\s/.test(t[k])) k++;
-    diagnostics.push(diag(spanOf(l, i, k), 'error', `unexpected '${clip(t.slice(i, k))}': expected hex bytes, \${NAME}, $data or $sw`, 'bad-hex'));
+    diagnostics.push(diag(spanOf(l, i, k), 'error', `unexpected ${quoteWord(command, parts, partFrom >= 0 ? buf!.subarray(0, n) : undefined, t.slice(i, k))}: expected hex bytes, \${NAME}, $data or $sw`, 'bad-hex'));
     ok = false;
     i = k;
   }

@@ -33,3 +33,28 @@ test('set timeout: completion, outline name and diagnostics with the bound', () 
   assert.equal(d[0].range.start.line, 1);
   assert.match(String(d[0].message), /1 to 2147483647/);
 });
+
+test('a PIN written in the file: an Information hint on a literal VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER (in a repeat too); none for ${pin}, a variable, no data, other commands', () => {
+  const text = [
+    '00 20 00 81 08 3132333435363738 => 90 00', // 0
+    '00 A4 04 00 08 3132333435363738', // 1: SELECT
+    '00 20 00 81 08 ${pin:"User PIN",pad=8}', // 2
+    'let P = 3132333435363738', // 3
+    '00 20 00 81 08 ${P}', // 4
+    '00 20 00 81', // 5: the retry counter query
+    'repeat 2', // 6
+    '  00 24 00 81 10 31323334353637383132333435363738', // 7
+    'end', // 8
+    '00 2C 00 81 10 3132333435363738 3132333435363738', // 9
+    'verify pinpad 00 20 00 01 08 FFFFFFFFFFFFFFFF', // 10: the keypad supplies it
+  ].join('\n');
+  const hints = diagnostics(parseScript(text)).filter((d) => d.code === 'pin-in-file');
+  assert.deepEqual(hints.map((d) => d.range.start.line).sort((a, b) => a - b), [0, 7, 9]);
+  for (const d of hints) {
+    assert.equal(d.severity, 3 /* Information */);
+    assert.equal(d.message, 'This command\'s data is a PIN written in the file: ${pin:"…"} asks for it instead');
+  }
+  const verify = hints.find((d) => d.range.start.line === 0)!;
+  assert.deepEqual([verify.range.start.character, verify.range.end.character], [0, 31], 'the command, not its expectation');
+  assert.equal(diagnostics(parseScript(text)).filter((d) => d.severity === 1).length, 0, 'no errors');
+});
