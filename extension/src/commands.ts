@@ -12,7 +12,7 @@ import type { Ctx } from './ctx';
 import { connectModes, defaultAtrReader, defaultReader, parseAtrInput, parseControlCode, parseHexInput, spacedHex } from './readersModel';
 import type { ReaderNode } from './readersTree';
 import { failureActions, failureText } from './runFailure';
-import { pushHistory, sendApduMessage } from './sendApduModel';
+import { carriesSecret, pushHistory, sendApduMessage } from './sendApduModel';
 import { checkOneApdu } from '../../server/src/lsp/sendApdu';
 
 type Command = (...args: unknown[]) => unknown;
@@ -321,7 +321,10 @@ async function sendApdu(ctx: Ctx, arg: unknown): Promise<void> {
     reader = await pickReader(ctx, withCard.length ? withCard : ctx.manager.readers, 'Send the APDU to which reader?');
     if (!reader) return;
   }
-  const history = ctx.extension.globalState.get<string[]>(SEND_HISTORY_KEY, []);
+  const stored = ctx.extension.globalState.get<string[]>(SEND_HISTORY_KEY, []);
+  // A PIN typed here before commands that carry one were left out of the history: gone from disk now.
+  const history = stored.filter((h) => !carriesSecret(h));
+  if (history.length !== stored.length) await ctx.extension.globalState.update(SEND_HISTORY_KEY, history);
   const apdu = await new Promise<string | undefined>((resolve) => {
     const qp = vscode.window.createQuickPick();
     qp.title = `Send APDU to ${reader}`;
@@ -332,7 +335,7 @@ async function sendApdu(ctx: Ctx, arg: unknown): Promise<void> {
       const typed = qp.value.trim();
       if (!typed) { qp.items = fromHistory; return; }
       const c = checkOneApdu(typed);
-      const first = { label: typed, description: 'error' in c ? '' : 'Enter to send', detail: 'error' in c ? `$(error) ${c.error}` : undefined, alwaysShow: true };
+      const first = { label: typed, description: 'error' in c ? '' : carriesSecret(typed) ? 'Enter to send · not kept in the history (its data is a PIN)' : 'Enter to send', detail: 'error' in c ? `$(error) ${c.error}` : undefined, alwaysShow: true };
       qp.items = [first, ...fromHistory.filter((h) => h.label !== typed)];
     };
     qp.onDidChangeValue(refresh);

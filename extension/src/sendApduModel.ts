@@ -1,15 +1,30 @@
 // "Smart Card: Send APDU…": its history and the notification's words. Pure (no vscode import).
+import { isSecretIns } from '../../server/src/codecs/apdu';
 import type { DecodedExchange, ExchangeEntry, RunScriptResult } from '../../server/src/protocol';
 import { failureText } from './runFailure';
 import { spacedHex } from './readersModel';
 
 export const HISTORY_SIZE = 20;
 
-/** The history after sending `apdu`: most recent first, no duplicates (spacing ignored), at most HISTORY_SIZE. */
+/**
+ * A command written in hex whose data is a PIN or a new reference value (VERIFY, CHANGE REFERENCE
+ * DATA, RESET RETRY COUNTER…: the INS the APDU Log masks, server/src/codecs/apdu.ts): never kept in
+ * the history, which VS Code stores on disk. A `${pin:"…"}` in it is no PIN, and is kept.
+ */
+export function carriesSecret(apdu: string): boolean {
+  const hex = apdu.split('=>')[0].replace(/\s+/g, '');
+  return /^(?:[0-9A-Fa-f]{2})+$/.test(hex) && hex.length > 10 && isSecretIns(parseInt(hex.slice(2, 4), 16));
+}
+
+/**
+ * The history after sending `apdu`: most recent first, no duplicates (spacing ignored), at most
+ * HISTORY_SIZE; a command that carries a PIN is not added, and one kept before this rule goes.
+ */
 export function pushHistory(history: readonly string[], apdu: string): string[] {
   const key = (s: string) => s.replace(/\s+/g, '').toUpperCase();
   const shown = apdu.trim().replace(/\s+/g, ' ');
-  return [shown, ...history.filter((h) => key(h) !== key(shown))].slice(0, HISTORY_SIZE);
+  const kept = history.filter((h) => key(h) !== key(shown) && !carriesSecret(h));
+  return (carriesSecret(shown) ? kept : [shown, ...kept]).slice(0, HISTORY_SIZE);
 }
 
 /** Response data for a notification: spaced hex, cut after `max` bytes with the byte count. */

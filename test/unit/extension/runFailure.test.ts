@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { failureActions, failureIsDiagnostic, failureMessage, failureText } from '../../../extension/src/runFailure';
-import { pushHistory, sendApduMessage, shortData, HISTORY_SIZE } from '../../../extension/src/sendApduModel';
+import { carriesSecret, pushHistory, sendApduMessage, shortData, HISTORY_SIZE } from '../../../extension/src/sendApduModel';
 
 test('only the script\'s own errors are diagnostics', () => {
   assert.equal(failureIsDiagnostic('EXPECTATION_FAILED'), true);
@@ -44,4 +44,17 @@ test('Send APDU notification: name, status word, meaning, data; or why it was no
   const noCard = { runId: 2, ok: false, commands: 0, durationMs: 1, lines: [], exchanges: [], failure: { code: 'NO_CARD', message: "line 1: No card in 'R'.", line: 1 } };
   assert.deepEqual(sendApduMessage(noCard), { text: "APDU not sent: No card in 'R'.", ok: false });
   assert.equal(shortData('00'.repeat(20), 4), '00 00 00 00 … (20 bytes)');
+});
+
+test('Send APDU history: a command whose data is a PIN is never kept (VS Code stores the history on disk)', () => {
+  const verify = '00 20 00 81 08 37 33 39 31 35 38 36 32';
+  assert.deepEqual(pushHistory(['00 84 00 00 08'], verify), ['00 84 00 00 08'], 'VERIFY with data not added');
+  assert.deepEqual(pushHistory([], '0024000110' + '31'.repeat(16) + ' => 90 00'), [], 'CHANGE REFERENCE DATA with an expectation');
+  for (const ins of ['20', '21', '24', '25', '26', '28', '2C', '2D']) assert.equal(carriesSecret(`00 ${ins} 00 01 04 31 32 33 34`), true, ins);
+  // Kept: no data (VERIFY asking the tries left), other commands with the same bytes, a ${pin} prompt.
+  assert.deepEqual(pushHistory([], '00 20 00 81'), ['00 20 00 81']);
+  assert.deepEqual(pushHistory([], '00 CA 00 81 08 37 33 39 31 35 38 36 32'), ['00 CA 00 81 08 37 33 39 31 35 38 36 32']);
+  assert.equal(carriesSecret('00 20 00 81 08 ${pin:"User PIN"}'), false);
+  // One kept before this rule goes with the next push.
+  assert.deepEqual(pushHistory([verify, '00 84 00 00 08'], '00 A4 00 0C 02 3F 00'), ['00 A4 00 0C 02 3F 00', '00 84 00 00 08']);
 });
