@@ -11,8 +11,8 @@
 // a changed bundle never meets an old cache (V8 itself only compares the source's length). The
 // file carries a SHA-256 of its payload, checked before V8 sees it: a torn or damaged file is
 // refused, never given to the deserializer. Written once, 2 s after the start (by then it holds
-// the functions the start compiled), through a temporary file and a rename; older files of other
-// versions are removed then.
+// the functions the start compiled), through a temporary file and a rename; other versions' files
+// beyond the newest three, and temporary files a killed helper left, are removed then.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import Module from 'node:module';
@@ -29,6 +29,8 @@ const MAGIC = Buffer.from('SCWCC1\n\0', 'latin1');
 const HEADER = MAGIC.length + 32;
 const PREFIX = 'helper-';
 const SUFFIX = '.v8cache';
+/** Cache files kept in the folder, this one included. */
+const KEEP = 3;
 
 /**
  * off: no folder named; unsafe: the folder is not this user's alone; cold: no cache for this
@@ -107,9 +109,21 @@ export function writeCache(file: string, payload: Buffer): boolean {
     return false;
   }
   try {
+    // Other versions' files: the newest KEEP stay (a debug helper and a normal one, or two installed versions in two
+    // windows, each keep theirs instead of deleting the other's), older ones go; so do temporary files a helper killed
+    // mid-write left (review 11, B1/B2).
+    const now = Date.now();
+    const caches: Array<{ name: string; mtime: number }> = [];
     for (const n of fs.readdirSync(dir)) {
-      if (n !== path.basename(file) && n.startsWith(PREFIX) && n.endsWith(SUFFIX)) fs.rmSync(path.join(dir, n), { force: true });
+      const p = path.join(dir, n);
+      if (n.startsWith(`.${PREFIX}`) && n !== path.basename(tmp)) {
+        if (now - fs.lstatSync(p).mtimeMs > 60_000) fs.rmSync(p, { force: true });
+      } else if (n !== path.basename(file) && n.startsWith(PREFIX) && n.endsWith(SUFFIX)) {
+        caches.push({ name: n, mtime: fs.lstatSync(p).mtimeMs });
+      }
     }
+    caches.sort((a, b) => b.mtime - a.mtime);
+    for (const c of caches.slice(KEEP - 1)) fs.rmSync(path.join(dir, c.name), { force: true });
   } catch { /* an old file left is harmless */ }
   return true;
 }

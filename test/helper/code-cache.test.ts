@@ -73,7 +73,27 @@ test('a changed bundle of the same length never meets the old cache (V8 compares
   assert.equal(b.state, 'cold', 'not the old bundle\'s cache');
   assert.notEqual(b.file, a.file);
   b.write();
-  assert.deepEqual(fs.readdirSync(f.cache), [path.basename(b.file!)], 'the other version\'s file was removed');
+  assert.deepEqual(fs.readdirSync(f.cache).sort(), [path.basename(a.file!), path.basename(b.file!)].sort(), 'the other version\'s file is kept (a debug helper and a normal one each keep theirs)');
+});
+
+test('the folder keeps the newest three versions; temporary files a killed helper left go after a minute', () => {
+  const f = fixture();
+  fs.mkdirSync(f.cache, { mode: 0o700 });
+  const old = (name: string, ageS: number) => {
+    const p = path.join(f.cache, name);
+    fs.writeFileSync(p, 'x');
+    const t = new Date(Date.now() - ageS * 1000);
+    fs.utimesSync(p, t, t);
+  };
+  old('helper-aaaa.v8cache', 300);
+  old('helper-bbbb.v8cache', 200);
+  old('helper-cccc.v8cache', 100);
+  old('.helper-aaaa.v8cache.123.beef', 120); // left by a helper killed mid-write
+  old('.helper-bbbb.v8cache.456.cafe', 5); // another helper writing right now
+  old('notes.txt', 1000); // not ours
+  const r = loadBundle(f.bundle, f.cache);
+  assert.equal(r.write(), true);
+  assert.deepEqual(fs.readdirSync(f.cache).sort(), ['.helper-bbbb.v8cache.456.cafe', path.basename(r.file!), 'helper-bbbb.v8cache', 'helper-cccc.v8cache', 'notes.txt'].sort());
 });
 
 test('a damaged, torn, huge or linked cache file is refused before V8 sees it, the bundle still runs, and it is written anew', () => {

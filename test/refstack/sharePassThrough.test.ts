@@ -275,8 +275,10 @@ describe('share modes pass through to a system reader (system pcscd + vpcd + vic
   // (winscard.c ~480): the driver lets go of it for an exclusive hold, or a client's only direct handle could not become
   // exclusive (pcscd allows that to the reader's last handle, winscard.c ~748–766), and takes it again after. Not compared
   // with pcscd alone: Debian's pcscd 1.9.9 keeps the lock of a DIRECT handle reconnected EXCLUSIVE after it reconnects to
-  // SHARED or DIRECT (the next program's SCardConnect waits for ever; measured with these steps), where 2.5.1's
-  // SCardReconnect unlocks it (RFUnlockSharing, winscard.c ~770–800). The expected answers are 2.5.1's.
+  // SHARED or DIRECT (the next program's SCardConnect waits for ever; measured with these steps), and 2.5.1's source does
+  // the same (RFUnlockSharing refuses the last level while the reader is still exclusive, readerfactory.c 1085–1090;
+  // winscard.c 772–801). The service does not copy that lock-up: the expected answers are those of a pcscd that gives
+  // the lock back with the exclusive share (R89 is the driver's side of the same rule).
   test('R74: a service client\'s direct handle reconnects EXCLUSIVE (the outside program refused), then DIRECT again: the outside program connects, and its reset is heard', async () => {
     const w = Session.start('service client, direct handle', socket, served, 'direct');
     try {

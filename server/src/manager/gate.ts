@@ -305,7 +305,10 @@ export class ReaderGate {
       this.resets++;
       this.host.cardStateLost();
     }
-    this.host.log('warn', `${this.host.name}: ${err.message}`);
+    // A look for other programs' card events (R74) given up behind a long call (a PIN entry) is routine: the reset, if
+    // any, is heard at the next look; nothing is wrong with the card or the reader (review 11, A3).
+    const routine = call.kind === 'checkCardEvents' || call.kind === 'watchCardEvents';
+    this.host.log(routine ? 'debug' : 'warn', `${this.host.name}: ${err.message}`);
   }
 
   /** The driver answered a call (in time or not). */
@@ -373,6 +376,9 @@ export class ReaderGate {
         return new ScError('SHARING_VIOLATION', `The system did not give '${name}' to the workbench within ${ms}; another application holds the card (a transaction). Try again when it ends.`);
       case 'readerFacts':
         return new ScError('TIMEOUT', `The reader '${name}' did not tell its facts (vendor, version…) within ${ms}; they are read again at the next power-up.`);
+      case 'checkCardEvents':
+      case 'watchCardEvents':
+        return new ScError('TIMEOUT', `The look for other programs' card events on '${name}' waited ${ms} behind the reader's call in progress; it is made again at the next call that needs it.`);
       case 'powerOn':
         return new ScError('TIMEOUT', `The card in '${name}' did not answer the power-up (ATR) within ${ms}; remove and reinsert it if it stays silent.`);
       default:

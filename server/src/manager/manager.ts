@@ -771,8 +771,12 @@ export class ReaderManager {
    * driver's connect waits in pcscd while another program holds the reader's transaction (as the client's own would);
    * the watch is then opened by the driver's next look (checkCardEvents).
    */
-  watchCardEvents(name: string): Promise<void> {
-    return this.entry(name).gate.watchCardEvents(true);
+  watchCardEvents(name: string, since = performance.now()): Promise<void> {
+    // At most a look's time from `since` (the client's call, which looked first): pcscd answers a direct connect at
+    // once, so behind a long call of ours (a PIN entry) the client goes on; the watch opens when the call ends, or at
+    // the next look (review 11, A2).
+    const left = Math.min(CHECK_EVENTS_TIMEOUT_MS, this.exchangeTimeoutMs) - (performance.now() - since);
+    return this.entry(name).gate.watchCardEvents(true, { timeoutMs: Math.max(1, left) });
   }
 
   /**
@@ -786,8 +790,16 @@ export class ReaderManager {
   checkCardEvents(name: string): Promise<void> {
     const r = this.entry(name);
     if (!r.gate.checksCardEvents || r.slot.unavailable) return Promise.resolve();
-    return r.gate.checkCardEvents({ timeoutMs: Math.min(CHECK_EVENTS_TIMEOUT_MS, this.exchangeTimeoutMs) });
+    // Callers while a look is pending share it: pcscd keeps the mark until it is looked at, so one look answers them
+    // all, and a client polling SCardStatus during a PIN entry does not queue a look per poll (review 11, A3).
+    const pending = this.pendingLooks.get(r);
+    if (pending) return pending;
+    const look = r.gate.checkCardEvents({ timeoutMs: Math.min(CHECK_EVENTS_TIMEOUT_MS, this.exchangeTimeoutMs) })
+      .finally(() => { if (this.pendingLooks.get(r) === look) this.pendingLooks.delete(r); });
+    this.pendingLooks.set(r, look);
+    return look;
   }
+  private readonly pendingLooks = new WeakMap<ReaderEntry, Promise<void>>();
 
   /**
    * SCardBeginTransaction on a PC/SC client's direct handle: pcscd locks the reader for any handle

@@ -378,6 +378,7 @@ export class ManagerBackend implements CardBackend {
   }
 
   async connect(reader: string, shareMode: number, preferredProtocols: number, client = 'PC/SC client'): Promise<{ handle: BackendHandle; activeProtocol: number }> {
+    const t0 = performance.now();
     await this.lookOutside(reader);
     const { conn, protocol } = await this.open(reader, shareMode, preferredProtocols, client);
     const h: Handle = {
@@ -392,7 +393,7 @@ export class ManagerBackend implements CardBackend {
     this.handles.add(h);
     if (!conn) {
       this.directOpened(h); // a direct handle counts in the sharing; a manager connection reports itself
-      await this.watchOutside(h);
+      await this.watchOutside(h, t0);
     }
     return { handle: h, activeProtocol: protocol };
   }
@@ -564,9 +565,9 @@ export class ManagerBackend implements CardBackend {
    * (PC/SC readers), opened now if it is not open yet; a failure (another program's transaction keeps the driver's
    * connect waiting past the exchange time-out) leaves it to the driver's next look.
    */
-  private async watchOutside(h: Handle): Promise<void> {
+  private async watchOutside(h: Handle, since?: number): Promise<void> {
     try {
-      await this.manager.watchCardEvents(h.reader);
+      await this.manager.watchCardEvents(h.reader, since);
     } catch (e) {
       this.options.log?.('debug', `${h.reader}: watching for other programs' resets: ${asScError(e).message}`);
     }

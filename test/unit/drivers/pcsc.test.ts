@@ -2142,3 +2142,101 @@ test('R74: one outside reset heard by both the watch and our card handle is told
     assert.deepEqual(fake.lockWaits, []);
   } finally { await stop(); }
 });
+
+/**
+ * pcscd's exclusive share (winscard.c 463–468, 748–801; readerfactory.c 1061–1107): an EXCLUSIVE connect or reconnect
+ * takes hLockId (RFLockSharing); going back to SHARED or DIRECT by SCardReconnect calls RFUnlockSharing while the
+ * reader is still exclusive, which refuses the last level: hLockId stays on the handle, now shared, and every other
+ * SCardConnect on the reader waits for ever (winscard.c 287–295) until that handle's End or Disconnect.
+ */
+class ExclusiveLockFake extends FakeWinscard {
+  override async connect(ctx: Handle, reader: string, share: number, protocols?: number) {
+    const c = await super.connect(ctx, reader, share, protocols);
+    if (share === 1) this.lock.set(reader, c.handle);
+    return c;
+  }
+  override async reconnect(card: Handle, share: number, protocols: number, init: number): Promise<number> {
+    const h = this.open.get(card);
+    const was = h?.share;
+    const rv = await super.reconnect(card, share, protocols, init);
+    if (h && share === 1 && was !== 1) this.lock.set(h.reader, card);
+    return rv; // EXCLUSIVE → SHARED / DIRECT: the lock stays (RFUnlockSharing refused the last level)
+  }
+}
+
+test('R89 (review 11, A1): a late exclusive hold given up to another program, then a shared connection: our now-shared handle does not keep pcscd\'s lock, and a client\'s direct connect (the watch) never waits on it', async () => {
+  const fake = new ExclusiveLockFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: false, counter: 0 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], syncTransmit: false })], { historySize: 0, exchangeTimeoutMs: 300 });
+  await m.start();
+  const b = new ManagerBackend(m);
+  const [A] = m.list().readers.map((r) => r.name);
+  try {
+    let endOther!: () => void;
+    fake.lockedElsewhere = new Promise<void>((r) => { endOther = r; }); // another program's transaction
+    assert.equal(await rvAfter(b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, 3)), 0x8010000b, 'the exclusive hold is given up at the deadline');
+    const shared = b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3); // hold('shared'), queued behind it
+    await new Promise((r) => setTimeout(r, 420));
+    fake.lockedElsewhere = undefined;
+    endOther(); // the late exclusive grant, then hold('shared') reconnects it SHARED
+    assert.equal(await rvAfter(shared), 0, 'the shared connection');
+    assert.equal(fake.lock.get(R0), undefined, 'no lock of ours is left in pcscd once our handle is shared');
+    assert.equal(await rvAfter(b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)), 0, 'a client\'s direct connect');
+    await b.status((await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle as never).catch(() => undefined); // a look: opens the watch
+    assert.deepEqual(fake.lockWaits, [], 'no SCardConnect of ours waited on a lock of ours');
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
+});
+
+/** A PIN entry on the reader: SCardControl takes `slowMs`; SCardStatus calls counted. */
+class SlowControlFake extends FakeWinscard {
+  slowMs = 0;
+  statusCalls = 0;
+  override async control(card: Handle, code: number) {
+    if (this.slowMs) await new Promise((r) => setTimeout(r, this.slowMs));
+    return super.control(card, code);
+  }
+  override status(card: Handle): CardStatus {
+    this.statusCalls++;
+    return super.status(card);
+  }
+}
+
+test('R89 (review 11, A2/A3): during a 3 s PIN entry on the reader, a client\'s direct connect and its SCardStatus polls answer within the look\'s 2 s, the looks are shared, and nobody is told to pull the card', async () => {
+  const fake = new SlowControlFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: false, counter: 0 });
+  const logs: Array<[string, string]> = [];
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], syncTransmit: false })], { historySize: 0, exchangeTimeoutMs: 60_000, log: (l, msg) => logs.push([l, msg]) });
+  await m.start();
+  const b = new ManagerBackend(m);
+  const [A] = m.list().readers.map((r) => r.name);
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    const p = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    fake.slowMs = 3000;
+    const pin = b.control(s, 0x42000000 + 3400, new Uint8Array(0)).catch(() => undefined); // the PIN entry, in the reader's chain
+    await new Promise((r) => setTimeout(r, 100));
+    const before = fake.statusCalls;
+    const t0 = performance.now();
+    const [direct, ...polls] = await Promise.all([
+      rvAfter(b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)),
+      ...[0, 1, 2, 3, 4].map(() => rvAfter(b.status(p))),
+    ]);
+    const ms = performance.now() - t0;
+    assert.equal(direct, 0, 'the direct connect');
+    assert.deepEqual(polls, [0, 0, 0, 0, 0], 'the polls');
+    assert.ok(ms < 2600, `answered within the look's 2 s, not after the PIN entry (${ms.toFixed(0)} ms)`);
+    await pin;
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(fake.statusCalls - before <= 4, `one shared look, not one per poll: ${fake.statusCalls - before} SCardStatus calls`);
+    const warned = logs.filter(([l, msg]) => l === 'warn' && /remove and reinsert|powered up again/.test(msg));
+    assert.deepEqual(warned, [], 'no advice to pull the card for a look given up behind a PIN entry');
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
+});

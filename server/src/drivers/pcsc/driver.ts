@@ -983,6 +983,9 @@ export class PcscDriver implements Driver {
   /** Opens the watch if wanted and none is open, where a connect of ours may go (R74); a refusal leaves it for later. */
   private async openWatch(r: Reader, api: Winscard, ctx: Handle): Promise<void> {
     if (!r.watchWanted || r.watch !== null || r.inTransaction || r.share === SCARD_SHARE_EXCLUSIVE || !this.running) return;
+    // Windows' winscard gives a SCARD_SHARE_DIRECT handle the reader alone (pcsc-lite shares it): a watch there would
+    // shut every other program out (review 11, A4). No pcsc-lite client runs on Windows to need one.
+    if (process.platform === 'win32') return;
     try {
       const w = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0);
       // Given up meanwhile (the last direct handle went while the connect waited in pcscd): not kept.
@@ -1046,7 +1049,14 @@ export class PcscDriver implements Driver {
         r.handle = c.handle;
         r.protocol = c.protocol;
       } else if (r.share !== wanted) {
+        const wasExclusive = r.share === SCARD_SHARE_EXCLUSIVE;
         r.protocol = await api.reconnect(r.handle, wanted, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_LEAVE_CARD);
+        // pcscd took the reader's lock for our EXCLUSIVE handle (RFLockSharing, winscard.c 463–468, 758–762) and its
+        // reconnect to SHARED could not give the last level back (RFUnlockSharing refuses it while the reader is still
+        // exclusive, readerfactory.c 1085–1090): hLockId stays on our now-shared handle and every other connect on the
+        // reader, the watch's on this very context included, would wait for ever (winscard.c 287–295). One End gives it
+        // back (LockCount 1 → 0). Inside a transaction of ours the level is that transaction's, ended by its End (R89).
+        if (wasExclusive && !r.inTransaction) await api.endTransaction(r.handle, SCARD_LEAVE_CARD).catch(() => undefined);
       }
       r.share = wanted;
       this.sink?.log('debug', `pcsc: holding "${r.name}" ${share === 'exclusive' ? 'exclusively' : 'shared'} in the PC/SC service`);
