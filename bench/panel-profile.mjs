@@ -108,7 +108,9 @@ try {
       return r;
     };
     const s0 = await during('scroll (600 jumps)', () => perf.scrollThrough(page));
-    await during('control (an empty scroller, same frames)', () => perf.scrollEmpty(support.logFrame(page), s0.frames, s0.scrollHeight));
+    // The control as the bench runs it (this checkout's, when --root names one from before it was shared).
+    const scrollEmpty = perf.scrollEmpty ?? (await import('../test/e2e/panel-perf.mjs')).scrollEmpty;
+    await during('control (an empty scroller, same frames)', () => scrollEmpty(support.logFrame(page), s0.frames, s0.scrollHeight));
   }
   console.log('heap before scroll (MB):', await heap());
   const events = [];
