@@ -4,7 +4,7 @@
 // then scrolls it again under V8's sampling heap profiler (every allocation, also those already
 // collected) and prints what the panel's own code allocated per jump, with the DOM's node count;
 // then a short scroll under Blink's invalidation tracking: why style and layout redo elements.
-// Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N] [--gc-before-reopen] [--sample-reopen] [--root DIR]
+// Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N] [--gc-before-reopen] [--sample-reopen] [--root DIR] [--save FILE] [--threads]
 // --gc-before-reopen: a full collection after the run and the panel's close, so that what the
 // heap holds before the scroll is the live heap plus the reopen's own garbage (the history sent again).
 // --root DIR: another checkout, built (its out/, its test/e2e helpers): main's build against a
@@ -70,6 +70,48 @@ try {
     console.log('the largest, by caller > function:');
     for (const [k, v] of [...self].sort((x, y) => y[1] - x[1]).slice(0, 20)) console.log(`  ${(v / 1e6).toFixed(2).padStart(7)} MB  ${k.slice(0, 150)}`);
   }
+  // --threads: where the machine's CPU goes during the scroll, and during the control (an empty
+  // scroller, same frames, as the bench's), by process and thread of this run's Chromium and
+  // code-server (every descendant of this process; /proc utime + stime), before the traced scroll.
+  if (process.argv.includes('--threads')) {
+    const tick = 1000 / 100; // ms per clock tick (USER_HZ)
+    const sample = () => {
+      const out = new Map();
+      for (const pid of support.descendants(process.pid)) {
+        let comm = '';
+        try { comm = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').find((a) => a.startsWith('--type=')) ?? fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { continue; }
+        let tids = [];
+        try { tids = fs.readdirSync(`/proc/${pid}/task`); } catch { continue; }
+        for (const tid of tids) {
+          try {
+            const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+            const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+            const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+            out.set(`${pid}:${tid}`, { who: `${comm.replace('--type=', '')} ${pid} / ${name}`, ticks: Number(f[11]) + Number(f[12]) });
+          } catch { /* ended */ }
+        }
+      }
+      return out;
+    };
+    const during = async (label, fn) => {
+      const a = sample();
+      const t0 = performance.now();
+      const r = await fn();
+      const wall = performance.now() - t0;
+      const b = sample();
+      const rows = [];
+      let sum = 0;
+      for (const [k, v] of b) { const d = (v.ticks - (a.get(k)?.ticks ?? 0)) * tick; if (d > 0) { rows.push([v.who, d]); sum += d; } }
+      rows.sort((x, y) => y[1] - x[1]);
+      console.log(`${label}: ${Math.round(wall)} ms wall, max frame ${r.maxFrameMs.toFixed(1)} ms, CPU of this run's processes ${Math.round(sum)} ms (${(sum / wall).toFixed(2)} cores); by thread:`);
+      for (const [who, d] of rows.slice(0, 14)) console.log(`  ${String(Math.round(d)).padStart(6)} ms  ${who}`);
+      return r;
+    };
+    const s0 = await during('scroll (600 jumps)', () => perf.scrollThrough(page));
+    // The control as the bench runs it (this checkout's, when --root names one from before it was shared).
+    const scrollEmpty = perf.scrollEmpty ?? (await import('../test/e2e/panel-perf.mjs')).scrollEmpty;
+    await during('control (an empty scroller, same frames)', () => scrollEmpty(support.logFrame(page), s0.frames, s0.scrollHeight));
+  }
   console.log('heap before scroll (MB):', await heap());
   const events = [];
   cdp.on('Tracing.dataCollected', (e) => { for (const ev of e.value) events.push(ev); });
@@ -78,6 +120,8 @@ try {
   const s = await perf.scrollThrough(page);
   await cdp.send('Tracing.end');
   await done;
+  // --save FILE: the scroll's trace events as JSON (for a closer look afterwards, e.g. in DevTools' Performance panel).
+  if (arg('--save')) { fs.writeFileSync(arg('--save'), JSON.stringify({ traceEvents: events })); console.log(`trace saved: ${arg('--save')}`); }
   console.log(`scroll: ${s.frames} frames, max ${s.maxFrameMs.toFixed(1)} ms, p95 ${s.p95FrameMs.toFixed(1)} ms, own mean ${s.ownMeanMs.toFixed(1)} / max ${s.ownMaxMs.toFixed(1)} ms`);
   console.log('heap after scroll (MB):', await heap());
   // Complete events (ph X) by name: count, total and longest, main threads of renderers only.

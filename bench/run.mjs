@@ -996,7 +996,7 @@ async function benchPanel() {
       dom = s.domRows;
       if (!s.bottom.some((t) => t.includes(perf.LAST)) || !s.top.some((t) => t.includes(perf.FIRST))) throw new Error('the rows at the ends were not shown after scrolling');
       process.stdout.write(`    panel: run ${i + 1}: render ${Math.round(render.at(-1))} ms, ${s.frames} frames, max ${s.maxFrameMs.toFixed(1)} ms, p95 ${s.p95FrameMs.toFixed(1)} ms, ${s.longTasks} long task(s), own code per frame mean ${s.ownMeanMs.toFixed(1)} ms / max ${s.ownMaxMs.toFixed(1)} ms, ${s.domRows} rows in the DOM\n`);
-      const c = await scrollEmpty(support.logFrame(page), s.frames, s.scrollHeight);
+      const c = await perf.scrollEmpty(support.logFrame(page), s.frames, s.scrollHeight);
       controlMax.push(c.maxFrameMs);
       controlP95.push(c.p95FrameMs);
       process.stdout.write(`    panel: run ${i + 1}: control (an empty scroller, same frames): max ${c.maxFrameMs.toFixed(1)} ms, p95 ${c.p95FrameMs.toFixed(1)} ms, ${c.longTasks} long task(s)\n`);
@@ -1017,47 +1017,6 @@ async function benchPanel() {
     ours: { label: 'longest frame (requestAnimationFrame delta)', unit: 'ms', values: controlMax }, target: {}, targetText: '— (information: the floor under the panel\'s row)' });
   addRow({ what: 'control, same scroll', lowerIsBetter: true,
     ours: { label: 'p95 frame', unit: 'ms', values: controlP95 }, target: {}, targetText: '— (information)' });
-}
-
-/**
- * The control for the panel's scroll: inside the same webview (code-server serves webviews from the
- * workbench's origin: one renderer process and V8 heap with the workbench), a scroller with nothing
- * in it but its height, over the panel, scrolled with the same number of jumps. Long frames here
- * come from the process the panel shares (collections, the workbench), not from the panel's rows.
- */
-async function scrollEmpty(frame, frameCount, height) {
-  return frame.locator('body').evaluate(async (body, [frames, h]) => {
-    const nextFrame = () => new Promise((r) => requestAnimationFrame(() => r(performance.now())));
-    const sc = document.createElement('div');
-    sc.style.cssText = 'position:fixed;inset:0;overflow-y:scroll;z-index:2147483647;background:Canvas';
-    const tall = document.createElement('div');
-    tall.style.height = `${h}px`;
-    sc.appendChild(tall);
-    body.appendChild(sc);
-    const longTasks = [];
-    let observer;
-    try {
-      observer = new PerformanceObserver((list) => { for (const e of list.getEntries()) longTasks.push(e.duration); });
-      observer.observe({ type: 'longtask' });
-    } catch { /* no longtask support */ }
-    try {
-      for (let i = 0; i < 4; i++) await nextFrame();
-      const step = Math.max(1, (sc.scrollHeight - sc.clientHeight) / frames);
-      const deltas = [];
-      let last = await nextFrame();
-      while (sc.scrollTop + sc.clientHeight < sc.scrollHeight - 1 && deltas.length < frames * 3) {
-        sc.scrollTop = Math.min(sc.scrollTop + step, sc.scrollHeight);
-        const now = await nextFrame();
-        deltas.push(now - last);
-        last = now;
-      }
-      const sorted = deltas.sort((a, b) => a - b);
-      return { frames: sorted.length, maxFrameMs: sorted.at(-1) ?? 0, p95FrameMs: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))] ?? 0, longTasks: longTasks.length };
-    } finally {
-      observer?.disconnect();
-      sc.remove();
-    }
-  }, [frameCount, height]);
 }
 
 // ---- main ----------------------------------------------------------------------------

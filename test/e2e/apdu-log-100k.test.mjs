@@ -49,4 +49,22 @@ test('100,000 rows: all reachable by scrolling, few in the DOM; timings printed'
   assert.ok(s.bottom.at(-1).includes('Script passed'), 'the newest row is the last one shown');
   assert.ok(s.domRows < 200, `the DOM holds ${s.domRows} rows, not ${N}`);
   assert.ok(s.scrollHeight > N * 10, 'the scroll range stands for every row');
+  // A frame per scroll jump arms no timer of its own: the panel's fallback for throttled frames
+  // (a 50 ms timer beside requestAnimationFrame) is one timer at a time, not one more task per frame.
+  const jumps = 100;
+  const armed = await log.locator('#scroller').evaluate(async (sc, n) => {
+    const nextFrame = () => new Promise((r) => requestAnimationFrame(r));
+    const native = window.setTimeout;
+    let count = 0;
+    window.setTimeout = (fn, ms, ...rest) => { if (ms === 50) count++; return native(fn, ms, ...rest); };
+    try {
+      sc.scrollTop = 0;
+      await nextFrame();
+      const step = (sc.scrollHeight - sc.clientHeight) / n;
+      for (let i = 0; i < n; i++) { sc.scrollTop += step; await nextFrame(); }
+      await nextFrame();
+    } finally { window.setTimeout = native; }
+    return count;
+  }, jumps);
+  assert.ok(armed <= jumps / 2, `${armed} fallback timers armed in ${jumps} frames of scrolling`);
 });

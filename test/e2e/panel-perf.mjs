@@ -134,4 +134,45 @@ export async function scrollThrough(page, frames = 600) {
   }, frames);
 }
 
+/**
+ * The control for the panel's scroll: inside the same webview (code-server serves webviews from the
+ * workbench's origin: one renderer process and V8 heap with the workbench), a scroller with nothing
+ * in it but its height, over the panel, scrolled with the same number of jumps. Long frames here
+ * come from the process the panel shares (collections, the workbench), not from the panel's rows.
+ */
+export async function scrollEmpty(frame, frameCount, height) {
+  return frame.locator('body').evaluate(async (body, [frames, h]) => {
+    const nextFrame = () => new Promise((r) => requestAnimationFrame(() => r(performance.now())));
+    const sc = document.createElement('div');
+    sc.style.cssText = 'position:fixed;inset:0;overflow-y:scroll;z-index:2147483647;background:Canvas';
+    const tall = document.createElement('div');
+    tall.style.height = `${h}px`;
+    sc.appendChild(tall);
+    body.appendChild(sc);
+    const longTasks = [];
+    let observer;
+    try {
+      observer = new PerformanceObserver((list) => { for (const e of list.getEntries()) longTasks.push(e.duration); });
+      observer.observe({ type: 'longtask' });
+    } catch { /* no longtask support */ }
+    try {
+      for (let i = 0; i < 4; i++) await nextFrame();
+      const step = Math.max(1, (sc.scrollHeight - sc.clientHeight) / frames);
+      const deltas = [];
+      let last = await nextFrame();
+      while (sc.scrollTop + sc.clientHeight < sc.scrollHeight - 1 && deltas.length < frames * 3) {
+        sc.scrollTop = Math.min(sc.scrollTop + step, sc.scrollHeight);
+        const now = await nextFrame();
+        deltas.push(now - last);
+        last = now;
+      }
+      const sorted = deltas.sort((a, b) => a - b);
+      return { frames: sorted.length, maxFrameMs: sorted.at(-1) ?? 0, p95FrameMs: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))] ?? 0, longTasks: longTasks.length };
+    } finally {
+      observer?.disconnect();
+      sc.remove();
+    }
+  }, [frameCount, height]);
+}
+
 export const fmt = (ms) => `${Math.round(ms)} ms`;

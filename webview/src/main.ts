@@ -259,13 +259,21 @@ function changed(it: number): void {
   schedule();
 }
 
+/** The scheduled frame, if it has not run yet (by requestAnimationFrame or by the fallback timer). */
+const runFrame = () => { if (frameScheduled) { frameScheduled = false; frame(); } };
+/** Whether the fallback timer is armed. */
+let fallbackArmed = false;
+const fallback = () => { fallbackArmed = false; runFrame(); };
+
 function schedule(): void {
   if (frameScheduled) return;
   frameScheduled = true;
   // requestAnimationFrame, with a timer for when frames are throttled (a panel in the background).
-  const run = () => { if (frameScheduled) { frameScheduled = false; frame(); } };
-  requestAnimationFrame(run);
-  setTimeout(run, 50);
+  // One timer at a time: a scroll schedules a frame every frame, and a timer armed for each was
+  // one more task per frame for the renderer's main thread (it finds the frame run and does nothing).
+  // A timer armed for an earlier frame runs a frame scheduled since at most 50 ms after it was armed.
+  requestAnimationFrame(runFrame);
+  if (!fallbackArmed) { fallbackArmed = true; setTimeout(fallback, 50); }
 }
 
 function setScrollTop(y: number): void {
