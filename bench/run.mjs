@@ -1070,6 +1070,26 @@ async function main() {
   writeResults(table, seconds, missing);
 }
 
+/**
+ * The CPU time the hypervisor gave other guests while this machine's CPUs wanted it ("steal", /proc/stat's 8th
+ * field), as a share of all CPU time since the bench started: a virtual machine on a busy host runs every row
+ * slower, ours and the reference tools' alike, and the load average does not show it. Linux only.
+ */
+const STEAL_AT_START = cpuTimes();
+function cpuTimes() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { total: f.reduce((a, b) => a + b, 0), steal: f[7] ?? 0 };
+  } catch {
+    return undefined;
+  }
+}
+function stealShare() {
+  const end = cpuTimes();
+  if (!STEAL_AT_START || !end || end.total <= STEAL_AT_START.total) return 'not known (no /proc/stat)';
+  return `${((100 * (end.steal - STEAL_AT_START.steal)) / (end.total - STEAL_AT_START.total)).toFixed(1)} % of the CPU time during the run (a busy host slows every row, ours and the reference tools' alike)`;
+}
+
 function writeResults(table, seconds, missing) {
   const cpu = os.cpus()[0]?.model ?? 'unknown';
   const pcscdVersion = spawnSync('pcscd', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] || pkgVersion('pcscd');
@@ -1086,6 +1106,7 @@ Cells: median (min–max) over the runs. How each number is measured: [docs/benc
 | memory | ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB |
 | OS | ${os.type()} ${os.release()} |
 | load average at the end | ${os.loadavg().map((x) => x.toFixed(2)).join(', ')} (other work on the machine makes the numbers noisier) |
+| CPU time stolen by the host (virtual machine) | ${stealShare()} |
 | node | ${process.version} |
 | pcscd | ${pcscdVersion} (with the TCP_NODELAY preload of scripts/refstack/nodelay-preload.c) |
 | vicc (vsmartcard-vpicc) | ${pkgVersion('vsmartcard-vpicc')} |

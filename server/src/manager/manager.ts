@@ -767,9 +767,9 @@ export class ReaderManager {
 
   /**
    * A PC/SC client's direct handle is open on the reader: a driver in front of the system's pcscd keeps a direct
-   * handle of its own there, so another program's reset reaches the client (R74). Under the exchange time-out: the
-   * driver's connect waits in pcscd while another program holds the reader's transaction (as the client's own would);
-   * the watch is then opened by the driver's next look (checkCardEvents).
+   * handle of its own there, so another program's reset reaches the client (R74). Waited for at most a look's time
+   * (CHECK_EVENTS_TIMEOUT_MS): the driver's connect may wait behind a long call of ours (a PIN entry) or in pcscd while
+   * another program holds the reader's transaction; the watch is then opened when that ends, or by the next look.
    */
   watchCardEvents(name: string, since = performance.now()): Promise<void> {
     // At most a look's time from `since` (the client's call, which looked first): pcscd answers a direct connect at

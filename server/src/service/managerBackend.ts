@@ -562,8 +562,9 @@ export class ManagerBackend implements CardBackend {
 
   /**
    * R74: a direct handle hears other programs' resets through the driver's own direct handle in the system service
-   * (PC/SC readers), opened now if it is not open yet; a failure (another program's transaction keeps the driver's
-   * connect waiting past the exchange time-out) leaves it to the driver's next look.
+   * (PC/SC readers), opened now if it is not open yet; not waited for beyond a look's 2 s from `since` (a PIN entry of
+   * ours or another program's transaction keeps the driver's connect waiting): it opens when that ends, or at the
+   * driver's next look (R89).
    */
   private async watchOutside(h: Handle, since?: number): Promise<void> {
     try {
