@@ -95,7 +95,7 @@ export function readCache(file: string): Buffer | undefined {
   }
 }
 
-/** Writes `payload` as `file` (temporary file, then rename) and removes other versions' files. */
+/** Writes `payload` as `file` (temporary file, then rename); removes other versions beyond the newest KEEP and orphaned temporary files. */
 export function writeCache(file: string, payload: Buffer): boolean {
   if (payload.length + HEADER > MAX_CACHE_BYTES) return false;
   const dir = path.dirname(file);
