@@ -1,5 +1,6 @@
 // "Smart Card: Send APDU…": its history and the notification's words. Pure (no vscode import).
-import { isSecretIns } from '../../server/src/codecs/apdu';
+import { secretRanges } from '../../server/src/codecs/apdu';
+import { fromHex } from '../../server/src/util/hex';
 import type { DecodedExchange, ExchangeEntry, RunScriptResult } from '../../server/src/protocol';
 import { failureText } from './runFailure';
 import { spacedHex } from './readersModel';
@@ -13,7 +14,7 @@ export const HISTORY_SIZE = 20;
  */
 export function carriesSecret(apdu: string): boolean {
   const hex = apdu.split('=>')[0].replace(/\s+/g, '');
-  return /^(?:[0-9A-Fa-f]{2})+$/.test(hex) && hex.length > 10 && isSecretIns(parseInt(hex.slice(2, 4), 16));
+  return /^(?:[0-9A-Fa-f]{2})+$/.test(hex) && secretRanges(fromHex(hex)) !== undefined;
 }
 
 /**
