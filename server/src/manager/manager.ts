@@ -194,6 +194,8 @@ export class ReaderManager {
   private readonly entryListeners = new Set<EntryListener>();
   private readonly readersListeners = new Set<(what: ReadersChange) => void>();
   private readonly outsideResetListeners = new Set<(reader: string) => void>();
+  /** A look for other programs' card events in flight per reader, shared by the callers meanwhile (checkCardEvents). */
+  private readonly pendingLooks = new WeakMap<ReaderEntry, Promise<void>>();
   private readonly history: LogEntry[] = [];
   private seq = 0;
   private connSeq = 0;
@@ -775,7 +777,7 @@ export class ReaderManager {
     // At most a look's time from `since` (the client's call, which looked first): pcscd answers a direct connect at
     // once, so behind a long call of ours (a PIN entry) the client goes on; the watch opens when the call ends, or at
     // the next look (review 11, A2).
-    const left = Math.min(CHECK_EVENTS_TIMEOUT_MS, this.exchangeTimeoutMs) - (performance.now() - since);
+    const left = this.lookTimeoutMs - (performance.now() - since);
     return this.entry(name).gate.watchCardEvents(true, { timeoutMs: Math.max(1, left) });
   }
 
@@ -794,12 +796,16 @@ export class ReaderManager {
     // all, and a client polling SCardStatus during a PIN entry does not queue a look per poll (review 11, A3).
     const pending = this.pendingLooks.get(r);
     if (pending) return pending;
-    const look = r.gate.checkCardEvents({ timeoutMs: Math.min(CHECK_EVENTS_TIMEOUT_MS, this.exchangeTimeoutMs) })
+    const look = r.gate.checkCardEvents({ timeoutMs: this.lookTimeoutMs })
       .finally(() => { if (this.pendingLooks.get(r) === look) this.pendingLooks.delete(r); });
     this.pendingLooks.set(r, look);
     return look;
   }
-  private readonly pendingLooks = new WeakMap<ReaderEntry, Promise<void>>();
+
+  /** How long a look for other programs' card events (or the watch's open) waits behind the reader's call in flight. */
+  private get lookTimeoutMs(): number {
+    return Math.min(CHECK_EVENTS_TIMEOUT_MS, this.exchangeTimeoutMs);
+  }
 
   /**
    * SCardBeginTransaction on a PC/SC client's direct handle: pcscd locks the reader for any handle
