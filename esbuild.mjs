@@ -8,7 +8,9 @@ const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
 const outdir = process.argv.find((a) => a.startsWith('--outdir='))?.slice('--outdir='.length) ?? 'out';
 const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning', legalComments: 'none' };
-const node = { ...common, platform: 'node', target: 'node20', format: 'cjs' };
+// The package's version, for `scard --version` (server/src/cli.ts declares SCARD_VERSION).
+const { version } = JSON.parse(fs.readFileSync('package.json', 'utf8'));
+const node = { ...common, platform: 'node', target: 'node20', format: 'cjs', define: { SCARD_VERSION: JSON.stringify(version) } };
 // Native packages are loaded at run time from node_modules, never bundled.
 const nativeExternals = ['usb', 'koffi'];
 

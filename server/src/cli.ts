@@ -22,6 +22,9 @@ import { ManagerBackend } from './service/managerBackend';
 import { PcscService } from './service/session';
 import { SocketFolderError, startPcscServer } from './service/server';
 
+/** The package's version, put in by the build (esbuild.mjs `define`). */
+declare const SCARD_VERSION: string;
+
 const USAGE = `usage:
   scard run FILE [--reader GLOB] [--card T=0|T=1] [--json]   run an APDU script (default: on the simulator)
   scard test [PATH|GLOB ...] [--junit FILE] [--reader GLOB] [--card T=0|T=1] [--json]
@@ -35,6 +38,7 @@ const USAGE = `usage:
   scard atr HEX [--json]                                      decode an ATR
   scard ccid HEX [--json]                                     decode a CCID class descriptor
   scard help | --help | -h                                    this text
+  scard version | --version | -V                              the version, and the Node.js and platform it runs on
 options:
   --vpcd PORT[,PORT]   also listen for vpcd card emulators (vicc) on 127.0.0.1:PORT
   --pcsc               also use the system PC/SC service (pcscd, Windows Smart Card service)
@@ -69,7 +73,7 @@ function stderr(text: string): void {
 }
 
 const VALUED = new Set(['junit', 'reader', 'card', 'vpcd', 'pin-env', 'wait-card', 'simulator-pin', 'timeout', 'socket', 'idle-power-off']);
-const BOOLEAN = new Set(['json', 'watch', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'pinpad', 'verbose', 'help']);
+const BOOLEAN = new Set(['json', 'watch', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'pinpad', 'verbose', 'help', 'version']);
 /** Options that shape the reader manager (drivers, simulator), for the commands that start one. */
 const MANAGER = ['vpcd', 'pcsc', 'usb', 'ccid-trace', 'no-simulator', 'simulator-pin', 'pinpad', 'card', 'verbose', 'idle-power-off'];
 const ALLOWED: Record<string, Set<string>> = {
@@ -80,6 +84,7 @@ const ALLOWED: Record<string, Set<string>> = {
   atr: new Set(['json', 'help']),
   ccid: new Set(['json', 'help']),
   help: new Set(['help']),
+  version: new Set(['version']),
 };
 
 /** Parses argv strictly: an unknown option, a missing or unexpected value is a UsageError. `--` ends the options. */
@@ -89,6 +94,7 @@ function parseArgs(argv: string[]): Args {
     const a = argv[i];
     if (a === '--') { out._.push(...argv.slice(i + 1)); break; }
     if (a === '-h' || a === '--help') { out.help = true; continue; }
+    if (a === '-V') { out.flags.set('version', true); continue; }
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
       const k = eq < 0 ? a.slice(2) : a.slice(2, eq);
@@ -509,6 +515,11 @@ async function main(argv: string[]): Promise<number> {
   const cmd = args._[0];
   if (args.help || cmd === 'help') {
     process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (cmd === undefined ? args.flags.has('version') : cmd === 'version') {
+    if (args._.length > 1) throw new UsageError(`scard version takes no arguments (got ${args._.slice(1).join(' ')})`);
+    process.stdout.write(`scard ${SCARD_VERSION} (Smart Card Workbench; Node.js ${process.version}, ${process.platform}-${process.arch})\n`);
     return 0;
   }
   switch (cmd) {

@@ -60,6 +60,23 @@ test('help: --help, -h and help exit 0 with the usage on stdout; no command exit
   assert.match(none.stderr, USAGE);
 });
 
+test('version: --version, -V and version print the package version on stdout and exit 0; extra words exit 2', () => {
+  const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8')) as { version: string };
+  for (const args of [['--version'], ['-V'], ['version']]) {
+    const r = scard(...args);
+    assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stdout, `scard ${pkg.version} (Smart Card Workbench; Node.js ${process.version}, ${process.platform}-${process.arch})\n`, args.join(' '));
+    assert.equal(r.stderr, '', args.join(' '));
+  }
+  const extra = scard('version', 'now');
+  assert.equal(extra.status, 2);
+  assert.match(extra.stderr, /scard version takes no arguments/);
+  assert.match(extra.stderr, USAGE);
+  const mixed = scard('run', hello, '--version');
+  assert.equal(mixed.status, 2, 'a version flag is not an option of run');
+  assert.match(mixed.stderr, /'--version' is not an option of 'scard run'/);
+});
+
 test('bad values exit 2 with the usage line: --card, --simulator-pin (4–12 digits), --vpcd, --wait-card', () => {
   for (const args of [
     ['--card', 'T=2'],
