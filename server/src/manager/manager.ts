@@ -772,6 +772,8 @@ export class ReaderManager {
    * handle of its own there, so another program's reset reaches the client (R74). Waited for at most a look's time
    * (CHECK_EVENTS_TIMEOUT_MS): the driver's connect may wait behind a long call of ours (a PIN entry) or in pcscd while
    * another program holds the reader's transaction; the watch is then opened when that ends, or by the next look.
+   * Fails with SHARING_VIOLATION when the system service refused the watch's connect: another program holds the
+   * reader exclusively, where pcscd refuses the client's direct connect too (winscard.c 279–283, R90).
    */
   watchCardEvents(name: string, since = performance.now()): Promise<void> {
     // At most a look's time from `since` (the client's call, which looked first): pcscd answers a direct connect at
