@@ -155,6 +155,7 @@ export class Connection {
   private exchangeLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
     const r = this.r;
     if (apdu.length < 4 || !r.card.powered || r.card.protocol === 0) return this.exchangeSteps(apdu, opts);
+    if (apdu[1] === 0xc2 || apdu[1] === 0xc3) opts = this.manager.envelopeSecrets(r, apdu, opts); // R91
     const t0 = performance.now();
     return r.gate.transmit(apdu, 1, opts).then((raw) => {
       this.seen();
