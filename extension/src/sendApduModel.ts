@@ -1,5 +1,5 @@
 // "Smart Card: Send APDU…": its history and the notification's words. Pure (no vscode import).
-import { secretRanges } from '../../server/src/codecs/apdu';
+import { isEnvelopeWithData, secretRanges } from '../../server/src/codecs/apdu';
 import { fromHex } from '../../server/src/util/hex';
 import type { DecodedExchange, ExchangeEntry, RunScriptResult } from '../../server/src/protocol';
 import { failureText } from './runFailure';
@@ -10,11 +10,14 @@ export const HISTORY_SIZE = 20;
 /**
  * A command written in hex whose data is a PIN or a new reference value (VERIFY, CHANGE REFERENCE
  * DATA, RESET RETRY COUNTER…: the INS the APDU Log masks, server/src/codecs/apdu.ts): never kept in
- * the history, which VS Code stores on disk. A `${pin:"…"}` in it is no PIN, and is kept.
+ * the history, which VS Code stores on disk. A `${pin:"…"}` in it is no PIN, and is kept. Nor is an
+ * ENVELOPE with data: it may carry the rest of a VERIFY an earlier Send APDU began (R91).
  */
 export function carriesSecret(apdu: string): boolean {
   const hex = apdu.split('=>')[0].replace(/\s+/g, '');
-  return /^(?:[0-9A-Fa-f]{2})+$/.test(hex) && secretRanges(fromHex(hex)) !== undefined;
+  if (!/^(?:[0-9A-Fa-f]{2})+$/.test(hex)) return false;
+  const bytes = fromHex(hex);
+  return secretRanges(bytes) !== undefined || isEnvelopeWithData(bytes);
 }
 
 /**

@@ -38,6 +38,10 @@ const SECRET_APDUS: Array<[string, Uint8Array]> = [
   ['VERIFY, extended length', apdu(0x00, 0x20, 0x00, 0x01, 0x00, 0x00, 0x06, ...ascii(PIN))],
   ['CHANGE REFERENCE DATA', apdu(0x00, 0x24, 0x00, 0x01, 0x0c, ...ascii(PIN), ...ascii(NEW_PIN))],
   ['RESET RETRY COUNTER', apdu(0x00, 0x2c, 0x00, 0x01, 0x0e, ...ascii(PUK), ...ascii(NEW_PIN))],
+  // R91: a VERIFY inside an ENVELOPE, whole, then split over two (the second carries the rest of the PIN).
+  ['VERIFY in an ENVELOPE', apdu(0x00, 0xc2, 0x00, 0x00, 0x0b, 0x00, 0x20, 0x00, 0x01, 0x06, ...ascii(PIN))],
+  ['VERIFY split over two ENVELOPEs (1)', apdu(0x00, 0xc2, 0x00, 0x00, 0x08, 0x00, 0x20, 0x00, 0x01, 0x06, ...ascii(PIN.slice(0, 3)))],
+  ['VERIFY split over two ENVELOPEs (2)', apdu(0x00, 0xc2, 0x00, 0x00, 0x03, ...ascii(PIN.slice(3)))],
 ];
 
 const IOCTL_VERIFY_PIN_DIRECT = 0x42330006; // the simulator's pinpad lists it (libccid's numbering)
@@ -117,6 +121,8 @@ test('helper: a client\'s VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER and
     const commands = entries.flatMap((e) => (e.kind === 'exchange' || e.kind === 'control' ? [e.command] : []));
     assert.ok(commands.includes('0020000106************'), `VERIFY masked: ${commands.join(' ')}`);
     assert.ok(commands.includes('002C00010E****************************'), `RESET RETRY COUNTER masked: ${commands.join(' ')}`);
+    // R91: the ENVELOPEs after their inner header, with their own length; the split PIN's second half whole.
+    assert.deepEqual(commands.filter((c) => c.startsWith('00C2')), [`00C20000**00200001${'**'.repeat(7)}`, `00C20000**00200001${'**'.repeat(4)}`, `00C20000${'**'.repeat(4)}`]);
     assert.equal(entries.filter((e) => e.kind === 'control' && (e.code === IOCTL_VERIFY_PIN_DIRECT || e.code === IOCTL_MODIFY_PIN_DIRECT)).length, 3, 'the three PIN-pad calls are logged');
     const controls = entries.flatMap((e) => (e.kind === 'control' ? [e] : []));
     // Each control row names the program, as its exchanges do (the APDU Log's client filter, scard serve's lines).
@@ -162,6 +168,8 @@ for (const json of [false, true]) {
       assert.match(s.out(), json ? /"code":1110638601,[^}]*"command":"(\*\*){13}"/ : /^> CONTROL 1110638601 (\*\* ){12}\*\*  \[node \(pid \d+\)\]$/m);
       assert.match(s.out(), json ? /"code":1107296257,[^}]*"command":"(\*\*){16}"/ : /^> CONTROL 1107296257 (\*\* ){15}\*\*  \[node \(pid \d+\)\]$/m);
       assert.match(s.out(), json ? /"command":"0020000106\*{12}"/ : /> 00 20 00 01 06 (\*\* ){5}\*\*/);
+      // R91: the second half of the VERIFY split over two ENVELOPEs, masked whole.
+      assert.match(s.out(), json ? /"command":"00C20000\*{8}"/ : /> 00 C2 00 00 (\*\* ){3}\*\* {2}\[/);
       assertNoPin(s.out(), `serve's ${json ? 'JSON Lines' : 'text'} output`);
       assertNoPin(s.err(), 'serve\'s stderr (--verbose)');
     } finally {

@@ -142,6 +142,42 @@ async function outsideReset(to: string | null, reader: string, share: 'direct' |
   return steps;
 }
 
+/**
+ * R90's client steps: an outside program of the machine (always on the system pcscd) holds the system reader exclusively;
+ * a client (`to`: the service's socket, or null for the system pcscd) connects DIRECT beside it (pcscd refuses every
+ * connect then, DIRECT included: winscard.c 279–283); the outside program lets go; the client connects DIRECT again and
+ * looks; a second outside program's exclusive connect beside that direct handle (pcscd counts it in the reader's sharing,
+ * ~480; the service's watch does). Each step's return code.
+ */
+async function outsideExclusive(to: string | null, reader: string): Promise<[string, unknown][]> {
+  const steps: [string, unknown][] = [];
+  const who = to ? 'service client' : 'pcscd client';
+  const d = Session.start('outside program, exclusive', null, SYSTEM_READER, 'exclusive');
+  try {
+    assert.deepEqual(await d.next(), { connect: 0 }, 'the outside program holds the reader exclusively (nothing of the workbench\'s in pcscd)');
+    const w = Session.start(`${who}, direct handle beside it`, to, reader, 'direct');
+    try {
+      steps.push(['direct connect beside the exclusive hold', (await w.next()).connect]);
+      await w.end();
+    } finally { w.kill(); }
+    assert.deepEqual(await d.call('disconnect'), { disconnect: 0 });
+    await d.end();
+  } finally { d.kill(); }
+  const w = Session.start(`${who}, direct handle after`, to, reader, 'direct');
+  try {
+    steps.push(['direct connect after the outside program let go', (await w.next()).connect]);
+    steps.push(['status', (await w.call('status')).status]);
+    const e = Session.start('outside program, exclusive beside the direct handle', null, SYSTEM_READER, 'exclusive');
+    try {
+      steps.push(['an outside exclusive connect beside the direct handle', (await e.next()).connect]);
+      await e.end();
+    } finally { e.kill(); }
+    steps.push(['disconnect', (await w.call('disconnect')).disconnect]);
+    await w.end();
+  } finally { w.kill(); }
+  return steps;
+}
+
 before(async () => {
   if (skip) return;
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-share-'));
@@ -236,6 +272,19 @@ describe('share modes pass through to a system reader (system pcscd + vpcd + vic
       assert.equal((await w.call('transmit')).transmit, 0);
       await w.end();
     } finally { w.kill(); }
+  });
+
+  // R90: pcscd refuses a DIRECT connect too while another program holds the reader exclusively (winscard.c 279–283); the
+  // service learns it from its watch's own SCardConnect(DIRECT). The same client steps against pcscd and the service.
+  test('R90: an outside program holds the system reader exclusively: a service client\'s DIRECT connect answers as the same connect on pcscd (SCARD_E_SHARING_VIOLATION), and connects once it let go', async () => {
+    const onPcscd = await outsideExclusive(null, SYSTEM_READER);
+    // Not vacuous: pcscd refuses the direct connect, accepts it after, and the direct handle keeps the next program out.
+    assert.deepEqual(onPcscd, [
+      ['direct connect beside the exclusive hold', SHARING_VIOLATION], ['direct connect after the outside program let go', 0], ['status', 0],
+      ['an outside exclusive connect beside the direct handle', SHARING_VIOLATION], ['disconnect', 0],
+    ], `pcscd alone: ${JSON.stringify(onPcscd)}`);
+    const onService = await outsideExclusive(socket, served);
+    assert.deepEqual(onService, onPcscd, `the service client, step by step, as the same client on pcscd: ${JSON.stringify(onService)}`);
   });
 
   test('an outside program resets the card: SCARD_W_RESET_CARD reaches the service client (until its SCardReconnect), then it goes on', async () => {

@@ -427,10 +427,99 @@ const SECRET_INS = new Set([0x20, 0x21, 0x24, 0x25, 0x26, 0x28, 0x2c, 0x2d]);
  * client, an API caller, a script line with the PIN written in it, R88): everything after the
  * header of those commands, length bytes included (an extended length and a wrong Lc of 00
  * alike). Read from the bytes alone, without trusting Lc, so a malformed command hides its tail too.
+ * An ENVELOPE whose data starts with such a command hides what follows that inner header, and its
+ * own length bytes, which tell the PIN's length as a VERIFY's Lc would (R91; the rest of a command
+ * split over several ENVELOPEs: EnvelopeSecrets).
  */
 export function secretRanges(apdu: Uint8Array): Array<[number, number]> | undefined {
-  if (apdu.length <= 5 || !SECRET_INS.has(apdu[1])) return undefined;
-  return [[5, apdu.length]];
+  if (apdu.length <= 5) return undefined;
+  const ins = apdu[1];
+  if (SECRET_INS.has(ins)) return [[5, apdu.length]];
+  if (ins !== INS_ENVELOPE && ins !== INS_ENVELOPE_ODD) return undefined;
+  const data = envelopeData(apdu);
+  if (!data || data[1] - data[0] < 2 || !SECRET_INS.has(apdu[data[0] + 1])) return undefined;
+  return wrappedSecret(apdu, data[0], data[1], 4);
+}
+
+/**
+ * ENVELOPE (ISO/IEC 7816-4:1995 §7.2; C3 with BER-TLV data): its data is an APDU, part of one, or any data string
+ * that could not be sent otherwise (a case 4 or extended-length command over T=0). An empty data field ends a string.
+ */
+const INS_ENVELOPE = 0xc2;
+const INS_ENVELOPE_ODD = 0xc3;
+
+/**
+ * An ENVELOPE that carries data: (part of) a command, perhaps the rest of a VERIFY an earlier ENVELOPE began, which
+ * its own bytes cannot tell (R91). For what is kept without the chain before it (Send APDU's history on disk).
+ */
+export function isEnvelopeWithData(apdu: Uint8Array): boolean {
+  return apdu.length > 5 && (apdu[1] === INS_ENVELOPE || apdu[1] === INS_ENVELOPE_ODD) && envelopeData(apdu) !== undefined;
+}
+
+/** An ENVELOPE's data field [start, end): after a short or extended Lc, to Lc's end when it fits, else to the end. */
+function envelopeData(apdu: Uint8Array): [number, number] | undefined {
+  if (apdu.length <= 5) return undefined; // case 1 or 2: no data
+  const extended = apdu[4] === 0 && apdu.length >= 7;
+  const start = extended ? 7 : 5;
+  if (start >= apdu.length) return undefined; // case 2E
+  const nc = extended ? (apdu[5] << 8) | apdu[6] : apdu[4];
+  return [start, nc > 0 && start + nc <= apdu.length ? start + nc : apdu.length];
+}
+
+/** The ENVELOPE's length bytes and, from `innerAt` bytes into its data on, the rest of it; undefined when nothing of the inner command's data is in it. */
+function wrappedSecret(apdu: Uint8Array, start: number, end: number, innerAt: number): Array<[number, number]> | undefined {
+  return start + innerAt < end ? [[4, start], [start + innerAt, apdu.length]] : undefined;
+}
+
+/**
+ * R91: the secret bytes of a chain of ENVELOPEs, for one card: a VERIFY & co. (SECRET_INS) whose Lc says more than
+ * its first ENVELOPE carries goes on in the next ones, whose whole data (and length bytes) is then secret, until the
+ * inner Lc is reached or an empty ENVELOPE ends the string (§7.2.3); a split inside the inner header is followed too.
+ * Kept per reader (the manager), fed in the order commands reach the card: the card appends every ENVELOPE's data
+ * to the command it is assembling, whichever program or script sent it. Other commands (GET RESPONSE between)
+ * change nothing. Only secret commands are followed: a non-secret one's continuation that looks like the start of
+ * a VERIFY is masked (more, never less).
+ */
+export class EnvelopeSecrets {
+  /** The secret command being assembled (`ins`: false while only its CLA came): its first bytes (up to 7, for Lc) and how many came. */
+  private cur: { head: number[]; seen: number; ins: boolean } | null = null;
+
+  /** The secret ranges of this command (an ENVELOPE's, the stateless ones included), fed to the chain; undefined for any other. */
+  next(apdu: Uint8Array): Array<[number, number]> | undefined {
+    if (apdu.length < 4 || (apdu[1] !== INS_ENVELOPE && apdu[1] !== INS_ENVELOPE_ODD)) return undefined;
+    const data = envelopeData(apdu);
+    if (!data) { this.cur = null; return undefined; }
+    const [start, end] = data;
+    let ranges: Array<[number, number]> | undefined;
+    if (this.cur && !this.cur.ins) {
+      // Only the CLA came: this data starts with the INS.
+      if (SECRET_INS.has(apdu[start])) { this.cur.ins = true; ranges = wrappedSecret(apdu, start, end, 3); }
+      else this.cur = null;
+    } else if (this.cur) {
+      ranges = [[4, apdu.length]]; // the rest of a secret command
+    }
+    if (!this.cur) {
+      if (end - start === 1) this.cur = { head: [], seen: 0, ins: false };
+      else if (SECRET_INS.has(apdu[start + 1])) { this.cur = { head: [], seen: 0, ins: true }; ranges = wrappedSecret(apdu, start, end, 4); }
+      else return undefined;
+    }
+    this.feed(apdu, start, end);
+    return ranges;
+  }
+
+  /** The card was powered up or changed: whatever it was assembling is gone. */
+  reset(): void {
+    this.cur = null;
+  }
+
+  private feed(apdu: Uint8Array, start: number, end: number): void {
+    const cur = this.cur!;
+    for (let i = start; i < end && cur.head.length < 7; i++) cur.head.push(apdu[i]);
+    cur.seen += end - start;
+    const h = cur.head;
+    const total = h.length < 5 ? undefined : h[4] !== 0 ? 5 + h[4] : h.length >= 7 ? 7 + ((h[5] << 8) | h[6]) : undefined;
+    if (total !== undefined && cur.seen >= total) this.cur = null;
+  }
 }
 
 /** Whether the data of a command with this INS is a PIN (secretRanges' rule), for messages about a line not yet built. */

@@ -150,11 +150,12 @@ export class Connection {
   /**
    * In the reader's queue, after the checks. A powered T=1 card (every APDU of most scripts): one
    * exchange through the gate, logged and answered in its one callback, no async frame; anything
-   * else (a power-up first, the T=0 steps) in exchangeSteps. The same gate call either way.
+   * else (a power-up first, the T=0 steps, an ENVELOPE) in exchangeSteps. The same gate call either way.
    */
   private exchangeLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
     const r = this.r;
-    if (apdu.length < 4 || !r.card.powered || r.card.protocol === 0) return this.exchangeSteps(apdu, opts);
+    // An ENVELOPE takes the general path too: ReaderManager.exchange follows its chain's secrets (R91).
+    if (apdu.length < 4 || !r.card.powered || r.card.protocol === 0 || apdu[1] === 0xc2 || apdu[1] === 0xc3) return this.exchangeSteps(apdu, opts);
     const t0 = performance.now();
     return r.gate.transmit(apdu, 1, opts).then((raw) => {
       this.seen();

@@ -5,6 +5,7 @@
 // transaction); the T=0 rules are in t0.ts; a client's handle is connection.ts.
 // Drivers only carry bytes (house rule 3); only server/src/manager calls them.
 
+import { EnvelopeSecrets } from '../codecs/apdu';
 import { parseAtr } from '../codecs/atr';
 import { describeStatusWordFor } from '../codecs/sw';
 import { CM_IOCTL_GET_FEATURE_REQUEST, SECRET_ANSWER_FEATURES, SECRET_FEATURES, isFeatureCall, parseFeatureList } from '../codecs/pcscFeatures';
@@ -67,6 +68,8 @@ export interface ReaderEntry {
   inUse?: boolean;
   /** The grace period's timer (one per reader; unref'd). */
   idleTimer?: NodeJS.Timeout;
+  /** The card's chain of ENVELOPEs, whoever sends them: a VERIFY split over several is masked whole (R91). */
+  envelopes?: EnvelopeSecrets;
 }
 
 export interface ManagerOptions {
@@ -577,6 +580,7 @@ export class ReaderManager {
     r.eventCount++;
     this.cancelIdle(r);
     r.card = { present, powered: false };
+    r.envelopes?.reset();
     r.gate.insertions++;
     if (!present && r.gate.queue.owner !== null) {
       // A transaction on a card that is gone protects nothing: end it (in the driver too) and let the others in.
@@ -772,6 +776,8 @@ export class ReaderManager {
    * handle of its own there, so another program's reset reaches the client (R74). Waited for at most a look's time
    * (CHECK_EVENTS_TIMEOUT_MS): the driver's connect may wait behind a long call of ours (a PIN entry) or in pcscd while
    * another program holds the reader's transaction; the watch is then opened when that ends, or by the next look.
+   * Fails with SHARING_VIOLATION when the system service refused the watch's connect: another program holds the
+   * reader exclusively, where pcscd refuses the client's direct connect too (winscard.c 279–283, R90).
    */
   watchCardEvents(name: string, since = performance.now()): Promise<void> {
     // At most a look's time from `since` (the client's call, which looked first): pcscd answers a direct connect at
@@ -979,6 +985,7 @@ export class ReaderManager {
 
   /** Power up (or reset), read the ATR, choose the protocol and set it on the reader. */
   async powerUp(r: ReaderEntry, mode: PowerMode, wanted?: Protocol, call?: GateCallOptions): Promise<void> {
+    r.envelopes?.reset(); // a reset card drops the command it was assembling
     let atr: Uint8Array;
     try {
       atr = await r.gate.powerOn(mode, call);
@@ -1148,9 +1155,20 @@ export class ReaderManager {
    * in the history and sent to clients).
    */
   async exchange(r: ReaderEntry, command: Uint8Array, opts: TransmitOptions, auto?: ExchangeEntry['auto'], parent?: number): Promise<{ entry: ExchangeEntry; raw: Uint8Array }> {
+    if (command[1] === 0xc2 || command[1] === 0xc3) opts = this.envelopeSecrets(r, command, opts);
     const t0 = performance.now();
     const raw = await r.gate.transmit(command, r.card.protocol ?? 1, opts);
     return { entry: this.logExchange(r, command, raw, performance.now() - t0, opts, auto, parent), raw };
+  }
+
+  /**
+   * An ENVELOPE's secret bytes (R91: a VERIFY & co. it carries, or the rest of one an earlier ENVELOPE began) added to
+   * the caller's: fed in the reader's queue, just before the command goes to the card, so the chain is the card's.
+   */
+  envelopeSecrets(r: ReaderEntry, command: Uint8Array, opts: TransmitOptions): TransmitOptions {
+    const more = (r.envelopes ??= new EnvelopeSecrets()).next(command);
+    if (!more) return opts;
+    return { ...opts, secret: opts.secret ? [...opts.secret, ...more] : more };
   }
 
   /**

@@ -305,9 +305,7 @@ export class ManagerBackend implements CardBackend {
         await this.untilNoTransaction(reader);
         try { this.manager.reader(reader); } catch (e) { throw this.fail(null, e, 'connect'); }
       }
-      // Asking for RAW sets the reader's cardProtocol to RAW for every client, whatever the share mode
-      // (winscard.c ~357, ~657; R78): other handles' T=0/T=1 transmits are then SCARD_E_PROTO_MISMATCH.
-      if (preferred & ProtocolBits.SCARD_PROTOCOL_RAW) this.negotiate(reader, ProtocolBits.SCARD_PROTOCOL_RAW);
+      // RAW asked for (R78) is set by the caller once the connect or reconnect is sure to succeed (R90).
       return { conn: null, protocol: this.negotiated.get(reader) ?? ProtocolBits.SCARD_PROTOCOL_UNDEFINED };
     }
     if (!info.card) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no card');
@@ -393,15 +391,29 @@ export class ManagerBackend implements CardBackend {
     this.handles.add(h);
     if (!conn) {
       this.directOpened(h); // a direct handle counts in the sharing; a manager connection reports itself
-      await this.watchOutside(h, t0);
+      if (await this.watchOutside(h, t0)) {
+        await this.close(h, 'leave');
+        throw heldElsewhere();
+      }
+      // Asking for RAW sets the reader's cardProtocol to RAW for every client, whatever the share mode (winscard.c
+      // ~357, R78): after the sharing check (~279), so a refused connect leaves it as it was.
+      if (preferredProtocols & ProtocolBits.SCARD_PROTOCOL_RAW) {
+        this.negotiate(reader, ProtocolBits.SCARD_PROTOCOL_RAW);
+        h.protocol = ProtocolBits.SCARD_PROTOCOL_RAW;
+      }
     }
-    return { handle: h, activeProtocol: protocol };
+    return { handle: h, activeProtocol: h.protocol };
   }
 
   async reconnect(handle: BackendHandle, shareMode: number, preferredProtocols: number, initialization: number): Promise<{ activeProtocol: number }> {
+    const t0 = performance.now();
     const h = this.live(handle);
     // pcscd's SCardReconnect: RFCheckSharing first, whatever the initialization (winscard.c ~570).
     this.checkSharing(h);
+    // Another program's exclusive hold keeps pcscd's lock (RFLockSharing, winscard.c 463–468), which RFCheckSharing
+    // refuses. pcscd never lets it beside a live handle; a direct handle here can meet it when the driver's watch was
+    // not open to count in the reader's sharing (R90): the watch's connect tells, before any reset.
+    if (!h.conn && await this.watchOutside(h, t0)) throw heldElsewhere();
     await this.lookOutside(h.reader); // a reset before it is cleared by it, not told after it (R74)
     const changing = shareMode !== h.share;
     const toDirect = shareMode === ShareMode.SCARD_SHARE_DIRECT;
@@ -564,14 +576,18 @@ export class ManagerBackend implements CardBackend {
    * R74: a direct handle hears other programs' resets through the driver's own direct handle in the system service
    * (PC/SC readers), opened now if it is not open yet; not waited for beyond a look's 2 s from `since` (a PIN entry of
    * ours or another program's transaction keeps the driver's connect waiting): it opens when that ends, or at the
-   * driver's next look (R89).
+   * driver's next look (R89). True when the system service refused that connect with SCARD_E_SHARING_VIOLATION:
+   * another program of the machine holds the reader exclusively (R90); an open watch, or none tried, is false.
    */
-  private async watchOutside(h: Handle, since?: number): Promise<void> {
+  private async watchOutside(h: Handle, since?: number): Promise<boolean> {
     try {
       await this.manager.watchCardEvents(h.reader, since);
     } catch (e) {
-      this.options.log?.('debug', `${h.reader}: watching for other programs' resets: ${asScError(e).message}`);
+      const err = asScError(e);
+      if (err.code === 'SHARING_VIOLATION') return true;
+      this.options.log?.('debug', `${h.reader}: watching for other programs' resets: ${err.message}`);
     }
+    return false;
   }
 
   /** A direct handle: listed on its reader as the client's, and counted in the table's sharing. */
@@ -890,6 +906,11 @@ function managerDisposition(d: number): ManagerDisposition {
     case Disposition.SCARD_EJECT_CARD: return 'eject';
     default: return 'leave';
   }
+}
+
+/** pcscd's refusal of a connect or reconnect while another program of the machine holds the reader exclusively (R90). */
+function heldElsewhere(): BackendError {
+  return new BackendError(Rv.SCARD_E_SHARING_VIOLATION, 'another program of the machine holds the reader exclusively');
 }
 
 function rvFor(code: ScErrorCode, during: 'connect' | 'card'): number {

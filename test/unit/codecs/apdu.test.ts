@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildCommandApdu, decodeCla, describeCommand, instructionName, parseCommandApdu, parseResponseApdu } from '../../../server/src/codecs/apdu';
+import { buildCommandApdu, decodeCla, describeCommand, EnvelopeSecrets, instructionName, parseCommandApdu, parseResponseApdu, secretRanges } from '../../../server/src/codecs/apdu';
 import { fromHex, toHex } from '../../../server/src/util/hex';
 import { ScError } from '../../../server/src/util/errors';
 
@@ -150,4 +150,51 @@ test('parseResponseApdu splits data and status word', () => {
   const bad = parseResponseApdu(fromHex('90'));
   assert.equal(bad.status, undefined);
   assert.match(bad.errors[0], /has 1 byte: it needs at least the status word/);
+});
+
+// R91: an ENVELOPE (INS C2 / C3, ISO/IEC 7816-4:1995 §7.2) carries (part of) another command APDU in its data. A VERIFY & co.
+// inside one is masked after its own header, with the ENVELOPE's length bytes (they tell the PIN's length, as a VERIFY's Lc
+// would); the rest of such a command, carried on in the next ENVELOPEs of the chain, is masked whole.
+const PIN6 = [0x35, 0x38, 0x32, 0x39, 0x34, 0x37];
+const env = (...data: number[]) => Uint8Array.of(0x00, 0xc2, 0x00, 0x00, data.length, ...data);
+
+test('R91 secretRanges: an ENVELOPE whose data starts with a VERIFY & co. is masked after the inner header, its length bytes too; other ENVELOPEs as sent', () => {
+  assert.deepEqual(secretRanges(env(0x00, 0x20, 0x00, 0x81, 0x06, ...PIN6)), [[4, 5], [9, 16]], 'a whole VERIFY: the outer Lc and everything after the inner header');
+  assert.deepEqual(secretRanges(Uint8Array.of(...env(0x00, 0x24, 0x00, 0x81, 0x06, ...PIN6), 0x00)), [[4, 5], [9, 17]], 'case 4: the outer Le with it');
+  assert.deepEqual(secretRanges(Uint8Array.of(0x00, 0xc3, 0x00, 0x00, 0x00, 0x00, 0x0b, 0x00, 0x20, 0x00, 0x81, 0x06, ...PIN6)), [[4, 7], [11, 18]], 'odd INS, extended outer Lc');
+  assert.deepEqual(secretRanges(env(0x00, 0x20, 0x00, 0x81, 0x00, 0x00, 0x06, ...PIN6)), [[4, 5], [9, 18]], 'an extended inner Lc');
+  assert.deepEqual(secretRanges(env(0x00, 0x20, 0x00, 0x81, 0x06, 0x35, 0x38)), [[4, 5], [9, 12]], 'the first part of a split one');
+  assert.equal(secretRanges(env(0x00, 0xa4, 0x04, 0x00, 0x06, ...PIN6)), undefined, 'a wrapped SELECT');
+  assert.equal(secretRanges(env(0x00, 0x20, 0x00, 0x81)), undefined, 'a wrapped VERIFY without data (a retry-counter query)');
+  assert.equal(secretRanges(Uint8Array.of(0x80, 0xc2, 0x00, 0x00, 0x00)), undefined, 'an empty ENVELOPE');
+  assert.equal(secretRanges(env(0xd1, 0x0a, 0x82, 0x02, 0x83, 0x81, 0x8b, 0x04, 0x04, 0x02, 0x91, 0x10)), undefined, 'a (U)SIM toolkit ENVELOPE (BER-TLV, SMS-PP download) as sent');
+  // Never less than before: the plain rule is unchanged.
+  assert.deepEqual(secretRanges(Uint8Array.of(0x00, 0x20, 0x00, 0x81, 0x06, ...PIN6)), [[5, 11]]);
+});
+
+test('R91 EnvelopeSecrets: the continuation of a VERIFY split over ENVELOPEs is masked whole, until its Lc is reached or an empty ENVELOPE ends the chain; GET RESPONSE between changes nothing', () => {
+  const chain = new EnvelopeSecrets();
+  assert.deepEqual(chain.next(env(0x00, 0x20, 0x00, 0x81, 0x06, 0x35, 0x38)), [[4, 5], [9, 12]], 'part 1: header, Lc and two PIN bytes');
+  assert.equal(chain.next(Uint8Array.of(0x00, 0xc0, 0x00, 0x00, 0x02)), undefined, 'a GET RESPONSE between');
+  assert.deepEqual(chain.next(env(0x32, 0x39)), [[4, 7]], 'part 2: all of it');
+  assert.deepEqual(chain.next(env(0x34, 0x37)), [[4, 7]], 'part 3: the last two');
+  assert.equal(chain.next(env(0x00, 0xa4, 0x04, 0x00, 0x02, 0x3f, 0x00)), undefined, 'the VERIFY is complete: the next one is a new command, shown');
+  // Split inside the inner header: the INS and the Lc come in later ENVELOPEs.
+  assert.equal(chain.next(env(0x00)), undefined, 'only the CLA');
+  assert.deepEqual(chain.next(env(0x20, 0x00, 0x81, 0x06, 0x35)), [[4, 5], [8, 10]], 'the INS first: masked after P2');
+  assert.deepEqual(chain.next(env(0x38, 0x32, 0x39, 0x34, 0x37)), [[4, 10]]);
+  assert.equal(chain.next(env(0x00, 0xb0, 0x00, 0x00, 0x10)), undefined, 'complete');
+  // An extended inner Lc split before its second byte; then an empty ENVELOPE ends the data string (§7.2.3).
+  assert.deepEqual(chain.next(env(0x00, 0x20, 0x00, 0x81, 0x00, 0x00)), [[4, 5], [9, 11]]);
+  assert.deepEqual(chain.next(env(0x06, 0x35, 0x38)), [[4, 8]]);
+  assert.equal(chain.next(Uint8Array.of(0x00, 0xc2, 0x00, 0x00)), undefined, 'the empty ENVELOPE: the chain ends');
+  assert.equal(chain.next(env(0x32, 0x39, 0x34, 0x37)), undefined, 'after it, data that starts no secret command is shown');
+  // A wrapped SELECT split in two: its continuation is shown; a VERIFY in the next chain is found again.
+  assert.equal(chain.next(env(0x00, 0xa4, 0x04, 0x00, 0x07, 0xa0, 0x00)), undefined);
+  assert.equal(chain.next(env(0x00, 0x00, 0x03, 0x08, 0x00)), undefined);
+  assert.deepEqual(chain.next(env(0x00, 0x2c, 0x00, 0x81, 0x06, ...PIN6)), [[4, 5], [9, 16]], 'a whole RESET RETRY COUNTER');
+  // reset(): a power-up or a new card ends whatever the card was assembling.
+  assert.deepEqual(chain.next(env(0x00, 0x20, 0x00, 0x81, 0x06, 0x35)), [[4, 5], [9, 11]]);
+  chain.reset();
+  assert.equal(chain.next(env(0x00, 0xa4, 0x04, 0x00, 0x02, 0x3f, 0x00)), undefined);
 });

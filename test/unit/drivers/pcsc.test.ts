@@ -2240,3 +2240,68 @@ test('R89 (review 11, A2/A3): during a 3 s PIN entry on the reader, a client\'s 
     await m.stop();
   }
 });
+
+// R90: pcscd refuses every SCardConnect, SCARD_SHARE_DIRECT included, while another handle holds the reader exclusively
+// (winscard.c 279–283: `rContext->contexts == PCSCLITE_SHARING_EXCLUSIVE_CONTEXT`, before the lock wait and the card).
+// The fake's `heldElsewhere` is such a program of the machine: every connect, the watch's DIRECT one too, is refused.
+test('R90: another program holds the system reader exclusively: a client\'s direct connect answers SCARD_E_SHARING_VIOLATION, as pcscd, and leaves nothing behind; once it lets go the next one connects; our own exclusive client refuses it too', async () => {
+  const { fake, m, b, A, stop } = await systemService();
+  try {
+    fake.heldElsewhere = true;
+    assert.equal(await rvAfter(b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)), 0x8010000b, 'a direct connect beside another program\'s exclusive hold');
+    assert.equal(await rvAfter(b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 4)), 0x8010000b, 'a direct connect asking for RAW (winscard.c ~357 comes after the refusal)');
+    assert.deepEqual(m.reader(A).clients ?? [], [], 'the refused handles are not listed on the reader');
+    assert.deepEqual(ours(fake, R0), [], 'no handle of ours left in pcscd');
+    fake.heldElsewhere = false; // the other program lets go
+    const s = await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3);
+    assert.equal(s.activeProtocol, 1, 'the refused RAW connect did not set the reader\'s protocol to RAW');
+    assert.equal(await rvAfter(b.disconnect(s.handle, Disposition.SCARD_LEAVE_CARD)), 0);
+    await untilHolds(() => ours(fake, R0).length === 0, 'the driver let go of the card');
+    const d = await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0);
+    watchOn(fake, R0);
+    assert.equal(await rvAfter(b.status(d.handle)), 0);
+    assert.equal(await rvAfter(b.disconnect(d.handle, Disposition.SCARD_LEAVE_CARD)), 0);
+    await untilHolds(() => ours(fake, R0).length === 0, 'the watch went with the direct handle');
+    // Our own client holds it exclusively: pcscd's same check; no watch is tried (the service's own books refuse it).
+    const e = await b.connect(A, ShareMode.SCARD_SHARE_EXCLUSIVE, 3);
+    const connects = fake.connects;
+    assert.equal(await rvAfter(b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)), 0x8010000b, 'a direct connect beside our own client\'s exclusive handle');
+    assert.equal(fake.connects, connects, 'no connect of ours tried in pcscd');
+    assert.equal(await rvAfter(b.disconnect(e.handle, Disposition.SCARD_LEAVE_CARD)), 0);
+  } finally { await stop(); }
+});
+
+test('R90: a direct connect that could not try the watch within the look\'s time (a PIN entry of ours) answers 0; when the watch is then refused (another program took the reader exclusively), that handle\'s SCardReconnect and the next direct connect answer SCARD_E_SHARING_VIOLATION, as pcscd\'s RFCheckSharing and SCardConnect would', async () => {
+  const fake = new SlowControlFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: false, counter: 0 });
+  const logs: Array<[string, string]> = [];
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], syncTransmit: false })], { historySize: 0, exchangeTimeoutMs: 300, log: (l, msg) => logs.push([l, msg]) });
+  await m.start();
+  const b = new ManagerBackend(m);
+  const [A] = m.list().readers.map((r) => r.name);
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    fake.slowMs = 700;
+    const pin = b.control(s, 0x42000000 + 3400, new Uint8Array(0)).catch(() => undefined); // in the reader's chain
+    await new Promise((r) => setTimeout(r, 20));
+    fake.heldElsewhere = true; // by the time the watch's connect reaches pcscd
+    // The watch could not be tried within the look's time: answered 0 (resolved), as before R90.
+    const d = await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0);
+    await pin;
+    await untilHolds(() => logs.some(([l, msg]) => l === 'debug' && /no watch on/.test(msg)), 'the late watch refused, logged at debug');
+    assert.equal(await rvAfter(b.disconnect(s, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.equal(await rvAfter(b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)), 0x8010000b, 'the next direct connect: the watch is tried, refused');
+    assert.equal(await rvAfter(b.reconnect(d.handle, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0x8010000b, 'SCardReconnect(LEAVE) of the handle answered 0');
+    const resets = fake.dispositions.length;
+    assert.equal(await rvAfter(b.reconnect(d.handle, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_RESET_CARD)), 0x8010000b, 'SCardReconnect(RESET)');
+    assert.equal(fake.dispositions.length, resets, 'refused before any reset');
+    assert.equal(await rvAfter(b.status(d.handle)), 0, 'not marked reset by the refused reconnect');
+    fake.heldElsewhere = false; // the other program lets go
+    assert.equal(await rvAfter(b.reconnect(d.handle, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0, 'after it let go');
+    assert.equal(ours(fake, R0).filter(([, o]) => o.share === ShareMode.SCARD_SHARE_DIRECT).length, 1, 'the watch is open again');
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
+});

@@ -57,4 +57,10 @@ test('Send APDU history: a command whose data is a PIN is never kept (VS Code st
   assert.equal(carriesSecret('00 20 00 81 08 ${pin:"User PIN"}'), false);
   // One kept before this rule goes with the next push.
   assert.deepEqual(pushHistory([verify, '00 84 00 00 08'], '00 A4 00 0C 02 3F 00'), ['00 A4 00 0C 02 3F 00', '00 84 00 00 08']);
+  // R91: an ENVELOPE carrying data may be a wrapped VERIFY or the rest of one an earlier command began, which its own
+  // bytes cannot tell: none is kept. An empty one (the end of a string) is.
+  assert.equal(carriesSecret('00 C2 00 00 0D 00 20 00 81 08 37 33 39 31 38 32 36 34'), true, 'a whole wrapped VERIFY');
+  assert.equal(carriesSecret('00 C2 00 00 04 38 32 36 34'), true, 'the second half of a split one');
+  assert.equal(carriesSecret('80 C3 00 00 02 3F 00'), true, 'any ENVELOPE with data (odd INS)');
+  assert.deepEqual(pushHistory(['00 C2 00 00 04 38 32 36 34'], '00 C2 00 00'), ['00 C2 00 00'], 'an empty ENVELOPE is kept; one with data kept before goes');
 });

@@ -941,6 +941,10 @@ export class PcscDriver implements Driver {
    * direct handle in pcscd (`watch`) is opened or disconnected. Not under our own transaction (the connect guard), nor
    * while we hold the reader exclusively (pcscd refuses every connect then, and no other program can reset the card):
    * the next look (checkCardEvents) opens it then.
+   *
+   * R90: fails with SCARD_E_SHARING_VIOLATION when pcscd refused the watch's SCardConnect(DIRECT) with it: another
+   * program of the machine holds the reader exclusively (winscard.c 279–283, the only refusal of a DIRECT connect; an
+   * exclusive hold of ours is never tried), so the client's own direct connect or reconnect is refused as pcscd would.
    */
   async watchCardEvents(key: string, on: boolean): Promise<void> {
     const reader = this.readers.get(key);
@@ -948,7 +952,10 @@ export class PcscDriver implements Driver {
     reader.watchWanted = on;
     await this.serialized(key, async (r, api, ctx) => {
       if (!r.watchWanted) await this.closeWatch(r, api);
-      else await this.openWatch(r, api, ctx);
+      else {
+        const refused = await this.openWatch(r, api, ctx);
+        if (refused) throw refused;
+      }
     });
   }
 
@@ -980,12 +987,15 @@ export class PcscDriver implements Driver {
     });
   }
 
-  /** Opens the watch if wanted and none is open, where a connect of ours may go (R74); a refusal leaves it for later. */
-  private async openWatch(r: Reader, api: Winscard, ctx: Handle): Promise<void> {
-    if (!r.watchWanted || r.watch !== null || r.inTransaction || r.share === SCARD_SHARE_EXCLUSIVE || !this.running) return;
+  /**
+   * Opens the watch if wanted and none is open, where a connect of ours may go (R74); a refusal leaves it for later.
+   * Returns pcscd's SCARD_E_SHARING_VIOLATION when it refused the connect with it (another program's exclusive hold, R90).
+   */
+  private async openWatch(r: Reader, api: Winscard, ctx: Handle): Promise<PcscError | undefined> {
+    if (!r.watchWanted || r.watch !== null || r.inTransaction || r.share === SCARD_SHARE_EXCLUSIVE || !this.running) return undefined;
     // Windows' winscard gives a SCARD_SHARE_DIRECT handle the reader alone (pcsc-lite shares it): a watch there would
     // shut every other program out (review 11, A4). No pcsc-lite client runs on Windows to need one.
-    if (process.platform === 'win32') return;
+    if (process.platform === 'win32') return undefined;
     try {
       const w = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0);
       // Given up meanwhile (the last direct handle went while the connect waited in pcscd): not kept.
@@ -994,7 +1004,9 @@ export class PcscDriver implements Driver {
     } catch (e) {
       if (e instanceof PcscError && isServiceLost(e.rv)) throw e;
       this.sink?.log('debug', `pcsc: no watch on "${r.name}" yet: ${toScError(e, r.name).message}`);
+      if (e instanceof PcscError && e.rv === SCARD_E_SHARING_VIOLATION) return e;
     }
+    return undefined;
   }
 
   /**
