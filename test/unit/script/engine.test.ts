@@ -116,3 +116,29 @@ test('fromLine/toLine run only part of the script', async () => {
   const r = await runScript(parseScript('00 84 00 00 08\n00 84 00 00 04\n00 84 00 00 02'), { manager: m, fromLine: 2, toLine: 2 });
   assert.deepEqual(r.lines.map((l) => l.line), [2]);
 });
+
+test('line results: one per source line, in the order first run; a repeat counts; a failure keeps the line\'s place', async () => {
+  const { m } = await setup();
+  const src = `00 A4 00 0C 02 3F 00
+repeat 3
+00 84 00 00 08
+00 A4 00 0C 02 3F 00
+end
+00 A4 00 0C 02 3F 00 => 6A 82`;
+  const r = await runScript(parseScript(src), { manager: m });
+  assert.equal(r.ok, false);
+  assert.deepEqual(r.lines.map((l) => Object.keys(l)), [
+    ['line', 'sw', 'response', 'responseBytes', 'swMeaning', 'ok', 'count'],
+    ['line', 'sw', 'response', 'responseBytes', 'swMeaning', 'ok', 'count'],
+    ['line', 'sw', 'response', 'responseBytes', 'swMeaning', 'ok', 'count'],
+    ['line', 'sw', 'response', 'responseBytes', 'swMeaning', 'ok', 'message', 'count'],
+  ]);
+  const ok = { sw: '9000', response: '9000', responseBytes: 2, swMeaning: r.lines[0].swMeaning, ok: true };
+  assert.equal(typeof ok.swMeaning, 'string');
+  assert.deepEqual(r.lines[0], { line: 1, ...ok, count: 1 });
+  assert.deepEqual({ ...r.lines[1], response: r.lines[1].response?.slice(-4) }, { line: 3, ...ok, responseBytes: 10, count: 3 });
+  assert.match(r.lines[1].response ?? '', /^[0-9A-F]{16}9000$/);
+  assert.deepEqual(r.lines[2], { line: 4, ...ok, count: 3 });
+  assert.deepEqual(r.lines[3], { line: 6, ...ok, ok: false, message: r.lines[3].message, count: 1 });
+  assert.match(r.lines[3].message!, /expected 6A 82, got 90 00/);
+});
