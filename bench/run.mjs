@@ -800,7 +800,9 @@ async function startHelper(b, rpc, execArgv = HELPER_EXEC_ARGV, codeCache = unde
   conn.onNotification('smartcard/events', (e) => { entries += e.entries.length; });
   conn.onError(() => undefined);
   conn.listen();
-  await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { simulator: { card: 'T=1' } } });
+  // The default settings, but the vpcd driver listens on a port of the bench's own: on the default 35963 any vicc of
+  // the machine (a test's, another session's) connects, and the runs fail with "Several readers hold a card".
+  await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {}, initializationOptions: { simulator: { card: 'T=1' }, vpcd: { ports: [OUR_PORT + 11] } } });
   await conn.sendNotification('initialized', {});
   await within(started, 10_000, 'helper did not announce started within 10 s');
   const startMs = performance.now() - t0;
