@@ -795,17 +795,25 @@ export class ReaderManager {
    * time on its context, R69), at most CHECK_EVENTS_TIMEOUT_MS: behind a PIN entry the caller goes on without it, and
    * the reset is heard at the next look (pcscd keeps the mark until it is looked at).
    */
-  checkCardEvents(name: string): Promise<void> {
+  checkCardEvents(name: string, since?: number): Promise<void> {
     const r = this.entry(name);
     if (!r.gate.checksCardEvents || r.slot.unavailable) return Promise.resolve();
     // Callers while a look is pending share it: pcscd keeps the mark until it is looked at, so one look answers them
     // all, and a client polling SCardStatus during a PIN entry does not queue a look per poll (review 11, A3).
-    const pending = this.pendingLooks.get(r);
-    if (pending) return pending;
-    const look = r.gate.checkCardEvents({ timeoutMs: this.lookTimeoutMs })
-      .finally(() => { if (this.pendingLooks.get(r) === look) this.pendingLooks.delete(r); });
-    this.pendingLooks.set(r, look);
-    return look;
+    let look = this.pendingLooks.get(r);
+    if (!look) {
+      const own: Promise<void> = r.gate.checkCardEvents({ timeoutMs: this.lookTimeoutMs })
+        .finally(() => { if (this.pendingLooks.get(r) === own) this.pendingLooks.delete(r); });
+      this.pendingLooks.set(r, own);
+      look = own;
+    }
+    if (since === undefined) return look;
+    // A call that already waited (a direct reconnect's watch, R92): what is left of its 2 s, then on without the look
+    // (still pending: the mark is heard when it answers or at the next look).
+    const left = Math.max(0, this.lookTimeoutMs - (performance.now() - since));
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([look, new Promise<void>((resolve) => { timer = setTimeout(resolve, left); })])
+      .finally(() => clearTimeout(timer));
   }
 
   /** How long a look for other programs' card events (or the watch's open) waits behind the reader's call in flight. */
