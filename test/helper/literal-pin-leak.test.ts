@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SimulatorDriver } from '../../server/src/drivers/simulator/driver';
-import { LogHistoryRequest, RunScriptRequest, SendApduRequest } from '../../server/src/protocol';
+import { LogHistoryRequest, ReaderResetRequest, RunScriptRequest, SendApduRequest } from '../../server/src/protocol';
 import { startMemoryHelper } from '../support/memoryHelper';
 import { noPinAssertion } from '../support/pinForms';
 
@@ -142,13 +142,18 @@ test('the Lc check still refuses a VERIFY whose Lc does not fit, literal or buil
 });
 
 test('a bad hex digit in a literal PIN: the error quotes no PIN digits', () => {
-  withScript([SELECT, `00 20 00 81 08 ${P.slice(0, -1)}G`, `00 20 00 81 08 ${P.slice(0, -1)}`].join('\n'), (file) => {
+  // R92: and a VERIFY wrapped in an ENVELOPE, whole or the rest of a split one (whose line alone cannot tell it).
+  withScript([SELECT, `00 20 00 81 08 ${P.slice(0, -1)}G`, `00 20 00 81 08 ${P.slice(0, -1)}`,
+    `00 C2 00 00 0D 00 20 00 81 08 ${P.slice(0, -1)}G`, `00 C2 00 00 04 ${P.slice(8, -1)}G`].join('\n'), (file) => {
     const r = run(['run', file, '--simulator-pin', PIN]);
     assert.equal(r.status, 1);
     const out = r.stdout + r.stderr;
     assert.match(out, /:2:16: error: .*not hex/);
     assert.match(out, /:3:16: error: odd number of hex digits/);
+    assert.match(out, /:4:\d+: error: .*not hex/);
+    assert.match(out, /:5:\d+: error: .*not hex/);
     assert.ok(!out.includes(P.slice(0, 8)), 'no PIN digits quoted');
+    assert.ok(!out.includes(P.slice(8, 14)), 'no digits of the second half quoted');
   });
 });
 
@@ -188,6 +193,39 @@ test('R91: scard run: a VERIFY inside an ENVELOPE, whole or split over two, is *
     assert.deepEqual(commands.slice(1, 4), [`00C20000**00200081${'**'.repeat(9)}`, `00C20000**00200081${'**'.repeat(5)}`, `00C20000${'**'.repeat(5)}`]);
     assert.equal(commands[5], `00C200000D00A4040008${P}`, 'the control: the wrapped SELECT shows the same bytes');
   });
+});
+
+// R92 (review 12, HIGH 1): the card forgetting what it was assembling (the idle power-off between two Send APDUs, a
+// Readers-view Reset) is no reason to print the rest of the PIN: a secret chain stays open over a power-up.
+test('R92: helper: a split wrapped VERIFY whose halves are sent across an idle power-off, or across a Reset, keeps its second half masked', async () => {
+  const helper = await startMemoryHelper({
+    helper: { drivers: [new SimulatorDriver({ pin: PIN })] },
+    initializationOptions: { readerManager: { idlePowerOffSeconds: 0.2 } },
+  });
+  const { client } = helper;
+  const send = async (apdu: string) => (await client.sendRequest(SendApduRequest.method, { apdu }) as { exchanges: Array<{ command: string }> }).exchanges.map((e) => e.command);
+  try {
+    const reader = helper.started.readers.find((r) => r.card)!.name;
+    // 1: the halves 600 ms apart, three times the idle power-off: the card is powered down, then up for the second.
+    assert.deepEqual(await send(`00 C2 00 00 09 00 20 00 81 08 ${P1}`), [`00C20000**00200081${'**'.repeat(5)}`]);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.deepEqual(await send(`00 C2 00 00 04 ${P2}`), [`00C20000${'**'.repeat(5)}`], 'after the idle power-off');
+    // The half is kept open over the power-up (an orphan): the next ENVELOPEs on that channel are masked whole until an
+    // empty one ends the string (ISO/IEC 7816-4:1995 §7.2.3), shown as sent.
+    assert.deepEqual(await send('00 C2 00 00 02 3F 00'), ['00C20000******'], 'the orphan masks the chain whole');
+    assert.deepEqual(await send('00 C2 00 00'), ['00C20000']);
+    assert.deepEqual(await send('00 C2 00 00 02 3F 00'), ['00C20000023F00'], 'after the empty ENVELOPE: shown');
+    assert.deepEqual(await send('00 C2 00 00'), ['00C20000']);
+    // 2: a Reset from the Readers view between the halves.
+    assert.deepEqual(await send(`00 C2 00 00 09 00 20 00 81 08 ${P1}`), [`00C20000**00200081${'**'.repeat(5)}`]);
+    await client.sendRequest(ReaderResetRequest.method, { reader, mode: 'cold' });
+    assert.deepEqual(await send(`00 C2 00 00 04 ${P2}`), [`00C20000${'**'.repeat(5)}`], 'after a Reset');
+    const history = JSON.stringify(await client.sendRequest(LogHistoryRequest.method, {}));
+    assert.ok(![P1, P2].some((h) => history.includes(h)), 'no half of the PIN in the log history');
+    assert.ok(![P1, P2].some((h) => helper.wire().includes(h)), 'no half of the PIN on the wire');
+  } finally {
+    await helper.stop();
+  }
 });
 
 test('helper: a literal VERIFY run from the editor, and one typed into Send APDU, is ** on the wire and in the log history', async () => {

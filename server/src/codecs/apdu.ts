@@ -472,54 +472,125 @@ function wrappedSecret(apdu: Uint8Array, start: number, end: number, innerAt: nu
 }
 
 /**
- * R91: the secret bytes of a chain of ENVELOPEs, for one card: a VERIFY & co. (SECRET_INS) whose Lc says more than
- * its first ENVELOPE carries goes on in the next ones, whose whole data (and length bytes) is then secret, until the
- * inner Lc is reached or an empty ENVELOPE ends the string (§7.2.3); a split inside the inner header is followed too.
- * Kept per reader (the manager), fed in the order commands reach the card: the card appends every ENVELOPE's data
- * to the command it is assembling, whichever program or script sent it. Other commands (GET RESPONSE between)
- * change nothing. Only secret commands are followed: a non-secret one's continuation that looks like the start of
- * a VERIFY is masked (more, never less).
+ * The chain an ENVELOPE belongs to, from its CLA (ISO/IEC 7816-4:2013 §5.4.1): the class (interindustry, proprietary
+ * 80–FE) and the logical channel (first interindustry: b2b1, 0–3; further interindustry: 4 + b4–b1; proprietary
+ * classes read with the same coding, as GlobalPlatform does), secure messaging and chaining bits left out. A card
+ * assembles each channel's command apart, and a (U)SIM toolkit ENVELOPE (CLA 80) is not part of an interindustry one.
+ */
+function chainKey(cla: number): number {
+  const channel = (cla & 0x40) ? 4 + (cla & 0x0f) : cla & 0x03;
+  if (cla === 0xff || (cla & 0xe0) === 0x20) return 0x200 | cla; // invalid, RFU: a chain of its own
+  return (cla & 0x80 ? 0x100 : 0) | channel;
+}
+
+/** A secret command being assembled: its first bytes (up to 7, for Lc), how many came; `ins` false while only its CLA came. */
+interface Assembly { head: number[]; seen: number; ins: boolean; orphan: boolean }
+
+/** The command's length from its first bytes, undefined while they do not tell it yet. */
+function assembledLength(h: number[]): number | undefined {
+  return h.length < 5 ? undefined : h[4] !== 0 ? 5 + h[4] : h.length >= 7 ? 7 + ((h[5] << 8) | h[6]) : undefined;
+}
+
+/**
+ * R91, R92: the secret bytes of a chain of ENVELOPEs, for one card: a VERIFY & co. (SECRET_INS) whose Lc says more
+ * than its first ENVELOPE carries goes on in the next ones, whose whole data (and length bytes) is then secret; a
+ * split inside the inner header is followed too. Kept per reader (the manager) and per chain (`chainKey`: class and
+ * logical channel), fed in the order commands reach the card: the card appends every ENVELOPE's data to the
+ * command it is assembling on that channel, whichever program or script sent it.
+ *
+ * `ranges` reads the state before the command is sent; `answered` feeds it once the card answered (or the transmit
+ * failed), and only a part the card took counts towards closing an assembly (SW 90 00 or 61 xx; the part that
+ * completes the inner command also with 62 xx / 63 xx, the inner command's warnings, a wrong PIN's 63 Cx): a part
+ * refused (6D 00…), or one that never reached the card (a time-out, a Cancel, a reader gone), leaves the chain as
+ * it was, so its re-send is masked whole too. A secret start opens an assembly whatever its answer (its sender's
+ * next parts carry the rest of the PIN whether or not the card took the first), and an empty ENVELOPE ends its
+ * chain whatever its answer (its sender means the string to end).
+ *
+ * The rule errs towards more masking. While any secret assembly is open on a chain, every ENVELOPE with data on it
+ * is masked whole, even one that looks like a new command (also counted as a start of its own). An assembly closes
+ * when the parts the card took reach its inner Lc exactly. A power-up or a new card (`cardReset`) does not close
+ * it: the card forgot its half, but the user's other half is still to come and is the PIN's rest all the same; the
+ * assembly is kept as an orphan, and so is one whose Lc is overshot by a part (another command's data appended in
+ * the middle). An orphan counts nothing and closes only with an empty ENVELOPE on its chain (§7.2.3, the end of a
+ * data string). Other commands (GET RESPONSE between) change nothing.
  */
 export class EnvelopeSecrets {
-  /** The secret command being assembled (`ins`: false while only its CLA came): its first bytes (up to 7, for Lc) and how many came. */
-  private cur: { head: number[]; seen: number; ins: boolean } | null = null;
+  private readonly chains = new Map<number, Assembly[]>();
 
-  /** The secret ranges of this command (an ENVELOPE's, the stateless ones included), fed to the chain; undefined for any other. */
-  next(apdu: Uint8Array): Array<[number, number]> | undefined {
+  /** R91's shape: the ranges, then the card's answer (default: taken). For tests and callers that feed both at once. */
+  next(apdu: Uint8Array, sw = 0x9000): Array<[number, number]> | undefined {
+    const r = this.ranges(apdu);
+    this.answered(apdu, sw >> 8, sw & 0xff);
+    return r;
+  }
+
+  /** The secret ranges of this command (an ENVELOPE's, the stateless ones included) before it is sent; undefined for any other. */
+  ranges(apdu: Uint8Array): Array<[number, number]> | undefined {
     if (apdu.length < 4 || (apdu[1] !== INS_ENVELOPE && apdu[1] !== INS_ENVELOPE_ODD)) return undefined;
     const data = envelopeData(apdu);
-    if (!data) { this.cur = null; return undefined; }
+    if (!data) return undefined;
     const [start, end] = data;
     let ranges: Array<[number, number]> | undefined;
-    if (this.cur && !this.cur.ins) {
-      // Only the CLA came: this data starts with the INS.
-      if (SECRET_INS.has(apdu[start])) { this.cur.ins = true; ranges = wrappedSecret(apdu, start, end, 3); }
-      else this.cur = null;
-    } else if (this.cur) {
-      ranges = [[4, apdu.length]]; // the rest of a secret command
+    for (const a of this.chains.get(chainKey(apdu[0])) ?? []) {
+      if (a.ins) return [[4, apdu.length]];
+      if (SECRET_INS.has(apdu[start])) ranges = wrappedSecret(apdu, start, end, 3) ?? ranges; // only its CLA came
     }
-    if (!this.cur) {
-      if (end - start === 1) this.cur = { head: [], seen: 0, ins: false };
-      else if (SECRET_INS.has(apdu[start + 1])) { this.cur = { head: [], seen: 0, ins: true }; ranges = wrappedSecret(apdu, start, end, 4); }
-      else return undefined;
+    if (end - start >= 2 && SECRET_INS.has(apdu[start + 1])) {
+      const own = wrappedSecret(apdu, start, end, 4);
+      if (own) ranges = ranges ? [...ranges, ...own] : own;
     }
-    this.feed(apdu, start, end);
     return ranges;
   }
 
-  /** The card was powered up or changed: whatever it was assembling is gone. */
-  reset(): void {
-    this.cur = null;
+  /** The card answered this command with SW1 SW2 (undefined: it never reached the card): the parts it took are counted. */
+  answered(apdu: Uint8Array, sw1?: number, sw2?: number): void {
+    if (apdu.length < 4 || (apdu[1] !== INS_ENVELOPE && apdu[1] !== INS_ENVELOPE_ODD)) return;
+    const key = chainKey(apdu[0]);
+    const taken = (sw1 === 0x90 && sw2 === 0) || sw1 === 0x61;
+    const data = envelopeData(apdu);
+    if (!data) {
+      this.chains.delete(key); // the empty ENVELOPE: its sender ends the string (§7.2.3), whatever the card said
+      return;
+    }
+    const [start, end] = data;
+    const kept: Assembly[] = [];
+    for (const a of this.chains.get(key) ?? []) {
+      if (!a.ins) {
+        // Only its CLA came: a secret INS first makes it a secret command (whatever the answer: more, never less).
+        if (!SECRET_INS.has(apdu[start])) { if (!taken) kept.push(a); continue; }
+        a.ins = true;
+        if (a.orphan || !taken) { kept.push(a); continue; }
+      } else if (a.orphan) { kept.push(a); continue; }
+      const total = assembledLength(a.head);
+      const completes = total !== undefined && a.seen + end - start === total;
+      if (!taken && !(completes && (sw1 === 0x62 || sw1 === 0x63))) { kept.push(a); continue; }
+      feed(a, apdu, start, end);
+      const length = assembledLength(a.head);
+      if (length === undefined || a.seen < length) kept.push(a);
+      else if (a.seen > length) { a.orphan = true; kept.push(a); } // overshot: those were not its bytes
+    }
+    // A start opens an assembly whatever the answer, sent or not: its sender's next parts are the PIN's rest all the same.
+    if (end - start === 1 || SECRET_INS.has(apdu[start + 1])) {
+      const a: Assembly = { head: [], seen: 0, ins: end - start > 1, orphan: false };
+      feed(a, apdu, start, end);
+      const length = assembledLength(a.head);
+      if (length === undefined || a.seen < length) kept.push(a);
+    }
+    // Bounded: a client opening secret starts without end gets one orphan for them all (masks the chain whole).
+    if (kept.length > 16) this.chains.set(key, [{ head: [], seen: 0, ins: true, orphan: true }]);
+    else if (kept.length) this.chains.set(key, kept);
+    else this.chains.delete(key);
   }
 
-  private feed(apdu: Uint8Array, start: number, end: number): void {
-    const cur = this.cur!;
-    for (let i = start; i < end && cur.head.length < 7; i++) cur.head.push(apdu[i]);
-    cur.seen += end - start;
-    const h = cur.head;
-    const total = h.length < 5 ? undefined : h[4] !== 0 ? 5 + h[4] : h.length >= 7 ? 7 + ((h[5] << 8) | h[6]) : undefined;
-    if (total !== undefined && cur.seen >= total) this.cur = null;
+  /** The card was powered up or changed: it forgot what it was assembling, but the rest of a PIN may still come (R92). */
+  cardReset(): void {
+    for (const list of this.chains.values()) for (const a of list) a.orphan = true;
   }
+}
+
+function feed(a: Assembly, apdu: Uint8Array, start: number, end: number): void {
+  for (let i = start; i < end && a.head.length < 7; i++) a.head.push(apdu[i]);
+  a.seen += end - start;
 }
 
 /** Whether the data of a command with this INS is a PIN (secretRanges' rule), for messages about a line not yet built. */

@@ -5,7 +5,8 @@ import {
   CodeAction, CodeActionKind, CodeLens, CompletionItem, CompletionItemKind, Diagnostic, DiagnosticSeverity,
   DocumentSymbol, Hover, InsertTextFormat, MarkupKind, Position, Range, SymbolKind,
 } from 'vscode-languageserver';
-import { isSecretIns } from '../codecs/apdu';
+import { isSecretIns, secretRanges } from '../codecs/apdu';
+import { concatBytes } from '../util/hex';
 import { describeStatusWord } from '../codecs/sw';
 import type { PatternItem, Script, ScriptDiagnostic, Span, Statement } from '../script/ast';
 import { describeCommandLines } from './describe';
@@ -42,10 +43,16 @@ function writtenPins(statements: Statement[]): Range[] {
   while (stack.length) {
     for (const s of stack.pop()!) {
       if (s.kind === 'repeat') stack.push(s.body);
-      else if (s.kind === 'apdu' && s.parts[0].kind === 'hex' && s.parts[0].bytes.length >= 2 && isSecretIns(s.parts[0].bytes[1])) {
+      else if (s.kind === 'apdu' && s.parts[0].kind === 'hex' && s.parts[0].bytes.length >= 2) {
+        const ins = s.parts[0].bytes[1];
+        // R92: an ENVELOPE (C2/C3) whose data starts with a VERIFY & co. carries a PIN too (secretRanges' rule).
+        const envelope = ins === 0xc2 || ins === 0xc3;
+        if (!envelope && !isSecretIns(ins)) continue;
         let n = 0;
         for (const p of s.parts) n = p.kind === 'hex' ? n + p.bytes.length : -Infinity;
-        if (n > 5) out.push(Range.create(toRange(s.parts[0].span).start, toRange(s.parts[s.parts.length - 1].span).end));
+        if (n <= 5) continue;
+        if (envelope && !secretRanges(concatBytes(...s.parts.map((p) => (p.kind === 'hex' ? p.bytes : new Uint8Array(0)))))) continue;
+        out.push(Range.create(toRange(s.parts[0].span).start, toRange(s.parts[s.parts.length - 1].span).end));
       }
     }
   }

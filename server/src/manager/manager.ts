@@ -580,7 +580,7 @@ export class ReaderManager {
     r.eventCount++;
     this.cancelIdle(r);
     r.card = { present, powered: false };
-    r.envelopes?.reset();
+    r.envelopes?.cardReset(); // R92: the card forgot its half of a PIN; the user's other half is still the PIN's
     r.gate.insertions++;
     if (!present && r.gate.queue.owner !== null) {
       // A transaction on a card that is gone protects nothing: end it (in the driver too) and let the others in.
@@ -795,17 +795,25 @@ export class ReaderManager {
    * time on its context, R69), at most CHECK_EVENTS_TIMEOUT_MS: behind a PIN entry the caller goes on without it, and
    * the reset is heard at the next look (pcscd keeps the mark until it is looked at).
    */
-  checkCardEvents(name: string): Promise<void> {
+  checkCardEvents(name: string, since?: number): Promise<void> {
     const r = this.entry(name);
     if (!r.gate.checksCardEvents || r.slot.unavailable) return Promise.resolve();
     // Callers while a look is pending share it: pcscd keeps the mark until it is looked at, so one look answers them
     // all, and a client polling SCardStatus during a PIN entry does not queue a look per poll (review 11, A3).
-    const pending = this.pendingLooks.get(r);
-    if (pending) return pending;
-    const look = r.gate.checkCardEvents({ timeoutMs: this.lookTimeoutMs })
-      .finally(() => { if (this.pendingLooks.get(r) === look) this.pendingLooks.delete(r); });
-    this.pendingLooks.set(r, look);
-    return look;
+    let look = this.pendingLooks.get(r);
+    if (!look) {
+      const own: Promise<void> = r.gate.checkCardEvents({ timeoutMs: this.lookTimeoutMs })
+        .finally(() => { if (this.pendingLooks.get(r) === own) this.pendingLooks.delete(r); });
+      this.pendingLooks.set(r, own);
+      look = own;
+    }
+    if (since === undefined) return look;
+    // A call that already waited (a direct reconnect's watch, R92): what is left of its 2 s, then on without the look
+    // (still pending: the mark is heard when it answers or at the next look).
+    const left = Math.max(0, this.lookTimeoutMs - (performance.now() - since));
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([look, new Promise<void>((resolve) => { timer = setTimeout(resolve, left); })])
+      .finally(() => clearTimeout(timer));
   }
 
   /** How long a look for other programs' card events (or the watch's open) waits behind the reader's call in flight. */
@@ -985,7 +993,7 @@ export class ReaderManager {
 
   /** Power up (or reset), read the ATR, choose the protocol and set it on the reader. */
   async powerUp(r: ReaderEntry, mode: PowerMode, wanted?: Protocol, call?: GateCallOptions): Promise<void> {
-    r.envelopes?.reset(); // a reset card drops the command it was assembling
+    r.envelopes?.cardReset(); // a reset card drops the command it was assembling, not the user's rest of a PIN (R92)
     let atr: Uint8Array;
     try {
       atr = await r.gate.powerOn(mode, call);
@@ -1155,9 +1163,18 @@ export class ReaderManager {
    * in the history and sent to clients).
    */
   async exchange(r: ReaderEntry, command: Uint8Array, opts: TransmitOptions, auto?: ExchangeEntry['auto'], parent?: number): Promise<{ entry: ExchangeEntry; raw: Uint8Array }> {
-    if (command[1] === 0xc2 || command[1] === 0xc3) opts = this.envelopeSecrets(r, command, opts);
+    const envelope = command[1] === 0xc2 || command[1] === 0xc3;
+    if (envelope) opts = this.envelopeSecrets(r, command, opts);
     const t0 = performance.now();
-    const raw = await r.gate.transmit(command, r.card.protocol ?? 1, opts);
+    let raw: Uint8Array;
+    try {
+      raw = await r.gate.transmit(command, r.card.protocol ?? 1, opts);
+    } catch (e) {
+      if (envelope) r.envelopes!.answered(command); // R92: never reached the card (or no answer): not counted
+      throw e;
+    }
+    // Only a part the card took is counted (R92: a refused one is not).
+    if (envelope) r.envelopes!.answered(command, raw.length >= 2 ? raw[raw.length - 2] : undefined, raw.length >= 2 ? raw[raw.length - 1] : undefined);
     return { entry: this.logExchange(r, command, raw, performance.now() - t0, opts, auto, parent), raw };
   }
 
@@ -1166,7 +1183,7 @@ export class ReaderManager {
    * the caller's: fed in the reader's queue, just before the command goes to the card, so the chain is the card's.
    */
   envelopeSecrets(r: ReaderEntry, command: Uint8Array, opts: TransmitOptions): TransmitOptions {
-    const more = (r.envelopes ??= new EnvelopeSecrets()).next(command);
+    const more = (r.envelopes ??= new EnvelopeSecrets()).ranges(command);
     if (!more) return opts;
     return { ...opts, secret: opts.secret ? [...opts.secret, ...more] : more };
   }

@@ -388,11 +388,14 @@ const isWordTail = (c: number) => (c >= 71 && c <= 90) || (c >= 103 && c <= 122)
 /**
  * A word of a line, quoted for a message; unless it sits in the data of a command APDU that is a
  * VERIFY & co., where it is part of a PIN written in the file (R88; a pinpad template's data is not a
- * PIN). `parts` are the line's parts so far, `current` the hex part being collected.
+ * PIN), or of an ENVELOPE (R92). `parts` are the line's parts so far, `current` the hex part being collected.
  */
 function quoteWord(command: boolean, parts: HexPart[], current: Uint8Array | undefined, text: string): string {
   const lead = !command ? undefined : parts.length ? parts[0] : current && { kind: 'hex' as const, bytes: current };
-  if (lead?.kind !== 'hex' || lead.bytes.length < 2 || !isSecretIns(lead.bytes[1])) return `'${clip(text)}'`;
+  // R92: an ENVELOPE's data may be a VERIFY & co. or the rest of one split over several (which its line alone cannot
+  // tell): never quoted either.
+  const ins = lead?.kind === 'hex' && lead.bytes.length >= 2 ? lead.bytes[1] : undefined;
+  if (ins === undefined || !(isSecretIns(ins) || ins === 0xc2 || ins === 0xc3)) return `'${clip(text)}'`;
   let count = current?.length ?? 0;
   for (const p of parts) count += p.kind === 'hex' ? p.bytes.length : 5; // past a variable or PIN: in the data
   return count >= 5 ? "a word of this command's data (not quoted: the data is a PIN)" : `'${clip(text)}'`;

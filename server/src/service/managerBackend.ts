@@ -128,9 +128,9 @@ export class ManagerBackend implements CardBackend {
    * resolve at once). What it finds reaches the handles through onOutsideReset and the gate's count; the look's own
    * failure tells nothing and the call goes on as before.
    */
-  private lookOutside(reader: string): Promise<void> {
+  private lookOutside(reader: string, since?: number): Promise<void> {
     try {
-      return this.manager.checkCardEvents(reader).catch(() => undefined);
+      return this.manager.checkCardEvents(reader, since).catch(() => undefined);
     } catch {
       return Promise.resolve();
     }
@@ -414,7 +414,9 @@ export class ManagerBackend implements CardBackend {
     // refuses. pcscd never lets it beside a live handle; a direct handle here can meet it when the driver's watch was
     // not open to count in the reader's sharing (R90): the watch's connect tells, before any reset.
     if (!h.conn && await this.watchOutside(h, t0)) throw heldElsewhere();
-    await this.lookOutside(h.reader); // a reset before it is cleared by it, not told after it (R74)
+    // A reset before it is cleared by it, not told after it (R74); within what is left of the call's 2 s (R89's bound,
+    // R92: the watch above may have used them behind a long call of ours).
+    await this.lookOutside(h.reader, t0);
     const changing = shareMode !== h.share;
     const toDirect = shareMode === ShareMode.SCARD_SHARE_DIRECT;
     const raw = (preferredProtocols & ProtocolBits.SCARD_PROTOCOL_RAW) !== 0;
@@ -514,7 +516,13 @@ export class ManagerBackend implements CardBackend {
     h.reset = false;
     const conn = h.conn;
     if (conn && !wasReset) conn.seen();
-    if (changing && toDirect && !conn) await this.watchOutside(h);
+    // A card handle turned direct: the driver's card handle, which kept other programs' exclusive connects out
+    // (winscard.c 279–283), was let go in the swap; the watch takes its place. pcscd's own handle would have stayed,
+    // so its SCardReconnect answers 0, and so does this one; a refusal means another program got in between: said
+    // at debug, and the handle's next SCardReconnect and every direct connect answer SCARD_E_SHARING_VIOLATION (R90).
+    if (changing && toDirect && !conn && await this.watchOutside(h)) {
+      this.options.log?.('debug', `${h.reader}: no watch on the reader after a reconnect to SCARD_SHARE_DIRECT: another program took it exclusively when our card handle was let go`);
+    }
     if (raw) {
       // RAW asked for: the reader's cardProtocol for every client, whatever the share mode (winscard.c ~657; R78).
       this.negotiate(h.reader, ProtocolBits.SCARD_PROTOCOL_RAW);

@@ -193,8 +193,72 @@ test('R91 EnvelopeSecrets: the continuation of a VERIFY split over ENVELOPEs is 
   assert.equal(chain.next(env(0x00, 0xa4, 0x04, 0x00, 0x07, 0xa0, 0x00)), undefined);
   assert.equal(chain.next(env(0x00, 0x00, 0x03, 0x08, 0x00)), undefined);
   assert.deepEqual(chain.next(env(0x00, 0x2c, 0x00, 0x81, 0x06, ...PIN6)), [[4, 5], [9, 16]], 'a whole RESET RETRY COUNTER');
-  // reset(): a power-up or a new card ends whatever the card was assembling.
-  assert.deepEqual(chain.next(env(0x00, 0x20, 0x00, 0x81, 0x06, 0x35)), [[4, 5], [9, 11]]);
-  chain.reset();
-  assert.equal(chain.next(env(0x00, 0xa4, 0x04, 0x00, 0x02, 0x3f, 0x00)), undefined);
+});
+
+// R92 (review 12): the chain per class and logical channel, only parts the card took counted, a power-up closing nothing.
+const envc = (cla: number, ...data: number[]) => Uint8Array.of(cla, 0xc2, 0x00, 0x00, data.length, ...data);
+const PART1 = [0x00, 0x20, 0x00, 0x81, 0x08, 0x37, 0x39, 0x31, 0x38];
+const PART2 = [0x38, 0x32, 0x36, 0x34];
+
+test('R92 EnvelopeSecrets: another class or channel between the parts is not counted in the VERIFY; the rest stays masked', () => {
+  // (a) a (U)SIM toolkit ENVELOPE (CLA 80) between the parts of an interindustry one.
+  let chain = new EnvelopeSecrets();
+  assert.deepEqual(chain.next(envc(0x00, ...PART1)), [[4, 5], [9, 14]]);
+  assert.equal(chain.next(envc(0x80, 0xd1, 0x02, 0x82, 0x02)), undefined, 'the toolkit ENVELOPE: shown, not counted');
+  assert.deepEqual(chain.next(envc(0x00, ...PART2)), [[4, 9]], 'part 2 after the toolkit ENVELOPE');
+  // A channel-0 ENVELOPE between the parts of a channel-1 one (CLA 01), and one on a further channel (CLA 41: channel 5).
+  chain = new EnvelopeSecrets();
+  assert.deepEqual(chain.next(envc(0x01, 0x01, ...PART1.slice(1))), [[4, 5], [9, 14]]);
+  assert.equal(chain.next(envc(0x00, 0x00, 0xa4, 0x04, 0x00)), undefined, 'channel 0: shown');
+  assert.equal(chain.next(envc(0x41, 0x41, 0xb0, 0x00, 0x00)), undefined, 'channel 5: shown');
+  assert.deepEqual(chain.next(envc(0x01, ...PART2)), [[4, 9]], 'channel 1 part 2');
+  // Secure messaging bits are the same channel: 0C is channel 0 as 00 is.
+  chain = new EnvelopeSecrets();
+  chain.next(envc(0x00, ...PART1));
+  assert.deepEqual(chain.next(envc(0x0c, ...PART2)), [[4, 9]]);
+});
+
+test('R92 EnvelopeSecrets: a part the card refused, or that never reached it, is not counted: its re-send is masked whole', () => {
+  // (b) the card refuses part 2 (6D 00) and the client sends it again.
+  const chain = new EnvelopeSecrets();
+  chain.next(envc(0x00, ...PART1));
+  assert.deepEqual(chain.next(envc(0x00, ...PART2), 0x6d00), [[4, 9]]);
+  assert.deepEqual(chain.next(envc(0x00, ...PART2)), [[4, 9]], 'the re-send');
+  assert.equal(chain.next(envc(0x00, 0x00, 0xa4, 0x04, 0x00)), undefined, 'complete: the next command is shown');
+  // (c) part 2 never reached the card (a gate deadline, a Cancel): answered without a status word.
+  chain.next(envc(0x00, ...PART1));
+  const p2 = envc(0x00, ...PART2);
+  assert.deepEqual(chain.ranges(p2), [[4, 9]]);
+  chain.answered(p2);
+  assert.deepEqual(chain.next(p2), [[4, 9]], 'the re-send after a failed transmit');
+  // The last part answered with the VERIFY's own wrong-PIN status (63 C2) completes it.
+  chain.next(envc(0x00, ...PART1));
+  assert.deepEqual(chain.next(envc(0x00, ...PART2), 0x63c2), [[4, 9]]);
+  assert.equal(chain.next(envc(0x00, 0x00, 0xa4, 0x04, 0x00)), undefined, 'after a wrong PIN: shown');
+  // The first part refused still opens the chain: its sender's next part is the PIN's rest.
+  assert.deepEqual(chain.next(envc(0x00, ...PART1), 0x6d00), [[4, 5], [9, 14]]);
+  assert.deepEqual(chain.next(envc(0x00, ...PART2), 0x6d00), [[4, 9]]);
+  assert.equal(chain.next(Uint8Array.of(0x00, 0xc2, 0x00, 0x00), 0x6d00), undefined, 'an empty ENVELOPE ends it, whatever the answer');
+  assert.equal(chain.next(envc(0x00, 0x00, 0xa4, 0x04, 0x00)), undefined);
+});
+
+test('R92 EnvelopeSecrets: a power-up or a new card does not close a secret chain: the rest is masked until an empty ENVELOPE ends it', () => {
+  const chain = new EnvelopeSecrets();
+  chain.next(envc(0x00, ...PART1));
+  chain.cardReset();
+  assert.deepEqual(chain.next(envc(0x00, ...PART2)), [[4, 9]], 'the second half after the power-up');
+  assert.deepEqual(chain.next(envc(0x00, 0x00, 0xa4, 0x04, 0x00)), [[4, 9]], 'an orphan masks its chain whole, counting nothing');
+  assert.equal(chain.next(envc(0x80, 0xd1, 0x02, 0x82, 0x02)), undefined, 'another chain is not touched');
+  assert.equal(chain.next(Uint8Array.of(0x00, 0xc2, 0x00, 0x00)), undefined);
+  assert.equal(chain.next(envc(0x00, 0x00, 0xa4, 0x04, 0x00)), undefined, 'the empty ENVELOPE ended it');
+  // Another command's data appended in the middle overshoots the VERIFY's Lc: an orphan too (those were not its bytes).
+  chain.next(envc(0x00, ...PART1));
+  assert.deepEqual(chain.next(envc(0x00, 0x00, 0xa4, 0x04, 0x00, 0x02, 0x3f, 0x00)), [[4, 12]]);
+  assert.deepEqual(chain.next(envc(0x00, ...PART2)), [[4, 9]], 'the rest after the overshoot');
+  // A restart of the VERIFY while the first is open: masked whole, and followed as a start of its own.
+  chain.next(Uint8Array.of(0x00, 0xc2, 0x00, 0x00));
+  chain.next(envc(0x00, ...PART1));
+  chain.cardReset();
+  assert.deepEqual(chain.next(envc(0x00, ...PART1)), [[4, 14]], 'the restart: whole');
+  assert.deepEqual(chain.next(envc(0x00, ...PART2)), [[4, 9]]);
 });

@@ -2241,6 +2241,59 @@ test('R89 (review 11, A2/A3): during a 3 s PIN entry on the reader, a client\'s 
   }
 });
 
+// R92 (review 12, LOW 5): a direct handle's SCardReconnect during a long call of ours waited for the watch (2 s) and
+// then for its own look (2 s more): the look now gets what is left of the call's 2 s (R89's bound).
+test('R92: during a 6 s PIN entry on the reader, a direct handle\'s SCardReconnect(DIRECT, LEAVE) answers within the look\'s 2 s, not after the watch\'s 2 s and its own look\'s 2 s', async () => {
+  const fake = new SlowControlFake();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: false, counter: 0 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], syncTransmit: false })], { historySize: 0, exchangeTimeoutMs: 60_000 });
+  await m.start();
+  const b = new ManagerBackend(m);
+  const [A] = m.list().readers.map((r) => r.name);
+  try {
+    const s = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    fake.slowMs = 6000;
+    const pin = b.control(s, 0x42000000 + 3400, new Uint8Array(0)).catch(() => undefined); // the PIN entry, in the reader's chain
+    await new Promise((r) => setTimeout(r, 100));
+    const d = (await b.connect(A, ShareMode.SCARD_SHARE_DIRECT, 0)).handle; // its watch could not open: still queued
+    const t0 = performance.now();
+    assert.equal(await rvAfter(b.reconnect(d, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 2600, `the reconnect answered within the look's 2 s (${ms.toFixed(0)} ms)`);
+    await pin;
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
+});
+
+// R92 (review 12, LOW 6): a card handle reconnected to DIRECT lets the driver's card handle go and opens the watch in
+// its place; another program that took the reader exclusively in between refuses the watch. pcscd's handle would have
+// stayed (its SCardReconnect answers 0, and the other program's connect is the one refused): answered 0, said at debug.
+test('R92: a card handle reconnected to DIRECT whose watch is refused (another program took the reader exclusively meanwhile) answers 0 and says so at debug', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: false, counter: 0 });
+  const m = new ReaderManager([createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], syncTransmit: false })], { historySize: 0, exchangeTimeoutMs: 1500 });
+  await m.start();
+  const logs: Array<[string, string]> = [];
+  const b = new ManagerBackend(m, { log: (l, msg) => logs.push([l, msg]) });
+  const [A] = m.list().readers.map((r) => r.name);
+  try {
+    const c = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, 3)).handle;
+    fake.heldElsewhere = true; // reaches pcscd once our card handle is let go
+    assert.equal(await rvAfter(b.reconnect(c, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0);
+    assert.ok(logs.some(([l, msg]) => l === 'debug' && /no watch on the reader after a reconnect to SCARD_SHARE_DIRECT/.test(msg)), `logged: ${JSON.stringify(logs)}`);
+    assert.equal(await rvAfter(b.reconnect(c, ShareMode.SCARD_SHARE_DIRECT, 0, Disposition.SCARD_LEAVE_CARD)), 0x8010000b, 'its next reconnect: RFCheckSharing\'s refusal');
+    fake.heldElsewhere = false;
+    assert.equal(await rvAfter(b.disconnect(c, Disposition.SCARD_LEAVE_CARD)), 0);
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
+});
+
 // R90: pcscd refuses every SCardConnect, SCARD_SHARE_DIRECT included, while another handle holds the reader exclusively
 // (winscard.c 279–283: `rContext->contexts == PCSCLITE_SHARING_EXCLUSIVE_CONTEXT`, before the lock wait and the card).
 // The fake's `heldElsewhere` is such a program of the machine: every connect, the watch's DIRECT one too, is refused.

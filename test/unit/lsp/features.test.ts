@@ -58,3 +58,15 @@ test('a PIN written in the file: an Information hint on a literal VERIFY, CHANGE
   assert.deepEqual([verify.range.start.character, verify.range.end.character], [0, 31], 'the command, not its expectation');
   assert.equal(diagnostics(parseScript(text)).filter((d) => d.severity === 1).length, 0, 'no errors');
 });
+
+test('R92: the pin-in-file hint on a VERIFY written in hex inside an ENVELOPE; not on a wrapped SELECT or an empty ENVELOPE', () => {
+  const text = [
+    '00 C2 00 00 0D 00 20 00 81 08 3132333435363738', // 0: a whole wrapped VERIFY
+    '00 C2 00 00 09 00 20 00 81 08 31323334', // 1: the first part of a split one
+    '00 C2 00 00 0D 00 A4 04 00 08 3132333435363738', // 2: a wrapped SELECT
+    '00 C2 00 00', // 3: the empty ENVELOPE
+    '00 C3 00 00 00 00 0D 00 24 00 81 08 3132333435363738', // 4: odd INS, extended outer Lc, CHANGE REFERENCE DATA
+  ].join('\n');
+  const hints = diagnostics(parseScript(text)).filter((d) => d.code === 'pin-in-file');
+  assert.deepEqual(hints.map((d) => d.range.start.line).sort((a, b) => a - b), [0, 1, 4]);
+});

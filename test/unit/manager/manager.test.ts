@@ -234,3 +234,35 @@ test('swHex: 4 upper-case hex digits for every status word', () => {
   }
   for (let sw = 0; sw < 0x10000; sw += 37) assert.equal(swHex(sw >> 8, sw & 0xff), sw.toString(16).toUpperCase().padStart(4, '0'));
 });
+
+// R92 (review 12, MEDIUM 2c): a part of a split wrapped VERIFY whose transmit failed (the driver threw: a reader
+// retired, a gate deadline) never reached the card and is not counted in the chain: its re-send is masked whole.
+class EnvelopeCard extends SimulatorDriver {
+  failNext = false;
+  override async transmit(key: string, command: Uint8Array): Promise<Uint8Array> {
+    if (command[1] !== 0xc2) return super.transmit(key, command);
+    if (this.failNext) { this.failNext = false; throw new Error('the reader went away'); }
+    return Uint8Array.of(0x90, 0x00); // takes every part
+  }
+  // The simulator answers in the gate's turn (transmitTo); this card goes through transmit.
+  override transmitTo = undefined as unknown as SimulatorDriver['transmitTo'];
+}
+
+test('R92: a part of a split wrapped VERIFY that failed before the card answered is not counted: its re-send is masked whole', async () => {
+  const sim = new EnvelopeCard({ card: 'T=1', readers: 1 });
+  const m = new ReaderManager([sim]);
+  await m.start();
+  try {
+    const c = await m.connect(m.resolve());
+    const first = await c.transmit(fromHex('00C2000009002000810837393138'));
+    assert.equal(first.exchanges[0].command, `00C20000**00200081${'**'.repeat(5)}`);
+    sim.failNext = true;
+    await assert.rejects(c.transmit(fromHex('00C200000438323634')), /went away/);
+    const again = await c.transmit(fromHex('00C200000438323634'));
+    assert.equal(again.exchanges[0].command, `00C20000${'**'.repeat(5)}`, 'the re-send of the part that failed');
+    const after = await c.transmit(fromHex('00C2000005 00A4040000'.replace(' ', '')));
+    assert.equal(after.exchanges[0].command, '00C200000500A4040000', 'the VERIFY complete: the next ENVELOPE is shown');
+  } finally {
+    await m.stop();
+  }
+});
