@@ -119,6 +119,7 @@ try {
     const own = await import('../test/e2e/panel-perf.mjs');
     const scrollEmpty = perf.scrollEmpty ?? own.scrollEmpty;
     await during('control (an empty scroller, same frames)', () => scrollEmpty(support.logFrame(page), s0.frames, s0.scrollHeight));
+    if (process.argv.includes('--threads-only') && !process.argv.includes('--cheapest') && !arg('--css')) throw THREADS_ONLY;
     // --css RULES [--pairs N]: a CSS variant of the panel (a <style> added to its document) against the
     // panel as built, alternately in this workbench, N pairs (3 unless told): only these scrolls.
     if (arg('--css')) {
