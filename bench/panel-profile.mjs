@@ -4,7 +4,13 @@
 // then scrolls it again under V8's sampling heap profiler (every allocation, also those already
 // collected) and prints what the panel's own code allocated per jump, with the DOM's node count;
 // then a short scroll under Blink's invalidation tracking: why style and layout redo elements.
-// Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N] [--gc-before-reopen] [--sample-reopen] [--root DIR] [--save FILE] [--threads]
+// Needs the e2e lock: flock /tmp/wb-e2e.lock node bench/panel-profile.mjs [--rows N] [--gc-before-reopen] [--sample-reopen] [--root DIR] [--save FILE] [--threads [--cheapest] [--threads-only] [--css RULES [--pairs N]]]
+// --cheapest (with --threads): the second control, the plainest list showing the panel's rows
+// (test/e2e/panel-perf.mjs, scrollCheapest), and copies of the panel's own row with only their time
+// written, each twice, alternating with the panel's scroll; and, after the traced scroll, the same
+// trace of the cheapest list: the main thread's CPU per jump by phase, panel against it.
+// --threads-only: stop after those scrolls. --css RULES: a CSS variant added to the panel against the
+// panel as built, alternately in one workbench, --pairs N (3) pairs, then stop.
 // --gc-before-reopen: a full collection after the run and the panel's close, so that what the
 // heap holds before the scroll is the live heap plus the reopen's own garbage (the history sent again).
 // --root DIR: another checkout, built (its out/, its test/e2e helpers): main's build against a
@@ -22,6 +28,7 @@ const perf = await import(pathToFileURL(path.join(root, 'test/e2e/panel-perf.mjs
 console.log(`build: ${root}`);
 const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'scard-profile-panel-'));
 const script = perf.writeScript(workspace, N);
+const THREADS_ONLY = Symbol('threads only');
 const wb = await support.launchWorkbench({ workspace, name: 'profile-panel', settings: { 'smartcard.pcsc.enabled': false, 'smartcard.usbCcid.enabled': false, 'smartcard.log.location': 'editor' } });
 try {
   const { page } = wb;
@@ -103,14 +110,47 @@ try {
       let sum = 0;
       for (const [k, v] of b) { const d = (v.ticks - (a.get(k)?.ticks ?? 0)) * tick; if (d > 0) { rows.push([v.who, d]); sum += d; } }
       rows.sort((x, y) => y[1] - x[1]);
-      console.log(`${label}: ${Math.round(wall)} ms wall, max frame ${r.maxFrameMs.toFixed(1)} ms, CPU of this run's processes ${Math.round(sum)} ms (${(sum / wall).toFixed(2)} cores); by thread:`);
-      for (const [who, d] of rows.slice(0, 14)) console.log(`  ${String(Math.round(d)).padStart(6)} ms  ${who}`);
+      console.log(`${label}: ${Math.round(wall)} ms wall, ${r.frames} frames, max frame ${r.maxFrameMs.toFixed(1)} ms, p95 ${r.p95FrameMs.toFixed(1)} ms, CPU of this run's processes ${Math.round(sum)} ms (${(sum / wall).toFixed(2)} cores, ${(sum / r.frames).toFixed(1)} ms per jump); by thread (total, per jump):`);
+      for (const [who, d] of rows.slice(0, 14)) console.log(`  ${String(Math.round(d)).padStart(6)} ms ${(d / r.frames).toFixed(2).padStart(6)}  ${who}`);
       return r;
     };
     const s0 = await during('scroll (600 jumps)', () => perf.scrollThrough(page));
     // The control as the bench runs it (this checkout's, when --root names one from before it was shared).
-    const scrollEmpty = perf.scrollEmpty ?? (await import('../test/e2e/panel-perf.mjs')).scrollEmpty;
+    const own = await import('../test/e2e/panel-perf.mjs');
+    const scrollEmpty = perf.scrollEmpty ?? own.scrollEmpty;
     await during('control (an empty scroller, same frames)', () => scrollEmpty(support.logFrame(page), s0.frames, s0.scrollHeight));
+    if (process.argv.includes('--threads-only') && !process.argv.includes('--cheapest') && !arg('--css')) throw THREADS_ONLY;
+    // --css RULES [--pairs N]: a CSS variant of the panel (a <style> added to its document) against the
+    // panel as built, alternately in this workbench, N pairs (3 unless told): only these scrolls.
+    if (arg('--css')) {
+      const style = (on) => support.logFrame(page).locator('body').evaluate((_, [css, add]) => {
+        document.getElementById('panel-profile-variant')?.remove();
+        if (add) document.head.append(Object.assign(document.createElement('style'), { id: 'panel-profile-variant', textContent: css }));
+      }, [arg('--css'), on]);
+      for (let i = 0; i < Number(arg('--pairs', '3')); i++) {
+        await style(true);
+        await during(`variant ${i + 1} (${arg('--css')})`, () => perf.scrollThrough(page));
+        await style(false);
+        await during(`as built ${i + 1}`, () => perf.scrollThrough(page));
+      }
+      throw THREADS_ONLY;
+    }
+    // --cheapest: the second control, the plainest list showing the same rows (panel-perf.mjs's
+    // scrollCheapest), then the panel and it once more each: two runs of each for their spread.
+    if (process.argv.includes('--cheapest')) {
+      const cheapest = () => own.scrollCheapest(support.logFrame(page), s0.frames, s0.scrollHeight);
+      const c = await during('cheapest list (pooled plain rows, textContent only, same frames)', cheapest);
+      console.log(`  (${c.rows} rows of ${c.rowH} px in a view of ${c.viewPx} px: "${c.metaText}" / "${c.apduText}")`);
+      await during('scroll again (600 jumps)', () => perf.scrollThrough(page));
+      await during('cheapest list again', cheapest);
+      // The panel's own row elements (copies), only their time written: the panel's DOM without its script.
+      const clone = () => own.scrollCheapest(support.logFrame(page), s0.frames, s0.scrollHeight, 'clone');
+      await during('copies of the panel\'s row, time written only', clone);
+      await during('scroll, third', () => perf.scrollThrough(page));
+      await during('copies of the panel\'s row, again', clone);
+      // --threads-only: nothing after these scrolls (no trace, no sampled scroll).
+      if (process.argv.includes('--threads-only')) throw THREADS_ONLY;
+    }
   }
   console.log('heap before scroll (MB):', await heap());
   const events = [];
@@ -150,6 +190,30 @@ try {
   };
   console.log('rendering work on the renderer main thread during the scroll (thread time):');
   for (const name of ['FireAnimationFrame', 'UpdateLayoutTree', 'Layout', 'PrePaint', 'Paint', 'Layerize']) console.log(cpuLine(name));
+  // --cheapest: the same phases per frame for the panel's traced scroll and for the cheapest list's
+  // (traced the same way, right after), main thread's CPU time per jump.
+  if (process.argv.includes('--cheapest')) {
+    const phases = ['FireAnimationFrame', 'UpdateLayoutTree', 'Layout', 'PrePaint', 'Paint', 'Layerize', 'HitTest', 'Commit', 'UpdateLayer'];
+    const perJump = (evs, frames) => {
+      const m = evs.filter((e) => e.ph === 'X' && e.dur && onMain(e));
+      const outerOf = (name) => { const x = m.filter((e) => e.name === name); return x.filter((e) => !x.some((o) => o !== e && o.ts <= e.ts && o.ts + o.dur >= e.ts + e.dur && o.dur > e.dur)); };
+      return Object.fromEntries(phases.map((n) => [n, outerOf(n).reduce((t, e) => t + (e.tdur ?? e.dur), 0) / 1000 / frames]));
+    };
+    const mark0 = events.length;
+    const cDone = new Promise((r) => cdp.once('Tracing.tracingComplete', r));
+    await cdp.send('Tracing.start', { categories: 'devtools.timeline,v8.gc,blink.gc,disabled-by-default-devtools.timeline.frame,v8', transferMode: 'ReportEvents' });
+    const own = await import('../test/e2e/panel-perf.mjs');
+    const c = await own.scrollCheapest(support.logFrame(page), s.frames, s.scrollHeight);
+    await cdp.send('Tracing.end');
+    await cDone;
+    // Its events taken out of the panel's (what follows reads the panel's scroll only).
+    const cEvents = events.splice(mark0);
+    if (arg('--save')) { fs.writeFileSync(`${arg('--save')}.cheapest.json`, JSON.stringify({ traceEvents: cEvents })); console.log(`cheapest list's trace saved: ${arg('--save')}.cheapest.json`); }
+    const a = perJump(events, s.frames);
+    const b = perJump(cEvents, c.frames);
+    console.log(`renderer main thread, CPU ms per jump by phase (outermost events), panel (max frame ${s.maxFrameMs.toFixed(1)} ms) / cheapest list (max frame ${c.maxFrameMs.toFixed(1)} ms):`);
+    for (const n of phases) console.log(`  ${n.padEnd(20)} ${a[n].toFixed(2).padStart(6)} / ${b[n].toFixed(2).padStart(6)}`);
+  }
   const layouts = main.filter((e) => e.name === 'Layout');
   const styles = main.filter((e) => e.name === 'UpdateLayoutTree');
   console.log(`  layout: dirty objects per layout median ${pct(layouts.map((e) => e.args?.beginData?.dirtyObjects ?? 0), 0.5)}, p95 ${pct(layouts.map((e) => e.args?.beginData?.dirtyObjects ?? 0), 0.95)}; total objects ${pct(layouts.map((e) => e.args?.beginData?.totalObjects ?? 0), 0.5)}; style: elements per update median ${pct(styles.map((e) => e.args?.elementCount ?? 0), 0.5)}, p95 ${pct(styles.map((e) => e.args?.elementCount ?? 0), 0.95)}`);
@@ -225,6 +289,8 @@ try {
   const counts = inval.filter((e) => e.name === 'UpdateLayoutTree' && onMain(e)).map((e) => e.args?.elementCount ?? 0);
   console.log(`short scroll (100 jumps) under invalidation tracking: elements restyled per style update: max ${Math.max(0, ...counts)}, ${counts.filter((c) => c > 100).length} update(s) over 100; most frequent reasons:`);
   for (const [k, n] of [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`  ${String(n).padStart(7)} ${k.slice(0, 110)}`);
+} catch (e) {
+  if (e !== THREADS_ONLY) throw e;
 } finally {
   await wb.close();
   fs.rmSync(workspace, { recursive: true, force: true });

@@ -49,6 +49,39 @@ test('100,000 rows: all reachable by scrolling, few in the DOM; timings printed'
   assert.ok(s.bottom.at(-1).includes('Script passed'), 'the newest row is the last one shown');
   assert.ok(s.domRows < 200, `the DOM holds ${s.domRows} rows, not ${N}`);
   assert.ok(s.scrollHeight > N * 10, 'the scroll range stands for every row');
+  // A jump renders the rows in view and few more: the overscan's rows (out of view) come in the
+  // frame after, once the scroll stops. Counted in the jump's own frame, right after the panel's
+  // frame callback (ours is asked for by a scroll listener added after the panel's: it runs after).
+  const rows = await log.locator('#scroller').evaluate(async (sc) => {
+    const nextFrame = () => new Promise((r) => requestAnimationFrame(r));
+    const count = () => document.querySelectorAll('#log > .row').length;
+    const during = [];
+    let visible = 0;
+    const afterPanel = () => requestAnimationFrame(() => {
+      during.push(count());
+      visible = [...document.querySelectorAll('#log > .row')].filter((e) => { const r = e.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; }).length;
+    });
+    sc.scrollTop = 0;
+    for (let i = 0; i < 4; i++) await nextFrame();
+    sc.addEventListener('scroll', afterPanel, { passive: true });
+    try {
+      const step = (sc.scrollHeight - sc.clientHeight) / 40;
+      // A jump, and a frame without one: the overscan comes back before the next jump. Each jump
+      // made from a task after the frames (made inside a frame callback, the panel's callback of
+      // that same frame would already see it).
+      for (let i = 0; i < 20; i++) {
+        sc.scrollTop += step;
+        await nextFrame();
+        await nextFrame();
+        await new Promise((r) => setTimeout(r, 0));
+      }
+    } finally { sc.removeEventListener('scroll', afterPanel); }
+    for (let i = 0; i < 4; i++) await nextFrame();
+    return { during, visible, settled: count() };
+  });
+  const most = Math.max(...rows.during);
+  assert.ok(most <= rows.visible + 4, `a jump's frame rendered ${most} rows for ${rows.visible} in view (${rows.during.join(' ')}), settled ${rows.settled}`);
+  assert.ok(rows.settled >= rows.visible + 8, `after the scroll stops the overscan is rendered: ${rows.settled} rows for ${rows.visible} in view`);
   // A frame per scroll jump arms no timer of its own: the panel's fallback for throttled frames
   // (a 50 ms timer beside requestAnimationFrame) is one timer at a time, not one more task per frame.
   const jumps = 100;

@@ -175,4 +175,97 @@ export async function scrollEmpty(frame, frameCount, height) {
   }, [frameCount, height]);
 }
 
+/**
+ * The second control (information, the bench's panel-profile `--cheapest`): the cheapest list that
+ * shows what the panel shows. In the same webview, over the panel, a scroller of the panel's height
+ * with a plain virtualized list in it: as many pooled rows as the panel has in its DOM, each two
+ * lines (a div of the time, reader, line and timing, three spaces apart, and one of the APDU) written with textContent
+ * only, in the panel's row font, size, line height, padding and border (read from a row of the
+ * panel), no spans, no colours, no attributes; the list moved by one transform per jump, no
+ * layout read back. Scrolled by the same jumps, each row showing a text it never showed before
+ * (the panel's rows' texts with a time made from the row's number). What is left in a
+ * frame here is what rendering 25 new rows per frame costs in this workbench.
+ */
+export async function scrollCheapest(frame, frameCount, height, variant = 'plain') {
+  return frame.locator('body').evaluate(async (body, [frames, h, variant]) => {
+    const nextFrame = () => new Promise((r) => requestAnimationFrame(() => r(performance.now())));
+    const model = document.querySelector('#log > .row.exchange');
+    const cs = getComputedStyle(model);
+    const metaSize = getComputedStyle(model.querySelector('.meta')).fontSize;
+    const rowH = model.offsetHeight;
+    const metaText = [...model.querySelector('.meta').children].filter((e) => !e.hidden && e.textContent).map((e) => e.textContent).join('   ');
+    const apduText = model.querySelector('.apdu').textContent;
+    const poolSize = document.querySelectorAll('#log > .row').length;
+    const sc = document.createElement('div');
+    sc.style.cssText = `position:fixed;inset:0;overflow-y:scroll;z-index:2147483647;background:${getComputedStyle(document.body).backgroundColor};color:${cs.color}`;
+    const tall = document.createElement('div');
+    tall.style.cssText = `height:${h}px;position:relative`;
+    const list = document.createElement('div');
+    list.style.cssText = 'position:absolute;top:0;left:0;right:0;padding:0 10px;will-change:transform';
+    tall.appendChild(list);
+    sc.appendChild(tall);
+    const lineCss = 'white-space:pre;overflow:hidden';
+    const rows = [];
+    // variant 'clone': the pool is copies of a row of the panel (its elements, classes and CSS), of
+    // which only the time's two text nodes are written per jump (as the panel's refill does for a
+    // run's rows, whose other fields repeat): the panel's DOM without the panel's script.
+    const clones = [];
+    for (let i = 0; variant === 'clone' && i < poolSize; i++) {
+      const row = model.cloneNode(true);
+      row.classList.remove('active');
+      list.appendChild(row);
+      const t = row.querySelector('.time');
+      clones.push([t.firstChild, t.lastChild]);
+    }
+    for (let i = 0; variant === 'plain' && i < poolSize; i++) {
+      const row = document.createElement('div');
+      row.style.cssText = `height:${rowH - 7}px;padding:3px 0;border-bottom:${cs.borderBottom};font-family:${cs.fontFamily};font-size:${cs.fontSize};line-height:${cs.lineHeight}`;
+      const a = document.createElement('div');
+      a.style.cssText = `${lineCss};font-size:${metaSize}`;
+      const b = document.createElement('div');
+      b.style.cssText = lineCss;
+      row.append(a, b);
+      list.appendChild(row);
+      rows.push([a, b]);
+    }
+    body.appendChild(sc);
+    const clock = /\d\d:\d\d:\d\d\.\d{3}/;
+    const two = (v) => String(v).padStart(2, '0');
+    const timeOf = (n) => `13:${two(Math.floor(n / 60_000) % 60)}:${two(Math.floor(n / 1000) % 60)}.${String(n % 1000).padStart(3, '0')}`;
+    const render = () => {
+      // The panel's overscan (8 rows above the view), the list kept inside the scroller's height.
+      const first = Math.max(0, Math.min(Math.floor(sc.scrollTop / rowH) - 8, Math.floor(h / rowH) - poolSize));
+      list.style.transform = `translateY(${first * rowH}px)`;
+      for (let i = 0; i < clones.length; i++) {
+        const t = timeOf(first + i);
+        clones[i][0].data = t.slice(0, 8);
+        clones[i][1].data = t.slice(8);
+      }
+      for (let i = 0; i < rows.length; i++) {
+        const n = first + i;
+        rows[i][0].textContent = metaText.replace(clock, timeOf(n));
+        rows[i][1].textContent = apduText;
+      }
+    };
+    try {
+      render();
+      for (let i = 0; i < 4; i++) await nextFrame();
+      const step = Math.max(1, (sc.scrollHeight - sc.clientHeight) / frames);
+      const deltas = [];
+      let last = await nextFrame();
+      while (sc.scrollTop + sc.clientHeight < sc.scrollHeight - 1 && deltas.length < frames * 3) {
+        sc.scrollTop = Math.min(sc.scrollTop + step, sc.scrollHeight);
+        render();
+        const now = await nextFrame();
+        deltas.push(now - last);
+        last = now;
+      }
+      const sorted = deltas.sort((a, b) => a - b);
+      return { frames: sorted.length, maxFrameMs: sorted.at(-1) ?? 0, p95FrameMs: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))] ?? 0, rows: poolSize, rowH, viewPx: sc.clientHeight, metaText, apduText };
+    } finally {
+      sc.remove();
+    }
+  }, [frameCount, height, variant]);
+}
+
 export const fmt = (ms) => `${Math.round(ms)} ms`;

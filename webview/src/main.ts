@@ -22,6 +22,13 @@ const host = acquireVsCodeApi();
 
 /** Rows rendered above and below the viewport. */
 const OVERSCAN = 8;
+/**
+ * Rows rendered above and below the viewport in a frame that jumped (no row in view was shown
+ * before: a drag of the scroll bar, a jump through a long log). Every row then rendered is new, and
+ * the overscan's rows, out of view, were two thirds of the rendering of such a frame; the frame
+ * after, if the scroll stopped, renders the full overscan (`overscanLater`).
+ */
+const JUMP_OVERSCAN = 1;
 /** Rows taken from the queue per frame, so a long history never blocks a frame for long. */
 const INGEST_PER_FRAME = 25_000;
 
@@ -276,6 +283,19 @@ function schedule(): void {
   if (!fallbackArmed) { fallbackArmed = true; setTimeout(fallback, 50); }
 }
 
+/** Whether a frame after a jump is asked for (to render the full overscan if the scroll stopped). */
+let overscanAsked = false;
+/**
+ * The frame after a jump, by requestAnimationFrame only: a frame scheduled the usual way (schedule)
+ * could run from its fallback timer between two frames of a scroll, and render the full overscan
+ * that the next jump takes out again.
+ */
+function overscanLater(): void {
+  if (overscanAsked) return;
+  overscanAsked = true;
+  requestAnimationFrame(() => { overscanAsked = false; if (!frameScheduled) frame(); });
+}
+
 function setScrollTop(y: number): void {
   scroller.scrollTop = y;
   expectedTop = scroller.scrollTop;
@@ -309,6 +329,7 @@ function layout(): void {
   // An anchor keeps the row at the top of the view in place while heights above it are learnt.
   const anchor = n ? indexAt(scroller.scrollTop) : 0;
   const anchorDelta = n ? scroller.scrollTop - offsets[anchor] : 0;
+  let overscan = OVERSCAN;
   for (let pass = 0; pass < 3; pass++) {
     const total = offsets[n];
     if (shownHeight !== total) {
@@ -319,8 +340,16 @@ function layout(): void {
     else if (pass > 0 && n) setScrollTop(offsets[anchor] + anchorDelta);
     const top = scroller.scrollTop;
     const height = scroller.clientHeight || 600;
-    const start = Math.max(0, indexAt(top) - OVERSCAN);
-    const end = n ? Math.min(n - 1, indexAt(top + height) + OVERSCAN) : -1;
+    const inView = indexAt(top);
+    const inViewLast = indexAt(top + height);
+    // A jump (rows were shown, none of those now in view): the small overscan, and a frame after
+    // this one, which renders the full overscan when the scroll has stopped there.
+    if (pass === 0 && last >= first && (inViewLast < first || inView > last)) {
+      overscan = JUMP_OVERSCAN;
+      overscanLater();
+    }
+    const start = Math.max(0, inView - overscan);
+    const end = n ? Math.min(n - 1, inViewLast + overscan) : -1;
     renderRange(start, end);
     if (!measure()) break;
     recomputeOffsets();
