@@ -56,7 +56,7 @@ interface RunState {
   done: number;
   total: number;
   /** One result per source line (a repeat does not grow it): last status word, a failure sticks. */
-  lines: LineTable;
+  lines: Map<number, LineResult>;
   inTransaction: number;
   pinCache: Map<string, string>;
   /** Statements and loop iterations since the event loop last turned. */
@@ -86,7 +86,7 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
   const st: RunState = {
     conn: null, readerPattern: ctx.reader, getResponse: true, vars: new Map(),
     response: new Uint8Array(0), done: 0, total: countCommands(statements),
-    lines: new LineTable(), inTransaction: 0, pinCache: new Map(), sinceYield: 0,
+    lines: new Map(), inTransaction: 0, pinCache: new Map(), sinceYield: 0,
   };
   const { manager } = ctx;
   const lineRun = { ...(ctx.fromLine !== undefined && ctx.fromLine === ctx.toLine ? { lineRun: true } : {}), ...clientOf(ctx) };
@@ -111,7 +111,7 @@ export async function runScript(script: Script, ctx: EngineContext): Promise<Run
   }
   const result: RunScriptResult = {
     runId, ok: !failure, commands: st.done, durationMs: Math.round(performance.now() - t0),
-    lines: st.lines.results(), ...(st.readerName ? { reader: st.readerName } : {}), ...(failure ? { failure } : {}),
+    lines: [...st.lines.values()], ...(st.readerName ? { reader: st.readerName } : {}), ...(failure ? { failure } : {}),
   };
   manager.emitEntry<ScriptEntry>({
     kind: 'scriptEnded', runId, ok: result.ok, ...(ctx.uri ? { file: ctx.uri } : {}), ...lineRun,
@@ -370,9 +370,7 @@ function record(line: number, response: Uint8Array, expect: Expectation | undefi
   st.controlData = undefined;
   st.done++;
   ctx.onProgress?.(st.done, st.total, line);
-  const lines = st.lines;
-  const slot = lines.slotOf(line);
-  const prev = slot >= 0 ? lines.shared[slot] : undefined;
+  const prev = st.lines.get(line);
   if (expect && !matchExpectation(expect, response)) {
     const data = dataOf(st);
     const sw = swOf(st);
@@ -380,99 +378,27 @@ function record(line: number, response: Uint8Array, expect: Expectation | undefi
     const meaning = describeStatusWord(sw[0], sw[1]).meaning;
     const got = data.length ? `${toSpacedHex(data.length > 16 ? data.subarray(0, 16) : data)}${data.length > 16 ? ' …' : ''} ${swHex}` : swHex;
     const message = `expected ${expect.text}, got ${got} (${meaning})`;
-    const shown = shownResponse(response);
-    lines.put(line, slot, { sw: swHex.replace(' ', ''), response: shown.response, responseBytes: shown.responseBytes, swMeaning: shown.swMeaning, ok: false, message });
+    st.lines.set(line, { line, sw: swHex.replace(' ', ''), ...shownResponse(response), ok: false, message, count: (prev?.count ?? 0) + 1 });
     throw new LineError(line, new ScError('EXPECTATION_FAILED', message));
   }
-  if (prev?.ok === false) { lines.counts[slot]++; return; }
+  if (prev?.ok === false) { prev.count++; return; }
+  // Every command line: the result built in one object (no intermediate objects to spread).
   const n = response.length;
   const sw = n >= 2 ? HEX2[response[n - 2]] + HEX2[response[n - 1]] : '';
   const hex = n <= 258 && responseHex !== undefined ? responseHex : toHex(n > 258 ? concatBytes(response.subarray(0, 256), response.subarray(n - 2)) : response);
-  // A line run again (repeat) keeps its earlier meaning when the new answer has no status word.
-  const swMeaning = n >= 2 ? describeStatusWord(response[n - 2], response[n - 1]).meaning : prev?.swMeaning;
-  // The same answer as the line's last one, or as the last line's: its shared result, nothing new kept.
-  const same = prev !== undefined && sameResult(prev, sw, hex, n, swMeaning) ? prev
-    : lines.last !== undefined && sameResult(lines.last, sw, hex, n, swMeaning) ? lines.last
-      : (lines.last = { sw, response: hex, responseBytes: n, swMeaning, ok: true, message: undefined });
-  lines.put(line, slot, same);
-}
-
-function sameResult(r: LineShared, sw: string, hex: string, n: number, swMeaning: string | undefined): boolean {
-  return r.ok && r.sw === sw && r.responseBytes === n && r.swMeaning === swMeaning && r.response === hex;
-}
-
-/** A line's result without its line and count; shared by every line whose last answer was the same (never changed once made). */
-interface LineShared {
-  readonly sw: string;
-  readonly response: string;
-  readonly responseBytes: number;
-  readonly swMeaning: string | undefined;
-  readonly ok: boolean;
-  readonly message: string | undefined;
-}
-
-/**
- * A run's results per source line, in the order the lines first ran. Kept without a Map and without an
- * object per line: the line numbers and counts in typed arrays (outside the JavaScript heap), the rest
- * a shared LineShared. What a run of 10,000 lines keeps until its end used to be promoted out of the
- * young generation line by line (~200 B per APDU), and every full collection it set off threw the
- * helper's optimized code away (docs/benchmarks.md, tenth pass). The LineResult objects are made once, at the end.
- */
-class LineTable {
-  /** line → slot + 1 (0: the line has not run). */
-  private slotPlusOne = new Int32Array(64);
-  private lineOf = new Int32Array(64);
-  counts = new Int32Array(64);
-  readonly shared: LineShared[] = [];
-  /** The last ok result made (the next line's answer is often the same). */
-  last: LineShared | undefined;
-
-  slotOf(line: number): number {
-    return line < this.slotPlusOne.length ? this.slotPlusOne[line] - 1 : -1;
+  const swMeaning = n >= 2 ? describeStatusWord(response[n - 2], response[n - 1]).meaning : undefined;
+  if (prev) {
+    // A line run again (repeat): its last response and the count.
+    prev.sw = sw;
+    prev.response = hex;
+    prev.responseBytes = n;
+    if (swMeaning !== undefined) prev.swMeaning = swMeaning;
+    prev.count++;
+  } else {
+    st.lines.set(line, swMeaning !== undefined
+      ? { line, sw, response: hex, responseBytes: n, swMeaning, ok: true, count: 1 }
+      : { line, sw, response: hex, responseBytes: n, ok: true, count: 1 });
   }
-
-  /** The line's result becomes `r`, and it ran once more. `slot` is slotOf(line). */
-  put(line: number, slot: number, r: LineShared): void {
-    if (slot >= 0) {
-      this.shared[slot] = r;
-      this.counts[slot]++;
-      return;
-    }
-    const i = this.shared.length;
-    if (line >= this.slotPlusOne.length) this.slotPlusOne = grown(this.slotPlusOne, Math.max(line + 1, this.slotPlusOne.length * 2));
-    if (i >= this.lineOf.length) {
-      this.lineOf = grown(this.lineOf, i * 2);
-      this.counts = grown(this.counts, i * 2);
-    }
-    this.slotPlusOne[line] = i + 1;
-    this.lineOf[i] = line;
-    this.counts[i] = 1;
-    this.shared.push(r);
-  }
-
-  /** The run's `lines`: one LineResult per line run, in the order first run. */
-  results(): LineResult[] {
-    const out: LineResult[] = new Array(this.shared.length);
-    for (let i = 0; i < out.length; i++) {
-      const r = this.shared[i];
-      const line = this.lineOf[i];
-      const count = this.counts[i];
-      out[i] = r.ok
-        ? r.swMeaning !== undefined
-          ? { line, sw: r.sw, response: r.response, responseBytes: r.responseBytes, swMeaning: r.swMeaning, ok: true, count }
-          : { line, sw: r.sw, response: r.response, responseBytes: r.responseBytes, ok: true, count }
-        : r.swMeaning !== undefined
-          ? { line, sw: r.sw, response: r.response, responseBytes: r.responseBytes, swMeaning: r.swMeaning, ok: false, message: r.message, count }
-          : { line, sw: r.sw, response: r.response, responseBytes: r.responseBytes, ok: false, message: r.message, count };
-    }
-    return out;
-  }
-}
-
-function grown<A extends Int32Array>(a: A, length: number): A {
-  const b = new Int32Array(length) as A;
-  b.set(a);
-  return b;
 }
 
 /** The response for the editor's inline result: its hex, the data cut to 256 bytes. */
