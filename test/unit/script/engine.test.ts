@@ -26,6 +26,24 @@ for (const card of ['T=1', 'T=0'] as const) {
   });
 }
 
+test('line results: a line whose answer changes on a repeat changes alone (lines with the same answer before it keep theirs)', async () => {
+  const { m } = await setup();
+  const src = `00 A4 04 0C 07 F0 57 42 44 45 4D 4F
+repeat 2
+00 A4 02 0C 02 50 01
+00 A4 00 0C 02 3F 00
+end`;
+  const r = await runScript(parseScript(src), { manager: m });
+  assert.equal(r.ok, true, r.failure?.message);
+  assert.deepEqual(r.lines.map((l) => [l.line, l.sw, l.response, l.count]), [
+    [1, '9000', '9000', 1],
+    [3, '6A82', '6A82', 2],
+    [4, '9000', '9000', 2],
+  ]);
+  assert.notEqual(r.lines[1].swMeaning, r.lines[0].swMeaning);
+  assert.equal(r.lines[2].swMeaning, r.lines[0].swMeaning);
+});
+
 test('a failed expectation stops the run with the line, the status word and its meaning', async () => {
   const { m, entries } = await setup();
   const r = await runScript(parseScript('00 A4 04 0C 07 F0 57 42 44 45 4D 4F\n00 A4 02 0C 02 50 03\n00 B0 00 00 00 => 90 00\n00 84 00 00 08'), { manager: m });
