@@ -152,11 +152,35 @@ async function workbench() {
   const { page } = shared;
   await runCommand(page, 'Smart Card: Show APDU Log');
   await waitRunning(page);
-  await runCommand(page, 'Developer: Set Log Level');
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: /^Smart Card$/ }).first().click();
+  await setLogLevelTrace(page, 'Smart Card');
+  return shared;
+}
+
+/**
+ * Developer: Set Log Level… → CHANNEL → Trace. The channel is typed into the pick's filter before it is clicked (the
+ * list is virtualized: only the rows in view exist), and its row is found by its label: a CI run waited 30 s for a row
+ * whose whole text was the channel's name alone; a pick that does not show it is closed and asked again.
+ */
+async function setLogLevelTrace(page, channel, timeout = 60_000) {
+  const input = page.locator('.quick-input-widget input');
+  // Matched on the row's label: a row first in its group also shows the group's name (a separator inside the row), so
+  // its whole text is not the channel's name alone.
+  const row = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${channel}$`) }) }).first();
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    await runCommand(page, 'Developer: Set Log Level');
+    try {
+      await input.fill(channel, { timeout: 5000 });
+      await row.waitFor({ timeout: 10_000 });
+      await row.click({ timeout: 5000 });
+      break;
+    } catch (err) {
+      await page.keyboard.press('Escape').catch(() => undefined);
+      if (Date.now() > deadline) throw err;
+    }
+  }
   await page.locator('.quick-input-list .monaco-list-row', { hasText: /^Trace/ }).first().click();
   await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });
-  return shared;
 }
 
 after(async () => {
