@@ -16,10 +16,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { sleep, start, stopAllNow } from './lib/procs.mjs';
+import { cpuOf, start, stopAllNow, stopHelper } from './lib/procs.mjs';
 import { prepareVicc } from '../scripts/refstack.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -40,24 +39,18 @@ const HELPER_EXEC_ARGV = (() => {
 const FLAGS = opt('--node-args') !== undefined ? opt('--node-args').split(/\s+/).filter(Boolean) : HELPER_EXEC_ARGV;
 const N = 10_000;
 const PORT = 37_100 + (process.pid % 400);
-const CLK_TCK = 100;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'helper-runs-'));
 process.on('exit', () => { stopAllNow(); fs.rmSync(tmp, { recursive: true, force: true }); });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
 /** The helper (boot.ts + main.ts) and helper-options of `tree`, bundled as bench/run.mjs does. */
 async function build(tree) {
-  const out = path.join(root, 'node_modules', '.cache', `scard-helper-runs-${createHash('sha256').update(tree).digest('hex').slice(0, 8)}`);
+  const out = path.join(root, 'node_modules', '.cache', `scard-helper-runs-${crypto.createHash('sha256').update(tree).digest('hex').slice(0, 8)}`);
   const common = { nodePaths: [path.join(root, 'node_modules')], outdir: out, outExtension: { '.js': '.cjs' }, bundle: true, platform: 'node', target: 'node20', format: 'cjs', logLevel: 'warning' };
   await esbuild.build({ ...common, entryPoints: { server: path.join(tree, 'server/src/boot.ts'), helper: path.join(tree, 'server/src/main.ts') }, external: ['usb', 'koffi'], sourcemap: 'linked' });
   await esbuild.build({ ...common, entryPoints: { 'helper-options': path.join(root, 'bench/lib/helper-options.ts') }, alias: { vscode: path.join(root, 'bench/lib/vscode-settings.ts') } });
   return { name: path.basename(tree), server: path.join(out, 'server.cjs'), helperOptions: require(path.join(out, 'helper-options.cjs')).helperOptions };
 }
-
-const cpuOf = (pid) => {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) * (1e6 / CLK_TCK);
-};
 
 function startCard(port) {
   if (CARD === 'vicc') {
@@ -130,11 +123,7 @@ async function helperRuns(b, log) {
       if (!res.ok || perRun.get(res.runId).answered !== N) throw new Error(`run ${k + 1} failed: ${res.failure?.message ?? `${perRun.get(res.runId).answered} answers`}`);
     }
   } finally {
-    await Promise.race([conn.sendRequest('shutdown').then(() => conn.sendNotification('exit')), sleep(3000)]).catch(() => undefined);
-    await Promise.race([p.exited, sleep(3000)]);
-    conn.dispose();
-    await p.stop();
-    await card?.stop();
+    await stopHelper(conn, p, card);
   }
   let note = '';
   if (GC) {

@@ -18,7 +18,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { canConnect, run, sleep, start, stopAll, stopAllNow } from './lib/procs.mjs';
+import { canConnect, CLK_TCK, cpuOf, run, sleep, start, stopAll, stopAllNow, stopHelper } from './lib/procs.mjs';
 import { startFastPeer, startPrivatePcscd, startTxPeer, startVicc } from './lib/stack.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -286,21 +286,10 @@ async function helperViaVpcd(b, startCard, execArgv = HELPER_EXEC_ARGV) {
     process.stdout.write(`    helper${execArgv === HELPER_EXEC_ARGV ? '' : ` (${execArgv.length ? execArgv.join(' ') : 'default V8 flags'})`}: later run ${(cpuUs / N).toFixed(1)} µs/APDU, ${notes - notes0} smartcard/events and ${progress - progress0} smartcard/runProgress notifications for its ${N} exchanges\n`);
     return { rate: N / (first.durationMs / 1000), cpuUs: cpuFirstUs / N, later: { rate: N / (later.durationMs / 1000), cpuUs: cpuUs / N } };
   } finally {
-    // As VS Code stops it: shutdown, then exit (bounded; stopped by its PID if it does not go).
-    await Promise.race([conn.sendRequest('shutdown').then(() => conn.sendNotification('exit')), sleep(3000)]).catch(() => undefined);
-    await Promise.race([p.exited, sleep(3000)]);
-    conn.dispose();
-    await p.stop();
-    await card?.stop();
+    await stopHelper(conn, p, card);
   }
 }
 
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
-/** utime + stime of a process (all its threads), in µs. */
-function cpuOf(pid) {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1e6;
-}
 
 /** pyscard's transmit loop; CPU per APDU of pyscard alone and of pyscard + pcscd (the reader side). */
 async function pyscardLoop(env, reader, pcscdPid) {

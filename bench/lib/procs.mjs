@@ -1,6 +1,6 @@
 // Processes the benchmarks start: each in its own process group, stopped by
 // its PID (SIGTERM, then SIGKILL), every one of them also when the run fails.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 
@@ -92,3 +92,21 @@ export function canConnect(socketPath) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Clock ticks per second of /proc's CPU times. */
+export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/** utime + stime of a process (all its threads), in µs. */
+export function cpuOf(pid) {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1e6;
+}
+
+/** Stops a forked helper as VS Code does: shutdown, then exit (each bounded), then by its PID if it did not go; then its card. */
+export async function stopHelper(conn, p, card) {
+  await Promise.race([conn.sendRequest('shutdown').then(() => conn.sendNotification('exit')), sleep(3000)]).catch(() => undefined);
+  await Promise.race([p.exited, sleep(3000)]);
+  conn.dispose();
+  await p.stop();
+  await card?.stop();
+}
