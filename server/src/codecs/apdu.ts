@@ -435,7 +435,7 @@ export function secretRanges(apdu: Uint8Array): Array<[number, number]> | undefi
   if (apdu.length <= 5) return undefined;
   const ins = apdu[1];
   if (SECRET_INS.has(ins)) return [[5, apdu.length]];
-  if (ins !== INS_ENVELOPE && ins !== INS_ENVELOPE_ODD) return undefined;
+  if (!isEnvelopeIns(ins)) return undefined;
   const data = envelopeData(apdu);
   if (!data || data[1] - data[0] < 2 || !SECRET_INS.has(apdu[data[0] + 1])) return undefined;
   return wrappedSecret(apdu, data[0], data[1], 4);
@@ -448,12 +448,17 @@ export function secretRanges(apdu: Uint8Array): Array<[number, number]> | undefi
 const INS_ENVELOPE = 0xc2;
 const INS_ENVELOPE_ODD = 0xc3;
 
+/** Whether a command with this INS is an ENVELOPE (C2, or C3 with BER-TLV data), whose data may carry a PIN (R91). */
+export function isEnvelopeIns(ins: number): boolean {
+  return ins === INS_ENVELOPE || ins === INS_ENVELOPE_ODD;
+}
+
 /**
  * An ENVELOPE that carries data: (part of) a command, perhaps the rest of a VERIFY an earlier ENVELOPE began, which
  * its own bytes cannot tell (R91). For what is kept without the chain before it (Send APDU's history on disk).
  */
 export function isEnvelopeWithData(apdu: Uint8Array): boolean {
-  return apdu.length > 5 && (apdu[1] === INS_ENVELOPE || apdu[1] === INS_ENVELOPE_ODD) && envelopeData(apdu) !== undefined;
+  return apdu.length > 5 && isEnvelopeIns(apdu[1]) && envelopeData(apdu) !== undefined;
 }
 
 /** An ENVELOPE's data field [start, end): after a short or extended Lc, to Lc's end when it fits, else to the end. */
@@ -526,7 +531,7 @@ export class EnvelopeSecrets {
 
   /** The secret ranges of this command (an ENVELOPE's, the stateless ones included) before it is sent; undefined for any other. */
   ranges(apdu: Uint8Array): Array<[number, number]> | undefined {
-    if (apdu.length < 4 || (apdu[1] !== INS_ENVELOPE && apdu[1] !== INS_ENVELOPE_ODD)) return undefined;
+    if (apdu.length < 4 || !isEnvelopeIns(apdu[1])) return undefined;
     const data = envelopeData(apdu);
     if (!data) return undefined;
     const [start, end] = data;
@@ -544,7 +549,7 @@ export class EnvelopeSecrets {
 
   /** The card answered this command with SW1 SW2 (undefined: it never reached the card): the parts it took are counted. */
   answered(apdu: Uint8Array, sw1?: number, sw2?: number): void {
-    if (apdu.length < 4 || (apdu[1] !== INS_ENVELOPE && apdu[1] !== INS_ENVELOPE_ODD)) return;
+    if (apdu.length < 4 || !isEnvelopeIns(apdu[1])) return;
     const key = chainKey(apdu[0]);
     const taken = (sw1 === 0x90 && sw2 === 0) || sw1 === 0x61;
     const data = envelopeData(apdu);

@@ -5,7 +5,7 @@ import {
   CodeAction, CodeActionKind, CodeLens, CompletionItem, CompletionItemKind, Diagnostic, DiagnosticSeverity,
   DocumentSymbol, Hover, InsertTextFormat, MarkupKind, Position, Range, SymbolKind,
 } from 'vscode-languageserver';
-import { isSecretIns, secretRanges } from '../codecs/apdu';
+import { isEnvelopeIns, isSecretIns, secretRanges } from '../codecs/apdu';
 import { concatBytes } from '../util/hex';
 import { describeStatusWord } from '../codecs/sw';
 import type { PatternItem, Script, ScriptDiagnostic, Span, Statement } from '../script/ast';
@@ -46,7 +46,7 @@ function writtenPins(statements: Statement[]): Range[] {
       else if (s.kind === 'apdu' && s.parts[0].kind === 'hex' && s.parts[0].bytes.length >= 2) {
         const ins = s.parts[0].bytes[1];
         // R92: an ENVELOPE (C2/C3) whose data starts with a VERIFY & co. carries a PIN too (secretRanges' rule).
-        const envelope = ins === 0xc2 || ins === 0xc3;
+        const envelope = isEnvelopeIns(ins);
         if (!envelope && !isSecretIns(ins)) continue;
         let n = 0;
         for (const p of s.parts) n = p.kind === 'hex' ? n + p.bytes.length : -Infinity;

@@ -4,6 +4,7 @@
 // reported once to this handle, before anything is sent; a reconnect (`reset`)
 // takes the card as it is now. Every operation runs in the reader's gate.
 
+import { isEnvelopeIns } from '../codecs/apdu';
 import type { PowerMode, Protocol } from '../drivers/driver';
 import type { ShareMode } from '../protocol';
 import type { ExchangeEntry } from '../protocol';
@@ -155,7 +156,7 @@ export class Connection {
   private exchangeLocked(apdu: Uint8Array, opts: TransmitOptions): Promise<TransmitResult> {
     const r = this.r;
     // An ENVELOPE takes the general path too: ReaderManager.exchange follows its chain's secrets (R91).
-    if (apdu.length < 4 || !r.card.powered || r.card.protocol === 0 || apdu[1] === 0xc2 || apdu[1] === 0xc3) return this.exchangeSteps(apdu, opts);
+    if (apdu.length < 4 || !r.card.powered || r.card.protocol === 0 || isEnvelopeIns(apdu[1])) return this.exchangeSteps(apdu, opts);
     const t0 = performance.now();
     return r.gate.transmit(apdu, 1, opts).then((raw) => {
       this.seen();

@@ -5,7 +5,7 @@
 // transaction); the T=0 rules are in t0.ts; a client's handle is connection.ts.
 // Drivers only carry bytes (house rule 3); only server/src/manager calls them.
 
-import { EnvelopeSecrets } from '../codecs/apdu';
+import { EnvelopeSecrets, isEnvelopeIns } from '../codecs/apdu';
 import { parseAtr } from '../codecs/atr';
 import { describeStatusWordFor } from '../codecs/sw';
 import { CM_IOCTL_GET_FEATURE_REQUEST, SECRET_ANSWER_FEATURES, SECRET_FEATURES, isFeatureCall, parseFeatureList } from '../codecs/pcscFeatures';
@@ -1163,7 +1163,7 @@ export class ReaderManager {
    * in the history and sent to clients).
    */
   async exchange(r: ReaderEntry, command: Uint8Array, opts: TransmitOptions, auto?: ExchangeEntry['auto'], parent?: number): Promise<{ entry: ExchangeEntry; raw: Uint8Array }> {
-    const envelope = command[1] === 0xc2 || command[1] === 0xc3;
+    const envelope = isEnvelopeIns(command[1]);
     if (envelope) opts = this.envelopeSecrets(r, command, opts);
     const t0 = performance.now();
     let raw: Uint8Array;

@@ -10,7 +10,7 @@ import type {
   Expectation, HexPart, PatternItem, PinEncoding, Pos, QuickFix, Script, ScriptDiagnostic, Slice, Span, Statement,
 } from './ast';
 import { KEYWORDS } from './ast';
-import { isSecretIns, parseCommandApdu } from '../codecs/apdu';
+import { isEnvelopeIns, isSecretIns, parseCommandApdu } from '../codecs/apdu';
 
 /**
  * A logical line: physical lines joined by `\`. Positions are kept per physical
@@ -395,7 +395,7 @@ function quoteWord(command: boolean, parts: HexPart[], current: Uint8Array | und
   // R92: an ENVELOPE's data may be a VERIFY & co. or the rest of one split over several (which its line alone cannot
   // tell): never quoted either.
   const ins = lead?.kind === 'hex' && lead.bytes.length >= 2 ? lead.bytes[1] : undefined;
-  if (ins === undefined || !(isSecretIns(ins) || ins === 0xc2 || ins === 0xc3)) return `'${clip(text)}'`;
+  if (ins === undefined || !(isSecretIns(ins) || isEnvelopeIns(ins))) return `'${clip(text)}'`;
   let count = current?.length ?? 0;
   for (const p of parts) count += p.kind === 'hex' ? p.bytes.length : 5; // past a variable or PIN: in the data
   return count >= 5 ? "a word of this command's data (not quoted: the data is a PIN)" : `'${clip(text)}'`;
