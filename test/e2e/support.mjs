@@ -248,13 +248,29 @@ export async function notification(page, re, timeout = 30_000) {
   return text;
 }
 
-/** Opens a workspace file with Quick Open (Ctrl+P). */
-export async function openFile(page, name) {
-  await page.keyboard.press('Control+P');
+/**
+ * Opens a workspace file with Quick Open (Ctrl+P), asked again until it shows: a key pressed
+ * while a webview that just opened holds the focus (the APDU Log) can be lost, and a CI run
+ * once waited 30 s on a Quick Open that never came.
+ */
+export async function openFile(page, name, timeout = 60_000) {
   const input = page.locator('.quick-input-widget input');
-  await input.waitFor();
-  await input.fill(name);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      await page.keyboard.press('Control+P');
+      await input.waitFor({ state: 'visible', timeout: 5000 });
+      await input.fill(name, { timeout: 5000 });
+      await row.waitFor({ timeout: 5000 });
+      break;
+    } catch (err) {
+      await page.keyboard.press('Escape').catch(() => undefined);
+      if (Date.now() > deadline) throw err;
+      // The next keys go to the workbench's own document, not to a webview's frame.
+      await page.evaluate(() => { if (document.activeElement?.tagName === 'IFRAME') document.activeElement.blur(); }).catch(() => undefined);
+    }
+  }
   await input.press('Enter');
   await page.locator(`.tabs-container .tab[aria-label*="${name}"]`).first().waitFor();
   await page.locator('.editor-instance .monaco-editor .view-lines').first().waitFor();
