@@ -56,7 +56,7 @@ fs.writeFileSync(path.join(userDataDir, 'User', 'settings.json'), JSON.stringify
   'workbench.startupEditor': 'none',
   'security.workspace.trust.enabled': false,
   'extensions.autoCheckUpdates': false,
-  'extensions.autoUpdate': false,
+  'extensions.autoUpdate': 'off', // the current form: `false` is migrated, rewriting this file at start-up
   'telemetry.telemetryLevel': 'off',
 }, null, 2));
 

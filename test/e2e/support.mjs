@@ -74,7 +74,10 @@ export async function launchWorkbench({ workspace, settings = {}, machineSetting
       ? { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.banner': 'always' }
       : { 'security.workspace.trust.enabled': false }),
     'extensions.autoCheckUpdates': false,
-    'extensions.autoUpdate': false,
+    // VS Code 1.139's value (an enum of 'on' and 'off'): `false` (the older form) is migrated at start-up, and that rewrite of settings.json
+    // runs the extension host's save participants, whose 1750 ms time-out a loaded CI machine can hit (console error
+    // "Aborted onWillSaveTextDocument-event after 1750ms").
+    'extensions.autoUpdate': 'off',
     'telemetry.telemetryLevel': 'off',
     'window.commandCenter': false,
     'workbench.enableExperiments': false,
