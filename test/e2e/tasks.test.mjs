@@ -85,9 +85,10 @@ async function waitTerminal(page, re, timeout = 60_000) {
 
 /**
  * "Tasks: Run Task" from the palette, clicked by its exact title (Enter would run the first
- * row, which can be "Tasks: Restart Running Task"); then the task pick shows.
+ * row, which can be "Tasks: Restart Running Task"), asked again until `shown` appears: by
+ * default the task pick, in Restricted Mode the trust dialog.
  */
-async function runTaskCommand(page) {
+async function runTaskCommand(page, shown = page.locator('.quick-input-widget input[placeholder^="Select the task to run"]')) {
   const title = 'Tasks: Run Task';
   const input = page.locator('.quick-input-widget input');
   const row = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${title}$`) }) }).first();
@@ -97,7 +98,7 @@ async function runTaskCommand(page) {
       await input.waitFor({ state: 'visible', timeout: 5000 });
       await input.fill(`>${title}`, { timeout: 5000 });
       await row.click({ timeout: 5000 });
-      await page.locator('.quick-input-widget input[placeholder^="Select the task to run"]').waitFor({ state: 'visible', timeout: 10_000 });
+      await shown.waitFor({ state: 'visible', timeout: 10_000 });
       return;
     } catch (err) {
       await page.keyboard.press('Escape').catch(() => undefined);
@@ -192,11 +193,8 @@ test('an untrusted workspace (Restricted Mode): Run Task asks for trust first; C
     const { page } = untrusted;
     await page.locator('.statusbar-item', { hasText: /Restricted Mode/ }).waitFor({ timeout: 30_000 });
     await page.locator('.statusbar-item', { hasText: /Smart Card: running/ }).waitFor({ timeout: 60_000 });
-    await page.keyboard.press('F1');
-    await page.locator('.quick-input-widget input').fill('>Tasks: Run Task');
-    await page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: /^Tasks: Run Task$/ }) }).first().click();
     const dialog = page.locator('.monaco-dialog-box', { hasText: 'Listing and running tasks requires' });
-    await dialog.waitFor({ timeout: 30_000 });
+    await runTaskCommand(page, dialog);
     await screenshot(page, 'tasks-untrusted');
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await dialog.waitFor({ state: 'detached', timeout: 10_000 });
