@@ -77,15 +77,17 @@ test('PC/SC driver: vicc connecting is a card insertion; power on, transmit, con
   const fci = await driver.transmit(READER0, fromHex('00C000000C'), 1);
   assert.equal(toSpacedHex(fci.subarray(12)), '90 00');
 
-  // CM_IOCTL_GET_FEATURE_REQUEST: readers with features answer a TLV list; vpcd has
-  // no IFDHControl and pcscd answers SCARD_E_UNEXPECTED, which must arrive as a clear error.
+  // CM_IOCTL_GET_FEATURE_REQUEST: readers with features answer a TLV list; vpcd has no IFDHControl and
+  // pcscd answers 0x8010001F, pcsc-lite's SCARD_E_UNSUPPORTED_FEATURE (ifdwrapper.c IFDControl; R96), which
+  // must arrive as a clear error saying the reader does not support it.
   const features = await driver.control(READER0, 3400, new Uint8Array(0)).then(
     (r) => parseFeatureList(r).map((f) => f.name).join(','),
     (e: unknown) => e,
   );
   if (typeof features !== 'string') {
     assert.ok(features instanceof ScError, String(features));
-    assert.match(features.message, /SCardControl on "Virtual PCD 00 00": .*\(SCARD_E_[A-Z_]+\)/);
+    assert.match(features.message, /SCardControl on "Virtual PCD 00 00": the reader does not support this .*\(SCARD_E_UNSUPPORTED_FEATURE\)/);
+    assert.equal(features.code, 'NOT_SUPPORTED');
   }
 
   await driver.beginTransaction(READER0);

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import { existsSync } from 'node:fs';
 import assert from 'node:assert/strict';
-import { createUsbCcidDriver } from '../../../server/src/drivers/usb-ccid/driver';
+import { createUsbCcidDriver, usbOpenRefusedHint } from '../../../server/src/drivers/usb-ccid/driver';
 import type { WebUsbLike } from '../../../server/src/drivers/usb-ccid/webusb';
 import type { Driver, DriverSink, LogLevel, SlotDescriptor } from '../../../server/src/drivers/driver';
 import { SimulatedCard } from '../../../server/src/drivers/simulator/card';
@@ -365,3 +365,11 @@ for (const [ifsc, expectedIfsc, why] of [[0x00, 32, /IFSC 0.*default 32/], [0xff
     assert.ok(sink.logs.some(([, m]) => why.test(m)), JSON.stringify(sink.logs.map(([, m]) => m)));
   });
 }
+
+test('R96: a USB device that cannot be opened is explained per platform: WinUSB on Windows, the PC/SC driver on macOS, a udev rule on Linux', () => {
+  assert.match(usbOpenRefusedHint('win32'), /WinUSB/);
+  assert.doesNotMatch(usbOpenRefusedHint('win32'), /udev/);
+  assert.match(usbOpenRefusedHint('darwin'), /CryptoTokenKit.*PC\/SC driver/);
+  assert.doesNotMatch(usbOpenRefusedHint('darwin'), /udev/);
+  assert.match(usbOpenRefusedHint('linux'), /udev rule/);
+});

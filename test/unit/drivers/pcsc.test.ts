@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { createPcscDriver, namesOwnService, pcscdHint, splitReaderName } from '../../../server/src/drivers/pcsc/driver';
+import { cardInReader, createPcscDriver, libraryLoadFailure, namesOwnService, pcscdHint, splitReaderName } from '../../../server/src/drivers/pcsc/driver';
 import { ReaderManager } from '../../../server/src/manager/manager';
 import { ManagerBackend } from '../../../server/src/service/managerBackend';
 import { rvOf } from '../../../server/src/service/backend';
@@ -16,6 +16,7 @@ import {
   SCARD_E_NO_SMARTCARD,
   SCARD_E_TIMEOUT,
   SCARD_W_RESET_CARD,
+  pcscErrorName,
   toScError,
 } from '../../../server/src/drivers/pcsc/errors';
 import type { CardStatus, Handle, ReaderState, Winscard } from '../../../server/src/drivers/pcsc/transport';
@@ -2357,4 +2358,138 @@ test('R90: a direct connect that could not try the watch within the look\'s time
     b.dispose();
     await m.stop();
   }
+});
+
+// ---- review 11 (the system driver on Windows and macOS): R94–R96 ------------------------------------------------
+
+/** Apple's PC/SC: SCARD_SHARE_DIRECT with dwPreferredProtocols 0 is SCARD_E_INVALID_VALUE (libnfc #762, macOS 15.7). */
+class AppleWinscard extends FakeWinscard {
+  override async connect(ctx: Handle, reader: string, share: number, protocols?: number): Promise<{ handle: Handle; protocol: number }> {
+    if (share === 3 && !protocols) throw new PcscError(0x80100011, 'SCardConnect');
+    return super.connect(ctx, reader, share, protocols);
+  }
+  override async reconnect(card: Handle, share: number, protocols: number, init: number): Promise<number> {
+    if (share === 3 && !protocols) throw new PcscError(0x80100011, 'SCardReconnect');
+    return super.reconnect(card, share, protocols, init);
+  }
+}
+
+test('R94: on macOS a direct connection names T=0|T=1 (Apple refuses 0): the facts of an empty reader and a control command without a card work; elsewhere it stays 0', async () => {
+  for (const platform of ['darwin', 'linux', 'win32'] as const) {
+    const fake = platform === 'darwin' ? new AppleWinscard() : new FakeWinscard();
+    fake.readers.set(R1, { present: false, counter: 0 });
+    const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], platform });
+    await driver.start(new Sink());
+    const facts = await driver.readerFacts(R1);
+    assert.equal(facts.vendorName, 'ACS', `${platform}: the facts of an empty reader`);
+    const features = parseFeatureList(await driver.control(R1, 3400, new Uint8Array(0)));
+    assert.ok(features.length > 0, `${platform}: CM_IOCTL_GET_FEATURE_REQUEST without a card`);
+    assert.deepEqual(fake.connectProtocols, platform === 'darwin' ? [3, 3] : [0, 0], `${platform}: dwPreferredProtocols of the direct connects`);
+    await driver.stop();
+  }
+});
+
+test('R95: on Windows a reader with a card is never opened SCARD_SHARE_DIRECT for our own calls (Windows gives that handle the reader alone): its facts at arrival and its features at the power-up come over a shared connection; an empty reader\'s over a direct one', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.readers.set(R1, { present: false, counter: 0 });
+  const connects: string[] = [];
+  const winscard = Object.assign(Object.create(fake) as FakeWinscard, {
+    connect(ctx: Handle, reader: string, share: number, protocols?: number) {
+      connects.push(`${reader === R0 ? 'R0' : 'R1'} ${share === 3 ? 'direct' : share === 2 ? 'shared' : 'exclusive'}`);
+      return fake.connect(ctx, reader, share, protocols);
+    },
+  });
+  const m = new ReaderManager([createPcscDriver({ winscard, reconnectDelaysMs: [5], platform: 'win32' })]);
+  await m.start();
+  try {
+    const facts = new Map(m.list().readers.map((r) => [r.name.includes('PICC') ? 'R0' : 'R1', r.facts]));
+    assert.equal(facts.get('R0')?.vendorName, 'ACS', 'the facts of the reader with a card, at arrival');
+    assert.equal(facts.get('R1')?.vendorName, 'ACS', 'the facts of the empty reader, at arrival');
+    assert.equal(fake.open.size, 0, 'the connections of the moment are closed again');
+    const withCard = m.list().readers.find((r) => r.name.includes('PICC'))!.name;
+    const c = await m.connect(withCard);
+    await c.disconnect();
+    assert.ok(connects.includes('R0 shared'), `the reader with a card was connected shared: ${connects.join(', ')}`);
+    assert.ok(connects.includes('R1 direct'), 'the empty reader direct');
+    assert.deepEqual(connects.filter((x) => x === 'R0 direct'), [], `no direct connection on the reader with a card: ${connects.join(', ')}`);
+  } finally {
+    await m.stop();
+  }
+  // pcsc-lite shares a direct handle: there the facts are read on one, card or not.
+  const linux = new FakeWinscard();
+  linux.readers.set(R0, { present: true, counter: 1 });
+  const ml = new ReaderManager([createPcscDriver({ winscard: linux, reconnectDelaysMs: [5], platform: 'linux' })]);
+  await ml.start();
+  assert.equal(ml.list().readers[0].facts?.vendorName, 'ACS');
+  assert.deepEqual(linux.attribShares, Array(7).fill(3), 'on a SCARD_SHARE_DIRECT connection');
+  await ml.stop();
+});
+
+test('R96: SCardStatus\'s card state per platform: Windows\' values (SCARD_PRESENT 2, SCARD_SWALLOWED 3 … SCARD_SPECIFIC 6) and pcsc-lite\'s bit flags (SCARD_PRESENT 0x0004)', () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6].map((s) => cardInReader(s, 'win32')), [false, false, true, true, true, true, true]);
+  // pcsc-lite: SCARD_ABSENT 0x0002, SCARD_PRESENT 0x0004, SCARD_SWALLOWED 0x0008, SCARD_POWERED 0x0010, SCARD_SPECIFIC 0x0040.
+  assert.deepEqual([0x0002, 0x0004, 0x0004 | 0x0008, 0x0004 | 0x0010 | 0x0040].map((s) => cardInReader(s, 'linux')), [false, true, true, true]);
+  assert.equal(cardInReader(0x0004 | 0x0010, 'darwin'), true);
+});
+
+test('R96: on Windows a failed exchange with the card still in the reader, unpowered by another program (SCardStatus: SCARD_PRESENT 2), is not called a removal', async () => {
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  let fail = false;
+  const winscard = Object.assign(Object.create(fake) as FakeWinscard, {
+    async transmit(card: Handle, protocol: number, command: Uint8Array): Promise<Uint8Array> {
+      if (fail) throw new PcscError(0x80100013, 'SCardTransmit'); // SCARD_F_COMM_ERROR
+      return fake.transmit(card, protocol, command);
+    },
+    async statusAsync(): Promise<CardStatus> {
+      return { reader: R0, state: 2, protocol: 2, atr: ATR };
+    },
+  });
+  const driver = createPcscDriver({ winscard, reconnectDelaysMs: [5], platform: 'win32', syncTransmit: false });
+  await driver.start(new Sink());
+  await driver.powerOn(R0, 'cold');
+  fail = true;
+  await assert.rejects(driver.transmit(R0, Uint8Array.of(0, 0x84, 0, 0, 8), 1), (e: ScError) => e.code !== 'CARD_REMOVED' && !/removed/.test(e.message));
+  await driver.stop();
+});
+
+test('R96: 0x8010001F is SCARD_E_UNSUPPORTED_FEATURE on pcsc-lite and macOS (pcsc-lite never returns SCARD_E_UNEXPECTED), SCARD_E_UNEXPECTED on Windows; Windows\' Win32 codes read as words', async () => {
+  for (const platform of ['linux', 'darwin'] as const) {
+    const e = toScError(new PcscError(0x8010001f, 'SCardControl'), 'Reader 00 00', platform);
+    assert.equal(e.code, 'NOT_SUPPORTED', platform);
+    assert.match(e.message, /does not support this .*\(SCARD_E_UNSUPPORTED_FEATURE\)/);
+    assert.equal(pcscErrorName(0x8010001f, platform), 'SCARD_E_UNSUPPORTED_FEATURE');
+  }
+  const w = toScError(new PcscError(0x8010001f, 'SCardControl'), 'Reader 0', 'win32');
+  assert.equal(w.code, 'DRIVER');
+  assert.match(w.message, /SCARD_E_UNEXPECTED/);
+  // Microsoft's usbccid answers an escape control code it was not allowed ERROR_INVALID_FUNCTION.
+  const esc = toScError(new PcscError(0x1, 'SCardControl'), 'ACS ACR122 0', 'win32');
+  assert.equal(esc.code, 'NOT_SUPPORTED');
+  assert.match(esc.message, /EscapeCommandEnable .*\(ERROR_INVALID_FUNCTION\)/);
+  assert.match(toScError(new PcscError(0x79, 'SCardTransmit'), 'R 0', 'win32').message, /did not answer in time \(ERROR_SEM_TIMEOUT\)/);
+  // Through the driver: a control code the IFD handler does not know.
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: false, counter: 0 });
+  const winscard = Object.assign(Object.create(fake) as FakeWinscard, {
+    async control(): Promise<Uint8Array> { throw new PcscError(0x8010001f, 'SCardControl'); },
+  });
+  const driver = createPcscDriver({ winscard, reconnectDelaysMs: [5], platform: 'linux' });
+  await driver.start(new Sink());
+  await assert.rejects(driver.control(R0, 3500, Uint8Array.of(0xff, 0x00, 0x48, 0x00, 0x00)), (e: ScError) => e.code === 'NOT_SUPPORTED' && /SCARD_E_UNSUPPORTED_FEATURE/.test(e.message));
+  await driver.stop();
+});
+
+test('R96: a PC/SC driver that cannot load says which: koffi built for another machine (install that machine\'s package) or the PC/SC library (per platform), never an npm command alone', async () => {
+  const koffi = libraryLoadFailure('Cannot find the native Koffi module; did you bundle it correctly?', 'win32', 'arm64');
+  assert.match(koffi, /package built for win32-arm64/);
+  assert.match(koffi, /simulator and the other drivers work without it/);
+  assert.doesNotMatch(koffi, /npm run/);
+  assert.match(libraryLoadFailure('libpcsclite.so.1: cannot open shared object file', 'linux', 'x64'), /sudo apt install pcscd libpcsclite1/);
+  assert.match(libraryLoadFailure('The specified module could not be found.', 'win32', 'x64'), /SCardSvr/);
+  assert.doesNotMatch(libraryLoadFailure('dlopen failed', 'darwin', 'arm64'), /npm run|apt/);
+  // The driver's start: the message reaches the caller as READER_UNAVAILABLE.
+  const driver = createPcscDriver({ library: '/nonexistent/libpcsclite-none.so.1', reconnectDelaysMs: [5], platform: 'linux' });
+  await assert.rejects(driver.start(new Sink()), (e: ScError) => e.code === 'READER_UNAVAILABLE' && /libpcsclite-none\.so\.1 could not be loaded/.test(e.message) && /apt install pcscd/.test(e.message));
 });

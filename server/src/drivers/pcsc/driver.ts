@@ -66,6 +66,8 @@ export interface PcscOptions {
   env?: NodeJS.ProcessEnv;
   /** Sockets of the workbench's own PC/SC service besides the default paths (`scard serve --socket`). */
   ownServiceSockets?: readonly string[];
+  /** Only for tests: the platform whose PC/SC service rules apply (default process.platform). */
+  platform?: NodeJS.Platform;
 }
 
 /**
@@ -116,13 +118,30 @@ export function disableSharingBlock(env: NodeJS.ProcessEnv): () => void {
 
 const DEFAULT_RECONNECT_DELAYS = [200, 500, 1000, 2000, 5000];
 
+
 /**
- * An SCardGetAttrib failure's name. pcsc-lite (and macOS, derived from it) define SCARD_E_UNSUPPORTED_FEATURE
- * as 0x8010001F, the code Windows calls SCARD_E_UNEXPECTED; pcscd answers it for a tag the IFD handler
- * does not know (IFD_ERROR_TAG, winscard.c SCardGetAttrib).
+ * SCardStatus's dwState says a card is in the reader. pcsc-lite and Apple's PC/SC give bit flags (SCARD_PRESENT 0x0004,
+ * pcsclite.h); Windows gives one value, SCARD_ABSENT 1, SCARD_PRESENT 2, SCARD_SWALLOWED 3 … SCARD_SPECIFIC 6 (winscard.h):
+ * a card is in from 2 up, unpowered ones included (2 & 0x0004 is 0).
  */
-function attributeErrorName(rv: number, platform: NodeJS.Platform = process.platform): string {
-  return rv >>> 0 === 0x8010001f && platform !== 'win32' ? 'SCARD_E_UNSUPPORTED_FEATURE' : pcscErrorName(rv);
+export function cardInReader(state: number, platform: NodeJS.Platform = process.platform): boolean {
+  return platform === 'win32' ? state >= 2 : (state & SCARD_STATUS_PRESENT) !== 0;
+}
+
+/**
+ * Why the PC/SC driver could not start, and what to do: koffi's own native module missing is a package built for
+ * another machine (koffi: "Cannot find the native Koffi module"); otherwise the PC/SC library itself did not load.
+ */
+export function libraryLoadFailure(message: string, platform: NodeJS.Platform = process.platform, arch: string = process.arch, library?: string): string {
+  if (/native Koffi module|koffi/i.test(message)) {
+    return `The system PC/SC driver's native part does not load in this VS Code (${platform}-${arch}): ${message}. Install the Smart Card Workbench package built for ${platform}-${arch} (docs/install.md: the VS Code build counts, Help → About). The simulator and the other drivers work without it.`;
+  }
+  const what = platform === 'win32'
+    ? 'winscard.dll is part of Windows: check that the "Smart Card" service (SCardSvr) is not disabled'
+    : platform === 'darwin'
+      ? 'PCSC.framework is part of macOS: check smartcard.pcsc.library if it was set'
+      : 'install pcscd and libpcsclite1 (Debian, Ubuntu: sudo apt install pcscd libpcsclite1; Fedora: sudo dnf install pcsc-lite pcsc-lite-libs; in a clone of the workbench: npm run setup:system), or check smartcard.pcsc.library if it was set';
+  return `The PC/SC library${library ? ` ${library}` : ''} could not be loaded (${message}): ${what}. The simulator and the other drivers work without it.`;
 }
 
 /** How to start the PC/SC service on this platform (shown on the PC/SC group while the driver waits). */
@@ -288,6 +307,20 @@ export class PcscDriver implements Driver {
     this.delays = options.reconnectDelaysMs?.length ? options.reconnectDelaysMs : DEFAULT_RECONNECT_DELAYS;
   }
 
+  private get platform(): NodeJS.Platform {
+    return this.options.platform ?? process.platform;
+  }
+
+  /**
+   * dwPreferredProtocols for a SCARD_SHARE_DIRECT connect or reconnect. pcsc-lite ignores it there (winscard.c
+   * SCardConnect checks it only for the other share modes) and Windows negotiates nothing when it is 0, as wanted;
+   * Apple's PC/SC answers SCARD_E_INVALID_VALUE to 0 (pyscard #57, jnasmartcardio #29 on 10.11, libnfc #762 on
+   * macOS 15), so there it names T=0 and T=1.
+   */
+  private get directProtocols(): number {
+    return this.platform === 'darwin' ? SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1 : 0;
+  }
+
   async start(sink: DriverSink): Promise<void> {
     this.sink = sink;
     this.running = true;
@@ -300,7 +333,7 @@ export class PcscDriver implements Driver {
       this.api = this.options.winscard ?? loadWinscard(this.options.library);
     } catch (e) {
       this.running = false;
-      throw new ScError('READER_UNAVAILABLE', `The PC/SC library could not be loaded (${(e as Error).message}). On Linux install pcscd and libpcsclite1 (npm run setup:system); on Windows and macOS it is part of the system.`);
+      throw new ScError('READER_UNAVAILABLE', libraryLoadFailure((e as Error).message, this.platform, process.arch, this.options.library));
     }
     if (!(await this.connectService())) this.scheduleReconnect();
   }
@@ -704,7 +737,7 @@ export class PcscDriver implements Driver {
         // (SCardDisconnect(UNPOWER) would end it for every program): SCardReconnect(UNPOWER) on the holder, which powers
         // the card down and up again and keeps it; the power-up that follows cycles it once more.
         if (r.handle !== null) r.protocol = await api.reconnect(r.handle, r.share, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_UNPOWER_CARD);
-        else if (r.txHandle !== null) await api.reconnect(r.txHandle, SCARD_SHARE_DIRECT, 0, SCARD_UNPOWER_CARD);
+        else if (r.txHandle !== null) await api.reconnect(r.txHandle, SCARD_SHARE_DIRECT, this.directProtocols, SCARD_UNPOWER_CARD);
         return;
       }
       // Released (or never connected): connect just to unpower, so Power Off does what it says.
@@ -719,7 +752,7 @@ export class PcscDriver implements Driver {
 
   async eject(key: string): Promise<void> {
     await this.serialized(key, async (r, api, ctx) => {
-      const handle = r.handle ?? r.txHandle ?? (await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0)).handle;
+      const handle = r.handle ?? r.txHandle ?? (await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, this.directProtocols)).handle;
       r.handle = null;
       r.txHandle = null;
       this.transactionEndsWithHandle(r); // SCardDisconnect ends a transaction too (fifth review F2, R68)
@@ -776,7 +809,7 @@ export class PcscDriver implements Driver {
     }
     try {
       const st = await cardStatus(api, handle);
-      if (!(st.state & SCARD_STATUS_PRESENT)) {
+      if (!cardInReader(st.state, this.platform)) {
         this.dropHandle(r);
         return new ScError('CARD_REMOVED', `The card was removed from "${r.name}" during the exchange.`);
       }
@@ -796,14 +829,14 @@ export class PcscDriver implements Driver {
   /**
    * `code` below 0x10000 is a function number (3400 = CM_IOCTL_GET_FEATURE_REQUEST)
    * turned into this platform's SCARD_CTL_CODE; larger values are passed as they are.
-   * Without a card connection the reader is opened in direct mode for the call.
+   * Without a card connection of ours the reader is opened for the call (`connectForReaderCall`).
    */
   async control(key: string, code: number, data: Uint8Array): Promise<Uint8Array> {
     return this.serialized(key, async (r, api, ctx) => {
       const ioctl = code < 0x10000 ? api.ctlCode(code) : code;
       const held = r.handle ?? r.txHandle; // the handle holding our transaction, if any (R73): no connect under it
       if (held !== null) return api.control(held, ioctl, data);
-      const direct = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0);
+      const direct = await this.connectForReaderCall(r, api, ctx);
       try {
         return await api.control(direct.handle, ioctl, data);
       } finally {
@@ -814,8 +847,8 @@ export class PcscDriver implements Driver {
 
   /**
    * The reader's facts with SCardGetAttrib: each attribute asked once, on our card connection when
-   * there is one, else on a direct connection (SCARD_SHARE_DIRECT: no card needed) closed after.
-   * What the IFD handler does not answer is listed with its return code, never made up.
+   * there is one, else on a connection of the moment closed after (`connectForReaderCall`: direct, no card
+   * needed; on Windows a card in the reader is connected shared). What the IFD handler does not answer is listed with its return code, never made up.
    */
   async readerFacts(key: string): Promise<ReaderFacts> {
     return this.serialized(key, async (r, api, ctx) => {
@@ -823,8 +856,10 @@ export class PcscDriver implements Driver {
       const unanswered: string[] = [];
       const raw: Record<string, string> = {}; // the bytes as answered, for the PC/SC service's SCardGetAttrib
       const held = r.handle ?? r.txHandle; // our DIRECT transaction holder answers as a direct connection (R73)
-      const direct = held === null ? await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0) : null;
+      const direct = held === null ? await this.connectForReaderCall(r, api, ctx) : null;
       const handle = direct ? direct.handle : held!;
+      // A card handle (ours, or a shared one of the moment) hears the card's events.
+      const onCard = handle === r.handle || direct?.share === SCARD_SHARE_SHARED;
       try {
         for (const a of READER_ATTRIBUTES) {
           try {
@@ -840,8 +875,8 @@ export class PcscDriver implements Driver {
             // RFCheckReaderEventState, winscard.c 1397): a reset or a removal, not an attribute the
             // IFD handler lacks. serialized() acknowledges the reset or drops the handle; the manager
             // hears CARD_RESET / CARD_REMOVED and reads the facts again.
-            if (handle === r.handle && (e.rv === SCARD_W_RESET_CARD || e.rv === SCARD_W_REMOVED_CARD)) throw e;
-            unanswered.push(`${a.name}: ${attributeErrorName(e.rv)}`);
+            if (onCard && (e.rv === SCARD_W_RESET_CARD || e.rv === SCARD_W_REMOVED_CARD)) throw e;
+            unanswered.push(`${a.name}: ${pcscErrorName(e.rv, this.platform)}`);
           }
         }
       } finally {
@@ -877,7 +912,7 @@ export class PcscDriver implements Driver {
         // removal ended (R85), so it is never overwritten (leaked) by the new one. pcscd's SCardConnect waits while ANOTHER program holds the
         // reader's transaction (winscard.c 287–295): that is the client's own Begin waiting, as with pcscd; the gate's
         // deadline answers the caller meanwhile, and a late grant is ended at once (Gate.beginTransaction).
-        const d = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0);
+        const d = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, this.directProtocols);
         try {
           // As below: another program's transaction begun since the connect is refused at once, not polled for ever.
           await cardStatus(api, d.handle).catch((e: unknown) => {
@@ -995,9 +1030,9 @@ export class PcscDriver implements Driver {
     if (!r.watchWanted || r.watch !== null || r.inTransaction || r.share === SCARD_SHARE_EXCLUSIVE || !this.running) return undefined;
     // Windows' winscard gives a SCARD_SHARE_DIRECT handle the reader alone (pcsc-lite shares it): a watch there would
     // shut every other program out (review 11, A4). No pcsc-lite client runs on Windows to need one.
-    if (process.platform === 'win32') return undefined;
+    if (this.platform === 'win32') return undefined;
     try {
-      const w = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, 0);
+      const w = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, this.directProtocols);
       // Given up meanwhile (the last direct handle went while the connect waited in pcscd): not kept.
       if (!r.watchWanted || r.retired) await api.disconnect(w.handle, SCARD_LEAVE_CARD).catch(() => undefined);
       else { r.watch = w.handle; r.watchOwn = false; }
@@ -1019,7 +1054,7 @@ export class PcscDriver implements Driver {
     if (r.watch === null) { r.watchOwn = false; return; }
     if (r.inTransaction) { r.watchOwn = true; return; }
     try {
-      await api.reconnect(r.watch, SCARD_SHARE_DIRECT, 0, SCARD_LEAVE_CARD);
+      await api.reconnect(r.watch, SCARD_SHARE_DIRECT, this.directProtocols, SCARD_LEAVE_CARD);
       r.watchOwn = false;
     } catch (e) {
       if (e instanceof PcscError && e.rv === SCARD_E_SHARING_VIOLATION) { r.watchOwn = true; return; }
@@ -1099,6 +1134,20 @@ export class PcscDriver implements Driver {
    * Our connection, made now if the card was released (or never connected: the
    * ATR came from pcscd), shared, with the protocol the manager chose.
    */
+  /**
+   * A connection of the moment for a reader call without a card handle of ours (the facts, a control command), closed
+   * by the caller with SCARD_LEAVE_CARD. SCARD_SHARE_DIRECT, which needs no card; but Windows gives a DIRECT handle the
+   * reader alone (pcsc-lite and macOS share it), so there a reader with a card is connected SCARD_SHARE_SHARED instead:
+   * read at a card's arrival (a reader plugged in with its card, every helper start), a DIRECT handle would refuse the
+   * programs that connect to the new card at that very moment (Windows' smart card plug and play, certificate
+   * propagation, the user's middleware).
+   */
+  private async connectForReaderCall(r: Reader, api: Winscard, ctx: Handle): Promise<{ handle: Handle; share: number }> {
+    const share = this.platform === 'win32' && r.present ? SCARD_SHARE_SHARED : SCARD_SHARE_DIRECT;
+    const c = await this.connect(r, api, ctx, share, share === SCARD_SHARE_SHARED ? SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1 : this.directProtocols);
+    return { handle: c.handle, share };
+  }
+
   private async connectedOrConnect(r: Reader, api: Winscard, ctx: Handle, protocols: number): Promise<Handle> {
     if (r.handle !== null) return r.handle;
     if (r.txHandle !== null && r.inTransaction) return this.promote(r, api, r.share, protocols, SCARD_LEAVE_CARD); // R73
@@ -1182,8 +1231,8 @@ export class PcscDriver implements Driver {
         if (e instanceof PcscError && e.rv === SCARD_W_REMOVED_CARD) this.dropHandle(r);
         if (e instanceof PcscError && e.rv === SCARD_W_RESET_CARD) await this.acknowledgeReset(r, api);
         if (e instanceof PcscError && isServiceLost(e.rv)) this.cancelMonitor(); // let the watcher notice at once
-        const err = toScError(e, r.name);
-        this.sink?.log('debug', `pcsc: ${pcscErrorName(e instanceof PcscError ? e.rv : 0)} on "${r.name}"`);
+        const err = toScError(e, r.name, this.platform);
+        this.sink?.log('debug', `pcsc: ${pcscErrorName(e instanceof PcscError ? e.rv : 0, this.platform)} on "${r.name}"`);
         throw err;
       } finally {
         this.active--;

@@ -90,7 +90,27 @@ export const PCSC_ERRORS: Record<number, PcscErrorInfo> = {
   0x8010006e: { name: 'SCARD_W_CANCELLED_BY_USER', code: 'CANCELLED', text: 'cancelled by the user' },
   0x8010006f: { name: 'SCARD_W_CARD_NOT_AUTHENTICATED', code: 'DRIVER', text: 'no PIN was presented to the card' },
   0x6: { name: 'ERROR_INVALID_HANDLE', code: 'DRIVER', text: 'the connection to the PC/SC service is no longer valid; it will be re-established' },
+  // Windows' smart card service passes its reader drivers' Win32 errors on as they are (winerror.h); only Windows gives these.
+  0x1: { name: 'ERROR_INVALID_FUNCTION', code: 'NOT_SUPPORTED', text: 'the reader\'s Windows driver does not take this request (for escape control codes, Microsoft\'s usbccid needs EscapeCommandEnable set in the reader\'s registry key, or use the vendor\'s driver)' },
+  0x16: { name: 'ERROR_BAD_COMMAND', code: 'NOT_SUPPORTED', text: 'the reader\'s Windows driver does not know this request' },
+  0x1f: { name: 'ERROR_GEN_FAILURE', code: 'DRIVER', text: 'the reader is not working (the device reported a failure to Windows); unplug it and plug it in again' },
+  0x32: { name: 'ERROR_NOT_SUPPORTED', code: 'NOT_SUPPORTED', text: 'the reader\'s Windows driver does not support this request' },
+  0x57: { name: 'ERROR_INVALID_PARAMETER', code: 'BAD_REQUEST', text: 'the reader\'s Windows driver refused the request\'s parameters' },
+  0x6d: { name: 'ERROR_BROKEN_PIPE', code: 'READER_UNAVAILABLE', text: 'the connection to the reader broke (unplugged?)' },
+  0x79: { name: 'ERROR_SEM_TIMEOUT', code: 'TIMEOUT', text: 'the reader did not answer in time' },
+  0x7a: { name: 'ERROR_INSUFFICIENT_BUFFER', code: 'DRIVER', text: 'the answer was larger than the buffer given for it' },
 };
+
+/**
+ * pcsc-lite (and Apple's PC/SC, derived from it) numbers SCARD_E_UNSUPPORTED_FEATURE 0x8010001F, the value Windows
+ * gives SCARD_E_UNEXPECTED; pcsc-lite never returns SCARD_E_UNEXPECTED (winscard_clnt.c 75–82). pcscd answers it for
+ * a control code or attribute tag the IFD handler does not know (ifdwrapper.c, winscard.c SCardControl, SCardGetAttrib).
+ */
+const PCSCLITE_UNSUPPORTED_FEATURE: PcscErrorInfo = { ...PCSC_ERRORS[0x80100022], name: 'SCARD_E_UNSUPPORTED_FEATURE' };
+
+function infoFor(rv: number, platform: NodeJS.Platform): PcscErrorInfo | undefined {
+  return rv === 0x8010001f && platform !== 'win32' ? PCSCLITE_UNSUPPORTED_FEATURE : PCSC_ERRORS[rv];
+}
 
 /** A PC/SC call failed with `rv` (normalized to an unsigned 32-bit value). */
 export class PcscError extends Error {
@@ -100,12 +120,12 @@ export class PcscError extends Error {
   }
 }
 
-export function pcscErrorName(rv: number): string {
-  return PCSC_ERRORS[rv]?.name ?? `0x${rv.toString(16).padStart(8, '0')}`;
+export function pcscErrorName(rv: number, platform: NodeJS.Platform = process.platform): string {
+  return infoFor(rv, platform)?.name ?? `0x${rv.toString(16).padStart(8, '0')}`;
 }
 
-export function describePcscError(rv: number): string {
-  const info = PCSC_ERRORS[rv];
+export function describePcscError(rv: number, platform: NodeJS.Platform = process.platform): string {
+  const info = infoFor(rv, platform);
   return info ? `${info.text} (${info.name})` : `PC/SC error 0x${rv.toString(16).padStart(8, '0')}`;
 }
 
@@ -115,12 +135,12 @@ export function isServiceLost(rv: number): boolean {
 }
 
 /** Turns a PC/SC failure into our error value, naming the reader when known. */
-export function toScError(e: unknown, reader?: string): ScError {
+export function toScError(e: unknown, reader?: string, platform: NodeJS.Platform = process.platform): ScError {
   if (e instanceof ScError) return e;
   if (e instanceof PcscError) {
-    const info = PCSC_ERRORS[e.rv];
+    const info = infoFor(e.rv, platform);
     const where = reader ? ` on "${reader}"` : '';
-    return new ScError(info?.code ?? 'DRIVER', `PC/SC ${e.fn}${where}: ${describePcscError(e.rv)}.`, { rv: e.rv, name: pcscErrorName(e.rv) });
+    return new ScError(info?.code ?? 'DRIVER', `PC/SC ${e.fn}${where}: ${describePcscError(e.rv, platform)}.`, { rv: e.rv, name: pcscErrorName(e.rv, platform) });
   }
   if (e instanceof Error) return new ScError('DRIVER', e.message);
   return new ScError('DRIVER', String(e));

@@ -170,7 +170,7 @@ class UsbCcidDriver implements Driver {
     try {
       if (!device.opened) await device.open();
     } catch (e) {
-      this.log('warn', `USB device ${describeDevice(device)} cannot be opened (${errorMessage(e)}); if it is a reader, give your user access to it (udev rule) or use the PC/SC driver`);
+      this.log('warn', `USB device ${describeDevice(device)} cannot be opened (${errorMessage(e)}); ${usbOpenRefusedHint()}`);
       return;
     }
     let configBytes: Uint8Array;
@@ -676,6 +676,13 @@ function describeDevice(d: UsbDeviceLike): string {
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** What to do when a USB device that may be a reader cannot be opened, per platform (docs/install.md, "The USB driver"). */
+export function usbOpenRefusedHint(platform: NodeJS.Platform = process.platform): string {
+  if (platform === 'win32') return 'if it is a reader, Windows lets this driver open it only when it is bound to WinUSB (Zadig, or the vendor\'s WinUSB package); a reader on Microsoft\'s usbccid or its vendor\'s driver is for the PC/SC driver';
+  if (platform === 'darwin') return 'if it is a reader, macOS\'s own CCID driver (CryptoTokenKit) holds it: use the PC/SC driver';
+  return 'if it is a reader, give your user access to it (a udev rule, docs/install.md) or use the PC/SC driver';
 }
 
 /**
