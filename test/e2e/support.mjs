@@ -193,26 +193,35 @@ function chromiumPid(profile) {
   return undefined;
 }
 
-/** Runs a command from the palette (F1) by its title. */
-export async function runCommand(page, title, timeout = 30_000) {
+/**
+ * Opens a quick input with `key` and types `text` into it, asked again until `row` shows (or `timeout` ms
+ * passed): the palette lists commands of extensions still being registered late, and a quick input can
+ * close under us (a view revealed by a run takes the focus; a closing quick input is inert for a moment;
+ * a key pressed while a webview that just opened holds the focus can be lost). Leaves it open on `row`.
+ */
+async function quickInputShowing(page, key, text, row, timeout) {
   const input = page.locator('.quick-input-widget input');
-  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
   const deadline = Date.now() + timeout;
-  // Retry until the command shows: the palette lists commands of extensions still being registered
-  // late, and a palette can close under us (a view revealed by a run takes the focus; a closing
-  // quick input is inert for a moment).
   for (;;) {
     try {
-      await page.keyboard.press('F1');
+      await page.keyboard.press(key);
       await input.waitFor({ state: 'visible', timeout: 5000 });
-      await input.fill(`>${title}`, { timeout: 5000 });
+      await input.fill(text, { timeout: 5000 });
       await row.waitFor({ timeout: 5000 });
-      break;
+      return input;
     } catch (err) {
       await page.keyboard.press('Escape').catch(() => undefined);
       if (Date.now() > deadline) throw err;
+      // The next keys go to the workbench's own document, not to a webview's frame.
+      await page.evaluate(() => { if (document.activeElement?.tagName === 'IFRAME') document.activeElement.blur(); }).catch(() => undefined);
     }
   }
+}
+
+/** Runs a command from the palette (F1) by its title. */
+export async function runCommand(page, title, timeout = 30_000) {
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+  const input = await quickInputShowing(page, 'F1', `>${title}`, row, timeout);
   await input.press('Enter');
   // The palette is done when it closes, or when the command reuses the widget (an input box).
   await page.waitForFunction(() => {
@@ -251,29 +260,10 @@ export async function notification(page, re, timeout = 30_000) {
   return text;
 }
 
-/**
- * Opens a workspace file with Quick Open (Ctrl+P), asked again until it shows: a key pressed
- * while a webview that just opened holds the focus (the APDU Log) can be lost, and a CI run
- * once waited 30 s on a Quick Open that never came.
- */
+/** Opens a workspace file with Quick Open (Ctrl+P); a CI run once waited 30 s on a Ctrl+P that never arrived. */
 export async function openFile(page, name, timeout = 60_000) {
-  const input = page.locator('.quick-input-widget input');
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    try {
-      await page.keyboard.press('Control+P');
-      await input.waitFor({ state: 'visible', timeout: 5000 });
-      await input.fill(name, { timeout: 5000 });
-      await row.waitFor({ timeout: 5000 });
-      break;
-    } catch (err) {
-      await page.keyboard.press('Escape').catch(() => undefined);
-      if (Date.now() > deadline) throw err;
-      // The next keys go to the workbench's own document, not to a webview's frame.
-      await page.evaluate(() => { if (document.activeElement?.tagName === 'IFRAME') document.activeElement.blur(); }).catch(() => undefined);
-    }
-  }
+  const input = await quickInputShowing(page, 'Control+P', name, row, timeout);
   await input.press('Enter');
   await page.locator(`.tabs-container .tab[aria-label*="${name}"]`).first().waitFor();
   await page.locator('.editor-instance .monaco-editor .view-lines').first().waitFor();
