@@ -159,6 +159,8 @@ type KoffiFunction = ReturnType<LibraryHandle['func']>;
 function asyncCall(fn: KoffiFunction, name: string, args: unknown[]): Promise<void> {
   return new Promise((resolve, reject) => {
     fn.async(...args, (err: unknown, rv: number | bigint) => {
+      // Named here, so the buffers in `args` (a reader name's bytes, a command) live until the worker's call returned.
+      void args;
       if (err) return reject(err instanceof Error ? err : new Error(String(err)));
       try {
         check(name, rv);
@@ -170,14 +172,62 @@ function asyncCall(fn: KoffiFunction, name: string, args: unknown[]): Promise<vo
   });
 }
 
-/** Splits a multi-string (names separated by NUL, ended by an empty one). */
-function multiString(buf: Buffer, length: number): string[] {
-  return buf
-    .subarray(0, length)
-    .toString('latin1')
-    .split('\0')
-    .filter((s) => s.length > 0);
+/**
+ * windows-1252's bytes 0x80–0x9F (WHATWG's table; the five it leaves undefined stand for the same code point).
+ * A table, not TextDecoder('windows-1252'): Node 20's decodes these 32 bytes as latin1 (Node 24's does not).
+ */
+const CP1252_80_9F =
+  '\u20AC\u0081\u201A\u0192\u201E\u2026\u2020\u2021\u02C6\u2030\u0160\u2039\u0152\u008D\u017D\u008F' +
+  '\u0090\u2018\u2019\u201C\u201D\u2022\u2013\u2014\u02DC\u2122\u0161\u203A\u0153\u009D\u017E\u0178';
+
+/**
+ * A reader name's bytes (no NUL) as shown. pcsc-lite and macOS names are UTF-8 (a USB product string), shown so when
+ * the bytes are valid UTF-8, else as latin1. Windows' `…A` calls give the ANSI code page's bytes; which code page that
+ * is cannot be known from here, so they are shown as windows-1252 (another code page's letters show as the wrong ones).
+ * Only the display can be wrong: the transport sends the library back the bytes a name came from (R93).
+ */
+export function decodeReaderName(bytes: Uint8Array, platform: Platform): string {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (platform === 'win32') {
+    let s = '';
+    for (const b of buf) s += b >= 0x80 && b < 0xa0 ? CP1252_80_9F[b - 0x80] : String.fromCharCode(b);
+    return s;
+  }
+  const utf8 = buf.toString('utf8');
+  return Buffer.byteLength(utf8, 'utf8') === buf.length && Buffer.from(utf8, 'utf8').equals(buf) ? utf8 : buf.toString('latin1');
 }
+
+/**
+ * The NUL-terminated bytes of a name the library never gave (the PnP pseudo-reader, a name typed by a user): UTF-8,
+ * or on Windows windows-1252, the inverse of decodeReaderName's display (a character it lacks becomes `?`, as
+ * WideCharToMultiByte's default character does).
+ */
+export function encodeReaderName(name: string, platform: Platform): Buffer {
+  if (platform !== 'win32') return Buffer.from(`${name}\0`, 'utf8');
+  const out = Buffer.alloc(name.length + 1);
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const high = CP1252_80_9F.indexOf(name[i]);
+    out[i] = c < 0x80 || (c >= 0xa0 && c <= 0xff) ? c : high >= 0 ? 0x80 + high : 0x3f;
+  }
+  return out;
+}
+
+/** The names of a multi-string (names separated by NUL, ended by an empty one), as byte ranges of `buf`. */
+function splitNames(buf: Buffer, length: number): Buffer[] {
+  const end = Math.min(length, buf.length);
+  const out: Buffer[] = [];
+  for (let start = 0; start < end; ) {
+    let nul = buf.indexOf(0, start);
+    if (nul < 0 || nul > end) nul = end;
+    if (nul > start) out.push(buf.subarray(start, nul));
+    start = nul + 1;
+  }
+  return out;
+}
+
+/** Names the library gave, kept by their display form, are remembered this many at most (then forgotten at once). */
+const MAX_NAMES = 256;
 
 /**
  * Loads koffi and the PC/SC library. koffi is required here, not at module load,
@@ -212,6 +262,20 @@ export function loadWinscard(library?: string): Winscard {
   const outDword = koffi.out(koffi.pointer(DWORD));
   const inoutDword = koffi.inout(koffi.pointer(DWORD));
   const A = win ? 'A' : '';
+  // The exact bytes each shown name came from, sent back to SCardConnect and as szReader: koffi would encode the
+  // JS string as UTF-8, which is not what the library gave for a latin1-shown or Windows name (R93).
+  const nameBytes = new Map<string, Buffer>();
+  const named = (bytes: Buffer): string => {
+    const name = decodeReaderName(bytes, platform);
+    if (nameBytes.size >= MAX_NAMES && !nameBytes.has(name)) nameBytes.clear();
+    nameBytes.set(name, Buffer.concat([bytes, Buffer.alloc(1)]));
+    return name;
+  };
+  const firstName = (buf: Buffer, length: number): string => {
+    const first = splitNames(buf, length)[0];
+    return first ? named(first) : '';
+  };
+  const bytesOf = (name: string): Buffer => nameBytes.get(name) ?? encodeReaderName(name, platform);
   const f = (name: string, args: (string | TypeObject | ReturnType<Koffi['out']>)[]) => lib.func(name, LONG, args as never);
 
   const SCardEstablishContext = f('SCardEstablishContext', [DWORD, 'void *', 'void *', outHandle]);
@@ -256,12 +320,13 @@ export function loadWinscard(library?: string): Winscard {
         if (rv === SCARD_E_INSUFFICIENT_BUFFER) continue; // a reader arrived between the two calls
         if (rv === SCARD_E_NO_READERS_AVAILABLE) return [];
         check('SCardListReaders', rv);
-        return multiString(buf, Number(size[0]));
+        return splitNames(buf, Number(size[0])).map(named);
       }
     },
     async getStatusChange(ctx, timeoutMs, states) {
+      // The name buffers stay referenced by `native` (in asyncCall's args) until the call returns.
       const native = states.map((s) => ({
-        szReader: s.reader,
+        szReader: bytesOf(s.reader),
         pvUserData: null,
         dwCurrentState: s.currentState >>> 0,
         dwEventState: 0,
@@ -282,7 +347,7 @@ export function loadWinscard(library?: string): Winscard {
     async connect(ctx, reader, share, protocols) {
       const handle: Handle[] = [0];
       const protocol = [0];
-      await asyncCall(SCardConnect, 'SCardConnect', [ctx, reader, share, protocols, handle, protocol]);
+      await asyncCall(SCardConnect, 'SCardConnect', [ctx, bytesOf(reader), share, protocols, handle, protocol]);
       return { handle: handle[0], protocol: Number(protocol[0]) };
     },
     async reconnect(card, share, protocols, initialization) {
@@ -348,7 +413,7 @@ export function loadWinscard(library?: string): Winscard {
         await asyncCall(SCardStatus, 'SCardStatus', [card, name, nameLength, state, protocol, atr, atrLength]);
       }
       return {
-        reader: multiString(name, Math.min(Number(nameLength[0]), name.length))[0] ?? '',
+        reader: firstName(name, Number(nameLength[0])),
         state: Number(state[0]),
         protocol: Number(protocol[0]),
         atr: new Uint8Array(atr.subarray(0, Number(atrLength[0]))),
@@ -365,7 +430,7 @@ export function loadWinscard(library?: string): Winscard {
       atrLength[0] = MAX_ATR;
       check('SCardStatus', SCardStatus(card, name, nameLength, state, protocol, atr, atrLength));
       return {
-        reader: multiString(name, Number(nameLength[0]))[0] ?? '',
+        reader: firstName(name, Number(nameLength[0])),
         state: Number(state[0]),
         protocol: Number(protocol[0]),
         atr: new Uint8Array(atr.subarray(0, Number(atrLength[0]))),
