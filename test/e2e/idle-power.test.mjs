@@ -12,10 +12,11 @@ import { launchWorkbench, logFrame, missingPrerequisite, notification, openFile,
 
 const skip = missingPrerequisite();
 let wb;
+let ws;
 
 before(async () => {
   if (skip) return;
-  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'smartcard-idle-ws-'));
+  ws = fs.mkdtempSync(path.join(os.tmpdir(), 'smartcard-idle-ws-'));
   // The simulator's demo PIN is 1234 (examples/verify-pin.apdu asks for it; here it is in the file).
   fs.writeFileSync(path.join(ws, 'verify.apdu'), '# Verify the PIN, then check it is verified\n00 20 00 01 04 31 32 33 34 => 90 00\n00 20 00 01 => 90 00\n');
   fs.writeFileSync(path.join(ws, 'still-verified.apdu'), '# A fresh card: the PIN is not verified (3 tries)\n00 20 00 01 => 63 C3\n');
@@ -29,6 +30,7 @@ before(async () => {
 after(async () => {
   if (wb) await screenshot(wb.page, 'idle-power-end').catch(() => undefined);
   await wb?.close();
+  if (ws) fs.rmSync(ws, { recursive: true, force: true });
 });
 
 test('a verified PIN does not outlive the run: the card is powered down after the grace period, the next run meets a reset card', { skip, timeout: 120_000 }, async () => {
