@@ -118,7 +118,6 @@ export function disableSharingBlock(env: NodeJS.ProcessEnv): () => void {
 
 const DEFAULT_RECONNECT_DELAYS = [200, 500, 1000, 2000, 5000];
 
-
 /**
  * SCardStatus's dwState says a card is in the reader. pcsc-lite and Apple's PC/SC give bit flags (SCARD_PRESENT 0x0004,
  * pcsclite.h); Windows gives one value, SCARD_ABSENT 1, SCARD_PRESENT 2, SCARD_SWALLOWED 3 … SCARD_SPECIFIC 6 (winscard.h):
@@ -133,7 +132,7 @@ export function cardInReader(state: number, platform: NodeJS.Platform = process.
  * another machine (koffi: "Cannot find the native Koffi module"); otherwise the PC/SC library itself did not load.
  */
 export function libraryLoadFailure(message: string, platform: NodeJS.Platform = process.platform, arch: string = process.arch, library?: string): string {
-  if (/native Koffi module|koffi/i.test(message)) {
+  if (/koffi/i.test(message)) {
     return `The system PC/SC driver's native part does not load in this VS Code (${platform}-${arch}): ${message}. Install the Smart Card Workbench package built for ${platform}-${arch} (docs/install.md: the VS Code build counts, Help → About). The simulator and the other drivers work without it.`;
   }
   const what = platform === 'win32'
@@ -848,7 +847,8 @@ export class PcscDriver implements Driver {
   /**
    * The reader's facts with SCardGetAttrib: each attribute asked once, on our card connection when
    * there is one, else on a connection of the moment closed after (`connectForReaderCall`: direct, no card
-   * needed; on Windows a card in the reader is connected shared). What the IFD handler does not answer is listed with its return code, never made up.
+   * needed; on Windows a card in the reader is connected shared). What the IFD handler does not answer is
+   * listed with its return code, never made up.
    */
   async readerFacts(key: string): Promise<ReaderFacts> {
     return this.serialized(key, async (r, api, ctx) => {
@@ -1131,10 +1131,6 @@ export class PcscDriver implements Driver {
   // ---- plumbing -------------------------------------------------------------------
 
   /**
-   * Our connection, made now if the card was released (or never connected: the
-   * ATR came from pcscd), shared, with the protocol the manager chose.
-   */
-  /**
    * A connection of the moment for a reader call without a card handle of ours (the facts, a control command), closed
    * by the caller with SCARD_LEAVE_CARD. SCARD_SHARE_DIRECT, which needs no card; but Windows gives a DIRECT handle the
    * reader alone (pcsc-lite and macOS share it), so there a reader with a card is connected SCARD_SHARE_SHARED instead:
@@ -1148,6 +1144,10 @@ export class PcscDriver implements Driver {
     return { handle: c.handle, share };
   }
 
+  /**
+   * Our connection, made now if the card was released (or never connected: the
+   * ATR came from pcscd), shared, with the protocol the manager chose.
+   */
   private async connectedOrConnect(r: Reader, api: Winscard, ctx: Handle, protocols: number): Promise<Handle> {
     if (r.handle !== null) return r.handle;
     if (r.txHandle !== null && r.inTransaction) return this.promote(r, api, r.share, protocols, SCARD_LEAVE_CARD); // R73
