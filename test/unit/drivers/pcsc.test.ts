@@ -2426,6 +2426,37 @@ test('R95: on Windows a reader with a card is never opened SCARD_SHARE_DIRECT fo
   await ml.stop();
 });
 
+test('R95 (review 11b): on Windows a card a shared connect cannot take (mute, a memory card before its set-card-type escape, just pulled) still gets the reader call, on a direct connection', async () => {
+  for (const refusal of [0x80100066, 0x8010000f, 0x8010000c]) { // UNRESPONSIVE_CARD, PROTO_MISMATCH, NO_SMARTCARD
+    const fake = new FakeWinscard();
+    fake.readers.set(R0, { present: true, counter: 1 });
+    const shares: number[] = [];
+    const winscard = Object.assign(Object.create(fake) as FakeWinscard, {
+      connect(ctx: Handle, reader: string, share: number, protocols?: number) {
+        shares.push(share);
+        if (share === 2) return Promise.reject(new PcscError(refusal, 'SCardConnect'));
+        return fake.connect(ctx, reader, share, protocols);
+      },
+    });
+    const driver = createPcscDriver({ winscard, reconnectDelaysMs: [5], platform: 'win32' });
+    await driver.start(new Sink());
+    const facts = await driver.readerFacts(R0);
+    assert.equal(facts.vendorName, 'ACS', `0x${refusal.toString(16)}: the facts`);
+    await driver.control(R0, 3500, Uint8Array.of(0xff, 0x00, 0x00, 0x00, 0x00));
+    assert.deepEqual(shares, [2, 3, 2, 3], `0x${refusal.toString(16)}: shared tried, then direct`);
+    assert.equal(fake.open.size, 0, 'nothing left open');
+    await driver.stop();
+  }
+  // Another program holds the card exclusively: that is not about the card, and is not worked around.
+  const fake = new FakeWinscard();
+  fake.readers.set(R0, { present: true, counter: 1 });
+  fake.heldElsewhere = true;
+  const driver = createPcscDriver({ winscard: fake, reconnectDelaysMs: [5], platform: 'win32' });
+  await driver.start(new Sink());
+  await assert.rejects(driver.control(R0, 3400, new Uint8Array(0)), (e: ScError) => e.code === 'SHARING_VIOLATION');
+  await driver.stop();
+});
+
 test('R96: SCardStatus\'s card state per platform: Windows\' values (SCARD_PRESENT 2, SCARD_SWALLOWED 3 … SCARD_SPECIFIC 6) and pcsc-lite\'s bit flags (SCARD_PRESENT 0x0004)', () => {
   assert.deepEqual([0, 1, 2, 3, 4, 5, 6].map((s) => cardInReader(s, 'win32')), [false, false, true, true, true, true, true]);
   // pcsc-lite: SCARD_ABSENT 0x0002, SCARD_PRESENT 0x0004, SCARD_SWALLOWED 0x0008, SCARD_POWERED 0x0010, SCARD_SPECIFIC 0x0040.
@@ -2469,6 +2500,11 @@ test('R96: 0x8010001F is SCARD_E_UNSUPPORTED_FEATURE on pcsc-lite and macOS (pcs
   assert.equal(esc.code, 'NOT_SUPPORTED');
   assert.match(esc.message, /EscapeCommandEnable .*\(ERROR_INVALID_FUNCTION\)/);
   assert.match(toScError(new PcscError(0x79, 'SCardTransmit'), 'R 0', 'win32').message, /did not answer in time \(ERROR_SEM_TIMEOUT\)/);
+  // libpcsclite's own 0x8010001F outside a reader call (a reader list of another size than pcscd's): not "the reader".
+  const list = toScError(new PcscError(0x8010001f, 'SCardListReaders'), undefined, 'linux');
+  assert.equal(list.code, 'DRIVER');
+  assert.doesNotMatch(list.message, /the reader/);
+  assert.match(list.message, /SCARD_E_UNSUPPORTED_FEATURE/);
   // Through the driver: a control code the IFD handler does not know.
   const fake = new FakeWinscard();
   fake.readers.set(R0, { present: false, counter: 0 });
@@ -2489,6 +2525,9 @@ test('R96: a PC/SC driver that cannot load says which: koffi built for another m
   assert.match(libraryLoadFailure('libpcsclite.so.1: cannot open shared object file', 'linux', 'x64'), /sudo apt install pcscd libpcsclite1/);
   assert.match(libraryLoadFailure('The specified module could not be found.', 'win32', 'x64'), /SCardSvr/);
   assert.doesNotMatch(libraryLoadFailure('dlopen failed', 'darwin', 'arm64'), /npm run|apt/);
+  // koffi's module found but not loadable for another reason (a C library too old): not a wrong package.
+  assert.doesNotMatch(libraryLoadFailure('/x/node_modules/koffi/build/koffi/linux_x64/koffi.node: version `GLIBC_2.34\' not found', 'linux', 'x64'), /package built for/);
+  assert.match(libraryLoadFailure('Mismatched native Koffi modules', 'darwin', 'x64'), /package built for darwin-x64/);
   // The driver's start: the message reaches the caller as READER_UNAVAILABLE.
   const driver = createPcscDriver({ library: '/nonexistent/libpcsclite-none.so.1', reconnectDelaysMs: [5], platform: 'linux' });
   await assert.rejects(driver.start(new Sink()), (e: ScError) => e.code === 'READER_UNAVAILABLE' && /libpcsclite-none\.so\.1 could not be loaded/.test(e.message) && /apt install pcscd/.test(e.message));

@@ -129,10 +129,11 @@ export function cardInReader(state: number, platform: NodeJS.Platform = process.
 
 /**
  * Why the PC/SC driver could not start, and what to do: koffi's own native module missing is a package built for
- * another machine (koffi: "Cannot find the native Koffi module"); otherwise the PC/SC library itself did not load.
+ * another machine (koffi: "Cannot find the native Koffi module", "Mismatched native Koffi modules"); otherwise the PC/SC
+ * library itself did not load (or koffi's module did for another reason, such as a C library too old: said as it is).
  */
 export function libraryLoadFailure(message: string, platform: NodeJS.Platform = process.platform, arch: string = process.arch, library?: string): string {
-  if (/koffi/i.test(message)) {
+  if (/native Koffi module/i.test(message)) {
     return `The system PC/SC driver's native part does not load in this VS Code (${platform}-${arch}): ${message}. Install the Smart Card Workbench package built for ${platform}-${arch} (docs/install.md: the VS Code build counts, Help → About). The simulator and the other drivers work without it.`;
   }
   const what = platform === 'win32'
@@ -142,6 +143,13 @@ export function libraryLoadFailure(message: string, platform: NodeJS.Platform = 
       : 'install pcscd and libpcsclite1 (Debian, Ubuntu: sudo apt install pcscd libpcsclite1; Fedora: sudo dnf install pcsc-lite pcsc-lite-libs; in a clone of the workbench: npm run setup:system), or check smartcard.pcsc.library if it was set';
   return `The PC/SC library${library ? ` ${library}` : ''} could not be loaded (${message}): ${what}. The simulator and the other drivers work without it.`;
 }
+
+/**
+ * A shared connect's refusals that are about the card, not the reader: SCARD_W_UNSUPPORTED_CARD, SCARD_W_UNRESPONSIVE_CARD,
+ * SCARD_W_UNPOWERED_CARD, SCARD_E_PROTO_MISMATCH, SCARD_E_NO_SMARTCARD, SCARD_W_REMOVED_CARD. A reader call needs no
+ * card: after one of these it is made on a direct connection (`connectForReaderCall`).
+ */
+const SHARED_CONNECT_CARD_REFUSALS = new Set([0x80100065, 0x80100066, 0x80100067, 0x8010000f, 0x8010000c, 0x80100069]);
 
 /** How to start the PC/SC service on this platform (shown on the PC/SC group while the driver waits). */
 export function pcscdHint(platform: NodeJS.Platform = process.platform): string {
@@ -1133,15 +1141,24 @@ export class PcscDriver implements Driver {
   /**
    * A connection of the moment for a reader call without a card handle of ours (the facts, a control command), closed
    * by the caller with SCARD_LEAVE_CARD. SCARD_SHARE_DIRECT, which needs no card; but Windows gives a DIRECT handle the
-   * reader alone (pcsc-lite and macOS share it), so there a reader with a card is connected SCARD_SHARE_SHARED instead:
-   * read at a card's arrival (a reader plugged in with its card, every helper start), a DIRECT handle would refuse the
-   * programs that connect to the new card at that very moment (Windows' smart card plug and play, certificate
-   * propagation, the user's middleware).
+   * reader alone (pcsc-lite and macOS share it), so there a reader with a powered card that answers is connected
+   * SCARD_SHARE_SHARED instead: read at a card's arrival (a reader plugged in with its card, every helper start), a
+   * DIRECT handle would refuse the programs that connect to the new card at that very moment (Windows' smart card plug
+   * and play, certificate propagation, the user's middleware). A card that is unpowered (a shared connect would power
+   * it), mute, or that the shared connect cannot take (a memory card before the reader's set-card-type escape, a card
+   * just pulled) gets the DIRECT connection, as on the other platforms.
    */
   private async connectForReaderCall(r: Reader, api: Winscard, ctx: Handle): Promise<{ handle: Handle; share: number }> {
-    const share = this.platform === 'win32' && r.present ? SCARD_SHARE_SHARED : SCARD_SHARE_DIRECT;
-    const c = await this.connect(r, api, ctx, share, share === SCARD_SHARE_SHARED ? SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1 : this.directProtocols);
-    return { handle: c.handle, share };
+    if (this.platform === 'win32' && r.present && !(r.state & (SCARD_STATE.MUTE | SCARD_STATE.UNPOWERED))) {
+      try {
+        const c = await this.connect(r, api, ctx, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1);
+        return { handle: c.handle, share: SCARD_SHARE_SHARED };
+      } catch (e) {
+        if (!(e instanceof PcscError) || !SHARED_CONNECT_CARD_REFUSALS.has(e.rv)) throw e;
+      }
+    }
+    const c = await this.connect(r, api, ctx, SCARD_SHARE_DIRECT, this.directProtocols);
+    return { handle: c.handle, share: SCARD_SHARE_DIRECT };
   }
 
   /**

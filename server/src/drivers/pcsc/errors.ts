@@ -108,8 +108,16 @@ export const PCSC_ERRORS: Record<number, PcscErrorInfo> = {
  */
 const PCSCLITE_UNSUPPORTED_FEATURE: PcscErrorInfo = { ...PCSC_ERRORS[0x80100022], name: 'SCARD_E_UNSUPPORTED_FEATURE' };
 
-function infoFor(rv: number, platform: NodeJS.Platform): PcscErrorInfo | undefined {
-  return rv === 0x8010001f && platform !== 'win32' ? PCSCLITE_UNSUPPORTED_FEATURE : PCSC_ERRORS[rv];
+/**
+ * libpcsclite also answers it by itself, outside any reader's request: a reader list of another size than pcscd's, a
+ * pcscd of an older protocol (winscard_clnt.c getReaderStates, getReaderEvents). Only a reader call says the reader.
+ */
+const PCSCLITE_UNSUPPORTED_REQUEST: PcscErrorInfo = { name: 'SCARD_E_UNSUPPORTED_FEATURE', code: 'DRIVER', text: 'the PC/SC service does not support this request (is the PC/SC library of another version than the service?)' };
+const READER_CALLS = new Set(['SCardControl', 'SCardGetAttrib', 'SCardSetAttrib']);
+
+function infoFor(rv: number, platform: NodeJS.Platform, fn?: string): PcscErrorInfo | undefined {
+  if (rv !== 0x8010001f || platform === 'win32') return PCSC_ERRORS[rv];
+  return fn === undefined || READER_CALLS.has(fn) ? PCSCLITE_UNSUPPORTED_FEATURE : PCSCLITE_UNSUPPORTED_REQUEST;
 }
 
 /** A PC/SC call failed with `rv` (normalized to an unsigned 32-bit value). */
@@ -138,9 +146,10 @@ export function isServiceLost(rv: number): boolean {
 export function toScError(e: unknown, reader?: string, platform: NodeJS.Platform = process.platform): ScError {
   if (e instanceof ScError) return e;
   if (e instanceof PcscError) {
-    const info = infoFor(e.rv, platform);
+    const info = infoFor(e.rv, platform, e.fn);
     const where = reader ? ` on "${reader}"` : '';
-    return new ScError(info?.code ?? 'DRIVER', `PC/SC ${e.fn}${where}: ${describePcscError(e.rv, platform)}.`, { rv: e.rv, name: pcscErrorName(e.rv, platform) });
+    const said = info ? `${info.text} (${info.name})` : describePcscError(e.rv, platform);
+    return new ScError(info?.code ?? 'DRIVER', `PC/SC ${e.fn}${where}: ${said}.`, { rv: e.rv, name: pcscErrorName(e.rv, platform) });
   }
   if (e instanceof Error) return new ScError('DRIVER', e.message);
   return new ScError('DRIVER', String(e));

@@ -320,7 +320,10 @@ export function loadWinscard(library?: string): Winscard {
         if (rv === SCARD_E_INSUFFICIENT_BUFFER) continue; // a reader arrived between the two calls
         if (rv === SCARD_E_NO_READERS_AVAILABLE) return [];
         check('SCardListReaders', rv);
-        return splitNames(buf, Number(size[0])).map(named);
+        const names = splitNames(buf, Number(size[0]));
+        // Forgotten before the listing, not in its middle: every name it gives keeps its bytes.
+        if (nameBytes.size + names.length > MAX_NAMES) nameBytes.clear();
+        return names.map(named);
       }
     },
     async getStatusChange(ctx, timeoutMs, states) {
