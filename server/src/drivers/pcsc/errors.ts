@@ -123,7 +123,7 @@ function infoFor(rv: number, platform: NodeJS.Platform, fn?: string): PcscErrorI
 /** A PC/SC call failed with `rv` (normalized to an unsigned 32-bit value). */
 export class PcscError extends Error {
   constructor(readonly rv: number, readonly fn: string) {
-    super(`${fn}: ${describePcscError(rv)}`);
+    super(`${fn}: ${describePcscError(rv, process.platform, fn)}`);
     this.name = 'PcscError';
   }
 }
@@ -132,8 +132,9 @@ export function pcscErrorName(rv: number, platform: NodeJS.Platform = process.pl
   return infoFor(rv, platform)?.name ?? `0x${rv.toString(16).padStart(8, '0')}`;
 }
 
-export function describePcscError(rv: number, platform: NodeJS.Platform = process.platform): string {
-  const info = infoFor(rv, platform);
+/** `fn`: the PC/SC call that answered `rv` (pcsc-lite's 0x8010001F reads by it). */
+export function describePcscError(rv: number, platform: NodeJS.Platform = process.platform, fn?: string): string {
+  const info = infoFor(rv, platform, fn);
   return info ? `${info.text} (${info.name})` : `PC/SC error 0x${rv.toString(16).padStart(8, '0')}`;
 }
 
@@ -148,8 +149,7 @@ export function toScError(e: unknown, reader?: string, platform: NodeJS.Platform
   if (e instanceof PcscError) {
     const info = infoFor(e.rv, platform, e.fn);
     const where = reader ? ` on "${reader}"` : '';
-    const said = info ? `${info.text} (${info.name})` : describePcscError(e.rv, platform);
-    return new ScError(info?.code ?? 'DRIVER', `PC/SC ${e.fn}${where}: ${said}.`, { rv: e.rv, name: pcscErrorName(e.rv, platform) });
+    return new ScError(info?.code ?? 'DRIVER', `PC/SC ${e.fn}${where}: ${describePcscError(e.rv, platform, e.fn)}.`, { rv: e.rv, name: pcscErrorName(e.rv, platform) });
   }
   if (e instanceof Error) return new ScError('DRIVER', e.message);
   return new ScError('DRIVER', String(e));
