@@ -290,7 +290,6 @@ async function helperViaVpcd(b, startCard, execArgv = HELPER_EXEC_ARGV) {
   }
 }
 
-
 /** pyscard's transmit loop; CPU per APDU of pyscard alone and of pyscard + pcscd (the reader side). */
 async function pyscardLoop(env, reader, pcscdPid) {
   const before = cpuOf(pcscdPid);

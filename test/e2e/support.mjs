@@ -74,9 +74,9 @@ export async function launchWorkbench({ workspace, settings = {}, machineSetting
       ? { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.banner': 'always' }
       : { 'security.workspace.trust.enabled': false }),
     'extensions.autoCheckUpdates': false,
-    // VS Code 1.139's value (an enum of 'on' and 'off'): `false` (the older form) is migrated at start-up, and that rewrite of settings.json
-    // runs the extension host's save participants, whose 1750 ms time-out a loaded CI machine can hit (console error
-    // "Aborted onWillSaveTextDocument-event after 1750ms").
+    // VS Code 1.139's value (an enum of 'on' and 'off'): `false` (the older form) is migrated at start-up, and that
+    // rewrite of settings.json runs the extension host's save participants, whose 1750 ms time-out a loaded CI machine
+    // can hit (console error "Aborted onWillSaveTextDocument-event after 1750ms").
     'extensions.autoUpdate': 'off',
     'telemetry.telemetryLevel': 'off',
     'window.commandCenter': false,
@@ -199,7 +199,7 @@ function chromiumPid(profile) {
  * close under us (a view revealed by a run takes the focus; a closing quick input is inert for a moment;
  * a key pressed while a webview that just opened holds the focus can be lost). Leaves it open on `row`.
  */
-async function quickInputShowing(page, key, text, row, timeout) {
+export async function quickInputShowing(page, key, text, row, timeout) {
   const input = page.locator('.quick-input-widget input');
   const deadline = Date.now() + timeout;
   for (;;) {

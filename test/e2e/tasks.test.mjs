@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, launchWorkbench, logFrame, missingPrerequisite, root, runCommand, screenshot, selectReader, startFastPeer } from './support.mjs';
+import { freePort, launchWorkbench, logFrame, missingPrerequisite, quickInputShowing, root, runCommand, screenshot, selectReader, startFastPeer } from './support.mjs';
 
 const skip = missingPrerequisite();
 const SIM = 'Workbench Simulator 00 00';
@@ -90,13 +90,10 @@ async function waitTerminal(page, re, timeout = 60_000) {
  */
 async function runTaskCommand(page, shown = page.locator('.quick-input-widget input[placeholder^="Select the task to run"]')) {
   const title = 'Tasks: Run Task';
-  const input = page.locator('.quick-input-widget input');
   const row = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${title}$`) }) }).first();
   for (let i = 0; ; i++) {
     try {
-      await page.keyboard.press('F1');
-      await input.waitFor({ state: 'visible', timeout: 5000 });
-      await input.fill(`>${title}`, { timeout: 5000 });
+      await quickInputShowing(page, 'F1', `>${title}`, row, 5000);
       await row.click({ timeout: 5000 });
       await shown.waitFor({ state: 'visible', timeout: 10_000 });
       return;
