@@ -193,6 +193,9 @@ function chromiumPid(profile) {
   return undefined;
 }
 
+/** The next keys go to the workbench's own document, not to a webview's frame that holds the focus. */
+const blurWebview = (page) => page.evaluate(() => { if (document.activeElement?.tagName === 'IFRAME') document.activeElement.blur(); }).catch(() => undefined);
+
 /**
  * Opens a quick input with `key` and types `text` into it, asked again until `row` shows (or `timeout` ms
  * passed): the palette lists commands of extensions still being registered late, and a quick input can
@@ -212,8 +215,7 @@ export async function quickInputShowing(page, key, text, row, timeout) {
     } catch (err) {
       await page.keyboard.press('Escape').catch(() => undefined);
       if (Date.now() > deadline) throw err;
-      // The next keys go to the workbench's own document, not to a webview's frame.
-      await page.evaluate(() => { if (document.activeElement?.tagName === 'IFRAME') document.activeElement.blur(); }).catch(() => undefined);
+      await blurWebview(page);
     }
   }
 }
@@ -297,18 +299,10 @@ export async function screenshot(page, name, { docs = false } = {}) {
  */
 export async function answerExport(page, format, file, start) {
   const pick = page.locator('.quick-input-list .monaco-list-row', { hasText: format }).first();
-  // A quick pick closes when it loses the focus (a webview that was just clicked can take it back
-  // as the pick opens): with `start`, the export is started again until the format is picked.
-  for (let i = 0; ; i++) {
-    if (start) await start();
-    try {
-      await pick.waitFor({ timeout: start ? 10_000 : 30_000 });
-      await pick.click({ timeout: start ? 5000 : 30_000 });
-      break;
-    } catch (err) {
-      if (!start || i >= 2) throw err;
-      await page.keyboard.press('Escape').catch(() => undefined);
-    }
+  if (start) await startAndPick(page, start, pick);
+  else {
+    await pick.waitFor({ timeout: 30_000 });
+    await pick.click({ timeout: 30_000 });
   }
   await page.waitForFunction(() => /apdu-log\.(txt|jsonl)/.test(document.querySelector('.quick-input-widget input')?.value ?? ''), undefined, { timeout: 20_000 });
   const input = page.locator('.quick-input-widget input');
@@ -341,11 +335,30 @@ export function startFastPeer(port) {
   return peer;
 }
 
+/**
+ * Starts a command that asks with a quick pick (`start`) and clicks `row` in it. A quick pick closes
+ * when it loses the focus (a webview that was just clicked, revealed or read can take it back as the
+ * pick opens): then the command is started again, up to `tries` times. A CI run once saw Select
+ * Reader's pick found, then gone before the click, and waited 30 s on it.
+ */
+export async function startAndPick(page, start, row, tries = 3) {
+  for (let i = 0; ; i++) {
+    await start();
+    try {
+      await row.waitFor({ timeout: 10_000 });
+      await row.click({ timeout: 5000 });
+      return;
+    } catch (err) {
+      if (i >= tries - 1) throw err;
+      await page.keyboard.press('Escape').catch(() => undefined);
+      await blurWebview(page);
+    }
+  }
+}
+
 /** Smart Card: Select Reader, answered with the reader whose row holds `name`. */
 export async function selectReader(page, name) {
-  await runCommand(page, 'Smart Card: Select Reader');
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first();
-  await row.waitFor();
-  await row.click();
+  await startAndPick(page, () => runCommand(page, 'Smart Card: Select Reader'), row);
   await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
 }
