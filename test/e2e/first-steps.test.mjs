@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { launchWorkbench, LOG_IFRAME, logFrame, missingPrerequisite, root, runCommand, screenshot } from './support.mjs';
+import { launchWorkbench, LOG_IFRAME, logFrame, missingPrerequisite, root, runCommand, screenshot, startAndPick } from './support.mjs';
 
 const skip = missingPrerequisite();
 let wb;
@@ -55,10 +55,8 @@ async function inlineResults(page) {
 
 test('with examples/ open, the walkthrough runs the script it opened from the Welcome page, ticks steps 2–4, and its media shows beside a bottom-panel log', { skip, timeout: 240_000 }, async () => {
   const { page } = wb;
-  await runCommand(page, 'Welcome: Open Walkthrough...');
   const choice = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Get Started with Smart Card Workbench' }).first();
-  await choice.waitFor({ timeout: 15_000 });
-  await choice.click();
+  await startAndPick(page, () => runCommand(page, 'Welcome: Open Walkthrough...'), choice);
 
   // Step 2: open hello.apdu, come back to the Welcome page, press its Run button.
   const hello = stepOf(page, 'Run a first script');

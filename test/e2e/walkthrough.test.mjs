@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launchWorkbench, logFrame, missingPrerequisite, runCommand, screenshot } from './support.mjs';
+import { launchWorkbench, logFrame, missingPrerequisite, runCommand, screenshot, startAndPick } from './support.mjs';
 
 const skip = missingPrerequisite();
 let wb;
@@ -28,10 +28,8 @@ after(async () => {
 
 test('in an empty workspace the walkthrough opens the bundled example, it runs and fails at line 12, and the step completes', { skip, timeout: 120_000 }, async () => {
   const { page } = wb;
-  await runCommand(page, 'Welcome: Open Walkthrough...');
   const choice = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Get Started with Smart Card Workbench' }).first();
-  await choice.waitFor({ timeout: 15_000 });
-  await choice.click();
+  await startAndPick(page, () => runCommand(page, 'Welcome: Open Walkthrough...'), choice);
   const step = page.locator('.getting-started-step', { hasText: 'See a failed expectation' }).first();
   await step.waitFor({ timeout: 30_000 });
   await step.click();
