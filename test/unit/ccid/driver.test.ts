@@ -4,8 +4,11 @@
 
 import { test, after } from 'node:test';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import { createUsbCcidDriver, usbOpenRefusedHint } from '../../../server/src/drivers/usb-ccid/driver';
+import { loadSystemWebUsb } from '../../../server/src/drivers/usb-ccid/transport';
 import type { WebUsbLike } from '../../../server/src/drivers/usb-ccid/webusb';
 import type { Driver, DriverSink, LogLevel, SlotDescriptor } from '../../../server/src/drivers/driver';
 import { SimulatedCard } from '../../../server/src/drivers/simulator/card';
@@ -372,4 +375,32 @@ test('R96: a USB device that cannot be opened is explained per platform: WinUSB 
   assert.match(usbOpenRefusedHint('darwin'), /CryptoTokenKit.*PC\/SC driver/);
   assert.doesNotMatch(usbOpenRefusedHint('darwin'), /udev/);
   assert.match(usbOpenRefusedHint('linux'), /udev rule/);
+});
+
+test('a .vsix of another VS Code build: usb\'s own "Cannot find native binding … npm i again" becomes which package to install (docs/install.md\'s promise for the USB group)', async () => {
+  // usb 3.x's real loader, asked on another platform than ours: it finds no binding package, as in a wrong .vsix.
+  const req = createRequire(path.join(process.cwd(), 'package.json'));
+  const entry = req.resolve('usb');
+  // usb's modules (its main, dist/index.js, loads the binding from index.js) forgotten, so they run again.
+  const forget = () => { for (const k of Object.keys(req.cache)) if (k.startsWith(path.dirname(req.resolve('usb/package.json')) + path.sep)) delete req.cache[k]; };
+  const ours = Object.getOwnPropertyDescriptor(process, 'platform')!;
+  let raw = '';
+  const sys = await loadSystemWebUsb(async () => {
+    forget();
+    Object.defineProperty(process, 'platform', { ...ours, value: process.platform === 'darwin' ? 'win32' : 'darwin' });
+    try { return req(entry); } catch (e) { raw = (e as Error).message; throw e; } finally {
+      Object.defineProperty(process, 'platform', ours);
+      forget();
+    }
+  });
+  assert.match(raw, /Cannot find native binding/, 'usb\'s own words for a missing binding (the case this message is for)');
+  assert.equal(sys.ok ? 'loaded' : sys.wrongBuild, true, 'told apart from other failures (the USB group\'s hint about /sys/bus/usb does not apply)');
+  const reason = sys.ok ? '' : sys.reason;
+  assert.match(reason, new RegExp(`install the Smart Card Workbench package built for ${process.platform}-${process.arch}`));
+  assert.doesNotMatch(reason, /npm i|package-lock/, 'no advice meant for a developer\'s checkout');
+  // Any other failure is passed on as it is.
+  const other = await loadSystemWebUsb(async () => { throw new Error('EACCES: permission denied'); });
+  assert.deepEqual(other, { ok: false, reason: 'the usb package could not be loaded (EACCES: permission denied)', wrongBuild: false });
+  // And on this machine the real package loads.
+  assert.equal((await loadSystemWebUsb()).ok, true);
 });

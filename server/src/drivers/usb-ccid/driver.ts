@@ -109,10 +109,12 @@ class UsbCcidDriver implements Driver {
     this.sink?.log(level, message);
   }
 
-  private reportUsbUnavailable(reason: string): void {
+  private reportUsbUnavailable(reason: string, wrongBuild = false): void {
     if (this.usbUnavailableReported) return;
     this.usbUnavailableReported = true;
-    const hint = 'The USB CCID driver reads USB devices itself (on Linux through /sys/bus/usb and /dev/bus/usb, missing in many containers and in WSL); it stays idle and the other drivers carry on. Readers the system\'s PC/SC service sees are under PC/SC.';
+    const hint = wrongBuild
+      ? 'The USB CCID driver stays idle and the other drivers carry on. Readers the system\'s PC/SC service sees are under PC/SC.'
+      : 'The USB CCID driver reads USB devices itself (on Linux through /sys/bus/usb and /dev/bus/usb, missing in many containers and in WSL); it stays idle and the other drivers carry on. Readers the system\'s PC/SC service sees are under PC/SC.';
     if (this.sink?.status) this.sink.status('unavailable', `USB not available: ${reason}`, hint);
     else this.log('warn', `USB not available: ${reason}. The USB CCID driver stays idle; the other drivers carry on.`);
   }
@@ -122,7 +124,7 @@ class UsbCcidDriver implements Driver {
     let webusb = this.options.webusb ?? null;
     if (!webusb) {
       const sys = await loadSystemWebUsb();
-      if (!sys.ok) { this.reportUsbUnavailable(sys.reason); return; }
+      if (!sys.ok) { this.reportUsbUnavailable(sys.reason, sys.wrongBuild); return; }
       webusb = sys.webusb;
     }
     let devices: UsbDeviceLike[];

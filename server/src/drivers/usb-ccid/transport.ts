@@ -3,15 +3,31 @@
 
 import type { WebUsbLike } from './webusb';
 
-export type SystemWebUsb = { ok: true; webusb: WebUsbLike } | { ok: false; reason: string };
+/** Not loaded: why, and `wrongBuild` when the package is another VS Code build's (the hint about /sys/bus/usb does not apply). */
+export type SystemWebUsb = { ok: true; webusb: WebUsbLike } | { ok: false; reason: string; wrongBuild: boolean };
+
+const WRONG_BUILD = /native binding/i;
+
+/**
+ * Why `usb` did not load, for the USB group. usb 3.x finds its native part in a package of its own per
+ * platform (`@node-usb/usb-linux-x64-gnu`, …); a .vsix built for another VS Code carries another one, and
+ * usb's own words ("Cannot find native binding … try `npm i` again") tell a user of the package nothing.
+ */
+export function usbLoadFailure(message: string, platform: string = process.platform, arch: string = process.arch): string {
+  if (WRONG_BUILD.test(message)) {
+    return `the usb package's native part does not load in this VS Code (${platform}-${arch}): install the Smart Card Workbench package built for ${platform}-${arch} (docs/install.md: the VS Code build counts, Help → About)`;
+  }
+  return `the usb package could not be loaded (${message})`;
+}
 
 /** Loads `usb` lazily so a machine where its native part cannot load still runs the helper. */
-export async function loadSystemWebUsb(): Promise<SystemWebUsb> {
+export async function loadSystemWebUsb(load: () => Promise<{ webusb: unknown }> = () => import('usb')): Promise<SystemWebUsb> {
   try {
-    const mod = await import('usb');
+    const mod = await load();
     return { ok: true, webusb: mod.webusb as unknown as WebUsbLike };
   } catch (e) {
-    return { ok: false, reason: `the usb package could not be loaded (${e instanceof Error ? e.message : String(e)})` };
+    const message = e instanceof Error ? e.message : String(e);
+    return { ok: false, reason: usbLoadFailure(message), wrongBuild: WRONG_BUILD.test(message) };
   }
 }
 
