@@ -24,10 +24,13 @@ export function missingPart(msg: string): string {
   return msg;
 }
 
-/** A skip reason (missingPart) when `python` cannot import pyscard; `why` says what needs it. */
-export function missingPyscard(python: string, why = ''): string | false {
-  if (spawnSync(python, ['-c', 'import smartcard'], { stdio: 'ignore' }).status === 0) return false;
-  return missingPart(`python3-pyscard is missing${why ? ` (${why})` : ''}; sudo npm run setup:system`);
+/** A skip reason (missingPart) when `python` cannot import `module`, Debian's `pkg`; `why` says what needs it. */
+export function missingPythonModule(python: string, module: string, pkg: string, why = ''): string | false {
+  if (spawnSync(python, ['-c', `import ${module}`], { stdio: 'ignore' }).status === 0) return false;
+  return missingPart(`${pkg} is missing${why ? ` (${why})` : ''}; sudo npm run setup:system`);
 }
+
+/** A skip reason (missingPart) when `python` cannot import pyscard; `why` says what needs it. */
+export const missingPyscard = (python: string, why = ''): string | false => missingPythonModule(python, 'smartcard', 'python3-pyscard', why);
 
 export const requireCommand = (name: string) => requireCommands(name);

@@ -14,8 +14,11 @@ import { startPcscServer, type PcscServer } from '../../../server/src/service/se
 import { PcscService } from '../../../server/src/service/session';
 import { Command, encodeRequest } from '../../../server/src/service/wire';
 import { SimPcscBackend } from '../../support/simPcscBackend';
+import { missingPart } from '../../support/system';
 
+/** Real client processes: Debian's python3 (a minimal Debian has none). */
 const PY = '/usr/bin/python3';
+const noPython = fs.existsSync(PY) ? false : missingPart('missing /usr/bin/python3 (the real client processes of these tests); sudo npm run setup:system');
 let tmp: string;
 
 before(() => {
@@ -34,7 +37,7 @@ function acceptOne(socketPath: string): { server: net.Server; accepted: Promise<
   return { server, accepted };
 }
 
-test('SO_PEERCRED gives the pid, uid and gid of a python3 client, and /proc its name: "python3 (pid N)"', async () => {
+test('SO_PEERCRED gives the pid, uid and gid of a python3 client, and /proc its name: "python3 (pid N)"', { skip: noPython }, async () => {
   const sock = path.join(tmp, 'a.sock');
   const { server, accepted } = acceptOne(sock);
   await new Promise((r) => server.once('listening', r));
@@ -52,7 +55,7 @@ test('SO_PEERCRED gives the pid, uid and gid of a python3 client, and /proc its 
   }
 });
 
-test('a name longer than the kernel\'s 15-character comm comes whole from argv[0]; a gone process or no credentials gives the fallback', async () => {
+test('a name longer than the kernel\'s 15-character comm comes whole from argv[0]; a gone process or no credentials gives the fallback', { skip: noPython }, async () => {
   // A copy of sleep under a long name: comm is cut to 15 characters, argv[0] is not.
   const long = path.join(tmp, 'card-personalisation-tool');
   fs.copyFileSync('/bin/sleep', long);
@@ -93,7 +96,7 @@ function output(cmd: string, args: string[]): Promise<string> {
 }
 
 const asRoot = process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v setpriv'], { stdio: 'ignore' }).status === 0;
-test('a client of another user is refused and logged, as pcscd refuses an unauthorized client; the service goes on', { skip: asRoot ? false : 'needs root and setpriv to run a client as another user' }, async () => {
+test('a client of another user is refused and logged, as pcscd refuses an unauthorized client; the service goes on', { skip: noPython || (asRoot ? false : 'needs root and setpriv to run a client as another user') }, async () => {
   const lines: string[] = [];
   const service = new PcscService(await SimPcscBackend.create(), (_l, line) => lines.push(line));
   // A folder others can traverse and a socket anyone may open: as if the modes had been loosened.

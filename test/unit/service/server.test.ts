@@ -96,9 +96,9 @@ test('a second service on the same socket is refused; a stale socket file of a c
   await assert.rejects(startPcscServer(service, { socketPath: server.socketPath }), /already listens/);
   const stalePath = path.join(tmp, 'stale', 'pcscd.comm');
   fs.mkdirSync(path.dirname(stalePath), { mode: 0o700 });
-  // A crashed service leaves its socket file behind with nobody listening: bind, never listen, exit.
-  const r = spawnSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', stalePath]);
-  assert.equal(r.status, 0, String(r.stderr));
+  // A crashed service leaves its socket file behind with nobody listening: listen, then die by SIGKILL (no clean-up).
+  const r = spawnSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))", stalePath]);
+  assert.equal(r.signal, 'SIGKILL', String(r.stderr));
   assert.ok(fs.lstatSync(stalePath).isSocket());
   const second = await startPcscServer(service, { socketPath: stalePath });
   const c = new WireClient(await SocketTransport.connect(stalePath));
