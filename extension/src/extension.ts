@@ -17,7 +17,8 @@ export function activate(extension: vscode.ExtensionContext): SmartCardWorkbench
   extension.subscriptions.push(new ApduTests(ctx));
   // APDU scripts as tasks: type `apdu`, problem matcher `$apdu` (tasks.ts).
   registerTasks(ctx);
-  // Activation only happens on first use (the view, an .apdu file, a command): start the helper now.
+  // Activation comes with first use (the view, an .apdu file, a command, the log panel restored) or with a
+  // workspace holding .apdu files or running an apdu task (package.json's activationEvents): start the helper now.
   ctx.manager.start().catch(() => undefined);
   const api = new WorkbenchApi(ctx);
   extension.subscriptions.push(api);

@@ -48,14 +48,15 @@ options:
   --reader GLOB        the reader: an exact name, or a glob (* ?) that matches exactly one reader
   --simulator-pin PIN  the simulator card's PIN, 4 to 12 digits (default 1234)
   --pinpad             the simulator reader is a pinpad (VERIFY_PIN_DIRECT; its keypad is the terminal or SCARD_PIN)
-  --wait-card MS       before running, wait up to MS ms for a card (e.g. an emulator connecting to --vpcd)
+  --wait-card MS       scard run: before running, wait up to MS ms for a card (e.g. an emulator connecting to --vpcd)
   --socket PATH        scard serve: the socket (default $XDG_RUNTIME_DIR/smartcard-workbench/pcscd.comm,
                        else /tmp/smartcard-workbench-UID/pcscd.comm)
   --timeout MS         a card or reader that does not answer one exchange within MS ms fails it (default 60000)
   --idle-power-off S   power a card nobody uses down after S seconds, as pcscd does (default 5; 0 keeps idle
                        cards powered): the next connection meets a freshly reset card
   --verbose            print the reader manager's log on stderr
-  --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when not on a terminal
+  --pin-env NAME       read PINs from environment variable NAME (default SCARD_PIN) when it is set, else ask
+                       on the terminal
 exit status: 0 done (scard serve: stopped by SIGINT/SIGTERM), 1 failed (script (scard test: any script), invalid ATR, reader), 2 wrong usage, 130/143 interrupted (SIGINT/SIGTERM)`;
 
 interface Args { _: string[]; flags: Map<string, string | true>; help: boolean }
