@@ -5,7 +5,8 @@
 // - events: a shared and a direct handle through a card removal, failed reconnects, a new card, and the
 //   direct handle's own resets (SCardReconnect DIRECT/RESET, UNPOWER, DIRECT → SHARED with RESET);
 // - two clients: while one holds a transaction, another's SCardConnect (shared, and direct) waits for its end;
-// - transactions on a direct handle, and a transaction kept across SCardReconnect to DIRECT and back (R50).
+// - transactions on a direct handle, and a transaction kept across SCardReconnect to DIRECT and back (R50);
+// - refused arguments of SCardReconnect (EJECT), SCardDisconnect and SCardEndTransaction, and SCardSetAttrib (R99).
 // Run under `flock /tmp/wb-refstack.lock` (pcscd's vpcd uses fixed ports, pcscd the machine-wide socket).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -111,7 +112,7 @@ async function connectDuringTransaction(reader: string, e: NodeJS.ProcessEnv, sh
   }
 }
 
-const ours: { events?: Line[]; connect: Line[]; transactions?: Line[]; direct?: Line[] } = { connect: [] };
+const ours: { events?: Line[]; connect: Line[]; transactions?: Line[]; direct?: Line[]; arguments?: Line[] } = { connect: [] };
 
 /** A scenario that needs nothing from the test: its step lines. */
 async function scenario(args: string[], e: NodeJS.ProcessEnv): Promise<Line[]> {
@@ -159,6 +160,16 @@ describe('the workbench service (reader manager + simulator) with Debian\'s libp
     assert.equal(step('direct transmit after its reset, the old protocol')?.rv, 0x8010000f, 'cardProtocol UNDEFINED after the reset');
   });
 
+  test('refused arguments (SCardReconnect EJECT, unknown share modes and dispositions) change nothing; SCardSetAttrib as a reader driver refuses it', { timeout: 60_000 }, async () => {
+    ours.arguments = await scenario(['arguments', SIM_READER], env(server.socketPath));
+    const rv = (step: string) => ours.arguments!.find((l) => l.step === step)?.rv;
+    assert.equal(rv('reconnect EJECT'), 0x80100011, `SCARD_E_INVALID_VALUE: ${JSON.stringify(ours.arguments)}`);
+    assert.equal(rv('the other handle: no reset, no removal'), 0);
+    assert.equal(rv('the transaction is still held'), 0);
+    assert.equal(rv('set attrib'), 0x80100016, 'SCARD_E_NOT_TRANSACTED');
+    assert.equal(rv('set attrib after the other\'s reset'), 0x80100068, 'SCARD_W_RESET_CARD');
+  });
+
   for (const share of ['shared', 'direct'] as const) {
     test(`two clients: SCardConnect (${share}) during another client's transaction waits for its end`, { timeout: 60_000 }, async () => {
       const r = await connectDuringTransaction(SIM_READER, env(server.socketPath), share);
@@ -202,6 +213,11 @@ describe('the same client against Debian\'s pcscd 1.9.9 + vpcd + vicc: the same 
   test('SCardTransmit on direct handles: the same return codes as the workbench service', { timeout: 60_000 }, async () => {
     assert.ok(ours.direct, 'the workbench run comes first');
     assert.deepEqual(await scenario(['direct', VPCD_READER], env(null)), ours.direct);
+  });
+
+  test('refused arguments and SCardSetAttrib: the same return codes as the workbench service', { timeout: 60_000 }, async () => {
+    assert.ok(ours.arguments, 'the workbench run comes first');
+    assert.deepEqual(await scenario(['arguments', VPCD_READER], env(null)), ours.arguments);
   });
 
   test('two clients: SCardConnect (shared, then direct) during another client\'s transaction, as the workbench service', { timeout: 60_000 }, async () => {

@@ -868,9 +868,16 @@ export class ManagerBackend implements CardBackend {
     }
   }
 
-  async setAttrib(handle: BackendHandle): Promise<void> {
-    this.checkSharing(this.live(handle)); // pcscd's SCardSetAttrib: RFCheckSharing first
-    throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, 'attribute not settable');
+  async setAttrib(handle: BackendHandle, _attrId: number, _value: Uint8Array): Promise<void> {
+    const h = this.live(handle);
+    this.checkSharing(h); // pcscd's SCardSetAttrib: RFCheckSharing first
+    await this.lookOutside(h.reader);
+    // then RFCheckReaderEventState (winscard.c 1472), as SCardGetAttrib.
+    if (h.conn) this.checkEvents(h);
+    else this.eventState(h);
+    // No reader of ours takes an attribute: libccid's IFDHSetCapabilities and vpcd's answer IFD_NOT_SUPPORTED to
+    // every tag, which pcscd reports as SCARD_E_NOT_TRANSACTED (only IFD_ERROR_TAG is UNSUPPORTED_FEATURE, 1476–1483).
+    throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'the reader takes no attribute');
   }
 
   cancel(): void {

@@ -24,7 +24,7 @@ import {
   type ReaderStateEntry, type SlotLayout,
 } from './readerState';
 import {
-  Command, commandName, commandSinceMinor, encodeStruct, HOST_LITTLE_ENDIAN, MAX_BUFFER_SIZE, MAX_MESSAGE_SIZE,
+  Command, commandName, commandSinceMinor, Disposition, encodeStruct, HOST_LITTLE_ENDIAN, MAX_BUFFER_SIZE, MAX_MESSAGE_SIZE,
   PROTOCOL_VERSION_MAJOR, PROTOCOL_VERSION_MINOR, ProtocolBits, replyStruct, RequestDecoder, Rv, ShareMode, STRUCTS,
   SUPPORTED_MINORS, writeTransmitReply, type ProtocolMinor, type Request, type StructValue, type WireError,
 } from './wire';
@@ -547,6 +547,11 @@ export class ClientSession {
       return;
     }
     const backend = this.service.backend;
+    const refused = argumentRefusal(req);
+    if (refused !== undefined) {
+      this.replyFailure(req, refused);
+      return;
+    }
     try {
       switch (req.command) {
         case Command.SCARD_RECONNECT: {
@@ -737,4 +742,34 @@ export class ClientSession {
 
 export function describeWireError(e: WireError): string {
   return `${e.kind}: ${e.message}`;
+}
+
+const SHARE_MODES: readonly number[] = [ShareMode.SCARD_SHARE_EXCLUSIVE, ShareMode.SCARD_SHARE_SHARED, ShareMode.SCARD_SHARE_DIRECT];
+const INITIALIZATIONS: readonly number[] = [Disposition.SCARD_LEAVE_CARD, Disposition.SCARD_RESET_CARD, Disposition.SCARD_UNPOWER_CARD];
+const DISPOSITIONS: readonly number[] = [...INITIALIZATIONS, Disposition.SCARD_EJECT_CARD];
+
+/**
+ * winscard.c's argument checks, made before the handle's reader is looked up (2.3.3 and 2.5.1 alike), so a
+ * refused call changes nothing: SCardReconnect (538–553) takes LEAVE, RESET or UNPOWER only (not EJECT), then
+ * a known share mode, then a protocol unless DIRECT; SCardDisconnect (836–840) and SCardEndTransaction
+ * (1104–1108) take the four dispositions. SCARD_E_INVALID_VALUE or SCARD_E_PROTO_MISMATCH; undefined: go on.
+ */
+function argumentRefusal(req: Request): number | undefined {
+  const b = req.body;
+  switch (req.command) {
+    case Command.SCARD_RECONNECT: {
+      const share = b.dwShareMode as number;
+      const P = ProtocolBits;
+      if (!INITIALIZATIONS.includes(b.dwInitialization as number) || !SHARE_MODES.includes(share)) return Rv.SCARD_E_INVALID_VALUE;
+      if (share !== ShareMode.SCARD_SHARE_DIRECT && !((b.dwPreferredProtocols as number) & (P.SCARD_PROTOCOL_T0 | P.SCARD_PROTOCOL_T1 | P.SCARD_PROTOCOL_RAW | P.SCARD_PROTOCOL_ANY_OLD))) {
+        return Rv.SCARD_E_PROTO_MISMATCH;
+      }
+      return undefined;
+    }
+    case Command.SCARD_DISCONNECT:
+    case Command.SCARD_END_TRANSACTION:
+      return DISPOSITIONS.includes(b.dwDisposition as number) ? undefined : Rv.SCARD_E_INVALID_VALUE;
+    default:
+      return undefined;
+  }
 }

@@ -33,7 +33,7 @@ from smartcard.scard import (
     SCARD_LEAVE_CARD, SCARD_RESET_CARD, SCARD_UNPOWER_CARD, SCARD_ATTR_ATR_STRING, SCARD_ATTR_CHANNEL_ID,
     SCARD_CTL_CODE, SCardEstablishContext, SCardGetStatusChange, SCardListReaders, SCardReleaseContext,
     SCardConnect, SCardReconnect, SCardDisconnect, SCardTransmit, SCardStatus, SCardGetAttrib, SCardControl,
-    SCardBeginTransaction, SCardEndTransaction,
+    SCardBeginTransaction, SCardEndTransaction, SCardSetAttrib, SCARD_EJECT_CARD, SCARD_ATTR_VENDOR_NAME,
 )
 
 ANY = SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1
@@ -195,6 +195,37 @@ def direct(reader):
     out(done=0)
 
 
+def arguments(reader):
+    """Refused arguments of SCardReconnect, SCardDisconnect and SCardEndTransaction (winscard.c's checks before the
+    reader is looked up), and SCardSetAttrib (the reader driver's refusal, after the handle's reset)."""
+    rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
+    SCardListReaders(hcontext, [])
+    rv1, s, sproto = SCardConnect(hcontext, reader, SCARD_SHARE_SHARED, ANY)
+    rv2, t, tproto = SCardConnect(hcontext, reader, SCARD_SHARE_SHARED, ANY)
+    out(step='connect', rv=[u(rv1), u(rv2)])
+    tx = lambda h, p: u(SCardTransmit(h, p, SELECT_MF)[0])
+    out(step='reconnect EJECT', rv=u(SCardReconnect(s, SCARD_SHARE_SHARED, ANY, SCARD_EJECT_CARD)[0]))
+    out(step='reconnect initialization 7', rv=u(SCardReconnect(s, SCARD_SHARE_SHARED, ANY, 7)[0]))
+    out(step='reconnect share mode 0', rv=u(SCardReconnect(s, 0, ANY, SCARD_LEAVE_CARD)[0]))
+    out(step='reconnect share mode 9, no protocol', rv=u(SCardReconnect(s, 9, 0, SCARD_LEAVE_CARD)[0]))
+    out(step='reconnect shared, no protocol', rv=u(SCardReconnect(s, SCARD_SHARE_SHARED, 0, SCARD_LEAVE_CARD)[0]))
+    out(step='the other handle: no reset, no removal', rv=tx(t, tproto))
+    out(step='disconnect disposition 7', rv=u(SCardDisconnect(s, 7)))
+    out(step='the handle is still there', rv=tx(s, sproto))
+    out(step='begin', rv=u(SCardBeginTransaction(s)))
+    out(step='end disposition 7', rv=u(SCardEndTransaction(s, 7)))
+    out(step='the transaction is still held', rv=u(SCardEndTransaction(s, SCARD_LEAVE_CARD)))
+    out(step='set attrib', rv=u(SCardSetAttrib(s, SCARD_ATTR_VENDOR_NAME, [0x41, 0x42, 0x00])))
+    out(step='other reconnect RESET', rv=u(SCardReconnect(t, SCARD_SHARE_SHARED, ANY, SCARD_RESET_CARD)[0]))
+    out(step='set attrib after the other\'s reset', rv=u(SCardSetAttrib(s, SCARD_ATTR_VENDOR_NAME, [0x41, 0x42, 0x00])))
+    out(step='reconnect LEAVE', rv=u(SCardReconnect(s, SCARD_SHARE_SHARED, ANY, SCARD_LEAVE_CARD)[0]))
+    out(step='set attrib again', rv=u(SCardSetAttrib(s, SCARD_ATTR_VENDOR_NAME, [0x41, 0x42, 0x00])))
+    for h in (s, t):
+        SCardDisconnect(h, SCARD_LEAVE_CARD)
+    SCardReleaseContext(hcontext)
+    out(done=0)
+
+
 def hold(reader):
     rv, hcontext = SCardEstablishContext(SCARD_SCOPE_USER)
     SCardListReaders(hcontext, [])
@@ -230,6 +261,8 @@ if __name__ == '__main__':
         transactions(sys.argv[2])
     elif cmd == 'direct':
         direct(sys.argv[2])
+    elif cmd == 'arguments':
+        arguments(sys.argv[2])
     elif cmd == 'hold':
         hold(sys.argv[2])
     elif cmd == 'connect':

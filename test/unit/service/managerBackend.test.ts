@@ -17,6 +17,7 @@ const B = 'Workbench Simulator 01 00';
 const SELECT = Uint8Array.of(0x00, 0xa4, 0x04, 0x00, 0x07, 0xf0, 0x57, 0x42, 0x44, 0x45, 0x4d, 0x4f);
 const T1 = { protocol: ProtocolBits.SCARD_PROTOCOL_T1, pciLength: 8 };
 const ANY = ProtocolBits.SCARD_PROTOCOL_T0 | ProtocolBits.SCARD_PROTOCOL_T1;
+const SCARD_ATTR_VENDOR_NAME = 0x00010100;
 
 async function setup(transactionTimeoutMs?: number, exchangeTimeoutMs?: number) {
   const sim = new SimulatorDriver({ readers: 2 });
@@ -206,6 +207,24 @@ test('SCARD_W_RESET_CARD on every call of the other handles until their SCardRec
     await rejectsWith(b.transmit(two, T1, SELECT, 258), Rv.SCARD_W_RESET_CARD, 'two after one\'s EndTransaction(RESET)');
     await b.reconnect(one, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
     assert.equal((await b.transmit(one, T1, SELECT, 258)).at(-2), 0x90);
+  } finally { await stop(); }
+});
+
+test('SCardSetAttrib as pcscd with libccid or vpcd: SCARD_E_NOT_TRANSACTED (their IFD_NOT_SUPPORTED), after the handle\'s SCARD_W_RESET_CARD and SCARD_W_REMOVED_CARD', async () => {
+  const { sim, m, b, stop } = await setup();
+  try {
+    const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
+    const value = Uint8Array.of(1, 2, 3);
+    await rejectsWith(b.setAttrib(one, SCARD_ATTR_VENDOR_NAME, value), Rv.SCARD_E_NOT_TRANSACTED, 'winscard.c 1476–1483: not IFD_ERROR_TAG');
+    await b.reconnect(two, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
+    // RFCheckReaderEventState before IFDSetCapabilities (winscard.c 1472).
+    await rejectsWith(b.setAttrib(one, SCARD_ATTR_VENDOR_NAME, value), Rv.SCARD_W_RESET_CARD, 'the other handle\'s reset');
+    await b.reconnect(one, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
+    await rejectsWith(b.setAttrib(one, SCARD_ATTR_VENDOR_NAME, value), Rv.SCARD_E_NOT_TRANSACTED, 'after its reconnect');
+    sim.removeCard('sim:0');
+    await rejectsWith(b.setAttrib(one, SCARD_ATTR_VENDOR_NAME, value), Rv.SCARD_W_REMOVED_CARD, 'the card removed');
+    assert.ok(!m.reader(A).card, 'the reader is empty');
   } finally { await stop(); }
 });
 

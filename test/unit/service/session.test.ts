@@ -251,6 +251,28 @@ describe('card calls through the backend', () => {
     assert.equal((await c.connect((h ^ 1) || 1, READER)).rv, Rv.SCARD_E_INVALID_VALUE);
   });
 
+  test('RECONNECT, DISCONNECT and END_TRANSACTION argument checks in winscard.c order, before the backend: EJECT or an unknown initialization, an unknown share mode, no protocol, an unknown disposition', async () => {
+    const c = client();
+    const hCard = (await c.connect(await c.open(6), READER)).hCard;
+    const reconnect = async (dwShareMode: number, dwPreferredProtocols: number, dwInitialization: number) =>
+      (await c.simple(Command.SCARD_RECONNECT, 'reconnect_struct', { hCard, dwShareMode, dwPreferredProtocols, dwInitialization })).rv;
+    backend.calls.length = 0;
+    // winscard.c SCardReconnect 538–553 (2.3.3 and 2.5.1): the initialization, then the share mode, then the protocols.
+    assert.equal(await reconnect(2, 3, 3), Rv.SCARD_E_INVALID_VALUE, 'SCARD_EJECT_CARD is no initialization of SCardReconnect');
+    assert.equal(await reconnect(2, 3, 7), Rv.SCARD_E_INVALID_VALUE, 'an unknown initialization');
+    assert.equal(await reconnect(0, 3, 0), Rv.SCARD_E_INVALID_VALUE, 'share mode 0');
+    assert.equal(await reconnect(9, 0, 0), Rv.SCARD_E_INVALID_VALUE, 'an unknown share mode is looked at before the protocols');
+    assert.equal(await reconnect(2, 0, 0), Rv.SCARD_E_PROTO_MISMATCH, 'no protocol for a shared reconnect');
+    // SCardDisconnect 836–840, SCardEndTransaction 1104–1108: LEAVE, RESET, UNPOWER or EJECT.
+    assert.equal((await c.simple(Command.SCARD_DISCONNECT, 'disconnect_struct', { hCard, dwDisposition: 7 })).rv, Rv.SCARD_E_INVALID_VALUE);
+    assert.equal((await c.simple(Command.SCARD_BEGIN_TRANSACTION, 'begin_struct', { hCard })).rv, 0);
+    assert.equal((await c.simple(Command.SCARD_END_TRANSACTION, 'end_struct', { hCard, dwDisposition: 7 })).rv, Rv.SCARD_E_INVALID_VALUE);
+    assert.deepEqual(backend.calls, ['begin'], 'none of the refused calls reached the backend (no reset, no eject, no release)');
+    assert.equal((await c.simple(Command.SCARD_END_TRANSACTION, 'end_struct', { hCard, dwDisposition: 0 })).rv, 0, 'the transaction was still held');
+    assert.equal((await c.transmit(hCard as number, SELECT_DEMO)).s.rv, 0, 'the handle is still there after the refused DISCONNECT');
+    assert.equal((await c.simple(Command.SCARD_DISCONNECT, 'disconnect_struct', { hCard, dwDisposition: 0 })).rv, 0);
+  });
+
   test('exclusive: readerSharing -1 and a second CONNECT is SCARD_E_SHARING_VIOLATION', async () => {
     const a = client();
     const b = client();
@@ -319,7 +341,7 @@ describe('card calls through the backend', () => {
     const co = await c.connect(await c.open(6), READER);
     const attr = new Uint8Array(264).fill(0xa5);
     const r = await c.simple(Command.SCARD_SET_ATTRIB, 'getset_struct', { hCard: co.hCard, dwAttrId: 0x7a007, pbAttr: attr, cbAttrLen: 3 });
-    assert.equal(r.rv, Rv.SCARD_E_UNSUPPORTED_FEATURE);
+    assert.equal(r.rv, Rv.SCARD_E_NOT_TRANSACTED);
     assert.deepEqual([...(r.pbAttr as Uint8Array)], [...attr], 'pbAttr echoed as sent');
     assert.equal(r.dwAttrId, 0x7a007);
   });
