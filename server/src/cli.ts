@@ -32,7 +32,8 @@ const USAGE = `usage:
                                                               each on a freshly reset card; a line per script, then
                                                               "N passed, N failed"; --junit FILE writes JUnit XML for CI
   scard readers [--watch] [--json]                            list readers; --watch prints events until Ctrl-C
-  scard serve [--socket PATH] [--json]                        serve the readers to every PC/SC program (pcscd's protocol on a
+  scard serve [--socket PATH] [--vpcd PORT] [--pcsc] [--usb] [--no-simulator] [--card T=0|T=1] [--json]
+                                                              serve the readers to every PC/SC program (pcscd's protocol on a
                                                               UNIX socket): prints \`export PCSCLITE_CSOCK_NAME=PATH\` when
                                                               ready, then the exchanges, until SIGINT/SIGTERM
   scard atr HEX [--json]                                      decode an ATR

@@ -138,6 +138,22 @@ describe('scard serve --json', { skip }, () => {
 });
 
 describe('scard serve --pcsc started from a shell that already points PCSCLITE_CSOCK_NAME at it', { skip }, () => {
+  test('--card T=0 and --usb: a client sees the T=0 card (its ATR, the 61 xx of T=0) and serve prints the exchange; --usb does not keep it from serving', async () => {
+    const socket = path.join(tmp, 't0', 'pcscd.comm');
+    const s = await serve(['--card', 'T=0', '--usb', '--socket', socket]);
+    try {
+      const sel = await execFileP(PY, [CLIENT, 'select', SIM_READER], { env: clientEnv(s.socket), timeout: 20_000 });
+      const r = JSON.parse(sel.stdout.trim().split('\n')[0]);
+      assert.equal(r.atr, '3b6b00008031e0f7f0574244454d4f', 'the T=0 simulator card\'s ATR (T=0 only)');
+      assert.match(r.sw, /^61 [0-9A-F]{2}$/, `on T=0 the card's 61 xx reaches the client, as pcscd passes it (the client sends GET RESPONSE): ${sel.stderr}`);
+      const a = await execFileP('opensc-tool', ['-a'], { env: clientEnv(s.socket), timeout: 20_000 });
+      assert.match(a.stdout, /3b:6b:00:00:80:31:e0:f7:f0:57:42:44:45:4d:4f/i);
+      await untilOutput(s, (o) => /> 00 A4 04 00 07 F0 57 42 44 45 4D 4F/.test(o) && /< 61 /.test(o));
+    } finally {
+      s.p.kill('SIGKILL');
+    }
+  });
+
   test('its own PC/SC driver leaves that socket for the system\'s (no loop): one simulator reader, the guard says so', async () => {
     const socket = path.join(tmp, 'loop', 'pcscd.comm');
     const s = await serve(['--pcsc', '--verbose', '--socket', socket], { ...process.env, PCSCLITE_CSOCK_NAME: socket }, true);
