@@ -5,6 +5,7 @@
 # to check the driver's Windows and macOS PC/SC structure layouts against real headers,
 # meson, ninja-build, flex and pkg-config to build pcsc-lite's clients (scripts/pcsclite.mjs).
 # python3-junitparser reads back the JUnit XML of `scard test` (test/helper/scard-test.test.ts).
+# gnupg + scdaemon: gpg --card-status as a PC/SC client of `scard serve` (test/refstack/scardServe.test.ts).
 # openjdk-17-jdk-headless: Java's javax.smartcardio as a real PC/SC client, compiled with javac at
 # test time (test/refstack/javaSmartcardio.test.ts).
 # Run as root (npm run setup:system).
@@ -13,7 +14,7 @@ PKGS=(chromium pcscd libpcsclite1 libpcsclite-dev pcsc-tools libccid opensc
       vsmartcard-vpcd vsmartcard-vpicc python3-virtualsmartcard python3-pycryptodome
       python3-pyscard python3-junitparser hyperfine
       meson ninja-build flex pkg-config
-      openjdk-17-jdk-headless
+      openjdk-17-jdk-headless gnupg scdaemon
       gcc g++ make python3 libc6-dev
       libkrb5-dev curl ca-certificates
       mingw-w64 wine64 clang)

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ExchangeEntry, LogEntry } from '../../server/src/protocol';
-import { requireCommands } from '../support/system';
+import { missingPart, requireCommands } from '../support/system';
 import { SCARD, startServe, type Serve } from '../support/scardServe';
 
 const PY = '/usr/bin/python3';
@@ -26,6 +26,8 @@ const PIN_HEX = '393138323733';
 const pyscard = spawnSync(PY, ['-c', 'import smartcard'], { stdio: 'ignore' }).status === 0;
 const skip = requireCommands('scriptor', 'opensc-tool') || (pyscard ? false : 'python3-pyscard is missing; sudo npm run setup:system');
 const execFileP = promisify(execFile);
+// gpg and gpg-agent's scdaemon (Debian's gnupg, scdaemon).
+const noGpg = requireCommands('gpg', 'gpgconf') || (fs.existsSync('/usr/lib/gnupg/scdaemon') ? false : missingPart('scdaemon is missing (gpg --card-status); sudo npm run setup:system'));
 
 /** `scard serve ARGS` (test/support/scardServe.ts). */
 function serve(args: string[], env: NodeJS.ProcessEnv = process.env, keepSocketVariable = false): Promise<Serve> {
@@ -109,6 +111,24 @@ describe('scard serve with real PC/SC clients', { skip }, () => {
     await untilOutput(s, (o) => mine(o).some((l) => l.startsWith('> 00 A4 04 00 07 F0 57 42 44 45 4D 4F')));
     const exchanges = s.out().slice(before).split('\n').filter((l) => l.startsWith('> '));
     assert.deepEqual(exchanges.filter((l) => !mine(s.out()).includes(l)), [], 'every exchange line of this client names it');
+  });
+
+  test('gpg --card-status: gpg-agent\'s scdaemon reaches the simulator through the service and probes it for an OpenPGP card, under its own name', { skip: noGpg }, async () => {
+    const home = path.join(tmp, 'gnupg');
+    fs.mkdirSync(home, { mode: 0o700 });
+    // scdaemon's own CCID driver would look for USB readers first; PC/SC only, as on a machine whose readers pcscd owns.
+    fs.writeFileSync(path.join(home, 'scdaemon.conf'), 'disable-ccid\n');
+    const env = { ...clientEnv(s.socket), GNUPGHOME: home };
+    const before = s.out().length;
+    try {
+      // A fresh GNUPGHOME: gpg starts gpg-agent, and it scdaemon, with gpg's environment (the terminal's).
+      const r = spawnSync('gpg', ['--batch', '--card-status'], { env, encoding: 'utf8', timeout: 30_000 });
+      assert.notEqual(r.status, 0, 'the simulator card is no OpenPGP card');
+      assert.match(r.stderr, /OpenPGP card not available|selecting card failed/, r.stderr);
+      await untilOutput(s, (o) => /> 00 A4 04 00 06 D2 76 00 01 24 01 +\[scdaemon \(pid \d+\)\]/.test(o.slice(before)));
+    } finally {
+      spawnSync('gpgconf', ['--kill', 'all'], { env, timeout: 10_000 });
+    }
   });
 
   test('SIGTERM: serve ends with status 0 and the socket is gone', async () => {
