@@ -38,7 +38,7 @@ function missingSources(): string | false {
   const root = process.env.PCSCLITE_SOURCES ?? path.resolve('..', 'shared', 'data', 'pcsc-lite');
   return ['2.3.3', '2.5.1'].every((v) => fs.existsSync(path.join(root, v, 'meson.build'))) ? false : missingPart(`no pcsc-lite 2.3.3/2.5.1 sources in ${root} (set PCSCLITE_SOURCES)`);
 }
-const skip = requireCommands('gcc', 'meson', 'ninja', 'flex', 'pkg-config', 'pcsc_scan') || missingPyscard(PY) || missingSources();
+const skip = requireCommands('gcc', 'meson', 'ninja', 'flex', 'pkg-config', 'pcsc_scan', 'opensc-tool', 'scriptor') || missingPyscard(PY) || missingSources();
 
 interface Client { label: string; minor: number; libdir: string | null }
 let clients: Client[] = [];
@@ -185,6 +185,19 @@ describe('real libpcsclite clients against the workbench service (the reader man
         const mark = serviceLog.length;
         const r = await run('pcsc_scan', ['-r'], clientEnv(c(), server.socketPath));
         assert.match(r.stdout, /0: Workbench Simulator 00 00/, `${c().label}: ${r.stdout}${r.stderr}`);
+        assert.ok(negotiatedSince(mark).length > 0 && negotiatedSince(mark).every((v) => v === `4:${minor}`), `negotiated ${negotiatedSince(mark)}`);
+      });
+
+      test('opensc-tool -l / -a and scriptor over the client\'s own protocol version: the reader with its card, the ATR, the SELECT\'s 90 00', async () => {
+        const env = clientEnv(c(), server.socketPath);
+        const mark = serviceLog.length;
+        const l = await run('opensc-tool', ['-l'], env);
+        assert.match(l.stdout, /^0\s+Yes\s+.*Workbench Simulator 00 00$/m, `${c().label}: ${l.stdout}${l.stderr}`);
+        const a = await run('opensc-tool', ['-a'], env);
+        assert.equal(a.stdout.trim().split('\n').pop(), '3b:8b:81:31:fe:45:80:31:e0:f7:f0:57:42:44:45:4d:4f:c0', a.stdout + a.stderr);
+        const sc = await run('scriptor', ['-r', SIM_READER], env, 20_000, undefined, '00 A4 04 00 07 F0 57 42 44 45 4D 4F\n');
+        // scriptor wraps a long response over lines: the FCI, then its status word.
+        assert.match(sc.stdout, /^< 6F [0-9A-F \n]*90 00 : Normal processing/m, `${c().label}: ${sc.stdout}${sc.stderr}`);
         assert.ok(negotiatedSince(mark).length > 0 && negotiatedSince(mark).every((v) => v === `4:${minor}`), `negotiated ${negotiatedSince(mark)}`);
       });
 
