@@ -503,10 +503,9 @@ export class ClientSession {
     const h = (b.hContext as number) >>> 0;
     let rv: number;
     // Order of winscard.c SCardConnect, then MSGAddHandle's context check.
-    const P = ProtocolBits;
-    if (share !== ShareMode.SCARD_SHARE_DIRECT && !(preferred & (P.SCARD_PROTOCOL_T0 | P.SCARD_PROTOCOL_T1 | P.SCARD_PROTOCOL_RAW | P.SCARD_PROTOCOL_ANY_OLD))) {
+    if (lacksProtocol(share, preferred)) {
       rv = Rv.SCARD_E_PROTO_MISMATCH;
-    } else if (share !== ShareMode.SCARD_SHARE_EXCLUSIVE && share !== ShareMode.SCARD_SHARE_SHARED && share !== ShareMode.SCARD_SHARE_DIRECT) {
+    } else if (!SHARE_MODES.includes(share)) {
       rv = Rv.SCARD_E_INVALID_VALUE;
     } else if (!this.service.hasReader(reader)) {
       rv = Rv.SCARD_E_UNKNOWN_READER;
@@ -747,6 +746,11 @@ export function describeWireError(e: WireError): string {
 const SHARE_MODES: readonly number[] = [ShareMode.SCARD_SHARE_EXCLUSIVE, ShareMode.SCARD_SHARE_SHARED, ShareMode.SCARD_SHARE_DIRECT];
 const INITIALIZATIONS: readonly number[] = [Disposition.SCARD_LEAVE_CARD, Disposition.SCARD_RESET_CARD, Disposition.SCARD_UNPOWER_CARD];
 const DISPOSITIONS: readonly number[] = [...INITIALIZATIONS, Disposition.SCARD_EJECT_CARD];
+const P = ProtocolBits;
+const KNOWN_PROTOCOLS = P.SCARD_PROTOCOL_T0 | P.SCARD_PROTOCOL_T1 | P.SCARD_PROTOCOL_RAW | P.SCARD_PROTOCOL_ANY_OLD;
+
+/** SCardConnect's and SCardReconnect's SCARD_E_PROTO_MISMATCH before anything: no protocol pcsc-lite knows, unless DIRECT. */
+const lacksProtocol = (share: number, preferred: number): boolean => share !== ShareMode.SCARD_SHARE_DIRECT && !(preferred & KNOWN_PROTOCOLS);
 
 /**
  * winscard.c's argument checks, made before the handle's reader is looked up (2.3.3 and 2.5.1 alike), so a
@@ -759,12 +763,8 @@ function argumentRefusal(req: Request): number | undefined {
   switch (req.command) {
     case Command.SCARD_RECONNECT: {
       const share = b.dwShareMode as number;
-      const P = ProtocolBits;
       if (!INITIALIZATIONS.includes(b.dwInitialization as number) || !SHARE_MODES.includes(share)) return Rv.SCARD_E_INVALID_VALUE;
-      if (share !== ShareMode.SCARD_SHARE_DIRECT && !((b.dwPreferredProtocols as number) & (P.SCARD_PROTOCOL_T0 | P.SCARD_PROTOCOL_T1 | P.SCARD_PROTOCOL_RAW | P.SCARD_PROTOCOL_ANY_OLD))) {
-        return Rv.SCARD_E_PROTO_MISMATCH;
-      }
-      return undefined;
+      return lacksProtocol(share, b.dwPreferredProtocols as number) ? Rv.SCARD_E_PROTO_MISMATCH : undefined;
     }
     case Command.SCARD_DISCONNECT:
     case Command.SCARD_END_TRANSACTION:
