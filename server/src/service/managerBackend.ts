@@ -55,6 +55,11 @@ const SCARD_ATTR_VENDOR_IFD_VERSION = 0x00010102;
 const SCARD_ATTR_VENDOR_IFD_SERIAL_NO = 0x00010103;
 const SCARD_ATTR_MAX_IFSD = 0x00030125;
 const SCARD_ATTR_MAXINPUT = 0x0007a007;
+/** The attributes ReaderFacts describe (server/src/drivers/pcsc/attributes.ts READER_ATTRIBUTES). */
+const FACT_TAGS: ReadonlySet<number> = new Set([
+  SCARD_ATTR_VENDOR_NAME, SCARD_ATTR_VENDOR_IFD_TYPE, SCARD_ATTR_VENDOR_IFD_VERSION, SCARD_ATTR_VENDOR_IFD_SERIAL_NO,
+  SCARD_ATTR_CHANNEL_ID, SCARD_ATTR_MAX_IFSD, SCARD_ATTR_MAXINPUT,
+]);
 
 interface Handle {
   readonly reader: string;
@@ -843,6 +848,10 @@ export class ManagerBackend implements CardBackend {
     // the facts' text fields are cleaned for the Readers view.
     const raw = attrId !== SCARD_ATTR_ATR_STRING && attrId !== SCARD_ATTR_DEVICE_FRIENDLY_NAME ? info.facts?.raw?.[rawFactKey(attrId)] : undefined;
     if (raw !== undefined) return fromHex(raw);
+    // A driver that gives the IFD handler's bytes gives all it answers (the system's readers, USB CCID as libccid):
+    // a reader-fact tag missing from them is the handler's IFD_ERROR_TAG, SCARD_E_UNSUPPORTED_FEATURE through pcscd
+    // (winscard.c 2.5.1 1407–1426), not the facts' text made for the Readers view (R100).
+    if (info.facts?.raw && FACT_TAGS.has(attrId)) throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, 'the reader\'s driver does not answer this attribute');
     switch (attrId) {
       case SCARD_ATTR_ATR_STRING: {
         if (!info.card?.atr) throw new BackendError(Rv.SCARD_E_NO_SMARTCARD, 'no ATR');

@@ -471,10 +471,23 @@ test('review 6: GetAttrib answers the reader\'s own bytes (the facts\' raw map),
     const { handle } = await b.connect(reader, ShareMode.SCARD_SHARE_DIRECT, 0);
     assert.deepEqual([...await b.getAttrib(handle, 0x00010100)], [...vendor]);
     assert.deepEqual([...await b.getAttrib(handle, 0x00010102)], [...version]);
-    assert.deepEqual([...await b.getAttrib(handle, 0x00010101)], [...new TextEncoder().encode('Simulator\0')], 'no raw bytes: the text as before');
+    // R100: the driver gave the IFD handler's bytes, so a fact tag without them is one the handler does not answer
+    // (IFD_ERROR_TAG → SCARD_E_UNSUPPORTED_FEATURE, winscard.c 1407–1426), not the view's text.
+    await rejectsWith(b.getAttrib(handle, 0x00010101), Rv.SCARD_E_UNSUPPORTED_FEATURE, 'VENDOR_IFD_TYPE: not among the raw bytes');
   } finally {
     b.dispose();
     await m.stop();
+  }
+  // A driver that gives no raw bytes at all (the simulator): the facts' text, as before.
+  const plain = new ReaderManager([new SimulatorDriver()], { historySize: 0 });
+  await plain.start();
+  const pb = new ManagerBackend(plain);
+  try {
+    const { handle } = await pb.connect(plain.list().readers[0].name, ShareMode.SCARD_SHARE_DIRECT, 0);
+    assert.deepEqual([...await pb.getAttrib(handle, 0x00010101)], [...new TextEncoder().encode('Simulator\0')], 'no raw bytes: the text as before');
+  } finally {
+    pb.dispose();
+    await plain.stop();
   }
 });
 

@@ -6,6 +6,7 @@ import type { Driver, DriverSink, PowerMode, Protocol, ReaderFacts, SlotDescript
 import { decodePinVerify } from '../../codecs/pinpad';
 import { ScError, type ScErrorCode } from '../../util/errors';
 import { concatBytes, toHex } from '../../util/hex';
+import { rawFactKey } from '../../protocol';
 import {
   CCID_FEATURES, decodeCcidDescriptor, exchangeLevel, findCcidDescriptorInConfiguration, protocols as ccidProtocols,
   voltages as ccidVoltages, bcdString, exchangeLevelWords, featureWords, type CcidDescriptor, type ExchangeLevel,
@@ -439,8 +440,11 @@ class UsbCcidDriver implements Driver {
       const bcdDevice = ((dev.deviceVersionMajor & 0xff) << 8) | ((dev.deviceVersionMinor ?? 0) & 0xf) << 4 | ((dev.deviceVersionSubminor ?? 0) & 0xf);
       facts.ifdVersion = (bcdDevice << 16) >>> 0;
     }
+    facts.maxInput = d.dwMaxCCIDMessageLength - M.CCID_HEADER_LENGTH;
     const channelId = usbChannelId(dev);
     if (channelId !== undefined) facts.channelId = channelId;
+    // What the PC/SC service answers to SCardGetAttrib: libccid's bytes; ifdType and maxIfsd are the view's (R100).
+    facts.raw = libccidAttributes(facts, dev);
     return facts;
   }
 
@@ -685,6 +689,35 @@ export function usbOpenRefusedHint(platform: NodeJS.Platform = process.platform)
   if (platform === 'win32') return 'if it is a reader, Windows lets this driver open it only when it is bound to WinUSB (Zadig, or the vendor\'s WinUSB package); a reader on Microsoft\'s usbccid or its vendor\'s driver is for the PC/SC driver';
   if (platform === 'darwin') return 'if it is a reader, macOS\'s own CCID driver (CryptoTokenKit) holds it: use the PC/SC driver';
   return 'if it is a reader, give your user access to it (a udev rule, docs/install.md) or use the PC/SC driver';
+}
+
+/**
+ * R100: the reader-fact attributes as libccid's IFDHGetCapabilities (ifdhandler.c) answers them, which pcscd passes
+ * through (winscard.c 2.5.1 1401–1406), as ReaderFacts.raw (tag → hex) for the PC/SC service's SCardGetAttrib:
+ * - VENDOR_NAME: iManufacturer and a NUL; without one, 0 bytes (IFD_SUCCESS with *Length = 0);
+ * - VENDOR_IFD_VERSION: bcdDevice << 16 as a little-endian uint32;
+ * - VENDOR_IFD_SERIAL_NO: iSerialNumber and a NUL; without one, 0 bytes;
+ * - MAXINPUT: dwMaxCCIDMessageLength − 10 (CCID_HEADER_SIZE);
+ * - CHANNEL_ID: 0x0020 << 16 | bus << 8 | address, when the device tells both (else not answered, R45, R61).
+ * Nothing for VENDOR_IFD_TYPE nor MAX_IFSD: libccid has no case for them (IFD_ERROR_TAG →
+ * SCARD_E_UNSUPPORTED_FEATURE); the facts' ifdType and maxIfsd are for the Readers view only.
+ */
+function libccidAttributes(f: ReaderFacts, dev: UsbDeviceLike): Record<string, string> {
+  const u32 = (v: number): string => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v >>> 0, true);
+    return toHex(b, '').toLowerCase();
+  };
+  // libusb_get_string_descriptor_ascii, which libccid reads them with, makes each UTF-16 unit above 0x7F a '?'.
+  const str = (v: string | null | undefined): string => (v ? Buffer.from(v.replace(/[^\x00-\x7f]/g, '?') + '\0', 'latin1').toString('hex') : '');
+  const raw: Record<string, string> = {
+    [rawFactKey(0x00010100)]: str(dev.manufacturerName),
+    [rawFactKey(0x00010103)]: str(dev.serialNumber),
+    [rawFactKey(0x0007a007)]: u32(f.maxInput ?? 0),
+  };
+  if (f.ifdVersion !== undefined) raw[rawFactKey(0x00010102)] = u32(f.ifdVersion);
+  if (f.channelId !== undefined) raw[rawFactKey(0x00020110)] = u32(f.channelId);
+  return raw;
 }
 
 /**
