@@ -26,6 +26,7 @@ import { formatEntry } from '../../server/src/script/trace';
 import { parseScript } from '../../server/src/script/parser';
 import { runScript } from '../../server/src/script/engine';
 import { missingPart, missingPyscard, requireCommands } from '../support/system';
+import { eachJsonLine } from '../support/jsonLines';
 import { PluggableSimulator } from '../support/pluggableSimulator';
 import { loadRefStack, type RefStack, type StackProcess } from './stack';
 
@@ -115,20 +116,6 @@ function clientEnv(c: Client, socket: string | null): NodeJS.ProcessEnv {
 }
 
 interface Run { lines: Record<string, unknown>[]; code: number | null; stderr: string }
-
-/** Calls `fn` with each line of `stream` that is a JSON object (the client's facts), as lines complete. */
-function eachJsonLine(stream: NodeJS.ReadableStream, fn: (o: Record<string, unknown>) => void): void {
-  let partial = '';
-  stream.on('data', (b: Buffer) => {
-    partial += b.toString();
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      if (line.startsWith('{')) fn(JSON.parse(line) as Record<string, unknown>);
-    }
-  });
-}
 
 /** Runs a program; `onLine` sees each JSON line as it comes (to trigger events). Bounded by `ms`. */
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, ms = 20_000, onLine?: (l: Record<string, unknown>) => void | Promise<void>, stdin?: string): Promise<Run & { stdout: string }> {

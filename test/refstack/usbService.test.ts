@@ -17,6 +17,7 @@ import { parseFeatureList } from '../../server/src/codecs/pcscFeatures';
 import { DEMO_AID } from '../../server/src/drivers/simulator/card';
 import { toHex } from '../../server/src/util/hex';
 import { missingPyscard } from '../support/system';
+import { eachJsonLine } from '../support/jsonLines';
 import { PROFILES, SimulatedCcidDevice, SimulatedWebUsb, type CcidDeviceProfile } from '../support/ccid-device/device';
 import { clientEnv, startServiceStack, type ServiceStack } from './serviceStack';
 
@@ -46,24 +47,15 @@ function runClient(socket: string, reader: string, onReady: () => Promise<void>,
   return new Promise((resolve, reject) => {
     const p = spawn(PY, [CLIENT, reader, SELECT_APP, READ_HELLO], { env: clientEnv(socket), stdio: ['pipe', 'pipe', 'pipe'] });
     const lines: Line[] = [];
-    let partial = '';
     let stderr = '';
     const timer = setTimeout(() => {
       p.kill('SIGKILL');
       reject(new Error(`pcsc_usb.py: no exit within ${ms} ms\n${JSON.stringify(lines)}\n${stderr}`));
     }, ms);
-    p.stdout.on('data', (b: Buffer) => {
-      partial += b.toString();
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        if (!line.startsWith('{')) continue;
-        const o = JSON.parse(line) as Line;
-        lines.push(o);
-        if (o.step === 'ready') {
-          onReady().then(() => p.stdin.end('go\n'), (e: unknown) => { p.kill('SIGKILL'); clearTimeout(timer); reject(e); });
-        }
+    eachJsonLine(p.stdout, (o) => {
+      lines.push(o as Line);
+      if (o.step === 'ready') {
+        onReady().then(() => p.stdin.end('go\n'), (e: unknown) => { p.kill('SIGKILL'); clearTimeout(timer); reject(e); });
       }
     });
     p.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });

@@ -5,6 +5,7 @@
 // Every wait is bounded; both clients are killed by pid at the end whatever happened.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
+import { eachJsonLine } from './jsonLines';
 
 const PY = '/usr/bin/python3'; // Debian's, which has pyscard
 const SCRIPT = path.resolve('test/support/py/pcsc_restart.py');
@@ -43,17 +44,10 @@ function client(role: 'hold' | 'wait', reader: string, env: NodeJS.ProcessEnv): 
   const waiters: Array<() => void> = [];
   let out = '';
   let err = '';
-  let partial = '';
   child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+  eachJsonLine(child.stdout, (o) => lines.push(o));
   child.stdout.on('data', (b: Buffer) => {
     out += b.toString();
-    partial += b.toString();
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const l = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      if (l.startsWith('{')) lines.push(JSON.parse(l) as Record<string, unknown>);
-    }
     for (const w of waiters.splice(0)) w();
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code); for (const w of waiters.splice(0)) w(); }));
