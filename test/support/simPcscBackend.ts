@@ -316,7 +316,7 @@ export class SimPcscBackend implements CardBackend {
 
   async setAttrib(): Promise<void> {
     this.calls.push('setAttrib');
-    throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'the reader takes no attribute (as pcscd with libccid or vpcd)');
+    throw new BackendError(Rv.SCARD_E_UNSUPPORTED_FEATURE, 'the reader takes no attribute (as pcscd with libccid)');
   }
 
   cancel(): void {

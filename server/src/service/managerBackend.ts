@@ -49,6 +49,7 @@ const SCARD_CTL_CODE = (code: number): number => 0x42000000 + code;
 const SCARD_ATTR_ATR_STRING = 0x00090303;
 const SCARD_ATTR_CHANNEL_ID = 0x00020110;
 const SCARD_ATTR_DEVICE_FRIENDLY_NAME = 0x7fff0003;
+const SCARD_ATTR_DEVICE_SYSTEM_NAME = 0x7fff0004;
 const SCARD_ATTR_VENDOR_NAME = 0x00010100;
 const SCARD_ATTR_VENDOR_IFD_TYPE = 0x00010101;
 const SCARD_ATTR_VENDOR_IFD_VERSION = 0x00010102;
@@ -846,7 +847,7 @@ export class ManagerBackend implements CardBackend {
     try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
     // The reader driver's own bytes, as pcscd passes the IFD handler's answer through (winscard.c ~1401);
     // the facts' text fields are cleaned for the Readers view.
-    const raw = attrId !== SCARD_ATTR_ATR_STRING && attrId !== SCARD_ATTR_DEVICE_FRIENDLY_NAME ? info.facts?.raw?.[rawFactKey(attrId)] : undefined;
+    const raw = attrId !== SCARD_ATTR_ATR_STRING && attrId !== SCARD_ATTR_DEVICE_FRIENDLY_NAME && attrId !== SCARD_ATTR_DEVICE_SYSTEM_NAME ? info.facts?.raw?.[rawFactKey(attrId)] : undefined;
     if (raw !== undefined) return fromHex(raw);
     // A driver that gives the IFD handler's bytes gives all it answers (the system's readers, USB CCID as libccid):
     // a reader-fact tag missing from them is the handler's IFD_ERROR_TAG, SCARD_E_UNSUPPORTED_FEATURE through pcscd
@@ -861,7 +862,9 @@ export class ManagerBackend implements CardBackend {
         // The reader's own when it told one; else not supported, as pcscd answers an IFD handler that does
         // not know the tag (pcscd + vpcd: 0x8010001F) (R45).
         return number(info.facts?.channelId);
+      // pcscd answers both with the reader's name when the IFD handler does not know them (winscard.c 1407–1424).
       case SCARD_ATTR_DEVICE_FRIENDLY_NAME:
+      case SCARD_ATTR_DEVICE_SYSTEM_NAME:
         return new TextEncoder().encode(h.reader + '\0');
       // The reader's facts (the driver's, read once when it appeared), as libccid answers them through
       // pcscd: strings NUL-terminated, numbers as a 4-byte little-endian DWORD. What the reader did not
@@ -884,9 +887,12 @@ export class ManagerBackend implements CardBackend {
     // then RFCheckReaderEventState (winscard.c 1472), as SCardGetAttrib.
     if (h.conn) this.checkEvents(h);
     else this.eventState(h);
-    // No reader of ours takes an attribute: libccid's IFDHSetCapabilities and vpcd's answer IFD_NOT_SUPPORTED to
-    // every tag, which pcscd reports as SCARD_E_NOT_TRANSACTED (only IFD_ERROR_TAG is UNSUPPORTED_FEATURE, 1476–1483).
-    throw new BackendError(Rv.SCARD_E_NOT_TRANSACTED, 'the reader takes no attribute');
+    let info: ReaderInfo;
+    try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+    // No reader of ours takes an attribute; pcscd reports the IFD handler's refusal (winscard.c 1476–1483): vpcd's
+    // IFDHSetCapabilities answers IFD_NOT_SUPPORTED to every tag (SCARD_E_NOT_TRANSACTED), libccid's (1.5.0 on)
+    // IFD_ERROR_TAG (SCARD_E_UNSUPPORTED_FEATURE), which the simulator, USB CCID and system readers answer as.
+    throw new BackendError(info.driver === 'vpcd' ? Rv.SCARD_E_NOT_TRANSACTED : Rv.SCARD_E_UNSUPPORTED_FEATURE, 'the reader takes no attribute');
   }
 
   cancel(): void {

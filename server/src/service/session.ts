@@ -720,7 +720,8 @@ export class ClientSession {
 
   private replyFailure(req: Request, rv: number): void {
     switch (req.command) {
-      case Command.SCARD_RECONNECT: this.reply('reconnect_struct', req, { rv }); return;
+      // pcscd sends SCARD_PROTOCOL_UNDEFINED with a failure (winscard_svc.c 608, 618), which libpcsclite copies out.
+      case Command.SCARD_RECONNECT: this.reply('reconnect_struct', req, { dwActiveProtocol: 0, rv }); return;
       case Command.SCARD_DISCONNECT: this.reply('disconnect_struct', req, { rv }); return;
       case Command.SCARD_BEGIN_TRANSACTION: this.reply('begin_struct', req, { rv }); return;
       case Command.SCARD_END_TRANSACTION: this.reply('end_struct', req, { rv }); return;

@@ -210,18 +210,18 @@ test('SCARD_W_RESET_CARD on every call of the other handles until their SCardRec
   } finally { await stop(); }
 });
 
-test('SCardSetAttrib as pcscd with libccid or vpcd: SCARD_E_NOT_TRANSACTED (their IFD_NOT_SUPPORTED), after the handle\'s SCARD_W_RESET_CARD and SCARD_W_REMOVED_CARD', async () => {
+test('SCardSetAttrib as pcscd with libccid: SCARD_E_UNSUPPORTED_FEATURE (its IFD_ERROR_TAG), after the handle\'s SCARD_W_RESET_CARD and SCARD_W_REMOVED_CARD', async () => {
   const { sim, m, b, stop } = await setup();
   try {
     const one = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
     const two = (await b.connect(A, ShareMode.SCARD_SHARE_SHARED, ANY)).handle;
     const value = Uint8Array.of(1, 2, 3);
-    await rejectsWith(b.setAttrib(one, SCARD_ATTR_VENDOR_NAME, value), Rv.SCARD_E_NOT_TRANSACTED, 'winscard.c 1476–1483: not IFD_ERROR_TAG');
+    await rejectsWith(b.setAttrib(one, SCARD_ATTR_VENDOR_NAME, value), Rv.SCARD_E_UNSUPPORTED_FEATURE, 'winscard.c 1478–1483: libccid\'s IFD_ERROR_TAG');
     await b.reconnect(two, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_RESET_CARD);
     // RFCheckReaderEventState before IFDSetCapabilities (winscard.c 1472).
     await rejectsWith(b.setAttrib(one, SCARD_ATTR_VENDOR_NAME, value), Rv.SCARD_W_RESET_CARD, 'the other handle\'s reset');
     await b.reconnect(one, ShareMode.SCARD_SHARE_SHARED, ANY, Disposition.SCARD_LEAVE_CARD);
-    await rejectsWith(b.setAttrib(one, SCARD_ATTR_VENDOR_NAME, value), Rv.SCARD_E_NOT_TRANSACTED, 'after its reconnect');
+    await rejectsWith(b.setAttrib(one, SCARD_ATTR_VENDOR_NAME, value), Rv.SCARD_E_UNSUPPORTED_FEATURE, 'after its reconnect');
     sim.removeCard('sim:0');
     await rejectsWith(b.setAttrib(one, SCARD_ATTR_VENDOR_NAME, value), Rv.SCARD_W_REMOVED_CARD, 'the card removed');
     assert.ok(!m.reader(A).card, 'the reader is empty');

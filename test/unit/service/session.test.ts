@@ -259,6 +259,9 @@ describe('card calls through the backend', () => {
     backend.calls.length = 0;
     // winscard.c SCardReconnect 538–553 (2.3.3 and 2.5.1): the initialization, then the share mode, then the protocols.
     assert.equal(await reconnect(2, 3, 3), Rv.SCARD_E_INVALID_VALUE, 'SCARD_EJECT_CARD is no initialization of SCardReconnect');
+    // pcscd answers a failed SCardReconnect with SCARD_PROTOCOL_UNDEFINED (winscard_svc.c 608), not the client's own value.
+    const refused = await c.simple(Command.SCARD_RECONNECT, 'reconnect_struct', { hCard, dwShareMode: 2, dwPreferredProtocols: 3, dwInitialization: 3, dwActiveProtocol: 2 });
+    assert.deepEqual([refused.rv, refused.dwActiveProtocol], [Rv.SCARD_E_INVALID_VALUE, 0]);
     assert.equal(await reconnect(2, 3, 7), Rv.SCARD_E_INVALID_VALUE, 'an unknown initialization');
     assert.equal(await reconnect(0, 3, 0), Rv.SCARD_E_INVALID_VALUE, 'share mode 0');
     assert.equal(await reconnect(9, 0, 0), Rv.SCARD_E_INVALID_VALUE, 'an unknown share mode is looked at before the protocols');
@@ -341,7 +344,7 @@ describe('card calls through the backend', () => {
     const co = await c.connect(await c.open(6), READER);
     const attr = new Uint8Array(264).fill(0xa5);
     const r = await c.simple(Command.SCARD_SET_ATTRIB, 'getset_struct', { hCard: co.hCard, dwAttrId: 0x7a007, pbAttr: attr, cbAttrLen: 3 });
-    assert.equal(r.rv, Rv.SCARD_E_NOT_TRANSACTED);
+    assert.equal(r.rv, Rv.SCARD_E_UNSUPPORTED_FEATURE);
     assert.deepEqual([...(r.pbAttr as Uint8Array)], [...attr], 'pbAttr echoed as sent');
     assert.equal(r.dwAttrId, 0x7a007);
   });

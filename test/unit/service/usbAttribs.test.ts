@@ -10,7 +10,7 @@ import { ReaderManager } from '../../../server/src/manager/manager';
 import { createUsbCcidDriver } from '../../../server/src/drivers/usb-ccid/driver';
 import { ManagerBackend } from '../../../server/src/service/managerBackend';
 import { rvOf } from '../../../server/src/service/backend';
-import { ShareMode } from '../../../server/src/service/wire';
+import { ProtocolBits, ShareMode } from '../../../server/src/service/wire';
 import { PROFILES, SimulatedCcidDevice, SimulatedWebUsb, type CcidDeviceProfile } from '../../support/ccid-device/device';
 
 const TAGS = {
@@ -70,4 +70,20 @@ test('R100: the Readers view keeps the descriptor\'s model and dwMaxIFSD among t
   assert.equal(f.vendorName, 'Gemalto');
   assert.equal(typeof f.maxIfsd, 'number');
   assert.equal(f.maxInput, 261);
+});
+
+test('review 13: SCardSetAttrib on a USB CCID reader is libccid\'s IFD_ERROR_TAG (SCARD_E_UNSUPPORTED_FEATURE, libccid 1.5.0 on); SCARD_ATTR_DEVICE_SYSTEM_NAME is the reader\'s name, as pcscd answers it for a handler that does not know it', async () => {
+  const device = new SimulatedCcidDevice({ ...PROFILES.pinpad, bus: '2', address: 5 });
+  const m = new ReaderManager([createUsbCcidDriver({ webusb: new SimulatedWebUsb([device]), readTimeoutMs: 2000 })], { historySize: 0 });
+  await m.start();
+  const b = new ManagerBackend(m);
+  try {
+    const name = m.list().readers[0].name;
+    const { handle } = await b.connect(name, ShareMode.SCARD_SHARE_SHARED, ProtocolBits.SCARD_PROTOCOL_T0 | ProtocolBits.SCARD_PROTOCOL_T1);
+    await assert.rejects(b.setAttrib(handle, TAGS.VENDOR_NAME, Uint8Array.of(0x41, 0)), (e) => rvOf(e) === 0x8010001f);
+    assert.equal(Buffer.from(await b.getAttrib(handle, 0x7fff0004)).toString('latin1'), `${name}\0`);
+  } finally {
+    b.dispose();
+    await m.stop();
+  }
 });
