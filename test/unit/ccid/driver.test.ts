@@ -3,12 +3,13 @@
 // directly; broken devices must end in clear errors, never hang.
 
 import { test, after } from 'node:test';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { createUsbCcidDriver, usbOpenRefusedHint } from '../../../server/src/drivers/usb-ccid/driver';
-import { loadSystemWebUsb } from '../../../server/src/drivers/usb-ccid/transport';
+import { loadSystemWebUsb, usbLoadFailure } from '../../../server/src/drivers/usb-ccid/transport';
 import type { WebUsbLike } from '../../../server/src/drivers/usb-ccid/webusb';
 import type { Driver, DriverSink, LogLevel, SlotDescriptor } from '../../../server/src/drivers/driver';
 import { SimulatedCard } from '../../../server/src/drivers/simulator/card';
@@ -403,4 +404,35 @@ test('a .vsix of another VS Code build: usb\'s own "Cannot find native binding â
   assert.deepEqual(other, { ok: false, reason: 'the usb package could not be loaded (EACCES: permission denied)', wrongBuild: false });
   // And on this machine the real package loads.
   assert.equal((await loadSystemWebUsb()).ok, true);
+});
+
+test('review 13: a usb binding that is there and does not load is said as it is (the dlopen error), not as a wrong package; on Alpine the package to install is alpine-ARCH', async () => {
+  const req = createRequire(path.join(process.cwd(), 'package.json'));
+  const root = path.dirname(req.resolve('usb/package.json')) + path.sep;
+  const forget = () => { for (const k of Object.keys(req.cache)) if (k.startsWith(root)) delete req.cache[k]; };
+  const junk = path.join(os.tmpdir(), `wb-junk-${process.pid}.node`);
+  writeFileSync(junk, 'not a shared object');
+  let raw = '';
+  try {
+    // usb 3.1.0's real loader, pointed at a file that is not a library: it still says "Cannot find native binding".
+    const sys = await loadSystemWebUsb(async () => {
+      forget();
+      process.env.NAPI_RS_NATIVE_LIBRARY_PATH = junk;
+      try { return req(req.resolve('usb')); } catch (e) { raw = (e as Error).message; throw e; } finally {
+        delete process.env.NAPI_RS_NATIVE_LIBRARY_PATH;
+        forget();
+      }
+    });
+    assert.match(raw, /Cannot find native binding/);
+    assert.equal(sys.ok ? 'loaded' : sys.wrongBuild, false);
+    const reason = sys.ok ? '' : sys.reason;
+    assert.match(reason, /invalid ELF header|file too short|not a valid|wrong ELF/i, reason);
+    assert.doesNotMatch(reason, /install the Smart Card Workbench package/);
+  } finally {
+    rmSync(junk, { force: true });
+  }
+  // Alpine: the same loader's "no binding at all", named by the package target scripts/package.mjs builds.
+  const notFound = Object.assign(new Error('Cannot find native binding.'), { cause: Object.assign(new Error("Cannot find module '@node-usb/usb-linux-x64-musl'"), { cause: new Error("Cannot find module './usb.linux-x64-musl.node'") }) });
+  assert.match(usbLoadFailure(notFound, 'linux', 'x64', true), /package built for alpine-x64/);
+  assert.match(usbLoadFailure(notFound, 'linux', 'x64', false), /package built for linux-x64/);
 });
