@@ -835,16 +835,22 @@ export class ManagerBackend implements CardBackend {
     else this.eventState(h); // a direct handle hears the removal and resets too (R47)
   }
 
-  async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
+  /**
+   * pcscd's checks before SCardGetAttrib and SCardSetAttrib ask the IFD handler: RFCheckSharing, then
+   * RFCheckReaderEventState (winscard.c ~1397, 1472): a reset or removed card is the handle's SCARD_W_RESET_CARD /
+   * SCARD_W_REMOVED_CARD until its SCardReconnect, a direct handle's too (R47). The reader, for the answer.
+   */
+  private async attribReader(handle: BackendHandle): Promise<{ h: Handle; info: ReaderInfo }> {
     const h = this.live(handle);
-    this.checkSharing(h); // pcscd's SCardGetAttrib: RFCheckSharing first
+    this.checkSharing(h);
     await this.lookOutside(h.reader);
-    // then RFCheckReaderEventState (winscard.c ~1397): a reset or removed card is the handle's
-    // SCARD_W_RESET_CARD / SCARD_W_REMOVED_CARD until its SCardReconnect, a direct handle's too (R47).
     if (h.conn) this.checkEvents(h);
     else this.eventState(h);
-    let info: ReaderInfo;
-    try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+    try { return { h, info: this.manager.reader(h.reader) }; } catch (e) { throw this.fail(h, e); }
+  }
+
+  async getAttrib(handle: BackendHandle, attrId: number): Promise<Uint8Array> {
+    const { h, info } = await this.attribReader(handle);
     // The reader driver's own bytes, as pcscd passes the IFD handler's answer through (winscard.c ~1401);
     // the facts' text fields are cleaned for the Readers view.
     const raw = attrId !== SCARD_ATTR_ATR_STRING && attrId !== SCARD_ATTR_DEVICE_FRIENDLY_NAME && attrId !== SCARD_ATTR_DEVICE_SYSTEM_NAME ? info.facts?.raw?.[rawFactKey(attrId)] : undefined;
@@ -881,14 +887,7 @@ export class ManagerBackend implements CardBackend {
   }
 
   async setAttrib(handle: BackendHandle, _attrId: number, _value: Uint8Array): Promise<void> {
-    const h = this.live(handle);
-    this.checkSharing(h); // pcscd's SCardSetAttrib: RFCheckSharing first
-    await this.lookOutside(h.reader);
-    // then RFCheckReaderEventState (winscard.c 1472), as SCardGetAttrib.
-    if (h.conn) this.checkEvents(h);
-    else this.eventState(h);
-    let info: ReaderInfo;
-    try { info = this.manager.reader(h.reader); } catch (e) { throw this.fail(h, e); }
+    const { info } = await this.attribReader(handle);
     // No reader of ours takes an attribute; pcscd reports the IFD handler's refusal (winscard.c 1476–1483): vpcd's
     // IFDHSetCapabilities answers IFD_NOT_SUPPORTED to every tag (SCARD_E_NOT_TRANSACTED), libccid's (1.5.0 on)
     // IFD_ERROR_TAG (SCARD_E_UNSUPPORTED_FEATURE), which the simulator, USB CCID and system readers answer as.
