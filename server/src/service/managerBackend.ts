@@ -36,6 +36,7 @@ import { Disposition, ProtocolBits, Rv, ShareMode } from './wire';
 import type { Connection, DirectUser, Disposition as ManagerDisposition, ReaderManager, TransmitOptions } from '../manager/manager';
 import { rawFactKey, type ControlEntry, type ReaderInfo } from '../protocol';
 import type { Protocol } from '../drivers/driver';
+import { READER_ATTRIBUTES } from '../drivers/pcsc/attributes';
 import { CM_IOCTL_GET_FEATURE_REQUEST } from '../codecs/pcscFeatures';
 import { secretRanges } from '../codecs/apdu';
 import { asScError, type ScErrorCode } from '../util/errors';
@@ -56,11 +57,8 @@ const SCARD_ATTR_VENDOR_IFD_VERSION = 0x00010102;
 const SCARD_ATTR_VENDOR_IFD_SERIAL_NO = 0x00010103;
 const SCARD_ATTR_MAX_IFSD = 0x00030125;
 const SCARD_ATTR_MAXINPUT = 0x0007a007;
-/** The attributes ReaderFacts describe (server/src/drivers/pcsc/attributes.ts READER_ATTRIBUTES). */
-const FACT_TAGS: ReadonlySet<number> = new Set([
-  SCARD_ATTR_VENDOR_NAME, SCARD_ATTR_VENDOR_IFD_TYPE, SCARD_ATTR_VENDOR_IFD_VERSION, SCARD_ATTR_VENDOR_IFD_SERIAL_NO,
-  SCARD_ATTR_CHANNEL_ID, SCARD_ATTR_MAX_IFSD, SCARD_ATTR_MAXINPUT,
-]);
+/** The attributes ReaderFacts describe: the table the PC/SC driver reads them by. */
+const FACT_TAGS: ReadonlySet<number> = new Set(READER_ATTRIBUTES.map((a) => a.tag));
 
 interface Handle {
   readonly reader: string;
