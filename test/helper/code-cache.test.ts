@@ -3,7 +3,7 @@
 // handed to V8 — a changed bundle, a damaged or torn file, a folder or file of someone else, a link.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
+import { forkHelperProcess } from '../support/forkHelper';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -150,12 +150,7 @@ test('a folder that is not this user\'s alone is not used: a link, a file; an op
 
 /** The product's helper (out/server.js → out/helper.js), forked as the extension forks it; its log lines. */
 async function forkedHelper(cacheDir: string | undefined) {
-  const server = path.join(__dirname, '..', '..', 'server.js');
-  const env = { ...process.env };
-  delete env.SMARTCARD_PIN_KEY;
-  delete env.PCSCLITE_CSOCK_NAME;
-  if (cacheDir) env[CODE_CACHE_ENV] = cacheDir; else delete env[CODE_CACHE_ENV];
-  const child = fork(server, ['--node-ipc'], { execArgv: [], env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const child = forkHelperProcess(__dirname, { [CODE_CACHE_ENV]: cacheDir });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const conn = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
   const lines: string[] = [];

@@ -4,7 +4,7 @@
 // its scriptEnded before the run's response, everything before the helper stops.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
+import { forkHelperProcess } from '../support/forkHelper';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,11 +110,7 @@ test('a single exchange with nothing after it (a PC/SC client\'s transmit: no re
 
 /** The product's helper bundle forked with IPC as the extension forks it; its notifications recorded. */
 async function forkedHelper(initializationOptions: unknown) {
-  const server = path.join(__dirname, '..', '..', 'server.js');
-  const env = { ...process.env };
-  delete env.SMARTCARD_PIN_KEY;
-  delete env.PCSCLITE_CSOCK_NAME;
-  const child = fork(server, ['--node-ipc'], { execArgv: [], env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const child = forkHelperProcess(__dirname);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   stops.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill(); });
   const conn = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));

@@ -10,7 +10,7 @@
 // winscard_msg.c:418-423), and a new context works.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
+import { forkHelperProcess } from '../support/forkHelper';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,11 +111,7 @@ test('the helper process killed (SIGKILL) and a new one started on the same sock
 
 /** The product's helper bundle (out/server.js), forked with IPC as the extension forks it; resolves once its service runs. */
 async function forkedHelper(socket: string) {
-  const server = path.join(__dirname, '..', '..', 'server.js');
-  const env = { ...process.env };
-  delete env.SMARTCARD_PIN_KEY;
-  delete env.PCSCLITE_CSOCK_NAME;
-  const child = fork(server, ['--node-ipc'], { execArgv: [], env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const child = forkHelperProcess(__dirname);
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
